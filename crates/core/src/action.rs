@@ -1,0 +1,189 @@
+//! An action an actor asks to perform, as submitted.
+//!
+//! `payload` is the exact thing that will run (a command, a statement, tool
+//! arguments). It is kept verbatim: the fingerprint covers it, and the
+//! reviewer sees it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The most labels one action may carry.
+pub const MAX_LABELS: usize = 64;
+/// The longest kind, resource, label or on_behalf_of accepted.
+pub const MAX_FIELD_LEN: usize = 512;
+/// The longest justification accepted.
+pub const MAX_JUSTIFICATION_LEN: usize = 4096;
+/// The deepest JSON nesting accepted in payload and context.
+pub const MAX_DEPTH: usize = 32;
+
+/// An action as an actor submits it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// An open set: `shell.exec`, `sql.execute`, `http.request`, `mcp.tool_call`, …
+    pub kind: String,
+    /// Where the action lands, e.g. `prod-db`.
+    pub resource: String,
+    /// The exact thing to run.
+    #[serde(default)]
+    pub payload: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Free facts the actor states about itself, e.g. `{"confidence": 0.92}`.
+    #[serde(default)]
+    pub context: Map<String, Value>,
+}
+
+/// Why an action was refused before any policy looked at it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    #[error("`{field}` must not be empty")]
+    Empty { field: &'static str },
+    #[error("`{field}` is longer than {max} characters")]
+    TooLong { field: &'static str, max: usize },
+    #[error("`kind` `{0}` may contain only letters, digits, `.`, `_` and `-`")]
+    BadKind(String),
+    #[error("`{field}` contains a control character")]
+    ControlCharacter { field: &'static str },
+    #[error("more than {MAX_LABELS} labels")]
+    TooManyLabels,
+    #[error("`{field}` is nested deeper than {MAX_DEPTH} levels")]
+    TooDeep { field: &'static str },
+    #[error("`{field}` uses the reserved key `{key}`")]
+    ReservedKey { field: &'static str, key: String },
+}
+
+/// JSON keys that Cedar's JSON format reads as entity or extension
+/// escapes; letting them through would let a caller forge entity references.
+const RESERVED_KEYS: [&str; 3] = ["__entity", "__extn", "__expr"];
+
+impl Action {
+    /// Checks the shape of a submitted action.
+    pub fn validate(&self) -> Result<(), ActionError> {
+        check_text("kind", &self.kind, MAX_FIELD_LEN, true)?;
+        if !self.kind.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+            return Err(ActionError::BadKind(self.kind.clone()));
+        }
+        check_text("resource", &self.resource, MAX_FIELD_LEN, true)?;
+        if let Some(obo) = &self.on_behalf_of {
+            check_text("on_behalf_of", obo, MAX_FIELD_LEN, true)?;
+        }
+        if let Some(j) = &self.justification {
+            check_text("justification", j, MAX_JUSTIFICATION_LEN, false)?;
+        }
+        if self.labels.len() > MAX_LABELS {
+            return Err(ActionError::TooManyLabels);
+        }
+        for label in &self.labels {
+            check_text("labels", label, MAX_FIELD_LEN, true)?;
+        }
+        check_json("payload", &self.payload, 0)?;
+        for value in self.context.values() {
+            check_json("context", value, 1)?;
+        }
+        for key in self.context.keys() {
+            check_key("context", key)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_text(field: &'static str, value: &str, max: usize, single_line: bool) -> Result<(), ActionError> {
+    if value.trim().is_empty() {
+        return Err(ActionError::Empty { field });
+    }
+    if value.chars().count() > max {
+        return Err(ActionError::TooLong { field, max });
+    }
+    let bad = |c: char| c.is_control() && !(!single_line && matches!(c, '\n' | '\t' | '\r'));
+    if value.chars().any(bad) {
+        return Err(ActionError::ControlCharacter { field });
+    }
+    Ok(())
+}
+
+fn check_key(field: &'static str, key: &str) -> Result<(), ActionError> {
+    if RESERVED_KEYS.contains(&key) {
+        return Err(ActionError::ReservedKey { field, key: key.to_owned() });
+    }
+    Ok(())
+}
+
+fn check_json(field: &'static str, value: &Value, depth: usize) -> Result<(), ActionError> {
+    if depth > MAX_DEPTH {
+        return Err(ActionError::TooDeep { field });
+    }
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => Ok(()),
+        Value::Array(items) => items.iter().try_for_each(|v| check_json(field, v, depth + 1)),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            check_key(field, k)?;
+            check_json(field, v, depth + 1)
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Action {
+        serde_json::from_value(json!({
+            "kind": "sql.execute", "resource": "prod-db",
+            "payload": {"statement": "DELETE FROM users WHERE id = 7"},
+            "on_behalf_of": "alice", "justification": "ticket 42",
+            "labels": ["pii"], "context": {"confidence": 0.92}
+        }))
+        .unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    #[test]
+    fn accepts_the_documented_example() {
+        assert_eq!(sample().validate(), Ok(()));
+    }
+
+    #[test]
+    fn rejects_unknown_fields() {
+        let r: Result<Action, _> = serde_json::from_value(json!({"kind": "a", "resource": "b", "extra": 1}));
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn rejects_bad_fields() {
+        let mut a = sample();
+        a.kind = "".into();
+        assert_eq!(a.validate(), Err(ActionError::Empty { field: "kind" }));
+        let mut a = sample();
+        a.kind = "rm -rf".into();
+        assert!(matches!(a.validate(), Err(ActionError::BadKind(_))));
+        let mut a = sample();
+        a.resource = "a\u{0}b".into();
+        assert_eq!(a.validate(), Err(ActionError::ControlCharacter { field: "resource" }));
+        let mut a = sample();
+        a.labels = vec!["x".into(); MAX_LABELS + 1];
+        assert_eq!(a.validate(), Err(ActionError::TooManyLabels));
+    }
+
+    #[test]
+    fn rejects_cedar_escape_keys() {
+        let mut a = sample();
+        a.payload = json!({"user": {"__entity": {"type": "User", "id": "admin"}}});
+        assert!(matches!(a.validate(), Err(ActionError::ReservedKey { .. })));
+    }
+
+    #[test]
+    fn rejects_deep_nesting() {
+        let mut v = json!(1);
+        for _ in 0..40 {
+            v = json!([v]);
+        }
+        let mut a = sample();
+        a.payload = v;
+        assert_eq!(a.validate(), Err(ActionError::TooDeep { field: "payload" }));
+    }
+}

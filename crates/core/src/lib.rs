@@ -1,0 +1,27 @@
+//! countersign's domain model, free of I/O.
+//!
+//! Everything that decides whether an approval counts, and what an approval
+//! binds to, lives here so that it can be tested alone:
+//! - [`action`]: what an actor asks to do, and its validation;
+//! - [`fingerprint`]: the digest an approval authorises, and nothing else;
+//! - [`principal`]: who acts, and who counts as the same person;
+//! - [`request`]: the stored approval request and its parts;
+//! - [`lifecycle`]: the approval state machine (votes, release, expiry, …).
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod action;
+pub mod clock;
+pub mod fingerprint;
+pub mod lifecycle;
+pub mod principal;
+pub mod request;
+
+pub use action::{Action, ActionError};
+pub use clock::{parse_duration, DurationError, Timestamp};
+pub use fingerprint::Fingerprint;
+pub use lifecycle::{Approver, Exclusions, Refusal};
+pub use principal::{PersonKey, Principal, PrincipalKind, PrincipalRef};
+pub use request::{
+    Comment, Outcome, OutcomeStatus, Request, Requirement, Status, Vote, VoteKind,
+};

@@ -1,0 +1,283 @@
+//! The approval state machine.
+//!
+//! ```text
+//! pending ──► approved ──► released ──► (outcome)
+//!    │            │
+//!    ├─► denied   ├─► denied (late veto), expired, cancelled, revoked
+//!    └─► expired, cancelled, revoked
+//! allowed ──► (outcome)
+//! ```
+//!
+//! Every function here is pure: it takes the current request and `now`, and
+//! returns the next request or a [`Refusal`]. The store applies the result
+//! in one atomic compare-and-set, so concurrent moves resolve to exactly one
+//! winner.
+
+use std::collections::BTreeSet;
+
+use crate::{
+    Comment, Outcome, PersonKey, PrincipalKind, PrincipalRef, Request, Status, Timestamp, Vote,
+    VoteKind,
+};
+
+/// A human acting on a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approver {
+    pub principal: PrincipalRef,
+    pub person: PersonKey,
+    pub groups: Vec<String>,
+}
+
+/// The people and identities who may not approve a request: the requester,
+/// the agent's owner, the user it acts for, and each of their other
+/// identities (same email).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exclusions {
+    identities: BTreeSet<PrincipalRef>,
+    names: BTreeSet<String>,
+    persons: BTreeSet<PersonKey>,
+}
+
+impl Exclusions {
+    /// Excludes one identity.
+    pub fn principal(&mut self, principal: PrincipalRef) -> &mut Self {
+        if principal.kind == PrincipalKind::User {
+            self.names.insert(principal.name.clone());
+        }
+        self.identities.insert(principal);
+        self
+    }
+
+    /// Excludes a user, by name, whether or not such a user exists yet.
+    pub fn user_name(&mut self, name: &str) -> &mut Self {
+        self.names.insert(name.to_owned());
+        if name.contains('@') {
+            self.persons.insert(PersonKey::from_email(name));
+        }
+        self
+    }
+
+    /// Excludes a person, under every identity they hold.
+    pub fn person(&mut self, person: PersonKey) -> &mut Self {
+        self.persons.insert(person);
+        self
+    }
+
+    pub fn excludes(&self, approver: &Approver) -> bool {
+        self.identities.contains(&approver.principal)
+            || (approver.principal.kind == PrincipalKind::User && self.names.contains(&approver.principal.name))
+            || self.persons.contains(&approver.person)
+    }
+}
+
+/// Why a move was refused. Each has a stable machine-readable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the request is `{0}`, not pending")]
+    NotPending(&'static str),
+    #[error("the request is `{0}` and can no longer change")]
+    NotOpen(&'static str),
+    #[error("the request's deadline has passed")]
+    Expired,
+    #[error("you cannot approve or deny a request that you, an agent you own, or your other identity asked for, or that acts on your behalf")]
+    SelfApproval,
+    #[error("you are not in any approver group of this request")]
+    NotAnApprover,
+    #[error("you have already approved this request")]
+    DuplicateVote,
+    #[error("only the requester may do this")]
+    NotRequester,
+    #[error("the request is `{0}`, not approved")]
+    NotApproved(&'static str),
+    #[error("the approval was already released; approvals are single-use")]
+    AlreadyReleased,
+    #[error("an outcome is accepted only for an allowed or released request; this one is `{0}`")]
+    OutcomeNotAccepted(&'static str),
+    #[error("an outcome was already reported")]
+    OutcomeAlreadyReported,
+}
+
+impl Refusal {
+    /// The stable error code for API clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotPending(_) => "not_pending",
+            Self::NotOpen(_) => "not_open",
+            Self::Expired => "expired",
+            Self::SelfApproval => "self_approval",
+            Self::NotAnApprover => "not_an_approver",
+            Self::DuplicateVote => "duplicate_vote",
+            Self::NotRequester => "not_requester",
+            Self::NotApproved(_) => "not_approved",
+            Self::AlreadyReleased => "already_released",
+            Self::OutcomeNotAccepted(_) => "outcome_not_accepted",
+            Self::OutcomeAlreadyReported => "outcome_already_reported",
+        }
+    }
+}
+
+/// Moves a request past any deadline that `now` has reached: a pending
+/// request past `expires_at`, or an approval not released by `release_by`,
+/// becomes `expired`. Returns `None` when nothing is due.
+pub fn settle_deadline(request: &Request, now: Timestamp) -> Option<Request> {
+    let due = match request.status {
+        Status::Pending => request.expires_at.is_some_and(|t| t <= now),
+        Status::Approved => request.release_by.is_some_and(|t| t <= now),
+        Status::Allowed
+        | Status::Denied
+        | Status::Released
+        | Status::Expired
+        | Status::Cancelled
+        | Status::Revoked => false,
+    };
+    due.then(|| close(request, Status::Expired, "the deadline passed without a decision", now))
+}
+
+/// Records an approval or a denial.
+///
+/// A denial by any eligible approver ends the request, and may also veto an
+/// approval that was not yet released. An approval that completes every
+/// requirement's quorum moves the request to `approved`.
+pub fn vote(
+    request: &Request,
+    approver: &Approver,
+    exclusions: &Exclusions,
+    kind: VoteKind,
+    comment: Option<String>,
+    now: Timestamp,
+) -> Result<Request, Refusal> {
+    match (request.status, kind) {
+        (Status::Pending, VoteKind::Approve | VoteKind::Deny) | (Status::Approved, VoteKind::Deny) => {}
+        (Status::Approved, VoteKind::Approve)
+        | (
+            Status::Allowed
+            | Status::Denied
+            | Status::Released
+            | Status::Expired
+            | Status::Cancelled
+            | Status::Revoked,
+            VoteKind::Approve | VoteKind::Deny,
+        ) => return Err(Refusal::NotPending(request.status.as_str())),
+    }
+    if settle_deadline(request, now).is_some() {
+        return Err(Refusal::Expired);
+    }
+    if exclusions.excludes(approver) {
+        return Err(Refusal::SelfApproval);
+    }
+    if !request.requirements.iter().any(|r| r.admits(&approver.groups)) {
+        return Err(Refusal::NotAnApprover);
+    }
+    let already = request
+        .votes
+        .iter()
+        .any(|v| v.kind == VoteKind::Approve && v.person == approver.person);
+    if kind == VoteKind::Approve && already {
+        return Err(Refusal::DuplicateVote);
+    }
+
+    let mut next = request.clone();
+    next.votes.push(Vote {
+        kind,
+        by: approver.principal.clone(),
+        person: approver.person.clone(),
+        groups: approver.groups.clone(),
+        comment,
+        at: now,
+    });
+    match kind {
+        VoteKind::Deny => {
+            let reason = format!("denied by {}", approver.principal.name);
+            Ok(close(&next, Status::Denied, &reason, now))
+        }
+        VoteKind::Approve => {
+            if next.quorum_met() {
+                let valid_for = next.requirements.iter().map(|r| r.valid_for).min().unwrap_or_default();
+                next.status = Status::Approved;
+                next.reason = "every approval requirement is met".to_owned();
+                next.approved_at = Some(now);
+                next.release_by = Some(now.plus(valid_for));
+            }
+            Ok(next)
+        }
+    }
+}
+
+/// The requester withdraws a pending or approved request.
+pub fn cancel(request: &Request, by: &PrincipalRef, now: Timestamp) -> Result<Request, Refusal> {
+    if by != &request.principal {
+        return Err(Refusal::NotRequester);
+    }
+    if !request.status.is_open() {
+        return Err(Refusal::NotOpen(request.status.as_str()));
+    }
+    Ok(close(request, Status::Cancelled, &format!("cancelled by {}", by.name), now))
+}
+
+/// A policy change or identity revocation withdraws an open request.
+pub fn revoke(request: &Request, reason: &str, now: Timestamp) -> Result<Request, Refusal> {
+    if !request.status.is_open() {
+        return Err(Refusal::NotOpen(request.status.as_str()));
+    }
+    Ok(close(request, Status::Revoked, reason, now))
+}
+
+/// The requester takes its approval. Single-use: a second release is refused.
+pub fn release(request: &Request, by: &PrincipalRef, now: Timestamp) -> Result<Request, Refusal> {
+    if by != &request.principal {
+        return Err(Refusal::NotRequester);
+    }
+    match request.status {
+        Status::Approved => {}
+        Status::Released => return Err(Refusal::AlreadyReleased),
+        Status::Allowed
+        | Status::Denied
+        | Status::Pending
+        | Status::Expired
+        | Status::Cancelled
+        | Status::Revoked => return Err(Refusal::NotApproved(request.status.as_str())),
+    }
+    if settle_deadline(request, now).is_some() {
+        return Err(Refusal::Expired);
+    }
+    let mut next = request.clone();
+    next.status = Status::Released;
+    next.reason = "approved and released to the requester".to_owned();
+    next.released_at = Some(now);
+    Ok(next)
+}
+
+/// The requester reports how the action went. Accepted once, and only for
+/// an action that was allowed or released.
+pub fn report_outcome(request: &Request, by: &PrincipalRef, outcome: Outcome) -> Result<Request, Refusal> {
+    if by != &request.principal {
+        return Err(Refusal::NotRequester);
+    }
+    if !request.status.may_run() {
+        return Err(Refusal::OutcomeNotAccepted(request.status.as_str()));
+    }
+    if request.outcome.is_some() {
+        return Err(Refusal::OutcomeAlreadyReported);
+    }
+    let mut next = request.clone();
+    next.outcome = Some(outcome);
+    Ok(next)
+}
+
+/// Adds a comment; comments never change the decision.
+pub fn comment(request: &Request, by: &PrincipalRef, text: String, now: Timestamp) -> Request {
+    let mut next = request.clone();
+    next.comments.push(Comment { by: by.clone(), text, at: now });
+    next
+}
+
+fn close(request: &Request, status: Status, reason: &str, now: Timestamp) -> Request {
+    let mut next = request.clone();
+    next.status = status;
+    next.reason = reason.to_owned();
+    next.closed_at = Some(now);
+    next
+}
+
+#[cfg(test)]
+mod tests;

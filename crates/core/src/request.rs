@@ -1,0 +1,256 @@
+//! The stored approval request: the action, the decision that was made
+//! about it, and everything that happened to it since.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Action, Fingerprint, PersonKey, PrincipalRef, Timestamp};
+
+/// Where a request stands.
+///
+/// `Allowed` and `Released` may still receive one outcome report; `Denied`,
+/// `Expired`, `Cancelled` and `Revoked` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Routine: the policy allowed it without approval.
+    Allowed,
+    /// The policy denied it, or an approver did.
+    Denied,
+    /// Waiting for approvals.
+    Pending,
+    /// Every requirement is met; waiting for the requester to release it.
+    Approved,
+    /// The requester took the approval (single use) and may run the action.
+    Released,
+    /// Not decided before its deadline, or approved but not released in time.
+    Expired,
+    /// Withdrawn by the requester.
+    Cancelled,
+    /// Withdrawn by a policy change or an identity revocation.
+    Revoked,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::Allowed,
+        Status::Denied,
+        Status::Pending,
+        Status::Approved,
+        Status::Released,
+        Status::Expired,
+        Status::Cancelled,
+        Status::Revoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Denied => "denied",
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Released => "released",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// No further transition is possible from a final status.
+    pub fn is_final(self) -> bool {
+        match self {
+            Self::Denied | Self::Expired | Self::Cancelled | Self::Revoked => true,
+            Self::Allowed | Self::Pending | Self::Approved | Self::Released => false,
+        }
+    }
+
+    /// The action may run (an outcome may be reported).
+    pub fn may_run(self) -> bool {
+        match self {
+            Self::Allowed | Self::Released => true,
+            Self::Denied | Self::Pending | Self::Approved | Self::Expired | Self::Cancelled | Self::Revoked => false,
+        }
+    }
+
+    /// Still waiting on people or on the requester.
+    pub fn is_open(self) -> bool {
+        match self {
+            Self::Pending | Self::Approved => true,
+            Self::Allowed | Self::Denied | Self::Released | Self::Expired | Self::Cancelled | Self::Revoked => false,
+        }
+    }
+}
+
+/// One approval requirement, from one satisfied permit with approval
+/// annotations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirement {
+    /// The id of the policy that imposed it.
+    pub policy: String,
+    /// Members of any of these groups may approve.
+    pub groups: Vec<String>,
+    /// Distinct people needed.
+    pub quorum: u32,
+    /// How long the request may wait for this requirement.
+    #[serde(with = "duration_millis")]
+    pub timeout: Duration,
+    /// How long an approval stays usable before release.
+    #[serde(with = "duration_millis")]
+    pub valid_for: Duration,
+}
+
+impl Requirement {
+    pub fn admits(&self, groups: &[String]) -> bool {
+        self.groups.iter().any(|g| groups.contains(g))
+    }
+}
+
+/// Approve or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VoteKind {
+    Approve,
+    Deny,
+}
+
+/// An accepted approval or denial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    pub kind: VoteKind,
+    /// The identity that voted.
+    pub by: PrincipalRef,
+    /// The person behind it.
+    pub person: PersonKey,
+    /// The approver's groups when they voted: quorum is counted from these.
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub at: Timestamp,
+}
+
+/// A note on a request; it does not affect the decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comment {
+    pub by: PrincipalRef,
+    pub text: String,
+    pub at: Timestamp,
+}
+
+/// How the action went, as the requester reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeStatus {
+    Succeeded,
+    Failed,
+}
+
+/// The reported result of running the action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: OutcomeStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_sha256: Option<String>,
+    pub reported_at: Timestamp,
+}
+
+/// An approval request and its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: String,
+    pub fingerprint: Fingerprint,
+    pub principal: PrincipalRef,
+    /// The owner of the requesting agent when it asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    pub action: Action,
+    pub status: Status,
+    /// Why the status is what it is, in words.
+    pub reason: String,
+    /// The policies that determined the decision.
+    pub policies: Vec<String>,
+    /// The hash of the policy set that decided.
+    pub policy_hash: String,
+    pub requirements: Vec<Requirement>,
+    pub created_at: Timestamp,
+    /// Pending requests expire here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<Timestamp>,
+    /// An approval must be released before this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_by: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<Timestamp>,
+    /// When the request reached a final status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<Timestamp>,
+    #[serde(default)]
+    pub votes: Vec<Vote>,
+    #[serde(default)]
+    pub comments: Vec<Comment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+impl Request {
+    /// Accepted approvals.
+    pub fn approvals(&self) -> impl Iterator<Item = &Vote> {
+        self.votes.iter().filter(|v| v.kind == VoteKind::Approve)
+    }
+
+    /// Distinct people who approved and belong to `requirement`'s groups.
+    pub fn approvals_for(&self, requirement: &Requirement) -> usize {
+        let mut people: Vec<&PersonKey> = self
+            .approvals()
+            .filter(|v| requirement.admits(&v.groups))
+            .map(|v| &v.person)
+            .collect();
+        people.sort();
+        people.dedup();
+        people.len()
+    }
+
+    /// Every requirement has its quorum of distinct people.
+    pub fn quorum_met(&self) -> bool {
+        self.requirements
+            .iter()
+            .all(|r| self.approvals_for(r) >= usize::try_from(r.quorum).unwrap_or(usize::MAX))
+    }
+}
+
+mod duration_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in Status::ALL {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Status::parse("nope"), None);
+    }
+}
