@@ -1,1 +1,98 @@
-//! (being written)
+//! The storage contract every backend (SQLite, PostgreSQL) implements, and
+//! the conformance suite that holds them to it.
+//!
+//! Two promises matter most:
+//! - **Atomic moves.** [`Store::update_request`] runs the caller's pure
+//!   transition against the current request and saves the result in one
+//!   transaction, serialised against every other move on that request, so
+//!   racing approve / deny / cancel / expire / revoke end in exactly one
+//!   final state.
+//! - **Durable audit.** Every mutating method takes the audit drafts that
+//!   describe it and appends them, hash-chained, in the same transaction.
+//!   The method returns only after that transaction is durable (fsync), so
+//!   nobody hears of a change the log could lose.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod error;
+mod types;
+
+use async_trait::async_trait;
+use countersign_audit::{AuditDraft, AuditEvent};
+use countersign_core::{Principal, Request, Timestamp};
+
+pub use error::StoreError;
+pub use types::{Agent, NewAgent, NewUser, RequestFilter, Update, UpdateFn, Updated, User};
+
+/// The gateway's persistent state: identities, requests, and the audit log.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    // ---- identities -------------------------------------------------------
+
+    /// Creates a user and its first credential. `AlreadyExists` if the name is taken.
+    async fn create_user(&self, user: NewUser, events: Vec<AuditDraft>) -> Result<User, StoreError>;
+
+    /// Creates an agent and its key. `AlreadyExists` if the name is taken.
+    async fn create_agent(&self, agent: NewAgent, events: Vec<AuditDraft>) -> Result<Agent, StoreError>;
+
+    async fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
+
+    /// Every user (revoked or not) with this email, compared case-insensitively.
+    async fn users_with_email(&self, email: &str) -> Result<Vec<User>, StoreError>;
+
+    async fn agent(&self, name: &str) -> Result<Option<Agent>, StoreError>;
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+
+    async fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;
+
+    /// Revokes a user's credentials at once and revokes the open requests it
+    /// submitted (one `action.revoked` event each, besides `events`).
+    /// Returns the requests it revoked. `NotFound` if no such user.
+    async fn revoke_user(&self, name: &str, now: Timestamp, events: Vec<AuditDraft>) -> Result<Vec<Request>, StoreError>;
+
+    /// Revokes an agent's key at once and revokes its open requests, as above.
+    async fn revoke_agent(&self, name: &str, now: Timestamp, events: Vec<AuditDraft>) -> Result<Vec<Request>, StoreError>;
+
+    /// The live principal holding a credential with this SHA-256 hex hash;
+    /// `None` for unknown or revoked credentials.
+    async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>, StoreError>;
+
+    // ---- requests ---------------------------------------------------------
+
+    /// Stores a new request. `AlreadyExists` if the id is taken.
+    async fn insert_request(&self, request: Request, events: Vec<AuditDraft>) -> Result<(), StoreError>;
+
+    async fn request(&self, id: &str) -> Result<Option<Request>, StoreError>;
+
+    /// Requests matching `filter`, newest first.
+    async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError>;
+
+    /// Applies a transition atomically: `update` sees the current request and
+    /// returns what to save, what to audit, and the caller's result.
+    /// `NotFound` if no such request.
+    async fn update_request(&self, id: &str, update: UpdateFn) -> Result<Updated, StoreError>;
+
+    /// Ids of open requests (pending or approved) whose deadline is at or
+    /// before `now`.
+    async fn due_requests(&self, now: Timestamp) -> Result<Vec<String>, StoreError>;
+
+    // ---- audit ------------------------------------------------------------
+
+    /// Appends events on their own. Returns the sequence number of the last.
+    async fn append_audit(&self, events: Vec<AuditDraft>) -> Result<u64, StoreError>;
+
+    /// Up to `limit` events with `seq > after`, in order.
+    async fn audit_events(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+
+    // ---- operations -------------------------------------------------------
+
+    /// A number that changes whenever another process or replica commits,
+    /// so waiters can re-check what they wait for without polling rows.
+    async fn change_counter(&self) -> Result<u64, StoreError>;
+
+    /// Fails when the store cannot serve (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

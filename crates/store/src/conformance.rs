@@ -1,0 +1,1 @@
+//! The scenarios every store backend must pass (being written).
