@@ -99,7 +99,8 @@ fn check_text(field: &'static str, value: &str, max: usize, single_line: bool) -
     if value.chars().count() > max {
         return Err(ActionError::TooLong { field, max });
     }
-    let bad = |c: char| c.is_control() && !(!single_line && matches!(c, '\n' | '\t' | '\r'));
+    let multiline_whitespace = |c: char| matches!(c, '\n' | '\t' | '\r');
+    let bad = |c: char| c.is_control() && (single_line || !multiline_whitespace(c));
     if value.chars().any(bad) {
         return Err(ActionError::ControlCharacter { field });
     }

@@ -1,1 +1,56 @@
-//! (being written)
+//! The countersign gateway: the HTTP API over the approval loop.
+//!
+//! - [`gateway`]: the application logic every entry point shares;
+//! - [`api`]: routes, views and middleware;
+//! - [`auth`]: who is calling;
+//! - [`hub`]: waking waiting agents;
+//! - [`config`]: the validated configuration.
+//!
+//! [`router`] serves in-process tests; [`serve`] runs on a real listener
+//! with background duties and graceful shutdown.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod hub;
+pub mod metrics;
+
+use std::future::Future;
+
+pub use api::router;
+pub use error::ApiError;
+pub use gateway::{AppState, StartError};
+
+/// Why serving stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes. Then it
+/// stops accepting, answers every waiting agent (`shutting_down`), lets
+/// in-flight calls finish — each was made durable before it answered —
+/// and returns.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let background = tokio::spawn(state.clone().run_background());
+    let app = router(state.clone());
+    let hub_state = state.clone();
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("shutting down: answering waiters and finishing in-flight calls");
+        hub_state.hub.shut_down();
+    };
+    let result = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
+    state.hub.shut_down();
+    background.abort();
+    result.map_err(ServeError::from)
+}

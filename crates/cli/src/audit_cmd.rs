@@ -1,0 +1,225 @@
+//! `audit verify` and `audit export`: reading the hash-chained log straight
+//! from the store, in pages, so a long log streams in constant memory.
+
+use std::io::{BufWriter, ErrorKind, Write};
+use std::time::Instant;
+
+use countersign_audit::{AuditEvent, BreakReason, ChainVerifier};
+use countersign_core::Timestamp;
+use serde_json::json;
+
+use crate::cli::{AuditCommand, ExportFormat};
+use crate::exit::Exit;
+use crate::local::{self, Open};
+use crate::output::{Output, Style};
+
+/// Events fetched per store call.
+const PAGE: usize = 10_000;
+
+pub async fn run(command: AuditCommand, output: Output) -> anyhow::Result<Exit> {
+    match command {
+        AuditCommand::Verify { store } => {
+            let config = local::config(&store)?;
+            let store = local::open_store(&config, Open::Existing)?;
+            verify(store.as_ref(), output).await
+        }
+        AuditCommand::Export { since, until, format, store } => {
+            let config = local::config(&store)?;
+            let store = local::open_store(&config, Open::Existing)?;
+            export(store.as_ref(), since, until, format).await
+        }
+    }
+}
+
+async fn verify(store: &dyn countersign_store::Store, output: Output) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let mut verifier = ChainVerifier::new();
+    let mut after = 0;
+    let mut broken = None;
+    'pages: loop {
+        let page = store.audit_events(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for event in &page {
+            if let Err(chain_break) = verifier.push(event) {
+                broken = Some(chain_break);
+                break 'pages;
+            }
+        }
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    let style = Style::stderr();
+    if let Some(chain_break) = broken {
+        let reason = describe(&chain_break.reason);
+        if output.is_json() {
+            println!(
+                "{}",
+                json!({
+                    "ok": false,
+                    "events": chain_break.seq.saturating_sub(1),
+                    "first_bad_seq": chain_break.seq,
+                    "error": reason,
+                })
+            );
+        } else {
+            println!("audit chain broken at seq {}: {reason}", chain_break.seq);
+        }
+        return Ok(Exit::ERROR);
+    }
+    let verified = verifier.finish();
+    if output.is_json() {
+        println!(
+            "{}",
+            json!({
+                "ok": true,
+                "events": verified.count,
+                "head_seq": verified.head.seq,
+                "head_hash": verified.head.hash,
+                "head_time": verified.last_time,
+            })
+        );
+    } else {
+        let at = verified.last_time.map(|t| format!(" at {t}")).unwrap_or_default();
+        println!(
+            "verified {} events; head seq {} hash {}{at}",
+            verified.count, verified.head.seq, verified.head.hash
+        );
+        let secs = elapsed.as_secs_f64();
+        if verified.count > 0 && secs > 0.0 {
+            #[allow(clippy::cast_precision_loss)]
+            let rate = verified.count as f64 / secs;
+            eprintln!("{}", style.dim(&format!("{:.0} events/s ({:.3} s)", rate, secs)));
+        }
+    }
+    Ok(Exit::OK)
+}
+
+fn describe(reason: &BreakReason) -> String {
+    match reason {
+        BreakReason::Sequence { found } => {
+            format!("found seq {found} instead (an event was removed, inserted or reordered)")
+        }
+        BreakReason::Link => "its prev_hash does not match the previous event's hash".to_owned(),
+        BreakReason::Content => "its content does not match its hash (the event was altered)".to_owned(),
+    }
+}
+
+async fn export(
+    store: &dyn countersign_store::Store,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    format: ExportFormat,
+) -> anyhow::Result<Exit> {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = write_events(store, since, until, format, &mut out).await;
+    let result = match result {
+        Ok(()) => out.flush().map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(Exit::OK),
+        // A reader that stops early (`| head`) is not a failure.
+        Err(e) if is_broken_pipe(&e) => Ok(Exit::OK),
+        Err(e) => Err(e),
+    }
+}
+
+async fn write_events(
+    store: &dyn countersign_store::Store,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    format: ExportFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    if format == ExportFormat::Csv {
+        writeln!(out, "seq,time,actor,type,body,prev_hash,hash")?;
+    }
+    let mut after = 0;
+    loop {
+        let page = store.audit_events(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for event in &page {
+            if since.is_some_and(|s| event.time < s) {
+                continue;
+            }
+            // Events are in time order, so the first past `until` ends it.
+            if until.is_some_and(|u| event.time >= u) {
+                return Ok(());
+            }
+            match format {
+                ExportFormat::Jsonl => writeln!(out, "{}", event.to_json())?,
+                ExportFormat::Csv => writeln!(out, "{}", csv_row(event))?,
+            }
+        }
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn csv_row(event: &AuditEvent) -> String {
+    [
+        event.seq.to_string(),
+        event.time.to_rfc3339(),
+        event.actor.clone(),
+        event.kind.clone(),
+        event.body.clone(),
+        event.prev_hash.clone(),
+        event.hash.clone(),
+    ]
+    .iter()
+    .map(|field| csv_field(field))
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// RFC 4180 quoting: fields with a comma, quote or line break are quoted,
+/// and quotes inside are doubled.
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == ErrorKind::BrokenPipe))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_only_what_needs_it() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field(r#"{"a":1,"b":"x"}"#), r#""{""a"":1,""b"":""x""}""#);
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn csv_rows_have_seven_columns() {
+        let event = AuditEvent {
+            seq: 3,
+            time: Timestamp(0),
+            actor: "cli:me".into(),
+            kind: "identity.user_created".into(),
+            body: r#"{"name":"a"}"#.into(),
+            prev_hash: "00".into(),
+            hash: "ff".into(),
+        };
+        assert_eq!(
+            csv_row(&event),
+            r#"3,1970-01-01T00:00:00Z,cli:me,identity.user_created,"{""name"":""a""}",00,ff"#
+        );
+    }
+}

@@ -1,0 +1,310 @@
+//! The command line, as clap derive types. Every command and flag is
+//! documented here, so `--help` is the reference.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::Output;
+
+const LONG_ABOUT: &str = "\
+countersign is a gateway for action-level approvals. Agents and scripts submit the privileged actions they want to take; a Cedar policy allows them, denies them, or holds them until a human who is not the requester approves. Every step is recorded in a hash-chained audit log.
+
+Start the gateway with `countersign serve`; it prints how to add a user and an agent and how to try an action.";
+
+/// The `countersign` command line.
+#[derive(Debug, Parser)]
+#[command(name = "countersign", version, about = "A gateway for action-level approvals", long_about = LONG_ABOUT)]
+#[command(after_long_help = crate::exit::EXIT_CODES_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Output format, for commands whose output a script may read.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the gateway.
+    #[command(long_about = "Start the gateway: open the SQLite store in the data directory, load the policies, and serve the HTTP API.\n\nSettings come from the config file, overridden by COUNTERSIGN_<SECTION>_<KEY> environment variables, overridden by these flags. SIGHUP reloads the policies (a failed reload keeps the current set); SIGINT and SIGTERM shut down gracefully.")]
+    Serve(ServeArgs),
+    /// Manage users: humans who approve and deny.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage agents: automated actors that submit actions.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Check and test Cedar policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Verify and export the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Validate configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Run a command once the gateway allows it (waiting for approval if needed).
+    #[command(long_about = EXEC_LONG_ABOUT, after_long_help = crate::exit::EXIT_CODES_HELP)]
+    Exec(ExecArgs),
+    /// List the requests you can approve or deny.
+    Pending(PendingArgs),
+    /// Approve a pending request.
+    Approve(VoteArgs),
+    /// Deny a pending request (final).
+    Deny(VoteArgs),
+    /// Show one request with its approvals, denials and comments.
+    Show(ShowArgs),
+}
+
+const EXEC_LONG_ABOUT: &str = "\
+Submit a command to the gateway as an action (payload: its argv and working directory) and run it only when it is allowed or approved.
+
+While the request is pending, shows who was asked and a live status line; Ctrl-C cancels the request. Once running, the command's stdout and stderr stream through, a SHA-256 of its stdout is taken, and the outcome (exit code, digest) is reported to the gateway. Only the exact argv that was approved is ever run.
+
+The server and token come from --server/--token or COUNTERSIGN_SERVER/COUNTERSIGN_TOKEN; the token is an agent key (or a user token).";
+
+/// Where the store and config live, for commands that work on the data
+/// directory directly.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StoreArgs {
+    /// Data directory holding the SQLite store [default: ./countersign-data, or the config's server.data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// How client commands reach the gateway.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Gateway URL.
+    #[arg(long, env = "COUNTERSIGN_SERVER", default_value = "http://127.0.0.1:8470", value_name = "URL")]
+    pub server: String,
+    /// API token: an agent key (csa_…) or a personal user token (csu_…).
+    #[arg(long, env = "COUNTERSIGN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8470]; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Data directory for the SQLite store [default: ./countersign-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of `.cedar` policy files [default: <data-dir>/policies, created with a starter policy].
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+    /// TOML config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user and print their personal API token (shown once).
+    Add {
+        /// User name: letters, digits, `.`, `_`, `-`, `@`; at most 64 characters.
+        name: String,
+        /// Email address; identities with the same email are one person.
+        #[arg(long)]
+        email: String,
+        /// Group membership (repeatable), e.g. `--group sre --group dba`.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a user's token at once, and their open requests.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Create an agent and print its API key (shown once).
+    Add {
+        /// Agent name: letters, digits, `.`, `_`, `-`, `@`; at most 64 characters.
+        name: String,
+        /// The user responsible for the agent (must exist); they may not approve its requests.
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
+        /// Group membership (repeatable).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List agents.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke an agent's key at once; its open requests become `revoked`.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a directory of `.cedar` files (and optional schema).
+    #[command(long_about = "Validate a directory of `.cedar` files (and its optional schema). Prints `ok: N policies, hash sha256:…`, or each problem as `file:line:col: message` and exits 1.")]
+    Check {
+        /// Policy directory.
+        dir: PathBuf,
+    },
+    /// Run sample requests against a policy directory and check their expectations.
+    #[command(long_about = "Run the cases in CASES (a JSON file of sample requests with expectations) against the policies in DIR. Prints each case's outcome with its determining policies and exits 1 when any case does not match its `expect`.")]
+    Test {
+        /// Policy directory.
+        dir: PathBuf,
+        /// JSON file of test cases.
+        cases: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the whole hash chain; names the first bad sequence number.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Write audit events to stdout.
+    Export {
+        /// Only events at or after this time (RFC 3339, e.g. 2026-01-02T03:04:05Z).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        since: Option<countersign_core::Timestamp>,
+        /// Only events before this time (RFC 3339).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        until: Option<countersign_core::Timestamp>,
+        /// jsonl: one JSON event per line; csv: seq,time,actor,type,body,prev_hash,hash.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration (file plus COUNTERSIGN_* variables) without starting the server.
+    Check {
+        /// TOML config file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Action kind, e.g. `shell.exec`.
+    #[arg(long, default_value = "shell.exec")]
+    pub kind: String,
+    /// Where the action lands, e.g. `prod-web`.
+    #[arg(long)]
+    pub resource: String,
+    /// Why this needs doing; shown to approvers.
+    #[arg(long, value_name = "TEXT")]
+    pub justification: Option<String>,
+    /// Label for policies to match on (repeatable), e.g. `--label pii`.
+    #[arg(long = "label", value_name = "LABEL")]
+    pub labels: Vec<String>,
+    /// The user this action is done for (who then may not approve it).
+    #[arg(long, value_name = "USER")]
+    pub on_behalf_of: Option<String>,
+    /// Extra context for policies, a JSON object, e.g. '{"ticket": "OPS-42"}'.
+    #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+    pub context_json: Option<serde_json::Map<String, serde_json::Value>>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PendingArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VoteArgs {
+    /// Request id.
+    pub id: String,
+    /// A note recorded with the vote.
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Request id.
+    pub id: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+fn parse_time(text: &str) -> Result<countersign_core::Timestamp, String> {
+    countersign_core::Timestamp::parse_rfc3339(text).map_err(|e| e.to_string())
+}
+
+fn parse_json_object(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err("expected a JSON object such as '{\"ticket\": \"OPS-42\"}'".to_owned()),
+        Err(e) => Err(format!("not valid JSON: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exec_needs_the_command_after_dashes() {
+        let cli = Cli::try_parse_from(["countersign", "exec", "--resource", "r", "--", "ls", "-l"]).unwrap();
+        match cli.command {
+            Command::Exec(args) => assert_eq!(args.command, ["ls", "-l"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["countersign", "exec", "--resource", "r"]).is_err());
+    }
+
+    #[test]
+    fn context_must_be_an_object() {
+        assert!(parse_json_object("{\"a\": 1}").is_ok());
+        assert!(parse_json_object("[1]").is_err());
+        assert!(parse_json_object("{").is_err());
+    }
+}

@@ -1,0 +1,379 @@
+//! `countersign exec`: submit a command as an action, wait for the verdict
+//! (showing who was asked and a live status line), run it when allowed or
+//! approved, and report the outcome.
+//!
+//! The command that runs is always the argv this process submitted, and
+//! the released request's payload is checked against it first, so an
+//! approval can never be stretched to cover something else.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use countersign_core::Timestamp;
+use serde_json::{json, Value};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use crate::cli::ExecArgs;
+use crate::client::Client;
+use crate::exit::Exit;
+use crate::output::{print_error, print_warning, short_duration, stderr_tty, Style};
+use crate::review::path_segment;
+use crate::run::{run, Ran};
+use crate::view::{parse_time, until, RequestView, RequirementView, Submitted};
+
+/// Seconds each long poll asks the gateway to hold the answer.
+const WAIT_SECS: u64 = 30;
+/// How long past the deadline an unreachable gateway is retried before
+/// giving up (its clock and ours may differ a little).
+const DEADLINE_GRACE: Duration = Duration::from_secs(30);
+
+pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
+    let client = Client::new(&args.client)?;
+    let style = Style::stderr();
+    // Registered before anything else so that Ctrl-C never kills this
+    // process mid-request; while pending it cancels the request.
+    let mut interrupt = Interrupts::new()?;
+
+    let cwd = std::env::current_dir().map_err(|e| anyhow::anyhow!("cannot read the working directory: {e}"))?;
+    let payload = json!({ "argv": args.command, "cwd": cwd.display().to_string() });
+    let mut body = json!({
+        "kind": args.kind,
+        "resource": args.resource,
+        "payload": payload,
+        "labels": args.labels,
+        "context": args.context_json.clone().unwrap_or_default(),
+    });
+    if let Some(obo) = &args.on_behalf_of {
+        body["on_behalf_of"] = json!(obo);
+    }
+    if let Some(j) = &args.justification {
+        body["justification"] = json!(j);
+    }
+
+    let submitted: Submitted = serde_json::from_value(client.post("/v1/actions", &body, None).await?)?;
+    let id = submitted.id.clone();
+    let view = match submitted.status.as_str() {
+        "allowed" => None,
+        "denied" => {
+            let reason = submitted.reason.as_deref().unwrap_or("denied by policy");
+            eprintln!("{} {} on {}: {reason}", style.red("denied:"), args.kind, args.resource);
+            if !submitted.policies.is_empty() {
+                eprintln!("  policies: {}", submitted.policies.join(", "));
+            }
+            eprintln!("  request {id}");
+            return Ok(Exit::DENIED);
+        }
+        "pending" => {
+            announce(&submitted, &args, &client, style);
+            let decided = match wait_for_decision(&client, &submitted, &mut interrupt, style).await? {
+                Waited::Decided(view) => view,
+                Waited::Interrupted => return cancel(&client, &id, style).await,
+            };
+            match decided.status.as_str() {
+                "approved" => {
+                    eprintln!("{} {}", style.green("approved:"), approvers(&decided));
+                    Some(release(&client, &id, style).await?)
+                }
+                other => return Ok(closed(&decided, other, style)),
+            }
+        }
+        other => anyhow::bail!("the gateway answered with unexpected status `{other}` for request {id}"),
+    };
+    if let Some(view) = &view {
+        check_payload(view, &payload, submitted.fingerprint.as_deref())?;
+    }
+
+    let ran = run(&args.command, Some(cwd.as_path())).await;
+    if !ran.started {
+        print_error(&ran.summary);
+    }
+    report_outcome(&client, &id, &ran).await;
+    Ok(Exit(u8::try_from(ran.exit_code.clamp(0, 255)).unwrap_or(1)))
+}
+
+/// Tells the requester who was asked, and until when.
+fn announce(submitted: &Submitted, args: &ExecArgs, client: &Client, style: Style) {
+    let approval = submitted.approval.clone().unwrap_or_default();
+    eprintln!(
+        "{} {} on {} needs approval (request {})",
+        style.yellow("pending:"),
+        args.kind,
+        args.resource,
+        submitted.id
+    );
+    for requirement in &approval.requirements {
+        eprintln!("  {}", asked(requirement));
+    }
+    if let Some(deadline) = parse_time(approval.expires_at.as_deref()) {
+        eprintln!("  deadline {deadline} (in {})", short_duration(until(deadline, Timestamp::now())));
+    }
+    let server = if client.server() == "http://127.0.0.1:8470" {
+        String::new()
+    } else {
+        format!(" --server {}", client.server())
+    };
+    eprintln!("  an approver runs: countersign approve {}{server}", submitted.id);
+}
+
+fn asked(r: &RequirementView) -> String {
+    let quorum = r.quorum.max(1);
+    let who = if quorum == 1 { "1 approval".to_owned() } else { format!("{quorum} approvals from distinct people") };
+    format!("policy {} asks for {who} from group {}", r.policy, r.groups.join(" or "))
+}
+
+fn approvers(view: &RequestView) -> String {
+    let names: Vec<String> = view.approvals.iter().map(|a| a.who()).collect();
+    if names.is_empty() {
+        format!("request {}", view.id)
+    } else {
+        format!("request {} by {}", view.id, names.join(", "))
+    }
+}
+
+enum Waited {
+    Decided(RequestView),
+    Interrupted,
+}
+
+/// Long-polls until the request leaves `pending`, keeping a status line
+/// up to date, and retrying through gateway restarts until the deadline.
+async fn wait_for_decision(
+    client: &Client,
+    submitted: &Submitted,
+    interrupt: &mut Interrupts,
+    style: Style,
+) -> anyhow::Result<Waited> {
+    let path = format!("/v1/actions/{}?wait={WAIT_SECS}", path_segment(&submitted.id));
+    let approval = submitted.approval.clone().unwrap_or_default();
+    let mut deadline = parse_time(approval.expires_at.as_deref());
+    let mut progress = progress_of(&approval.requirements);
+    let mut line = StatusLine::new(style);
+    let mut backoff = Duration::from_millis(250);
+    let mut unreachable_since: Option<(Instant, String)> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let poll = client.get(&path, Some(Duration::from_secs(WAIT_SECS + 15)));
+        tokio::pin!(poll);
+        let answer = loop {
+            tokio::select! {
+                answer = &mut poll => break answer,
+                _ = tick.tick() => line.show(&status_text(progress, deadline, unreachable_since.as_ref())),
+                () = interrupt.recv() => {
+                    line.finish();
+                    return Ok(Waited::Interrupted);
+                }
+            }
+        };
+        match answer {
+            Ok(value) => {
+                let view: RequestView = serde_json::from_value(value)?;
+                unreachable_since = None;
+                backoff = Duration::from_millis(250);
+                if view.status != "pending" {
+                    line.finish();
+                    return Ok(Waited::Decided(view));
+                }
+                progress = view.progress();
+                deadline = parse_time(view.expires_at.as_deref()).or(deadline);
+                line.show(&status_text(progress, deadline, None));
+            }
+            Err(e) if e.is_retryable() => {
+                let past_deadline = deadline.is_some_and(|d| until(d, Timestamp::now()).is_zero());
+                let since = unreachable_since.get_or_insert_with(|| (Instant::now(), String::new()));
+                if past_deadline && since.0.elapsed() >= DEADLINE_GRACE {
+                    line.finish();
+                    return Err(anyhow::anyhow!(
+                        "gave up waiting for request {}: its deadline has passed and {e}",
+                        submitted.id
+                    ));
+                }
+                since.1 = e.to_string();
+                line.show(&status_text(progress, deadline, unreachable_since.as_ref()));
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = interrupt.recv() => {
+                        line.finish();
+                        return Ok(Waited::Interrupted);
+                    }
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                line.finish();
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+fn progress_of(requirements: &[RequirementView]) -> (u64, u64) {
+    requirements
+        .iter()
+        .fold((0, 0), |(have, need), r| (have + r.approvals_count().min(r.quorum.max(1)), need + r.quorum.max(1)))
+}
+
+fn status_text(progress: (u64, u64), deadline: Option<Timestamp>, unreachable: Option<&(Instant, String)>) -> String {
+    let left = deadline.map_or_else(String::new, |d| format!(" · {} left", short_duration(until(d, Timestamp::now()))));
+    let mut text = format!("waiting for approval: {}/{} approvals{left}", progress.0, progress.1);
+    if let Some((since, error)) = unreachable {
+        text.push_str(&format!(" · retrying for {}: {error}", short_duration(since.elapsed())));
+    }
+    text
+}
+
+/// Takes the single-use release of an approved request.
+async fn release(client: &Client, id: &str, style: Style) -> anyhow::Result<RequestView> {
+    let path = format!("/v1/actions/{}/release", path_segment(id));
+    let mut backoff = Duration::from_millis(250);
+    let started = Instant::now();
+    loop {
+        match client.post(&path, &json!({}), None).await {
+            Ok(value) => return Ok(serde_json::from_value(value)?),
+            Err(e) if e.is_retryable() && started.elapsed() < Duration::from_secs(60) => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                let closed = matches!(e.code(), Some("expired" | "revoked" | "cancelled"));
+                if closed {
+                    eprintln!("{} request {id} could not be released: {e}", style.red("not run:"));
+                    return Err(anyhow::Error::new(crate::exit::Failure { exit: Exit::CLOSED, message: e.to_string() }));
+                }
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+/// Refuses to run anything but what was submitted.
+fn check_payload(view: &RequestView, payload: &Value, fingerprint: Option<&str>) -> anyhow::Result<()> {
+    if view.status != "released" {
+        anyhow::bail!("request {} is `{}` after release, not `released`; not running", view.id, view.status);
+    }
+    if !view.payload.is_null() && &view.payload != payload {
+        anyhow::bail!("the released request {} does not carry the submitted command; not running", view.id);
+    }
+    if let (Some(released), Some(submitted)) = (view.fingerprint.as_deref(), fingerprint) {
+        if released != submitted {
+            anyhow::bail!("the released request {} has another fingerprint than the submitted one; not running", view.id);
+        }
+    }
+    Ok(())
+}
+
+fn closed(view: &RequestView, status: &str, style: Style) -> Exit {
+    let reason = view.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    match status {
+        "denied" => {
+            let by: Vec<String> = view.denials.iter().map(|d| {
+                let note = d.note().map(|n| format!(" ({n})")).unwrap_or_default();
+                format!("{}{note}", d.who())
+            }).collect();
+            let by = if by.is_empty() { String::new() } else { format!(" by {}", by.join(", ")) };
+            eprintln!("{} request {}{by}{reason}", style.red("denied:"), view.id);
+            Exit::DENIED
+        }
+        "expired" | "revoked" | "cancelled" => {
+            eprintln!("{} request {}{reason}", style.red(&format!("{status}:")), view.id);
+            Exit::CLOSED
+        }
+        other => {
+            print_error(&format!("request {} ended in unexpected status `{other}`; not running", view.id));
+            Exit::ERROR
+        }
+    }
+}
+
+async fn cancel(client: &Client, id: &str, style: Style) -> anyhow::Result<Exit> {
+    let path = format!("/v1/actions/{}/cancel", path_segment(id));
+    match client.post(&path, &json!({}), Some(Duration::from_secs(10))).await {
+        Ok(_) => eprintln!("{} request {id} (interrupted)", style.yellow("cancelled:")),
+        Err(e) => print_warning(&format!("interrupted, but cancelling request {id} failed: {e}")),
+    }
+    Ok(Exit::CLOSED)
+}
+
+async fn report_outcome(client: &Client, id: &str, ran: &Ran) {
+    let body = json!({
+        "status": if ran.succeeded() { "succeeded" } else { "failed" },
+        "exit_code": ran.exit_code,
+        "summary": ran.summary,
+        "output_sha256": ran.stdout_sha256,
+    });
+    let path = format!("/v1/actions/{}/outcome", path_segment(id));
+    let mut last = None;
+    for attempt in 0..3u32 {
+        match client.post(&path, &body, Some(Duration::from_secs(10))).await {
+            Ok(_) => return,
+            Err(e) if e.is_retryable() => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt + 1))).await;
+            }
+            Err(e) => {
+                last = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(e) = last {
+        print_warning(&format!("the outcome of request {id} was not recorded: {e}"));
+    }
+}
+
+/// Ctrl-C and SIGTERM, as a stream.
+struct Interrupts {
+    int: Signal,
+    term: Signal,
+}
+
+impl Interrupts {
+    fn new() -> anyhow::Result<Self> {
+        let int = signal(SignalKind::interrupt()).map_err(|e| anyhow::anyhow!("cannot handle Ctrl-C: {e}"))?;
+        let term = signal(SignalKind::terminate()).map_err(|e| anyhow::anyhow!("cannot handle SIGTERM: {e}"))?;
+        Ok(Self { int, term })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            Some(()) = self.int.recv() => {}
+            Some(()) = self.term.recv() => {}
+            else => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// The live status line on stderr: rewritten in place on a terminal, a
+/// plain line every ten seconds otherwise (logs, CI).
+struct StatusLine {
+    tty: bool,
+    style: Style,
+    width: usize,
+    last_plain: Option<Instant>,
+}
+
+impl StatusLine {
+    fn new(style: Style) -> Self {
+        Self { tty: stderr_tty(), style, width: 0, last_plain: None }
+    }
+
+    fn show(&mut self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let len = text.chars().count();
+            let pad = " ".repeat(self.width.saturating_sub(len));
+            self.width = len;
+            let _ = write!(err, "\r{}{pad}", self.style.dim(text));
+        } else if self.last_plain.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            self.last_plain = Some(Instant::now());
+            let _ = writeln!(err, "{text}");
+        }
+        let _ = err.flush();
+    }
+
+    fn finish(&mut self) {
+        if self.tty && self.width > 0 {
+            let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(self.width));
+            self.width = 0;
+        }
+    }
+}

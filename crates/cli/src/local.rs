@@ -1,0 +1,64 @@
+//! Commands that work on the data directory directly (identities, audit):
+//! resolving the configuration and opening the SQLite store.
+//!
+//! SQLite arbitrates between this process and a running gateway, so these
+//! commands work whether or not `countersign serve` is up.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use countersign_server::config::{Config, Overrides, ProcessEnv};
+use countersign_store::Store;
+use countersign_store_sqlite::SqliteStore;
+
+use crate::cli::StoreArgs;
+
+/// The effective configuration for a store command.
+pub fn config(args: &StoreArgs) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        data_dir: args.data_dir.clone(),
+        config_file: args.config.clone(),
+        ..Overrides::default()
+    };
+    Ok(Config::load(&overrides, &ProcessEnv)?)
+}
+
+/// Whether opening may create a fresh data directory and database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Identity creation on a fresh install: make the directory.
+    Create,
+    /// Reads and revocations: a missing store is a mistake (wrong path).
+    Existing,
+}
+
+/// Opens the store the configuration points at.
+pub fn open_store(config: &Config, mode: Open) -> anyhow::Result<Arc<dyn Store>> {
+    let db = config.database_path();
+    match mode {
+        Open::Create => std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory `{}`", config.data_dir.display()))?,
+        Open::Existing => {
+            if !db.exists() {
+                anyhow::bail!(
+                    "no countersign store at `{}`; pass --data-dir, or start `countersign serve` first",
+                    db.display()
+                );
+            }
+        }
+    }
+    let store = SqliteStore::open(&db).with_context(|| format!("cannot open the store `{}`", db.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The audit actor for changes made from this command line.
+pub fn cli_actor() -> String {
+    let user = std::env::var("USER").ok().filter(|u| !u.trim().is_empty());
+    format!("cli:{}", user.as_deref().unwrap_or("local"))
+}
+
+/// A path for display, as given.
+pub fn show_path(path: &Path) -> String {
+    path.display().to_string()
+}

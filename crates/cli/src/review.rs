@@ -1,0 +1,185 @@
+//! The reviewer's commands: `pending`, `approve`, `deny` and `show`.
+
+use countersign_core::Timestamp;
+use serde_json::{json, Value};
+
+use crate::cli::{PendingArgs, ShowArgs, VoteArgs};
+use crate::client::Client;
+use crate::exit::Exit;
+use crate::output::{short_duration, table, Output};
+use crate::view::{parse_time, until, RequestView};
+
+pub async fn pending(args: PendingArgs, output: Output) -> anyhow::Result<Exit> {
+    let client = Client::new(&args.client)?;
+    let answer = client.get("/v1/actions?status=pending", None).await?;
+    if output.is_json() {
+        println!("{answer}");
+        return Ok(Exit::OK);
+    }
+    let actions: Vec<RequestView> = match answer.get("actions") {
+        Some(list) => serde_json::from_value(list.clone())?,
+        None => Vec::new(),
+    };
+    if actions.is_empty() {
+        println!("nothing is waiting for you");
+        return Ok(Exit::OK);
+    }
+    let now = Timestamp::now();
+    let rows: Vec<Vec<String>> = actions
+        .iter()
+        .map(|a| {
+            let age = parse_time(a.created_at.as_deref())
+                .map_or_else(|| "-".to_owned(), |created| short_duration(until(now, created)));
+            let requirements = a.requirements.iter().map(|r| r.describe()).collect::<Vec<_>>().join("; ");
+            vec![a.id.clone(), a.kind.clone(), a.resource.clone(), a.requester(), age, requirements]
+        })
+        .collect();
+    print!("{}", table(&["ID", "KIND", "RESOURCE", "REQUESTER", "AGE", "REQUIREMENTS"], &rows));
+    Ok(Exit::OK)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Vote {
+    Approve,
+    Deny,
+}
+
+pub async fn vote(args: VoteArgs, vote: Vote, output: Output) -> anyhow::Result<Exit> {
+    let client = Client::new(&args.client)?;
+    let verb = match vote {
+        Vote::Approve => "approve",
+        Vote::Deny => "deny",
+    };
+    let body = match &args.comment {
+        Some(comment) => json!({ "comment": comment }),
+        None => json!({}),
+    };
+    let answer = client.post(&format!("/v1/actions/{}/{verb}", path_segment(&args.id)), &body, None).await?;
+    if output.is_json() {
+        println!("{answer}");
+        return Ok(Exit::OK);
+    }
+    let view: RequestView = serde_json::from_value(answer)?;
+    match (vote, view.status.as_str()) {
+        (Vote::Approve, "pending") => {
+            let (have, need) = view.progress();
+            println!("approval recorded for {}; still pending ({have}/{need} approvals)", view.id);
+        }
+        (Vote::Approve, status) => println!("approved {}: now {status}", view.id),
+        (Vote::Deny, status) => println!("denied {}: now {status}", view.id),
+    }
+    Ok(Exit::OK)
+}
+
+pub async fn show(args: ShowArgs, output: Output) -> anyhow::Result<Exit> {
+    let client = Client::new(&args.client)?;
+    let answer = client.get(&format!("/v1/actions/{}", path_segment(&args.id)), None).await?;
+    if output.is_json() {
+        println!("{answer}");
+        return Ok(Exit::OK);
+    }
+    let view: RequestView = serde_json::from_value(answer)?;
+    print!("{}", describe(&view));
+    Ok(Exit::OK)
+}
+
+/// A request, for a reviewer to read.
+fn describe(v: &RequestView) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, value: &str| out.push_str(&format!("{label:<14}{value}\n"));
+    line("id", &v.id);
+    line("status", &v.status);
+    line("kind", &v.kind);
+    line("resource", &v.resource);
+    line("requester", &v.requester());
+    if let Some(obo) = &v.on_behalf_of {
+        line("on behalf of", obo);
+    }
+    if let Some(j) = &v.justification {
+        line("justification", j);
+    }
+    if !v.labels.is_empty() {
+        line("labels", &v.labels.join(", "));
+    }
+    line("payload", &pretty(&v.payload));
+    if let Some(f) = &v.fingerprint {
+        line("fingerprint", f);
+    }
+    if let Some(reason) = &v.reason {
+        line("reason", reason);
+    }
+    if !v.policies.is_empty() {
+        line("policies", &v.policies.join(", "));
+    }
+    for r in &v.requirements {
+        line("requires", &r.describe());
+    }
+    for (label, votes) in [("approved by", &v.approvals), ("denied by", &v.denials), ("comment", &v.comments)] {
+        for vote in votes {
+            let at = vote.at.as_deref().unwrap_or("-");
+            let note = vote.note().map(|n| format!(": {n}")).unwrap_or_default();
+            line(label, &format!("{} at {at}{note}", vote.who()));
+        }
+    }
+    if let Some(t) = &v.created_at {
+        line("created", t);
+    }
+    if let Some(t) = &v.expires_at {
+        line("expires", t);
+    }
+    if let Some(t) = &v.release_by {
+        line("release by", t);
+    }
+    if !v.outcome.is_null() {
+        line("outcome", &v.outcome.to_string());
+    }
+    out
+}
+
+/// JSON on one line when short, indented (and aligned under the label) when long.
+fn pretty(value: &Value) -> String {
+    let compact = value.to_string();
+    if compact.len() <= 100 {
+        return compact;
+    }
+    serde_json::to_string_pretty(value)
+        .unwrap_or(compact)
+        .replace('\n', &format!("\n{:<14}", ""))
+}
+
+/// Ids are opaque; escape anything that would change the URL's shape.
+pub fn path_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_escape_the_path() {
+        assert_eq!(path_segment("01JABC-x"), "01JABC-x");
+        assert_eq!(path_segment("../admin?x"), "..%2Fadmin%3Fx");
+    }
+
+    #[test]
+    fn describes_a_request() {
+        let view: RequestView = serde_json::from_value(serde_json::json!({
+            "id": "r1", "status": "pending", "kind": "shell.exec", "resource": "prod-web",
+            "payload": {"argv": ["ls"]}, "requester": "agent:bot",
+            "approvals": [{"by": "user:alice", "at": "t", "comment": "ok"}]
+        }))
+        .unwrap();
+        let text = describe(&view);
+        assert!(text.contains("approved by   user:alice at t: ok"), "{text}");
+        assert!(text.contains("payload       {\"argv\":[\"ls\"]}"), "{text}");
+    }
+}

@@ -1,0 +1,389 @@
+//! The policy engine: loads and checks a policy set once, then decides
+//! actions against precomputed slices of it.
+//!
+//! Loading reports every problem it finds (syntax, templates, ids,
+//! annotations, schema) with `file:line:col`, so a policy author sees them all
+//! in one run. Decisions are pure functions of the loaded set and the
+//! request; the engine is immutable and `Send + Sync`, meant to be shared
+//! behind an `Arc` and swapped whole on reload.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use cedar_policy::{Authorizer, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use countersign_core::{Action, Principal};
+use sha2::{Digest, Sha256};
+
+use crate::annotations;
+use crate::decision::{interpret, Decision, PolicyFacts};
+use crate::error::{Location, PolicyLoadError};
+use crate::request;
+use crate::slice::SliceIndex;
+use crate::source::{diagnostic_message, statement_starts, SourceText};
+
+/// The optional schema file in a policy directory (Cedar schema syntax).
+pub const SCHEMA_FILE: &str = "schema.cedarschema";
+
+/// Values for approval annotations a policy leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defaults {
+    /// Used when a permit has `@approvers` but no `@timeout`.
+    pub timeout: Duration,
+    /// Used when a permit has `@approvers` but no `@valid_for`.
+    pub valid_for: Duration,
+}
+
+/// One policy (or schema) file's name and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySource {
+    /// The display name used in ids and messages, e.g. `prod.cedar`.
+    pub file: String,
+    pub text: String,
+}
+
+/// A loaded, checked policy set, ready to decide.
+pub struct PolicyEngine {
+    hash: String,
+    files: Vec<String>,
+    schema_file: Option<String>,
+    ids: Vec<String>,
+    facts: HashMap<String, PolicyFacts>,
+    all: PolicySet,
+    slices: SliceIndex,
+    authorizer: Authorizer,
+}
+
+impl fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("hash", &self.hash)
+            .field("files", &self.files)
+            .field("schema_file", &self.schema_file)
+            .field("policies", &self.ids.len())
+            .field("slices", &self.slices.slice_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A policy as loaded, before it joins the set.
+struct Loaded {
+    id: String,
+    at: Location,
+    file_index: usize,
+    offset: usize,
+    policy: Policy,
+    facts: PolicyFacts,
+}
+
+impl PolicyEngine {
+    /// Reads every `*.cedar` file in `dir` (sorted by name, non-recursive)
+    /// and an optional [`SCHEMA_FILE`], then loads them as
+    /// [`from_sources`](Self::from_sources) does. Files are named by their
+    /// file name alone.
+    pub fn load_dir(dir: &Path, defaults: Defaults) -> Result<PolicyEngine, PolicyLoadError> {
+        let dir_name = dir.display().to_string();
+        let entries = std::fs::read_dir(dir).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => PolicyLoadError::MissingDir { dir: dir_name.clone() },
+            _ => PolicyLoadError::Io { file: dir_name.clone(), source },
+        })?;
+        let mut policy_files = Vec::new();
+        let mut schema_path = None;
+        for entry in entries {
+            let entry = entry.map_err(|source| PolicyLoadError::Io { file: dir_name.clone(), source })?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !path.is_file() {
+                continue;
+            }
+            if name == SCHEMA_FILE {
+                schema_path = Some((name, path));
+            } else if name.ends_with(".cedar") {
+                policy_files.push((name, path));
+            }
+        }
+        if policy_files.is_empty() {
+            return Err(PolicyLoadError::EmptyDir { dir: dir_name });
+        }
+        policy_files.sort();
+        let read = |(file, path): (String, std::path::PathBuf)| {
+            std::fs::read_to_string(&path)
+                .map(|text| PolicySource { file: file.clone(), text })
+                .map_err(|source| PolicyLoadError::Io { file, source })
+        };
+        let sources = policy_files.into_iter().map(read).collect::<Result<Vec<_>, _>>()?;
+        let schema = schema_path.map(read).transpose()?;
+        Self::from_sources(sources, schema, defaults)
+    }
+
+    /// Loads policies from in-memory files, in the given order, and checks
+    /// them against `schema` (Cedar schema syntax, strict mode) if given.
+    pub fn from_sources(
+        sources: Vec<PolicySource>,
+        schema: Option<PolicySource>,
+        defaults: Defaults,
+    ) -> Result<PolicyEngine, PolicyLoadError> {
+        if sources.is_empty() {
+            return Err(PolicyLoadError::NoSources);
+        }
+        let hash = hash_sources(&sources, schema.as_ref());
+        let files: Vec<String> = sources.iter().map(|s| s.file.clone()).collect();
+        let texts: Vec<SourceText> = sources.into_iter().map(|s| SourceText::new(s.file, s.text)).collect();
+
+        let mut problems = Vec::new();
+        let mut loaded: Vec<Loaded> = Vec::new();
+        for (file_index, source) in texts.iter().enumerate() {
+            load_file(file_index, source, &defaults, &mut loaded, &mut problems);
+        }
+        check_unique_ids(&loaded, &mut problems);
+        if let Some(error) = PolicyLoadError::from_problems(problems) {
+            return Err(error);
+        }
+
+        let mut all = PolicySet::new();
+        let mut problems = Vec::new();
+        for policy in &loaded {
+            if let Err(e) = all.add(policy.policy.clone()) {
+                problems.push(PolicyLoadError::Annotation {
+                    at: policy.at.clone(),
+                    policy: policy.id.clone(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        if let Some(schema) = &schema {
+            validate(schema, &all, &loaded, &texts, &mut problems);
+        }
+        if let Some(error) = PolicyLoadError::from_problems(problems) {
+            return Err(error);
+        }
+
+        let policies: Vec<Policy> = loaded.iter().map(|l| l.policy.clone()).collect();
+        let slices = SliceIndex::build(&policies).map_err(|e| PolicyLoadError::Annotation {
+            at: loaded.first().map_or_else(|| texts_start(&texts), |l| l.at.clone()),
+            policy: loaded.first().map_or_else(String::new, |l| l.id.clone()),
+            message: format!("cannot index the policy set: {e}"),
+        })?;
+        Ok(PolicyEngine {
+            hash,
+            files,
+            schema_file: schema.map(|s| s.file),
+            ids: loaded.iter().map(|l| l.id.clone()).collect(),
+            facts: loaded.into_iter().map(|l| (l.id, l.facts)).collect(),
+            all,
+            slices,
+            authorizer: Authorizer::new(),
+        })
+    }
+
+    /// `sha256:<hex>` over the file names and texts (and the schema), so
+    /// any edit, rename or schema change gives a different hash.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    pub fn policy_count(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Policy ids in load order: files in order, policies in file order.
+    pub fn policy_ids(&self) -> Vec<String> {
+        self.ids.clone()
+    }
+
+    /// Policy file names in load order (the schema file is not included).
+    pub fn files(&self) -> Vec<String> {
+        self.files.clone()
+    }
+
+    /// The schema file the policies were validated against, if any.
+    pub fn schema_file(&self) -> Option<&str> {
+        self.schema_file.as_deref()
+    }
+
+    /// The whole policy set, ids as reported in decisions.
+    pub fn cedar_policies(&self) -> &PolicySet {
+        &self.all
+    }
+
+    /// How many distinct precomputed slices the engine holds.
+    pub fn slice_count(&self) -> usize {
+        self.slices.slice_count()
+    }
+
+    /// Decides `action` by `principal`, evaluating only the policies whose
+    /// scope can match it (the production path).
+    pub fn decide(&self, principal: &Principal, action: &Action) -> Decision {
+        self.evaluate(self.slices.get(&action.kind, &action.resource), principal, action)
+    }
+
+    /// Decides by evaluating the whole policy set, without slicing; gives
+    /// the same answer as [`decide`](Self::decide), more slowly. For tests
+    /// and benchmarks.
+    pub fn decide_unsliced(&self, principal: &Principal, action: &Action) -> Decision {
+        self.evaluate(&self.all, principal, action)
+    }
+
+    fn evaluate(&self, policies: &PolicySet, principal: &Principal, action: &Action) -> Decision {
+        match request::build(principal, action) {
+            Ok(cedar) => {
+                let response = self.authorizer.is_authorized(&cedar.request, policies, &cedar.entities);
+                interpret(&response, &self.facts, &self.hash)
+            }
+            Err(e) => Decision::unevaluable(e.to_string(), &self.hash),
+        }
+    }
+}
+
+fn texts_start(texts: &[SourceText]) -> Location {
+    texts.first().map_or_else(
+        || Location { file: String::new(), line: 1, column: 1 },
+        |t| t.location(0),
+    )
+}
+
+/// Parses one file, appending its policies and problems.
+fn load_file(
+    file_index: usize,
+    source: &SourceText,
+    defaults: &Defaults,
+    loaded: &mut Vec<Loaded>,
+    problems: &mut Vec<PolicyLoadError>,
+) {
+    let set = match PolicySet::from_str(&source.text) {
+        Ok(set) => set,
+        Err(errors) => {
+            problems.extend(errors.iter().map(|e| PolicyLoadError::Syntax {
+                at: source.diagnostic_location(e, 0),
+                message: diagnostic_message(e),
+            }));
+            return;
+        }
+    };
+    let starts = statement_starts(&source.text);
+    let offset_of = |generated: &PolicyId| -> (usize, usize) {
+        let index = AsRef::<str>::as_ref(generated).strip_prefix("policy").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+        (index, starts.get(index).copied().unwrap_or(0))
+    };
+    let mut templates: Vec<usize> = set.templates().map(|t| offset_of(t.id()).1).collect();
+    templates.sort_unstable();
+    problems.extend(templates.into_iter().map(|offset| PolicyLoadError::Template { at: source.location(offset) }));
+
+    let mut policies: Vec<(usize, usize, &Policy)> = set
+        .policies()
+        .map(|p| {
+            let (index, offset) = offset_of(p.id());
+            (index, offset, p)
+        })
+        .collect();
+    policies.sort_by_key(|&(index, _, _)| index);
+    let stem = Path::new(&source.file)
+        .file_stem()
+        .map_or_else(|| source.file.clone(), |s| s.to_string_lossy().into_owned());
+    for (index, offset, policy) in policies {
+        let at = source.location(offset);
+        let id = match annotations::explicit_id(policy) {
+            Ok(Some(id)) => id,
+            Ok(None) => format!("{stem}.{index}"),
+            Err(message) => {
+                problems.push(PolicyLoadError::Annotation { at, policy: format!("{stem}.{index}"), message });
+                continue;
+            }
+        };
+        match annotations::approval(policy, defaults) {
+            Ok(approval) => loaded.push(Loaded {
+                policy: policy.new_id(PolicyId::new(&id)),
+                facts: PolicyFacts { effect: policy.effect(), approval },
+                id,
+                at,
+                file_index,
+                offset,
+            }),
+            Err(messages) => problems.extend(messages.into_iter().map(|message| PolicyLoadError::Annotation {
+                at: at.clone(),
+                policy: id.clone(),
+                message,
+            })),
+        }
+    }
+}
+
+fn check_unique_ids(loaded: &[Loaded], problems: &mut Vec<PolicyLoadError>) {
+    let mut seen: HashMap<&str, &Location> = HashMap::new();
+    for policy in loaded {
+        if let Some(first) = seen.get(policy.id.as_str()) {
+            problems.push(PolicyLoadError::DuplicateId {
+                id: policy.id.clone(),
+                at: policy.at.clone(),
+                first: (*first).clone(),
+            });
+        } else {
+            seen.insert(&policy.id, &policy.at);
+        }
+    }
+}
+
+/// Parses the schema and validates the set against it in strict mode.
+fn validate(
+    schema: &PolicySource,
+    all: &PolicySet,
+    loaded: &[Loaded],
+    texts: &[SourceText],
+    problems: &mut Vec<PolicyLoadError>,
+) {
+    let schema_text = SourceText::new(schema.file.clone(), schema.text.clone());
+    let parsed = match Schema::from_cedarschema_str(&schema.text) {
+        Ok((parsed, _warnings)) => parsed,
+        Err(e) => {
+            problems.push(PolicyLoadError::Schema {
+                at: schema_text.diagnostic_location(&e, 0),
+                message: diagnostic_message(&e),
+            });
+            return;
+        }
+    };
+    let by_id: HashMap<&str, &Loaded> = loaded.iter().map(|l| (l.id.as_str(), l)).collect();
+    let result = Validator::new(parsed).validate(all, ValidationMode::Strict);
+    let mut found: Vec<PolicyLoadError> = result
+        .validation_errors()
+        .map(|e| {
+            let id: &str = e.policy_id().as_ref();
+            let at = by_id
+                .get(id)
+                .and_then(|l| texts.get(l.file_index).map(|t| t.diagnostic_location(e, l.offset)))
+                .unwrap_or_else(|| schema_text.location(0));
+            let message = diagnostic_message(e);
+            // Cedar repeats the id that the error already carries.
+            let message = message.strip_prefix(&format!("for policy `{id}`, ")).map_or(message.clone(), str::to_owned);
+            PolicyLoadError::Validation { at, policy: id.to_owned(), message }
+        })
+        .collect();
+    found.sort_by_key(ToString::to_string);
+    problems.extend(found);
+}
+
+/// The policy-set hash: SHA-256 over length-prefixed, tagged fields, with
+/// policy files sorted by name, so that file order does not matter but any
+/// change to a name or text does.
+fn hash_sources(sources: &[PolicySource], schema: Option<&PolicySource>) -> String {
+    fn field(hasher: &mut Sha256, tag: u8, bytes: &[u8]) {
+        hasher.update([tag]);
+        hasher.update(u64::try_from(bytes.len()).unwrap_or(u64::MAX).to_be_bytes());
+        hasher.update(bytes);
+    }
+    let mut pairs: Vec<(&str, &str)> = sources.iter().map(|s| (s.file.as_str(), s.text.as_str())).collect();
+    pairs.sort_unstable();
+    let mut hasher = Sha256::new();
+    hasher.update(b"countersign-policy-set/v1");
+    for (file, text) in pairs {
+        field(&mut hasher, b'F', file.as_bytes());
+        field(&mut hasher, b'T', text.as_bytes());
+    }
+    if let Some(schema) = schema {
+        field(&mut hasher, b'S', schema.file.as_bytes());
+        field(&mut hasher, b'X', schema.text.as_bytes());
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}

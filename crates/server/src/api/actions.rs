@@ -1,0 +1,182 @@
+//! `/v1/actions`: submit, read (optionally waiting for a decision), list,
+//! and every move on a request.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use countersign_core::{Status, Timestamp, VoteKind};
+use countersign_store::RequestFilter;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::json::{ApiJson, ApiQuery};
+use super::middleware::Caller;
+use super::views::{ActionBody, ActionList, ActionView, CommentBody, ErrorBody, OutcomeBody, SubmitResponse};
+use crate::error::ApiError;
+use crate::gateway::AppState;
+use crate::hub::Wake;
+
+/// Submit an action for a decision.
+#[utoipa::path(post, path = "/v1/actions", request_body = ActionBody, tag = "actions",
+    responses((status = 201, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+               (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn submit(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    ApiJson(body): ApiJson<ActionBody>,
+) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+    let request = state.submit(&caller, body.into()).await?;
+    Ok((StatusCode::CREATED, Json(SubmitResponse::from(&request))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    /// Hold the answer up to this many seconds (≤ 60) while the request is pending.
+    pub wait: Option<u64>,
+}
+
+/// Read a request; with `?wait=N`, wait until it leaves `pending`.
+#[utoipa::path(get, path = "/v1/actions/{id}", params(("id" = String, Path), GetQuery), tag = "actions",
+    responses((status = 200, body = ActionView), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<GetQuery>,
+) -> Result<Json<ActionView>, ApiError> {
+    let wait = Duration::from_secs(query.wait.unwrap_or(0));
+    if wait > state.config.max_wait {
+        return Err(ApiError::bad_request(
+            "invalid_wait",
+            format!("`wait` may be at most {} seconds", state.config.max_wait.as_secs()),
+        ));
+    }
+    // Subscribe before reading so that a decision landing in between still wakes us.
+    let mut subscription = state.hub.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let request = state.visible_request(&caller, &id).await?;
+        if request.status != Status::Pending || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(ActionView::from(&request)));
+        }
+        match tokio::time::timeout_at(deadline, subscription.next(&id)).await {
+            Ok(Wake::Changed) | Err(_) => {}
+            Ok(Wake::ShuttingDown) => return Err(ApiError::ShuttingDown),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub kind: Option<String>,
+    pub resource: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// List the requests the caller may see; for approvers, the ones they can decide.
+#[utoipa::path(get, path = "/v1/actions", params(ListQuery), tag = "actions",
+    responses((status = 200, body = ActionList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ActionList>, ApiError> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(text) => Some(Status::parse(text).ok_or_else(|| {
+            ApiError::bad_request("invalid_status", format!("unknown status `{text}`"))
+        })?),
+    };
+    let filter = RequestFilter {
+        status,
+        principal: None,
+        kind: query.kind,
+        resource: query.resource,
+        limit: query.limit.unwrap_or(100).min(1000),
+    };
+    let requests = state.visible_requests(&caller, &filter).await?;
+    Ok(Json(ActionList { actions: requests.iter().map(ActionView::from).collect() }))
+}
+
+/// Approve (humans in an approver group, never the requester's side).
+#[utoipa::path(post, path = "/v1/actions/{id}/approve", params(("id" = String, Path)), request_body = CommentBody,
+    tag = "review", responses((status = 200, body = ActionView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CommentBody>,
+) -> Result<Json<ActionView>, ApiError> {
+    let request = state.vote(&caller, &id, VoteKind::Approve, body.comment).await?;
+    Ok(Json(ActionView::from(&request)))
+}
+
+/// Deny; any eligible denial ends the request.
+#[utoipa::path(post, path = "/v1/actions/{id}/deny", params(("id" = String, Path)), request_body = CommentBody,
+    tag = "review", responses((status = 200, body = ActionView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn deny(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CommentBody>,
+) -> Result<Json<ActionView>, ApiError> {
+    let request = state.vote(&caller, &id, VoteKind::Deny, body.comment).await?;
+    Ok(Json(ActionView::from(&request)))
+}
+
+/// Comment on a request.
+#[utoipa::path(post, path = "/v1/actions/{id}/comments", params(("id" = String, Path)), request_body = CommentBody,
+    tag = "review", responses((status = 200, body = ActionView), (status = 400, body = ErrorBody)))]
+pub async fn comment(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CommentBody>,
+) -> Result<Json<ActionView>, ApiError> {
+    let request = state.comment(&caller, &id, body.comment.unwrap_or_default()).await?;
+    Ok(Json(ActionView::from(&request)))
+}
+
+/// Cancel (the requester).
+#[utoipa::path(post, path = "/v1/actions/{id}/cancel", params(("id" = String, Path)), tag = "requester",
+    responses((status = 200, body = ActionView), (status = 409, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<ActionView>, ApiError> {
+    let request = state.cancel(&caller, &id).await?;
+    Ok(Json(ActionView::from(&request)))
+}
+
+/// Take an approval (the requester; single-use, within `valid_for`).
+#[utoipa::path(post, path = "/v1/actions/{id}/release", params(("id" = String, Path)), tag = "requester",
+    responses((status = 200, body = ActionView), (status = 409, body = ErrorBody)))]
+pub async fn release(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<ActionView>, ApiError> {
+    let request = state.release(&caller, &id).await?;
+    Ok(Json(ActionView::from(&request)))
+}
+
+/// Report how the action went (the requester; once, for allowed or released requests).
+#[utoipa::path(post, path = "/v1/actions/{id}/outcome", params(("id" = String, Path)), request_body = OutcomeBody,
+    tag = "requester", responses((status = 200, body = ActionView), (status = 409, body = ErrorBody)))]
+pub async fn outcome(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<OutcomeBody>,
+) -> Result<Json<ActionView>, ApiError> {
+    let outcome = body.into_outcome(Timestamp::now())?;
+    let request = state.report_outcome(&caller, &id, outcome).await?;
+    Ok(Json(ActionView::from(&request)))
+}

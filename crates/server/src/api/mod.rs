@@ -1,0 +1,58 @@
+//! The HTTP API: routes, extractors, views, and middleware. Handlers are
+//! thin: they parse, call [`crate::gateway::AppState`], and render.
+
+pub mod actions;
+pub mod admin;
+pub mod json;
+pub mod middleware;
+pub mod openapi;
+pub mod ops;
+pub mod views;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderName;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::gateway::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The gateway's routes, for in-process tests and for [`crate::serve`].
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.body_limit_bytes;
+    let api = Router::new()
+        .route("/v1/actions", post(actions::submit).get(actions::list))
+        .route("/v1/actions/{id}", get(actions::get))
+        .route("/v1/actions/{id}/approve", post(actions::approve))
+        .route("/v1/actions/{id}/deny", post(actions::deny))
+        .route("/v1/actions/{id}/comments", post(actions::comment))
+        .route("/v1/actions/{id}/cancel", post(actions::cancel))
+        .route("/v1/actions/{id}/release", post(actions::release))
+        .route("/v1/actions/{id}/outcome", post(actions::outcome))
+        .route("/v1/audit", get(admin::audit))
+        .route("/v1/policies", get(admin::policies))
+        .route("/v1/policies/reload", post(admin::reload))
+        .route("/v1/whoami", get(admin::whoami))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state);
+    api.layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound { what: "route", id: uri.path().to_owned() }
+}

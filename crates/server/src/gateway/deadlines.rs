@@ -1,0 +1,76 @@
+//! Background duties: expiring requests at their deadlines, and waking
+//! waiters when another process (the CLI, another replica) changed the store.
+
+use std::time::Duration;
+
+use countersign_core::lifecycle::settle_deadline;
+use countersign_core::{Status, Timestamp};
+use countersign_store::{RequestFilter, Update};
+
+use super::review::expired_event;
+use super::AppState;
+
+/// How often deadlines and outside changes are checked. Expiry is enforced
+/// exactly by the state machine on every move; this only makes it visible.
+const TICK: Duration = Duration::from_millis(200);
+
+impl AppState {
+    /// Runs until the gateway shuts down.
+    pub async fn run_background(self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_counter = None;
+        let mut ticks: u64 = 0;
+        loop {
+            ticks += 1;
+            tick.tick().await;
+            if self.hub.is_shutting_down() {
+                return;
+            }
+            if let Err(e) = self.expire_due().await {
+                tracing::warn!(error = %e, "expiring due requests failed; will retry");
+            }
+            match self.store.change_counter().await {
+                Ok(counter) => {
+                    if last_counter.is_some_and(|last| last != counter) && self.hub.waiter_count() > 0 {
+                        self.hub.recheck_all();
+                    }
+                    last_counter = Some(counter);
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the store's change counter failed"),
+            }
+            // The gauge is a sample; every few seconds is plenty.
+            if ticks % 25 == 1 {
+                self.sample_pending().await;
+            }
+        }
+    }
+
+    /// Moves every request past its deadline to `expired`.
+    pub async fn expire_due(&self) -> Result<usize, crate::error::ApiError> {
+        let now = Timestamp::now();
+        let mut expired = 0;
+        for id in self.store.due_requests(now).await? {
+            let updated = self
+                .update(
+                    &id,
+                    Box::new(move |current| match settle_deadline(current, now) {
+                        Some(next) => Update { events: vec![expired_event(&next)], save: Some(next), result: Ok(()) },
+                        None => Update { save: None, events: Vec::new(), result: Ok(()) },
+                    }),
+                )
+                .await?;
+            if updated.request.status == Status::Expired {
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn sample_pending(&self) {
+        let filter = RequestFilter { status: Some(Status::Pending), limit: 1000, ..RequestFilter::default() };
+        if let Ok(pending) = self.store.list_requests(&filter).await {
+            self.metrics.pending.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
+        }
+    }
+}

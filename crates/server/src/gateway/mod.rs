@@ -1,0 +1,152 @@
+//! The gateway's application logic, independent of HTTP: every entry point
+//! (the REST API, the MCP proxy, chat integrations) goes through
+//! [`AppState`] so that the same rules and the same audit apply everywhere.
+//!
+//! The path an action takes: identify (auth) → describe ([`submit`]) →
+//! decide (policy) → hold (store + [`crate::hub`]) → release
+//! ([`requester`]) → record (outcome, audit).
+
+pub mod deadlines;
+pub mod policies;
+pub mod requester;
+pub mod review;
+pub mod submit;
+pub mod visibility;
+
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use countersign_audit::AuditDraft;
+use countersign_core::{Request, Status, Timestamp};
+use countersign_policy::PolicyEngine;
+use countersign_store::{Store, StoreError, Updated};
+
+use crate::auth::{Authenticator, LocalTokens};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+
+/// The policy set in force and when it was loaded.
+pub struct LoadedPolicy {
+    pub engine: PolicyEngine,
+    pub loaded_at: Timestamp,
+}
+
+impl fmt::Debug for LoadedPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedPolicy")
+            .field("hash", &self.engine.hash())
+            .field("policies", &self.engine.policy_count())
+            .field("loaded_at", &self.loaded_at)
+            .finish()
+    }
+}
+
+/// Shared state of a running gateway. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<dyn Authenticator>,
+    pub hub: Hub,
+    pub metrics: Metrics,
+    policy: ArcSwap<LoadedPolicy>,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the policy set in `{dir}` does not load:\n{problems}")]
+    Policy { dir: String, problems: String },
+    #[error("cannot write the starter policy to `{dir}`: {reason}")]
+    StarterPolicy { dir: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AppState {
+    /// Loads the policy set (writing the starter policy into a fresh default
+    /// policy directory) and records the load in the audit log.
+    pub async fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, StartError> {
+        let auth: Arc<dyn Authenticator> = Arc::new(LocalTokens::new(store.clone()));
+        Self::with_authenticator(config, store, auth).await
+    }
+
+    /// As [`AppState::new`], with another way of identifying callers.
+    pub async fn with_authenticator(
+        config: Config,
+        store: Arc<dyn Store>,
+        auth: Arc<dyn Authenticator>,
+    ) -> Result<Self, StartError> {
+        if config.policies_defaulted && !config.policies_dir.exists() {
+            policies::write_starter(&config.policies_dir)?;
+        }
+        let engine = policies::load(&config).map_err(|problems| StartError::Policy {
+            dir: config.policies_dir.display().to_string(),
+            problems,
+        })?;
+        store.append_audit(vec![policies::loaded_event("system", &engine, None)]).await?;
+        let policy = ArcSwap::from_pointee(LoadedPolicy { engine, loaded_at: Timestamp::now() });
+        Ok(Self(Arc::new(Inner {
+            config,
+            store,
+            auth,
+            hub: Hub::default(),
+            metrics: Metrics::default(),
+            policy,
+            reload_lock: tokio::sync::Mutex::new(()),
+        })))
+    }
+
+    /// The policy set in force right now.
+    pub fn policy(&self) -> Arc<LoadedPolicy> {
+        self.policy.load_full()
+    }
+
+    /// Applies a transition and wakes whoever waits on the request if its
+    /// status moved.
+    pub(crate) async fn update(&self, id: &str, update: countersign_store::UpdateFn) -> Result<Updated, ApiError> {
+        let before = self.store.request(id).await?.map(|r| r.status);
+        let updated = self.store.update_request(id, update).await?;
+        if before != Some(updated.request.status) {
+            self.announce(&updated.request, before);
+        }
+        Ok(updated)
+    }
+
+    /// Wakes waiters and counts a status change.
+    pub(crate) fn announce(&self, request: &Request, before: Option<Status>) {
+        self.hub.changed(&request.id);
+        self.metrics.count_transition(request.status.as_str());
+        let decided_by_people = matches!(request.status, Status::Approved | Status::Denied) && before == Some(Status::Pending);
+        if decided_by_people {
+            let elapsed = Timestamp::now().as_millis().saturating_sub(request.created_at.as_millis());
+            self.metrics.time_to_decision.observe(elapsed as f64 / 1000.0);
+        }
+    }
+
+    /// Records events that belong to no request transition.
+    pub async fn audit(&self, events: Vec<AuditDraft>) -> Result<(), ApiError> {
+        self.store.append_audit(events).await?;
+        Ok(())
+    }
+
+    /// Swaps in a new policy set (used by reload).
+    pub(crate) fn install_policy(&self, engine: PolicyEngine) {
+        self.policy.store(Arc::new(LoadedPolicy { engine, loaded_at: Timestamp::now() }));
+    }
+}

@@ -1,0 +1,124 @@
+//! Loading and reloading the policy set, and re-deciding open requests when
+//! it changes: a request the new set denies is revoked at once.
+
+use std::path::Path;
+
+use countersign_audit::AuditDraft;
+use countersign_core::lifecycle;
+use countersign_core::{Principal, PrincipalKind, Request, Status, Timestamp};
+use countersign_policy::{Defaults, PolicyEngine, Verdict};
+use countersign_store::{RequestFilter, Update};
+use serde_json::json;
+
+use super::{AppState, StartError};
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// Writes the commented starter policy into a new policy directory.
+pub(crate) fn write_starter(dir: &Path) -> Result<(), StartError> {
+    let fail = |e: std::io::Error| StartError::StarterPolicy { dir: dir.display().to_string(), reason: e.kind().to_string() };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    std::fs::write(dir.join("starter.cedar"), countersign_policy::STARTER_POLICY).map_err(fail)
+}
+
+/// Loads the configured policy directory; on failure, one problem a line.
+pub(crate) fn load(config: &Config) -> Result<PolicyEngine, String> {
+    let defaults = Defaults { timeout: config.default_timeout, valid_for: config.default_valid_for };
+    PolicyEngine::load_dir(&config.policies_dir, defaults).map_err(|e| e.problems().join("\n"))
+}
+
+pub(crate) fn loaded_event(actor: &str, engine: &PolicyEngine, previous: Option<&str>) -> AuditDraft {
+    AuditDraft::new(
+        actor,
+        "policy.loaded",
+        json!({
+            "hash": engine.hash(),
+            "previous_hash": previous,
+            "files": engine.files(),
+            "policies": engine.policy_count(),
+        }),
+    )
+}
+
+impl AppState {
+    /// Reloads the policy directory. A set that fails to load is reported
+    /// and audited, and the previous set stays in force.
+    pub async fn reload_policies(&self, actor: &str) -> Result<String, ApiError> {
+        let _serialised = self.reload_lock.lock().await;
+        let previous = self.policy();
+        let engine = match load(&self.config) {
+            Ok(engine) => engine,
+            Err(problems) => {
+                self.audit(vec![AuditDraft::new(
+                    actor,
+                    "policy.load_failed",
+                    json!({"problems": problems.lines().collect::<Vec<_>>(), "kept_hash": previous.engine.hash()}),
+                )])
+                .await?;
+                return Err(ApiError::PolicyInvalid(problems.replace('\n', "; ")));
+            }
+        };
+        let hash = engine.hash().to_owned();
+        self.audit(vec![loaded_event(actor, &engine, Some(previous.engine.hash()))]).await?;
+        self.install_policy(engine);
+        tracing::info!(%hash, "policy set reloaded");
+        self.redecide_open_requests().await?;
+        Ok(hash)
+    }
+
+    /// Decides every open request again under the policy set in force and
+    /// revokes those it now denies. Approved requests are also checked
+    /// again at release.
+    async fn redecide_open_requests(&self) -> Result<(), ApiError> {
+        let policy = self.policy();
+        for status in [Status::Pending, Status::Approved] {
+            let filter = RequestFilter { status: Some(status), limit: 1000, ..RequestFilter::default() };
+            for request in self.store.list_requests(&filter).await? {
+                let reason = match self.current_principal(&request).await? {
+                    None => Some(format!("{} no longer exists or was revoked", request.principal)),
+                    Some(principal) => {
+                        let decision = policy.engine.decide(&principal, &request.action);
+                        match decision.verdict {
+                            Verdict::Deny => Some(format!(
+                                "policy set `{}` denies this action: {}",
+                                decision.policy_hash, decision.reason
+                            )),
+                            Verdict::Allow | Verdict::RequireApproval(_) => None,
+                        }
+                    }
+                };
+                if let Some(reason) = reason {
+                    self.revoke_request(&request.id, reason).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The requester as it stands now; `None` if it is gone or revoked.
+    pub(crate) async fn current_principal(&self, request: &Request) -> Result<Option<Principal>, ApiError> {
+        let name = &request.principal.name;
+        Ok(match request.principal.kind {
+            PrincipalKind::Agent => self.store.agent(name).await?.filter(|a| a.revoked_at.is_none()).map(|a| a.principal()),
+            PrincipalKind::User => self.store.user(name).await?.filter(|u| u.revoked_at.is_none()).map(|u| u.principal()),
+        })
+    }
+
+    /// Revokes one open request (no-op if it already closed).
+    pub(crate) async fn revoke_request(&self, id: &str, reason: String) -> Result<(), ApiError> {
+        let now = Timestamp::now();
+        self.update(
+            id,
+            Box::new(move |current| match lifecycle::revoke(current, &reason, now) {
+                Ok(next) => Update {
+                    events: vec![AuditDraft::new("system", "action.revoked", json!({"id": next.id, "reason": reason}))],
+                    save: Some(next),
+                    result: Ok(()),
+                },
+                Err(refusal) => Update { save: None, events: Vec::new(), result: Err(refusal) },
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! Release and record: what the requester does with its request — cancel
+//! it, take its approval (once), and report how the action went.
+
+use countersign_audit::AuditDraft;
+use countersign_core::lifecycle::{self, settle_deadline};
+use countersign_core::{Outcome, Principal, Refusal, Request, Status, Timestamp};
+use countersign_policy::Verdict;
+use countersign_store::Update;
+use serde_json::json;
+
+use super::review::{expired_event, refused_event};
+use super::AppState;
+use crate::error::ApiError;
+
+impl AppState {
+    /// The requester withdraws its request.
+    pub async fn cancel(&self, caller: &Principal, id: &str) -> Result<Request, ApiError> {
+        self.visible_request(caller, id).await?;
+        let by = caller.reference();
+        let now = Timestamp::now();
+        let updated = self
+            .update(
+                id,
+                Box::new(move |current| {
+                    if let Some(expired) = settle_deadline(current, now) {
+                        return refuse_after_expiry(&by.to_string(), current, expired, "cancel");
+                    }
+                    match lifecycle::cancel(current, &by, now) {
+                        Ok(next) => Update {
+                            events: vec![AuditDraft::new(by.to_string(), "action.cancelled", json!({"id": next.id}))],
+                            save: Some(next),
+                            result: Ok(()),
+                        },
+                        Err(refusal) => refuse(&by.to_string(), &current.id, "cancel", refusal),
+                    }
+                }),
+            )
+            .await?;
+        updated.result.map_err(ApiError::Refused)?;
+        Ok(updated.request)
+    }
+
+    /// The requester takes its approval: single-use, within `valid_for`, and
+    /// only if the policy set in force still permits the action with the
+    /// approvals given. Otherwise the request is revoked.
+    pub async fn release(&self, caller: &Principal, id: &str) -> Result<Request, ApiError> {
+        let request = self.visible_request(caller, id).await?;
+        let policy = self.policy();
+        let decision = policy.engine.decide(caller, &request.action);
+        let objection = match decision.verdict {
+            Verdict::Allow => None,
+            Verdict::Deny => Some(format!("policy set `{}` now denies this action: {}", decision.policy_hash, decision.reason)),
+            Verdict::RequireApproval(requirements) => {
+                let mut probe = request.clone();
+                probe.requirements = requirements;
+                (!probe.quorum_met()).then(|| {
+                    format!(
+                        "the approvals given no longer meet the requirements of policy set `{}`: {}",
+                        decision.policy_hash, decision.reason
+                    )
+                })
+            }
+        };
+        let by = caller.reference();
+        let now = Timestamp::now();
+        let updated = self
+            .update(
+                id,
+                Box::new(move |current| {
+                    let actor = by.to_string();
+                    if let Some(expired) = settle_deadline(current, now) {
+                        return refuse_after_expiry(&actor, current, expired, "release");
+                    }
+                    match (lifecycle::release(current, &by, now), objection) {
+                        (Err(refusal), _) => refuse(&actor, &current.id, "release", refusal),
+                        (Ok(_), Some(reason)) => match lifecycle::revoke(current, &reason, now) {
+                            Ok(revoked) => Update {
+                                events: vec![
+                                    AuditDraft::new("system", "action.revoked", json!({"id": current.id, "reason": reason})),
+                                    refused_event(&actor, &current.id, "release", &Refusal::NotApproved("revoked")),
+                                ],
+                                save: Some(revoked),
+                                result: Err(Refusal::NotApproved("revoked")),
+                            },
+                            Err(refusal) => refuse(&actor, &current.id, "release", refusal),
+                        },
+                        (Ok(next), None) => Update {
+                            events: vec![AuditDraft::new(
+                                actor,
+                                "action.released",
+                                json!({"id": next.id, "fingerprint": next.fingerprint}),
+                            )],
+                            save: Some(next),
+                            result: Ok(()),
+                        },
+                    }
+                }),
+            )
+            .await?;
+        updated.result.map_err(ApiError::Refused)?;
+        Ok(updated.request)
+    }
+
+    /// The requester reports how the action went; accepted once.
+    pub async fn report_outcome(&self, caller: &Principal, id: &str, outcome: Outcome) -> Result<Request, ApiError> {
+        self.visible_request(caller, id).await?;
+        let by = caller.reference();
+        let updated = self
+            .update(
+                id,
+                Box::new(move |current| {
+                    let actor = by.to_string();
+                    match lifecycle::report_outcome(current, &by, outcome.clone()) {
+                        Ok(next) => Update {
+                            events: vec![AuditDraft::new(
+                                actor,
+                                "outcome.reported",
+                                json!({"id": current.id, "fingerprint": current.fingerprint, "outcome": outcome}),
+                            )],
+                            save: Some(next),
+                            result: Ok(()),
+                        },
+                        Err(refusal) => refuse(&actor, &current.id, "outcome", refusal),
+                    }
+                }),
+            )
+            .await?;
+        updated.result.map_err(ApiError::Refused)?;
+        Ok(updated.request)
+    }
+}
+
+fn refuse(actor: &str, id: &str, attempt: &str, refusal: Refusal) -> Update {
+    Update { save: None, events: vec![refused_event(actor, id, attempt, &refusal)], result: Err(refusal) }
+}
+
+fn refuse_after_expiry(actor: &str, current: &Request, expired: Request, attempt: &str) -> Update {
+    debug_assert_eq!(expired.status, Status::Expired);
+    Update {
+        events: vec![expired_event(&expired), refused_event(actor, &current.id, attempt, &Refusal::Expired)],
+        save: Some(expired),
+        result: Err(Refusal::Expired),
+    }
+}

@@ -1,0 +1,198 @@
+//! The requests table: the whole request as JSON, plus copies of the
+//! fields that lists and the expiry sweep filter on.
+
+use countersign_core::{PrincipalKind, Request, Status, Timestamp};
+use countersign_store::{RequestFilter, StoreError, Update, UpdateFn, Updated};
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
+
+use crate::error::{corrupt, db, encode, insert as insert_error};
+use crate::writer::Tx;
+
+/// Lists return this many requests when the caller does not say.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Lists never return more than this many requests.
+pub const MAX_LIMIT: usize = 1000;
+
+/// A request encoded for its row. Built outside the writer, so that JSON
+/// encoding runs on the callers' threads, not on the one writer thread.
+pub(crate) struct Row {
+    id: String,
+    status: &'static str,
+    principal_kind: &'static str,
+    principal_name: String,
+    kind: String,
+    resource: String,
+    created_at: i64,
+    deadline: Option<i64>,
+    body: String,
+}
+
+impl Row {
+    pub(crate) fn encode(request: &Request) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: request.id.clone(),
+            status: request.status.as_str(),
+            principal_kind: request.principal.kind.as_str(),
+            principal_name: request.principal.name.clone(),
+            kind: request.action.kind.clone(),
+            resource: request.action.resource.clone(),
+            created_at: request.created_at.as_millis(),
+            deadline: deadline(request).map(Timestamp::as_millis),
+            body: serde_json::to_string(request).map_err(|e| encode("request", e))?,
+        })
+    }
+}
+
+/// When the expiry sweep must look at a request again: only open requests
+/// have one, so the sweep's index holds nothing else.
+fn deadline(request: &Request) -> Option<Timestamp> {
+    match request.status {
+        Status::Pending => request.expires_at,
+        Status::Approved => request.release_by,
+        Status::Allowed
+        | Status::Denied
+        | Status::Released
+        | Status::Expired
+        | Status::Cancelled
+        | Status::Revoked => None,
+    }
+}
+
+pub(crate) fn insert(conn: &Connection, row: &Row) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO requests (id, status, principal_kind, principal_name, kind, resource, created_at, deadline, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .and_then(|mut s| {
+        s.execute((
+            &row.id,
+            row.status,
+            row.principal_kind,
+            &row.principal_name,
+            &row.kind,
+            &row.resource,
+            row.created_at,
+            row.deadline,
+            &row.body,
+        ))
+    })
+    .map_err(|e| insert_error(e, "request", &row.id))?;
+    Ok(())
+}
+
+/// Overwrites a stored request.
+pub(crate) fn save(conn: &Connection, request: &Request) -> Result<(), StoreError> {
+    let row = Row::encode(request)?;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE requests SET status = ?2, principal_kind = ?3, principal_name = ?4, kind = ?5, resource = ?6,
+                    created_at = ?7, deadline = ?8, body = ?9
+              WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute((
+                &row.id,
+                row.status,
+                row.principal_kind,
+                &row.principal_name,
+                &row.kind,
+                &row.resource,
+                row.created_at,
+                row.deadline,
+                &row.body,
+            ))
+        })
+        .map_err(db)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound { what: "request", name: request.id.clone() });
+    }
+    Ok(())
+}
+
+/// Runs a transition against the current request, inside the writer.
+pub(crate) fn update(tx: &mut Tx<'_>, id: &str, update: UpdateFn) -> Result<Updated, StoreError> {
+    let current = get(tx.conn, id)?.ok_or_else(|| StoreError::NotFound { what: "request", name: id.to_owned() })?;
+    let Update { save: next, events, result } = update(&current);
+    let request = match next {
+        Some(next) if next.id != current.id => {
+            return Err(StoreError::Internal(format!(
+                "an update of request `{}` tried to save request `{}`",
+                current.id, next.id
+            )));
+        }
+        Some(next) => {
+            save(tx.conn, &next)?;
+            next
+        }
+        None => current,
+    };
+    // Appended whether or not anything changed: refused attempts are audited.
+    tx.append(&events)?;
+    Ok(Updated { request, result })
+}
+
+pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<Request>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT body FROM requests WHERE id = ?1").map_err(db)?;
+    let body: Option<String> = stmt.query_row([id], |r| r.get(0)).optional().map_err(db)?;
+    body.map(|b| decode(&b)).transpose()
+}
+
+pub(crate) fn list(conn: &Connection, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    let mut bind = |clause: &str, value: Value| {
+        params.push(value);
+        clauses.push(format!("{clause} = ?{}", params.len()));
+    };
+    if let Some(status) = filter.status {
+        bind("status", Value::Text(status.as_str().to_owned()));
+    }
+    if let Some(principal) = &filter.principal {
+        bind("principal_kind", Value::Text(principal.kind.as_str().to_owned()));
+        bind("principal_name", Value::Text(principal.name.clone()));
+    }
+    if let Some(kind) = &filter.kind {
+        bind("kind", Value::Text(kind.clone()));
+    }
+    if let Some(resource) = &filter.resource {
+        bind("resource", Value::Text(resource.clone()));
+    }
+    let limit = match filter.limit {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    };
+    params.push(Value::Integer(i64::try_from(limit).unwrap_or(100)));
+    let filter_sql = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+    let sql = format!("SELECT body FROM requests{filter_sql} ORDER BY created_at DESC, id DESC LIMIT ?{}", params.len());
+    let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
+    let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0)).map_err(db)?;
+    rows.map(|r| decode(&r.map_err(db)?)).collect()
+}
+
+pub(crate) fn due(conn: &Connection, now: Timestamp) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id FROM requests WHERE deadline IS NOT NULL AND deadline <= ?1
+                AND status IN ('pending', 'approved') ORDER BY deadline, id",
+        )
+        .map_err(db)?;
+    let rows = stmt.query_map([now.as_millis()], |r| r.get::<_, String>(0)).map_err(db)?;
+    rows.map(|r| r.map_err(db)).collect()
+}
+
+/// Pending and approved requests submitted by one identity.
+pub(crate) fn open_for_principal(conn: &Connection, kind: PrincipalKind, name: &str) -> Result<Vec<Request>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT body FROM requests WHERE principal_kind = ?1 AND principal_name = ?2
+                AND status IN ('pending', 'approved') ORDER BY created_at, id",
+        )
+        .map_err(db)?;
+    let rows = stmt.query_map((kind.as_str(), name), |r| r.get::<_, String>(0)).map_err(db)?;
+    rows.map(|r| decode(&r.map_err(db)?)).collect()
+}
+
+fn decode(body: &str) -> Result<Request, StoreError> {
+    serde_json::from_str(body).map_err(|e| corrupt("request", e))
+}

@@ -1,0 +1,145 @@
+//! Opening connections with the settings every one of them needs, and
+//! bringing the schema up to date.
+//!
+//! Migrations are numbered SQL files compiled into the binary and recorded
+//! in `schema_migrations`, so the server and the CLI (which may open the same
+//! file at once) agree on which ones ran.
+
+use std::path::Path;
+use std::time::Duration;
+
+use countersign_core::Timestamp;
+use countersign_store::StoreError;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::error::db;
+
+/// How long a connection waits for another process's lock before giving up.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection: enough for every query shape
+/// the store issues (including each `list_requests` filter combination).
+const STATEMENT_CACHE: usize = 64;
+
+/// Every migration, in order. Never edit one that has shipped; add a file.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+/// Opens the read-write connection, in WAL mode with full fsync, and
+/// applies pending migrations.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(db)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(db)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "the database could not switch to WAL mode (it is in `{mode}` mode)"
+        )));
+    }
+    // FULL: in WAL mode this fsyncs the log on every commit, which is what
+    // lets a caller be told "recorded" only once the event is on disk.
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").map_err(db)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection. The writer must have opened the file first
+/// (it creates the database and switches it to WAL).
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(db)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// The newest schema version this build knows.
+pub(crate) fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |(v, _)| *v)
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version     INTEGER PRIMARY KEY NOT NULL,
+             applied_at  INTEGER NOT NULL
+         ) STRICT;",
+    )
+    .map_err(db)?;
+    for (version, sql) in MIGRATIONS {
+        // IMMEDIATE takes the write lock before checking, so two processes
+        // opening a fresh file at once cannot both apply the same migration.
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+        let applied = apply(conn, *version, sql);
+        let end = match applied {
+            Ok(()) => conn.execute_batch("COMMIT"),
+            Err(_) => conn.execute_batch("ROLLBACK"),
+        };
+        applied?;
+        end.map_err(db)?;
+    }
+    let newest: Option<i64> = conn
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))
+        .optional()
+        .map_err(db)?
+        .flatten();
+    match newest {
+        Some(v) if v > latest_version() => Err(StoreError::Internal(format!(
+            "the database has schema version {v}, newer than this build supports ({}); upgrade countersign",
+            latest_version()
+        ))),
+        Some(_) | None => Ok(()),
+    }
+}
+
+fn apply(conn: &Connection, version: i64, sql: &str) -> Result<(), StoreError> {
+    let done: bool = conn
+        .query_row("SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)", [version], |r| r.get(0))
+        .map_err(db)?;
+    if done {
+        return Ok(());
+    }
+    conn.execute_batch(sql).map_err(db)?;
+    conn.execute(
+        "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+        (version, Timestamp::now().as_millis()),
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_record_their_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(open_writer(&path).unwrap());
+        let conn = open_writer(&path).unwrap();
+        let versions: Vec<i64> = conn
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(versions, (1..=latest_version()).collect::<Vec<_>>());
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2, "synchronous must be FULL");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = open_writer(&path).unwrap();
+        conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)", []).unwrap();
+        drop(conn);
+        assert!(matches!(open_writer(&path), Err(StoreError::Internal(_))));
+    }
+}
