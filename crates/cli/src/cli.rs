@@ -28,7 +28,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the gateway.
-    #[command(long_about = "Start the gateway: open the SQLite store in the data directory, load the policies, and serve the HTTP API.\n\nSettings come from the config file, overridden by COUNTERSIGN_<SECTION>_<KEY> environment variables, overridden by these flags. SIGHUP reloads the policies (a failed reload keeps the current set); SIGINT and SIGTERM shut down gracefully.")]
+    #[command(
+        long_about = "Start the gateway: open the SQLite store in the data directory, load the policies, and serve the HTTP API.\n\nSettings come from the config file, overridden by COUNTERSIGN_<SECTION>_<KEY> environment variables, overridden by these flags. SIGHUP reloads the policies (a failed reload keeps the current set); SIGINT and SIGTERM shut down gracefully."
+    )]
     Serve(ServeArgs),
     /// Manage users: humans who approve and deny.
     #[command(subcommand)]
@@ -81,10 +83,20 @@ pub struct StoreArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// Gateway URL.
-    #[arg(long, env = "COUNTERSIGN_SERVER", default_value = "http://127.0.0.1:8470", value_name = "URL")]
+    #[arg(
+        long,
+        env = "COUNTERSIGN_SERVER",
+        default_value = "http://127.0.0.1:8470",
+        value_name = "URL"
+    )]
     pub server: String,
     /// API token: an agent key (csa_…) or a personal user token (csu_…).
-    #[arg(long, env = "COUNTERSIGN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "COUNTERSIGN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub token: Option<String>,
 }
 
@@ -163,13 +175,17 @@ pub enum AgentsCommand {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Validate a directory of `.cedar` files (and optional schema).
-    #[command(long_about = "Validate a directory of `.cedar` files (and its optional schema). Prints `ok: N policies, hash sha256:…`, or each problem as `file:line:col: message` and exits 1.")]
+    #[command(
+        long_about = "Validate a directory of `.cedar` files (and its optional schema). Prints `ok: N policies, hash sha256:…`, or each problem as `file:line:col: message` and exits 1."
+    )]
     Check {
         /// Policy directory.
         dir: PathBuf,
     },
     /// Run sample requests against a policy directory and check their expectations.
-    #[command(long_about = "Run the cases in CASES (a JSON file of sample requests with expectations) against the policies in DIR. Prints each case's outcome with its determining policies and exits 1 when any case does not match its `expect`.")]
+    #[command(
+        long_about = "Run the cases in CASES (a JSON file of sample requests with expectations) against the policies in DIR. Prints each case's outcome with its determining policies and exits 1 when any case does not match its `expect`."
+    )]
     Test {
         /// Policy directory.
         dir: PathBuf,
@@ -293,7 +309,8 @@ mod tests {
 
     #[test]
     fn exec_needs_the_command_after_dashes() {
-        let cli = Cli::try_parse_from(["countersign", "exec", "--resource", "r", "--", "ls", "-l"]).unwrap();
+        let cli = Cli::try_parse_from(["countersign", "exec", "--resource", "r", "--", "ls", "-l"])
+            .unwrap();
         match cli.command {
             Command::Exec(args) => assert_eq!(args.command, ["ls", "-l"]),
             other => panic!("{other:?}"),

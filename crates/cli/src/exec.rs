@@ -19,7 +19,7 @@ use crate::exit::Exit;
 use crate::output::{print_error, print_warning, short_duration, stderr_tty, Style};
 use crate::review::path_segment;
 use crate::run::{run, Ran};
-use crate::view::{parse_time, until, RequestView, RequirementView, Submitted};
+use crate::view::{parse_time, progress, until, RequestView, RequirementView, Submitted};
 
 /// Seconds each long poll asks the gateway to hold the answer.
 const WAIT_SECS: u64 = 30;
@@ -34,7 +34,8 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
     // process mid-request; while pending it cancels the request.
     let mut interrupt = Interrupts::new()?;
 
-    let cwd = std::env::current_dir().map_err(|e| anyhow::anyhow!("cannot read the working directory: {e}"))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| anyhow::anyhow!("cannot read the working directory: {e}"))?;
     let payload = json!({ "argv": args.command, "cwd": cwd.display().to_string() });
     let mut body = json!({
         "kind": args.kind,
@@ -50,13 +51,19 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
         body["justification"] = json!(j);
     }
 
-    let submitted: Submitted = serde_json::from_value(client.post("/v1/actions", &body, None).await?)?;
+    let submitted: Submitted =
+        serde_json::from_value(client.post("/v1/actions", &body, None).await?)?;
     let id = submitted.id.clone();
     let view = match submitted.status.as_str() {
         "allowed" => None,
         "denied" => {
             let reason = submitted.reason.as_deref().unwrap_or("denied by policy");
-            eprintln!("{} {} on {}: {reason}", style.red("denied:"), args.kind, args.resource);
+            eprintln!(
+                "{} {} on {}: {reason}",
+                style.red("denied:"),
+                args.kind,
+                args.resource
+            );
             if !submitted.policies.is_empty() {
                 eprintln!("  policies: {}", submitted.policies.join(", "));
             }
@@ -65,10 +72,11 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
         }
         "pending" => {
             announce(&submitted, &args, &client, style);
-            let decided = match wait_for_decision(&client, &submitted, &mut interrupt, style).await? {
-                Waited::Decided(view) => view,
-                Waited::Interrupted => return cancel(&client, &id, style).await,
-            };
+            let decided =
+                match wait_for_decision(&client, &submitted, &mut interrupt, style).await? {
+                    Waited::Decided(view) => view,
+                    Waited::Interrupted => return cancel(&client, &id, style).await,
+                };
             match decided.status.as_str() {
                 "approved" => {
                     eprintln!("{} {}", style.green("approved:"), approvers(&decided));
@@ -77,7 +85,9 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
                 other => return Ok(closed(&decided, other, style)),
             }
         }
-        other => anyhow::bail!("the gateway answered with unexpected status `{other}` for request {id}"),
+        other => {
+            anyhow::bail!("the gateway answered with unexpected status `{other}` for request {id}")
+        }
     };
     if let Some(view) = &view {
         check_payload(view, &payload, submitted.fingerprint.as_deref())?;
@@ -105,20 +115,34 @@ fn announce(submitted: &Submitted, args: &ExecArgs, client: &Client, style: Styl
         eprintln!("  {}", asked(requirement));
     }
     if let Some(deadline) = parse_time(approval.expires_at.as_deref()) {
-        eprintln!("  deadline {deadline} (in {})", short_duration(until(deadline, Timestamp::now())));
+        eprintln!(
+            "  deadline {deadline} (in {})",
+            short_duration(until(deadline, Timestamp::now()))
+        );
     }
     let server = if client.server() == "http://127.0.0.1:8470" {
         String::new()
     } else {
         format!(" --server {}", client.server())
     };
-    eprintln!("  an approver runs: countersign approve {}{server}", submitted.id);
+    eprintln!(
+        "  an approver runs: countersign approve {}{server}",
+        submitted.id
+    );
 }
 
 fn asked(r: &RequirementView) -> String {
     let quorum = r.quorum.max(1);
-    let who = if quorum == 1 { "1 approval".to_owned() } else { format!("{quorum} approvals from distinct people") };
-    format!("policy {} asks for {who} from group {}", r.policy, r.groups.join(" or "))
+    let who = if quorum == 1 {
+        "1 approval".to_owned()
+    } else {
+        format!("{quorum} approvals from distinct people")
+    };
+    format!(
+        "policy {} asks for {who} from group {}",
+        r.policy,
+        r.groups.join(" or ")
+    )
 }
 
 fn approvers(view: &RequestView) -> String {
@@ -131,7 +155,7 @@ fn approvers(view: &RequestView) -> String {
 }
 
 enum Waited {
-    Decided(RequestView),
+    Decided(Box<RequestView>),
     Interrupted,
 }
 
@@ -143,10 +167,13 @@ async fn wait_for_decision(
     interrupt: &mut Interrupts,
     style: Style,
 ) -> anyhow::Result<Waited> {
-    let path = format!("/v1/actions/{}?wait={WAIT_SECS}", path_segment(&submitted.id));
+    let path = format!(
+        "/v1/actions/{}?wait={WAIT_SECS}",
+        path_segment(&submitted.id)
+    );
     let approval = submitted.approval.clone().unwrap_or_default();
     let mut deadline = parse_time(approval.expires_at.as_deref());
-    let mut progress = progress_of(&approval.requirements);
+    let mut counted = progress(&approval.requirements);
     let mut line = StatusLine::new(style);
     let mut backoff = Duration::from_millis(250);
     let mut unreachable_since: Option<(Instant, String)> = None;
@@ -157,7 +184,7 @@ async fn wait_for_decision(
         let answer = loop {
             tokio::select! {
                 answer = &mut poll => break answer,
-                _ = tick.tick() => line.show(&status_text(progress, deadline, unreachable_since.as_ref())),
+                _ = tick.tick() => line.show(&status_text(counted, deadline, unreachable_since.as_ref())),
                 () = interrupt.recv() => {
                     line.finish();
                     return Ok(Waited::Interrupted);
@@ -171,15 +198,16 @@ async fn wait_for_decision(
                 backoff = Duration::from_millis(250);
                 if view.status != "pending" {
                     line.finish();
-                    return Ok(Waited::Decided(view));
+                    return Ok(Waited::Decided(Box::new(view)));
                 }
-                progress = view.progress();
+                counted = view.progress();
                 deadline = parse_time(view.expires_at.as_deref()).or(deadline);
-                line.show(&status_text(progress, deadline, None));
+                line.show(&status_text(counted, deadline, None));
             }
             Err(e) if e.is_retryable() => {
                 let past_deadline = deadline.is_some_and(|d| until(d, Timestamp::now()).is_zero());
-                let since = unreachable_since.get_or_insert_with(|| (Instant::now(), String::new()));
+                let since =
+                    unreachable_since.get_or_insert_with(|| (Instant::now(), String::new()));
                 if past_deadline && since.0.elapsed() >= DEADLINE_GRACE {
                     line.finish();
                     return Err(anyhow::anyhow!(
@@ -188,7 +216,7 @@ async fn wait_for_decision(
                     ));
                 }
                 since.1 = e.to_string();
-                line.show(&status_text(progress, deadline, unreachable_since.as_ref()));
+                line.show(&status_text(counted, deadline, unreachable_since.as_ref()));
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = interrupt.recv() => {
@@ -206,17 +234,23 @@ async fn wait_for_decision(
     }
 }
 
-fn progress_of(requirements: &[RequirementView]) -> (u64, u64) {
-    requirements
-        .iter()
-        .fold((0, 0), |(have, need), r| (have + r.approvals_count().min(r.quorum.max(1)), need + r.quorum.max(1)))
-}
-
-fn status_text(progress: (u64, u64), deadline: Option<Timestamp>, unreachable: Option<&(Instant, String)>) -> String {
-    let left = deadline.map_or_else(String::new, |d| format!(" · {} left", short_duration(until(d, Timestamp::now()))));
-    let mut text = format!("waiting for approval: {}/{} approvals{left}", progress.0, progress.1);
+fn status_text(
+    progress: (u64, u64),
+    deadline: Option<Timestamp>,
+    unreachable: Option<&(Instant, String)>,
+) -> String {
+    let left = deadline.map_or_else(String::new, |d| {
+        format!(" · {} left", short_duration(until(d, Timestamp::now())))
+    });
+    let mut text = format!(
+        "waiting for approval: {}/{} approvals{left}",
+        progress.0, progress.1
+    );
     if let Some((since, error)) = unreachable {
-        text.push_str(&format!(" · retrying for {}: {error}", short_duration(since.elapsed())));
+        text.push_str(&format!(
+            " · retrying for {}: {error}",
+            short_duration(since.elapsed())
+        ));
     }
     text
 }
@@ -236,8 +270,14 @@ async fn release(client: &Client, id: &str, style: Style) -> anyhow::Result<Requ
             Err(e) => {
                 let closed = matches!(e.code(), Some("expired" | "revoked" | "cancelled"));
                 if closed {
-                    eprintln!("{} request {id} could not be released: {e}", style.red("not run:"));
-                    return Err(anyhow::Error::new(crate::exit::Failure { exit: Exit::CLOSED, message: e.to_string() }));
+                    eprintln!(
+                        "{} request {id} could not be released: {e}",
+                        style.red("not run:")
+                    );
+                    return Err(anyhow::Error::new(crate::exit::Failure {
+                        exit: Exit::CLOSED,
+                        message: e.to_string(),
+                    }));
                 }
                 return Err(e.into());
             }
@@ -246,12 +286,23 @@ async fn release(client: &Client, id: &str, style: Style) -> anyhow::Result<Requ
 }
 
 /// Refuses to run anything but what was submitted.
-fn check_payload(view: &RequestView, payload: &Value, fingerprint: Option<&str>) -> anyhow::Result<()> {
+fn check_payload(
+    view: &RequestView,
+    payload: &Value,
+    fingerprint: Option<&str>,
+) -> anyhow::Result<()> {
     if view.status != "released" {
-        anyhow::bail!("request {} is `{}` after release, not `released`; not running", view.id, view.status);
+        anyhow::bail!(
+            "request {} is `{}` after release, not `released`; not running",
+            view.id,
+            view.status
+        );
     }
     if !view.payload.is_null() && &view.payload != payload {
-        anyhow::bail!("the released request {} does not carry the submitted command; not running", view.id);
+        anyhow::bail!(
+            "the released request {} does not carry the submitted command; not running",
+            view.id
+        );
     }
     if let (Some(released), Some(submitted)) = (view.fingerprint.as_deref(), fingerprint) {
         if released != submitted {
@@ -262,23 +313,42 @@ fn check_payload(view: &RequestView, payload: &Value, fingerprint: Option<&str>)
 }
 
 fn closed(view: &RequestView, status: &str, style: Style) -> Exit {
-    let reason = view.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    let reason = view
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
     match status {
         "denied" => {
-            let by: Vec<String> = view.denials.iter().map(|d| {
-                let note = d.note().map(|n| format!(" ({n})")).unwrap_or_default();
-                format!("{}{note}", d.who())
-            }).collect();
-            let by = if by.is_empty() { String::new() } else { format!(" by {}", by.join(", ")) };
+            let by: Vec<String> = view
+                .denials
+                .iter()
+                .map(|d| {
+                    let note = d.note().map(|n| format!(" ({n})")).unwrap_or_default();
+                    format!("{}{note}", d.who())
+                })
+                .collect();
+            let by = if by.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", by.join(", "))
+            };
             eprintln!("{} request {}{by}{reason}", style.red("denied:"), view.id);
             Exit::DENIED
         }
         "expired" | "revoked" | "cancelled" => {
-            eprintln!("{} request {}{reason}", style.red(&format!("{status}:")), view.id);
+            eprintln!(
+                "{} request {}{reason}",
+                style.red(&format!("{status}:")),
+                view.id
+            );
             Exit::CLOSED
         }
         other => {
-            print_error(&format!("request {} ended in unexpected status `{other}`; not running", view.id));
+            print_error(&format!(
+                "request {} ended in unexpected status `{other}`; not running",
+                view.id
+            ));
             Exit::ERROR
         }
     }
@@ -286,9 +356,14 @@ fn closed(view: &RequestView, status: &str, style: Style) -> Exit {
 
 async fn cancel(client: &Client, id: &str, style: Style) -> anyhow::Result<Exit> {
     let path = format!("/v1/actions/{}/cancel", path_segment(id));
-    match client.post(&path, &json!({}), Some(Duration::from_secs(10))).await {
+    match client
+        .post(&path, &json!({}), Some(Duration::from_secs(10)))
+        .await
+    {
         Ok(_) => eprintln!("{} request {id} (interrupted)", style.yellow("cancelled:")),
-        Err(e) => print_warning(&format!("interrupted, but cancelling request {id} failed: {e}")),
+        Err(e) => print_warning(&format!(
+            "interrupted, but cancelling request {id} failed: {e}"
+        )),
     }
     Ok(Exit::CLOSED)
 }
@@ -303,7 +378,10 @@ async fn report_outcome(client: &Client, id: &str, ran: &Ran) {
     let path = format!("/v1/actions/{}/outcome", path_segment(id));
     let mut last = None;
     for attempt in 0..3u32 {
-        match client.post(&path, &body, Some(Duration::from_secs(10))).await {
+        match client
+            .post(&path, &body, Some(Duration::from_secs(10)))
+            .await
+        {
             Ok(_) => return,
             Err(e) if e.is_retryable() => {
                 last = Some(e);
@@ -316,7 +394,9 @@ async fn report_outcome(client: &Client, id: &str, ran: &Ran) {
         }
     }
     if let Some(e) = last {
-        print_warning(&format!("the outcome of request {id} was not recorded: {e}"));
+        print_warning(&format!(
+            "the outcome of request {id} was not recorded: {e}"
+        ));
     }
 }
 
@@ -328,8 +408,10 @@ struct Interrupts {
 
 impl Interrupts {
     fn new() -> anyhow::Result<Self> {
-        let int = signal(SignalKind::interrupt()).map_err(|e| anyhow::anyhow!("cannot handle Ctrl-C: {e}"))?;
-        let term = signal(SignalKind::terminate()).map_err(|e| anyhow::anyhow!("cannot handle SIGTERM: {e}"))?;
+        let int = signal(SignalKind::interrupt())
+            .map_err(|e| anyhow::anyhow!("cannot handle Ctrl-C: {e}"))?;
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| anyhow::anyhow!("cannot handle SIGTERM: {e}"))?;
         Ok(Self { int, term })
     }
 
@@ -353,7 +435,12 @@ struct StatusLine {
 
 impl StatusLine {
     fn new(style: Style) -> Self {
-        Self { tty: stderr_tty(), style, width: 0, last_plain: None }
+        Self {
+            tty: stderr_tty(),
+            style,
+            width: 0,
+            last_plain: None,
+        }
     }
 
     fn show(&mut self, text: &str) {
@@ -363,7 +450,10 @@ impl StatusLine {
             let pad = " ".repeat(self.width.saturating_sub(len));
             self.width = len;
             let _ = write!(err, "\r{}{pad}", self.style.dim(text));
-        } else if self.last_plain.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+        } else if self
+            .last_plain
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
             self.last_plain = Some(Instant::now());
             let _ = writeln!(err, "{text}");
         }

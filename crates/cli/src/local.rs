@@ -4,7 +4,6 @@
 //! SQLite arbitrates between this process and a running gateway, so these
 //! commands work whether or not `countersign serve` is up.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -37,8 +36,12 @@ pub enum Open {
 pub fn open_store(config: &Config, mode: Open) -> anyhow::Result<Arc<dyn Store>> {
     let db = config.database_path();
     match mode {
-        Open::Create => std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory `{}`", config.data_dir.display()))?,
+        Open::Create => std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory `{}`",
+                config.data_dir.display()
+            )
+        })?,
         Open::Existing => {
             if !db.exists() {
                 anyhow::bail!(
@@ -48,7 +51,8 @@ pub fn open_store(config: &Config, mode: Open) -> anyhow::Result<Arc<dyn Store>>
             }
         }
     }
-    let store = SqliteStore::open(&db).with_context(|| format!("cannot open the store `{}`", db.display()))?;
+    let store = SqliteStore::open(&db)
+        .with_context(|| format!("cannot open the store `{}`", db.display()))?;
     Ok(Arc::new(store))
 }
 
@@ -56,9 +60,4 @@ pub fn open_store(config: &Config, mode: Open) -> anyhow::Result<Arc<dyn Store>>
 pub fn cli_actor() -> String {
     let user = std::env::var("USER").ok().filter(|u| !u.trim().is_empty());
     format!("cli:{}", user.as_deref().unwrap_or("local"))
-}
-
-/// A path for display, as given.
-pub fn show_path(path: &Path) -> String {
-    path.display().to_string()
 }

@@ -28,13 +28,33 @@ pub async fn pending(args: PendingArgs, output: Output) -> anyhow::Result<Exit> 
     let rows: Vec<Vec<String>> = actions
         .iter()
         .map(|a| {
-            let age = parse_time(a.created_at.as_deref())
-                .map_or_else(|| "-".to_owned(), |created| short_duration(until(now, created)));
-            let requirements = a.requirements.iter().map(|r| r.describe()).collect::<Vec<_>>().join("; ");
-            vec![a.id.clone(), a.kind.clone(), a.resource.clone(), a.requester(), age, requirements]
+            let age = parse_time(a.created_at.as_deref()).map_or_else(
+                || "-".to_owned(),
+                |created| short_duration(until(now, created)),
+            );
+            let requirements = a
+                .requirements
+                .iter()
+                .map(|r| r.describe())
+                .collect::<Vec<_>>()
+                .join("; ");
+            vec![
+                a.id.clone(),
+                a.kind.clone(),
+                a.resource.clone(),
+                a.requester(),
+                age,
+                requirements,
+            ]
         })
         .collect();
-    print!("{}", table(&["ID", "KIND", "RESOURCE", "REQUESTER", "AGE", "REQUIREMENTS"], &rows));
+    print!(
+        "{}",
+        table(
+            &["ID", "KIND", "RESOURCE", "REQUESTER", "AGE", "REQUIREMENTS"],
+            &rows
+        )
+    );
     Ok(Exit::OK)
 }
 
@@ -54,7 +74,13 @@ pub async fn vote(args: VoteArgs, vote: Vote, output: Output) -> anyhow::Result<
         Some(comment) => json!({ "comment": comment }),
         None => json!({}),
     };
-    let answer = client.post(&format!("/v1/actions/{}/{verb}", path_segment(&args.id)), &body, None).await?;
+    let answer = client
+        .post(
+            &format!("/v1/actions/{}/{verb}", path_segment(&args.id)),
+            &body,
+            None,
+        )
+        .await?;
     if output.is_json() {
         println!("{answer}");
         return Ok(Exit::OK);
@@ -63,7 +89,10 @@ pub async fn vote(args: VoteArgs, vote: Vote, output: Output) -> anyhow::Result<
     match (vote, view.status.as_str()) {
         (Vote::Approve, "pending") => {
             let (have, need) = view.progress();
-            println!("approval recorded for {}; still pending ({have}/{need} approvals)", view.id);
+            println!(
+                "approval recorded for {}; still pending ({have}/{need} approvals)",
+                view.id
+            );
         }
         (Vote::Approve, status) => println!("approved {}: now {status}", view.id),
         (Vote::Deny, status) => println!("denied {}: now {status}", view.id),
@@ -73,7 +102,9 @@ pub async fn vote(args: VoteArgs, vote: Vote, output: Output) -> anyhow::Result<
 
 pub async fn show(args: ShowArgs, output: Output) -> anyhow::Result<Exit> {
     let client = Client::new(&args.client)?;
-    let answer = client.get(&format!("/v1/actions/{}", path_segment(&args.id)), None).await?;
+    let answer = client
+        .get(&format!("/v1/actions/{}", path_segment(&args.id)), None)
+        .await?;
     if output.is_json() {
         println!("{answer}");
         return Ok(Exit::OK);
@@ -114,7 +145,11 @@ fn describe(v: &RequestView) -> String {
     for r in &v.requirements {
         line("requires", &r.describe());
     }
-    for (label, votes) in [("approved by", &v.approvals), ("denied by", &v.denials), ("comment", &v.comments)] {
+    for (label, votes) in [
+        ("approved by", &v.approvals),
+        ("denied by", &v.denials),
+        ("comment", &v.comments),
+    ] {
         for vote in votes {
             let at = vote.at.as_deref().unwrap_or("-");
             let note = vote.note().map(|n| format!(": {n}")).unwrap_or_default();
@@ -131,7 +166,20 @@ fn describe(v: &RequestView) -> String {
         line("release by", t);
     }
     if !v.outcome.is_null() {
-        line("outcome", &v.outcome.to_string());
+        let o = &v.outcome;
+        let text = |key: &str| o.get(key).and_then(Value::as_str).unwrap_or("-").to_owned();
+        line(
+            "outcome",
+            &format!(
+                "{} ({}) at {}",
+                text("status"),
+                text("summary"),
+                text("reported_at")
+            ),
+        );
+        if let Some(digest) = o.get("output_sha256").and_then(Value::as_str) {
+            line("output sha256", digest);
+        }
     }
     out
 }

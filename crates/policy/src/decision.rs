@@ -67,14 +67,21 @@ pub(crate) struct PolicyFacts {
 }
 
 /// Turns Cedar's response into a [`Decision`].
-pub(crate) fn interpret(response: &Response, facts: &HashMap<String, PolicyFacts>, policy_hash: &str) -> Decision {
+pub(crate) fn interpret(
+    response: &Response,
+    facts: &HashMap<String, PolicyFacts>,
+    policy_hash: &str,
+) -> Decision {
     let mut errors = Vec::new();
     let mut failed_forbids = Vec::new();
     for error in response.diagnostics().errors() {
         match error {
             AuthorizationError::PolicyEvaluationError(e) => {
                 let id: &str = e.policy_id().as_ref();
-                errors.push(format!("policy `{id}`: {}", crate::source::one_line(&e.inner().to_string())));
+                errors.push(format!(
+                    "policy `{id}`: {}",
+                    crate::source::one_line(&e.inner().to_string())
+                ));
                 // An unknown id cannot happen; treating it as a forbid keeps
                 // the fail-closed promise even so.
                 let is_forbid = facts.get(id).is_none_or(|f| match f.effect {
@@ -90,7 +97,11 @@ pub(crate) fn interpret(response: &Response, facts: &HashMap<String, PolicyFacts
     errors.sort();
     failed_forbids.sort();
     failed_forbids.dedup();
-    let mut determining: Vec<String> = response.diagnostics().reason().map(|id| AsRef::<str>::as_ref(id).to_owned()).collect();
+    let mut determining: Vec<String> = response
+        .diagnostics()
+        .reason()
+        .map(|id| AsRef::<str>::as_ref(id).to_owned())
+        .collect();
     determining.sort();
 
     let decision = |verdict, policies, reason| Decision {
@@ -105,9 +116,18 @@ pub(crate) fn interpret(response: &Response, facts: &HashMap<String, PolicyFacts
             let reason = format!("denied by {}", quoted(&determining));
             decision(Verdict::Deny, determining, reason)
         }
-        cedar_policy::Decision::Deny | cedar_policy::Decision::Allow if !failed_forbids.is_empty() => {
-            let noun = if failed_forbids.len() == 1 { "policy" } else { "policies" };
-            let reason = format!("denied: forbid {noun} {} failed to evaluate (fail closed)", quoted(&failed_forbids));
+        cedar_policy::Decision::Deny | cedar_policy::Decision::Allow
+            if !failed_forbids.is_empty() =>
+        {
+            let noun = if failed_forbids.len() == 1 {
+                "policy"
+            } else {
+                "policies"
+            };
+            let reason = format!(
+                "denied: forbid {noun} {} failed to evaluate (fail closed)",
+                quoted(&failed_forbids)
+            );
             decision(Verdict::Deny, failed_forbids, reason)
         }
         cedar_policy::Decision::Deny => {
@@ -135,7 +155,10 @@ pub(crate) fn interpret(response: &Response, facts: &HashMap<String, PolicyFacts
 }
 
 fn quoted(ids: &[String]) -> String {
-    ids.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .map(|id| format!("`{id}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// E.g. ``"`prod-needs-sre` (1 of sre); `pii` (2 of dba)"``.

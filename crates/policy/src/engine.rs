@@ -86,13 +86,21 @@ impl PolicyEngine {
     pub fn load_dir(dir: &Path, defaults: Defaults) -> Result<PolicyEngine, PolicyLoadError> {
         let dir_name = dir.display().to_string();
         let entries = std::fs::read_dir(dir).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => PolicyLoadError::MissingDir { dir: dir_name.clone() },
-            _ => PolicyLoadError::Io { file: dir_name.clone(), source },
+            std::io::ErrorKind::NotFound => PolicyLoadError::MissingDir {
+                dir: dir_name.clone(),
+            },
+            _ => PolicyLoadError::Io {
+                file: dir_name.clone(),
+                source,
+            },
         })?;
         let mut policy_files = Vec::new();
         let mut schema_path = None;
         for entry in entries {
-            let entry = entry.map_err(|source| PolicyLoadError::Io { file: dir_name.clone(), source })?;
+            let entry = entry.map_err(|source| PolicyLoadError::Io {
+                file: dir_name.clone(),
+                source,
+            })?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if !path.is_file() {
@@ -110,10 +118,16 @@ impl PolicyEngine {
         policy_files.sort();
         let read = |(file, path): (String, std::path::PathBuf)| {
             std::fs::read_to_string(&path)
-                .map(|text| PolicySource { file: file.clone(), text })
+                .map(|text| PolicySource {
+                    file: file.clone(),
+                    text,
+                })
                 .map_err(|source| PolicyLoadError::Io { file, source })
         };
-        let sources = policy_files.into_iter().map(read).collect::<Result<Vec<_>, _>>()?;
+        let sources = policy_files
+            .into_iter()
+            .map(read)
+            .collect::<Result<Vec<_>, _>>()?;
         let schema = schema_path.map(read).transpose()?;
         Self::from_sources(sources, schema, defaults)
     }
@@ -130,7 +144,10 @@ impl PolicyEngine {
         }
         let hash = hash_sources(&sources, schema.as_ref());
         let files: Vec<String> = sources.iter().map(|s| s.file.clone()).collect();
-        let texts: Vec<SourceText> = sources.into_iter().map(|s| SourceText::new(s.file, s.text)).collect();
+        let texts: Vec<SourceText> = sources
+            .into_iter()
+            .map(|s| SourceText::new(s.file, s.text))
+            .collect();
 
         let mut problems = Vec::new();
         let mut loaded: Vec<Loaded> = Vec::new();
@@ -162,7 +179,9 @@ impl PolicyEngine {
 
         let policies: Vec<Policy> = loaded.iter().map(|l| l.policy.clone()).collect();
         let slices = SliceIndex::build(&policies).map_err(|e| PolicyLoadError::Annotation {
-            at: loaded.first().map_or_else(|| texts_start(&texts), |l| l.at.clone()),
+            at: loaded
+                .first()
+                .map_or_else(|| texts_start(&texts), |l| l.at.clone()),
             policy: loaded.first().map_or_else(String::new, |l| l.id.clone()),
             message: format!("cannot index the policy set: {e}"),
         })?;
@@ -216,7 +235,11 @@ impl PolicyEngine {
     /// Decides `action` by `principal`, evaluating only the policies whose
     /// scope can match it (the production path).
     pub fn decide(&self, principal: &Principal, action: &Action) -> Decision {
-        self.evaluate(self.slices.get(&action.kind, &action.resource), principal, action)
+        self.evaluate(
+            self.slices.get(&action.kind, &action.resource),
+            principal,
+            action,
+        )
     }
 
     /// Decides by evaluating the whole policy set, without slicing; gives
@@ -229,7 +252,9 @@ impl PolicyEngine {
     fn evaluate(&self, policies: &PolicySet, principal: &Principal, action: &Action) -> Decision {
         match request::build(principal, action) {
             Ok(cedar) => {
-                let response = self.authorizer.is_authorized(&cedar.request, policies, &cedar.entities);
+                let response =
+                    self.authorizer
+                        .is_authorized(&cedar.request, policies, &cedar.entities);
                 interpret(&response, &self.facts, &self.hash)
             }
             Err(e) => Decision::unevaluable(e.to_string(), &self.hash),
@@ -239,7 +264,11 @@ impl PolicyEngine {
 
 fn texts_start(texts: &[SourceText]) -> Location {
     texts.first().map_or_else(
-        || Location { file: String::new(), line: 1, column: 1 },
+        || Location {
+            file: String::new(),
+            line: 1,
+            column: 1,
+        },
         |t| t.location(0),
     )
 }
@@ -264,12 +293,21 @@ fn load_file(
     };
     let starts = statement_starts(&source.text);
     let offset_of = |generated: &PolicyId| -> (usize, usize) {
-        let index = AsRef::<str>::as_ref(generated).strip_prefix("policy").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+        let index = AsRef::<str>::as_ref(generated)
+            .strip_prefix("policy")
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
         (index, starts.get(index).copied().unwrap_or(0))
     };
     let mut templates: Vec<usize> = set.templates().map(|t| offset_of(t.id()).1).collect();
     templates.sort_unstable();
-    problems.extend(templates.into_iter().map(|offset| PolicyLoadError::Template { at: source.location(offset) }));
+    problems.extend(
+        templates
+            .into_iter()
+            .map(|offset| PolicyLoadError::Template {
+                at: source.location(offset),
+            }),
+    );
 
     let mut policies: Vec<(usize, usize, &Policy)> = set
         .policies()
@@ -288,24 +326,37 @@ fn load_file(
             Ok(Some(id)) => id,
             Ok(None) => format!("{stem}.{index}"),
             Err(message) => {
-                problems.push(PolicyLoadError::Annotation { at, policy: format!("{stem}.{index}"), message });
+                problems.push(PolicyLoadError::Annotation {
+                    at,
+                    policy: format!("{stem}.{index}"),
+                    message,
+                });
                 continue;
             }
         };
         match annotations::approval(policy, defaults) {
             Ok(approval) => loaded.push(Loaded {
                 policy: policy.new_id(PolicyId::new(&id)),
-                facts: PolicyFacts { effect: policy.effect(), approval },
+                facts: PolicyFacts {
+                    effect: policy.effect(),
+                    approval,
+                },
                 id,
                 at,
                 file_index,
                 offset,
             }),
-            Err(messages) => problems.extend(messages.into_iter().map(|message| PolicyLoadError::Annotation {
-                at: at.clone(),
-                policy: id.clone(),
-                message,
-            })),
+            Err(messages) => {
+                problems.extend(
+                    messages
+                        .into_iter()
+                        .map(|message| PolicyLoadError::Annotation {
+                            at: at.clone(),
+                            policy: id.clone(),
+                            message,
+                        }),
+                )
+            }
         }
     }
 }
@@ -352,12 +403,22 @@ fn validate(
             let id: &str = e.policy_id().as_ref();
             let at = by_id
                 .get(id)
-                .and_then(|l| texts.get(l.file_index).map(|t| t.diagnostic_location(e, l.offset)))
+                .and_then(|l| {
+                    texts
+                        .get(l.file_index)
+                        .map(|t| t.diagnostic_location(e, l.offset))
+                })
                 .unwrap_or_else(|| schema_text.location(0));
             let message = diagnostic_message(e);
             // Cedar repeats the id that the error already carries.
-            let message = message.strip_prefix(&format!("for policy `{id}`, ")).map_or(message.clone(), str::to_owned);
-            PolicyLoadError::Validation { at, policy: id.to_owned(), message }
+            let message = message
+                .strip_prefix(&format!("for policy `{id}`, "))
+                .map_or(message.clone(), str::to_owned);
+            PolicyLoadError::Validation {
+                at,
+                policy: id.to_owned(),
+                message,
+            }
         })
         .collect();
     found.sort_by_key(ToString::to_string);
@@ -373,7 +434,10 @@ fn hash_sources(sources: &[PolicySource], schema: Option<&PolicySource>) -> Stri
         hasher.update(u64::try_from(bytes.len()).unwrap_or(u64::MAX).to_be_bytes());
         hasher.update(bytes);
     }
-    let mut pairs: Vec<(&str, &str)> = sources.iter().map(|s| (s.file.as_str(), s.text.as_str())).collect();
+    let mut pairs: Vec<(&str, &str)> = sources
+        .iter()
+        .map(|s| (s.file.as_str(), s.text.as_str()))
+        .collect();
     pairs.sort_unstable();
     let mut hasher = Sha256::new();
     hasher.update(b"countersign-policy-set/v1");

@@ -12,6 +12,27 @@
 //!
 //! The crate does no network I/O; [`PolicyEngine::load_dir`] is its only
 //! file access.
+//!
+//! ```
+//! use std::time::Duration;
+//! use countersign_policy::{Defaults, PolicyEngine, PolicySource, Verdict, STARTER_POLICY};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = PolicyEngine::from_sources(
+//!     vec![PolicySource { file: "starter.cedar".into(), text: STARTER_POLICY.into() }],
+//!     None,
+//!     Defaults { timeout: Duration::from_secs(1800), valid_for: Duration::from_secs(600) },
+//! )?;
+//! let principal = serde_json::from_value(serde_json::json!(
+//!     {"kind": "agent", "name": "deploy-bot", "owner": "alice", "groups": ["deployers"]}))?;
+//! let action = serde_json::from_value(serde_json::json!(
+//!     {"kind": "shell.exec", "resource": "prod-web", "payload": {"command": "systemctl restart web"}}))?;
+//! let decision = engine.decide(&principal, &action);
+//! assert!(matches!(decision.verdict, Verdict::RequireApproval(_)));
+//! assert_eq!(decision.reason, "needs approval: `prod-needs-sre` (1 of sre)");
+//! assert_eq!(decision.policy_hash, engine.hash());
+//! # Ok(())
+//! # }
+//! ```
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 

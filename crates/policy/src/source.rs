@@ -23,23 +23,38 @@ impl SourceText {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        Self { file, text, line_starts }
+        Self {
+            file,
+            text,
+            line_starts,
+        }
     }
 
     /// The 1-based line and column (in characters) of a byte offset.
     pub(crate) fn location(&self, offset: usize) -> Location {
         let offset = offset.min(self.text.len());
-        let line_index = self.line_starts.partition_point(|&start| start <= offset).saturating_sub(1);
+        let line_index = self
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .saturating_sub(1);
         let line_start = self.line_starts.get(line_index).copied().unwrap_or(0);
         let column = self
             .text
             .get(line_start..offset)
             .map_or(offset - line_start, |prefix| prefix.chars().count());
-        Location { file: self.file.clone(), line: line_index + 1, column: column + 1 }
+        Location {
+            file: self.file.clone(),
+            line: line_index + 1,
+            column: column + 1,
+        }
     }
 
     /// Where the first labelled span of `diagnostic` points, or `fallback`.
-    pub(crate) fn diagnostic_location(&self, diagnostic: &dyn Diagnostic, fallback: usize) -> Location {
+    pub(crate) fn diagnostic_location(
+        &self,
+        diagnostic: &dyn Diagnostic,
+        fallback: usize,
+    ) -> Location {
         self.location(first_label_offset(diagnostic).unwrap_or(fallback))
     }
 }
@@ -47,7 +62,11 @@ impl SourceText {
 /// The offset of a diagnostic's first label, looking into related
 /// diagnostics when the outer one has none.
 pub(crate) fn first_label_offset(diagnostic: &dyn Diagnostic) -> Option<usize> {
-    if let Some(offset) = diagnostic.labels().and_then(|mut labels| labels.next()).map(|l| l.offset()) {
+    if let Some(offset) = diagnostic
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .map(|l| l.offset())
+    {
         return Some(offset);
     }
     diagnostic

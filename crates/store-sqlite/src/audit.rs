@@ -24,7 +24,9 @@ pub enum VerifyError {
 pub(crate) fn insert(conn: &Connection, event: &AuditEvent) -> Result<(), StoreError> {
     let seq = i64::try_from(event.seq).map_err(|_| StoreError::Internal("audit sequence overflow".to_owned()))?;
     let mut stmt = conn
-        .prepare_cached("INSERT INTO audit (seq, time, actor, type, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .prepare_cached(
+            "INSERT INTO audit (seq, time, actor, type, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
         .map_err(db)?;
     stmt.execute((seq, event.time.as_millis(), &event.actor, &event.kind, &event.body, &event.prev_hash, &event.hash))
         .map_err(db)?;
@@ -34,10 +36,7 @@ pub(crate) fn insert(conn: &Connection, event: &AuditEvent) -> Result<(), StoreE
 /// Where the next event attaches, read from the table itself.
 pub(crate) fn chain_head(conn: &Connection) -> Result<ChainHead, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").map_err(db)?;
-    let head = stmt
-        .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
-        .optional()
-        .map_err(db)?;
+    let head = stmt.query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).optional().map_err(db)?;
     match head {
         None => Ok(ChainHead::default()),
         Some((seq, hash)) => {

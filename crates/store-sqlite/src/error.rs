@@ -66,7 +66,12 @@ mod tests {
 
     #[test]
     fn busy_and_io_are_unavailable() {
-        for code in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_LOCKED, rusqlite::ffi::SQLITE_CANTOPEN, rusqlite::ffi::SQLITE_IOERR] {
+        for code in [
+            rusqlite::ffi::SQLITE_BUSY,
+            rusqlite::ffi::SQLITE_LOCKED,
+            rusqlite::ffi::SQLITE_CANTOPEN,
+            rusqlite::ffi::SQLITE_IOERR,
+        ] {
             assert!(matches!(db(failure(code)), StoreError::Unavailable(_)), "code {code}");
         }
     }

@@ -19,7 +19,9 @@ pub(crate) fn create_user(tx: &mut Tx<'_>, user: NewUser, events: &[AuditDraft])
     let email_key = PersonKey::from_email(&user.email);
     tx.conn
         .prepare_cached("INSERT INTO users (name, email, email_key, groups, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .and_then(|mut s| s.execute((&user.name, &user.email, email_key.as_str(), &groups, user.created_at.as_millis())))
+        .and_then(|mut s| {
+            s.execute((&user.name, &user.email, email_key.as_str(), &groups, user.created_at.as_millis()))
+        })
         .map_err(|e| insert(e, "user", &user.name))?;
     add_credential(tx.conn, &user.token_hash, PrincipalKind::User, &user.name, user.created_at)?;
     tx.append(events)?;
@@ -34,7 +36,13 @@ pub(crate) fn create_agent(tx: &mut Tx<'_>, agent: NewAgent, events: &[AuditDraf
         .map_err(|e| insert(e, "agent", &agent.name))?;
     add_credential(tx.conn, &agent.token_hash, PrincipalKind::Agent, &agent.name, agent.created_at)?;
     tx.append(events)?;
-    Ok(Agent { name: agent.name, owner: agent.owner, groups: agent.groups, created_at: agent.created_at, revoked_at: None })
+    Ok(Agent {
+        name: agent.name,
+        owner: agent.owner,
+        groups: agent.groups,
+        created_at: agent.created_at,
+        revoked_at: None,
+    })
 }
 
 fn add_credential(
@@ -106,7 +114,9 @@ pub(crate) fn user(conn: &Connection, name: &str) -> Result<Option<User>, StoreE
 pub(crate) fn users_with_email(conn: &Connection, email: &str) -> Result<Vec<User>, StoreError> {
     let key = PersonKey::from_email(email);
     let mut stmt = conn
-        .prepare_cached("SELECT name, email, groups, created_at, revoked_at FROM users WHERE email_key = ?1 ORDER BY name")
+        .prepare_cached(
+            "SELECT name, email, groups, created_at, revoked_at FROM users WHERE email_key = ?1 ORDER BY name",
+        )
         .map_err(db)?;
     let rows = stmt.query_map([key.as_str()], decode_user).map_err(db)?;
     rows.map(|r| r.map_err(db)?).collect()

@@ -168,11 +168,21 @@ impl Store for SqliteStore {
         self.readers.run(identities::list_agents).await
     }
 
-    async fn revoke_user(&self, name: &str, now: Timestamp, events: Vec<AuditDraft>) -> Result<Vec<Request>, StoreError> {
+    async fn revoke_user(
+        &self,
+        name: &str,
+        now: Timestamp,
+        events: Vec<AuditDraft>,
+    ) -> Result<Vec<Request>, StoreError> {
         self.revoke(PrincipalKind::User, name, now, events).await
     }
 
-    async fn revoke_agent(&self, name: &str, now: Timestamp, events: Vec<AuditDraft>) -> Result<Vec<Request>, StoreError> {
+    async fn revoke_agent(
+        &self,
+        name: &str,
+        now: Timestamp,
+        events: Vec<AuditDraft>,
+    ) -> Result<Vec<Request>, StoreError> {
         self.revoke(PrincipalKind::Agent, name, now, events).await
     }
 
@@ -229,8 +239,6 @@ impl Store for SqliteStore {
         if !self.writer.is_running() {
             return Err(error::writer_gone());
         }
-        self.readers
-            .run(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ()).map_err(error::db))
-            .await
+        self.readers.run(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ()).map_err(error::db)).await
     }
 }

@@ -50,12 +50,9 @@ fn deadline(request: &Request) -> Option<Timestamp> {
     match request.status {
         Status::Pending => request.expires_at,
         Status::Approved => request.release_by,
-        Status::Allowed
-        | Status::Denied
-        | Status::Released
-        | Status::Expired
-        | Status::Cancelled
-        | Status::Revoked => None,
+        Status::Allowed | Status::Denied | Status::Released | Status::Expired | Status::Cancelled | Status::Revoked => {
+            None
+        }
     }
 }
 
@@ -164,7 +161,8 @@ pub(crate) fn list(conn: &Connection, filter: &RequestFilter) -> Result<Vec<Requ
     };
     params.push(Value::Integer(i64::try_from(limit).unwrap_or(100)));
     let filter_sql = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
-    let sql = format!("SELECT body FROM requests{filter_sql} ORDER BY created_at DESC, id DESC LIMIT ?{}", params.len());
+    let sql =
+        format!("SELECT body FROM requests{filter_sql} ORDER BY created_at DESC, id DESC LIMIT ?{}", params.len());
     let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
     let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0)).map_err(db)?;
     rows.map(|r| decode(&r.map_err(db)?)).collect()
@@ -182,7 +180,11 @@ pub(crate) fn due(conn: &Connection, now: Timestamp) -> Result<Vec<String>, Stor
 }
 
 /// Pending and approved requests submitted by one identity.
-pub(crate) fn open_for_principal(conn: &Connection, kind: PrincipalKind, name: &str) -> Result<Vec<Request>, StoreError> {
+pub(crate) fn open_for_principal(
+    conn: &Connection,
+    kind: PrincipalKind,
+    name: &str,
+) -> Result<Vec<Request>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT body FROM requests WHERE principal_kind = ?1 AND principal_name = ?2

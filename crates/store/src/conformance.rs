@@ -365,7 +365,9 @@ pub async fn agents_create_get_list<S: Store>(store: Arc<S>) {
 /// behind: no identity, no audit event.
 pub async fn duplicate_identities_already_exist<S: Store>(store: Arc<S>) {
     must(
-        store.create_user(new_user("alice", "alice@example.com", &["ops"]), vec![draft("user.created", json!({}))]).await,
+        store
+            .create_user(new_user("alice", "alice@example.com", &["ops"]), vec![draft("user.created", json!({}))])
+            .await,
         "create alice",
     );
     must(store.create_agent(new_agent("bot", None, &[]), vec![draft("agent.created", json!({}))]).await, "create bot");
@@ -402,16 +404,18 @@ pub async fn duplicate_identities_already_exist<S: Store>(store: Arc<S>) {
 
 /// One person with several identities is found by email in any case.
 pub async fn users_with_email_ignores_case<S: Store>(store: Arc<S>) {
-    for (name, email) in [("alice", "Alice@Example.com"), ("alice-sso", "alice@example.COM"), ("bob", "bob@example.com")] {
+    for (name, email) in
+        [("alice", "Alice@Example.com"), ("alice-sso", "alice@example.COM"), ("bob", "bob@example.com")]
+    {
         must(store.create_user(new_user(name, email, &[]), Vec::new()).await, "create user");
     }
     let found = must(store.users_with_email("ALICE@example.com").await, "users_with_email");
-    assert_eq!(names_of_users(found), vec!["alice", "alice-sso"]);
+    assert_eq!(names_of_users(found), vec!["alice", "alice-sso"], "emails compare case-insensitively");
 
     // Revoked identities still belong to the person.
     must(store.revoke_user("alice-sso", T0.plus(MINUTE), Vec::new()).await, "revoke alice-sso");
     let found = must(store.users_with_email("alice@example.com").await, "users_with_email");
-    assert_eq!(names_of_users(found), vec!["alice", "alice-sso"]);
+    assert_eq!(names_of_users(found), vec!["alice", "alice-sso"], "emails compare case-insensitively");
 
     assert_eq!(names_of_users(must(store.users_with_email("bob@EXAMPLE.com").await, "bob")), vec!["bob"]);
     assert!(must(store.users_with_email("carol@example.com").await, "carol").is_empty());
@@ -437,10 +441,20 @@ pub async fn revoke_makes_tokens_unknown_at_once<S: Store>(store: Arc<S>) {
     must(store.create_user(new_user("bob", "bob@example.com", &["ops"]), Vec::new()).await, "bob");
     must(store.create_agent(new_agent("bot", Some("alice"), &[]), Vec::new()).await, "bot");
     let t1 = T0.plus(5 * MINUTE);
+    // Look the tokens up first, as a server does on every call: a store
+    // that caches lookups must still forget a revoked token at once.
+    for name in ["alice", "bob", "bot"] {
+        let found = must(store.principal_by_token_hash(&token_hash(name)).await, "token before revocation");
+        assert_eq!(found.map(|p| p.name), Some(name.to_owned()));
+    }
 
     let revoked = store.revoke_user("alice", t1, vec![draft("user.revoked", json!({"name": "alice"}))]).await;
     assert_eq!(must(revoked, "revoke alice"), Vec::new());
-    assert_eq!(must(store.principal_by_token_hash(&token_hash("alice")).await, "alice's token"), None);
+    assert_eq!(
+        must(store.principal_by_token_hash(&token_hash("alice")).await, "alice's token"),
+        None,
+        "a revoked user's token must be unknown at once"
+    );
     let alice = must(store.user("alice").await, "get alice");
     assert_eq!(alice.and_then(|u| u.revoked_at), Some(t1));
     assert_eq!(names_of_users(must(store.list_users().await, "list")), vec!["alice", "bob"]);
@@ -451,7 +465,11 @@ pub async fn revoke_makes_tokens_unknown_at_once<S: Store>(store: Arc<S>) {
 
     let revoked = store.revoke_agent("bot", t1, vec![draft("agent.revoked", json!({"name": "bot"}))]).await;
     assert_eq!(must(revoked, "revoke bot"), Vec::new());
-    assert_eq!(must(store.principal_by_token_hash(&token_hash("bot")).await, "bot's token"), None);
+    assert_eq!(
+        must(store.principal_by_token_hash(&token_hash("bot")).await, "bot's token"),
+        None,
+        "a revoked agent's token must be unknown at once"
+    );
     let bot = must(store.agent("bot").await, "get bot");
     assert_eq!(bot.and_then(|a| a.revoked_at), Some(t1));
 
@@ -485,7 +503,9 @@ pub async fn revoke_agent_withdraws_its_open_requests<S: Store>(store: Arc<S>) {
 pub async fn revoke_user_withdraws_its_open_requests<S: Store>(store: Arc<S>) {
     must(store.create_user(new_user("uma", "uma@example.com", &[]), Vec::new()).await, "uma");
     // Same name, other kind: must be left alone.
-    must(store.create_agent(new_agent("uma", None, &[]), Vec::new()).await, "agent uma");
+    let mut agent = new_agent("uma", None, &[]);
+    agent.token_hash = token_hash("agent-uma");
+    must(store.create_agent(agent, Vec::new()).await, "agent uma");
     revocation_withdraws_open_requests(store, PrincipalRef::user("uma"), PrincipalRef::agent("uma")).await;
 }
 
@@ -520,7 +540,7 @@ async fn revocation_withdraws_open_requests<S: Store>(store: Arc<S>, target: Pri
     let revoked = must(revoked, "revoke");
 
     let ids: BTreeSet<String> = revoked.iter().map(|r| r.id.clone()).collect();
-    assert_eq!(ids, BTreeSet::from(["t-pending".to_owned(), "t-approved".to_owned()]));
+    assert_eq!(ids, BTreeSet::from(["t-pending".to_owned(), "t-approved".to_owned()]), "the open requests are revoked");
     for request in &revoked {
         assert_eq!(request.status, Status::Revoked);
         assert_eq!(request.closed_at, Some(t1));
@@ -614,7 +634,7 @@ pub async fn list_requests_filters<S: Store>(store: Arc<S>) {
                 .filter(|r| filter.kind.as_ref().is_none_or(|k| &r.action.kind == k))
                 .filter(|r| filter.resource.as_ref().is_none_or(|res| &r.action.resource == res))
                 .collect();
-            expected.sort_by(|x, y| y.created_at.cmp(&x.created_at));
+            expected.sort_by_key(|r| std::cmp::Reverse(r.created_at));
             if filter.limit > 0 {
                 expected.truncate(filter.limit);
             }
@@ -1003,11 +1023,8 @@ pub async fn quorum_counts_distinct_people_under_concurrency<S: Store>(store: Ar
     assert_eq!(count("action.approved"), 1, "the request is approved exactly once");
     assert_eq!(count("approval.accepted"), 3);
     assert_eq!(count("approval.refused"), total - 3, "every refused attempt is audited");
-    let accepted_people: BTreeSet<String> = events
-        .iter()
-        .filter(|e| e.kind == "approval.accepted")
-        .map(|e| e.body_value()["person"].to_string())
-        .collect();
+    let accepted_people: BTreeSet<String> =
+        events.iter().filter(|e| e.kind == "approval.accepted").map(|e| e.body_value()["person"].to_string()).collect();
     assert_eq!(accepted_people.len(), 3);
 }
 
@@ -1076,7 +1093,7 @@ pub async fn due_requests_are_open_and_past_deadline<S: Store>(store: Arc<S>) {
     let due: BTreeSet<String> = must(store.due_requests(now).await, "due").into_iter().collect();
     let expected: BTreeSet<String> =
         ["pending-past", "pending-now", "approved-past", "to-approve"].into_iter().map(str::to_owned).collect();
-    assert_eq!(due, expected);
+    assert_eq!(due, expected, "due requests");
     assert!(must(store.due_requests(T0).await, "due early").is_empty(), "nothing is due before any deadline");
 }
 
@@ -1091,7 +1108,11 @@ pub async fn audit_pages_form_one_chain<S: Store>(store: Arc<S>) {
         let batch: Vec<AuditDraft> = (0..size)
             .map(|i| {
                 let n = drafts.len() + i;
-                AuditDraft::new(format!("agent:a{}", n % 3), "test.event", json!({"n": n, "text": "é\"\n", "z": [1, 2]}))
+                AuditDraft::new(
+                    format!("agent:a{}", n % 3),
+                    "test.event",
+                    json!({"n": n, "text": "é\"\n", "z": [1, 2]}),
+                )
             })
             .collect();
         drafts.extend(batch.iter().cloned());

@@ -105,7 +105,7 @@ impl AppState {
     }
 
     /// Revokes one open request (no-op if it already closed).
-    pub(crate) async fn revoke_request(&self, id: &str, reason: String) -> Result<(), ApiError> {
+    pub async fn revoke_request(&self, id: &str, reason: String) -> Result<(), ApiError> {
         let now = Timestamp::now();
         self.update(
             id,

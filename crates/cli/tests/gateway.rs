@@ -1,0 +1,369 @@
+//! End to end against a real `countersign serve`: the exec wrapper's
+//! allowed, approved and denied paths, and a kill -9 in the middle of a
+//! pending request.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{
+    add_identity, assert_code, run, stderr, stdout, wait_for_pending, wait_with_timeout, Server,
+};
+use serde_json::Value;
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    data: std::path::PathBuf,
+    server: Server,
+    agent: String,
+    approver: String,
+}
+
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start(&data, "127.0.0.1:0");
+    let approver = add_identity(
+        &data,
+        &[
+            "users",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--group",
+            "sre",
+        ],
+    );
+    add_identity(
+        &data,
+        &["users", "add", "olga", "--email", "olga@example.com"],
+    );
+    let agent = add_identity(&data, &["agents", "add", "deploy-bot", "--owner", "olga"]);
+    Setup {
+        _tmp: tmp,
+        data,
+        server,
+        agent,
+        approver,
+    }
+}
+
+#[test]
+fn exec_runs_routine_actions_at_once() {
+    let s = setup();
+    let out = s.server.call(
+        &s.agent,
+        &[
+            "exec",
+            "--kind",
+            "shell.exec",
+            "--resource",
+            "staging-web",
+            "--",
+            "sh",
+            "-c",
+            "echo hi; exit 7",
+        ],
+    );
+    assert_code(&out, 7);
+    assert_eq!(stdout(&out), "hi\n");
+
+    let missing = s.server.call(
+        &s.agent,
+        &[
+            "exec",
+            "--resource",
+            "staging-web",
+            "--",
+            "/nonexistent/program",
+        ],
+    );
+    assert_code(&missing, 127);
+
+    let denied = s.server.call(
+        &s.agent,
+        &[
+            "exec",
+            "--resource",
+            "prod-db",
+            "--label",
+            "destructive",
+            "--",
+            "true",
+        ],
+    );
+    assert_code(&denied, 3);
+    assert!(
+        stderr(&denied).contains("no-destructive-agents-in-prod"),
+        "{}",
+        stderr(&denied)
+    );
+
+    let no_token = s
+        .server
+        .call("", &["exec", "--resource", "staging-web", "--", "true"]);
+    assert_code(&no_token, 1);
+    let bad_token = s.server.call(
+        "csa_nope",
+        &["exec", "--resource", "staging-web", "--", "true"],
+    );
+    assert_code(&bad_token, 1);
+    assert!(
+        stderr(&bad_token).starts_with("error: "),
+        "{}",
+        stderr(&bad_token)
+    );
+}
+
+#[test]
+fn exec_waits_for_approval_then_runs() {
+    let s = setup();
+    let mut exec = s
+        .server
+        .client(&s.agent)
+        .args([
+            "exec",
+            "--kind",
+            "shell.exec",
+            "--resource",
+            "prod-web",
+            "--justification",
+            "deploy",
+            "--",
+            "sh",
+            "-c",
+            "echo approved-run",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pending = wait_for_pending(&s.server, &s.approver);
+    assert_eq!(pending["resource"], "prod-web");
+    assert_eq!(
+        pending["payload"]["argv"],
+        serde_json::json!(["sh", "-c", "echo approved-run"])
+    );
+    let id = pending["id"].as_str().unwrap();
+
+    // The owner of the agent may not approve it.
+    let olga = add_identity(
+        &s.data,
+        &[
+            "users",
+            "add",
+            "olga2",
+            "--email",
+            "OLGA@example.com",
+            "--group",
+            "sre",
+        ],
+    );
+    let refused = s.server.call(&olga, &["approve", id]);
+    assert_code(&refused, 1);
+    assert!(
+        stderr(&refused).starts_with("error: "),
+        "{}",
+        stderr(&refused)
+    );
+
+    let approved = s
+        .server
+        .call(&s.approver, &["approve", id, "--comment", "ship it"]);
+    assert_code(&approved, 0);
+    let status = wait_with_timeout(&mut exec, Duration::from_secs(30));
+    let output = exec.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(0), "stderr: {}", stderr(&output));
+    assert_eq!(stdout(&output), "approved-run\n");
+    assert!(
+        stderr(&output).contains("prod-needs-sre"),
+        "who was asked: {}",
+        stderr(&output)
+    );
+
+    let shown = s
+        .server
+        .call(&s.approver, &["show", id, "--output", "json"]);
+    assert_code(&shown, 0);
+    let view: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(view["status"], "released");
+    assert_eq!(view["outcome"]["status"], "succeeded");
+    assert_eq!(view["outcome"]["exit_code"], 0);
+    assert_eq!(view["approvals"][0]["comment"], "ship it");
+}
+
+#[test]
+fn exec_exits_3_when_an_approver_denies() {
+    let s = setup();
+    let mut exec = s
+        .server
+        .client(&s.agent)
+        .args([
+            "exec",
+            "--resource",
+            "prod-web",
+            "--",
+            "touch",
+            "should-not-exist",
+        ])
+        .current_dir(s.data.parent().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pending = wait_for_pending(&s.server, &s.approver);
+    let denied = s.server.call(
+        &s.approver,
+        &[
+            "deny",
+            pending["id"].as_str().unwrap(),
+            "--comment",
+            "not today",
+        ],
+    );
+    assert_code(&denied, 0);
+    let status = wait_with_timeout(&mut exec, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(3));
+    assert!(!s.data.parent().unwrap().join("should-not-exist").exists());
+}
+
+#[test]
+fn a_pending_request_survives_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start(&data, "127.0.0.1:0");
+    let approver = add_identity(
+        &data,
+        &[
+            "users",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--group",
+            "sre",
+        ],
+    );
+    let agent = add_identity(&data, &["agents", "add", "deploy-bot"]);
+    let mut exec = server
+        .client(&agent)
+        .args([
+            "exec",
+            "--resource",
+            "prod-web",
+            "--",
+            "echo",
+            "after-restart",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let before = wait_for_pending(&server, &approver);
+    let id = before["id"].as_str().unwrap().to_owned();
+    let port = server.port;
+    server.kill();
+
+    // Same port, so the waiting exec finds the gateway again.
+    let server = Server::start(&data, &format!("127.0.0.1:{port}"));
+    let shown = server.call(&approver, &["show", &id, "--output", "json"]);
+    assert_code(&shown, 0);
+    let after: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(after["status"], "pending");
+    assert_eq!(after["expires_at"], before["expires_at"]);
+    assert_eq!(after["fingerprint"], before["fingerprint"]);
+
+    assert_code(&server.call(&approver, &["approve", &id]), 0);
+    let status = wait_with_timeout(&mut exec, Duration::from_secs(60));
+    let output = exec.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(0), "stderr: {}", stderr(&output));
+    assert_eq!(stdout(&output), "after-restart\n");
+
+    let verify = run(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_code(&verify, 0);
+    let verified: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(verified["ok"], true);
+}
+
+#[test]
+fn ctrl_c_while_pending_cancels_the_request() {
+    let s = setup();
+    let exec = s
+        .server
+        .client(&s.agent)
+        .args(["exec", "--resource", "prod-web", "--", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pending = wait_for_pending(&s.server, &s.approver);
+    let sent = std::process::Command::new("kill")
+        .args(["-s", "INT", &exec.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut exec = exec;
+    let status = wait_with_timeout(&mut exec, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(4));
+    let shown = s.server.call(
+        &s.approver,
+        &["show", pending["id"].as_str().unwrap(), "--output", "json"],
+    );
+    let view: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(view["status"], "cancelled");
+}
+
+#[test]
+fn exec_exits_4_when_the_request_expires() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let policies = tmp.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("quick.cedar"),
+        "@id(\"quick-expiry\")\n@approvers(\"sre\")\n@timeout(\"2s\")\npermit(principal, action, resource);\n",
+    )
+    .unwrap();
+    let log = std::fs::File::create(tmp.path().join("serve.log")).unwrap();
+    let mut child = common::bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--policies")
+        .arg(&policies)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let url = {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().unwrap();
+        let line = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
+            .unwrap();
+        line
+    };
+    let agent = add_identity(&data, &["agents", "add", "bot"]);
+    let out = common::bin()
+        .env("COUNTERSIGN_SERVER", &url)
+        .env("COUNTERSIGN_TOKEN", &agent)
+        .args(["exec", "--resource", "anything", "--", "true"])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_code(&out, 4);
+    assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+}

@@ -1,0 +1,113 @@
+//! The writer's batching: a failing operation is undone alone, a panicking
+//! transition fails alone, and the writer keeps going.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use countersign_audit::AuditDraft;
+use countersign_core::Request;
+use countersign_store::{Store, StoreError, Update};
+use countersign_store_sqlite::{SqliteOptions, SqliteStore};
+use serde_json::json;
+
+fn draft(id: &str) -> AuditDraft {
+    AuditDraft::new("system", "test.event", json!({"id": id}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_operation_does_not_sink_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("c.db")).unwrap());
+    // Every other append carries a body that cannot be sealed?  Bodies are
+    // JSON values and always canonicalise, so duplicates provide the
+    // failures instead: half of these revoke an agent that does not exist.
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                store.append_audit(vec![draft(&format!("ok-{i}")), draft(&format!("ok-{i}-b"))]).await.map(|_| ())
+            } else {
+                store
+                    .revoke_agent(&format!("ghost-{i}"), countersign_core::Timestamp(0), vec![draft("ghost")])
+                    .await
+                    .map(|_| ())
+            }
+        }));
+    }
+    let mut ok = 0;
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(()) => {
+                assert_eq!(i % 2, 0);
+                ok += 1;
+            }
+            Err(StoreError::NotFound { .. }) => assert_eq!(i % 2, 1),
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(ok, 200);
+    let verified = store.verify_audit().await.unwrap();
+    assert_eq!(verified.count, 400, "only the successful operations' events are kept");
+    let events = store.audit_events(0, 1000).await.unwrap();
+    assert!(events.iter().all(|e| !e.body.contains("ghost")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_transition_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        SqliteStore::open_with(&dir.path().join("p.db"), SqliteOptions { max_batch: 8, ..SqliteOptions::default() })
+            .unwrap();
+    store.append_audit(vec![draft("before")]).await.unwrap();
+    let action = countersign_core::Action {
+        kind: "shell.exec".into(),
+        resource: "r".into(),
+        payload: json!(null),
+        on_behalf_of: None,
+        justification: None,
+        labels: vec![],
+        context: serde_json::Map::new(),
+    };
+    let principal = countersign_core::PrincipalRef::agent("bot");
+    let request = Request {
+        id: "r1".into(),
+        fingerprint: countersign_core::Fingerprint::of(&action, &principal).unwrap(),
+        principal,
+        owner: None,
+        action,
+        status: countersign_core::Status::Allowed,
+        reason: "routine".into(),
+        policies: vec![],
+        policy_hash: "h".into(),
+        requirements: vec![],
+        created_at: countersign_core::Timestamp(0),
+        expires_at: None,
+        approved_at: None,
+        release_by: None,
+        released_at: None,
+        closed_at: None,
+        votes: vec![],
+        comments: vec![],
+        outcome: None,
+    };
+    store.insert_request(request.clone(), vec![]).await.unwrap();
+    let err =
+        store.update_request("r1", Box::new(|_: &Request| -> Update { panic!("a transition bug") })).await.unwrap_err();
+    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    // The writer is still there.
+    store.ping().await.unwrap();
+    assert_eq!(store.append_audit(vec![draft("after")]).await.unwrap(), 2);
+    assert_eq!(store.request("r1").await.unwrap(), Some(request));
+}
+
+#[tokio::test]
+async fn open_creates_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a").join("b").join("countersign.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.ping().await.unwrap();
+    assert!(path.exists());
+    assert_eq!(store.path(), path);
+}
