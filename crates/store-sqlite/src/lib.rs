@@ -46,7 +46,8 @@ pub struct SqliteOptions {
     /// How many operations may wait for the writer before callers wait to
     /// enqueue (back-pressure instead of unbounded memory).
     pub queue_depth: usize,
-    /// Read-only connections kept open between reads.
+    /// Read-only connections, which is also how many reads run at once;
+    /// more would only contend for the same cores.
     pub readers: usize,
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use countersign_store::StoreError;
 use rusqlite::Connection;
+use tokio::sync::Semaphore;
 
 use crate::error::task;
 use crate::schema::open_reader;
@@ -15,16 +16,18 @@ use crate::schema::open_reader;
 pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    /// Connections kept open between reads; bursts beyond this open extra
-    /// connections that are closed afterwards.
-    keep: usize,
+    /// One permit per connection: more concurrent reads than that would
+    /// only contend for the same cores, so callers queue here instead of
+    /// opening ever more connections.
+    permits: Arc<Semaphore>,
 }
 
 impl Readers {
-    pub(crate) fn new(path: PathBuf, keep: usize) -> Result<Self, StoreError> {
-        // Open one now, so a store that cannot be read fails at startup.
+    pub(crate) fn new(path: PathBuf, size: usize) -> Result<Self, StoreError> {
+        // Open one now, so a store that cannot be read fails at startup;
+        // the rest open on first use.
         let first = open_reader(&path)?;
-        Ok(Self { path, idle: Mutex::new(vec![first]), keep: keep.max(1) })
+        Ok(Self { path, idle: Mutex::new(vec![first]), permits: Arc::new(Semaphore::new(size.max(1))) })
     }
 
     /// Runs `f` on a pooled connection on a blocking thread.
@@ -33,22 +36,28 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Internal("the read pool is closed".to_owned()))?;
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || this.with(f)).await.map_err(task)?
+        tokio::task::spawn_blocking(move || {
+            let out = this.with(f);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(task)?
     }
 
-    /// Runs `f` on a pooled connection on this thread.
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let pooled = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let conn = match pooled {
             Some(conn) => conn,
             None => open_reader(&self.path)?,
         };
         let out = f(&conn);
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.keep {
-            idle.push(conn);
-        }
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
         out
     }
 }

@@ -67,7 +67,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
          ) STRICT;",
     )
     .map_err(db)?;
-    for (version, sql) in MIGRATIONS {
+    let applied: Vec<i64> = conn
+        .prepare("SELECT version FROM schema_migrations")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(db)?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
         // IMMEDIATE takes the write lock before checking, so two processes
         // opening a fresh file at once cannot both apply the same migration.
         conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;

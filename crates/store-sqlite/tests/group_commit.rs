@@ -19,9 +19,8 @@ fn draft(id: &str) -> AuditDraft {
 async fn a_failing_operation_does_not_sink_its_batch() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("c.db")).unwrap());
-    // Every other append carries a body that cannot be sealed?  Bodies are
-    // JSON values and always canonicalise, so duplicates provide the
-    // failures instead: half of these revoke an agent that does not exist.
+    // Half of these fail (they revoke an agent that does not exist) while
+    // sharing batches with the half that succeed.
     let mut tasks = Vec::new();
     for i in 0..400 {
         let store = Arc::clone(&store);
@@ -52,6 +51,27 @@ async fn a_failing_operation_does_not_sink_its_batch() {
     assert_eq!(verified.count, 400, "only the successful operations' events are kept");
     let events = store.audit_events(0, 1000).await.unwrap();
     assert!(events.iter().all(|e| !e.body.contains("ghost")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_operations_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("b.db")).unwrap());
+    let before = store.change_counter().await.unwrap();
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.append_audit(vec![draft(&format!("e{i}"))]).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // The counter moves once per commit (plus once for having seen the
+    // file change); one commit per operation would move it 400 times.
+    let commits = store.change_counter().await.unwrap() - before;
+    assert!(commits < 200, "400 concurrent appends took {commits} commits");
+    assert_eq!(store.verify_audit().await.unwrap().count, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
