@@ -46,6 +46,14 @@ impl CallError {
         }
     }
 
+    /// The HTTP status, if the gateway answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            Self::Transport { .. } | Self::Decode(_) => None,
+        }
+    }
+
     /// The API error code, if the gateway answered with one.
     pub fn code(&self) -> Option<&str> {
         match self {

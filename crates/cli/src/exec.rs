@@ -54,7 +54,17 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
     let submitted: Submitted =
         serde_json::from_value(client.post("/v1/actions", &body, None).await?)?;
     let id = submitted.id.clone();
+    // A Ctrl-C during submission is honoured now that the id is known.
+    let interrupted = interrupt.already_received().await;
     let view = match submitted.status.as_str() {
+        "allowed" if interrupted => {
+            eprintln!(
+                "{} request {id} was allowed, but nothing was run",
+                style.yellow("interrupted:")
+            );
+            return Ok(Exit::CLOSED);
+        }
+        "pending" if interrupted => return cancel(&client, &id, style).await,
         "allowed" => None,
         "denied" => {
             let reason = submitted.reason.as_deref().unwrap_or("denied by policy");
@@ -76,6 +86,13 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
                 match wait_for_decision(&client, &submitted, &mut interrupt, style).await? {
                     Waited::Decided(view) => view,
                     Waited::Interrupted => return cancel(&client, &id, style).await,
+                    Waited::TokenRevoked(detail) => {
+                        eprintln!(
+                            "{} request {id}: this token is no longer accepted ({detail})",
+                            style.red("revoked:")
+                        );
+                        return Ok(Exit::CLOSED);
+                    }
                 };
             match decided.status.as_str() {
                 "approved" => {
@@ -157,6 +174,7 @@ fn approvers(view: &RequestView) -> String {
 enum Waited {
     Decided(Box<RequestView>),
     Interrupted,
+    TokenRevoked(String),
 }
 
 /// Long-polls until the request leaves `pending`, keeping a status line
@@ -179,6 +197,7 @@ async fn wait_for_decision(
     let mut unreachable_since: Option<(Instant, String)> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
+        let polled_at = Instant::now();
         let poll = client.get(&path, Some(Duration::from_secs(WAIT_SECS + 15)));
         tokio::pin!(poll);
         let answer = loop {
@@ -203,6 +222,18 @@ async fn wait_for_decision(
                 counted = view.progress();
                 deadline = parse_time(view.expires_at.as_deref()).or(deadline);
                 line.show(&status_text(counted, deadline, None));
+                // A gateway that answers "still pending" without holding
+                // the call must not turn this loop into a busy poll.
+                let floor = Duration::from_secs(1).saturating_sub(polled_at.elapsed());
+                if !floor.is_zero() {
+                    tokio::select! {
+                        () = tokio::time::sleep(floor) => {}
+                        () = interrupt.recv() => {
+                            line.finish();
+                            return Ok(Waited::Interrupted);
+                        }
+                    }
+                }
             }
             Err(e) if e.is_retryable() => {
                 let past_deadline = deadline.is_some_and(|d| until(d, Timestamp::now()).is_zero());
@@ -225,6 +256,12 @@ async fn wait_for_decision(
                     }
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) if e.status() == Some(401) => {
+                // The token worked when the request was submitted; refused
+                // now, it was revoked, and its open requests with it.
+                line.finish();
+                return Ok(Waited::TokenRevoked(e.to_string()));
             }
             Err(e) => {
                 line.finish();
@@ -413,6 +450,15 @@ impl Interrupts {
         let term = signal(SignalKind::terminate())
             .map_err(|e| anyhow::anyhow!("cannot handle SIGTERM: {e}"))?;
         Ok(Self { int, term })
+    }
+
+    /// True when a signal arrived earlier and has not been handled yet.
+    async fn already_received(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            () = self.recv() => true,
+            () = std::future::ready(()) => false,
+        }
     }
 
     async fn recv(&mut self) {

@@ -367,3 +367,136 @@ fn exec_exits_4_when_the_request_expires() {
     assert_code(&out, 4);
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
 }
+
+#[test]
+fn exec_streams_output_as_it_is_produced() {
+    use std::io::BufRead;
+    let s = setup();
+    let mut exec = s
+        .server
+        .client(&s.agent)
+        .args([
+            "exec",
+            "--resource",
+            "staging-web",
+            "--",
+            "sh",
+            "-c",
+            "echo first; sleep 3; echo second",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(exec.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(first, "first");
+    assert!(
+        exec.try_wait().unwrap().is_none(),
+        "the first line arrived only after the command ended"
+    );
+    assert_eq!(lines.next().unwrap().unwrap(), "second");
+    assert_eq!(
+        wait_with_timeout(&mut exec, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn sighup_reloads_policies_and_keeps_the_old_set_when_broken() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let policies = tmp.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let file = policies.join("p.cedar");
+    std::fs::write(
+        &file,
+        "@id(\"all\")\npermit(principal, action, resource);\n",
+    )
+    .unwrap();
+    let log = std::fs::File::create(tmp.path().join("serve.log")).unwrap();
+    let mut child = common::bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--policies")
+        .arg(&policies)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
+        .unwrap();
+    std::thread::spawn(move || lines.for_each(drop));
+    let agent = add_identity(&data, &["agents", "add", "bot"]);
+    let exec = |resource: &str| {
+        common::bin()
+            .env("COUNTERSIGN_SERVER", &url)
+            .env("COUNTERSIGN_TOKEN", &agent)
+            .args(["exec", "--resource", resource, "--", "true"])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let hup = |pid: u32| {
+        assert!(std::process::Command::new("kill")
+            .args(["-s", "HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    assert_eq!(exec("a"), Some(0));
+
+    // A broken file is refused; the previous set stays in force.
+    std::fs::write(&file, "permit(principal, action resource);\n").unwrap();
+    hup(child.id());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(exec("b"), Some(0));
+
+    std::fs::write(&file, "@id(\"nothing\")\nforbid(principal, action, resource);\n@id(\"all\")\npermit(principal, action, resource);\n")
+        .unwrap();
+    hup(child.id());
+    let started = std::time::Instant::now();
+    while exec("c") != Some(3) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the reload did not take effect"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn revoking_an_agent_revokes_its_pending_requests() {
+    let s = setup();
+    let mut exec = s
+        .server
+        .client(&s.agent)
+        .args(["exec", "--resource", "prod-web", "--", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_pending(&s.server, &s.approver);
+    let revoked = run(&[
+        "agents",
+        "revoke",
+        "deploy-bot",
+        "--data-dir",
+        s.data.to_str().unwrap(),
+    ]);
+    assert_code(&revoked, 0);
+    assert!(
+        stdout(&revoked).contains("1 open request revoked"),
+        "{}",
+        stdout(&revoked)
+    );
+    let status = wait_with_timeout(&mut exec, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(4));
+}

@@ -39,6 +39,7 @@
 //! `.lessThan(decimal("0.9"))` and friends, and guard optional fields with
 //! `has` — in a `forbid`, an error denies (see [`crate::Verdict`]).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -237,10 +238,38 @@ fn number(n: &Number) -> RestrictedExpression {
     let text = n.to_string();
     if n.is_f64() {
         if let Some(decimal) = decimal_text(&text) {
-            return RestrictedExpression::new_decimal(decimal);
+            return decimal_expression(decimal);
         }
     }
     RestrictedExpression::new_string(text)
+}
+
+/// Decimal expressions already built on this thread, by literal.
+const DECIMAL_CACHE_SIZE: usize = 4096;
+
+thread_local! {
+    static DECIMALS: RefCell<HashMap<String, RestrictedExpression>> = RefCell::new(HashMap::new());
+}
+
+/// `RestrictedExpression::new_decimal` runs Cedar's parser on the name
+/// `decimal` every time (several µs, a good part of a whole decision), so
+/// the expressions for recently seen literals are kept per thread. The
+/// expression depends only on the literal, so this is pure memoisation.
+fn decimal_expression(literal: String) -> RestrictedExpression {
+    DECIMALS.with(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else {
+            return RestrictedExpression::new_decimal(&literal);
+        };
+        if let Some(expression) = cache.get(&literal) {
+            return expression.clone();
+        }
+        let expression = RestrictedExpression::new_decimal(&literal);
+        if cache.len() >= DECIMAL_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(literal, expression.clone());
+        expression
+    })
 }
 
 /// The Cedar `decimal` literal equal to the JSON number `text`, if one

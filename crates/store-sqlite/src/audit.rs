@@ -1,6 +1,8 @@
 //! The audit table: appending sealed events, reading them back in order,
 //! and streaming the whole chain through the verifier.
 
+use std::sync::mpsc;
+
 use countersign_audit::{AuditEvent, ChainBreak, ChainHead, ChainVerifier, Verified};
 use countersign_core::Timestamp;
 use countersign_store::StoreError;
@@ -83,53 +85,73 @@ where
 }
 
 /// Reads and verifies the whole chain on two threads: one decodes rows,
-/// the other hashes, so both cores work on a long log.
+/// the other hashes, so both cores work on a long log. Verified chunks go
+/// back to the reader, which overwrites their strings in place: no
+/// allocation per event, and no memory freed on a thread other than the
+/// one that allocated it (both are costly at a million events).
 pub(crate) fn verify(conn: &Connection) -> Result<Verified, VerifyError> {
-    /// Events handed from the reader to the verifier at a time: large enough
-    /// that channel traffic is noise, small enough to stay in cache.
-    const CHUNK: usize = 2048;
-    let (chunks, incoming) = std::sync::mpsc::sync_channel::<Vec<AuditEvent>>(8);
+    /// Events handed over at a time: large enough that channel traffic is
+    /// noise, small enough to stay in cache.
+    const CHUNK: usize = 1024;
+    const IN_FLIGHT: usize = 4;
+    let (full, to_verify) = mpsc::sync_channel::<Vec<AuditEvent>>(IN_FLIGHT);
+    let (give_back, returned) = mpsc::sync_channel::<Vec<AuditEvent>>(IN_FLIGHT + 2);
     std::thread::scope(|scope| {
         let verifier = scope.spawn(move || {
             let mut verifier = ChainVerifier::new();
-            for chunk in incoming {
+            for chunk in to_verify {
                 for event in &chunk {
                     verifier.push(event)?;
                 }
+                // Full means the reader has spares enough; dropping is fine.
+                let _ = give_back.try_send(chunk);
             }
             Ok::<_, ChainBreak>(verifier.finish())
         });
-        let mut chunk = Vec::with_capacity(CHUNK);
-        let read = for_each(conn, 0, |event| {
-            chunk.push(event);
-            if chunk.len() == CHUNK {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                // A closed channel means the verifier found a break; stop
-                // reading and report that instead.
-                chunks.send(full).map_err(|_| StopReading::Stopped)?;
-            }
-            Ok::<_, StopReading>(())
-        });
-        let read = match read {
-            Ok(_) if !chunk.is_empty() => chunks.send(chunk).map_err(|_| StopReading::Stopped),
-            Ok(_) => Ok(()),
-            Err(e) => Err(e),
-        };
-        drop(chunks);
+        let read = read_chunks(conn, CHUNK, &full, &returned);
+        drop(full);
         let verified = verifier
             .join()
             .map_err(|_| VerifyError::Store(StoreError::Internal("the verifier thread panicked".to_owned())))?;
+        // A break found by the verifier explains a reader that was cut off.
         let verified = verified?;
         match read {
             Ok(()) => Ok(verified),
             Err(StopReading::Store(e)) => Err(VerifyError::Store(e)),
-            // The verifier hung up without finding a break: should not
-            // happen, but the read was incomplete, so do not claim success.
             Err(StopReading::Stopped) => {
                 Err(VerifyError::Store(StoreError::Internal("the audit read stopped early".to_owned())))
             }
         }
     })
+}
+
+/// Decodes every event into chunks of `size`, reusing returned events.
+fn read_chunks(
+    conn: &Connection,
+    size: usize,
+    full: &mpsc::SyncSender<Vec<AuditEvent>>,
+    returned: &mpsc::Receiver<Vec<AuditEvent>>,
+) -> Result<(), StopReading> {
+    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY seq")).map_err(db)?;
+    let mut rows = stmt.query([]).map_err(db)?;
+    let mut spare: Vec<AuditEvent> = Vec::new();
+    let mut chunk = Vec::with_capacity(size);
+    while let Some(row) = rows.next().map_err(db)? {
+        let mut event = spare.pop().unwrap_or_else(blank);
+        overwrite(&mut event, row)?;
+        chunk.push(event);
+        if chunk.len() == size {
+            // A closed channel means the verifier found a break.
+            full.send(std::mem::replace(&mut chunk, Vec::with_capacity(size))).map_err(|_| StopReading::Stopped)?;
+            if spare.is_empty() {
+                spare = returned.try_recv().unwrap_or_default();
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        full.send(chunk).map_err(|_| StopReading::Stopped)?;
+    }
+    Ok(())
 }
 
 enum StopReading {
@@ -141,6 +163,41 @@ impl From<StoreError> for StopReading {
     fn from(e: StoreError) -> Self {
         Self::Store(e)
     }
+}
+
+fn blank() -> AuditEvent {
+    AuditEvent {
+        seq: 0,
+        time: Timestamp::from_millis(0),
+        actor: String::new(),
+        kind: String::new(),
+        body: String::new(),
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}
+
+/// Decodes a row into an existing event, reusing its strings' buffers.
+fn overwrite(event: &mut AuditEvent, row: &Row<'_>) -> Result<(), StoreError> {
+    let seq: i64 = row.get(0).map_err(db)?;
+    event.seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("negative audit sequence {seq}")))?;
+    event.time = Timestamp::from_millis(row.get(1).map_err(db)?);
+    for (column, field) in [
+        (2, &mut event.actor),
+        (3, &mut event.kind),
+        (4, &mut event.body),
+        (5, &mut event.prev_hash),
+        (6, &mut event.hash),
+    ] {
+        let text = row
+            .get_ref(column)
+            .map_err(db)?
+            .as_str()
+            .map_err(|e| StoreError::Corrupt(format!("audit event {seq}, column {column}: {e}")))?;
+        field.clear();
+        field.push_str(text);
+    }
+    Ok(())
 }
 
 fn decode(row: &Row<'_>) -> rusqlite::Result<Result<AuditEvent, StoreError>> {

@@ -161,10 +161,11 @@ fn run(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>, max_batch: us
             }
         }
         let result = commit(conn, &mut batch);
-        if result.is_ok() {
-            commits.fetch_add(1, Ordering::SeqCst);
-        } else if let Err(e) = &result {
-            tracing::warn!(error = %e, jobs = batch.len(), "a store batch failed to commit");
+        match &result {
+            Ok(()) => {
+                commits.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) => tracing::warn!(error = %e, jobs = batch.len(), "a store batch failed to commit"),
         }
         for job in batch.drain(..) {
             job.finish(result.clone());

@@ -187,16 +187,17 @@ async fn verify_reports_where_the_log_was_altered() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(dir.path());
     let store = SqliteStore::open(&path).unwrap();
-    store.append_audit((0..100).map(draft).collect()).await.unwrap();
-    assert_eq!(store.verify_audit().await.unwrap().count, 100);
+    // Several of verify_audit's chunks, so breaks past the first are found.
+    store.append_audit((0..5000).map(draft).collect()).await.unwrap();
+    assert_eq!(store.verify_audit().await.unwrap().count, 5000);
 
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute("UPDATE audit SET body = '{\"n\":1000}' WHERE seq = 42", []).unwrap();
+    raw.execute("UPDATE audit SET body = '{\"n\":1000000}' WHERE seq = 3001", []).unwrap();
     let err = store.verify_audit().await.unwrap_err();
-    assert!(matches!(&err, VerifyError::Broken(b) if b.seq == 42 && b.reason == BreakReason::Content), "{err:?}");
+    assert!(matches!(&err, VerifyError::Broken(b) if b.seq == 3001 && b.reason == BreakReason::Content), "{err:?}");
 
-    raw.execute("UPDATE audit SET body = '{\"n\":41}' WHERE seq = 42", []).unwrap();
-    assert_eq!(store.verify_audit().await.unwrap().count, 100);
+    raw.execute("UPDATE audit SET body = '{\"n\":3000}' WHERE seq = 3001", []).unwrap();
+    assert_eq!(store.verify_audit().await.unwrap().count, 5000);
     raw.execute("DELETE FROM audit WHERE seq = 7", []).unwrap();
     let err = store.verify_audit().await.unwrap_err();
     assert!(matches!(&err, VerifyError::Broken(b) if b.seq == 7), "{err:?}");
