@@ -22,10 +22,7 @@ const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !args.binary.is_file() {
-        bail!(
-            "no binary at `{}`; build it with `cargo build --release -p countersign`",
-            args.binary.display()
-        );
+        bail!("no binary at `{}`; build it with `cargo build --release -p countersign`", args.binary.display());
     }
     let connections = args.connections.clamp(1, 1024);
     let tmp = TempDir::new()?;
@@ -34,56 +31,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let approver = add_identity(
         &args.binary,
         &data,
-        &[
-            "users",
-            "add",
-            "bench-approver",
-            "--email",
-            "approver@bench.invalid",
-            "--group",
-            "sre",
-        ],
+        &["users", "add", "bench-approver", "--email", "approver@bench.invalid", "--group", "sre"],
     )?;
     let agent = add_identity(&args.binary, &data, &["agents", "add", "bench-agent"])?;
 
     let gateway = Gateway::start(&args.binary, &tmp.0)?;
     let addr = gateway.addr;
     wait_healthy(addr).await?;
-    eprintln!(
-        "bench: gateway on http://{addr}; {connections} connections, {:?} per phase",
-        args.duration
-    );
+    eprintln!("bench: gateway on http://{addr}; {connections} connections, {:?} per phase", args.duration);
 
     let health = throughput(addr, connections, args.duration, None, Phase::Health).await?;
     eprintln!("bench: /healthz done ({} requests)", health.0.count());
-    let decisions = throughput(
-        addr,
-        connections,
-        args.duration,
-        Some(Arc::from(agent.as_str())),
-        Phase::Routine,
-    )
-    .await?;
-    eprintln!(
-        "bench: POST /v1/actions done ({} decisions)",
-        decisions.0.count()
-    );
+    let decisions =
+        throughput(addr, connections, args.duration, Some(Arc::from(agent.as_str())), Phase::Routine).await?;
+    eprintln!("bench: POST /v1/actions done ({} decisions)", decisions.0.count());
     let (woken, released) = approvals(addr, &agent, &approver, args.approvals).await?;
     eprintln!("bench: approvals done ({} rounds)", woken.count());
 
     gateway.stop()?;
     let (events, verify_rate) = verify(&args.binary, &data)?;
 
-    print_report(
-        &args,
-        connections,
-        &health,
-        &decisions,
-        &woken,
-        &released,
-        events,
-        verify_rate,
-    );
+    print_report(&args, connections, &health, &decisions, &woken, &released, events, verify_rate);
     Ok(())
 }
 
@@ -128,10 +96,7 @@ async fn throughput(
         let (status, body) = first.post("/v1/actions", routine_body(0)).await?;
         let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         if status != StatusCode::CREATED || answer["status"] != "allowed" {
-            bail!(
-                "a routine action was not allowed at once: {status} {}",
-                String::from_utf8_lossy(&body)
-            );
+            bail!("a routine action was not allowed at once: {status} {}", String::from_utf8_lossy(&body));
         }
     }
     let started = Instant::now();
@@ -147,10 +112,7 @@ async fn throughput(
                     let sent = Instant::now();
                     let result = match phase {
                         Phase::Health => conn.get("/healthz").await,
-                        Phase::Routine => {
-                            conn.post("/v1/actions", routine_body(n as u64 * 1_000_000 + i))
-                                .await
-                        }
+                        Phase::Routine => conn.post("/v1/actions", routine_body(n as u64 * 1_000_000 + i)).await,
                     };
                     i += 1;
                     let expected = match phase {
@@ -186,12 +148,7 @@ fn routine_body(n: u64) -> Bytes {
 /// Approves `rounds` pending requests one after another, each with an
 /// agent already long-polling for it. Returns approve→waiter-woken and
 /// approve→released latencies.
-async fn approvals(
-    addr: SocketAddr,
-    agent: &str,
-    approver: &str,
-    rounds: usize,
-) -> anyhow::Result<(Samples, Samples)> {
+async fn approvals(addr: SocketAddr, agent: &str, approver: &str, rounds: usize) -> anyhow::Result<(Samples, Samples)> {
     let mut submit = Conn::open(addr, Some(agent)).await?;
     let mut approve = Conn::open(addr, Some(approver)).await?;
     let mut woken = Samples::default();
@@ -218,12 +175,7 @@ async fn approvals(
         tokio::time::sleep(Duration::from_millis(20)).await;
 
         let t0 = Instant::now();
-        let (status, _) = approve
-            .post(
-                &format!("/v1/actions/{id}/approve"),
-                Bytes::from_static(b"{}"),
-            )
-            .await?;
+        let (status, _) = approve.post(&format!("/v1/actions/{id}/approve"), Bytes::from_static(b"{}")).await?;
         if status != StatusCode::OK {
             bail!("approve answered {status}");
         }
@@ -239,12 +191,7 @@ async fn approvals(
             continue;
         }
         woken.push(arrived.saturating_duration_since(t0));
-        let (status, _) = waiter
-            .post(
-                &format!("/v1/actions/{id}/release"),
-                Bytes::from_static(b"{}"),
-            )
-            .await?;
+        let (status, _) = waiter.post(&format!("/v1/actions/{id}/release"), Bytes::from_static(b"{}")).await?;
         if status == StatusCode::OK {
             released.push(t0.elapsed());
         } else {
@@ -305,8 +252,5 @@ fn print_report(
         ms(released.max()),
         released.errors
     );
-    println!(
-        "| `countersign audit verify`, {events} events | {} | - | - | - | 0 |",
-        per_second(verify_rate)
-    );
+    println!("| `countersign audit verify`, {events} events | {} | - | - | - | 0 |", per_second(verify_rate));
 }

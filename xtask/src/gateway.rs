@@ -17,13 +17,9 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new() -> anyhow::Result<TempDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path =
-            std::env::temp_dir().join(format!("countersign-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!("countersign-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(TempDir(path))
     }
 }
@@ -56,17 +52,10 @@ pub fn add_identity(binary: &Path, data: &Path, args: &[&str]) -> anyhow::Result
         .output()
         .with_context(|| format!("cannot run {}", binary.display()))?;
     if !output.status.success() {
-        bail!(
-            "`countersign {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        bail!("`countersign {}` failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
     }
     let value: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    value["token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no token in the answer")
+    value["token"].as_str().map(str::to_owned).context("no token in the answer")
 }
 
 /// A running gateway.
@@ -96,27 +85,17 @@ impl Gateway {
                 }
             }
         });
-        let mut gateway = Gateway {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
+        let mut gateway = Gateway { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
         let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
-            bail!(
-                "the gateway did not print `listening on`; see {}",
-                data.join("serve.log").display()
-            );
+            bail!("the gateway did not print `listening on`; see {}", data.join("serve.log").display());
         };
-        gateway.addr = addr
-            .parse()
-            .with_context(|| format!("bad listening address `{addr}`"))?;
+        gateway.addr = addr.parse().with_context(|| format!("bad listening address `{addr}`"))?;
         Ok(gateway)
     }
 
     /// SIGTERM (graceful, so the log is complete), then SIGKILL after 10 s.
     pub fn stop(mut self) -> anyhow::Result<()> {
-        let _ = Command::new("kill")
-            .args(["-s", "TERM", &self.child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-s", "TERM", &self.child.id().to_string()]).status();
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
             if self.child.try_wait()?.is_some() {
@@ -141,10 +120,7 @@ impl Drop for Gateway {
 
 /// Runs `audit verify` and returns (events, events/s as it reports them).
 pub fn verify(binary: &Path, data: &Path) -> anyhow::Result<(u64, f64)> {
-    let output = command(binary)
-        .args(["audit", "verify", "--data-dir"])
-        .arg(data)
-        .output()?;
+    let output = command(binary).args(["audit", "verify", "--data-dir"]).arg(data).output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {

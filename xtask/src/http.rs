@@ -22,20 +22,13 @@ pub struct Conn {
 
 impl Conn {
     pub async fn open(addr: SocketAddr, token: Option<&str>) -> anyhow::Result<Conn> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("cannot connect to {addr}"))?;
+        let stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
         stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Conn {
-            sender,
-            host: addr.to_string(),
-            auth: token.map(|t| format!("Bearer {t}")),
-        })
+        Ok(Conn { sender, host: addr.to_string(), auth: token.map(|t| format!("Bearer {t}")) })
     }
 
     pub async fn get(&mut self, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
@@ -46,16 +39,8 @@ impl Conn {
         self.send(Method::POST, path, body).await
     }
 
-    async fn send(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: Bytes,
-    ) -> anyhow::Result<(StatusCode, Bytes)> {
-        let mut request = Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header("host", &self.host);
+    async fn send(&mut self, method: Method, path: &str, body: Bytes) -> anyhow::Result<(StatusCode, Bytes)> {
+        let mut request = Request::builder().method(method.clone()).uri(path).header("host", &self.host);
         if let Some(auth) = &self.auth {
             request = request.header("authorization", auth);
         }

@@ -11,8 +11,7 @@ pub struct Samples {
 
 impl Samples {
     pub fn push(&mut self, latency: Duration) {
-        self.micros
-            .push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        self.micros.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
     }
 
     pub fn merge(&mut self, other: Samples) {
@@ -31,11 +30,7 @@ impl Samples {
         if sorted.is_empty() {
             return Duration::ZERO;
         }
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
         let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
         let index = rank.clamp(1, sorted.len()) - 1;
         Duration::from_micros(sorted.get(index).copied().unwrap_or(0))

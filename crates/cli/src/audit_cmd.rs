@@ -23,12 +23,7 @@ pub async fn run(command: AuditCommand, output: Output) -> anyhow::Result<Exit> 
             let store = local::open_store(&config, Open::Existing)?;
             verify(store.as_ref(), output).await
         }
-        AuditCommand::Export {
-            since,
-            until,
-            format,
-            store,
-        } => {
+        AuditCommand::Export { since, until, format, store } => {
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Existing)?;
             export(store.as_ref(), since, until, format).await
@@ -87,22 +82,13 @@ async fn verify(store: &dyn countersign_store::Store, output: Output) -> anyhow:
             })
         );
     } else {
-        let at = verified
-            .last_time
-            .map(|t| format!(" at {t}"))
-            .unwrap_or_default();
-        println!(
-            "verified {} events; head seq {} hash {}{at}",
-            verified.count, verified.head.seq, verified.head.hash
-        );
+        let at = verified.last_time.map(|t| format!(" at {t}")).unwrap_or_default();
+        println!("verified {} events; head seq {} hash {}{at}", verified.count, verified.head.seq, verified.head.hash);
         let secs = elapsed.as_secs_f64();
         if verified.count > 0 && secs > 0.0 {
             #[allow(clippy::cast_precision_loss)]
             let rate = verified.count as f64 / secs;
-            eprintln!(
-                "{}",
-                style.dim(&format!("{:.0} events/s ({:.3} s)", rate, secs))
-            );
+            eprintln!("{}", style.dim(&format!("{:.0} events/s ({:.3} s)", rate, secs)));
         }
     }
     Ok(Exit::OK)
@@ -114,9 +100,7 @@ fn describe(reason: &BreakReason) -> String {
             format!("found seq {found} instead (an event was removed, inserted or reordered)")
         }
         BreakReason::Link => "its prev_hash does not match the previous event's hash".to_owned(),
-        BreakReason::Content => {
-            "its content does not match its hash (the event was altered)".to_owned()
-        }
+        BreakReason::Content => "its content does not match its hash (the event was altered)".to_owned(),
     }
 }
 
@@ -203,10 +187,7 @@ fn csv_field(field: &str) -> String {
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
-    })
+    error.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == ErrorKind::BrokenPipe))
 }
 
 #[cfg(test)]
@@ -216,10 +197,7 @@ mod tests {
     #[test]
     fn csv_quotes_only_what_needs_it() {
         assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(
-            csv_field(r#"{"a":1,"b":"x"}"#),
-            r#""{""a"":1,""b"":""x""}""#
-        );
+        assert_eq!(csv_field(r#"{"a":1,"b":"x"}"#), r#""{""a"":1,""b"":""x""}""#);
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
     }
 
@@ -234,9 +212,6 @@ mod tests {
             prev_hash: "00".into(),
             hash: "ff".into(),
         };
-        assert_eq!(
-            csv_row(&event),
-            r#"3,1970-01-01T00:00:00Z,cli:me,identity.user_created,"{""name"":""a""}",00,ff"#
-        );
+        assert_eq!(csv_row(&event), r#"3,1970-01-01T00:00:00Z,cli:me,identity.user_created,"{""name"":""a""}",00,ff"#);
     }
 }

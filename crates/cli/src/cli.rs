@@ -83,20 +83,10 @@ pub struct StoreArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// Gateway URL.
-    #[arg(
-        long,
-        env = "COUNTERSIGN_SERVER",
-        default_value = "http://127.0.0.1:8470",
-        value_name = "URL"
-    )]
+    #[arg(long, env = "COUNTERSIGN_SERVER", default_value = "http://127.0.0.1:8470", value_name = "URL")]
     pub server: String,
     /// API token: an agent key (csa_…) or a personal user token (csu_…).
-    #[arg(
-        long,
-        env = "COUNTERSIGN_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
+    #[arg(long, env = "COUNTERSIGN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
 }
 
@@ -309,8 +299,7 @@ mod tests {
 
     #[test]
     fn exec_needs_the_command_after_dashes() {
-        let cli = Cli::try_parse_from(["countersign", "exec", "--resource", "r", "--", "ls", "-l"])
-            .unwrap();
+        let cli = Cli::try_parse_from(["countersign", "exec", "--resource", "r", "--", "ls", "-l"]).unwrap();
         match cli.command {
             Command::Exec(args) => assert_eq!(args.command, ["ls", "-l"]),
             other => panic!("{other:?}"),

@@ -11,11 +11,7 @@ use crate::cli::ClientArgs;
 #[derive(Debug)]
 pub enum CallError {
     /// The gateway answered with an error document.
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Api { status: u16, code: String, message: String },
     /// The gateway could not be reached, or the connection broke.
     Transport { server: String, detail: String },
     /// The answer was not the JSON expected.
@@ -104,21 +100,12 @@ impl Client {
         self.send(request, timeout).await
     }
 
-    pub async fn post(
-        &self,
-        path: &str,
-        body: &Value,
-        timeout: Option<Duration>,
-    ) -> Result<Value, CallError> {
+    pub async fn post(&self, path: &str, body: &Value, timeout: Option<Duration>) -> Result<Value, CallError> {
         let request = self.http.post(format!("{}{path}", self.base)).json(body);
         self.send(request, timeout).await
     }
 
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        timeout: Option<Duration>,
-    ) -> Result<Value, CallError> {
+    async fn send(&self, request: reqwest::RequestBuilder, timeout: Option<Duration>) -> Result<Value, CallError> {
         let response = request
             .bearer_auth(&self.token)
             .timeout(timeout.unwrap_or(CALL_TIMEOUT))
@@ -132,9 +119,7 @@ impl Client {
         }
         let document: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let error = &document["error"];
-        let code = error["code"]
-            .as_str()
-            .map_or_else(|| http_code(status.as_u16()).to_owned(), str::to_owned);
+        let code = error["code"].as_str().map_or_else(|| http_code(status.as_u16()).to_owned(), str::to_owned);
         let message = error["message"].as_str().map_or_else(
             || {
                 let text = String::from_utf8_lossy(&bytes);
@@ -142,19 +127,12 @@ impl Client {
                 if text.is_empty() {
                     format!("HTTP {status}")
                 } else {
-                    format!(
-                        "HTTP {status}: {}",
-                        text.chars().take(200).collect::<String>()
-                    )
+                    format!("HTTP {status}: {}", text.chars().take(200).collect::<String>())
                 }
             },
             str::to_owned,
         );
-        Err(CallError::Api {
-            status: status.as_u16(),
-            code,
-            message,
-        })
+        Err(CallError::Api { status: status.as_u16(), code, message })
     }
 
     fn transport(&self, error: &reqwest::Error) -> CallError {
@@ -165,10 +143,7 @@ impl Client {
         } else {
             root_cause(error)
         };
-        CallError::Transport {
-            server: self.base.clone(),
-            detail,
-        }
+        CallError::Transport { server: self.base.clone(), detail }
     }
 }
 

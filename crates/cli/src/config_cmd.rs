@@ -12,14 +12,8 @@ use crate::output::Output;
 
 pub fn run(command: ConfigCommand, output: Output) -> anyhow::Result<Exit> {
     let ConfigCommand::Check { config } = command;
-    let source = config.as_ref().map_or_else(
-        || "defaults and environment".to_owned(),
-        |p| p.display().to_string(),
-    );
-    let overrides = Overrides {
-        config_file: config,
-        ..Overrides::default()
-    };
+    let source = config.as_ref().map_or_else(|| "defaults and environment".to_owned(), |p| p.display().to_string());
+    let overrides = Overrides { config_file: config, ..Overrides::default() };
     let config = Config::load(&overrides, &ProcessEnv)?;
     if output.is_json() {
         println!("{}", effective_json(&config));

@@ -34,8 +34,7 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
     // process mid-request; while pending it cancels the request.
     let mut interrupt = Interrupts::new()?;
 
-    let cwd = std::env::current_dir()
-        .map_err(|e| anyhow::anyhow!("cannot read the working directory: {e}"))?;
+    let cwd = std::env::current_dir().map_err(|e| anyhow::anyhow!("cannot read the working directory: {e}"))?;
     let payload = json!({ "argv": args.command, "cwd": cwd.display().to_string() });
     let mut body = json!({
         "kind": args.kind,
@@ -51,29 +50,20 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
         body["justification"] = json!(j);
     }
 
-    let submitted: Submitted =
-        serde_json::from_value(client.post("/v1/actions", &body, None).await?)?;
+    let submitted: Submitted = serde_json::from_value(client.post("/v1/actions", &body, None).await?)?;
     let id = submitted.id.clone();
     // A Ctrl-C during submission is honoured now that the id is known.
     let interrupted = interrupt.already_received().await;
     let view = match submitted.status.as_str() {
         "allowed" if interrupted => {
-            eprintln!(
-                "{} request {id} was allowed, but nothing was run",
-                style.yellow("interrupted:")
-            );
+            eprintln!("{} request {id} was allowed, but nothing was run", style.yellow("interrupted:"));
             return Ok(Exit::CLOSED);
         }
         "pending" if interrupted => return cancel(&client, &id, style).await,
         "allowed" => None,
         "denied" => {
             let reason = submitted.reason.as_deref().unwrap_or("denied by policy");
-            eprintln!(
-                "{} {} on {}: {reason}",
-                style.red("denied:"),
-                args.kind,
-                args.resource
-            );
+            eprintln!("{} {} on {}: {reason}", style.red("denied:"), args.kind, args.resource);
             if !submitted.policies.is_empty() {
                 eprintln!("  policies: {}", submitted.policies.join(", "));
             }
@@ -82,18 +72,14 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
         }
         "pending" => {
             announce(&submitted, &args, &client, style);
-            let decided =
-                match wait_for_decision(&client, &submitted, &mut interrupt, style).await? {
-                    Waited::Decided(view) => view,
-                    Waited::Interrupted => return cancel(&client, &id, style).await,
-                    Waited::TokenRevoked(detail) => {
-                        eprintln!(
-                            "{} request {id}: this token is no longer accepted ({detail})",
-                            style.red("revoked:")
-                        );
-                        return Ok(Exit::CLOSED);
-                    }
-                };
+            let decided = match wait_for_decision(&client, &submitted, &mut interrupt, style).await? {
+                Waited::Decided(view) => view,
+                Waited::Interrupted => return cancel(&client, &id, style).await,
+                Waited::TokenRevoked(detail) => {
+                    eprintln!("{} request {id}: this token is no longer accepted ({detail})", style.red("revoked:"));
+                    return Ok(Exit::CLOSED);
+                }
+            };
             match decided.status.as_str() {
                 "approved" => {
                     eprintln!("{} {}", style.green("approved:"), approvers(&decided));
@@ -132,34 +118,20 @@ fn announce(submitted: &Submitted, args: &ExecArgs, client: &Client, style: Styl
         eprintln!("  {}", asked(requirement));
     }
     if let Some(deadline) = parse_time(approval.expires_at.as_deref()) {
-        eprintln!(
-            "  deadline {deadline} (in {})",
-            short_duration(until(deadline, Timestamp::now()))
-        );
+        eprintln!("  deadline {deadline} (in {})", short_duration(until(deadline, Timestamp::now())));
     }
     let server = if client.server() == "http://127.0.0.1:8470" {
         String::new()
     } else {
         format!(" --server {}", client.server())
     };
-    eprintln!(
-        "  an approver runs: countersign approve {}{server}",
-        submitted.id
-    );
+    eprintln!("  an approver runs: countersign approve {}{server}", submitted.id);
 }
 
 fn asked(r: &RequirementView) -> String {
     let quorum = r.quorum.max(1);
-    let who = if quorum == 1 {
-        "1 approval".to_owned()
-    } else {
-        format!("{quorum} approvals from distinct people")
-    };
-    format!(
-        "policy {} asks for {who} from group {}",
-        r.policy,
-        r.groups.join(" or ")
-    )
+    let who = if quorum == 1 { "1 approval".to_owned() } else { format!("{quorum} approvals from distinct people") };
+    format!("policy {} asks for {who} from group {}", r.policy, r.groups.join(" or "))
 }
 
 fn approvers(view: &RequestView) -> String {
@@ -185,10 +157,7 @@ async fn wait_for_decision(
     interrupt: &mut Interrupts,
     style: Style,
 ) -> anyhow::Result<Waited> {
-    let path = format!(
-        "/v1/actions/{}?wait={WAIT_SECS}",
-        path_segment(&submitted.id)
-    );
+    let path = format!("/v1/actions/{}?wait={WAIT_SECS}", path_segment(&submitted.id));
     let approval = submitted.approval.clone().unwrap_or_default();
     let mut deadline = parse_time(approval.expires_at.as_deref());
     let mut counted = progress(&approval.requirements);
@@ -237,8 +206,7 @@ async fn wait_for_decision(
             }
             Err(e) if e.is_retryable() => {
                 let past_deadline = deadline.is_some_and(|d| until(d, Timestamp::now()).is_zero());
-                let since =
-                    unreachable_since.get_or_insert_with(|| (Instant::now(), String::new()));
+                let since = unreachable_since.get_or_insert_with(|| (Instant::now(), String::new()));
                 if past_deadline && since.0.elapsed() >= DEADLINE_GRACE {
                     line.finish();
                     return Err(anyhow::anyhow!(
@@ -271,23 +239,11 @@ async fn wait_for_decision(
     }
 }
 
-fn status_text(
-    progress: (u64, u64),
-    deadline: Option<Timestamp>,
-    unreachable: Option<&(Instant, String)>,
-) -> String {
-    let left = deadline.map_or_else(String::new, |d| {
-        format!(" · {} left", short_duration(until(d, Timestamp::now())))
-    });
-    let mut text = format!(
-        "waiting for approval: {}/{} approvals{left}",
-        progress.0, progress.1
-    );
+fn status_text(progress: (u64, u64), deadline: Option<Timestamp>, unreachable: Option<&(Instant, String)>) -> String {
+    let left = deadline.map_or_else(String::new, |d| format!(" · {} left", short_duration(until(d, Timestamp::now()))));
+    let mut text = format!("waiting for approval: {}/{} approvals{left}", progress.0, progress.1);
     if let Some((since, error)) = unreachable {
-        text.push_str(&format!(
-            " · retrying for {}: {error}",
-            short_duration(since.elapsed())
-        ));
+        text.push_str(&format!(" · retrying for {}: {error}", short_duration(since.elapsed())));
     }
     text
 }
@@ -307,10 +263,7 @@ async fn release(client: &Client, id: &str, style: Style) -> anyhow::Result<Requ
             Err(e) => {
                 let closed = matches!(e.code(), Some("expired" | "revoked" | "cancelled"));
                 if closed {
-                    eprintln!(
-                        "{} request {id} could not be released: {e}",
-                        style.red("not run:")
-                    );
+                    eprintln!("{} request {id} could not be released: {e}", style.red("not run:"));
                     return Err(anyhow::Error::new(crate::exit::Failure {
                         exit: Exit::CLOSED,
                         message: e.to_string(),
@@ -323,38 +276,26 @@ async fn release(client: &Client, id: &str, style: Style) -> anyhow::Result<Requ
 }
 
 /// Refuses to run anything but what was submitted.
-fn check_payload(
-    view: &RequestView,
-    payload: &Value,
-    fingerprint: Option<&str>,
-) -> anyhow::Result<()> {
+fn check_payload(view: &RequestView, payload: &Value, fingerprint: Option<&str>) -> anyhow::Result<()> {
     if view.status != "released" {
-        anyhow::bail!(
-            "request {} is `{}` after release, not `released`; not running",
-            view.id,
-            view.status
-        );
+        anyhow::bail!("request {} is `{}` after release, not `released`; not running", view.id, view.status);
     }
     if !view.payload.is_null() && &view.payload != payload {
-        anyhow::bail!(
-            "the released request {} does not carry the submitted command; not running",
-            view.id
-        );
+        anyhow::bail!("the released request {} does not carry the submitted command; not running", view.id);
     }
     if let (Some(released), Some(submitted)) = (view.fingerprint.as_deref(), fingerprint) {
         if released != submitted {
-            anyhow::bail!("the released request {} has another fingerprint than the submitted one; not running", view.id);
+            anyhow::bail!(
+                "the released request {} has another fingerprint than the submitted one; not running",
+                view.id
+            );
         }
     }
     Ok(())
 }
 
 fn closed(view: &RequestView, status: &str, style: Style) -> Exit {
-    let reason = view
-        .reason
-        .as_deref()
-        .map(|r| format!(": {r}"))
-        .unwrap_or_default();
+    let reason = view.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
     match status {
         "denied" => {
             let by: Vec<String> = view
@@ -365,27 +306,16 @@ fn closed(view: &RequestView, status: &str, style: Style) -> Exit {
                     format!("{}{note}", d.who())
                 })
                 .collect();
-            let by = if by.is_empty() {
-                String::new()
-            } else {
-                format!(" by {}", by.join(", "))
-            };
+            let by = if by.is_empty() { String::new() } else { format!(" by {}", by.join(", ")) };
             eprintln!("{} request {}{by}{reason}", style.red("denied:"), view.id);
             Exit::DENIED
         }
         "expired" | "revoked" | "cancelled" => {
-            eprintln!(
-                "{} request {}{reason}",
-                style.red(&format!("{status}:")),
-                view.id
-            );
+            eprintln!("{} request {}{reason}", style.red(&format!("{status}:")), view.id);
             Exit::CLOSED
         }
         other => {
-            print_error(&format!(
-                "request {} ended in unexpected status `{other}`; not running",
-                view.id
-            ));
+            print_error(&format!("request {} ended in unexpected status `{other}`; not running", view.id));
             Exit::ERROR
         }
     }
@@ -393,14 +323,9 @@ fn closed(view: &RequestView, status: &str, style: Style) -> Exit {
 
 async fn cancel(client: &Client, id: &str, style: Style) -> anyhow::Result<Exit> {
     let path = format!("/v1/actions/{}/cancel", path_segment(id));
-    match client
-        .post(&path, &json!({}), Some(Duration::from_secs(10)))
-        .await
-    {
+    match client.post(&path, &json!({}), Some(Duration::from_secs(10))).await {
         Ok(_) => eprintln!("{} request {id} (interrupted)", style.yellow("cancelled:")),
-        Err(e) => print_warning(&format!(
-            "interrupted, but cancelling request {id} failed: {e}"
-        )),
+        Err(e) => print_warning(&format!("interrupted, but cancelling request {id} failed: {e}")),
     }
     Ok(Exit::CLOSED)
 }
@@ -415,10 +340,7 @@ async fn report_outcome(client: &Client, id: &str, ran: &Ran) {
     let path = format!("/v1/actions/{}/outcome", path_segment(id));
     let mut last = None;
     for attempt in 0..3u32 {
-        match client
-            .post(&path, &body, Some(Duration::from_secs(10)))
-            .await
-        {
+        match client.post(&path, &body, Some(Duration::from_secs(10))).await {
             Ok(_) => return,
             Err(e) if e.is_retryable() => {
                 last = Some(e);
@@ -431,9 +353,7 @@ async fn report_outcome(client: &Client, id: &str, ran: &Ran) {
         }
     }
     if let Some(e) = last {
-        print_warning(&format!(
-            "the outcome of request {id} was not recorded: {e}"
-        ));
+        print_warning(&format!("the outcome of request {id} was not recorded: {e}"));
     }
 }
 
@@ -445,10 +365,8 @@ struct Interrupts {
 
 impl Interrupts {
     fn new() -> anyhow::Result<Self> {
-        let int = signal(SignalKind::interrupt())
-            .map_err(|e| anyhow::anyhow!("cannot handle Ctrl-C: {e}"))?;
-        let term = signal(SignalKind::terminate())
-            .map_err(|e| anyhow::anyhow!("cannot handle SIGTERM: {e}"))?;
+        let int = signal(SignalKind::interrupt()).map_err(|e| anyhow::anyhow!("cannot handle Ctrl-C: {e}"))?;
+        let term = signal(SignalKind::terminate()).map_err(|e| anyhow::anyhow!("cannot handle SIGTERM: {e}"))?;
         Ok(Self { int, term })
     }
 
@@ -481,12 +399,7 @@ struct StatusLine {
 
 impl StatusLine {
     fn new(style: Style) -> Self {
-        Self {
-            tty: stderr_tty(),
-            style,
-            width: 0,
-            last_plain: None,
-        }
+        Self { tty: stderr_tty(), style, width: 0, last_plain: None }
     }
 
     fn show(&mut self, text: &str) {
@@ -496,10 +409,7 @@ impl StatusLine {
             let pad = " ".repeat(self.width.saturating_sub(len));
             self.width = len;
             let _ = write!(err, "\r{}{pad}", self.style.dim(text));
-        } else if self
-            .last_plain
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
-        {
+        } else if self.last_plain.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
             self.last_plain = Some(Instant::now());
             let _ = writeln!(err, "{text}");
         }

@@ -35,10 +35,7 @@ pub struct Failure {
 impl Failure {
     /// A bad argument value that clap could not check by itself.
     pub fn usage(message: impl Into<String>) -> anyhow::Error {
-        anyhow::Error::new(Self {
-            exit: Exit::USAGE,
-            message: message.into(),
-        })
+        anyhow::Error::new(Self { exit: Exit::USAGE, message: message.into() })
     }
 }
 
@@ -52,10 +49,7 @@ impl std::error::Error for Failure {}
 
 /// The exit code an error asks for: its [`Failure`] code, else 1.
 pub fn code_of(error: &anyhow::Error) -> Exit {
-    error
-        .chain()
-        .find_map(|e| e.downcast_ref::<Failure>())
-        .map_or(Exit::ERROR, |f| f.exit)
+    error.chain().find_map(|e| e.downcast_ref::<Failure>()).map_or(Exit::ERROR, |f| f.exit)
 }
 
 /// The help text that documents the exit codes.

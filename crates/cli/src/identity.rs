@@ -16,17 +16,10 @@ use crate::output::{print_warning, table, Output};
 
 pub async fn users(command: UsersCommand, output: Output) -> anyhow::Result<Exit> {
     match command {
-        UsersCommand::Add {
-            name,
-            email,
-            groups,
-            store,
-        } => {
+        UsersCommand::Add { name, email, groups, store } => {
             check_name("user", &name)?;
             if !valid_email(&email) {
-                return Err(Failure::usage(format!(
-                    "`{email}` is not an email address (expected name@domain)"
-                )));
+                return Err(Failure::usage(format!("`{email}` is not an email address (expected name@domain)")));
             }
             check_groups(&groups)?;
             let config = local::config(&store)?;
@@ -37,38 +30,20 @@ pub async fn users(command: UsersCommand, output: Output) -> anyhow::Result<Exit
                 "identity.user_created",
                 json!({"name": name, "email": email, "groups": groups}),
             );
-            let user = NewUser {
-                name,
-                email,
-                groups,
-                token_hash,
-                created_at: Timestamp::now(),
-            };
+            let user = NewUser { name, email, groups, token_hash, created_at: Timestamp::now() };
             let user = store.create_user(user, vec![draft]).await?;
             if output.is_json() {
-                println!(
-                    "{}",
-                    json!({"name": user.name, "email": user.email, "groups": user.groups, "token": token})
-                );
+                println!("{}", json!({"name": user.name, "email": user.email, "groups": user.groups, "token": token}));
             } else {
-                println!(
-                    "created user {} <{}>{}",
-                    user.name,
-                    user.email,
-                    groups_suffix(&user.groups)
-                );
+                println!("created user {} <{}>{}", user.name, user.email, groups_suffix(&user.groups));
                 println!("token: {token}");
-                print_warning(
-                    "keep this token now: it is shown only once, and only its hash is stored",
-                );
+                print_warning("keep this token now: it is shown only once, and only its hash is stored");
             }
             Ok(Exit::OK)
         }
         UsersCommand::List { store } => {
             let config = local::config(&store)?;
-            let users = local::open_store(&config, Open::Existing)?
-                .list_users()
-                .await?;
+            let users = local::open_store(&config, Open::Existing)?.list_users().await?;
             if output.is_json() {
                 println!("{}", json!({ "users": users }));
             } else {
@@ -84,24 +59,15 @@ pub async fn users(command: UsersCommand, output: Output) -> anyhow::Result<Exit
                         ]
                     })
                     .collect();
-                print!(
-                    "{}",
-                    table(&["NAME", "EMAIL", "GROUPS", "CREATED", "STATE"], &rows)
-                );
+                print!("{}", table(&["NAME", "EMAIL", "GROUPS", "CREATED", "STATE"], &rows));
             }
             Ok(Exit::OK)
         }
         UsersCommand::Revoke { name, store } => {
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Existing)?;
-            let draft = AuditDraft::new(
-                local::cli_actor(),
-                "identity.user_revoked",
-                json!({"name": name}),
-            );
-            let revoked = store
-                .revoke_user(&name, Timestamp::now(), vec![draft])
-                .await?;
+            let draft = AuditDraft::new(local::cli_actor(), "identity.user_revoked", json!({"name": name}));
+            let revoked = store.revoke_user(&name, Timestamp::now(), vec![draft]).await?;
             report_revoked("user", &name, revoked.len(), output);
             Ok(Exit::OK)
         }
@@ -110,12 +76,7 @@ pub async fn users(command: UsersCommand, output: Output) -> anyhow::Result<Exit
 
 pub async fn agents(command: AgentsCommand, output: Output) -> anyhow::Result<Exit> {
     match command {
-        AgentsCommand::Add {
-            name,
-            owner,
-            groups,
-            store,
-        } => {
+        AgentsCommand::Add { name, owner, groups, store } => {
             check_name("agent", &name)?;
             check_groups(&groups)?;
             let config = local::config(&store)?;
@@ -124,9 +85,7 @@ pub async fn agents(command: AgentsCommand, output: Output) -> anyhow::Result<Ex
                 match store.user(owner).await? {
                     Some(user) if user.revoked_at.is_none() => {}
                     Some(_) => anyhow::bail!("owner `{owner}` is revoked"),
-                    None => anyhow::bail!(
-                        "owner `{owner}` is not a user; add it first with `countersign users add`"
-                    ),
+                    None => anyhow::bail!("owner `{owner}` is not a user; add it first with `countersign users add`"),
                 }
             }
             let (token, token_hash) = new_token(PrincipalKind::Agent);
@@ -135,13 +94,7 @@ pub async fn agents(command: AgentsCommand, output: Output) -> anyhow::Result<Ex
                 "identity.agent_created",
                 json!({"name": name, "owner": owner, "groups": groups}),
             );
-            let agent = NewAgent {
-                name,
-                owner,
-                groups,
-                token_hash,
-                created_at: Timestamp::now(),
-            };
+            let agent = NewAgent { name, owner, groups, token_hash, created_at: Timestamp::now() };
             let agent = store.create_agent(agent, vec![draft]).await?;
             if output.is_json() {
                 println!(
@@ -149,28 +102,16 @@ pub async fn agents(command: AgentsCommand, output: Output) -> anyhow::Result<Ex
                     json!({"name": agent.name, "owner": agent.owner, "groups": agent.groups, "token": token})
                 );
             } else {
-                let owner = agent
-                    .owner
-                    .as_deref()
-                    .map(|o| format!(", owned by {o}"))
-                    .unwrap_or_default();
-                println!(
-                    "created agent {}{owner}{}",
-                    agent.name,
-                    groups_suffix(&agent.groups)
-                );
+                let owner = agent.owner.as_deref().map(|o| format!(", owned by {o}")).unwrap_or_default();
+                println!("created agent {}{owner}{}", agent.name, groups_suffix(&agent.groups));
                 println!("key: {token}");
-                print_warning(
-                    "keep this key now: it is shown only once, and only its hash is stored",
-                );
+                print_warning("keep this key now: it is shown only once, and only its hash is stored");
             }
             Ok(Exit::OK)
         }
         AgentsCommand::List { store } => {
             let config = local::config(&store)?;
-            let agents = local::open_store(&config, Open::Existing)?
-                .list_agents()
-                .await?;
+            let agents = local::open_store(&config, Open::Existing)?.list_agents().await?;
             if output.is_json() {
                 println!("{}", json!({ "agents": agents }));
             } else {
@@ -186,24 +127,15 @@ pub async fn agents(command: AgentsCommand, output: Output) -> anyhow::Result<Ex
                         ]
                     })
                     .collect();
-                print!(
-                    "{}",
-                    table(&["NAME", "OWNER", "GROUPS", "CREATED", "STATE"], &rows)
-                );
+                print!("{}", table(&["NAME", "OWNER", "GROUPS", "CREATED", "STATE"], &rows));
             }
             Ok(Exit::OK)
         }
         AgentsCommand::Revoke { name, store } => {
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Existing)?;
-            let draft = AuditDraft::new(
-                local::cli_actor(),
-                "identity.agent_revoked",
-                json!({"name": name}),
-            );
-            let revoked = store
-                .revoke_agent(&name, Timestamp::now(), vec![draft])
-                .await?;
+            let draft = AuditDraft::new(local::cli_actor(), "identity.agent_revoked", json!({"name": name}));
+            let revoked = store.revoke_agent(&name, Timestamp::now(), vec![draft]).await?;
             report_revoked("agent", &name, revoked.len(), output);
             Ok(Exit::OK)
         }
@@ -246,10 +178,7 @@ fn state(revoked_at: Option<Timestamp>) -> String {
 
 fn report_revoked(what: &str, name: &str, requests: usize, output: Output) {
     if output.is_json() {
-        println!(
-            "{}",
-            json!({"revoked": what, "name": name, "requests_revoked": requests})
-        );
+        println!("{}", json!({"revoked": what, "name": name, "requests_revoked": requests}));
     } else {
         let plural = if requests == 1 { "" } else { "s" };
         println!("revoked {what} {name}; {requests} open request{plural} revoked");

@@ -15,11 +15,8 @@ use crate::cli::StoreArgs;
 
 /// The effective configuration for a store command.
 pub fn config(args: &StoreArgs) -> anyhow::Result<Config> {
-    let overrides = Overrides {
-        data_dir: args.data_dir.clone(),
-        config_file: args.config.clone(),
-        ..Overrides::default()
-    };
+    let overrides =
+        Overrides { data_dir: args.data_dir.clone(), config_file: args.config.clone(), ..Overrides::default() };
     Ok(Config::load(&overrides, &ProcessEnv)?)
 }
 
@@ -36,12 +33,8 @@ pub enum Open {
 pub fn open_store(config: &Config, mode: Open) -> anyhow::Result<Arc<dyn Store>> {
     let db = config.database_path();
     match mode {
-        Open::Create => std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "cannot create data directory `{}`",
-                config.data_dir.display()
-            )
-        })?,
+        Open::Create => std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory `{}`", config.data_dir.display()))?,
         Open::Existing => {
             if !db.exists() {
                 anyhow::bail!(
@@ -51,8 +44,7 @@ pub fn open_store(config: &Config, mode: Open) -> anyhow::Result<Arc<dyn Store>>
             }
         }
     }
-    let store = SqliteStore::open(&db)
-        .with_context(|| format!("cannot open the store `{}`", db.display()))?;
+    let store = SqliteStore::open(&db).with_context(|| format!("cannot open the store `{}`", db.display()))?;
     Ok(Arc::new(store))
 }
 

@@ -39,15 +39,11 @@ pub struct Style {
 
 impl Style {
     pub fn stderr() -> Self {
-        Self {
-            color: stderr_color(),
-        }
+        Self { color: stderr_color() }
     }
 
     pub fn stdout() -> Self {
-        Self {
-            color: std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
-        }
+        Self { color: std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal() }
     }
 
     fn paint(self, code: &str, text: &str) -> String {
@@ -128,11 +124,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         for (i, cell) in cells.iter().enumerate() {
             line.push_str(cell);
             if i < last {
-                let pad = widths
-                    .get(i)
-                    .copied()
-                    .unwrap_or(0)
-                    .saturating_sub(cell.chars().count());
+                let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(cell.chars().count());
                 line.push_str(&" ".repeat(pad + 2));
             }
         }
@@ -150,9 +142,9 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// commands can be pasted as they are.
 pub fn shell_quote(word: &str) -> String {
     let safe = !word.is_empty()
-        && word.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | ':' | '@' | '=' | ',')
-        });
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | ':' | '@' | '=' | ','));
     if safe {
         word.to_owned()
     } else {

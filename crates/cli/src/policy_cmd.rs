@@ -14,10 +14,7 @@ use crate::output::{Output, Style};
 
 /// The built-in defaults for annotations a policy leaves out (a gateway
 /// may configure others; they do not change any decision).
-const DEFAULTS: Defaults = Defaults {
-    timeout: Duration::from_secs(1800),
-    valid_for: Duration::from_secs(600),
-};
+const DEFAULTS: Defaults = Defaults { timeout: Duration::from_secs(1800), valid_for: Duration::from_secs(600) };
 
 pub fn run_command(command: PolicyCommand, output: Output) -> anyhow::Result<Exit> {
     match command {
@@ -35,16 +32,8 @@ fn check(dir: &Path, output: Output) -> anyhow::Result<Exit> {
                     json!({"ok": true, "policies": engine.policy_count(), "hash": engine.hash(), "files": engine.files()})
                 );
             } else {
-                let plural = if engine.policy_count() == 1 {
-                    "policy"
-                } else {
-                    "policies"
-                };
-                println!(
-                    "ok: {} {plural}, hash {}",
-                    engine.policy_count(),
-                    engine.hash()
-                );
+                let plural = if engine.policy_count() == 1 { "policy" } else { "policies" };
+                println!("ok: {} {plural}, hash {}", engine.policy_count(), engine.hash());
             }
             Ok(Exit::OK)
         }
@@ -56,17 +45,8 @@ fn check(dir: &Path, output: Output) -> anyhow::Result<Exit> {
                 for problem in &problems {
                     eprintln!("{problem}");
                 }
-                let plural = if problems.len() == 1 {
-                    "problem"
-                } else {
-                    "problems"
-                };
-                eprintln!(
-                    "{} {} {plural} in {}",
-                    Style::stderr().red("error:"),
-                    problems.len(),
-                    dir.display()
-                );
+                let plural = if problems.len() == 1 { "problem" } else { "problems" };
+                eprintln!("{} {} {plural} in {}", Style::stderr().red("error:"), problems.len(), dir.display());
             }
             Ok(Exit::ERROR)
         }
@@ -81,9 +61,7 @@ fn problems(dir: &Path, error: &PolicyLoadError) -> Vec<String> {
         .problems()
         .into_iter()
         .map(|problem| match problem.split_once(':') {
-            Some((file, rest))
-                if !file.is_empty() && !file.contains(' ') && dir.join(file).is_file() =>
-            {
+            Some((file, rest)) if !file.is_empty() && !file.contains(' ') && dir.join(file).is_file() => {
                 format!("{}:{rest}", dir.join(file).display())
             }
             _ => problem,
@@ -107,11 +85,7 @@ fn test(dir: &Path, cases_file: &Path, output: Output) -> anyhow::Result<Exit> {
     let results = run(&engine, &cases);
     let failed = results.iter().filter(|r| !r.passed).count();
     if output.is_json() {
-        let cases: Vec<_> = cases
-            .iter()
-            .zip(&results)
-            .map(|(case, result)| case_json(case, result))
-            .collect();
+        let cases: Vec<_> = cases.iter().zip(&results).map(|(case, result)| case_json(case, result)).collect();
         println!(
             "{}",
             json!({
@@ -127,11 +101,7 @@ fn test(dir: &Path, cases_file: &Path, output: Output) -> anyhow::Result<Exit> {
         for (case, result) in cases.iter().zip(&results) {
             println!("{}", case_line(case, result, style));
         }
-        println!(
-            "{} passed, {failed} failed (policy hash {})",
-            results.len() - failed,
-            engine.hash()
-        );
+        println!("{} passed, {failed} failed (policy hash {})", results.len() - failed, engine.hash());
     }
     Ok(if failed == 0 { Exit::OK } else { Exit::ERROR })
 }
@@ -150,22 +120,9 @@ fn case_json(case: &Case, result: &CaseResult) -> serde_json::Value {
 }
 
 fn case_line(case: &Case, result: &CaseResult, style: Style) -> String {
-    let verdict = if result.passed {
-        style.green("PASS")
-    } else {
-        style.red("FAIL")
-    };
-    let policies = if result.policies.is_empty() {
-        "no policy".to_owned()
-    } else {
-        result.policies.join(", ")
-    };
-    let mut line = format!(
-        "{verdict} {} → {} [{policies}]: {}",
-        result.name,
-        result.outcome.as_str(),
-        result.reason
-    );
+    let verdict = if result.passed { style.green("PASS") } else { style.red("FAIL") };
+    let policies = if result.policies.is_empty() { "no policy".to_owned() } else { result.policies.join(", ") };
+    let mut line = format!("{verdict} {} → {} [{policies}]: {}", result.name, result.outcome.as_str(), result.reason);
     if !result.passed {
         let mut wanted = Vec::new();
         if let Some(expect) = case.expect.filter(|e| *e != result.outcome) {

@@ -28,33 +28,13 @@ pub async fn pending(args: PendingArgs, output: Output) -> anyhow::Result<Exit> 
     let rows: Vec<Vec<String>> = actions
         .iter()
         .map(|a| {
-            let age = parse_time(a.created_at.as_deref()).map_or_else(
-                || "-".to_owned(),
-                |created| short_duration(until(now, created)),
-            );
-            let requirements = a
-                .requirements
-                .iter()
-                .map(|r| r.describe())
-                .collect::<Vec<_>>()
-                .join("; ");
-            vec![
-                a.id.clone(),
-                a.kind.clone(),
-                a.resource.clone(),
-                a.requester(),
-                age,
-                requirements,
-            ]
+            let age = parse_time(a.created_at.as_deref())
+                .map_or_else(|| "-".to_owned(), |created| short_duration(until(now, created)));
+            let requirements = a.requirements.iter().map(|r| r.describe()).collect::<Vec<_>>().join("; ");
+            vec![a.id.clone(), a.kind.clone(), a.resource.clone(), a.requester(), age, requirements]
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &["ID", "KIND", "RESOURCE", "REQUESTER", "AGE", "REQUIREMENTS"],
-            &rows
-        )
-    );
+    print!("{}", table(&["ID", "KIND", "RESOURCE", "REQUESTER", "AGE", "REQUIREMENTS"], &rows));
     Ok(Exit::OK)
 }
 
@@ -74,13 +54,7 @@ pub async fn vote(args: VoteArgs, vote: Vote, output: Output) -> anyhow::Result<
         Some(comment) => json!({ "comment": comment }),
         None => json!({}),
     };
-    let answer = client
-        .post(
-            &format!("/v1/actions/{}/{verb}", path_segment(&args.id)),
-            &body,
-            None,
-        )
-        .await?;
+    let answer = client.post(&format!("/v1/actions/{}/{verb}", path_segment(&args.id)), &body, None).await?;
     if output.is_json() {
         println!("{answer}");
         return Ok(Exit::OK);
@@ -89,10 +63,7 @@ pub async fn vote(args: VoteArgs, vote: Vote, output: Output) -> anyhow::Result<
     match (vote, view.status.as_str()) {
         (Vote::Approve, "pending") => {
             let (have, need) = view.progress();
-            println!(
-                "approval recorded for {}; still pending ({have}/{need} approvals)",
-                view.id
-            );
+            println!("approval recorded for {}; still pending ({have}/{need} approvals)", view.id);
         }
         (Vote::Approve, status) => println!("approved {}: now {status}", view.id),
         (Vote::Deny, status) => println!("denied {}: now {status}", view.id),
@@ -102,9 +73,7 @@ pub async fn vote(args: VoteArgs, vote: Vote, output: Output) -> anyhow::Result<
 
 pub async fn show(args: ShowArgs, output: Output) -> anyhow::Result<Exit> {
     let client = Client::new(&args.client)?;
-    let answer = client
-        .get(&format!("/v1/actions/{}", path_segment(&args.id)), None)
-        .await?;
+    let answer = client.get(&format!("/v1/actions/{}", path_segment(&args.id)), None).await?;
     if output.is_json() {
         println!("{answer}");
         return Ok(Exit::OK);
@@ -145,11 +114,7 @@ fn describe(v: &RequestView) -> String {
     for r in &v.requirements {
         line("requires", &r.describe());
     }
-    for (label, votes) in [
-        ("approved by", &v.approvals),
-        ("denied by", &v.denials),
-        ("comment", &v.comments),
-    ] {
+    for (label, votes) in [("approved by", &v.approvals), ("denied by", &v.denials), ("comment", &v.comments)] {
         for vote in votes {
             let at = vote.at.as_deref().unwrap_or("-");
             let note = vote.note().map(|n| format!(": {n}")).unwrap_or_default();
@@ -168,15 +133,7 @@ fn describe(v: &RequestView) -> String {
     if !v.outcome.is_null() {
         let o = &v.outcome;
         let text = |key: &str| o.get(key).and_then(Value::as_str).unwrap_or("-").to_owned();
-        line(
-            "outcome",
-            &format!(
-                "{} ({}) at {}",
-                text("status"),
-                text("summary"),
-                text("reported_at")
-            ),
-        );
+        line("outcome", &format!("{} ({}) at {}", text("status"), text("summary"), text("reported_at")));
         if let Some(digest) = o.get("output_sha256").and_then(Value::as_str) {
             line("output sha256", digest);
         }
@@ -190,9 +147,7 @@ fn pretty(value: &Value) -> String {
     if compact.len() <= 100 {
         return compact;
     }
-    serde_json::to_string_pretty(value)
-        .unwrap_or(compact)
-        .replace('\n', &format!("\n{:<14}", ""))
+    serde_json::to_string_pretty(value).unwrap_or(compact).replace('\n', &format!("\n{:<14}", ""))
 }
 
 /// Ids are opaque; escape anything that would change the URL's shape.

@@ -42,11 +42,7 @@ pub async fn run(argv: &[String], cwd: Option<&Path>) -> Ran {
         };
     };
     let mut command = Command::new(program);
-    command
-        .args(args)
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.args(args).stdin(Stdio::inherit()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
@@ -61,14 +57,8 @@ pub async fn run(argv: &[String], cwd: Option<&Path>) -> Ran {
             }
         }
     };
-    let stdout = child
-        .stdout
-        .take()
-        .map(|out| tokio::spawn(pump(out, tokio::io::stdout(), true)));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|err| tokio::spawn(pump(err, tokio::io::stderr(), false)));
+    let stdout = child.stdout.take().map(|out| tokio::spawn(pump(out, tokio::io::stdout(), true)));
+    let stderr = child.stderr.take().map(|err| tokio::spawn(pump(err, tokio::io::stderr(), false)));
 
     // The terminal delivers Ctrl-C to the command too (same process group),
     // so it is the command's to handle; SIGTERM sent to us alone is passed on.
@@ -80,11 +70,7 @@ pub async fn run(argv: &[String], cwd: Option<&Path>) -> Ran {
         }
     };
     let digest = match stdout {
-        Some(task) => task
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| empty_digest.clone()),
+        Some(task) => task.await.ok().flatten().unwrap_or_else(|| empty_digest.clone()),
         None => empty_digest.clone(),
     };
     if let Some(task) = stderr {
@@ -92,24 +78,18 @@ pub async fn run(argv: &[String], cwd: Option<&Path>) -> Ran {
     }
     match status {
         Ok(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => Ran {
-                exit_code: code,
-                summary: format!("exit code {code}"),
-                stdout_sha256: digest,
-                started: true,
-            },
+            (Some(code), _) => {
+                Ran { exit_code: code, summary: format!("exit code {code}"), stdout_sha256: digest, started: true }
+            }
             (None, Some(sig)) => Ran {
                 exit_code: 128 + sig,
                 summary: format!("killed by signal {sig}"),
                 stdout_sha256: digest,
                 started: true,
             },
-            (None, None) => Ran {
-                exit_code: 1,
-                summary: "ended without a status".to_owned(),
-                stdout_sha256: digest,
-                started: true,
-            },
+            (None, None) => {
+                Ran { exit_code: 1, summary: "ended without a status".to_owned(), stdout_sha256: digest, started: true }
+            }
         },
         Err(e) => Ran {
             exit_code: 1,
@@ -146,11 +126,7 @@ async fn forward_term(child: &mut tokio::process::Child) {
 /// it is produced. Returns the hex SHA-256 of what passed when `hash` is set.
 /// A closed destination (our stdout piped into `head`, say) stops the copy
 /// to it but keeps draining, so the command is never blocked on a full pipe.
-async fn pump(
-    mut from: impl AsyncRead + Unpin,
-    mut to: impl AsyncWrite + Unpin,
-    hash: bool,
-) -> Option<String> {
+async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, hash: bool) -> Option<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut sink_open = true;
@@ -176,11 +152,7 @@ mod tests {
 
     #[tokio::test]
     async fn reports_exit_codes_and_hashes_stdout() {
-        let ran = run(
-            &["sh".into(), "-c".into(), "printf hi; exit 7".into()],
-            None,
-        )
-        .await;
+        let ran = run(&["sh".into(), "-c".into(), "printf hi; exit 7".into()], None).await;
         assert_eq!(ran.exit_code, 7);
         assert_eq!(ran.summary, "exit code 7");
         assert_eq!(ran.stdout_sha256, hex::encode(Sha256::digest(b"hi")));

@@ -28,23 +28,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     let config = Config::load(&overrides, &ProcessEnv)?;
     init_tracing(&config)?;
 
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create data directory `{}`",
-            config.data_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory `{}`", config.data_dir.display()))?;
     let db = config.database_path();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&db)
-            .with_context(|| format!("cannot open the store `{}`", db.display()))?,
-    );
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&db).with_context(|| format!("cannot open the store `{}`", db.display()))?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener
-        .local_addr()
-        .context("cannot read the listening address")?;
+    let addr = listener.local_addr().context("cannot read the listening address")?;
     let state = match AppState::new(config.clone(), store).await {
         Ok(state) => state,
         Err(StartError::Policy { dir, problems }) => {
@@ -71,16 +63,10 @@ fn init_tracing(config: &Config) -> anyhow::Result<()> {
     // debugged without editing the config.
     let filter = match EnvFilter::try_from_default_env() {
         Ok(filter) => filter,
-        Err(_) => EnvFilter::try_new(&config.log_level).map_err(|e| {
-            anyhow::anyhow!(
-                "`log.level`: `{}` is not a log filter: {e}",
-                config.log_level
-            )
-        })?,
+        Err(_) => EnvFilter::try_new(&config.log_level)
+            .map_err(|e| anyhow::anyhow!("`log.level`: `{}` is not a log filter: {e}", config.log_level))?,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match config.log_format {
         LogFormat::Json => builder.json().with_current_span(true).try_init(),
         LogFormat::Text => builder.with_ansi(stderr_color()).try_init(),
@@ -95,22 +81,11 @@ fn banner(config: &Config, state: &AppState, addr: SocketAddr) {
     let policy = state.policy();
     let url = format!("http://{}", client_addr(addr));
     // Absolute, so the commands work from any directory.
-    let data_dir =
-        std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
-    let data_flag = format!(
-        " --data-dir {}",
-        shell_quote(&data_dir.display().to_string())
-    );
-    let server_env = if url == "http://127.0.0.1:8470" {
-        String::new()
-    } else {
-        format!("  export COUNTERSIGN_SERVER={url}\n")
-    };
-    let plural = if policy.engine.policy_count() == 1 {
-        "policy"
-    } else {
-        "policies"
-    };
+    let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let data_flag = format!(" --data-dir {}", shell_quote(&data_dir.display().to_string()));
+    let server_env =
+        if url == "http://127.0.0.1:8470" { String::new() } else { format!("  export COUNTERSIGN_SERVER={url}\n") };
+    let plural = if policy.engine.policy_count() == 1 { "policy" } else { "policies" };
     let text = format!(
         "countersign gateway\n\
          listening on {url}\n\

@@ -76,13 +76,7 @@ impl RequirementView {
 
     /// `prod-needs-sre: 0/1 from sre`
     pub fn describe(&self) -> String {
-        format!(
-            "{}: {}/{} from {}",
-            self.policy,
-            self.approvals_count(),
-            self.quorum.max(1),
-            self.groups.join(" or ")
-        )
+        format!("{}: {}/{} from {}", self.policy, self.approvals_count(), self.quorum.max(1), self.groups.join(" or "))
     }
 }
 
@@ -101,10 +95,7 @@ impl VoteView {
     }
 
     pub fn note(&self) -> Option<&str> {
-        self.comment
-            .as_deref()
-            .or(self.text.as_deref())
-            .filter(|t| !t.is_empty())
+        self.comment.as_deref().or(self.text.as_deref()).filter(|t| !t.is_empty())
     }
 }
 
@@ -124,26 +115,22 @@ impl RequestView {
 
 /// Approvals counted so far and approvals needed, over all requirements.
 pub fn progress(requirements: &[RequirementView]) -> (u64, u64) {
-    requirements.iter().fold((0, 0), |(have, need), r| {
-        (
-            have + r.approvals_count().min(r.quorum.max(1)),
-            need + r.quorum.max(1),
-        )
-    })
+    requirements
+        .iter()
+        .fold((0, 0), |(have, need), r| (have + r.approvals_count().min(r.quorum.max(1)), need + r.quorum.max(1)))
 }
 
 /// `agent:bot` from either a string or a `{kind, name}` object.
 pub fn principal_name(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
-        Value::Object(map) => match (
-            map.get("kind").and_then(Value::as_str),
-            map.get("name").and_then(Value::as_str),
-        ) {
-            (Some(kind), Some(name)) => format!("{kind}:{name}"),
-            (None, Some(name)) => name.to_owned(),
-            _ => value.to_string(),
-        },
+        Value::Object(map) => {
+            match (map.get("kind").and_then(Value::as_str), map.get("name").and_then(Value::as_str)) {
+                (Some(kind), Some(name)) => format!("{kind}:{name}"),
+                (None, Some(name)) => name.to_owned(),
+                _ => value.to_string(),
+            }
+        }
         Value::Null => "-".to_owned(),
         other => other.to_string(),
     }
@@ -182,10 +169,8 @@ mod tests {
 
     #[test]
     fn approvals_may_be_a_list() {
-        let r: RequirementView = serde_json::from_value(
-            json!({"policy": "p", "groups": [], "quorum": 1, "approvals": [{}, {}]}),
-        )
-        .unwrap();
+        let r: RequirementView =
+            serde_json::from_value(json!({"policy": "p", "groups": [], "quorum": 1, "approvals": [{}, {}]})).unwrap();
         assert_eq!(r.approvals_count(), 2);
     }
 }

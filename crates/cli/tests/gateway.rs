@@ -9,9 +9,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{
-    add_identity, assert_code, run, stderr, stdout, wait_for_pending, wait_with_timeout, Server,
-};
+use common::{add_identity, assert_code, run, stderr, stdout, wait_for_pending, wait_with_timeout, Server};
 use serde_json::Value;
 
 struct Setup {
@@ -26,30 +24,10 @@ fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let server = Server::start(&data, "127.0.0.1:0");
-    let approver = add_identity(
-        &data,
-        &[
-            "users",
-            "add",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--group",
-            "sre",
-        ],
-    );
-    add_identity(
-        &data,
-        &["users", "add", "olga", "--email", "olga@example.com"],
-    );
+    let approver = add_identity(&data, &["users", "add", "alice", "--email", "alice@example.com", "--group", "sre"]);
+    add_identity(&data, &["users", "add", "olga", "--email", "olga@example.com"]);
     let agent = add_identity(&data, &["agents", "add", "deploy-bot", "--owner", "olga"]);
-    Setup {
-        _tmp: tmp,
-        data,
-        server,
-        agent,
-        approver,
-    }
+    Setup { _tmp: tmp, data, server, agent, approver }
 }
 
 #[test]
@@ -57,66 +35,23 @@ fn exec_runs_routine_actions_at_once() {
     let s = setup();
     let out = s.server.call(
         &s.agent,
-        &[
-            "exec",
-            "--kind",
-            "shell.exec",
-            "--resource",
-            "staging-web",
-            "--",
-            "sh",
-            "-c",
-            "echo hi; exit 7",
-        ],
+        &["exec", "--kind", "shell.exec", "--resource", "staging-web", "--", "sh", "-c", "echo hi; exit 7"],
     );
     assert_code(&out, 7);
     assert_eq!(stdout(&out), "hi\n");
 
-    let missing = s.server.call(
-        &s.agent,
-        &[
-            "exec",
-            "--resource",
-            "staging-web",
-            "--",
-            "/nonexistent/program",
-        ],
-    );
+    let missing = s.server.call(&s.agent, &["exec", "--resource", "staging-web", "--", "/nonexistent/program"]);
     assert_code(&missing, 127);
 
-    let denied = s.server.call(
-        &s.agent,
-        &[
-            "exec",
-            "--resource",
-            "prod-db",
-            "--label",
-            "destructive",
-            "--",
-            "true",
-        ],
-    );
+    let denied = s.server.call(&s.agent, &["exec", "--resource", "prod-db", "--label", "destructive", "--", "true"]);
     assert_code(&denied, 3);
-    assert!(
-        stderr(&denied).contains("no-destructive-agents-in-prod"),
-        "{}",
-        stderr(&denied)
-    );
+    assert!(stderr(&denied).contains("no-destructive-agents-in-prod"), "{}", stderr(&denied));
 
-    let no_token = s
-        .server
-        .call("", &["exec", "--resource", "staging-web", "--", "true"]);
+    let no_token = s.server.call("", &["exec", "--resource", "staging-web", "--", "true"]);
     assert_code(&no_token, 1);
-    let bad_token = s.server.call(
-        "csa_nope",
-        &["exec", "--resource", "staging-web", "--", "true"],
-    );
+    let bad_token = s.server.call("csa_nope", &["exec", "--resource", "staging-web", "--", "true"]);
     assert_code(&bad_token, 1);
-    assert!(
-        stderr(&bad_token).starts_with("error: "),
-        "{}",
-        stderr(&bad_token)
-    );
+    assert!(stderr(&bad_token).starts_with("error: "), "{}", stderr(&bad_token));
 }
 
 #[test]
@@ -144,50 +79,24 @@ fn exec_waits_for_approval_then_runs() {
         .unwrap();
     let pending = wait_for_pending(&s.server, &s.approver);
     assert_eq!(pending["resource"], "prod-web");
-    assert_eq!(
-        pending["payload"]["argv"],
-        serde_json::json!(["sh", "-c", "echo approved-run"])
-    );
+    assert_eq!(pending["payload"]["argv"], serde_json::json!(["sh", "-c", "echo approved-run"]));
     let id = pending["id"].as_str().unwrap();
 
     // The owner of the agent may not approve it.
-    let olga = add_identity(
-        &s.data,
-        &[
-            "users",
-            "add",
-            "olga2",
-            "--email",
-            "OLGA@example.com",
-            "--group",
-            "sre",
-        ],
-    );
+    let olga = add_identity(&s.data, &["users", "add", "olga2", "--email", "OLGA@example.com", "--group", "sre"]);
     let refused = s.server.call(&olga, &["approve", id]);
     assert_code(&refused, 1);
-    assert!(
-        stderr(&refused).starts_with("error: "),
-        "{}",
-        stderr(&refused)
-    );
+    assert!(stderr(&refused).starts_with("error: "), "{}", stderr(&refused));
 
-    let approved = s
-        .server
-        .call(&s.approver, &["approve", id, "--comment", "ship it"]);
+    let approved = s.server.call(&s.approver, &["approve", id, "--comment", "ship it"]);
     assert_code(&approved, 0);
     let status = wait_with_timeout(&mut exec, Duration::from_secs(30));
     let output = exec.wait_with_output().unwrap();
     assert_eq!(status.code(), Some(0), "stderr: {}", stderr(&output));
     assert_eq!(stdout(&output), "approved-run\n");
-    assert!(
-        stderr(&output).contains("prod-needs-sre"),
-        "who was asked: {}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("prod-needs-sre"), "who was asked: {}", stderr(&output));
 
-    let shown = s
-        .server
-        .call(&s.approver, &["show", id, "--output", "json"]);
+    let shown = s.server.call(&s.approver, &["show", id, "--output", "json"]);
     assert_code(&shown, 0);
     let view: Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(view["status"], "released");
@@ -202,29 +111,14 @@ fn exec_exits_3_when_an_approver_denies() {
     let mut exec = s
         .server
         .client(&s.agent)
-        .args([
-            "exec",
-            "--resource",
-            "prod-web",
-            "--",
-            "touch",
-            "should-not-exist",
-        ])
+        .args(["exec", "--resource", "prod-web", "--", "touch", "should-not-exist"])
         .current_dir(s.data.parent().unwrap())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pending = wait_for_pending(&s.server, &s.approver);
-    let denied = s.server.call(
-        &s.approver,
-        &[
-            "deny",
-            pending["id"].as_str().unwrap(),
-            "--comment",
-            "not today",
-        ],
-    );
+    let denied = s.server.call(&s.approver, &["deny", pending["id"].as_str().unwrap(), "--comment", "not today"]);
     assert_code(&denied, 0);
     let status = wait_with_timeout(&mut exec, Duration::from_secs(30));
     assert_eq!(status.code(), Some(3));
@@ -236,29 +130,11 @@ fn a_pending_request_survives_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let server = Server::start(&data, "127.0.0.1:0");
-    let approver = add_identity(
-        &data,
-        &[
-            "users",
-            "add",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--group",
-            "sre",
-        ],
-    );
+    let approver = add_identity(&data, &["users", "add", "alice", "--email", "alice@example.com", "--group", "sre"]);
     let agent = add_identity(&data, &["agents", "add", "deploy-bot"]);
     let mut exec = server
         .client(&agent)
-        .args([
-            "exec",
-            "--resource",
-            "prod-web",
-            "--",
-            "echo",
-            "after-restart",
-        ])
+        .args(["exec", "--resource", "prod-web", "--", "echo", "after-restart"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -283,14 +159,7 @@ fn a_pending_request_survives_kill_9() {
     assert_eq!(status.code(), Some(0), "stderr: {}", stderr(&output));
     assert_eq!(stdout(&output), "after-restart\n");
 
-    let verify = run(&[
-        "audit",
-        "verify",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
+    let verify = run(&["audit", "verify", "--data-dir", data.to_str().unwrap(), "--output", "json"]);
     assert_code(&verify, 0);
     let verified: Value = serde_json::from_slice(&verify.stdout).unwrap();
     assert_eq!(verified["ok"], true);
@@ -308,18 +177,12 @@ fn ctrl_c_while_pending_cancels_the_request() {
         .spawn()
         .unwrap();
     let pending = wait_for_pending(&s.server, &s.approver);
-    let sent = std::process::Command::new("kill")
-        .args(["-s", "INT", &exec.id().to_string()])
-        .status()
-        .unwrap();
+    let sent = std::process::Command::new("kill").args(["-s", "INT", &exec.id().to_string()]).status().unwrap();
     assert!(sent.success());
     let mut exec = exec;
     let status = wait_with_timeout(&mut exec, Duration::from_secs(30));
     assert_eq!(status.code(), Some(4));
-    let shown = s.server.call(
-        &s.approver,
-        &["show", pending["id"].as_str().unwrap(), "--output", "json"],
-    );
+    let shown = s.server.call(&s.approver, &["show", pending["id"].as_str().unwrap(), "--output", "json"]);
     let view: Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(view["status"], "cancelled");
 }
@@ -375,15 +238,7 @@ fn exec_streams_output_as_it_is_produced() {
     let mut exec = s
         .server
         .client(&s.agent)
-        .args([
-            "exec",
-            "--resource",
-            "staging-web",
-            "--",
-            "sh",
-            "-c",
-            "echo first; sleep 3; echo second",
-        ])
+        .args(["exec", "--resource", "staging-web", "--", "sh", "-c", "echo first; sleep 3; echo second"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -391,15 +246,9 @@ fn exec_streams_output_as_it_is_produced() {
     let mut lines = std::io::BufReader::new(exec.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert_eq!(first, "first");
-    assert!(
-        exec.try_wait().unwrap().is_none(),
-        "the first line arrived only after the command ended"
-    );
+    assert!(exec.try_wait().unwrap().is_none(), "the first line arrived only after the command ended");
     assert_eq!(lines.next().unwrap().unwrap(), "second");
-    assert_eq!(
-        wait_with_timeout(&mut exec, Duration::from_secs(30)).code(),
-        Some(0)
-    );
+    assert_eq!(wait_with_timeout(&mut exec, Duration::from_secs(30)).code(), Some(0));
 }
 
 #[test]
@@ -409,11 +258,7 @@ fn sighup_reloads_policies_and_keeps_the_old_set_when_broken() {
     let policies = tmp.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
     let file = policies.join("p.cedar");
-    std::fs::write(
-        &file,
-        "@id(\"all\")\npermit(principal, action, resource);\n",
-    )
-    .unwrap();
+    std::fs::write(&file, "@id(\"all\")\npermit(principal, action, resource);\n").unwrap();
     let log = std::fs::File::create(tmp.path().join("serve.log")).unwrap();
     let mut child = common::bin()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -425,11 +270,8 @@ fn sighup_reloads_policies_and_keeps_the_old_set_when_broken() {
         .spawn()
         .unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
-        .unwrap();
+    let url =
+        lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("listening on ").map(str::to_owned)).unwrap();
     std::thread::spawn(move || lines.for_each(drop));
     let agent = add_identity(&data, &["agents", "add", "bot"]);
     let exec = |resource: &str| {
@@ -443,11 +285,7 @@ fn sighup_reloads_policies_and_keeps_the_old_set_when_broken() {
             .code()
     };
     let hup = |pid: u32| {
-        assert!(std::process::Command::new("kill")
-            .args(["-s", "HUP", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success());
+        assert!(std::process::Command::new("kill").args(["-s", "HUP", &pid.to_string()]).status().unwrap().success());
     };
     assert_eq!(exec("a"), Some(0));
 
@@ -457,15 +295,15 @@ fn sighup_reloads_policies_and_keeps_the_old_set_when_broken() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(exec("b"), Some(0));
 
-    std::fs::write(&file, "@id(\"nothing\")\nforbid(principal, action, resource);\n@id(\"all\")\npermit(principal, action, resource);\n")
-        .unwrap();
+    std::fs::write(
+        &file,
+        "@id(\"nothing\")\nforbid(principal, action, resource);\n@id(\"all\")\npermit(principal, action, resource);\n",
+    )
+    .unwrap();
     hup(child.id());
     let started = std::time::Instant::now();
     while exec("c") != Some(3) {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the reload did not take effect"
-        );
+        assert!(started.elapsed() < Duration::from_secs(20), "the reload did not take effect");
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();
@@ -484,19 +322,9 @@ fn revoking_an_agent_revokes_its_pending_requests() {
         .spawn()
         .unwrap();
     wait_for_pending(&s.server, &s.approver);
-    let revoked = run(&[
-        "agents",
-        "revoke",
-        "deploy-bot",
-        "--data-dir",
-        s.data.to_str().unwrap(),
-    ]);
+    let revoked = run(&["agents", "revoke", "deploy-bot", "--data-dir", s.data.to_str().unwrap()]);
     assert_code(&revoked, 0);
-    assert!(
-        stdout(&revoked).contains("1 open request revoked"),
-        "{}",
-        stdout(&revoked)
-    );
+    assert!(stdout(&revoked).contains("1 open request revoked"), "{}", stdout(&revoked));
     let status = wait_with_timeout(&mut exec, Duration::from_secs(30));
     assert_eq!(status.code(), Some(4));
 }

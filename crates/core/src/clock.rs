@@ -46,12 +46,9 @@ impl Timestamp {
 
     /// Parses an RFC 3339 timestamp.
     pub fn parse_rfc3339(text: &str) -> Result<Self, DurationError> {
-        let t = OffsetDateTime::parse(text, &Rfc3339)
-            .map_err(|_| DurationError::Timestamp(text.to_owned()))?;
+        let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| DurationError::Timestamp(text.to_owned()))?;
         let millis = t.unix_timestamp_nanos() / 1_000_000;
-        i64::try_from(millis)
-            .map(Self)
-            .map_err(|_| DurationError::Timestamp(text.to_owned()))
+        i64::try_from(millis).map(Self).map_err(|_| DurationError::Timestamp(text.to_owned()))
     }
 }
 
@@ -109,10 +106,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
             "d" => 86_400_000,
             _ => return Err(err()),
         };
-        total = number
-            .checked_mul(millis_per_unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(err)?;
+        total = number.checked_mul(millis_per_unit).and_then(|v| total.checked_add(v)).ok_or_else(err)?;
         rest = tail;
     }
     Ok(Duration::from_millis(total))

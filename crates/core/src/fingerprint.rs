@@ -33,8 +33,7 @@ impl Fingerprint {
             "principal": principal.to_string(),
             "on_behalf_of": action.on_behalf_of.as_ref().map_or(Value::Null, |o| Value::String(o.clone())),
         });
-        let canonical = serde_json_canonicalizer::to_vec(&subject)
-            .map_err(|e| FingerprintError(e.to_string()))?;
+        let canonical = serde_json_canonicalizer::to_vec(&subject).map_err(|e| FingerprintError(e.to_string()))?;
         Ok(Self(format!("sha256:{}", hex::encode(Sha256::digest(&canonical)))))
     }
 

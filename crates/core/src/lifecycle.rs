@@ -15,10 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::{
-    Comment, Outcome, PersonKey, PrincipalKind, PrincipalRef, Request, Status, Timestamp, Vote,
-    VoteKind,
-};
+use crate::{Comment, Outcome, PersonKey, PrincipalKind, PrincipalRef, Request, Status, Timestamp, Vote, VoteKind};
 
 /// A human acting on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,12 +120,9 @@ pub fn settle_deadline(request: &Request, now: Timestamp) -> Option<Request> {
     let due = match request.status {
         Status::Pending => request.expires_at.is_some_and(|t| t <= now),
         Status::Approved => request.release_by.is_some_and(|t| t <= now),
-        Status::Allowed
-        | Status::Denied
-        | Status::Released
-        | Status::Expired
-        | Status::Cancelled
-        | Status::Revoked => false,
+        Status::Allowed | Status::Denied | Status::Released | Status::Expired | Status::Cancelled | Status::Revoked => {
+            false
+        }
     };
     due.then(|| close(request, Status::Expired, "the deadline passed without a decision", now))
 }
@@ -150,12 +144,7 @@ pub fn vote(
         (Status::Pending, VoteKind::Approve | VoteKind::Deny) | (Status::Approved, VoteKind::Deny) => {}
         (Status::Approved, VoteKind::Approve)
         | (
-            Status::Allowed
-            | Status::Denied
-            | Status::Released
-            | Status::Expired
-            | Status::Cancelled
-            | Status::Revoked,
+            Status::Allowed | Status::Denied | Status::Released | Status::Expired | Status::Cancelled | Status::Revoked,
             VoteKind::Approve | VoteKind::Deny,
         ) => return Err(Refusal::NotPending(request.status.as_str())),
     }
@@ -168,10 +157,7 @@ pub fn vote(
     if !request.requirements.iter().any(|r| r.admits(&approver.groups)) {
         return Err(Refusal::NotAnApprover);
     }
-    let already = request
-        .votes
-        .iter()
-        .any(|v| v.kind == VoteKind::Approve && v.person == approver.person);
+    let already = request.votes.iter().any(|v| v.kind == VoteKind::Approve && v.person == approver.person);
     if kind == VoteKind::Approve && already {
         return Err(Refusal::DuplicateVote);
     }
@@ -230,12 +216,9 @@ pub fn release(request: &Request, by: &PrincipalRef, now: Timestamp) -> Result<R
     match request.status {
         Status::Approved => {}
         Status::Released => return Err(Refusal::AlreadyReleased),
-        Status::Allowed
-        | Status::Denied
-        | Status::Pending
-        | Status::Expired
-        | Status::Cancelled
-        | Status::Revoked => return Err(Refusal::NotApproved(request.status.as_str())),
+        Status::Allowed | Status::Denied | Status::Pending | Status::Expired | Status::Cancelled | Status::Revoked => {
+            return Err(Refusal::NotApproved(request.status.as_str()))
+        }
     }
     if settle_deadline(request, now).is_some() {
         return Err(Refusal::Expired);

@@ -210,11 +210,8 @@ impl Request {
 
     /// Distinct people who approved and belong to `requirement`'s groups.
     pub fn approvals_for(&self, requirement: &Requirement) -> usize {
-        let mut people: Vec<&PersonKey> = self
-            .approvals()
-            .filter(|v| requirement.admits(&v.groups))
-            .map(|v| &v.person)
-            .collect();
+        let mut people: Vec<&PersonKey> =
+            self.approvals().filter(|v| requirement.admits(&v.groups)).map(|v| &v.person).collect();
         people.sort();
         people.dedup();
         people.len()
@@ -222,9 +219,7 @@ impl Request {
 
     /// Every requirement has its quorum of distinct people.
     pub fn quorum_met(&self) -> bool {
-        self.requirements
-            .iter()
-            .all(|r| self.approvals_for(r) >= usize::try_from(r.quorum).unwrap_or(usize::MAX))
+        self.requirements.iter().all(|r| self.approvals_for(r) >= usize::try_from(r.quorum).unwrap_or(usize::MAX))
     }
 }
 

@@ -41,6 +41,7 @@ pub mod cases;
 mod decision;
 mod engine;
 mod error;
+mod load;
 pub mod request;
 mod slice;
 mod source;

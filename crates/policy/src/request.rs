@@ -70,8 +70,9 @@ pub struct CedarRequest {
     pub entities: Entities,
 }
 
-/// Why a request could not be built. With [`MAX_DEPTH`] and the number
-/// mapping above this should not happen; a decision that meets it denies.
+/// Why a request could not be built. The depth limit and the number
+/// mapping above keep this from happening for any JSON; a decision that
+/// meets it anyway denies.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     #[error("cannot build the cedar request: {0}")]

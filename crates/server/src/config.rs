@@ -166,12 +166,10 @@ impl RawConfig {
             None => toml::Table::new(),
         };
         apply_env(&mut table, env)?;
-        let raw: RawConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                source_name: source_name(overrides),
-                message: e.message().to_owned(),
-            })?;
+        let raw: RawConfig = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
+            source_name: source_name(overrides),
+            message: e.message().to_owned(),
+        })?;
         Ok(raw.with_overrides(overrides))
     }
 
@@ -212,13 +210,21 @@ impl RawConfig {
         }
         let max_wait = duration("server.max_wait", self.server.max_wait.as_deref(), MAX_WAIT_CEILING)?;
         if max_wait > MAX_WAIT_CEILING || max_wait.is_zero() {
-            return Err(ConfigError::Invalid { key: "server.max_wait", message: "must be between 1s and 60s".to_owned() });
+            return Err(ConfigError::Invalid {
+                key: "server.max_wait",
+                message: "must be between 1s and 60s".to_owned(),
+            });
         }
         let default_timeout =
             duration("approval.default_timeout", self.approval.default_timeout.as_deref(), Duration::from_secs(1800))?;
-        let default_valid_for =
-            duration("approval.default_valid_for", self.approval.default_valid_for.as_deref(), Duration::from_secs(600))?;
-        for (key, value) in [("approval.default_timeout", default_timeout), ("approval.default_valid_for", default_valid_for)] {
+        let default_valid_for = duration(
+            "approval.default_valid_for",
+            self.approval.default_valid_for.as_deref(),
+            Duration::from_secs(600),
+        )?;
+        for (key, value) in
+            [("approval.default_timeout", default_timeout), ("approval.default_valid_for", default_valid_for)]
+        {
             if value < Duration::from_secs(1) {
                 return Err(ConfigError::Invalid { key, message: "must be at least 1s".to_owned() });
             }
@@ -227,7 +233,10 @@ impl RawConfig {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                return Err(ConfigError::Invalid { key: "log.format", message: format!("`{other}` is not `text` or `json`") })
+                return Err(ConfigError::Invalid {
+                    key: "log.format",
+                    message: format!("`{other}` is not `text` or `json`"),
+                })
             }
         };
         let public_url = self.server.public_url.unwrap_or_else(|| format!("http://{listen}"));
@@ -306,11 +315,12 @@ fn apply_env(table: &mut toml::Table, env: &dyn Environment) -> Result<(), Confi
             return Err(ConfigError::UnknownEnvSection { var, section });
         };
         let key = rest[section.len() + 1..].to_lowercase();
-        let entry = table
-            .entry(section.to_lowercase())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = table.entry(section.to_lowercase()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         let toml::Value::Table(section_table) = entry else {
-            return Err(ConfigError::Invalid { key: "config", message: format!("`{}` is not a table", section.to_lowercase()) });
+            return Err(ConfigError::Invalid {
+                key: "config",
+                message: format!("`{}` is not a table", section.to_lowercase()),
+            });
         };
         section_table.insert(key, scalar(&value));
     }

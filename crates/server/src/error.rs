@@ -72,7 +72,9 @@ impl ApiError {
             Self::Unauthenticated(AuthError::Store(_)) | Self::Unavailable(_) | Self::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected) => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -129,7 +131,9 @@ impl IntoResponse for ApiError {
         let code = self.code();
         let message = self.to_string();
         match &self {
-            Self::Internal(detail) | Self::Unavailable(detail) => tracing::error!(code, detail = %detail, "request failed"),
+            Self::Internal(detail) | Self::Unavailable(detail) => {
+                tracing::error!(code, detail = %detail, "request failed")
+            }
             Self::Unauthenticated(AuthError::Store(e)) => tracing::error!(code, detail = %e, "request failed"),
             _ => tracing::debug!(code, %message, "request refused"),
         }

@@ -132,7 +132,8 @@ async fn outcome_is_accepted_once_and_only_when_the_action_may_run() {
     let g = gateway().await;
     let outcome = json!({"status": "succeeded", "exit_code": 0, "summary": "done", "output_sha256": "ab".repeat(32)});
     let pending = g.submit("bot", shell("prod-web")).await["id"].as_str().unwrap().to_owned();
-    let (status, body) = g.call("POST", &format!("/v1/actions/{pending}/outcome"), Some("bot"), Some(outcome.clone())).await;
+    let (status, body) =
+        g.call("POST", &format!("/v1/actions/{pending}/outcome"), Some("bot"), Some(outcome.clone())).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["code"], "outcome_not_accepted");
 

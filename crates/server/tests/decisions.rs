@@ -70,7 +70,9 @@ async fn group_membership_is_read_by_policy() {
 #[tokio::test]
 async fn the_fingerprint_is_sha256_of_the_jcs_action() {
     let g = gateway().await;
-    let body = g.submit("bot", json!({"kind": "shell.exec", "resource": "staging-web", "payload": {"b": 1, "a": [true]}})).await;
+    let body = g
+        .submit("bot", json!({"kind": "shell.exec", "resource": "staging-web", "payload": {"b": 1, "a": [true]}}))
+        .await;
     let canonical = r#"{"kind":"shell.exec","on_behalf_of":null,"payload":{"a":[true],"b":1},"principal":"agent:bot","resource":"staging-web"}"#;
     let expected = format!("sha256:{}", hex::encode(Sha256::digest(canonical.as_bytes())));
     assert_eq!(body["fingerprint"], Value::String(expected));
@@ -93,7 +95,11 @@ async fn bad_input_gets_a_json_error_and_is_audited() {
         ("{not json", StatusCode::BAD_REQUEST, "invalid_json"),
         (r#"{"kind": "x", "resource": "y", "surprise": 1}"#, StatusCode::BAD_REQUEST, "invalid_json"),
         (r#"{"kind": "", "resource": "y"}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_action"),
-        (r#"{"kind": "x", "resource": "y", "payload": {"__entity": {"type": "User", "id": "a"}}}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_action"),
+        (
+            r#"{"kind": "x", "resource": "y", "payload": {"__entity": {"type": "User", "id": "a"}}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_action",
+        ),
     ];
     for (body, status, code) in cases {
         let (got, reply) = g.call_raw("POST", "/v1/actions", token.clone(), Some(body.to_owned())).await;
@@ -117,7 +123,8 @@ async fn unknown_and_revoked_tokens_get_401_and_are_audited() {
     let fake = format!("csa_{}", "0".repeat(64));
     let (status, _) = g.call_raw("GET", "/v1/actions", Some(fake), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let refused = g.audit().await.into_iter().filter(|e| e.kind == "request.rejected" && e.actor == "anonymous").count();
+    let refused =
+        g.audit().await.into_iter().filter(|e| e.kind == "request.rejected" && e.actor == "anonymous").count();
     assert_eq!(refused, 2);
 }
 

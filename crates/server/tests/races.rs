@@ -34,7 +34,11 @@ async fn racing_moves_end_in_exactly_one_final_state() {
                     due.expires_at = Some(now);
                     match settle_deadline(&due, now) {
                         Some(expired) => countersign_store::Update {
-                            events: vec![countersign_audit::AuditDraft::new("system", "action.expired", json!({"id": expired.id}))],
+                            events: vec![countersign_audit::AuditDraft::new(
+                                "system",
+                                "action.expired",
+                                json!({"id": expired.id}),
+                            )],
                             save: Some(expired),
                             result: Ok(()),
                         },
@@ -68,7 +72,11 @@ async fn racing_moves_end_in_exactly_one_final_state() {
         assert_eq!(final_events.len(), 1, "round {round}: {types:?}");
         assert_eq!(final_events[0].trim_start_matches("action."), final_status, "round {round}");
         let approved_events = types.iter().filter(|t| *t == "action.approved").count();
-        assert_eq!(approved_events, usize::from(a.0 == StatusCode::OK && a.1["status"] == "approved"), "round {round}: {types:?}");
+        assert_eq!(
+            approved_events,
+            usize::from(a.0 == StatusCode::OK && a.1["status"] == "approved"),
+            "round {round}: {types:?}"
+        );
         *winners_seen.entry(final_status).or_default() += 1;
     }
     // The race is real: more than one kind of move won across the rounds.
@@ -79,7 +87,8 @@ async fn racing_moves_end_in_exactly_one_final_state() {
 async fn a_concurrent_quorum_counts_each_person_once() {
     let g = gateway().await;
     for _ in 0..20 {
-        let id = g.submit("bot", support::sql("DELETE FROM users WHERE id = 7")).await["id"].as_str().unwrap().to_owned();
+        let id =
+            g.submit("bot", support::sql("DELETE FROM users WHERE id = 7")).await["id"].as_str().unwrap().to_owned();
         let results = futures_join(&g, &id).await;
         let accepted = results.iter().filter(|s| **s == StatusCode::OK).count();
         let request = g.store.request(&id).await.unwrap().unwrap();

@@ -114,7 +114,8 @@ async fn a_policy_reload_revokes_what_the_new_set_denies_and_a_bad_set_is_refuse
     let policy_file = g.dir.path().join("policies/test.cedar");
     let before = g.call("GET", "/v1/policies", Some("adam"), None).await.1["hash"].clone();
 
-    std::fs::write(&policy_file, "permit(principal, action, resource) when {\n  resource.name like \"prod*\"\n").unwrap();
+    std::fs::write(&policy_file, "permit(principal, action, resource) when {\n  resource.name like \"prod*\"\n")
+        .unwrap();
     let (status, body) = g.call("POST", "/v1/policies/reload", Some("adam"), None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["code"], "policy_invalid");

@@ -51,10 +51,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Revokes a user's credentials at once and revokes the open requests it
     /// submitted (one `action.revoked` event each, besides `events`).
     /// Returns the requests it revoked. `NotFound` if no such user.
-    async fn revoke_user(&self, name: &str, now: Timestamp, events: Vec<AuditDraft>) -> Result<Vec<Request>, StoreError>;
+    async fn revoke_user(
+        &self,
+        name: &str,
+        now: Timestamp,
+        events: Vec<AuditDraft>,
+    ) -> Result<Vec<Request>, StoreError>;
 
     /// Revokes an agent's key at once and revokes its open requests, as above.
-    async fn revoke_agent(&self, name: &str, now: Timestamp, events: Vec<AuditDraft>) -> Result<Vec<Request>, StoreError>;
+    async fn revoke_agent(
+        &self,
+        name: &str,
+        now: Timestamp,
+        events: Vec<AuditDraft>,
+    ) -> Result<Vec<Request>, StoreError>;
 
     /// The live principal holding a credential with this SHA-256 hex hash;
     /// `None` for unknown or revoked credentials.

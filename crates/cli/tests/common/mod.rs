@@ -17,10 +17,7 @@ pub fn bin() -> Command {
             command.env_remove(key);
         }
     }
-    command
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
+    command.env("NO_COLOR", "1").env_remove("RUST_LOG").stdin(Stdio::null());
     command
 }
 
@@ -40,13 +37,7 @@ pub fn stderr(output: &Output) -> String {
 /// Asserts an exit code, showing the output when it differs.
 #[track_caller]
 pub fn assert_code(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(output),
-        stderr(output)
-    );
+    assert_eq!(output.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(output), stderr(output));
 }
 
 /// `users add` / `agents add` with `--output json`; returns the token.
@@ -71,11 +62,7 @@ impl Server {
     /// Starts a gateway on `listen` over `data` and waits for its
     /// `listening on` line.
     pub fn start(data: &Path, listen: &str) -> Server {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.with_extension("log"))
-            .unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
         let mut child = bin()
             .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data)
@@ -110,9 +97,7 @@ impl Server {
     /// The client binary pointed at this gateway with `token`.
     pub fn client(&self, token: &str) -> Command {
         let mut command = bin();
-        command
-            .env("COUNTERSIGN_SERVER", &self.url)
-            .env("COUNTERSIGN_TOKEN", token);
+        command.env("COUNTERSIGN_SERVER", &self.url).env("COUNTERSIGN_TOKEN", token);
         command
     }
 
@@ -160,10 +145,7 @@ pub fn wait_for_pending(server: &Server, token: &str) -> serde_json::Value {
         if let Some(first) = value["actions"].as_array().and_then(|a| a.first()) {
             return first.clone();
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "nothing became pending"
-        );
+        assert!(started.elapsed() < Duration::from_secs(30), "nothing became pending");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -183,7 +183,13 @@ fn release_is_single_use_and_only_for_the_requester() {
 
 #[test]
 fn outcome_is_accepted_once_and_only_after_release() {
-    let outcome = Outcome { status: OutcomeStatus::Succeeded, exit_code: Some(0), summary: None, output_sha256: None, reported_at: T0 };
+    let outcome = Outcome {
+        status: OutcomeStatus::Succeeded,
+        exit_code: Some(0),
+        summary: None,
+        output_sha256: None,
+        reported_at: T0,
+    };
     let bot = PrincipalRef::agent("bot");
     let r = pending(vec![requirement("p", &["dba"], 1)]);
     assert_eq!(report_outcome(&r, &bot, outcome.clone()), Err(Refusal::OutcomeNotAccepted("pending")));

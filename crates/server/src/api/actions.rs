@@ -89,9 +89,10 @@ pub async fn list(
 ) -> Result<Json<ActionList>, ApiError> {
     let status = match query.status.as_deref() {
         None => None,
-        Some(text) => Some(Status::parse(text).ok_or_else(|| {
-            ApiError::bad_request("invalid_status", format!("unknown status `{text}`"))
-        })?),
+        Some(text) => Some(
+            Status::parse(text)
+                .ok_or_else(|| ApiError::bad_request("invalid_status", format!("unknown status `{text}`")))?,
+        ),
     };
     let filter = RequestFilter {
         status,

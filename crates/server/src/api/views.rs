@@ -207,10 +207,8 @@ fn requirement_view(request: &Request, requirement: &Requirement) -> Requirement
 
 impl From<&Request> for SubmitResponse {
     fn from(request: &Request) -> Self {
-        let approval = (!request.requirements.is_empty()).then(|| ApprovalView {
-            requirements: requirement_views(request),
-            expires_at: request.expires_at,
-        });
+        let approval = (!request.requirements.is_empty())
+            .then(|| ApprovalView { requirements: requirement_views(request), expires_at: request.expires_at });
         Self {
             id: request.id.clone(),
             status: request.status.as_str().to_owned(),

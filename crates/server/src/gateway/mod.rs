@@ -95,10 +95,8 @@ impl AppState {
         if config.policies_defaulted && !config.policies_dir.exists() {
             policies::write_starter(&config.policies_dir)?;
         }
-        let engine = policies::load(&config).map_err(|problems| StartError::Policy {
-            dir: config.policies_dir.display().to_string(),
-            problems,
-        })?;
+        let engine = policies::load(&config)
+            .map_err(|problems| StartError::Policy { dir: config.policies_dir.display().to_string(), problems })?;
         store.append_audit(vec![policies::loaded_event("system", &engine, None)]).await?;
         let policy = ArcSwap::from_pointee(LoadedPolicy { engine, loaded_at: Timestamp::now() });
         Ok(Self(Arc::new(Inner {
@@ -132,7 +130,8 @@ impl AppState {
     pub(crate) fn announce(&self, request: &Request, before: Option<Status>) {
         self.hub.changed(&request.id);
         self.metrics.count_transition(request.status.as_str());
-        let decided_by_people = matches!(request.status, Status::Approved | Status::Denied) && before == Some(Status::Pending);
+        let decided_by_people =
+            matches!(request.status, Status::Approved | Status::Denied) && before == Some(Status::Pending);
         if decided_by_people {
             let elapsed = Timestamp::now().as_millis().saturating_sub(request.created_at.as_millis());
             self.metrics.time_to_decision.observe(elapsed as f64 / 1000.0);

@@ -16,7 +16,8 @@ use crate::error::ApiError;
 
 /// Writes the commented starter policy into a new policy directory.
 pub(crate) fn write_starter(dir: &Path) -> Result<(), StartError> {
-    let fail = |e: std::io::Error| StartError::StarterPolicy { dir: dir.display().to_string(), reason: e.kind().to_string() };
+    let fail =
+        |e: std::io::Error| StartError::StarterPolicy { dir: dir.display().to_string(), reason: e.kind().to_string() };
     std::fs::create_dir_all(dir).map_err(fail)?;
     std::fs::write(dir.join("starter.cedar"), countersign_policy::STARTER_POLICY).map_err(fail)
 }
@@ -99,8 +100,12 @@ impl AppState {
     pub(crate) async fn current_principal(&self, request: &Request) -> Result<Option<Principal>, ApiError> {
         let name = &request.principal.name;
         Ok(match request.principal.kind {
-            PrincipalKind::Agent => self.store.agent(name).await?.filter(|a| a.revoked_at.is_none()).map(|a| a.principal()),
-            PrincipalKind::User => self.store.user(name).await?.filter(|u| u.revoked_at.is_none()).map(|u| u.principal()),
+            PrincipalKind::Agent => {
+                self.store.agent(name).await?.filter(|a| a.revoked_at.is_none()).map(|a| a.principal())
+            }
+            PrincipalKind::User => {
+                self.store.user(name).await?.filter(|u| u.revoked_at.is_none()).map(|u| u.principal())
+            }
         })
     }
 

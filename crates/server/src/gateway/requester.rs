@@ -49,7 +49,9 @@ impl AppState {
         let decision = policy.engine.decide(caller, &request.action);
         let objection = match decision.verdict {
             Verdict::Allow => None,
-            Verdict::Deny => Some(format!("policy set `{}` now denies this action: {}", decision.policy_hash, decision.reason)),
+            Verdict::Deny => {
+                Some(format!("policy set `{}` now denies this action: {}", decision.policy_hash, decision.reason))
+            }
             Verdict::RequireApproval(requirements) => {
                 let mut probe = request.clone();
                 probe.requirements = requirements;
@@ -76,7 +78,11 @@ impl AppState {
                         (Ok(_), Some(reason)) => match lifecycle::revoke(current, &reason, now) {
                             Ok(revoked) => Update {
                                 events: vec![
-                                    AuditDraft::new("system", "action.revoked", json!({"id": current.id, "reason": reason})),
+                                    AuditDraft::new(
+                                        "system",
+                                        "action.revoked",
+                                        json!({"id": current.id, "reason": reason}),
+                                    ),
                                     refused_event(&actor, &current.id, "release", &Refusal::NotApproved("revoked")),
                                 ],
                                 save: Some(revoked),

@@ -49,7 +49,8 @@ impl AppState {
                 id,
                 Box::new(move |current| {
                     let next = lifecycle::comment(current, &by, text.clone(), now);
-                    let event = AuditDraft::new(by.to_string(), "comment.added", json!({"id": current.id, "text": text}));
+                    let event =
+                        AuditDraft::new(by.to_string(), "comment.added", json!({"id": current.id, "text": text}));
                     Update { save: Some(next), events: vec![event], result: Ok(()) }
                 }),
             )
@@ -88,8 +89,12 @@ impl AppState {
 fn human(caller: &Principal) -> Result<PersonKey, ApiError> {
     match (caller.kind, caller.person()) {
         (PrincipalKind::User, Some(person)) => Ok(person),
-        (PrincipalKind::User, None) => Err(ApiError::forbidden("no_email", "your identity has no email, so it cannot vote")),
-        (PrincipalKind::Agent, _) => Err(ApiError::forbidden("humans_only", "only people can approve or deny; agents cannot")),
+        (PrincipalKind::User, None) => {
+            Err(ApiError::forbidden("no_email", "your identity has no email, so it cannot vote"))
+        }
+        (PrincipalKind::Agent, _) => {
+            Err(ApiError::forbidden("humans_only", "only people can approve or deny; agents cannot"))
+        }
     }
 }
 

@@ -29,7 +29,10 @@ impl AppState {
             if !can_see(caller, &request) {
                 continue;
             }
-            if self.can_decide(caller, &request).await? || request.principal == caller.reference() || caller.is_auditor() {
+            if self.can_decide(caller, &request).await?
+                || request.principal == caller.reference()
+                || caller.is_auditor()
+            {
                 visible.push(request);
             }
         }

@@ -88,11 +88,8 @@ pub async fn gateway_with(policy: &str) -> Gateway {
     let policies = dir.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
     std::fs::write(policies.join("test.cedar"), policy).unwrap();
-    let overrides = Overrides {
-        data_dir: Some(dir.path().to_path_buf()),
-        policies: Some(policies),
-        ..Overrides::default()
-    };
+    let overrides =
+        Overrides { data_dir: Some(dir.path().to_path_buf()), policies: Some(policies), ..Overrides::default() };
     let config = Config::load(&overrides, &MapEnv::new([("COUNTERSIGN_SERVER_BODY_LIMIT_BYTES", "4096")])).unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_path()).unwrap());
     let mut tokens = HashMap::new();
@@ -105,7 +102,10 @@ pub async fn gateway_with(policy: &str) -> Gateway {
             token_hash: hash,
             created_at: Timestamp::now(),
         };
-        store.create_user(user, vec![AuditDraft::new("test", "identity.user_created", json!({"name": name}))]).await.unwrap();
+        store
+            .create_user(user, vec![AuditDraft::new("test", "identity.user_created", json!({"name": name}))])
+            .await
+            .unwrap();
         tokens.insert(name.to_owned(), token);
     }
     for (name, owner, groups) in [("bot", Some("owen"), vec![]), ("ci-bot", None, vec!["ci".to_owned()])] {
@@ -117,7 +117,10 @@ pub async fn gateway_with(policy: &str) -> Gateway {
             token_hash: hash,
             created_at: Timestamp::now(),
         };
-        store.create_agent(agent, vec![AuditDraft::new("test", "identity.agent_created", json!({"name": name}))]).await.unwrap();
+        store
+            .create_agent(agent, vec![AuditDraft::new("test", "identity.agent_created", json!({"name": name}))])
+            .await
+            .unwrap();
         tokens.insert(name.to_owned(), token);
     }
     let state = AppState::new(config, store.clone()).await.unwrap();
@@ -135,7 +138,13 @@ impl Gateway {
         self.call_raw(method, path, who.map(|w| self.token(w)), raw).await
     }
 
-    pub async fn call_raw(&self, method: &str, path: &str, token: Option<String>, body: Option<String>) -> (StatusCode, Value) {
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<String>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
         let mut builder = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             builder = builder.header("authorization", format!("Bearer {token}"));
@@ -147,7 +156,8 @@ impl Gateway {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, value)
     }
 
