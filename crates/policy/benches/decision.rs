@@ -60,7 +60,8 @@ fn policy_text() -> String {
                 1 => "context has justification && context.context has confidence \
                       && context.context.confidence.greaterThan(decimal(\"0.8\"))"
                     .to_owned(),
-                2 => "principal has owner && principal.owner == \"alice\" && !context.labels.contains(\"pii\")".to_owned(),
+                2 => "principal has owner && principal.owner == \"alice\" && !context.labels.contains(\"pii\")"
+                    .to_owned(),
                 _ => "context.payload has statement && context.payload.statement like \"SELECT*\"".to_owned(),
             };
             text.push_str(&format!(
@@ -68,26 +69,14 @@ fn policy_text() -> String {
             ));
         }
     }
-    for kind in [
-        "sql.execute",
-        "k8s.delete",
-        "terraform.apply",
-        "s3.delete",
-        "queue.purge",
-    ] {
+    for kind in ["sql.execute", "k8s.delete", "terraform.apply", "s3.delete", "queue.purge"] {
         text.push_str(&format!(
             "@id(\"no-destructive-{kind}\")\nforbid(principal is Agent, action == Action::\"{kind}\", resource)\n  \
              when {{ resource.name like \"prod*\" && context.labels.contains(\"destructive\") }}\n  \
              unless {{ principal in Group::\"break-glass\" }};\n"
         ));
     }
-    for kind in [
-        "sql.execute",
-        "iam.grant",
-        "db.migrate",
-        "dns.update",
-        "deploy.rollout",
-    ] {
+    for kind in ["sql.execute", "iam.grant", "db.migrate", "dns.update", "deploy.rollout"] {
         text.push_str(&format!(
             "@id(\"approve-{kind}\") @approvers(\"sre,dba\") @quorum(\"2\") @timeout(\"30m\") @valid_for(\"10m\")\n\
              permit(principal, action == Action::\"{kind}\", resource)\n  when {{ resource.name like \"prod*\" }};\n"
@@ -104,21 +93,12 @@ fn policy_text() -> String {
 }
 
 fn inputs() -> (PolicyEngine, Principal, Action) {
-    let defaults = Defaults {
-        timeout: Duration::from_secs(3600),
-        valid_for: Duration::from_secs(600),
-    };
-    let sources = vec![PolicySource {
-        file: "bench.cedar".to_owned(),
-        text: policy_text(),
-    }];
+    let defaults = Defaults { timeout: Duration::from_secs(3600), valid_for: Duration::from_secs(600) };
+    let sources = vec![PolicySource { file: "bench.cedar".to_owned(), text: policy_text() }];
     let engine = match PolicyEngine::from_sources(sources, None, defaults) {
         Ok(engine) => engine,
         Err(e) => {
-            eprintln!(
-                "benchmark policies do not load:\n{}",
-                e.problems().join("\n")
-            );
+            eprintln!("benchmark policies do not load:\n{}", e.problems().join("\n"));
             std::process::exit(1);
         }
     };
@@ -155,16 +135,9 @@ fn bench(c: &mut Criterion) {
         eprintln!("unexpected benchmark decision: {decision:?}");
         std::process::exit(1);
     }
-    eprintln!(
-        "{} policies, {} slices; decision: {}",
-        engine.policy_count(),
-        engine.slice_count(),
-        decision.reason
-    );
+    eprintln!("{} policies, {} slices; decision: {}", engine.policy_count(), engine.slice_count(), decision.reason);
 
-    c.bench_function("decide (sliced)", |b| {
-        b.iter(|| engine.decide(black_box(&principal), black_box(&action)))
-    });
+    c.bench_function("decide (sliced)", |b| b.iter(|| engine.decide(black_box(&principal), black_box(&action))));
     c.bench_function("decide_unsliced", |b| {
         b.iter(|| engine.decide_unsliced(black_box(&principal), black_box(&action)))
     });
@@ -177,17 +150,9 @@ fn bench(c: &mut Criterion) {
     };
     let authorizer = Authorizer::new();
     c.bench_function("cedar is_authorized (whole set, prebuilt request)", |b| {
-        b.iter(|| {
-            authorizer.is_authorized(
-                black_box(&prebuilt.request),
-                engine.cedar_policies(),
-                &prebuilt.entities,
-            )
-        })
+        b.iter(|| authorizer.is_authorized(black_box(&prebuilt.request), engine.cedar_policies(), &prebuilt.entities))
     });
-    c.bench_function("request::build", |b| {
-        b.iter(|| request::build(black_box(&principal), black_box(&action)))
-    });
+    c.bench_function("request::build", |b| b.iter(|| request::build(black_box(&principal), black_box(&action))));
 }
 
 criterion_group!(benches, bench);

@@ -91,14 +91,8 @@ pub(crate) fn explicit_id(policy: &Policy) -> Result<Option<String>, String> {
 }
 
 /// Reads the approval annotations of `policy`; every problem is reported.
-pub(crate) fn approval(
-    policy: &Policy,
-    defaults: &Defaults,
-) -> Result<Option<Approval>, Vec<String>> {
-    let mut problems: Vec<String> = policy
-        .annotations()
-        .filter_map(|(key, _)| misspelling(key))
-        .collect();
+pub(crate) fn approval(policy: &Policy, defaults: &Defaults) -> Result<Option<Approval>, Vec<String>> {
+    let mut problems: Vec<String> = policy.annotations().filter_map(|(key, _)| misspelling(key)).collect();
     let approvers = policy.annotation(APPROVERS);
     let quorum = policy.annotation(QUORUM);
     let timeout = policy.annotation(TIMEOUT);
@@ -108,50 +102,31 @@ pub(crate) fn approval(
         Effect::Permit => {}
         Effect::Forbid => {
             if any {
-                problems.push(
-                    "approval annotations only apply to `permit` policies; a `forbid` always denies".to_owned(),
-                );
+                problems
+                    .push("approval annotations only apply to `permit` policies; a `forbid` always denies".to_owned());
             }
-            return if problems.is_empty() {
-                Ok(None)
-            } else {
-                Err(problems)
-            };
+            return if problems.is_empty() { Ok(None) } else { Err(problems) };
         }
     }
     let Some(approvers) = approvers else {
         for (key, present) in [(QUORUM, quorum), (TIMEOUT, timeout), (VALID_FOR, valid_for)] {
             if present.is_some() {
-                problems.push(format!(
-                    "`@{key}` needs `@approvers(\"group,…\")` on the same policy"
-                ));
+                problems.push(format!("`@{key}` needs `@approvers(\"group,…\")` on the same policy"));
             }
         }
-        return if problems.is_empty() {
-            Ok(None)
-        } else {
-            Err(problems)
-        };
+        return if problems.is_empty() { Ok(None) } else { Err(problems) };
     };
     let groups = parse_groups(approvers).map_err(|e| problems.push(e)).ok();
     let quorum = match quorum {
         None => Some(1),
         Some(text) => parse_quorum(text).map_err(|e| problems.push(e)).ok(),
     };
-    let timeout = parse_optional_duration(TIMEOUT, timeout, defaults.timeout)
-        .map_err(|e| problems.push(e))
-        .ok();
-    let valid_for = parse_optional_duration(VALID_FOR, valid_for, defaults.valid_for)
-        .map_err(|e| problems.push(e))
-        .ok();
+    let timeout = parse_optional_duration(TIMEOUT, timeout, defaults.timeout).map_err(|e| problems.push(e)).ok();
+    let valid_for =
+        parse_optional_duration(VALID_FOR, valid_for, defaults.valid_for).map_err(|e| problems.push(e)).ok();
     match (groups, quorum, timeout, valid_for) {
         (Some(groups), Some(quorum), Some(timeout), Some(valid_for)) if problems.is_empty() => {
-            Ok(Some(Approval {
-                groups,
-                quorum,
-                timeout,
-                valid_for,
-            }))
+            Ok(Some(Approval { groups, quorum, timeout, valid_for }))
         }
         _ => Err(problems),
     }
@@ -177,26 +152,16 @@ fn parse_groups(text: &str) -> Result<Vec<String>, String> {
 fn parse_quorum(text: &str) -> Result<u32, String> {
     match text.trim().parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
-        Ok(_) | Err(_) => Err(format!(
-            "`@quorum(\"{}\")` must be a whole number of at least 1",
-            text.escape_debug()
-        )),
+        Ok(_) | Err(_) => Err(format!("`@quorum(\"{}\")` must be a whole number of at least 1", text.escape_debug())),
     }
 }
 
-fn parse_optional_duration(
-    key: &str,
-    text: Option<&str>,
-    default: Duration,
-) -> Result<Duration, String> {
+fn parse_optional_duration(key: &str, text: Option<&str>, default: Duration) -> Result<Duration, String> {
     let Some(text) = text else {
         return Ok(default);
     };
     match parse_duration(text) {
-        Ok(d) if d.is_zero() => Err(format!(
-            "`@{key}(\"{}\")` must be longer than zero",
-            text.escape_debug()
-        )),
+        Ok(d) if d.is_zero() => Err(format!("`@{key}(\"{}\")` must be longer than zero", text.escape_debug())),
         Ok(d) => Ok(d),
         Err(e) => Err(format!("`@{key}`: {e}")),
     }
@@ -207,20 +172,14 @@ fn misspelling(key: &str) -> Option<String> {
     if KNOWN.contains(&key) {
         return None;
     }
-    let normalized: String = key
-        .chars()
-        .filter(|c| !matches!(c, '_' | '-'))
-        .collect::<String>()
-        .to_lowercase();
+    let normalized: String = key.chars().filter(|c| !matches!(c, '_' | '-')).collect::<String>().to_lowercase();
     let suggestion = KNOWN
         .iter()
         .find(|known| known.replace('_', "") == normalized)
         .copied()
         .or_else(|| normalized.starts_with("approv").then_some(APPROVERS))
         .or_else(|| normalized.starts_with("validfor").then_some(VALID_FOR))?;
-    Some(format!(
-        "unknown annotation `@{key}`; did you mean `@{suggestion}`?"
-    ))
+    Some(format!("unknown annotation `@{key}`; did you mean `@{suggestion}`?"))
 }
 
 #[cfg(test)]
@@ -228,10 +187,7 @@ mod tests {
     use super::*;
 
     fn defaults() -> Defaults {
-        Defaults {
-            timeout: Duration::from_secs(3600),
-            valid_for: Duration::from_secs(600),
-        }
+        Defaults { timeout: Duration::from_secs(3600), valid_for: Duration::from_secs(600) }
     }
 
     fn read(src: &str) -> Result<Option<Approval>, Vec<String>> {
@@ -241,40 +197,30 @@ mod tests {
     #[test]
     fn plain_permit_has_no_approval() {
         assert_eq!(read("permit(principal, action, resource);"), Ok(None));
-        assert_eq!(
-            read("@description(\"x\") forbid(principal, action, resource);"),
-            Ok(None)
-        );
+        assert_eq!(read("@description(\"x\") forbid(principal, action, resource);"), Ok(None));
     }
 
     #[test]
     fn reads_all_annotations_and_defaults() {
-        let a = read(r#"@approvers("dba, sre,dba") permit(principal, action, resource);"#)
-            .unwrap()
-            .unwrap();
+        let a = read(r#"@approvers("dba, sre,dba") permit(principal, action, resource);"#).unwrap().unwrap();
         assert_eq!(a.groups, vec!["dba", "sre"]);
-        assert_eq!(
-            (a.quorum, a.timeout, a.valid_for),
-            (1, defaults().timeout, defaults().valid_for)
-        );
+        assert_eq!((a.quorum, a.timeout, a.valid_for), (1, defaults().timeout, defaults().valid_for));
         let a = read(
             r#"@approvers("dba") @quorum("2") @timeout("30m") @valid_for("1h30m") permit(principal, action, resource);"#,
         )
         .unwrap()
         .unwrap();
-        assert_eq!(
-            (a.quorum, a.timeout, a.valid_for),
-            (2, Duration::from_secs(1800), Duration::from_secs(5400))
-        );
+        assert_eq!((a.quorum, a.timeout, a.valid_for), (2, Duration::from_secs(1800), Duration::from_secs(5400)));
     }
 
     #[test]
     fn rejects_bad_values_and_orphans() {
-        let errs = read(r#"@approvers("") @quorum("0") @timeout("soon") @valid_for("0s") permit(principal, action, resource);"#)
-            .unwrap_err();
+        let errs = read(
+            r#"@approvers("") @quorum("0") @timeout("soon") @valid_for("0s") permit(principal, action, resource);"#,
+        )
+        .unwrap_err();
         assert_eq!(errs.len(), 4, "{errs:?}");
-        let errs = read(r#"@quorum("2") @timeout("1m") permit(principal, action, resource);"#)
-            .unwrap_err();
+        let errs = read(r#"@quorum("2") @timeout("1m") permit(principal, action, resource);"#).unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].contains("needs `@approvers"), "{errs:?}");
         let errs = read(r#"@approvers("sre") forbid(principal, action, resource);"#).unwrap_err();
@@ -283,29 +229,11 @@ mod tests {
 
     #[test]
     fn rejects_misspellings() {
-        for key in [
-            "approver",
-            "Approvers",
-            "validFor",
-            "valid_for_",
-            "Quorum",
-            "ID",
-            "approval",
-            "Time_out",
-        ] {
-            let errs = read(&format!(
-                "@{key}(\"sre\") permit(principal, action, resource);"
-            ))
-            .unwrap_err();
-            assert!(
-                errs.iter().any(|e| e.contains("did you mean")),
-                "{key}: {errs:?}"
-            );
+        for key in ["approver", "Approvers", "validFor", "valid_for_", "Quorum", "ID", "approval", "Time_out"] {
+            let errs = read(&format!("@{key}(\"sre\") permit(principal, action, resource);")).unwrap_err();
+            assert!(errs.iter().any(|e| e.contains("did you mean")), "{key}: {errs:?}");
         }
-        assert_eq!(
-            read("@reviewed(\"yes\") permit(principal, action, resource);"),
-            Ok(None)
-        );
+        assert_eq!(read("@reviewed(\"yes\") permit(principal, action, resource);"), Ok(None));
     }
 
     #[test]

@@ -92,12 +92,7 @@ pub enum CaseError {
     UnknownFormat { file: String },
     /// The file does not parse, or a case does not have the expected shape.
     #[error("{}: {message}", position(.file, *.line, *.column))]
-    Syntax {
-        file: String,
-        line: Option<usize>,
-        column: Option<usize>,
-        message: String,
-    },
+    Syntax { file: String, line: Option<usize>, column: Option<usize>, message: String },
     #[error("{file}: no cases")]
     NoCases { file: String },
     #[error("{file}: case {index} has an empty `name`")]
@@ -106,11 +101,7 @@ pub enum CaseError {
     DuplicateName { file: String, name: String },
     /// The action would be refused by the gateway before any policy saw it.
     #[error("{file}: case `{name}`: invalid action: {message}")]
-    InvalidAction {
-        file: String,
-        name: String,
-        message: String,
-    },
+    InvalidAction { file: String, name: String, message: String },
 }
 
 fn position(file: &str, line: Option<usize>, column: Option<usize>) -> String {
@@ -137,9 +128,7 @@ struct TomlCases {
 /// Parses a cases file; the format follows the extension of `file_name`.
 pub fn parse_cases(file_name: &str, text: &str) -> Result<Vec<Case>, CaseError> {
     let file = file_name.to_owned();
-    let extension = Path::new(file_name)
-        .extension()
-        .map(|e| e.to_string_lossy().to_lowercase());
+    let extension = Path::new(file_name).extension().map(|e| e.to_string_lossy().to_lowercase());
     let cases = match extension.as_deref() {
         Some("json") => parse_json(&file, text)?,
         Some("toml") => parse_toml(&file, text)?,
@@ -154,71 +143,47 @@ fn parse_json(file: &str, text: &str) -> Result<Vec<Case>, CaseError> {
         file: file.to_owned(),
         line: Some(e.line()),
         column: Some(e.column()),
-        message: e
-            .to_string()
-            .split(" at line ")
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
+        message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
     };
     if text.trim_start().starts_with('[') {
         serde_json::from_str::<Vec<Case>>(text).map_err(syntax)
     } else {
-        serde_json::from_str::<JsonCases>(text)
-            .map(|c| c.cases)
-            .map_err(syntax)
+        serde_json::from_str::<JsonCases>(text).map(|c| c.cases).map_err(syntax)
     }
 }
 
 fn parse_toml(file: &str, text: &str) -> Result<Vec<Case>, CaseError> {
-    toml::from_str::<TomlCases>(text)
-        .map(|c| c.case)
-        .map_err(|e| {
-            let (line, column) = match e.span() {
-                Some(span) => {
-                    let before = text.get(..span.start).unwrap_or(text);
-                    let line = before.matches('\n').count() + 1;
-                    let column = before.rsplit('\n').next().unwrap_or(before).chars().count() + 1;
-                    (Some(line), Some(column))
-                }
-                None => (None, None),
-            };
-            CaseError::Syntax {
-                file: file.to_owned(),
-                line,
-                column,
-                message: crate::source::one_line(e.message()),
+    toml::from_str::<TomlCases>(text).map(|c| c.case).map_err(|e| {
+        let (line, column) = match e.span() {
+            Some(span) => {
+                let before = text.get(..span.start).unwrap_or(text);
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().unwrap_or(before).chars().count() + 1;
+                (Some(line), Some(column))
             }
-        })
+            None => (None, None),
+        };
+        CaseError::Syntax { file: file.to_owned(), line, column, message: crate::source::one_line(e.message()) }
+    })
 }
 
 fn check(file: &str, cases: &[Case]) -> Result<(), CaseError> {
     if cases.is_empty() {
-        return Err(CaseError::NoCases {
-            file: file.to_owned(),
-        });
+        return Err(CaseError::NoCases { file: file.to_owned() });
     }
     let mut names = HashSet::new();
     for (index, case) in cases.iter().enumerate() {
         if case.name.trim().is_empty() {
-            return Err(CaseError::EmptyName {
-                file: file.to_owned(),
-                index: index + 1,
-            });
+            return Err(CaseError::EmptyName { file: file.to_owned(), index: index + 1 });
         }
         if !names.insert(case.name.as_str()) {
-            return Err(CaseError::DuplicateName {
-                file: file.to_owned(),
-                name: case.name.clone(),
-            });
+            return Err(CaseError::DuplicateName { file: file.to_owned(), name: case.name.clone() });
         }
-        case.action
-            .validate()
-            .map_err(|e| CaseError::InvalidAction {
-                file: file.to_owned(),
-                name: case.name.clone(),
-                message: e.to_string(),
-            })?;
+        case.action.validate().map_err(|e| CaseError::InvalidAction {
+            file: file.to_owned(),
+            name: case.name.clone(),
+            message: e.to_string(),
+        })?;
     }
     Ok(())
 }

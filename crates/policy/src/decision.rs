@@ -67,21 +67,14 @@ pub(crate) struct PolicyFacts {
 }
 
 /// Turns Cedar's response into a [`Decision`].
-pub(crate) fn interpret(
-    response: &Response,
-    facts: &HashMap<String, PolicyFacts>,
-    policy_hash: &str,
-) -> Decision {
+pub(crate) fn interpret(response: &Response, facts: &HashMap<String, PolicyFacts>, policy_hash: &str) -> Decision {
     let mut errors = Vec::new();
     let mut failed_forbids = Vec::new();
     for error in response.diagnostics().errors() {
         match error {
             AuthorizationError::PolicyEvaluationError(e) => {
                 let id: &str = e.policy_id().as_ref();
-                errors.push(format!(
-                    "policy `{id}`: {}",
-                    crate::source::one_line(&e.inner().to_string())
-                ));
+                errors.push(format!("policy `{id}`: {}", crate::source::one_line(&e.inner().to_string())));
                 // An unknown id cannot happen; treating it as a forbid keeps
                 // the fail-closed promise even so.
                 let is_forbid = facts.get(id).is_none_or(|f| match f.effect {
@@ -97,11 +90,8 @@ pub(crate) fn interpret(
     errors.sort();
     failed_forbids.sort();
     failed_forbids.dedup();
-    let mut determining: Vec<String> = response
-        .diagnostics()
-        .reason()
-        .map(|id| AsRef::<str>::as_ref(id).to_owned())
-        .collect();
+    let mut determining: Vec<String> =
+        response.diagnostics().reason().map(|id| AsRef::<str>::as_ref(id).to_owned()).collect();
     determining.sort();
 
     let decision = |verdict, policies, reason| Decision {
@@ -116,18 +106,9 @@ pub(crate) fn interpret(
             let reason = format!("denied by {}", quoted(&determining));
             decision(Verdict::Deny, determining, reason)
         }
-        cedar_policy::Decision::Deny | cedar_policy::Decision::Allow
-            if !failed_forbids.is_empty() =>
-        {
-            let noun = if failed_forbids.len() == 1 {
-                "policy"
-            } else {
-                "policies"
-            };
-            let reason = format!(
-                "denied: forbid {noun} {} failed to evaluate (fail closed)",
-                quoted(&failed_forbids)
-            );
+        cedar_policy::Decision::Deny | cedar_policy::Decision::Allow if !failed_forbids.is_empty() => {
+            let noun = if failed_forbids.len() == 1 { "policy" } else { "policies" };
+            let reason = format!("denied: forbid {noun} {} failed to evaluate (fail closed)", quoted(&failed_forbids));
             decision(Verdict::Deny, failed_forbids, reason)
         }
         cedar_policy::Decision::Deny => {
@@ -155,10 +136,7 @@ pub(crate) fn interpret(
 }
 
 fn quoted(ids: &[String]) -> String {
-    ids.iter()
-        .map(|id| format!("`{id}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    ids.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// E.g. ``"`prod-needs-sre` (1 of sre); `pii` (2 of dba)"``.

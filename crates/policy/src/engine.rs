@@ -74,21 +74,13 @@ impl PolicyEngine {
     pub fn load_dir(dir: &Path, defaults: Defaults) -> Result<PolicyEngine, PolicyLoadError> {
         let dir_name = dir.display().to_string();
         let entries = std::fs::read_dir(dir).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => PolicyLoadError::MissingDir {
-                dir: dir_name.clone(),
-            },
-            _ => PolicyLoadError::Io {
-                file: dir_name.clone(),
-                source,
-            },
+            std::io::ErrorKind::NotFound => PolicyLoadError::MissingDir { dir: dir_name.clone() },
+            _ => PolicyLoadError::Io { file: dir_name.clone(), source },
         })?;
         let mut policy_files = Vec::new();
         let mut schema_path = None;
         for entry in entries {
-            let entry = entry.map_err(|source| PolicyLoadError::Io {
-                file: dir_name.clone(),
-                source,
-            })?;
+            let entry = entry.map_err(|source| PolicyLoadError::Io { file: dir_name.clone(), source })?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if !path.is_file() {
@@ -106,16 +98,10 @@ impl PolicyEngine {
         policy_files.sort();
         let read = |(file, path): (String, std::path::PathBuf)| {
             std::fs::read_to_string(&path)
-                .map(|text| PolicySource {
-                    file: file.clone(),
-                    text,
-                })
+                .map(|text| PolicySource { file: file.clone(), text })
                 .map_err(|source| PolicyLoadError::Io { file, source })
         };
-        let sources = policy_files
-            .into_iter()
-            .map(read)
-            .collect::<Result<Vec<_>, _>>()?;
+        let sources = policy_files.into_iter().map(read).collect::<Result<Vec<_>, _>>()?;
         let schema = schema_path.map(read).transpose()?;
         Self::from_sources(sources, schema, defaults)
     }
@@ -132,10 +118,7 @@ impl PolicyEngine {
         }
         let hash = hash_sources(&sources, schema.as_ref());
         let files: Vec<String> = sources.iter().map(|s| s.file.clone()).collect();
-        let texts: Vec<SourceText> = sources
-            .into_iter()
-            .map(|s| SourceText::new(s.file, s.text))
-            .collect();
+        let texts: Vec<SourceText> = sources.into_iter().map(|s| SourceText::new(s.file, s.text)).collect();
 
         let mut problems = Vec::new();
         let mut loaded: Vec<Loaded> = Vec::new();
@@ -167,9 +150,7 @@ impl PolicyEngine {
 
         let policies: Vec<Policy> = loaded.iter().map(|l| l.policy.clone()).collect();
         let slices = SliceIndex::build(&policies).map_err(|e| PolicyLoadError::Annotation {
-            at: loaded
-                .first()
-                .map_or_else(|| texts_start(&texts), |l| l.at.clone()),
+            at: loaded.first().map_or_else(|| texts_start(&texts), |l| l.at.clone()),
             policy: loaded.first().map_or_else(String::new, |l| l.id.clone()),
             message: format!("cannot index the policy set: {e}"),
         })?;
@@ -223,11 +204,7 @@ impl PolicyEngine {
     /// Decides `action` by `principal`, evaluating only the policies whose
     /// scope can match it (the production path).
     pub fn decide(&self, principal: &Principal, action: &Action) -> Decision {
-        self.evaluate(
-            self.slices.get(&action.kind, &action.resource),
-            principal,
-            action,
-        )
+        self.evaluate(self.slices.get(&action.kind, &action.resource), principal, action)
     }
 
     /// Decides by evaluating the whole policy set, without slicing; gives
@@ -240,9 +217,7 @@ impl PolicyEngine {
     fn evaluate(&self, policies: &PolicySet, principal: &Principal, action: &Action) -> Decision {
         match request::build(principal, action) {
             Ok(cedar) => {
-                let response =
-                    self.authorizer
-                        .is_authorized(&cedar.request, policies, &cedar.entities);
+                let response = self.authorizer.is_authorized(&cedar.request, policies, &cedar.entities);
                 interpret(&response, &self.facts, &self.hash)
             }
             Err(e) => Decision::unevaluable(e.to_string(), &self.hash),

@@ -42,39 +42,23 @@ pub enum PolicyLoadError {
     #[error("{at}: templates are not supported; write a static policy without `?principal` or `?resource`")]
     Template { at: Location },
     #[error("{at}: duplicate policy id `{id}` (first used at {first})")]
-    DuplicateId {
-        id: String,
-        at: Location,
-        first: Location,
-    },
+    DuplicateId { id: String, at: Location, first: Location },
     /// An `@id` or approval annotation is missing, malformed or misplaced.
     #[error("{at}: policy `{policy}`: {message}")]
-    Annotation {
-        at: Location,
-        policy: String,
-        message: String,
-    },
+    Annotation { at: Location, policy: String, message: String },
     /// The schema file itself is malformed.
     #[error("{at}: {message}")]
     Schema { at: Location, message: String },
     /// A policy does not type-check against the schema (strict mode).
     #[error("{at}: policy `{policy}` fails schema validation: {message}")]
-    Validation {
-        at: Location,
-        policy: String,
-        message: String,
-    },
+    Validation { at: Location, policy: String, message: String },
     /// Several of the above; never nested, never empty.
     #[error("{}", join_lines(.0))]
     Multiple(Vec<PolicyLoadError>),
 }
 
 fn join_lines(errors: &[PolicyLoadError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }
 
 impl PolicyLoadError {

@@ -29,14 +29,7 @@ pub(crate) struct Loaded {
 }
 
 pub(crate) fn texts_start(texts: &[SourceText]) -> Location {
-    texts.first().map_or_else(
-        || Location {
-            file: String::new(),
-            line: 1,
-            column: 1,
-        },
-        |t| t.location(0),
-    )
+    texts.first().map_or_else(|| Location { file: String::new(), line: 1, column: 1 }, |t| t.location(0))
 }
 
 /// Parses one file, appending its policies and problems.
@@ -59,21 +52,13 @@ pub(crate) fn load_file(
     };
     let starts = statement_starts(&source.text);
     let offset_of = |generated: &PolicyId| -> (usize, usize) {
-        let index = AsRef::<str>::as_ref(generated)
-            .strip_prefix("policy")
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(0);
+        let index =
+            AsRef::<str>::as_ref(generated).strip_prefix("policy").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
         (index, starts.get(index).copied().unwrap_or(0))
     };
     let mut templates: Vec<usize> = set.templates().map(|t| offset_of(t.id()).1).collect();
     templates.sort_unstable();
-    problems.extend(
-        templates
-            .into_iter()
-            .map(|offset| PolicyLoadError::Template {
-                at: source.location(offset),
-            }),
-    );
+    problems.extend(templates.into_iter().map(|offset| PolicyLoadError::Template { at: source.location(offset) }));
 
     let mut policies: Vec<(usize, usize, &Policy)> = set
         .policies()
@@ -83,46 +68,32 @@ pub(crate) fn load_file(
         })
         .collect();
     policies.sort_by_key(|&(index, _, _)| index);
-    let stem = Path::new(&source.file)
-        .file_stem()
-        .map_or_else(|| source.file.clone(), |s| s.to_string_lossy().into_owned());
+    let stem =
+        Path::new(&source.file).file_stem().map_or_else(|| source.file.clone(), |s| s.to_string_lossy().into_owned());
     for (index, offset, policy) in policies {
         let at = source.location(offset);
         let id = match annotations::explicit_id(policy) {
             Ok(Some(id)) => id,
             Ok(None) => format!("{stem}.{index}"),
             Err(message) => {
-                problems.push(PolicyLoadError::Annotation {
-                    at,
-                    policy: format!("{stem}.{index}"),
-                    message,
-                });
+                problems.push(PolicyLoadError::Annotation { at, policy: format!("{stem}.{index}"), message });
                 continue;
             }
         };
         match annotations::approval(policy, defaults) {
             Ok(approval) => loaded.push(Loaded {
                 policy: policy.new_id(PolicyId::new(&id)),
-                facts: PolicyFacts {
-                    effect: policy.effect(),
-                    approval,
-                },
+                facts: PolicyFacts { effect: policy.effect(), approval },
                 id,
                 at,
                 file_index,
                 offset,
             }),
-            Err(messages) => {
-                problems.extend(
-                    messages
-                        .into_iter()
-                        .map(|message| PolicyLoadError::Annotation {
-                            at: at.clone(),
-                            policy: id.clone(),
-                            message,
-                        }),
-                )
-            }
+            Err(messages) => problems.extend(messages.into_iter().map(|message| PolicyLoadError::Annotation {
+                at: at.clone(),
+                policy: id.clone(),
+                message,
+            })),
         }
     }
 }
@@ -169,22 +140,12 @@ pub(crate) fn validate(
             let id: &str = e.policy_id().as_ref();
             let at = by_id
                 .get(id)
-                .and_then(|l| {
-                    texts
-                        .get(l.file_index)
-                        .map(|t| t.diagnostic_location(e, l.offset))
-                })
+                .and_then(|l| texts.get(l.file_index).map(|t| t.diagnostic_location(e, l.offset)))
                 .unwrap_or_else(|| schema_text.location(0));
             let message = diagnostic_message(e);
             // Cedar repeats the id that the error already carries.
-            let message = message
-                .strip_prefix(&format!("for policy `{id}`, "))
-                .map_or(message.clone(), str::to_owned);
-            PolicyLoadError::Validation {
-                at,
-                policy: id.to_owned(),
-                message,
-            }
+            let message = message.strip_prefix(&format!("for policy `{id}`, ")).map_or(message.clone(), str::to_owned);
+            PolicyLoadError::Validation { at, policy: id.to_owned(), message }
         })
         .collect();
     found.sort_by_key(ToString::to_string);
@@ -200,10 +161,7 @@ pub(crate) fn hash_sources(sources: &[PolicySource], schema: Option<&PolicySourc
         hasher.update(u64::try_from(bytes.len()).unwrap_or(u64::MAX).to_be_bytes());
         hasher.update(bytes);
     }
-    let mut pairs: Vec<(&str, &str)> = sources
-        .iter()
-        .map(|s| (s.file.as_str(), s.text.as_str()))
-        .collect();
+    let mut pairs: Vec<(&str, &str)> = sources.iter().map(|s| (s.file.as_str(), s.text.as_str())).collect();
     pairs.sort_unstable();
     let mut hasher = Sha256::new();
     hasher.update(b"countersign-policy-set/v1");

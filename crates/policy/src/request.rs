@@ -44,9 +44,7 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use cedar_policy::{
-    Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression,
-};
+use cedar_policy::{Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression};
 use countersign_core::{Action, Principal, PrincipalKind};
 use serde_json::{Map, Number, Value};
 
@@ -99,9 +97,7 @@ static TYPE_NAMES: LazyLock<Result<TypeNames, String>> = LazyLock::new(|| {
 });
 
 fn names() -> Result<&'static TypeNames, RequestError> {
-    TYPE_NAMES
-        .as_ref()
-        .map_err(|e| RequestError::Cedar(e.clone()))
+    TYPE_NAMES.as_ref().map_err(|e| RequestError::Cedar(e.clone()))
 }
 
 fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {
@@ -120,49 +116,25 @@ pub fn build(principal: &Principal, action: &Action) -> Result<CedarRequest, Req
     };
     let principal_uid = uid(principal_type, &principal.name);
     let mut attrs = HashMap::with_capacity(3);
-    attrs.insert(
-        "name".to_owned(),
-        RestrictedExpression::new_string(principal.name.clone()),
-    );
+    attrs.insert("name".to_owned(), RestrictedExpression::new_string(principal.name.clone()));
     if let Some(owner) = &principal.owner {
-        attrs.insert(
-            "owner".to_owned(),
-            RestrictedExpression::new_string(owner.clone()),
-        );
+        attrs.insert("owner".to_owned(), RestrictedExpression::new_string(owner.clone()));
     }
     if let Some(email) = &principal.email {
-        attrs.insert(
-            "email".to_owned(),
-            RestrictedExpression::new_string(email.clone()),
-        );
+        attrs.insert("email".to_owned(), RestrictedExpression::new_string(email.clone()));
     }
-    let parents: HashSet<EntityUid> = principal
-        .groups
-        .iter()
-        .map(|g| uid(&names.group, g))
-        .collect();
-    let principal_entity =
-        Entity::new(principal_uid.clone(), attrs, parents).map_err(|e| cedar(&e))?;
+    let parents: HashSet<EntityUid> = principal.groups.iter().map(|g| uid(&names.group, g)).collect();
+    let principal_entity = Entity::new(principal_uid.clone(), attrs, parents).map_err(|e| cedar(&e))?;
 
     let resource_uid = uid(&names.resource, &action.resource);
-    let resource_attrs = HashMap::from([(
-        "name".to_owned(),
-        RestrictedExpression::new_string(action.resource.clone()),
-    )]);
-    let resource_entity =
-        Entity::new(resource_uid.clone(), resource_attrs, HashSet::new()).map_err(|e| cedar(&e))?;
+    let resource_attrs =
+        HashMap::from([("name".to_owned(), RestrictedExpression::new_string(action.resource.clone()))]);
+    let resource_entity = Entity::new(resource_uid.clone(), resource_attrs, HashSet::new()).map_err(|e| cedar(&e))?;
 
-    let entities = Entities::from_entities([principal_entity, resource_entity], None)
-        .map_err(|e| cedar(&e))?;
+    let entities = Entities::from_entities([principal_entity, resource_entity], None).map_err(|e| cedar(&e))?;
     let context = context(action)?;
-    let request = Request::new(
-        principal_uid,
-        uid(&names.action, &action.kind),
-        resource_uid,
-        context,
-        None,
-    )
-    .map_err(|e| cedar(&e))?;
+    let request = Request::new(principal_uid, uid(&names.action, &action.kind), resource_uid, context, None)
+        .map_err(|e| cedar(&e))?;
     Ok(CedarRequest { request, entities })
 }
 
@@ -171,22 +143,13 @@ fn context(action: &Action) -> Result<Context, RequestError> {
     if let Some(payload) = to_cedar(&action.payload, 0) {
         pairs.push(("payload".to_owned(), payload));
     }
-    let labels = action
-        .labels
-        .iter()
-        .map(|l| RestrictedExpression::new_string(l.clone()));
+    let labels = action.labels.iter().map(|l| RestrictedExpression::new_string(l.clone()));
     pairs.push(("labels".to_owned(), RestrictedExpression::new_set(labels)));
     if let Some(obo) = &action.on_behalf_of {
-        pairs.push((
-            "on_behalf_of".to_owned(),
-            RestrictedExpression::new_string(obo.clone()),
-        ));
+        pairs.push(("on_behalf_of".to_owned(), RestrictedExpression::new_string(obo.clone())));
     }
     if let Some(justification) = &action.justification {
-        pairs.push((
-            "justification".to_owned(),
-            RestrictedExpression::new_string(justification.clone()),
-        ));
+        pairs.push(("justification".to_owned(), RestrictedExpression::new_string(justification.clone())));
     }
     pairs.push(("context".to_owned(), record(&action.context, 0)));
     Context::from_pairs(pairs).map_err(|e| RequestError::Cedar(e.to_string()))
@@ -202,11 +165,9 @@ fn to_cedar(value: &Value, depth: usize) -> Option<RestrictedExpression> {
     if depth > MAX_DEPTH {
         return match value {
             Value::Null => None,
-            Value::Bool(_)
-            | Value::Number(_)
-            | Value::String(_)
-            | Value::Array(_)
-            | Value::Object(_) => Some(RestrictedExpression::new_string(value.to_string())),
+            Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Array(_) | Value::Object(_) => {
+                Some(RestrictedExpression::new_string(value.to_string()))
+            }
         };
     }
     match value {
@@ -214,22 +175,17 @@ fn to_cedar(value: &Value, depth: usize) -> Option<RestrictedExpression> {
         Value::Bool(b) => Some(RestrictedExpression::new_bool(*b)),
         Value::Number(n) => Some(number(n)),
         Value::String(s) => Some(RestrictedExpression::new_string(s.clone())),
-        Value::Array(items) => Some(RestrictedExpression::new_set(
-            items.iter().filter_map(|v| to_cedar(v, depth + 1)),
-        )),
+        Value::Array(items) => Some(RestrictedExpression::new_set(items.iter().filter_map(|v| to_cedar(v, depth + 1)))),
         Value::Object(map) => Some(record(map, depth)),
     }
 }
 
 fn record(map: &Map<String, Value>, depth: usize) -> RestrictedExpression {
-    let fields = map
-        .iter()
-        .filter_map(|(k, v)| to_cedar(v, depth + 1).map(|v| (k.clone(), v)));
+    let fields = map.iter().filter_map(|(k, v)| to_cedar(v, depth + 1).map(|v| (k.clone(), v)));
     // JSON object keys are unique, so `new_record` cannot meet a duplicate;
     // should it fail anyway, the text keeps the data visible to policies.
-    RestrictedExpression::new_record(fields).unwrap_or_else(|_| {
-        RestrictedExpression::new_string(Value::Object(map.clone()).to_string())
-    })
+    RestrictedExpression::new_record(fields)
+        .unwrap_or_else(|_| RestrictedExpression::new_string(Value::Object(map.clone()).to_string()))
 }
 
 fn number(n: &Number) -> RestrictedExpression {
@@ -282,23 +238,11 @@ pub(crate) fn decimal_text(text: &str) -> Option<String> {
         None => (false, text),
     };
     let (mantissa, exponent) = match rest.find(['e', 'E']) {
-        Some(i) => (
-            &rest[..i],
-            rest[i + 1..]
-                .strip_prefix('+')
-                .unwrap_or(&rest[i + 1..])
-                .parse::<i64>()
-                .ok()?,
-        ),
+        Some(i) => (&rest[..i], rest[i + 1..].strip_prefix('+').unwrap_or(&rest[i + 1..]).parse::<i64>().ok()?),
         None => (rest, 0),
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int_part.is_empty()
-        || !int_part
-            .bytes()
-            .chain(frac_part.bytes())
-            .all(|b| b.is_ascii_digit())
-    {
+    if int_part.is_empty() || !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
         return None;
     }
     let digits = format!("{int_part}{frac_part}");
@@ -316,10 +260,7 @@ pub(crate) fn decimal_text(text: &str) -> Option<String> {
         if digits.len() > 38 {
             return None;
         }
-        digits
-            .parse::<i128>()
-            .ok()?
-            .checked_mul(10_i128.checked_pow(shift)?)?
+        digits.parse::<i128>().ok()?.checked_mul(10_i128.checked_pow(shift)?)?
     };
     let value = if negative { -scaled } else { scaled };
     i64::try_from(value).ok()?;
@@ -341,29 +282,15 @@ mod tests {
         assert_eq!(decimal_text("1.25E2").as_deref(), Some("125.0000"));
         assert_eq!(decimal_text("12345.6789").as_deref(), Some("12345.6789"));
         assert_eq!(decimal_text("-0.0").as_deref(), Some("0.0000"));
-        assert_eq!(
-            decimal_text("922337203685477.5807").as_deref(),
-            Some("922337203685477.5807")
-        );
+        assert_eq!(decimal_text("922337203685477.5807").as_deref(), Some("922337203685477.5807"));
     }
 
     #[test]
     fn decimal_text_rejects_what_does_not_fit() {
-        for text in [
-            "1.5e-7",
-            "0.12345",
-            "1e20",
-            "922337203685477.5808",
-            "1e999999999999999999",
-            "abc",
-            ".5",
-            "1.2.3",
-        ] {
+        for text in ["1.5e-7", "0.12345", "1e20", "922337203685477.5808", "1e999999999999999999", "abc", ".5", "1.2.3"]
+        {
             assert_eq!(decimal_text(text), None, "{text}");
         }
-        assert_eq!(
-            decimal_text("-922337203685477.5808").as_deref(),
-            Some("-922337203685477.5808")
-        );
+        assert_eq!(decimal_text("-922337203685477.5808").as_deref(), Some("-922337203685477.5808"));
     }
 }

@@ -48,17 +48,13 @@ enum ResourceScope {
 }
 
 fn is_type(uid: &EntityUid, type_name: &str) -> bool {
-    uid.type_name().namespace_components().next().is_none()
-        && uid.type_name().basename() == type_name
+    uid.type_name().namespace_components().next().is_none() && uid.type_name().basename() == type_name
 }
 
 fn action_scope(policy: &Policy) -> ActionScope {
     let kinds = |uids: &[EntityUid]| {
         ActionScope::Kinds(
-            uids.iter()
-                .filter(|uid| is_type(uid, ACTION_TYPE))
-                .map(|uid| uid.id().unescaped().to_owned())
-                .collect(),
+            uids.iter().filter(|uid| is_type(uid, ACTION_TYPE)).map(|uid| uid.id().unescaped().to_owned()).collect(),
         )
     };
     match policy.action_constraint() {
@@ -80,18 +76,14 @@ fn resource_scope(policy: &Policy) -> ResourceScope {
         ResourceConstraint::Any => ResourceScope::Any,
         ResourceConstraint::Eq(uid) | ResourceConstraint::In(uid) => named(&uid),
         ResourceConstraint::Is(type_name) => {
-            if type_name.namespace_components().next().is_none()
-                && type_name.basename() == RESOURCE_TYPE
-            {
+            if type_name.namespace_components().next().is_none() && type_name.basename() == RESOURCE_TYPE {
                 ResourceScope::Any
             } else {
                 ResourceScope::Never
             }
         }
         ResourceConstraint::IsIn(type_name, uid) => {
-            if type_name.namespace_components().next().is_none()
-                && type_name.basename() == RESOURCE_TYPE
-            {
+            if type_name.namespace_components().next().is_none() && type_name.basename() == RESOURCE_TYPE {
                 named(&uid)
             } else {
                 ResourceScope::Never
@@ -109,9 +101,7 @@ struct ActionSlices {
 
 impl ActionSlices {
     fn get(&self, resource: &str) -> &PolicySet {
-        self.by_resource
-            .get(resource)
-            .unwrap_or(&self.other_resources)
+        self.by_resource.get(resource).unwrap_or(&self.other_resources)
     }
 }
 
@@ -127,10 +117,8 @@ impl SliceIndex {
     /// Indexes `policies` (which must have unique ids; a duplicate is the
     /// only way this fails).
     pub(crate) fn build(policies: &[Policy]) -> Result<Self, String> {
-        let scopes: Vec<(ActionScope, ResourceScope)> = policies
-            .iter()
-            .map(|p| (action_scope(p), resource_scope(p)))
-            .collect();
+        let scopes: Vec<(ActionScope, ResourceScope)> =
+            policies.iter().map(|p| (action_scope(p), resource_scope(p))).collect();
         let kinds: BTreeSet<&str> = scopes
             .iter()
             .flat_map(|(a, _)| match a {
@@ -149,36 +137,23 @@ impl SliceIndex {
                 })
                 .collect()
         };
-        let per_action: Vec<(Option<&str>, Vec<usize>)> = kinds
-            .iter()
-            .map(|&k| (Some(k), reachable(Some(k))))
-            .chain([(None, reachable(None))])
-            .collect();
+        let per_action: Vec<(Option<&str>, Vec<usize>)> =
+            kinds.iter().map(|&k| (Some(k), reachable(Some(k)))).chain([(None, reachable(None))]).collect();
 
         let fine_entries: usize = per_action
             .iter()
             .map(|(_, members)| {
-                let resources = members
-                    .iter()
-                    .filter(|&&i| matches!(scopes[i].1, ResourceScope::Name(_)))
-                    .count();
+                let resources = members.iter().filter(|&&i| matches!(scopes[i].1, ResourceScope::Name(_))).count();
                 members.len().saturating_mul(resources + 1)
             })
             .fold(0_usize, usize::saturating_add);
         let fine = fine_entries <= MAX_SLICED_ENTRIES;
 
-        let mut builder = Builder {
-            policies,
-            shared: BTreeMap::new(),
-        };
+        let mut builder = Builder { policies, shared: BTreeMap::new() };
         let mut by_action = HashMap::new();
         let mut other_actions = None;
         for (kind, members) in per_action {
-            let slices = if fine {
-                builder.fine(&members, &scopes)?
-            } else {
-                builder.coarse(&members)?
-            };
+            let slices = if fine { builder.fine(&members, &scopes)? } else { builder.coarse(&members)? };
             match kind {
                 Some(kind) => {
                     by_action.insert(kind.to_owned(), slices);
@@ -190,19 +165,12 @@ impl SliceIndex {
             Some(slices) => slices,
             None => builder.coarse(&[])?,
         };
-        Ok(Self {
-            by_action,
-            other_actions,
-            slice_count: builder.shared.len(),
-        })
+        Ok(Self { by_action, other_actions, slice_count: builder.shared.len() })
     }
 
     /// The policies that can match a request for `kind` on `resource`.
     pub(crate) fn get(&self, kind: &str, resource: &str) -> &PolicySet {
-        self.by_action
-            .get(kind)
-            .unwrap_or(&self.other_actions)
-            .get(resource)
+        self.by_action.get(kind).unwrap_or(&self.other_actions).get(resource)
     }
 
     /// How many distinct slices exist.
@@ -223,23 +191,14 @@ impl Builder<'_> {
             return Ok(Arc::clone(set));
         }
         let set = Arc::new(
-            PolicySet::from_policies(
-                members
-                    .iter()
-                    .filter_map(|&i| self.policies.get(i))
-                    .cloned(),
-            )
-            .map_err(|e| e.to_string())?,
+            PolicySet::from_policies(members.iter().filter_map(|&i| self.policies.get(i)).cloned())
+                .map_err(|e| e.to_string())?,
         );
         self.shared.insert(members, Arc::clone(&set));
         Ok(set)
     }
 
-    fn fine(
-        &mut self,
-        members: &[usize],
-        scopes: &[(ActionScope, ResourceScope)],
-    ) -> Result<ActionSlices, String> {
+    fn fine(&mut self, members: &[usize], scopes: &[(ActionScope, ResourceScope)]) -> Result<ActionSlices, String> {
         let resources: BTreeSet<&str> = members
             .iter()
             .filter_map(|&i| match &scopes[i].1 {
@@ -262,16 +221,10 @@ impl Builder<'_> {
         for resource in resources {
             by_resource.insert(resource.to_owned(), self.set(matching(Some(resource)))?);
         }
-        Ok(ActionSlices {
-            by_resource,
-            other_resources: self.set(matching(None))?,
-        })
+        Ok(ActionSlices { by_resource, other_resources: self.set(matching(None))? })
     }
 
     fn coarse(&mut self, members: &[usize]) -> Result<ActionSlices, String> {
-        Ok(ActionSlices {
-            by_resource: HashMap::new(),
-            other_resources: self.set(members.to_vec())?,
-        })
+        Ok(ActionSlices { by_resource: HashMap::new(), other_resources: self.set(members.to_vec())? })
     }
 }

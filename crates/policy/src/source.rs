@@ -20,41 +20,21 @@ pub(crate) struct SourceText {
 
 impl SourceText {
     pub(crate) fn new(file: String, text: String) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Self {
-            file,
-            text,
-            line_starts,
-        }
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Self { file, text, line_starts }
     }
 
     /// The 1-based line and column (in characters) of a byte offset.
     pub(crate) fn location(&self, offset: usize) -> Location {
         let offset = offset.min(self.text.len());
-        let line_index = self
-            .line_starts
-            .partition_point(|&start| start <= offset)
-            .saturating_sub(1);
+        let line_index = self.line_starts.partition_point(|&start| start <= offset).saturating_sub(1);
         let line_start = self.line_starts.get(line_index).copied().unwrap_or(0);
-        let column = self
-            .text
-            .get(line_start..offset)
-            .map_or(offset - line_start, |prefix| prefix.chars().count());
-        Location {
-            file: self.file.clone(),
-            line: line_index + 1,
-            column: column + 1,
-        }
+        let column = self.text.get(line_start..offset).map_or(offset - line_start, |prefix| prefix.chars().count());
+        Location { file: self.file.clone(), line: line_index + 1, column: column + 1 }
     }
 
     /// Where the first labelled span of `diagnostic` points, or `fallback`.
-    pub(crate) fn diagnostic_location(
-        &self,
-        diagnostic: &dyn Diagnostic,
-        fallback: usize,
-    ) -> Location {
+    pub(crate) fn diagnostic_location(&self, diagnostic: &dyn Diagnostic, fallback: usize) -> Location {
         self.location(first_label_offset(diagnostic).unwrap_or(fallback))
     }
 }
@@ -62,16 +42,10 @@ impl SourceText {
 /// The offset of a diagnostic's first label, looking into related
 /// diagnostics when the outer one has none.
 pub(crate) fn first_label_offset(diagnostic: &dyn Diagnostic) -> Option<usize> {
-    if let Some(offset) = diagnostic
-        .labels()
-        .and_then(|mut labels| labels.next())
-        .map(|l| l.offset())
-    {
+    if let Some(offset) = diagnostic.labels().and_then(|mut labels| labels.next()).map(|l| l.offset()) {
         return Some(offset);
     }
-    diagnostic
-        .related()
-        .and_then(|mut related| related.find_map(first_label_offset))
+    diagnostic.related().and_then(|mut related| related.find_map(first_label_offset))
 }
 
 /// A diagnostic's message on one line, with its help text when it has one.
@@ -169,7 +143,8 @@ mod tests {
 
     #[test]
     fn string_escapes_do_not_end_strings() {
-        let text = r#"permit(principal, action, resource) when { "a\";" == "b" }; permit(principal, action, resource);"#;
+        let text =
+            r#"permit(principal, action, resource) when { "a\";" == "b" }; permit(principal, action, resource);"#;
         assert_eq!(statement_starts(text).len(), 2);
     }
 }

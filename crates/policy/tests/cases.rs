@@ -31,10 +31,7 @@ const JSON: &str = r#"[
 fn json_cases_run() {
     let cases = parse_cases("cases.json", JSON).unwrap();
     let results = run(&engine(POLICY), &cases);
-    let summary: Vec<(&str, Expect, bool)> = results
-        .iter()
-        .map(|r| (r.name.as_str(), r.outcome, r.passed))
-        .collect();
+    let summary: Vec<(&str, Expect, bool)> = results.iter().map(|r| (r.name.as_str(), r.outcome, r.passed)).collect();
     assert_eq!(
         summary,
         vec![
@@ -80,34 +77,19 @@ resource = "prod-1"
 #[test]
 fn errors_name_the_file_and_line() {
     let err = parse_cases("c.json", "[\n  {\"name\": \"x\",\n   \"principal\": 3}\n]").unwrap_err();
-    assert!(
-        matches!(err, CaseError::Syntax { line: Some(3), .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, CaseError::Syntax { line: Some(3), .. }), "{err:?}");
     assert!(err.to_string().starts_with("c.json:3:"), "{err}");
 
     let err = parse_cases("c.json", r#"[{"name": "x", "principal": {"kind": "agent", "name": "b"}, "action": {"kind": "k", "resource": "r"}, "expected": "allowed"}]"#).unwrap_err();
-    assert!(
-        err.to_string().contains("unknown field `expected`"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("unknown field `expected`"), "{err}");
 
     let err = parse_cases("c.toml", "[[case]]\nname = \"x\"\nexpect = \"maybe\"\n").unwrap_err();
     assert!(err.to_string().starts_with("c.toml:"), "{err}");
-    assert!(
-        matches!(err, CaseError::Syntax { line: Some(_), .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, CaseError::Syntax { line: Some(_), .. }), "{err:?}");
 
     let err = parse_cases("c.yaml", "[]").unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "`c.yaml`: unknown cases format; name the file `*.json` or `*.toml`"
-    );
-    assert_eq!(
-        parse_cases("c.json", "[]").unwrap_err().to_string(),
-        "c.json: no cases"
-    );
+    assert_eq!(err.to_string(), "`c.yaml`: unknown cases format; name the file `*.json` or `*.toml`");
+    assert_eq!(parse_cases("c.json", "[]").unwrap_err().to_string(), "c.json: no cases");
 
     let one = r#"{"name": "x", "principal": {"kind": "agent", "name": "b"}, "action": {"kind": "k", "resource": "r"}}"#;
     let err = parse_cases("c.json", &format!("[{one}, {one}]")).unwrap_err();

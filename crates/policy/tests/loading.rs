@@ -28,21 +28,17 @@ fn ids_come_from_annotations_or_file_and_position() {
         defaults(),
     )
     .unwrap();
-    assert_eq!(
-        e.policy_ids(),
-        vec!["prod.0", "named", "prod.2", "base.rules.0"]
-    );
+    assert_eq!(e.policy_ids(), vec!["prod.0", "named", "prod.2", "base.rules.0"]);
     assert_eq!(e.policy_count(), 4);
     assert_eq!(e.files(), vec!["prod.cedar", "dir/base.rules.cedar"]);
-    assert_eq!(
-        e.decide(&agent("a", &[]), &action("y", "r")).policies,
-        vec!["base.rules.0", "prod.0"]
-    );
+    assert_eq!(e.decide(&agent("a", &[]), &action("y", "r")).policies, vec!["base.rules.0", "prod.0"]);
 }
 
 #[test]
 fn syntax_errors_point_at_file_line_and_column() {
-    let p = problems("permit(principal, action, resource);\n\n  permit(principal, action, resource) when { context.x == };\n");
+    let p = problems(
+        "permit(principal, action, resource);\n\n  permit(principal, action, resource) when { context.x == };\n",
+    );
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(p[0].starts_with("test.cedar:3:"), "{p:?}");
 
@@ -69,8 +65,13 @@ fn syntax_errors_point_at_file_line_and_column() {
 
 #[test]
 fn templates_are_rejected() {
-    let p = problems("permit(principal, action, resource);\n\n// a template\npermit(principal == ?principal, action, resource);");
-    assert_eq!(p, vec!["test.cedar:4:1: templates are not supported; write a static policy without `?principal` or `?resource`"]);
+    let p = problems(
+        "permit(principal, action, resource);\n\n// a template\npermit(principal == ?principal, action, resource);",
+    );
+    assert_eq!(
+        p,
+        vec!["test.cedar:4:1: templates are not supported; write a static policy without `?principal` or `?resource`"]
+    );
 }
 
 #[test]
@@ -78,23 +79,20 @@ fn duplicate_ids_name_both_places() {
     let err = PolicyEngine::from_sources(
         vec![
             source("a.cedar", "\n@id(\"x\") permit(principal, action, resource);"),
-            source("b.cedar", "permit(principal, action, resource);\n  @id(\"x\")\n  forbid(principal, action, resource);"),
+            source(
+                "b.cedar",
+                "permit(principal, action, resource);\n  @id(\"x\")\n  forbid(principal, action, resource);",
+            ),
         ],
         None,
         defaults(),
     )
     .unwrap_err();
-    assert_eq!(
-        err.problems(),
-        vec!["b.cedar:2:3: duplicate policy id `x` (first used at a.cedar:2:1)"]
-    );
+    assert_eq!(err.problems(), vec!["b.cedar:2:3: duplicate policy id `x` (first used at a.cedar:2:1)"]);
 
     // A generated id can collide with an explicit one too.
     let p = problems("@id(\"test.1\") permit(principal, action, resource);\npermit(principal, action, resource);");
-    assert_eq!(
-        p,
-        vec!["test.cedar:2:1: duplicate policy id `test.1` (first used at test.cedar:1:1)"]
-    );
+    assert_eq!(p, vec!["test.cedar:2:1: duplicate policy id `test.1` (first used at test.cedar:1:1)"]);
 }
 
 #[test]
@@ -108,50 +106,27 @@ fn bad_annotations_point_at_the_policy() {
          @id(\"\") permit(principal, action, resource);",
     );
     assert_eq!(p.len(), 5, "{p:#?}");
-    assert!(
-        p[0].starts_with("test.cedar:2:1: policy `slow`: `@timeout`: invalid duration `soon`"),
-        "{p:#?}"
-    );
+    assert!(p[0].starts_with("test.cedar:2:1: policy `slow`: `@timeout`: invalid duration `soon`"), "{p:#?}");
     assert_eq!(p[1], "test.cedar:4:1: policy `test.2`: `@quorum` needs `@approvers(\"group,…\")` on the same policy");
     assert_eq!(p[2], "test.cedar:5:1: policy `test.3`: unknown annotation `@approver`; did you mean `@approvers`?");
-    assert_eq!(
-        p[3],
-        "test.cedar:6:1: policy `test.4`: `@quorum(\"0\")` must be a whole number of at least 1"
-    );
-    assert!(
-        p[4].starts_with("test.cedar:7:1: policy `test.5`: `@id(\"\")` must be non-empty"),
-        "{p:#?}"
-    );
+    assert_eq!(p[3], "test.cedar:6:1: policy `test.4`: `@quorum(\"0\")` must be a whole number of at least 1");
+    assert!(p[4].starts_with("test.cedar:7:1: policy `test.5`: `@id(\"\")` must be non-empty"), "{p:#?}");
 }
 
 #[test]
 fn no_sources_is_an_error() {
-    assert!(matches!(
-        PolicyEngine::from_sources(vec![], None, defaults()),
-        Err(PolicyLoadError::NoSources)
-    ));
+    assert!(matches!(PolicyEngine::from_sources(vec![], None, defaults()), Err(PolicyLoadError::NoSources)));
     // A file without policies is fine: it denies everything.
     let e = engine("// nothing yet\n");
     assert_eq!(e.policy_count(), 0);
-    assert_eq!(
-        e.decide(&agent("a", &[]), &action("x", "r")).verdict,
-        Verdict::Deny
-    );
+    assert_eq!(e.decide(&agent("a", &[]), &action("x", "r")).verdict, Verdict::Deny);
 }
 
 #[test]
 fn load_dir_reads_cedar_files_sorted_and_the_schema() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(
-        dir.path().join("b.cedar"),
-        "@id(\"b\") permit(principal, action == Action::\"x\", resource);",
-    )
-    .unwrap();
-    fs::write(
-        dir.path().join("a.cedar"),
-        "@id(\"a\") permit(principal, action == Action::\"y\", resource);",
-    )
-    .unwrap();
+    fs::write(dir.path().join("b.cedar"), "@id(\"b\") permit(principal, action == Action::\"x\", resource);").unwrap();
+    fs::write(dir.path().join("a.cedar"), "@id(\"a\") permit(principal, action == Action::\"y\", resource);").unwrap();
     fs::write(dir.path().join("notes.txt"), "not a policy").unwrap();
     fs::create_dir(dir.path().join("nested.cedar")).unwrap();
     fs::create_dir(dir.path().join("sub")).unwrap();
@@ -177,18 +152,12 @@ fn load_dir_reports_missing_empty_and_unreadable() {
 
     let err = PolicyEngine::load_dir(dir.path(), defaults()).unwrap_err();
     assert!(matches!(err, PolicyLoadError::EmptyDir { .. }), "{err:?}");
-    assert!(
-        err.to_string().ends_with("contains no `*.cedar` files"),
-        "{err}"
-    );
+    assert!(err.to_string().ends_with("contains no `*.cedar` files"), "{err}");
 
     fs::write(dir.path().join("bad.cedar"), [0xff, 0xfe, 0x00]).unwrap();
     let err = PolicyEngine::load_dir(dir.path(), defaults()).unwrap_err();
     assert!(matches!(err, PolicyLoadError::Io { .. }), "{err:?}");
-    assert!(
-        err.to_string().starts_with("cannot read `bad.cedar`: "),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("cannot read `bad.cedar`: "), "{err}");
 }
 
 const SCHEMA: &str = r#"
@@ -203,10 +172,7 @@ action "x", "y" appliesTo { principal: [Agent, User], resource: Resource, contex
 fn with_schema(policies: &str, schema: &str) -> Result<PolicyEngine, PolicyLoadError> {
     PolicyEngine::from_sources(
         vec![source("p.cedar", policies)],
-        Some(PolicySource {
-            file: SCHEMA_FILE.into(),
-            text: schema.into(),
-        }),
+        Some(PolicySource { file: SCHEMA_FILE.into(), text: schema.into() }),
         defaults(),
     )
 }
@@ -231,25 +197,14 @@ fn schema_validation_reports_policy_locations() {
         "p.cedar:4:10: policy `p.1` fails schema validation: attribute `nmae` on entity type `Resource` not found (help: did you mean `name`?)"
     );
 
-    let err = with_schema(
-        "permit(principal, action == Action::\"z\", resource);",
-        SCHEMA,
-    )
-    .unwrap_err();
-    assert!(
-        err.problems()[0].starts_with("p.cedar:1:"),
-        "{:?}",
-        err.problems()
-    );
+    let err = with_schema("permit(principal, action == Action::\"z\", resource);", SCHEMA).unwrap_err();
+    assert!(err.problems()[0].starts_with("p.cedar:1:"), "{:?}", err.problems());
 }
 
 #[test]
 fn schema_syntax_errors_point_into_the_schema() {
-    let err = with_schema(
-        "permit(principal, action, resource);",
-        "entity Group;\nentity Agent in [Group {};\n",
-    )
-    .unwrap_err();
+    let err =
+        with_schema("permit(principal, action, resource);", "entity Group;\nentity Agent in [Group {};\n").unwrap_err();
     let p = err.problems();
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(p[0].starts_with("schema.cedarschema:2:"), "{p:?}");
@@ -260,10 +215,7 @@ fn the_hash_covers_names_texts_and_schema_but_not_order() {
     let hash = |sources: Vec<PolicySource>, schema: Option<&str>| {
         PolicyEngine::from_sources(
             sources,
-            schema.map(|s| PolicySource {
-                file: SCHEMA_FILE.into(),
-                text: s.into(),
-            }),
+            schema.map(|s| PolicySource { file: SCHEMA_FILE.into(), text: s.into() }),
             defaults(),
         )
         .unwrap()
@@ -274,33 +226,12 @@ fn the_hash_covers_names_texts_and_schema_but_not_order() {
     let b = source("b.cedar", "@id(\"b\") permit(principal, action, resource);");
     let base = hash(vec![a.clone(), b.clone()], None);
     assert_eq!(base, hash(vec![b.clone(), a.clone()], None));
-    assert_ne!(
-        base,
-        hash(vec![a.clone(), source("c.cedar", &b.text)], None)
-    );
-    assert_ne!(
-        base,
-        hash(
-            vec![a.clone(), source("b.cedar", &format!("{} ", b.text))],
-            None
-        )
-    );
+    assert_ne!(base, hash(vec![a.clone(), source("c.cedar", &b.text)], None));
+    assert_ne!(base, hash(vec![a.clone(), source("b.cedar", &format!("{} ", b.text))], None));
     assert_ne!(base, hash(vec![a.clone(), b.clone()], Some(SCHEMA)));
     // Moving text between names is a change as well.
     assert_ne!(
-        hash(
-            vec![
-                source("a.cedar", "permit(principal, action, resource);"),
-                source("b.cedar", "")
-            ],
-            None
-        ),
-        hash(
-            vec![
-                source("a.cedar", ""),
-                source("b.cedar", "permit(principal, action, resource);")
-            ],
-            None
-        )
+        hash(vec![source("a.cedar", "permit(principal, action, resource);"), source("b.cedar", "")], None),
+        hash(vec![source("a.cedar", ""), source("b.cedar", "permit(principal, action, resource);")], None)
     );
 }

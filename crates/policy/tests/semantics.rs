@@ -12,17 +12,9 @@ use countersign_core::Requirement;
 use countersign_policy::{PolicyEngine, Verdict};
 use serde_json::json;
 
-fn allowed(
-    engine: &PolicyEngine,
-    principal: &countersign_core::Principal,
-    action: &countersign_core::Action,
-) -> bool {
+fn allowed(engine: &PolicyEngine, principal: &countersign_core::Principal, action: &countersign_core::Action) -> bool {
     let d = engine.decide(principal, action);
-    assert_eq!(
-        d,
-        engine.decide_unsliced(principal, action),
-        "sliced and unsliced disagree"
-    );
+    assert_eq!(d, engine.decide_unsliced(principal, action), "sliced and unsliced disagree");
     match d.verdict {
         Verdict::Allow | Verdict::RequireApproval(_) => true,
         Verdict::Deny => false,
@@ -36,22 +28,13 @@ fn policies_read_the_payload_statement() {
            when { context.payload.statement like "SELECT *" };"#,
     );
     assert!(allowed(&e, &agent("a", &[]), &sql("db", "SELECT 1", &[])));
-    assert!(!allowed(
-        &e,
-        &agent("a", &[]),
-        &sql("db", "DELETE FROM t", &[])
-    ));
+    assert!(!allowed(&e, &agent("a", &[]), &sql("db", "DELETE FROM t", &[])));
 }
 
 #[test]
 fn policies_read_labels() {
-    let e =
-        engine(r#"permit(principal, action, resource) when { context.labels.contains("pii") };"#);
-    assert!(allowed(
-        &e,
-        &agent("a", &[]),
-        &sql("db", "x", &["pii", "other"])
-    ));
+    let e = engine(r#"permit(principal, action, resource) when { context.labels.contains("pii") };"#);
+    assert!(allowed(&e, &agent("a", &[]), &sql("db", "x", &["pii", "other"])));
     assert!(!allowed(&e, &agent("a", &[]), &sql("db", "x", &["other"])));
 }
 
@@ -97,27 +80,15 @@ fn policies_read_principal_and_request_attributes() {
            @id("obo") permit(principal, action == Action::"obo", resource)
              when { context has on_behalf_of && context.on_behalf_of == "carol" && context.justification == "why" };"#,
     );
-    assert_eq!(
-        e.decide(&agent("bot", &[]), &action("x", "r")).policies,
-        vec!["owner"]
-    );
-    assert_eq!(
-        e.decide(&user("eve", &[]), &action("x", "r")).policies,
-        vec!["email"]
-    );
-    assert_eq!(
-        e.decide(&user("bob", &[]), &action("x", "r")).verdict,
-        Verdict::Deny
-    );
+    assert_eq!(e.decide(&agent("bot", &[]), &action("x", "r")).policies, vec!["owner"]);
+    assert_eq!(e.decide(&user("eve", &[]), &action("x", "r")).policies, vec!["email"]);
+    assert_eq!(e.decide(&user("bob", &[]), &action("x", "r")).verdict, Verdict::Deny);
     let mut a = action("obo", "r");
     a.on_behalf_of = Some("carol".into());
     a.justification = Some("why".into());
     assert_eq!(e.decide(&user("bob", &[]), &a).policies, vec!["obo"]);
     // Absent fields are absent, not empty strings.
-    assert_eq!(
-        e.decide(&user("bob", &[]), &action("obo", "r")).verdict,
-        Verdict::Deny
-    );
+    assert_eq!(e.decide(&user("bob", &[]), &action("obo", "r")).verdict, Verdict::Deny);
 }
 
 #[test]
@@ -145,10 +116,7 @@ fn json_conversion_never_fails_a_decision() {
         ("long", json!({"n": i64::MIN})),
         ("dec", json!({"n": -12.5})),
         ("null", json!({"gone": null, "items": [1, null, 2, 2]})),
-        (
-            "escape",
-            json!({"user": {"__entity": {"type": "User", "id": "admin"}}}),
-        ),
+        ("escape", json!({"user": {"__entity": {"type": "User", "id": "admin"}}})),
         ("nopayload", json!(null)),
     ];
     for (kind, payload) in cases {
@@ -161,15 +129,8 @@ fn json_conversion_never_fails_a_decision() {
         r#"@id("str") permit(principal, action, resource)
              when { context.payload.a == "0.12345" && context.payload.b == "1e+300" && context.payload.c == "9.3e+17" };"#,
     );
-    let d = e.decide(
-        &p,
-        &with("x", json!({"a": 0.12345, "b": 1e300, "c": 9.3e17})),
-    );
-    assert_eq!(
-        (d.verdict.clone(), d.errors.len()),
-        (Verdict::Allow, 0),
-        "{d:?}"
-    );
+    let d = e.decide(&p, &with("x", json!({"a": 0.12345, "b": 1e300, "c": 9.3e17})));
+    assert_eq!((d.verdict.clone(), d.errors.len()), (Verdict::Allow, 0), "{d:?}");
 }
 
 #[test]
@@ -194,10 +155,7 @@ fn default_deny_and_forbid_wins() {
     );
     let p = agent("a", &[]);
     let ok = e.decide(&p, &action("x", "r"));
-    assert_eq!(
-        (ok.verdict, ok.policies, ok.reason.as_str()),
-        (Verdict::Allow, vec!["p".to_owned()], "allowed by `p`")
-    );
+    assert_eq!((ok.verdict, ok.policies, ok.reason.as_str()), (Verdict::Allow, vec!["p".to_owned()], "allowed by `p`"));
     let mut bad = action("x", "r");
     bad.labels = vec!["bad".into()];
     let d = e.decide(&p, &bad);
@@ -220,18 +178,9 @@ fn a_failing_forbid_denies() {
     let d = e.decide(&agent("a", &[]), &action("x", "r"));
     assert_eq!(d.verdict, Verdict::Deny, "{d:?}");
     assert_eq!(d.policies, vec!["broken"]);
-    assert!(
-        d.reason
-            .contains("forbid policy `broken` failed to evaluate"),
-        "{}",
-        d.reason
-    );
+    assert!(d.reason.contains("forbid policy `broken` failed to evaluate"), "{}", d.reason);
     assert_eq!(d.errors.len(), 1);
-    assert!(
-        d.errors[0].starts_with("policy `broken`: "),
-        "{:?}",
-        d.errors
-    );
+    assert!(d.errors[0].starts_with("policy `broken`: "), "{:?}", d.errors);
     assert_eq!(d, e.decide_unsliced(&agent("a", &[]), &action("x", "r")));
 
     // A satisfied forbid is reported as the reason even when another errs.
@@ -241,10 +190,7 @@ fn a_failing_forbid_denies() {
            @id("f") forbid(principal, action, resource);"#,
     );
     let d = e.decide(&agent("a", &[]), &action("x", "r"));
-    assert_eq!(
-        (d.verdict, d.policies),
-        (Verdict::Deny, vec!["f".to_owned()])
-    );
+    assert_eq!((d.verdict, d.policies), (Verdict::Deny, vec!["f".to_owned()]));
 }
 
 #[test]
@@ -254,17 +200,11 @@ fn a_failing_permit_is_just_not_satisfied() {
            @id("ok") permit(principal, action, resource) when { resource.name == "r" };"#,
     );
     let d = e.decide(&agent("a", &[]), &action("x", "r"));
-    assert_eq!(
-        (d.verdict, d.policies),
-        (Verdict::Allow, vec!["ok".to_owned()])
-    );
+    assert_eq!((d.verdict, d.policies), (Verdict::Allow, vec!["ok".to_owned()]));
     assert_eq!(d.errors.len(), 1);
     let d = e.decide(&agent("a", &[]), &action("x", "other"));
     assert_eq!(d.verdict, Verdict::Deny);
-    assert_eq!(
-        d.reason,
-        "no policy permits this action (1 policy failed to evaluate)"
-    );
+    assert_eq!(d.reason, "no policy permits this action (1 policy failed to evaluate)");
 }
 
 #[test]
@@ -304,10 +244,7 @@ fn annotated_permits_require_approval() {
         valid_for: defaults().valid_for,
     };
     assert_eq!(d.verdict, Verdict::RequireApproval(vec![dba, sre]));
-    assert_eq!(
-        d.reason,
-        "needs approval: `a-pii-dba` (2 of dba or sre); `prod-needs-sre` (1 of sre)"
-    );
+    assert_eq!(d.reason, "needs approval: `a-pii-dba` (2 of dba or sre); `prod-needs-sre` (1 of sre)");
 }
 
 #[test]
@@ -316,14 +253,8 @@ fn forbid_beats_approval() {
         r#"@approvers("sre") permit(principal, action, resource);
            @id("no") forbid(principal, action, resource) when { resource.name == "x" };"#,
     );
-    assert_eq!(
-        e.decide(&agent("a", &[]), &action("k", "x")).verdict,
-        Verdict::Deny
-    );
-    assert!(matches!(
-        e.decide(&agent("a", &[]), &action("k", "y")).verdict,
-        Verdict::RequireApproval(_)
-    ));
+    assert_eq!(e.decide(&agent("a", &[]), &action("k", "x")).verdict, Verdict::Deny);
+    assert!(matches!(e.decide(&agent("a", &[]), &action("k", "y")).verdict, Verdict::RequireApproval(_)));
 }
 
 #[test]
@@ -331,11 +262,7 @@ fn decisions_carry_the_policy_hash() {
     let e = engine("permit(principal, action, resource);");
     let d = e.decide(&agent("a", &[]), &action("k", "r"));
     assert_eq!(d.policy_hash, e.hash());
-    assert!(
-        e.hash().starts_with("sha256:") && e.hash().len() == 7 + 64,
-        "{}",
-        e.hash()
-    );
+    assert!(e.hash().starts_with("sha256:") && e.hash().len() == 7 + 64, "{}", e.hash());
 }
 
 #[test]

@@ -75,32 +75,19 @@ fn policy() -> impl Strategy<Value = String> {
     )
         .prop_map(|(forbid, approval, p, a, r, c)| {
             let effect = if forbid { "forbid" } else { "permit" };
-            let annotation = if approval && !forbid {
-                "@approvers(\"sre\") "
-            } else {
-                ""
-            };
+            let annotation = if approval && !forbid { "@approvers(\"sre\") " } else { "" };
             format!("{annotation}{effect}({p}, {a}, {r}){c};")
         })
 }
 
 fn principal() -> impl Strategy<Value = Principal> {
-    (
-        prop::bool::ANY,
-        0..3_u8,
-        prop::collection::vec(0..4_u8, 0..3),
-    )
-        .prop_map(|(user, n, groups)| Principal {
-            kind: if user {
-                PrincipalKind::User
-            } else {
-                PrincipalKind::Agent
-            },
-            name: format!("a{n}"),
-            email: None,
-            owner: None,
-            groups: groups.into_iter().map(|g| format!("g{g}")).collect(),
-        })
+    (prop::bool::ANY, 0..3_u8, prop::collection::vec(0..4_u8, 0..3)).prop_map(|(user, n, groups)| Principal {
+        kind: if user { PrincipalKind::User } else { PrincipalKind::Agent },
+        name: format!("a{n}"),
+        email: None,
+        owner: None,
+        groups: groups.into_iter().map(|g| format!("g{g}")).collect(),
+    })
 }
 
 fn request_action() -> impl Strategy<Value = Action> {
@@ -108,31 +95,14 @@ fn request_action() -> impl Strategy<Value = Action> {
         0..7_usize,
         0..7_usize,
         prop::collection::vec(0..3_u8, 0..3),
-        prop_oneof![
-            Just(json!(null)),
-            Just(json!({})),
-            (0..5_i64).prop_map(|n| json!({"n": n}))
-        ],
-        prop_oneof![
-            Just(json!({})),
-            Just(json!({"x": 0.25})),
-            Just(json!({"x": 1}))
-        ],
-        prop::option::of(prop_oneof![
-            Just("ok then".to_owned()),
-            Just("no".to_owned())
-        ]),
+        prop_oneof![Just(json!(null)), Just(json!({})), (0..5_i64).prop_map(|n| json!({"n": n}))],
+        prop_oneof![Just(json!({})), Just(json!({"x": 0.25})), Just(json!({"x": 1}))],
+        prop::option::of(prop_oneof![Just("ok then".to_owned()), Just("no".to_owned())]),
     )
         .prop_map(|(k, r, labels, payload, context, justification)| {
             let mut a = action(
-                KINDS
-                    .get(k)
-                    .copied()
-                    .unwrap_or(if k == 5 { "unnamed" } else { "k1x" }),
-                RESOURCES
-                    .get(r)
-                    .copied()
-                    .unwrap_or(if r == 5 { "unnamed" } else { "r1-more" }),
+                KINDS.get(k).copied().unwrap_or(if k == 5 { "unnamed" } else { "k1x" }),
+                RESOURCES.get(r).copied().unwrap_or(if r == 5 { "unnamed" } else { "r1-more" }),
             );
             a.labels = labels.into_iter().map(|l| format!("l{l}")).collect();
             a.payload = payload;
@@ -170,25 +140,18 @@ fn the_coarse_fallback_agrees_too() {
     // many named kinds, exceed the fine-slice budget.
     let mut text = String::new();
     for k in 0..30 {
-        text.push_str(&format!("permit(principal, action == Action::\"k{k}\", resource) when {{ context.labels.contains(\"l{k}\") }};\n"));
+        text.push_str(&format!(
+            "permit(principal, action == Action::\"k{k}\", resource) when {{ context.labels.contains(\"l{k}\") }};\n"
+        ));
     }
     for r in 0..300 {
-        text.push_str(&format!("forbid(principal, action, resource == Resource::\"r{r}\") when {{ context.payload.n > {r} }};\n"));
+        text.push_str(&format!(
+            "forbid(principal, action, resource == Resource::\"r{r}\") when {{ context.payload.n > {r} }};\n"
+        ));
     }
-    let engine = PolicyEngine::from_sources(
-        vec![PolicySource {
-            file: "big.cedar".into(),
-            text,
-        }],
-        None,
-        defaults(),
-    )
-    .unwrap();
-    assert!(
-        engine.slice_count() <= 31,
-        "expected per-action slices, got {}",
-        engine.slice_count()
-    );
+    let engine =
+        PolicyEngine::from_sources(vec![PolicySource { file: "big.cedar".into(), text }], None, defaults()).unwrap();
+    assert!(engine.slice_count() <= 31, "expected per-action slices, got {}", engine.slice_count());
     let mut a = action("k3", "r7");
     a.labels = vec!["l3".into()];
     a.payload = json!({"n": 3});
@@ -201,11 +164,7 @@ fn the_coarse_fallback_agrees_too() {
     assert_eq!(d, engine.decide_unsliced(&agent("a", &[]), &a));
     a.payload = json!(null);
     let d = engine.decide(&agent("a", &[]), &a);
-    assert_eq!(
-        (d.verdict.clone(), d.policies.clone()),
-        (Verdict::Deny, vec!["big.37".to_owned()]),
-        "{d:?}"
-    );
+    assert_eq!((d.verdict.clone(), d.policies.clone()), (Verdict::Deny, vec!["big.37".to_owned()]), "{d:?}");
     assert_eq!(d, engine.decide_unsliced(&agent("a", &[]), &a));
 }
 
@@ -214,20 +173,11 @@ fn fine_slices_are_shared_and_small() {
     let mut text = String::new();
     for k in 0..20 {
         for r in 0..10 {
-            text.push_str(&format!(
-                "permit(principal, action == Action::\"k{k}\", resource == Resource::\"r{r}\");\n"
-            ));
+            text.push_str(&format!("permit(principal, action == Action::\"k{k}\", resource == Resource::\"r{r}\");\n"));
         }
     }
-    let engine = PolicyEngine::from_sources(
-        vec![PolicySource {
-            file: "grid.cedar".into(),
-            text,
-        }],
-        None,
-        defaults(),
-    )
-    .unwrap();
+    let engine =
+        PolicyEngine::from_sources(vec![PolicySource { file: "grid.cedar".into(), text }], None, defaults()).unwrap();
     // One slice per (kind, resource) pair plus the shared empty fallback.
     assert_eq!(engine.slice_count(), 201);
     let d = engine.decide(&agent("a", &[]), &action("k3", "r4"));

@@ -13,10 +13,7 @@ use countersign_policy::{PolicyEngine, PolicySource, Verdict, STARTER_CASES, STA
 
 fn starter() -> PolicyEngine {
     PolicyEngine::from_sources(
-        vec![PolicySource {
-            file: "starter.cedar".into(),
-            text: STARTER_POLICY.into(),
-        }],
+        vec![PolicySource { file: "starter.cedar".into(), text: STARTER_POLICY.into() }],
         None,
         defaults(),
     )
@@ -28,12 +25,7 @@ fn starter_loads_with_named_policies() {
     let e = starter();
     assert_eq!(
         e.policy_ids(),
-        vec![
-            "routine-nonprod",
-            "prod-needs-sre",
-            "prod-pii-sql-needs-two-dbas",
-            "no-destructive-agents-in-prod"
-        ]
+        vec!["routine-nonprod", "prod-needs-sre", "prod-pii-sql-needs-two-dbas", "no-destructive-agents-in-prod"]
     );
 }
 
@@ -41,61 +33,26 @@ fn starter_loads_with_named_policies() {
 fn starter_verdicts() {
     let e = starter();
     let bot = agent("deploy-bot", &["deployers"]);
-    assert_eq!(
-        e.decide(&bot, &action("shell.exec", "staging-web")).verdict,
-        Verdict::Allow
-    );
+    assert_eq!(e.decide(&bot, &action("shell.exec", "staging-web")).verdict, Verdict::Allow);
 
     let d = e.decide(&bot, &action("shell.exec", "prod-web"));
-    let Verdict::RequireApproval(reqs) = d.verdict else {
-        panic!("{d:?}")
-    };
+    let Verdict::RequireApproval(reqs) = d.verdict else { panic!("{d:?}") };
     assert_eq!(reqs.len(), 1);
-    assert_eq!(
-        (reqs[0].groups.clone(), reqs[0].quorum),
-        (vec!["sre".to_owned()], 1)
-    );
-    assert_eq!(
-        (reqs[0].timeout, reqs[0].valid_for),
-        (Duration::from_secs(1800), Duration::from_secs(600))
-    );
+    assert_eq!((reqs[0].groups.clone(), reqs[0].quorum), (vec!["sre".to_owned()], 1));
+    assert_eq!((reqs[0].timeout, reqs[0].valid_for), (Duration::from_secs(1800), Duration::from_secs(600)));
     assert_eq!(d.reason, "needs approval: `prod-needs-sre` (1 of sre)");
 
     let d = e.decide(&bot, &sql("prod-db", "SELECT email FROM users", &["pii"]));
-    let Verdict::RequireApproval(reqs) = d.verdict else {
-        panic!("{d:?}")
-    };
+    let Verdict::RequireApproval(reqs) = d.verdict else { panic!("{d:?}") };
     let summary: Vec<(String, u32)> = reqs.iter().map(|r| (r.policy.clone(), r.quorum)).collect();
-    assert_eq!(
-        summary,
-        vec![
-            ("prod-needs-sre".to_owned(), 1),
-            ("prod-pii-sql-needs-two-dbas".to_owned(), 2)
-        ]
-    );
+    assert_eq!(summary, vec![("prod-needs-sre".to_owned(), 1), ("prod-pii-sql-needs-two-dbas".to_owned(), 2)]);
 
     let drop = sql("prod-db", "DROP TABLE users", &["destructive"]);
     let d = e.decide(&bot, &drop);
-    assert_eq!(
-        (d.verdict, d.reason.as_str()),
-        (Verdict::Deny, "denied by `no-destructive-agents-in-prod`")
-    );
-    assert!(matches!(
-        e.decide(&agent("x", &["break-glass"]), &drop).verdict,
-        Verdict::RequireApproval(_)
-    ));
-    assert!(matches!(
-        e.decide(&user("erin", &[]), &drop).verdict,
-        Verdict::RequireApproval(_)
-    ));
-    assert_eq!(
-        e.decide(
-            &bot,
-            &sql("staging-db", "DROP TABLE users", &["destructive"])
-        )
-        .verdict,
-        Verdict::Allow
-    );
+    assert_eq!((d.verdict, d.reason.as_str()), (Verdict::Deny, "denied by `no-destructive-agents-in-prod`"));
+    assert!(matches!(e.decide(&agent("x", &["break-glass"]), &drop).verdict, Verdict::RequireApproval(_)));
+    assert!(matches!(e.decide(&user("erin", &[]), &drop).verdict, Verdict::RequireApproval(_)));
+    assert_eq!(e.decide(&bot, &sql("staging-db", "DROP TABLE users", &["destructive"])).verdict, Verdict::Allow);
 }
 
 #[test]
@@ -108,9 +65,6 @@ fn starter_cases_pass() {
         assert!(r.errors.is_empty(), "{r:?}");
     }
     for outcome in [Expect::Allowed, Expect::Pending, Expect::Denied] {
-        assert!(
-            results.iter().any(|r| r.outcome == outcome),
-            "no case covers {outcome:?}"
-        );
+        assert!(results.iter().any(|r| r.outcome == outcome), "no case covers {outcome:?}");
     }
 }

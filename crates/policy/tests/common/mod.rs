@@ -9,17 +9,11 @@ use countersign_policy::{Defaults, PolicyEngine, PolicyLoadError, PolicySource};
 use serde_json::{json, Value};
 
 pub fn defaults() -> Defaults {
-    Defaults {
-        timeout: Duration::from_secs(3600),
-        valid_for: Duration::from_secs(900),
-    }
+    Defaults { timeout: Duration::from_secs(3600), valid_for: Duration::from_secs(900) }
 }
 
 pub fn source(file: &str, text: &str) -> PolicySource {
-    PolicySource {
-        file: file.to_owned(),
-        text: text.to_owned(),
-    }
+    PolicySource { file: file.to_owned(), text: text.to_owned() }
 }
 
 pub fn try_engine(text: &str) -> Result<PolicyEngine, PolicyLoadError> {
