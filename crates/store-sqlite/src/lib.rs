@@ -16,6 +16,7 @@ mod audit;
 mod changes;
 mod error;
 mod identities;
+mod kv;
 mod readers;
 mod requests;
 mod schema;
@@ -234,6 +235,24 @@ impl Store for SqliteStore {
     async fn change_counter(&self) -> Result<u64, StoreError> {
         let changes = Arc::clone(&self.changes);
         tokio::task::spawn_blocking(move || changes.current()).await.map_err(error::task)?
+    }
+
+    async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        self.readers.run(move |c| kv::get(c, &namespace, &key)).await
+    }
+
+    async fn kv_compare_and_set(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<String>,
+        value: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let (namespace, key) = (namespace.to_owned(), key.to_owned());
+        self.writer
+            .call(move |tx| kv::compare_and_set(tx.conn, &namespace, &key, expected.as_deref(), value.as_deref()))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

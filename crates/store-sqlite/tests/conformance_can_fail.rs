@@ -193,6 +193,20 @@ impl Store for Flawed {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+
+    async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.kv_get(namespace, key).await
+    }
+
+    async fn kv_compare_and_set(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<String>,
+        value: Option<String>,
+    ) -> Result<bool, StoreError> {
+        self.inner.kv_compare_and_set(namespace, key, expected, value).await
+    }
 }
 
 macro_rules! must_fail {

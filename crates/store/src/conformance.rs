@@ -64,6 +64,7 @@ macro_rules! conformance_tests {
             audit_pages_form_one_chain,
             concurrent_appends_form_one_chain,
             change_counter_moves_on_commit,
+            kv_compare_and_set_has_one_winner,
         );
     };
     (@each $make:expr; $($scenario:ident),* $(,)?) => {
@@ -116,6 +117,7 @@ where
         audit_pages_form_one_chain,
         concurrent_appends_form_one_chain,
         change_counter_moves_on_commit,
+        kv_compare_and_set_has_one_winner,
     );
 }
 
@@ -1212,4 +1214,34 @@ pub async fn change_counter_moves_on_commit<S: Store>(store: Arc<S>) {
     let c3 = must(store.change_counter().await, "counter");
     assert_ne!(c2, c3, "an update must move the counter");
     assert_eq!(must(store.change_counter().await, "counter"), c3, "no commit, no change");
+}
+
+// ---- key-value area -----------------------------------------------------------
+
+/// Compare-and-set sets, replaces and deletes only from the expected value,
+/// and racing setters get exactly one winner.
+pub async fn kv_compare_and_set_has_one_winner<S: Store>(store: Arc<S>) {
+    assert_eq!(must(store.kv_get("ns", "k").await, "get"), None);
+    assert!(!must(store.kv_compare_and_set("ns", "k", Some("x".into()), Some("y".into())).await, "cas"));
+    assert!(must(store.kv_compare_and_set("ns", "k", None, Some("1".into())).await, "cas"));
+    assert!(!must(store.kv_compare_and_set("ns", "k", None, Some("2".into())).await, "cas"), "already present");
+    assert_eq!(must(store.kv_get("ns", "k").await, "get").as_deref(), Some("1"));
+    assert_eq!(must(store.kv_get("other", "k").await, "get"), None, "namespaces are separate");
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.kv_compare_and_set("ns", "k", Some("1".into()), Some(format!("v{i}"))).await
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        if must(must(task.await.map_err(|e| StoreError::Internal(e.to_string())), "join"), "cas") {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1, "exactly one racing setter wins");
+    let current = must(store.kv_get("ns", "k").await, "get");
+    assert!(must(store.kv_compare_and_set("ns", "k", current, None).await, "delete"));
+    assert_eq!(must(store.kv_get("ns", "k").await, "get"), None);
 }

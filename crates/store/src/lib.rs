@@ -97,6 +97,23 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Up to `limit` events with `seq > after`, in order.
     async fn audit_events(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
 
+    // ---- key-value area ---------------------------------------------------
+
+    /// A value components keep for themselves (delivery cursors, chat
+    /// message references, shared settings), by namespace and key.
+    async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Sets `key` to `value` (`None` deletes it) only if its current value
+    /// is `expected` (`None`: absent). Returns whether it was set; racing
+    /// setters with the same `expected` get exactly one `true`.
+    async fn kv_compare_and_set(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<String>,
+        value: Option<String>,
+    ) -> Result<bool, StoreError>;
+
     // ---- operations -------------------------------------------------------
 
     /// A number that changes whenever another process or replica commits,

@@ -16,7 +16,6 @@ use super::middleware::Caller;
 use super::views::{ActionBody, ActionList, ActionView, CommentBody, ErrorBody, OutcomeBody, SubmitResponse};
 use crate::error::ApiError;
 use crate::gateway::AppState;
-use crate::hub::Wake;
 
 /// Submit an action for a decision.
 #[utoipa::path(post, path = "/v1/actions", request_body = ActionBody, tag = "actions",
@@ -54,19 +53,8 @@ pub async fn get(
             format!("`wait` may be at most {} seconds", state.config.max_wait.as_secs()),
         ));
     }
-    // Subscribe before reading so that a decision landing in between still wakes us.
-    let mut subscription = state.hub.subscribe();
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let request = state.visible_request(&caller, &id).await?;
-        if request.status != Status::Pending || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(ActionView::from(&request)));
-        }
-        match tokio::time::timeout_at(deadline, subscription.next(&id)).await {
-            Ok(Wake::Changed) | Err(_) => {}
-            Ok(Wake::ShuttingDown) => return Err(ApiError::ShuttingDown),
-        }
-    }
+    let request = state.wait_while_pending(&caller, &id, wait).await?;
+    Ok(Json(ActionView::from(&request)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -7,6 +7,7 @@ use countersign_store::RequestFilter;
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::hub::Wake;
 
 impl AppState {
     /// The request, if `caller` may see it; `not_found` otherwise.
@@ -14,6 +15,30 @@ impl AppState {
         match self.store.request(id).await? {
             Some(request) if can_see(caller, &request) => Ok(request),
             Some(_) | None => Err(ApiError::not_found(id)),
+        }
+    }
+
+    /// The request once it leaves `pending`, or as it is after `wait`.
+    /// Woken by the decision itself (see [`crate::hub`]), not by polling.
+    /// During shutdown, answers `shutting_down` at once.
+    pub async fn wait_while_pending(
+        &self,
+        caller: &Principal,
+        id: &str,
+        wait: std::time::Duration,
+    ) -> Result<Request, ApiError> {
+        // Subscribe before reading so that a decision landing in between still wakes us.
+        let mut subscription = self.hub.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let request = self.visible_request(caller, id).await?;
+            if request.status != countersign_core::Status::Pending || tokio::time::Instant::now() >= deadline {
+                return Ok(request);
+            }
+            match tokio::time::timeout_at(deadline, subscription.next(id)).await {
+                Ok(Wake::Changed) | Err(_) => {}
+                Ok(Wake::ShuttingDown) => return Err(ApiError::ShuttingDown),
+            }
         }
     }
 
