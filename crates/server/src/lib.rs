@@ -24,6 +24,7 @@ use std::future::Future;
 pub use api::router;
 pub use error::ApiError;
 pub use gateway::{AppState, StartError};
+pub use axum::Router;
 
 /// Why serving stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +42,20 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_with(state, axum::Router::new(), listener, shutdown).await
+}
+
+/// As [`serve`], with more routes merged in: entry points and integrations
+/// that live in their own crates (the MCP proxy, chat channels, the web
+/// console) hand their routers to the binary, which passes them here.
+pub async fn serve_with(
+    state: AppState,
+    extra: axum::Router,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let background = tokio::spawn(state.clone().run_background());
-    let app = router(state.clone());
+    let app = router(state.clone()).merge(extra);
     let hub_state = state.clone();
     let graceful = async move {
         shutdown.await;

@@ -57,6 +57,7 @@ pub struct Inner {
     pub metrics: Metrics,
     policy: ArcSwap<LoadedPolicy>,
     reload_lock: tokio::sync::Mutex<()>,
+    changes: tokio::sync::broadcast::Sender<Arc<Request>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -107,6 +108,7 @@ impl AppState {
             metrics: Metrics::default(),
             policy,
             reload_lock: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::broadcast::channel(1024).0,
         })))
     }
 
@@ -115,13 +117,30 @@ impl AppState {
         self.policy.load_full()
     }
 
+    /// Every request this process created or changed, as it is after the
+    /// change, for in-process integrations (chat messages to update, …).
+    /// Best effort and this process only: a consumer that must not miss a
+    /// change, or must see other processes' changes, tails the audit log.
+    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Arc<Request>> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn publish_change(&self, request: &Request) {
+        // Nobody listening is fine.
+        let _ = self.changes.send(Arc::new(request.clone()));
+    }
+
     /// Applies a transition and wakes whoever waits on the request if its
     /// status moved.
     pub(crate) async fn update(&self, id: &str, update: countersign_store::UpdateFn) -> Result<Updated, ApiError> {
-        let before = self.store.request(id).await?.map(|r| r.status);
+        let before = self.store.request(id).await?;
         let updated = self.store.update_request(id, update).await?;
-        if before != Some(updated.request.status) {
-            self.announce(&updated.request, before);
+        let before_status = before.as_ref().map(|r| r.status);
+        if before_status != Some(updated.request.status) {
+            self.announce(&updated.request, before_status);
+        }
+        if before.as_ref() != Some(&updated.request) {
+            self.publish_change(&updated.request);
         }
         Ok(updated)
     }

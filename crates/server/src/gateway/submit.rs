@@ -80,6 +80,7 @@ impl AppState {
         ];
         self.store.insert_request(request.clone(), events).await?;
         self.metrics.count_decision(status.as_str());
+        self.publish_change(&request);
         Ok(request)
     }
 }
