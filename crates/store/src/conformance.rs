@@ -41,7 +41,27 @@ use crate::{Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, 
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
-        $crate::conformance_tests!(@each $make;
+        $crate::conformance_scenarios!($crate::conformance_tests; @each $make;);
+    };
+    (@each $make:expr; $($scenario:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                // The guard (a temporary directory, say) outlives the store.
+                let (store, _guard) = ($make)().await;
+                $crate::conformance::$scenario(::std::sync::Arc::new(store)).await;
+            }
+        )*
+    };
+}
+
+/// Calls `$callback!` with the given leading tokens followed by every
+/// scenario name: the one list that the test macro and [`run_all`] share.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! conformance_scenarios {
+    ($callback:path; $($lead:tt)*) => {
+        $callback!($($lead)*
             users_create_get_list,
             agents_create_get_list,
             duplicate_identities_already_exist,
@@ -67,16 +87,6 @@ macro_rules! conformance_tests {
             kv_compare_and_set_has_one_winner,
         );
     };
-    (@each $make:expr; $($scenario:ident),* $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $scenario() {
-                // The guard (a temporary directory, say) outlives the store.
-                let (store, _guard) = ($make)().await;
-                $crate::conformance::$scenario(::std::sync::Arc::new(store)).await;
-            }
-        )*
-    };
 }
 
 /// Runs every scenario in turn, each on a fresh store from `make`.
@@ -94,31 +104,7 @@ where
             })*
         };
     }
-    each!(
-        users_create_get_list,
-        agents_create_get_list,
-        duplicate_identities_already_exist,
-        users_with_email_ignores_case,
-        tokens_identify_live_principals,
-        revoke_makes_tokens_unknown_at_once,
-        revoke_unknown_is_not_found,
-        revoke_agent_withdraws_its_open_requests,
-        revoke_user_withdraws_its_open_requests,
-        requests_insert_and_get,
-        duplicate_request_already_exists,
-        list_requests_filters,
-        list_requests_limits,
-        update_request_saves_and_audits,
-        update_request_audits_refusals,
-        update_unknown_request_is_not_found,
-        racing_final_moves_have_one_winner,
-        quorum_counts_distinct_people_under_concurrency,
-        due_requests_are_open_and_past_deadline,
-        audit_pages_form_one_chain,
-        concurrent_appends_form_one_chain,
-        change_counter_moves_on_commit,
-        kv_compare_and_set_has_one_winner,
-    );
+    crate::conformance_scenarios!(each;);
 }
 
 // ---- fixtures ---------------------------------------------------------------
