@@ -24,7 +24,7 @@ use countersign_audit::{AuditDraft, AuditEvent};
 use countersign_core::{Principal, Request, Timestamp};
 
 pub use error::StoreError;
-pub use types::{Agent, NewAgent, NewUser, RequestFilter, Update, UpdateFn, Updated, User};
+pub use types::{Agent, Change, NewAgent, NewUser, RequestFilter, Update, UpdateFn, Updated, User};
 
 /// The gateway's persistent state: identities, requests, and the audit log.
 #[async_trait]
@@ -119,6 +119,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A number that changes whenever another process or replica commits,
     /// so waiters can re-check what they wait for without polling rows.
     async fn change_counter(&self) -> Result<u64, StoreError>;
+
+    /// Pushed notice of what *other* processes or replicas committed, for a
+    /// store that several gateways share (PostgreSQL: LISTEN/NOTIFY), so a
+    /// waiter on one replica wakes the moment another replica decides.
+    /// Best effort: a notice can be lost (a dropped connection), which is
+    /// why [`change_counter`](Store::change_counter) is still polled.
+    /// `None` (the default) for a store without such a feed; a gateway also
+    /// takes `Some` to mean "other replicas may share this store" and then
+    /// shares its policy set through the key-value area.
+    fn change_feed(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
 
     /// Fails when the store cannot serve (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

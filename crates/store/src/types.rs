@@ -103,3 +103,16 @@ pub struct Updated {
     pub request: Request,
     pub result: Result<(), Refusal>,
 }
+
+/// What another process or replica committed, as [`crate::Store::change_feed`]
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// This request changed (its status, votes, comments or outcome).
+    Request(String),
+    /// This key of the key-value area changed.
+    Kv { namespace: String, key: String },
+    /// Anything may have changed (the feed reconnected and may have missed
+    /// notices): re-check everything.
+    Unknown,
+}

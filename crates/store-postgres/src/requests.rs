@@ -1,0 +1,221 @@
+//! The requests table: the whole request as JSON text, plus copies of the
+//! fields that lists and the expiry sweep filter on.
+
+use countersign_core::{PrincipalKind, Request, Status, Timestamp};
+use countersign_store::{RequestFilter, StoreError, Update, UpdateFn, Updated};
+use deadpool_postgres::Client;
+use tokio_postgres::types::ToSql;
+
+use crate::error::{col, corrupt, db, encode};
+use crate::writer::{Fatal, Tx};
+
+/// Lists return this many requests when the caller does not say.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Lists never return more than this many requests.
+pub const MAX_LIMIT: usize = 1000;
+
+/// A request encoded for its row. Built on the caller's task, so that JSON
+/// encoding does not hold up the writer.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) id: String,
+    status: &'static str,
+    principal_kind: &'static str,
+    principal_name: String,
+    kind: String,
+    resource: String,
+    created_at: i64,
+    deadline: Option<i64>,
+    body: String,
+}
+
+impl Row {
+    pub(crate) fn encode(request: &Request) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: request.id.clone(),
+            status: request.status.as_str(),
+            principal_kind: request.principal.kind.as_str(),
+            principal_name: request.principal.name.clone(),
+            kind: request.action.kind.clone(),
+            resource: request.action.resource.clone(),
+            created_at: request.created_at.as_millis(),
+            deadline: deadline(request).map(Timestamp::as_millis),
+            body: serde_json::to_string(request).map_err(|e| encode("request", e))?,
+        })
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+        [
+            &self.id,
+            &self.status,
+            &self.principal_kind,
+            &self.principal_name,
+            &self.kind,
+            &self.resource,
+            &self.created_at,
+            &self.deadline,
+            &self.body,
+        ]
+    }
+}
+
+/// When the expiry sweep must look at a request again: only open requests
+/// have one, so the sweep's index holds nothing else.
+fn deadline(request: &Request) -> Option<Timestamp> {
+    match request.status {
+        Status::Pending => request.expires_at,
+        Status::Approved => request.release_by,
+        Status::Allowed | Status::Denied | Status::Released | Status::Expired | Status::Cancelled | Status::Revoked => {
+            None
+        }
+    }
+}
+
+fn decode(body: &str) -> Result<Request, StoreError> {
+    serde_json::from_str(body).map_err(|e| corrupt("request", e))
+}
+
+/// Inserts a new request; `false` if the id is taken (nothing written).
+pub(crate) async fn insert(tx: &mut Tx<'_>, row: &Row) -> Result<bool, Fatal> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO requests (id, status, principal_kind, principal_name, kind, resource, created_at, deadline, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+            &row.params(),
+        )
+        .await?;
+    // Nobody can be waiting on a request that did not exist, so a new one
+    // needs no notice to other replicas; the change counter still moves.
+    tx.mark_dirty();
+    Ok(inserted == 1)
+}
+
+/// Overwrites a stored request and tells other replicas.
+pub(crate) async fn save(tx: &mut Tx<'_>, row: &Row) -> Result<u64, Fatal> {
+    let changed = tx
+        .execute(
+            "UPDATE requests SET status = $2, principal_kind = $3, principal_name = $4, kind = $5, resource = $6,
+                    created_at = $7, deadline = $8, body = $9
+              WHERE id = $1",
+            &row.params(),
+        )
+        .await?;
+    tx.notice_request(&row.id);
+    Ok(changed)
+}
+
+/// The current request inside the write transaction.
+pub(crate) async fn get_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<String>, Fatal> {
+    let rows = tx.query("SELECT body FROM requests WHERE id = $1", &[&id]).await?;
+    rows.first().map(|r| col(r, 0)).transpose().map_err(Fatal::Store)
+}
+
+/// Runs a transition against the current request, inside the writer.
+/// Logical failures (`NotFound`, undecodable rows, a transition that
+/// panicked) write nothing, so the batch goes on without them.
+pub(crate) async fn update(tx: &mut Tx<'_>, id: &str, update: UpdateFn) -> Result<Result<Updated, StoreError>, Fatal> {
+    let Some(body) = get_in(tx, id).await? else {
+        return Ok(Err(StoreError::NotFound { what: "request", name: id.to_owned() }));
+    };
+    let current = match decode(&body) {
+        Ok(current) => current,
+        Err(e) => return Ok(Err(e)),
+    };
+    // Transitions are caller code; one that panics must fail alone, not
+    // take the writer (and every replica's chain lock) down with it.
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| update(&current)));
+    let Ok(Update { save: next, events, result }) = ran else {
+        return Ok(Err(StoreError::Internal("the transition panicked".to_owned())));
+    };
+    let request = match next {
+        Some(next) if next.id != current.id => {
+            return Ok(Err(StoreError::Internal(format!(
+                "an update of request `{}` tried to save request `{}`",
+                current.id, next.id
+            ))));
+        }
+        Some(next) => {
+            let row = match Row::encode(&next) {
+                Ok(row) => row,
+                Err(e) => return Ok(Err(e)),
+            };
+            save(tx, &row).await?;
+            next
+        }
+        None => current,
+    };
+    // Appended whether or not anything changed: refused attempts are audited.
+    if let Err(e) = tx.append(&events) {
+        return Err(Fatal::Store(e));
+    }
+    Ok(Ok(Updated { request, result }))
+}
+
+/// Pending and approved requests submitted by one identity, inside the
+/// write transaction.
+pub(crate) async fn open_for_principal(
+    tx: &mut Tx<'_>,
+    kind: PrincipalKind,
+    name: &str,
+) -> Result<Vec<Result<Request, StoreError>>, Fatal> {
+    let rows = tx
+        .query(
+            "SELECT body FROM requests WHERE principal_kind = $1 AND principal_name = $2
+                AND status IN ('pending', 'approved') ORDER BY created_at, id",
+            &[&kind.as_str(), &name],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| col::<&str>(r, 0).and_then(decode)).collect())
+}
+
+pub(crate) async fn get(client: &Client, id: &str) -> Result<Option<Request>, StoreError> {
+    let stmt = client.prepare_cached("SELECT body FROM requests WHERE id = $1").await.map_err(db)?;
+    let rows = client.query(&stmt, &[&id]).await.map_err(db)?;
+    rows.first().map(|r| col::<&str>(r, 0).and_then(decode)).transpose()
+}
+
+pub(crate) async fn list(client: &Client, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let mut bind = |column: &str, value: String| {
+        params.push(Box::new(value));
+        clauses.push(format!("{column} = ${}", params.len()));
+    };
+    if let Some(status) = filter.status {
+        bind("status", status.as_str().to_owned());
+    }
+    if let Some(principal) = &filter.principal {
+        bind("principal_kind", principal.kind.as_str().to_owned());
+        bind("principal_name", principal.name.clone());
+    }
+    if let Some(kind) = &filter.kind {
+        bind("kind", kind.clone());
+    }
+    if let Some(resource) = &filter.resource {
+        bind("resource", resource.clone());
+    }
+    let limit = match filter.limit {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    };
+    params.push(Box::new(i64::try_from(limit).unwrap_or(100)));
+    let filter_sql = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+    let sql =
+        format!("SELECT body FROM requests{filter_sql} ORDER BY created_at DESC, id DESC LIMIT ${}", params.len());
+    let stmt = client.prepare_cached(&sql).await.map_err(db)?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+    let rows = client.query(&stmt, &refs).await.map_err(db)?;
+    rows.iter().map(|r| col::<&str>(r, 0).and_then(decode)).collect()
+}
+
+pub(crate) async fn due(client: &Client, now: Timestamp) -> Result<Vec<String>, StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT id FROM requests WHERE deadline IS NOT NULL AND deadline <= $1
+                AND status IN ('pending', 'approved') ORDER BY deadline, id",
+        )
+        .await
+        .map_err(db)?;
+    let rows = client.query(&stmt, &[&now.as_millis()]).await.map_err(db)?;
+    rows.iter().map(|r| col(r, 0)).collect()
+}

@@ -1,0 +1,278 @@
+//! A throwaway PostgreSQL cluster for tests and benchmarks: `initdb` into a
+//! temporary directory, `pg_ctl start` on a free loopback port (and a Unix
+//! socket in the same directory), trust authentication, and a clean stop.
+//!
+//! `initdb` refuses to run as root, so as root every PostgreSQL command
+//! runs as `nobody` (through `runuser`), in a directory handed to it.
+//!
+//! [`TempCluster::shared`] gives one cluster per test process, with a
+//! watchdog process that stops it and removes its files as soon as the
+//! test process exits, however it exits. Tests take a fresh database each
+//! with [`TempCluster::create_database`].
+
+#![allow(clippy::missing_panics_doc)]
+
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// Why a cluster could not be started or driven.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "PostgreSQL's server programs (initdb, pg_ctl) were not found; install PostgreSQL 15 \
+         (scripts/setup-test-deps does) or set COUNTERSIGN_PG_BIN to their directory"
+    )]
+    NotInstalled,
+    #[error("{what} failed: {detail}")]
+    Command { what: String, detail: String },
+    #[error("cannot prepare the cluster directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot create a database: {0}")]
+    Database(String),
+}
+
+/// How the throwaway server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync=off`: for tests, where a machine crash loses nothing of value.
+    Fast,
+    /// Stock settings (`fsync=on`): for benchmarks that must count the WAL flush.
+    Durable,
+}
+
+/// A running throwaway cluster. Dropping it stops the server and removes
+/// its files.
+#[derive(Debug)]
+pub struct TempCluster {
+    root: PathBuf,
+    port: u16,
+    bin: PathBuf,
+    run_as: Option<&'static str>,
+    durability: Durability,
+    keep_on_drop: bool,
+}
+
+static SHARED: OnceLock<Result<TempCluster, String>> = OnceLock::new();
+static DATABASES: AtomicU64 = AtomicU64::new(0);
+
+impl TempCluster {
+    /// Starts a new cluster for tests.
+    pub fn start() -> Result<Self, ClusterError> {
+        Self::start_with(Durability::Fast)
+    }
+
+    /// Starts a new cluster.
+    pub fn start_with(durability: Durability) -> Result<Self, ClusterError> {
+        let bin = find_bin().ok_or(ClusterError::NotInstalled)?;
+        let run_as = if is_root() { Some("nobody") } else { None };
+        let root = tempfile::Builder::new().prefix("countersign-pg-").tempdir()?.keep();
+        let mut cluster = Self { root, port: 0, bin, run_as, durability, keep_on_drop: false };
+        if run_as.is_some() {
+            cluster.hand_over(&cluster.root)?;
+        }
+        cluster.pg(
+            "initdb",
+            &[
+                "-D",
+                &cluster.data().display().to_string(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        )?;
+        let mut last = None;
+        for _ in 0..5 {
+            cluster.port = free_port()?;
+            match cluster.start_server() {
+                Ok(()) => return Ok(cluster),
+                // Most likely someone took the port in between: try another.
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(ClusterError::Command { what: "pg_ctl start".into(), detail: "no attempt".into() }))
+    }
+
+    /// One cluster for the whole test process, stopped and removed by a
+    /// watchdog when the process exits.
+    pub fn shared() -> Result<&'static TempCluster, ClusterError> {
+        let shared = SHARED.get_or_init(|| {
+            let mut cluster = Self::start().map_err(|e| e.to_string())?;
+            cluster.spawn_watchdog().map_err(|e| e.to_string())?;
+            // The watchdog owns cleanup now (statics are never dropped anyway).
+            cluster.keep_on_drop = true;
+            Ok(cluster)
+        });
+        shared
+            .as_ref()
+            .map_err(|e| ClusterError::Command { what: "starting the shared cluster".into(), detail: e.clone() })
+    }
+
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL of database `dbname`, as superuser `postgres`.
+    pub fn url(&self, dbname: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{dbname}", self.port)
+    }
+
+    /// Creates an empty database and returns its URL.
+    pub async fn create_database(&self) -> Result<String, ClusterError> {
+        let n = DATABASES.fetch_add(1, Ordering::SeqCst);
+        let name = format!("t{}_{n}_{:08x}", std::process::id(), rand::random::<u32>());
+        let (client, connection) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+            .await
+            .map_err(|e| ClusterError::Database(e.to_string()))?;
+        let driver = tokio::spawn(connection);
+        let created = client.batch_execute(&format!("CREATE DATABASE {name}")).await;
+        drop(client);
+        let _ = driver.await;
+        created.map_err(|e| ClusterError::Database(e.to_string()))?;
+        Ok(self.url(&name))
+    }
+
+    /// Stops the server (fast shutdown: connections are cut, nothing is lost).
+    pub fn stop(&self) -> Result<(), ClusterError> {
+        self.pg("pg_ctl", &["-D", &self.data().display().to_string(), "-w", "-m", "fast", "stop"])
+    }
+
+    /// Starts the server again on the same port after [`stop`](Self::stop).
+    pub fn start_again(&self) -> Result<(), ClusterError> {
+        self.start_server()
+    }
+
+    fn data(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    fn start_server(&self) -> Result<(), ClusterError> {
+        let fsync = match self.durability {
+            Durability::Fast => "-c fsync=off -c full_page_writes=off",
+            Durability::Durable => "-c fsync=on",
+        };
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=128MB {fsync}",
+            self.port,
+            self.root.display()
+        );
+        let log = self.root.join("server.log").display().to_string();
+        self.pg(
+            "pg_ctl",
+            &["-D", &self.data().display().to_string(), "-l", &log, "-w", "-t", "60", "-o", &options, "start"],
+        )
+    }
+
+    /// Runs one of PostgreSQL's programs, as `nobody` when we are root.
+    fn pg(&self, program: &str, args: &[&str]) -> Result<(), ClusterError> {
+        let path = self.bin.join(program);
+        let mut command = match self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(&path);
+                c
+            }
+            None => Command::new(&path),
+        };
+        command.args(args).current_dir(&self.root).stdin(Stdio::null());
+        let out = command.output()?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let mut detail = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if let Ok(log) = std::fs::read_to_string(self.root.join("server.log")) {
+            let tail: Vec<&str> = log.lines().rev().take(10).collect();
+            detail.push_str("\nserver log (newest first):\n");
+            detail.push_str(&tail.join("\n"));
+        }
+        Err(ClusterError::Command { what: format!("{program} {}", args.join(" ")), detail })
+    }
+
+    fn hand_over(&self, dir: &Path) -> Result<(), ClusterError> {
+        let Some(user) = self.run_as else { return Ok(()) };
+        let out = Command::new("chown").arg("-R").arg(user).arg(dir).output()?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(ClusterError::Command { what: "chown".into(), detail: String::from_utf8_lossy(&out.stderr).into() })
+        }
+    }
+
+    /// A process that waits for this one to exit, then stops the server
+    /// and removes the files.
+    fn spawn_watchdog(&self) -> Result<(), ClusterError> {
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; {stop} >/dev/null 2>&1; rm -rf '{root}'",
+            pid = std::process::id(),
+            stop = self.stop_command(),
+            root = self.root.display(),
+        );
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(())
+    }
+
+    fn stop_command(&self) -> String {
+        let pg_ctl =
+            format!("'{}' -D '{}' -m immediate stop", self.bin.join("pg_ctl").display(), self.data().display());
+        match self.run_as {
+            Some(user) => format!("runuser -u {user} -- {pg_ctl}"),
+            None => pg_ctl,
+        }
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        if self.keep_on_drop {
+            return;
+        }
+        let _ = Command::new("sh").arg("-c").arg(format!("{} >/dev/null 2>&1", self.stop_command())).status();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+fn free_port() -> Result<u16, ClusterError> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// PostgreSQL's server programs: `$COUNTERSIGN_PG_BIN`, else version 15,
+/// else the newest installed under `/usr/lib/postgresql`.
+fn find_bin() -> Option<PathBuf> {
+    let has_initdb = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    if let Some(dir) = std::env::var_os("COUNTERSIGN_PG_BIN").map(PathBuf::from) {
+        return has_initdb(&dir).then_some(dir);
+    }
+    let preferred = PathBuf::from("/usr/lib/postgresql/15/bin");
+    if has_initdb(&preferred) {
+        return Some(preferred);
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            has_initdb(&bin).then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin)
+}
