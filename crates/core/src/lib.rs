@@ -22,4 +22,4 @@ pub use clock::{parse_duration, DurationError, Timestamp};
 pub use fingerprint::Fingerprint;
 pub use lifecycle::{Approver, Exclusions, Refusal};
 pub use principal::{PersonKey, Principal, PrincipalKind, PrincipalRef};
-pub use request::{Comment, Outcome, OutcomeStatus, Request, Requirement, Status, Vote, VoteKind};
+pub use request::{Comment, Outcome, OutcomeStatus, Request, Requirement, Routing, Status, Vote, VoteKind};

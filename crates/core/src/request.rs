@@ -102,12 +102,48 @@ pub struct Requirement {
     /// How long an approval stays usable before release.
     #[serde(with = "duration_millis")]
     pub valid_for: Duration,
+    /// Where people hear of it and what a chat click may do. Absent from
+    /// requests stored before it existed, which decode with the default.
+    #[serde(default, skip_serializing_if = "Routing::is_empty")]
+    pub routing: Routing,
 }
 
 impl Requirement {
     pub fn admits(&self, groups: &[String]) -> bool {
         self.groups.iter().any(|g| groups.contains(g))
     }
+}
+
+/// How a requirement reaches the people who decide it, from the policy
+/// annotations `@slack_channel`, `@teams_channel`, `@escalate_after`,
+/// `@escalate_to` and `@step_up`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routing {
+    /// The Slack channel the review card goes to, instead of the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_channel: Option<String>,
+    /// The Teams conversation the review card goes to, instead of the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams_channel: Option<String>,
+    /// Still pending this long after submission: notify `escalate_to`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "optional_duration_millis")]
+    pub escalate_after: Option<Duration>,
+    /// A channel (`#name`) or an approver group to notify on escalation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_to: Option<String>,
+    /// A chat account alone cannot approve: approving needs a fresh login.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub step_up: bool,
+}
+
+impl Routing {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// Approve or deny.
@@ -237,9 +273,45 @@ mod duration_millis {
     }
 }
 
+mod optional_duration_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requirements_stored_before_routing_still_decode() {
+        let old = r#"{"policy":"p","groups":["sre"],"quorum":1,"timeout":1000,"valid_for":2000}"#;
+        let r: Requirement = serde_json::from_str(old).unwrap();
+        assert!(r.routing.is_empty());
+        assert_eq!(serde_json::to_string(&r).unwrap(), old, "an empty routing is not written");
+        let routed = Requirement {
+            routing: Routing {
+                slack_channel: Some("#prod".into()),
+                escalate_after: Some(Duration::from_secs(600)),
+                step_up: true,
+                ..Routing::default()
+            },
+            ..r
+        };
+        let text = serde_json::to_string(&routed).unwrap();
+        assert_eq!(serde_json::from_str::<Requirement>(&text).unwrap(), routed);
+    }
 
     #[test]
     fn status_names_round_trip() {

@@ -9,10 +9,15 @@
 //! | `@quorum("2")`        | distinct people who must approve (at least 1)         | `1`                   |
 //! | `@timeout("30m")`     | how long the request may wait for approval            | `Defaults::timeout`   |
 //! | `@valid_for("10m")`   | how long an approval stays usable before release      | `Defaults::valid_for` |
+//! | `@slack_channel("#x")`| the Slack channel (name or id) for its review card     | `[slack] channel`     |
+//! | `@teams_channel("…")` | the Teams conversation id for its review card          | `[teams] conversation`|
+//! | `@escalate_after("10m")` | still pending this long: notify `@escalate_to`     | no escalation         |
+//! | `@escalate_to("#x")`  | a Slack channel (`#name`) or an approver group to DM   | —                     |
+//! | `@step_up("true")`    | a chat click alone cannot approve; needs a fresh login | `false`               |
 //!
 //! Durations use `ms`, `s`, `m`, `h`, `d` and may be combined (`1h30m`).
-//! Only `permit` policies may carry them, and `@quorum`, `@timeout` and
-//! `@valid_for` need `@approvers`; anything else is a load error, as is an
+//! Only `permit` policies may carry them, and every one of them needs
+//! `@approvers` (`@escalate_after` and `@escalate_to` come together); anything else is a load error, as is an
 //! annotation that looks like a misspelling of one of these (`@approver`,
 //! `@validFor`, …), because a typo would otherwise silently turn an approval
 //! permit into a routine one.
@@ -38,7 +43,7 @@
 use std::time::Duration;
 
 use cedar_policy::{Effect, Policy};
-use countersign_core::{parse_duration, principal::valid_name, Requirement};
+use countersign_core::{parse_duration, principal::valid_name, Requirement, Routing};
 
 use crate::engine::Defaults;
 
@@ -53,7 +58,23 @@ pub const TIMEOUT: &str = "timeout";
 /// How long an approval stays usable before release.
 pub const VALID_FOR: &str = "valid_for";
 
-const KNOWN: [&str; 5] = [ID, APPROVERS, QUORUM, TIMEOUT, VALID_FOR];
+/// The Slack channel for the review card.
+pub const SLACK_CHANNEL: &str = "slack_channel";
+/// The Teams conversation for the review card.
+pub const TEAMS_CHANNEL: &str = "teams_channel";
+/// How long a request may stay pending before `@escalate_to` is notified.
+pub const ESCALATE_AFTER: &str = "escalate_after";
+/// Who is notified on escalation.
+pub const ESCALATE_TO: &str = "escalate_to";
+/// Whether approving needs a fresh login rather than a chat click.
+pub const STEP_UP: &str = "step_up";
+
+/// Annotations that only make sense next to `@approvers`.
+const NEEDS_APPROVERS: [&str; 8] =
+    [QUORUM, TIMEOUT, VALID_FOR, SLACK_CHANNEL, TEAMS_CHANNEL, ESCALATE_AFTER, ESCALATE_TO, STEP_UP];
+
+const KNOWN: [&str; 10] =
+    [ID, APPROVERS, QUORUM, TIMEOUT, VALID_FOR, SLACK_CHANNEL, TEAMS_CHANNEL, ESCALATE_AFTER, ESCALATE_TO, STEP_UP];
 
 /// What an annotated permit asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +83,7 @@ pub(crate) struct Approval {
     pub(crate) quorum: u32,
     pub(crate) timeout: Duration,
     pub(crate) valid_for: Duration,
+    pub(crate) routing: Routing,
 }
 
 impl Approval {
@@ -72,6 +94,7 @@ impl Approval {
             quorum: self.quorum,
             timeout: self.timeout,
             valid_for: self.valid_for,
+            routing: self.routing.clone(),
         }
     }
 }
@@ -97,7 +120,7 @@ pub(crate) fn approval(policy: &Policy, defaults: &Defaults) -> Result<Option<Ap
     let quorum = policy.annotation(QUORUM);
     let timeout = policy.annotation(TIMEOUT);
     let valid_for = policy.annotation(VALID_FOR);
-    let any = approvers.is_some() || quorum.is_some() || timeout.is_some() || valid_for.is_some();
+    let any = approvers.is_some() || NEEDS_APPROVERS.iter().any(|key| policy.annotation(key).is_some());
     match policy.effect() {
         Effect::Permit => {}
         Effect::Forbid => {
@@ -109,8 +132,8 @@ pub(crate) fn approval(policy: &Policy, defaults: &Defaults) -> Result<Option<Ap
         }
     }
     let Some(approvers) = approvers else {
-        for (key, present) in [(QUORUM, quorum), (TIMEOUT, timeout), (VALID_FOR, valid_for)] {
-            if present.is_some() {
+        for key in NEEDS_APPROVERS {
+            if policy.annotation(key).is_some() {
                 problems.push(format!("`@{key}` needs `@approvers(\"group,…\")` on the same policy"));
             }
         }
@@ -124,12 +147,49 @@ pub(crate) fn approval(policy: &Policy, defaults: &Defaults) -> Result<Option<Ap
     let timeout = parse_optional_duration(TIMEOUT, timeout, defaults.timeout).map_err(|e| problems.push(e)).ok();
     let valid_for =
         parse_optional_duration(VALID_FOR, valid_for, defaults.valid_for).map_err(|e| problems.push(e)).ok();
+    let routing = routing(policy, &mut problems);
     match (groups, quorum, timeout, valid_for) {
         (Some(groups), Some(quorum), Some(timeout), Some(valid_for)) if problems.is_empty() => {
-            Ok(Some(Approval { groups, quorum, timeout, valid_for }))
+            Ok(Some(Approval { groups, quorum, timeout, valid_for, routing }))
         }
         _ => Err(problems),
     }
+}
+
+/// Reads the channel, escalation and step-up annotations.
+fn routing(policy: &Policy, problems: &mut Vec<String>) -> Routing {
+    let mut target = |key: &str| {
+        let text = policy.annotation(key)?;
+        let ok = !text.is_empty() && text.len() <= 80 && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            problems.push(format!(
+                "`@{key}(\"{}\")` must name a channel or group: 1 to 80 characters, no spaces",
+                text.escape_debug()
+            ));
+        }
+        ok.then(|| text.to_owned())
+    };
+    let slack_channel = target(SLACK_CHANNEL);
+    let teams_channel = target(TEAMS_CHANNEL);
+    let escalate_to = target(ESCALATE_TO);
+    let escalate_after = match policy.annotation(ESCALATE_AFTER) {
+        None => None,
+        Some(text) => parse_optional_duration(ESCALATE_AFTER, Some(text), Duration::ZERO)
+            .map_err(|e| problems.push(e))
+            .ok(),
+    };
+    if policy.annotation(ESCALATE_AFTER).is_some() != policy.annotation(ESCALATE_TO).is_some() {
+        problems.push(format!("`@{ESCALATE_AFTER}` and `@{ESCALATE_TO}` go together: when, and whom to notify"));
+    }
+    let step_up = match policy.annotation(STEP_UP) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            problems.push(format!("`@{STEP_UP}(\"{}\")` must be `true` or `false`", other.escape_debug()));
+            false
+        }
+    };
+    Routing { slack_channel, teams_channel, escalate_after, escalate_to, step_up }
 }
 
 fn parse_groups(text: &str) -> Result<Vec<String>, String> {
@@ -178,7 +238,9 @@ fn misspelling(key: &str) -> Option<String> {
         .find(|known| known.replace('_', "") == normalized)
         .copied()
         .or_else(|| normalized.starts_with("approv").then_some(APPROVERS))
-        .or_else(|| normalized.starts_with("validfor").then_some(VALID_FOR))?;
+        .or_else(|| normalized.starts_with("validfor").then_some(VALID_FOR))
+        .or_else(|| normalized.starts_with("escalat").then_some(ESCALATE_AFTER))
+        .or_else(|| normalized.starts_with("stepup").then_some(STEP_UP))?;
     Some(format!("unknown annotation `@{key}`; did you mean `@{suggestion}`?"))
 }
 
@@ -234,6 +296,42 @@ mod tests {
             assert!(errs.iter().any(|e| e.contains("did you mean")), "{key}: {errs:?}");
         }
         assert_eq!(read("@reviewed(\"yes\") permit(principal, action, resource);"), Ok(None));
+    }
+
+    #[test]
+    fn reads_routing() {
+        let a = read(
+            r##"@approvers("sre") @slack_channel("#prod-approvals") @teams_channel("19:abc@thread.tacv2")
+               @escalate_after("10m") @escalate_to("sre-leads") @step_up("true")
+               permit(principal, action, resource);"##,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(a.routing.slack_channel.as_deref(), Some("#prod-approvals"));
+        assert_eq!(a.routing.teams_channel.as_deref(), Some("19:abc@thread.tacv2"));
+        assert_eq!(a.routing.escalate_after, Some(Duration::from_secs(600)));
+        assert_eq!(a.routing.escalate_to.as_deref(), Some("sre-leads"));
+        assert!(a.routing.step_up);
+        assert_eq!(a.requirement("p").routing, a.routing);
+        let plain = read(r#"@approvers("sre") permit(principal, action, resource);"#).unwrap().unwrap();
+        assert!(plain.routing.is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_routing() {
+        let errs = read(
+            r#"@approvers("sre") @slack_channel("two words") @step_up("yes") @escalate_after("10m")
+               permit(principal, action, resource);"#,
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        let errs = read(r##"@slack_channel("#x") permit(principal, action, resource);"##).unwrap_err();
+        assert!(errs[0].contains("needs `@approvers"), "{errs:?}");
+        for key in ["slackChannel", "stepUp", "escalate", "Step_Up"] {
+            let errs = read(&format!("@approvers(\"sre\") @{key}(\"x\") permit(principal, action, resource);"))
+                .unwrap_err();
+            assert!(errs.iter().any(|e| e.contains("did you mean")), "{key}: {errs:?}");
+        }
     }
 
     #[test]

@@ -228,6 +228,7 @@ fn annotated_permits_require_approval() {
         quorum: 1,
         timeout: Duration::from_secs(1800),
         valid_for: Duration::from_secs(600),
+        routing: Default::default(),
     };
     assert_eq!(d.verdict, Verdict::RequireApproval(vec![sre.clone()]));
     assert_eq!(d.policies, vec!["prod-needs-sre", "routine"]);
@@ -242,6 +243,7 @@ fn annotated_permits_require_approval() {
         quorum: 2,
         timeout: defaults().timeout,
         valid_for: defaults().valid_for,
+        routing: Default::default(),
     };
     assert_eq!(d.verdict, Verdict::RequireApproval(vec![dba, sre]));
     assert_eq!(d.reason, "needs approval: `a-pii-dba` (2 of dba or sre); `prod-needs-sre` (1 of sre)");

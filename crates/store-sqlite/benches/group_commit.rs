@@ -45,6 +45,7 @@ fn template() -> Request {
             quorum: 1,
             timeout: Duration::from_secs(1800),
             valid_for: Duration::from_secs(600),
+            routing: Default::default(),
         }],
         created_at: Timestamp::now(),
         expires_at: None,

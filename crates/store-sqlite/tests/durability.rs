@@ -42,6 +42,7 @@ fn request(id: &str) -> Request {
             quorum: 1,
             timeout: Duration::from_secs(1800),
             valid_for: Duration::from_secs(600),
+            routing: Default::default(),
         }],
         created_at: T0,
         expires_at: Some(T0.plus(Duration::from_secs(1800))),

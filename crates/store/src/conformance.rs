@@ -179,6 +179,7 @@ fn pending(id: &str, principal: PrincipalRef, quorum: u32) -> Request {
             quorum,
             timeout: 30 * MINUTE,
             valid_for: 10 * MINUTE,
+            routing: Default::default(),
         }],
         created_at: T0,
         expires_at: Some(T0.plus(30 * MINUTE)),

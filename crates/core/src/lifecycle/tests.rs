@@ -18,6 +18,7 @@ fn requirement(policy: &str, groups: &[&str], quorum: u32) -> Requirement {
         quorum,
         timeout: Duration::from_secs(1800),
         valid_for: Duration::from_secs(600),
+        routing: Default::default(),
     }
 }
 
