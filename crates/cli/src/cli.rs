@@ -58,6 +58,26 @@ pub enum Command {
     Deny(VoteArgs),
     /// Show one request with its approvals, denials and comments.
     Show(ShowArgs),
+    /// Put the approval loop in front of an MCP server (stdio): `countersign mcp -- <server command>`.
+    #[command(long_about = MCP_LONG_ABOUT)]
+    Mcp(McpArgs),
+}
+
+const MCP_LONG_ABOUT: &str = "\
+Run an MCP server behind the approval loop. An MCP client (Claude Desktop, Claude Code, Cursor, an SDK) launches `countersign mcp -- <server command>` in place of the server: countersign starts the server as a child process and relays every message unchanged, except that each `tools/call` is first decided by the gateway as an action of kind `mcp.tool_call` on resource `<upstream>/<tool>` with the call's arguments as payload.
+
+Allowed calls go through at once; denied ones get a tool result with isError naming the policy; pending ones wait for approval (with progress notifications when the client asked for them). The server and the agent key come from --server/--token or COUNTERSIGN_SERVER/COUNTERSIGN_TOKEN. The child's stderr passes through.";
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The name policies see in `<upstream>/<tool>` [default: the server program's name].
+    #[arg(long, value_name = "NAME")]
+    pub upstream_name: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The MCP server command, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 const EXEC_LONG_ABOUT: &str = "\
@@ -77,6 +97,9 @@ pub struct StoreArgs {
     /// TOML config file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// PostgreSQL instead of SQLite: postgres://user:password@host:5432/dbname [or the config's database.url, or COUNTERSIGN_DATABASE_URL].
+    #[arg(long, value_name = "URL", hide_default_value = true)]
+    pub database: Option<String>,
 }
 
 /// How client commands reach the gateway.
@@ -104,6 +127,9 @@ pub struct ServeArgs {
     /// TOML config file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// PostgreSQL instead of SQLite: postgres://user:password@host:5432/dbname [or the config's database.url, or COUNTERSIGN_DATABASE_URL].
+    #[arg(long, value_name = "URL", hide_default_value = true)]
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

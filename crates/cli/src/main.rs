@@ -12,6 +12,7 @@ mod exec;
 mod exit;
 mod identity;
 mod local;
+mod mcp_cmd;
 mod output;
 mod policy_cmd;
 mod review;
@@ -62,5 +63,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Approve(args) => review::vote(args, review::Vote::Approve, output).await,
         Command::Deny(args) => review::vote(args, review::Vote::Deny, output).await,
         Command::Show(args) => review::show(args, output).await,
+        Command::Mcp(args) => mcp_cmd::mcp(args).await,
     }
 }

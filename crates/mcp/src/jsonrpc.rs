@@ -1,0 +1,115 @@
+//! JSON-RPC 2.0 messages as MCP uses them, read without being rebuilt:
+//! the proxy classifies a message to decide what to do with it, and
+//! forwards the original value, so fields it does not know (new protocol
+//! versions, `_meta`, extensions) pass through untouched.
+
+use serde_json::{json, Map, Value};
+
+/// Invalid JSON was received.
+pub const PARSE_ERROR: i64 = -32700;
+/// The JSON sent is not a valid request object.
+pub const INVALID_REQUEST: i64 = -32600;
+/// An internal JSON-RPC error (used for a dead upstream).
+pub const INTERNAL_ERROR: i64 = -32603;
+
+/// What a message is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind<'a> {
+    /// Has a `method` and an `id`: an answer is expected.
+    Request { id: &'a Value, method: &'a str },
+    /// Has a `method` and no `id`.
+    Notification { method: &'a str },
+    /// Has an `id` and a `result` or an `error`.
+    Response { id: &'a Value },
+    /// None of the above (or a batch, which MCP no longer allows).
+    Invalid,
+}
+
+/// Classifies a message.
+pub fn classify(message: &Value) -> Kind<'_> {
+    let Value::Object(map) = message else {
+        return Kind::Invalid;
+    };
+    match (map.get("method").and_then(Value::as_str), map.get("id")) {
+        (Some(method), Some(id)) if is_id(id) => Kind::Request { id, method },
+        (Some(method), None) => Kind::Notification { method },
+        (None, Some(id)) if map.contains_key("result") || map.contains_key("error") => Kind::Response { id },
+        (Some(_), Some(_)) | (None, Some(_)) | (None, None) => Kind::Invalid,
+    }
+}
+
+fn is_id(id: &Value) -> bool {
+    matches!(id, Value::String(_) | Value::Number(_))
+}
+
+/// A map key for a request id: its JSON text, so that `1` and `"1"`
+/// stay distinct as JSON-RPC requires.
+pub fn id_key(id: &Value) -> String {
+    id.to_string()
+}
+
+/// A request's `params`, or an empty object.
+pub fn params(message: &Value) -> &Map<String, Value> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    message.get("params").and_then(Value::as_object).unwrap_or_else(|| EMPTY.get_or_init(Map::new))
+}
+
+/// The progress token a request asked progress notifications for.
+pub fn progress_token(message: &Value) -> Option<&Value> {
+    params(message).get("_meta").and_then(|m| m.get("progressToken")).filter(|t| is_id(t))
+}
+
+/// The `_meta` key that carries the protocol version in every request of
+/// the stateless protocol (2026-07-28 and later).
+pub const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// The request belongs to the stateless protocol (2026-07-28 and later),
+/// whose results carry a `resultType`.
+pub fn is_modern(message: &Value) -> bool {
+    params(message).get("_meta").and_then(|m| m.get(PROTOCOL_VERSION_META)).is_some()
+}
+
+/// A success response.
+pub fn result(id: &Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// An error response; `id` is `null` when the request's id is unknown.
+pub fn error(id: Option<&Value>, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": {"code": code, "message": message}})
+}
+
+/// A notification.
+pub fn notification(method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "method": method, "params": params})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_the_four_shapes() {
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {}});
+        assert!(matches!(classify(&request), Kind::Request { method: "tools/call", .. }));
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled"});
+        assert_eq!(classify(&note), Kind::Notification { method: "notifications/cancelled" });
+        let response = json!({"jsonrpc": "2.0", "id": "a", "result": {}});
+        assert!(matches!(classify(&response), Kind::Response { .. }));
+        assert_eq!(classify(&json!([request])), Kind::Invalid);
+        assert_eq!(classify(&json!({"jsonrpc": "2.0", "id": null, "method": "x"})), Kind::Invalid);
+        assert_eq!(classify(&json!({"id": 1})), Kind::Invalid);
+    }
+
+    #[test]
+    fn ids_of_different_types_stay_distinct() {
+        assert_ne!(id_key(&json!(1)), id_key(&json!("1")));
+    }
+
+    #[test]
+    fn finds_the_progress_token() {
+        let m = json!({"id": 1, "method": "tools/call", "params": {"_meta": {"progressToken": "p"}}});
+        assert_eq!(progress_token(&m), Some(&json!("p")));
+        assert_eq!(progress_token(&json!({"id": 1, "method": "x"})), None);
+    }
+}

@@ -1,0 +1,27 @@
+//! The MCP approval proxy: countersign between any MCP client and any MCP
+//! server, so that every `tools/call` goes through the same policy,
+//! approval and audit loop as `POST /v1/actions`, and everything else
+//! passes through unchanged.
+//!
+//! - [`jsonrpc`]: classifying messages without re-encoding them;
+//! - [`catalogue`]: what `tools/list` said about each tool (title, hints);
+//! - [`approvals`]: the gateway as the proxy sees it, in-process or remote;
+//! - [`gate`]: one tool call through the approval loop;
+//! - [`relay`]: a session between one client and one upstream, as messages;
+//! - [`stdio`]: `countersign mcp -- <server command>`;
+//! - [`http`]: Streamable HTTP at `/mcp/{upstream}` on the gateway.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod approvals;
+pub mod catalogue;
+pub mod error;
+pub mod gate;
+pub mod http;
+pub mod jsonrpc;
+pub mod relay;
+pub mod stdio;
+
+pub use approvals::{Approvals, InProcess, Ticket};
+pub use error::McpError;
+pub use http::router;

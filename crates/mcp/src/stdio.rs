@@ -1,0 +1,239 @@
+//! The stdio transport: an upstream MCP server run as a child process
+//! (newline-delimited JSON-RPC on its stdin and stdout), and
+//! `countersign mcp -- <server command>`, which an MCP client launches in
+//! place of the server and which relays between its own stdin/stdout and
+//! the child's.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, watch};
+
+use crate::approvals::Approvals;
+use crate::error::McpError;
+use crate::relay::{Message, Options, Relay, ToClient};
+
+/// How long a child may take to exit after its stdin closes, and again
+/// after SIGTERM, before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Where the child's stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildStderr {
+    /// Straight through to ours (the stdio proxy: the client shows it).
+    Inherit,
+    /// Into the log, a line at a time (the gateway).
+    Log,
+}
+
+/// A running upstream server process wired to a relay.
+#[derive(Debug)]
+pub struct Upstream {
+    child: Arc<tokio::sync::Mutex<Child>>,
+    stdin_closed: watch::Sender<bool>,
+    /// Becomes `Some(description)` when the child has exited.
+    pub exited: watch::Receiver<Option<String>>,
+}
+
+impl Upstream {
+    /// Starts `command` and pumps messages between it and `relay`.
+    pub fn spawn(
+        command: &[String],
+        relay: Arc<Relay>,
+        to_upstream: mpsc::Receiver<Message>,
+        stderr: ChildStderr,
+    ) -> Result<Self, McpError> {
+        let Some((program, args)) = command.split_first() else {
+            return Err(McpError::Spawn { command: String::new(), reason: "the command is empty".to_owned() });
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).kill_on_drop(true);
+        cmd.stderr(match stderr {
+            ChildStderr::Inherit => Stdio::inherit(),
+            ChildStderr::Log => Stdio::piped(),
+        });
+        let mut child =
+            cmd.spawn().map_err(|e| McpError::Spawn { command: command.join(" "), reason: e.to_string() })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(McpError::Spawn { command: command.join(" "), reason: "no pipes to the child".to_owned() });
+        };
+        if let Some(err) = child.stderr.take() {
+            let name = relay.upstream().to_owned();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(err).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::info!(upstream = %name, "upstream stderr: {line}");
+                }
+            });
+        }
+        let child = Arc::new(tokio::sync::Mutex::new(child));
+        let (stdin_closed, closed_rx) = watch::channel(false);
+        let (exited_tx, exited) = watch::channel(None);
+        tokio::spawn(write_child(stdin, to_upstream, closed_rx));
+        let reader_child = child.clone();
+        tokio::spawn(async move {
+            read_lines(stdout, |message| {
+                let relay = relay.clone();
+                async move { relay.from_upstream(message).await }
+            })
+            .await;
+            // Its stdout closed: it exited or is about to. Reap it to say how.
+            let how = {
+                let mut child = reader_child.lock().await;
+                match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
+                    Ok(Ok(status)) => describe_exit(status),
+                    Ok(Err(e)) => format!("could not be waited for: {e}"),
+                    Err(_) => {
+                        let _ = child.start_kill();
+                        "closed its output and was stopped".to_owned()
+                    }
+                }
+            };
+            relay.upstream_gone(&how).await;
+            let _ = exited_tx.send(Some(how));
+        });
+        Ok(Self { child, stdin_closed, exited })
+    }
+
+    /// Ends the child as the spec asks: close its stdin, wait, SIGTERM,
+    /// wait, SIGKILL.
+    pub async fn shutdown(&self) {
+        let _ = self.stdin_closed.send(true);
+        let mut exited = self.exited.clone();
+        if tokio::time::timeout(EXIT_GRACE, exited.wait_for(Option::is_some)).await.is_ok() {
+            return;
+        }
+        let pid = self.child.lock().await.id();
+        if let Some(pid) = pid {
+            let _ = Command::new("kill").args(["-s", "TERM", &pid.to_string()]).status().await;
+        }
+        if tokio::time::timeout(EXIT_GRACE, exited.wait_for(Option::is_some)).await.is_ok() {
+            return;
+        }
+        let _ = self.child.lock().await.start_kill();
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => "exited".to_owned(),
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => "exited without a status".to_owned(),
+    }
+}
+
+async fn write_child(mut stdin: ChildStdin, mut messages: mpsc::Receiver<Message>, mut closed: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            message = messages.recv() => {
+                let Some(message) = message else { break };
+                if write_line(&mut stdin, &message.text).await.is_err() {
+                    // The child is gone; its stdout reader reports how.
+                    break;
+                }
+            }
+            changed = closed.changed() => {
+                if changed.is_err() || *closed.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = stdin.shutdown().await;
+}
+
+/// Writes one message and a newline, and flushes.
+pub async fn write_line(to: &mut (impl AsyncWrite + Unpin), text: &str) -> std::io::Result<()> {
+    // A message must not contain a raw newline; JSON text never needs one,
+    // but a pretty-printed message from a sloppy peer might.
+    if text.contains('\n') {
+        let compact = text.replace(['\n', '\r'], " ");
+        to.write_all(compact.as_bytes()).await?;
+    } else {
+        to.write_all(text.as_bytes()).await?;
+    }
+    to.write_all(b"\n").await?;
+    to.flush().await
+}
+
+/// Reads newline-delimited messages until EOF; lines that are not JSON
+/// are logged and skipped.
+async fn read_lines<F, Fut>(from: impl AsyncRead + Unpin, mut handle: F)
+where
+    F: FnMut(Message) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut lines = BufReader::new(from).lines();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => {
+                let line = line.trim_end_matches('\r');
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match Message::parse(line) {
+                    Ok(message) => handle(message).await,
+                    Err(e) => tracing::warn!(error = %e, "skipped a line that is not JSON"),
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading messages failed");
+                break;
+            }
+        }
+    }
+}
+
+/// `countersign mcp -- <command>`: relays between this process's stdin and
+/// stdout and the child's until either side ends. Returns the exit code:
+/// 0 when the client closed the session, 1 when the server went away.
+pub async fn run(
+    command: &[String],
+    upstream_name: &str,
+    approvals: Arc<dyn Approvals>,
+    options: Options,
+) -> Result<i32, McpError> {
+    let (relay, to_upstream, to_client) = Relay::new(upstream_name, approvals, options);
+    let upstream = Upstream::spawn(command, relay.clone(), to_upstream, ChildStderr::Inherit)?;
+    let writer = tokio::spawn(write_client(tokio::io::stdout(), to_client));
+
+    let client_relay = relay.clone();
+    let client_reader = read_lines(tokio::io::stdin(), move |message| {
+        let relay = client_relay.clone();
+        async move { relay.from_client(message).await }
+    });
+    let mut exited = upstream.exited.clone();
+    let code = tokio::select! {
+        () = client_reader => {
+            // The client closed our stdin: the session is over. Calls still
+            // waiting for approval are withdrawn, not left for someone to
+            // approve what nobody will run.
+            relay.abandon().await;
+            upstream.shutdown().await;
+            0
+        }
+        how = async { exited.wait_for(Option::is_some).await.map(|h| h.clone()).ok().flatten() } => {
+            let how = how.unwrap_or_default();
+            eprintln!("countersign: the upstream MCP server `{upstream_name}` {how}");
+            1
+        }
+    };
+    // Let the errors for open requests reach the client before leaving.
+    drop(relay);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    Ok(code)
+}
+
+async fn write_client(mut out: impl AsyncWrite + Unpin, mut messages: mpsc::Receiver<ToClient>) {
+    while let Some(to_client) = messages.recv().await {
+        if write_line(&mut out, &to_client.message.text).await.is_err() {
+            break;
+        }
+    }
+}
