@@ -20,12 +20,12 @@ pub async fn run(command: AuditCommand, output: Output) -> anyhow::Result<Exit> 
     match command {
         AuditCommand::Verify { store } => {
             let config = local::config(&store)?;
-            let store = local::open_store(&config, Open::Existing)?;
+            let store = local::open_store(&config, Open::Existing).await?;
             verify(store.as_ref(), output).await
         }
         AuditCommand::Export { since, until, format, store } => {
             let config = local::config(&store)?;
-            let store = local::open_store(&config, Open::Existing)?;
+            let store = local::open_store(&config, Open::Existing).await?;
             export(store.as_ref(), since, until, format).await
         }
     }

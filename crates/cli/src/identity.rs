@@ -23,7 +23,7 @@ pub async fn users(command: UsersCommand, output: Output) -> anyhow::Result<Exit
             }
             check_groups(&groups)?;
             let config = local::config(&store)?;
-            let store = local::open_store(&config, Open::Create)?;
+            let store = local::open_store(&config, Open::Create).await?;
             let (token, token_hash) = new_token(PrincipalKind::User);
             let draft = AuditDraft::new(
                 local::cli_actor(),
@@ -43,7 +43,7 @@ pub async fn users(command: UsersCommand, output: Output) -> anyhow::Result<Exit
         }
         UsersCommand::List { store } => {
             let config = local::config(&store)?;
-            let users = local::open_store(&config, Open::Existing)?.list_users().await?;
+            let users = local::open_store(&config, Open::Existing).await?.list_users().await?;
             if output.is_json() {
                 println!("{}", json!({ "users": users }));
             } else {
@@ -65,7 +65,7 @@ pub async fn users(command: UsersCommand, output: Output) -> anyhow::Result<Exit
         }
         UsersCommand::Revoke { name, store } => {
             let config = local::config(&store)?;
-            let store = local::open_store(&config, Open::Existing)?;
+            let store = local::open_store(&config, Open::Existing).await?;
             let draft = AuditDraft::new(local::cli_actor(), "identity.user_revoked", json!({"name": name}));
             let revoked = store.revoke_user(&name, Timestamp::now(), vec![draft]).await?;
             report_revoked("user", &name, revoked.len(), output);
@@ -80,7 +80,7 @@ pub async fn agents(command: AgentsCommand, output: Output) -> anyhow::Result<Ex
             check_name("agent", &name)?;
             check_groups(&groups)?;
             let config = local::config(&store)?;
-            let store = local::open_store(&config, Open::Create)?;
+            let store = local::open_store(&config, Open::Create).await?;
             if let Some(owner) = &owner {
                 match store.user(owner).await? {
                     Some(user) if user.revoked_at.is_none() => {}
@@ -111,7 +111,7 @@ pub async fn agents(command: AgentsCommand, output: Output) -> anyhow::Result<Ex
         }
         AgentsCommand::List { store } => {
             let config = local::config(&store)?;
-            let agents = local::open_store(&config, Open::Existing)?.list_agents().await?;
+            let agents = local::open_store(&config, Open::Existing).await?.list_agents().await?;
             if output.is_json() {
                 println!("{}", json!({ "agents": agents }));
             } else {
@@ -133,7 +133,7 @@ pub async fn agents(command: AgentsCommand, output: Output) -> anyhow::Result<Ex
         }
         AgentsCommand::Revoke { name, store } => {
             let config = local::config(&store)?;
-            let store = local::open_store(&config, Open::Existing)?;
+            let store = local::open_store(&config, Open::Existing).await?;
             let draft = AuditDraft::new(local::cli_actor(), "identity.agent_revoked", json!({"name": name}));
             let revoked = store.revoke_agent(&name, Timestamp::now(), vec![draft]).await?;
             report_revoked("agent", &name, revoked.len(), output);

@@ -1,22 +1,28 @@
-//! Commands that work on the data directory directly (identities, audit):
-//! resolving the configuration and opening the SQLite store.
+//! Commands that work on the store directly (identities, audit): resolving
+//! the configuration and opening the store it names — SQLite in the data
+//! directory, or PostgreSQL with `--database postgres://…`.
 //!
-//! SQLite arbitrates between this process and a running gateway, so these
-//! commands work whether or not `countersign serve` is up.
+//! The database arbitrates between this process and running gateways, so
+//! these commands work whether or not `countersign serve` is up.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use countersign_server::config::{Config, Overrides, ProcessEnv};
 use countersign_store::Store;
+use countersign_store_postgres::{describe_url, PostgresOptions, PostgresStore};
 use countersign_store_sqlite::SqliteStore;
 
 use crate::cli::StoreArgs;
 
 /// The effective configuration for a store command.
 pub fn config(args: &StoreArgs) -> anyhow::Result<Config> {
-    let overrides =
-        Overrides { data_dir: args.data_dir.clone(), config_file: args.config.clone(), ..Overrides::default() };
+    let overrides = Overrides {
+        data_dir: args.data_dir.clone(),
+        config_file: args.config.clone(),
+        database: args.database.clone(),
+        ..Overrides::default()
+    };
     Ok(Config::load(&overrides, &ProcessEnv)?)
 }
 
@@ -30,7 +36,12 @@ pub enum Open {
 }
 
 /// Opens the store the configuration points at.
-pub fn open_store(config: &Config, mode: Open) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(config: &Config, mode: Open) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = config.database.postgres_url() {
+        // The schema is created on first use; `Open::Existing` has no
+        // "wrong path" to guard against here.
+        return open_postgres(url, config.database.pool_size).await;
+    }
     let db = config.database_path();
     match mode {
         Open::Create => std::fs::create_dir_all(&config.data_dir)
@@ -45,6 +56,16 @@ pub fn open_store(config: &Config, mode: Open) -> anyhow::Result<Arc<dyn Store>>
         }
     }
     let store = SqliteStore::open(&db).with_context(|| format!("cannot open the store `{}`", db.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Connects to PostgreSQL. Errors name the host and database, never the
+/// URL (it may carry a password).
+pub async fn open_postgres(url: &str, pool_size: usize) -> anyhow::Result<Arc<dyn Store>> {
+    let options = PostgresOptions { pool_size, ..PostgresOptions::default() };
+    let store = PostgresStore::connect_with(url, options)
+        .await
+        .with_context(|| format!("cannot open the PostgreSQL store at {}", describe_url(url)))?;
     Ok(Arc::new(store))
 }
 

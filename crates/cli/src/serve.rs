@@ -10,7 +10,6 @@ use anyhow::Context as _;
 use countersign_server::config::{Config, LogFormat, Overrides, ProcessEnv};
 use countersign_server::{AppState, StartError};
 use countersign_store::Store;
-use countersign_store_sqlite::SqliteStore;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
@@ -24,15 +23,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
         data_dir: args.data_dir.clone(),
         policies: args.policies,
         config_file: args.config.clone(),
+        database: args.database.clone(),
     };
     let config = Config::load(&overrides, &ProcessEnv)?;
     init_tracing(&config)?;
 
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory `{}`", config.data_dir.display()))?;
-    let db = config.database_path();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&db).with_context(|| format!("cannot open the store `{}`", db.display()))?);
+    // The data directory holds the default policies even when the store is
+    // PostgreSQL.
+    let store: Arc<dyn Store> = crate::local::open_store(&config, crate::local::Open::Create).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -82,7 +80,16 @@ fn banner(config: &Config, state: &AppState, addr: SocketAddr) {
     let url = format!("http://{}", client_addr(addr));
     // Absolute, so the commands work from any directory.
     let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
-    let data_flag = format!(" --data-dir {}", shell_quote(&data_dir.display().to_string()));
+    let data_flag = match config.database.postgres_url() {
+        // The URL may carry a password: the commands read it from the
+        // environment (or config) rather than have it pasted from here.
+        Some(_) => " --database \"$COUNTERSIGN_DATABASE_URL\"".to_owned(),
+        None => format!(" --data-dir {}", shell_quote(&data_dir.display().to_string())),
+    };
+    let store_line = match config.database.postgres_url() {
+        Some(url) => format!("database:     PostgreSQL {}\n", countersign_store_postgres::describe_url(url)),
+        None => String::new(),
+    };
     let server_env =
         if url == "http://127.0.0.1:8470" { String::new() } else { format!("  export COUNTERSIGN_SERVER={url}\n") };
     let plural = if policy.engine.policy_count() == 1 { "policy" } else { "policies" };
@@ -90,6 +97,7 @@ fn banner(config: &Config, state: &AppState, addr: SocketAddr) {
         "countersign gateway\n\
          listening on {url}\n\
          data dir:     {data}\n\
+         {store_line}\
          policies:     {policies} ({count} {plural}, {hash})\n\
          \n\
          Next steps, in another terminal:\n\

@@ -72,6 +72,14 @@ impl PolicyEngine {
     /// [`from_sources`](Self::from_sources) does. Files are named by their
     /// file name alone.
     pub fn load_dir(dir: &Path, defaults: Defaults) -> Result<PolicyEngine, PolicyLoadError> {
+        let (sources, schema) = Self::read_dir(dir)?;
+        Self::from_sources(sources, schema, defaults)
+    }
+
+    /// The files [`load_dir`](Self::load_dir) loads, read into memory: the
+    /// `*.cedar` files sorted by name, and the schema if there is one. What
+    /// a gateway shares with its replicas, so they load exactly this set.
+    pub fn read_dir(dir: &Path) -> Result<(Vec<PolicySource>, Option<PolicySource>), PolicyLoadError> {
         let dir_name = dir.display().to_string();
         let entries = std::fs::read_dir(dir).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => PolicyLoadError::MissingDir { dir: dir_name.clone() },
@@ -103,7 +111,7 @@ impl PolicyEngine {
         };
         let sources = policy_files.into_iter().map(read).collect::<Result<Vec<_>, _>>()?;
         let schema = schema_path.map(read).transpose()?;
-        Self::from_sources(sources, schema, defaults)
+        Ok((sources, schema))
     }
 
     /// Loads policies from in-memory files, in the given order, and checks

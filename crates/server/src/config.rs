@@ -16,6 +16,9 @@ use std::time::Duration;
 use countersign_core::parse_duration;
 use serde::Deserialize;
 
+mod database;
+pub use database::{DatabaseConfig, RawDatabase, DEFAULT_POOL_SIZE};
+
 /// Where `COUNTERSIGN_<SECTION>_<KEY>` variables come from.
 pub trait Environment {
     /// Every variable whose name starts with `prefix`.
@@ -58,6 +61,8 @@ pub struct RawConfig {
     pub approval: RawApproval,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub database: RawDatabase,
 }
 
 /// `[server]`
@@ -105,6 +110,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub policies: Option<PathBuf>,
     pub config_file: Option<PathBuf>,
+    /// `--database URL`: PostgreSQL instead of SQLite.
+    pub database: Option<String>,
 }
 
 /// Log output format.
@@ -130,6 +137,8 @@ pub struct Config {
     pub default_valid_for: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Which store: SQLite in `data_dir`, or PostgreSQL.
+    pub database: DatabaseConfig,
 }
 
 /// The default listen address.
@@ -156,7 +165,7 @@ pub enum ConfigError {
 const CLIENT_VARS: [&str; 2] = ["COUNTERSIGN_SERVER", "COUNTERSIGN_TOKEN"];
 /// Sections an environment variable can address, longest first so that a
 /// section whose name is a prefix of another cannot steal its variables.
-const SECTIONS: [&str; 3] = ["APPROVAL", "SERVER", "LOG"];
+const SECTIONS: [&str; 4] = ["APPROVAL", "DATABASE", "SERVER", "LOG"];
 
 impl RawConfig {
     /// Reads the file (if any), applies the environment, then the flags.
@@ -187,6 +196,10 @@ impl RawConfig {
         }
         if let Some(dir) = &overrides.policies {
             self.server.policies = Some(dir.clone());
+        }
+        if let Some(url) = &overrides.database {
+            self.database.url = Some(url.clone());
+            self.database.url_file = None;
         }
         self
     }
@@ -240,6 +253,7 @@ impl RawConfig {
             }
         };
         let public_url = self.server.public_url.unwrap_or_else(|| format!("http://{listen}"));
+        let database = database::validate(self.database)?;
         Ok(Config {
             listen,
             data_dir,
@@ -252,6 +266,7 @@ impl RawConfig {
             default_valid_for,
             log_format,
             log_level: self.log.level.unwrap_or_else(|| "info".to_owned()),
+            database,
         })
     }
 }

@@ -21,10 +21,15 @@ impl AppState {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_counter = None;
         let mut ticks: u64 = 0;
+        // Other replicas' changes, pushed (the counter below is the fallback).
+        let follower = self.store.change_feed().map(|feed| tokio::spawn(self.clone().follow_changes(feed)));
         loop {
             ticks += 1;
             tick.tick().await;
             if self.hub.is_shutting_down() {
+                if let Some(follower) = follower {
+                    follower.abort();
+                }
                 return;
             }
             if let Err(e) = self.expire_due().await {

@@ -8,6 +8,7 @@
 
 pub mod deadlines;
 pub mod policies;
+pub mod replication;
 pub mod requester;
 pub mod review;
 pub mod submit;
@@ -96,11 +97,11 @@ impl AppState {
         if config.policies_defaulted && !config.policies_dir.exists() {
             policies::write_starter(&config.policies_dir)?;
         }
-        let engine = policies::load(&config)
+        let (engine, shared) = policies::load(&config)
             .map_err(|problems| StartError::Policy { dir: config.policies_dir.display().to_string(), problems })?;
         store.append_audit(vec![policies::loaded_event("system", &engine, None)]).await?;
         let policy = ArcSwap::from_pointee(LoadedPolicy { engine, loaded_at: Timestamp::now() });
-        Ok(Self(Arc::new(Inner {
+        let state = Self(Arc::new(Inner {
             config,
             store,
             auth,
@@ -109,7 +110,10 @@ impl AppState {
             policy,
             reload_lock: tokio::sync::Mutex::new(()),
             changes: tokio::sync::broadcast::channel(1024).0,
-        })))
+        }));
+        // With replicas, the set this one loaded is now the one in force.
+        state.share_policy(&shared).await?;
+        Ok(state)
     }
 
     /// The policy set in force right now.

@@ -10,6 +10,7 @@ use countersign_policy::{Defaults, PolicyEngine, Verdict};
 use countersign_store::{RequestFilter, Update};
 use serde_json::json;
 
+use super::replication::SharedPolicy;
 use super::{AppState, StartError};
 use crate::config::Config;
 use crate::error::ApiError;
@@ -22,10 +23,15 @@ pub(crate) fn write_starter(dir: &Path) -> Result<(), StartError> {
     std::fs::write(dir.join("starter.cedar"), countersign_policy::STARTER_POLICY).map_err(fail)
 }
 
-/// Loads the configured policy directory; on failure, one problem a line.
-pub(crate) fn load(config: &Config) -> Result<PolicyEngine, String> {
+/// Loads the configured policy directory, and keeps its files to share
+/// with other replicas; on failure, one problem a line.
+pub(crate) fn load(config: &Config) -> Result<(PolicyEngine, SharedPolicy), String> {
     let defaults = Defaults { timeout: config.default_timeout, valid_for: config.default_valid_for };
-    PolicyEngine::load_dir(&config.policies_dir, defaults).map_err(|e| e.problems().join("\n"))
+    let problems = |e: countersign_policy::PolicyLoadError| e.problems().join("\n");
+    let (sources, schema) = PolicyEngine::read_dir(&config.policies_dir).map_err(problems)?;
+    let engine = PolicyEngine::from_sources(sources.clone(), schema.clone(), defaults).map_err(problems)?;
+    let shared = SharedPolicy::new(engine.hash(), &sources, schema.as_ref());
+    Ok((engine, shared))
 }
 
 pub(crate) fn loaded_event(actor: &str, engine: &PolicyEngine, previous: Option<&str>) -> AuditDraft {
@@ -47,8 +53,8 @@ impl AppState {
     pub async fn reload_policies(&self, actor: &str) -> Result<String, ApiError> {
         let _serialised = self.reload_lock.lock().await;
         let previous = self.policy();
-        let engine = match load(&self.config) {
-            Ok(engine) => engine,
+        let (engine, shared) = match load(&self.config) {
+            Ok(loaded) => loaded,
             Err(problems) => {
                 self.audit(vec![AuditDraft::new(
                     actor,
@@ -63,6 +69,8 @@ impl AppState {
         self.audit(vec![loaded_event(actor, &engine, Some(previous.engine.hash()))]).await?;
         self.install_policy(engine);
         tracing::info!(%hash, "policy set reloaded");
+        // Other replicas install the same set within milliseconds.
+        self.share_policy(&shared).await?;
         self.redecide_open_requests().await?;
         Ok(hash)
     }

@@ -1,0 +1,136 @@
+//! The `[database]` section: which store the gateway (and every command
+//! that opens the store) uses. No URL means the embedded SQLite store in
+//! `server.data_dir`; a `postgres://` URL means the shared PostgreSQL store
+//! that several gateway replicas can run on.
+//!
+//! The URL usually carries a password, so it is held as a [`Secret`] (never
+//! shown by `Debug`), may come from a file (`url_file`, for a mounted
+//! secret) or from `COUNTERSIGN_DATABASE_URL`, and no error message repeats it.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{ConfigError, Secret};
+
+/// `[database]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    /// `postgres://user:password@host:5432/dbname`. Default: none (SQLite).
+    pub url: Option<String>,
+    /// A file holding the URL instead (a mounted secret).
+    pub url_file: Option<PathBuf>,
+    /// Pooled read connections per process (PostgreSQL). Default 8.
+    pub pool_size: Option<i64>,
+}
+
+/// The validated `[database]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// The PostgreSQL URL; `None` selects SQLite in the data directory.
+    pub url: Option<Secret>,
+    pub pool_size: usize,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: None, pool_size: DEFAULT_POOL_SIZE }
+    }
+}
+
+/// Pooled read connections when the config does not say.
+pub const DEFAULT_POOL_SIZE: usize = 8;
+
+impl DatabaseConfig {
+    /// The PostgreSQL URL, if PostgreSQL is selected.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.url.as_ref().map(Secret::expose)
+    }
+}
+
+pub(super) fn validate(raw: RawDatabase) -> Result<DatabaseConfig, ConfigError> {
+    let url = match (raw.url, raw.url_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                key: "database.url",
+                message: "give `url` or `url_file`, not both".to_owned(),
+            });
+        }
+        (Some(url), None) => Some(url),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                key: "database.url_file",
+                message: format!("cannot read `{}`: {}", path.display(), e.kind()),
+            })?;
+            Some(text.trim().to_owned())
+        }
+        (None, None) => None,
+    };
+    let url = url.filter(|u| !u.trim().is_empty());
+    if let Some(url) = &url {
+        // Never echo the value: it may carry a password.
+        let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !postgres || url.chars().any(char::is_whitespace) {
+            return Err(ConfigError::Invalid {
+                key: "database.url",
+                message: "must be a `postgres://` URL (leave it unset for the embedded SQLite store)".to_owned(),
+            });
+        }
+    }
+    let pool_size = match raw.pool_size {
+        None => DEFAULT_POOL_SIZE,
+        Some(n) if (1..=1000).contains(&n) => usize::try_from(n).unwrap_or(DEFAULT_POOL_SIZE),
+        Some(n) => {
+            return Err(ConfigError::Invalid {
+                key: "database.pool_size",
+                message: format!("`{n}` is not between 1 and 1000"),
+            });
+        }
+    };
+    Ok(DatabaseConfig { url: url.map(Secret::new), pool_size })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, MapEnv, Overrides};
+
+    #[test]
+    fn sqlite_is_the_default() {
+        let c = Config::load(&Overrides::default(), &MapEnv::default()).unwrap();
+        assert_eq!(c.database, DatabaseConfig::default());
+        assert_eq!(c.database.postgres_url(), None);
+    }
+
+    #[test]
+    fn the_url_comes_from_env_or_flag_and_never_shows() {
+        let env = MapEnv::new([("COUNTERSIGN_DATABASE_URL", "postgres://cs:hunter2@db:5432/cs")]);
+        let c = Config::load(&Overrides::default(), &env).unwrap();
+        assert_eq!(c.database.postgres_url(), Some("postgres://cs:hunter2@db:5432/cs"));
+        assert!(!format!("{c:?}").contains("hunter2"), "the password must not show in Debug");
+
+        let flag = Overrides { database: Some("postgresql://other/db".into()), ..Overrides::default() };
+        let c = Config::load(&flag, &env).unwrap();
+        assert_eq!(c.database.postgres_url(), Some("postgresql://other/db"));
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_echoing_them() {
+        let env = MapEnv::new([("COUNTERSIGN_DATABASE_URL", "mysql://u:hunter2@db/x")]);
+        let err = Config::load(&Overrides::default(), &env).unwrap_err().to_string();
+        assert!(err.contains("database.url"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let raw = RawDatabase { pool_size: Some(0), ..RawDatabase::default() };
+        assert!(validate(raw).is_err());
+    }
+
+    #[test]
+    fn the_url_may_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("url");
+        std::fs::write(&file, "postgres://cs:pw@db/cs\n").unwrap();
+        let raw = RawDatabase { url_file: Some(file), ..RawDatabase::default() };
+        assert_eq!(validate(raw).unwrap().postgres_url(), Some("postgres://cs:pw@db/cs"));
+    }
+}

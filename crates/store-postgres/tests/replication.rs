@@ -1,0 +1,166 @@
+//! What only a shared database can show: notices from one store reach the
+//! others (and not itself), and a database restart fails calls closed and
+//! heals by itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use countersign_audit::{AuditDraft, ChainVerifier};
+use countersign_core::{Action, Fingerprint, PrincipalRef, Request, Status, Timestamp};
+use countersign_store::{Change, Store, StoreError, Update};
+use countersign_store_postgres::testing::TempCluster;
+use countersign_store_postgres::PostgresStore;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+fn request(id: &str) -> Request {
+    let action = Action {
+        kind: "shell.exec".to_owned(),
+        resource: "prod-web".to_owned(),
+        payload: json!({"argv": ["systemctl", "restart", "web"]}),
+        on_behalf_of: None,
+        justification: None,
+        labels: Vec::new(),
+        context: serde_json::Map::new(),
+    };
+    let principal = PrincipalRef::agent("bot");
+    Request {
+        id: id.to_owned(),
+        fingerprint: Fingerprint::of(&action, &principal).unwrap(),
+        principal,
+        owner: None,
+        action,
+        status: Status::Pending,
+        reason: "approval required".to_owned(),
+        policies: Vec::new(),
+        policy_hash: "sha256:00".to_owned(),
+        requirements: Vec::new(),
+        created_at: Timestamp::now(),
+        expires_at: None,
+        approved_at: None,
+        release_by: None,
+        released_at: None,
+        closed_at: None,
+        votes: Vec::new(),
+        comments: Vec::new(),
+        outcome: None,
+    }
+}
+
+fn cancel() -> countersign_store::UpdateFn {
+    Box::new(|r: &Request| {
+        let mut next = r.clone();
+        next.status = Status::Cancelled;
+        next.closed_at = Some(Timestamp::now());
+        Update {
+            save: Some(next),
+            events: vec![AuditDraft::new("system", "test.cancelled", json!({}))],
+            result: Ok(()),
+        }
+    })
+}
+
+/// Waits for the next change that is not `Unknown` (connects announce one).
+async fn next_known(feed: &mut broadcast::Receiver<Change>) -> Change {
+    loop {
+        let change = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await.expect("a notice").unwrap();
+        if change != Change::Unknown {
+            return change;
+        }
+    }
+}
+
+async fn wait_listening(store: &PostgresStore) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store.is_listening() {
+        assert!(Instant::now() < deadline, "the change feed never connected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_reach_other_replicas_only() {
+    let cluster = TempCluster::shared().unwrap();
+    let url = cluster.create_database().await.unwrap();
+    let a = PostgresStore::connect(&url).await.unwrap();
+    let b = PostgresStore::connect(&url).await.unwrap();
+    let mut a_feed = a.change_feed().unwrap();
+    let mut b_feed = b.change_feed().unwrap();
+    wait_listening(&a).await;
+    wait_listening(&b).await;
+
+    a.insert_request(request("r1"), Vec::new()).await.unwrap();
+    let started = Instant::now();
+    a.update_request("r1", cancel()).await.unwrap();
+    assert_eq!(next_known(&mut b_feed).await, Change::Request("r1".into()));
+    let latency = started.elapsed();
+    assert!(latency < Duration::from_secs(1), "the notice took {latency:?}");
+
+    assert!(a.kv_compare_and_set("ns", "k", None, Some("v".into())).await.unwrap());
+    assert_eq!(next_known(&mut b_feed).await, Change::Kv { namespace: "ns".into(), key: "k".into() });
+
+    // B's own change reaches A, and A never heard of its own.
+    b.insert_request(request("r2"), Vec::new()).await.unwrap();
+    b.update_request("r2", cancel()).await.unwrap();
+    assert_eq!(next_known(&mut a_feed).await, Change::Request("r2".into()));
+    let idle = tokio::time::timeout(Duration::from_millis(200), next_known(&mut a_feed)).await;
+    assert!(idle.is_err(), "a store must not hear its own notices: {idle:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_fails_closed_and_heals() {
+    // Its own cluster: stopping the shared one would break other tests.
+    let cluster = tokio::task::spawn_blocking(TempCluster::start).await.unwrap().unwrap();
+    let url = cluster.create_database().await.unwrap();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let mut feed = store.change_feed().unwrap();
+    wait_listening(&store).await;
+    store.insert_request(request("before"), vec![AuditDraft::new("system", "test.before", json!({}))]).await.unwrap();
+    let counter = store.change_counter().await.unwrap();
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop().unwrap();
+        cluster
+    })
+    .await
+    .unwrap();
+    // Every call now fails, as unavailable: nothing is half-done or assumed.
+    let insert = store.insert_request(request("during"), Vec::new()).await;
+    assert!(matches!(insert, Err(StoreError::Unavailable(_))), "{insert:?}");
+    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.request("before").await, Err(StoreError::Unavailable(_))));
+    assert!(store.change_counter().await.is_err());
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.start_again().unwrap();
+        cluster
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "the store did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.insert_request(request("after"), vec![AuditDraft::new("system", "test.after", json!({}))]).await.unwrap();
+    assert!(store.change_counter().await.unwrap() > counter);
+    assert!(store.request("during").await.unwrap().is_none(), "the failed insert must not have happened");
+    // The listener came back, and said that it may have missed something.
+    let mut heard_unknown = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !heard_unknown && Instant::now() < deadline {
+        if let Ok(Ok(change)) = tokio::time::timeout(Duration::from_millis(200), feed.recv()).await {
+            heard_unknown = change == Change::Unknown;
+        }
+    }
+    assert!(heard_unknown, "a reconnected feed must announce Unknown");
+    let events = store.audit_events(0, 100).await.unwrap();
+    let mut verifier = ChainVerifier::new();
+    for event in &events {
+        verifier.push(event).unwrap();
+    }
+    assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["test.before", "test.after"]);
+    drop(store);
+    drop(cluster);
+}
