@@ -21,6 +21,7 @@ use crate::review::path_segment;
 
 pub async fn mcp(args: McpArgs) -> anyhow::Result<Exit> {
     init_tracing();
+    countersign_mcp::install_crypto_provider();
     let client = Client::new(&args.client)?;
     let name = match args.upstream_name {
         Some(name) => name,

@@ -51,7 +51,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 
     tokio::spawn(reload_on_sighup(state.clone()));
     let shutdown = stop_signal()?;
-    countersign_server::serve(state, listener, shutdown).await?;
+    let mcp = countersign_mcp::router(state.clone());
+    countersign_server::serve_with(state, mcp, listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(Exit::OK)
 }

@@ -25,3 +25,10 @@ pub mod stdio;
 pub use approvals::{Approvals, InProcess, Ticket};
 pub use error::McpError;
 pub use http::router;
+
+/// Makes sure a TLS crypto provider is installed before any HTTP client is
+/// built: with the workspace's rustls build, building one without it panics.
+/// The first installer wins, which is fine as long as there is one.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -29,6 +29,22 @@ pub enum ChildStderr {
     Log,
 }
 
+/// Variables a gateway-spawned server gets: enough to find programs and
+/// run, and none of the gateway's own settings or secrets.
+const MINIMAL_ENV: [&str; 9] =
+    ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT", "NODE_EXTRA_CA_CERTS"];
+
+/// What environment the child gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildEnv {
+    /// Ours, less every `COUNTERSIGN_*` variable: the agent key must not
+    /// reach the server it is gating (the stdio proxy).
+    InheritButOurs,
+    /// Only [`MINIMAL_ENV`] (the gateway, whose environment may hold the
+    /// database URL and channel secrets).
+    Minimal,
+}
+
 /// A running upstream server process wired to a relay.
 #[derive(Debug)]
 pub struct Upstream {
@@ -45,12 +61,30 @@ impl Upstream {
         relay: Arc<Relay>,
         to_upstream: mpsc::Receiver<Message>,
         stderr: ChildStderr,
+        env: ChildEnv,
     ) -> Result<Self, McpError> {
         let Some((program, args)) = command.split_first() else {
             return Err(McpError::Spawn { command: String::new(), reason: "the command is empty".to_owned() });
         };
         let mut cmd = Command::new(program);
         cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).kill_on_drop(true);
+        match env {
+            ChildEnv::InheritButOurs => {
+                for (key, _) in std::env::vars_os() {
+                    if key.to_string_lossy().starts_with("COUNTERSIGN_") {
+                        cmd.env_remove(key);
+                    }
+                }
+            }
+            ChildEnv::Minimal => {
+                cmd.env_clear();
+                for key in MINIMAL_ENV {
+                    if let Some(value) = std::env::var_os(key) {
+                        cmd.env(key, value);
+                    }
+                }
+            }
+        }
         cmd.stderr(match stderr {
             ChildStderr::Inherit => Stdio::inherit(),
             ChildStderr::Log => Stdio::piped(),
@@ -200,7 +234,8 @@ pub async fn run(
     options: Options,
 ) -> Result<i32, McpError> {
     let (relay, to_upstream, to_client) = Relay::new(upstream_name, approvals, options);
-    let upstream = Upstream::spawn(command, relay.clone(), to_upstream, ChildStderr::Inherit)?;
+    let upstream =
+        Upstream::spawn(command, relay.clone(), to_upstream, ChildStderr::Inherit, ChildEnv::InheritButOurs)?;
     let writer = tokio::spawn(write_client(tokio::io::stdout(), to_client));
 
     let client_relay = relay.clone();

@@ -16,6 +16,9 @@ use std::time::Duration;
 use countersign_core::parse_duration;
 use serde::Deserialize;
 
+mod mcp;
+pub use mcp::{valid_upstream_name, McpConfig, McpUpstream, RawMcp, RawMcpUpstream};
+
 mod database;
 pub use database::{DatabaseConfig, RawDatabase, DEFAULT_POOL_SIZE};
 
@@ -61,6 +64,8 @@ pub struct RawConfig {
     pub approval: RawApproval,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub mcp: RawMcp,
     #[serde(default)]
     pub database: RawDatabase,
 }
@@ -137,6 +142,8 @@ pub struct Config {
     pub default_valid_for: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// The MCP servers served at `/mcp/{name}` (see `countersign-mcp`).
+    pub mcp: McpConfig,
     /// Which store: SQLite in `data_dir`, or PostgreSQL.
     pub database: DatabaseConfig,
 }
@@ -165,7 +172,7 @@ pub enum ConfigError {
 const CLIENT_VARS: [&str; 2] = ["COUNTERSIGN_SERVER", "COUNTERSIGN_TOKEN"];
 /// Sections an environment variable can address, longest first so that a
 /// section whose name is a prefix of another cannot steal its variables.
-const SECTIONS: [&str; 4] = ["APPROVAL", "DATABASE", "SERVER", "LOG"];
+const SECTIONS: [&str; 5] = ["APPROVAL", "DATABASE", "SERVER", "MCP", "LOG"];
 
 impl RawConfig {
     /// Reads the file (if any), applies the environment, then the flags.
@@ -266,6 +273,7 @@ impl RawConfig {
             default_valid_for,
             log_format,
             log_level: self.log.level.unwrap_or_else(|| "info".to_owned()),
+            mcp: mcp::validate(self.mcp)?,
             database,
         })
     }

@@ -1,9 +1,319 @@
-//! Streamable HTTP at `/mcp/{upstream}` on the gateway.
+//! Streamable HTTP at `/mcp/{upstream}` on the gateway, for the upstreams
+//! in `[mcp.upstreams]`:
+//! - `url` upstreams ([`proxied`]): each HTTP request is passed to the
+//!   upstream's endpoint and its answer streamed back, so sessions, SSE
+//!   streams, event ids and resumption are the upstream's own;
+//! - `command` upstreams ([`spawned`]): one child process per client
+//!   session, with the gateway as the Streamable HTTP server.
+//!
+//! Either way, agents authenticate with their key as a Bearer token, every
+//! session is bound to the agent that opened it, browser `Origin`s are
+//! checked (DNS rebinding), and `tools/call` goes through the approval loop.
 
+mod proxied;
+mod spawned;
+pub mod sse;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use axum::Router;
+use countersign_core::{Principal, PrincipalRef};
+use countersign_server::config::{McpConfig, McpUpstream};
 use countersign_server::AppState;
+use serde_json::{json, Value};
 
-/// The MCP routes.
-pub fn router(_state: AppState) -> Router {
-    Router::new()
+use crate::jsonrpc;
+
+/// The session header (case does not matter in HTTP).
+pub const SESSION_HEADER: &str = "mcp-session-id";
+/// Protocol versions of the session-based Streamable HTTP transport.
+pub const SESSION_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// The MCP routes, served by the gateway next to its API.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.mcp.clone();
+    let limit = state.config.body_limit_bytes;
+    let service =
+        Service(Arc::new(Inner { state, config, sessions: Mutex::new(HashMap::new()), http: upstream_client() }));
+    tokio::spawn(evict_idle(service.clone()));
+    Router::new().route("/mcp/{upstream}", any(endpoint)).layer(DefaultBodyLimit::max(limit)).with_state(service)
+}
+
+/// The client for `url` upstreams: no proxies (upstreams are local or on
+/// the gateway's network), a bounded connect time, no overall timeout
+/// (SSE streams last as long as the session).
+fn upstream_client() -> reqwest::Client {
+    crate::install_crypto_provider();
+    match reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).no_proxy().build() {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up the HTTP client for MCP upstreams; using defaults");
+            reqwest::Client::new()
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Service(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    state: AppState,
+    config: McpConfig,
+    sessions: Mutex<HashMap<String, Session>>,
+    http: reqwest::Client,
+}
+
+/// A client session, bound to one agent and one upstream.
+#[derive(Debug, Clone)]
+enum Session {
+    Proxied(Arc<proxied::Session>),
+    Spawned(Arc<spawned::Session>),
+}
+
+impl Session {
+    fn owner(&self) -> (&PrincipalRef, &str) {
+        match self {
+            Self::Proxied(s) => (&s.owner, &s.upstream),
+            Self::Spawned(s) => (&s.owner, &s.upstream),
+        }
+    }
+
+    fn last_used(&self) -> Instant {
+        match self {
+            Self::Proxied(s) => s.last_used(),
+            Self::Spawned(s) => s.last_used(),
+        }
+    }
+
+    fn touch(&self, principal: Principal) {
+        match self {
+            Self::Proxied(s) => s.touch(principal),
+            Self::Spawned(s) => s.touch(principal),
+        }
+    }
+}
+
+impl Service {
+    fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        self.0.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The caller's session named by the request, if it is theirs.
+    fn session(&self, id: &str, principal: &Principal, upstream: &str) -> Option<Session> {
+        let session = self.sessions().get(id).cloned()?;
+        let (owner, bound_upstream) = session.owner();
+        // Someone else's session id is answered exactly like an unknown
+        // one, so ids leak nothing.
+        if *owner != principal.reference() || bound_upstream != upstream {
+            return None;
+        }
+        session.touch(principal.clone());
+        Some(session)
+    }
+
+    fn insert(&self, id: String, session: Session) {
+        self.sessions().insert(id, session);
+    }
+
+    fn remove(&self, id: &str) -> Option<Session> {
+        self.sessions().remove(id)
+    }
+
+    fn full(&self) -> bool {
+        self.sessions().len() >= self.0.config.max_sessions
+    }
+}
+
+async fn endpoint(
+    State(service): State<Service>,
+    Path(upstream): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        if !origin_allowed(origin, &service.0.state.config.public_url, &service.0.config.allowed_origins) {
+            return rpc_error(StatusCode::FORBIDDEN, jsonrpc::INVALID_REQUEST, "this `Origin` is not allowed");
+        }
+    }
+    let Some(target) = service.0.config.upstreams.get(&upstream).cloned() else {
+        return rpc_error(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, &format!("no MCP upstream `{upstream}`"));
+    };
+    let principal = match authenticate(&service.0.state, &headers, &method, &upstream).await {
+        Ok(principal) => principal,
+        Err(response) => return *response,
+    };
+    let session_id = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let session = match &session_id {
+        Some(id) => match service.session(id, &principal, &upstream) {
+            Some(session) => Some(session),
+            None => {
+                return rpc_error(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, "unknown or expired session");
+            }
+        },
+        None => None,
+    };
+    let request = Incoming { upstream, principal, method, headers, body, session_id };
+    match target {
+        McpUpstream::Url(url) => proxied::handle(&service, &url, request, session).await,
+        McpUpstream::Command(command) => spawned::handle(&service, &command, request, session).await,
+    }
+}
+
+/// One HTTP request to the MCP endpoint, authenticated.
+#[derive(Debug)]
+struct Incoming {
+    upstream: String,
+    principal: Principal,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+    session_id: Option<String>,
+}
+
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    upstream: &str,
+) -> Result<Principal, Box<Response>> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .map(|(_, token)| token.trim().to_owned());
+    let result = match &token {
+        Some(token) => state.auth.authenticate(token).await.map_err(|e| e.to_string()),
+        None => Err("missing `Authorization: Bearer <agent key>` header".to_owned()),
+    };
+    match result {
+        Ok(principal) => Ok(principal),
+        Err(message) => {
+            let event = countersign_audit::AuditDraft::new(
+                "anonymous",
+                "request.rejected",
+                json!({"method": method.as_str(), "path": format!("/mcp/{upstream}"), "code": "unauthenticated", "message": message}),
+            );
+            if let Err(e) = state.audit(vec![event]).await {
+                tracing::error!(error = %e, "could not audit a refused MCP request");
+            }
+            let mut response = rpc_error(StatusCode::UNAUTHORIZED, jsonrpc::INVALID_REQUEST, &message);
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Err(Box::new(response))
+        }
+    }
+}
+
+/// Browsers send `Origin`; a page from another site must not reach the
+/// endpoint (DNS rebinding). Allowed: the gateway's own public URL,
+/// loopback origins, and `mcp.allowed_origins`.
+fn origin_allowed(origin: &HeaderValue, public_url: &str, allowed: &[String]) -> bool {
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    if origin == public_url || allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+        return false;
+    };
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => rest.split(':').next().unwrap_or(""),
+    };
+    host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An HTTP error whose body is a JSON-RPC error without an id.
+fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
+    json_response(status, &jsonrpc::error(None, code, message))
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    let mut response = (status, value.to_string()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A streaming `text/event-stream` response fed by `rx`.
+fn sse_response(rx: tokio::sync::mpsc::Receiver<Bytes>, extra: &[(&'static str, String)]) -> Response {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|bytes| (Ok::<Bytes, std::convert::Infallible>(bytes), rx))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    for (name, value) in extra {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(*name, value);
+        }
+    }
+    response
+}
+
+/// A fresh session id: 128 random bits, hex.
+fn new_session_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}
+
+/// Drops sessions nobody used for `session_idle_timeout`.
+async fn evict_idle(service: Service) {
+    let timeout = service.0.config.session_idle_timeout;
+    let mut tick = tokio::time::interval(Duration::from_secs(10).min(timeout));
+    loop {
+        tick.tick().await;
+        if Arc::strong_count(&service.0) <= 1 {
+            // The router is gone; so is every client.
+            return;
+        }
+        let idle: Vec<(String, Session)> = {
+            let mut sessions = service.sessions();
+            let ids: Vec<String> =
+                sessions.iter().filter(|(_, s)| s.last_used().elapsed() > timeout).map(|(id, _)| id.clone()).collect();
+            ids.into_iter().filter_map(|id| sessions.remove(&id).map(|s| (id, s))).collect()
+        };
+        for (id, session) in idle {
+            tracing::info!(session = %id, "MCP session idle too long; closed");
+            if let Session::Spawned(s) = session {
+                tokio::spawn(async move { s.close().await });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_own_and_listed_origins_pass() {
+        let ok = |o: &str| {
+            origin_allowed(
+                &HeaderValue::from_str(o).unwrap(),
+                "https://gw.example.com",
+                &["https://app.example.com".to_owned()],
+            )
+        };
+        assert!(ok("http://localhost:3000"));
+        assert!(ok("http://127.0.0.1"));
+        assert!(ok("http://[::1]:8080"));
+        assert!(ok("https://gw.example.com"));
+        assert!(ok("https://app.example.com"));
+        assert!(!ok("http://evil.example.com"));
+        assert!(!ok("http://localhost.evil.example.com"));
+        assert!(!ok("null"));
+    }
 }

@@ -1,0 +1,296 @@
+//! `command` upstreams over HTTP: one child process (a stdio server) per
+//! client session, wired to a [`Relay`], with the gateway as the
+//! Streamable HTTP server: it mints the session id, answers each POSTed
+//! request with JSON or an SSE stream, and routes what the server sends on
+//! its own (requests to the client, notifications) to the stream of the
+//! request it belongs to, the client's GET stream, or a backlog until one
+//! opens.
+//!
+//! Not done here: resumption (`Last-Event-ID`); events carry no ids, so a
+//! client that loses a stream loses what was on it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use countersign_core::{Principal, PrincipalRef};
+
+use tokio::sync::mpsc;
+
+use super::{json_response, new_session_id, rpc_error, sse, Incoming, Service, SESSION_HEADER, SESSION_VERSIONS};
+use crate::approvals::InProcess;
+use crate::jsonrpc::{self, Kind};
+use crate::relay::{Message, Options, Relay, ToClient};
+use crate::stdio::{ChildEnv, ChildStderr, Upstream};
+
+/// Messages kept for a GET stream that is not open yet.
+const BACKLOG: usize = 256;
+
+/// One client session and its server process.
+#[derive(Debug)]
+pub(super) struct Session {
+    pub(super) owner: PrincipalRef,
+    pub(super) upstream: String,
+    approvals: InProcess,
+    relay: Arc<Relay>,
+    process: Upstream,
+    last_used: Mutex<Instant>,
+    streams: Arc<Mutex<Streams>>,
+}
+
+#[derive(Debug, Default)]
+struct Streams {
+    /// Open POST streams, oldest first: (request id key, sender).
+    post: Vec<(String, mpsc::Sender<Message>)>,
+    /// The client's GET stream.
+    standalone: Option<mpsc::Sender<Message>>,
+    /// Unrelated messages waiting for a GET stream.
+    backlog: VecDeque<Message>,
+}
+
+fn lock(streams: &Mutex<Streams>) -> MutexGuard<'_, Streams> {
+    streams.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Session {
+    pub(super) fn last_used(&self) -> Instant {
+        *self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn touch(&self, principal: Principal) {
+        *self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        self.approvals.refresh(principal);
+    }
+
+    /// Withdraws waiting tool calls and stops the server process.
+    pub(super) async fn close(&self) {
+        self.relay.abandon().await;
+        self.process.shutdown().await;
+    }
+}
+
+pub(super) async fn handle(
+    service: &Service,
+    command: &[String],
+    request: Incoming,
+    session: Option<super::Session>,
+) -> Response {
+    let session = match session {
+        Some(super::Session::Spawned(s)) => Some(s),
+        Some(super::Session::Proxied(_)) => {
+            return rpc_error(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, "unknown or expired session")
+        }
+        None => None,
+    };
+    if let Some(version) = request.headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()) {
+        if session.is_some() && !SESSION_VERSIONS.contains(&version) {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::INVALID_REQUEST,
+                &format!("unsupported `MCP-Protocol-Version` `{version}`"),
+            );
+        }
+    }
+    match (request.method.clone(), session) {
+        (Method::POST, session) => post(service, command, request, session).await,
+        (Method::GET, Some(session)) => listen(&session),
+        (Method::DELETE, Some(session)) => {
+            if let Some(id) = &request.session_id {
+                service.remove(id);
+            }
+            session.close().await;
+            StatusCode::OK.into_response()
+        }
+        (Method::GET | Method::DELETE, None) => {
+            rpc_error(StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, "missing `Mcp-Session-Id` header")
+        }
+        (_, _) => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    }
+}
+
+async fn post(service: &Service, command: &[String], request: Incoming, session: Option<Arc<Session>>) -> Response {
+    let text = String::from_utf8_lossy(&request.body).into_owned();
+    let Ok(message) = Message::parse(&text) else {
+        return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::PARSE_ERROR, "the body is not JSON");
+    };
+    let kind = jsonrpc::classify(&message.value);
+    let (session, new_id) = match (session, kind) {
+        (Some(session), _) => (session, None),
+        (None, Kind::Request { method: "initialize", .. }) => match start(service, command, &request) {
+            Ok((session, id)) => (session, Some(id)),
+            Err(response) => return *response,
+        },
+        (None, _) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::INVALID_REQUEST,
+                "no session: send `initialize` first (this upstream runs one server per client session)",
+            )
+        }
+    };
+    match kind {
+        Kind::Request { id, .. } => {
+            let key = jsonrpc::id_key(id);
+            let (tx, mut rx) = mpsc::channel::<Message>(64);
+            lock(&session.streams).post.push((key.clone(), tx));
+            session.relay.from_client(message.clone()).await;
+            let extra: Vec<(&'static str, String)> = new_id.iter().map(|id| (SESSION_HEADER, id.clone())).collect();
+            // A request answered at once gets JSON; one with messages
+            // before its answer (progress, a question for the user) gets SSE.
+            let Some(first) = rx.recv().await else {
+                return rpc_error(StatusCode::BAD_GATEWAY, jsonrpc::INTERNAL_ERROR, "the session ended");
+            };
+            if matches!(jsonrpc::classify(&first.value), Kind::Response { .. }) {
+                let mut response = json_response(StatusCode::OK, &first.value);
+                for (name, value) in &extra {
+                    if let Ok(value) = value.parse() {
+                        response.headers_mut().insert(*name, value);
+                    }
+                }
+                return response;
+            }
+            let (bytes_tx, bytes_rx) = mpsc::channel::<Bytes>(64);
+            tokio::spawn(async move {
+                let mut next = Some(first);
+                while let Some(message) = next {
+                    let last = matches!(jsonrpc::classify(&message.value), Kind::Response { .. });
+                    if bytes_tx.send(sse::message_event(&message.text, None)).await.is_err() || last {
+                        break;
+                    }
+                    next = rx.recv().await;
+                }
+            });
+            super::sse_response(bytes_rx, &extra)
+        }
+        Kind::Notification { .. } | Kind::Response { .. } => {
+            session.relay.from_client(message).await;
+            StatusCode::ACCEPTED.into_response()
+        }
+        Kind::Invalid => rpc_error(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_REQUEST,
+            "not a JSON-RPC request, notification or response (batches are not supported)",
+        ),
+    }
+}
+
+/// Starts the server process for a new session.
+fn start(service: &Service, command: &[String], request: &Incoming) -> Result<(Arc<Session>, String), Box<Response>> {
+    if service.full() {
+        return Err(Box::new(rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            jsonrpc::INTERNAL_ERROR,
+            "too many MCP sessions are open; try again later",
+        )));
+    }
+    let approvals = InProcess::new(service.0.state.clone(), request.principal.clone());
+    let options = Options { hide_forbidden_tools: service.0.config.hide_forbidden_tools };
+    let (relay, to_upstream, to_client) = Relay::new(&request.upstream, Arc::new(approvals.clone()), options);
+    let process =
+        Upstream::spawn(command, relay.clone(), to_upstream, ChildStderr::Log, ChildEnv::Minimal).map_err(|e| {
+            tracing::error!(upstream = %request.upstream, error = %e, "cannot start an MCP upstream");
+            Box::new(rpc_error(
+                StatusCode::BAD_GATEWAY,
+                jsonrpc::INTERNAL_ERROR,
+                &format!("the upstream MCP server `{}` could not be started", request.upstream),
+            ))
+        })?;
+    let id = new_session_id();
+    let streams = Arc::new(Mutex::new(Streams::default()));
+    tokio::spawn(route(to_client, streams.clone()));
+    let mut exited = process.exited.clone();
+    let session = Arc::new(Session {
+        owner: request.principal.reference(),
+        upstream: request.upstream.clone(),
+        approvals,
+        relay,
+        process,
+        last_used: Mutex::new(Instant::now()),
+        streams,
+    });
+    service.insert(id.clone(), super::Session::Spawned(session.clone()));
+    // A session whose server died is over: its next request gets 404, and
+    // the client starts afresh.
+    let cleanup = service.clone();
+    let cleanup_id = id.clone();
+    tokio::spawn(async move {
+        if exited.wait_for(Option::is_some).await.is_ok() {
+            cleanup.remove(&cleanup_id);
+        }
+    });
+    Ok((session, id))
+}
+
+/// The client's GET stream for messages unrelated to its requests.
+fn listen(session: &Arc<Session>) -> Response {
+    let (tx, mut rx) = mpsc::channel::<Message>(BACKLOG + 16);
+    {
+        let mut streams = lock(&session.streams);
+        if streams.standalone.as_ref().is_some_and(|s| !s.is_closed()) {
+            return rpc_error(
+                StatusCode::CONFLICT,
+                jsonrpc::INVALID_REQUEST,
+                "a GET stream is already open for this session",
+            );
+        }
+        while let Some(message) = streams.backlog.pop_front() {
+            let _ = tx.try_send(message);
+        }
+        streams.standalone = Some(tx);
+    }
+    let (bytes_tx, bytes_rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            if bytes_tx.send(sse::message_event(&message.text, None)).await.is_err() {
+                break;
+            }
+        }
+    });
+    super::sse_response(bytes_rx, &[])
+}
+
+/// Sends each message for the client to the stream it belongs on.
+async fn route(mut messages: mpsc::Receiver<ToClient>, streams: Arc<Mutex<Streams>>) {
+    while let Some(ToClient { message, related }) = messages.recv().await {
+        let is_response = matches!(jsonrpc::classify(&message.value), Kind::Response { .. });
+        let own = related.as_ref().and_then(|key| {
+            let mut s = lock(&streams);
+            let at = s.post.iter().position(|(k, _)| k == key)?;
+            // The answer ends its request's stream.
+            Some(if is_response { s.post.remove(at).1 } else { s.post[at].1.clone() })
+        });
+        if let Some(stream) = own {
+            if stream.send(message.clone()).await.is_ok() || is_response {
+                continue;
+            }
+        }
+        if is_response {
+            tracing::debug!("an answer for a request whose stream is gone was dropped");
+            continue;
+        }
+        // Unrelated: the GET stream, else the newest open request stream
+        // (a question asked while a tool runs belongs there), else wait.
+        let target = {
+            let mut s = lock(&streams);
+            s.post.retain(|(_, tx)| !tx.is_closed());
+            match s.standalone.as_ref().filter(|tx| !tx.is_closed()).cloned() {
+                Some(tx) => Some(tx),
+                None => s.post.last().map(|(_, tx)| tx.clone()),
+            }
+        };
+        let delivered = match target {
+            Some(tx) => tx.send(message.clone()).await.is_ok(),
+            None => false,
+        };
+        if !delivered {
+            let mut s = lock(&streams);
+            if s.backlog.len() >= BACKLOG {
+                s.backlog.pop_front();
+            }
+            s.backlog.push_back(message);
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The `[mcp]` section: the MCP servers the gateway serves at
+//! `/mcp/{name}` behind the approval loop (see `countersign-mcp`).
+//!
+//! ```toml
+//! [mcp]
+//! hide_forbidden_tools = true          # leave tools a `forbid` denies outright out of tools/list
+//! allowed_origins = ["https://app.example.com"]
+//!
+//! [mcp.upstreams.everything]
+//! url = "http://127.0.0.1:3001/mcp"    # a Streamable HTTP server
+//!
+//! [mcp.upstreams.files]
+//! command = ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/srv/shared"]   # one per session
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{duration, ConfigError};
+
+/// `[mcp]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcp {
+    /// `[mcp.upstreams.NAME]` tables.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, RawMcpUpstream>,
+    /// Leave tools that a `forbid` denies outright out of `tools/list`. Default false.
+    pub hide_forbidden_tools: Option<bool>,
+    /// Browser origins allowed besides the gateway's own and loopback ones.
+    pub allowed_origins: Option<Vec<String>>,
+    /// How long an unused session is kept. Default `30m`.
+    pub session_idle_timeout: Option<String>,
+    /// The most sessions open at once. Default 1000.
+    pub max_sessions: Option<u64>,
+}
+
+/// `[mcp.upstreams.NAME]`: exactly one of `url` and `command`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcpUpstream {
+    /// The Streamable HTTP endpoint of a server, `http://…`.
+    pub url: Option<String>,
+    /// A stdio server to start for each client session: program and arguments.
+    pub command: Option<Vec<String>>,
+}
+
+/// Where an upstream MCP server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum McpUpstream {
+    /// A Streamable HTTP server.
+    Url(String),
+    /// A stdio server, one process per client session.
+    Command(Vec<String>),
+}
+
+/// The validated `[mcp]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpConfig {
+    pub upstreams: BTreeMap<String, McpUpstream>,
+    pub hide_forbidden_tools: bool,
+    pub allowed_origins: Vec<String>,
+    pub session_idle_timeout: Duration,
+    pub max_sessions: usize,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            upstreams: BTreeMap::new(),
+            hide_forbidden_tools: false,
+            allowed_origins: Vec::new(),
+            session_idle_timeout: Duration::from_secs(1800),
+            max_sessions: 1000,
+        }
+    }
+}
+
+/// An upstream name is one path segment that policies match on.
+pub fn valid_upstream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+pub(super) fn validate(raw: RawMcp) -> Result<McpConfig, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { key: "mcp.upstreams", message };
+    let mut upstreams = BTreeMap::new();
+    for (name, upstream) in raw.upstreams {
+        if !valid_upstream_name(&name) {
+            return Err(invalid(format!(
+                "`{name}` is not an upstream name: use 1 to 64 letters, digits, `-`, `_` or `.`"
+            )));
+        }
+        let upstream = match (upstream.url, upstream.command) {
+            (Some(url), None) => {
+                if !url.starts_with("http://") {
+                    return Err(invalid(format!("`{name}`: `url` must be an http:// URL, not `{url}`")));
+                }
+                McpUpstream::Url(url)
+            }
+            (None, Some(command)) => {
+                if command.first().is_none_or(|program| program.trim().is_empty()) {
+                    return Err(invalid(format!("`{name}`: `command` must name a program")));
+                }
+                McpUpstream::Command(command)
+            }
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(invalid(format!("`{name}`: give exactly one of `url` and `command`")));
+            }
+        };
+        upstreams.insert(name, upstream);
+    }
+    let allowed_origins = raw.allowed_origins.unwrap_or_default();
+    if let Some(bad) = allowed_origins.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
+        return Err(ConfigError::Invalid {
+            key: "mcp.allowed_origins",
+            message: format!("`{bad}` is not an origin such as `https://app.example.com`"),
+        });
+    }
+    let session_idle_timeout =
+        duration("mcp.session_idle_timeout", raw.session_idle_timeout.as_deref(), Duration::from_secs(1800))?;
+    if session_idle_timeout < Duration::from_secs(1) {
+        return Err(ConfigError::Invalid {
+            key: "mcp.session_idle_timeout",
+            message: "must be at least 1s".to_owned(),
+        });
+    }
+    let max_sessions = raw.max_sessions.unwrap_or(1000);
+    if max_sessions == 0 {
+        return Err(ConfigError::Invalid { key: "mcp.max_sessions", message: "must be at least 1".to_owned() });
+    }
+    Ok(McpConfig {
+        upstreams,
+        hide_forbidden_tools: raw.hide_forbidden_tools.unwrap_or(false),
+        allowed_origins: allowed_origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect(),
+        session_idle_timeout,
+        max_sessions: usize::try_from(max_sessions).unwrap_or(usize::MAX),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::RawConfig;
+
+    #[test]
+    fn upstreams_need_exactly_one_of_url_and_command() {
+        let ok = RawConfig::parse(
+            "c.toml",
+            "[mcp]\nhide_forbidden_tools = true\n[mcp.upstreams.web]\nurl = \"http://127.0.0.1:1/mcp\"\n[mcp.upstreams.fs]\ncommand = [\"server\", \"/tmp\"]\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(ok.mcp.upstreams.len(), 2);
+        assert!(ok.mcp.hide_forbidden_tools);
+        for bad in [
+            "[mcp.upstreams.x]\n",
+            "[mcp.upstreams.x]\nurl = \"http://a\"\ncommand = [\"b\"]\n",
+            "[mcp.upstreams.x]\nurl = \"ftp://a\"\n",
+            "[mcp.upstreams.x]\ncommand = []\n",
+            "[mcp.upstreams.\"a/b\"]\nurl = \"http://a\"\n",
+        ] {
+            let err = RawConfig::parse("c.toml", bad).unwrap().validate().unwrap_err();
+            assert!(err.to_string().starts_with("`mcp.upstreams`"), "{bad}: {err}");
+        }
+        assert!(RawConfig::parse("c.toml", "[mcp.upstreams.x]\nurll = \"http://a\"\n").is_err());
+    }
+}
