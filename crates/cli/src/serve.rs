@@ -35,7 +35,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("cannot read the listening address")?;
-    let state = match AppState::new(config.clone(), store).await {
+    let identity = countersign_identity::Identity::from_config(&config, store.clone())
+        .context("cannot set up the identity provider client")?;
+    let state = match AppState::with_authenticator(config.clone(), store, identity.authenticator()).await {
         Ok(state) => state,
         Err(StartError::Policy { dir, problems }) => {
             // One problem a line, as `policy check` prints them.
@@ -52,7 +54,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     tokio::spawn(reload_on_sighup(state.clone()));
     let shutdown = stop_signal()?;
     let mcp = countersign_mcp::router(state.clone());
-    countersign_server::serve_with(state, mcp, listener, shutdown).await?;
+    let console = countersign_console::router(state.clone(), identity, countersign_console::Options::default());
+    countersign_server::serve_with(state, console.merge(mcp), listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(Exit::OK)
 }

@@ -20,6 +20,6 @@ pub mod request;
 pub use action::{Action, ActionError};
 pub use clock::{parse_duration, DurationError, Timestamp};
 pub use fingerprint::Fingerprint;
-pub use lifecycle::{Approver, Exclusions, Refusal};
+pub use lifecycle::{Approver, Assurance, Exclusions, Refusal};
 pub use principal::{PersonKey, Principal, PrincipalKind, PrincipalRef};
 pub use request::{Comment, Outcome, OutcomeStatus, Request, Requirement, Routing, Status, Vote, VoteKind};

@@ -14,6 +14,7 @@
 //! winner.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use crate::{Comment, Outcome, PersonKey, PrincipalKind, PrincipalRef, Request, Status, Timestamp, Vote, VoteKind};
 
@@ -92,6 +93,8 @@ pub enum Refusal {
     OutcomeNotAccepted(&'static str),
     #[error("an outcome was already reported")]
     OutcomeAlreadyReported,
+    #[error("this approval needs a fresh login at the identity provider (step-up); approve from the web console after logging in again")]
+    StepUpRequired,
 }
 
 impl Refusal {
@@ -109,6 +112,7 @@ impl Refusal {
             Self::AlreadyReleased => "already_released",
             Self::OutcomeNotAccepted(_) => "outcome_not_accepted",
             Self::OutcomeAlreadyReported => "outcome_already_reported",
+            Self::StepUpRequired => "step_up_required",
         }
     }
 }
@@ -127,11 +131,42 @@ pub fn settle_deadline(request: &Request, now: Timestamp) -> Option<Request> {
     due.then(|| close(request, Status::Expired, "the deadline passed without a decision", now))
 }
 
-/// Records an approval or a denial.
-///
-/// A denial by any eligible approver ends the request, and may also veto an
-/// approval that was not yet released. An approval that completes every
-/// requirement's quorum moves the request to `approved`.
+/// How the approver proved who they are for this vote, for `@step_up`
+/// requirements: only a web session whose login at the identity provider
+/// is recent enough counts as stepped up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assurance {
+    /// A token, an API key, a chat click: no fresh login.
+    Credential,
+    /// A web session whose identity-provider login happened at `auth_time`;
+    /// it counts while younger than `max_age`.
+    IdpLogin { auth_time: Timestamp, max_age: Duration },
+}
+
+impl Assurance {
+    /// Whether this proof satisfies a step-up requirement at `now`. A login
+    /// time in the future (beyond a minute of clock skew) proves nothing.
+    pub fn is_fresh(self, now: Timestamp) -> bool {
+        match self {
+            Self::Credential => false,
+            Self::IdpLogin { auth_time, max_age } => {
+                auth_time <= now.plus(CLOCK_SKEW) && now <= auth_time.plus(max_age)
+            }
+        }
+    }
+}
+
+/// Tolerated difference between the identity provider's clock and ours.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// Whether an approval by someone in `groups` would count toward a
+/// requirement annotated `@step_up`.
+pub fn needs_step_up(request: &Request, groups: &[String]) -> bool {
+    request.requirements.iter().any(|r| r.routing.step_up && r.admits(groups))
+}
+
+/// Records an approval or a denial made without a fresh login; see
+/// [`vote_with`].
 pub fn vote(
     request: &Request,
     approver: &Approver,
@@ -139,6 +174,27 @@ pub fn vote(
     kind: VoteKind,
     comment: Option<String>,
     now: Timestamp,
+) -> Result<Request, Refusal> {
+    vote_with(request, approver, exclusions, kind, comment, now, Assurance::Credential)
+}
+
+/// Records an approval or a denial.
+///
+/// A denial by any eligible approver ends the request, and may also veto an
+/// approval that was not yet released. An approval that completes every
+/// requirement's quorum moves the request to `approved`.
+///
+/// An approval that would count toward a `@step_up` requirement needs an
+/// [`Assurance`] that is fresh at `now`; a denial never does, since
+/// stopping an action must stay as easy as possible.
+pub fn vote_with(
+    request: &Request,
+    approver: &Approver,
+    exclusions: &Exclusions,
+    kind: VoteKind,
+    comment: Option<String>,
+    now: Timestamp,
+    assurance: Assurance,
 ) -> Result<Request, Refusal> {
     match (request.status, kind) {
         (Status::Pending, VoteKind::Approve | VoteKind::Deny) | (Status::Approved, VoteKind::Deny) => {}
@@ -160,6 +216,14 @@ pub fn vote(
     let already = request.votes.iter().any(|v| v.kind == VoteKind::Approve && v.person == approver.person);
     if kind == VoteKind::Approve && already {
         return Err(Refusal::DuplicateVote);
+    }
+    match kind {
+        VoteKind::Approve => {
+            if needs_step_up(request, &approver.groups) && !assurance.is_fresh(now) {
+                return Err(Refusal::StepUpRequired);
+            }
+        }
+        VoteKind::Deny => {}
     }
 
     let mut next = request.clone();
@@ -262,5 +326,7 @@ fn close(request: &Request, status: Status, reason: &str, now: Timestamp) -> Req
     next
 }
 
+#[cfg(test)]
+mod step_up_tests;
 #[cfg(test)]
 mod tests;

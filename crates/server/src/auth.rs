@@ -33,6 +33,16 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
     async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError>;
 }
 
+/// How a caller proved who they are, for rules that care (step-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthContext {
+    /// A bearer token, an API key, a chat account: no fresh login.
+    Credential,
+    /// A web-console session; `auth_time` is when the identity provider
+    /// last authenticated the person.
+    WebSession { auth_time: countersign_core::Timestamp },
+}
+
 /// The personal tokens and agent keys issued by `users add` / `agents add`.
 #[derive(Debug, Clone)]
 pub struct LocalTokens {

@@ -16,6 +16,12 @@ use std::time::Duration;
 use countersign_core::parse_duration;
 use serde::Deserialize;
 
+mod identity;
+pub use identity::{
+    ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
+    WorkloadIdentityConfig, WorkloadRule,
+};
+
 mod mcp;
 pub use mcp::{valid_upstream_name, McpConfig, McpUpstream, RawMcp, RawMcpUpstream};
 
@@ -68,6 +74,11 @@ pub struct RawConfig {
     pub mcp: RawMcp,
     #[serde(default)]
     pub database: RawDatabase,
+    pub oidc: Option<RawOidc>,
+    #[serde(default)]
+    pub workload_identity: Vec<RawWorkloadIdentity>,
+    #[serde(default)]
+    pub console: RawConsole,
 }
 
 /// `[server]`
@@ -146,6 +157,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// Which store: SQLite in `data_dir`, or PostgreSQL.
     pub database: DatabaseConfig,
+    /// The identity provider, workload identity and the web console (see `countersign-identity`).
+    pub identity: IdentityConfig,
 }
 
 /// The default listen address.
@@ -172,7 +185,7 @@ pub enum ConfigError {
 const CLIENT_VARS: [&str; 2] = ["COUNTERSIGN_SERVER", "COUNTERSIGN_TOKEN"];
 /// Sections an environment variable can address, longest first so that a
 /// section whose name is a prefix of another cannot steal its variables.
-const SECTIONS: [&str; 5] = ["APPROVAL", "DATABASE", "SERVER", "MCP", "LOG"];
+const SECTIONS: [&str; 7] = ["APPROVAL", "DATABASE", "SERVER", "MCP", "CONSOLE", "OIDC", "LOG"];
 
 impl RawConfig {
     /// Reads the file (if any), applies the environment, then the flags.
@@ -261,6 +274,8 @@ impl RawConfig {
         };
         let public_url = self.server.public_url.unwrap_or_else(|| format!("http://{listen}"));
         let database = database::validate(self.database)?;
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let identity = identity::validate(self.oidc, self.workload_identity, self.console, &public_url)?;
         Ok(Config {
             listen,
             data_dir,
@@ -275,6 +290,7 @@ impl RawConfig {
             log_level: self.log.level.unwrap_or_else(|| "info".to_owned()),
             mcp: mcp::validate(self.mcp)?,
             database,
+            identity,
         })
     }
 }

@@ -100,7 +100,9 @@ impl ApiError {
 
 fn refusal_status(refusal: &Refusal) -> StatusCode {
     match refusal {
-        Refusal::SelfApproval | Refusal::NotAnApprover | Refusal::NotRequester => StatusCode::FORBIDDEN,
+        Refusal::SelfApproval | Refusal::NotAnApprover | Refusal::NotRequester | Refusal::StepUpRequired => {
+            StatusCode::FORBIDDEN
+        }
         Refusal::NotPending(_)
         | Refusal::NotOpen(_)
         | Refusal::Expired

@@ -4,17 +4,20 @@
 use countersign_audit::AuditDraft;
 use countersign_core::lifecycle::{self, settle_deadline};
 use countersign_core::{
-    Approver, Exclusions, PersonKey, Principal, PrincipalKind, Refusal, Request, Timestamp, VoteKind,
+    Approver, Assurance, Exclusions, PersonKey, Principal, PrincipalKind, Refusal, Request, Timestamp, VoteKind,
 };
 use countersign_store::Update;
 use serde_json::json;
 
 use super::AppState;
+use crate::auth::AuthContext;
 use crate::error::ApiError;
 
 impl AppState {
-    /// A human approves or denies. Every attempt, accepted or refused, is
-    /// audited in the same transaction as the check.
+    /// A human approves or denies with a credential (a token, a chat
+    /// click): not a fresh login, so `@step_up` requirements refuse it with
+    /// `step_up_required`. Every attempt, accepted or refused, is audited in
+    /// the same transaction as the check.
     pub async fn vote(
         &self,
         caller: &Principal,
@@ -22,7 +25,27 @@ impl AppState {
         kind: VoteKind,
         comment: Option<String>,
     ) -> Result<Request, ApiError> {
+        self.vote_with_auth(caller, &AuthContext::Credential, id, kind, comment).await
+    }
+
+    /// As [`AppState::vote`], saying how the caller signed in: a web
+    /// session with a recent identity-provider login may approve `@step_up`
+    /// requirements.
+    pub async fn vote_with_auth(
+        &self,
+        caller: &Principal,
+        auth: &AuthContext,
+        id: &str,
+        kind: VoteKind,
+        comment: Option<String>,
+    ) -> Result<Request, ApiError> {
         let person = human(caller)?;
+        let assurance = match (auth, self.config.identity.step_up_max_age()) {
+            (AuthContext::WebSession { auth_time }, Some(max_age)) => {
+                Assurance::IdpLogin { auth_time: *auth_time, max_age }
+            }
+            (AuthContext::WebSession { .. }, None) | (AuthContext::Credential, _) => Assurance::Credential,
+        };
         // Not `visible_request`: someone outside the approver groups is told
         // so (403, audited), as the approval rules require.
         let request = self.store.request(id).await?.ok_or_else(|| ApiError::not_found(id))?;
@@ -30,7 +53,10 @@ impl AppState {
         let approver = Approver { principal: caller.reference(), person, groups: caller.groups.clone() };
         let now = Timestamp::now();
         let updated = self
-            .update(id, Box::new(move |current| vote_update(current, &approver, &exclusions, kind, comment, now)))
+            .update(
+                id,
+                Box::new(move |current| vote_update(current, &approver, &exclusions, (kind, comment), now, assurance)),
+            )
             .await?;
         updated.result.map_err(ApiError::Refused)?;
         Ok(updated.request)
@@ -102,9 +128,9 @@ fn vote_update(
     current: &Request,
     approver: &Approver,
     exclusions: &Exclusions,
-    kind: VoteKind,
-    comment: Option<String>,
+    (kind, comment): (VoteKind, Option<String>),
     now: Timestamp,
+    assurance: Assurance,
 ) -> Update {
     let attempt = match kind {
         VoteKind::Approve => "approve",
@@ -118,7 +144,7 @@ fn vote_update(
             result: Err(Refusal::Expired),
         };
     }
-    match lifecycle::vote(current, approver, exclusions, kind, comment.clone(), now) {
+    match lifecycle::vote_with(current, approver, exclusions, kind, comment.clone(), now, assurance) {
         Ok(next) => {
             let event_kind = match kind {
                 VoteKind::Approve => "approval.accepted",
@@ -133,6 +159,7 @@ fn vote_update(
                     "person": approver.person,
                     "groups": approver.groups,
                     "comment": comment,
+                    "login": login_description(assurance),
                 }),
             )];
             if next.status != current.status {
@@ -149,6 +176,14 @@ fn vote_update(
             events: vec![refused_event(&actor, &current.id, attempt, &refusal)],
             result: Err(refusal),
         },
+    }
+}
+
+/// How the voter signed in, for the audit record.
+fn login_description(assurance: Assurance) -> serde_json::Value {
+    match assurance {
+        Assurance::Credential => json!({"method": "credential"}),
+        Assurance::IdpLogin { auth_time, .. } => json!({"method": "idp_session", "auth_time": auth_time}),
     }
 }
 

@@ -1,0 +1,312 @@
+//! The admin page (group `admin`): users and agents with their keys —
+//! create (the token or key is shown once) and revoke (at once, with their
+//! open requests) — and the health of each integration.
+
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Response};
+use axum::Form;
+use countersign_audit::AuditDraft;
+use countersign_core::principal::{valid_email, valid_name};
+use countersign_core::{PrincipalKind, Timestamp};
+use countersign_server::auth::new_token;
+use countersign_store::{NewAgent, NewUser, StoreError};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::forbidden;
+use crate::html::{esc, time};
+use crate::layout::{csrf_field, notice, page as frame, Section};
+use crate::session::Viewer;
+use crate::Shared;
+
+pub async fn page(State(state): State<Shared>, viewer: Viewer) -> Response {
+    if !viewer.principal.is_admin() {
+        return forbidden(&viewer);
+    }
+    render(&state, &viewer, String::new()).await
+}
+
+async fn render(state: &Shared, viewer: &Viewer, message: String) -> Response {
+    let users = state.app.store.list_users().await.unwrap_or_default();
+    let agents = state.app.store.list_agents().await.unwrap_or_default();
+    let csrf = csrf_field(&viewer.csrf);
+    let revoke = |kind: &str, name: &str| {
+        format!(
+            "<form method=\"post\" action=\"/console/admin/revoke\" class=\"inline\" data-confirm=\"Revoke {kind} {n}? Its open requests are revoked too.\">{csrf}\
+             <input type=\"hidden\" name=\"kind\" value=\"{kind}\"><input type=\"hidden\" name=\"name\" value=\"{n}\">\
+             <button type=\"submit\" class=\"danger small\" aria-label=\"Revoke {kind} {n}\">Revoke</button></form>",
+            n = esc(name)
+        )
+    };
+    let mut user_rows = String::new();
+    for u in &users {
+        let profile = state.identity.directory.profile(&u.name).await.ok().flatten();
+        let login = profile.as_ref().map(|p| time(p.last_login)).unwrap_or_else(|| "—".to_owned());
+        let idp_groups = profile.map(|p| p.groups.join(", ")).unwrap_or_default();
+        let groups = if idp_groups.is_empty() {
+            u.groups.join(", ")
+        } else {
+            format!("{idp_groups} (from the identity provider)")
+        };
+        let state_cell = match u.revoked_at {
+            Some(t) => format!("revoked {}", time(t)),
+            None => revoke("user", &u.name),
+        };
+        user_rows.push_str(&format!(
+            "<tr><td data-label=\"Name\">{name}</td><td data-label=\"Email\">{email}</td><td data-label=\"Groups\">{groups}</td>\
+             <td data-label=\"Last login\">{login}</td><td data-label=\"Created\">{created}</td><td data-label=\"\">{state_cell}</td></tr>",
+            name = esc(&u.name),
+            email = esc(&u.email),
+            groups = esc(&groups),
+            created = time(u.created_at),
+        ));
+    }
+    let mut agent_rows = String::new();
+    for a in &agents {
+        let state_cell = match a.revoked_at {
+            Some(t) => format!("revoked {}", time(t)),
+            None => revoke("agent", &a.name),
+        };
+        agent_rows.push_str(&format!(
+            "<tr><td data-label=\"Name\">{name}</td><td data-label=\"Owner\">{owner}</td><td data-label=\"Groups\">{groups}</td>\
+             <td data-label=\"Created\">{created}</td><td data-label=\"\">{state_cell}</td></tr>",
+            name = esc(&a.name),
+            owner = esc(a.owner.as_deref().unwrap_or("—")),
+            groups = esc(&a.groups.join(", ")),
+            created = time(a.created_at),
+        ));
+    }
+    let health = health(state).await;
+    let body = format!(
+        "<h1>Admin</h1>{message}\
+         <section class=\"card\" aria-labelledby=\"health-h\"><h2 id=\"health-h\">Integrations</h2>{health}</section>\
+         <section class=\"card\" aria-labelledby=\"users-h\"><h2 id=\"users-h\">Users</h2>\
+         <table class=\"users\"><caption class=\"visually-hidden\">Users</caption><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Email</th>\
+         <th scope=\"col\">Groups</th><th scope=\"col\">Last login</th><th scope=\"col\">Created</th><th scope=\"col\"><span class=\"visually-hidden\">Actions</span></th></tr></thead>\
+         <tbody>{user_rows}</tbody></table>\
+         <details><summary>Add a user with a personal token</summary>\
+         <form method=\"post\" action=\"/console/admin/users\" class=\"stack\">{csrf}\
+         <label for=\"u-name\">Name</label><input id=\"u-name\" name=\"name\" required autocomplete=\"off\">\
+         <label for=\"u-email\">Email</label><input id=\"u-email\" name=\"email\" type=\"email\" required autocomplete=\"off\">\
+         <label for=\"u-groups\">Groups (comma-separated)</label><input id=\"u-groups\" name=\"groups\" autocomplete=\"off\">\
+         <div class=\"buttons\"><button type=\"submit\">Add user</button></div></form></details></section>\
+         <section class=\"card\" aria-labelledby=\"agents-h\"><h2 id=\"agents-h\">Agents</h2>\
+         <table class=\"agents\"><caption class=\"visually-hidden\">Agents</caption><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Owner</th>\
+         <th scope=\"col\">Groups</th><th scope=\"col\">Created</th><th scope=\"col\"><span class=\"visually-hidden\">Actions</span></th></tr></thead>\
+         <tbody>{agent_rows}</tbody></table>\
+         <details><summary>Add an agent with an API key</summary>\
+         <form method=\"post\" action=\"/console/admin/agents\" class=\"stack\">{csrf}\
+         <label for=\"a-name\">Name</label><input id=\"a-name\" name=\"name\" required autocomplete=\"off\">\
+         <label for=\"a-owner\">Owner (a user; may not approve its requests)</label><input id=\"a-owner\" name=\"owner\" autocomplete=\"off\">\
+         <label for=\"a-groups\">Groups (comma-separated)</label><input id=\"a-groups\" name=\"groups\" autocomplete=\"off\">\
+         <div class=\"buttons\"><button type=\"submit\">Add agent</button></div></form></details></section>",
+    );
+    Html(frame("Admin", Section::Admin, Some(viewer), &body)).into_response()
+}
+
+async fn health(state: &Shared) -> String {
+    let mut items: Vec<countersign_identity::Health> = Vec::new();
+    let store = state.app.store.ping().await;
+    items.push(countersign_identity::Health {
+        name: "store".to_owned(),
+        target: state.app.config.database_path().display().to_string(),
+        ok: store.is_ok(),
+        detail: match store {
+            Ok(()) => "reachable".to_owned(),
+            Err(_) => "unavailable".to_owned(),
+        },
+    });
+    let policy = state.app.policy();
+    items.push(countersign_identity::Health {
+        name: "policy set".to_owned(),
+        target: state.app.config.policies_dir.display().to_string(),
+        ok: true,
+        detail: format!("{} policies, {}", policy.engine.policy_count(), policy.engine.hash()),
+    });
+    items.extend(state.identity.health().await);
+    for integration in &state.options.integrations {
+        items.push(integration.health().await);
+    }
+    if state.identity.oidc.is_none() {
+        items.push(countersign_identity::Health {
+            name: "OpenID Connect provider".to_owned(),
+            target: "—".to_owned(),
+            ok: true,
+            detail: "not configured: people sign in with personal tokens".to_owned(),
+        });
+    }
+    let rows: String = items
+        .iter()
+        .map(|h| {
+            let (class, word) = if h.ok { ("ok", "OK") } else { ("bad", "Failing") };
+            format!(
+                "<tr><td data-label=\"Integration\">{}</td><td data-label=\"Target\"><code class=\"wrap\">{}</code></td>\
+                 <td data-label=\"State\"><span class=\"badge health-{class}\">{word}</span></td><td data-label=\"Detail\">{}</td></tr>",
+                esc(&h.name),
+                esc(&h.target),
+                esc(&h.detail)
+            )
+        })
+        .collect();
+    format!(
+        "<table class=\"health\"><caption class=\"visually-hidden\">Integration health</caption><thead><tr><th scope=\"col\">Integration</th>\
+         <th scope=\"col\">Target</th><th scope=\"col\">State</th><th scope=\"col\">Detail</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct IdentityForm {
+    #[serde(default)]
+    _csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    groups: String,
+}
+
+fn parse_groups(text: &str) -> Result<Vec<String>, String> {
+    let groups: Vec<String> = text.split(',').map(|g| g.trim().to_owned()).filter(|g| !g.is_empty()).collect();
+    match groups.iter().find(|g| !valid_name(g)) {
+        Some(bad) => Err(format!("`{bad}` is not a group name")),
+        None => Ok(groups),
+    }
+}
+
+/// The credential, shown once, with a copy button.
+fn shown_once(kind: &str, name: &str, token: &str) -> String {
+    format!(
+        "<div class=\"notice notice-ok\" role=\"status\"><p>{kind} <strong>{name}</strong> created. Its {what} is shown only now:</p>\
+         <p><code class=\"wrap secret\" id=\"new-token\">{token}</code> <button type=\"button\" class=\"small\" data-copy=\"new-token\">Copy</button></p></div>",
+        kind = esc(kind),
+        name = esc(name),
+        what = if kind == "User" { "personal token" } else { "API key" },
+        token = esc(token),
+    )
+}
+
+pub async fn add_user(State(state): State<Shared>, viewer: Viewer, Form(form): Form<IdentityForm>) -> Response {
+    if !viewer.principal.is_admin() {
+        return forbidden(&viewer);
+    }
+    let result = add_user_inner(&state, &viewer, &form).await;
+    render(&state, &viewer, result.unwrap_or_else(|e| notice("error", &e))).await
+}
+
+async fn add_user_inner(state: &Shared, viewer: &Viewer, form: &IdentityForm) -> Result<String, String> {
+    if !viewer.csrf_ok(&form._csrf) {
+        return Err("The form expired. Reload the page and try again.".to_owned());
+    }
+    let name = form.name.trim();
+    let email = form.email.trim();
+    if !valid_name(name) {
+        return Err(format!("`{name}` is not a valid name (letters, digits, `.`, `_`, `@`, `-`)"));
+    }
+    if !valid_email(email) {
+        return Err(format!("`{email}` is not an email address"));
+    }
+    let groups = parse_groups(&form.groups)?;
+    let (token, token_hash) = new_token(PrincipalKind::User);
+    let event = AuditDraft::new(
+        viewer.principal.reference().to_string(),
+        "identity.user_created",
+        json!({"name": name, "email": email, "groups": groups}),
+    );
+    let user =
+        NewUser { name: name.to_owned(), email: email.to_owned(), groups, token_hash, created_at: Timestamp::now() };
+    state.app.store.create_user(user, vec![event]).await.map_err(store_message)?;
+    Ok(shown_once("User", name, &token))
+}
+
+pub async fn add_agent(State(state): State<Shared>, viewer: Viewer, Form(form): Form<IdentityForm>) -> Response {
+    if !viewer.principal.is_admin() {
+        return forbidden(&viewer);
+    }
+    let result = add_agent_inner(&state, &viewer, &form).await;
+    render(&state, &viewer, result.unwrap_or_else(|e| notice("error", &e))).await
+}
+
+async fn add_agent_inner(state: &Shared, viewer: &Viewer, form: &IdentityForm) -> Result<String, String> {
+    if !viewer.csrf_ok(&form._csrf) {
+        return Err("The form expired. Reload the page and try again.".to_owned());
+    }
+    let name = form.name.trim();
+    if !valid_name(name) {
+        return Err(format!("`{name}` is not a valid name (letters, digits, `.`, `_`, `@`, `-`)"));
+    }
+    let owner = Some(form.owner.trim().to_owned()).filter(|o| !o.is_empty());
+    if let Some(owner) = &owner {
+        match state.app.store.user(owner).await.map_err(store_message)? {
+            Some(u) if u.revoked_at.is_none() => {}
+            Some(_) => return Err(format!("owner `{owner}` is revoked")),
+            None => return Err(format!("owner `{owner}` is not a user")),
+        }
+    }
+    let groups = parse_groups(&form.groups)?;
+    let (token, token_hash) = new_token(PrincipalKind::Agent);
+    let event = AuditDraft::new(
+        viewer.principal.reference().to_string(),
+        "identity.agent_created",
+        json!({"name": name, "owner": owner, "groups": groups}),
+    );
+    let agent = NewAgent { name: name.to_owned(), owner, groups, token_hash, created_at: Timestamp::now() };
+    state.app.store.create_agent(agent, vec![event]).await.map_err(store_message)?;
+    Ok(shown_once("Agent", name, &token))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    _csrf: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn revoke(State(state): State<Shared>, viewer: Viewer, Form(form): Form<RevokeForm>) -> Response {
+    if !viewer.principal.is_admin() {
+        return forbidden(&viewer);
+    }
+    let message = if viewer.csrf_ok(&form._csrf) {
+        let actor = viewer.principal.reference().to_string();
+        let now = Timestamp::now();
+        let result = match form.kind.as_str() {
+            "user" => {
+                let event = AuditDraft::new(actor, "identity.user_revoked", json!({"name": form.name}));
+                state.app.store.revoke_user(&form.name, now, vec![event]).await
+            }
+            "agent" => {
+                let event = AuditDraft::new(actor, "identity.agent_revoked", json!({"name": form.name}));
+                state.app.store.revoke_agent(&form.name, now, vec![event]).await
+            }
+            _ => Err(StoreError::NotFound { what: "identity kind", name: form.kind.clone() }),
+        };
+        match result {
+            Ok(revoked) => {
+                // Wake whoever waits on the requests it withdrew.
+                for request in &revoked {
+                    state.app.hub.changed(&request.id);
+                }
+                notice("ok", &format!("Revoked {} `{}` and {} open request(s).", form.kind, form.name, revoked.len()))
+            }
+            Err(e) => notice("error", &store_message(e)),
+        }
+    } else {
+        notice("error", "The form expired. Reload the page and try again.")
+    };
+    render(&state, &viewer, message).await
+}
+
+fn store_message(e: StoreError) -> String {
+    match e {
+        StoreError::NotFound { .. } | StoreError::AlreadyExists { .. } => e.to_string(),
+        StoreError::Unavailable(_) | StoreError::Corrupt(_) | StoreError::Internal(_) => {
+            tracing::error!(error = %e, "admin action failed");
+            "The store is unavailable; nothing was changed.".to_owned()
+        }
+    }
+}

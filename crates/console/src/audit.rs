@@ -1,0 +1,221 @@
+//! The audit page: whether the hash chain verifies (and up to which
+//! event), and a browser for the events, newest first, filtered by type,
+//! actor and request id.
+//!
+//! Verification is incremental: the console keeps the verifier's state
+//! and, at each visit, checks only the events appended since, so the page
+//! stays fast on a long log. A break is remembered until restart (the log
+//! cannot heal itself).
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use countersign_audit::{AuditEvent, ChainBreak, ChainVerifier};
+use countersign_core::Timestamp;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::html::{esc, time, url_part};
+use crate::layout::{page as frame, Section};
+use crate::session::Viewer;
+use crate::view::contains;
+use crate::Shared;
+
+/// Events read per store call while verifying or browsing.
+const BATCH: usize = 5000;
+/// Rows per page of the browser.
+const PAGE: usize = 50;
+/// The most events one filtered browse looks through.
+const SCAN: usize = 50_000;
+
+#[derive(Debug, Default)]
+struct Progress {
+    verifier: ChainVerifier,
+    head_seq: u64,
+    head_time: Option<Timestamp>,
+    broken: Option<ChainBreak>,
+    checked_at: Option<Timestamp>,
+}
+
+/// The verifier's state between visits.
+#[derive(Debug, Default)]
+pub struct Cache(Mutex<Progress>);
+
+/// What the page reports.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub head_seq: u64,
+    pub head_time: Option<Timestamp>,
+    pub broken: Option<ChainBreak>,
+    pub checked_at: Timestamp,
+}
+
+impl Cache {
+    /// Verifies whatever was appended since the last call.
+    pub async fn verify(&self, state: &Shared) -> Result<Status, countersign_store::StoreError> {
+        let mut progress = self.0.lock().await;
+        while progress.broken.is_none() {
+            let events = state.app.store.audit_events(progress.head_seq, BATCH).await?;
+            if events.is_empty() {
+                break;
+            }
+            for event in &events {
+                if let Err(e) = progress.verifier.push(event) {
+                    progress.broken = Some(e);
+                    break;
+                }
+                progress.head_seq = event.seq;
+                progress.head_time = Some(event.time);
+            }
+        }
+        let now = Timestamp::now();
+        progress.checked_at = Some(now);
+        Ok(Status {
+            head_seq: progress.head_seq,
+            head_time: progress.head_time,
+            broken: progress.broken.clone(),
+            checked_at: now,
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Browse {
+    /// Show events with `seq` below this (older pages).
+    before: Option<u64>,
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    actor: String,
+    /// A request id in the event's body.
+    #[serde(default)]
+    request: String,
+}
+
+pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(browse): Query<Browse>) -> Response {
+    if !viewer.principal.is_auditor() {
+        return forbidden(&viewer);
+    }
+    let status = match state.audit.verify(&state).await {
+        Ok(s) => s,
+        Err(e) => return countersign_server::ApiError::from(e).into_response(),
+    };
+    let verdict = match &status.broken {
+        None => format!(
+            "<div class=\"notice notice-ok\" role=\"status\"><strong>Verified</strong> up to sequence {seq}{at}; checked {checked}.</div>",
+            seq = status.head_seq,
+            at = status.head_time.map(|t| format!(" ({})", time(t))).unwrap_or_default(),
+            checked = time(status.checked_at),
+        ),
+        Some(b) => format!(
+            "<div class=\"notice notice-error\" role=\"alert\"><strong>Broken.</strong> {} Everything before sequence {} verifies. \
+             Run <code>countersign audit verify</code> for details.</div>",
+            esc(&b.to_string()),
+            b.seq
+        ),
+    };
+    // Past a break, the verifier stops; the browser still shows everything.
+    let mut head = status.head_seq;
+    if status.broken.is_some() {
+        while let Ok(rest) = state.app.store.audit_events(head, BATCH).await {
+            match rest.last() {
+                Some(last) if last.seq > head => head = last.seq,
+                Some(_) | None => break,
+            }
+        }
+    }
+    let (events, next_before) = match find(&state, &browse, head).await {
+        Ok(found) => found,
+        Err(e) => return countersign_server::ApiError::from(e).into_response(),
+    };
+    let rows: String = events.iter().map(row).collect();
+    let table = if events.is_empty() {
+        "<p class=\"empty\">No events match.</p>".to_owned()
+    } else {
+        format!(
+            "<table class=\"events\"><caption class=\"visually-hidden\">Audit events, newest first</caption><thead><tr>\
+             <th scope=\"col\">Seq</th><th scope=\"col\">Time</th><th scope=\"col\">Type</th><th scope=\"col\">Actor</th>\
+             <th scope=\"col\">Details</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    };
+    let older = match next_before {
+        Some(before) => format!(
+            "<p><a href=\"/console/audit?before={before}&amp;type={}&amp;actor={}&amp;request={}\">Older events</a></p>",
+            esc(&url_part(&browse.kind)),
+            esc(&url_part(&browse.actor)),
+            esc(&url_part(&browse.request))
+        ),
+        None => String::new(),
+    };
+    let body = format!(
+        "<h1>Audit</h1>{verdict}\
+         <form class=\"filters\" method=\"get\" action=\"/console/audit\" role=\"search\" aria-label=\"Filter events\">\
+         {kind}{actor}{request}<div class=\"field actions\"><button type=\"submit\">Filter</button><a href=\"/console/audit\">Clear</a></div></form>\
+         {table}{older}",
+        kind = crate::view::filter_input("type", "Type", &browse.kind),
+        actor = crate::view::filter_input("actor", "Actor", &browse.actor),
+        request = crate::view::filter_input("request", "Request id", &browse.request),
+    );
+    Html(frame("Audit", Section::Audit, Some(&viewer), &body)).into_response()
+}
+
+pub fn forbidden(viewer: &Viewer) -> Response {
+    let body = "<h1>Not for you</h1><p>This page is for the <code>auditor</code> and <code>admin</code> groups.</p>";
+    (StatusCode::FORBIDDEN, Html(frame("Forbidden", Section::None, Some(viewer), body))).into_response()
+}
+
+fn matches(event: &AuditEvent, browse: &Browse) -> bool {
+    contains(&event.kind, &browse.kind)
+        && contains(&event.actor, &browse.actor)
+        && (browse.request.trim().is_empty()
+            || event.body_value().get("id").and_then(|v| v.as_str()) == Some(browse.request.trim()))
+}
+
+/// Up to a page of matching events below `before` (or the head), newest
+/// first, and where the next older page starts.
+async fn find(
+    state: &Shared,
+    browse: &Browse,
+    head: u64,
+) -> Result<(Vec<AuditEvent>, Option<u64>), countersign_store::StoreError> {
+    let mut upper = browse.before.unwrap_or(head.saturating_add(1)).min(head.saturating_add(1));
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    while upper > 1 && found.len() < PAGE && scanned < SCAN {
+        let lower = upper.saturating_sub(u64::try_from(BATCH.min(PAGE * 20)).unwrap_or(1000)).max(1);
+        let chunk = state.app.store.audit_events(lower - 1, usize::try_from(upper - lower).unwrap_or(0)).await?;
+        scanned += chunk.len();
+        for event in chunk.iter().rev() {
+            if matches(event, browse) {
+                found.push(event.clone());
+                if found.len() == PAGE {
+                    return Ok((found, Some(event.seq)));
+                }
+            }
+        }
+        upper = lower;
+    }
+    let next = (upper > 1).then_some(upper);
+    Ok((found, next))
+}
+
+fn row(e: &AuditEvent) -> String {
+    let body = e.body_value();
+    let link = body
+        .get("id")
+        .and_then(|v| v.as_str())
+        .map(|id| format!("<a href=\"/console/requests/{}\">request</a> ", url_part(id)))
+        .unwrap_or_default();
+    let text = serde_json::to_string(&body).unwrap_or_default();
+    format!(
+        "<tr><td data-label=\"Seq\">{seq}</td><td data-label=\"Time\">{at}</td><td data-label=\"Type\"><code>{kind}</code></td>\
+         <td data-label=\"Actor\">{actor}</td><td data-label=\"Details\">{link}<details><summary>body</summary>\
+         <pre class=\"json\">{body}</pre><p class=\"small muted\">hash <code class=\"wrap\">{hash}</code></p></details></td></tr>",
+        seq = e.seq,
+        at = time(e.time),
+        kind = esc(&e.kind),
+        actor = esc(&e.actor),
+        body = esc(&text),
+        hash = esc(&e.hash),
+    )
+}

@@ -1,0 +1,223 @@
+//! History: every request the viewer may see, searched by agent, user,
+//! kind, resource, status and time, and exported as CSV with the same
+//! filters. The newest [`SCAN`] requests are searched.
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use countersign_core::{Request, Timestamp};
+use countersign_store::RequestFilter;
+use serde::Deserialize;
+
+use crate::html::esc;
+use crate::layout::{notice, page as frame, Section};
+use crate::session::Viewer;
+use crate::view::{contains, filter_input, request_table, status_filter, TextFilters};
+use crate::Shared;
+
+/// How many of the newest requests a search looks through.
+const SCAN: usize = 1000;
+/// How many rows a page shows (the CSV has them all).
+const SHOWN: usize = 200;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Search {
+    #[serde(flatten)]
+    pub text: TextFilters,
+    /// A user: the requester, the one acted for, or a voter.
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub status: String,
+    /// `YYYY-MM-DD` or RFC 3339, inclusive.
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: String,
+}
+
+impl Search {
+    fn query(&self) -> String {
+        use crate::html::url_part;
+        format!(
+            "{}&user={}&status={}&from={}&to={}",
+            self.text.query(),
+            url_part(&self.user),
+            url_part(&self.status),
+            url_part(&self.from),
+            url_part(&self.to)
+        )
+    }
+}
+
+/// Parses a date bound; a bare date means the start (or end) of that day.
+fn bound(text: &str, end_of_day: bool) -> Result<Option<Timestamp>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let full = if text.len() == 10 {
+        if end_of_day {
+            format!("{text}T23:59:59.999Z")
+        } else {
+            format!("{text}T00:00:00Z")
+        }
+    } else {
+        text.to_owned()
+    };
+    Timestamp::parse_rfc3339(&full).map(Some).map_err(|_| format!("`{text}` is not a date such as 2026-01-31"))
+}
+
+fn user_matches(r: &Request, user: &str) -> bool {
+    let user = user.trim();
+    user.is_empty()
+        || (r.principal.kind == countersign_core::PrincipalKind::User && contains(&r.principal.name, user))
+        || r.action.on_behalf_of.as_deref().is_some_and(|o| contains(o, user))
+        || r.owner.as_deref().is_some_and(|o| contains(o, user))
+        || r.votes.iter().any(|v| contains(&v.by.name, user) || contains(v.person.as_str(), user))
+}
+
+async fn search(state: &Shared, viewer: &Viewer, search: &Search) -> Result<Vec<Request>, Response> {
+    let status = if search.status.trim().is_empty() {
+        None
+    } else {
+        Some(status_filter(&search.status).ok_or_else(|| bad(&format!("`{}` is not a status", search.status)))?)
+    };
+    let from = bound(&search.from, false).map_err(|e| bad(&e))?;
+    let to = bound(&search.to, true).map_err(|e| bad(&e))?;
+    let filter = RequestFilter { status, limit: SCAN, ..RequestFilter::default() };
+    let mut requests = state.app.visible_requests(&viewer.principal, &filter).await.map_err(|e| e.into_response())?;
+    requests.retain(|r| {
+        search.text.admits(r)
+            && user_matches(r, &search.user)
+            && from.is_none_or(|f| r.created_at >= f)
+            && to.is_none_or(|t| r.created_at <= t)
+    });
+    Ok(requests)
+}
+
+fn bad(message: &str) -> Response {
+    (axum::http::StatusCode::BAD_REQUEST, Html(notice("error", message))).into_response()
+}
+
+fn form(s: &Search) -> String {
+    let statuses: String = std::iter::once(String::new())
+        .chain(countersign_core::Status::ALL.iter().map(|st| st.as_str().to_owned()))
+        .map(|st| {
+            let selected = if st == s.status { " selected" } else { "" };
+            let label = if st.is_empty() { "any" } else { st.as_str() };
+            format!("<option value=\"{st}\"{selected}>{label}</option>")
+        })
+        .collect();
+    format!(
+        "<form class=\"filters\" method=\"get\" action=\"/console/history\" role=\"search\" aria-label=\"Search the history\">\
+         {agent}{user}{kind}{resource}\
+         <div class=\"field\"><label for=\"f-status\">Status</label><select id=\"f-status\" name=\"status\">{statuses}</select></div>\
+         <div class=\"field\"><label for=\"f-from\">From</label><input id=\"f-from\" name=\"from\" type=\"date\" value=\"{from}\"></div>\
+         <div class=\"field\"><label for=\"f-to\">To</label><input id=\"f-to\" name=\"to\" type=\"date\" value=\"{to}\"></div>\
+         <div class=\"field actions\"><button type=\"submit\">Search</button><a href=\"/console/history\">Clear</a></div></form>",
+        agent = filter_input("agent", "Agent", &s.text.agent),
+        user = filter_input("user", "User", &s.user),
+        kind = filter_input("kind", "Kind", &s.text.kind),
+        resource = filter_input("resource", "Resource", &s.text.resource),
+        from = esc(&s.from),
+        to = esc(&s.to),
+    )
+}
+
+pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(s): Query<Search>) -> Response {
+    let results = match search(&state, &viewer, &s).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let shown = &results[..results.len().min(SHOWN)];
+    let more = if results.len() > SHOWN {
+        format!("<p class=\"muted\">Showing the newest {SHOWN} of {}; the CSV has them all.</p>", results.len())
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<h1>History</h1>{form}<p class=\"count\">{n} found · <a href=\"/console/history.csv?{query}\" download>Export CSV</a></p>{more}{table}",
+        form = form(&s),
+        n = results.len(),
+        query = esc(&s.query()),
+        table = request_table(shown, "Requests found", "No requests match."),
+    );
+    Html(frame("History", Section::History, Some(&viewer), &body)).into_response()
+}
+
+pub async fn csv(State(state): State<Shared>, viewer: Viewer, Query(s): Query<Search>) -> Response {
+    let results = match search(&state, &viewer, &s).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let mut out = String::from(
+        "id,created_at,status,kind,resource,principal,owner,on_behalf_of,justification,approvals,denials,policies,fingerprint,reason\r\n",
+    );
+    for r in &results {
+        let approvals: Vec<&str> = r.approvals().map(|v| v.by.name.as_str()).collect();
+        let denials: Vec<&str> =
+            r.votes.iter().filter(|v| v.kind == countersign_core::VoteKind::Deny).map(|v| v.by.name.as_str()).collect();
+        let fields = [
+            r.id.clone(),
+            r.created_at.to_rfc3339(),
+            r.status.as_str().to_owned(),
+            r.action.kind.clone(),
+            r.action.resource.clone(),
+            r.principal.to_string(),
+            r.owner.clone().unwrap_or_default(),
+            r.action.on_behalf_of.clone().unwrap_or_default(),
+            r.action.justification.clone().unwrap_or_default(),
+            approvals.join(" "),
+            denials.join(" "),
+            r.policies.join(" "),
+            r.fingerprint.as_str().to_owned(),
+            r.reason.clone(),
+        ];
+        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"countersign-history.csv\""),
+        ],
+        out,
+    )
+        .into_response()
+}
+
+/// RFC 4180 quoting, and a leading `'` on anything a spreadsheet would run
+/// as a formula (`=`, `+`, `-`, `@`, tab, CR): payloads are attacker text.
+pub fn csv_field(value: &str) -> String {
+    let value =
+        if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_owned() };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("-1"), "'-1");
+    }
+
+    #[test]
+    fn date_bounds() {
+        assert!(bound("", false).unwrap().is_none());
+        let from = bound("2026-01-31", false).unwrap().unwrap();
+        let to = bound("2026-01-31", true).unwrap().unwrap();
+        assert!(from < to);
+        assert!(bound("yesterday", false).is_err());
+    }
+}

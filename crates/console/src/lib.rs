@@ -1,0 +1,112 @@
+//! The web console, served by the gateway itself under `/console`:
+//! server-rendered HTML with a little vanilla JavaScript and CSS compiled
+//! into the binary, so there is no separate server and no build step.
+//!
+//! - [`login`]: single sign-on with the identity provider (and, where
+//!   allowed, a personal token), step-up logins, logout;
+//! - [`queue`]: the pending queue, kept live over server-sent events;
+//! - [`request`]: one request's review card, votes and comments;
+//! - [`history`], [`audit`], [`policies`], [`admin`]: the other pages;
+//! - [`session`]: cookies, sessions, CSRF; [`security`]: response headers.
+//!
+//! Every rule of the approval loop is enforced by the gateway
+//! ([`countersign_server::AppState`]); the console only explains it (a
+//! disabled button says why) and never decides on its own.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod admin;
+mod assets;
+pub mod audit;
+pub mod history;
+pub mod html;
+pub mod layout;
+pub mod login;
+pub mod policies;
+pub mod queue;
+pub mod request;
+pub mod security;
+pub mod session;
+mod view;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::routing::{get, post};
+use axum::Router;
+use countersign_identity::Identity;
+use countersign_server::AppState;
+
+/// Something whose health the admin page shows (a chat channel, a
+/// webhook, …). Integrations in other crates hand one in through
+/// [`Options::integrations`].
+#[async_trait]
+pub trait IntegrationHealth: Send + Sync + std::fmt::Debug {
+    /// A short name, the thing it talks to, whether it works, and details.
+    async fn health(&self) -> countersign_identity::Health;
+}
+
+/// What the console needs besides the gateway.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub integrations: Vec<Arc<dyn IntegrationHealth>>,
+}
+
+/// The console's shared state.
+#[derive(Debug)]
+pub struct ConsoleState {
+    pub app: AppState,
+    pub identity: Identity,
+    pub options: Options,
+    pub cookies: session::Cookies,
+    pub audit: audit::Cache,
+    csp: axum::http::HeaderValue,
+}
+
+/// A handle on [`ConsoleState`].
+pub type Shared = Arc<ConsoleState>;
+
+/// The console's routes; merge them into the gateway's router. Empty if
+/// `[console] enabled = false`.
+pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
+    if !app.config.identity.console.enabled {
+        return Router::new();
+    }
+    let idp_origin = identity.oidc.as_ref().and_then(|o| o.issuer_origin());
+    let state = Arc::new(ConsoleState {
+        cookies: session::Cookies::new(app.config.identity.console.secure_cookies),
+        csp: security::content_security_policy(idp_origin.as_deref()),
+        audit: audit::Cache::default(),
+        app,
+        identity,
+        options,
+    });
+    Router::new()
+        .route("/", get(login::root))
+        .route("/console", get(login::root))
+        .route("/console/", get(queue::page))
+        .route("/console/fragments/queue", get(queue::fragment))
+        .route("/console/events", get(queue::events))
+        .route("/console/login", get(login::page))
+        .route("/console/login/start", get(login::start))
+        .route("/console/login/token", post(login::token))
+        .route("/console/callback", get(login::callback))
+        .route("/console/logout", post(login::logout))
+        .route("/console/requests/{id}", get(request::page))
+        .route("/console/requests/{id}/approve", post(request::approve))
+        .route("/console/requests/{id}/deny", post(request::deny))
+        .route("/console/requests/{id}/comment", post(request::comment))
+        .route("/console/history", get(history::page))
+        .route("/console/history.csv", get(history::csv))
+        .route("/console/audit", get(audit::page))
+        .route("/console/policies", get(policies::page))
+        .route("/console/policies/test", post(policies::test))
+        .route("/console/policies/reload", post(policies::reload))
+        .route("/console/admin", get(admin::page))
+        .route("/console/admin/users", post(admin::add_user))
+        .route("/console/admin/agents", post(admin::add_agent))
+        .route("/console/admin/revoke", post(admin::revoke))
+        .route("/console/assets/{file}", get(assets::serve))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
+        .with_state(state)
+}

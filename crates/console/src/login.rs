@@ -1,0 +1,352 @@
+//! Signing in and out.
+//!
+//! - `GET /console/login`: the login page (identity provider button; a
+//!   personal-token form where local tokens are allowed for people).
+//! - `GET /console/login/start`: starts the authorization-code flow with
+//!   PKCE, `state` and `nonce`; `?step_up=1` asks for a fresh login
+//!   (`max_age`). What must come back is stored server-side under a random
+//!   id held in a short-lived cookie.
+//! - `GET /console/callback`: checks `state`, redeems the code, verifies
+//!   the ID token (nonce, audience, expiry, `auth_time`), creates or
+//!   updates the user, and starts a new session (a new id, so a session
+//!   id planted before login is worthless).
+//! - `POST /console/logout`: ends the session and, where the provider
+//!   supports it, its session too (RP-initiated logout).
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use countersign_core::{PrincipalKind, Timestamp};
+use countersign_identity::directory::DirectoryError;
+use countersign_identity::PendingLogin;
+use countersign_server::auth::{Authenticator, LocalTokens};
+use serde::Deserialize;
+
+use crate::html::{esc, url_part};
+use crate::layout::{csrf_field, notice, page as frame, Section};
+use crate::session::{self, cookie, key_of, Method, Record, Viewer, LOGINS};
+use crate::Shared;
+
+/// `/` and `/console` lead to the console.
+pub async fn root() -> Redirect {
+    Redirect::to("/console/")
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    return_to: Option<String>,
+    step_up: Option<String>,
+    logged_out: Option<String>,
+    error: Option<String>,
+}
+
+/// Only paths inside the console are places to return to; anything else
+/// (`//evil.example`, `https://…`, `/\evil`) would make the login an open
+/// redirect.
+pub fn safe_return(return_to: Option<&str>) -> String {
+    match return_to {
+        Some(path)
+            if path.starts_with("/console")
+                && !path.starts_with("//")
+                && !path.contains(['\\', '\r', '\n'])
+                && !path.contains("/../") =>
+        {
+            path.to_owned()
+        }
+        Some(_) | None => "/console/".to_owned(),
+    }
+}
+
+pub async fn page(State(state): State<Shared>, headers: HeaderMap, Query(query): Query<LoginQuery>) -> Response {
+    let return_to = safe_return(query.return_to.as_deref());
+    let mut body = String::from("<section class=\"login card\"><h1>Sign in to countersign</h1>");
+    if query.logged_out.is_some() {
+        body.push_str(&notice("ok", "You are logged out."));
+    }
+    if let Some(error) = &query.error {
+        body.push_str(&notice("error", login_error_text(error)));
+    }
+    if state.identity.oidc.is_some() {
+        let step_up = if query.step_up.is_some() { "&amp;step_up=1" } else { "" };
+        body.push_str(&format!(
+            "<p><a class=\"button primary\" href=\"/console/login/start?return_to={}{step_up}\">Log in with your organisation</a></p>",
+            esc(&url_part(&return_to))
+        ));
+    }
+    // A pre-session CSRF token, double-submitted as cookie and field.
+    let mut response_cookie = None;
+    if state.identity.local_tokens_for_humans {
+        let pre = match cookie(&headers, PRE_COOKIE) {
+            Some(value) if value.len() == 43 => value.to_owned(),
+            Some(_) | None => {
+                let fresh = session::new_csrf();
+                response_cookie = Some(state.cookies.set(PRE_COOKIE, &fresh, 900));
+                fresh
+            }
+        };
+        let or = if state.identity.oidc.is_some() { "<p class=\"or\">or</p>" } else { "" };
+        body.push_str(&format!(
+            "{or}<form method=\"post\" action=\"/console/login/token\" class=\"stack\">{csrf}\
+             <input type=\"hidden\" name=\"return_to\" value=\"{return_to}\">\
+             <label for=\"token\">Personal token</label>\
+             <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required \
+              aria-describedby=\"token-help\" spellcheck=\"false\">\
+             <p id=\"token-help\" class=\"help\">The <code>csu_…</code> token printed by <code>countersign users add</code>.</p>\
+             <button type=\"submit\">Sign in with token</button></form>",
+            csrf = csrf_field(&pre),
+            return_to = esc(&return_to),
+        ));
+    }
+    if state.identity.oidc.is_none() && !state.identity.local_tokens_for_humans {
+        body.push_str(&notice("error", "No way to sign in is configured."));
+    }
+    body.push_str("</section>");
+    let mut response = Html(frame("Sign in", Section::None, None, &body)).into_response();
+    if let Some(cookie) = response_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The pre-session CSRF cookie of the token form (double submit: the
+/// form's field must equal it, which a cross-site page cannot arrange).
+const PRE_COOKIE: &str = "cs_pre";
+
+fn login_error_text(code: &str) -> &'static str {
+    match code {
+        "state" => "That login attempt expired or was not started here. Please log in again.",
+        "provider" => "The identity provider cannot be reached right now. Try again shortly.",
+        "refused" => "The identity provider did not complete the login.",
+        "revoked" => "Your countersign account was revoked. Ask an administrator.",
+        "not_allowed" => "You are not in a group that may use countersign.",
+        "token" => "That token is unknown, revoked, or not a person's token.",
+        "csrf" => "The form expired. Please try again.",
+        _ => "The login did not complete. Please try again.",
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StartQuery {
+    return_to: Option<String>,
+    step_up: Option<String>,
+}
+
+pub async fn start(State(state): State<Shared>, Query(query): Query<StartQuery>) -> Response {
+    let Some(oidc) = &state.identity.oidc else {
+        return Redirect::to("/console/login").into_response();
+    };
+    let return_to = safe_return(query.return_to.as_deref());
+    let (url, pending) = match oidc.begin(&return_to, query.step_up.is_some()).await {
+        Ok(started) => started,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start a login");
+            return Redirect::to("/console/login?error=provider").into_response();
+        }
+    };
+    let id = countersign_identity::oidc::random_token();
+    let value = match serde_json::to_string(&pending) {
+        Ok(v) => v,
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    if let Err(e) = state.app.store.kv_compare_and_set(LOGINS, &key_of(&id), None, Some(value)).await {
+        tracing::error!(error = %e, "cannot store a login under way");
+        return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; try again shortly").into_response();
+    }
+    let mut response = Redirect::to(&url).into_response();
+    response.headers_mut().append(header::SET_COOKIE, state.cookies.set(state.cookies.login_name(), &id, 900));
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+}
+
+pub async fn callback(State(state): State<Shared>, headers: HeaderMap, Query(query): Query<CallbackQuery>) -> Response {
+    let fail = |code: &str| {
+        let mut response = Redirect::to(&format!("/console/login?error={code}")).into_response();
+        response.headers_mut().append(header::SET_COOKIE, state.cookies.set(state.cookies.login_name(), "", 0));
+        response
+    };
+    let Some(oidc) = &state.identity.oidc else {
+        return fail("provider");
+    };
+    let Some(id) = cookie(&headers, state.cookies.login_name()) else {
+        return fail("state");
+    };
+    let key = key_of(id);
+    // Single use: the pending login is taken out before the code is redeemed.
+    let pending = match state.app.store.kv_get(LOGINS, &key).await {
+        Ok(Some(text)) => match state.app.store.kv_compare_and_set(LOGINS, &key, Some(text.clone()), None).await {
+            Ok(true) => serde_json::from_str::<PendingLogin>(&text).ok(),
+            Ok(false) | Err(_) => None,
+        },
+        Ok(None) | Err(_) => None,
+    };
+    let Some(pending) = pending else {
+        return fail("state");
+    };
+    if let Some(error) = &query.error {
+        tracing::info!(error = %error.chars().take(64).collect::<String>(), "the identity provider returned an error");
+        return fail("refused");
+    }
+    let (Some(returned_state), Some(code)) = (query.state.as_deref(), query.code.as_deref()) else {
+        return fail("state");
+    };
+    let login = match oidc.finish(&pending, returned_state, code).await {
+        Ok(login) => login,
+        Err(e) => {
+            tracing::info!(error = %e, "a login failed");
+            let code = match e {
+                countersign_identity::LoginError::State => "state",
+                countersign_identity::LoginError::Provider(_) => "provider",
+                countersign_identity::LoginError::Claims(countersign_identity::claims::ClaimsError::NotAllowed) => {
+                    "not_allowed"
+                }
+                countersign_identity::LoginError::Refused(_)
+                | countersign_identity::LoginError::Token(_)
+                | countersign_identity::LoginError::Claims(_) => "refused",
+            };
+            return fail(code);
+        }
+    };
+    let principal = match state.identity.directory.login(&login.user).await {
+        Ok(principal) => principal,
+        Err(DirectoryError::Revoked(_)) => return fail("revoked"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record a login");
+            return fail("refused");
+        }
+    };
+    let now = Timestamp::now();
+    let record = Record {
+        principal,
+        display_name: login.user.display_name.clone(),
+        method: Method::Oidc,
+        auth_time: Some(login.auth_time),
+        id_token: Some(login.id_token),
+        csrf: session::new_csrf(),
+        created_at: now,
+        expires_at: now.plus(state.app.config.identity.console.session_ttl),
+    };
+    finish_session(&state, &headers, record, &pending.return_to, "oidc").await
+}
+
+/// Starts the new session (ending any old one in this browser) and goes on.
+async fn finish_session(state: &Shared, headers: &HeaderMap, record: Record, return_to: &str, via: &str) -> Response {
+    if let Some(old) = cookie(headers, state.cookies.session_name()) {
+        let _ = session::remove(state, "console.sessions", &key_of(old)).await;
+    }
+    let event = countersign_audit::AuditDraft::new(
+        record.principal.reference().to_string(),
+        "console.login",
+        serde_json::json!({"method": via, "groups": record.principal.groups, "auth_time": record.auth_time}),
+    );
+    let ttl = state.app.config.identity.console.session_ttl.as_secs();
+    let id = match session::create(state, &record).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store a session");
+            return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; try again shortly").into_response();
+        }
+    };
+    if let Err(e) = state.app.audit(vec![event]).await {
+        tracing::error!(error = %e, "cannot audit a login");
+    }
+    let mut response = Redirect::to(&safe_return(Some(return_to))).into_response();
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, state.cookies.set(state.cookies.session_name(), &id, ttl));
+    headers.append(header::SET_COOKIE, state.cookies.set(state.cookies.login_name(), "", 0));
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    _csrf: String,
+    #[serde(default)]
+    token: String,
+    return_to: Option<String>,
+}
+
+/// Signs in with a personal token, where people may still use them.
+pub async fn token(State(state): State<Shared>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Response {
+    if !state.identity.local_tokens_for_humans {
+        return Redirect::to("/console/login").into_response();
+    }
+    let expected = cookie(&headers, PRE_COOKIE).unwrap_or("");
+    let matches =
+        !expected.is_empty() && subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), form._csrf.as_bytes()).into();
+    if !matches {
+        return Redirect::to("/console/login?error=csrf").into_response();
+    }
+    let principal = match LocalTokens::new(state.app.store.clone()).authenticate(form.token.trim()).await {
+        Ok(p) if p.kind == PrincipalKind::User => p,
+        Ok(_) | Err(_) => {
+            let event = countersign_audit::AuditDraft::new(
+                "anonymous",
+                "attempt.refused",
+                serde_json::json!({"attempt": "console_login", "code": "unauthenticated"}),
+            );
+            let _ = state.app.audit(vec![event]).await;
+            return Redirect::to("/console/login?error=token").into_response();
+        }
+    };
+    let now = Timestamp::now();
+    let record = Record {
+        principal,
+        display_name: None,
+        method: Method::Token,
+        auth_time: None,
+        id_token: None,
+        csrf: session::new_csrf(),
+        created_at: now,
+        expires_at: now.plus(state.app.config.identity.console.session_ttl),
+    };
+    finish_session(&state, &headers, record, form.return_to.as_deref().unwrap_or("/console/"), "token").await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    _csrf: String,
+}
+
+pub async fn logout(State(state): State<Shared>, viewer: Viewer, Form(form): Form<CsrfForm>) -> Response {
+    if !viewer.csrf_ok(&form._csrf) {
+        return (StatusCode::FORBIDDEN, "the form expired; reload the page").into_response();
+    }
+    if let Err(e) = session::destroy(&state, &viewer).await {
+        tracing::error!(error = %e, "cannot end a session");
+    }
+    let event = countersign_audit::AuditDraft::new(
+        viewer.principal.reference().to_string(),
+        "console.logout",
+        serde_json::json!({}),
+    );
+    let _ = state.app.audit(vec![event]).await;
+    let target = match (&state.identity.oidc, viewer.method) {
+        (Some(oidc), Method::Oidc) => oidc.logout_url(viewer.id_token.as_deref()).await,
+        (Some(_), Method::Token) | (None, _) => None,
+    };
+    let mut response = Redirect::to(target.as_deref().unwrap_or("/console/login?logged_out=1")).into_response();
+    response.headers_mut().append(header::SET_COOKIE, state.cookies.set(state.cookies.session_name(), "", 0));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_console_paths_are_returned_to() {
+        assert_eq!(safe_return(Some("/console/requests/1")), "/console/requests/1");
+        for bad in ["//evil.example/console", "https://evil.example", "/console\\..", "/other", "/console/../x"] {
+            assert_eq!(safe_return(Some(bad)), "/console/", "{bad}");
+        }
+        assert_eq!(safe_return(None), "/console/");
+    }
+}

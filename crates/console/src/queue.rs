@@ -1,0 +1,107 @@
+//! The pending queue: what the viewer may decide (or, for auditors,
+//! everything pending), filtered by kind, resource and agent. The table
+//! refreshes itself: the page listens on `/console/events` (server-sent
+//! events, one per change to a request the viewer may see) and fetches
+//! `/console/fragments/queue` again, so new requests and decisions appear
+//! without a reload.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use countersign_core::Status;
+use countersign_server::hub::Wake;
+use countersign_store::RequestFilter;
+use futures_util::stream::Stream;
+
+use crate::html::esc;
+use crate::layout::{page as frame, Section};
+use crate::session::Viewer;
+use crate::view::{filter_input, request_table, TextFilters};
+use crate::Shared;
+
+/// How many pending requests the queue shows at most.
+const LIMIT: usize = 500;
+
+async fn rows(state: &Shared, viewer: &Viewer, filters: &TextFilters) -> Result<String, Response> {
+    let filter = RequestFilter { status: Some(Status::Pending), limit: LIMIT, ..RequestFilter::default() };
+    let mut requests = state.app.visible_requests(&viewer.principal, &filter).await.map_err(|e| e.into_response())?;
+    requests.retain(|r| filters.admits(r));
+    // Oldest first: what has waited longest comes first.
+    requests.reverse();
+    let count = requests.len();
+    let table = request_table(
+        &requests,
+        "Requests waiting for a decision",
+        "Nothing is waiting for you. New requests appear here as they arrive.",
+    );
+    Ok(format!("<p class=\"count\" id=\"queue-count\">{count} waiting</p>{table}"))
+}
+
+pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(filters): Query<TextFilters>) -> Response {
+    let rows = match rows(&state, &viewer, &filters).await {
+        Ok(rows) => rows,
+        Err(response) => return response,
+    };
+    let body = format!(
+        "<h1>Pending</h1>\
+         <form class=\"filters\" method=\"get\" action=\"/console/\" role=\"search\" aria-label=\"Filter the queue\">\
+         {kind}{resource}{agent}<div class=\"field actions\"><button type=\"submit\">Filter</button>\
+         <a href=\"/console/\">Clear</a></div></form>\
+         <div id=\"queue\" data-live=\"/console/fragments/queue?{query}\" aria-live=\"polite\" aria-busy=\"false\">{rows}</div>\
+         <p class=\"muted small\" id=\"live-status\">Updates live.</p>",
+        kind = filter_input("kind", "Kind", &filters.kind),
+        resource = filter_input("resource", "Resource", &filters.resource),
+        agent = filter_input("agent", "Agent", &filters.agent),
+        query = esc(&filters.query()),
+    );
+    Html(frame("Pending", Section::Pending, Some(&viewer), &body)).into_response()
+}
+
+/// The queue's table alone, for live refreshes.
+pub async fn fragment(State(state): State<Shared>, viewer: Viewer, Query(filters): Query<TextFilters>) -> Response {
+    match rows(&state, &viewer, &filters).await {
+        Ok(rows) => Html(rows).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Server-sent events: `change` whenever a request the viewer may see is
+/// created or changes (this gateway's changes; the page also refreshes
+/// every minute for changes made through other replicas). The stream ends
+/// when the gateway shuts down, so it never holds up a graceful stop.
+pub async fn events(State(state): State<Shared>, viewer: Viewer) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let changes = state.app.subscribe_changes();
+    let shutdown = state.app.hub.subscribe();
+    let stream = futures_util::stream::unfold(
+        (state, viewer, changes, shutdown),
+        |(state, viewer, mut changes, mut shutdown)| async move {
+            loop {
+                let next = tokio::select! {
+                    received = changes.recv() => received,
+                    wake = shutdown.next("") => match wake {
+                        Wake::ShuttingDown => return None,
+                        Wake::Changed => continue,
+                    },
+                };
+                let event = match next {
+                    Ok(request) => {
+                        if state.app.visible_request(&viewer.principal, &request.id).await.is_err() {
+                            continue;
+                        }
+                        Event::default().event("change").data(request.status.as_str())
+                    }
+                    // Missed some: tell the page to refresh anyway.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        Event::default().event("change").data("unknown")
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                };
+                return Some((Ok(event), (state, viewer, changes, shutdown)));
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

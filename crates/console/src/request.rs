@@ -1,0 +1,427 @@
+//! One request: the review card (what, who, why, risk, history), the
+//! approvals so far, the comment thread, and the decision form. The
+//! gateway enforces every rule; this page explains them beforehand — a
+//! disabled button says why — and afterwards (a refused vote names the
+//! rule). A vote that needs a fresh login sends the person to the identity
+//! provider and back.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use countersign_core::lifecycle::needs_step_up;
+use countersign_core::{Approver, Assurance, PrincipalKind, Request, Status, Timestamp, VoteKind};
+use countersign_server::auth::AuthContext;
+use countersign_server::ApiError;
+use countersign_store::RequestFilter;
+use serde::Deserialize;
+
+use crate::html::{esc, json_block, status_badge, time, url_part};
+use crate::layout::{csrf_field, notice, page as frame, Section};
+use crate::session::Viewer;
+use crate::view::needs;
+use crate::Shared;
+
+#[derive(Debug, Deserialize)]
+pub struct Flash {
+    done: Option<String>,
+    refused: Option<String>,
+}
+
+pub async fn page(
+    State(state): State<Shared>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let request = match state.app.visible_request(&viewer.principal, &id).await {
+        Ok(r) => r,
+        Err(ApiError::NotFound { .. }) => return not_found(&viewer, &id),
+        Err(e) => return e.into_response(),
+    };
+    let mut body = String::new();
+    if let Some(done) = flash.done.as_deref() {
+        body.push_str(&notice("ok", done_text(done)));
+    }
+    if let Some(code) = flash.refused.as_deref() {
+        body.push_str(&notice("error", refusal_text(code)));
+    }
+    body.push_str(&format!(
+        "<h1>{kind} on {resource} {status}</h1>",
+        kind = esc(&request.action.kind),
+        resource = esc(&request.action.resource),
+        status = status_badge(request.status.as_str())
+    ));
+    body.push_str(&review_card(&state, &viewer, &request).await);
+    body.push_str(&decision(&state, &viewer, &request).await);
+    body.push_str(&votes(&request));
+    body.push_str(&comments(&viewer, &request));
+    Html(frame(
+        &format!("{} on {}", request.action.kind, request.action.resource),
+        Section::Pending,
+        Some(&viewer),
+        &body,
+    ))
+    .into_response()
+}
+
+fn not_found(viewer: &Viewer, id: &str) -> Response {
+    let body = format!(
+        "<h1>Not found</h1><p>There is no request <code>{}</code> that you may see.</p><p><a href=\"/console/\">Back to the queue</a></p>",
+        esc(id)
+    );
+    (StatusCode::NOT_FOUND, Html(frame("Not found", Section::Pending, Some(viewer), &body))).into_response()
+}
+
+fn done_text(code: &str) -> &'static str {
+    match code {
+        "approved" => "Your approval is recorded.",
+        "denied" => "Your denial is recorded; the request is denied.",
+        "commented" => "Your comment is added.",
+        _ => "Done.",
+    }
+}
+
+/// Words for the gateway's refusal codes. Unknown codes get a generic text,
+/// so nothing from the URL is ever echoed.
+pub fn refusal_text(code: &str) -> &'static str {
+    match code {
+        "self_approval" => {
+            "You cannot decide this: you asked for it, own the agent that asked, or it acts on your behalf."
+        }
+        "not_an_approver" => "You are not in any approver group of this request.",
+        "duplicate_vote" => "You have already approved this request.",
+        "not_pending" => "This request is no longer waiting for a decision.",
+        "expired" => "This request's deadline has passed.",
+        "step_up_required" => "This approval needs a fresh login at your identity provider.",
+        "humans_only" | "no_email" => "Only people with an email address can approve or deny.",
+        "invalid_comment" => "A comment needs 1 to 4096 characters.",
+        "csrf" => "The form expired. Reload the page and try again.",
+        _ => "The gateway refused that.",
+    }
+}
+
+async fn review_card(state: &Shared, viewer: &Viewer, r: &Request) -> String {
+    let a = &r.action;
+    let labels = if a.labels.is_empty() {
+        "—".to_owned()
+    } else {
+        a.labels.iter().map(|l| format!("<span class=\"badge\">{}</span>", esc(l))).collect::<Vec<_>>().join(" ")
+    };
+    let context = if a.context.is_empty() {
+        String::new()
+    } else {
+        format!("<dt>Context</dt><dd>{}</dd>", json_block(&serde_json::Value::Object(a.context.clone())))
+    };
+    let deadline = match (r.status, r.expires_at, r.release_by) {
+        (Status::Pending, Some(t), _) => format!("<dt>Decide by</dt><dd>{}</dd>", time(t)),
+        (Status::Approved, _, Some(t)) => format!("<dt>Release by</dt><dd>{}</dd>", time(t)),
+        _ => String::new(),
+    };
+    let step_up = if r.requirements.iter().any(|q| q.routing.step_up) {
+        "<dt>Step-up</dt><dd>Approving needs a recent login at your identity provider.</dd>"
+    } else {
+        ""
+    };
+    format!(
+        "<section class=\"card review\" aria-labelledby=\"review-h\"><h2 id=\"review-h\">Review</h2>\
+         <div class=\"grid\">\
+         <div><h3>What</h3><dl><dt>Kind</dt><dd><code>{kind}</code></dd><dt>Resource</dt><dd><code>{resource}</code></dd>\
+         <dt>Payload</dt><dd>{payload}</dd><dt>Fingerprint</dt><dd><code class=\"wrap\">{fingerprint}</code></dd></dl></div>\
+         <div><h3>Who</h3><dl><dt>Requested by</dt><dd>{who}</dd><dt>Owner</dt><dd>{owner}</dd>\
+         <dt>On behalf of</dt><dd>{obo}</dd><dt>Asked</dt><dd>{asked}</dd>{deadline}</dl></div>\
+         <div><h3>Why</h3><dl><dt>Justification</dt><dd>{why}</dd><dt>Labels</dt><dd>{labels}</dd>{context}</dl></div>\
+         <div><h3>Risk</h3><dl><dt>Decision</dt><dd>{reason}</dd><dt>Policies</dt><dd>{policies}</dd>\
+         <dt>Needs</dt><dd>{needs}</dd>{step_up}<dt>Policy set</dt><dd><code class=\"wrap\">{hash}</code></dd></dl></div>\
+         <div><h3>History</h3>{history}</div>\
+         </div></section>",
+        kind = esc(&a.kind),
+        resource = esc(&a.resource),
+        payload = json_block(&a.payload),
+        fingerprint = esc(r.fingerprint.as_str()),
+        who = esc(&r.principal.to_string()),
+        owner = esc(r.owner.as_deref().unwrap_or("—")),
+        obo = esc(a.on_behalf_of.as_deref().unwrap_or("—")),
+        asked = time(r.created_at),
+        why = esc(a.justification.as_deref().unwrap_or("— (none given)")),
+        reason = esc(&r.reason),
+        policies = esc(&if r.policies.is_empty() { "—".to_owned() } else { r.policies.join(", ") }),
+        needs = needs(r),
+        hash = esc(&r.policy_hash),
+        history = history(state, viewer, r).await,
+    )
+}
+
+/// What this requester asked before, among what the viewer may see.
+async fn history(state: &Shared, viewer: &Viewer, r: &Request) -> String {
+    let filter = RequestFilter { principal: Some(r.principal.clone()), limit: 50, ..RequestFilter::default() };
+    let Ok(earlier) = state.app.visible_requests(&viewer.principal, &filter).await else {
+        return "<p class=\"muted\">Not available.</p>".to_owned();
+    };
+    let earlier: Vec<&Request> = earlier.iter().filter(|e| e.id != r.id).collect();
+    if earlier.is_empty() {
+        return format!("<p>No earlier requests by {} that you can see.</p>", esc(&r.principal.to_string()));
+    }
+    let mut counts: Vec<(Status, usize)> =
+        Status::ALL.iter().map(|s| (*s, earlier.iter().filter(|e| e.status == *s).count())).collect();
+    counts.retain(|(_, n)| *n > 0);
+    let summary = counts.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect::<Vec<_>>().join(", ");
+    let same =
+        earlier.iter().filter(|e| e.action.kind == r.action.kind && e.action.resource == r.action.resource).count();
+    let recent: String = earlier
+        .iter()
+        .take(5)
+        .map(|e| {
+            format!(
+                "<li><a href=\"/console/requests/{}\">{} on {}</a> {} {}</li>",
+                url_part(&e.id),
+                esc(&e.action.kind),
+                esc(&e.action.resource),
+                status_badge(e.status.as_str()),
+                time(e.created_at)
+            )
+        })
+        .collect();
+    format!(
+        "<p>{n} earlier requests ({summary}); {same} for this kind and resource.</p><ul class=\"plain\">{recent}</ul>",
+        n = earlier.len(),
+        summary = esc(&summary),
+    )
+}
+
+/// Whether the viewer may approve / deny, and if not, why.
+struct Abilities {
+    approve: Result<(), String>,
+    deny: Result<(), String>,
+    /// Approving will first send the viewer to log in again.
+    step_up: bool,
+}
+
+async fn abilities(state: &Shared, viewer: &Viewer, r: &Request) -> Abilities {
+    let me = &viewer.principal;
+    let closed = |s: Status| format!("this request is {}", s.as_str());
+    let (mut approve, mut deny) = match r.status {
+        Status::Pending => (Ok(()), Ok(())),
+        Status::Approved => {
+            (Err("it is already approved (a denial still vetoes it until it is released)".to_owned()), Ok(()))
+        }
+        Status::Allowed | Status::Denied | Status::Released | Status::Expired | Status::Cancelled | Status::Revoked => {
+            (Err(closed(r.status)), Err(closed(r.status)))
+        }
+    };
+    let person = me.person();
+    let excluded = match &person {
+        Some(person) => {
+            let approver = Approver { principal: me.reference(), person: person.clone(), groups: me.groups.clone() };
+            state.app.exclusions_for(r).await.map(|e| e.excludes(&approver)).unwrap_or(true)
+        }
+        None => true,
+    };
+    let blocker = if me.kind != PrincipalKind::User || person.is_none() {
+        Some("only people with an email address can decide".to_owned())
+    } else if excluded {
+        Some(self_reason(viewer, r))
+    } else if !r.requirements.iter().any(|q| q.admits(&me.groups)) {
+        let groups: Vec<String> = r.requirements.iter().flat_map(|q| q.groups.clone()).collect();
+        Some(format!("only members of {} may decide this", groups.join(", ")))
+    } else {
+        None
+    };
+    if let Some(why) = blocker {
+        if approve.is_ok() {
+            approve = Err(why.clone());
+        }
+        if deny.is_ok() {
+            deny = Err(why);
+        }
+    }
+    if approve.is_ok() && person.as_ref().is_some_and(|p| r.approvals().any(|v| &v.person == p)) {
+        approve = Err("you already approved this".to_owned());
+    }
+    let assurance = match (viewer.auth_context(), state.app.config.identity.step_up_max_age()) {
+        (AuthContext::WebSession { auth_time }, Some(max_age)) => Assurance::IdpLogin { auth_time, max_age },
+        (AuthContext::WebSession { .. }, None) | (AuthContext::Credential, _) => Assurance::Credential,
+    };
+    let step_up = approve.is_ok() && needs_step_up(r, &me.groups) && !assurance.is_fresh(Timestamp::now());
+    if step_up && state.identity.oidc.is_none() {
+        approve = Err("it needs a fresh login at an identity provider, and none is configured".to_owned());
+    }
+    Abilities { approve, deny, step_up: step_up && state.identity.oidc.is_some() }
+}
+
+fn self_reason(viewer: &Viewer, r: &Request) -> String {
+    let name = &viewer.principal.name;
+    if r.principal == viewer.principal.reference() {
+        "you asked for this".to_owned()
+    } else if r.owner.as_deref() == Some(name.as_str()) {
+        "you own the agent that asked for this".to_owned()
+    } else if r.action.on_behalf_of.as_deref() == Some(name.as_str()) {
+        "it acts on your behalf".to_owned()
+    } else {
+        "you asked for this under another identity".to_owned()
+    }
+}
+
+async fn decision(state: &Shared, viewer: &Viewer, r: &Request) -> String {
+    let can = abilities(state, viewer, r).await;
+    if can.approve.is_err() && can.deny.is_err() && !r.status.is_open() {
+        return format!(
+            "<section class=\"card\" aria-labelledby=\"decide-h\"><h2 id=\"decide-h\">Decision</h2><p>{}</p></section>",
+            esc(&r.reason)
+        );
+    }
+    let button = |kind: &str, label: &str, result: &Result<(), String>, class: &str| match result {
+        Ok(()) => format!(
+            "<button type=\"submit\" formaction=\"/console/requests/{id}/{kind}\" class=\"{class}\">{label}</button>",
+            id = url_part(&r.id)
+        ),
+        Err(why) => format!(
+            "<button type=\"submit\" class=\"{class}\" disabled aria-describedby=\"why-{kind}\">{label}</button>\
+             <p class=\"why\" id=\"why-{kind}\">{label} is unavailable: {}</p>",
+            esc(why)
+        ),
+    };
+    let approve_label = if can.step_up { "Log in again and approve" } else { "Approve" };
+    let step_up_note = if can.step_up {
+        let age = state
+            .app
+            .config
+            .identity
+            .step_up_max_age()
+            .map(countersign_core::clock::format_duration)
+            .unwrap_or_default();
+        format!(
+            "<p class=\"help\" id=\"step-up-help\">This approval needs a login at your identity provider from the last {}. \
+             You will be asked to log in again, then come back here to approve.</p>",
+            esc(&age)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "<section class=\"card\" aria-labelledby=\"decide-h\"><h2 id=\"decide-h\">Decision</h2>\
+         <form method=\"post\" action=\"/console/requests/{id}/approve\" class=\"stack\">{csrf}\
+         <label for=\"vote-comment\">Comment (optional)</label>\
+         <textarea id=\"vote-comment\" name=\"comment\" rows=\"3\" maxlength=\"4096\"></textarea>\
+         {step_up_note}<div class=\"buttons\">{approve}{deny}</div></form></section>",
+        id = url_part(&r.id),
+        csrf = csrf_field(&viewer.csrf),
+        approve = button("approve", approve_label, &can.approve, "primary"),
+        deny = button("deny", "Deny", &can.deny, "danger"),
+    )
+}
+
+fn votes(r: &Request) -> String {
+    let items: String = r
+        .votes
+        .iter()
+        .map(|v| {
+            let verb = match v.kind {
+                VoteKind::Approve => "approved",
+                VoteKind::Deny => "denied",
+            };
+            let comment =
+                v.comment.as_deref().map(|c| format!("<blockquote>{}</blockquote>", esc(c))).unwrap_or_default();
+            format!(
+                "<li><strong>{who}</strong> ({person}, {groups}) {verb} {at}{comment}</li>",
+                who = esc(&v.by.name),
+                person = esc(v.person.as_str()),
+                groups = esc(&v.groups.join(", ")),
+                at = time(v.at),
+            )
+        })
+        .collect();
+    let list = if items.is_empty() {
+        "<p class=\"muted\">No votes yet.</p>".to_owned()
+    } else {
+        format!("<ul class=\"plain\">{items}</ul>")
+    };
+    format!("<section class=\"card\" aria-labelledby=\"votes-h\"><h2 id=\"votes-h\">Approvals and denials</h2>{list}</section>")
+}
+
+fn comments(viewer: &Viewer, r: &Request) -> String {
+    let items: String = r
+        .comments
+        .iter()
+        .map(|c| format!("<li><strong>{}</strong> {}<p>{}</p></li>", esc(&c.by.to_string()), time(c.at), esc(&c.text)))
+        .collect();
+    let list = if items.is_empty() {
+        "<p class=\"muted\">No comments yet.</p>".to_owned()
+    } else {
+        format!("<ul class=\"plain comments\">{items}</ul>")
+    };
+    format!(
+        "<section class=\"card\" aria-labelledby=\"comments-h\"><h2 id=\"comments-h\">Comments</h2>{list}\
+         <form method=\"post\" action=\"/console/requests/{id}/comment\" class=\"stack\">{csrf}\
+         <label for=\"new-comment\">Add a comment</label>\
+         <textarea id=\"new-comment\" name=\"comment\" rows=\"3\" maxlength=\"4096\" required></textarea>\
+         <div class=\"buttons\"><button type=\"submit\">Comment</button></div></form></section>",
+        id = url_part(&r.id),
+        csrf = csrf_field(&viewer.csrf),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VoteForm {
+    #[serde(default)]
+    _csrf: String,
+    #[serde(default)]
+    comment: String,
+}
+
+pub async fn approve(state: State<Shared>, viewer: Viewer, id: Path<String>, form: Form<VoteForm>) -> Response {
+    vote(state, viewer, id, form, VoteKind::Approve).await
+}
+
+pub async fn deny(state: State<Shared>, viewer: Viewer, id: Path<String>, form: Form<VoteForm>) -> Response {
+    vote(state, viewer, id, form, VoteKind::Deny).await
+}
+
+fn back(id: &str, query: &str) -> Response {
+    Redirect::to(&format!("/console/requests/{}?{query}", url_part(id))).into_response()
+}
+
+async fn vote(
+    State(state): State<Shared>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<VoteForm>,
+    kind: VoteKind,
+) -> Response {
+    if !viewer.csrf_ok(&form._csrf) {
+        return back(&id, "refused=csrf");
+    }
+    let comment = Some(form.comment.trim().to_owned()).filter(|c| !c.is_empty());
+    if comment.as_ref().is_some_and(|c| c.chars().count() > 4096) {
+        return back(&id, "refused=invalid_comment");
+    }
+    match state.app.vote_with_auth(&viewer.principal, &viewer.auth_context(), &id, kind, comment).await {
+        Ok(_) => back(&id, if kind == VoteKind::Approve { "done=approved" } else { "done=denied" }),
+        Err(ApiError::Refused(countersign_core::Refusal::StepUpRequired)) if state.identity.oidc.is_some() => {
+            let return_to = format!("/console/requests/{}", url_part(&id));
+            Redirect::to(&format!("/console/login/start?step_up=1&return_to={}", url_part(&return_to))).into_response()
+        }
+        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
+            back(&id, &format!("refused={}", e.code()))
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn comment(
+    State(state): State<Shared>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<VoteForm>,
+) -> Response {
+    if !viewer.csrf_ok(&form._csrf) {
+        return back(&id, "refused=csrf");
+    }
+    match state.app.comment(&viewer.principal, &id, form.comment).await {
+        Ok(_) => back(&id, "done=commented"),
+        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
+            back(&id, &format!("refused={}", e.code()))
+        }
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,407 @@
+//! The `[oidc]`, `[[workload_identity]]` and `[console]` sections: who may
+//! log in to the web console, which tokens the API accepts besides the
+//! local ones, and how console sessions behave.
+//!
+//! The client secret may be inline (or `COUNTERSIGN_OIDC_CLIENT_SECRET`) or
+//! in a file (`client_secret_file`); it is held as a [`Secret`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{duration, ConfigError, Secret};
+
+/// `[oidc]`: the organisation's OpenID Connect provider.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    /// The issuer URL; its `/.well-known/openid-configuration` is read.
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    /// Default `["openid", "email", "profile"]`.
+    pub scopes: Option<Vec<String>>,
+    /// The claim that lists a user's groups. Default `groups`.
+    pub groups_claim: Option<String>,
+    /// The claim with the user's email. Default `email`.
+    pub email_claim: Option<String>,
+    /// The claim with the user's display name. Default `name`.
+    pub name_claim: Option<String>,
+    /// If set, only members of these groups may log in or call the API.
+    pub allowed_groups: Option<Vec<String>>,
+    /// Audiences accepted on API bearer tokens. Default: the client id.
+    pub audiences: Option<Vec<String>>,
+    /// How recent a login must be to approve a `@step_up` requirement. Default `5m`.
+    pub step_up_max_age: Option<String>,
+    /// Whether humans may still use personal tokens. Default `true`.
+    pub local_tokens_for_humans: Option<bool>,
+    /// Where the provider sends the browser back. Default `<public_url>/console/callback`.
+    pub redirect_url: Option<String>,
+    /// Where the provider sends the browser after logout. Default `<public_url>/console/login`.
+    pub post_logout_redirect_url: Option<String>,
+}
+
+/// `[[workload_identity]]`: an issuer of workload tokens (GitHub Actions,
+/// Kubernetes service accounts, …) whose tokens identify agents.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkloadIdentity {
+    /// A label for logs and the admin page. Default: the issuer.
+    pub name: Option<String>,
+    pub issuer: Option<String>,
+    /// The audience tokens must carry (required: a token minted for another
+    /// service must not work here).
+    pub audience: Option<String>,
+    /// Default: `jwks_uri` from the issuer's discovery document.
+    pub jwks_url: Option<String>,
+    /// Tried in order; the first whose claims all match names the agent.
+    #[serde(default)]
+    pub rules: Vec<RawWorkloadRule>,
+}
+
+/// `[[workload_identity.rules]]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkloadRule {
+    /// Claim name → expected string value; `*` in a value matches any run of characters.
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+    /// The agent this maps to; `{claim}` is replaced by that claim's value.
+    /// The agent must be registered (`agents add`) and not revoked.
+    pub agent: Option<String>,
+}
+
+/// `[console]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsole {
+    /// Serve the web console under `/console`. Default `true`.
+    pub enabled: Option<bool>,
+    /// How long a console session lasts. Default `8h`.
+    pub session_ttl: Option<String>,
+    /// Mark cookies `Secure`. Default `true`; browsers accept them on
+    /// `http://localhost` and `http://127.0.0.1` too.
+    pub secure_cookies: Option<bool>,
+}
+
+/// The OpenID Connect provider, validated.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub scopes: Vec<String>,
+    pub groups_claim: String,
+    pub email_claim: String,
+    pub name_claim: String,
+    /// Empty: everyone the provider authenticates may log in.
+    pub allowed_groups: Vec<String>,
+    pub audiences: Vec<String>,
+    pub step_up_max_age: Duration,
+    pub redirect_url: String,
+    pub post_logout_redirect_url: String,
+}
+
+/// One workload-identity issuer, validated.
+#[derive(Debug, Clone)]
+pub struct WorkloadIdentityConfig {
+    pub name: String,
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_url: Option<String>,
+    pub rules: Vec<WorkloadRule>,
+}
+
+/// A claim-matching rule that names an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadRule {
+    pub claims: BTreeMap<String, String>,
+    pub agent: String,
+}
+
+/// The console, validated.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    pub enabled: bool,
+    pub session_ttl: Duration,
+    pub secure_cookies: bool,
+}
+
+/// Everything about identifying people and workloads beyond local tokens.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    pub oidc: Option<OidcConfig>,
+    pub workload_identity: Vec<WorkloadIdentityConfig>,
+    pub console: ConsoleConfig,
+    /// Whether humans may use personal tokens (`[oidc] local_tokens_for_humans`).
+    pub local_tokens_for_humans: bool,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            oidc: None,
+            workload_identity: Vec::new(),
+            console: ConsoleConfig { enabled: true, session_ttl: DEFAULT_SESSION_TTL, secure_cookies: true },
+            local_tokens_for_humans: true,
+        }
+    }
+}
+
+impl IdentityConfig {
+    /// How recent a login must be for a step-up approval; `None` without
+    /// an identity provider, where no approval can be stepped up.
+    pub fn step_up_max_age(&self) -> Option<Duration> {
+        self.oidc.as_ref().map(|o| o.step_up_max_age)
+    }
+}
+
+const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+
+pub(super) fn validate(
+    oidc: Option<RawOidc>,
+    workload: Vec<RawWorkloadIdentity>,
+    console: RawConsole,
+    public_url: &str,
+) -> Result<IdentityConfig, ConfigError> {
+    let local_tokens_for_humans = oidc.as_ref().and_then(|o| o.local_tokens_for_humans).unwrap_or(true);
+    let oidc = oidc.map(|raw| validate_oidc(raw, public_url)).transpose()?;
+    if !local_tokens_for_humans && oidc.is_none() {
+        return Err(invalid(
+            "oidc.local_tokens_for_humans",
+            "can be `false` only with an `issuer`: otherwise no human could sign in",
+        ));
+    }
+    let session_ttl = duration("console.session_ttl", console.session_ttl.as_deref(), DEFAULT_SESSION_TTL)?;
+    if session_ttl < Duration::from_secs(60) {
+        return Err(invalid("console.session_ttl", "must be at least 1m"));
+    }
+    Ok(IdentityConfig {
+        oidc,
+        workload_identity: workload.into_iter().map(validate_workload).collect::<Result<_, _>>()?,
+        console: ConsoleConfig {
+            enabled: console.enabled.unwrap_or(true),
+            session_ttl,
+            secure_cookies: console.secure_cookies.unwrap_or(true),
+        },
+        local_tokens_for_humans,
+    })
+}
+
+fn validate_oidc(raw: RawOidc, public_url: &str) -> Result<OidcConfig, ConfigError> {
+    let issuer = raw.issuer.ok_or_else(|| invalid("oidc.issuer", "missing: the identity provider's issuer URL"))?;
+    let issuer = issuer_url("oidc.issuer", issuer)?;
+    let client_id = raw
+        .client_id
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| invalid("oidc.client_id", "missing: the client id registered at the provider"))?;
+    let client_secret = secret("oidc.client_secret", raw.client_secret, raw.client_secret_file.as_deref())?;
+    let scopes = raw.scopes.unwrap_or_else(|| ["openid", "email", "profile"].map(str::to_owned).to_vec());
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(invalid("oidc.scopes", "must include `openid`"));
+    }
+    if let Some(bad) = scopes.iter().find(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"')) {
+        return Err(invalid("oidc.scopes", &format!("`{bad}` is not a scope")));
+    }
+    let step_up_max_age = duration("oidc.step_up_max_age", raw.step_up_max_age.as_deref(), Duration::from_secs(300))?;
+    if step_up_max_age < Duration::from_secs(1) {
+        return Err(invalid("oidc.step_up_max_age", "must be at least 1s"));
+    }
+    let redirect_url = url("oidc.redirect_url", raw.redirect_url, &format!("{public_url}/console/callback"))?;
+    let post_logout_redirect_url =
+        url("oidc.post_logout_redirect_url", raw.post_logout_redirect_url, &format!("{public_url}/console/login"))?;
+    let audiences = raw.audiences.unwrap_or_else(|| vec![client_id.clone()]);
+    if audiences.is_empty() {
+        return Err(invalid("oidc.audiences", "must name at least one audience"));
+    }
+    Ok(OidcConfig {
+        issuer,
+        client_id,
+        client_secret,
+        scopes,
+        groups_claim: claim_name("oidc.groups_claim", raw.groups_claim, "groups")?,
+        email_claim: claim_name("oidc.email_claim", raw.email_claim, "email")?,
+        name_claim: claim_name("oidc.name_claim", raw.name_claim, "name")?,
+        allowed_groups: raw.allowed_groups.unwrap_or_default(),
+        audiences,
+        step_up_max_age,
+        redirect_url,
+        post_logout_redirect_url,
+    })
+}
+
+fn validate_workload(raw: RawWorkloadIdentity) -> Result<WorkloadIdentityConfig, ConfigError> {
+    let issuer = raw.issuer.ok_or_else(|| {
+        invalid("workload_identity.issuer", "missing: each `[[workload_identity]]` needs an `issuer`")
+    })?;
+    let issuer = issuer_url("workload_identity.issuer", issuer)?;
+    let audience = raw.audience.filter(|a| !a.trim().is_empty()).ok_or_else(|| {
+        invalid("workload_identity.audience", "missing: the audience this gateway's tokens are minted for")
+    })?;
+    let jwks_url = raw.jwks_url.map(|u| issuer_url("workload_identity.jwks_url", u)).transpose()?;
+    if raw.rules.is_empty() {
+        return Err(invalid("workload_identity.rules", "missing: at least one `[[workload_identity.rules]]`"));
+    }
+    let mut rules = Vec::new();
+    for rule in raw.rules {
+        let agent = rule
+            .agent
+            .filter(|a| !a.trim().is_empty())
+            .ok_or_else(|| invalid("workload_identity.rules.agent", "missing: the agent a matching token acts as"))?;
+        if rule.claims.is_empty() {
+            return Err(invalid(
+                "workload_identity.rules.claims",
+                "a rule must match at least one claim (for example `repository`), or any token of the issuer would do",
+            ));
+        }
+        rules.push(WorkloadRule { claims: rule.claims, agent });
+    }
+    Ok(WorkloadIdentityConfig { name: raw.name.unwrap_or_else(|| issuer.clone()), issuer, audience, jwks_url, rules })
+}
+
+fn invalid(key: &'static str, message: &str) -> ConfigError {
+    ConfigError::Invalid { key, message: message.to_owned() }
+}
+
+fn claim_name(key: &'static str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+    let value = value.unwrap_or_else(|| default.to_owned());
+    if value.is_empty() || value.chars().any(char::is_whitespace) {
+        return Err(invalid(key, &format!("`{value}` is not a claim name")));
+    }
+    Ok(value)
+}
+
+/// An issuer or key URL: `https://`, or `http://` to a loopback address
+/// (a provider on the same machine, as in tests).
+fn issuer_url(key: &'static str, value: String) -> Result<String, ConfigError> {
+    let value = value.trim_end_matches('/').to_owned();
+    let host = value
+        .strip_prefix("http://")
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .map(|authority| authority.rsplit_once(':').map_or(authority, |(host, _)| host));
+    let ok = match host {
+        Some(host) => ["127.0.0.1", "localhost", "[::1]"].contains(&host) || host.starts_with("127."),
+        None => value.starts_with("https://") && value.len() > "https://".len(),
+    };
+    if !ok || value.chars().any(char::is_whitespace) {
+        return Err(invalid(key, &format!("`{value}` must be an https URL (http only for a loopback address)")));
+    }
+    Ok(value)
+}
+
+fn url(key: &'static str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+    let value = value.unwrap_or_else(|| default.to_owned());
+    let ok = (value.starts_with("https://") || value.starts_with("http://"))
+        && value.len() > "https://".len()
+        && !value.chars().any(char::is_whitespace);
+    if ok {
+        Ok(value)
+    } else {
+        Err(invalid(key, &format!("`{value}` is not an http(s) URL")))
+    }
+}
+
+/// A secret given inline or in a file (not both).
+fn secret(key: &'static str, inline: Option<String>, file: Option<&Path>) -> Result<Option<Secret>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(invalid(key, "give the value or a `_file`, not both")),
+        (Some(value), None) if value.trim().is_empty() => Err(invalid(key, "is empty")),
+        (Some(value), None) => Ok(Some(Secret::new(value))),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                key,
+                message: format!("cannot read `{}`: {}", path.display(), e.kind()),
+            })?;
+            // A trailing newline from `echo … > file` is not part of the secret.
+            let value = text.trim_end_matches(['\n', '\r']).to_owned();
+            if value.is_empty() {
+                return Err(ConfigError::Invalid { key, message: format!("`{}` is empty", path.display()) });
+            }
+            Ok(Some(Secret::new(value)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, MapEnv, Overrides};
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, text).unwrap();
+        let env = MapEnv(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+        Config::load(&Overrides { config_file: Some(file), ..Overrides::default() }, &env)
+    }
+
+    #[test]
+    fn identity_defaults_to_local_tokens_only() {
+        let c = load("", &[]).unwrap();
+        assert!(c.identity.oidc.is_none());
+        assert!(c.identity.local_tokens_for_humans);
+        assert!(c.identity.console.enabled);
+        assert_eq!(c.identity.step_up_max_age(), None);
+    }
+
+    #[test]
+    fn oidc_defaults_follow_the_public_url() {
+        let c = load(
+            "[server]\npublic_url = \"https://cs.example.com/\"\n[oidc]\nissuer = \"https://idp.example.com/\"\nclient_id = \"cs\"\n",
+            &[("COUNTERSIGN_OIDC_CLIENT_SECRET", "s3cret")],
+        )
+        .unwrap();
+        let oidc = c.identity.oidc.unwrap();
+        assert_eq!(oidc.issuer, "https://idp.example.com");
+        assert_eq!(oidc.redirect_url, "https://cs.example.com/console/callback");
+        assert_eq!(oidc.audiences, vec!["cs".to_owned()]);
+        assert_eq!(oidc.client_secret.unwrap().expose(), "s3cret");
+        assert_eq!(oidc.groups_claim, "groups");
+        assert_eq!(oidc.step_up_max_age, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn plain_http_issuers_only_on_loopback() {
+        let bad = load("[oidc]\nissuer = \"http://idp.example.com\"\nclient_id = \"cs\"\n", &[]).unwrap_err();
+        assert!(bad.to_string().starts_with("`oidc.issuer`"), "{bad}");
+        assert!(load("[oidc]\nissuer = \"http://127.0.0.1:9000/oidc\"\nclient_id = \"cs\"\n", &[]).is_ok());
+    }
+
+    #[test]
+    fn local_tokens_can_be_switched_off_only_with_an_idp() {
+        let err = load("[oidc]\nlocal_tokens_for_humans = false\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("oidc.issuer"), "{err}");
+        let c = load(
+            "[oidc]\nissuer = \"https://idp.example.com\"\nclient_id = \"cs\"\nlocal_tokens_for_humans = false\n",
+            &[],
+        )
+        .unwrap();
+        assert!(!c.identity.local_tokens_for_humans);
+    }
+
+    #[test]
+    fn workload_rules_must_match_something() {
+        let text =
+            "[[workload_identity]]\nissuer = \"https://token.actions.githubusercontent.com\"\naudience = \"cs\"\n\
+                    [[workload_identity.rules]]\nagent = \"gha\"\n";
+        let err = load(text, &[]).unwrap_err();
+        assert!(err.to_string().starts_with("`workload_identity.rules.claims`"), "{err}");
+        let text = "[[workload_identity]]\nissuer = \"https://token.actions.githubusercontent.com\"\naudience = \"cs\"\n\
+                    [[workload_identity.rules]]\nagent = \"gha-{repository_owner}\"\nclaims = { repository = \"acme/*\" }\n";
+        let c = load(text, &[]).unwrap();
+        assert_eq!(c.identity.workload_identity[0].rules[0].agent, "gha-{repository_owner}");
+        assert_eq!(c.identity.workload_identity[0].name, "https://token.actions.githubusercontent.com");
+    }
+
+    #[test]
+    fn console_sessions_are_checked() {
+        assert!(load("[console]\nsession_ttl = \"5s\"\n", &[]).is_err());
+        let c = load("[console]\nsession_ttl = \"1h\"\nsecure_cookies = false\n", &[]).unwrap();
+        assert_eq!(c.identity.console.session_ttl, Duration::from_secs(3600));
+        assert!(!c.identity.console.secure_cookies);
+    }
+}
