@@ -183,8 +183,9 @@ async fn history(state: &Shared, viewer: &Viewer, r: &Request) -> String {
         })
         .collect();
     format!(
-        "<p>{n} earlier requests ({summary}); {same} for this kind and resource.</p><ul class=\"plain\">{recent}</ul>",
+        "<p>{n} earlier {plural} ({summary}); {same} for this kind and resource.</p><ul class=\"plain\">{recent}</ul>",
         n = earlier.len(),
+        plural = if earlier.len() == 1 { "request" } else { "requests" },
         summary = esc(&summary),
     )
 }

@@ -40,7 +40,7 @@ pub struct RawOidc {
     pub local_tokens_for_humans: Option<bool>,
     /// Where the provider sends the browser back. Default `<public_url>/console/callback`.
     pub redirect_url: Option<String>,
-    /// Where the provider sends the browser after logout. Default `<public_url>/console/login`.
+    /// Where the provider sends the browser after logout. Default `<public_url>/console/login?logged_out=1`.
     pub post_logout_redirect_url: Option<String>,
 }
 
@@ -211,8 +211,11 @@ fn validate_oidc(raw: RawOidc, public_url: &str) -> Result<OidcConfig, ConfigErr
         return Err(invalid("oidc.step_up_max_age", "must be at least 1s"));
     }
     let redirect_url = url("oidc.redirect_url", raw.redirect_url, &format!("{public_url}/console/callback"))?;
-    let post_logout_redirect_url =
-        url("oidc.post_logout_redirect_url", raw.post_logout_redirect_url, &format!("{public_url}/console/login"))?;
+    let post_logout_redirect_url = url(
+        "oidc.post_logout_redirect_url",
+        raw.post_logout_redirect_url,
+        &format!("{public_url}/console/login?logged_out=1"),
+    )?;
     let audiences = raw.audiences.unwrap_or_else(|| vec![client_id.clone()]);
     if audiences.is_empty() {
         return Err(invalid("oidc.audiences", "must name at least one audience"));

@@ -1,0 +1,226 @@
+//! Shared harness of the console's end-to-end tests: a real OpenID provider
+//! (npm `oidc-provider`, `tests/console-peers/idp.mjs`) and a real gateway
+//! on loopback, with the identity chain and the console wired in as
+//! `countersign serve` wires them.
+//!
+//! A missing peer fails the test with what to run; it never skips.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use countersign_core::{PrincipalKind, Timestamp};
+use countersign_identity::Identity;
+use countersign_server::config::RawConfig;
+use countersign_server::AppState;
+use countersign_store::{NewAgent, NewUser, Store};
+use countersign_store_sqlite::SqliteStore;
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// `tests/console-peers`, checked to hold what the tests need.
+pub fn peers() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/console-peers");
+    let missing: Vec<String> = ["node_modules/oidc-provider/package.json", "node_modules/playwright-core/package.json"]
+        .iter()
+        .filter(|p| !dir.join(p).exists())
+        .map(|p| dir.join(p).display().to_string())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the console's test peers are missing ({}); run scripts/setup-test-deps",
+        missing.join(", ")
+    );
+    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing; run scripts/setup-test-deps");
+    assert!(Command::new("node").arg("--version").output().is_ok(), "node is missing; run scripts/setup-test-deps");
+    dir
+}
+
+/// The OpenID provider, stopped when dropped (and when the test process
+/// dies: it exits when its stdin closes).
+pub struct Idp {
+    child: Child,
+    pub issuer: String,
+}
+
+impl Idp {
+    pub fn start(gateway_url: &str) -> Self {
+        let dir = peers();
+        let mut child = Command::new("node")
+            .arg(dir.join("idp.mjs"))
+            .arg(gateway_url)
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the OpenID provider");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read the provider's first line");
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("the provider said `{line}`: {e}"));
+        let issuer = ready["issuer"].as_str().unwrap().to_owned();
+        Self { child, issuer }
+    }
+
+    /// A provider-signed ID token for `user`, issued to `client`.
+    pub async fn id_token(&self, client: (&str, &str), user: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(client.0, Some(client.1))
+            .form(&[("grant_type", "urn:countersign:test:id-token"), ("username", user)])
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "token: {}", response.status());
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["id_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The provider replaces its signing key.
+    pub async fn rotate_keys(&self) {
+        let response = reqwest::Client::new().post(format!("{}/__test/rotate", self.issuer)).send().await.unwrap();
+        assert!(response.status().is_success());
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Policies of the tests: prod needs an sre, vault needs an sre with a
+/// fresh login (step-up), everything else is routine.
+pub const POLICIES: &str = r#"
+@id("prod-needs-sre")
+@approvers("sre")
+permit (principal, action, resource) when { resource.name like "prod*" };
+
+@id("vault-needs-fresh-sre")
+@approvers("sre")
+@step_up("true")
+permit (principal, action, resource) when { resource.name like "vault*" };
+
+@id("routine")
+permit (principal, action, resource) when { !(resource.name like "prod*") && !(resource.name like "vault*") };
+"#;
+
+/// A running gateway with its console.
+pub struct Gateway {
+    pub url: String,
+    pub state: AppState,
+    pub agent_key: String,
+    _dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds a port first (the provider must know the redirect URI), then
+/// starts the provider, then the gateway configured for it.
+pub async fn start(extra_config: &str) -> (Idp, Gateway) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let idp = Idp::start(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("test.cedar"), POLICIES).unwrap();
+    let text = format!(
+        "[server]\nlisten = \"{listen}\"\ndata_dir = \"{data}\"\npolicies = \"{policies}\"\npublic_url = \"{url}\"\n\
+         [oidc]\nissuer = \"{issuer}\"\nclient_id = \"countersign\"\nclient_secret = \"console-secret\"\n\
+         scopes = [\"openid\", \"email\", \"profile\", \"groups\"]\n{extra_config}\n",
+        listen = listener.local_addr().unwrap(),
+        data = dir.path().display(),
+        policies = policies.display(),
+        issuer = idp.issuer,
+    );
+    let config = RawConfig::parse("e2e.toml", &text).unwrap().validate().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("countersign.db")).unwrap());
+    // bob owns the agent, so he may not approve what it asks for.
+    let (_, bob_hash) = countersign_server::auth::new_token(PrincipalKind::User);
+    store
+        .create_user(
+            NewUser {
+                name: "bob".into(),
+                email: "bob@example.com".into(),
+                groups: vec!["sre".into()],
+                token_hash: bob_hash,
+                created_at: Timestamp::now(),
+            },
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (agent_key, agent_hash) = countersign_server::auth::new_token(PrincipalKind::Agent);
+    store
+        .create_agent(
+            NewAgent {
+                name: "deploy-bot".into(),
+                owner: Some("bob".into()),
+                groups: vec![],
+                token_hash: agent_hash,
+                created_at: Timestamp::now(),
+            },
+            vec![],
+        )
+        .await
+        .unwrap();
+    let identity = Identity::from_config(&config, store.clone()).unwrap();
+    let state = AppState::with_authenticator(config, store, identity.authenticator()).await.unwrap();
+    let console = countersign_console::router(state.clone(), identity, countersign_console::Options::default());
+    let serving = state.clone();
+    let task = tokio::spawn(async move {
+        let _ = countersign_server::serve_with(serving, console, listener, std::future::pending()).await;
+    });
+    (idp, Gateway { url, state, agent_key, _dir: dir, task })
+}
+
+impl Gateway {
+    /// Submits an action as the agent; returns the request id.
+    pub async fn submit(&self, resource: &str, justification: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/actions", self.url))
+            .bearer_auth(&self.agent_key)
+            .json(&serde_json::json!({
+                "kind": "shell.exec", "resource": resource,
+                "payload": {"argv": ["systemctl", "restart", "web"]},
+                "justification": justification,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /v1/whoami` with a bearer token: the status and the body.
+    pub async fn whoami(&self, bearer: &str) -> (u16, serde_json::Value) {
+        let response =
+            reqwest::Client::new().get(format!("{}/v1/whoami", self.url)).bearer_auth(bearer).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    pub async fn status_of(&self, id: &str) -> String {
+        let request = self.state.store.request(id).await.unwrap().unwrap();
+        request.status.as_str().to_owned()
+    }
+}
+
+/// Waits a little for the gateway to answer.
+pub async fn settle() {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
