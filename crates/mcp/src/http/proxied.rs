@@ -209,13 +209,14 @@ async fn post(service: &Service, url: &str, request: Incoming, session: Option<A
                 Ok(response) => response,
                 Err(e) => return upstream_unreachable(&request.upstream, &e),
             };
+            let request_id = id.clone();
             if initialize {
                 let assigned = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
                 if let Some(id) = assigned {
                     service.insert(id, super::Session::Proxied(session.clone()));
                 }
             }
-            pass_back(service, response, session, None).await
+            pass_back(service, response, session, Some(&request_id)).await
         }
         Kind::Notification { method: "notifications/cancelled" } => {
             let target = jsonrpc::params(&value).get("requestId").map(jsonrpc::id_key);
@@ -511,25 +512,42 @@ async fn stream_into(
         return;
     }
     let mut parser = sse::Parser::default();
-    loop {
+    let mut answered = false;
+    let broken = loop {
         let chunk = match response.chunk().await {
             Ok(Some(chunk)) => chunk,
-            Ok(None) | Err(_) => break,
+            // A clean end: the upstream may resume the stream on a GET.
+            Ok(None) => break false,
+            Err(_) => break true,
         };
-        let Ok(events) = parser.push(&chunk) else { break };
+        let Ok(events) = parser.push(&chunk) else { break true };
         for event in events {
             let bytes = match serde_json::from_str::<Value>(&event.data) {
-                Ok(value) => match session.observe(&value, hide) {
-                    Some(replaced) => event.with_data(&replaced).to_bytes(),
-                    None => event.to_bytes(),
-                },
+                Ok(value) => {
+                    if let Kind::Response { id } = jsonrpc::classify(&value) {
+                        answered |= id == gated;
+                    }
+                    match session.observe(&value, hide) {
+                        Some(replaced) => event.with_data(&replaced).to_bytes(),
+                        None => event.to_bytes(),
+                    }
+                }
                 Err(_) => event.to_bytes(),
             };
-            if tx.send(bytes).await.is_err() {
-                // The client left; keep reading so the outcome is still
-                // seen and reported.
-                continue;
-            }
+            // A client that left does not stop the reading: the outcome
+            // must still be seen and reported.
+            let _ = tx.send(bytes).await;
         }
+    };
+    if broken && !answered && !gated.is_null() {
+        // The upstream died mid-answer: say so rather than leave the
+        // client waiting for a response that cannot come.
+        let error = jsonrpc::error(
+            Some(gated),
+            jsonrpc::INTERNAL_ERROR,
+            &format!("the upstream MCP server `{}` broke off its answer", session.upstream),
+        );
+        session.observe(&error, false);
+        let _ = tx.send(sse::message_event(&error.to_string(), None)).await;
     }
 }

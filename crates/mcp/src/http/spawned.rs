@@ -138,13 +138,27 @@ async fn post(service: &Service, command: &[String], request: Incoming, session:
             lock(&session.streams).post.push((key.clone(), tx));
             session.relay.from_client(message.clone()).await;
             let extra: Vec<(&'static str, String)> = new_id.iter().map(|id| (SESSION_HEADER, id.clone())).collect();
-            // A request answered at once gets JSON; one with messages
-            // before its answer (progress, a question for the user) gets SSE.
+            // Answers stream as SSE, the way stateful SDK servers answer
+            // (and the conformance suite expects); a client that does not
+            // accept SSE gets JSON and must do without messages before the
+            // answer.
+            let accepts_sse = request
+                .headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/event-stream"));
             let Some(first) = rx.recv().await else {
                 return rpc_error(StatusCode::BAD_GATEWAY, jsonrpc::INTERNAL_ERROR, "the session ended");
             };
-            if matches!(jsonrpc::classify(&first.value), Kind::Response { .. }) {
-                let mut response = json_response(StatusCode::OK, &first.value);
+            if !accepts_sse {
+                let mut answer = first;
+                while !matches!(jsonrpc::classify(&answer.value), Kind::Response { .. }) {
+                    let Some(next) = rx.recv().await else {
+                        return rpc_error(StatusCode::BAD_GATEWAY, jsonrpc::INTERNAL_ERROR, "the session ended");
+                    };
+                    answer = next;
+                }
+                let mut response = json_response(StatusCode::OK, &answer.value);
                 for (name, value) in &extra {
                     if let Ok(value) = value.parse() {
                         response.headers_mut().insert(*name, value);
