@@ -38,9 +38,9 @@ async function status(id) {
   return (await response.json()).status;
 }
 
-async function shot(page, name) {
+async function shot(page, name, fullPage = true) {
   if (!SHOTS) return;
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
 /// Signs in at the provider's login form; `page` is on (or heading to) it.
@@ -171,7 +171,7 @@ try {
   check(csv.includes(prodId) && csv.includes(vaultId), 'the CSV holds the approved requests');
   await carolPage.goto(`${GATEWAY}/console/audit`);
   check((await carolPage.textContent('.notice')).includes('Verified'), 'the audit chain verifies');
-  await shot(carolPage, 'audit');
+  await shot(carolPage, 'audit', false);
   await carolPage.goto(`${GATEWAY}/console/policies`);
   await carolPage.fill('#sample', JSON.stringify({
     principal: { kind: 'agent', name: 'deploy-bot', groups: [] },
@@ -194,7 +194,8 @@ try {
   await phonePage.waitForSelector('h2#review-h');
   const width = await phonePage.evaluate(() => document.documentElement.scrollWidth);
   check(width <= 390, `no sideways scrolling on a phone (${width}px)`);
-  await shot(phonePage, 'phone-request');
+  await phonePage.locator('#decide-h').scrollIntoViewIfNeeded();
+  await shot(phonePage, 'phone-request', false);
   await Promise.all([phonePage.waitForURL(/done=approved/), phonePage.click('button:has-text("Approve")')]);
   check(await status(liveId) === 'approved', 'approved from the phone');
 

@@ -28,6 +28,8 @@ use crate::cli::{Cli, Command};
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
+    // Before any HTTP client exists (`exec`, `approve`, identity providers).
+    countersign_identity::install_crypto_provider();
     // clap prints its own usage errors and exits 2.
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

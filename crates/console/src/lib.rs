@@ -107,6 +107,7 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
         .route("/console/admin/agents", post(admin::add_agent))
         .route("/console/admin/revoke", post(admin::revoke))
         .route("/console/assets/{file}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
         .with_state(state)
 }

@@ -16,11 +16,17 @@ pub enum FetchError {
     Invalid { url: String, reason: String },
 }
 
+/// Installs the process-wide TLS crypto provider (`ring`). The workspace
+/// builds reqwest's rustls without a provider of its own, so building any
+/// HTTP client before this panics; binaries call it first thing. Several
+/// crates may try; the first one wins and that is fine.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Builds the shared client.
 pub fn client() -> Result<reqwest::Client, FetchError> {
-    // Several crates may try to install a process-wide provider; the first
-    // one wins and that is fine, as long as there is one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(10))

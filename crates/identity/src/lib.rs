@@ -36,7 +36,7 @@ use countersign_store::Store;
 
 pub use claims::UserClaims;
 pub use directory::Directory;
-pub use http::FetchError;
+pub use http::{install_crypto_provider, FetchError};
 pub use oidc::{Login, LoginError, OidcClient, PendingLogin};
 
 /// The identity services of one gateway.

@@ -18,6 +18,8 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
     let server = tokio::spawn(countersign_server::serve(g.state.clone(), listener, async {
         let _ = stopped.await;
     }));
+    // The workspace's reqwest has TLS without a built-in crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let bot = g.token("bot");
     let submitted: Value = client

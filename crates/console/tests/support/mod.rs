@@ -130,6 +130,7 @@ impl Drop for Gateway {
 /// Binds a port first (the provider must know the redirect URI), then
 /// starts the provider, then the gateway configured for it.
 pub async fn start(extra_config: &str) -> (Idp, Gateway) {
+    countersign_identity::install_crypto_provider();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let idp = Idp::start(&url);

@@ -1,0 +1,201 @@
+//! The console's own defences, without a browser or a provider: sign-in
+//! with a personal token, redirects for people who are not signed in,
+//! attacker text escaped on the page, the Content-Security-Policy, CSRF
+//! tokens, same-origin POSTs, no open redirect after login.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use countersign_core::{PrincipalKind, Timestamp};
+use countersign_identity::Identity;
+use countersign_server::config::RawConfig;
+use countersign_server::AppState;
+use countersign_store::{NewAgent, NewUser, Store};
+use countersign_store_sqlite::SqliteStore;
+use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+
+struct Gateway {
+    url: String,
+    user_token: String,
+    agent_key: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Gateway {
+    countersign_identity::install_crypto_provider();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("p.cedar"),
+        "@id(\"prod\") @approvers(\"sre\") permit (principal, action, resource) when { resource.name like \"prod*\" };",
+    )
+    .unwrap();
+    let text = format!(
+        "[server]\ndata_dir = \"{}\"\npolicies = \"{}\"\npublic_url = \"{url}\"\n",
+        dir.path().display(),
+        policies.display()
+    );
+    let config = RawConfig::parse("t.toml", &text).unwrap().validate().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+    let (user_token, hash) = countersign_server::auth::new_token(PrincipalKind::User);
+    let user = NewUser {
+        name: "alice".into(),
+        email: "alice@example.com".into(),
+        groups: vec!["sre".into()],
+        token_hash: hash,
+        created_at: Timestamp::now(),
+    };
+    store.create_user(user, vec![]).await.unwrap();
+    let (agent_key, hash) = countersign_server::auth::new_token(PrincipalKind::Agent);
+    let agent =
+        NewAgent { name: "bot".into(), owner: None, groups: vec![], token_hash: hash, created_at: Timestamp::now() };
+    store.create_agent(agent, vec![]).await.unwrap();
+    let identity = Identity::from_config(&config, store.clone()).unwrap();
+    let state = AppState::with_authenticator(config, store, identity.authenticator()).await.unwrap();
+    let console = countersign_console::router(state.clone(), identity, countersign_console::Options::default());
+    tokio::spawn(async move {
+        let _ = countersign_server::serve_with(state, console, listener, std::future::pending()).await;
+    });
+    Gateway { url, user_token, agent_key, _dir: dir }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+fn cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().split_once('=').unwrap().1.to_owned())
+}
+
+fn hidden(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body.find(&marker).unwrap_or_else(|| panic!("no `{name}` field")) + marker.len();
+    body[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Signs in with the personal token; returns the session cookie header.
+async fn sign_in(g: &Gateway, token: &str, return_to: &str) -> reqwest::Response {
+    let login = client().get(format!("{}/console/login", g.url)).send().await.unwrap();
+    let pre = cookie_value(&login, "cs_pre").unwrap();
+    let csrf = hidden(&login.text().await.unwrap(), "_csrf");
+    client()
+        .post(format!("{}/console/login/token", g.url))
+        .header(COOKIE, format!("cs_pre={pre}"))
+        .form(&[("_csrf", csrf.as_str()), ("token", token), ("return_to", return_to)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_console_defends_itself() {
+    let g = start().await;
+
+    // Not signed in: to the login page, remembering where to return.
+    let r = client().get(format!("{}/console/history", g.url)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/console/login?return_to=%2Fconsole%2Fhistory");
+    let r = client().get(format!("{}/console/events", g.url)).send().await.unwrap();
+    assert_eq!(r.status(), 401, "scripts are told, not redirected");
+
+    // Every page has the strict policy.
+    let r = client().get(format!("{}/console/login", g.url)).send().await.unwrap();
+    let csp = r.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    for part in
+        ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "form-action 'self'"]
+    {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+
+    // An agent's key is not a way into the console; a bad return_to is ignored.
+    let r = sign_in(&g, &g.agent_key, "/console/").await;
+    assert_eq!(r.headers()[LOCATION], "/console/login?error=token");
+    let r = sign_in(&g, &g.user_token, "https://evil.example/console").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/console/", "no open redirect");
+    let set = r.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let session_cookie = set.iter().find(|c| c.starts_with("__Host-cs_session=")).unwrap();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(session_cookie.contains(attribute), "{session_cookie}");
+    }
+    let session = format!("__Host-cs_session={}", cookie_value(&r, "__Host-cs_session").unwrap());
+
+    // Attacker-controlled text is escaped wherever it shows.
+    let xss = "<script>alert('x')</script><img src=x onerror=alert(1)>";
+    let submitted: serde_json::Value = client()
+        .post(format!("{}/v1/actions", g.url))
+        .bearer_auth(&g.agent_key)
+        .json(&serde_json::json!({"kind": "shell.exec", "resource": "prod-web", "payload": {"cmd": xss},
+                                  "justification": xss, "labels": ["\"><b>label</b>"], "context": {"k": xss}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = submitted["id"].as_str().unwrap().to_owned();
+    for path in [format!("/console/requests/{id}"), "/console/".to_owned(), "/console/history".to_owned()] {
+        let page = client().get(format!("{}{path}", g.url)).header(COOKIE, &session).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        let body = page.text().await.unwrap();
+        assert!(!body.contains("<script>alert"), "{path} must escape payloads");
+        assert!(!body.contains("<img src=x"), "{path}");
+        assert!(!body.contains("<b>label"), "{path}");
+    }
+    let page = client().get(format!("{}/console/requests/{id}", g.url)).header(COOKIE, &session).send().await.unwrap();
+    let body = page.text().await.unwrap();
+    assert!(body.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"), "shown, escaped");
+    let csrf = hidden(&body, "_csrf");
+
+    // A vote without the CSRF token, or from another origin, changes nothing.
+    let approve = format!("{}/console/requests/{id}/approve", g.url);
+    let r = client().post(&approve).header(COOKIE, &session).form(&[("comment", "x")]).send().await.unwrap();
+    assert_eq!(r.headers()[LOCATION], format!("/console/requests/{id}?refused=csrf"));
+    let r = client()
+        .post(&approve)
+        .header(COOKIE, &session)
+        .header(ORIGIN, "https://evil.example")
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "cross-origin posts are refused");
+    // With both, it counts (a personal-token session is not a fresh login,
+    // which this policy does not ask for).
+    let r = client().post(&approve).header(COOKIE, &session).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.headers()[LOCATION], format!("/console/requests/{id}?done=approved"));
+
+    // The CSV defuses formulas from payload text.
+    let csv = client().get(format!("{}/console/history.csv", g.url)).header(COOKIE, &session).send().await.unwrap();
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(csv.text().await.unwrap().contains(&id));
+
+    // Pages for auditors and admins are refused to others.
+    for path in ["/console/audit", "/console/policies", "/console/admin"] {
+        let r = client().get(format!("{}{path}", g.url)).header(COOKIE, &session).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+
+    // Logging out ends the session for good.
+    let r = client()
+        .post(format!("{}/console/logout", g.url))
+        .header(COOKIE, &session)
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[LOCATION], "/console/login?logged_out=1");
+    let r = client().get(format!("{}/console/", g.url)).header(COOKIE, &session).send().await.unwrap();
+    assert_eq!(r.status(), 303, "the old cookie is worthless");
+}
