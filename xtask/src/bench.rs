@@ -21,6 +21,9 @@ use crate::BenchArgs;
 const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.postgres || args.database.is_some() {
+        return crate::replicas::run(args).await;
+    }
     if !args.binary.is_file() {
         bail!("no binary at `{}`; build it with `cargo build --release -p countersign`", args.binary.display());
     }
@@ -40,12 +43,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     wait_healthy(addr).await?;
     eprintln!("bench: gateway on http://{addr}; {connections} connections, {:?} per phase", args.duration);
 
-    let health = throughput(addr, connections, args.duration, None, Phase::Health).await?;
+    let health = throughput(&[addr], connections, args.duration, None, Phase::Health).await?;
     eprintln!("bench: /healthz done ({} requests)", health.0.count());
     let decisions =
-        throughput(addr, connections, args.duration, Some(Arc::from(agent.as_str())), Phase::Routine).await?;
+        throughput(&[addr], connections, args.duration, Some(Arc::from(agent.as_str())), Phase::Routine).await?;
     eprintln!("bench: POST /v1/actions done ({} decisions)", decisions.0.count());
-    let (woken, released) = approvals(addr, &agent, &approver, args.approvals).await?;
+    let (woken, released) = approvals(addr, addr, &agent, &approver, args.approvals).await?;
     eprintln!("bench: approvals done ({} rounds)", woken.count());
 
     gateway.stop()?;
@@ -55,7 +58,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_healthy(addr: SocketAddr) -> anyhow::Result<()> {
+pub(crate) async fn wait_healthy(addr: SocketAddr) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
         if let Ok(mut conn) = Conn::open(addr, None).await {
@@ -71,22 +74,24 @@ async fn wait_healthy(addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Phase {
+pub(crate) enum Phase {
     Health,
     Routine,
 }
 
-/// Drives `connections` keep-alive connections for `duration`; returns the
-/// samples and the measured wall time.
-async fn throughput(
-    addr: SocketAddr,
+/// Drives `connections` keep-alive connections for `duration`, spread over
+/// `addrs` in turn (several replicas); returns the samples and the measured
+/// wall time.
+pub(crate) async fn throughput(
+    addrs: &[SocketAddr],
     connections: usize,
     duration: Duration,
     token: Option<Arc<str>>,
     phase: Phase,
 ) -> anyhow::Result<(Samples, Duration)> {
     let mut conns = Vec::with_capacity(connections);
-    for _ in 0..connections {
+    for n in 0..connections {
+        let addr = addrs.get(n % addrs.len().max(1)).copied().context("no gateway address")?;
         conns.push(Conn::open(addr, token.as_deref()).await?);
     }
     if let Phase::Routine = phase {
@@ -146,11 +151,18 @@ fn routine_body(n: u64) -> Bytes {
 }
 
 /// Approves `rounds` pending requests one after another, each with an
-/// agent already long-polling for it. Returns approve→waiter-woken and
-/// approve→released latencies.
-async fn approvals(addr: SocketAddr, agent: &str, approver: &str, rounds: usize) -> anyhow::Result<(Samples, Samples)> {
+/// agent already long-polling for it on `addr` while the approver calls
+/// `approve_addr` (another replica, or the same gateway). Returns
+/// approve→waiter-woken and approve→released latencies.
+pub(crate) async fn approvals(
+    addr: SocketAddr,
+    approve_addr: SocketAddr,
+    agent: &str,
+    approver: &str,
+    rounds: usize,
+) -> anyhow::Result<(Samples, Samples)> {
     let mut submit = Conn::open(addr, Some(agent)).await?;
-    let mut approve = Conn::open(addr, Some(approver)).await?;
+    let mut approve = Conn::open(approve_addr, Some(approver)).await?;
     let mut woken = Samples::default();
     let mut released = Samples::default();
     for round in 0..rounds {

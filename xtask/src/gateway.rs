@@ -2,6 +2,7 @@
 //! directory, identities, a gateway on a free loopback port, and a
 //! shutdown that always happens (the child is killed on drop).
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,10 +45,14 @@ pub fn command(binary: &Path) -> Command {
 
 /// Runs an `add` command with `--output json` and returns the token.
 pub fn add_identity(binary: &Path, data: &Path, args: &[&str]) -> anyhow::Result<String> {
+    add_identity_to(binary, &[OsString::from("--data-dir"), data.as_os_str().to_owned()], args)
+}
+
+/// As [`add_identity`], on the store `store_args` name (`--database URL`).
+pub fn add_identity_to(binary: &Path, store_args: &[OsString], args: &[&str]) -> anyhow::Result<String> {
     let output = command(binary)
         .args(args)
-        .arg("--data-dir")
-        .arg(data)
+        .args(store_args)
         .args(["--output", "json"])
         .output()
         .with_context(|| format!("cannot run {}", binary.display()))?;
@@ -67,10 +72,16 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start(binary: &Path, data: &Path) -> anyhow::Result<Gateway> {
+        Self::start_with(binary, data, &[])
+    }
+
+    /// As [`Gateway::start`], with more `serve` arguments (`--database URL`).
+    pub fn start_with(binary: &Path, data: &Path, extra: &[OsString]) -> anyhow::Result<Gateway> {
         let log = std::fs::File::create(data.join("serve.log"))?;
         let mut child = command(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.join("data"))
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -120,7 +131,12 @@ impl Drop for Gateway {
 
 /// Runs `audit verify` and returns (events, events/s as it reports them).
 pub fn verify(binary: &Path, data: &Path) -> anyhow::Result<(u64, f64)> {
-    let output = command(binary).args(["audit", "verify", "--data-dir"]).arg(data).output()?;
+    verify_store(binary, &[OsString::from("--data-dir"), data.as_os_str().to_owned()])
+}
+
+/// As [`verify`], on the store `store_args` name (`--database URL`).
+pub fn verify_store(binary: &Path, store_args: &[OsString]) -> anyhow::Result<(u64, f64)> {
+    let output = command(binary).args(["audit", "verify"]).args(store_args).output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {

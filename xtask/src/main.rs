@@ -8,6 +8,7 @@
 mod bench;
 mod gateway;
 mod http;
+mod replicas;
 mod stats;
 
 use std::path::PathBuf;
@@ -49,6 +50,16 @@ pub struct BenchArgs {
     /// The countersign binary to benchmark.
     #[arg(long, default_value = "target/release/countersign")]
     pub binary: PathBuf,
+    /// Benchmark PostgreSQL replicas on a throwaway cluster (initdb + pg_ctl,
+    /// fsync on) instead of one gateway on SQLite.
+    #[arg(long)]
+    pub postgres: bool,
+    /// Benchmark PostgreSQL replicas on this (empty, disposable) database instead.
+    #[arg(long, value_name = "URL", conflicts_with = "postgres")]
+    pub database: Option<String>,
+    /// Replica counts to measure in turn with --postgres/--database, e.g. 1,2,3.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub replicas: Vec<usize>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
