@@ -55,7 +55,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     let shutdown = stop_signal()?;
     let mcp = countersign_mcp::router(state.clone());
     let console = countersign_console::router(state.clone(), identity, countersign_console::Options::default());
-    countersign_server::serve_with(state, console.merge(mcp), listener, shutdown).await?;
+    let channels = countersign_channels::Channels::new(state.clone())?;
+    channels.spawn();
+    countersign_server::serve_with(state, console.merge(mcp).merge(channels.router()), listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(Exit::OK)
 }

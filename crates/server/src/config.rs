@@ -16,17 +16,22 @@ use std::time::Duration;
 use countersign_core::parse_duration;
 use serde::Deserialize;
 
-mod identity;
-pub use identity::{
-    ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
-    WorkloadIdentityConfig, WorkloadRule,
-};
-
 mod mcp;
 pub use mcp::{valid_upstream_name, McpConfig, McpUpstream, RawMcp, RawMcpUpstream};
 
 mod database;
 pub use database::{DatabaseConfig, RawDatabase, DEFAULT_POOL_SIZE};
+
+mod channels;
+mod identity;
+pub use identity::{
+    ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
+    WorkloadIdentityConfig, WorkloadRule,
+};
+pub use channels::{
+    ChannelsConfig, RawChannels, RawSlack, RawTeams, RawWebhook, SlackConfig, TeamsConfig, TeamsCredential,
+    WebhookConfig, WEBHOOK_EVENTS,
+};
 
 /// Where `COUNTERSIGN_<SECTION>_<KEY>` variables come from.
 pub trait Environment {
@@ -74,6 +79,12 @@ pub struct RawConfig {
     pub mcp: RawMcp,
     #[serde(default)]
     pub database: RawDatabase,
+    pub slack: Option<RawSlack>,
+    pub teams: Option<RawTeams>,
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
+    #[serde(default)]
+    pub channels: RawChannels,
     pub oidc: Option<RawOidc>,
     #[serde(default)]
     pub workload_identity: Vec<RawWorkloadIdentity>,
@@ -157,6 +168,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// Which store: SQLite in `data_dir`, or PostgreSQL.
     pub database: DatabaseConfig,
+    /// Slack, Teams and webhooks (see `countersign-channels`).
+    pub channels: ChannelsConfig,
     /// The identity provider, workload identity and the web console (see `countersign-identity`).
     pub identity: IdentityConfig,
 }
@@ -185,7 +198,7 @@ pub enum ConfigError {
 const CLIENT_VARS: [&str; 2] = ["COUNTERSIGN_SERVER", "COUNTERSIGN_TOKEN"];
 /// Sections an environment variable can address, longest first so that a
 /// section whose name is a prefix of another cannot steal its variables.
-const SECTIONS: [&str; 7] = ["APPROVAL", "DATABASE", "SERVER", "MCP", "CONSOLE", "OIDC", "LOG"];
+const SECTIONS: [&str; 10] = ["APPROVAL", "DATABASE", "CHANNELS", "CONSOLE", "SERVER", "MCP", "SLACK", "TEAMS", "OIDC", "LOG"];
 
 impl RawConfig {
     /// Reads the file (if any), applies the environment, then the flags.
@@ -273,9 +286,10 @@ impl RawConfig {
             }
         };
         let public_url = self.server.public_url.unwrap_or_else(|| format!("http://{listen}"));
-        let database = database::validate(self.database)?;
+        let channels = channels::validate(self.slack, self.teams, self.webhooks, self.channels)?;
         let public_url = public_url.trim_end_matches('/').to_owned();
         let identity = identity::validate(self.oidc, self.workload_identity, self.console, &public_url)?;
+        let database = database::validate(self.database)?;
         Ok(Config {
             listen,
             data_dir,
@@ -290,6 +304,7 @@ impl RawConfig {
             log_level: self.log.level.unwrap_or_else(|| "info".to_owned()),
             mcp: mcp::validate(self.mcp)?,
             database,
+            channels,
             identity,
         })
     }

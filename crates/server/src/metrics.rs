@@ -13,6 +13,19 @@ pub struct OutcomeLabel {
     pub outcome: String,
 }
 
+/// A notification channel (`slack`, `teams`, `webhook-0`, …).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabel {
+    pub channel: String,
+}
+
+/// A delivery attempt's result on a channel.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabel {
+    pub channel: String,
+    pub result: String,
+}
+
 /// The gateway's metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -22,6 +35,8 @@ pub struct Metrics {
     pub pending: Gauge,
     pub time_to_decision: Histogram,
     pub refusals: Family<OutcomeLabel, Counter>,
+    pub channel_up: Family<ChannelLabel, Gauge>,
+    pub channel_deliveries: Family<DeliveryLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -42,7 +57,19 @@ impl Default for Metrics {
         );
         let refusals = Family::<OutcomeLabel, Counter>::default();
         registry.register("refusals", "Refused API calls, by error code", refusals.clone());
-        Self { registry, decisions, transitions, pending, time_to_decision, refusals }
+        let channel_up = Family::<ChannelLabel, Gauge>::default();
+        registry.register(
+            "channel_up",
+            "1 while a notification channel delivers, 0 while it fails",
+            channel_up.clone(),
+        );
+        let channel_deliveries = Family::<DeliveryLabel, Counter>::default();
+        registry.register(
+            "channel_deliveries",
+            "Notification delivery attempts, by channel and result",
+            channel_deliveries.clone(),
+        );
+        Self { registry, decisions, transitions, pending, time_to_decision, refusals, channel_up, channel_deliveries }
     }
 }
 
@@ -57,6 +84,16 @@ impl Metrics {
 
     pub fn count_refusal(&self, code: &str) {
         self.refusals.get_or_create(&OutcomeLabel { outcome: code.to_owned() }).inc();
+    }
+
+    pub fn set_channel_up(&self, channel: &str, up: bool) {
+        self.channel_up.get_or_create(&ChannelLabel { channel: channel.to_owned() }).set(i64::from(up));
+    }
+
+    pub fn count_channel_delivery(&self, channel: &str, result: &str) {
+        self.channel_deliveries
+            .get_or_create(&DeliveryLabel { channel: channel.to_owned(), result: result.to_owned() })
+            .inc();
     }
 
     /// The OpenMetrics text exposition.

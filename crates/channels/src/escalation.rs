@@ -1,0 +1,63 @@
+//! Escalation: a requirement annotated `@escalate_after("10m")` and
+//! `@escalate_to("…")` whose request is still pending by then gets one
+//! `action.escalated` audit event; the outbox then notifies the target
+//! like any other change, durably and with retries.
+
+use countersign_audit::AuditDraft;
+use countersign_core::clock::format_duration;
+use countersign_core::{Status, Timestamp};
+use countersign_server::AppState;
+use countersign_store::{RequestFilter, StoreError};
+use serde_json::json;
+
+use crate::outbox::{Lease, OutboxOptions, KV};
+
+/// Checks pending requests every `options.escalation_tick` until shutdown.
+pub async fn run(state: AppState, options: OutboxOptions) {
+    let mut lease = Lease::new(&state, "lease:escalation", options.lease);
+    loop {
+        tokio::time::sleep(options.escalation_tick).await;
+        if state.hub.is_shutting_down() {
+            return;
+        }
+        if !lease.hold().await {
+            continue;
+        }
+        if let Err(e) = scan(&state, Timestamp::now()).await {
+            tracing::warn!(error = %e, "escalation check failed; will retry");
+        }
+    }
+}
+
+/// Escalates every requirement that is due at `now` and not yet escalated;
+/// returns how many. Each is escalated once, even across processes: the
+/// claim is a compare-and-set in the key-value area.
+pub async fn scan(state: &AppState, now: Timestamp) -> Result<usize, StoreError> {
+    let filter = RequestFilter { status: Some(Status::Pending), limit: 1000, ..RequestFilter::default() };
+    let mut escalated = 0;
+    for request in state.store.list_requests(&filter).await? {
+        for requirement in &request.requirements {
+            let (Some(after), Some(to)) = (requirement.routing.escalate_after, &requirement.routing.escalate_to) else {
+                continue;
+            };
+            let met = request.approvals_for(requirement) >= usize::try_from(requirement.quorum).unwrap_or(usize::MAX);
+            if met || request.created_at.plus(after) > now {
+                continue;
+            }
+            let key = format!("escalated:{}:{}", request.id, requirement.policy);
+            if !state.store.kv_compare_and_set(KV, &key, None, Some(now.to_rfc3339())).await? {
+                continue;
+            }
+            state
+                .store
+                .append_audit(vec![AuditDraft::new(
+                    "system",
+                    "action.escalated",
+                    json!({"id": request.id, "policy": requirement.policy, "to": to, "after": format_duration(after)}),
+                )])
+                .await?;
+            escalated += 1;
+        }
+    }
+    Ok(escalated)
+}

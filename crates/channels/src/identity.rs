@@ -1,0 +1,51 @@
+//! Who clicked: chat accounts mapped to countersign users, by an explicit
+//! mapping or by email. The mapped user then votes under every rule of the
+//! approval loop, exactly as through the API.
+
+use countersign_audit::AuditDraft;
+use countersign_core::Request;
+use countersign_server::AppState;
+use countersign_store::{StoreError, User};
+use serde_json::json;
+
+/// The live user named `name`.
+pub async fn by_name(state: &AppState, name: &str) -> Result<Option<User>, StoreError> {
+    Ok(state.store.user(name).await?.filter(|u| u.revoked_at.is_none()))
+}
+
+/// The live user with this email. One person may hold several identities
+/// (same email); the one whose groups can decide `request` is preferred,
+/// then the first by name, so the choice is stable.
+pub async fn by_email(state: &AppState, email: &str, request: Option<&Request>) -> Result<Option<User>, StoreError> {
+    let mut users: Vec<User> =
+        state.store.users_with_email(email).await?.into_iter().filter(|u| u.revoked_at.is_none()).collect();
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    let decides = |u: &User| request.is_some_and(|r| r.requirements.iter().any(|q| q.admits(&u.groups)));
+    let preferred = users.iter().position(decides).unwrap_or(0);
+    Ok(if users.is_empty() { None } else { Some(users.swap_remove(preferred)) })
+}
+
+/// The audit record of a click, accepted or not: which chat account, which
+/// countersign user it mapped to (if any), on which request.
+pub fn click_event(
+    channel: &str,
+    account: &str,
+    user: Option<&User>,
+    request_id: &str,
+    action: &str,
+    refused: Option<&str>,
+) -> AuditDraft {
+    let actor = user.map_or_else(|| format!("{channel}:{account}"), |u| format!("user:{}", u.name));
+    AuditDraft::new(
+        actor,
+        "channel.click",
+        json!({
+            "channel": channel,
+            "account": account,
+            "user": user.map(|u| u.name.clone()),
+            "request": request_id,
+            "action": action,
+            "refused": refused,
+        }),
+    )
+}

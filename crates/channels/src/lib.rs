@@ -1,0 +1,149 @@
+//! Approvals where teams already work: Slack, Microsoft Teams and signed
+//! webhooks.
+//!
+//! - [`outbox`]: the durable delivery worker. The audit log is the outbox:
+//!   every change of a request is an audit event committed in the same
+//!   transaction as the change, so a notification can never be lost or
+//!   announce a change that did not happen. Each channel keeps its own
+//!   cursor in the store's key-value area and retries with backoff, so a
+//!   channel that is down delays only itself.
+//! - [`Notifier`]: what a channel implements ([`slack`], [`teams`],
+//!   [`webhook`]).
+//! - [`review`]: the review card every channel shows (what, who, why,
+//!   risk, history, links), with secrets redacted ([`redact`]).
+//! - [`slack::interactions`] and [`teams::invoke`]: clicks coming back.
+//!   They authenticate by Slack signature or Bot Framework JWT, not by the
+//!   gateway's bearer tokens, and then go through
+//!   [`countersign_server::AppState::vote`], so every approval rule and the
+//!   audit apply unchanged.
+//!
+//! [`Channels::new`] builds everything from the gateway's config;
+//! [`Channels::router`] is merged into the gateway's routes and
+//! [`Channels::spawn`] starts the workers.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod escalation;
+pub mod events;
+mod http;
+pub mod identity;
+pub mod outbox;
+pub mod redact;
+pub mod review;
+pub mod slack;
+pub mod teams;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use axum::Router;
+use countersign_server::AppState;
+
+pub use events::{Change, ChangeKind};
+pub use outbox::{DeliveryError, Notifier, OutboxOptions};
+
+/// Why the channels could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("`channels.redact`: `{pattern}` is not a regular expression: {reason}")]
+    Redact { pattern: String, reason: String },
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(String),
+    #[error("`teams`: {0}")]
+    Teams(String),
+}
+
+/// Every configured channel: the notifiers, the click handlers, and the
+/// workers that feed them.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    state: AppState,
+    slack: Option<Arc<slack::Slack>>,
+    teams: Option<Arc<teams::Teams>>,
+    webhooks: Vec<Arc<webhook::Webhook>>,
+    options: OutboxOptions,
+}
+
+impl Channels {
+    /// Builds the channels the gateway's config names (none is fine).
+    pub fn new(state: AppState) -> Result<Self, SetupError> {
+        Self::with_options(state, OutboxOptions::default())
+    }
+
+    /// As [`Channels::new`], with delivery timings chosen by the caller (tests).
+    pub fn with_options(state: AppState, mut options: OutboxOptions) -> Result<Self, SetupError> {
+        let config = &state.config.channels;
+        options.max_backoff = options.max_backoff.min(config.max_backoff);
+        let redactor = Arc::new(redact::Redactor::new(&config.redact)?);
+        let http = http::client()?;
+        let cards = review::CardBuilder::new(state.clone(), redactor);
+        let slack =
+            config.slack.clone().map(|c| Arc::new(slack::Slack::new(state.clone(), c, http.clone(), cards.clone())));
+        let teams = config
+            .teams
+            .clone()
+            .map(|c| teams::Teams::new(state.clone(), c, http.clone(), cards.clone()).map(Arc::new))
+            .transpose()?;
+        let webhooks = config
+            .webhooks
+            .iter()
+            .enumerate()
+            .map(|(index, c)| {
+                Arc::new(webhook::Webhook::new(state.clone(), index, c.clone(), http.clone(), cards.clone()))
+            })
+            .collect();
+        Ok(Self { state, slack, teams, webhooks, options })
+    }
+
+    /// The integration routes. They carry their own authentication (Slack
+    /// signatures, Bot Framework JWTs) and never the gateway's bearer auth.
+    pub fn router(&self) -> Router {
+        let mut router = Router::new();
+        if let Some(slack) = &self.slack {
+            router = router.merge(slack::interactions::router(slack.clone()));
+        }
+        if let Some(teams) = &self.teams {
+            router = router.merge(teams::invoke::router(teams.clone()));
+        }
+        router
+    }
+
+    /// Every notifier, as the outbox sees them.
+    pub fn notifiers(&self) -> Vec<Arc<dyn Notifier>> {
+        let mut all: Vec<Arc<dyn Notifier>> = Vec::new();
+        if let Some(slack) = &self.slack {
+            all.push(slack.clone());
+        }
+        if let Some(teams) = &self.teams {
+            all.push(teams.clone());
+        }
+        all.extend(self.webhooks.iter().map(|w| w.clone() as Arc<dyn Notifier>));
+        all
+    }
+
+    /// Starts one delivery worker per channel, the escalation scanner, and
+    /// Socket Mode when Slack has an app token. They stop when the gateway
+    /// shuts down.
+    pub fn spawn(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        let notifiers = self.notifiers();
+        if notifiers.is_empty() {
+            return tasks;
+        }
+        for notifier in notifiers {
+            tasks.push(tokio::spawn(outbox::run(self.state.clone(), notifier, self.options.clone())));
+        }
+        tasks.push(tokio::spawn(escalation::run(self.state.clone(), self.options.clone())));
+        if let Some(slack) = &self.slack {
+            if slack.config.app_token.is_some() {
+                tasks.push(tokio::spawn(slack::socket::run(slack.clone())));
+            }
+        }
+        tasks
+    }
+}
+
+/// The integration routes for `state`'s configuration (empty if none).
+pub fn router(state: AppState) -> Result<Router, SetupError> {
+    Ok(Channels::new(state)?.router())
+}

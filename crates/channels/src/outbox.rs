@@ -1,0 +1,430 @@
+//! The durable outbox: one delivery worker per channel, reading request
+//! changes from the audit log.
+//!
+//! Why the audit log: each change is appended in the same transaction that
+//! makes it, so "changed but not notified" and "notified but not changed"
+//! cannot happen, and changes made by other processes (the CLI revoking an
+//! agent, another replica) are seen too. Each channel keeps its cursor (the
+//! last sequence number it delivered) in the store's key-value area and
+//! advances it only after a delivery succeeded or was given up, so a
+//! restart or a channel outage loses nothing. A lease in the same area
+//! makes one process per channel deliver when several share a store.
+//!
+//! A failing delivery is retried with exponential backoff, holding back
+//! only that channel: the request can still be decided everywhere else,
+//! and the outage shows in `/metrics` (`countersign_channel_up`) and the
+//! logs.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use countersign_audit::AuditDraft;
+use countersign_core::{Request, Timestamp};
+use countersign_server::AppState;
+use countersign_store::StoreError;
+use serde_json::json;
+
+use crate::events::{classify, Change, ChangeKind};
+
+/// The key-value namespace of the channels.
+pub const KV: &str = "channels";
+
+/// A failed delivery.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying: the channel is down, slow or rate-limiting.
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying cannot help (the channel refused the content or the target).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<StoreError> for DeliveryError {
+    fn from(e: StoreError) -> Self {
+        Self::Transient(format!("store: {e}"))
+    }
+}
+
+/// A channel the outbox delivers to.
+#[async_trait]
+pub trait Notifier: Send + Sync + fmt::Debug {
+    /// A stable name: the cursor key, the metrics label, the log field.
+    fn name(&self) -> String;
+
+    /// Whether this channel wants changes of this kind at all.
+    fn wants(&self, kind: ChangeKind) -> bool;
+
+    /// Whether only the latest card change of a request in a batch matters
+    /// (chat messages show the current state) or every change must go out
+    /// (webhooks).
+    fn coalesces(&self) -> bool;
+
+    /// Give up on a delivery after this many attempts; `None`: keep trying.
+    fn max_attempts(&self) -> Option<u32>;
+
+    /// Delivers one change; `request` is the request as it is now.
+    /// `attempt` counts from 1.
+    async fn deliver(&self, change: &Change, request: &Request, attempt: u32) -> Result<(), DeliveryError>;
+}
+
+/// Delivery timings.
+#[derive(Debug, Clone)]
+pub struct OutboxOptions {
+    /// How often an idle worker looks for changes made by other processes;
+    /// changes made in this process wake it at once.
+    pub poll: Duration,
+    /// Events read per batch.
+    pub batch: usize,
+    /// The wait before the second attempt; it doubles up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How long a worker's claim on its channel lasts without renewal.
+    pub lease: Duration,
+    /// How often pending requests are checked for escalation.
+    pub escalation_tick: Duration,
+}
+
+impl Default for OutboxOptions {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_millis(500),
+            batch: 200,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(300),
+            lease: Duration::from_secs(30),
+            escalation_tick: Duration::from_secs(5),
+        }
+    }
+}
+
+impl OutboxOptions {
+    /// The wait after failed attempt number `attempt` (from 1).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+        self.first_backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// Runs one channel's worker until the gateway shuts down.
+pub async fn run(state: AppState, notifier: Arc<dyn Notifier>, options: OutboxOptions) {
+    let name = notifier.name();
+    let mut worker = Worker {
+        lease: Lease::new(&state, &format!("lease:{name}"), options.lease),
+        cursor_key: format!("cursor:{name}"),
+        health: Health::new(&state, &name),
+        state,
+        notifier,
+        options,
+        name,
+    };
+    worker.run().await;
+}
+
+struct Worker {
+    state: AppState,
+    notifier: Arc<dyn Notifier>,
+    options: OutboxOptions,
+    name: String,
+    cursor_key: String,
+    lease: Lease,
+    health: Health,
+}
+
+/// What became of one change.
+enum Fate {
+    Done,
+    /// Another process holds the channel now, or the gateway is stopping.
+    Interrupted,
+}
+
+impl Worker {
+    async fn run(&mut self) {
+        let mut wake = self.state.subscribe_changes();
+        let mut cursor: Option<u64> = None;
+        loop {
+            if self.state.hub.is_shutting_down() {
+                return;
+            }
+            if !self.lease.hold().await {
+                cursor = None;
+                self.idle(&mut wake, self.options.lease / 3).await;
+                continue;
+            }
+            let at = match cursor {
+                Some(at) => at,
+                None => match self.load_cursor().await {
+                    Ok(at) => at,
+                    Err(e) => {
+                        tracing::warn!(channel = %self.name, error = %e, "cannot read the delivery cursor; will retry");
+                        self.idle(&mut wake, self.options.poll).await;
+                        continue;
+                    }
+                },
+            };
+            cursor = Some(at);
+            let events = match self.state.store.audit_events(at, self.options.batch).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(channel = %self.name, error = %e, "cannot read the audit log; will retry");
+                    self.idle(&mut wake, self.options.poll).await;
+                    continue;
+                }
+            };
+            let Some(last) = events.last().map(|e| e.seq) else {
+                self.idle(&mut wake, self.options.poll).await;
+                continue;
+            };
+            let changes = self.select(events.iter().filter_map(classify).collect());
+            let mut position = at;
+            let mut interrupted = false;
+            for change in changes {
+                match self.deliver(&change).await {
+                    Fate::Done => {}
+                    Fate::Interrupted => {
+                        interrupted = true;
+                        break;
+                    }
+                }
+                if !self.save_cursor(&mut position, change.seq).await {
+                    interrupted = true;
+                    break;
+                }
+            }
+            if interrupted || !self.save_cursor(&mut position, last).await {
+                cursor = None;
+                continue;
+            }
+            cursor = Some(position);
+        }
+    }
+
+    /// The changes this channel delivers, in order; for coalescing
+    /// channels only the last card change of each request.
+    fn select(&self, changes: Vec<Change>) -> Vec<Change> {
+        let wanted: Vec<Change> = changes.into_iter().filter(|c| self.notifier.wants(c.kind)).collect();
+        if !self.notifier.coalesces() {
+            return wanted;
+        }
+        let mut seen = HashSet::new();
+        let mut kept: Vec<Change> =
+            wanted.into_iter().rev().filter(|c| !c.kind.shows_on_card() || seen.insert(c.request_id.clone())).collect();
+        kept.reverse();
+        kept
+    }
+
+    async fn deliver(&mut self, change: &Change) -> Fate {
+        let mut attempt: u32 = 1;
+        loop {
+            if self.state.hub.is_shutting_down() || !self.lease.hold().await {
+                return Fate::Interrupted;
+            }
+            let result = match self.state.store.request(&change.request_id).await {
+                Ok(Some(request)) => self.notifier.deliver(change, &request, attempt).await,
+                Ok(None) => Err(DeliveryError::Permanent(format!("request `{}` does not exist", change.request_id))),
+                Err(e) => Err(DeliveryError::from(e)),
+            };
+            match result {
+                Ok(()) => {
+                    self.health.delivered();
+                    return Fate::Done;
+                }
+                Err(DeliveryError::Permanent(reason)) => {
+                    self.health.count("rejected");
+                    tracing::error!(channel = %self.name, id = %change.request_id, event = change.kind.as_str(),
+                        %reason, "delivery refused by the channel; skipping it");
+                    return Fate::Done;
+                }
+                Err(DeliveryError::Transient(reason)) => {
+                    self.health.failed(&reason);
+                    if self.notifier.max_attempts().is_some_and(|max| attempt >= max) {
+                        self.health.count("gave_up");
+                        tracing::error!(channel = %self.name, id = %change.request_id, event = change.kind.as_str(),
+                            attempts = attempt, %reason, "delivery failed too often; giving up on it");
+                        return Fate::Done;
+                    }
+                    let wait = self.options.backoff(attempt);
+                    tracing::debug!(channel = %self.name, attempt, ?wait, %reason, "delivery failed; retrying");
+                    if self.sleep(wait).await {
+                        return Fate::Interrupted;
+                    }
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Sleeps; true if the gateway began shutting down meanwhile.
+    async fn sleep(&self, wait: Duration) -> bool {
+        let step = Duration::from_millis(200);
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            if self.state.hub.is_shutting_down() {
+                return true;
+            }
+            tokio::time::sleep(step.min(deadline - tokio::time::Instant::now())).await;
+        }
+        self.state.hub.is_shutting_down()
+    }
+
+    /// Waits for a change in this process, or `wait` for other processes'.
+    async fn idle(&self, wake: &mut tokio::sync::broadcast::Receiver<Arc<Request>>, wait: Duration) {
+        // A lagged receiver just means many changes: look at the log again.
+        let _ = tokio::time::timeout(wait, wake.recv()).await;
+    }
+
+    async fn load_cursor(&self) -> Result<u64, StoreError> {
+        if let Some(text) = self.state.store.kv_get(KV, &self.cursor_key).await? {
+            return text
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("cursor `{}` is not a number", self.cursor_key)));
+        }
+        // A new channel starts at the head of the log rather than replaying
+        // history; the audit event that marks the start gives the head.
+        let head = self
+            .state
+            .store
+            .append_audit(vec![AuditDraft::new("system", "channel.started", json!({"channel": self.name}))])
+            .await?;
+        if self.state.store.kv_compare_and_set(KV, &self.cursor_key, None, Some(head.to_string())).await? {
+            return Ok(head);
+        }
+        let text = self.state.store.kv_get(KV, &self.cursor_key).await?.unwrap_or_default();
+        text.parse().map_err(|_| StoreError::Corrupt(format!("cursor `{}` is not a number", self.cursor_key)))
+    }
+
+    /// Moves the stored cursor from `*position` to `to`; false if another
+    /// process moved it (then this worker re-reads it).
+    async fn save_cursor(&self, position: &mut u64, to: u64) -> bool {
+        if to <= *position {
+            return true;
+        }
+        let result = self
+            .state
+            .store
+            .kv_compare_and_set(KV, &self.cursor_key, Some(position.to_string()), Some(to.to_string()))
+            .await;
+        match result {
+            Ok(true) => {
+                *position = to;
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(channel = %self.name, error = %e, "cannot save the delivery cursor; the change may be delivered again");
+                false
+            }
+        }
+    }
+}
+
+/// A claim on a channel, renewed while held, so one process delivers.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    state: AppState,
+    key: String,
+    me: String,
+    ttl: Duration,
+    held_until: Option<tokio::time::Instant>,
+}
+
+impl Lease {
+    pub(crate) fn new(state: &AppState, key: &str, ttl: Duration) -> Self {
+        Self { state: state.clone(), key: key.to_owned(), me: uuid::Uuid::now_v7().to_string(), ttl, held_until: None }
+    }
+
+    /// Whether this process holds the lease, claiming or renewing it when due.
+    pub(crate) async fn hold(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        if self.held_until.is_some_and(|until| until > now + self.ttl / 2) {
+            return true;
+        }
+        match self.claim().await {
+            Ok(true) => {
+                self.held_until = Some(now + self.ttl);
+                true
+            }
+            Ok(false) => {
+                self.held_until = None;
+                false
+            }
+            Err(e) => {
+                tracing::warn!(key = %self.key, error = %e, "cannot renew the channel lease");
+                // Keep delivering while the old claim lasts; nobody else can take it before.
+                self.held_until.is_some_and(|until| until > now)
+            }
+        }
+    }
+
+    async fn claim(&self) -> Result<bool, StoreError> {
+        let store = &self.state.store;
+        let now = Timestamp::now().as_millis();
+        let current = store.kv_get(KV, &self.key).await?;
+        let free = match current.as_deref().and_then(|v| v.split_once(' ')) {
+            None => true,
+            Some((owner, expires)) => owner == self.me || expires.parse::<i64>().map_or(true, |e| e < now),
+        };
+        if !free {
+            return Ok(false);
+        }
+        let ttl = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        let mine = format!("{} {}", self.me, now.saturating_add(ttl));
+        store.kv_compare_and_set(KV, &self.key, current, Some(mine)).await
+    }
+}
+
+/// Up/down state of a channel, for `/metrics` and the logs.
+struct Health {
+    state: AppState,
+    name: String,
+    up: bool,
+}
+
+impl Health {
+    fn new(state: &AppState, name: &str) -> Self {
+        state.metrics.set_channel_up(name, true);
+        Self { state: state.clone(), name: name.to_owned(), up: true }
+    }
+
+    fn delivered(&mut self) {
+        self.count("delivered");
+        if !self.up {
+            tracing::info!(channel = %self.name, "channel is back; delivering the backlog");
+            self.up = true;
+            self.state.metrics.set_channel_up(&self.name, true);
+        }
+    }
+
+    fn failed(&mut self, reason: &str) {
+        self.count("failed");
+        if self.up {
+            tracing::warn!(channel = %self.name, %reason, "channel is down; retrying with backoff (requests can still be decided elsewhere)");
+            self.up = false;
+            self.state.metrics.set_channel_up(&self.name, false);
+        }
+    }
+
+    fn count(&self, result: &str) {
+        self.state.metrics.count_channel_delivery(&self.name, result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let o = OutboxOptions {
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            ..OutboxOptions::default()
+        };
+        let waits: Vec<u128> = (1..=6).map(|a| o.backoff(a).as_millis()).collect();
+        assert_eq!(waits, vec![100, 200, 400, 500, 500, 500]);
+        assert_eq!(o.backoff(1000), Duration::from_millis(500));
+    }
+}

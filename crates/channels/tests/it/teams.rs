@@ -1,0 +1,157 @@
+//! Teams: Bot Framework JWT validation (held to the Bot Framework SDK's own
+//! verdicts), Universal Action clicks answered with the refreshed card,
+//! the Action.Submit fallback, and card updates.
+
+use serde_json::{json, Value};
+
+use crate::standins::APP_ID;
+use crate::support::*;
+
+fn sql() -> Value {
+    json!({"kind": "sql.execute", "resource": "prod-db", "payload": {"statement": "DELETE FROM users WHERE id = 7"},
+           "on_behalf_of": "owen", "justification": "GDPR erasure, ticket 42", "context": {"confidence": 0.75}})
+}
+
+#[tokio::test]
+async fn tokens_are_accepted_exactly_when_the_bot_framework_sdk_accepts_them() {
+    let gw = gateway().await;
+    let id = gw.submit(sql()).await;
+    let service = gw.bot.service_url.clone();
+    let now = countersign_core::Timestamp::now().as_millis() / 1000;
+    let other_key = {
+        // Signed by a key the JWKS does not hold.
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some("test-key-1".into());
+        let claims =
+            json!({"serviceurl": service, "exp": now + 600, "iss": "https://api.botframework.com", "aud": APP_ID});
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(b"guess")).unwrap()
+    };
+    let good = bot_token(&service, json!({}));
+    let mut tampered = good.clone();
+    tampered.pop();
+    tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+    let cases: Vec<(&str, String, &str, bool)> = vec![
+        ("valid", good.clone(), "msteams", true),
+        ("wrong audience", bot_token(&service, json!({"aud": "someone-else"})), "msteams", false),
+        ("wrong issuer", bot_token(&service, json!({"iss": "https://evil.example"})), "msteams", false),
+        ("expired", bot_token(&service, json!({"exp": now - 600, "nbf": now - 7200})), "msteams", false),
+        ("not yet valid", bot_token(&service, json!({"nbf": now + 3600, "exp": now + 7200})), "msteams", false),
+        ("unknown key", bot_token(&service, json!({"kid": "rotated-away"})), "msteams", false),
+        ("bad signature", tampered, "msteams", false),
+        ("HS256 with a guessed key", other_key, "msteams", false),
+        ("other service URL", bot_token("https://evil.example/", json!({})), "msteams", false),
+        ("no service URL", bot_token(&service, json!({"serviceurl": null})), "msteams", false),
+        ("channel not endorsed", good.clone(), "skype", false),
+        ("no token", String::new(), "msteams", false),
+    ];
+    let mut ours = Vec::new();
+    for (name, token, channel, _) in &cases {
+        let mut activity = invoke(&gw, "29:dave", "aad-dave", "refresh", &id, None);
+        activity["channelId"] = json!(channel);
+        let (status, _) = teams_post(&gw, (!token.is_empty()).then_some(token.as_str()), &activity).await;
+        assert!(status == 200 || status == 401, "{name}: {status}");
+        ours.push(status == 200);
+    }
+    let sdk = botframework_verdicts(
+        &gw.bot.metadata_url,
+        &cases.iter().map(|(_, t, c, _)| (t.clone(), service.clone(), (*c).to_owned())).collect::<Vec<_>>(),
+    )
+    .await;
+    for (i, (name, _, _, expected)) in cases.iter().enumerate() {
+        assert_eq!(ours[i], *expected, "countersign on `{name}`");
+        assert_eq!(sdk[i], *expected, "the Bot Framework SDK on `{name}`");
+    }
+    let rejected = gw.audit_types().await.into_iter().filter(|(t, _)| t == "integration.rejected").count();
+    assert_eq!(rejected, cases.iter().filter(|c| !c.3).count(), "every rejection is audited");
+}
+
+#[tokio::test]
+async fn a_click_answers_with_the_refreshed_card_and_the_posted_card_follows() {
+    let gw = gateway().await;
+    let id = gw.submit(sql()).await;
+    gw.eventually("card posted to Teams", || async { !gw.bot.calls("send").is_empty() }).await;
+    let (conversation, _, sent) = gw.bot.calls("send")[0].clone();
+    assert_eq!(conversation, "19:approvals@thread.tacv2");
+    let card = &sent["attachments"][0];
+    assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+    let text = card["content"].to_string();
+    for expected in [
+        "sql.execute",
+        "prod-db",
+        "DELETE FROM users",
+        "GDPR erasure",
+        "75%",
+        "prod-db-three-dbas",
+        "Action.Execute",
+        "Action.Submit",
+    ] {
+        assert!(text.contains(expected), "card lacks `{expected}`: {text}");
+    }
+    // dave (by email) approves with a comment: the answer is the refreshed card.
+    let token = bot_token(&gw.bot.service_url, json!({}));
+    let (status, answer) =
+        teams_post(&gw, Some(&token), &invoke(&gw, "29:dave", "aad-dave", "approve", &id, Some("looks right"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["statusCode"], 200);
+    assert_eq!(answer["type"], "application/vnd.microsoft.card.adaptive", "{answer}");
+    assert!(answer["value"].to_string().contains("1 approved so far"), "{answer}");
+    let request = gw.request(&id).await;
+    assert_eq!(request.votes[0].by.name, "dave");
+    assert_eq!(request.votes[0].comment.as_deref(), Some("looks right"));
+    // erin (by UPN, different case) approves twice: the second is refused, only to her.
+    let erin = invoke(&gw, "29:erin", "aad-erin", "approve", &id, None);
+    assert_eq!(teams_post(&gw, Some(&token), &erin).await.1["type"], "application/vnd.microsoft.card.adaptive");
+    let (_, again) = teams_post(&gw, Some(&token), &erin).await;
+    assert_eq!(again["type"], "application/vnd.microsoft.activity.message", "{again}");
+    assert!(again["value"].as_str().unwrap().contains("already approved"), "{again}");
+    // An unknown member is told why.
+    let (_, stranger) = teams_post(&gw, Some(&token), &invoke(&gw, "29:nobody", "aad-x", "approve", &id, None)).await;
+    assert_eq!(stranger["type"], "application/vnd.microsoft.activity.message", "{stranger}");
+    // The posted card is replaced as approvals arrive.
+    gw.eventually("card updated", || async {
+        gw.bot.calls("update").iter().any(|(_, _, body)| body.to_string().contains("2 approved so far"))
+    })
+    .await;
+    let mut cards = gw.bot.cards();
+    cards.push(answer["value"].clone());
+    assert_adaptivecards_accepts(&cards);
+    // The bot authenticated to the connector with its app password.
+    let tokens = gw.bot.state.token_requests.lock().unwrap().clone();
+    assert!(
+        !tokens.is_empty()
+            && tokens
+                .iter()
+                .all(|t| t.get("scope").map(String::as_str) == Some("https://api.botframework.com/.default"))
+    );
+}
+
+#[tokio::test]
+async fn action_submit_is_the_fallback() {
+    let gw = gateway().await;
+    let id = gw.submit(sql()).await;
+    let token = bot_token(&gw.bot.service_url, json!({}));
+    let message = json!({
+        "type": "message", "id": "m1", "channelId": "msteams", "serviceUrl": gw.bot.service_url,
+        "from": {"id": "29:erin", "aadObjectId": "aad-erin"},
+        "conversation": {"id": "19:approvals@thread.tacv2"},
+        "replyToId": "activity-0",
+        "value": {"verb": "deny", "id": id, "comment": "no erasure without legal"},
+    });
+    let (status, _) = teams_post(&gw, Some(&token), &message).await;
+    assert_eq!(status, 200);
+    let request = gw.request(&id).await;
+    assert_eq!(request.status.as_str(), "denied");
+    assert_eq!(request.votes[0].comment.as_deref(), Some("no erasure without legal"));
+    // A refused fallback click is answered in the conversation.
+    let (status, _) = teams_post(&gw, Some(&token), &message).await;
+    assert_eq!(status, 200);
+    gw.eventually("reply with the refusal", || async {
+        gw.bot.calls("send").iter().any(|(_, _, body)| body["replyToId"] == "m1")
+    })
+    .await;
+    gw.eventually("denied card", || async {
+        gw.bot.calls("update").iter().any(|(_, _, body)| body.to_string().contains("Denied by erin"))
+    })
+    .await;
+    assert_adaptivecards_accepts(&gw.bot.cards());
+}
