@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use countersign_core::clock::format_duration;
 use countersign_server::config::{Config, LogFormat, Overrides, ProcessEnv};
+use countersign_store_postgres::redact_url;
 
 use crate::cli::ConfigCommand;
 use crate::exit::Exit;
@@ -35,13 +36,14 @@ fn log_format(format: LogFormat) -> &'static str {
     }
 }
 
-/// The effective configuration in the file's own syntax. Nothing in the
-/// configuration is secret yet; secrets added later must be masked here.
+/// The effective configuration in the file's own syntax. Secrets are
+/// masked (the database URL's credentials).
 fn effective_toml(c: &Config) -> String {
     let q = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
     format!(
         "[server]\nlisten = {}\ndata_dir = {}\npolicies = {}\nbody_limit_bytes = {}\nmax_wait = {}\npublic_url = {}\n\n\
-         [approval]\ndefault_timeout = {}\ndefault_valid_for = {}\n\n[log]\nformat = {}\nlevel = {}\n",
+         [approval]\ndefault_timeout = {}\ndefault_valid_for = {}\n\n[log]\nformat = {}\nlevel = {}\n\n\
+         [database]\n{}pool_size = {}\n",
         q(&c.listen.to_string()),
         q(&path(&c.data_dir)),
         q(&path(&c.policies_dir)),
@@ -52,6 +54,9 @@ fn effective_toml(c: &Config) -> String {
         q(&format_duration(c.default_valid_for)),
         q(log_format(c.log_format)),
         q(&c.log_level),
+        // The URL's credentials stay hidden; unset means SQLite in data_dir.
+        c.database.postgres_url().map_or_else(String::new, |u| format!("url = {}\n", q(&redact_url(u)))),
+        c.database.pool_size,
     )
 }
 
@@ -71,5 +76,9 @@ fn effective_json(c: &Config) -> serde_json::Value {
             "default_valid_for": format_duration(c.default_valid_for),
         },
         "log": {"format": log_format(c.log_format), "level": c.log_level},
+        "database": {
+            "url": c.database.postgres_url().map(redact_url),
+            "pool_size": c.database.pool_size,
+        },
     })
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use countersign_server::config::{Config, Overrides, ProcessEnv};
+use countersign_server::config::{Config, DatabaseConfig, Overrides, ProcessEnv};
 use countersign_store::Store;
 use countersign_store_postgres::{describe_url, PostgresOptions, PostgresStore};
 use countersign_store_sqlite::SqliteStore;
@@ -40,7 +40,7 @@ pub async fn open_store(config: &Config, mode: Open) -> anyhow::Result<Arc<dyn S
     if let Some(url) = config.database.postgres_url() {
         // The schema is created on first use; `Open::Existing` has no
         // "wrong path" to guard against here.
-        return open_postgres(url, config.database.pool_size).await;
+        return open_postgres(url, &config.database).await;
     }
     let db = config.database_path();
     match mode {
@@ -61,8 +61,12 @@ pub async fn open_store(config: &Config, mode: Open) -> anyhow::Result<Arc<dyn S
 
 /// Connects to PostgreSQL. Errors name the host and database, never the
 /// URL (it may carry a password).
-pub async fn open_postgres(url: &str, pool_size: usize) -> anyhow::Result<Arc<dyn Store>> {
-    let options = PostgresOptions { pool_size, ..PostgresOptions::default() };
+pub async fn open_postgres(url: &str, database: &DatabaseConfig) -> anyhow::Result<Arc<dyn Store>> {
+    let options = PostgresOptions {
+        pool_size: database.pool_size,
+        ca_file: database.ca_file.clone(),
+        ..PostgresOptions::default()
+    };
     let store = PostgresStore::connect_with(url, options)
         .await
         .with_context(|| format!("cannot open the PostgreSQL store at {}", describe_url(url)))?;

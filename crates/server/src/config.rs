@@ -198,7 +198,8 @@ pub enum ConfigError {
 const CLIENT_VARS: [&str; 2] = ["COUNTERSIGN_SERVER", "COUNTERSIGN_TOKEN"];
 /// Sections an environment variable can address, longest first so that a
 /// section whose name is a prefix of another cannot steal its variables.
-const SECTIONS: [&str; 10] = ["APPROVAL", "DATABASE", "CHANNELS", "CONSOLE", "SERVER", "MCP", "SLACK", "TEAMS", "OIDC", "LOG"];
+const SECTIONS: [&str; 10] =
+    ["APPROVAL", "DATABASE", "CHANNELS", "CONSOLE", "SERVER", "MCP", "SLACK", "TEAMS", "OIDC", "LOG"];
 
 impl RawConfig {
     /// Reads the file (if any), applies the environment, then the flags.

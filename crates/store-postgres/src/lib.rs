@@ -13,9 +13,7 @@
 //! - **Durability**: every session runs with `synchronous_commit = on`, so
 //!   a caller hears "done" only after the commit's WAL is flushed.
 //!
-//! Only plain TCP or Unix-socket connections are supported (no TLS in this
-//! build): run the gateway next to the database or behind a TLS-terminating
-//! sidecar or pooler.
+//! - **TLS** when the URL says `sslmode=require` (see `tls.rs`).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -28,9 +26,11 @@ mod requests;
 mod schema;
 #[cfg(feature = "test-cluster")]
 pub mod testing;
+mod tls;
 mod writer;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -67,6 +67,9 @@ pub struct PostgresOptions {
     pub statement_timeout: Duration,
     /// How long connecting, or waiting for a pooled connection, may take.
     pub connect_timeout: Duration,
+    /// CA certificates (PEM) to trust besides the public web PKI roots, for
+    /// `sslmode=require` against a private CA.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for PostgresOptions {
@@ -77,6 +80,7 @@ impl Default for PostgresOptions {
             queue_depth: 4096,
             statement_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            ca_file: None,
         }
     }
 }
@@ -119,6 +123,15 @@ pub fn describe_url(url: &str) -> String {
     }
 }
 
+/// The URL with its user and password replaced by `***`, for showing a
+/// configuration back to its owner.
+pub fn redact_url(url: &str) -> String {
+    match tokio_postgres::Config::from_str(url) {
+        Ok(config) => format!("postgres://***@{}", describe(&config)),
+        Err(_) => "***".to_owned(),
+    }
+}
+
 fn describe(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
@@ -140,18 +153,22 @@ impl PostgresStore {
     /// Fails if the database cannot be reached now; after that, the store
     /// rides out outages by reconnecting.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let base = tokio_postgres::Config::from_str(url)
+        let mut base = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Unavailable(format!("the database URL is not valid: {e}")))?;
+        if !tls::mentions_sslmode(url) {
+            base.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        }
+        let tls = tls::connector(options.ca_file.as_deref())?;
         let config = schema::session_config(&base, options.statement_timeout, options.connect_timeout);
         let target = describe(&config);
 
-        let migrator = schema::connect(&config).await?;
+        let migrator = schema::connect(&config, &tls).await?;
         schema::migrate(&migrator).await?;
         drop(migrator);
 
         let manager = Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            tls.clone(),
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
         let timeouts = Timeouts {
@@ -167,10 +184,10 @@ impl PostgresStore {
             .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
 
         let origin = format!("{:016x}", rand::random::<u64>());
-        let writer = Writer::start(config.clone(), options.max_batch, options.queue_depth, origin.clone());
+        let writer = Writer::start(config.clone(), tls.clone(), options.max_batch, options.queue_depth, origin.clone());
         let (feed, _) = broadcast::channel(4096);
         let listening = Arc::new(AtomicBool::new(false));
-        let listener = tokio::spawn(listener::run(config, origin, feed.clone(), Arc::clone(&listening)));
+        let listener = tokio::spawn(listener::run(config, tls, origin, feed.clone(), Arc::clone(&listening)));
         Ok(Self { target, pool, writer, feed, listening, listener })
     }
 
@@ -346,5 +363,21 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map_err(db)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_described_without_credentials() {
+        let url = "postgres://cs:hunter2@db.internal:6432/countersign?application_name=x";
+        assert_eq!(describe_url(url), "db.internal:6432/countersign");
+        assert_eq!(redact_url(url), "postgres://***@db.internal:6432/countersign");
+        let many = redact_url("postgres://cs:hunter2@a:1,b:2/db?target_session_attrs=read-write");
+        assert!(!many.contains("hunter2") && many.ends_with("a:1/db"), "{many}");
+        assert_eq!(redact_url("not a url at all ::"), "***");
+        assert!(is_postgres_url(url) && is_postgres_url("postgresql://h/d") && !is_postgres_url("/var/lib/x.db"));
     }
 }

@@ -16,7 +16,8 @@ use std::time::Duration;
 use countersign_store::Change;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
-use tokio_postgres::{AsyncMessage, Config, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Config, Notification};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::CHANNEL;
 
@@ -27,11 +28,17 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Listens until the store is dropped (the task is aborted then).
-pub(crate) async fn run(config: Config, origin: String, feed: broadcast::Sender<Change>, connected: Arc<AtomicBool>) {
+pub(crate) async fn run(
+    config: Config,
+    tls: MakeRustlsConnect,
+    origin: String,
+    feed: broadcast::Sender<Change>,
+    connected: Arc<AtomicBool>,
+) {
     let mut backoff = Duration::from_millis(50);
     let mut logged_down = false;
     loop {
-        match listen(&config, &origin, &feed, &connected).await {
+        match listen(&config, &tls, &origin, &feed, &connected).await {
             Ok(()) => {}
             Err(e) if !logged_down => {
                 tracing::warn!(error = %e, "the store's change feed lost the database; reconnecting");
@@ -52,11 +59,12 @@ pub(crate) async fn run(config: Config, origin: String, feed: broadcast::Sender<
 /// One connection's life: returns when it fails.
 async fn listen(
     config: &Config,
+    tls: &MakeRustlsConnect,
     origin: &str,
     feed: &broadcast::Sender<Change>,
     connected: &AtomicBool,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls.clone()).await?;
     let (notices, mut received) = mpsc::unbounded_channel::<Notification>();
     // The connection only makes progress (and only hands over notices)
     // while polled, so it gets a task of its own.

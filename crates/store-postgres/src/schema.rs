@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use countersign_core::Timestamp;
 use countersign_store::StoreError;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{col, db};
 
@@ -60,8 +61,8 @@ pub(crate) fn session_config(base: &Config, statement_timeout: Duration, connect
 }
 
 /// Opens one connection and drives it on its own task.
-pub(crate) async fn connect(config: &Config) -> Result<Client, StoreError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(db)?;
+pub(crate) async fn connect(config: &Config, tls: &MakeRustlsConnect) -> Result<Client, StoreError> {
+    let (client, connection) = config.connect(tls.clone()).await.map_err(db)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "a database connection ended");

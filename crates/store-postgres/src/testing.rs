@@ -53,6 +53,7 @@ pub struct TempCluster {
     bin: PathBuf,
     run_as: Option<&'static str>,
     durability: Durability,
+    tls: bool,
     keep_on_drop: bool,
 }
 
@@ -67,10 +68,29 @@ impl TempCluster {
 
     /// Starts a new cluster.
     pub fn start_with(durability: Durability) -> Result<Self, ClusterError> {
+        Self::start_inner(durability, false)
+    }
+
+    /// Starts a new cluster that also accepts TLS, with a certificate for
+    /// `127.0.0.1` issued by a throwaway CA (see [`ca_file`](Self::ca_file)).
+    /// Needs the `openssl` command.
+    pub fn start_with_tls() -> Result<Self, ClusterError> {
+        Self::start_inner(Durability::Fast, true)
+    }
+
+    /// The throwaway CA's certificate (PEM), for a cluster started with TLS.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.then(|| self.root.join("ca.pem"))
+    }
+
+    fn start_inner(durability: Durability, tls: bool) -> Result<Self, ClusterError> {
         let bin = find_bin().ok_or(ClusterError::NotInstalled)?;
         let run_as = if is_root() { Some("nobody") } else { None };
         let root = tempfile::Builder::new().prefix("countersign-pg-").tempdir()?.keep();
-        let mut cluster = Self { root, port: 0, bin, run_as, durability, keep_on_drop: false };
+        let mut cluster = Self { root, port: 0, bin, run_as, durability, tls, keep_on_drop: false };
+        if tls {
+            cluster.make_certificates()?;
+        }
         if run_as.is_some() {
             cluster.hand_over(&cluster.root)?;
         }
@@ -159,8 +179,17 @@ impl TempCluster {
             Durability::Fast => "-c fsync=off -c full_page_writes=off",
             Durability::Durable => "-c fsync=on",
         };
+        let tls = if self.tls {
+            format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                self.root.join("server.crt").display(),
+                self.root.join("server.key").display()
+            )
+        } else {
+            String::new()
+        };
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=128MB {fsync}",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=128MB {fsync}{tls}",
             self.port,
             self.root.display()
         );
@@ -194,6 +223,72 @@ impl TempCluster {
             detail.push_str(&tail.join("\n"));
         }
         Err(ClusterError::Command { what: format!("{program} {}", args.join(" ")), detail })
+    }
+
+    /// A CA and a server certificate for 127.0.0.1 signed by it.
+    fn make_certificates(&self) -> Result<(), ClusterError> {
+        let ext = self.root.join("server.ext");
+        std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n")?;
+        let root = self.root.display().to_string();
+        let steps: [&[&str]; 3] = [
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=countersign test CA",
+            ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        ];
+        for args in steps {
+            let out = Command::new("openssl").args(args).current_dir(&root).stdin(Stdio::null()).output()?;
+            if !out.status.success() {
+                return Err(ClusterError::Command {
+                    what: format!("openssl {}", args.join(" ")),
+                    detail: String::from_utf8_lossy(&out.stderr).into(),
+                });
+            }
+        }
+        // PostgreSQL refuses a key others can read.
+        let key = self.root.join("server.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        self.hand_over(&key)
     }
 
     fn hand_over(&self, dir: &Path) -> Result<(), ClusterError> {

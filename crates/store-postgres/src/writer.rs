@@ -32,6 +32,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, Statement, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{db, writer_gone};
 use crate::requests::Row as RequestRow;
@@ -182,9 +183,15 @@ impl Writer {
     /// Starts the writer. It connects lazily and reconnects after any
     /// failure, so a database restart costs the batches in flight, not the
     /// writer.
-    pub(crate) fn start(config: Config, max_batch: usize, queue_depth: usize, origin: String) -> Self {
+    pub(crate) fn start(
+        config: Config,
+        tls: MakeRustlsConnect,
+        max_batch: usize,
+        queue_depth: usize,
+        origin: String,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(queue_depth.max(1));
-        tokio::spawn(run(config, queue, max_batch.max(1), origin));
+        tokio::spawn(run(config, tls, queue, max_batch.max(1), origin));
         Self { jobs }
     }
 
@@ -201,7 +208,7 @@ impl Writer {
     }
 }
 
-async fn run(config: Config, mut queue: mpsc::Receiver<Job>, max_batch: usize, origin: String) {
+async fn run(config: Config, tls: MakeRustlsConnect, mut queue: mpsc::Receiver<Job>, max_batch: usize, origin: String) {
     let mut conn: Option<(Client, Statements)> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = queue.recv().await {
@@ -214,7 +221,7 @@ async fn run(config: Config, mut queue: mpsc::Receiver<Job>, max_batch: usize, o
         }
         let (ops, replies): (Vec<Op>, Vec<_>) = batch.drain(..).map(|j| (j.op, j.reply)).unzip();
         if conn.as_ref().is_none_or(|(client, _)| client.is_closed()) {
-            match schema::connect(&config).await {
+            match schema::connect(&config, &tls).await {
                 Ok(client) => conn = Some((client, Statements::new())),
                 Err(e) => {
                     tracing::warn!(error = %e, "the store's writer cannot reach the database");

@@ -10,7 +10,7 @@ use countersign_audit::{AuditDraft, ChainVerifier};
 use countersign_core::{Action, Fingerprint, PrincipalRef, Request, Status, Timestamp};
 use countersign_store::{Change, Store, StoreError, Update};
 use countersign_store_postgres::testing::TempCluster;
-use countersign_store_postgres::PostgresStore;
+use countersign_store_postgres::{PostgresOptions, PostgresStore};
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -162,5 +162,42 @@ async fn a_database_restart_fails_closed_and_heals() {
     }
     assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["test.before", "test.after"]);
     drop(store);
+    drop(cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_used_and_verified_when_the_url_asks() {
+    let cluster = match tokio::task::spawn_blocking(TempCluster::start_with_tls).await.unwrap() {
+        Ok(cluster) => cluster,
+        Err(e) => panic!("a TLS cluster (needs openssl): {e}"),
+    };
+    let url = cluster.create_database().await.unwrap();
+    let ca = cluster.ca_file().unwrap();
+    let options = |ca_file| PostgresOptions { ca_file, ..PostgresOptions::default() };
+    let secure = format!("{url}?sslmode=require");
+
+    // Trusting the cluster's CA: connected, and over TLS.
+    let store = PostgresStore::connect_with(&secure, options(Some(ca.clone()))).await.unwrap();
+    store.insert_request(request("tls"), Vec::new()).await.unwrap();
+    assert!(store.request("tls").await.unwrap().is_some());
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let driver = tokio::spawn(connection);
+    let rows = client
+        .query("SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE ssl AND datname = current_database()", &[])
+        .await
+        .unwrap();
+    let encrypted: i64 = rows[0].get(0);
+    assert!(encrypted >= 2, "the store's sessions must use TLS, found {encrypted}");
+    drop(store);
+
+    // An unknown CA is refused: the certificate is verified, not just used.
+    let refused = PostgresStore::connect_with(&secure, options(None)).await;
+    assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+    // No sslmode: plain TCP, as before.
+    let plain = PostgresStore::connect_with(&url, options(None)).await.unwrap();
+    assert!(plain.request("tls").await.unwrap().is_some());
+    drop(plain);
+    drop(client);
+    driver.abort();
     drop(cluster);
 }

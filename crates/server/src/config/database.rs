@@ -23,6 +23,9 @@ pub struct RawDatabase {
     pub url_file: Option<PathBuf>,
     /// Pooled read connections per process (PostgreSQL). Default 8.
     pub pool_size: Option<i64>,
+    /// CA certificates (PEM) to trust for `sslmode=require`, besides the
+    /// public web PKI roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The validated `[database]` section.
@@ -31,11 +34,12 @@ pub struct DatabaseConfig {
     /// The PostgreSQL URL; `None` selects SQLite in the data directory.
     pub url: Option<Secret>,
     pub pool_size: usize,
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: None, pool_size: DEFAULT_POOL_SIZE }
+        Self { url: None, pool_size: DEFAULT_POOL_SIZE, ca_file: None }
     }
 }
 
@@ -88,7 +92,13 @@ pub(super) fn validate(raw: RawDatabase) -> Result<DatabaseConfig, ConfigError> 
             });
         }
     };
-    Ok(DatabaseConfig { url: url.map(Secret::new), pool_size })
+    if let Some(path) = &raw.ca_file {
+        std::fs::metadata(path).map_err(|e| ConfigError::Invalid {
+            key: "database.ca_file",
+            message: format!("cannot read `{}`: {}", path.display(), e.kind()),
+        })?;
+    }
+    Ok(DatabaseConfig { url: url.map(Secret::new), pool_size, ca_file: raw.ca_file })
 }
 
 #[cfg(test)]
