@@ -346,3 +346,53 @@ fn http_endpoint_checks_key_origin_and_session_owner() {
     let answer = http_request(&g.addr, "DELETE", "/mcp/time", &[auth, ("Mcp-Session-Id", session.as_str())], "");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+#[test]
+fn http_hides_forbidden_tools_and_closes_idle_sessions() {
+    let time = time_server().iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
+    let g = Gateway::start(&format!(
+        "[mcp]\nhide_forbidden_tools = true\nsession_idle_timeout = \"2s\"\n\n[mcp.upstreams.time]\ncommand = [{time}]\n"
+    ));
+    // convert_time is forbidden outright: left out of tools/list, and still
+    // denied when called anyway.
+    let mut d = Driver::http(Sdk::Python, &g, "time");
+    assert_eq!(d.list(), ["get_current_time"]);
+    d.call(
+        "conv",
+        "convert_time",
+        json!({"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}),
+        false,
+    );
+    assert_eq!(d.result("conv")["isError"], true);
+    d.quit();
+
+    // An idle session is closed, its server stopped, and its id refused.
+    let bearer = format!("Bearer {}", g.agent);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+    .to_string();
+    let headers = [
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+        ("Authorization", bearer.as_str()),
+    ];
+    let answer = http_request(&g.addr, "POST", "/mcp/time", &headers, &init);
+    let session = answer
+        .lines()
+        .find_map(|l| {
+            l.to_lowercase().starts_with("mcp-session-id:").then(|| l.split_once(':').unwrap().1.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no session id: {answer}"));
+    assert_eq!(g.children_matching("mcp-server-time").len(), 1);
+    std::thread::sleep(Duration::from_millis(4500));
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+    let mut with_session = headers.to_vec();
+    with_session.push(("Mcp-Session-Id", session.as_str()));
+    let answer = http_request(&g.addr, "POST", "/mcp/time", &with_session, &list);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    let started = std::time::Instant::now();
+    while !g.children_matching("mcp-server-time").is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the idle session's server still runs");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
