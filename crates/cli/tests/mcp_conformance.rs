@@ -47,6 +47,10 @@ fn conformance(url: &str, out: &Path) -> BTreeMap<String, String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    if std::env::var_os("MCP_DEBUG").is_some() {
+        let log = std::fs::read_to_string(out.with_extension("log")).unwrap_or_default();
+        eprintln!("=== {url}\n{}", log.chars().take(3000).collect::<String>());
+    }
     let mut checks = BTreeMap::new();
     for dir in std::fs::read_dir(out).unwrap().flatten() {
         let name = dir.file_name().to_string_lossy().into_owned();
@@ -130,19 +134,8 @@ fn the_conformance_suite_passes_through_the_proxy_as_it_does_directly() {
     let (_server, url) = everything_http(&tmp.path().join("everything.log"));
     let direct = conformance(&url, &tmp.path().join("direct"));
 
-    let g = Gateway::start(&config(&url));
-    // The gateway's test policy denies some tools; the suite runs under a
-    // policy that allows every tool call.
-    let policies = g.dir.path().join("policies");
-    std::fs::write(
-        policies.join("mcp.cedar"),
-        "@id(\"allow-all-tools\")\npermit (principal, action == Action::\"mcp.tool_call\", resource);\n",
-    )
-    .unwrap();
-    let reload = Command::new("kill").args(["-HUP", &g.child.id().to_string()]).status().unwrap();
-    assert!(reload.success());
-    std::thread::sleep(Duration::from_millis(500));
-
+    let allow_all = "@id(\"allow-all-tools\")\npermit (principal, action == Action::\"mcp.tool_call\", resource);\n";
+    let g = Gateway::start_with_policy(&config(&url), allow_all);
     let port = auth_forwarder(g.addr.clone(), g.agent.clone());
     let proxied = conformance(&format!("http://127.0.0.1:{port}/mcp/everything"), &tmp.path().join("proxied"));
     let spawned = conformance(&format!("http://127.0.0.1:{port}/mcp/spawned"), &tmp.path().join("spawned"));

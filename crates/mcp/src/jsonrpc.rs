@@ -69,6 +69,76 @@ pub fn is_modern(message: &Value) -> bool {
     params(message).get("_meta").and_then(|m| m.get(PROTOCOL_VERSION_META)).is_some()
 }
 
+/// The message repeats a key at its top level or in its `params`. Parsers
+/// disagree on which copy wins, so such a message could be one thing to
+/// the proxy and another to the server: it is refused.
+pub fn has_duplicate_keys(text: &str) -> bool {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+
+    struct Keys {
+        nested: bool,
+    }
+
+    impl<'de> Visitor<'de> for Keys {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            let mut duplicate = false;
+            while let Some(key) = map.next_key::<String>()? {
+                if !self.nested && key == "params" {
+                    duplicate |= map.next_value_seed(Nested)?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                duplicate |= !seen.insert(key);
+            }
+            Ok(duplicate)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(false)
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+
+    struct Nested;
+
+    impl<'de> serde::de::DeserializeSeed<'de> for Nested {
+        type Value = bool;
+
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_any(Keys { nested: true })
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_any(Keys { nested: false }).unwrap_or(false)
+}
+
 /// A success response.
 pub fn result(id: &Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
@@ -104,6 +174,14 @@ mod tests {
     #[test]
     fn ids_of_different_types_stay_distinct() {
         assert_ne!(id_key(&json!(1)), id_key(&json!("1")));
+    }
+
+    #[test]
+    fn finds_repeated_keys() {
+        assert!(has_duplicate_keys(r#"{"method": "tools/list", "id": 1, "method": "tools/call"}"#));
+        assert!(has_duplicate_keys(r#"{"method": "tools/call", "params": {"name": "a", "name": "b"}}"#));
+        assert!(!has_duplicate_keys(r#"{"method": "tools/call", "params": {"name": "a", "arguments": {"x": 1}}}"#));
+        assert!(!has_duplicate_keys("[1, 2]"));
     }
 
     #[test]

@@ -129,6 +129,12 @@ impl Relay {
 
     /// Handles a message from the client.
     pub async fn from_client(self: &Arc<Self>, message: Message) {
+        if jsonrpc::has_duplicate_keys(&message.text) {
+            let id = message.value.get("id").filter(|id| !id.is_null());
+            let error = jsonrpc::error(id, jsonrpc::INVALID_REQUEST, "a key is repeated in this message; refused");
+            self.reply(ToClient { message: Message::new(error), related: id.map(jsonrpc::id_key) }).await;
+            return;
+        }
         let gone = self.state().gone.clone();
         match jsonrpc::classify(&message.value) {
             Kind::Request { id, method } => {
@@ -374,7 +380,8 @@ impl Relay {
                     }
                 };
                 if still_wanted {
-                    self.upstream_send(message).await;
+                    // The upstream gets exactly what was decided on.
+                    self.upstream_send(Message::new(message.value)).await;
                 } else {
                     self.report(
                         request,

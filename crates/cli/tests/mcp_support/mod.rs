@@ -135,11 +135,16 @@ fn add_identity(data: &Path, args: &[&str]) -> String {
 impl Gateway {
     /// Starts a gateway whose config file holds `config` (TOML).
     pub fn start(config: &str) -> Gateway {
+        Gateway::start_with_policy(config, POLICY)
+    }
+
+    /// As [`Gateway::start`], under another policy.
+    pub fn start_with_policy(config: &str, policy: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let policies = dir.path().join("policies");
         std::fs::create_dir_all(&policies).unwrap();
-        std::fs::write(policies.join("mcp.cedar"), POLICY).unwrap();
+        std::fs::write(policies.join("mcp.cedar"), policy).unwrap();
         let config_file = dir.path().join("countersign.toml");
         std::fs::write(&config_file, config).unwrap();
         let approver =

@@ -178,6 +178,13 @@ async fn post(service: &Service, url: &str, request: Incoming, session: Option<A
     let Ok(value) = serde_json::from_slice::<Value>(&request.body) else {
         return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::PARSE_ERROR, "the body is not JSON");
     };
+    if jsonrpc::has_duplicate_keys(&String::from_utf8_lossy(&request.body)) {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_REQUEST,
+            "a key is repeated in this message; refused",
+        );
+    }
     if let Value::Array(items) = &value {
         // Batches (2025-03-26 only) would hide a tool call from the gate.
         let gated = items.iter().any(|m| matches!(jsonrpc::classify(m), Kind::Request { method: "tools/call", .. }));
@@ -192,7 +199,16 @@ async fn post(service: &Service, url: &str, request: Incoming, session: Option<A
     let initialize = matches!(jsonrpc::classify(&value), Kind::Request { method: "initialize", .. });
     let session = match session {
         Some(s) => s,
-        None if initialize => Arc::new(Session::new(service, request.principal.clone(), &request.upstream)),
+        None if initialize => {
+            if service.full() {
+                return rpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    jsonrpc::INTERNAL_ERROR,
+                    "too many MCP sessions are open; try again later",
+                );
+            }
+            Arc::new(Session::new(service, request.principal.clone(), &request.upstream))
+        }
         None => stateless(service, &request),
     };
     match jsonrpc::classify(&value) {
@@ -273,7 +289,8 @@ async fn call_tool(
     let task_key = key.clone();
     let hide = service.0.config.hide_forbidden_tools;
     let headers = request.headers.clone();
-    let body = request.body.clone();
+    // The upstream gets exactly what was decided on.
+    let body = Bytes::from(message.value.to_string());
     let upstream = request.upstream.clone();
     let task_id = id.clone();
     tokio::spawn(async move {
@@ -348,7 +365,7 @@ async fn call_tool(
             &jsonrpc::error(Some(&id), jsonrpc::INTERNAL_ERROR, "the tool call was cancelled before it was made"),
         ),
         Ok(Verdict::Forward { .. }) => {
-            let body = request.body.clone();
+            let body = Bytes::from(message.value.to_string());
             match forward(service, url, &request, body).await {
                 Ok(response) => pass_back(service, response, session, Some(&id)).await,
                 Err(e) => upstream_unreachable(&request.upstream, &e),

@@ -116,6 +116,13 @@ async fn post(service: &Service, command: &[String], request: Incoming, session:
     let Ok(message) = Message::parse(&text) else {
         return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::PARSE_ERROR, "the body is not JSON");
     };
+    if jsonrpc::has_duplicate_keys(&text) {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_REQUEST,
+            "a key is repeated in this message; refused",
+        );
+    }
     let kind = jsonrpc::classify(&message.value);
     let (session, new_id) = match (session, kind) {
         (Some(session), _) => (session, None),
