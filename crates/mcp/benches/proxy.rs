@@ -187,18 +187,41 @@ async fn main() {
         call(&client, &direct, n).await;
         call(&client, &proxied, n).await;
     }
-    let (mut d, mut p) = (Vec::new(), Vec::new());
+    // The floor: the same decision made over the gateway's own API.
+    let api_url = proxied_url.replace("/mcp/bench", "/v1/actions");
+    let decide = |n: u64| {
+        let client = client.clone();
+        let api_url = api_url.clone();
+        let key = agent_key.clone();
+        async move {
+            let action =
+                json!({"kind": "mcp.tool_call", "resource": "bench/echo", "payload": {"message": format!("m{n}")}});
+            let started = Instant::now();
+            let response = client.post(&api_url).bearer_auth(&key).json(&action).send().await.unwrap();
+            assert!(response.status().is_success());
+            response.bytes().await.unwrap();
+            started.elapsed()
+        }
+    };
+    let (mut d, mut p, mut a) = (Vec::new(), Vec::new(), Vec::new());
     for n in 0..rounds {
         d.push(call(&client, &direct, n).await);
         p.push(call(&client, &proxied, n).await);
+        a.push(decide(n).await);
     }
     d.sort();
     p.sort();
+    a.sort();
     let (d50, d99, p50, p99) = (percentile(&d, 0.5), percentile(&d, 0.99), percentile(&p, 0.5), percentile(&p, 0.99));
     println!("latency, allowed tools/call, 1 connection, n={rounds} each:");
     println!("  direct      p50 {d50:.3} ms  p99 {d99:.3} ms");
     println!("  proxied     p50 {p50:.3} ms  p99 {p99:.3} ms");
     println!("  added       p50 {:.3} ms  p99 {:.3} ms", p50 - d50, p99 - d99);
+    println!(
+        "  for comparison, the decision alone (POST /v1/actions, allowed, durable audit): p50 {:.3} ms  p99 {:.3} ms",
+        percentile(&a, 0.5),
+        percentile(&a, 0.99)
+    );
 
     // Throughput through one gateway.
     for (label, target) in [("direct", &direct), ("proxied", &proxied)] {
