@@ -6,8 +6,9 @@
 //! cannot happen, and changes made by other processes (the CLI revoking an
 //! agent, another replica) are seen too. Each channel keeps its cursor (the
 //! last sequence number it delivered) in the store's key-value area and
-//! advances it only after a delivery succeeded or was given up, so a
-//! restart or a channel outage loses nothing. A lease in the same area
+//! advances it only after deliveries succeeded or were given up, so a
+//! restart or a channel outage loses nothing (at worst, a crash delivers a
+//! few changes twice). A lease in the same area
 //! makes one process per channel deliver when several share a store.
 //!
 //! A failing delivery is retried with exponential backoff, holding back
@@ -31,6 +32,9 @@ use crate::events::{classify, Change, ChangeKind};
 
 /// The key-value namespace of the channels.
 pub const KV: &str = "channels";
+
+/// Changes delivered between two cursor saves within one batch.
+const CURSOR_EVERY: usize = 16;
 
 /// A failed delivery.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -181,15 +185,23 @@ impl Worker {
             let changes = self.select(events.iter().filter_map(classify).collect());
             let mut position = at;
             let mut interrupted = false;
-            for change in changes {
-                match self.deliver(&change).await {
+            for (n, change) in changes.iter().enumerate() {
+                match self.deliver(change).await {
                     Fate::Done => {}
                     Fate::Interrupted => {
+                        // Keep what was delivered before the interruption.
+                        let done = n.checked_sub(1).and_then(|i| changes.get(i)).map_or(at, |c| c.seq);
+                        self.save_cursor(&mut position, done).await;
                         interrupted = true;
                         break;
                     }
                 }
-                if !self.save_cursor(&mut position, change.seq).await {
+                // The cursor is saved once per batch (and every few changes
+                // in a long one) rather than after each change: a crash may
+                // deliver a few changes again, which chat updates absorb and
+                // webhook receivers drop by event id; every decision would
+                // otherwise pay for one more durable write per channel.
+                if n % CURSOR_EVERY == CURSOR_EVERY - 1 && !self.save_cursor(&mut position, change.seq).await {
                     interrupted = true;
                     break;
                 }

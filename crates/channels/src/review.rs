@@ -232,7 +232,7 @@ impl CardBuilder {
                 .collect(),
             result: result(request),
             api_url: format!("{base}/v1/actions/{}", request.id),
-            console_url: format!("{base}/console/actions/{}", request.id),
+            console_url: format!("{base}/console/requests/{}", request.id),
         }
     }
 

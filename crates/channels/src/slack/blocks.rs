@@ -86,7 +86,7 @@ fn buttons(card: &ReviewCard) -> Vec<Value> {
     }
     if card.step_up() {
         buttons.push(json!({"type": "button", "action_id": STEP_UP, "value": card.id,
-            "url": format!("{}?step_up=1", card.console_url),
+            "url": card.console_url,
             "text": {"type": "plain_text", "text": "Approve with fresh login"}}));
     }
     buttons.push(json!({"type": "button", "action_id": DENY, "style": "danger", "value": card.id,

@@ -138,8 +138,11 @@ impl Slack {
             }
         };
         if action_id == blocks::APPROVE {
-            self.audit_click(click_event("slack", &account, Some(&user), &id, action_id, None)).await;
             let result = self.state.vote(&user.principal(), &id, kind, None).await;
+            // Recorded after the vote, which is audited on its own, so the
+            // waiting agent is not held up by one more write.
+            let refused = result.as_ref().err().map(refusal_text);
+            self.audit_click(click_event("slack", &account, Some(&user), &id, action_id, refused.as_deref())).await;
             self.report(result.err(), channel.as_deref(), &account, &id).await;
             return;
         }
@@ -194,11 +197,10 @@ impl Slack {
                 return Some(modal_error(&why.to_string()));
             }
         };
-        self.audit_click(click_event("slack", &account, Some(&user), &id, action, None)).await;
-        match self.state.vote(&user.principal(), &id, kind, Some(reason)).await {
-            Ok(_) => None,
-            Err(e) => Some(modal_error(&refusal_text(&e))),
-        }
+        let result = self.state.vote(&user.principal(), &id, kind, Some(reason)).await;
+        let refused = result.as_ref().err().map(refusal_text);
+        self.audit_click(click_event("slack", &account, Some(&user), &id, action, refused.as_deref())).await;
+        refused.map(|message| modal_error(&message))
     }
 
     /// Tells the clicker why a vote was refused, if it was.

@@ -106,7 +106,7 @@ pub fn adaptive_card(card: &ReviewCard, note: Option<&str>) -> Value {
         }
         if card.step_up() {
             actions.push(json!({"type": "Action.OpenUrl", "title": "Approve with fresh login",
-                "url": format!("{}?step_up=1", card.console_url)}));
+                "url": card.console_url}));
         }
         actions.push(execute("Deny", DENY, &card.id, "destructive"));
     }

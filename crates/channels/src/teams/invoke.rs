@@ -122,12 +122,13 @@ impl Teams {
                 return Err(format!("Not applied: {why}"));
             }
         };
-        self.audit(click_event("teams", &account, Some(&user), &id, verb, None)).await;
-        self.state
-            .vote(&user.principal(), &id, kind, comment)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("Not applied: {}", refusal_text(&e)))
+        let result = self.state.vote(&user.principal(), &id, kind, comment).await;
+        let refused = result.as_ref().err().map(refusal_text);
+        self.audit(click_event("teams", &account, Some(&user), &id, verb, refused.as_deref())).await;
+        match refused {
+            None => Ok(()),
+            Some(why) => Err(format!("Not applied: {why}")),
+        }
     }
 
     /// A reply in the conversation (for `Action.Submit` refusals).

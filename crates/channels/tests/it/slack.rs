@@ -216,7 +216,10 @@ async fn step_up_requirements_cannot_be_approved_from_slack() {
     let id = gw.submit(shell("vault")).await;
     gw.eventually("card posted", || async { !gw.slack.calls("chat.postMessage").is_empty() }).await;
     let card = text_of(&gw.slack.calls("chat.postMessage")[0]);
-    assert!(card.contains("step_up=1"), "a link to a fresh login: {card}");
+    assert!(
+        card.contains("Approve with fresh login") && card.contains(&format!("/console/requests/{id}")),
+        "a link to a fresh login: {card}"
+    );
     assert!(!card.contains("\"countersign_approve\""), "no approve button: {card}");
     // Even a hand-made approve click does not count.
     let approve = countersign_channels::slack::blocks::APPROVE;
