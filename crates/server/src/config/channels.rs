@@ -359,6 +359,14 @@ mod tests {
     }
 
     #[test]
+    fn the_deployment_example_has_only_known_keys() {
+        let text = include_str!("../../../../deploy/channels.toml");
+        let raw = RawConfig::parse("deploy/channels.toml", text).unwrap();
+        assert_eq!(raw.webhooks.len(), 2);
+        assert!(raw.slack.is_some() && raw.teams.is_some());
+    }
+
+    #[test]
     fn teams_and_webhooks_validate() {
         let c = load(
             "[teams]\napp_id = \"app\"\napp_password = \"pw\"\nconversation = \"19:x\"\n\
