@@ -105,7 +105,8 @@ impl Slack {
                 let mut task = tokio::spawn(async move { slack.view_submission(&payload).await });
                 match tokio::time::timeout(INLINE_BUDGET, &mut task).await {
                     Ok(Ok(answer)) => answer,
-                    // Still running: it finishes on its own and reports by ephemeral message.
+                    // Still running: Slack closes the modal; the vote still
+                    // lands (it is audited) and shows on the card.
                     Ok(Err(_)) | Err(_) => None,
                 }
             }

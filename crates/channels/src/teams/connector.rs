@@ -246,6 +246,66 @@ mod tests {
         assert_eq!(encode("19:abc@thread.tacv2;messageid=1"), "19%3Aabc%40thread.tacv2%3Bmessageid%3D1");
     }
 
+    #[tokio::test]
+    async fn a_certificate_credential_sends_a_signed_client_assertion() {
+        use axum::routing::post;
+        use std::sync::{Arc, Mutex};
+
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let record = seen.clone();
+        let app = axum::Router::new().route(
+            "/token",
+            post(move |body: String| {
+                let record = record.clone();
+                async move {
+                    record.lock().unwrap().push(body);
+                    axum::Json(json!({"access_token": "t", "expires_in": 3600}))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let token_url = format!("http://{}/token", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let certificate_pem = include_str!("../../tests/fixtures/bot-cert.pem").to_owned();
+        let config = TeamsConfig {
+            app_id: "app-1".into(),
+            credential: TeamsCredential::Certificate {
+                certificate_pem: certificate_pem.clone(),
+                private_key_pem: Secret::new(include_str!("../../tests/fixtures/bot-signing-key.pem").into()),
+            },
+            token_url: token_url.clone(),
+            openid_metadata_url: "http://127.0.0.1:9/openid".into(),
+            service_url: "http://127.0.0.1:9/".into(),
+            conversation: None,
+            users: Default::default(),
+        };
+        let connector = Connector::new(crate::http::client().unwrap(), &config).unwrap();
+        assert_eq!(connector.token().await.unwrap(), "t");
+        assert_eq!(connector.token().await.unwrap(), "t", "cached");
+        let bodies = seen.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 1);
+        let form: std::collections::HashMap<String, String> =
+            form_urlencoded::parse(bodies[0].as_bytes()).into_owned().collect();
+        assert_eq!(form["client_assertion_type"], "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+        assert!(!form.contains_key("client_secret"));
+        let assertion = &form["client_assertion"];
+        // x5t names the certificate: base64url(SHA-1(DER)).
+        let header = jsonwebtoken::decode_header(assertion).unwrap();
+        let der = pem_der(&certificate_pem, "CERTIFICATE").unwrap();
+        assert_eq!(header.x5t, Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha1::digest(&der))));
+        // Signed by the certificate's key, for the token endpoint, by and about the app.
+        let jwks: Value = serde_json::from_str(include_str!("../../tests/fixtures/bot-jwks.json")).unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        validation.set_audience(&[token_url.as_str()]);
+        validation.set_issuer(&["app-1"]);
+        let claims =
+            jsonwebtoken::decode::<Value>(assertion, &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(), &validation)
+                .unwrap()
+                .claims;
+        assert_eq!(claims["sub"], "app-1");
+    }
+
     #[test]
     fn pem_blocks_decode() {
         let pem = "x\n-----BEGIN CERTIFICATE-----\nAAEC\nAw==\n-----END CERTIFICATE-----\n";
