@@ -174,9 +174,9 @@ fn routing(policy: &Policy, problems: &mut Vec<String>) -> Routing {
     let escalate_to = target(ESCALATE_TO);
     let escalate_after = match policy.annotation(ESCALATE_AFTER) {
         None => None,
-        Some(text) => parse_optional_duration(ESCALATE_AFTER, Some(text), Duration::ZERO)
-            .map_err(|e| problems.push(e))
-            .ok(),
+        Some(text) => {
+            parse_optional_duration(ESCALATE_AFTER, Some(text), Duration::ZERO).map_err(|e| problems.push(e)).ok()
+        }
     };
     if policy.annotation(ESCALATE_AFTER).is_some() != policy.annotation(ESCALATE_TO).is_some() {
         problems.push(format!("`@{ESCALATE_AFTER}` and `@{ESCALATE_TO}` go together: when, and whom to notify"));
@@ -328,8 +328,8 @@ mod tests {
         let errs = read(r##"@slack_channel("#x") permit(principal, action, resource);"##).unwrap_err();
         assert!(errs[0].contains("needs `@approvers"), "{errs:?}");
         for key in ["slackChannel", "stepUp", "escalate", "Step_Up"] {
-            let errs = read(&format!("@approvers(\"sre\") @{key}(\"x\") permit(principal, action, resource);"))
-                .unwrap_err();
+            let errs =
+                read(&format!("@approvers(\"sre\") @{key}(\"x\") permit(principal, action, resource);")).unwrap_err();
             assert!(errs.iter().any(|e| e.contains("did you mean")), "{key}: {errs:?}");
         }
     }

@@ -24,13 +24,13 @@ pub use database::{DatabaseConfig, RawDatabase, DEFAULT_POOL_SIZE};
 
 mod channels;
 mod identity;
-pub use identity::{
-    ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
-    WorkloadIdentityConfig, WorkloadRule,
-};
 pub use channels::{
     ChannelsConfig, RawChannels, RawSlack, RawTeams, RawWebhook, SlackConfig, TeamsConfig, TeamsCredential,
     WebhookConfig, WEBHOOK_EVENTS,
+};
+pub use identity::{
+    ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
+    WorkloadIdentityConfig, WorkloadRule,
 };
 
 /// Where `COUNTERSIGN_<SECTION>_<KEY>` variables come from.

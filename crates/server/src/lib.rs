@@ -22,9 +22,9 @@ pub mod metrics;
 use std::future::Future;
 
 pub use api::router;
+pub use axum::Router;
 pub use error::ApiError;
 pub use gateway::{AppState, StartError};
-pub use axum::Router;
 
 /// Why serving stopped abnormally.
 #[derive(Debug, thiserror::Error)]
