@@ -396,3 +396,67 @@ fn http_hides_forbidden_tools_and_closes_idle_sessions() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn http_command_upstream_streams_resume_after_a_lost_connection() {
+    use std::io::{BufRead, BufReader, Write};
+
+    let g = Gateway::start(&http_config("http://127.0.0.1:9/unused"));
+    let bearer = format!("Bearer {}", g.agent);
+    let accept = ("Accept", "application/json, text/event-stream");
+    let json_ct = ("Content-Type", "application/json");
+    let auth = ("Authorization", bearer.as_str());
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+    .to_string();
+    let answer = http_request(&g.addr, "POST", "/mcp/spawned", &[accept, json_ct, auth], &init);
+    let session = answer
+        .lines()
+        .find_map(|l| {
+            l.to_lowercase().starts_with("mcp-session-id:").then(|| l.split_once(':').unwrap().1.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no session id: {answer}"));
+    let with_session =
+        [accept, json_ct, auth, ("Mcp-Session-Id", session.as_str()), ("MCP-Protocol-Version", "2025-11-25")];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    assert!(http_request(&g.addr, "POST", "/mcp/spawned", &with_session, &initialized).starts_with("HTTP/1.1 202"));
+
+    // A long call; the connection drops after its first progress event.
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "trigger-long-running-operation", "arguments": {"duration": 2, "steps": 4},
+        "_meta": {"progressToken": "p"}}})
+    .to_string();
+    let mut stream = std::net::TcpStream::connect(&g.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut request = format!("POST /mcp/spawned HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", g.addr, call.len());
+    for (name, value) in with_session {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(&call);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut last_id = None;
+    let mut saw_primer = false;
+    for line in BufReader::new(&stream).lines() {
+        let line = line.unwrap();
+        if let Some(id) = line.strip_prefix("id: ") {
+            saw_primer |= id.ends_with("-0");
+            last_id = Some(id.to_owned());
+        }
+        if line.starts_with("data: {") && line.contains("notifications/progress") {
+            break;
+        }
+    }
+    drop(stream);
+    assert!(saw_primer, "no priming event");
+    let last_id = last_id.unwrap();
+
+    // Resumed: the rest of the stream, ending with the answer.
+    let mut resume = vec![auth, ("Accept", "text/event-stream"), ("Mcp-Session-Id", session.as_str())];
+    resume.push(("MCP-Protocol-Version", "2025-11-25"));
+    resume.push(("Last-Event-ID", last_id.as_str()));
+    let answer = mcp_support::http_get(&g.addr, "/mcp/spawned", &resume);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"id\":7") && answer.contains("Long running operation completed"), "{answer}");
+    assert!(answer.contains("notifications/progress"), "{answer}");
+}

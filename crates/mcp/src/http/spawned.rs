@@ -6,8 +6,11 @@
 //! request it belongs to, the client's GET stream, or a backlog until one
 //! opens.
 //!
-//! Not done here: resumption (`Last-Event-ID`); events carry no ids, so a
-//! client that loses a stream loses what was on it.
+//! The events of a request's stream carry ids (`<stream>-<n>`), and what
+//! was sent on it is kept until the request is answered (and a while
+//! after), so a client that lost the connection resumes with a GET and
+//! `Last-Event-ID`; streams start with a priming event for clients of
+//! 2025-11-25 and later. The GET stream itself is not resumable.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,6 +31,10 @@ use crate::stdio::{ChildEnv, ChildStderr, Upstream};
 
 /// Messages kept for a GET stream that is not open yet.
 const BACKLOG: usize = 256;
+/// Finished request streams kept for resumption, per session.
+const KEPT_STREAMS: usize = 16;
+/// Events kept per request stream for resumption.
+const KEPT_EVENTS: usize = 256;
 
 /// One client session and its server process.
 #[derive(Debug)]
@@ -49,6 +56,48 @@ struct Streams {
     standalone: Option<mpsc::Sender<Message>>,
     /// Unrelated messages waiting for a GET stream.
     backlog: VecDeque<Message>,
+    /// What each request stream sent, for resumption, by stream number.
+    history: std::collections::HashMap<u64, History>,
+    /// Finished streams, oldest first (the ones that may be forgotten).
+    finished: VecDeque<u64>,
+    next_stream: u64,
+}
+
+/// One request stream's events.
+#[derive(Debug, Default)]
+struct History {
+    events: Vec<(u64, Bytes)>,
+    done: bool,
+    /// The connection the events go to now, if any.
+    live: Option<mpsc::Sender<Bytes>>,
+}
+
+impl Streams {
+    fn open_history(&mut self, live: mpsc::Sender<Bytes>) -> u64 {
+        self.next_stream += 1;
+        self.history.insert(self.next_stream, History { events: Vec::new(), done: false, live: Some(live) });
+        self.next_stream
+    }
+
+    /// Records an event of stream `n`; returns where to send it.
+    fn record(&mut self, n: u64, seq: u64, bytes: Bytes, last: bool) -> Option<mpsc::Sender<Bytes>> {
+        let history = self.history.get_mut(&n)?;
+        if history.events.len() < KEPT_EVENTS {
+            history.events.push((seq, bytes));
+        }
+        if !last {
+            return history.live.clone();
+        }
+        history.done = true;
+        let live = history.live.take();
+        self.finished.push_back(n);
+        while self.finished.len() > KEPT_STREAMS {
+            if let Some(old) = self.finished.pop_front() {
+                self.history.remove(&old);
+            }
+        }
+        live
+    }
 }
 
 fn lock(streams: &Mutex<Streams>) -> MutexGuard<'_, Streams> {
@@ -96,7 +145,10 @@ pub(super) async fn handle(
     }
     match (request.method.clone(), session) {
         (Method::POST, session) => post(service, command, request, session).await,
-        (Method::GET, Some(session)) => listen(&session),
+        (Method::GET, Some(session)) => match request.headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+            Some(last) => resume(&session, last),
+            None => listen(&session),
+        },
         (Method::DELETE, Some(session)) => {
             if let Some(id) = &request.session_id {
                 service.remove(id);
@@ -154,11 +206,10 @@ async fn post(service: &Service, command: &[String], request: Incoming, session:
                 .get(axum::http::header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("text/event-stream"));
-            let Some(first) = rx.recv().await else {
-                return rpc_error(StatusCode::BAD_GATEWAY, jsonrpc::INTERNAL_ERROR, "the session ended");
-            };
             if !accepts_sse {
-                let mut answer = first;
+                let Some(mut answer) = rx.recv().await else {
+                    return rpc_error(StatusCode::BAD_GATEWAY, jsonrpc::INTERNAL_ERROR, "the session ended");
+                };
                 while !matches!(jsonrpc::classify(&answer.value), Kind::Response { .. }) {
                     let Some(next) = rx.recv().await else {
                         return rpc_error(StatusCode::BAD_GATEWAY, jsonrpc::INTERNAL_ERROR, "the session ended");
@@ -174,16 +225,12 @@ async fn post(service: &Service, command: &[String], request: Incoming, session:
                 return response;
             }
             let (bytes_tx, bytes_rx) = mpsc::channel::<Bytes>(64);
-            tokio::spawn(async move {
-                let mut next = Some(first);
-                while let Some(message) = next {
-                    let last = matches!(jsonrpc::classify(&message.value), Kind::Response { .. });
-                    if bytes_tx.send(sse::message_event(&message.text, None)).await.is_err() || last {
-                        break;
-                    }
-                    next = rx.recv().await;
-                }
-            });
+            let n = lock(&session.streams).open_history(bytes_tx.clone());
+            if primes(&request.headers, &message.value) {
+                let _ = bytes_tx.try_send(sse::primer(&format!("{n}-0")));
+            }
+            drop(bytes_tx);
+            tokio::spawn(record(n, rx, session.streams.clone()));
             super::sse_response(bytes_rx, &extra)
         }
         Kind::Notification { .. } | Kind::Response { .. } => {
@@ -243,6 +290,69 @@ fn start(service: &Service, command: &[String], request: &Incoming) -> Result<(A
         }
     });
     Ok((session, id))
+}
+
+/// Sends a request stream's messages to whoever listens now, keeping each
+/// for resumption, until the answer.
+async fn record(n: u64, mut messages: mpsc::Receiver<Message>, streams: Arc<Mutex<Streams>>) {
+    let mut seq = 0;
+    while let Some(message) = messages.recv().await {
+        seq += 1;
+        let last = matches!(jsonrpc::classify(&message.value), Kind::Response { .. });
+        let bytes = sse::message_event(&message.text, Some(&format!("{n}-{seq}")));
+        let live = lock(&streams).record(n, seq, bytes.clone(), last);
+        if let Some(live) = live {
+            // A client that went away may resume: the event is kept.
+            let _ = live.send(bytes).await;
+        }
+        if last {
+            break;
+        }
+    }
+}
+
+/// Clients of 2025-11-25 and later get a priming event (an id, no data)
+/// first, so that they can resume even before the first message.
+fn primes(headers: &axum::http::HeaderMap, message: &serde_json::Value) -> bool {
+    let version = headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| jsonrpc::params(message).get("protocolVersion").and_then(serde_json::Value::as_str));
+    version.is_some_and(|v| SESSION_VERSIONS.contains(&v) && v >= "2025-11-25")
+}
+
+/// `GET` with `Last-Event-ID`: what the request stream sent after that
+/// event, then the rest of it as it comes.
+fn resume(session: &Arc<Session>, last_event_id: &str) -> Response {
+    let parsed =
+        last_event_id.split_once('-').and_then(|(n, seq)| Some((n.parse::<u64>().ok()?, seq.parse::<u64>().ok()?)));
+    let Some((n, after)) = parsed else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_REQUEST,
+            "`Last-Event-ID` is not an event id of this session",
+        );
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(KEPT_EVENTS + 64);
+    {
+        let mut streams = lock(&session.streams);
+        let Some(history) = streams.history.get_mut(&n) else {
+            return rpc_error(
+                StatusCode::NOT_FOUND,
+                jsonrpc::INVALID_REQUEST,
+                "that stream is no longer kept; it cannot be resumed",
+            );
+        };
+        for (seq, bytes) in &history.events {
+            if *seq > after {
+                let _ = tx.try_send(bytes.clone());
+            }
+        }
+        if !history.done {
+            history.live = Some(tx);
+        }
+    }
+    super::sse_response(rx, &[])
 }
 
 /// The client's GET stream for messages unrelated to its requests.

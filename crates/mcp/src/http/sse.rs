@@ -91,6 +91,12 @@ pub fn message_event(json: &str, id: Option<&str>) -> Bytes {
     Bytes::from(out)
 }
 
+/// A priming event: an id and empty data, so the client has an event id to
+/// resume from before the first message.
+pub fn primer(id: &str) -> Bytes {
+    Bytes::from(format!("id: {id}\ndata: \n\n"))
+}
+
 /// A comment line, which keeps a quiet stream from looking dead.
 pub fn comment(text: &str) -> Bytes {
     Bytes::from(format!(": {}\n\n", text.replace('\n', " ")))
