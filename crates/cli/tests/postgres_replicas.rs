@@ -21,6 +21,11 @@ use common::{assert_code, bin, starter_dir, stdout};
 use countersign_store_postgres::testing::TempCluster;
 use serde_json::{json, Value};
 
+/// The tests here run one at a time: each starts three gateways, and the
+/// timing checks (wake-up, reload, revocation) must not measure the load
+/// another test generates on the same two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// One `countersign serve --database …`, killed when dropped.
 struct Replica {
     child: Child,
@@ -97,6 +102,9 @@ fn three(work: &Path, database: &str, policies: &[PathBuf; 3]) -> Vec<Replica> {
 }
 
 fn client() -> reqwest::Client {
+    // Another crate in the build turns on reqwest's rustls without a
+    // provider; loopback HTTP never uses it, but building a client needs one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().timeout(Duration::from_secs(70)).build().unwrap()
 }
 
@@ -129,6 +137,7 @@ fn policy_copies(work: &Path) -> [PathBuf; 3] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_waiters_policy_revocation_and_one_chain() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = TempCluster::shared().unwrap();
     let work = tempfile::tempdir().unwrap();
     let (database, alice, root, bot) = setup(cluster).await;
@@ -230,6 +239,7 @@ async fn replicas_share_waiters_policy_revocation_and_one_chain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_replica_under_load_loses_nothing_acknowledged() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = TempCluster::shared().unwrap();
     let work = tempfile::tempdir().unwrap();
     let (database, alice, _root, bot) = setup(cluster).await;
@@ -347,6 +357,7 @@ async fn killing_a_replica_under_load_loses_nothing_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_fails_closed_and_the_replicas_recover() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     // Its own cluster: stopping the shared one would break other tests.
     let cluster = tokio::task::spawn_blocking(TempCluster::start).await.unwrap().unwrap();
     let work = tempfile::tempdir().unwrap();

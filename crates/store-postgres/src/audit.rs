@@ -22,30 +22,52 @@ pub(crate) async fn lock_head(tx: &mut Tx<'_>) -> Result<(ChainHead, i64), Fatal
     Ok((ChainHead { seq, hash }, col(&row, 2).map_err(Fatal::Store)?))
 }
 
-/// Stores `events` (one statement, however many) and moves the head row.
-pub(crate) async fn store(tx: &mut Tx<'_>, events: &[AuditEvent], head: &ChainHead) -> Result<(), Fatal> {
-    if !events.is_empty() {
-        let mut seqs = Vec::with_capacity(events.len());
-        let mut times = Vec::with_capacity(events.len());
-        for event in events {
-            seqs.push(i64::try_from(event.seq).map_err(|_| Fatal::Store(overflow("audit sequence")))?);
-            times.push(event.time.as_millis());
-        }
-        let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
-        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-        let bodies: Vec<&str> = events.iter().map(|e| e.body.as_str()).collect();
-        let prevs: Vec<&str> = events.iter().map(|e| e.prev_hash.as_str()).collect();
-        let hashes: Vec<&str> = events.iter().map(|e| e.hash.as_str()).collect();
-        tx.execute(
-            "INSERT INTO audit (seq, time, actor, type, body, prev_hash, hash)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])",
-            &[&seqs, &times, &actors, &kinds, &bodies, &prevs, &hashes],
-        )
-        .await?;
+const INSERT: &str = "INSERT INTO audit (seq, time, actor, type, body, prev_hash, hash)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])";
+const MOVE_HEAD: &str = "UPDATE chain_head SET seq = $1, hash = $2, changes = changes + 1 WHERE id = 1";
+const NOTIFY: &str = concat!("SELECT pg_notify('", channel!(), "', n) FROM unnest($1::text[]) n");
+
+/// Ends a batch: stores `events` (one statement, however many), moves the
+/// head row, and queues the notices (PostgreSQL delivers them if, and
+/// when, the transaction commits). The three statements are pipelined:
+/// one round trip, not three, while every replica waits for the lock.
+pub(crate) async fn finish(
+    tx: &mut Tx<'_>,
+    events: &[AuditEvent],
+    head: &ChainHead,
+    notices: &[String],
+) -> Result<(), Fatal> {
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut times = Vec::with_capacity(events.len());
+    for event in events {
+        seqs.push(i64::try_from(event.seq).map_err(|_| Fatal::Store(overflow("audit sequence")))?);
+        times.push(event.time.as_millis());
     }
+    let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let bodies: Vec<&str> = events.iter().map(|e| e.body.as_str()).collect();
+    let prevs: Vec<&str> = events.iter().map(|e| e.prev_hash.as_str()).collect();
+    let hashes: Vec<&str> = events.iter().map(|e| e.hash.as_str()).collect();
     let seq = i64::try_from(head.seq).map_err(|_| Fatal::Store(overflow("audit sequence")))?;
-    tx.execute("UPDATE chain_head SET seq = $1, hash = $2, changes = changes + 1 WHERE id = 1", &[&seq, &head.hash])
-        .await?;
+    let insert = tx.statement(INSERT).await?;
+    let move_head = tx.statement(MOVE_HEAD).await?;
+    let notify = tx.statement(NOTIFY).await?;
+    let inner = tx.transaction();
+    let insert = async {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        inner.execute(&insert, &[&seqs, &times, &actors, &kinds, &bodies, &prevs, &hashes]).await
+    };
+    let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&seq, &head.hash];
+    let move_head = inner.execute(&move_head, &head_params);
+    let notify = async {
+        if notices.is_empty() {
+            return Ok(0);
+        }
+        inner.execute(&notify, &[&notices]).await
+    };
+    futures_util::future::try_join3(insert, move_head, notify).await?;
     Ok(())
 }
 

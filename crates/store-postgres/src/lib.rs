@@ -17,6 +17,15 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+/// The NOTIFY channel every replica listens on, as a macro so that SQL
+/// constants can be built from it with `concat!` (defined before the
+/// modules, which see it by textual scope).
+macro_rules! channel {
+    () => {
+        "countersign_changes"
+    };
+}
+
 mod audit;
 mod error;
 mod identities;
@@ -50,7 +59,7 @@ use error::{col, db, pool as pool_error};
 use writer::{Op, Output, Writer};
 
 /// The NOTIFY channel every replica listens on.
-pub(crate) const CHANNEL: &str = "countersign_changes";
+pub(crate) const CHANNEL: &str = channel!();
 
 /// Tuning for [`PostgresStore::connect_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,7 +36,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{db, writer_gone};
 use crate::requests::Row as RequestRow;
-use crate::{audit, identities, kv, requests, schema, CHANNEL};
+use crate::{audit, identities, kv, requests, schema};
 
 /// A failure that aborts the batch: the transaction is no longer usable.
 #[derive(Debug)]
@@ -76,13 +76,18 @@ pub(crate) struct Tx<'a> {
 }
 
 impl<'a> Tx<'a> {
-    async fn statement(&mut self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
+    pub(crate) async fn statement(&mut self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
         let statement = self.tx.prepare(sql).await?;
         self.statements.insert(sql, statement.clone());
         Ok(statement)
+    }
+
+    /// The transaction itself, for statements run concurrently (pipelined).
+    pub(crate) fn transaction(&self) -> &'a Transaction<'a> {
+        self.tx
     }
 
     pub(crate) async fn execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Fatal> {
@@ -283,16 +288,11 @@ async fn commit(
         for op in ops {
             outcomes.push(run_op(&mut t, op).await.map_err(Fatal::into_store)?);
         }
-        if t.dirty || !t.sealed.is_empty() {
+        if t.dirty || !t.sealed.is_empty() || !t.notices.is_empty() {
             let sealed = std::mem::take(&mut t.sealed);
-            let head = t.head.clone();
-            audit::store(&mut t, &sealed, &head).await.map_err(Fatal::into_store)?;
-        }
-        if !t.notices.is_empty() {
-            // Delivered by PostgreSQL only if, and when, this commits.
             let notices: Vec<String> = std::mem::take(&mut t.notices).into_iter().collect();
-            let sql = format!("SELECT pg_notify('{CHANNEL}', n) FROM unnest($1::text[]) n");
-            tx.execute(&sql, &[&notices]).await.map_err(db)?;
+            let head = t.head.clone();
+            audit::finish(&mut t, &sealed, &head, &notices).await.map_err(Fatal::into_store)?;
         }
         outcomes
     };
