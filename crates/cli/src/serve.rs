@@ -49,10 +49,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
         Err(e) => return Err(e.into()),
     };
 
+    // Signal handlers go in before the banner: whoever reads "listening on"
+    // may send SIGHUP at once, and an unhandled SIGHUP would kill us.
+    let hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let shutdown = stop_signal()?;
+    tokio::spawn(reload_on_sighup(state.clone(), hangup));
     banner(&config, &state, addr);
 
-    tokio::spawn(reload_on_sighup(state.clone()));
-    let shutdown = stop_signal()?;
     let mcp = countersign_mcp::router(state.clone());
     let console = countersign_console::router(state.clone(), identity, countersign_console::Options::default());
     let channels = countersign_channels::Channels::new(state.clone())?;
@@ -148,14 +151,7 @@ fn client_addr(addr: SocketAddr) -> SocketAddr {
     addr
 }
 
-async fn reload_on_sighup(state: AppState) {
-    let mut hangup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot handle SIGHUP; reload policies over the API instead");
-            return;
-        }
-    };
+async fn reload_on_sighup(state: AppState, mut hangup: tokio::signal::unix::Signal) {
     while hangup.recv().await.is_some() {
         match state.reload_policies("system:sighup").await {
             Ok(hash) => tracing::info!(%hash, "SIGHUP: policies reloaded"),
