@@ -100,6 +100,21 @@ async fn notices_reach_other_replicas_only() {
     assert!(a.kv_compare_and_set("ns", "k", None, Some("v".into())).await.unwrap());
     assert_eq!(next_known(&mut b_feed).await, Change::Kv { namespace: "ns".into(), key: "k".into() });
 
+    // The notice's own latency: from A's commit returning to B hearing it.
+    let mut latencies = Vec::new();
+    for n in 0..200 {
+        let id = format!("lat-{n}");
+        a.insert_request(request(&id), Vec::new()).await.unwrap();
+        a.update_request(&id, cancel()).await.unwrap();
+        let committed = Instant::now();
+        assert_eq!(next_known(&mut b_feed).await, Change::Request(id));
+        latencies.push(committed.elapsed());
+    }
+    latencies.sort();
+    let (p50, p99) = (latencies[100], latencies[197]);
+    eprintln!("NOTIFY across stores: p50 {p50:?}, p99 {p99:?}");
+    assert!(p99 < Duration::from_millis(100), "notices must beat the 200 ms poll by far: p99 {p99:?}");
+
     // B's own change reaches A, and A never heard of its own.
     b.insert_request(request("r2"), Vec::new()).await.unwrap();
     b.update_request("r2", cancel()).await.unwrap();
