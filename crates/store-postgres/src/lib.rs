@@ -97,6 +97,7 @@ impl Default for PostgresOptions {
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {
     target: String,
+    ping_timeout: Duration,
     pool: Pool,
     writer: Writer,
     feed: broadcast::Sender<Change>,
@@ -193,11 +194,20 @@ impl PostgresStore {
             .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
 
         let origin = format!("{:016x}", rand::random::<u64>());
-        let writer = Writer::start(config.clone(), tls.clone(), options.max_batch, options.queue_depth, origin.clone());
+        let writer = Writer::start(
+            config.clone(),
+            tls.clone(),
+            options.max_batch,
+            options.queue_depth,
+            origin.clone(),
+            // Longer than any batch that is merely slow: a lock wait and a
+            // few statements, each bounded by the statement timeout.
+            options.statement_timeout * 3,
+        );
         let (feed, _) = broadcast::channel(4096);
         let listening = Arc::new(AtomicBool::new(false));
         let listener = tokio::spawn(listener::run(config, tls, origin, feed.clone(), Arc::clone(&listening)));
-        Ok(Self { target, pool, writer, feed, listening, listener })
+        Ok(Self { target, ping_timeout: options.connect_timeout, pool, writer, feed, listening, listener })
     }
 
     /// `host:port/dbname`, for messages.
@@ -369,9 +379,14 @@ impl Store for PostgresStore {
         if !self.writer.is_running() {
             return Err(error::writer_gone());
         }
-        let client = self.client().await?;
-        client.simple_query("SELECT 1").await.map_err(db)?;
-        Ok(())
+        // Readiness must answer even when the database hangs.
+        let ping = async {
+            let client = self.client().await?;
+            client.simple_query("SELECT 1").await.map_err(db).map(|_| ())
+        };
+        tokio::time::timeout(self.ping_timeout, ping)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the database did not answer in time".to_owned())))
     }
 }
 

@@ -56,7 +56,11 @@ pub(crate) fn session_config(base: &Config, statement_timeout: Duration, connect
     }
     // Notice a peer that vanished (a network cut) in about half a minute
     // rather than the kernel's default two hours.
-    config.keepalives(true).keepalives_idle(Duration::from_secs(15));
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(15))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3);
     config
 }
 

@@ -170,6 +170,47 @@ impl TempCluster {
         self.start_server()
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and its children), as
+    /// a hung host or a network cut looks to clients: connections stay
+    /// open, nothing answers. [`thaw`](Self::thaw) undoes it.
+    pub fn freeze(&self) -> Result<(), ClusterError> {
+        self.signal_all("STOP")
+    }
+
+    /// Resumes a frozen server.
+    pub fn thaw(&self) -> Result<(), ClusterError> {
+        self.signal_all("CONT")
+    }
+
+    /// Sends `signal` to this cluster's postmaster and its children (found
+    /// by parent pid in /proc), and to nothing else.
+    fn signal_all(&self, signal: &str) -> Result<(), ClusterError> {
+        let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid"))?;
+        let postmaster: u32 = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| ClusterError::Command { what: "reading postmaster.pid".into(), detail: pid_file.clone() })?;
+        let mut pids = vec![postmaster.to_string()];
+        for entry in std::fs::read_dir("/proc")?.filter_map(Result::ok) {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // `pid (comm) state ppid …`; comm may hold spaces, so split after ')'.
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1));
+            if ppid == Some(postmaster.to_string().as_str()) {
+                pids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        let out = Command::new("kill").arg(format!("-{signal}")).args(&pids).output()?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(ClusterError::Command {
+                what: format!("kill -{signal}"),
+                detail: String::from_utf8_lossy(&out.stderr).into(),
+            })
+        }
+    }
+
     fn data(&self) -> PathBuf {
         self.root.join("data")
     }

@@ -24,6 +24,7 @@
 //! "done" before the commit returned.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use countersign_audit::{AuditDraft, AuditEvent, ChainHead};
 use countersign_core::{PrincipalKind, Request, Timestamp};
@@ -194,9 +195,10 @@ impl Writer {
         max_batch: usize,
         queue_depth: usize,
         origin: String,
+        batch_timeout: Duration,
     ) -> Self {
         let (jobs, queue) = mpsc::channel(queue_depth.max(1));
-        tokio::spawn(run(config, tls, queue, max_batch.max(1), origin));
+        tokio::spawn(run(config, tls, queue, max_batch.max(1), origin, batch_timeout));
         Self { jobs }
     }
 
@@ -213,7 +215,14 @@ impl Writer {
     }
 }
 
-async fn run(config: Config, tls: MakeRustlsConnect, mut queue: mpsc::Receiver<Job>, max_batch: usize, origin: String) {
+async fn run(
+    config: Config,
+    tls: MakeRustlsConnect,
+    mut queue: mpsc::Receiver<Job>,
+    max_batch: usize,
+    origin: String,
+    batch_timeout: Duration,
+) {
     let mut conn: Option<(Client, Statements)> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = queue.recv().await {
@@ -240,7 +249,12 @@ async fn run(config: Config, tls: MakeRustlsConnect, mut queue: mpsc::Receiver<J
         }
         let Some((client, statements)) = conn.as_mut() else { continue };
         let jobs = ops.len();
-        match commit(client, statements, ops, &origin).await {
+        // A connection that died silently (a network cut) would otherwise
+        // hold every caller until TCP keepalive gives up.
+        let committed = tokio::time::timeout(batch_timeout, commit(client, statements, ops, &origin))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the database did not answer in time".to_owned())));
+        match committed {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     // The caller may have stopped waiting; the change stands.

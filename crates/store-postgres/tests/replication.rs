@@ -216,3 +216,39 @@ async fn tls_is_used_and_verified_when_the_url_asks() {
     driver.abort();
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_database_fails_calls_in_bounded_time() {
+    let cluster = tokio::task::spawn_blocking(TempCluster::start).await.unwrap().unwrap();
+    let url = cluster.create_database().await.unwrap();
+    let options = PostgresOptions {
+        statement_timeout: Duration::from_millis(500),
+        connect_timeout: Duration::from_millis(500),
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::connect_with(&url, options).await.unwrap();
+    store.insert_request(request("before"), Vec::new()).await.unwrap();
+
+    cluster.freeze().unwrap();
+    // Connections stay open but nothing answers: readiness and writes must
+    // still answer, with an error, within their bounds.
+    let started = Instant::now();
+    let ping = store.ping().await;
+    assert!(matches!(ping, Err(StoreError::Unavailable(_))), "{ping:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "ping took {:?}", started.elapsed());
+    let started = Instant::now();
+    let insert = store.insert_request(request("during"), Vec::new()).await;
+    assert!(matches!(insert, Err(StoreError::Unavailable(_))), "{insert:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "the write took {:?}", started.elapsed());
+    cluster.thaw().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.insert_request(request("after"), Vec::new()).await.is_err() {
+        assert!(Instant::now() < deadline, "the store did not recover after the database woke up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(store.ping().await.is_ok());
+    assert!(store.request("during").await.unwrap().is_none(), "the write that timed out must not have happened");
+    drop(store);
+    drop(cluster);
+}
