@@ -98,6 +98,7 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     target: String,
     ping_timeout: Duration,
+    read_timeout: Duration,
     pool: Pool,
     writer: Writer,
     feed: broadcast::Sender<Change>,
@@ -207,7 +208,17 @@ impl PostgresStore {
         let (feed, _) = broadcast::channel(4096);
         let listening = Arc::new(AtomicBool::new(false));
         let listener = tokio::spawn(listener::run(config, tls, origin, feed.clone(), Arc::clone(&listening)));
-        Ok(Self { target, ping_timeout: options.connect_timeout, pool, writer, feed, listening, listener })
+        Ok(Self {
+            target,
+            ping_timeout: options.connect_timeout,
+            // Waiting for a connection, then one statement.
+            read_timeout: options.connect_timeout + options.statement_timeout,
+            pool,
+            writer,
+            feed,
+            listening,
+            listener,
+        })
     }
 
     /// `host:port/dbname`, for messages.
@@ -218,6 +229,17 @@ impl PostgresStore {
     /// Whether the change feed is connected right now.
     pub fn is_listening(&self) -> bool {
         self.listening.load(Ordering::SeqCst)
+    }
+
+    /// Runs a read with a deadline: a database that hangs (rather than
+    /// refusing) must turn into an error, not a call that never returns.
+    async fn bounded<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.read_timeout, read)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the database did not answer in time".to_owned())))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
@@ -265,23 +287,23 @@ impl Store for PostgresStore {
     }
 
     async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
-        identities::user(&self.client().await?, name).await
+        self.bounded(async { identities::user(&self.client().await?, name).await }).await
     }
 
     async fn users_with_email(&self, email: &str) -> Result<Vec<User>, StoreError> {
-        identities::users_with_email(&self.client().await?, email).await
+        self.bounded(async { identities::users_with_email(&self.client().await?, email).await }).await
     }
 
     async fn agent(&self, name: &str) -> Result<Option<Agent>, StoreError> {
-        identities::agent(&self.client().await?, name).await
+        self.bounded(async { identities::agent(&self.client().await?, name).await }).await
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        identities::list_users(&self.client().await?).await
+        self.bounded(async { identities::list_users(&self.client().await?).await }).await
     }
 
     async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
-        identities::list_agents(&self.client().await?).await
+        self.bounded(async { identities::list_agents(&self.client().await?).await }).await
     }
 
     async fn revoke_user(
@@ -303,7 +325,7 @@ impl Store for PostgresStore {
     }
 
     async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>, StoreError> {
-        identities::principal_by_token_hash(&self.client().await?, token_hash).await
+        self.bounded(async { identities::principal_by_token_hash(&self.client().await?, token_hash).await }).await
     }
 
     async fn insert_request(&self, request: Request, events: Vec<AuditDraft>) -> Result<(), StoreError> {
@@ -316,11 +338,11 @@ impl Store for PostgresStore {
     }
 
     async fn request(&self, id: &str) -> Result<Option<Request>, StoreError> {
-        requests::get(&self.client().await?, id).await
+        self.bounded(async { requests::get(&self.client().await?, id).await }).await
     }
 
     async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
-        requests::list(&self.client().await?, filter).await
+        self.bounded(async { requests::list(&self.client().await?, filter).await }).await
     }
 
     async fn update_request(&self, id: &str, update: UpdateFn) -> Result<Updated, StoreError> {
@@ -331,7 +353,7 @@ impl Store for PostgresStore {
     }
 
     async fn due_requests(&self, now: Timestamp) -> Result<Vec<String>, StoreError> {
-        requests::due(&self.client().await?, now).await
+        self.bounded(async { requests::due(&self.client().await?, now).await }).await
     }
 
     async fn append_audit(&self, events: Vec<AuditDraft>) -> Result<u64, StoreError> {
@@ -342,11 +364,11 @@ impl Store for PostgresStore {
     }
 
     async fn audit_events(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
-        audit::page(&self.client().await?, after, limit).await
+        self.bounded(async { audit::page(&self.client().await?, after, limit).await }).await
     }
 
     async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
-        kv::get(&self.client().await?, namespace, key).await
+        self.bounded(async { kv::get(&self.client().await?, namespace, key).await }).await
     }
 
     async fn kv_compare_and_set(
@@ -364,11 +386,14 @@ impl Store for PostgresStore {
     }
 
     async fn change_counter(&self) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let stmt = client.prepare_cached("SELECT changes FROM chain_head WHERE id = 1").await.map_err(db)?;
-        let row = client.query_one(&stmt, &[]).await.map_err(db)?;
-        let changes: i64 = col(&row, 0)?;
-        Ok(changes.unsigned_abs())
+        self.bounded(async {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached("SELECT changes FROM chain_head WHERE id = 1").await.map_err(db)?;
+            let row = client.query_one(&stmt, &[]).await.map_err(db)?;
+            let changes: i64 = col(&row, 0)?;
+            Ok(changes.unsigned_abs())
+        })
+        .await
     }
 
     fn change_feed(&self) -> Option<broadcast::Receiver<Change>> {

@@ -240,6 +240,10 @@ async fn a_hung_database_fails_calls_in_bounded_time() {
     let insert = store.insert_request(request("during"), Vec::new()).await;
     assert!(matches!(insert, Err(StoreError::Unavailable(_))), "{insert:?}");
     assert!(started.elapsed() < Duration::from_secs(5), "the write took {:?}", started.elapsed());
+    let started = Instant::now();
+    let read = store.request("before").await;
+    assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "the read took {:?}", started.elapsed());
     cluster.thaw().unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(20);
