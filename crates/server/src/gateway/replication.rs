@@ -187,6 +187,8 @@ impl AppState {
     pub async fn follow_changes(self, mut feed: broadcast::Receiver<Change>) {
         let mut poll = tokio::time::interval(POLICY_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Logged once per outage, not five times a second.
+        let mut failing = false;
         loop {
             if self.hub.is_shutting_down() {
                 return;
@@ -208,8 +210,17 @@ impl AppState {
                 _ = poll.tick() => true,
             };
             if policy_may_have_changed {
-                if let Err(e) = self.adopt_shared_policy().await {
-                    tracing::warn!(error = %e, "checking the shared policy set failed; will retry");
+                match self.adopt_shared_policy().await {
+                    Ok(_) if failing => {
+                        tracing::info!("the shared policy set can be read again");
+                        failing = false;
+                    }
+                    Ok(_) => {}
+                    Err(e) if !failing => {
+                        tracing::warn!(error = %e, "checking the shared policy set failed; retrying every 200 ms");
+                        failing = true;
+                    }
+                    Err(_) => {}
                 }
             }
         }
