@@ -17,7 +17,8 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Why a cluster could not be started or driven.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,10 @@ pub struct TempCluster {
 }
 
 static SHARED: OnceLock<Result<TempCluster, String>> = OnceLock::new();
+/// Ports held by this process's clusters, stopped ones included: a stopped
+/// cluster's port looks free to the OS, and a cluster started meanwhile by
+/// another test must not take it from under `start_again`.
+static PORTS: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 static DATABASES: AtomicU64 = AtomicU64::new(0);
 
 impl TempCluster {
@@ -114,7 +119,11 @@ impl TempCluster {
             match cluster.start_server() {
                 Ok(()) => return Ok(cluster),
                 // Most likely someone took the port in between: try another.
-                Err(e) => last = Some(e),
+                Err(e) => {
+                    release_port(cluster.port);
+                    cluster.port = 0;
+                    last = Some(e);
+                }
             }
         }
         Err(last.unwrap_or(ClusterError::Command { what: "pg_ctl start".into(), detail: "no attempt".into() }))
@@ -183,7 +192,10 @@ impl TempCluster {
     }
 
     /// Sends `signal` to this cluster's postmaster and its children (found
-    /// by parent pid in /proc), and to nothing else.
+    /// by parent pid in /proc), and to nothing else. The postmaster is
+    /// stopped first (so it forks no one meanwhile) and continued last (so
+    /// it cannot reap a child between the scan and the signal); a child
+    /// that has exited by then is simply gone.
     fn signal_all(&self, signal: &str) -> Result<(), ClusterError> {
         let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid"))?;
         let postmaster: u32 = pid_file
@@ -191,24 +203,23 @@ impl TempCluster {
             .next()
             .and_then(|l| l.trim().parse().ok())
             .ok_or_else(|| ClusterError::Command { what: "reading postmaster.pid".into(), detail: pid_file.clone() })?;
-        let mut pids = vec![postmaster.to_string()];
+        let send = |pid: &str| Command::new("kill").arg(format!("-{signal}")).arg(pid).output();
+        let postmaster_first = signal == "STOP";
+        if postmaster_first {
+            send_checked(send(&postmaster.to_string())?, signal)?;
+        }
         for entry in std::fs::read_dir("/proc")?.filter_map(Result::ok) {
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
             // `pid (comm) state ppid …`; comm may hold spaces, so split after ')'.
             let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1));
             if ppid == Some(postmaster.to_string().as_str()) {
-                pids.push(entry.file_name().to_string_lossy().into_owned());
+                let _ = send(&entry.file_name().to_string_lossy());
             }
         }
-        let out = Command::new("kill").arg(format!("-{signal}")).args(&pids).output()?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(ClusterError::Command {
-                what: format!("kill -{signal}"),
-                detail: String::from_utf8_lossy(&out.stderr).into(),
-            })
+        if !postmaster_first {
+            send_checked(send(&postmaster.to_string())?, signal)?;
         }
+        Ok(())
     }
 
     fn data(&self) -> PathBuf {
@@ -378,6 +389,15 @@ impl Drop for TempCluster {
         }
         let _ = Command::new("sh").arg("-c").arg(format!("{} >/dev/null 2>&1", self.stop_command())).status();
         let _ = std::fs::remove_dir_all(&self.root);
+        release_port(self.port);
+    }
+}
+
+fn send_checked(out: std::process::Output, signal: &str) -> Result<(), ClusterError> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(ClusterError::Command { what: format!("kill -{signal}"), detail: String::from_utf8_lossy(&out.stderr).into() })
     }
 }
 
@@ -385,8 +405,20 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
+/// A loopback port free now and not held by another cluster of this process.
 fn free_port() -> Result<u16, ClusterError> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    let mut held = PORTS.lock().unwrap_or_else(PoisonError::into_inner);
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if held.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(ClusterError::Command { what: "finding a free port".into(), detail: "every port offered was taken".into() })
+}
+
+fn release_port(port: u16) {
+    PORTS.lock().unwrap_or_else(PoisonError::into_inner).remove(&port);
 }
 
 /// PostgreSQL's server programs: `$COUNTERSIGN_PG_BIN`, else version 15,
