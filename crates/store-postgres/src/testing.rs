@@ -12,12 +12,12 @@
 
 #![allow(clippy::missing_panics_doc)]
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::collections::BTreeSet;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Why a cluster could not be started or driven.
@@ -397,7 +397,10 @@ fn send_checked(out: std::process::Output, signal: &str) -> Result<(), ClusterEr
     if out.status.success() {
         Ok(())
     } else {
-        Err(ClusterError::Command { what: format!("kill -{signal}"), detail: String::from_utf8_lossy(&out.stderr).into() })
+        Err(ClusterError::Command {
+            what: format!("kill -{signal}"),
+            detail: String::from_utf8_lossy(&out.stderr).into(),
+        })
     }
 }
 
