@@ -387,6 +387,9 @@ impl Drop for TempCluster {
         if self.keep_on_drop {
             return;
         }
+        // A test that failed while the server was frozen must not leave it
+        // frozen: a stopped postmaster would ignore the stop below.
+        let _ = self.thaw();
         let _ = Command::new("sh").arg("-c").arg(format!("{} >/dev/null 2>&1", self.stop_command())).status();
         let _ = std::fs::remove_dir_all(&self.root);
         release_port(self.port);
