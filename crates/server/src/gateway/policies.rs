@@ -69,8 +69,6 @@ impl AppState {
         self.audit(vec![loaded_event(actor, &engine, Some(previous.engine.hash()))]).await?;
         self.install_policy(engine);
         tracing::info!(%hash, "policy set reloaded");
-        // Other replicas install the same set within milliseconds.
-        self.share_policy(&shared).await?;
         // Other replicas install the same set within milliseconds. A failure
         // to share must not skip re-deciding here; it is reported after.
         let shared = self.share_policy(&shared).await;
