@@ -121,13 +121,7 @@ impl Refusal {
 /// request past `expires_at`, or an approval not released by `release_by`,
 /// becomes `expired`. Returns `None` when nothing is due.
 pub fn settle_deadline(request: &Request, now: Timestamp) -> Option<Request> {
-    let due = match request.status {
-        Status::Pending => request.expires_at.is_some_and(|t| t <= now),
-        Status::Approved => request.release_by.is_some_and(|t| t <= now),
-        Status::Allowed | Status::Denied | Status::Released | Status::Expired | Status::Cancelled | Status::Revoked => {
-            false
-        }
-    };
+    let due = request.deadline().is_some_and(|t| t <= now);
     due.then(|| close(request, Status::Expired, "the deadline passed without a decision", now))
 }
 

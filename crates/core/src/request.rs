@@ -253,6 +253,22 @@ impl Request {
         people.len()
     }
 
+    /// The instant this request moves on by itself: `expires_at` while
+    /// pending, `release_by` while approved, none once it can no longer
+    /// expire. Expiry (and the stores' deadline index) read this one rule.
+    pub fn deadline(&self) -> Option<Timestamp> {
+        match self.status {
+            Status::Pending => self.expires_at,
+            Status::Approved => self.release_by,
+            Status::Allowed
+            | Status::Denied
+            | Status::Released
+            | Status::Expired
+            | Status::Cancelled
+            | Status::Revoked => None,
+        }
+    }
+
     /// Every requirement has its quorum of distinct people.
     pub fn quorum_met(&self) -> bool {
         self.requirements.iter().all(|r| self.approvals_for(r) >= usize::try_from(r.quorum).unwrap_or(usize::MAX))

@@ -61,11 +61,6 @@ pub(crate) fn corrupt(what: &str, err: serde_json::Error) -> StoreError {
     StoreError::Corrupt(format!("{what}: {err}"))
 }
 
-/// A value the store failed to encode: a bug, not a data problem.
-pub(crate) fn encode(what: &str, err: serde_json::Error) -> StoreError {
-    StoreError::Internal(format!("cannot encode {what}: {err}"))
-}
-
 /// The writer task is gone (the store is being dropped).
 pub(crate) fn writer_gone() -> StoreError {
     StoreError::Unavailable("the store's writer has stopped".to_owned())

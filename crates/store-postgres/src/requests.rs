@@ -1,12 +1,12 @@
 //! The requests table: the whole request as JSON text, plus copies of the
 //! fields that lists and the expiry sweep filter on.
 
-use countersign_core::{PrincipalKind, Request, Status, Timestamp};
+use countersign_core::{PrincipalKind, Request, Timestamp};
 use countersign_store::{RequestFilter, StoreError, Update, UpdateFn, Updated};
 use deadpool_postgres::Client;
 use tokio_postgres::types::ToSql;
 
-use crate::error::{col, corrupt, db, encode};
+use crate::error::{col, corrupt, db};
 use crate::writer::{Fatal, Tx};
 
 /// Lists return this many requests when the caller does not say.
@@ -14,61 +14,21 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// Lists never return more than this many requests.
 pub const MAX_LIMIT: usize = 1000;
 
-/// A request encoded for its row. Built on the caller's task, so that JSON
-/// encoding does not hold up the writer.
-#[derive(Debug)]
-pub(crate) struct Row {
-    pub(crate) id: String,
-    status: &'static str,
-    principal_kind: &'static str,
-    principal_name: String,
-    kind: String,
-    resource: String,
-    created_at: i64,
-    deadline: Option<i64>,
-    body: String,
-}
+pub(crate) use countersign_store::RequestRow as Row;
 
-impl Row {
-    pub(crate) fn encode(request: &Request) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: request.id.clone(),
-            status: request.status.as_str(),
-            principal_kind: request.principal.kind.as_str(),
-            principal_name: request.principal.name.clone(),
-            kind: request.action.kind.clone(),
-            resource: request.action.resource.clone(),
-            created_at: request.created_at.as_millis(),
-            deadline: deadline(request).map(Timestamp::as_millis),
-            body: serde_json::to_string(request).map_err(|e| encode("request", e))?,
-        })
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
-        [
-            &self.id,
-            &self.status,
-            &self.principal_kind,
-            &self.principal_name,
-            &self.kind,
-            &self.resource,
-            &self.created_at,
-            &self.deadline,
-            &self.body,
-        ]
-    }
-}
-
-/// When the expiry sweep must look at a request again: only open requests
-/// have one, so the sweep's index holds nothing else.
-fn deadline(request: &Request) -> Option<Timestamp> {
-    match request.status {
-        Status::Pending => request.expires_at,
-        Status::Approved => request.release_by,
-        Status::Allowed | Status::Denied | Status::Released | Status::Expired | Status::Cancelled | Status::Revoked => {
-            None
-        }
-    }
+/// The row's values in column order.
+fn params(row: &Row) -> [&(dyn ToSql + Sync); 9] {
+    [
+        &row.id,
+        &row.status,
+        &row.principal_kind,
+        &row.principal_name,
+        &row.kind,
+        &row.resource,
+        &row.created_at,
+        &row.deadline,
+        &row.body,
+    ]
 }
 
 fn decode(body: &str) -> Result<Request, StoreError> {
@@ -81,7 +41,7 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, row: &Row) -> Result<bool, Fatal> {
         .execute(
             "INSERT INTO requests (id, status, principal_kind, principal_name, kind, resource, created_at, deadline, body)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
-            &row.params(),
+            &params(row),
         )
         .await?;
     // Nobody can be waiting on a request that did not exist, so a new one
@@ -97,7 +57,7 @@ pub(crate) async fn save(tx: &mut Tx<'_>, row: &Row) -> Result<u64, Fatal> {
             "UPDATE requests SET status = $2, principal_kind = $3, principal_name = $4, kind = $5, resource = $6,
                     created_at = $7, deadline = $8, body = $9
               WHERE id = $1",
-            &row.params(),
+            &params(row),
         )
         .await?;
     tx.notice_request(&row.id);

@@ -1,12 +1,12 @@
 //! The requests table: the whole request as JSON, plus copies of the
 //! fields that lists and the expiry sweep filter on.
 
-use countersign_core::{PrincipalKind, Request, Status, Timestamp};
+use countersign_core::{PrincipalKind, Request, Timestamp};
 use countersign_store::{RequestFilter, StoreError, Update, UpdateFn, Updated};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 
-use crate::error::{corrupt, db, encode, insert as insert_error};
+use crate::error::{corrupt, db, insert as insert_error};
 use crate::writer::Tx;
 
 /// Lists return this many requests when the caller does not say.
@@ -14,47 +14,7 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// Lists never return more than this many requests.
 pub const MAX_LIMIT: usize = 1000;
 
-/// A request encoded for its row. Built outside the writer, so that JSON
-/// encoding runs on the callers' threads, not on the one writer thread.
-pub(crate) struct Row {
-    id: String,
-    status: &'static str,
-    principal_kind: &'static str,
-    principal_name: String,
-    kind: String,
-    resource: String,
-    created_at: i64,
-    deadline: Option<i64>,
-    body: String,
-}
-
-impl Row {
-    pub(crate) fn encode(request: &Request) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: request.id.clone(),
-            status: request.status.as_str(),
-            principal_kind: request.principal.kind.as_str(),
-            principal_name: request.principal.name.clone(),
-            kind: request.action.kind.clone(),
-            resource: request.action.resource.clone(),
-            created_at: request.created_at.as_millis(),
-            deadline: deadline(request).map(Timestamp::as_millis),
-            body: serde_json::to_string(request).map_err(|e| encode("request", e))?,
-        })
-    }
-}
-
-/// When the expiry sweep must look at a request again: only open requests
-/// have one, so the sweep's index holds nothing else.
-fn deadline(request: &Request) -> Option<Timestamp> {
-    match request.status {
-        Status::Pending => request.expires_at,
-        Status::Approved => request.release_by,
-        Status::Allowed | Status::Denied | Status::Released | Status::Expired | Status::Cancelled | Status::Revoked => {
-            None
-        }
-    }
-}
+pub(crate) use countersign_store::RequestRow as Row;
 
 pub(crate) fn insert(conn: &Connection, row: &Row) -> Result<(), StoreError> {
     conn.prepare_cached(

@@ -17,6 +17,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+mod row;
 mod types;
 
 use async_trait::async_trait;
@@ -24,6 +25,7 @@ use countersign_audit::{AuditDraft, AuditEvent};
 use countersign_core::{Principal, Request, Timestamp};
 
 pub use error::StoreError;
+pub use row::RequestRow;
 pub use types::{Agent, Change, NewAgent, NewUser, RequestFilter, Update, UpdateFn, Updated, User};
 
 /// The gateway's persistent state: identities, requests, and the audit log.
