@@ -413,6 +413,31 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A secret given inline or in a file (not both); `key` names it in errors.
+/// A trailing newline from `echo … > file` is not part of the secret.
+pub(crate) fn secret(
+    key: &'static str,
+    inline: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<Secret>, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { key, message };
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(invalid("give the value or a `_file`, not both".to_owned())),
+        (Some(value), None) if value.trim().is_empty() => Err(invalid("is empty".to_owned())),
+        (Some(value), None) => Ok(Some(Secret::new(value))),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| invalid(format!("cannot read `{}`: {}", path.display(), e.kind())))?;
+            let value = text.trim_end_matches(['\n', '\r']).to_owned();
+            if value.is_empty() {
+                return Err(invalid(format!("`{}` is empty", path.display())));
+            }
+            Ok(Some(Secret::new(value)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

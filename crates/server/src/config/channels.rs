@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{duration, ConfigError, Secret};
+use super::{duration, secret, ConfigError, Secret};
 
 /// `[slack]`
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -269,28 +269,6 @@ fn validate_webhook(raw: RawWebhook) -> Result<WebhookConfig, ConfigError> {
 
 fn missing(key: &'static str, hint: &str) -> ConfigError {
     ConfigError::Invalid { key, message: format!("missing: {hint}") }
-}
-
-/// A secret given inline or in a file (not both).
-fn secret(key: &'static str, inline: Option<String>, file: Option<&Path>) -> Result<Option<Secret>, ConfigError> {
-    match (inline, file) {
-        (Some(_), Some(_)) => {
-            Err(ConfigError::Invalid { key, message: "give the value or a `_file`, not both".to_owned() })
-        }
-        (Some(value), None) if value.trim().is_empty() => {
-            Err(ConfigError::Invalid { key, message: "is empty".to_owned() })
-        }
-        (Some(value), None) => Ok(Some(Secret::new(value))),
-        (None, Some(path)) => {
-            // A trailing newline from `echo … > file` is not part of the secret.
-            let value = read_file(key, path)?.trim_end_matches(['\n', '\r']).to_owned();
-            if value.is_empty() {
-                return Err(ConfigError::Invalid { key, message: format!("`{}` is empty", path.display()) });
-            }
-            Ok(Some(Secret::new(value)))
-        }
-        (None, None) => Ok(None),
-    }
 }
 
 fn read_file(key: &'static str, path: &Path) -> Result<String, ConfigError> {

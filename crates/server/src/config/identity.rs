@@ -6,12 +6,12 @@
 //! in a file (`client_secret_file`); it is held as a [`Secret`].
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{duration, ConfigError, Secret};
+use super::{duration, secret, ConfigError, Secret};
 
 /// `[oidc]`: the organisation's OpenID Connect provider.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -304,28 +304,6 @@ fn url(key: &'static str, value: Option<String>, default: &str) -> Result<String
         Ok(value)
     } else {
         Err(invalid(key, &format!("`{value}` is not an http(s) URL")))
-    }
-}
-
-/// A secret given inline or in a file (not both).
-fn secret(key: &'static str, inline: Option<String>, file: Option<&Path>) -> Result<Option<Secret>, ConfigError> {
-    match (inline, file) {
-        (Some(_), Some(_)) => Err(invalid(key, "give the value or a `_file`, not both")),
-        (Some(value), None) if value.trim().is_empty() => Err(invalid(key, "is empty")),
-        (Some(value), None) => Ok(Some(Secret::new(value))),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
-                key,
-                message: format!("cannot read `{}`: {}", path.display(), e.kind()),
-            })?;
-            // A trailing newline from `echo … > file` is not part of the secret.
-            let value = text.trim_end_matches(['\n', '\r']).to_owned();
-            if value.is_empty() {
-                return Err(ConfigError::Invalid { key, message: format!("`{}` is empty", path.display()) });
-            }
-            Ok(Some(Secret::new(value)))
-        }
-        (None, None) => Ok(None),
     }
 }
 
