@@ -27,6 +27,10 @@ use clap::Parser as _;
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
 
+// See the workspace manifest for why: the request path is allocation-heavy.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Before any HTTP client exists (`exec`, `approve`, identity providers).
     countersign_identity::install_crypto_provider();

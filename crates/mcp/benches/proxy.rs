@@ -32,6 +32,11 @@ use countersign_store::{NewAgent, Store};
 use countersign_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
 
+// The same allocator as the `countersign` binary, so the figures are the
+// shipped gateway's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A minimal MCP server: sessions, `tools/list`, and an `echo` tool.
 async fn upstream(headers: HeaderMap, body: Bytes) -> Response {
     static SESSIONS: AtomicU64 = AtomicU64::new(0);
