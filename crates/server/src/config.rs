@@ -17,7 +17,7 @@ use countersign_core::parse_duration;
 use serde::Deserialize;
 
 mod mcp;
-pub use mcp::{valid_upstream_name, McpConfig, McpUpstream, RawMcp, RawMcpUpstream};
+pub use mcp::{valid_upstream_name, McpConfig, McpUpstream, RawMcp, RawMcpUpstream, UrlUpstream};
 
 mod database;
 pub use database::{DatabaseConfig, RawDatabase, DEFAULT_POOL_SIZE};

@@ -40,24 +40,68 @@ pub const SESSION_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18
 pub fn router(state: AppState) -> Router {
     let config = state.config.mcp.clone();
     let limit = state.config.body_limit_bytes;
-    let service =
-        Service(Arc::new(Inner { state, config, sessions: Mutex::new(HashMap::new()), http: upstream_client() }));
+    let service = Service(Arc::new(Inner {
+        http: upstream_clients(&config),
+        state,
+        config,
+        sessions: Mutex::new(HashMap::new()),
+    }));
     tokio::spawn(evict_idle(service.clone()));
     Router::new().route("/mcp/{upstream}", any(endpoint)).layer(DefaultBodyLimit::max(limit)).with_state(service)
 }
 
-/// The client for `url` upstreams: no proxies (upstreams are local or on
-/// the gateway's network), a bounded connect time, no overall timeout
-/// (SSE streams last as long as the session).
-fn upstream_client() -> reqwest::Client {
+/// One client per `url` upstream: no proxies (upstreams are local or on
+/// the gateway's network), a bounded connect time, no overall timeout (SSE
+/// streams last as long as the session), the upstream's own CA when one is
+/// configured, and the gateway's credential for it, if any.
+fn upstream_clients(config: &McpConfig) -> HashMap<String, UpstreamClient> {
     crate::install_crypto_provider();
-    match reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).no_proxy().build() {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot set up the HTTP client for MCP upstreams; using defaults");
-            reqwest::Client::new()
+    let mut clients = HashMap::new();
+    for (name, upstream) in &config.upstreams {
+        let McpUpstream::Url(upstream) = upstream else { continue };
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).no_proxy();
+        if let Some(pem) = &upstream.ca_pem {
+            match reqwest::Certificate::from_pem_bundle(pem) {
+                Ok(roots) => builder = builder.tls_certs_only(roots),
+                Err(e) => {
+                    // Left out, so every call to it fails: trusting the
+                    // system roots instead would widen what the operator chose.
+                    tracing::error!(upstream = %name, error = %e, "cannot read the upstream's `ca_file`; it is unreachable");
+                    continue;
+                }
+            }
+        }
+        let authorization = match upstream
+            .bearer_token
+            .as_ref()
+            .map(|t| HeaderValue::from_str(&format!("Bearer {}", t.expose())))
+        {
+            None => None,
+            Some(Ok(mut value)) => {
+                value.set_sensitive(true);
+                Some(value)
+            }
+            Some(Err(_)) => {
+                tracing::error!(upstream = %name, "the upstream's `bearer_token` is not a valid header value; it is unreachable");
+                continue;
+            }
+        };
+        match builder.build() {
+            Ok(client) => {
+                clients.insert(name.clone(), UpstreamClient { client, authorization });
+            }
+            Err(e) => tracing::error!(upstream = %name, error = %e, "cannot set up the HTTP client; it is unreachable"),
         }
     }
+    clients
+}
+
+/// How the gateway itself talks to one `url` upstream.
+#[derive(Debug)]
+struct UpstreamClient {
+    client: reqwest::Client,
+    /// The gateway's credential, marked sensitive so it never shows in logs.
+    authorization: Option<HeaderValue>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,7 +112,8 @@ struct Inner {
     state: AppState,
     config: McpConfig,
     sessions: Mutex<HashMap<String, Session>>,
-    http: reqwest::Client,
+    /// By upstream name; an upstream whose client could not be built is missing.
+    http: HashMap<String, UpstreamClient>,
 }
 
 /// A client session, bound to one agent and one upstream.
@@ -144,7 +189,7 @@ async fn endpoint(
             return rpc_error(StatusCode::FORBIDDEN, jsonrpc::INVALID_REQUEST, "this `Origin` is not allowed");
         }
     }
-    let Some(target) = service.0.config.upstreams.get(&upstream).cloned() else {
+    let Some(target) = service.0.config.upstreams.get(&upstream) else {
         return rpc_error(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, &format!("no MCP upstream `{upstream}`"));
     };
     let principal = match authenticate(&service.0.state, &headers, &method, &upstream).await {
@@ -163,8 +208,8 @@ async fn endpoint(
     };
     let request = Incoming { upstream, principal, method, headers, body, session_id };
     match target {
-        McpUpstream::Url(url) => proxied::handle(&service, &url, request, session).await,
-        McpUpstream::Command(command) => spawned::handle(&service, &command, request, session).await,
+        McpUpstream::Url(target) => proxied::handle(&service, &target.url, request, session).await,
+        McpUpstream::Command(command) => spawned::handle(&service, command, request, session).await,
     }
 }
 

@@ -9,16 +9,22 @@
 //! [mcp.upstreams.everything]
 //! url = "http://127.0.0.1:3001/mcp"    # a Streamable HTTP server
 //!
+//! [mcp.upstreams.tickets]
+//! url = "https://mcp.internal.example/mcp"
+//! bearer_token_file = "/run/secrets/tickets-mcp-token"   # sent to the upstream, never the agent's key
+//! ca_file = "/etc/countersign/internal-ca.pem"            # trust only this CA for it (default: system roots)
+//!
 //! [mcp.upstreams.files]
 //! command = ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/srv/shared"]   # one per session
 //! ```
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{duration, ConfigError};
+use super::{duration, secret, ConfigError, Secret};
 
 /// `[mcp]`
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -41,19 +47,35 @@ pub struct RawMcp {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMcpUpstream {
-    /// The Streamable HTTP endpoint of a server, `http://…`.
+    /// The Streamable HTTP endpoint of a server, `http://…` or `https://…`.
     pub url: Option<String>,
     /// A stdio server to start for each client session: program and arguments.
     pub command: Option<Vec<String>>,
+    /// The gateway's own credential for a `url` upstream, sent as
+    /// `Authorization: Bearer …`. Agents never see it.
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<PathBuf>,
+    /// PEM CA certificates that alone are trusted for an `https` upstream.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Where an upstream MCP server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum McpUpstream {
     /// A Streamable HTTP server.
-    Url(String),
+    Url(UrlUpstream),
     /// A stdio server, one process per client session.
     Command(Vec<String>),
+}
+
+/// A Streamable HTTP upstream and how the gateway itself reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlUpstream {
+    pub url: String,
+    /// Sent as `Authorization: Bearer …` on every request to the upstream.
+    pub bearer_token: Option<Secret>,
+    /// PEM certificates: when set, the only roots trusted for this upstream.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// The validated `[mcp]` section.
@@ -95,15 +117,22 @@ pub(super) fn validate(raw: RawMcp) -> Result<McpConfig, ConfigError> {
             )));
         }
         let upstream = match (upstream.url, upstream.command) {
-            (Some(url), None) => {
-                if !url.starts_with("http://") {
-                    return Err(invalid(format!("`{name}`: `url` must be an http:// URL, not `{url}`")));
-                }
-                McpUpstream::Url(url)
-            }
+            (Some(url), None) => McpUpstream::Url(url_upstream(
+                &name,
+                url,
+                upstream.bearer_token,
+                upstream.bearer_token_file,
+                upstream.ca_file,
+            )?),
             (None, Some(command)) => {
                 if command.first().is_none_or(|program| program.trim().is_empty()) {
                     return Err(invalid(format!("`{name}`: `command` must name a program")));
+                }
+                if upstream.bearer_token.is_some() || upstream.bearer_token_file.is_some() || upstream.ca_file.is_some()
+                {
+                    return Err(invalid(format!(
+                        "`{name}`: `bearer_token` and `ca_file` are for `url` upstreams; pass a command's credentials in its own environment"
+                    )));
                 }
                 McpUpstream::Command(command)
             }
@@ -141,6 +170,34 @@ pub(super) fn validate(raw: RawMcp) -> Result<McpConfig, ConfigError> {
     })
 }
 
+fn url_upstream(
+    name: &str,
+    url: String,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+) -> Result<UrlUpstream, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { key: "mcp.upstreams", message };
+    let https = url.starts_with("https://");
+    if !(https || url.starts_with("http://")) {
+        return Err(invalid(format!("`{name}`: `url` must be an http:// or https:// URL, not `{url}`")));
+    }
+    let bearer_token = secret("mcp.upstreams.bearer_token", bearer_token, bearer_token_file.as_deref())?;
+    let ca_pem = match ca_file {
+        None => None,
+        Some(_) if !https => return Err(invalid(format!("`{name}`: `ca_file` needs an https:// `url`"))),
+        Some(path) => {
+            let pem = std::fs::read(&path)
+                .map_err(|e| invalid(format!("`{name}`: cannot read `{}`: {}", path.display(), e.kind())))?;
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(invalid(format!("`{name}`: `{}` holds no PEM certificate", path.display())));
+            }
+            Some(pem)
+        }
+    };
+    Ok(UrlUpstream { url, bearer_token, ca_pem })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::RawConfig;
@@ -161,11 +218,23 @@ mod tests {
             "[mcp.upstreams.x]\nurl = \"http://a\"\ncommand = [\"b\"]\n",
             "[mcp.upstreams.x]\nurl = \"ftp://a\"\n",
             "[mcp.upstreams.x]\ncommand = []\n",
+            "[mcp.upstreams.x]\ncommand = [\"b\"]\nbearer_token = \"t\"\n",
+            "[mcp.upstreams.x]\nurl = \"http://a\"\nca_file = \"/etc/hostname\"\n",
+            "[mcp.upstreams.x]\nurl = \"https://a\"\nca_file = \"/nonexistent/ca.pem\"\n",
+            "[mcp.upstreams.x]\nurl = \"https://a\"\nca_file = \"/etc/hostname\"\n",
             "[mcp.upstreams.\"a/b\"]\nurl = \"http://a\"\n",
         ] {
             let err = RawConfig::parse("c.toml", bad).unwrap().validate().unwrap_err();
             assert!(err.to_string().starts_with("`mcp.upstreams`"), "{bad}: {err}");
         }
         assert!(RawConfig::parse("c.toml", "[mcp.upstreams.x]\nurll = \"http://a\"\n").is_err());
+        let secured =
+            RawConfig::parse("c.toml", "[mcp.upstreams.x]\nurl = \"https://a/mcp\"\nbearer_token = \"s3cret\"\n")
+                .unwrap()
+                .validate()
+                .unwrap();
+        let super::McpUpstream::Url(upstream) = &secured.mcp.upstreams["x"] else { panic!("a url upstream") };
+        assert_eq!(upstream.bearer_token.as_ref().map(super::Secret::expose), Some("s3cret"));
+        assert!(!format!("{secured:?}").contains("s3cret"), "the upstream's token must not show in Debug");
     }
 }
