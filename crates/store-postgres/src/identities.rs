@@ -7,13 +7,21 @@
 
 use countersign_audit::AuditDraft;
 use countersign_core::{lifecycle, PersonKey, Principal, PrincipalKind, Request, Timestamp};
-use countersign_store::{Agent, NewAgent, NewUser, StoreError, User};
+use countersign_store::{Agent, NewAgent, NewUser, StoreError, User, UserProfile};
 use deadpool_postgres::Client;
 use serde_json::json;
 
 use crate::error::{col, db};
 use crate::requests::{self, Row as RequestRow};
 use crate::writer::{Fatal, Tx};
+
+/// The user columns every read decodes, as a macro so the writer's
+/// `&'static` statements can be built from it with `concat!`.
+macro_rules! user_columns {
+    () => {
+        "SELECT name, email, groups, created_at, revoked_at, display_name, last_login_at FROM users"
+    };
+}
 
 /// Why a create was refused, checked before anything is written.
 async fn taken(
@@ -80,6 +88,40 @@ pub(crate) async fn create_user(
         groups: user.groups,
         created_at: user.created_at,
         revoked_at: None,
+        display_name: None,
+        last_login: None,
+    }))
+}
+
+/// Saves what the identity provider said at a login; audits only a change.
+pub(crate) async fn update_profile(
+    tx: &mut Tx<'_>,
+    name: &str,
+    profile: &UserProfile,
+    events: &[AuditDraft],
+) -> Result<Result<User, StoreError>, Fatal> {
+    // Read under the chain-head lock the writer holds, so the comparison
+    // is with what this update replaces, whichever replica wrote last.
+    let rows = tx.query(concat!(user_columns!(), " WHERE name = $1"), &[&name]).await?;
+    let Some(before) = rows.first().map(decode_user).transpose().map_err(Fatal::Store)? else {
+        return Ok(Err(StoreError::NotFound { what: "user", name: name.to_owned() }));
+    };
+    let email_key = PersonKey::from_email(&profile.email);
+    tx.execute(
+        "UPDATE users SET email = $2, email_key = $3, groups = $4, display_name = $5, last_login_at = $6 WHERE name = $1",
+        &[&name, &profile.email, &email_key.as_str(), &profile.groups, &profile.display_name, &profile.login_at.as_millis()],
+    )
+    .await?;
+    tx.mark_dirty();
+    if profile.changes(&before) {
+        tx.append(events).map_err(Fatal::Store)?;
+    }
+    Ok(Ok(User {
+        email: profile.email.clone(),
+        groups: profile.groups.clone(),
+        display_name: profile.display_name.clone(),
+        last_login: Some(profile.login_at),
+        ..before
     }))
 }
 
@@ -154,7 +196,7 @@ pub(crate) async fn revoke(
     Ok(Ok(revoked))
 }
 
-const USER_COLUMNS: &str = "SELECT name, email, groups, created_at, revoked_at FROM users";
+const USER_COLUMNS: &str = user_columns!();
 const AGENT_COLUMNS: &str = "SELECT name, owner, groups, created_at, revoked_at FROM agents";
 
 fn decode_user(row: &tokio_postgres::Row) -> Result<User, StoreError> {
@@ -164,6 +206,8 @@ fn decode_user(row: &tokio_postgres::Row) -> Result<User, StoreError> {
         groups: col(row, 2)?,
         created_at: Timestamp::from_millis(col(row, 3)?),
         revoked_at: col::<Option<i64>>(row, 4)?.map(Timestamp::from_millis),
+        display_name: col(row, 5)?,
+        last_login: col::<Option<i64>>(row, 6)?.map(Timestamp::from_millis),
     })
 }
 

@@ -48,7 +48,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use countersign_audit::{AuditDraft, AuditEvent};
 use countersign_core::{Principal, PrincipalKind, Request, Timestamp};
-use countersign_store::{Agent, Change, NewAgent, NewUser, RequestFilter, Store, StoreError, UpdateFn, Updated, User};
+use countersign_store::{
+    Agent, Change, NewAgent, NewUser, RequestFilter, Store, StoreError, UpdateFn, Updated, User, UserProfile,
+};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -298,6 +300,18 @@ impl Store for PostgresStore {
         self.bounded(async { identities::agent(&self.client().await?, name).await }).await
     }
 
+    async fn update_user_profile(
+        &self,
+        name: &str,
+        profile: UserProfile,
+        events: Vec<AuditDraft>,
+    ) -> Result<User, StoreError> {
+        match self.write(Op::UpdateProfile(name.to_owned(), profile, events)).await? {
+            Output::User(user) => Ok(user),
+            other => Err(mismatch(&other)),
+        }
+    }
+
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         self.bounded(async { identities::list_users(&self.client().await?).await }).await
     }
@@ -378,9 +392,27 @@ impl Store for PostgresStore {
         expected: Option<String>,
         value: Option<String>,
     ) -> Result<bool, StoreError> {
-        let op = Op::KvCas { namespace: namespace.to_owned(), key: key.to_owned(), expected, value };
+        self.kv_compare_and_set_expiring(namespace, key, expected, value, None).await
+    }
+
+    async fn kv_compare_and_set_expiring(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<String>,
+        value: Option<String>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        let op = Op::KvCas { namespace: namespace.to_owned(), key: key.to_owned(), expected, value, expires_at };
         match self.write(op).await? {
             Output::Cas(set) => Ok(set),
+            other => Err(mismatch(&other)),
+        }
+    }
+
+    async fn kv_purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        match self.write(Op::KvPurge(now)).await? {
+            Output::Purged(deleted) => Ok(deleted),
             other => Err(mismatch(&other)),
         }
     }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use countersign_audit::{AuditDraft, AuditEvent, ChainHead};
 use countersign_core::{PrincipalKind, Request, Timestamp};
-use countersign_store::{Agent, NewAgent, NewUser, StoreError, UpdateFn, Updated, User};
+use countersign_store::{Agent, NewAgent, NewUser, StoreError, UpdateFn, Updated, User, UserProfile};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
@@ -159,7 +159,15 @@ pub(crate) enum Op {
     Insert(Box<RequestRow>, Vec<AuditDraft>),
     Update(String, UpdateFn),
     Append(Vec<AuditDraft>),
-    KvCas { namespace: String, key: String, expected: Option<String>, value: Option<String> },
+    UpdateProfile(String, UserProfile, Vec<AuditDraft>),
+    KvCas {
+        namespace: String,
+        key: String,
+        expected: Option<String>,
+        value: Option<String>,
+        expires_at: Option<Timestamp>,
+    },
+    KvPurge(Timestamp),
 }
 
 /// What a mutation returns.
@@ -172,6 +180,7 @@ pub(crate) enum Output {
     Updated(Box<Updated>),
     Seq(u64),
     Cas(bool),
+    Purged(u64),
 }
 
 struct Job {
@@ -331,8 +340,12 @@ async fn run_op(t: &mut Tx<'_>, op: Op) -> Result<Result<Output, StoreError>, Fa
         }
         Op::Update(id, update) => requests::update(t, &id, update).await?.map(|u| Output::Updated(Box::new(u))),
         Op::Append(events) => Ok(Output::Seq(t.append(&events).map_err(Fatal::Store)?)),
-        Op::KvCas { namespace, key, expected, value } => {
-            Ok(Output::Cas(kv::compare_and_set(t, &namespace, &key, expected.as_deref(), value.as_deref()).await?))
+        Op::UpdateProfile(name, profile, events) => {
+            identities::update_profile(t, &name, &profile, &events).await?.map(Output::User)
         }
+        Op::KvCas { namespace, key, expected, value, expires_at } => Ok(Output::Cas(
+            kv::compare_and_set(t, &namespace, &key, expected.as_deref(), value.as_deref(), expires_at).await?,
+        )),
+        Op::KvPurge(now) => Ok(Output::Purged(kv::purge_expired(t, now).await?)),
     })
 }

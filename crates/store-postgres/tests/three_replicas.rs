@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use countersign_audit::{AuditDraft, AuditEvent};
 use countersign_core::{Principal, Request, Timestamp};
-use countersign_store::{Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, UpdateFn, Updated, User};
+use countersign_store::{
+    Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, UpdateFn, Updated, User, UserProfile,
+};
 use countersign_store_postgres::testing::TempCluster;
 use countersign_store_postgres::PostgresStore;
 
@@ -54,6 +56,14 @@ impl Store for Replicas {
     }
     async fn agent(&self, name: &str) -> Result<Option<Agent>, StoreError> {
         self.pick().agent(name).await
+    }
+    async fn update_user_profile(
+        &self,
+        name: &str,
+        profile: UserProfile,
+        events: Vec<AuditDraft>,
+    ) -> Result<User, StoreError> {
+        self.pick().update_user_profile(name, profile, events).await
     }
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         self.pick().list_users().await
@@ -112,6 +122,19 @@ impl Store for Replicas {
         value: Option<String>,
     ) -> Result<bool, StoreError> {
         self.pick().kv_compare_and_set(namespace, key, expected, value).await
+    }
+    async fn kv_compare_and_set_expiring(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<String>,
+        value: Option<String>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        self.pick().kv_compare_and_set_expiring(namespace, key, expected, value, expires_at).await
+    }
+    async fn kv_purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.pick().kv_purge_expired(now).await
     }
     async fn change_counter(&self) -> Result<u64, StoreError> {
         self.pick().change_counter().await

@@ -6,7 +6,7 @@
 
 use countersign_audit::AuditDraft;
 use countersign_core::{lifecycle, PersonKey, Principal, PrincipalKind, Request, Timestamp};
-use countersign_store::{Agent, NewAgent, NewUser, StoreError, User};
+use countersign_store::{Agent, NewAgent, NewUser, StoreError, User, UserProfile};
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde_json::json;
 
@@ -25,7 +25,57 @@ pub(crate) fn create_user(tx: &mut Tx<'_>, user: NewUser, events: &[AuditDraft])
         .map_err(|e| insert(e, "user", &user.name))?;
     add_credential(tx.conn, &user.token_hash, PrincipalKind::User, &user.name, user.created_at)?;
     tx.append(events)?;
-    Ok(User { name: user.name, email: user.email, groups: user.groups, created_at: user.created_at, revoked_at: None })
+    Ok(User {
+        name: user.name,
+        email: user.email,
+        groups: user.groups,
+        created_at: user.created_at,
+        revoked_at: None,
+        display_name: None,
+        last_login: None,
+    })
+}
+
+/// Saves what the identity provider said at a login; audits only a change.
+pub(crate) fn update_profile(
+    tx: &mut Tx<'_>,
+    name: &str,
+    profile: &UserProfile,
+    events: &[AuditDraft],
+) -> Result<User, StoreError> {
+    // Read inside the write transaction, so the comparison is with what
+    // this update replaces.
+    let Some(before) = user(tx.conn, name)? else {
+        return Err(StoreError::NotFound { what: "user", name: name.to_owned() });
+    };
+    let groups = serde_json::to_string(&profile.groups).map_err(|e| encode("groups", e))?;
+    let email_key = PersonKey::from_email(&profile.email);
+    tx.conn
+        .prepare_cached(
+            "UPDATE users SET email = ?2, email_key = ?3, groups = ?4, display_name = ?5, last_login_at = ?6
+              WHERE name = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute((
+                name,
+                &profile.email,
+                email_key.as_str(),
+                &groups,
+                &profile.display_name,
+                profile.login_at.as_millis(),
+            ))
+        })
+        .map_err(db)?;
+    if profile.changes(&before) {
+        tx.append(events)?;
+    }
+    Ok(User {
+        email: profile.email.clone(),
+        groups: profile.groups.clone(),
+        display_name: profile.display_name.clone(),
+        last_login: Some(profile.login_at),
+        ..before
+    })
 }
 
 pub(crate) fn create_agent(tx: &mut Tx<'_>, agent: NewAgent, events: &[AuditDraft]) -> Result<Agent, StoreError> {
@@ -106,7 +156,7 @@ pub(crate) fn revoke(
 
 pub(crate) fn user(conn: &Connection, name: &str) -> Result<Option<User>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT name, email, groups, created_at, revoked_at FROM users WHERE name = ?1")
+        .prepare_cached("SELECT name, email, groups, created_at, revoked_at, display_name, last_login_at FROM users WHERE name = ?1")
         .map_err(db)?;
     stmt.query_row([name], decode_user).optional().map_err(db)?.transpose()
 }
@@ -115,7 +165,7 @@ pub(crate) fn users_with_email(conn: &Connection, email: &str) -> Result<Vec<Use
     let key = PersonKey::from_email(email);
     let mut stmt = conn
         .prepare_cached(
-            "SELECT name, email, groups, created_at, revoked_at FROM users WHERE email_key = ?1 ORDER BY name",
+            "SELECT name, email, groups, created_at, revoked_at, display_name, last_login_at FROM users WHERE email_key = ?1 ORDER BY name",
         )
         .map_err(db)?;
     let rows = stmt.query_map([key.as_str()], decode_user).map_err(db)?;
@@ -124,7 +174,9 @@ pub(crate) fn users_with_email(conn: &Connection, email: &str) -> Result<Vec<Use
 
 pub(crate) fn list_users(conn: &Connection) -> Result<Vec<User>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT name, email, groups, created_at, revoked_at FROM users ORDER BY name")
+        .prepare_cached(
+            "SELECT name, email, groups, created_at, revoked_at, display_name, last_login_at FROM users ORDER BY name",
+        )
         .map_err(db)?;
     let rows = stmt.query_map([], decode_user).map_err(db)?;
     rows.map(|r| r.map_err(db)?).collect()
@@ -173,12 +225,16 @@ fn decode_user(row: &Row<'_>) -> rusqlite::Result<Result<User, StoreError>> {
     let groups: String = row.get(2)?;
     let created_at: i64 = row.get(3)?;
     let revoked_at: Option<i64> = row.get(4)?;
+    let display_name: Option<String> = row.get(5)?;
+    let last_login: Option<i64> = row.get(6)?;
     Ok(decode_groups(&groups).map(|groups| User {
         name,
         email,
         groups,
         created_at: Timestamp::from_millis(created_at),
         revoked_at: revoked_at.map(Timestamp::from_millis),
+        display_name,
+        last_login: last_login.map(Timestamp::from_millis),
     }))
 }
 

@@ -30,7 +30,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use countersign_audit::{AuditDraft, AuditEvent, Verified};
 use countersign_core::{Principal, PrincipalKind, Request, Timestamp};
-use countersign_store::{Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, UpdateFn, Updated, User};
+use countersign_store::{
+    Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, UpdateFn, Updated, User, UserProfile,
+};
 
 pub use audit::VerifyError;
 pub use requests::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -162,6 +164,16 @@ impl Store for SqliteStore {
         self.readers.run(move |c| identities::agent(c, &name)).await
     }
 
+    async fn update_user_profile(
+        &self,
+        name: &str,
+        profile: UserProfile,
+        events: Vec<AuditDraft>,
+    ) -> Result<User, StoreError> {
+        let name = name.to_owned();
+        self.writer.call(move |tx| identities::update_profile(tx, &name, &profile, &events)).await
+    }
+
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         self.readers.run(identities::list_users).await
     }
@@ -249,10 +261,27 @@ impl Store for SqliteStore {
         expected: Option<String>,
         value: Option<String>,
     ) -> Result<bool, StoreError> {
+        self.kv_compare_and_set_expiring(namespace, key, expected, value, None).await
+    }
+
+    async fn kv_compare_and_set_expiring(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<String>,
+        value: Option<String>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
         let (namespace, key) = (namespace.to_owned(), key.to_owned());
         self.writer
-            .call(move |tx| kv::compare_and_set(tx.conn, &namespace, &key, expected.as_deref(), value.as_deref()))
+            .call(move |tx| {
+                kv::compare_and_set(tx.conn, &namespace, &key, expected.as_deref(), value.as_deref(), expires_at)
+            })
             .await
+    }
+
+    async fn kv_purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.writer.call(move |tx| kv::purge_expired(tx.conn, now)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -22,8 +22,11 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 64;
 
 /// Every migration, in order. Never edit one that has shipped; add a file.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/0001_init.sql")), (2, include_str!("../migrations/0002_kv.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_kv.sql")),
+    (3, include_str!("../migrations/0003_profiles_expiry.sql")),
+];
 
 /// Opens the read-write connection, in WAL mode with full fsync, and
 /// applies pending migrations.

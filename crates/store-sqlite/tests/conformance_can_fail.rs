@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use countersign_audit::{AuditDraft, AuditEvent};
 use countersign_core::{Principal, Request, Timestamp};
 use countersign_store::conformance;
-use countersign_store::{Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, UpdateFn, Updated, User};
+use countersign_store::{
+    Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, UpdateFn, Updated, User, UserProfile,
+};
 use countersign_store_sqlite::SqliteStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,10 @@ enum Flaw {
     RevokeReportsNothing,
     /// Treats a duplicate insert as success.
     DuplicatesAccepted,
+    /// Audits every login's profile, changed or not.
+    AuditsUnchangedProfiles,
+    /// Never deletes expired key-value entries.
+    PurgeDeletesNothing,
 }
 
 #[derive(Debug)]
@@ -75,6 +81,21 @@ impl Store for Flawed {
 
     async fn agent(&self, name: &str) -> Result<Option<Agent>, StoreError> {
         self.inner.agent(name).await
+    }
+
+    async fn update_user_profile(
+        &self,
+        name: &str,
+        profile: UserProfile,
+        events: Vec<AuditDraft>,
+    ) -> Result<User, StoreError> {
+        if self.flaw == Flaw::AuditsUnchangedProfiles {
+            let before = self.inner.user(name).await?;
+            if before.is_some_and(|u| !profile.changes(&u)) {
+                self.inner.append_audit(events.clone()).await?;
+            }
+        }
+        self.inner.update_user_profile(name, profile, events).await
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -207,6 +228,24 @@ impl Store for Flawed {
     ) -> Result<bool, StoreError> {
         self.inner.kv_compare_and_set(namespace, key, expected, value).await
     }
+
+    async fn kv_compare_and_set_expiring(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<String>,
+        value: Option<String>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        self.inner.kv_compare_and_set_expiring(namespace, key, expected, value, expires_at).await
+    }
+
+    async fn kv_purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        match self.flaw {
+            Flaw::PurgeDeletesNothing => Ok(0),
+            _ => self.inner.kv_purge_expired(now).await,
+        }
+    }
 }
 
 macro_rules! must_fail {
@@ -262,6 +301,18 @@ must_fail!(
     Flaw::RevokeReportsNothing,
     revoke_agent_withdraws_its_open_requests,
     "the open requests are revoked"
+);
+must_fail!(
+    unchanged_profiles_are_not_audited,
+    Flaw::AuditsUnchangedProfiles,
+    user_profile_updates_from_a_login,
+    "a login that changes nothing is not audited"
+);
+must_fail!(
+    expired_entries_must_be_purged,
+    Flaw::PurgeDeletesNothing,
+    kv_expired_entries_are_purged,
+    "expiry is inclusive"
 );
 must_fail!(duplicate_ids_are_refused, Flaw::DuplicatesAccepted, duplicate_request_already_exists, "duplicate id");
 

@@ -32,7 +32,7 @@ use countersign_core::{
 };
 use serde_json::{json, Value};
 
-use crate::{Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, UpdateFn, User};
+use crate::{Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, UpdateFn, User, UserProfile};
 
 /// Expands to one `#[tokio::test]` per scenario. `$make` is a function or
 /// closure taking nothing and returning a future of `(store, guard)`.
@@ -66,6 +66,8 @@ macro_rules! conformance_scenarios {
             agents_create_get_list,
             duplicate_identities_already_exist,
             users_with_email_ignores_case,
+            user_profile_updates_from_a_login,
+            user_profile_unknown_is_not_found,
             tokens_identify_live_principals,
             revoke_makes_tokens_unknown_at_once,
             revoke_unknown_is_not_found,
@@ -85,6 +87,7 @@ macro_rules! conformance_scenarios {
             concurrent_appends_form_one_chain,
             change_counter_moves_on_commit,
             kv_compare_and_set_has_one_winner,
+            kv_expired_entries_are_purged,
         );
     };
 }
@@ -293,6 +296,8 @@ pub async fn users_create_get_list<S: Store>(store: Arc<S>) {
         groups: vec!["ops".to_owned(), "admin".to_owned()],
         created_at: T0,
         revoked_at: None,
+        display_name: None,
+        last_login: None,
     };
     assert_eq!(alice, expected);
     let bob = must(
@@ -313,6 +318,90 @@ pub async fn users_create_get_list<S: Store>(store: Arc<S>) {
     let log = verified_log(&*store).await;
     let created: Vec<Value> = log.iter().filter(|e| e.kind == "user.created").map(AuditEvent::body_value).collect();
     assert_eq!(created, vec![json!({"name": "alice"}), json!({"name": "bob"})]);
+}
+
+/// A login replaces the user's email, display name and groups everywhere
+/// they are read (by name, by email, by token), stamps the login time, and
+/// is audited only when something besides the login time changed.
+pub async fn user_profile_updates_from_a_login<S: Store>(store: Arc<S>) {
+    must(store.create_user(new_user("alice", "alice@example.com", &["ops"]), Vec::new()).await, "create alice");
+    let c0 = must(store.change_counter().await, "counter");
+    let profile = UserProfile {
+        email: "Alice@Corp.example".to_owned(),
+        display_name: Some("Alice Liddell".to_owned()),
+        groups: vec!["sre".to_owned(), "admin".to_owned()],
+        login_at: T0.plus(MINUTE),
+    };
+    let changed = draft("identity.user_updated", json!({"name": "alice", "groups": ["sre", "admin"]}));
+    let saved = must(store.update_user_profile("alice", profile.clone(), vec![changed]).await, "update alice");
+    let expected = User {
+        name: "alice".to_owned(),
+        email: "Alice@Corp.example".to_owned(),
+        groups: vec!["sre".to_owned(), "admin".to_owned()],
+        created_at: T0,
+        revoked_at: None,
+        display_name: Some("Alice Liddell".to_owned()),
+        last_login: Some(T0.plus(MINUTE)),
+    };
+    assert_eq!(saved, expected);
+    assert_eq!(must(store.user("alice").await, "get alice"), Some(expected.clone()));
+    assert_eq!(must(store.list_users().await, "list"), vec![expected.clone()]);
+    assert_eq!(names_of_users(must(store.users_with_email("alice@corp.example").await, "by new email")), ["alice"]);
+    assert!(
+        must(store.users_with_email("alice@example.com").await, "by old email").is_empty(),
+        "the old email is gone"
+    );
+    let principal = must(store.principal_by_token_hash(&token_hash("alice")).await, "by token");
+    let principal = principal.unwrap_or_else(|| must(Err("none"), "alice's token still identifies her"));
+    assert_eq!(principal.groups, ["sre", "admin"], "a token carries the current groups");
+    assert_eq!(principal.email.as_deref(), Some("Alice@Corp.example"));
+    assert_ne!(must(store.change_counter().await, "counter"), c0, "an update must move the counter");
+
+    // The same profile at a later login: only the login time moves, and the
+    // events describing a change are not appended.
+    let again = UserProfile { login_at: T0.plus(2 * MINUTE), ..profile };
+    let unchanged = draft("identity.user_updated", json!({"name": "alice", "again": true}));
+    let saved = must(store.update_user_profile("alice", again, vec![unchanged]).await, "log in again");
+    assert_eq!(saved, User { last_login: Some(T0.plus(2 * MINUTE)), ..expected });
+    let updates: Vec<Value> = verified_log(&*store)
+        .await
+        .iter()
+        .filter(|e| e.kind == "identity.user_updated")
+        .map(AuditEvent::body_value)
+        .collect();
+    assert_eq!(
+        updates,
+        vec![json!({"name": "alice", "groups": ["sre", "admin"]})],
+        "a change is audited once; a login that changes nothing is not audited"
+    );
+
+    // A revoked user stays revoked whatever the provider says.
+    must(store.revoke_user("alice", T0.plus(3 * MINUTE), Vec::new()).await, "revoke alice");
+    let profile = UserProfile {
+        email: "alice@corp.example".to_owned(),
+        display_name: None,
+        groups: vec!["ops".to_owned()],
+        login_at: T0.plus(4 * MINUTE),
+    };
+    let saved = must(store.update_user_profile("alice", profile, Vec::new()).await, "update revoked alice");
+    assert_eq!(saved.revoked_at, Some(T0.plus(3 * MINUTE)));
+    assert_eq!(saved.groups, ["ops"]);
+    assert_eq!(must(store.principal_by_token_hash(&token_hash("alice")).await, "by token"), None);
+}
+
+/// Updating the profile of a user that does not exist is `NotFound`, and
+/// creates nothing.
+pub async fn user_profile_unknown_is_not_found<S: Store>(store: Arc<S>) {
+    let profile = UserProfile {
+        email: "ghost@example.com".to_owned(),
+        display_name: None,
+        groups: vec!["ops".to_owned()],
+        login_at: T0,
+    };
+    let result = store.update_user_profile("ghost", profile, vec![draft("identity.user_updated", json!({}))]).await;
+    assert!(matches!(result, Err(StoreError::NotFound { .. })), "{result:?}");
+    assert!(must(store.list_users().await, "list").is_empty());
+    assert!(verified_log(&*store).await.iter().all(|e| e.kind != "identity.user_updated"), "nothing audited");
 }
 
 /// Agents come back as created, with or without an owner.
@@ -1231,4 +1320,43 @@ pub async fn kv_compare_and_set_has_one_winner<S: Store>(store: Arc<S>) {
     let current = must(store.kv_get("ns", "k").await, "get");
     assert!(must(store.kv_compare_and_set("ns", "k", current, None).await, "delete"));
     assert_eq!(must(store.kv_get("ns", "k").await, "get"), None);
+}
+
+/// Entries set with an expiry are deleted by the purge once it has passed,
+/// and only those; a plain compare-and-set clears an entry's expiry.
+pub async fn kv_expired_entries_are_purged<S: Store>(store: Arc<S>) {
+    let set = |key: &'static str, expires_at: Option<Timestamp>| {
+        let store = Arc::clone(&store);
+        async move {
+            must(
+                store.kv_compare_and_set_expiring("sessions", key, None, Some(format!("v-{key}")), expires_at).await,
+                "set",
+            )
+        }
+    };
+    assert!(set("early", Some(T0)).await);
+    assert!(set("late", Some(T0.plus(MINUTE))).await);
+    assert!(set("forever", None).await);
+    assert!(set("renewed", Some(T0)).await);
+    assert!(!set("early", Some(T0)).await, "the expiring set is a compare-and-set too");
+    assert!(must(store.kv_compare_and_set("plain", "k", None, Some("v".into())).await, "plain set"));
+    // A plain set on an expiring entry leaves it without an expiry.
+    assert!(must(
+        store.kv_compare_and_set("sessions", "renewed", Some("v-renewed".into()), Some("kept".into())).await,
+        "renew"
+    ));
+    assert_eq!(must(store.kv_get("sessions", "early").await, "get").as_deref(), Some("v-early"), "kept until purged");
+
+    assert_eq!(must(store.kv_purge_expired(Timestamp::from_millis(T0.as_millis() - 1)).await, "purge before"), 0);
+    assert_eq!(must(store.kv_purge_expired(T0).await, "purge at T0"), 1, "expiry is inclusive");
+    assert_eq!(must(store.kv_get("sessions", "early").await, "get"), None);
+    assert_eq!(must(store.kv_get("sessions", "late").await, "get").as_deref(), Some("v-late"));
+    assert_eq!(must(store.kv_purge_expired(T0.plus(60 * MINUTE)).await, "purge later"), 1);
+    assert_eq!(must(store.kv_get("sessions", "late").await, "get"), None);
+    assert_eq!(must(store.kv_purge_expired(T0.plus(600 * MINUTE)).await, "purge again"), 0);
+    assert_eq!(must(store.kv_get("sessions", "forever").await, "get").as_deref(), Some("v-forever"));
+    assert_eq!(must(store.kv_get("sessions", "renewed").await, "get").as_deref(), Some("kept"));
+    assert_eq!(must(store.kv_get("plain", "k").await, "get").as_deref(), Some("v"));
+    // A purged key can be set afresh.
+    assert!(set("early", None).await);
 }

@@ -26,7 +26,7 @@ use countersign_core::{Principal, Request, Timestamp};
 
 pub use error::StoreError;
 pub use row::RequestRow;
-pub use types::{Agent, Change, NewAgent, NewUser, RequestFilter, Update, UpdateFn, Updated, User};
+pub use types::{Agent, Change, NewAgent, NewUser, RequestFilter, Update, UpdateFn, Updated, User, UserProfile};
 
 /// The gateway's persistent state: identities, requests, and the audit log.
 #[async_trait]
@@ -45,6 +45,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn users_with_email(&self, email: &str) -> Result<Vec<User>, StoreError>;
 
     async fn agent(&self, name: &str) -> Result<Option<Agent>, StoreError>;
+
+    /// Replaces a user's email, display name and groups with `profile` and
+    /// stamps its login time, in one transaction. `events` are appended in
+    /// that transaction only if the email, display name or groups changed
+    /// (compared there, so racing logins cannot both skip or both report a
+    /// change); a login that changes nothing else is no identity change.
+    /// A revoked user stays revoked. Returns the user as saved; `NotFound`
+    /// if no such user.
+    async fn update_user_profile(
+        &self,
+        name: &str,
+        profile: UserProfile,
+        events: Vec<AuditDraft>,
+    ) -> Result<User, StoreError>;
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
 
@@ -108,6 +122,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Sets `key` to `value` (`None` deletes it) only if its current value
     /// is `expected` (`None`: absent). Returns whether it was set; racing
     /// setters with the same `expected` get exactly one `true`.
+    /// The value set carries no expiry (it replaces any the entry had).
     async fn kv_compare_and_set(
         &self,
         namespace: &str,
@@ -115,6 +130,24 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         expected: Option<String>,
         value: Option<String>,
     ) -> Result<bool, StoreError>;
+
+    /// As [`kv_compare_and_set`](Store::kv_compare_and_set), and a value it
+    /// sets expires at `expires_at` (`None`: never): from then on
+    /// [`kv_purge_expired`](Store::kv_purge_expired) deletes it. Until the
+    /// purge [`kv_get`](Store::kv_get) still returns it, so a caller whose
+    /// value carries a deadline (a session) checks that deadline itself.
+    async fn kv_compare_and_set_expiring(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<String>,
+        value: Option<String>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes every key-value entry whose expiry is at or before `now`.
+    /// Returns how many it deleted.
+    async fn kv_purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     // ---- operations -------------------------------------------------------
 

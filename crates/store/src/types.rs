@@ -13,6 +13,12 @@ pub struct User {
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Timestamp>,
+    /// The person's name as the identity provider last gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// When the person last signed in through the identity provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login: Option<Timestamp>,
 }
 
 impl User {
@@ -59,6 +65,24 @@ pub struct NewUser {
     pub groups: Vec<String>,
     pub token_hash: String,
     pub created_at: Timestamp,
+}
+
+/// What the identity provider says about a person at a login; it replaces
+/// the user's email, display name and groups (the provider is the source
+/// of truth for them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserProfile {
+    pub email: String,
+    pub display_name: Option<String>,
+    pub groups: Vec<String>,
+    pub login_at: Timestamp,
+}
+
+impl UserProfile {
+    /// Whether saving this profile changes anything but the login time.
+    pub fn changes(&self, user: &User) -> bool {
+        self.email != user.email || self.display_name != user.display_name || self.groups != user.groups
+    }
 }
 
 /// An agent to create. Only the SHA-256 hex hash of its key is stored.
