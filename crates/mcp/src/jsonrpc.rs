@@ -11,6 +11,8 @@ pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
 /// An internal JSON-RPC error (used for a dead upstream).
 pub const INTERNAL_ERROR: i64 = -32603;
+/// The HTTP headers that mirror the body (2026-07-28) disagree with it.
+pub const HEADER_MISMATCH: i64 = -32020;
 
 /// What a message is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,6 +69,36 @@ pub const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion
 /// whose results carry a `resultType`.
 pub fn is_modern(message: &Value) -> bool {
     params(message).get("_meta").and_then(|m| m.get(PROTOCOL_VERSION_META)).is_some()
+}
+
+/// Where the 2026-07-28 `Mcp-Method` / `Mcp-Name` headers, when sent,
+/// disagree with the body. Intermediaries may route or authorise on the
+/// headers while the server runs the body, so a disagreement is a
+/// confused-deputy attempt: the gate refuses it rather than pick a side.
+pub fn mirrored_header_mismatch(
+    method_header: Option<&str>,
+    name_header: Option<&str>,
+    message: &Value,
+) -> Option<String> {
+    let method = match classify(message) {
+        Kind::Request { method, .. } | Kind::Notification { method } => Some(method),
+        Kind::Response { .. } | Kind::Invalid => None,
+    };
+    if let Some(header) = method_header {
+        if method != Some(header) {
+            return Some(format!("the `Mcp-Method` header `{header}` does not match the body"));
+        }
+    }
+    let name = match method {
+        Some("tools/call" | "prompts/get") => params(message).get("name").and_then(Value::as_str),
+        Some("resources/read") => params(message).get("uri").and_then(Value::as_str),
+        Some(_) | None => None,
+    };
+    match (name_header, name) {
+        (Some(header), Some(name)) if header == name => None,
+        (Some(header), _) => Some(format!("the `Mcp-Name` header `{header}` does not match the body")),
+        (None, _) => None,
+    }
 }
 
 /// The message repeats a key at its top level or in its `params`. Parsers
@@ -182,6 +214,25 @@ mod tests {
         assert!(has_duplicate_keys(r#"{"method": "tools/call", "params": {"name": "a", "name": "b"}}"#));
         assert!(!has_duplicate_keys(r#"{"method": "tools/call", "params": {"name": "a", "arguments": {"x": 1}}}"#));
         assert!(!has_duplicate_keys("[1, 2]"));
+    }
+
+    #[test]
+    fn mirrored_headers_must_agree_with_the_body() {
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "deploy"}});
+        let read = json!({"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": "file:///a"}});
+        assert_eq!(mirrored_header_mismatch(None, None, &call), None);
+        assert_eq!(mirrored_header_mismatch(Some("tools/call"), Some("deploy"), &call), None);
+        assert_eq!(mirrored_header_mismatch(Some("resources/read"), Some("file:///a"), &read), None);
+        // A harmless-looking header over a tool call, or another tool's name.
+        assert!(mirrored_header_mismatch(Some("tools/list"), None, &call).is_some());
+        assert!(mirrored_header_mismatch(Some("tools/call"), Some("read_logs"), &call).is_some());
+        assert!(mirrored_header_mismatch(None, Some("read_logs"), &call).is_some());
+        // A name header where the body names nothing, or on a response.
+        let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+        assert!(mirrored_header_mismatch(Some("tools/list"), Some("x"), &list).is_some());
+        assert!(
+            mirrored_header_mismatch(Some("ping"), None, &json!({"jsonrpc": "2.0", "id": 4, "result": {}})).is_some()
+        );
     }
 
     #[test]

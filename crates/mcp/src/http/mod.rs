@@ -186,30 +186,44 @@ async fn endpoint(
 ) -> Response {
     if let Some(origin) = headers.get(header::ORIGIN) {
         if !origin_allowed(origin, &service.0.state.config.public_url, &service.0.config.allowed_origins) {
-            return rpc_error(StatusCode::FORBIDDEN, jsonrpc::INVALID_REQUEST, "this `Origin` is not allowed");
+            let response = rpc_error(StatusCode::FORBIDDEN, jsonrpc::INVALID_REQUEST, "this `Origin` is not allowed");
+            audit_refusal(&service.0.state, "anonymous", &method, &upstream, refusal_of(&response)).await;
+            return response;
         }
     }
     let Some(target) = service.0.config.upstreams.get(&upstream) else {
-        return rpc_error(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, &format!("no MCP upstream `{upstream}`"));
+        let response =
+            rpc_error(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, &format!("no MCP upstream `{upstream}`"));
+        audit_refusal(&service.0.state, "anonymous", &method, &upstream, refusal_of(&response)).await;
+        return response;
     };
     let principal = match authenticate(&service.0.state, &headers, &method, &upstream).await {
         Ok(principal) => principal,
         Err(response) => return *response,
     };
+    let actor = principal.reference().to_string();
+    let (method_seen, upstream_seen) = (method.clone(), upstream.clone());
     let session_id = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let session = match &session_id {
-        Some(id) => match service.session(id, &principal, &upstream) {
-            Some(session) => Some(session),
-            None => {
-                return rpc_error(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, "unknown or expired session");
-            }
-        },
-        None => None,
+    let session = session_id.as_deref().map(|id| service.session(id, &principal, &upstream));
+    let response = match session {
+        Some(None) => rpc_error(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, "unknown or expired session"),
+        Some(Some(session)) => {
+            let request = Incoming { upstream, principal, method, headers, body, session_id };
+            forward_to(&service, target, request, Some(session)).await
+        }
+        None => {
+            let request = Incoming { upstream, principal, method, headers, body, session_id };
+            forward_to(&service, target, request, None).await
+        }
     };
-    let request = Incoming { upstream, principal, method, headers, body, session_id };
+    audit_refusal(&service.0.state, &actor, &method_seen, &upstream_seen, refusal_of(&response)).await;
+    response
+}
+
+async fn forward_to(service: &Service, target: &McpUpstream, request: Incoming, session: Option<Session>) -> Response {
     match target {
-        McpUpstream::Url(target) => proxied::handle(&service, &target.url, request, session).await,
-        McpUpstream::Command(command) => spawned::handle(&service, command, request, session).await,
+        McpUpstream::Url(target) => proxied::handle(service, &target.url, request, session).await,
+        McpUpstream::Command(command) => spawned::handle(service, command, request, session).await,
     }
 }
 
@@ -248,9 +262,7 @@ async fn authenticate(
                 "request.rejected",
                 json!({"method": method.as_str(), "path": format!("/mcp/{upstream}"), "code": "unauthenticated", "message": message}),
             );
-            if let Err(e) = state.audit(vec![event]).await {
-                tracing::error!(error = %e, "could not audit a refused MCP request");
-            }
+            record(state, event).await;
             let mut response = rpc_error(StatusCode::UNAUTHORIZED, jsonrpc::INVALID_REQUEST, &message);
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             Err(Box::new(response))
@@ -279,9 +291,52 @@ fn origin_allowed(origin: &HeaderValue, public_url: &str, allowed: &[String]) ->
     host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// An HTTP error whose body is a JSON-RPC error without an id.
+/// An HTTP error whose body is a JSON-RPC error without an id. Client
+/// errors carry a [`Refused`] mark so that [`endpoint`] audits them.
 fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
-    json_response(status, &jsonrpc::error(None, code, message))
+    let mut response = json_response(status, &jsonrpc::error(None, code, message));
+    if status.is_client_error() {
+        response.extensions_mut().insert(Refused(message.to_owned()));
+    }
+    response
+}
+
+/// A request the endpoint refused, and why: to be audited once.
+#[derive(Debug, Clone)]
+struct Refused(String);
+
+/// Refuses a body whose 2026-07-28 mirror headers disagree with it.
+fn check_mirrored_headers(headers: &HeaderMap, message: &Value) -> Result<(), Box<Response>> {
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("(not text)"));
+    match jsonrpc::mirrored_header_mismatch(header("mcp-method"), header("mcp-name"), message) {
+        None => Ok(()),
+        Some(why) => Err(Box::new(rpc_error(StatusCode::BAD_REQUEST, jsonrpc::HEADER_MISMATCH, &why))),
+    }
+}
+
+/// What to audit about a response: the refusal it carries, unless it is a
+/// failed authentication (audited where it happens).
+fn refusal_of(response: &Response) -> Option<(u16, String)> {
+    let Refused(message) = response.extensions().get::<Refused>()?;
+    (response.status() != StatusCode::UNAUTHORIZED).then(|| (response.status().as_u16(), message.clone()))
+}
+
+async fn audit_refusal(state: &AppState, actor: &str, method: &Method, upstream: &str, refusal: Option<(u16, String)>) {
+    let Some((code, message)) = refusal else {
+        return;
+    };
+    let event = countersign_audit::AuditDraft::new(
+        actor,
+        "request.rejected",
+        json!({"method": method.as_str(), "path": format!("/mcp/{upstream}"), "code": code, "message": message}),
+    );
+    record(state, event).await;
+}
+
+async fn record(state: &AppState, event: countersign_audit::AuditDraft) {
+    if let Err(e) = state.audit(vec![event]).await {
+        tracing::error!(error = %e, "could not audit a refused MCP request");
+    }
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response {

@@ -178,6 +178,9 @@ async fn post(service: &Service, url: &str, request: Incoming, session: Option<A
     let Ok(value) = serde_json::from_slice::<Value>(&request.body) else {
         return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::PARSE_ERROR, "the body is not JSON");
     };
+    if let Err(response) = super::check_mirrored_headers(&request.headers, &value) {
+        return *response;
+    }
     if jsonrpc::has_duplicate_keys(&String::from_utf8_lossy(&request.body)) {
         return rpc_error(
             StatusCode::BAD_REQUEST,

@@ -168,6 +168,9 @@ async fn post(service: &Service, command: &[String], request: Incoming, session:
     let Ok(message) = Message::parse(&text) else {
         return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::PARSE_ERROR, "the body is not JSON");
     };
+    if let Err(response) = super::check_mirrored_headers(&request.headers, &message.value) {
+        return *response;
+    }
     if jsonrpc::has_duplicate_keys(&text) {
         return rpc_error(
             StatusCode::BAD_REQUEST,
