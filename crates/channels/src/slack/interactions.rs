@@ -50,10 +50,14 @@ async fn receive(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Byte
     let timestamp = header("x-slack-request-timestamp");
     let given = header("x-slack-signature");
     let now = Timestamp::now().as_millis() / 1000;
-    let checked = signature::verify(secret.expose().as_bytes(), timestamp, &body, given, now).and_then(|()| {
+    let mut checked = signature::verify(secret.expose().as_bytes(), timestamp, &body, given, now);
+    if checked.is_ok() {
         let sent = timestamp.and_then(|t| t.trim().parse().ok()).unwrap_or(now);
-        slack.replay.first_use(given.unwrap_or_default(), sent, now)
-    });
+        checked = slack.replay.first_use(slack.state.store.as_ref(), given.unwrap_or_default(), sent, now).await;
+    }
+    if checked == Err(SignatureError::Unchecked) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &SignatureError::Unchecked.to_string());
+    }
     if let Err(reason) = checked {
         return rejected(&slack, reason).await;
     }

@@ -1,7 +1,8 @@
 //! Slack as an outbox channel: post the card where its requirements say
 //! (`@slack_channel`, else `[slack] channel`), update every copy as the
 //! request moves, DM the requester's owner once it is decided, and post
-//! escalations to a channel or to each member of a group.
+//! escalations to a channel or to each member of a group (a `teams:`
+//! target is left to Teams).
 
 use async_trait::async_trait;
 use countersign_core::{PrincipalKind, Request, Status};
@@ -154,6 +155,10 @@ impl Slack {
             return Ok(());
         }
         let to = change.details.get("to").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if to.starts_with(crate::teams::ESCALATION_PREFIX) {
+            // A Teams conversation: Teams posts it.
+            return Ok(());
+        }
         let after = change.details.get("after").and_then(Value::as_str).unwrap_or("its deadline");
         let note = format!("⏰ Escalated: still waiting for approval after {after}");
         let mut posted = self.posted(&request.id).await?;

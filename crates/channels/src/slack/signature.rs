@@ -2,11 +2,14 @@
 //! HMAC-SHA256 of `v0:<X-Slack-Request-Timestamp>:<raw body>` under the
 //! signing secret. Compared in constant time; the timestamp must be within
 //! five minutes of now, and a signature is accepted once, so a captured
-//! request cannot be replayed.
+//! request cannot be replayed. "Once" holds across every gateway process
+//! that shares the store: the first use is claimed with a compare-and-set
+//! in the store's key-value area ([`ReplayGuard`]).
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use countersign_store::{Store, StoreError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -25,6 +28,10 @@ pub enum SignatureError {
     Mismatch,
     #[error("this signed request was already received")]
     Replayed,
+    /// The store could not say whether the request was seen: refused, as a
+    /// replay might otherwise slip through (Slack retries).
+    #[error("cannot check this request for replay right now; try again")]
+    Unchecked,
 }
 
 /// `v0=<hex>` for `body` sent at `timestamp`.
@@ -69,24 +76,65 @@ pub fn verify(
     }
 }
 
-/// Remembers the signatures seen in the last five minutes (the window in
-/// which a signature can be fresh), so each is accepted once per process.
+/// The key-value namespace of seen signatures.
+const SEEN: &str = "channels.slack.seen";
+
+/// Accepts each signature once across every process sharing the store.
+///
+/// Each first use is claimed by creating `SEEN/<signature>` with a
+/// compare-and-set from absent, which exactly one racing process wins. A
+/// signature can only be fresh within [`MAX_SKEW_SECS`] of its timestamp
+/// (and the signature covers the timestamp), so an entry older than twice
+/// that window can never match a fresh request again: each process deletes
+/// the entries it made once they are that old.
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
-    seen: Mutex<HashMap<String, i64>>,
+    /// (key, timestamp) of the entries this process made, oldest first.
+    mine: Mutex<VecDeque<(String, i64)>>,
 }
 
 impl ReplayGuard {
-    /// Records `signature`; `Replayed` if it was seen before.
-    pub fn first_use(&self, signature: &str, timestamp_secs: i64, now_secs: i64) -> Result<(), SignatureError> {
-        let Ok(mut seen) = self.seen.lock() else {
-            return Err(SignatureError::Replayed);
-        };
-        seen.retain(|_, at| now_secs - *at <= MAX_SKEW_SECS * 2);
-        if seen.insert(signature.to_owned(), timestamp_secs).is_some() {
-            return Err(SignatureError::Replayed);
+    /// Records `signature`; `Replayed` if any process sharing `store` saw it before.
+    pub async fn first_use(
+        &self,
+        store: &dyn Store,
+        signature: &str,
+        timestamp_secs: i64,
+        now_secs: i64,
+    ) -> Result<(), SignatureError> {
+        self.forget_old(store, now_secs).await;
+        let key = signature.to_owned();
+        match store.kv_compare_and_set(SEEN, &key, None, Some(timestamp_secs.to_string())).await {
+            Ok(true) => {
+                if let Ok(mut mine) = self.mine.lock() {
+                    mine.push_back((key, timestamp_secs));
+                }
+                Ok(())
+            }
+            Ok(false) => Err(SignatureError::Replayed),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record a Slack signature; refusing the request");
+                Err(SignatureError::Unchecked)
+            }
         }
-        Ok(())
+    }
+
+    /// Deletes this process's entries that can no longer match a fresh request.
+    async fn forget_old(&self, store: &dyn Store, now_secs: i64) {
+        let old: Vec<(String, i64)> = match self.mine.lock() {
+            Ok(mut mine) => {
+                let keep = mine.iter().position(|(_, at)| now_secs - *at <= MAX_SKEW_SECS * 2).unwrap_or(mine.len());
+                mine.drain(..keep).collect()
+            }
+            Err(_) => return,
+        };
+        for (key, at) in old {
+            let result: Result<bool, StoreError> =
+                store.kv_compare_and_set(SEEN, &key, Some(at.to_string()), None).await;
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "cannot delete an old Slack signature; it is harmless");
+            }
+        }
     }
 }
 
@@ -116,11 +164,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_signature_is_accepted_once() {
-        let guard = ReplayGuard::default();
-        assert_eq!(guard.first_use("v0=ab", 100, 100), Ok(()));
-        assert_eq!(guard.first_use("v0=ab", 100, 101), Err(SignatureError::Replayed));
-        assert_eq!(guard.first_use("v0=cd", 100, 101), Ok(()));
+    #[tokio::test]
+    async fn a_signature_is_accepted_once_across_guards_sharing_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = countersign_store_sqlite::SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+        let (one, two) = (ReplayGuard::default(), ReplayGuard::default());
+        assert_eq!(one.first_use(&store, "v0=ab", 100, 100).await, Ok(()));
+        assert_eq!(one.first_use(&store, "v0=ab", 100, 101).await, Err(SignatureError::Replayed));
+        assert_eq!(two.first_use(&store, "v0=ab", 100, 102).await, Err(SignatureError::Replayed), "another process");
+        assert_eq!(two.first_use(&store, "v0=cd", 100, 101).await, Ok(()));
+        // Past the window the entry is deleted by the process that made it.
+        assert_eq!(one.first_use(&store, "v0=ef", 800, 800).await, Ok(()));
+        assert_eq!(store.kv_get(SEEN, "v0=ab").await.unwrap(), None);
+        assert_eq!(store.kv_get(SEEN, "v0=ef").await.unwrap(), Some("800".to_owned()));
+        assert_eq!(store.kv_get(SEEN, "v0=cd").await.unwrap(), Some("100".to_owned()), "not one's to delete");
     }
 }

@@ -1,6 +1,7 @@
 //! The Bot Connector calls the bot makes: send an activity to a
-//! conversation, replace one (card updates), and read a conversation
-//! member (to learn the clicker's email or UPN). Each call carries a token
+//! conversation, replace one (card updates), read a conversation member
+//! (to learn the clicker's email or UPN), and open a 1:1 conversation with
+//! a user (proactive DMs). Each call carries a token
 //! the bot gets from Entra ID with its app password or certificate
 //! (client credentials, scope `https://api.botframework.com/.default`),
 //! cached until shortly before it expires.
@@ -29,15 +30,18 @@ pub enum ConnectorError {
     Status(u16),
     #[error("cannot get a bot token: {0}")]
     Token(String),
+    #[error("the Bot Connector answered without {0}")]
+    Malformed(&'static str),
 }
 
 impl From<ConnectorError> for DeliveryError {
     fn from(e: ConnectorError) -> Self {
         match &e {
             ConnectorError::Status(400 | 403 | 404) => Self::Permanent(e.to_string()),
-            ConnectorError::Status(_) | ConnectorError::Transport(_) | ConnectorError::Token(_) => {
-                Self::Transient(e.to_string())
-            }
+            ConnectorError::Status(_)
+            | ConnectorError::Transport(_)
+            | ConnectorError::Token(_)
+            | ConnectorError::Malformed(_) => Self::Transient(e.to_string()),
         }
     }
 }
@@ -106,6 +110,33 @@ impl Connector {
         let url = format!("{}/v3/conversations/{}/activities", base(service_url), encode(conversation));
         let answer = self.call(reqwest::Method::POST, &url, Some(activity)).await?;
         Ok(answer.get("id").and_then(Value::as_str).unwrap_or_default().to_owned())
+    }
+
+    /// Opens a 1:1 conversation between the bot and `account`
+    /// (`POST /v3/conversations`; Teams returns the existing one if there
+    /// is one); returns its id.
+    pub async fn create_conversation(
+        &self,
+        service_url: &str,
+        account: &super::accounts::Account,
+    ) -> Result<String, ConnectorError> {
+        let url = format!("{}/v3/conversations", base(service_url));
+        let mut parameters = json!({
+            "isGroup": false,
+            "bot": {"id": format!("28:{}", self.app_id)},
+            "members": [{"id": account.member}],
+        });
+        if let Some(tenant) = &account.tenant {
+            parameters["tenantId"] = json!(tenant);
+            parameters["channelData"] = json!({"tenant": {"id": tenant}});
+        }
+        let answer = self.call(reqwest::Method::POST, &url, Some(&parameters)).await?;
+        answer
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .ok_or(ConnectorError::Malformed("a conversation id"))
     }
 
     /// Replaces activity `id` (a card update).

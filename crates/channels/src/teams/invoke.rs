@@ -122,6 +122,10 @@ impl Teams {
                 return Err(format!("Not applied: {why}"));
             }
         };
+        // Where this person is in Teams, for the owner DM and escalations.
+        if let Some(account) = super::accounts::Account::from_activity(activity) {
+            self.learn(&user.name, &account).await;
+        }
         let result = self.state.vote(&user.principal(), &id, kind, comment).await;
         let refused = result.as_ref().err().map(refusal_text);
         self.audit(click_event("teams", &account, Some(&user), &id, verb, refused.as_deref())).await;

@@ -4,11 +4,14 @@
 //! clicks at `POST /v1/integrations/teams/messages` ([`invoke`]) after
 //! validating the Bot Framework JWT ([`jwt`]).
 
+pub mod accounts;
 pub mod card;
 pub mod connector;
 pub mod invoke;
 pub mod jwt;
 mod notifier;
+
+pub use notifier::ESCALATION_PREFIX;
 
 use countersign_core::Request;
 use countersign_server::config::TeamsConfig;

@@ -1,14 +1,22 @@
 //! Teams as an outbox channel: post the card to the conversation its
-//! requirements name (`@teams_channel`, else `[teams] conversation`) and
-//! replace it as the request moves.
+//! requirements name (`@teams_channel`, else `[teams] conversation`),
+//! replace it as the request moves, DM the requester's owner once it is
+//! decided, and post escalations to a Teams conversation
+//! (`@escalate_to("teams:<conversation id>")`) or, for a group, to each
+//! member whose Teams account is known ([`super::accounts`]).
 
 use async_trait::async_trait;
-use countersign_core::Request;
+use countersign_core::{PrincipalKind, Request, Status};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use super::{card, Teams};
 use crate::events::{Change, ChangeKind};
 use crate::outbox::{DeliveryError, Notifier, KV};
+use crate::review::ReviewCard;
+
+/// The prefix of an escalation target that names a Teams conversation.
+pub const ESCALATION_PREFIX: &str = "teams:";
 
 /// A posted card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +24,11 @@ pub(crate) struct Posted {
     pub(crate) conversation: String,
     pub(crate) service_url: String,
     pub(crate) activity: String,
+    /// For escalations: what the copy says it is, and what it was posted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
 }
 
 #[async_trait]
@@ -25,7 +38,7 @@ impl Notifier for Teams {
     }
 
     fn wants(&self, kind: ChangeKind) -> bool {
-        kind.shows_on_card()
+        kind.shows_on_card() || kind == ChangeKind::Escalated
     }
 
     fn coalesces(&self) -> bool {
@@ -36,14 +49,38 @@ impl Notifier for Teams {
         None
     }
 
-    async fn deliver(&self, _change: &Change, request: &Request, _attempt: u32) -> Result<(), DeliveryError> {
+    async fn deliver(&self, change: &Change, request: &Request, _attempt: u32) -> Result<(), DeliveryError> {
         if request.requirements.is_empty() {
             return Ok(());
         }
         let review = self.cards.build(request).await;
-        let activity = card::activity(&card::adaptive_card(&review, None), &review.headline());
+        match change.kind {
+            ChangeKind::Escalated => self.escalate(change, request, &review).await,
+            ChangeKind::Pending
+            | ChangeKind::Allowed
+            | ChangeKind::Approval
+            | ChangeKind::Denial
+            | ChangeKind::Comment
+            | ChangeKind::Approved
+            | ChangeKind::Denied
+            | ChangeKind::Released
+            | ChangeKind::Expired
+            | ChangeKind::Cancelled
+            | ChangeKind::Revoked
+            | ChangeKind::Outcome => {
+                self.show(request, &review).await?;
+                self.tell_owner(request, &review).await
+            }
+        }
+    }
+}
+
+impl Teams {
+    /// Posts the card to every conversation not yet holding it, and replaces the rest.
+    async fn show(&self, request: &Request, review: &ReviewCard) -> Result<(), DeliveryError> {
         let mut posted = self.posted(&request.id).await?;
         for copy in &posted {
+            let activity = card::activity(&card::adaptive_card(review, copy.note.as_deref()), &review.headline());
             self.connector.update(&copy.service_url, &copy.conversation, &copy.activity, &activity).await?;
         }
         let mut targets: Vec<String> = Vec::new();
@@ -60,20 +97,99 @@ impl Notifier for Teams {
                 "no Teams conversation: set `[teams] conversation` or `@teams_channel` on the policy".to_owned(),
             ));
         }
+        let activity = card::activity(&card::adaptive_card(review, None), &review.headline());
         for conversation in targets {
-            if posted.iter().any(|p| p.conversation == conversation) {
+            if posted.iter().any(|p| p.target.is_none() && p.conversation == conversation) {
                 continue;
             }
             let service_url = self.config.service_url.clone();
             let id = self.connector.send(&service_url, &conversation, &activity).await?;
-            posted.push(Posted { conversation, service_url, activity: id });
+            posted.push(Posted { conversation, service_url, activity: id, note: None, target: None });
+            // Saved after each post, so a retry does not post twice.
             self.save_posted(&request.id, &posted).await?;
         }
         Ok(())
     }
-}
 
-impl Teams {
+    /// Once decided, a DM to the requester's owner (or the requesting
+    /// user), if their Teams account is known.
+    async fn tell_owner(&self, request: &Request, review: &ReviewCard) -> Result<(), DeliveryError> {
+        if request.status == Status::Pending {
+            return Ok(());
+        }
+        let key = format!("teams:dm:{}", request.id);
+        let store = &self.state.store;
+        if store.kv_get(KV, &key).await?.is_some() {
+            return Ok(());
+        }
+        let owner = match request.principal.kind {
+            PrincipalKind::Agent => request.owner.clone(),
+            PrincipalKind::User => Some(request.principal.name.clone()),
+        };
+        if let Some(owner) = owner {
+            match self.account(&owner).await? {
+                Some(account) => {
+                    let (service_url, conversation) = self.open_dm(&account).await?;
+                    let result = review.result.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+                    let text = format!("Your request — {}{result}: {}", review.headline(), review.console_url);
+                    let message = json!({"type": "message", "textFormat": "plain", "text": text,
+                                         "summary": review.headline()});
+                    self.connector.send(&service_url, &conversation, &message).await?;
+                }
+                None => tracing::debug!(user = %owner, "the owner has not used Teams with this bot yet; no DM"),
+            }
+        }
+        store.kv_compare_and_set(KV, &key, None, Some(request.status.as_str().to_owned())).await?;
+        Ok(())
+    }
+
+    /// Posts the card, marked as escalated, to a Teams conversation
+    /// (`teams:<id>`) or to each member of a group whose account is known.
+    /// Slack channels are Slack's to handle.
+    async fn escalate(&self, change: &Change, request: &Request, review: &ReviewCard) -> Result<(), DeliveryError> {
+        if request.status != Status::Pending {
+            return Ok(());
+        }
+        let to = change.details.get("to").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let key = format!("escalation:{to}:{}", change.seq);
+        let targets: Vec<(String, String, String)> = if let Some(conversation) = to.strip_prefix(ESCALATION_PREFIX) {
+            vec![(key.clone(), self.config.service_url.clone(), conversation.to_owned())]
+        } else if to.starts_with('#') || to.is_empty() {
+            return Ok(());
+        } else {
+            let mut dms = Vec::new();
+            for user in self.state.store.list_users().await? {
+                if user.revoked_at.is_some() || !user.groups.contains(&to) {
+                    continue;
+                }
+                if let Some(account) = self.account(&user.name).await? {
+                    let (service_url, conversation) = self.open_dm(&account).await?;
+                    dms.push((format!("{key}:{}", user.name), service_url, conversation));
+                }
+            }
+            dms
+        };
+        let after = change.details.get("after").and_then(Value::as_str).unwrap_or("its deadline");
+        let note = format!("⏰ Escalated: still waiting for approval after {after}");
+        let activity = card::activity(&card::adaptive_card(review, Some(&note)), &review.headline());
+        let mut posted = self.posted(&request.id).await?;
+        for (target, service_url, conversation) in targets {
+            if posted.iter().any(|p| p.target.as_deref() == Some(target.as_str())) {
+                continue;
+            }
+            let id = self.connector.send(&service_url, &conversation, &activity).await?;
+            posted.push(Posted {
+                conversation,
+                service_url,
+                activity: id,
+                note: Some(note.clone()),
+                target: Some(target),
+            });
+            self.save_posted(&request.id, &posted).await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn posted(&self, id: &str) -> Result<Vec<Posted>, DeliveryError> {
         let text = self.state.store.kv_get(KV, &format!("teams:msg:{id}")).await?;
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())

@@ -56,6 +56,7 @@ async fn a_card_is_posted_updated_and_closed_and_the_owner_hears() {
     .await;
     let last = gw.slack.calls("chat.update").last().cloned().unwrap();
     assert!(!text_of(&last).contains("countersign_approve"), "a closed card has no buttons: {last}");
+    assert_bolt_accepts_what_we_accepted(&gw);
     // The owner (owen, Slack UOWEN by email) gets one DM once it is decided.
     gw.eventually("DM to the owner", || async {
         gw.slack.calls("chat.postMessage").iter().any(|m| m["channel"] == "DUOWEN")
@@ -106,7 +107,37 @@ async fn forged_stale_and_replayed_requests_get_401() {
     assert_eq!(signature, sign(SIGNING_SECRET, &ts), "our signing matches slack_sdk's");
     assert_eq!(gw.slack_raw(&body, &ts, &signature).await.status(), 200);
     assert_eq!(gw.slack_raw(&body, &ts, &signature).await.status(), 401, "replayed");
+    // Replayed to another gateway process on the same store: refused too, and audited.
+    let replica = gw.replica().await;
+    let before = rejections(&gw).await;
+    assert_eq!(gw.slack_raw_to(&replica.url, &body, &ts, &signature).await.status(), 401, "replayed to a replica");
+    assert_eq!(rejections(&gw).await, before + 1, "the replica audits the replay");
+    assert_eq!(
+        gw.audit_types().await.iter().rev().find(|(t, _)| t == "integration.rejected").unwrap().1["reason"],
+        "this signed request was already received"
+    );
+    // A fresh signature is still welcome at the replica (it is a working gateway, not a dead one).
+    let later = (now + 1).to_string();
+    let deny = slack_form(&click("UBOB", "countersign_noop", &id, "C1"));
+    let fresh = countersign_channels::slack::signature::sign(SIGNING_SECRET.as_bytes(), &later, deny.as_bytes());
+    assert_eq!(gw.slack_raw_to(&replica.url, &deny, &later, &fresh).await.status(), 200);
     gw.eventually("approved once", || async { gw.request(&id).await.status.as_str() == "approved" }).await;
+
+    // A Bolt app accepts exactly the requests countersign accepted (replays
+    // aside: Bolt leaves those to the app).
+    let sent: Vec<(String, String, String, u16)> = gw.slack_sent.lock().unwrap().clone();
+    let mut first = std::collections::HashSet::new();
+    let sent: Vec<_> =
+        sent.into_iter().filter(|(b, t, s, _)| first.insert((b.clone(), t.clone(), s.clone()))).collect();
+    let verdicts = bolt(&sent.iter().map(|(b, t, s, _)| (b.clone(), t.clone(), s.clone())).collect::<Vec<_>>());
+    assert_eq!(sent.len(), 7);
+    for ((_, ts, signature, ours), bolt) in sent.iter().zip(&verdicts) {
+        assert_eq!(
+            bolt["status"] == 200,
+            *ours == 200,
+            "ts {ts} signature {signature}: Bolt {bolt}, countersign {ours}"
+        );
+    }
 
     // slack_sdk's verifier and ours agree on every case.
     let cases = [
@@ -138,7 +169,7 @@ async fn forged_stale_and_replayed_requests_get_401() {
         assert_eq!(sdk["verified"][i].as_bool(), Some(*expected), "slack_sdk disagrees on case {i}");
     }
     let rejected = gw.audit_types().await.into_iter().filter(|(t, _)| t == "integration.rejected").count();
-    assert_eq!(rejected, 6, "every rejected request is audited");
+    assert_eq!(rejected, 7, "every rejected request is audited (the replica's too)");
 }
 
 #[tokio::test]
@@ -208,6 +239,7 @@ async fn deny_and_approve_with_comment_ask_for_a_reason_in_a_modal() {
     assert_eq!(request.status.as_str(), "approved");
     assert_eq!(request.votes[0].comment.as_deref(), Some("checked the diff"));
     assert_slack_sdk_accepts_everything(&gw.slack);
+    assert_bolt_accepts_what_we_accepted(&gw);
 }
 
 #[tokio::test]
@@ -287,4 +319,8 @@ async fn a_slack_outage_delays_the_card_and_loses_nothing() {
     assert!(!gw.bot.cards().is_empty());
     assert!(!gw.hook.state.received.lock().unwrap().is_empty());
     assert_slack_sdk_accepts_everything(&gw.slack);
+}
+
+async fn rejections(gw: &Gateway) -> usize {
+    gw.audit_types().await.iter().filter(|(t, _)| t == "integration.rejected").count()
 }

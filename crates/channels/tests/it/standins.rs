@@ -170,6 +170,8 @@ pub struct BotState {
     /// Member id → its directory entry.
     pub members: Mutex<HashMap<String, Member>>,
     pub token_requests: Mutex<Vec<HashMap<String, String>>>,
+    /// The body of every `POST /v3/conversations` (ConversationParameters).
+    pub created: Mutex<Vec<Value>>,
     next: AtomicUsize,
     pub down: AtomicBool,
     base: Mutex<String>,
@@ -191,6 +193,7 @@ impl BotFrameworkStandIn {
             .route("/openid", get(openid))
             .route("/keys", get(|| async { Json(serde_json::from_str::<Value>(crate::support::JWKS).unwrap()) }))
             .route("/token", post(token))
+            .route("/v3/conversations", post(create_conversation))
             .route("/v3/conversations/{conversation}/activities", post(send_activity))
             .route("/v3/conversations/{conversation}/activities/{id}", axum::routing::put(update_activity))
             .route("/v3/conversations/{conversation}/members/{member}", get(member))
@@ -279,6 +282,32 @@ async fn send_activity(
     let id = format!("activity-{}", state.next.fetch_add(1, Ordering::SeqCst));
     state.activities.lock().unwrap().push(("send".into(), conversation, id.clone(), body));
     Json(json!({"id": id})).into_response()
+}
+
+/// `POST /v3/conversations`: a 1:1 conversation with one known member, as
+/// Teams allows bots (never a group, and the tenant must be given). Teams
+/// answers a repeated request with the same conversation.
+async fn create_conversation(
+    State(state): State<Arc<BotState>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(refused) = connector_auth(&state, &headers) {
+        return refused;
+    }
+    state.created.lock().unwrap().push(body.clone());
+    let members = body["members"].as_array().cloned().unwrap_or_default();
+    let tenant = body["tenantId"].as_str().or(body.pointer("/channelData/tenant/id").and_then(Value::as_str));
+    let known =
+        members.len() == 1 && members[0]["id"].as_str().is_some_and(|m| state.members.lock().unwrap().contains_key(m));
+    if body["isGroup"] == true || !known || tenant.is_none() || body.pointer("/bot/id").is_none() {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": {"code": "BadArgument"}}))).into_response();
+    }
+    let member = members[0]["id"].as_str().unwrap_or_default();
+    Json(
+        json!({"id": format!("a:1on1-{member}"), "activityId": null, "serviceUrl": state.base.lock().unwrap().clone()}),
+    )
+    .into_response()
 }
 
 async fn update_activity(

@@ -20,6 +20,8 @@ use serde_json::{json, Value};
 
 use crate::standins::{BotFrameworkStandIn, SlackStandIn, WebhookReceiver, APP_ID, APP_PASSWORD, BOT_TOKEN, ISSUER};
 
+/// The Entra ID tenant the test's Teams users belong to.
+pub const TENANT: &str = "72f988bf-0000-4000-8000-000000000001";
 pub const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 pub const WEBHOOK_SECRET: &str = "whsec-test";
 pub const JWKS: &str = include_str!("../fixtures/bot-jwks.json");
@@ -44,6 +46,12 @@ permit(principal, action == Action::"sql.execute", resource == Resource::"prod-d
 @escalate_after("1s")
 @escalate_to("sre-leads")
 permit(principal, action == Action::"shell.exec", resource == Resource::"slow-web");
+
+@id("slow-escalates-to-teams")
+@approvers("dba")
+@escalate_after("1s")
+@escalate_to("teams:19:db-leads@thread.tacv2")
+permit(principal, action == Action::"shell.exec", resource == Resource::"slow-db-host");
 
 @id("short-fuse")
 @approvers("sre")
@@ -90,6 +98,9 @@ pub struct Gateway {
     pub http: reqwest::Client,
     #[allow(dead_code)]
     pub channels: Channels,
+    pub config: Config,
+    /// (body, timestamp, signature, status) of every interactivity request sent.
+    pub slack_sent: std::sync::Mutex<Vec<(String, String, String, u16)>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -204,7 +215,7 @@ pub async fn gateway_with(setup: Setup) -> Gateway {
         .unwrap();
     tokens.insert("bot".to_owned(), token);
 
-    let state = AppState::new(config, store.clone()).await.unwrap();
+    let state = AppState::new(config.clone(), store.clone()).await.unwrap();
     let channels = Channels::with_options(state.clone(), fast_options()).unwrap();
     channels.spawn();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -227,6 +238,8 @@ pub async fn gateway_with(setup: Setup) -> Gateway {
         hook,
         http: reqwest::Client::new(),
         channels,
+        config,
+        slack_sent: std::sync::Mutex::default(),
         stop: Some(stop),
         _dir: dir,
     };
@@ -242,7 +255,31 @@ pub async fn gateway_with(setup: Setup) -> Gateway {
     gw
 }
 
+/// Another gateway process on the same store (a replica): its own state,
+/// store connection, channel routes and listener; no delivery workers.
+pub struct Replica {
+    pub url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
 impl Gateway {
+    pub async fn replica(&self) -> Replica {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&self.config.database_path()).unwrap());
+        let state = AppState::new(self.config.clone(), store).await.unwrap();
+        let router = Channels::with_options(state.clone(), fast_options()).unwrap().router();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            countersign_server::serve_with(state, router, listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Replica { url, _stop: stop }
+    }
+
     pub fn token(&self, who: &str) -> &str {
         self.tokens.get(who).unwrap()
     }
@@ -291,15 +328,24 @@ impl Gateway {
     }
 
     pub async fn slack_raw(&self, body: &str, ts: &str, signature: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/v1/integrations/slack/interactions", self.url))
+        self.slack_raw_to(&self.url, body, ts, signature).await
+    }
+
+    /// As [`Gateway::slack_raw`], to the gateway at `url` (a replica).
+    pub async fn slack_raw_to(&self, url: &str, body: &str, ts: &str, signature: &str) -> reqwest::Response {
+        let response = self
+            .http
+            .post(format!("{url}/v1/integrations/slack/interactions"))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("x-slack-request-timestamp", ts)
             .header("x-slack-signature", signature)
             .body(body.to_owned())
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        let sent = (body.to_owned(), ts.to_owned(), signature.to_owned(), response.status().as_u16());
+        self.slack_sent.lock().unwrap().push(sent);
+        response
     }
 
     /// Audit event types in order.
@@ -337,6 +383,9 @@ pub fn submit_modal(user: &str, view: &Value, reason: &str) -> Value {
         "team": {"id": "T1"},
         "view": {
             "id": "V1",
+            "type": "modal",
+            "team_id": "T1",
+            "app_id": "A1",
             "callback_id": view["callback_id"],
             "private_metadata": view["private_metadata"],
             "state": {"values": {"reason": {"text": {"type": "plain_text_input", "value": reason}}}},
@@ -391,7 +440,8 @@ pub fn invoke(gw: &Gateway, member: &str, aad: &str, verb: &str, id: &str, comme
         "serviceUrl": gw.bot.service_url,
         "from": {"id": member, "aadObjectId": aad, "name": member},
         "recipient": {"id": format!("28:{APP_ID}")},
-        "conversation": {"id": "19:approvals@thread.tacv2", "conversationType": "channel"},
+        "conversation": {"id": "19:approvals@thread.tacv2", "conversationType": "channel", "tenantId": TENANT},
+        "channelData": {"tenant": {"id": TENANT}, "channel": {"id": "19:approvals@thread.tacv2"}},
         "replyToId": "activity-0",
         "value": {"action": {"type": "Action.Execute", "verb": verb, "data": data}, "trigger": "manual"},
     })
@@ -424,7 +474,7 @@ fn run_peer(program: &str, script: &str, input: &Value) -> Value {
     if program == "python" && !program_path.exists() {
         missing("the slack-sdk venv (tests/channels-peers/.venv)");
     }
-    if program == "node" && !dir.join("node_modules/adaptivecards").exists() {
+    if program == "node" && !dir.join("node_modules/botbuilder").exists() {
         missing("the npm peers (tests/channels-peers/node_modules)");
     }
     let mut child = Command::new(&program_path)
@@ -439,6 +489,66 @@ fn run_peer(program: &str, script: &str, input: &Value) -> Value {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{script} failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Bolt for Python's verdict on each signed request and what it parsed
+/// (see tests/channels-peers/bolt_check.py).
+pub fn bolt(requests: &[(String, String, String)]) -> Vec<Value> {
+    let requests: Vec<Value> =
+        requests.iter().map(|(b, t, s)| json!({"body": b, "timestamp": t, "signature": s})).collect();
+    let out = run_peer("python", "bolt_check.py", &json!({"secret": SIGNING_SECRET, "requests": requests}));
+    out.as_array().unwrap().clone()
+}
+
+/// Every interactivity request countersign accepted (not counting
+/// replays) must be one a Bolt app accepts too, and Bolt must route and
+/// read it as the payload says: the stand-in's payloads are what Slack
+/// apps really get.
+pub fn assert_bolt_accepts_what_we_accepted(gw: &Gateway) {
+    let mut seen = std::collections::HashSet::new();
+    let accepted: Vec<(String, String, String)> = gw
+        .slack_sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(body, ts, signature, status)| {
+            *status == 200 && seen.insert((body.clone(), ts.clone(), signature.clone()))
+        })
+        .map(|(b, t, s, _)| (b.clone(), t.clone(), s.clone()))
+        .collect();
+    assert!(!accepted.is_empty(), "no interactivity request was accepted");
+    for ((body, _, _), parsed) in accepted.iter().zip(bolt(&accepted)) {
+        let payload: Value = form_urlencoded::parse(body.as_bytes())
+            .find(|(k, _)| k == "payload")
+            .map(|(_, v)| serde_json::from_str(&v).unwrap())
+            .unwrap();
+        assert_eq!(parsed["status"], 200, "Bolt refuses what countersign accepted: {parsed}\n{payload}");
+        assert_eq!(parsed["user"], payload["user"]["id"], "{parsed}");
+        match payload["type"].as_str().unwrap() {
+            "block_actions" => {
+                assert_eq!(parsed["kind"], "action", "{parsed}");
+                assert_eq!(parsed["action_id"], payload["actions"][0]["action_id"]);
+                assert_eq!(parsed["value"], payload["actions"][0]["value"]);
+            }
+            "view_submission" => {
+                assert_eq!(parsed["kind"], "view", "{parsed}");
+                assert_eq!(parsed["callback_id"], payload["view"]["callback_id"]);
+                assert_eq!(parsed["private_metadata"], payload["view"]["private_metadata"]);
+                assert_eq!(
+                    parsed["values"]["reason"]["text"],
+                    payload["view"]["state"]["values"]["reason"]["text"]["value"]
+                );
+            }
+            other => panic!("unexpected payload type {other}"),
+        }
+    }
+}
+
+/// botbuilder's reading of Teams activities and countersign's answers,
+/// and a proactive DM through botframework-connector (see
+/// tests/channels-peers/teams_check.js).
+pub async fn teams_sdk(input: Value) -> Value {
+    tokio::task::spawn_blocking(move || run_peer("node", "teams_check.js", &input)).await.unwrap()
 }
 
 /// slack_sdk's verdicts and signatures (see tests/channels-peers/slack_check.py).

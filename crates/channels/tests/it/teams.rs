@@ -158,3 +158,107 @@ async fn action_submit_is_the_fallback() {
     .await;
     assert_adaptivecards_accepts(&gw.bot.cards());
 }
+
+#[tokio::test]
+async fn the_owner_hears_in_teams_once_decided_and_botbuilder_reads_every_click() {
+    let gw = gateway().await;
+    let id = gw.submit(sql()).await;
+    let token = bot_token(&gw.bot.service_url, json!({}));
+    let mut exchanges = Vec::new();
+    // owen owns the agent: his click is refused (self-approval), and it
+    // teaches countersign where owen is in Teams.
+    for (member, aad, verb, comment) in [
+        ("29:owen", "aad-owen", "approve", None),
+        ("29:dave", "aad-dave", "approve", Some("fine")),
+        ("29:erin", "aad-erin", "deny", Some("not without legal")),
+    ] {
+        let activity = invoke(&gw, member, aad, verb, &id, comment);
+        let (status, answer) = teams_post(&gw, Some(&token), &activity).await;
+        assert_eq!(status, 200);
+        exchanges.push((activity, answer));
+    }
+    assert!(exchanges[0].1["value"].as_str().unwrap().contains("Not applied"), "{}", exchanges[0].1);
+    assert_eq!(gw.request(&id).await.status.as_str(), "denied");
+    let learned: Value =
+        serde_json::from_str(&gw.store.kv_get("channels", "teams:user:owen").await.unwrap().unwrap()).unwrap();
+    assert_eq!(learned["member"], "29:owen");
+    assert_eq!(learned["tenant"], TENANT);
+
+    // The DM: a 1:1 conversation with owen in his tenant, then the message.
+    gw.eventually("DM to owen in Teams", || async {
+        gw.bot.calls("send").iter().any(|(c, _, _)| c == "a:1on1-29:owen")
+    })
+    .await;
+    let created = gw.bot.state.created.lock().unwrap().clone();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0]["members"], json!([{"id": "29:owen"}]));
+    assert_eq!(created[0]["channelData"]["tenant"]["id"], TENANT);
+    let (_, _, dm) = gw.bot.calls("send").into_iter().find(|(c, _, _)| c == "a:1on1-29:owen").unwrap();
+    assert_eq!(dm["type"], "message");
+    assert!(dm["text"].as_str().unwrap().contains("Denied"), "{dm}");
+    // Once, however the request moves on.
+    let (status, _) = gw
+        .api(reqwest::Method::POST, &format!("/v1/actions/{id}/comments"), "carol", Some(json!({"comment": "noted"})))
+        .await;
+    assert_eq!(status, 200, "a later change");
+    gw.eventually("comment on the card", || async {
+        gw.bot.calls("update").iter().any(|(_, _, body)| body.to_string().contains("noted"))
+    })
+    .await;
+    assert_eq!(gw.bot.calls("send").iter().filter(|(c, _, _)| c == "a:1on1-29:owen").count(), 1);
+
+    // The Bot Framework SDK: botbuilder's TeamsActivityHandler reads each
+    // invoke as countersign did and takes countersign's answers as invoke
+    // responses; botframework-connector opens the same 1:1 conversation
+    // through the stand-in with the parameters countersign sent.
+    let input: Vec<Value> = exchanges.iter().map(|(a, r)| json!({"activity": a, "response": r})).collect();
+    let sdk = teams_sdk(json!({
+        "invokes": input,
+        "dm": {"serviceUrl": gw.bot.service_url, "token": "bot-access-token", "appId": crate::standins::APP_ID,
+               "member": "29:owen", "tenant": TENANT},
+    }))
+    .await;
+    for (i, parsed) in sdk["invokes"].as_array().unwrap().iter().enumerate() {
+        let (activity, answer) = &exchanges[i];
+        assert_eq!(parsed["error"], Value::Null, "{parsed}");
+        assert_eq!(parsed["verb"], activity["value"]["action"]["verb"]);
+        assert_eq!(parsed["data"], activity["value"]["action"]["data"]);
+        assert_eq!(parsed["tenant"], TENANT);
+        assert_eq!(parsed["status"], 200);
+        assert_eq!(&parsed["body"], answer);
+    }
+    assert_eq!(sdk["dm"]["conversation"], "a:1on1-29:owen");
+    let created = gw.bot.state.created.lock().unwrap().clone();
+    assert_eq!(created.len(), 2);
+    assert_eq!(created[0], created[1], "countersign asks for the conversation exactly as the SDK does");
+}
+
+#[tokio::test]
+async fn escalation_posts_to_a_teams_conversation_and_keeps_it_current() {
+    let gw = gateway().await;
+    let id =
+        gw.submit(json!({"kind": "shell.exec", "resource": "slow-db-host", "payload": {"argv": ["vacuum"]}})).await;
+    let leads = "19:db-leads@thread.tacv2";
+    gw.eventually("escalated card in the leads' conversation", || async {
+        gw.bot.calls("send").iter().any(|(c, _, _)| c == leads)
+    })
+    .await;
+    let (_, activity_id, sent) = gw.bot.calls("send").into_iter().find(|(c, _, _)| c == leads).unwrap();
+    assert!(sent["attachments"][0]["content"].to_string().contains("Escalated"), "{sent}");
+    // Slack leaves a Teams target alone.
+    assert!(gw.slack.calls("chat.postMessage").iter().all(|m| !m.to_string().contains("Escalated")));
+    let (status, _) = gw
+        .api(reqwest::Method::POST, &format!("/v1/actions/{id}/approve"), "carol", Some(json!({"comment": "ok"})))
+        .await;
+    assert_eq!(status, 200);
+    gw.eventually("escalated copy updated", || async {
+        gw.bot
+            .calls("update")
+            .iter()
+            .any(|(c, a, body)| c == leads && *a == activity_id && body.to_string().contains("Approved by carol"))
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(gw.bot.calls("send").iter().filter(|(c, _, _)| c == leads).count(), 1, "escalated once");
+    assert_adaptivecards_accepts(&gw.bot.cards());
+}
