@@ -10,7 +10,9 @@
 //! was sent on it is kept until the request is answered (and a while
 //! after), so a client that lost the connection resumes with a GET and
 //! `Last-Event-ID`; streams start with a priming event for clients of
-//! 2025-11-25 and later. The GET stream itself is not resumable.
+//! 2025-11-25 and later. The GET stream is stream `0`: its last events are
+//! kept too, so a client whose GET connection broke reconnects with
+//! `Last-Event-ID: 0-<n>` and gets what it may have missed, then the rest.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -61,6 +63,9 @@ struct Streams {
     /// Finished streams, oldest first (the ones that may be forgotten).
     finished: VecDeque<u64>,
     next_stream: u64,
+    /// The GET stream's last events, for resumption: (seq, event).
+    standalone_sent: VecDeque<(u64, Bytes)>,
+    standalone_seq: u64,
 }
 
 /// One request stream's events.
@@ -72,7 +77,55 @@ struct History {
     live: Option<mpsc::Sender<Bytes>>,
 }
 
+/// Why a GET stream cannot be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GetRefused {
+    AlreadyOpen,
+    NoLongerKept,
+}
+
 impl Streams {
+    /// Opens the GET stream on `tx`. When resuming after event `0-<after>`,
+    /// the kept events after it go to `replay` first; then what waited in
+    /// the backlog goes to `tx`.
+    fn open_standalone(
+        &mut self,
+        after: Option<u64>,
+        tx: mpsc::Sender<Message>,
+        replay: &mpsc::Sender<Bytes>,
+    ) -> Result<(), GetRefused> {
+        if self.standalone.as_ref().is_some_and(|s| !s.is_closed()) {
+            return Err(GetRefused::AlreadyOpen);
+        }
+        if let Some(after) = after {
+            // Events between `after` and the oldest kept one are gone:
+            // say so rather than resume with a silent gap.
+            let oldest = self.standalone_sent.front().map_or(self.standalone_seq + 1, |(seq, _)| *seq);
+            if after + 1 < oldest || after > self.standalone_seq {
+                return Err(GetRefused::NoLongerKept);
+            }
+            for (_, event) in self.standalone_sent.iter().filter(|(seq, _)| *seq > after) {
+                let _ = replay.try_send(event.clone());
+            }
+        }
+        while let Some(message) = self.backlog.pop_front() {
+            let _ = tx.try_send(message);
+        }
+        self.standalone = Some(tx);
+        Ok(())
+    }
+
+    /// Numbers one GET-stream message and keeps it; returns its SSE event.
+    fn standalone_event(&mut self, text: &str) -> Bytes {
+        self.standalone_seq += 1;
+        let event = sse::message_event(text, Some(&format!("0-{}", self.standalone_seq)));
+        if self.standalone_sent.len() >= KEPT_EVENTS {
+            self.standalone_sent.pop_front();
+        }
+        self.standalone_sent.push_back((self.standalone_seq, event.clone()));
+        event
+    }
+
     fn open_history(&mut self, live: mpsc::Sender<Bytes>) -> u64 {
         self.next_stream += 1;
         self.history.insert(self.next_stream, History { events: Vec::new(), done: false, live: Some(live) });
@@ -147,7 +200,7 @@ pub(super) async fn handle(
         (Method::POST, session) => post(service, command, request, session).await,
         (Method::GET, Some(session)) => match request.headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
             Some(last) => resume(&session, last),
-            None => listen(&session),
+            None => listen(&session.streams, None),
         },
         (Method::DELETE, Some(session)) => {
             if let Some(id) = &request.session_id {
@@ -336,6 +389,9 @@ fn resume(session: &Arc<Session>, last_event_id: &str) -> Response {
             "`Last-Event-ID` is not an event id of this session",
         );
     };
+    if n == 0 {
+        return listen(&session.streams, Some(after));
+    }
     let (tx, rx) = mpsc::channel::<Bytes>(KEPT_EVENTS + 64);
     {
         let mut streams = lock(&session.streams);
@@ -358,27 +414,42 @@ fn resume(session: &Arc<Session>, last_event_id: &str) -> Response {
     super::sse_response(rx, &[])
 }
 
-/// The client's GET stream for messages unrelated to its requests.
-fn listen(session: &Arc<Session>) -> Response {
+/// The client's GET stream for messages unrelated to its requests; with
+/// `after`, resumed after event `0-<after>`.
+fn listen(streams: &Arc<Mutex<Streams>>, after: Option<u64>) -> Response {
     let (tx, mut rx) = mpsc::channel::<Message>(BACKLOG + 16);
-    {
-        let mut streams = lock(&session.streams);
-        if streams.standalone.as_ref().is_some_and(|s| !s.is_closed()) {
+    let (bytes_tx, bytes_rx) = mpsc::channel::<Bytes>(KEPT_EVENTS + 64);
+    match lock(streams).open_standalone(after, tx, &bytes_tx) {
+        Ok(()) => {}
+        Err(GetRefused::AlreadyOpen) => {
             return rpc_error(
                 StatusCode::CONFLICT,
                 jsonrpc::INVALID_REQUEST,
                 "a GET stream is already open for this session",
-            );
+            )
         }
-        while let Some(message) = streams.backlog.pop_front() {
-            let _ = tx.try_send(message);
+        Err(GetRefused::NoLongerKept) => {
+            return rpc_error(
+                StatusCode::NOT_FOUND,
+                jsonrpc::INVALID_REQUEST,
+                "the GET stream's events after that id are no longer kept; it cannot be resumed",
+            )
         }
-        streams.standalone = Some(tx);
     }
-    let (bytes_tx, bytes_rx) = mpsc::channel::<Bytes>(64);
+    let streams = streams.clone();
     tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
-            if bytes_tx.send(sse::message_event(&message.text, None)).await.is_err() {
+        loop {
+            // A dropped connection ends this at once, not at the next
+            // message, so that the client may open a new GET stream.
+            let message = tokio::select! {
+                message = rx.recv() => message,
+                () = bytes_tx.closed() => None,
+            };
+            let Some(message) = message else { break };
+            // Kept before it is sent: if the connection breaks with it in
+            // flight, a resumption still has it.
+            let event = lock(&streams).standalone_event(&message.text);
+            if bytes_tx.send(event).await.is_err() {
                 break;
             }
         }
@@ -426,5 +497,66 @@ async fn route(mut messages: mpsc::Receiver<ToClient>, streams: Arc<Mutex<Stream
             }
             s.backlog.push_back(message);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt as _;
+
+    use super::*;
+
+    fn unrelated(n: u64) -> ToClient {
+        let text = format!(r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"data":"m{n}"}}}}"#);
+        ToClient { message: Message::parse(&text).unwrap(), related: None }
+    }
+
+    /// The next SSE event on a response body: (id, data).
+    async fn next_event(body: &mut axum::body::BodyDataStream) -> (String, String) {
+        let chunk =
+            tokio::time::timeout(std::time::Duration::from_secs(5), body.next()).await.unwrap().unwrap().unwrap();
+        let text = String::from_utf8(chunk.to_vec()).unwrap();
+        let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_default().to_owned();
+        (field("id: "), field("data: "))
+    }
+
+    #[tokio::test]
+    async fn a_broken_get_stream_resumes_after_its_last_event_id() {
+        let streams = Arc::new(Mutex::new(Streams::default()));
+        let (to_client, messages) = mpsc::channel(16);
+        tokio::spawn(route(messages, streams.clone()));
+
+        let mut first = listen(&streams, None).into_body().into_data_stream();
+        for n in 1..=3 {
+            to_client.send(unrelated(n)).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        for _ in 1..=3 {
+            seen.push(next_event(&mut first).await);
+        }
+        assert_eq!(seen.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["0-1", "0-2", "0-3"]);
+        assert_eq!(listen(&streams, None).status(), StatusCode::CONFLICT, "one GET stream at a time");
+
+        // The connection breaks; the client had only read up to `0-1`.
+        // Message 4 arrives while nobody listens.
+        drop(first);
+        to_client.send(unrelated(4)).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+        let mut resumed = listen(&streams, Some(1)).into_body().into_data_stream();
+        let mut data = Vec::new();
+        for _ in 0..3 {
+            data.push(next_event(&mut resumed).await.1);
+        }
+        assert!(data[0].contains("m2") && data[1].contains("m3") && data[2].contains("m4"), "{data:?}");
+
+        // Ids this session never sent, or no longer keeps, are refused.
+        drop(resumed);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(listen(&streams, Some(99)).status(), StatusCode::NOT_FOUND);
+        for n in 5..(5 + KEPT_EVENTS as u64 + 10) {
+            lock(&streams).standalone_event(&format!("{{\"n\":{n}}}"));
+        }
+        assert_eq!(listen(&streams, Some(1)).status(), StatusCode::NOT_FOUND);
     }
 }
