@@ -38,11 +38,17 @@
     if (window.EventSource) {
       var source = new EventSource("/console/events");
       source.addEventListener("change", refresh);
-      source.addEventListener("open", function () { if (status) { status.textContent = "Updates live."; } });
+      // Every (re)connection re-reads the table: changes made while the
+      // stream was down, or before it first connected, are not replayed.
+      source.addEventListener("open", function () {
+        if (status) { status.textContent = "Updates live."; }
+        refresh();
+      });
       source.addEventListener("error", function () { if (status) { status.textContent = "Reconnecting…"; } });
+    } else {
+      // No server-sent events in this browser: re-read now and then.
+      setInterval(refresh, 30000);
     }
-    // Changes made through other gateway replicas reach us this way.
-    setInterval(refresh, 60000);
   }
 
   // Copy buttons for tokens shown once.

@@ -40,13 +40,12 @@ async fn render(state: &Shared, viewer: &Viewer, message: String) -> Response {
     };
     let mut user_rows = String::new();
     for u in &users {
-        let profile = state.identity.directory.profile(&u.name).await.ok().flatten();
-        let login = profile.as_ref().map(|p| time(p.last_login)).unwrap_or_else(|| "—".to_owned());
-        let idp_groups = profile.map(|p| p.groups.join(", ")).unwrap_or_default();
-        let groups = if idp_groups.is_empty() {
-            u.groups.join(", ")
-        } else {
-            format!("{idp_groups} (from the identity provider)")
+        // Kept up to date by every login through the identity provider.
+        let login = u.last_login.map(time).unwrap_or_else(|| "—".to_owned());
+        let groups = u.groups.join(", ");
+        let shown_name = match &u.display_name {
+            Some(display) => format!("{} <span class=\"muted small\">({})</span>", esc(&u.name), esc(display)),
+            None => esc(&u.name),
         };
         let state_cell = match u.revoked_at {
             Some(t) => format!("revoked {}", time(t)),
@@ -55,7 +54,7 @@ async fn render(state: &Shared, viewer: &Viewer, message: String) -> Response {
         user_rows.push_str(&format!(
             "<tr><td data-label=\"Name\">{name}</td><td data-label=\"Email\">{email}</td><td data-label=\"Groups\">{groups}</td>\
              <td data-label=\"Last login\">{login}</td><td data-label=\"Created\">{created}</td><td data-label=\"\">{state_cell}</td></tr>",
-            name = esc(&u.name),
+            name = shown_name,
             email = esc(&u.email),
             groups = esc(&groups),
             created = time(u.created_at),

@@ -7,7 +7,9 @@
 //! - [`queue`]: the pending queue, kept live over server-sent events;
 //! - [`request`]: one request's review card, votes and comments;
 //! - [`history`], [`audit`], [`policies`], [`admin`]: the other pages;
-//! - [`session`]: cookies, sessions, CSRF; [`security`]: response headers.
+//! - [`session`]: cookies, sessions, CSRF; [`security`]: response headers;
+//! - [`housekeeping`]: background duties (expired sessions, and [`live`]:
+//!   changes made through other replicas for the live queue).
 //!
 //! Every rule of the approval loop is enforced by the gateway
 //! ([`countersign_server::AppState`]); the console only explains it (a
@@ -19,8 +21,10 @@ pub mod admin;
 mod assets;
 pub mod audit;
 pub mod history;
+pub mod housekeeping;
 pub mod html;
 pub mod layout;
+pub mod live;
 pub mod login;
 pub mod policies;
 pub mod queue;
@@ -60,6 +64,8 @@ pub struct ConsoleState {
     pub options: Options,
     pub cookies: session::Cookies,
     pub audit: audit::Cache,
+    /// Changes made through other replicas or processes, for the live queue.
+    pub outside: tokio::sync::broadcast::Sender<live::Outside>,
     csp: axum::http::HeaderValue,
 }
 
@@ -67,7 +73,9 @@ pub struct ConsoleState {
 pub type Shared = Arc<ConsoleState>;
 
 /// The console's routes; merge them into the gateway's router. Empty if
-/// `[console] enabled = false`.
+/// `[console] enabled = false`. Also starts the console's background
+/// duties ([`housekeeping`]) on the current runtime; they end when the
+/// gateway shuts down or the router is dropped.
 pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
     if !app.config.identity.console.enabled {
         return Router::new();
@@ -77,10 +85,12 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
         cookies: session::Cookies::new(app.config.identity.console.secure_cookies),
         csp: security::content_security_policy(idp_origin.as_deref()),
         audit: audit::Cache::default(),
+        outside: live::channel(),
         app,
         identity,
         options,
     });
+    housekeeping::spawn(Arc::downgrade(&state));
     Router::new()
         .route("/", get(login::root))
         .route("/console", get(login::root))

@@ -149,14 +149,23 @@ pub async fn start(State(state): State<Shared>, Query(query): Query<StartQuery>)
         Ok(v) => v,
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    if let Err(e) = state.app.store.kv_compare_and_set(LOGINS, &key_of(&id), None, Some(value)).await {
+    // Expires with its cookie; the housekeeping deletes abandoned logins.
+    let expires_at = Timestamp::now().plus(LOGIN_TTL);
+    let stored =
+        state.app.store.kv_compare_and_set_expiring(LOGINS, &key_of(&id), None, Some(value), Some(expires_at)).await;
+    if let Err(e) = stored {
         tracing::error!(error = %e, "cannot store a login under way");
         return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; try again shortly").into_response();
     }
     let mut response = Redirect::to(&url).into_response();
-    response.headers_mut().append(header::SET_COOKIE, state.cookies.set(state.cookies.login_name(), &id, 900));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, state.cookies.set(state.cookies.login_name(), &id, LOGIN_TTL.as_secs()));
     response
 }
+
+/// How long a login may take at the identity provider.
+const LOGIN_TTL: std::time::Duration = std::time::Duration::from_secs(900);
 
 #[derive(Debug, Deserialize)]
 pub struct CallbackQuery {
@@ -238,7 +247,7 @@ pub async fn callback(State(state): State<Shared>, headers: HeaderMap, Query(que
 /// Starts the new session (ending any old one in this browser) and goes on.
 async fn finish_session(state: &Shared, headers: &HeaderMap, record: Record, return_to: &str, via: &str) -> Response {
     if let Some(old) = cookie(headers, state.cookies.session_name()) {
-        let _ = session::remove(state, "console.sessions", &key_of(old)).await;
+        let _ = session::remove(state, session::SESSIONS, &key_of(old)).await;
     }
     let event = countersign_audit::AuditDraft::new(
         record.principal.reference().to_string(),

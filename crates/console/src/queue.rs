@@ -3,7 +3,9 @@
 //! refreshes itself: the page listens on `/console/events` (server-sent
 //! events, one per change to a request the viewer may see) and fetches
 //! `/console/fragments/queue` again, so new requests and decisions appear
-//! without a reload.
+//! without a reload, whichever replica or process made them (see
+//! [`crate::live`]). The page also re-reads the table whenever its event
+//! stream (re)connects, so nothing is lost while it was away.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -15,15 +17,17 @@ use countersign_core::Status;
 use countersign_server::hub::Wake;
 use countersign_store::RequestFilter;
 use futures_util::stream::Stream;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::html::esc;
 use crate::layout::{page as frame, Section};
+use crate::live::Outside;
 use crate::session::Viewer;
 use crate::view::{filter_input, request_table, TextFilters};
 use crate::Shared;
 
 /// How many pending requests the queue shows at most.
-const LIMIT: usize = 500;
+pub(crate) const LIMIT: usize = 500;
 
 async fn rows(state: &Shared, viewer: &Viewer, filters: &TextFilters) -> Result<String, Response> {
     let filter = RequestFilter { status: Some(Status::Pending), limit: LIMIT, ..RequestFilter::default() };
@@ -68,38 +72,56 @@ pub async fn fragment(State(state): State<Shared>, viewer: Viewer, Query(filters
     }
 }
 
+/// What an event stream heard.
+enum Heard {
+    /// A request as this gateway changed it.
+    Here(Result<std::sync::Arc<countersign_core::Request>, RecvError>),
+    /// A change made through another replica or process.
+    Elsewhere(Result<Outside, RecvError>),
+}
+
 /// Server-sent events: `change` whenever a request the viewer may see is
-/// created or changes (this gateway's changes; the page also refreshes
-/// every minute for changes made through other replicas). The stream ends
-/// when the gateway shuts down, so it never holds up a graceful stop.
+/// created or changes, through this gateway or any other sharing its store
+/// (the data is the new status, or `unknown` when the stream may have
+/// missed some). The stream ends when the gateway shuts down, so it never
+/// holds up a graceful stop.
 pub async fn events(State(state): State<Shared>, viewer: Viewer) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let changes = state.app.subscribe_changes();
+    let here = state.app.subscribe_changes();
+    let elsewhere = state.outside.subscribe();
     let shutdown = state.app.hub.subscribe();
     let stream = futures_util::stream::unfold(
-        (state, viewer, changes, shutdown),
-        |(state, viewer, mut changes, mut shutdown)| async move {
+        (state, viewer, here, elsewhere, shutdown),
+        |(state, viewer, mut here, mut elsewhere, mut shutdown)| async move {
             loop {
-                let next = tokio::select! {
-                    received = changes.recv() => received,
+                let heard = tokio::select! {
+                    received = here.recv() => Heard::Here(received),
+                    received = elsewhere.recv() => Heard::Elsewhere(received),
                     wake = shutdown.next("") => match wake {
                         Wake::ShuttingDown => return None,
                         Wake::Changed => continue,
                     },
                 };
-                let event = match next {
-                    Ok(request) => {
+                let status = match heard {
+                    Heard::Here(Ok(request)) => {
                         if state.app.visible_request(&viewer.principal, &request.id).await.is_err() {
                             continue;
                         }
-                        Event::default().event("change").data(request.status.as_str())
+                        request.status.as_str().to_owned()
+                    }
+                    Heard::Elsewhere(Ok(Outside::Request(id))) => {
+                        match state.app.visible_request(&viewer.principal, &id).await {
+                            Ok(request) => request.status.as_str().to_owned(),
+                            Err(_) => continue,
+                        }
                     }
                     // Missed some: tell the page to refresh anyway.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        Event::default().event("change").data("unknown")
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    Heard::Elsewhere(Ok(Outside::Unknown))
+                    | Heard::Here(Err(RecvError::Lagged(_)))
+                    | Heard::Elsewhere(Err(RecvError::Lagged(_))) => "unknown".to_owned(),
+                    Heard::Here(Err(RecvError::Closed)) | Heard::Elsewhere(Err(RecvError::Closed)) => return None,
                 };
-                return Some((Ok(event), (state, viewer, changes, shutdown)));
+                let event = Event::default().event("change").data(status);
+                return Some((Ok(event), (state, viewer, here, elsewhere, shutdown)));
             }
         },
     );

@@ -1,7 +1,14 @@
 //! Console sessions: a random id in a cookie, the session itself in the
 //! store's key-value area (so it survives restarts and is shared by
 //! replicas), keyed by the SHA-256 of the id so a copy of the store holds
-//! no usable cookie.
+//! no usable cookie. Each entry expires with its session, so the
+//! console's housekeeping ([`crate::housekeeping`]) deletes what nobody
+//! signed out of; logout deletes it at once.
+//!
+//! A session names a user; every request reads that user's row, so a
+//! revocation ends the session and the groups in force are those of the
+//! person's latest login (or what an admin set), not those of the login
+//! that started this session.
 //!
 //! Cookies are `HttpOnly`, `SameSite=Lax` (the identity provider's redirect
 //! back must carry the login cookie) and `Secure` with the `__Host-` prefix
@@ -24,7 +31,7 @@ use crate::html::url_part;
 use crate::Shared;
 
 /// Key-value namespace of sessions.
-const SESSIONS: &str = "console.sessions";
+pub const SESSIONS: &str = "console.sessions";
 /// Key-value namespace of logins under way.
 pub const LOGINS: &str = "console.logins";
 
@@ -139,7 +146,11 @@ pub fn key_of(id: &str) -> String {
 pub async fn create(state: &Shared, record: &Record) -> Result<String, countersign_store::StoreError> {
     let id = random_token();
     let value = serde_json::to_string(record).map_err(|e| countersign_store::StoreError::Internal(e.to_string()))?;
-    state.app.store.kv_compare_and_set(SESSIONS, &key_of(&id), None, Some(value)).await?;
+    state
+        .app
+        .store
+        .kv_compare_and_set_expiring(SESSIONS, &key_of(&id), None, Some(value), Some(record.expires_at))
+        .await?;
     Ok(id)
 }
 
@@ -206,20 +217,21 @@ impl FromRequestParts<Shared> for Viewer {
             return Err(login());
         }
         // A revocation ends every session of the user at the next request.
-        let live = match state.app.store.user(&record.principal.name).await {
-            Ok(user) => user.is_some_and(|u| u.revoked_at.is_none()),
+        let user = match state.app.store.user(&record.principal.name).await {
+            Ok(user) => user.filter(|u| u.revoked_at.is_none()),
             Err(e) => {
                 tracing::error!(error = %e, "cannot check a console user");
                 return Err(NoViewer::Unavailable);
             }
         };
-        if !live {
+        let Some(user) = user else {
             let _ = remove(state, SESSIONS, &key).await;
             return Err(login());
-        }
+        };
         Ok(Viewer {
-            principal: record.principal,
-            display_name: record.display_name,
+            // The row's email and groups, as the latest login left them.
+            principal: user.principal(),
+            display_name: user.display_name.clone().or(record.display_name),
             csrf: record.csrf,
             method: record.method,
             auth_time: record.auth_time,

@@ -5,10 +5,15 @@
 //! self-approval and distinct-quorum rules see them once); anyone else gets
 //! a user named after their address at their first login. The account is a
 //! real user row, so an admin can revoke it and the revocation holds at the
-//! next request. The provider stays the source of truth for groups: the
-//! principal carries the groups of the current token or login, and the
-//! latest profile (name, groups, last login) is kept in the key-value area
-//! for the admin page.
+//! next request.
+//!
+//! The provider is the source of truth for a person's email, name and
+//! groups: every login writes them into the user row
+//! ([`Store::update_user_profile`], audited as `identity.user_updated` when
+//! they changed), so everything that reads users — console sessions, chat
+//! approvals, `on_behalf_of` in policies — judges the person by the groups
+//! of their latest login. A bearer JWT carries its own groups and is judged
+//! by them without touching the row.
 
 use std::sync::Arc;
 
@@ -16,13 +21,10 @@ use countersign_audit::AuditDraft;
 use countersign_core::principal::valid_name;
 use countersign_core::{Principal, PrincipalKind, Timestamp};
 use countersign_server::auth::new_token;
-use countersign_store::{NewUser, Store, StoreError, User};
+use countersign_store::{NewUser, Store, StoreError, User, UserProfile};
 use serde_json::json;
 
 use crate::claims::UserClaims;
-
-/// Key-value namespace of the profiles.
-pub const PROFILES: &str = "identity.profiles";
 
 /// Why a person cannot be let in.
 #[derive(Debug, thiserror::Error)]
@@ -33,17 +35,6 @@ pub enum DirectoryError {
     NameTaken(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// What the admin page shows about a person who logged in.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Profile {
-    pub subject: String,
-    pub email: String,
-    #[serde(default)]
-    pub display_name: Option<String>,
-    pub groups: Vec<String>,
-    pub last_login: Timestamp,
 }
 
 /// The users table seen through the identity provider.
@@ -69,30 +60,37 @@ impl Directory {
         })
     }
 
-    /// As [`Directory::principal`], and records the login in the profile.
+    /// As [`Directory::principal`], and saves the person's current email,
+    /// name and groups into their user row.
     pub async fn login(&self, person: &UserClaims) -> Result<Principal, DirectoryError> {
-        let principal = self.principal(person).await?;
-        let profile = Profile {
-            subject: person.subject.clone(),
+        let user = self.user_for(person).await?;
+        let profile = UserProfile {
             email: person.email.clone(),
             display_name: person.display_name.clone(),
             groups: person.groups.clone(),
-            last_login: Timestamp::now(),
+            login_at: Timestamp::now(),
         };
-        let value = serde_json::to_string(&profile).map_err(|e| StoreError::Internal(e.to_string()))?;
-        // Last writer wins; a lost race only loses a login time.
-        for _ in 0..3 {
-            let current = self.store.kv_get(PROFILES, &principal.name).await?;
-            if self.store.kv_compare_and_set(PROFILES, &principal.name, current, Some(value.clone())).await? {
-                break;
-            }
+        // The store appends it only if something changed, judged inside its
+        // transaction; `previous` is what this login read just before.
+        let event = AuditDraft::new(
+            "system",
+            "identity.user_updated",
+            json!({
+                "name": user.name,
+                "email": person.email,
+                "display_name": person.display_name,
+                "groups": person.groups,
+                "previous": {"email": user.email, "display_name": user.display_name, "groups": user.groups},
+                "source": "oidc",
+                "subject": person.subject,
+            }),
+        );
+        let saved = self.store.update_user_profile(&user.name, profile, vec![event]).await?;
+        // Revoked between the lookup and the update: still revoked.
+        if saved.revoked_at.is_some() {
+            return Err(DirectoryError::Revoked(saved.name));
         }
-        Ok(principal)
-    }
-
-    /// The profile recorded at the last login, if any.
-    pub async fn profile(&self, name: &str) -> Result<Option<Profile>, StoreError> {
-        Ok(self.store.kv_get(PROFILES, name).await?.and_then(|text| serde_json::from_str(&text).ok()))
+        Ok(saved.principal())
     }
 
     async fn user_for(&self, person: &UserClaims) -> Result<User, DirectoryError> {
