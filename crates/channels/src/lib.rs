@@ -17,6 +17,9 @@
 //!   [`countersign_server::AppState::vote`], so every approval rule and the
 //!   audit apply unchanged.
 //!
+//! - [`health`]: up/down, last error, last delivery and backlog of each
+//!   channel, for the console's admin page.
+//!
 //! [`Channels::new`] builds everything from the gateway's config;
 //! [`Channels::router`] is merged into the gateway's routes and
 //! [`Channels::spawn`] starts the workers.
@@ -25,6 +28,7 @@
 
 pub mod escalation;
 pub mod events;
+pub mod health;
 mod http;
 pub mod identity;
 pub mod outbox;
@@ -119,6 +123,11 @@ impl Channels {
         }
         all.extend(self.webhooks.iter().map(|w| w.clone() as Arc<dyn Notifier>));
         all
+    }
+
+    /// One health probe per channel, for the console's admin page.
+    pub fn health(&self) -> Vec<health::Probe> {
+        self.notifiers().into_iter().map(|n| health::Probe::new(self.state.clone(), n)).collect()
     }
 
     /// Starts one delivery worker per channel, the escalation scanner, and

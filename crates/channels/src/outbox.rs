@@ -59,6 +59,10 @@ pub trait Notifier: Send + Sync + fmt::Debug {
     /// A stable name: the cursor key, the metrics label, the log field.
     fn name(&self) -> String;
 
+    /// What the channel talks to, for the admin page: an origin (scheme,
+    /// host, port), never a path or query, which may hold a secret.
+    fn target(&self) -> String;
+
     /// Whether this channel wants changes of this kind at all.
     fn wants(&self, kind: ChangeKind) -> bool;
 
@@ -241,7 +245,7 @@ impl Worker {
             };
             match result {
                 Ok(()) => {
-                    self.health.delivered();
+                    self.health.delivered().await;
                     return Fate::Done;
                 }
                 Err(DeliveryError::Permanent(reason)) => {
@@ -251,7 +255,7 @@ impl Worker {
                     return Fate::Done;
                 }
                 Err(DeliveryError::Transient(reason)) => {
-                    self.health.failed(&reason);
+                    self.health.failed(&reason).await;
                     if self.notifier.max_attempts().is_some_and(|max| attempt >= max) {
                         self.health.count("gave_up");
                         tracing::error!(channel = %self.name, id = %change.request_id, event = change.kind.as_str(),
@@ -388,39 +392,79 @@ impl Lease {
     }
 }
 
-/// Up/down state of a channel, for `/metrics` and the logs.
+/// Up/down state of a channel, for `/metrics`, the logs and the admin
+/// page ([`crate::health`]).
 struct Health {
     state: AppState,
     name: String,
     up: bool,
+    recorded: crate::health::Recorded,
+    /// When the record was last written to the store.
+    saved: Option<tokio::time::Instant>,
 }
+
+/// How often an unchanged record is written again (to move the last
+/// delivery time) at most.
+const HEALTH_EVERY: Duration = Duration::from_secs(5);
 
 impl Health {
     fn new(state: &AppState, name: &str) -> Self {
         state.metrics.set_channel_up(name, true);
-        Self { state: state.clone(), name: name.to_owned(), up: true }
+        let recorded = crate::health::Recorded { up: true, ..crate::health::Recorded::default() };
+        Self { state: state.clone(), name: name.to_owned(), up: true, recorded, saved: None }
     }
 
-    fn delivered(&mut self) {
+    async fn delivered(&mut self) {
         self.count("delivered");
-        if !self.up {
+        self.recorded.last_delivery_at = Some(Timestamp::now());
+        let changed = !self.up;
+        if changed {
             tracing::info!(channel = %self.name, "channel is back; delivering the backlog");
             self.up = true;
             self.state.metrics.set_channel_up(&self.name, true);
         }
+        self.recorded.up = true;
+        self.save(changed).await;
     }
 
-    fn failed(&mut self, reason: &str) {
+    async fn failed(&mut self, reason: &str) {
         self.count("failed");
+        let changed = self.up || self.recorded.last_error.as_deref() != Some(reason);
         if self.up {
             tracing::warn!(channel = %self.name, %reason, "channel is down; retrying with backoff (requests can still be decided elsewhere)");
             self.up = false;
             self.state.metrics.set_channel_up(&self.name, false);
         }
+        self.recorded.up = false;
+        self.recorded.last_error = Some(reason.to_owned());
+        self.recorded.last_error_at = Some(Timestamp::now());
+        self.save(changed).await;
     }
 
     fn count(&self, result: &str) {
         self.state.metrics.count_channel_delivery(&self.name, result);
+    }
+
+    /// Writes the record when it changed meaning, else at most every
+    /// [`HEALTH_EVERY`]: one more durable write per delivery would slow
+    /// every channel down for a page few people look at.
+    async fn save(&mut self, changed: bool) {
+        let due = self.saved.is_none_or(|at| at.elapsed() >= HEALTH_EVERY);
+        if !changed && !due {
+            return;
+        }
+        let Ok(value) = serde_json::to_string(&self.recorded) else { return };
+        let key = crate::health::key(&self.name);
+        let store = &self.state.store;
+        let written = async {
+            let current = store.kv_get(KV, &key).await?;
+            store.kv_compare_and_set(KV, &key, current, Some(value)).await
+        }
+        .await;
+        match written {
+            Ok(_) => self.saved = Some(tokio::time::Instant::now()),
+            Err(e) => tracing::debug!(channel = %self.name, error = %e, "cannot record the channel's health"),
+        }
     }
 }
 

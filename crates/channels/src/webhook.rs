@@ -155,6 +155,10 @@ impl Notifier for Webhook {
         self.name.clone()
     }
 
+    fn target(&self) -> String {
+        crate::health::origin(&self.config.url)
+    }
+
     fn wants(&self, kind: ChangeKind) -> bool {
         self.config.events.is_empty() || self.config.events.iter().any(|e| e == kind.as_str())
     }

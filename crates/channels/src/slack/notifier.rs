@@ -32,6 +32,10 @@ impl Notifier for Slack {
         "slack".to_owned()
     }
 
+    fn target(&self) -> String {
+        crate::health::origin(&self.config.api_base_url)
+    }
+
     fn wants(&self, kind: ChangeKind) -> bool {
         kind.shows_on_card() || kind == ChangeKind::Escalated
     }

@@ -37,6 +37,10 @@ impl Notifier for Teams {
         "teams".to_owned()
     }
 
+    fn target(&self) -> String {
+        crate::health::origin(&self.config.service_url)
+    }
+
     fn wants(&self, kind: ChangeKind) -> bool {
         kind.shows_on_card() || kind == ChangeKind::Escalated
     }

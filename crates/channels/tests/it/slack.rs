@@ -300,6 +300,19 @@ async fn a_slack_outage_delays_the_card_and_loses_nothing() {
         metrics().await.contains("countersign_channel_up{channel=\"slack\"} 0")
     })
     .await;
+    // The admin page's probe says so too, with the reason and the backlog.
+    let probe = || async {
+        let all = gw.channels.health();
+        let slack = all.iter().find(|p| p.name() == "slack").unwrap().snapshot(Timestamp::now()).await;
+        let teams = all.iter().find(|p| p.name() == "teams").unwrap().snapshot(Timestamp::now()).await;
+        (slack, teams)
+    };
+    gw.eventually("slack down in its health", || async { !probe().await.0.up }).await;
+    let (slack, teams) = probe().await;
+    assert!(slack.detail.contains("failing") && slack.detail.contains("503"), "{slack:?}");
+    assert!(slack.detail.contains("backlog 1"), "{slack:?}");
+    assert_eq!(slack.target, gw.slack.base.trim_end_matches("/api"));
+    assert!(teams.up, "{teams:?}");
     // Deciding does not wait for Slack.
     let (status, _) = gw
         .api(reqwest::Method::POST, &format!("/v1/actions/{id}/approve"), "bob", Some(json!({"comment": "ok"})))
@@ -313,6 +326,11 @@ async fn a_slack_outage_delays_the_card_and_loses_nothing() {
     .await;
     gw.eventually("back up in /metrics", || async {
         metrics().await.contains("countersign_channel_up{channel=\"slack\"} 1")
+    })
+    .await;
+    gw.eventually("slack up again in its health", || async {
+        let (slack, _) = probe().await;
+        slack.up && slack.detail.contains("last delivery") && slack.detail.contains("backlog 0")
     })
     .await;
     // Teams and webhooks were never held up.
