@@ -56,13 +56,49 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     tokio::spawn(reload_on_sighup(state.clone(), hangup));
     banner(&config, &state, addr);
 
-    let mcp = countersign_mcp::router(state.clone());
-    let console = countersign_console::router(state.clone(), identity, countersign_console::Options::default());
-    let channels = countersign_channels::Channels::new(state.clone())?;
+    let (routes, channels) = routes(&state, identity)?;
     channels.spawn();
-    countersign_server::serve_with(state, console.merge(mcp).merge(channels.router()), listener, shutdown).await?;
+    countersign_server::serve_with(state, routes, listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(Exit::OK)
+}
+
+/// The console, MCP and channel routes, and the channels (whose workers
+/// the caller starts). The console's admin page shows each channel's
+/// health.
+fn routes(
+    state: &AppState,
+    identity: countersign_identity::Identity,
+) -> anyhow::Result<(countersign_server::Router, countersign_channels::Channels)> {
+    let channels = countersign_channels::Channels::new(state.clone())?;
+    let integrations = channels
+        .health()
+        .into_iter()
+        .map(|probe| Arc::new(ChannelHealth(probe)) as Arc<dyn countersign_console::IntegrationHealth>)
+        .collect();
+    let console = countersign_console::router(state.clone(), identity, countersign_console::Options { integrations });
+    let mcp = countersign_mcp::router(state.clone());
+    Ok((console.merge(mcp).merge(channels.router()), channels))
+}
+
+/// A channel's health in the console's terms. The adapter lives here, in
+/// the binary that wires both, so that neither the console nor the
+/// channels depend on the other: both depend only on the server below
+/// them, and the console stays free of Slack and Teams code.
+#[derive(Debug)]
+struct ChannelHealth(countersign_channels::health::Probe);
+
+#[async_trait::async_trait]
+impl countersign_console::IntegrationHealth for ChannelHealth {
+    async fn health(&self) -> countersign_identity::Health {
+        let snapshot = self.0.snapshot(countersign_core::Timestamp::now()).await;
+        countersign_identity::Health {
+            name: format!("channel {}", snapshot.name),
+            target: snapshot.target,
+            ok: snapshot.up,
+            detail: snapshot.detail,
+        }
+    }
 }
 
 fn init_tracing(config: &Config) -> anyhow::Result<()> {
@@ -172,4 +208,173 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send 
             _ = term.recv() => tracing::info!("SIGTERM received"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use countersign_core::{PrincipalKind, Timestamp};
+    use countersign_server::config::MapEnv;
+    use countersign_store::NewUser;
+    use reqwest::header::{COOKIE, SET_COOKIE};
+
+    fn cookie(response: &reqwest::Response, name: &str) -> String {
+        response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.split(';').next()?.strip_prefix(&format!("{name}=")).map(str::to_owned))
+            .unwrap()
+    }
+
+    /// A Slack that cannot be reached shows as failing on the admin page,
+    /// with the reason; the webhook that works shows as OK.
+    #[tokio::test]
+    async fn the_admin_page_shows_a_down_slack_as_down() {
+        countersign_identity::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let policies = dir.path().join("policies");
+        std::fs::create_dir_all(&policies).unwrap();
+        std::fs::write(
+            policies.join("p.cedar"),
+            "@id(\"prod\") @approvers(\"sre\") permit (principal, action, resource);",
+        )
+        .unwrap();
+        // Nothing listens on a port just released: Slack is down.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hook_url = format!("http://{}/hook", hook.local_addr().unwrap());
+        // A webhook receiver that answers every request with 204.
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            while let Ok((mut socket, _)) = hook.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 65536];
+                    let mut seen = Vec::new();
+                    // Read the headers and the body the Content-Length announces.
+                    loop {
+                        let Ok(n) = socket.read(&mut buffer).await else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buffer[..n]);
+                        let text = String::from_utf8_lossy(&seen).to_string();
+                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                            let length = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                                })
+                                .and_then(|v| v.parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if body.len() >= length {
+                                let _ = socket.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").await;
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let config_file = dir.path().join("countersign.toml");
+        std::fs::write(
+            &config_file,
+            format!(
+                "[server]\npublic_url = {url:?}\n\n[slack]\nbot_token = \"xoxb-t\"\nsigning_secret = \"s\"\n\
+                 api_base_url = \"http://{dead}/api\"\nchannel = \"#approvals\"\n\n\
+                 [[webhooks]]\nurl = {hook_url:?}\nsecret = \"w\"\n\n[channels]\nmax_backoff = \"1s\"\n"
+            ),
+        )
+        .unwrap();
+        let overrides = Overrides {
+            data_dir: Some(dir.path().to_path_buf()),
+            policies: Some(policies),
+            config_file: Some(config_file),
+            ..Overrides::default()
+        };
+        let config = Config::load(&overrides, &MapEnv::new([("UNUSED", "")])).unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(countersign_store_sqlite::SqliteStore::open(&config.database_path()).unwrap());
+        let mut tokens = Vec::new();
+        for (name, group) in [("ada", "admin"), ("bob", "sre")] {
+            let (token, hash) = countersign_server::auth::new_token(PrincipalKind::User);
+            let user = NewUser {
+                name: name.into(),
+                email: format!("{name}@example.com"),
+                groups: vec![group.into()],
+                token_hash: hash,
+                created_at: Timestamp::now(),
+            };
+            store.create_user(user, vec![]).await.unwrap();
+            tokens.push(token);
+        }
+        let identity = countersign_identity::Identity::from_config(&config, store.clone()).unwrap();
+        let state = AppState::with_authenticator(config, store, identity.authenticator()).await.unwrap();
+        let (routes, channels) = routes(&state, identity).unwrap();
+        channels.spawn();
+        let kv = state.store.clone();
+        tokio::spawn(countersign_server::serve_with(state, routes, listener, std::future::pending()));
+        // The workers start at the head of the log: wait until they have.
+        for channel in ["slack", "webhook-0"] {
+            while kv.kv_get("channels", &format!("cursor:{channel}")).await.unwrap().is_none() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        // A request for approval gives both channels something to deliver.
+        let submitted = http
+            .post(format!("{url}/v1/actions"))
+            .bearer_auth(&tokens[1])
+            .json(&serde_json::json!({"kind": "shell.exec", "resource": "prod-web", "payload": {}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(submitted.status(), 201);
+
+        let login = http.get(format!("{url}/console/login")).send().await.unwrap();
+        let pre = cookie(&login, "cs_pre");
+        let page = login.text().await.unwrap();
+        let csrf = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        let signed_in = http
+            .post(format!("{url}/console/login/token"))
+            .header(COOKIE, format!("cs_pre={pre}"))
+            .form(&[("_csrf", csrf.as_str()), ("token", tokens[0].as_str()), ("return_to", "/console/admin")])
+            .send()
+            .await
+            .unwrap();
+        let session = format!("__Host-cs_session={}", cookie(&signed_in, "__Host-cs_session"));
+
+        let row = |html: &str, name: &str| -> Option<String> {
+            html.split("<tr>").find(|r| r.contains(&format!(">{name}<"))).map(str::to_owned)
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let html = http
+                .get(format!("{url}/console/admin"))
+                .header(COOKIE, &session)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let slack = row(&html, "channel slack").unwrap_or_else(|| panic!("no Slack row: {html}"));
+            let hook = row(&html, "channel webhook-0").unwrap_or_else(|| panic!("no webhook row: {html}"));
+            let settled = slack.contains("health-bad") && hook.contains("last delivery");
+            if settled {
+                assert!(slack.contains("Failing") && slack.contains("failing, retrying"), "{slack}");
+                assert!(slack.contains(&format!("http://{dead}")), "the target: {slack}");
+                assert!(slack.contains("backlog 1"), "{slack}");
+                assert!(hook.contains("health-ok") && hook.contains("backlog 0"), "{hook}");
+                assert!(row(&html, "channel teams").is_none(), "Teams is not configured");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the admin page never showed Slack down: {slack}\n{hook}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 }
