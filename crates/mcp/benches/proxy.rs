@@ -15,6 +15,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,13 +26,6 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use countersign_audit::AuditDraft;
-use countersign_core::{PrincipalKind, Timestamp};
-use countersign_server::auth::new_token;
-use countersign_server::config::{Config, MapEnv, Overrides};
-use countersign_server::AppState;
-use countersign_store::{NewAgent, Store};
-use countersign_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
 
 // The same allocator as the `countersign` binary, so the figures are the
@@ -142,45 +138,10 @@ async fn main() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(
-        policies.join("allow.cedar"),
-        "permit (principal, action == Action::\"mcp.tool_call\", resource);\n",
-    )
-    .unwrap();
-    let config_file = dir.path().join("countersign.toml");
-    std::fs::write(
-        &config_file,
-        format!("[mcp]\nmax_sessions = 100000\n[mcp.upstreams.bench]\nurl = {upstream_url:?}\n"),
-    )
-    .unwrap();
-    let overrides = Overrides {
-        data_dir: Some(dir.path().join("data")),
-        policies: Some(policies),
-        config_file: Some(config_file),
-        ..Overrides::default()
-    };
-    let config = Config::load(&overrides, &MapEnv(Default::default())).unwrap();
-    std::fs::create_dir_all(&config.data_dir).unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_path()).unwrap());
-    let (agent_key, hash) = new_token(PrincipalKind::Agent);
-    let agent = NewAgent {
-        name: "bench-bot".into(),
-        owner: None,
-        groups: vec![],
-        token_hash: hash,
-        created_at: Timestamp::now(),
-    };
-    store
-        .create_agent(agent, vec![AuditDraft::new("bench", "identity.agent_created", json!({"name": "bench-bot"}))])
-        .await
-        .unwrap();
-    let state = AppState::new(config, store).await.unwrap();
-    let gateway_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxied_url = format!("http://{}/mcp/bench", gateway_listener.local_addr().unwrap());
-    let mcp = countersign_mcp::router(state.clone());
-    tokio::spawn(countersign_server::serve_with(state, mcp, gateway_listener, std::future::pending::<()>()));
+    let config = format!("[mcp]\nmax_sessions = 100000\n[mcp.upstreams.bench]\nurl = {upstream_url:?}\n");
+    let gateway = support::start_gateway(dir.path(), &config).await;
+    let agent_key = gateway.agent_key.clone();
+    let proxied_url = format!("{}/mcp/bench", gateway.base);
 
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(256).build().unwrap();
     let direct = open(&client, &upstream_url, None).await;
