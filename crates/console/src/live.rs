@@ -8,10 +8,12 @@
 //!
 //! - a store with a change feed (PostgreSQL: LISTEN/NOTIFY) names each
 //!   request another replica changed, which is passed on at once;
-//! - otherwise, and as the feed's fallback (a notice can be lost), the
-//!   store's change counter is polled; when it moves, the pending list is
-//!   read again and compared with the last one, and each request that
-//!   appeared, changed or left is passed on.
+//! - the store's change counter is polled too, every 250 ms: without a
+//!   feed (SQLite) it is the only news, and a feed says nothing of new
+//!   requests (nobody can be waiting on them) and may lose a notice. When
+//!   the counter moves, the pending list is read again and compared with
+//!   the last one, and each request that appeared, changed or left is
+//!   passed on.
 //!
 //! The comparison only runs while someone watches the queue. The pending
 //! list it keeps is updated with this gateway's own changes too, so they
@@ -27,11 +29,10 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::ConsoleState;
 
-/// How often the change counter is read without a feed (SQLite): a change
-/// made by another process shows within about this long.
+/// How often the change counter is read: a request created elsewhere shows
+/// within about this long. (One cheap read; the gateway's own deadline
+/// task reads it as often.)
 const POLL: Duration = Duration::from_millis(250);
-/// How often it is read behind a feed, which normally says first.
-const POLL_BEHIND_FEED: Duration = Duration::from_secs(5);
 /// More changes than this at once are reported as one "re-read everything".
 const MANY: usize = 50;
 /// How many pending requests are compared (as many as the queue shows).
@@ -57,7 +58,7 @@ pub(crate) async fn follow(state: Weak<ConsoleState>) {
         Some(state) => (state.app.store.change_feed(), state.app.subscribe_changes()),
         None => return,
     };
-    let mut tick = tokio::time::interval(if feed.is_some() { POLL_BEHIND_FEED } else { POLL });
+    let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut counter: Option<u64> = None;
     let mut pending: Option<HashMap<String, Request>> = None;

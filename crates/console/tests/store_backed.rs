@@ -5,7 +5,9 @@
 //! - sessions expire in the store: logout deletes one at once, the purge
 //!   deletes the rest, and the console starts purging on its own;
 //! - the live queue of one gateway shows requests created and decided
-//!   through another gateway on the same database file.
+//!   through another gateway on the same database: one SQLite file (the
+//!   change counter), or one PostgreSQL database (its change feed; a
+//!   throwaway cluster).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -341,17 +343,33 @@ async fn queue_fragment(g: &Gateway, session: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_live_queue_shows_changes_made_through_another_gateway() {
+async fn the_live_queue_shows_changes_made_through_another_gateway_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shared.db");
-    let store_a: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    // Each gateway with its own store handle on one database file, as two
+    // processes would have.
+    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    live_queue_across(dir.path(), a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_queue_shows_changes_made_through_another_replica_on_postgres() {
+    use countersign_store_postgres::{testing::TempCluster, PostgresStore};
+    let cluster = TempCluster::shared().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().await.expect("a fresh database");
+    let dir = tempfile::tempdir().unwrap();
+    let a: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    live_queue_across(dir.path(), a, b).await;
+}
+
+/// Gateway A's live queue follows what is done through gateway B.
+async fn live_queue_across(dir: &Path, store_a: Arc<dyn Store>, store_b: Arc<dyn Store>) {
     let token = add_user(&*store_a, "alice", &["sre"]).await;
     let agent_key = add_agent(&*store_a).await;
-    // Two gateways, each with its own store handle on one database file,
-    // as two processes would have.
-    let a = serve(&dir.path().join("a"), store_a).await;
-    let store_b: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
-    let b = serve(&dir.path().join("b"), store_b).await;
+    let a = serve(&dir.join("a"), store_a).await;
+    let b = serve(&dir.join("b"), store_b).await;
 
     let session = session_cookie(&sign_in(&a, &token).await);
     let mut stream = client()
@@ -368,7 +386,7 @@ async fn the_live_queue_shows_changes_made_through_another_gateway() {
 
     // Created through B: A's stream says so and A's queue shows it.
     let id = submit(&b, &agent_key, "prod-db").await;
-    next_change(&mut stream, &mut buffer, "pending", Duration::from_secs(5)).await;
+    next_change(&mut stream, &mut buffer, "pending", Duration::from_secs(3)).await;
     assert!(queue_fragment(&a, &session).await.contains(&id), "the new request is in A's queue");
 
     // Decided through B: A's stream says so and it leaves A's queue.
@@ -380,6 +398,6 @@ async fn the_live_queue_shows_changes_made_through_another_gateway() {
         .await
         .unwrap();
     assert!(r.status().is_success(), "approve through B: {}", r.status());
-    next_change(&mut stream, &mut buffer, "approved", Duration::from_secs(5)).await;
+    next_change(&mut stream, &mut buffer, "approved", Duration::from_secs(3)).await;
     assert!(!queue_fragment(&a, &session).await.contains(&id), "the decided request left A's queue");
 }
