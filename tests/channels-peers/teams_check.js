@@ -1,7 +1,8 @@
 // Holds the Bot Framework stand-in and countersign's Teams traffic to the
 // Bot Framework SDK (botbuilder, botframework-connector).
 //
-// stdin: {"invokes": [{"activity", "response"}], "dm": {"serviceUrl", "token", "appId", "member", "tenant"}}
+// stdin: {"invokes": [{"activity", "response"}], "dm": {"serviceUrl", "token", "appId", "member", "tenant"},
+//         "outgoing": [{"model": "Activity"|"ConversationParameters", "body"}]}
 //   invokes: each `adaptiveCard/action` activity the test sent countersign
 //     is run through botbuilder's TeamsActivityHandler, which parses it as
 //     Teams would hand it to a bot; the handler answers with countersign's
@@ -9,10 +10,41 @@
 //   dm: botframework-connector's ConnectorClient opens a 1:1 conversation
 //     and posts to it through the stand-in, as a botbuilder bot would for a
 //     proactive message.
-// stdout: {"invokes": [{"verb", "data", "tenant", "status", "body", "error"}], "dm": {"conversation", "activity"}}
+//   outgoing: everything countersign sent to the Bot Connector must pass
+//     through the SDK's own request models (botframework-connector's
+//     mappers, which type-check every field) and come back unchanged.
+// stdout: {"invokes": [{"verb", "data", "tenant", "status", "body", "error"}], "dm": {"conversation", "activity"},
+//          "outgoing": [[error, ...], ...]}
 const { TurnContext, BotAdapter } = require("botbuilder-core");
 const { TeamsActivityHandler, teamsGetTenant } = require("botbuilder");
 const connector = require("botframework-connector");
+const Mappers = require("botframework-connector/lib/connectorApi/models/mappers");
+const { createSerializer } = require("@azure/core-client");
+
+function checkOutgoing({ model, body }) {
+    const mapper = Mappers[model];
+    if (!mapper) return [`unknown model ${model}`];
+    const serializer = createSerializer(Mappers);
+    try {
+        const parsed = serializer.deserialize(mapper, body, "body");
+        const again = serializer.serialize(mapper, parsed, "body");
+        const errors = [];
+        if (JSON.stringify(canonical(again)) !== JSON.stringify(canonical(body))) {
+            errors.push(`the SDK reads it differently: ${JSON.stringify(again)}`);
+        }
+        return errors;
+    } catch (e) {
+        return [String(e && e.message ? e.message : e)];
+    }
+}
+
+function canonical(value) {
+    if (Array.isArray(value)) return value.map(canonical);
+    if (value && typeof value === "object") {
+        return Object.fromEntries(Object.keys(value).sort().filter((k) => value[k] !== undefined).map((k) => [k, canonical(value[k])]));
+    }
+    return value;
+}
 
 class CapturingAdapter extends BotAdapter {
     constructor() {
@@ -81,7 +113,7 @@ async function main() {
     let input = "";
     for await (const chunk of process.stdin) input += chunk;
     const data = JSON.parse(input);
-    const out = { invokes: [], dm: null };
+    const out = { invokes: [], dm: null, outgoing: (data.outgoing || []).map(checkOutgoing) };
     for (const c of data.invokes || []) out.invokes.push(await checkInvoke(c));
     if (data.dm) out.dm = await proactive(data.dm);
     process.stdout.write(JSON.stringify(out));

@@ -551,6 +551,27 @@ pub async fn teams_sdk(input: Value) -> Value {
     tokio::task::spawn_blocking(move || run_peer("node", "teams_check.js", &input)).await.unwrap()
 }
 
+/// Everything the gateway sent to the Bot Connector (activities posted and
+/// replaced, conversation parameters) must pass through the Bot Framework
+/// SDK's own request models unchanged.
+pub async fn assert_bot_framework_sdk_accepts_everything(bot: &BotFrameworkStandIn) {
+    let mut outgoing: Vec<Value> = bot
+        .state
+        .activities
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, _, body)| json!({"model": "Activity", "body": body}))
+        .collect();
+    let created = bot.state.created.lock().unwrap().clone();
+    outgoing.extend(created.into_iter().map(|body| json!({"model": "ConversationParameters", "body": body})));
+    assert!(!outgoing.is_empty(), "nothing was sent to the Bot Connector");
+    let out = teams_sdk(json!({"outgoing": outgoing})).await;
+    for (i, errors) in out["outgoing"].as_array().unwrap().iter().enumerate() {
+        assert!(errors.as_array().unwrap().is_empty(), "the Bot Framework SDK rejects {}: {errors}", outgoing[i]);
+    }
+}
+
 /// slack_sdk's verdicts and signatures (see tests/channels-peers/slack_check.py).
 pub fn slack_sdk(input: &Value) -> Value {
     run_peer("python", "slack_check.py", input)

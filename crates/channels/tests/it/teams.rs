@@ -118,6 +118,7 @@ async fn a_click_answers_with_the_refreshed_card_and_the_posted_card_follows() {
     let mut cards = gw.bot.cards();
     cards.push(answer["value"].clone());
     assert_adaptivecards_accepts(&cards);
+    assert_bot_framework_sdk_accepts_everything(&gw.bot).await;
     // The bot authenticated to the connector with its app password.
     let tokens = gw.bot.state.token_requests.lock().unwrap().clone();
     assert!(
@@ -157,6 +158,7 @@ async fn action_submit_is_the_fallback() {
     })
     .await;
     assert_adaptivecards_accepts(&gw.bot.cards());
+    assert_bot_framework_sdk_accepts_everything(&gw.bot).await;
 }
 
 #[tokio::test]
@@ -231,6 +233,7 @@ async fn the_owner_hears_in_teams_once_decided_and_botbuilder_reads_every_click(
     let created = gw.bot.state.created.lock().unwrap().clone();
     assert_eq!(created.len(), 2);
     assert_eq!(created[0], created[1], "countersign asks for the conversation exactly as the SDK does");
+    assert_bot_framework_sdk_accepts_everything(&gw.bot).await;
 }
 
 #[tokio::test]
@@ -261,4 +264,5 @@ async fn escalation_posts_to_a_teams_conversation_and_keeps_it_current() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(gw.bot.calls("send").iter().filter(|(c, _, _)| c == leads).count(), 1, "escalated once");
     assert_adaptivecards_accepts(&gw.bot.cards());
+    assert_bot_framework_sdk_accepts_everything(&gw.bot).await;
 }
