@@ -7,11 +7,17 @@
 //! | `principal` | `Agent::"<name>"` or `User::"<name>"`, a member (`in`) of `Group::"<g>"` for each of its groups, with attributes `name` and, when known, `owner` (agents) and `email` (users) |
 //! | `action`    | `Action::"<kind>"`, e.g. `Action::"sql.execute"`                          |
 //! | `resource`  | `Resource::"<resource>"` with attribute `name` (the same string, so `resource.name like "prod*"` works) |
-//! | `context`   | `{payload, labels, on_behalf_of, justification, context}` as submitted; `labels` is a set of strings; `on_behalf_of` and `justification` are left out when absent |
+//! | `context`   | `{payload, labels, on_behalf_of, justification, context}` as submitted; `labels` is a set of strings; `on_behalf_of` and `justification` are left out when absent; plus `facts` |
+//! | `context.facts` | the risk facts [`countersign_facts::derive`] finds in the payload for the action's kind, converted like `payload`: `{shell, sql, kubectl, terraform}`, each record present only for its kinds (`shell.*`, `sql.*`, `k8s.*`/`kubectl.*`, `terraform.*`); an empty record for other kinds |
 //!
 //! So a policy can say `principal in Group::"dba"`,
-//! `context.payload.statement like "*DROP*"`, `context.labels.contains("pii")`,
-//! `resource.name like "prod*"` or `context.context.confidence.lessThan(decimal("0.9"))`.
+//! `context.facts.sql.delete_without_where`, `context.facts.shell.programs.contains("rm")`,
+//! `context.labels.contains("pii")`, `resource.name like "prod*"` or
+//! `context.context.confidence.lessThan(decimal("0.9"))`. Read a facts
+//! record only for its kinds (`action == Action::"sql.execute"`) or behind
+//! `context.facts has sql`. Facts are derived here, on every decision, from
+//! the payload alone: the submitter cannot set them, and they are not part
+//! of the fingerprint (the payload they come from is).
 //!
 //! # JSON to Cedar values
 //!
@@ -139,7 +145,7 @@ pub fn build(principal: &Principal, action: &Action) -> Result<CedarRequest, Req
 }
 
 fn context(action: &Action) -> Result<Context, RequestError> {
-    let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(5);
+    let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(6);
     if let Some(payload) = to_cedar(&action.payload, 0) {
         pairs.push(("payload".to_owned(), payload));
     }
@@ -152,6 +158,11 @@ fn context(action: &Action) -> Result<Context, RequestError> {
         pairs.push(("justification".to_owned(), RestrictedExpression::new_string(justification.clone())));
     }
     pairs.push(("context".to_owned(), record(&action.context, 0)));
+    // Converted like the payload, so policies compare facts the same way.
+    let facts = countersign_facts::derive(&action.kind, &action.payload).to_json();
+    if let Some(facts) = to_cedar(&facts, 0) {
+        pairs.push(("facts".to_owned(), facts));
+    }
     Context::from_pairs(pairs).map_err(|e| RequestError::Cedar(e.to_string()))
 }
 

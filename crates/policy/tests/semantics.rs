@@ -32,6 +32,44 @@ fn policies_read_the_payload_statement() {
 }
 
 #[test]
+fn policies_read_the_derived_facts() {
+    let e = engine(
+        r#"permit(principal, action, resource);
+           forbid(principal, action == Action::"sql.execute", resource)
+           when { context.facts.sql.delete_without_where || context.facts.sql.is_ddl };
+           forbid(principal, action == Action::"shell.exec", resource)
+           when { context.facts.shell.destructive || context.facts.shell.programs.contains("shred") };"#,
+    );
+    let bot = agent("a", &[]);
+    assert!(allowed(&e, &bot, &sql("db", "delete from orders where id = 7", &[])));
+    // Case, comments and a harmless first statement change nothing.
+    assert!(!allowed(&e, &bot, &sql("db", "/* tidy */ DeLeTe FROM orders", &[])));
+    assert!(!allowed(&e, &bot, &sql("db", "select 1; drop -- x\n table users", &[])));
+    let mut shell = action("shell.exec", "host");
+    shell.payload = json!({"command": "systemctl restart web"});
+    assert!(allowed(&e, &bot, &shell));
+    for command in ["sh -c 'rm -rf /'", "true && /bin/rm -rf /", "echo x | xargs rm -rf", "sudo shred -u key"] {
+        shell.payload = json!({"command": command});
+        assert!(!allowed(&e, &bot, &shell), "{command}");
+    }
+    shell.payload = json!({"argv": ["/usr/bin/env", "rm", "-r", "/srv"]});
+    assert!(!allowed(&e, &bot, &shell));
+}
+
+#[test]
+fn facts_come_from_the_payload_not_the_submitter() {
+    let e = engine(
+        r#"permit(principal, action, resource) when { context.facts has sql && context.facts.sql.is_read_only };"#,
+    );
+    let mut forged = sql("db", "DROP TABLE users", &[]);
+    forged.context.insert("facts".into(), json!({"sql": {"is_read_only": true}}));
+    assert!(!allowed(&e, &agent("a", &[]), &forged));
+    assert!(allowed(&e, &agent("a", &[]), &sql("db", "SELECT 1", &[])));
+    // Kinds without parsers have an empty facts record.
+    assert!(!allowed(&e, &agent("a", &[]), &action("http.request", "api")));
+}
+
+#[test]
 fn policies_read_labels() {
     let e = engine(r#"permit(principal, action, resource) when { context.labels.contains("pii") };"#);
     assert!(allowed(&e, &agent("a", &[]), &sql("db", "x", &["pii", "other"])));
