@@ -53,6 +53,12 @@ permit(principal, action == Action::"shell.exec", resource == Resource::"slow-we
 @escalate_to("teams:19:db-leads@thread.tacv2")
 permit(principal, action == Action::"shell.exec", resource == Resource::"slow-db-host");
 
+@id("slow-escalates-to-dbas")
+@approvers("sre")
+@escalate_after("1s")
+@escalate_to("dba")
+permit(principal, action == Action::"shell.exec", resource == Resource::"slow-dba-review");
+
 @id("short-fuse")
 @approvers("sre")
 @timeout("1s")

@@ -266,3 +266,34 @@ async fn escalation_posts_to_a_teams_conversation_and_keeps_it_current() {
     assert_adaptivecards_accepts(&gw.bot.cards());
     assert_bot_framework_sdk_accepts_everything(&gw.bot).await;
 }
+
+#[tokio::test]
+async fn a_group_escalation_reaches_the_members_teams_knows() {
+    let gw = gateway().await;
+    // dave has clicked a card in Teams before; erin (also a DBA) has not.
+    let earlier = gw.submit(sql()).await;
+    let token = bot_token(&gw.bot.service_url, json!({}));
+    let (status, _) =
+        teams_post(&gw, Some(&token), &invoke(&gw, "29:dave", "aad-dave", "approve", &earlier, None)).await;
+    assert_eq!(status, 200);
+    let id = gw.submit(shell("slow-dba-review")).await;
+    gw.eventually("escalation DM to dave in Teams", || async {
+        gw.bot.calls("send").iter().any(|(c, _, body)| c == "a:1on1-29:dave" && body.to_string().contains("Escalated"))
+    })
+    .await;
+    let created = gw.bot.state.created.lock().unwrap().clone();
+    assert!(created.iter().all(|c| c["members"][0]["id"] == "29:dave"), "only dave: {created:?}");
+    // The escalated copy follows the request.
+    let (status, _) =
+        gw.api(reqwest::Method::POST, &format!("/v1/actions/{id}/deny"), "alice", Some(json!({"comment": "no"}))).await;
+    assert_eq!(status, 200);
+    gw.eventually("escalated copy updated", || async {
+        gw.bot
+            .calls("update")
+            .iter()
+            .any(|(c, _, body)| c == "a:1on1-29:dave" && body.to_string().contains("Denied by alice"))
+    })
+    .await;
+    assert_adaptivecards_accepts(&gw.bot.cards());
+    assert_bot_framework_sdk_accepts_everything(&gw.bot).await;
+}
