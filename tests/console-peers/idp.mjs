@@ -9,6 +9,8 @@
 //   oidc-provider's development interaction (any password);
 // - `POST /__test/rotate`: replaces the signing key with a new one (new
 //   `kid`), as a provider rotating its keys would;
+// - `POST /__test/groups?user=<name>&groups=<a,b>`: changes a user's
+//   groups from the next login on, as a directory change would;
 // - grant `urn:countersign:test:id-token`: the provider issues a signed ID
 //   token for a named user to an authenticated client, so the tests get
 //   real provider-signed JWTs without a browser.
@@ -125,6 +127,18 @@ const server = http.createServer((req, res) => {
     current = makeProvider(issuer, newKey());
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end('{"rotated":true}');
+    return;
+  }
+  if (req.method === 'POST' && req.url.startsWith('/__test/groups?')) {
+    const query = new URL(req.url, issuer).searchParams;
+    const user = USERS[query.get('user')];
+    if (!user) {
+      res.writeHead(404).end();
+      return;
+    }
+    user.groups = (query.get('groups') || '').split(',').filter((g) => g);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ groups: user.groups }));
     return;
   }
   current.callback()(req, res);
