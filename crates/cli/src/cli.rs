@@ -111,6 +111,9 @@ pub struct ClientArgs {
     /// API token: an agent key (csa_…) or a personal user token (csu_…).
     #[arg(long, env = "COUNTERSIGN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// PEM CA certificate(s) that alone are trusted for an https gateway [default: the system's roots].
+    #[arg(long, env = "COUNTERSIGN_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,8 @@ pub enum CallError {
     Api { status: u16, code: String, message: String },
     /// The gateway could not be reached, or the connection broke.
     Transport { server: String, detail: String },
+    /// The gateway's TLS certificate did not verify: not worth retrying.
+    Untrusted { server: String },
     /// The answer was not the JSON expected.
     Decode(String),
 }
@@ -25,6 +27,11 @@ impl std::fmt::Display for CallError {
             Self::Transport { server, detail } => {
                 write!(f, "cannot reach the gateway at {server}: {detail}")
             }
+            Self::Untrusted { server } => write!(
+                f,
+                "the gateway at {server} presented a TLS certificate that is not trusted \
+                 (a private CA: pass --ca-file or set COUNTERSIGN_CA_FILE)"
+            ),
             Self::Decode(detail) => write!(f, "unexpected answer from the gateway: {detail}"),
         }
     }
@@ -38,7 +45,7 @@ impl CallError {
         match self {
             Self::Transport { .. } => true,
             Self::Api { status, .. } => *status == 503 || *status == 502 || *status == 504,
-            Self::Decode(_) => false,
+            Self::Decode(_) | Self::Untrusted { .. } => false,
         }
     }
 
@@ -46,7 +53,7 @@ impl CallError {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api { status, .. } => Some(*status),
-            Self::Transport { .. } | Self::Decode(_) => None,
+            Self::Transport { .. } | Self::Untrusted { .. } | Self::Decode(_) => None,
         }
     }
 
@@ -54,7 +61,7 @@ impl CallError {
     pub fn code(&self) -> Option<&str> {
         match self {
             Self::Api { code, .. } => Some(code),
-            Self::Transport { .. } | Self::Decode(_) => None,
+            Self::Transport { .. } | Self::Untrusted { .. } | Self::Decode(_) => None,
         }
     }
 }
@@ -73,21 +80,29 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 impl Client {
     pub fn new(args: &ClientArgs) -> anyhow::Result<Self> {
         let base = args.server.trim_end_matches('/').to_owned();
-        if base.starts_with("https://") {
-            anyhow::bail!("this build speaks plain http only; use an http:// URL for --server / COUNTERSIGN_SERVER");
-        }
-        if !base.starts_with("http://") {
-            anyhow::bail!("`{base}` is not a gateway URL such as http://127.0.0.1:8470");
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            anyhow::bail!(
+                "`{base}` is not a gateway URL such as https://countersign.example.com or http://127.0.0.1:8470"
+            );
         }
         let token = match args.token.as_deref().map(str::trim) {
             Some(t) if !t.is_empty() => t.to_owned(),
             _ => anyhow::bail!("no API token: pass --token or set COUNTERSIGN_TOKEN"),
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .no_proxy()
-            .build()
-            .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?;
+        countersign_identity::install_crypto_provider();
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).no_proxy();
+        if let Some(path) = &args.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the CA file `{}`: {}", path.display(), e.kind()))?;
+            let roots = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|roots| !roots.is_empty())
+                .ok_or_else(|| anyhow::anyhow!("`{}` holds no PEM certificate", path.display()))?;
+            // Only the named CA: a private gateway should not also be
+            // trusted on the word of every public one.
+            builder = builder.tls_certs_only(roots);
+        }
+        let http = builder.build().map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?;
         Ok(Self { http, base, token })
     }
 
@@ -136,6 +151,9 @@ impl Client {
     }
 
     fn transport(&self, error: &reqwest::Error) -> CallError {
+        if error.is_connect() && countersign_mcp::tls::rejected_certificate(error) {
+            return CallError::Untrusted { server: self.base.clone() };
+        }
         let detail = if error.is_timeout() {
             "timed out".to_owned()
         } else if error.is_connect() {

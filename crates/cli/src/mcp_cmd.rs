@@ -127,7 +127,9 @@ impl Approvals for Remote {
 fn gate_error(error: CallError) -> GateError {
     let text = error.to_string();
     match &error {
-        CallError::Transport { .. } | CallError::Decode(_) => GateError::Unavailable(text),
+        CallError::Transport { .. } | CallError::Untrusted { .. } | CallError::Decode(_) => {
+            GateError::Unavailable(text)
+        }
         CallError::Api { status: 401, message, .. } => GateError::Unauthenticated(message.clone()),
         CallError::Api { status, .. } if error.is_retryable() || *status >= 500 => GateError::Unavailable(text),
         CallError::Api { code, message, .. } => GateError::Refused { code: code.clone(), message: message.clone() },

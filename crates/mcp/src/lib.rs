@@ -9,7 +9,8 @@
 //! - [`gate`]: one tool call through the approval loop;
 //! - [`relay`]: a session between one client and one upstream, as messages;
 //! - [`stdio`]: `countersign mcp -- <server command>`;
-//! - [`http`]: Streamable HTTP at `/mcp/{upstream}` on the gateway.
+//! - [`http`]: Streamable HTTP at `/mcp/{upstream}` on the gateway;
+//! - [`tls`]: recognising certificate failures of its HTTP clients.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -21,6 +22,7 @@ pub mod http;
 pub mod jsonrpc;
 pub mod relay;
 pub mod stdio;
+pub mod tls;
 
 pub use approvals::{Approvals, InProcess, Ticket};
 pub use error::McpError;

@@ -428,7 +428,7 @@ async fn forward(service: &Service, url: &str, request: &Incoming, body: Bytes) 
         upstream_request = upstream_request.body(body.to_vec());
     }
     upstream_request.send().await.map_err(|e| {
-        if e.is_connect() && rejected_certificate(&e) {
+        if e.is_connect() && crate::tls::rejected_certificate(&e) {
             "its TLS certificate is not trusted (check the upstream's `ca_file`)".to_owned()
         } else if e.is_connect() {
             "connection refused".to_owned()
@@ -438,25 +438,6 @@ async fn forward(service: &Service, url: &str, request: &Incoming, body: Bytes) 
             "the connection failed".to_owned()
         }
     })
-}
-
-/// Whether a failed connection failed at certificate verification: worth
-/// telling apart, since the fix is in the gateway's config, not the network.
-fn rejected_certificate(error: &reqwest::Error) -> bool {
-    let is_certificate =
-        |e: &rustls::Error| matches!(e, rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented);
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if e.downcast_ref::<rustls::Error>().is_some_and(is_certificate) {
-            return true;
-        }
-        // An `io::Error`'s `source()` skips the error it wraps: look at that one.
-        cause = match e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
-            Some(wrapped) => Some(wrapped as &(dyn std::error::Error + 'static)),
-            None => e.source(),
-        };
-    }
-    false
 }
 
 fn unreachable_text(upstream: &str, detail: &str) -> String {
