@@ -150,4 +150,57 @@ mod tests {
         drop(conn);
         assert!(matches!(open_writer(&path), Err(StoreError::Internal(_))));
     }
+
+    #[test]
+    fn migration_3_moves_login_profiles_into_users_and_bounds_old_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("t.db")).unwrap();
+        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL, applied_at INTEGER NOT NULL) STRICT;")
+            .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 2) {
+            apply(&conn, *version, sql).unwrap();
+        }
+        conn.execute_batch(
+            r#"INSERT INTO users (name, email, email_key, groups, created_at) VALUES
+                   ('dana@example.com', 'dana@example.com', 'dana@example.com', '["dev"]', 1),
+                   ('erin', 'erin@example.com', 'erin@example.com', '["ops"]', 1);
+               INSERT INTO kv (namespace, key, value, updated_at) VALUES
+                   ('identity.profiles', 'dana@example.com',
+                    '{"subject":"s","email":"dana@example.com","display_name":"Dana","groups":["sre","admin"],"last_login":"2026-01-01T00:00:00Z"}', 1),
+                   ('console.sessions', 'abc', '{}', 1),
+                   ('console.logins', 'def', '{}', 1),
+                   ('countersign.policy', 'hash', 'sha256:not-json', 1);"#,
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let row = |name: &str| -> (String, Option<String>) {
+            conn.query_row("SELECT groups, display_name FROM users WHERE name = ?1", [name], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap()
+        };
+        assert_eq!(row("dana@example.com"), (r#"["sre","admin"]"#.to_owned(), Some("Dana".to_owned())));
+        assert_eq!(row("erin"), (r#"["ops"]"#.to_owned(), None), "no profile, no change");
+        let left: i64 =
+            conn.query_row("SELECT COUNT(*) FROM kv WHERE namespace = 'identity.profiles'", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 0, "the profiles are gone from the key-value area");
+        let expiries: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT namespace, expires_at FROM kv ORDER BY namespace")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let month = 30 * 86_400_000;
+        let now = Timestamp::now().as_millis();
+        for (namespace, expires_at) in expiries {
+            match namespace.as_str() {
+                "console.sessions" | "console.logins" => {
+                    let at = expires_at.unwrap();
+                    assert!(at > now + month - 60_000 && at <= now + month, "{namespace}: {at}");
+                }
+                _ => assert_eq!(expires_at, None, "{namespace} never expires"),
+            }
+        }
+    }
 }

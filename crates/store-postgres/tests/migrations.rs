@@ -1,0 +1,54 @@
+//! Upgrading a database made by an older build: migration 2 moves the
+//! login profiles kept in the key-value area into the users table and
+//! bounds the console sessions stored before entries could expire.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use countersign_core::Timestamp;
+use countersign_store::Store;
+use countersign_store_postgres::testing::TempCluster;
+use countersign_store_postgres::PostgresStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_2_moves_login_profiles_into_users_and_bounds_old_sessions() {
+    let cluster = TempCluster::shared().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().await.expect("a fresh database");
+    // The database as version 1 left it.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+        .await
+        .unwrap();
+    client.batch_execute(include_str!("../migrations/0001_init.sql")).await.unwrap();
+    client
+        .batch_execute(
+            r#"INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0);
+               INSERT INTO users (name, email, email_key, groups, created_at) VALUES
+                   ('dana@example.com', 'dana@example.com', 'dana@example.com', ARRAY['dev'], 1),
+                   ('erin', 'erin@example.com', 'erin@example.com', ARRAY['ops'], 1);
+               INSERT INTO kv (namespace, key, value, updated_at) VALUES
+                   ('identity.profiles', 'dana@example.com',
+                    '{"subject":"s","email":"dana@example.com","display_name":"Dana","groups":["sre","admin"],"last_login":"2026-01-01T00:00:00Z"}', 1),
+                   ('console.sessions', 'abc', '{}', 1),
+                   ('console.logins', 'def', '{}', 1),
+                   ('countersign.policy', 'hash', 'sha256:not-json', 1);"#,
+        )
+        .await
+        .unwrap();
+
+    let store = PostgresStore::connect(&url).await.expect("connect and migrate");
+    let dana = store.user("dana@example.com").await.unwrap().unwrap();
+    assert_eq!(dana.groups, ["sre", "admin"]);
+    assert_eq!(dana.display_name.as_deref(), Some("Dana"));
+    assert_eq!(store.user("erin").await.unwrap().unwrap().groups, ["ops"], "no profile, no change");
+    assert_eq!(store.kv_get("identity.profiles", "dana@example.com").await.unwrap(), None);
+
+    // Old sessions and logins expire within 30 days; nothing else does.
+    assert_eq!(store.kv_purge_expired(Timestamp::now().plus(Duration::from_secs(29 * 86_400))).await.unwrap(), 0);
+    assert_eq!(store.kv_purge_expired(Timestamp::now().plus(Duration::from_secs(31 * 86_400))).await.unwrap(), 2);
+    assert_eq!(store.kv_get("console.sessions", "abc").await.unwrap(), None);
+    assert_eq!(store.kv_get("countersign.policy", "hash").await.unwrap().as_deref(), Some("sha256:not-json"));
+}
