@@ -12,7 +12,7 @@
 //! | `@slack_channel("#x")`| the Slack channel (name or id) for its review card     | `[slack] channel`     |
 //! | `@teams_channel("…")` | the Teams conversation id for its review card          | `[teams] conversation`|
 //! | `@escalate_after("10m")` | still pending this long: notify `@escalate_to`     | no escalation         |
-//! | `@escalate_to("#x")`  | a Slack channel (`#name`) or an approver group to DM   | —                     |
+//! | `@escalate_to("#x")`  | a Slack channel (`#name`), a Teams conversation (`teams:<id>`) or an approver group to DM | — |
 //! | `@step_up("true")`    | a chat click alone cannot approve; needs a fresh login | `false`               |
 //!
 //! Durations use `ms`, `s`, `m`, `h`, `d` and may be combined (`1h30m`).
