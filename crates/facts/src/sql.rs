@@ -342,6 +342,31 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_fits_a_small_thread_stack() {
+        // Decisions run on async worker threads (2 MiB stacks); the
+        // parser's recursion limit must stop every kind of nesting first.
+        let n = 5000;
+        let inputs = [
+            format!("select {}1{}", "(".repeat(n), ")".repeat(n)),
+            format!("select {}1", "- ".repeat(n)),
+            format!("select {}true", "not ".repeat(n)),
+            format!("select {}1{}", "abs(".repeat(n), ")".repeat(n)),
+            format!("select * from {}t{}", "(select * from ".repeat(n), ")".repeat(n)),
+            format!("select {}1{}", "case when true then ".repeat(n), " end".repeat(n)),
+            format!("select 1{}", " + 1".repeat(n)),
+            format!("delete from t where {}", vec!["a = 1"; n].join(" and ")),
+        ];
+        let worker = std::thread::Builder::new().stack_size(2 << 20).spawn(move || {
+            for text in &inputs {
+                for dialect in ["generic", "postgres", "mysql", "sqlite"] {
+                    let _ = analyse(text, dialect);
+                }
+            }
+        });
+        worker.unwrap().join().unwrap();
+    }
+
+    #[test]
     fn dialects() {
         let f = from_payload(&serde_json::json!({"statement": "DELETE FROM `orders`", "dialect": "mysql"}));
         assert_eq!((f.dialect.as_str(), f.tables.clone()), ("mysql", vec!["orders".to_owned()]));

@@ -182,3 +182,24 @@ fn both_argv_and_command_are_analysed() {
     assert_eq!(f.programs, ["ls", "rm"]);
     assert!(f.destructive);
 }
+
+#[test]
+fn deep_nesting_fits_a_small_thread_stack() {
+    let n = 5000;
+    let inputs = [
+        format!("{}rm{}", "$(".repeat(n), ")".repeat(n)),
+        format!("{}rm{}", "(".repeat(n), ")".repeat(n)),
+        format!("{}rm -rf /", "sudo env nice ".repeat(n)),
+        format!("{}rm{}", "sh -c '".repeat(3), "'".repeat(3)),
+        "x".repeat(crate::MAX_INPUT_BYTES),
+        format!("echo {}", "${x:-".repeat(n)),
+        format!("echo {}", "`".repeat(n)),
+        "a && ".repeat(n),
+    ];
+    let worker = std::thread::Builder::new().stack_size(2 << 20).spawn(move || {
+        for text in &inputs {
+            let _ = line(text);
+        }
+    });
+    worker.unwrap().join().unwrap();
+}
