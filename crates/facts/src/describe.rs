@@ -42,6 +42,9 @@ fn shell_lines(shell: &ShellFacts, out: &mut Vec<String>) {
             line.push_str(&format!(" (destructive: {})", shell.destructive_reasons.join(", ")));
         }
         out.push(line);
+    } else if shell.destructive {
+        // Only a redirection, e.g. `> /dev/sda`.
+        out.push(format!("shell: destructive: {}", shell.destructive_reasons.join(", ")));
     }
     if shell.unresolved {
         out.push(
@@ -162,5 +165,6 @@ mod tests {
         );
         assert_eq!(lines("terraform.apply", json!({"plan": "plan.bin"})), ["Terraform: the plan could not be read"]);
         assert!(lines("http.request", json!({})).is_empty());
+        assert_eq!(lines("shell.exec", json!({"command": "> /dev/sda"})), ["shell: destructive: write to /dev/sda"]);
     }
 }
