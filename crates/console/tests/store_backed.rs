@@ -274,11 +274,11 @@ async fn sessions_are_deleted_at_logout_and_purged_when_expired() {
     store.kv_compare_and_set_expiring(sessions, "stale", None, Some("{}".into()), Some(past)).await.unwrap();
     store.kv_compare_and_set_expiring(sessions, "live", None, Some("{}".into()), Some(future)).await.unwrap();
 
-    // The console purges on its own, starting at once.
+    // The gateway purges on its own, starting at once.
     let g = serve(dir.path(), store.clone()).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while store.kv_get(sessions, "stale").await.unwrap().is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "the console never purged the expired session");
+        assert!(tokio::time::Instant::now() < deadline, "the gateway never purged the expired session");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(store.kv_get(sessions, "live").await.unwrap().is_some(), "a live session is kept");

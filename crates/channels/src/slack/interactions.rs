@@ -53,7 +53,7 @@ async fn receive(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Byte
     let mut checked = signature::verify(secret.expose().as_bytes(), timestamp, &body, given, now);
     if checked.is_ok() {
         let sent = timestamp.and_then(|t| t.trim().parse().ok()).unwrap_or(now);
-        checked = slack.replay.first_use(slack.state.store.as_ref(), given.unwrap_or_default(), sent, now).await;
+        checked = signature::first_use(slack.state.store.as_ref(), given.unwrap_or_default(), sent).await;
     }
     if checked == Err(SignatureError::Unchecked) {
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &SignatureError::Unchecked.to_string());

@@ -33,7 +33,6 @@ pub struct Slack {
     pub config: SlackConfig,
     pub api: api::SlackApi,
     pub(crate) cards: CardBuilder,
-    pub(crate) replay: signature::ReplayGuard,
     emails: Mutex<HashMap<String, (Option<String>, Instant)>>,
 }
 
@@ -53,14 +52,7 @@ pub enum Unmapped {
 impl Slack {
     pub(crate) fn new(state: AppState, config: SlackConfig, http: reqwest::Client, cards: CardBuilder) -> Self {
         let api = api::SlackApi::new(http, config.api_base_url.clone(), config.bot_token.clone());
-        Self {
-            state,
-            config,
-            api,
-            cards,
-            replay: signature::ReplayGuard::default(),
-            emails: Mutex::new(HashMap::new()),
-        }
+        Self { state, config, api, cards, emails: Mutex::new(HashMap::new()) }
     }
 
     /// The countersign user behind Slack account `account`, preferring an

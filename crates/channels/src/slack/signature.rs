@@ -6,10 +6,8 @@
 //! that shares the store: the first use is claimed with a compare-and-set
 //! in the store's key-value area ([`ReplayGuard`]).
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
-
-use countersign_store::{Store, StoreError};
+use countersign_core::Timestamp;
+use countersign_store::Store;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -79,61 +77,24 @@ pub fn verify(
 /// The key-value namespace of seen signatures.
 const SEEN: &str = "channels.slack.seen";
 
-/// Accepts each signature once across every process sharing the store.
+/// Records `signature`: `Replayed` if any process sharing `store` saw it
+/// before, so each signature is accepted once across all of them.
 ///
 /// Each first use is claimed by creating `SEEN/<signature>` with a
 /// compare-and-set from absent, which exactly one racing process wins. A
 /// signature can only be fresh within [`MAX_SKEW_SECS`] of its timestamp
-/// (and the signature covers the timestamp), so an entry older than twice
-/// that window can never match a fresh request again: each process deletes
-/// the entries it made once they are that old.
-#[derive(Debug, Default)]
-pub struct ReplayGuard {
-    /// (key, timestamp) of the entries this process made, oldest first.
-    mine: Mutex<VecDeque<(String, i64)>>,
-}
-
-impl ReplayGuard {
-    /// Records `signature`; `Replayed` if any process sharing `store` saw it before.
-    pub async fn first_use(
-        &self,
-        store: &dyn Store,
-        signature: &str,
-        timestamp_secs: i64,
-        now_secs: i64,
-    ) -> Result<(), SignatureError> {
-        self.forget_old(store, now_secs).await;
-        let key = signature.to_owned();
-        match store.kv_compare_and_set(SEEN, &key, None, Some(timestamp_secs.to_string())).await {
-            Ok(true) => {
-                if let Ok(mut mine) = self.mine.lock() {
-                    mine.push_back((key, timestamp_secs));
-                }
-                Ok(())
-            }
-            Ok(false) => Err(SignatureError::Replayed),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot record a Slack signature; refusing the request");
-                Err(SignatureError::Unchecked)
-            }
-        }
-    }
-
-    /// Deletes this process's entries that can no longer match a fresh request.
-    async fn forget_old(&self, store: &dyn Store, now_secs: i64) {
-        let old: Vec<(String, i64)> = match self.mine.lock() {
-            Ok(mut mine) => {
-                let keep = mine.iter().position(|(_, at)| now_secs - *at <= MAX_SKEW_SECS * 2).unwrap_or(mine.len());
-                mine.drain(..keep).collect()
-            }
-            Err(_) => return,
-        };
-        for (key, at) in old {
-            let result: Result<bool, StoreError> =
-                store.kv_compare_and_set(SEEN, &key, Some(at.to_string()), None).await;
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "cannot delete an old Slack signature; it is harmless");
-            }
+/// (and the signature covers the timestamp), so the entry expires twice
+/// that window after the timestamp, and the gateway's purge of expired
+/// key-value entries deletes it, whichever process made it.
+pub async fn first_use(store: &dyn Store, signature: &str, timestamp_secs: i64) -> Result<(), SignatureError> {
+    let expires = Timestamp::from_millis(timestamp_secs.saturating_add(MAX_SKEW_SECS * 2).saturating_mul(1000));
+    let seen = Some(timestamp_secs.to_string());
+    match store.kv_compare_and_set_expiring(SEEN, signature, None, seen, Some(expires)).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(SignatureError::Replayed),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record a Slack signature; refusing the request");
+            Err(SignatureError::Unchecked)
         }
     }
 }
@@ -165,18 +126,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_signature_is_accepted_once_across_guards_sharing_a_store() {
+    async fn a_signature_is_accepted_once_then_purged_when_it_cannot_be_fresh() {
         let dir = tempfile::tempdir().unwrap();
         let store = countersign_store_sqlite::SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
-        let (one, two) = (ReplayGuard::default(), ReplayGuard::default());
-        assert_eq!(one.first_use(&store, "v0=ab", 100, 100).await, Ok(()));
-        assert_eq!(one.first_use(&store, "v0=ab", 100, 101).await, Err(SignatureError::Replayed));
-        assert_eq!(two.first_use(&store, "v0=ab", 100, 102).await, Err(SignatureError::Replayed), "another process");
-        assert_eq!(two.first_use(&store, "v0=cd", 100, 101).await, Ok(()));
-        // Past the window the entry is deleted by the process that made it.
-        assert_eq!(one.first_use(&store, "v0=ef", 800, 800).await, Ok(()));
+        assert_eq!(first_use(&store, "v0=ab", 100).await, Ok(()));
+        assert_eq!(first_use(&store, "v0=ab", 100).await, Err(SignatureError::Replayed));
+        assert_eq!(first_use(&store, "v0=cd", 100).await, Ok(()));
+        assert_eq!(first_use(&store, "v0=ef", 800).await, Ok(()));
+        // Once no request carrying it can be fresh, the entry is purged,
+        // whichever process made it; younger ones stay.
+        let purged = store.kv_purge_expired(Timestamp::from_millis((100 + MAX_SKEW_SECS * 2 + 1) * 1000)).await;
+        assert_eq!(purged.unwrap(), 2);
         assert_eq!(store.kv_get(SEEN, "v0=ab").await.unwrap(), None);
+        assert_eq!(store.kv_get(SEEN, "v0=cd").await.unwrap(), None);
         assert_eq!(store.kv_get(SEEN, "v0=ef").await.unwrap(), Some("800".to_owned()));
-        assert_eq!(store.kv_get(SEEN, "v0=cd").await.unwrap(), Some("100".to_owned()), "not one's to delete");
     }
 }

@@ -1,5 +1,9 @@
-//! Background duties: expiring requests at their deadlines, and waking
-//! waiters when another process (the CLI, another replica) changed the store.
+//! Background duties: expiring requests at their deadlines, waking waiters
+//! when another process (the CLI, another replica) changed the store, and
+//! deleting expired key-value entries (console sessions and logins, seen
+//! Slack signatures) so that what nobody comes back for does not pile up.
+//! Each replica purges; the purge is one idempotent `DELETE`, so replicas
+//! doing it at once only repeat each other's work.
 
 use std::time::Duration;
 
@@ -13,6 +17,10 @@ use super::AppState;
 /// How often deadlines and outside changes are checked. Expiry is enforced
 /// exactly by the state machine on every move; this only makes it visible.
 const TICK: Duration = Duration::from_millis(200);
+/// Purge expired key-value entries every this many ticks (60 s). Nothing
+/// reads an expired entry as live (readers compare its deadline), so this
+/// only bounds how long dead rows take up space.
+const PURGE_EVERY_TICKS: u64 = 300;
 
 impl AppState {
     /// Runs until the gateway shuts down.
@@ -47,6 +55,15 @@ impl AppState {
             // The gauge is a sample; every few seconds is plenty.
             if ticks % 25 == 1 {
                 self.sample_pending().await;
+            }
+            // The first tick purges at once: what expired while the gateway
+            // was down goes first.
+            if ticks % PURGE_EVERY_TICKS == 1 {
+                match self.store.kv_purge_expired(Timestamp::now()).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::debug!(purged, "deleted expired key-value entries"),
+                    Err(e) => tracing::warn!(error = %e, "deleting expired key-value entries failed; will retry"),
+                }
             }
         }
     }
