@@ -361,7 +361,7 @@ mod tests {
     use crate::shell;
 
     fn of(line: &str) -> KubectlFacts {
-        let (_, calls) = shell::from_payload(&serde_json::json!({ "command": line }));
+        let calls = shell::from_payload(&serde_json::json!({ "command": line })).kubectl;
         facts(&calls, true).unwrap()
     }
 
@@ -413,8 +413,8 @@ mod tests {
 
     #[test]
     fn commands_run_in_pods_are_shell_facts() {
-        let (shell, calls) =
-            shell::from_payload(&serde_json::json!({ "command": "kubectl exec -it db-0 -- rm -rf /data" }));
+        let found = shell::from_payload(&serde_json::json!({ "command": "kubectl exec -it db-0 -- rm -rf /data" }));
+        let (shell, calls) = (found.facts, found.kubectl);
         assert!(shell.destructive, "{shell:?}");
         assert_eq!(facts(&calls, true).unwrap().verbs, ["exec"]);
     }

@@ -3,7 +3,7 @@
 //!
 //! | action kind   | payload                                         | facts                       |
 //! |---------------|-------------------------------------------------|-----------------------------|
-//! | `shell.*`     | `argv` (list, no shell) and/or `command` (a shell line) | [`ShellFacts`], plus [`KubectlFacts`] when it calls `kubectl` |
+//! | `shell.*`     | `argv` (list, no shell) and/or `command` (a shell line) | [`ShellFacts`], plus [`KubectlFacts`] when it calls `kubectl` and [`SqlFacts`] when it hands SQL to `psql -c`, `mysql -e` or `sqlite3 FILE SQL` |
 //! | `sql.*`       | `statement`, optional `dialect`                 | [`SqlFacts`]                |
 //! | `k8s.*`, `kubectl.*` | `args` (kubectl's arguments), or `argv` / `command` | [`KubectlFacts`] (and [`ShellFacts`] for `argv`/`command`) |
 //! | `terraform.*` | `plan`: `terraform show -json` output (object or string) | [`TerraformFacts`] |
@@ -103,19 +103,21 @@ pub fn derive(kind: &str, payload: &Value) -> Facts {
     let mut facts = Facts::default();
     match family(kind) {
         Family::Shell => {
-            let (shell, calls) = shell::from_payload(payload);
-            facts.shell = Some(shell);
-            facts.kubectl = kubectl::facts(&calls, false);
+            let found = shell::from_payload(payload);
+            facts.shell = Some(found.facts);
+            facts.kubectl = kubectl::facts(&found.kubectl, false);
+            facts.sql = sql::merge(&found.sql);
         }
         Family::Sql => facts.sql = Some(sql::from_payload(payload)),
         Family::Kubernetes => {
             let mut calls = Vec::new();
             let mut readable = true;
             if payload.get("argv").is_some() || payload.get("command").is_some() {
-                let (shell, found) = shell::from_payload(payload);
-                readable &= !shell.parse_error;
-                facts.shell = Some(shell);
-                calls.extend(found);
+                let found = shell::from_payload(payload);
+                readable &= !found.facts.parse_error;
+                facts.shell = Some(found.facts);
+                facts.sql = sql::merge(&found.sql);
+                calls.extend(found.kubectl);
             }
             match payload.get("args") {
                 None | Some(Value::Null) => {}
@@ -177,6 +179,14 @@ mod tests {
         assert!(derive("k8s.delete", &json!({"args": ["delete", 1]})).kubectl.unwrap().parse_error);
         assert!(derive("terraform.apply", &json!({"plan": "plan.bin"})).terraform.unwrap().parse_error);
         assert!(derive("sql.execute", &json!({"statement": "select 1"})).sql.unwrap().is_read_only);
+        assert!(derive("shell.exec", &json!({"command": "ls"})).sql.is_none());
+        let f = derive("shell.exec", &json!({"command": "psql -c 'select 1' && mysql -e 'DROP TABLE users'"}));
+        let sql = f.sql.unwrap();
+        assert_eq!(
+            (sql.statement_kinds, sql.is_ddl, sql.is_read_only),
+            (vec!["select".into(), "drop_table".into()], true, false)
+        );
+        assert!(derive("shell.exec", &json!({"command": "psql -c \"$Q\""})).sql.unwrap().parse_error);
     }
 
     #[test]

@@ -130,6 +130,36 @@ pub fn analyse(text: &str, dialect: &str) -> SqlFacts {
     facts
 }
 
+/// The facts of several SQL texts as one: the SQL that database clients
+/// on a shell command line run (`psql -c`, `mysql -e`, `sqlite3 FILE SQL`).
+/// A computed text (`psql -c "$Q"`) is a parse error.
+pub(crate) fn merge(texts: &[crate::shell::SqlText]) -> Option<SqlFacts> {
+    let (first, rest) = texts.split_first()?;
+    let one = |t: &crate::shell::SqlText| {
+        if t.dynamic {
+            SqlFacts { dialect: t.dialect.to_owned(), parse_error: true, ..SqlFacts::default() }
+        } else {
+            analyse(&t.text, t.dialect)
+        }
+    };
+    let mut all = one(first);
+    for part in rest.iter().map(one) {
+        for kind in part.statement_kinds {
+            push_unique(&mut all.statement_kinds, kind);
+        }
+        for table in part.tables {
+            push_unique(&mut all.tables, table);
+        }
+        all.delete_without_where |= part.delete_without_where;
+        all.update_without_where |= part.update_without_where;
+        all.is_ddl |= part.is_ddl;
+        all.is_read_only &= part.is_read_only;
+        all.statement_count += part.statement_count;
+        all.parse_error |= part.parse_error;
+    }
+    Some(all)
+}
+
 /// A `WHERE` that can keep some rows out: one that mentions a column.
 fn filters_rows(selection: Option<&Expr>) -> bool {
     let Some(selection) = selection else {

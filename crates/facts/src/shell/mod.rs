@@ -68,8 +68,9 @@ pub struct ShellFacts {
 
 /// Analyses a `shell.exec`-style payload: `argv` (a list of strings, run
 /// without a shell, as `countersign exec` sends it) and/or `command` (a
-/// shell command line). Also returns the `kubectl` calls found.
-pub(crate) fn from_payload(payload: &Value) -> (ShellFacts, Vec<KubectlCall>) {
+/// shell command line). Also collects the `kubectl` calls and the SQL
+/// given to database clients (`psql -c`, `mysql -e`, `sqlite3 FILE SQL`).
+pub(crate) fn from_payload(payload: &Value) -> Analysis {
     let mut analysis = Analysis::default();
     let argv = payload.get("argv");
     let command = payload.get("command");
@@ -107,7 +108,7 @@ pub(crate) fn from_payload(payload: &Value) -> (ShellFacts, Vec<KubectlCall>) {
             analysis.facts.parse_error = true;
         }
     }
-    (analysis.facts, analysis.kubectl)
+    analysis
 }
 
 /// Analyses one shell command line on its own.
@@ -117,11 +118,22 @@ pub fn analyse(line: &str) -> ShellFacts {
     analysis.facts
 }
 
-/// The facts being gathered, plus the `kubectl` calls seen.
+/// The facts being gathered, plus the `kubectl` calls and SQL seen.
 #[derive(Debug, Default)]
 pub(crate) struct Analysis {
     pub(crate) facts: ShellFacts,
     pub(crate) kubectl: Vec<KubectlCall>,
+    pub(crate) sql: Vec<SqlText>,
+}
+
+/// SQL handed to a database client on its command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SqlText {
+    pub text: String,
+    /// The client's dialect: `postgres`, `mysql` or `sqlite`.
+    pub dialect: &'static str,
+    /// Only known at run time (`psql -c "$QUERY"`).
+    pub dynamic: bool,
 }
 
 /// The base name of a program path: `/usr/bin/rm` → `rm`.

@@ -6,11 +6,11 @@ use serde_json::json;
 use super::*;
 
 fn line(command: &str) -> ShellFacts {
-    from_payload(&json!({ "command": command })).0
+    from_payload(&json!({ "command": command })).facts
 }
 
 fn argv(args: &[&str]) -> ShellFacts {
-    from_payload(&json!({ "argv": args })).0
+    from_payload(&json!({ "argv": args })).facts
 }
 
 #[track_caller]
@@ -155,11 +155,11 @@ fn what_cannot_be_parsed() {
     {
         assert!(line(command).parse_error, "{command}");
     }
-    assert!(from_payload(&json!({})).0.parse_error);
-    assert!(from_payload(&json!({"argv": []})).0.parse_error);
-    assert!(from_payload(&json!({"argv": ["ls", 5]})).0.parse_error);
-    assert!(from_payload(&json!({"argv": "ls"})).0.parse_error);
-    assert!(from_payload(&json!({"command": ["ls"]})).0.parse_error);
+    assert!(from_payload(&json!({})).facts.parse_error);
+    assert!(from_payload(&json!({"argv": []})).facts.parse_error);
+    assert!(from_payload(&json!({"argv": ["ls", 5]})).facts.parse_error);
+    assert!(from_payload(&json!({"argv": "ls"})).facts.parse_error);
+    assert!(from_payload(&json!({"command": ["ls"]})).facts.parse_error);
     assert!(line(&"x".repeat(crate::MAX_INPUT_BYTES + 1)).parse_error);
     assert!(!line("sudo ".repeat(1000).as_str()).destructive);
     assert!(line(&format!("{}rm -rf /", "sudo ".repeat(1000))).unresolved);
@@ -178,7 +178,7 @@ fn argv_elements_are_literal() {
 
 #[test]
 fn both_argv_and_command_are_analysed() {
-    let (f, _) = from_payload(&json!({"argv": ["ls"], "command": "rm -rf /"}));
+    let f = from_payload(&json!({"argv": ["ls"], "command": "rm -rf /"})).facts;
     assert_eq!(f.programs, ["ls", "rm"]);
     assert!(f.destructive);
 }
@@ -202,4 +202,19 @@ fn deep_nesting_fits_a_small_thread_stack() {
         }
     });
     worker.unwrap().join().unwrap();
+}
+
+#[test]
+fn sql_given_to_database_clients_is_collected() {
+    let a = from_payload(&json!({"command": "psql -h db -U app -c 'select 1' --command='DROP TABLE users' app"}));
+    let texts: Vec<(&str, &str)> = a.sql.iter().map(|s| (s.text.as_str(), s.dialect)).collect();
+    assert_eq!(texts, [("select 1", "postgres"), ("DROP TABLE users", "postgres")]);
+    let a = from_payload(&json!({"argv": ["sudo", "mysql", "-uroot", "-e", "delete from t", "shop"]}));
+    assert_eq!(a.sql[0].text, "delete from t");
+    assert_eq!(a.sql[0].dialect, "mysql");
+    let a = from_payload(&json!({"command": "sqlite3 -cmd 'pragma x' app.db 'drop table t'"}));
+    let texts: Vec<&str> = a.sql.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, ["pragma x", "drop table t"]);
+    assert!(from_payload(&json!({"command": "psql -c \"$Q\""})).sql[0].dynamic);
+    assert!(from_payload(&json!({"command": "psql -f script.sql"})).sql.is_empty());
 }

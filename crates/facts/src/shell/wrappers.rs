@@ -4,7 +4,7 @@
 //! `root`), and the wrapped command is analysed like any other.
 
 use super::lex::Word;
-use super::Analysis;
+use super::{Analysis, SqlText};
 use crate::kubectl::{KubectlArg, KubectlCall};
 
 /// The shells: `-c STRING` runs STRING; otherwise they run a script file
@@ -176,6 +176,17 @@ pub(super) fn unwrap(a: &mut Analysis, program: &str, args: &[&Word], depth: usi
         "source" | "." => a.facts.unresolved = true,
         "awk" | "gawk" | "mawk" | "nawk" => awk(a, args),
         "kubectl" | "oc" => kubectl(a, args, next),
+        "psql" => {
+            for (text, dynamic) in option_values(args, 'c', "command") {
+                a.sql.push(SqlText { text, dialect: "postgres", dynamic });
+            }
+        }
+        "mysql" | "mariadb" => {
+            for (text, dynamic) in option_values(args, 'e', "execute") {
+                a.sql.push(SqlText { text, dialect: "mysql", dynamic });
+            }
+        }
+        "sqlite3" => sqlite3(a, args),
         _ => return false,
     }
     true
@@ -348,6 +359,82 @@ fn kubectl(a: &mut Analysis, args: &[&Word], depth: usize) {
     });
     if let Some(dashes) = args.iter().position(|w| w.text == "--" && !w.dynamic) {
         a.argv(&args[dashes + 1..], false, depth);
+    }
+}
+
+/// Every value of a database client's SQL option: `-c SQL`, `-cSQL`,
+/// `--command SQL` or `--command=SQL` (for `short` `c`, `long` `command`),
+/// with whether it is computed.
+fn option_values(args: &[&Word], short: char, long: &str) -> Vec<(String, bool)> {
+    let mut values = Vec::new();
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        i += 1;
+        let t = arg.text.as_str();
+        if let Some(rest) = t.strip_prefix("--") {
+            match rest.split_once('=') {
+                Some((name, value)) if name == long => values.push((value.to_owned(), arg.dynamic)),
+                Some(_) => {}
+                None if rest == long => {
+                    if let Some(value) = args.get(i) {
+                        values.push((value.text.clone(), value.dynamic));
+                        i += 1;
+                    }
+                }
+                None => {}
+            }
+        } else if let Some(rest) = t.strip_prefix('-').and_then(|r| r.strip_prefix(short)) {
+            if rest.is_empty() {
+                if let Some(value) = args.get(i) {
+                    values.push((value.text.clone(), value.dynamic));
+                    i += 1;
+                }
+            } else {
+                values.push((rest.to_owned(), arg.dynamic));
+            }
+        }
+    }
+    values
+}
+
+/// `sqlite3 [OPTIONS] FILE [SQL…]`, where `-cmd SQL` runs SQL first.
+fn sqlite3(a: &mut Analysis, args: &[&Word]) {
+    const WITH_VALUE: [&str; 12] = [
+        "-cmd",
+        "-separator",
+        "-nullvalue",
+        "-newline",
+        "-init",
+        "-vfs",
+        "-mmap",
+        "-lookaside",
+        "-pagecache",
+        "-heap",
+        "-maxsize",
+        "-escape",
+    ];
+    let mut operands = 0;
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        i += 1;
+        let t = arg.text.as_str();
+        if t.starts_with('-') && t.len() > 1 && !arg.dynamic {
+            let name = if t.starts_with("--") { &t[1..] } else { t };
+            if WITH_VALUE.contains(&name) {
+                if let Some(value) = args.get(i) {
+                    if name == "-cmd" {
+                        a.sql.push(SqlText { text: value.text.clone(), dialect: "sqlite", dynamic: value.dynamic });
+                    }
+                    i += 1;
+                }
+            }
+            continue;
+        }
+        operands += 1;
+        // The first operand is the database file; the rest are SQL.
+        if operands > 1 {
+            a.sql.push(SqlText { text: arg.text.clone(), dialect: "sqlite", dynamic: arg.dynamic });
+        }
     }
 }
 
