@@ -61,6 +61,10 @@ fn condition() -> impl Strategy<Value = String> {
         // Errors when `x` is a Long or absent.
         1 => Just(" when { context.context.x.lessThan(decimal(\"0.5\")) }".to_owned()),
         1 => Just(" when { context has justification && context.justification like \"*ok*\" }".to_owned()),
+        // Risk facts: present (empty) for every request here; reading a
+        // record these kinds lack errors.
+        1 => Just(" when { context.facts has sql }".to_owned()),
+        1 => Just(" when { context.facts.shell.destructive }".to_owned()),
     ]
 }
 
