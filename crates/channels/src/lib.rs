@@ -32,11 +32,13 @@ pub mod health;
 mod http;
 pub mod identity;
 pub mod outbox;
-pub mod redact;
-pub mod review;
 pub mod slack;
 pub mod teams;
 pub mod webhook;
+
+// The card every channel renders lives in its own crate so the console
+// shows the same content; these names keep the channels' paths short.
+pub use countersign_review::{card as review, redact};
 
 use std::sync::Arc;
 
@@ -45,6 +47,12 @@ use countersign_server::AppState;
 
 pub use events::{Change, ChangeKind};
 pub use outbox::{DeliveryError, Notifier, OutboxOptions};
+
+impl From<redact::InvalidPattern> for SetupError {
+    fn from(e: redact::InvalidPattern) -> Self {
+        Self::Redact { pattern: e.pattern, reason: e.reason }
+    }
+}
 
 /// Why the channels could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -66,6 +66,10 @@ pub struct ConsoleState {
     pub audit: audit::Cache,
     /// Changes made through other replicas or processes, for the live queue.
     pub outside: tokio::sync::broadcast::Sender<live::Outside>,
+    /// The review card, as the chat channels show it. `None` when the
+    /// configured redaction patterns are invalid: payloads are then hidden
+    /// rather than shown unredacted.
+    pub cards: Option<countersign_review::CardBuilder>,
     csp: axum::http::HeaderValue,
 }
 
@@ -81,7 +85,15 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
         return Router::new();
     }
     let idp_origin = identity.oidc.as_ref().and_then(|o| o.issuer_origin());
+    let cards = match countersign_review::Redactor::new(&app.config.channels.redact) {
+        Ok(redactor) => Some(countersign_review::CardBuilder::new(app.clone(), Arc::new(redactor))),
+        Err(e) => {
+            tracing::error!(error = %e, "the console hides request payloads until the redaction patterns are fixed");
+            None
+        }
+    };
     let state = Arc::new(ConsoleState {
+        cards,
         cookies: session::Cookies::new(app.config.identity.console.secure_cookies),
         csp: security::content_security_policy(idp_origin.as_deref()),
         audit: audit::Cache::default(),

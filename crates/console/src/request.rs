@@ -16,7 +16,7 @@ use countersign_server::ApiError;
 use countersign_store::RequestFilter;
 use serde::Deserialize;
 
-use crate::html::{esc, json_block, status_badge, time, url_part};
+use crate::html::{esc, status_badge, time, url_part};
 use crate::layout::{csrf_field, notice, page as frame, Section};
 use crate::session::Viewer;
 use crate::view::needs;
@@ -103,15 +103,29 @@ pub fn refusal_text(code: &str) -> &'static str {
 
 async fn review_card(state: &Shared, viewer: &Viewer, r: &Request) -> String {
     let a = &r.action;
+    // The same text the chat channels show: payload, justification and
+    // facts with secrets hidden; the fingerprint binds the approval to the
+    // full action all the same.
+    let card = state.cards.as_ref().map(|cards| cards.without_history(r));
+    let hidden = || "<p class=\"muted\">Hidden: the gateway's redaction patterns are invalid.</p>".to_owned();
+    let payload = card.as_ref().map_or_else(hidden, |c| format!("<pre class=\"json\">{}</pre>", esc(&c.action)));
+    let why = card.as_ref().map_or_else(hidden, |c| esc(c.justification.as_deref().unwrap_or("— (none given)")));
     let labels = if a.labels.is_empty() {
         "—".to_owned()
     } else {
         a.labels.iter().map(|l| format!("<span class=\"badge\">{}</span>", esc(l))).collect::<Vec<_>>().join(" ")
     };
-    let context = if a.context.is_empty() {
-        String::new()
-    } else {
-        format!("<dt>Context</dt><dd>{}</dd>", json_block(&serde_json::Value::Object(a.context.clone())))
+    let confidence = match card.as_ref().and_then(|c| c.confidence.as_deref()) {
+        Some(confidence) => format!("<dt>Stated confidence</dt><dd>{}</dd>", esc(confidence)),
+        None => String::new(),
+    };
+    let facts = match card.as_ref().map(|c| c.facts.as_slice()) {
+        Some([]) => "<dt>Facts</dt><dd>—</dd>".to_owned(),
+        Some(lines) => format!(
+            "<dt>Facts</dt><dd><ul class=\"plain\">{}</ul></dd>",
+            lines.iter().map(|l| format!("<li>{}</li>", esc(l))).collect::<String>()
+        ),
+        None => format!("<dt>Facts</dt><dd>{}</dd>", hidden()),
     };
     let deadline = match (r.status, r.expires_at, r.release_by) {
         (Status::Pending, Some(t), _) => format!("<dt>Decide by</dt><dd>{}</dd>", time(t)),
@@ -130,20 +144,18 @@ async fn review_card(state: &Shared, viewer: &Viewer, r: &Request) -> String {
          <dt>Payload</dt><dd>{payload}</dd><dt>Fingerprint</dt><dd><code class=\"wrap\">{fingerprint}</code></dd></dl></div>\
          <div><h3>Who</h3><dl><dt>Requested by</dt><dd>{who}</dd><dt>Owner</dt><dd>{owner}</dd>\
          <dt>On behalf of</dt><dd>{obo}</dd><dt>Asked</dt><dd>{asked}</dd>{deadline}</dl></div>\
-         <div><h3>Why</h3><dl><dt>Justification</dt><dd>{why}</dd><dt>Labels</dt><dd>{labels}</dd>{context}</dl></div>\
+         <div><h3>Why</h3><dl><dt>Justification</dt><dd>{why}</dd>{confidence}<dt>Labels</dt><dd>{labels}</dd></dl></div>\
          <div><h3>Risk</h3><dl><dt>Decision</dt><dd>{reason}</dd><dt>Policies</dt><dd>{policies}</dd>\
-         <dt>Needs</dt><dd>{needs}</dd>{step_up}<dt>Policy set</dt><dd><code class=\"wrap\">{hash}</code></dd></dl></div>\
+         <dt>Needs</dt><dd>{needs}</dd>{step_up}{facts}<dt>Policy set</dt><dd><code class=\"wrap\">{hash}</code></dd></dl></div>\
          <div><h3>History</h3>{history}</div>\
          </div></section>",
         kind = esc(&a.kind),
         resource = esc(&a.resource),
-        payload = json_block(&a.payload),
         fingerprint = esc(r.fingerprint.as_str()),
         who = esc(&r.principal.to_string()),
         owner = esc(r.owner.as_deref().unwrap_or("—")),
         obo = esc(a.on_behalf_of.as_deref().unwrap_or("—")),
         asked = time(r.created_at),
-        why = esc(a.justification.as_deref().unwrap_or("— (none given)")),
         reason = esc(&r.reason),
         policies = esc(&if r.policies.is_empty() { "—".to_owned() } else { r.policies.join(", ") }),
         needs = needs(r),

@@ -4,6 +4,8 @@
 //!   approvals are judged by them (also in a session started earlier);
 //! - sessions expire in the store: logout deletes one at once, the purge
 //!   deletes the rest, and the console starts purging on its own;
+//! - the request page shows the review card the chat channels show: the
+//!   payload with secrets hidden, and the facts parsed from it;
 //! - the live queue of one gateway shows requests created and decided
 //!   through another gateway on the same database: one SQLite file (the
 //!   change counter), or one PostgreSQL database (its change feed; a
@@ -400,4 +402,39 @@ async fn live_queue_across(dir: &Path, store_a: Arc<dyn Store>, store_b: Arc<dyn
     assert!(r.status().is_success(), "approve through B: {}", r.status());
     next_change(&mut stream, &mut buffer, "approved", Duration::from_secs(3)).await;
     assert!(!queue_fragment(&a, &session).await.contains(&id), "the decided request left A's queue");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_page_shows_the_redacted_review_card_with_parsed_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+    let token = add_user(&*store, "alice", &["sre"]).await;
+    let agent = add_agent(&*store).await;
+    let g = serve(dir.path(), store.clone()).await;
+    let action = serde_json::json!({
+        "kind": "shell.exec",
+        "resource": "prod-db",
+        "payload": {"command": "mysql --password=hunter2 -e 'DELETE FROM orders'"},
+        "justification": "clean up, token=abc123secret",
+    });
+    let r = client().post(format!("{}/v1/actions", g.url)).bearer_auth(&agent).json(&action).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+
+    let session = sign_in(&g, &token).await;
+    let page = client()
+        .get(format!("{}/console/requests/{id}", g.url))
+        .header(COOKIE, session_cookie(&session))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("hunter2") && !page.contains("abc123secret"), "a secret reached the page: {page}");
+    assert!(page.contains("[redacted]"), "{page}");
+    // Facts the gateway read from the payload, SQL inside the shell command included.
+    assert!(page.contains("<dt>Facts</dt>"), "{page}");
+    assert!(page.contains("DELETE without WHERE on `orders`"), "{page}");
+    assert!(page.contains("shell programs: mysql"), "{page}");
 }

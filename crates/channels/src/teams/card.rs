@@ -20,7 +20,7 @@ pub const REFRESH: &str = "refresh";
 /// The card for `card`, with an optional note (e.g. a refusal for the clicker).
 pub fn adaptive_card(card: &ReviewCard, note: Option<&str>) -> Value {
     let mut body = vec![json!({
-        "type": "TextBlock", "text": esc(&card.headline_with_mark()), "weight": "Bolder", "size": "Medium", "wrap": true
+        "type": "TextBlock", "text": esc(&headline_with_mark(card)), "weight": "Bolder", "size": "Medium", "wrap": true
     })];
     if let Some(note) = note {
         body.push(json!({"type": "TextBlock", "text": esc(note), "color": "Attention", "wrap": true}));
@@ -168,10 +168,8 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-impl ReviewCard {
-    fn headline_with_mark(&self) -> String {
-        format!("{} {}", status_mark(self.status), self.headline())
-    }
+fn headline_with_mark(card: &ReviewCard) -> String {
+    format!("{} {}", status_mark(card.status), card.headline())
 }
 
 #[cfg(test)]

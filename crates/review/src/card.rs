@@ -172,6 +172,12 @@ impl CardBuilder {
         self.card(request, recent, similar, base)
     }
 
+    /// The card without the history, for a viewer that shows history of
+    /// its own (the console lists only what the viewer may see).
+    pub fn without_history(&self, request: &Request) -> ReviewCard {
+        self.card(request, Vec::new(), (0, 0), &self.state.config.public_url)
+    }
+
     fn card(&self, request: &Request, recent: Vec<PastAction>, similar: (usize, usize), base: &str) -> ReviewCard {
         let r = &self.redactor;
         let action = &request.action;
