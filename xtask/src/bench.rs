@@ -167,7 +167,7 @@ pub(crate) async fn approvals(
     let mut released = Samples::default();
     for round in 0..rounds {
         let body = format!(
-            r#"{{"kind":"sql.execute","resource":"prod-db","payload":{{"statement":"UPDATE t SET n = {round}"}},"justification":"bench"}}"#
+            r#"{{"kind":"sql.execute","resource":"prod-db","payload":{{"statement":"UPDATE t SET n = {round} WHERE id = 1"}},"justification":"bench"}}"#
         );
         let (status, answer) = submit.post("/v1/actions", Bytes::from(body)).await?;
         let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
