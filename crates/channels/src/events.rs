@@ -28,7 +28,36 @@ pub enum ChangeKind {
     Escalated,
 }
 
+/// What a chat channel does with a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardMove {
+    /// Post the card where it is not yet, update it where it is, and tell
+    /// the requester's owner once the request is decided.
+    Show,
+    /// Notify the requirement's escalation target.
+    Escalate,
+}
+
 impl ChangeKind {
+    /// What a chat channel does with this change.
+    pub fn card_move(self) -> CardMove {
+        match self {
+            Self::Escalated => CardMove::Escalate,
+            Self::Pending
+            | Self::Allowed
+            | Self::Approval
+            | Self::Denial
+            | Self::Comment
+            | Self::Approved
+            | Self::Denied
+            | Self::Released
+            | Self::Expired
+            | Self::Cancelled
+            | Self::Revoked
+            | Self::Outcome => CardMove::Show,
+        }
+    }
+
     pub const ALL: [ChangeKind; 13] = [
         Self::Pending,
         Self::Allowed,

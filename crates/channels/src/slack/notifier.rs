@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{blocks, Slack};
-use crate::events::{Change, ChangeKind};
+use crate::events::{CardMove, Change, ChangeKind};
 use crate::outbox::{DeliveryError, Notifier, KV};
 use crate::review::ReviewCard;
 
@@ -53,20 +53,9 @@ impl Notifier for Slack {
             return Ok(());
         }
         let card = self.cards.build(request).await;
-        match change.kind {
-            ChangeKind::Escalated => self.escalate(change, request, &card).await,
-            ChangeKind::Pending
-            | ChangeKind::Allowed
-            | ChangeKind::Approval
-            | ChangeKind::Denial
-            | ChangeKind::Comment
-            | ChangeKind::Approved
-            | ChangeKind::Denied
-            | ChangeKind::Released
-            | ChangeKind::Expired
-            | ChangeKind::Cancelled
-            | ChangeKind::Revoked
-            | ChangeKind::Outcome => {
+        match change.kind.card_move() {
+            CardMove::Escalate => self.escalate(change, request, &card).await,
+            CardMove::Show => {
                 self.show(request, &card).await?;
                 self.tell_owner(request, &card).await
             }

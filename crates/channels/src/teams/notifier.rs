@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{card, Teams};
-use crate::events::{Change, ChangeKind};
+use crate::events::{CardMove, Change, ChangeKind};
 use crate::outbox::{DeliveryError, Notifier, KV};
 use crate::review::ReviewCard;
 
@@ -58,20 +58,9 @@ impl Notifier for Teams {
             return Ok(());
         }
         let review = self.cards.build(request).await;
-        match change.kind {
-            ChangeKind::Escalated => self.escalate(change, request, &review).await,
-            ChangeKind::Pending
-            | ChangeKind::Allowed
-            | ChangeKind::Approval
-            | ChangeKind::Denial
-            | ChangeKind::Comment
-            | ChangeKind::Approved
-            | ChangeKind::Denied
-            | ChangeKind::Released
-            | ChangeKind::Expired
-            | ChangeKind::Cancelled
-            | ChangeKind::Revoked
-            | ChangeKind::Outcome => {
+        match change.kind.card_move() {
+            CardMove::Escalate => self.escalate(change, request, &review).await,
+            CardMove::Show => {
                 self.show(request, &review).await?;
                 self.tell_owner(request, &review).await
             }
