@@ -6,10 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod forms;
+
 mod support;
 
 use std::collections::BTreeMap;
 
+use forms::{client, hidden};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
 /// A browser's cookies for one site, enough for this flow (every cookie is
@@ -34,10 +37,6 @@ impl Jar {
     fn header(&self) -> String {
         self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 fn location(response: &reqwest::Response) -> String {
@@ -105,12 +104,6 @@ async fn log_in(gateway: &str, user: &str) -> Jar {
 async fn set_groups(issuer: &str, user: &str, groups: &str) {
     let r = client().post(format!("{issuer}/__test/groups?user={user}&groups={groups}")).send().await.unwrap();
     assert!(r.status().is_success());
-}
-
-fn hidden(body: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body.find(&marker).unwrap_or_else(|| panic!("no `{name}` field")) + marker.len();
-    body[start..].split('"').next().unwrap().to_owned()
 }
 
 /// Approves in the console; returns where it sent us.

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod forms;
+
 use std::sync::Arc;
 
 use countersign_core::{PrincipalKind, Timestamp};
@@ -13,6 +15,7 @@ use countersign_server::config::RawConfig;
 use countersign_server::AppState;
 use countersign_store::{NewAgent, NewUser, Store};
 use countersign_store_sqlite::SqliteStore;
+use forms::{client, cookie_value, hidden};
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 
 struct Gateway {
@@ -61,26 +64,6 @@ async fn start() -> Gateway {
         let _ = countersign_server::serve_with(state, console, listener, std::future::pending()).await;
     });
     Gateway { url, user_token, agent_key, _dir: dir }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-fn cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap().split_once('=').unwrap().1.to_owned())
-}
-
-fn hidden(body: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body.find(&marker).unwrap_or_else(|| panic!("no `{name}` field")) + marker.len();
-    body[start..].split('"').next().unwrap().to_owned()
 }
 
 /// Signs in with the personal token; returns the session cookie header.

@@ -13,6 +13,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod forms;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +27,8 @@ use countersign_server::config::RawConfig;
 use countersign_server::AppState;
 use countersign_store::{NewAgent, NewUser, Store};
 use countersign_store_sqlite::SqliteStore;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use forms::{client, cookie_value, hidden};
+use reqwest::header::{COOKIE, LOCATION};
 
 const POLICY: &str =
     "@id(\"prod\") @approvers(\"sre\") permit (principal, action, resource) when { resource.name like \"prod*\" };";
@@ -87,26 +90,6 @@ async fn add_agent(store: &dyn Store) -> String {
         NewAgent { name: "bot".into(), owner: None, groups: vec![], token_hash: hash, created_at: Timestamp::now() };
     store.create_agent(agent, vec![]).await.unwrap();
     key
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-fn cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap().split_once('=').unwrap().1.to_owned())
-}
-
-fn hidden(body: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = body.find(&marker).unwrap_or_else(|| panic!("no `{name}` field")) + marker.len();
-    body[start..].split('"').next().unwrap().to_owned()
 }
 
 /// Signs in to the console with a personal token; returns the session
