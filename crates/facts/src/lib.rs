@@ -108,11 +108,20 @@ pub fn derive(kind: &str, payload: &Value) -> Facts {
             facts.kubectl = kubectl::facts(&found.kubectl, false);
             facts.sql = sql::merge(&found.sql);
         }
+        Family::Sql if payload.get("statement").is_none() && is_command(payload) => {
+            // `countersign exec --kind sql.execute -- psql -c '…'`: the
+            // statement is inside a command line; a command that carries
+            // none the parser can read (`psql -f file`) is unreadable SQL.
+            let found = shell::from_payload(payload);
+            facts.shell = Some(found.facts);
+            facts.sql =
+                Some(sql::merge(&found.sql).unwrap_or_else(|| SqlFacts { parse_error: true, ..SqlFacts::default() }));
+        }
         Family::Sql => facts.sql = Some(sql::from_payload(payload)),
         Family::Kubernetes => {
             let mut calls = Vec::new();
             let mut readable = true;
-            if payload.get("argv").is_some() || payload.get("command").is_some() {
+            if is_command(payload) {
                 let found = shell::from_payload(payload);
                 readable &= !found.facts.parse_error;
                 facts.shell = Some(found.facts);
@@ -138,6 +147,12 @@ pub fn derive(kind: &str, payload: &Value) -> Facts {
         Family::Other => {}
     }
     facts
+}
+
+/// The payload is a command line (`argv` or `command`), as `countersign
+/// exec` sends whatever the kind.
+fn is_command(payload: &Value) -> bool {
+    payload.get("argv").is_some() || payload.get("command").is_some()
 }
 
 impl Facts {
@@ -187,6 +202,12 @@ mod tests {
             (vec!["select".into(), "drop_table".into()], true, false)
         );
         assert!(derive("shell.exec", &json!({"command": "psql -c \"$Q\""})).sql.unwrap().parse_error);
+        // A SQL kind whose payload is a command line, as `countersign exec
+        // --kind sql.execute -- psql -c …` sends it.
+        let f = derive("sql.execute", &json!({"argv": ["psql", "-h", "db", "-c", "DROP TABLE users"]}));
+        assert!(f.sql.unwrap().is_ddl);
+        assert_eq!(f.shell.unwrap().programs, ["psql"]);
+        assert!(derive("sql.execute", &json!({"argv": ["psql", "-f", "migrate.sql"]})).sql.unwrap().parse_error);
     }
 
     #[test]
