@@ -166,7 +166,7 @@ impl PostgresStore {
     /// Fails if the database cannot be reached now; after that, the store
     /// rides out outages by reconnecting.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let mut base = tokio_postgres::Config::from_str(url)
+        let mut base = tokio_postgres::Config::from_str(&tls::libpq_sslmodes(url))
             .map_err(|e| StoreError::Unavailable(format!("the database URL is not valid: {e}")))?;
         if !tls::mentions_sslmode(url) {
             base.ssl_mode(tokio_postgres::config::SslMode::Disable);

@@ -1,4 +1,5 @@
-//! TLS to the database, when the URL asks for it (`sslmode=require`).
+//! TLS to the database, when the URL asks for it (`sslmode=require`, or
+//! libpq's `verify-full` / `verify-ca`, which mean the same here).
 //!
 //! The server's certificate is always verified — against the public web
 //! PKI roots plus the CA certificates in `database.ca_file` (a private CA,
@@ -49,4 +50,25 @@ pub(crate) fn connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, Sto
 /// Whether the connection string chooses an `sslmode` itself.
 pub(crate) fn mentions_sslmode(url: &str) -> bool {
     url.contains("sslmode=")
+}
+
+/// libpq's `sslmode=verify-full` and `verify-ca`, which managed databases'
+/// connection strings carry, as the driver's `require`: this store's
+/// `require` already verifies the chain and the host name, which is
+/// `verify-full`, and for `verify-ca` checking the name too is stricter,
+/// never weaker.
+pub(crate) fn libpq_sslmodes(url: &str) -> String {
+    url.replace("sslmode=verify-full", "sslmode=require").replace("sslmode=verify-ca", "sslmode=require")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_verify_modes_mean_verified_tls() {
+        assert_eq!(libpq_sslmodes("postgres://u@h/db?sslmode=verify-full"), "postgres://u@h/db?sslmode=require");
+        assert_eq!(libpq_sslmodes("host=h sslmode=verify-ca dbname=d"), "host=h sslmode=require dbname=d");
+        assert_eq!(libpq_sslmodes("postgres://u@h/db"), "postgres://u@h/db");
+    }
 }

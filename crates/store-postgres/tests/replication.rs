@@ -208,6 +208,13 @@ async fn tls_is_used_and_verified_when_the_url_asks() {
     // An unknown CA is refused: the certificate is verified, not just used.
     let refused = PostgresStore::connect_with(&secure, options(None)).await;
     assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+    // libpq's spelling, as managed databases hand it out, means the same.
+    let verify_full = format!("{url}?sslmode=verify-full");
+    let store = PostgresStore::connect_with(&verify_full, options(Some(ca.clone()))).await.unwrap();
+    assert!(store.request("tls").await.unwrap().is_some());
+    drop(store);
+    let refused = PostgresStore::connect_with(&verify_full, options(None)).await;
+    assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
     // No sslmode: plain TCP, as before.
     let plain = PostgresStore::connect_with(&url, options(None)).await.unwrap();
     assert!(plain.request("tls").await.unwrap().is_some());
