@@ -39,12 +39,13 @@ pub enum CardMove {
 }
 
 impl ChangeKind {
-    /// What a chat channel does with this change.
-    pub fn card_move(self) -> CardMove {
+    /// What a chat channel does with this change: nothing for a routine
+    /// decision, which has no card.
+    pub fn card_move(self) -> Option<CardMove> {
         match self {
-            Self::Escalated => CardMove::Escalate,
+            Self::Escalated => Some(CardMove::Escalate),
+            Self::Allowed => None,
             Self::Pending
-            | Self::Allowed
             | Self::Approval
             | Self::Denial
             | Self::Comment
@@ -54,7 +55,7 @@ impl ChangeKind {
             | Self::Expired
             | Self::Cancelled
             | Self::Revoked
-            | Self::Outcome => CardMove::Show,
+            | Self::Outcome => Some(CardMove::Show),
         }
     }
 
@@ -95,20 +96,7 @@ impl ChangeKind {
 
     /// The change shows on a review card (a chat message must be updated).
     pub fn shows_on_card(self) -> bool {
-        match self {
-            Self::Pending
-            | Self::Approval
-            | Self::Denial
-            | Self::Comment
-            | Self::Approved
-            | Self::Denied
-            | Self::Released
-            | Self::Expired
-            | Self::Cancelled
-            | Self::Revoked
-            | Self::Outcome => true,
-            Self::Allowed | Self::Escalated => false,
-        }
+        self.card_move() == Some(CardMove::Show)
     }
 }
 

@@ -26,6 +26,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod chat;
 pub mod escalation;
 pub mod events;
 pub mod health;

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{blocks, Slack};
-use crate::events::{CardMove, Change, ChangeKind};
-use crate::outbox::{DeliveryError, Notifier, KV};
-use crate::review::ReviewCard;
+use crate::chat::Chat;
+use crate::events::Change;
+use crate::outbox::{DeliveryError, KV};
+use crate::review::{CardBuilder, ReviewCard};
 
 /// A posted copy of a request's card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +28,7 @@ struct Posted {
 }
 
 #[async_trait]
-impl Notifier for Slack {
+impl Chat for Slack {
     fn name(&self) -> String {
         "slack".to_owned()
     }
@@ -36,34 +37,10 @@ impl Notifier for Slack {
         crate::health::origin(&self.config.api_base_url)
     }
 
-    fn wants(&self, kind: ChangeKind) -> bool {
-        kind.shows_on_card() || kind == ChangeKind::Escalated
+    fn cards(&self) -> &CardBuilder {
+        &self.cards
     }
 
-    fn coalesces(&self) -> bool {
-        true
-    }
-
-    fn max_attempts(&self) -> Option<u32> {
-        None
-    }
-
-    async fn deliver(&self, change: &Change, request: &Request, _attempt: u32) -> Result<(), DeliveryError> {
-        if request.requirements.is_empty() {
-            return Ok(());
-        }
-        let card = self.cards.build(request).await;
-        match change.kind.card_move() {
-            CardMove::Escalate => self.escalate(change, request, &card).await,
-            CardMove::Show => {
-                self.show(request, &card).await?;
-                self.tell_owner(request, &card).await
-            }
-        }
-    }
-}
-
-impl Slack {
     /// Posts the card to every target not yet holding it, and updates the rest.
     async fn show(&self, request: &Request, card: &ReviewCard) -> Result<(), DeliveryError> {
         let mut posted = self.posted(&request.id).await?;
@@ -89,20 +66,6 @@ impl Slack {
             self.save_posted(&request.id, &posted).await?;
         }
         Ok(())
-    }
-
-    /// The channels a request's card goes to.
-    fn targets(&self, request: &Request) -> Vec<String> {
-        let mut targets: Vec<String> = Vec::new();
-        for requirement in &request.requirements {
-            let target = requirement.routing.slack_channel.clone().or_else(|| self.config.channel.clone());
-            if let Some(target) = target {
-                if !targets.contains(&target) {
-                    targets.push(target);
-                }
-            }
-        }
-        targets
     }
 
     /// Once decided, a DM to the requester's owner (or the requesting user).
@@ -183,6 +146,22 @@ impl Slack {
             self.save_posted(&request.id, &posted).await?;
         }
         Ok(())
+    }
+}
+
+impl Slack {
+    /// The channels a request's card goes to.
+    fn targets(&self, request: &Request) -> Vec<String> {
+        let mut targets: Vec<String> = Vec::new();
+        for requirement in &request.requirements {
+            let target = requirement.routing.slack_channel.clone().or_else(|| self.config.channel.clone());
+            if let Some(target) = target {
+                if !targets.contains(&target) {
+                    targets.push(target);
+                }
+            }
+        }
+        targets
     }
 
     async fn posted(&self, id: &str) -> Result<Vec<Posted>, DeliveryError> {

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{card, Teams};
-use crate::events::{CardMove, Change, ChangeKind};
-use crate::outbox::{DeliveryError, Notifier, KV};
-use crate::review::ReviewCard;
+use crate::chat::Chat;
+use crate::events::Change;
+use crate::outbox::{DeliveryError, KV};
+use crate::review::{CardBuilder, ReviewCard};
 
 /// The prefix of an escalation target that names a Teams conversation.
 pub const ESCALATION_PREFIX: &str = "teams:";
@@ -32,7 +33,7 @@ pub(crate) struct Posted {
 }
 
 #[async_trait]
-impl Notifier for Teams {
+impl Chat for Teams {
     fn name(&self) -> String {
         "teams".to_owned()
     }
@@ -41,34 +42,10 @@ impl Notifier for Teams {
         crate::health::origin(&self.config.service_url)
     }
 
-    fn wants(&self, kind: ChangeKind) -> bool {
-        kind.shows_on_card() || kind == ChangeKind::Escalated
+    fn cards(&self) -> &CardBuilder {
+        &self.cards
     }
 
-    fn coalesces(&self) -> bool {
-        true
-    }
-
-    fn max_attempts(&self) -> Option<u32> {
-        None
-    }
-
-    async fn deliver(&self, change: &Change, request: &Request, _attempt: u32) -> Result<(), DeliveryError> {
-        if request.requirements.is_empty() {
-            return Ok(());
-        }
-        let review = self.cards.build(request).await;
-        match change.kind.card_move() {
-            CardMove::Escalate => self.escalate(change, request, &review).await,
-            CardMove::Show => {
-                self.show(request, &review).await?;
-                self.tell_owner(request, &review).await
-            }
-        }
-    }
-}
-
-impl Teams {
     /// Posts the card to every conversation not yet holding it, and replaces the rest.
     async fn show(&self, request: &Request, review: &ReviewCard) -> Result<(), DeliveryError> {
         let mut posted = self.posted(&request.id).await?;
@@ -182,7 +159,9 @@ impl Teams {
         }
         Ok(())
     }
+}
 
+impl Teams {
     pub(crate) async fn posted(&self, id: &str) -> Result<Vec<Posted>, DeliveryError> {
         let text = self.state.store.kv_get(KV, &format!("teams:msg:{id}")).await?;
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
