@@ -438,6 +438,21 @@ pub(crate) fn secret(
     }
 }
 
+/// Loading a whole config from TOML text and environment pairs, for the
+/// sections' own tests.
+#[cfg(test)]
+mod testing {
+    use super::{Config, ConfigError, MapEnv, Overrides};
+
+    pub(super) fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, text).unwrap();
+        let env = MapEnv(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+        Config::load(&Overrides { config_file: Some(file), ..Overrides::default() }, &env)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

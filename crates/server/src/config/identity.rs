@@ -309,16 +309,8 @@ fn url(key: &'static str, value: Option<String>, default: &str) -> Result<String
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Config, MapEnv, Overrides};
+    use super::super::testing::load;
     use super::*;
-
-    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.toml");
-        std::fs::write(&file, text).unwrap();
-        let env = MapEnv(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
-        Config::load(&Overrides { config_file: Some(file), ..Overrides::default() }, &env)
-    }
 
     #[test]
     fn identity_defaults_to_local_tokens_only() {
