@@ -17,8 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(rest) else { return };
     let dialect = DIALECTS[usize::from(*selector) % DIALECTS.len()];
     // The head once, then the repeated part: `SELECT ` + `1+`×n + `1`.
-    let split = rest.iter().position(|&b| b == b'\x00').unwrap_or(0);
-    let (head, tail) = text.split_at(split);
+    let (head, tail) = text.split_once('\0').unwrap_or(("", text));
     let times = if (*selector & 0x80) == 0 { 1 } else { usize::from(*repeat) * 40 };
     // A little over the size limit at most, so both sides of it are tried.
     let times = times.min(300_000 / tail.len().max(1));
