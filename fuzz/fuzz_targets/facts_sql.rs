@@ -1,15 +1,35 @@
-//! SQL statements in every dialect a payload may name.
+//! SQL statements in every dialect a payload may name, claimed or decided
+//! by the gateway, and deep or wide: the input's tail is repeated up to
+//! thousands of times (`1+` becomes a 5,000-term sum, `(` a deep nesting),
+//! so small inputs reach the depth and size bounds. Run with the SQL
+//! dictionary: `cargo fuzz run facts_sql -- -dict=dicts/sql.dict`.
 #![no_main]
 
 use countersign_facts::derive;
+use countersign_facts::sql::{analyse_as, Dialects};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 
-const DIALECTS: [&str; 4] = ["generic", "postgres", "mysql", "sqlite"];
+const DIALECTS: [&str; 6] = ["generic", "postgres", "mysql", "sqlite", "mssql", "bigquery"];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let [selector, repeat, rest @ ..] = data else { return };
     let Ok(text) = std::str::from_utf8(rest) else { return };
-    let dialect = DIALECTS[usize::from(selector) % DIALECTS.len()];
-    let _ = derive("sql.execute", &json!({"statement": text, "dialect": dialect})).lines();
+    let dialect = DIALECTS[usize::from(*selector) % DIALECTS.len()];
+    // The head once, then the repeated part: `SELECT ` + `1+`×n + `1`.
+    let (head, tail) = text.split_once('\0').unwrap_or(("", text));
+    let times = if (*selector & 0x80) == 0 { 1 } else { usize::from(*repeat) * 40 };
+    // A little over the size limit at most, so both sides of it are tried.
+    let times = times.min(300_000 / tail.len().max(1));
+    let mut sql = String::with_capacity(head.len() + tail.len() * times);
+    sql.push_str(head);
+    for _ in 0..times {
+        sql.push_str(tail);
+    }
+    if (*selector & 0x40) == 0 {
+        let _ = derive("sql.execute", &json!({"statement": sql, "dialect": dialect})).lines();
+    } else {
+        let facts = analyse_as(&sql, &Dialects::Decided(dialect));
+        assert!(!(facts.parse_error && facts.is_read_only));
+    }
 });

@@ -5,6 +5,7 @@
 use std::hint::black_box;
 
 use countersign_facts::derive;
+use countersign_facts::sql::{analyse_as, Dialects};
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
 
@@ -39,6 +40,12 @@ fn bench(c: &mut Criterion) {
     for (name, kind, payload) in &cases {
         c.bench_function(&format!("derive {name}"), |b| b.iter(|| derive(black_box(kind), black_box(payload))));
     }
+    // The same SQL when the gateway decides the dialect (one reading)
+    // rather than taking the payload's claim (every common dialect).
+    let statement = cases[2].2["statement"].as_str().unwrap_or_default().to_owned();
+    c.bench_function("derive sql, dialect decided", |b| {
+        b.iter(|| analyse_as(black_box(&statement), &Dialects::Decided("postgres")))
+    });
 }
 
 criterion_group!(benches, bench);

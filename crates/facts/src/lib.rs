@@ -224,7 +224,11 @@ mod tests {
                 "is_ddl": false,
                 "is_read_only": false,
                 "statement_count": 1,
-                "parse_error": false
+                "parse_error": false,
+                "runs_program": false,
+                "calls_procedure": false,
+                "side_effect_functions": [],
+                "dialect_ambiguous": false
             }})
         );
         let f = derive("shell.exec", &json!({"command": "ls"}));
