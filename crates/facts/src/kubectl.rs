@@ -57,7 +57,17 @@ pub struct KubectlFacts {
 }
 
 /// Flags that take a value (so the value is not taken for a verb or type).
-const VALUE_FLAGS: [&str; 38] = [
+const VALUE_FLAGS: [&str; 48] = [
+    "v",
+    "vmodule",
+    "log-dir",
+    "log-file-max-size",
+    "log-flush-frequency",
+    "log-backtrace-at",
+    "stderrthreshold",
+    "password",
+    "username",
+    "chunk-size",
     "namespace",
     "context",
     "cluster",
@@ -98,8 +108,30 @@ const VALUE_FLAGS: [&str; 38] = [
     "log-file",
 ];
 /// One-letter flags that take a value.
-const VALUE_SHORT: &str = "nflocpskL";
+const VALUE_SHORT: &str = "nflocpskLv";
 
+/// kubectl's global flags that take no value; every other global flag
+/// takes one, so before the verb an unknown `--flag` is taken to have a
+/// value (`kubectl --some-flag x delete ns prod` is still a `delete`).
+const GLOBAL_BOOLS: [&str; 14] = [
+    "insecure-skip-tls-verify",
+    "match-server-version",
+    "warnings-as-errors",
+    "disable-compression",
+    "alsologtostderr",
+    "logtostderr",
+    "one-output",
+    "skip-headers",
+    "skip-log-headers",
+    "add-dir-header",
+    "all-namespaces",
+    "dry-run",
+    "help",
+    "profile-mutex",
+];
+
+/// Verbs that only read. (`auth` only with `can-i` or `whoami`; any
+/// other verb, a plugin or an unknown word is not read-only.)
 const READ_ONLY_VERBS: [&str; 13] = [
     "get",
     "describe",
@@ -185,6 +217,11 @@ fn read(call: &KubectlCall) -> Call {
                 n if VALUE_FLAGS.contains(&n) => {
                     value(&mut i);
                 }
+                // Before the verb: a global flag, which takes a value
+                // unless it is one of the few booleans.
+                n if out.positionals.is_empty() && !GLOBAL_BOOLS.contains(&n) => {
+                    value(&mut i);
+                }
                 _ => {}
             }
             continue;
@@ -249,7 +286,11 @@ pub(crate) fn facts(calls: &[KubectlCall], expected: bool) -> Option<KubectlFact
             continue;
         }
         let verb_text = verb.text.to_ascii_lowercase();
-        facts.read_only &= READ_ONLY_VERBS.contains(&verb_text.as_str());
+        let reads = match verb_text.as_str() {
+            "auth" => call.positionals.get(1).is_some_and(|s| matches!(s.text.as_str(), "can-i" | "whoami")),
+            v => READ_ONLY_VERBS.contains(&v),
+        };
+        facts.read_only &= reads;
         let types = resource_operands(&verb_text, &call.positionals[1..]);
         push_unique(&mut facts.verbs, &verb_text);
         for t in types {
