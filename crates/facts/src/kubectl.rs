@@ -453,6 +453,76 @@ mod tests {
     }
 
     #[test]
+    fn global_flags_with_values_do_not_hide_the_verb() {
+        for line in [
+            "kubectl -v 0 delete ns prod",
+            "kubectl -v=0 delete ns prod",
+            "kubectl --v=0 delete ns prod",
+            "kubectl --v 0 delete ns prod",
+            "kubectl -s https://k:6443 delete ns prod",
+            "kubectl --server https://k:6443 delete ns prod",
+            "kubectl --context x delete ns prod",
+            "kubectl --kubeconfig f delete ns prod",
+            "kubectl -n ns delete ns prod",
+            "kubectl --namespace=ns delete ns prod",
+            "kubectl --as admin delete ns prod",
+            "kubectl --as-group g delete ns prod",
+            "kubectl --token t delete ns prod",
+            "kubectl --cluster c delete ns prod",
+            "kubectl --user u delete ns prod",
+            "kubectl --request-timeout 5s delete ns prod",
+            "kubectl --cache-dir /tmp delete ns prod",
+            "kubectl --vmodule x=2 delete ns prod",
+            "kubectl --log-dir /tmp delete ns prod",
+            "kubectl --some-future-flag x delete ns prod",
+            "kubectl --insecure-skip-tls-verify delete ns prod",
+            "kubectl --password p --username u delete ns prod",
+            "kubectl --tls-server-name x delete ns prod",
+        ] {
+            let f = of(line);
+            assert_eq!(f.verbs, ["delete"], "{line}");
+            assert!(!f.read_only, "{line}");
+        }
+    }
+
+    #[test]
+    fn verbs_that_change_objects_are_never_read_only() {
+        for verb in [
+            "apply -f x.yaml",
+            "create ns x",
+            "delete pod x",
+            "edit deploy x",
+            "patch deploy x -p {}",
+            "replace -f x.yaml",
+            "scale deploy x --replicas 0",
+            "rollout restart deploy/x",
+            "rollout undo deploy/x",
+            "label pod x a=b",
+            "annotate pod x a=b",
+            "set image deploy/x c=i",
+            "drain node1",
+            "cordon node1",
+            "uncordon node1",
+            "taint nodes node1 k=v:NoSchedule",
+            "exec pod -- ls",
+            "cp x pod:/x",
+            "run x --image=i",
+            "expose deploy x --port 80",
+            "autoscale deploy x --max 3",
+            "certificate approve csr",
+            "auth reconcile -f x.yaml",
+            "debug node/x -it --image=busybox",
+            "some-plugin do-things",
+            "port-forward pod/x 8080",
+        ] {
+            let f = of(&format!("kubectl {verb}"));
+            assert!(!f.read_only, "{verb}");
+        }
+        assert!(of("kubectl auth can-i delete pods").read_only);
+        assert!(of("kubectl get pods -v 6").read_only);
+    }
+
+    #[test]
     fn commands_run_in_pods_are_shell_facts() {
         let found = shell::from_payload(&serde_json::json!({ "command": "kubectl exec -it db-0 -- rm -rf /data" }));
         let (shell, calls) = (found.facts, found.kubectl);

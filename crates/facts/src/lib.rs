@@ -252,6 +252,39 @@ mod tests {
     }
 
     #[test]
+    fn facts_follow_the_payload_whatever_the_kind() {
+        for kind in ["run", "deploy", "x.y", "mcp.tool_call", "http.request", "RUN", ""] {
+            let f = derive(kind, &json!({"argv": ["rm", "-rf", "/srv"]}));
+            assert!(f.shell.unwrap().destructive, "{kind}");
+            let f = derive(kind, &json!({"command": "kubectl -n prod delete ns prod && psql -c 'drop table t'"}));
+            assert_eq!(f.kubectl.unwrap().verbs, ["delete"], "{kind}");
+            assert!(f.sql.unwrap().is_ddl, "{kind}");
+            let f = derive(kind, &json!({"statement": "DELETE FROM orders"}));
+            assert!(f.sql.unwrap().delete_without_where, "{kind}");
+            let plan = json!({"resource_changes": [{"address": "a.b", "change": {"actions": ["delete"]}}]});
+            assert_eq!(derive(kind, &json!({ "plan": plan })).terraform.unwrap().destroy_count, 1, "{kind}");
+            let f = derive(kind, &json!({"argv": ["bash"], "stdin": "rm -rf /srv", "stdin_sha256": "x"}));
+            assert!(f.shell.unwrap().destructive, "{kind}");
+            let f = derive(kind, &json!({"argv": ["sqlite3", "app.db"], "stdin": "DROP TABLE users;"}));
+            assert!(f.sql.unwrap().is_ddl, "{kind}");
+            // Nothing the gateway reads: no record.
+            assert!(derive(kind, &json!({"url": "https://x", "steps": [{"command": "ls"}]})).is_empty(), "{kind}");
+        }
+        // A kind adds expectations, never removes facts.
+        assert!(derive("sql.execute", &json!({"query": "x"})).sql.unwrap().parse_error);
+        assert!(derive("shell.exec", &json!({"statement": "select 1"})).shell.unwrap().parse_error);
+        let f = derive("sql.execute", &json!({"statement": "select 1", "command": "rm -rf /"}));
+        assert!(f.shell.unwrap().destructive && f.sql.unwrap().is_read_only);
+        let f = derive("terraform.apply", &json!({"command": "rm -rf /", "plan": {"format_version": "1"}}));
+        assert!(f.shell.unwrap().destructive && !f.terraform.unwrap().parse_error);
+        assert!(derive("k8s.apply", &json!({"argv": ["ls"]})).kubectl.unwrap().parse_error);
+        // `args` is kubectl's only for kubectl kinds.
+        assert!(derive("run", &json!({"args": ["delete", "ns", "prod"]})).is_empty());
+        // Stdin alone is no command line.
+        assert!(derive("run", &json!({"stdin": "rm -rf /"})).shell.unwrap().parse_error);
+    }
+
+    #[test]
     fn json_shape_is_stable() {
         let f = derive("sql.execute", &json!({"statement": "delete from t"}));
         assert_eq!(
