@@ -360,6 +360,7 @@ impl Lexer<'_> {
         // Whether everything so far could be the NAME of `NAME=value`.
         let mut name_so_far = true;
         let mut brace_open = false;
+        let mut bracket_open = false;
         while let Some(&c) = self.chars.peek() {
             if is_blank(c) || is_operator_start(c) {
                 break;
@@ -411,7 +412,11 @@ impl Lexer<'_> {
                         name_so_far = false;
                     }
                     match c {
-                        '*' | '?' | '[' => word.glob = true,
+                        '*' | '?' => word.glob = true,
+                        // `[` alone (the `test` program, `[[`) is literal;
+                        // `[…]` is a bracket expression.
+                        '[' => bracket_open = true,
+                        ']' if bracket_open => word.glob = true,
                         '{' => brace_open = true,
                         '}' => brace_open = false,
                         // `{a,b}` and `{1..3}` expand to several words.

@@ -54,9 +54,9 @@ const ALWAYS: [&str; 13] = [
 
 /// Programs [`check`] judges by their arguments.
 pub(super) fn judges(program: &str) -> bool {
-    const JUDGED: [&str; 32] = [
+    const JUDGED: [&str; 33] = [
         "rm", "dd", "tee", "chmod", "chown", "chgrp", "kill", "pkill", "killall", "systemctl", "init", "telinit",
-        "truncate", "mv", "cp", "install", "rsync", "crontab", "iptables", "ip6tables", "iptables-legacy",
+        "truncate", "mv", "cp", "install", "ln", "rsync", "crontab", "iptables", "ip6tables", "iptables-legacy",
         "iptables-nft", "nft", "fdisk", "sfdisk", "cfdisk", "gdisk", "sgdisk", "parted", "zpool", "zfs", "cryptsetup",
     ];
     ALWAYS.contains(&program) || program.starts_with("mkfs.") || JUDGED.contains(&program) || program == "pvremove"
@@ -140,7 +140,7 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
                 a.write_target(target, true);
             }
         }
-        "cp" | "mv" | "install" => copy(a, program, args),
+        "cp" | "mv" | "install" | "ln" => copy(a, program, args),
         "rsync" => rsync(a, args),
         "chmod" => chmod(a, args),
         "chown" | "chgrp" => {
@@ -183,6 +183,14 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
             });
             if flush {
                 a.destructive(format!("{program} -F (flush every rule)"));
+            }
+            // `-P INPUT DROP`: a default policy that drops everything.
+            let texts: Vec<&str> = args.iter().map(|w| w.text.as_str()).collect();
+            let drops = texts.windows(3).any(|w| {
+                matches!(w[0], "-P" | "--policy") && matches!(w[2], "DROP" | "REJECT")
+            });
+            if drops {
+                a.destructive(format!("{program} -P … DROP (default policy)"));
             }
         }
         "nft" => {
@@ -236,8 +244,8 @@ fn rm(a: &mut Analysis, args: &[&Word], bulk: bool) {
     }
 }
 
-/// `cp`/`mv`/`install` onto a device or a critical file, or `mv` of a
-/// system directory.
+/// `cp`/`mv`/`install`/`ln` onto a device or a critical file, or `mv` of
+/// a system directory.
 fn copy(a: &mut Analysis, program: &str, args: &[&Word]) {
     let p = opts::parse(
         args,

@@ -135,6 +135,7 @@ fn what_cannot_be_named_is_unresolved() {
         "sh -c \"$SCRIPT\"",
         "eval \"$X\"",
         "sudo -s",
+        "doas -s",
         "source ./env.sh",
         ". ./env.sh",
         "/bin/r? -rf /",
@@ -414,6 +415,7 @@ fn destructive_effects_by_class() {
         "crontab -u root -r",
         "iptables -F",
         "iptables --flush INPUT",
+        "iptables -P INPUT DROP",
         "ip6tables -X",
         "nft flush ruleset",
         ":(){ :|:& };:",
@@ -421,6 +423,7 @@ fn destructive_effects_by_class() {
         "> /etc/passwd",
         "echo x > /etc/shadow",
         "cp /dev/null /etc/passwd",
+        "ln -sf /dev/null /etc/passwd",
         "find / -delete",
         "rsync -a --delete empty/ /",
         "rsync -a --delete-before /tmp/x/ /etc/",
@@ -600,4 +603,14 @@ fn deep_and_wide_inputs_fit_a_256k_stack() {
 
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[test]
+fn test_brackets_are_programs_not_globs() {
+    for command in ["[ -d x ] && echo y", "if [ -f x ]; then echo y; fi", "[[ -n $x ]] && ls"] {
+        let f = line(command);
+        assert!(!f.unresolved && !f.destructive, "{command}: {f:?}");
+    }
+    assert!(line("/bin/r[m] -rf /").unresolved);
+    assert!(line("[[ $(rm -rf /) ]]").destructive);
 }

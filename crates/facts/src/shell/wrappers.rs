@@ -444,7 +444,7 @@ fn plain_wrapper(program: &str) -> Option<Plain> {
             ..plain(Spec::wrapper("cCdDfFhiknqrtTvVwxyYzZbSL", "abeEIOopPsuXUAn", &[]).loose())
         },
         "busybox" | "toybox" => plain(Spec::wrapper("", "", &[("list", Arg::No), ("list-full", Arg::No), ("install", Arg::No), ("help", Arg::No)])),
-        "doas" => Plain { empty: Empty::Nothing, as_user: true, ..plain(Spec::wrapper("nLs", "uaC", &[])) },
+        "doas" => Plain { empty: Empty::Shell, as_user: true, ..plain(Spec::wrapper("nLs", "uaC", &[])) },
         "pkexec" => Plain {
             empty: Empty::Shell,
             as_user: true,
