@@ -42,10 +42,12 @@ pub struct TerraformFacts {
 pub(crate) fn from_payload(payload: &Value) -> TerraformFacts {
     match payload.get("plan") {
         Some(Value::Object(_)) => payload.get("plan").map(analyse).unwrap_or_default(),
-        Some(Value::String(text)) if text.len() <= MAX_INPUT_BYTES && nesting_within(text, MAX_PLAN_DEPTH) => match serde_json::from_str::<Value>(text) {
-            Ok(plan) => analyse(&plan),
-            Err(_) => TerraformFacts { parse_error: true, ..TerraformFacts::default() },
-        },
+        Some(Value::String(text)) if text.len() <= MAX_INPUT_BYTES && nesting_within(text, MAX_PLAN_DEPTH) => {
+            match serde_json::from_str::<Value>(text) {
+                Ok(plan) => analyse(&plan),
+                Err(_) => TerraformFacts { parse_error: true, ..TerraformFacts::default() },
+            }
+        }
         Some(_) | None => TerraformFacts { parse_error: true, ..TerraformFacts::default() },
     }
 }

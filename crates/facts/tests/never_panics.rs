@@ -92,7 +92,10 @@ fn wrap(inner: &str, layer: Layer) -> String {
         // Double quotes need only `\`, `"`, `$` and backquote escaped, so
         // nesting grows the text linearly per level (the backslashes
         // double, bounded by the size limit).
-        Layer::ShC => format!("sh -c \"{}\"", inner.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`")),
+        Layer::ShC => format!(
+            "sh -c \"{}\"",
+            inner.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`")
+        ),
         // A space after `$(`: `$((` starts arithmetic.
         Layer::Substitution => format!("echo $( {inner})"),
         Layer::QuotedSubstitution => format!("echo \"$( {inner})\""),

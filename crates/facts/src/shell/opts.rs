@@ -43,7 +43,11 @@ pub(super) struct Spec {
 }
 
 impl Spec {
-    pub(super) const fn wrapper(flags: &'static str, values: &'static str, long: &'static [(&'static str, Arg)]) -> Spec {
+    pub(super) const fn wrapper(
+        flags: &'static str,
+        values: &'static str,
+        long: &'static [(&'static str, Arg)],
+    ) -> Spec {
         Spec { flags, values, optional: "", long, permute: false, loose_long: false }
     }
 
@@ -101,7 +105,11 @@ impl Parsed<'_, '_> {
     }
 
     /// The values of the short option `short` or the long option `long`.
-    pub(super) fn values<'s>(&'s self, short: Option<char>, long: Option<&'s str>) -> impl Iterator<Item = &'s Opt> + 's {
+    pub(super) fn values<'s>(
+        &'s self,
+        short: Option<char>,
+        long: Option<&'s str>,
+    ) -> impl Iterator<Item = &'s Opt> + 's {
         self.opts.iter().filter(move |o| match o.name {
             Name::Short(c) => Some(c) == short,
             Name::Long(l) => Some(l) == long,

@@ -76,8 +76,8 @@ pub(crate) fn is_kernel_control(path: &str) -> bool {
 /// (`/srv`, `/opt`, `/tmp`, `/mnt`, `/data`) are not.
 pub(crate) fn is_system_root(path: &str) -> bool {
     const TOP_LEVEL: [&str; 17] = [
-        "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
-        "/run", "/sbin", "/sys", "/usr", "/var",
+        "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root", "/run",
+        "/sbin", "/sys", "/usr", "/var",
     ];
     const SECOND_LEVEL: [&str; 12] = [
         "/usr/bin",
@@ -111,8 +111,18 @@ pub(crate) fn is_critical_file(path: &str) -> bool {
         "/etc/ld.so.preload",
     ];
     const TREES: [&str; 12] = [
-        "/boot/", "/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/usr/bin/", "/usr/sbin/", "/usr/lib/",
-        "/usr/lib64/", "/etc/pam.d/", "/etc/sudoers.d/",
+        "/boot/",
+        "/bin/",
+        "/sbin/",
+        "/lib/",
+        "/lib32/",
+        "/lib64/",
+        "/usr/bin/",
+        "/usr/sbin/",
+        "/usr/lib/",
+        "/usr/lib64/",
+        "/etc/pam.d/",
+        "/etc/sudoers.d/",
     ];
     FILES.contains(&path) || TREES.iter().any(|t| path.starts_with(t)) || is_system_root(path)
 }
@@ -154,6 +164,8 @@ mod tests {
         assert!(is_system_root("/") && is_system_root("/etc") && is_system_root("/usr/lib"));
         assert!(!is_system_root("/srv/app/cache") && !is_system_root("/srv") && !is_system_root("/tmp"));
         assert!(is_critical_file("/etc/passwd") && is_critical_file("/usr/bin/ls") && !is_critical_file("/tmp/x"));
-        assert!(glob_reaches_system_root("/*") && glob_reaches_system_root("/u*") && !glob_reaches_system_root("/srv/x/*"));
+        assert!(
+            glob_reaches_system_root("/*") && glob_reaches_system_root("/u*") && !glob_reaches_system_root("/srv/x/*")
+        );
     }
 }

@@ -55,9 +55,39 @@ const ALWAYS: [&str; 13] = [
 /// Programs [`check`] judges by their arguments.
 pub(super) fn judges(program: &str) -> bool {
     const JUDGED: [&str; 33] = [
-        "rm", "dd", "tee", "chmod", "chown", "chgrp", "kill", "pkill", "killall", "systemctl", "init", "telinit",
-        "truncate", "mv", "cp", "install", "ln", "rsync", "crontab", "iptables", "ip6tables", "iptables-legacy",
-        "iptables-nft", "nft", "fdisk", "sfdisk", "cfdisk", "gdisk", "sgdisk", "parted", "zpool", "zfs", "cryptsetup",
+        "rm",
+        "dd",
+        "tee",
+        "chmod",
+        "chown",
+        "chgrp",
+        "kill",
+        "pkill",
+        "killall",
+        "systemctl",
+        "init",
+        "telinit",
+        "truncate",
+        "mv",
+        "cp",
+        "install",
+        "ln",
+        "rsync",
+        "crontab",
+        "iptables",
+        "ip6tables",
+        "iptables-legacy",
+        "iptables-nft",
+        "nft",
+        "fdisk",
+        "sfdisk",
+        "cfdisk",
+        "gdisk",
+        "sgdisk",
+        "parted",
+        "zpool",
+        "zfs",
+        "cryptsetup",
     ];
     ALWAYS.contains(&program) || program.starts_with("mkfs.") || JUDGED.contains(&program) || program == "pvremove"
 }
@@ -119,7 +149,13 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
                 &Spec::gnu(
                     "aip",
                     "",
-                    &[("append", Arg::No), ("ignore-interrupts", Arg::No), ("output-error", Arg::Optional), ("help", Arg::No), ("version", Arg::No)],
+                    &[
+                        ("append", Arg::No),
+                        ("ignore-interrupts", Arg::No),
+                        ("output-error", Arg::Optional),
+                        ("help", Arg::No),
+                        ("version", Arg::No),
+                    ],
                 ),
             );
             let truncating = !p.has(Some('a'), Some("append"));
@@ -133,7 +169,14 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
                 &Spec::gnu(
                     "co",
                     "rs",
-                    &[("no-create", Arg::No), ("io-blocks", Arg::No), ("reference", Arg::Required), ("size", Arg::Required), ("help", Arg::No), ("version", Arg::No)],
+                    &[
+                        ("no-create", Arg::No),
+                        ("io-blocks", Arg::No),
+                        ("reference", Arg::Required),
+                        ("size", Arg::Required),
+                        ("help", Arg::No),
+                        ("version", Arg::No),
+                    ],
                 ),
             );
             for target in &p.operands {
@@ -158,7 +201,10 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
         "systemctl" => {
             let verb = args.iter().find(|w| !w.text.starts_with('-'));
             if let Some(verb) = verb {
-                if matches!(verb.text.as_str(), "reboot" | "poweroff" | "halt" | "kexec" | "emergency" | "rescue" | "soft-reboot") {
+                if matches!(
+                    verb.text.as_str(),
+                    "reboot" | "poweroff" | "halt" | "kexec" | "emergency" | "rescue" | "soft-reboot"
+                ) {
                     a.destructive(format!("systemctl {}", verb.text));
                 }
             }
@@ -168,10 +214,10 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
                 a.destructive(format!("{program} {}", level.text));
             }
         }
-        "crontab" => {
-            if args.iter().any(|w| w.text.starts_with('-') && !w.text.starts_with("--") && w.text.contains('r')) {
-                a.destructive("crontab -r".to_owned());
-            }
+        "crontab"
+            if args.iter().any(|w| w.text.starts_with('-') && !w.text.starts_with("--") && w.text.contains('r')) =>
+        {
+            a.destructive("crontab -r".to_owned());
         }
         "iptables" | "ip6tables" | "iptables-legacy" | "iptables-nft" => {
             let flush = args.iter().any(|w| {
@@ -186,9 +232,8 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
             }
             // `-P INPUT DROP`: a default policy that drops everything.
             let texts: Vec<&str> = args.iter().map(|w| w.text.as_str()).collect();
-            let drops = texts.windows(3).any(|w| {
-                matches!(w[0], "-P" | "--policy") && matches!(w[2], "DROP" | "REJECT")
-            });
+            let drops =
+                texts.windows(3).any(|w| matches!(w[0], "-P" | "--policy") && matches!(w[2], "DROP" | "REJECT"));
             if drops {
                 a.destructive(format!("{program} -P … DROP (default policy)"));
             }
@@ -201,15 +246,13 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
         }
         "fdisk" | "sfdisk" | "cfdisk" | "gdisk" | "sgdisk" | "parted" => partition(a, program, args),
         "curl" | "wget" => downloads(a, program, args),
-        "zpool" | "zfs" => {
-            if args.iter().any(|w| w.text == "destroy") {
-                a.destructive(format!("{program} destroy"));
-            }
+        "zpool" | "zfs" if args.iter().any(|w| w.text == "destroy") => {
+            a.destructive(format!("{program} destroy"));
         }
-        "cryptsetup" => {
-            if args.iter().any(|w| matches!(w.text.as_str(), "luksFormat" | "erase" | "luksErase" | "reencrypt")) {
-                a.destructive("cryptsetup format/erase".to_owned());
-            }
+        "cryptsetup"
+            if args.iter().any(|w| matches!(w.text.as_str(), "luksFormat" | "erase" | "luksErase" | "reencrypt")) =>
+        {
+            a.destructive("cryptsetup format/erase".to_owned());
         }
         _ => {}
     }
@@ -279,7 +322,8 @@ fn copy(a: &mut Analysis, program: &str, args: &[&Word]) {
         )
         .loose(),
     );
-    let target_dir: Vec<String> = p.values(Some('t'), Some("target-directory")).filter_map(|o| o.value.clone()).collect();
+    let target_dir: Vec<String> =
+        p.values(Some('t'), Some("target-directory")).filter_map(|o| o.value.clone()).collect();
     let (sources, destination): (&[&Word], Option<&Word>) = if target_dir.is_empty() {
         match p.operands.split_last() {
             Some((last, rest)) if !rest.is_empty() => (rest, Some(*last)),
@@ -298,7 +342,7 @@ fn copy(a: &mut Analysis, program: &str, args: &[&Word]) {
 
 fn rsync(a: &mut Analysis, args: &[&Word]) {
     let deletes = args.iter().any(|w| w.text.starts_with("--del") || w.text == "--remove-source-files");
-    let destination = args.iter().filter(|w| !w.text.starts_with('-')).last();
+    let destination = args.iter().rev().find(|w| !w.text.starts_with('-'));
     if let Some(destination) = destination {
         if deletes && !destination.text.contains(':') && reaches_system_root(a, destination) {
             a.destructive("rsync --delete into a system directory".to_owned());
@@ -433,8 +477,11 @@ fn pkill(a: &mut Analysis, program: &str, args: &[&Word]) {
 /// Partitioning tools: destructive on a device unless only listing.
 fn partition(a: &mut Analysis, program: &str, args: &[&Word]) {
     let lists = args.iter().any(|w| {
-        matches!(w.text.as_str(), "-l" | "--list" | "-p" | "--print" | "print" | "-v" | "--verify" | "--version" | "-h" | "--help" | "-V")
-            || (program == "sfdisk" && matches!(w.text.as_str(), "-d" | "--dump" | "-J" | "--json" | "-s" | "--show-size"))
+        matches!(
+            w.text.as_str(),
+            "-l" | "--list" | "-p" | "--print" | "print" | "-v" | "--verify" | "--version" | "-h" | "--help" | "-V"
+        ) || (program == "sfdisk"
+            && matches!(w.text.as_str(), "-d" | "--dump" | "-J" | "--json" | "-s" | "--show-size"))
             || (program == "parted" && w.text.starts_with("-l"))
     });
     if !lists {
@@ -445,7 +492,8 @@ fn partition(a: &mut Analysis, program: &str, args: &[&Word]) {
 /// Files `curl`/`wget` save, so running one later on the line is known to
 /// run downloaded code.
 fn downloads(a: &mut Analysis, program: &str, args: &[&Word]) {
-    let (short, long, remote_name) = if program == "curl" { ('o', "output", true) } else { ('O', "output-document", false) };
+    let (short, long, remote_name) =
+        if program == "curl" { ('o', "output", true) } else { ('O', "output-document", false) };
     let mut remote = !remote_name;
     let mut i = 0;
     while let Some(arg) = args.get(i) {

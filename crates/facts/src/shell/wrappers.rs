@@ -252,7 +252,14 @@ fn plain_wrapper(program: &str) -> Option<Plain> {
             &[("adjustment", Arg::Required), ("help", Arg::No), ("version", Arg::No)],
         )),
         "ionice" => Plain {
-            inert: &[Name::Short('p'), Name::Short('P'), Name::Short('u'), Name::Long("pid"), Name::Long("pgid"), Name::Long("uid")],
+            inert: &[
+                Name::Short('p'),
+                Name::Short('P'),
+                Name::Short('u'),
+                Name::Long("pid"),
+                Name::Long("pgid"),
+                Name::Long("uid"),
+            ],
             ..plain(Spec::wrapper(
                 "tpPuhV",
                 "cn",
@@ -285,7 +292,13 @@ fn plain_wrapper(program: &str) -> Option<Plain> {
         "stdbuf" => plain(Spec::wrapper(
             "",
             "ioe",
-            &[("input", Arg::Required), ("output", Arg::Required), ("error", Arg::Required), ("help", Arg::No), ("version", Arg::No)],
+            &[
+                ("input", Arg::Required),
+                ("output", Arg::Required),
+                ("error", Arg::Required),
+                ("help", Arg::No),
+                ("version", Arg::No),
+            ],
         )),
         "timeout" => Plain {
             skip: 1,
@@ -309,7 +322,13 @@ fn plain_wrapper(program: &str) -> Option<Plain> {
             ..plain(Spec::wrapper(
                 "",
                 "",
-                &[("userspec", Arg::Required), ("groups", Arg::Required), ("skip-chdir", Arg::No), ("help", Arg::No), ("version", Arg::No)],
+                &[
+                    ("userspec", Arg::Required),
+                    ("groups", Arg::Required),
+                    ("skip-chdir", Arg::No),
+                    ("help", Arg::No),
+                    ("version", Arg::No),
+                ],
             ))
         },
         "taskset" => Plain {
@@ -318,7 +337,13 @@ fn plain_wrapper(program: &str) -> Option<Plain> {
             ..plain(Spec::wrapper(
                 "acphV",
                 "",
-                &[("all-tasks", Arg::No), ("pid", Arg::No), ("cpu-list", Arg::No), ("help", Arg::No), ("version", Arg::No)],
+                &[
+                    ("all-tasks", Arg::No),
+                    ("pid", Arg::No),
+                    ("cpu-list", Arg::No),
+                    ("help", Arg::No),
+                    ("version", Arg::No),
+                ],
             ))
         },
         "chrt" => Plain {
@@ -372,7 +397,14 @@ fn plain_wrapper(program: &str) -> Option<Plain> {
             ))
         },
         "cpulimit" => Plain {
-            inert: &[Name::Short('p'), Name::Short('e'), Name::Short('P'), Name::Long("pid"), Name::Long("exe"), Name::Long("path")],
+            inert: &[
+                Name::Short('p'),
+                Name::Short('e'),
+                Name::Short('P'),
+                Name::Long("pid"),
+                Name::Long("exe"),
+                Name::Long("path"),
+            ],
             ..plain(Spec::wrapper(
                 "zikrvqbfmh",
                 "lpePcs",
@@ -408,10 +440,7 @@ fn plain_wrapper(program: &str) -> Option<Plain> {
             inert: &[Name::Short('S'), Name::Long("shell")],
             ..plain(Spec::wrapper("rtPqGdhS", "upEMHC", SYSTEMD_RUN_LONG))
         },
-        "unshare" => Plain {
-            empty: Empty::Shell,
-            ..plain(Spec::wrapper("muinpUCTfrchV", "SGRwl", UNSHARE_LONG))
-        },
+        "unshare" => Plain { empty: Empty::Shell, ..plain(Spec::wrapper("muinpUCTfrchV", "SGRwl", UNSHARE_LONG)) },
         "nsenter" => Plain {
             empty: Empty::Shell,
             ..plain(Spec::wrapper("aFZehV", "tSG", NSENTER_LONG).with_optional("muinpCUTrwW"))
@@ -438,12 +467,22 @@ fn plain_wrapper(program: &str) -> Option<Plain> {
                 ],
             ))
         },
-        "faketime" => Plain { skip: 1, ..plain(Spec::wrapper("mf", "p", &[("exclude-monotonic", Arg::No), ("help", Arg::No), ("version", Arg::No)])) },
-        "strace" | "ltrace" => Plain {
-            inert: &[],
-            ..plain(Spec::wrapper("cCdDfFhiknqrtTvVwxyYzZbSL", "abeEIOopPsuXUAn", &[]).loose())
+        "faketime" => Plain {
+            skip: 1,
+            ..plain(Spec::wrapper(
+                "mf",
+                "p",
+                &[("exclude-monotonic", Arg::No), ("help", Arg::No), ("version", Arg::No)],
+            ))
         },
-        "busybox" | "toybox" => plain(Spec::wrapper("", "", &[("list", Arg::No), ("list-full", Arg::No), ("install", Arg::No), ("help", Arg::No)])),
+        "strace" | "ltrace" => {
+            Plain { inert: &[], ..plain(Spec::wrapper("cCdDfFhiknqrtTvVwxyYzZbSL", "abeEIOopPsuXUAn", &[]).loose()) }
+        }
+        "busybox" | "toybox" => plain(Spec::wrapper(
+            "",
+            "",
+            &[("list", Arg::No), ("list-full", Arg::No), ("install", Arg::No), ("help", Arg::No)],
+        )),
         "doas" => Plain { empty: Empty::Shell, as_user: true, ..plain(Spec::wrapper("nLs", "uaC", &[])) },
         "pkexec" => Plain {
             empty: Empty::Shell,
@@ -451,13 +490,27 @@ fn plain_wrapper(program: &str) -> Option<Plain> {
             ..plain(Spec::wrapper(
                 "",
                 "",
-                &[("user", Arg::Required), ("disable-internal-agent", Arg::No), ("keep-cwd", Arg::No), ("help", Arg::No), ("version", Arg::No)],
+                &[
+                    ("user", Arg::Required),
+                    ("disable-internal-agent", Arg::No),
+                    ("keep-cwd", Arg::No),
+                    ("help", Arg::No),
+                    ("version", Arg::No),
+                ],
             ))
         },
         "runcon" => plain(Spec::wrapper(
             "ch",
             "urtl",
-            &[("compute", Arg::No), ("user", Arg::Required), ("role", Arg::Required), ("type", Arg::Required), ("range", Arg::Required), ("help", Arg::No), ("version", Arg::No)],
+            &[
+                ("compute", Arg::No),
+                ("user", Arg::Required),
+                ("role", Arg::Required),
+                ("type", Arg::Required),
+                ("range", Arg::Required),
+                ("help", Arg::No),
+                ("version", Arg::No),
+            ],
         )),
         _ => return None,
     };
@@ -901,12 +954,24 @@ fn awk(a: &mut Analysis, args: &[&Word]) {
         &Spec::wrapper(
             "bcCdDghiLMnNOpPrsStVY",
             "fvFEeilo",
-            &[("file", Arg::Required), ("assign", Arg::Required), ("field-separator", Arg::Required), ("source", Arg::Required), ("exec", Arg::Required), ("include", Arg::Required), ("load", Arg::Required)],
+            &[
+                ("file", Arg::Required),
+                ("assign", Arg::Required),
+                ("field-separator", Arg::Required),
+                ("source", Arg::Required),
+                ("exec", Arg::Required),
+                ("include", Arg::Required),
+                ("load", Arg::Required),
+            ],
         )
         .loose(),
     );
     unresolved_if(a, &p);
-    if p.has(Some('f'), Some("file")) || p.has(Some('E'), Some("exec")) || p.has(Some('i'), Some("include")) || p.has(Some('l'), Some("load")) {
+    if p.has(Some('f'), Some("file"))
+        || p.has(Some('E'), Some("exec"))
+        || p.has(Some('i'), Some("include"))
+        || p.has(Some('l'), Some("load"))
+    {
         // The program is in a file.
         a.facts.unresolved = true;
         return;
