@@ -78,7 +78,8 @@ pub use terraform::TerraformFacts;
 pub const MAX_INPUT_BYTES: usize = 256 * 1024;
 
 /// Everything derived from one action's payload. Each record is present
-/// only for the kinds that have it (see the [crate documentation](crate)).
+/// only when the payload's fields, or the kind's expectations, call for it
+/// (see the [crate documentation](crate)).
 ///
 /// Serialised (and seen by policies as `context.facts`) as
 /// `{"shell": {…}, "sql": {…}, "kubectl": {…}, "terraform": {…}}`, absent
@@ -197,7 +198,8 @@ fn merge_sql(mut all: SqlFacts, part: SqlFacts) -> SqlFacts {
 }
 
 impl Facts {
-    /// No record at all (a kind without facts).
+    /// No record at all (a payload with none of the fields read, under a
+    /// kind that expects none).
     pub fn is_empty(&self) -> bool {
         self.shell.is_none() && self.sql.is_none() && self.kubectl.is_none() && self.terraform.is_none()
     }
