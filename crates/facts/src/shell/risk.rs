@@ -184,7 +184,6 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
             }
         }
         "cp" | "mv" | "install" | "ln" => copy(a, program, args),
-        "rsync" => rsync(a, args),
         "chmod" => chmod(a, args),
         "chown" | "chgrp" => {
             let p = opts::parse(args, &CHOWN);
@@ -246,6 +245,50 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
         }
         "fdisk" | "sfdisk" | "cfdisk" | "gdisk" | "sgdisk" | "parted" => partition(a, program, args),
         "curl" | "wget" => downloads(a, program, args),
+        "tar" | "gtar" | "bsdtar" => {
+            // Options that run a program of the caller's choice.
+            let runs = args.iter().any(|w| {
+                let t = w.text.as_str();
+                [
+                    "--to-command",
+                    "--use-compress-program",
+                    "--checkpoint-action",
+                    "--rsh-command",
+                    "--info-script",
+                    "--new-volume-script",
+                ]
+                .iter()
+                .any(|o| t.starts_with(o))
+                    || (t.starts_with('-') && !t.starts_with("--") && (t.contains('I') || t.contains('F')))
+            });
+            if runs {
+                a.facts.unresolved = true;
+            }
+        }
+        "rsync" => {
+            // `rsync -e 'ssh -p 22'` is the usual; any other remote shell or
+            // remote rsync path is a command of the caller's choice.
+            let mut i = 0;
+            while let Some(w) = args.get(i) {
+                i += 1;
+                let value = match w.text.split_once('=') {
+                    Some((name, value)) if name == "--rsh" || name == "--rsync-path" => Some(value.to_owned()),
+                    Some(_) => None,
+                    None if w.text == "-e" || w.text == "--rsh" || w.text == "--rsync-path" => {
+                        i += 1;
+                        args.get(i - 1).map(|v| v.text.clone())
+                    }
+                    None => None,
+                };
+                if let Some(value) = value {
+                    let first = value.split_whitespace().next().unwrap_or("");
+                    if !matches!(super::basename(first), "ssh" | "rsync") {
+                        a.facts.unresolved = true;
+                    }
+                }
+            }
+            rsync(a, args);
+        }
         "zpool" | "zfs" if args.iter().any(|w| w.text == "destroy") => {
             a.destructive(format!("{program} destroy"));
         }

@@ -312,6 +312,12 @@ fn programs_that_run_their_arguments_are_unwrapped() {
         "prlimit --nofile=10 rm -rf /srv",
         "runcon -t x rm -rf /srv",
         "coproc rm -rf /srv",
+        "docker exec web rm -rf /srv",
+        "docker exec -it -u root web rm -rf /srv",
+        "docker container exec --env A=1 web rm -rf /srv",
+        "docker run --rm -v /:/host alpine rm -rf /host",
+        "podman run -it --name x alpine sh -c 'rm -rf /srv'",
+        "docker -H tcp://x exec web rm -rf /srv",
     ] {
         let f = line(command);
         assert!(f.destructive && f.programs.iter().any(|p| p == "rm"), "{command}: {f:?}");
@@ -335,6 +341,9 @@ fn unknown_programs_that_may_run_their_arguments_are_unresolved() {
         "sudo --bogus rm -rf /",
         "timeout --frobnicate 5 rm",
         "ltrace -Q x",
+        "tar xf x.tar --to-command='sh -c x'",
+        "tar -I 'sh -c x' -xf a.tar",
+        "rsync -e 'sh -c x' a b:",
     ] {
         assert!(line(command).unresolved, "{command}: {:?}", line(command));
     }
@@ -351,6 +360,10 @@ fn unknown_programs_that_may_run_their_arguments_are_unresolved() {
         "ls -la /tmp",
         "kubectl get pods",
         "make build",
+        "docker ps",
+        "docker run --rm alpine",
+        "rsync -az -e 'ssh -p 2222' src/ host:dst/",
+        "tar czf x.tgz dir",
     ] {
         let f = line(command);
         assert!(!f.unresolved && !f.destructive && !f.parse_error, "{command}: {f:?}");

@@ -682,6 +682,7 @@ pub(super) fn unwrap(a: &mut Analysis, program: &str, args: &[&Word], depth: usi
                 return false;
             }
         }
+        "docker" | "podman" | "nerdctl" => return container(a, args, next),
         "ssh" => {
             let p = opts::parse(args, &Spec::wrapper("46AaCfGgKkMNnqsTtVvXxYy", "BbcDEeFIiJLlmOoPpQRSWw", &[]));
             unresolved_if(a, &p);
@@ -1173,4 +1174,92 @@ pub(super) fn is_wrapper(program: &str) -> bool {
         "psql", "mysql", "mariadb", "sqlite3", "doas", "pkexec", "exec", "command", "time",
     ];
     SHELLS.contains(&program) || SPECIAL.contains(&program) || plain_wrapper(program).is_some()
+}
+
+/// `docker exec [OPTIONS] CONTAINER COMMAND…` and `docker run [OPTIONS]
+/// IMAGE [COMMAND…]` (also `podman`, `nerdctl`, `docker container …`): the
+/// command runs in the container and is analysed like any other. Other
+/// subcommands are left to the risk check. Long options take a value
+/// unless they are among the known booleans (as in the Docker CLI).
+fn container(a: &mut Analysis, args: &[&Word], depth: usize) -> bool {
+    const GLOBAL_VALUES: &str = "Hlc";
+    const BOOLS: [&str; 22] = [
+        "rm",
+        "privileged",
+        "init",
+        "interactive",
+        "tty",
+        "detach",
+        "read-only",
+        "sig-proxy",
+        "no-healthcheck",
+        "oom-kill-disable",
+        "publish-all",
+        "quiet",
+        "help",
+        "debug",
+        "tls",
+        "tlsverify",
+        "disable-content-trust",
+        "no-stdin",
+        "replace",
+        "pull-always",
+        "userns-remap",
+        "privileged-mode",
+    ];
+    const SHORT_BOOLS: &str = "ditPqD";
+    let mut i = 0;
+    let mut sub: Vec<&str> = Vec::new();
+    let mut operands: Vec<&Word> = Vec::new();
+    let mut unknown = false;
+    while let Some(arg) = args.get(i) {
+        i += 1;
+        let t = arg.text.as_str();
+        if arg.dynamic && operands.is_empty() {
+            unknown = true;
+        }
+        let in_command = matches!(sub.last(), Some(&"exec" | &"run"));
+        if in_command && !operands.is_empty() {
+            // Everything after the container or image is the command.
+            operands.push(arg);
+            continue;
+        }
+        if t == "--" {
+            continue;
+        }
+        if let Some(long) = t.strip_prefix("--") {
+            if !long.contains('=') && !BOOLS.contains(&long) {
+                i += 1;
+            }
+            continue;
+        }
+        if let Some(cluster) = t.strip_prefix('-').filter(|c| !c.is_empty()) {
+            let values = if sub.is_empty() { GLOBAL_VALUES } else { "" };
+            for (pos, c) in cluster.char_indices() {
+                if values.contains(c) || !SHORT_BOOLS.contains(c) {
+                    if pos + c.len_utf8() == cluster.len() {
+                        i += 1;
+                    }
+                    break;
+                }
+            }
+            continue;
+        }
+        if in_command {
+            operands.push(arg);
+        } else if sub.is_empty() || sub == ["container"] {
+            sub.push(t);
+        } else {
+            break;
+        }
+    }
+    if !matches!(sub.last(), Some(&"exec" | &"run")) {
+        return false;
+    }
+    if unknown {
+        a.facts.unresolved = true;
+    }
+    let command = operands.get(1..).unwrap_or(&[]);
+    a.argv(command, false, depth);
+    true
 }
