@@ -245,6 +245,16 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
         }
         "fdisk" | "sfdisk" | "cfdisk" | "gdisk" | "sgdisk" | "parted" => partition(a, program, args),
         "curl" | "wget" => downloads(a, program, args),
+        "sed" | "gsed" => {
+            if sed_runs_commands(args) {
+                a.facts.unresolved = true;
+            }
+        }
+        "git" => {
+            if git_runs_configured_commands(args) {
+                a.facts.unresolved = true;
+            }
+        }
         "tar" | "gtar" | "bsdtar" => {
             // Options that run a program of the caller's choice.
             let runs = args.iter().any(|w| {
@@ -582,4 +592,97 @@ fn downloads(a: &mut Analysis, program: &str, args: &[&Word]) {
             a.downloaded(path);
         }
     }
+}
+
+/// GNU `sed` runs commands with `e` (`1e rm -rf /`) and the `s///e` flag;
+/// a script in a file (`-f`) cannot be seen.
+fn sed_runs_commands(args: &[&Word]) -> bool {
+    let mut scripts: Vec<&str> = Vec::new();
+    let mut explicit = false;
+    let mut first_operand = None;
+    let mut i = 0;
+    while let Some(w) = args.get(i) {
+        i += 1;
+        let t = w.text.as_str();
+        if w.dynamic {
+            return true;
+        }
+        if t == "-f" || t.starts_with("--file") || (t.starts_with('-') && !t.starts_with("--") && t.contains('f')) {
+            return true;
+        }
+        if t == "-e" || t == "--expression" {
+            explicit = true;
+            if let Some(v) = args.get(i) {
+                scripts.push(v.text.as_str());
+                i += 1;
+            }
+        } else if let Some(v) = t.strip_prefix("--expression=") {
+            explicit = true;
+            scripts.push(v);
+        } else if let Some(v) = t.strip_prefix("-e").filter(|v| !v.is_empty()) {
+            explicit = true;
+            scripts.push(v);
+        } else if !t.starts_with('-') && first_operand.is_none() {
+            first_operand = Some(t);
+        }
+    }
+    if !explicit {
+        scripts.extend(first_operand);
+    }
+    scripts.iter().any(|script| {
+        script.split([';', '\n']).any(|command| {
+            let command = command.trim_start().trim_start_matches(|c: char| c.is_ascii_digit() || ",$!~ ".contains(c));
+            let mut chars = command.chars();
+            match chars.next() {
+                Some('e') => chars.next().is_none_or(char::is_whitespace),
+                Some('s') => chars.next().is_some_and(|delimiter| {
+                    let parts: Vec<&str> = command[1 + delimiter.len_utf8()..].split(delimiter).collect();
+                    parts.len() >= 3 && parts[2].contains('e')
+                }),
+                Some(_) | None => false,
+            }
+        })
+    })
+}
+
+/// `git -c KEY=VALUE` can name programs git runs: aliases starting with
+/// `!`, pagers, editors, ssh commands, hooks, filters, helpers.
+fn git_runs_configured_commands(args: &[&Word]) -> bool {
+    const RUNS: [&str; 14] = [
+        "pager",
+        "sshcommand",
+        "editor",
+        "hookspath",
+        "external",
+        "textconv",
+        "helper",
+        "fsmonitor",
+        "clean",
+        "smudge",
+        "process",
+        "askpass",
+        "command",
+        "program",
+    ];
+    let mut i = 0;
+    while let Some(w) = args.get(i) {
+        i += 1;
+        let config = match w.text.as_str() {
+            "-c" | "--config-env" => {
+                i += 1;
+                args.get(i - 1).map(|v| (v.text.as_str(), v.dynamic))
+            }
+            t if t.starts_with("--exec-path=") => return true,
+            t if !t.starts_with('-') => break,
+            _ => None,
+        };
+        if let Some((config, dynamic)) = config {
+            let (key, value) = config.split_once('=').unwrap_or((config, ""));
+            let key = key.to_ascii_lowercase();
+            if dynamic || value.starts_with('!') || RUNS.iter().any(|r| key.ends_with(r)) {
+                return true;
+            }
+        }
+    }
+    false
 }

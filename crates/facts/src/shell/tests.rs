@@ -344,6 +344,12 @@ fn unknown_programs_that_may_run_their_arguments_are_unresolved() {
         "tar xf x.tar --to-command='sh -c x'",
         "tar -I 'sh -c x' -xf a.tar",
         "rsync -e 'sh -c x' a b:",
+        "sed -n '1e rm -rf /' f",
+        "sed 's/.*/rm -rf &/e' f",
+        "sed -f script.sed f",
+        "git -c alias.x='!rm -rf /' x",
+        "git -c core.pager='sh -c x' log",
+        "git -c core.sshCommand='sh -c x' fetch",
     ] {
         assert!(line(command).unresolved, "{command}: {:?}", line(command));
     }
@@ -364,6 +370,10 @@ fn unknown_programs_that_may_run_their_arguments_are_unresolved() {
         "docker run --rm alpine",
         "rsync -az -e 'ssh -p 2222' src/ host:dst/",
         "tar czf x.tgz dir",
+        "sed -i 's/a/b/g' file",
+        "sed -n '1,5p' file",
+        "sed -e 's/e/E/' -e '/^#/d' file",
+        "git -c user.name=x commit -m 'x'",
     ] {
         let f = line(command);
         assert!(!f.unresolved && !f.destructive && !f.parse_error, "{command}: {f:?}");
