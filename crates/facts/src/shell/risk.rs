@@ -245,16 +245,8 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
         }
         "fdisk" | "sfdisk" | "cfdisk" | "gdisk" | "sgdisk" | "parted" => partition(a, program, args),
         "curl" | "wget" => downloads(a, program, args),
-        "sed" | "gsed" => {
-            if sed_runs_commands(args) {
-                a.facts.unresolved = true;
-            }
-        }
-        "git" => {
-            if git_runs_configured_commands(args) {
-                a.facts.unresolved = true;
-            }
-        }
+        "sed" | "gsed" if sed_runs_commands(args) => a.facts.unresolved = true,
+        "git" if git_runs_configured_commands(args) => a.facts.unresolved = true,
         "tar" | "gtar" | "bsdtar" => {
             // Options that run a program of the caller's choice.
             let runs = args.iter().any(|w| {
