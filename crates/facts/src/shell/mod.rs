@@ -44,6 +44,8 @@ pub const MAX_DEPTH: usize = 24;
 pub const MAX_WORK: usize = 4 * MAX_INPUT_BYTES;
 /// The most argv elements read.
 const MAX_ARGS: usize = 64 * 1024;
+/// The most arguments of an unknown program checked for a command.
+const MAX_UNKNOWN_ARGS: usize = 4096;
 /// The most distinct programs and reasons kept, so a huge script cannot
 /// blow up the policy context.
 const MAX_PROGRAMS: usize = 128;
@@ -563,7 +565,11 @@ impl Analysis {
                     || wrappers::is_wrapper(name)
                     || risk::judges(name))
         };
-        if args.iter().any(|w| !w.dynamic && programs::looks_like_command(&w.text, is_known)) {
+        // Past a few thousand arguments the check would cost more than it
+        // tells: such a command line is not read.
+        if args.len() > MAX_UNKNOWN_ARGS
+            || args.iter().any(|w| !w.dynamic && programs::looks_like_command(&w.text, is_known))
+        {
             self.facts.unresolved = true;
         }
     }
