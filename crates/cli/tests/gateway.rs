@@ -40,7 +40,10 @@ fn exec_runs_routine_actions_at_once() {
     assert_code(&out, 7);
     assert_eq!(stdout(&out), "hi\n");
 
-    let missing = s.server.call(&s.agent, &["exec", "--resource", "staging-web", "--", "/nonexistent/program"]);
+    // By name, not by path: a program run by a path outside the system's
+    // program directories is `unresolved` and would wait for an SRE.
+    let missing =
+        s.server.call(&s.agent, &["exec", "--resource", "staging-web", "--", "nonexistent-program-for-this-test"]);
     assert_code(&missing, 127);
 
     let denied = s.server.call(&s.agent, &["exec", "--resource", "prod-db", "--label", "destructive", "--", "true"]);

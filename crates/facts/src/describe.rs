@@ -48,7 +48,7 @@ fn shell_lines(shell: &ShellFacts, out: &mut Vec<String>) {
     }
     if shell.unresolved {
         out.push(
-            "shell: runs something that cannot be named before it runs (computed name, script or stdin)".to_owned(),
+            "shell: runs something that cannot be read before it runs (computed name, script, stdin, downloaded file, or a program that may run its arguments)".to_owned(),
         );
     }
     if shell.uses_sudo {

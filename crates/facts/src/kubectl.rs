@@ -57,7 +57,17 @@ pub struct KubectlFacts {
 }
 
 /// Flags that take a value (so the value is not taken for a verb or type).
-const VALUE_FLAGS: [&str; 38] = [
+const VALUE_FLAGS: [&str; 48] = [
+    "v",
+    "vmodule",
+    "log-dir",
+    "log-file-max-size",
+    "log-flush-frequency",
+    "log-backtrace-at",
+    "stderrthreshold",
+    "password",
+    "username",
+    "chunk-size",
     "namespace",
     "context",
     "cluster",
@@ -98,8 +108,30 @@ const VALUE_FLAGS: [&str; 38] = [
     "log-file",
 ];
 /// One-letter flags that take a value.
-const VALUE_SHORT: &str = "nflocpskL";
+const VALUE_SHORT: &str = "nflocpskLv";
 
+/// kubectl's global flags that take no value; every other global flag
+/// takes one, so before the verb an unknown `--flag` is taken to have a
+/// value (`kubectl --some-flag x delete ns prod` is still a `delete`).
+const GLOBAL_BOOLS: [&str; 14] = [
+    "insecure-skip-tls-verify",
+    "match-server-version",
+    "warnings-as-errors",
+    "disable-compression",
+    "alsologtostderr",
+    "logtostderr",
+    "one-output",
+    "skip-headers",
+    "skip-log-headers",
+    "add-dir-header",
+    "all-namespaces",
+    "dry-run",
+    "help",
+    "profile-mutex",
+];
+
+/// Verbs that only read. (`auth` only with `can-i` or `whoami`; any
+/// other verb, a plugin or an unknown word is not read-only.)
 const READ_ONLY_VERBS: [&str; 13] = [
     "get",
     "describe",
@@ -185,6 +217,11 @@ fn read(call: &KubectlCall) -> Call {
                 n if VALUE_FLAGS.contains(&n) => {
                     value(&mut i);
                 }
+                // Before the verb: a global flag, which takes a value
+                // unless it is one of the few booleans.
+                n if out.positionals.is_empty() && !GLOBAL_BOOLS.contains(&n) => {
+                    value(&mut i);
+                }
                 _ => {}
             }
             continue;
@@ -249,7 +286,11 @@ pub(crate) fn facts(calls: &[KubectlCall], expected: bool) -> Option<KubectlFact
             continue;
         }
         let verb_text = verb.text.to_ascii_lowercase();
-        facts.read_only &= READ_ONLY_VERBS.contains(&verb_text.as_str());
+        let reads = match verb_text.as_str() {
+            "auth" => call.positionals.get(1).is_some_and(|s| matches!(s.text.as_str(), "can-i" | "whoami")),
+            v => READ_ONLY_VERBS.contains(&v),
+        };
+        facts.read_only &= reads;
         let types = resource_operands(&verb_text, &call.positionals[1..]);
         push_unique(&mut facts.verbs, &verb_text);
         for t in types {
@@ -409,6 +450,76 @@ mod tests {
         assert!(of("kubectl -n prod").parse_error);
         assert!(facts(&[], true).unwrap().parse_error);
         assert_eq!(facts(&[], false), None);
+    }
+
+    #[test]
+    fn global_flags_with_values_do_not_hide_the_verb() {
+        for line in [
+            "kubectl -v 0 delete ns prod",
+            "kubectl -v=0 delete ns prod",
+            "kubectl --v=0 delete ns prod",
+            "kubectl --v 0 delete ns prod",
+            "kubectl -s https://k:6443 delete ns prod",
+            "kubectl --server https://k:6443 delete ns prod",
+            "kubectl --context x delete ns prod",
+            "kubectl --kubeconfig f delete ns prod",
+            "kubectl -n ns delete ns prod",
+            "kubectl --namespace=ns delete ns prod",
+            "kubectl --as admin delete ns prod",
+            "kubectl --as-group g delete ns prod",
+            "kubectl --token t delete ns prod",
+            "kubectl --cluster c delete ns prod",
+            "kubectl --user u delete ns prod",
+            "kubectl --request-timeout 5s delete ns prod",
+            "kubectl --cache-dir /tmp delete ns prod",
+            "kubectl --vmodule x=2 delete ns prod",
+            "kubectl --log-dir /tmp delete ns prod",
+            "kubectl --some-future-flag x delete ns prod",
+            "kubectl --insecure-skip-tls-verify delete ns prod",
+            "kubectl --password p --username u delete ns prod",
+            "kubectl --tls-server-name x delete ns prod",
+        ] {
+            let f = of(line);
+            assert_eq!(f.verbs, ["delete"], "{line}");
+            assert!(!f.read_only, "{line}");
+        }
+    }
+
+    #[test]
+    fn verbs_that_change_objects_are_never_read_only() {
+        for verb in [
+            "apply -f x.yaml",
+            "create ns x",
+            "delete pod x",
+            "edit deploy x",
+            "patch deploy x -p {}",
+            "replace -f x.yaml",
+            "scale deploy x --replicas 0",
+            "rollout restart deploy/x",
+            "rollout undo deploy/x",
+            "label pod x a=b",
+            "annotate pod x a=b",
+            "set image deploy/x c=i",
+            "drain node1",
+            "cordon node1",
+            "uncordon node1",
+            "taint nodes node1 k=v:NoSchedule",
+            "exec pod -- ls",
+            "cp x pod:/x",
+            "run x --image=i",
+            "expose deploy x --port 80",
+            "autoscale deploy x --max 3",
+            "certificate approve csr",
+            "auth reconcile -f x.yaml",
+            "debug node/x -it --image=busybox",
+            "some-plugin do-things",
+            "port-forward pod/x 8080",
+        ] {
+            let f = of(&format!("kubectl {verb}"));
+            assert!(!f.read_only, "{verb}");
+        }
+        assert!(of("kubectl auth can-i delete pods").read_only);
+        assert!(of("kubectl get pods -v 6").read_only);
     }
 
     #[test]

@@ -1,23 +1,40 @@
 //! Risk facts: what an action's payload does, derived by parsing it the
 //! way the program that runs it would, for the policy and the reviewer.
 //!
-//! | action kind   | payload                                         | facts                       |
-//! |---------------|-------------------------------------------------|-----------------------------|
-//! | `shell.*`     | `argv` (list, no shell) and/or `command` (a shell line) | [`ShellFacts`], plus [`KubectlFacts`] when it calls `kubectl` and [`SqlFacts`] when it hands SQL to `psql -c`, `mysql -e` or `sqlite3 FILE SQL` |
-//! | `sql.*`       | `statement`, optional `dialect`                 | [`SqlFacts`]                |
-//! | `k8s.*`, `kubectl.*` | `args` (kubectl's arguments), or `argv` / `command` | [`KubectlFacts`] (and [`ShellFacts`] for `argv`/`command`) |
-//! | `terraform.*` | `plan`: `terraform show -json` output (object or string) | [`TerraformFacts`] |
+//! Facts follow what the payload **is**, whatever the action's kind (the
+//! kind is the submitter's claim; `{"kind": "run", "payload": {"argv":
+//! ["rm", "-rf", "/srv"]}}` is still `rm -r`). The payload's top-level
+//! fields decide:
 //!
-//! Other kinds get no facts. For the kinds above the record is always
-//! present, with `parse_error: true` when the payload lacks the field or
-//! cannot be parsed, so a policy can fail closed on it.
+//! | payload field | read as | facts |
+//! |---------------|---------|-------|
+//! | `argv` (list, no shell) and/or `command` (a shell line) | a command line | [`ShellFacts`], plus [`KubectlFacts`] for each `kubectl` it calls and [`SqlFacts`] for SQL it hands to `psql -c`, `mysql -e`, `sqlite3 FILE SQL` |
+//! | `stdin` (with `stdin_sha256`, as `countersign exec` binds it) | the command's standard input | a shell reading stdin (`sh`, `bash` with no script) runs it as a script; `psql`/`mysql`/`sqlite3` with no SQL argument run it as SQL |
+//! | `statement`, optional `dialect` | SQL | [`SqlFacts`] |
+//! | `args`, for `k8s.*`/`kubectl.*` kinds | kubectl's arguments | [`KubectlFacts`] |
+//! | `plan` | `terraform show -json` output (object or string) | [`TerraformFacts`] |
 //!
-//! MCP tool calls (`mcp.tool_call`) get nothing here: their payload is the
-//! tool's free-form arguments, and the tool's annotations are already in
-//! the policy context as `context.context.tool` (put there by the MCP
-//! proxy). Facts are derived from the payload alone because the payload
-//! is what the fingerprint covers and what runs; `context` is the
-//! submitter's word.
+//! A kind may add expectations but never removes facts: `shell.*` expects
+//! a command line, `sql.*` SQL (a statement, or a command that carries
+//! some: `psql -f x.sql` does not), `k8s.*`/`kubectl.*` a kubectl call,
+//! `terraform.*` a plan; a payload lacking what its kind expects gets the
+//! record with `parse_error: true`, so a policy can fail closed on it.
+//! Other kinds get the records their payload's fields call for, and none
+//! when it has none of these fields.
+//!
+//! Only the payload's top-level fields are read: a `command` nested inside
+//! another object (`{"steps": [{"command": …}]}`) is data of the
+//! submitter's own format, which the gateway cannot know how it runs;
+//! policies should not let such kinds through as routine.
+//!
+//! MCP tool calls (`mcp.tool_call`) are read like any other kind: when a
+//! tool's arguments hold a `command`, `argv`, `statement` or `plan`, those
+//! are judged as what they say they are (a tool's `command` argument is,
+//! in practice, a command line), because the kind is a claim anyone with
+//! a key can make. The tool's annotations are in the policy context too,
+//! as `context.context.tool` (put there by the MCP proxy). Facts are
+//! derived from the payload alone because the payload is what the
+//! fingerprint covers and what runs; `context` is the submitter's word.
 //!
 //! Parsing is semantic, never by prefix or substring: `sh -c "rm -rf /"`,
 //! `true && rm -rf /`, `echo x | xargs rm -rf` and `/usr/bin/env rm -r`
@@ -61,7 +78,8 @@ pub use terraform::TerraformFacts;
 pub const MAX_INPUT_BYTES: usize = 256 * 1024;
 
 /// Everything derived from one action's payload. Each record is present
-/// only for the kinds that have it (see the [crate documentation](crate)).
+/// only when the payload's fields, or the kind's expectations, call for it
+/// (see the [crate documentation](crate)).
 ///
 /// Serialised (and seen by policies as `context.facts`) as
 /// `{"shell": {…}, "sql": {…}, "kubectl": {…}, "terraform": {…}}`, absent
@@ -78,8 +96,7 @@ pub struct Facts {
     pub terraform: Option<TerraformFacts>,
 }
 
-/// The families of action kinds that have facts, by the part of the kind
-/// before the first dot.
+/// The families of action kinds that expect some record.
 enum Family {
     Shell,
     Sql,
@@ -101,62 +118,88 @@ fn family(kind: &str) -> Family {
 /// Derives the facts of an action of `kind` with `payload`.
 pub fn derive(kind: &str, payload: &Value) -> Facts {
     let mut facts = Facts::default();
-    match family(kind) {
-        Family::Shell => {
-            let found = shell::from_payload(payload);
-            facts.shell = Some(found.facts);
-            facts.kubectl = kubectl::facts(&found.kubectl, false);
-            facts.sql = sql::merge(&found.sql);
-        }
-        Family::Sql if payload.get("statement").is_none() && is_command(payload) => {
-            // `countersign exec --kind sql.execute -- psql -c '…'`: the
-            // statement is inside a command line; a command that carries
-            // none the parser can read (`psql -f file`) is unreadable SQL.
-            let found = shell::from_payload(payload);
-            facts.shell = Some(found.facts);
-            facts.sql =
-                Some(sql::merge(&found.sql).unwrap_or_else(|| SqlFacts { parse_error: true, ..SqlFacts::default() }));
-        }
-        Family::Sql => facts.sql = Some(sql::from_payload(payload)),
-        Family::Kubernetes => {
-            let mut calls = Vec::new();
-            let mut readable = true;
-            if is_command(payload) {
-                let found = shell::from_payload(payload);
-                readable &= !found.facts.parse_error;
-                facts.shell = Some(found.facts);
-                facts.sql = sql::merge(&found.sql);
-                calls.extend(found.kubectl);
-            }
-            match payload.get("args") {
-                None | Some(Value::Null) => {}
-                Some(Value::Array(items)) => {
-                    let args: Option<Vec<String>> = items.iter().map(|v| v.as_str().map(str::to_owned)).collect();
-                    match args {
-                        Some(args) => calls.push(kubectl::call_from_args(&args)),
-                        None => readable = false,
-                    }
+    let family = family(kind);
+    let has = |field: &str| payload.get(field).is_some();
+    let command = has("argv") || has("command") || has("stdin") || has("stdin_sha256");
+
+    let mut kubectl_calls = Vec::new();
+    let mut kubectl_readable = true;
+    let mut sql_texts = Vec::new();
+    if command || matches!(family, Family::Shell) {
+        let found = shell::from_payload(payload);
+        kubectl_readable &= !found.facts.parse_error;
+        facts.shell = Some(found.facts);
+        kubectl_calls = found.kubectl;
+        sql_texts = found.sql;
+    }
+
+    let mut sql = sql::merge(&sql_texts);
+    if has("statement") || (matches!(family, Family::Sql) && !command) {
+        let statement = sql::from_payload(payload);
+        sql = Some(match sql {
+            Some(from_command) => merge_sql(statement, from_command),
+            None => statement,
+        });
+    } else if matches!(family, Family::Sql) && sql.is_none() {
+        // `countersign exec --kind sql.execute -- psql -f x.sql`: a SQL
+        // kind whose command carries no SQL the parser can read.
+        sql = Some(SqlFacts { parse_error: true, ..SqlFacts::default() });
+    }
+    facts.sql = sql;
+
+    let kubernetes = matches!(family, Family::Kubernetes);
+    if kubernetes {
+        match payload.get("args") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                let args: Option<Vec<String>> = items.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+                match args {
+                    Some(args) if args.len() <= 64 * 1024 => kubectl_calls.push(kubectl::call_from_args(&args)),
+                    Some(_) | None => kubectl_readable = false,
                 }
-                Some(Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Object(_)) => readable = false,
             }
-            let mut kubectl = kubectl::facts(&calls, true).unwrap_or_default();
-            kubectl.parse_error |= !readable;
-            facts.kubectl = Some(kubectl);
+            Some(Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Object(_)) => kubectl_readable = false,
         }
-        Family::Terraform => facts.terraform = Some(terraform::from_payload(payload)),
-        Family::Other => {}
+        if !command && payload.get("args").is_none() {
+            kubectl_readable = false;
+        }
+    }
+    if kubernetes || !kubectl_calls.is_empty() {
+        let mut kubectl = kubectl::facts(&kubectl_calls, kubernetes).unwrap_or_default();
+        kubectl.parse_error |= kubernetes && !kubectl_readable;
+        facts.kubectl = Some(kubectl);
+    }
+
+    if has("plan") || matches!(family, Family::Terraform) {
+        facts.terraform = Some(terraform::from_payload(payload));
     }
     facts
 }
 
-/// The payload is a command line (`argv` or `command`), as `countersign
-/// exec` sends whatever the kind.
-fn is_command(payload: &Value) -> bool {
-    payload.get("argv").is_some() || payload.get("command").is_some()
+/// SQL facts of a `statement` and of SQL found in a command line, together.
+fn merge_sql(mut all: SqlFacts, part: SqlFacts) -> SqlFacts {
+    for kind in part.statement_kinds {
+        if !all.statement_kinds.contains(&kind) {
+            all.statement_kinds.push(kind);
+        }
+    }
+    for table in part.tables {
+        if !all.tables.contains(&table) {
+            all.tables.push(table);
+        }
+    }
+    all.delete_without_where |= part.delete_without_where;
+    all.update_without_where |= part.update_without_where;
+    all.is_ddl |= part.is_ddl;
+    all.is_read_only &= part.is_read_only;
+    all.statement_count += part.statement_count;
+    all.parse_error |= part.parse_error;
+    all
 }
 
 impl Facts {
-    /// No record at all (a kind without facts).
+    /// No record at all (a payload with none of the fields read, under a
+    /// kind that expects none).
     pub fn is_empty(&self) -> bool {
         self.shell.is_none() && self.sql.is_none() && self.kubectl.is_none() && self.terraform.is_none()
     }
@@ -182,8 +225,8 @@ mod tests {
 
     #[test]
     fn kinds_pick_their_parsers() {
-        assert!(derive("mcp.tool_call", &json!({"command": "rm -rf /"})).is_empty());
         assert!(derive("http.request", &json!({})).is_empty());
+        assert!(derive("http.request", &json!({"url": "https://x", "method": "GET"})).is_empty());
         let f = derive("shell.exec", &json!({"argv": ["kubectl", "delete", "ns", "prod"]}));
         assert_eq!(f.kubectl.unwrap().verbs, ["delete"]);
         assert!(derive("shell.exec", &json!({"argv": ["ls"]})).kubectl.is_none());
@@ -208,6 +251,39 @@ mod tests {
         assert!(f.sql.unwrap().is_ddl);
         assert_eq!(f.shell.unwrap().programs, ["psql"]);
         assert!(derive("sql.execute", &json!({"argv": ["psql", "-f", "migrate.sql"]})).sql.unwrap().parse_error);
+    }
+
+    #[test]
+    fn facts_follow_the_payload_whatever_the_kind() {
+        for kind in ["run", "deploy", "x.y", "mcp.tool_call", "http.request", "RUN", ""] {
+            let f = derive(kind, &json!({"argv": ["rm", "-rf", "/srv"]}));
+            assert!(f.shell.unwrap().destructive, "{kind}");
+            let f = derive(kind, &json!({"command": "kubectl -n prod delete ns prod && psql -c 'drop table t'"}));
+            assert_eq!(f.kubectl.unwrap().verbs, ["delete"], "{kind}");
+            assert!(f.sql.unwrap().is_ddl, "{kind}");
+            let f = derive(kind, &json!({"statement": "DELETE FROM orders"}));
+            assert!(f.sql.unwrap().delete_without_where, "{kind}");
+            let plan = json!({"resource_changes": [{"address": "a.b", "change": {"actions": ["delete"]}}]});
+            assert_eq!(derive(kind, &json!({ "plan": plan })).terraform.unwrap().destroy_count, 1, "{kind}");
+            let f = derive(kind, &json!({"argv": ["bash"], "stdin": "rm -rf /srv", "stdin_sha256": "x"}));
+            assert!(f.shell.unwrap().destructive, "{kind}");
+            let f = derive(kind, &json!({"argv": ["sqlite3", "app.db"], "stdin": "DROP TABLE users;"}));
+            assert!(f.sql.unwrap().is_ddl, "{kind}");
+            // Nothing the gateway reads: no record.
+            assert!(derive(kind, &json!({"url": "https://x", "steps": [{"command": "ls"}]})).is_empty(), "{kind}");
+        }
+        // A kind adds expectations, never removes facts.
+        assert!(derive("sql.execute", &json!({"query": "x"})).sql.unwrap().parse_error);
+        assert!(derive("shell.exec", &json!({"statement": "select 1"})).shell.unwrap().parse_error);
+        let f = derive("sql.execute", &json!({"statement": "select 1", "command": "rm -rf /"}));
+        assert!(f.shell.unwrap().destructive && f.sql.unwrap().is_read_only);
+        let f = derive("terraform.apply", &json!({"command": "rm -rf /", "plan": {"format_version": "1"}}));
+        assert!(f.shell.unwrap().destructive && !f.terraform.unwrap().parse_error);
+        assert!(derive("k8s.apply", &json!({"argv": ["ls"]})).kubectl.unwrap().parse_error);
+        // `args` is kubectl's only for kubectl kinds.
+        assert!(derive("run", &json!({"args": ["delete", "ns", "prod"]})).is_empty());
+        // Stdin alone is no command line.
+        assert!(derive("run", &json!({"stdin": "rm -rf /"})).shell.unwrap().parse_error);
     }
 
     #[test]

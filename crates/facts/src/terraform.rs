@@ -10,6 +10,10 @@ use crate::MAX_INPUT_BYTES;
 
 /// The most destroyed resource addresses listed.
 const MAX_ADDRESSES: usize = 32;
+/// How deeply a plan given as a string may nest; deeper is a parse error
+/// before it is parsed (plans nest about a dozen levels; the limit keeps
+/// parsing and dropping the value off the stack's edge).
+pub const MAX_PLAN_DEPTH: usize = 64;
 
 /// What a Terraform plan changes.
 ///
@@ -38,12 +42,45 @@ pub struct TerraformFacts {
 pub(crate) fn from_payload(payload: &Value) -> TerraformFacts {
     match payload.get("plan") {
         Some(Value::Object(_)) => payload.get("plan").map(analyse).unwrap_or_default(),
-        Some(Value::String(text)) if text.len() <= MAX_INPUT_BYTES => match serde_json::from_str::<Value>(text) {
-            Ok(plan) => analyse(&plan),
-            Err(_) => TerraformFacts { parse_error: true, ..TerraformFacts::default() },
-        },
+        Some(Value::String(text)) if text.len() <= MAX_INPUT_BYTES && nesting_within(text, MAX_PLAN_DEPTH) => {
+            match serde_json::from_str::<Value>(text) {
+                Ok(plan) => analyse(&plan),
+                Err(_) => TerraformFacts { parse_error: true, ..TerraformFacts::default() },
+            }
+        }
         Some(_) | None => TerraformFacts { parse_error: true, ..TerraformFacts::default() },
     }
+}
+
+/// Whether JSON `text` nests arrays and objects at most `max` deep
+/// (brackets inside strings not counted). A loop, so any depth is safe.
+fn nesting_within(text: &str, max: usize) -> bool {
+    let mut depth = 0_usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                (false, _) => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Counts the changes of a parsed plan.
@@ -146,5 +183,18 @@ mod tests {
         assert!(from_payload(&json!({"plan": {"resource_changes": [change("a", &["explode"])]}})).parse_error);
         assert!(from_payload(&json!({"plan": {"resource_changes": [{"change": {}}]}})).parse_error);
         assert!(!from_payload(&json!({"plan": {"format_version": "1.2"}})).parse_error);
+    }
+
+    #[test]
+    fn deep_plans_are_parse_errors_on_a_small_stack() {
+        let worker = std::thread::Builder::new().stack_size(256 * 1024).spawn(|| {
+            let deep = format!("{{\"format_version\":\"1\",\"x\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+            assert!(from_payload(&json!({ "plan": deep })).parse_error);
+            let quoted = format!("{{\"format_version\":\"1\",\"x\":\"{}\"}}", "[".repeat(1000));
+            assert!(!from_payload(&json!({ "plan": quoted })).parse_error);
+            let ok = format!("{{\"format_version\":\"1\",\"x\":{}1{}}}", "[".repeat(60), "]".repeat(60));
+            assert!(!from_payload(&json!({ "plan": ok })).parse_error);
+        });
+        worker.unwrap().join().unwrap();
     }
 }

@@ -8,7 +8,7 @@
 //! | `action`    | `Action::"<kind>"`, e.g. `Action::"sql.execute"`                          |
 //! | `resource`  | `Resource::"<resource>"` with attribute `name` (the same string, so `resource.name like "prod*"` works) |
 //! | `context`   | `{payload, labels, on_behalf_of, justification, context}` as submitted; `labels` is a set of strings; `on_behalf_of` and `justification` are left out when absent; plus `facts` |
-//! | `context.facts` | the risk facts [`countersign_facts::derive`] finds in the payload for the action's kind, converted like `payload`: `{shell, sql, kubectl, terraform}`, each record present only for its kinds (`shell.*`, `sql.*`, `k8s.*`/`kubectl.*`, `terraform.*`); an empty record for other kinds |
+//! | `context.facts` | the risk facts [`countersign_facts::derive`] finds in the payload, converted like `payload`: `{shell, sql, kubectl, terraform}`, each record present when the payload's fields call for it (`argv`/`command`/`stdin`, `statement`, `plan`, kubectl `args`), whatever the kind, or when the kind expects it (`shell.*`, `sql.*`, `k8s.*`/`kubectl.*`, `terraform.*`); an empty record otherwise |
 //!
 //! So a policy can say `principal in Group::"dba"`,
 //! `context.facts.sql.delete_without_where`, `context.facts.shell.programs.contains("rm")`,

@@ -70,8 +70,10 @@ pub(crate) enum Op {
 /// The kind of a redirection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Redirect {
-    /// `>`, `>>`, `>|`, `<>`, `&>`, `&>>`, `>&`: writes its target.
+    /// `>`, `>|`, `<>`, `&>`, `>&`: writes its target, replacing it.
     Output,
+    /// `>>`, `&>>`: appends to its target.
+    Append,
     /// `<`, `<&`, `<<<`: reads its target.
     Input,
     /// `<<`, `<<-`: a here-document; the target is its delimiter.
@@ -202,8 +204,8 @@ impl Lexer<'_> {
                     if self.eat('&') {
                         tokens.push(Token::Op(Op::Separator));
                     } else if self.eat('>') {
-                        self.eat('>');
-                        tokens.push(self.redirect(Redirect::Output)?);
+                        let kind = if self.eat('>') { Redirect::Append } else { Redirect::Output };
+                        tokens.push(self.redirect(kind)?);
                     } else {
                         tokens.push(Token::Op(Op::Separator));
                     }
@@ -270,10 +272,14 @@ impl Lexer<'_> {
         let kind = match first {
             Some('>') => {
                 // `>`, `>>`, `>|`, `>&`
-                if !self.eat('>') && !self.eat('|') {
-                    self.eat('&');
+                if self.eat('>') {
+                    Redirect::Append
+                } else {
+                    if !self.eat('|') {
+                        self.eat('&');
+                    }
+                    Redirect::Output
                 }
-                Redirect::Output
             }
             _ => {
                 if self.eat('<') {
@@ -354,6 +360,7 @@ impl Lexer<'_> {
         // Whether everything so far could be the NAME of `NAME=value`.
         let mut name_so_far = true;
         let mut brace_open = false;
+        let mut bracket_open = false;
         while let Some(&c) = self.chars.peek() {
             if is_blank(c) || is_operator_start(c) {
                 break;
@@ -405,7 +412,11 @@ impl Lexer<'_> {
                         name_so_far = false;
                     }
                     match c {
-                        '*' | '?' | '[' => word.glob = true,
+                        '*' | '?' => word.glob = true,
+                        // `[` alone (the `test` program, `[[`) is literal;
+                        // `[…]` is a bracket expression.
+                        '[' => bracket_open = true,
+                        ']' if bracket_open => word.glob = true,
                         '{' => brace_open = true,
                         '}' => brace_open = false,
                         // `{a,b}` and `{1..3}` expand to several words.

@@ -10,9 +10,21 @@
 //! reading its commands from stdin, `eval` of computed text) is reported
 //! as [`ShellFacts::unresolved`] rather than guessed; what cannot be
 //! parsed at all is [`ShellFacts::parse_error`]. A policy should treat
-//! both as risky.
+//! both as risky. Which programs count as running their arguments, and
+//! the rule for programs the analysis does not know, are in [`programs`].
+//!
+//! The analysis is bounded, so no input can exhaust the stack or take
+//! long: substitutions and nested shells at most [`MAX_DEPTH`] deep (the
+//! lexer's own nesting at most [`lex::MAX_NESTING`]; deeper is a
+//! `parse_error`), at most [`MAX_INPUT_BYTES`] per text and [`MAX_WORK`]
+//! bytes lexed and words read in all (re-parsing `sh -c` strings
+//! included; more is a `parse_error`). Parentheses, `&&`/`||`/`|` chains
+//! and argv length are read in loops, never by recursion.
 
 pub(crate) mod lex;
+mod opts;
+pub(crate) mod paths;
+mod programs;
 mod risk;
 mod wrappers;
 
@@ -23,8 +35,17 @@ use crate::kubectl::KubectlCall;
 use crate::MAX_INPUT_BYTES;
 use lex::{Op, Redirect, Token, Word};
 
-/// How many wrappers and nested shells deep the analysis follows.
-const MAX_DEPTH: usize = 24;
+/// How many wrappers and nested shells deep the analysis follows; deeper
+/// is a parse error.
+pub const MAX_DEPTH: usize = 24;
+/// The most text lexed plus words read, over the whole analysis (the
+/// strings of nested `sh -c`, `eval`, `ssh` are lexed again); more is a
+/// parse error, so the time spent is bounded.
+pub const MAX_WORK: usize = 4 * MAX_INPUT_BYTES;
+/// The most argv elements read.
+const MAX_ARGS: usize = 64 * 1024;
+/// The most arguments of an unknown program checked for a command.
+const MAX_UNKNOWN_ARGS: usize = 4096;
 /// The most distinct programs and reasons kept, so a huge script cannot
 /// blow up the policy context.
 const MAX_PROGRAMS: usize = 128;
@@ -77,13 +98,24 @@ pub(crate) fn from_payload(payload: &Value) -> Analysis {
     if argv.is_none() && command.is_none() {
         analysis.facts.parse_error = true;
     }
+    analysis.cwd = match payload.get("cwd") {
+        Some(Value::String(cwd)) if cwd.starts_with('/') && cwd.len() <= 4096 => Some(paths::normalise(cwd)),
+        _ => None,
+    };
+    analysis.stdin = stdin_of(payload);
+    if analysis.stdin.is_some() {
+        analysis.stdin_open = true;
+        analysis.stdin_data = true;
+    }
     match argv {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
             let words: Option<Vec<Word>> = items.iter().map(|v| v.as_str().map(Word::literal)).collect();
             match words {
                 Some(words)
-                    if !words.is_empty() && words.iter().map(|w| w.text.len()).sum::<usize>() <= MAX_INPUT_BYTES =>
+                    if !words.is_empty()
+                        && words.len() <= MAX_ARGS
+                        && words.iter().map(|w| w.text.len() + 1).sum::<usize>() <= MAX_INPUT_BYTES =>
                 {
                     let refs: Vec<&Word> = words.iter().collect();
                     analysis.argv(&refs, false, 0);
@@ -111,11 +143,32 @@ pub(crate) fn from_payload(payload: &Value) -> Analysis {
     analysis
 }
 
+/// The payload's standard input, as `countersign exec` binds it: `stdin`
+/// (the text fed to the program) with `stdin_sha256`; a copy that is not
+/// the whole input (`stdin_truncated: true`, or a digest without the
+/// text, or a `stdin` that is not a string) cannot be read.
+fn stdin_of(payload: &Value) -> Option<Stdin> {
+    let truncated = payload.get("stdin_truncated").is_some_and(|v| v != &Value::Bool(false));
+    match payload.get("stdin") {
+        Some(Value::String(text)) if !truncated && text.len() <= MAX_INPUT_BYTES => Some(Stdin::Text(text.clone())),
+        Some(Value::Null) | None if payload.get("stdin_sha256").is_none() && !truncated => None,
+        Some(_) | None => Some(Stdin::Unseen),
+    }
+}
+
 /// Analyses one shell command line on its own.
 pub fn analyse(line: &str) -> ShellFacts {
     let mut analysis = Analysis::default();
     analysis.shell(line, 0);
     analysis.facts
+}
+
+/// The payload's standard input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stdin {
+    Text(String),
+    /// Given, but not whole in the payload.
+    Unseen,
 }
 
 /// The facts being gathered, plus the `kubectl` calls and SQL seen.
@@ -124,6 +177,26 @@ pub(crate) struct Analysis {
     pub(crate) facts: ShellFacts,
     pub(crate) kubectl: Vec<KubectlCall>,
     pub(crate) sql: Vec<SqlText>,
+    /// Text lexed and words read so far (see [`MAX_WORK`]).
+    work: usize,
+    /// The payload's stdin, until a program reads it.
+    stdin: Option<Stdin>,
+    /// The command being analysed reads the payload's stdin (it is not
+    /// piped or redirected).
+    stdin_open: bool,
+    /// The command being analysed reads data on stdin (a pipe, a
+    /// redirection, a here-document or the payload's).
+    stdin_data: bool,
+    /// The working directory, when known.
+    cwd: Option<String>,
+    /// Files that earlier commands downloaded (`curl -o x`), by base name.
+    downloaded: Vec<String>,
+    /// Functions being defined, with the nesting level of their body.
+    functions: Vec<(String, usize)>,
+    /// `{`/`(` nesting level of the command being analysed.
+    level: usize,
+    /// Inside a command run once per input (`parallel`).
+    bulk: usize,
 }
 
 /// SQL handed to a database client on its command line.
@@ -149,6 +222,79 @@ impl Analysis {
         }
     }
 
+    /// Counts `amount` of work; past [`MAX_WORK`] the input is a parse error.
+    fn spend(&mut self, amount: usize) -> bool {
+        self.work = self.work.saturating_add(amount);
+        if self.work > MAX_WORK {
+            self.facts.parse_error = true;
+            return false;
+        }
+        true
+    }
+
+    /// The payload's stdin, when the command being analysed reads it.
+    pub(crate) fn take_stdin(&mut self) -> Option<Stdin> {
+        if self.stdin_open {
+            self.stdin.take()
+        } else {
+            None
+        }
+    }
+
+    /// The command being analysed reads data (not a terminal) on stdin.
+    pub(crate) fn stdin_is_data(&self) -> bool {
+        self.stdin_data
+    }
+
+    /// A shell reading its commands from stdin: the payload's stdin when
+    /// that is its input, else commands that cannot be seen.
+    pub(crate) fn stdin_shell(&mut self, depth: usize) {
+        match self.take_stdin() {
+            Some(Stdin::Text(text)) => {
+                let saved = (self.stdin_open, self.stdin_data);
+                // The script's commands share the shell's stdin, which the
+                // shell itself is reading.
+                self.stdin_open = false;
+                self.shell(&text, depth);
+                (self.stdin_open, self.stdin_data) = saved;
+            }
+            Some(Stdin::Unseen) | None => self.facts.unresolved = true,
+        }
+    }
+
+    /// A command line run once per input item.
+    pub(crate) fn bulk_shell(&mut self, line: &str, depth: usize) {
+        self.bulk += 1;
+        self.shell(line, depth);
+        self.bulk -= 1;
+    }
+
+    /// A file the command writes; `truncating` when it replaces the
+    /// contents (`>`, `tee` without `-a`) rather than appending.
+    pub(crate) fn write_target(&mut self, target: &Word, truncating: bool) {
+        if target.dynamic {
+            return;
+        }
+        for path in paths::candidates(&target.text, self.cwd.as_deref()) {
+            if paths::is_device(&path) || paths::is_kernel_control(&path) {
+                self.destructive(format!("write to {path}"));
+            } else if truncating && paths::is_critical_file(&path) {
+                self.destructive(format!("overwrite {path}"));
+            }
+        }
+    }
+
+    pub(crate) fn cwd(&self) -> Option<&str> {
+        self.cwd.as_deref()
+    }
+
+    pub(crate) fn downloaded(&mut self, file: &str) {
+        let name = basename(file);
+        if !name.is_empty() && self.downloaded.len() < MAX_PROGRAMS && !self.downloaded.iter().any(|d| d == name) {
+            self.downloaded.push(name.to_owned());
+        }
+    }
+
     pub(crate) fn destructive(&mut self, reason: String) {
         self.facts.destructive = true;
         let reasons = &mut self.facts.destructive_reasons;
@@ -165,6 +311,10 @@ impl Analysis {
         }
         if depth > MAX_DEPTH {
             self.facts.unresolved = true;
+            self.facts.parse_error = true;
+            return;
+        }
+        if !self.spend(line.len()) {
             return;
         }
         match lex::tokenize(line, depth) {
@@ -193,6 +343,7 @@ impl Analysis {
                 Token::Op(Op::Pipe) => {
                     self.facts.has_pipeline = true;
                     self.command(&mut command, &mut case_depth, depth);
+                    command.piped = true;
                 }
                 Token::Op(Op::Separator | Op::CaseBreak) => self.command(&mut command, &mut case_depth, depth),
                 Token::Op(Op::LParen) => {
@@ -204,12 +355,18 @@ impl Analysis {
                         _ => false,
                     };
                     if defines && matches!(tokens.get(i), Some(Token::Op(Op::RParen))) {
+                        if let Some(name) = command.words.last() {
+                            if self.functions.len() < MAX_PROGRAMS {
+                                self.functions.push((name.text.clone(), self.level));
+                            }
+                        }
                         command.words.clear();
                         i += 1;
                         continue;
                     }
                     self.command(&mut command, &mut case_depth, depth);
                     parens += 1;
+                    self.level += 1;
                 }
                 Token::Op(Op::RParen) => {
                     if command.words.first().is_some_and(|w| is_keyword(w, "case")) {
@@ -219,6 +376,7 @@ impl Analysis {
                     } else if parens > 0 {
                         self.command(&mut command, &mut case_depth, depth);
                         parens -= 1;
+                        self.close_level();
                     } else if case_depth > 0 {
                         // A `case` pattern: not a command.
                         command = Command::default();
@@ -238,22 +396,37 @@ impl Analysis {
     fn substitutions(&mut self, word: &Word, depth: usize) {
         for sub in &word.subs {
             self.facts.has_substitution = true;
+            if depth + 1 > MAX_DEPTH {
+                self.facts.unresolved = true;
+                self.facts.parse_error = true;
+                return;
+            }
+            // A substitution reads the stdin of the command it is in.
             self.list(sub, depth + 1);
         }
     }
 
+    /// Leaves a `{ … }` or `( … )` body: functions defined at this level
+    /// are complete.
+    fn close_level(&mut self) {
+        self.level = self.level.saturating_sub(1);
+        let level = self.level;
+        self.functions.retain(|(_, at)| *at < level);
+    }
+
     /// One simple command, as split by [`Analysis::list`]; leaves it empty.
     fn command(&mut self, command: &mut Command<'_>, case_depth: &mut usize, depth: usize) {
-        let Command { words, redirects } = std::mem::take(command);
+        let Command { words, redirects, piped } = std::mem::take(command);
+        let mut reads_input = false;
         for (kind, target) in &redirects {
             match kind {
-                Redirect::Output => {
-                    if !target.dynamic && risk::is_device(&target.text) {
-                        self.destructive(format!("write to {}", target.text));
-                    }
-                }
-                Redirect::Input | Redirect::HereDoc { .. } => {}
+                Redirect::Output => self.write_target(target, true),
+                Redirect::Append => self.write_target(target, false),
+                Redirect::Input | Redirect::HereDoc { .. } => reads_input = true,
             }
+        }
+        if !self.spend(words.len() + redirects.len()) {
+            return;
         }
         let mut rest: &[&Word] = &words;
         // Reserved words and assignments before the program.
@@ -266,7 +439,15 @@ impl Analysis {
                 break;
             }
             match first.text.as_str() {
-                "!" | "{" | "}" | "if" | "then" | "else" | "elif" | "fi" | "do" | "done" | "while" | "until" => {
+                "{" => {
+                    self.level += 1;
+                    rest = tail;
+                }
+                "}" => {
+                    self.close_level();
+                    rest = tail;
+                }
+                "!" | "if" | "then" | "else" | "elif" | "fi" | "do" | "done" | "while" | "until" | "coproc" => {
                     rest = tail;
                 }
                 "time" => {
@@ -290,7 +471,19 @@ impl Analysis {
                 _ => break,
             }
         }
+        let saved = (self.stdin_open, self.stdin_data);
+        self.stdin_open &= !piped && !reads_input;
+        self.stdin_data |= piped || reads_input;
         self.argv(rest, false, depth);
+        (self.stdin_open, self.stdin_data) = saved;
+        // `curl URL > file`: the file is downloaded.
+        if rest.first().is_some_and(|w| matches!(basename(&w.text), "curl" | "wget" | "fetch" | "aria2c")) {
+            for (kind, target) in &redirects {
+                if matches!(kind, Redirect::Output | Redirect::Append) && !target.dynamic {
+                    self.downloaded(&target.text);
+                }
+            }
+        }
     }
 
     /// One argv: the program and its arguments. `bulk` means it runs once
@@ -301,6 +494,10 @@ impl Analysis {
         };
         if depth > MAX_DEPTH {
             self.facts.unresolved = true;
+            self.facts.parse_error = true;
+            return;
+        }
+        if !self.spend(words.len()) {
             return;
         }
         if first.dynamic || first.glob {
@@ -313,10 +510,68 @@ impl Analysis {
             return;
         }
         self.program(program);
+        if first.text.contains('/') && !programs::in_program_dir(&first.text) {
+            // `./deploy.sh`, `/tmp/x`: a file whose contents cannot be seen.
+            self.facts.unresolved = true;
+        }
+        if self.downloaded.iter().any(|d| d == program) {
+            self.facts.unresolved = true;
+        }
+        if self.functions.iter().any(|(name, level)| name == program && self.level > *level) {
+            // A function calling itself: `:(){ :|:& };:`.
+            self.destructive(format!("recursive function `{program}` (fork bomb)"));
+        }
         if wrappers::unwrap(self, program, args, depth) {
             return;
         }
-        risk::check(self, program, args, bulk);
+        if program == "cd" {
+            self.cd(args);
+            return;
+        }
+        self.unknown_rule(program, args);
+        risk::check(self, program, args, bulk || self.bulk > 0);
+    }
+
+    /// `cd DIR` with a literal directory sets the working directory for
+    /// what follows; anything else makes it unknown.
+    fn cd(&mut self, args: &[&Word]) {
+        let dir: Vec<&&Word> = args.iter().filter(|w| w.text != "-P" && w.text != "-L" && w.text != "--").collect();
+        self.cwd = match dir.as_slice() {
+            [dir] if !dir.dynamic && !dir.glob && dir.text.starts_with('/') => Some(paths::normalise(&dir.text)),
+            [dir] if !dir.dynamic && !dir.glob && !dir.text.starts_with('~') && dir.text != "-" => {
+                self.cwd.as_ref().map(|cwd| paths::normalise(&format!("{cwd}/{}", dir.text)))
+            }
+            _ => None,
+        };
+    }
+
+    /// Interpreters, and unknown programs given what looks like a command
+    /// (see [`programs`]).
+    fn unknown_rule(&mut self, program: &str, args: &[&Word]) {
+        if programs::INTERPRETERS.contains(&program) {
+            let texts: Vec<&str> = args.iter().map(|w| w.text.as_str()).collect();
+            if !programs::interpreter_reports_only(&texts) {
+                self.facts.unresolved = true;
+            }
+            return;
+        }
+        if programs::KNOWN.contains(&program) || risk::judges(program) {
+            return;
+        }
+        let is_known = |name: &str| {
+            !programs::WORDS.contains(&name)
+                && (programs::KNOWN.contains(&name)
+                    || programs::INTERPRETERS.contains(&name)
+                    || wrappers::is_wrapper(name)
+                    || risk::judges(name))
+        };
+        // Past a few thousand arguments the check would cost more than it
+        // tells: such a command line is not read.
+        if args.len() > MAX_UNKNOWN_ARGS
+            || args.iter().any(|w| !w.dynamic && programs::looks_like_command(&w.text, is_known))
+        {
+            self.facts.unresolved = true;
+        }
     }
 }
 
@@ -325,6 +580,8 @@ impl Analysis {
 struct Command<'a> {
     words: Vec<&'a Word>,
     redirects: Vec<(Redirect, &'a Word)>,
+    /// Its stdin is the pipe from the command before.
+    piped: bool,
 }
 
 fn is_keyword(word: &Word, keyword: &str) -> bool {

@@ -1,31 +1,137 @@
 //! Which commands are destructive.
 //!
-//! The list is short on purpose: commands that destroy data beyond easy
-//! recovery or take the whole system down, recognised by their arguments
-//! as the program reads them (not by text patterns):
+//! The list is short on purpose, and by class: commands that destroy data
+//! beyond easy recovery, take the whole system down, or lock everyone
+//! out, recognised by their arguments as the program reads them (options
+//! by [`super::opts`], so `rm --recur` is `rm -r`; paths normalised by
+//! [`super::paths`], so `/dev//sda` is `/dev/sda`), never by text patterns:
 //!
-//! - recursive deletion: `rm -r`/`-R`/`--recursive`, `rm` whose options
-//!   are computed (`rm $ARGS` may be `rm -rf /`), `rm` run in bulk by
-//!   `xargs` or `find -exec`, `find -delete`;
-//! - overwriting disks: `dd of=…`, any write (`>`, `tee`) to a block
-//!   device or `/dev/mem`, `mkfs*`, `mke2fs`, `mkswap`, `wipefs`, `shred`,
-//!   `blkdiscard`;
-//! - opening everything to everyone: `chmod -R` with a mode that lets
-//!   others write (`777`, `o+w`, `a=rwx`);
-//! - killing init or every process: `kill` of pid `1` or `-1`;
+//! - recursive deletion: `rm -r`/`-R`/`--recursive` (any prefix),
+//!   `rm --no-preserve-root`, `rm` whose options are computed (`rm $ARGS`
+//!   may be `rm -rf /`), `rm` run in bulk by `xargs` or `find -exec`,
+//!   `find -delete`, `rsync --delete…` into a system directory;
+//! - overwriting disks and the kernel: `dd of=…`, any write (`>`, `tee`,
+//!   `cp`) to a block device, `/dev/mem`, `/proc/sysrq-trigger`,
+//!   `/proc/sys/kernel/…`; truncating writes (`>`, `tee`, `truncate`,
+//!   `cp`/`mv` onto) to accounts, sudoers, fstab, `/boot`, binaries and
+//!   libraries;
+//! - formatting and partitioning: `mkfs*`, `mke2fs`, `mkswap`, `wipefs`,
+//!   `shred`, `blkdiscard`, `fdisk`/`sfdisk`/`gdisk`/`sgdisk`/`parted`/
+//!   `cfdisk` on a device (not listing), `lvremove`, `vgremove`,
+//!   `pvremove`, `zpool destroy`, `zfs destroy`, `cryptsetup luksFormat`;
+//! - recursive permission or owner changes on `/` or a top-level system
+//!   directory (`chmod -R`, `chown -R`, `chgrp -R`), and `chmod -R` with a
+//!   mode that lets others write (`777`, `o+w`);
+//! - moving a system directory away (`mv /etc …`);
+//! - signalling every process or init: `kill` of pid `-1` or `1`,
+//!   `killall5`, `pkill`/`killall` with a pattern matching every name;
+//!   a function that calls itself (`:(){ :|:& };:`, a fork bomb);
+//! - removing every scheduled job or firewall rule: `crontab -r`,
+//!   `iptables -F`/`-X`, `nft flush ruleset`;
 //! - stopping the machine: `shutdown`, `reboot`, `halt`, `poweroff`,
-//!   `systemctl reboot|poweroff|halt|kexec`, `init 0|6`.
+//!   `systemctl reboot|poweroff|halt|kexec|emergency|rescue`, `init 0|6`.
 
 use super::lex::Word;
-use super::Analysis;
+use super::opts::{self, Arg, Spec};
+use super::{paths, Analysis};
 
 /// Programs that are destructive whatever their arguments.
-const ALWAYS: [&str; 10] =
-    ["mke2fs", "mkswap", "wipefs", "shred", "blkdiscard", "shutdown", "reboot", "halt", "poweroff", "mkfs"];
+const ALWAYS: [&str; 13] = [
+    "mke2fs",
+    "mkswap",
+    "wipefs",
+    "shred",
+    "blkdiscard",
+    "shutdown",
+    "reboot",
+    "halt",
+    "poweroff",
+    "mkfs",
+    "killall5",
+    "lvremove",
+    "vgremove",
+];
+
+/// Programs [`check`] judges by their arguments.
+pub(super) fn judges(program: &str) -> bool {
+    const JUDGED: [&str; 33] = [
+        "rm",
+        "dd",
+        "tee",
+        "chmod",
+        "chown",
+        "chgrp",
+        "kill",
+        "pkill",
+        "killall",
+        "systemctl",
+        "init",
+        "telinit",
+        "truncate",
+        "mv",
+        "cp",
+        "install",
+        "ln",
+        "rsync",
+        "crontab",
+        "iptables",
+        "ip6tables",
+        "iptables-legacy",
+        "iptables-nft",
+        "nft",
+        "fdisk",
+        "sfdisk",
+        "cfdisk",
+        "gdisk",
+        "sgdisk",
+        "parted",
+        "zpool",
+        "zfs",
+        "cryptsetup",
+    ];
+    ALWAYS.contains(&program) || program.starts_with("mkfs.") || JUDGED.contains(&program) || program == "pvremove"
+}
+
+const RM: Spec = Spec::gnu(
+    "fiIrRdv",
+    "",
+    &[
+        ("force", Arg::No),
+        ("interactive", Arg::Optional),
+        ("one-file-system", Arg::No),
+        ("no-preserve-root", Arg::No),
+        ("preserve-root", Arg::Optional),
+        ("recursive", Arg::No),
+        ("dir", Arg::No),
+        ("verbose", Arg::No),
+        ("help", Arg::No),
+        ("version", Arg::No),
+    ],
+);
+
+const CHOWN: Spec = Spec::gnu(
+    "cfvRHLPh",
+    "",
+    &[
+        ("changes", Arg::No),
+        ("silent", Arg::No),
+        ("quiet", Arg::No),
+        ("verbose", Arg::No),
+        ("dereference", Arg::No),
+        ("no-dereference", Arg::No),
+        ("from", Arg::Required),
+        ("no-preserve-root", Arg::No),
+        ("preserve-root", Arg::No),
+        ("reference", Arg::Required),
+        ("recursive", Arg::No),
+        ("help", Arg::No),
+        ("version", Arg::No),
+    ],
+);
 
 /// Checks one (unwrapped) command.
 pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool) {
-    if ALWAYS.contains(&program) || program.starts_with("mkfs.") {
+    if ALWAYS.contains(&program) || program.starts_with("mkfs.") || program == "pvremove" {
         a.destructive(program.to_owned());
         return;
     }
@@ -33,19 +139,71 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
         "rm" => rm(a, args, bulk),
         "dd" => {
             for target in args.iter().filter_map(|w| w.text.strip_prefix("of=")) {
-                a.destructive(format!("dd of={target}"));
+                let shown = if target.starts_with('/') { paths::normalise(target) } else { target.to_owned() };
+                a.destructive(format!("dd of={shown}"));
             }
         }
         "tee" => {
-            for target in operands(args).filter(|w| !w.dynamic && is_device(&w.text)) {
-                a.destructive(format!("write to {}", target.text));
+            let p = opts::parse(
+                args,
+                &Spec::gnu(
+                    "aip",
+                    "",
+                    &[
+                        ("append", Arg::No),
+                        ("ignore-interrupts", Arg::No),
+                        ("output-error", Arg::Optional),
+                        ("help", Arg::No),
+                        ("version", Arg::No),
+                    ],
+                ),
+            );
+            let truncating = !p.has(Some('a'), Some("append"));
+            for target in &p.operands {
+                a.write_target(target, truncating);
             }
         }
+        "truncate" => {
+            let p = opts::parse(
+                args,
+                &Spec::gnu(
+                    "co",
+                    "rs",
+                    &[
+                        ("no-create", Arg::No),
+                        ("io-blocks", Arg::No),
+                        ("reference", Arg::Required),
+                        ("size", Arg::Required),
+                        ("help", Arg::No),
+                        ("version", Arg::No),
+                    ],
+                ),
+            );
+            for target in &p.operands {
+                a.write_target(target, true);
+            }
+        }
+        "cp" | "mv" | "install" | "ln" => copy(a, program, args),
         "chmod" => chmod(a, args),
+        "chown" | "chgrp" => {
+            let p = opts::parse(args, &CHOWN);
+            if p.has(Some('R'), Some("recursive")) {
+                // The first operand is the owner (unless `--reference`).
+                let skip = usize::from(!p.has(None, Some("reference")));
+                if p.operands.iter().skip(skip).any(|w| reaches_system_root(a, w)) {
+                    a.destructive(format!("{program} -R on a system directory"));
+                }
+            }
+        }
         "kill" => kill(a, args),
+        "pkill" | "killall" => pkill(a, program, args),
         "systemctl" => {
-            if let Some(verb) = operands(args).next() {
-                if matches!(verb.text.as_str(), "reboot" | "poweroff" | "halt" | "kexec") {
+            let verb = args.iter().find(|w| !w.text.starts_with('-'));
+            if let Some(verb) = verb {
+                if matches!(
+                    verb.text.as_str(),
+                    "reboot" | "poweroff" | "halt" | "kexec" | "emergency" | "rescue" | "soft-reboot"
+                ) {
                     a.destructive(format!("systemctl {}", verb.text));
                 }
             }
@@ -55,82 +213,232 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
                 a.destructive(format!("{program} {}", level.text));
             }
         }
+        "crontab"
+            if args.iter().any(|w| w.text.starts_with('-') && !w.text.starts_with("--") && w.text.contains('r')) =>
+        {
+            a.destructive("crontab -r".to_owned());
+        }
+        "iptables" | "ip6tables" | "iptables-legacy" | "iptables-nft" => {
+            let flush = args.iter().any(|w| {
+                let t = w.text.as_str();
+                match t.strip_prefix("--") {
+                    Some(long) => long.len() >= 3 && ("flush".starts_with(long) || "delete-chain".starts_with(long)),
+                    None => t.starts_with('-') && (t[1..].contains('F') || t[1..].contains('X')),
+                }
+            });
+            if flush {
+                a.destructive(format!("{program} -F (flush every rule)"));
+            }
+            // `-P INPUT DROP`: a default policy that drops everything.
+            let texts: Vec<&str> = args.iter().map(|w| w.text.as_str()).collect();
+            let drops =
+                texts.windows(3).any(|w| matches!(w[0], "-P" | "--policy") && matches!(w[2], "DROP" | "REJECT"));
+            if drops {
+                a.destructive(format!("{program} -P … DROP (default policy)"));
+            }
+        }
+        "nft" => {
+            let words: Vec<&str> = args.iter().map(|w| w.text.as_str()).filter(|t| !t.starts_with('-')).collect();
+            if words.windows(2).any(|w| w == ["flush", "ruleset"]) {
+                a.destructive("nft flush ruleset".to_owned());
+            }
+        }
+        "fdisk" | "sfdisk" | "cfdisk" | "gdisk" | "sgdisk" | "parted" => partition(a, program, args),
+        "curl" | "wget" => downloads(a, program, args),
+        "sed" | "gsed" if sed_runs_commands(args) => a.facts.unresolved = true,
+        "git" if git_runs_configured_commands(args) => a.facts.unresolved = true,
+        "tar" | "gtar" | "bsdtar" => {
+            // Options that run a program of the caller's choice.
+            let runs = args.iter().any(|w| {
+                let t = w.text.as_str();
+                [
+                    "--to-command",
+                    "--use-compress-program",
+                    "--checkpoint-action",
+                    "--rsh-command",
+                    "--info-script",
+                    "--new-volume-script",
+                ]
+                .iter()
+                .any(|o| t.starts_with(o))
+                    || (t.starts_with('-') && !t.starts_with("--") && (t.contains('I') || t.contains('F')))
+            });
+            if runs {
+                a.facts.unresolved = true;
+            }
+        }
+        "rsync" => {
+            // `rsync -e 'ssh -p 22'` is the usual; any other remote shell or
+            // remote rsync path is a command of the caller's choice.
+            let mut i = 0;
+            while let Some(w) = args.get(i) {
+                i += 1;
+                let value = match w.text.split_once('=') {
+                    Some((name, value)) if name == "--rsh" || name == "--rsync-path" => Some(value.to_owned()),
+                    Some(_) => None,
+                    None if w.text == "-e" || w.text == "--rsh" || w.text == "--rsync-path" => {
+                        i += 1;
+                        args.get(i - 1).map(|v| v.text.clone())
+                    }
+                    None => None,
+                };
+                if let Some(value) = value {
+                    let first = value.split_whitespace().next().unwrap_or("");
+                    if !matches!(super::basename(first), "ssh" | "rsync") {
+                        a.facts.unresolved = true;
+                    }
+                }
+            }
+            rsync(a, args);
+        }
+        "zpool" | "zfs" if args.iter().any(|w| w.text == "destroy") => {
+            a.destructive(format!("{program} destroy"));
+        }
+        "cryptsetup"
+            if args.iter().any(|w| matches!(w.text.as_str(), "luksFormat" | "erase" | "luksErase" | "reencrypt")) =>
+        {
+            a.destructive("cryptsetup format/erase".to_owned());
+        }
         _ => {}
     }
 }
 
-/// Whether writing to `path` overwrites a disk or memory.
-pub(super) fn is_device(path: &str) -> bool {
-    let Some(device) = path.strip_prefix("/dev/") else {
+/// Whether `word` names `/`, a top-level directory, a main system
+/// directory, or a glob over them (`/*`).
+fn reaches_system_root(a: &Analysis, word: &Word) -> bool {
+    if word.dynamic {
         return false;
-    };
-    const PREFIXES: [&str; 11] = ["sd", "hd", "vd", "xvd", "nvme", "mmcblk", "disk/", "mapper/", "dm-", "md", "nbd"];
-    PREFIXES.iter().any(|p| device.starts_with(p)) || matches!(device, "mem" | "kmem" | "port")
-}
-
-/// The operands (non-option words) up to and after `--`.
-fn operands<'a, 'w>(args: &'a [&'w Word]) -> impl Iterator<Item = &'w Word> + 'a {
-    let mut options_done = false;
-    args.iter().copied().filter(move |w| {
-        if options_done {
-            return true;
-        }
-        if w.text == "--" {
-            options_done = true;
-            return false;
-        }
-        !(w.text.starts_with('-') && w.text.len() > 1)
-    })
+    }
+    if word.glob && paths::glob_reaches_system_root(&word.text) {
+        return true;
+    }
+    paths::candidates(&word.text, a.cwd()).iter().any(|p| paths::is_system_root(p))
 }
 
 fn rm(a: &mut Analysis, args: &[&Word], bulk: bool) {
-    for arg in args {
-        let t = arg.text.as_str();
-        if t == "--" {
-            break;
-        }
-        if arg.dynamic {
-            // The word may expand to options: `rm $FLAGS /` can be `rm -rf /`.
-            a.destructive("rm with computed arguments".to_owned());
-            continue;
-        }
-        match t.strip_prefix("--") {
-            Some("recursive") => a.destructive("rm -r".to_owned()),
-            Some("no-preserve-root") => a.destructive("rm --no-preserve-root".to_owned()),
-            Some(_) => {}
-            None => {
-                if t.starts_with('-') && (t.contains('r') || t.contains('R')) {
-                    a.destructive("rm -r".to_owned());
-                }
-            }
-        }
+    let p = opts::parse(args, &RM);
+    if p.unknown && args.iter().any(|w| w.dynamic) {
+        // A word may expand to options: `rm $FLAGS /` can be `rm -rf /`.
+        a.destructive("rm with computed arguments".to_owned());
+    }
+    if p.has(Some('r'), Some("recursive")) || p.has(Some('R'), None) {
+        a.destructive("rm -r".to_owned());
+    }
+    if p.has(None, Some("no-preserve-root")) {
+        a.destructive("rm --no-preserve-root".to_owned());
     }
     if bulk {
         a.destructive("rm over many files (xargs / find -exec)".to_owned());
     }
 }
 
+/// `cp`/`mv`/`install`/`ln` onto a device or a critical file, or `mv` of
+/// a system directory.
+fn copy(a: &mut Analysis, program: &str, args: &[&Word]) {
+    let p = opts::parse(
+        args,
+        &Spec::gnu(
+            "abdfHiLlnPpRrsTuvxZDCcgmo",
+            "StgmoB",
+            &[
+                ("target-directory", Arg::Required),
+                ("no-target-directory", Arg::No),
+                ("suffix", Arg::Required),
+                ("backup", Arg::Optional),
+                ("reflink", Arg::Optional),
+                ("sparse", Arg::Required),
+                ("preserve", Arg::Optional),
+                ("no-preserve", Arg::Required),
+                ("context", Arg::Optional),
+                ("mode", Arg::Required),
+                ("owner", Arg::Required),
+                ("group", Arg::Required),
+                ("strip-program", Arg::Required),
+                ("update", Arg::Optional),
+                ("force", Arg::No),
+                ("recursive", Arg::No),
+                ("verbose", Arg::No),
+                ("archive", Arg::No),
+                ("interactive", Arg::No),
+                ("no-clobber", Arg::No),
+                ("help", Arg::No),
+                ("version", Arg::No),
+            ],
+        )
+        .loose(),
+    );
+    let target_dir: Vec<String> =
+        p.values(Some('t'), Some("target-directory")).filter_map(|o| o.value.clone()).collect();
+    let (sources, destination): (&[&Word], Option<&Word>) = if target_dir.is_empty() {
+        match p.operands.split_last() {
+            Some((last, rest)) if !rest.is_empty() => (rest, Some(*last)),
+            Some(_) | None => (&[], None),
+        }
+    } else {
+        (&p.operands, None)
+    };
+    if let Some(destination) = destination {
+        a.write_target(destination, true);
+    }
+    if program == "mv" && sources.iter().any(|w| reaches_system_root(a, w)) {
+        a.destructive("mv of a system directory".to_owned());
+    }
+}
+
+fn rsync(a: &mut Analysis, args: &[&Word]) {
+    let deletes = args.iter().any(|w| w.text.starts_with("--del") || w.text == "--remove-source-files");
+    let destination = args.iter().rev().find(|w| !w.text.starts_with('-'));
+    if let Some(destination) = destination {
+        if deletes && !destination.text.contains(':') && reaches_system_root(a, destination) {
+            a.destructive("rsync --delete into a system directory".to_owned());
+        }
+    }
+}
+
 fn chmod(a: &mut Analysis, args: &[&Word]) {
-    let recursive = args.iter().any(|w| {
-        w.text == "--recursive" || (w.text.starts_with('-') && !w.text.starts_with("--") && w.text.contains('R'))
-    });
+    // Symbolic modes may start with `-` (`-w`): a word is an option only
+    // if every letter is one of chmod's.
+    let mut recursive = false;
+    let mut operands: Vec<&Word> = Vec::new();
+    let mut reference = false;
+    let mut options_done = false;
+    for w in args {
+        let t = w.text.as_str();
+        if options_done {
+            operands.push(w);
+            continue;
+        }
+        if t == "--" {
+            options_done = true;
+        } else if let Some(long) = t.strip_prefix("--") {
+            let name = long.split('=').next().unwrap_or(long);
+            recursive |= name.len() >= 3 && "recursive".starts_with(name);
+            reference |= name.len() >= 3 && "reference".starts_with(name);
+        } else if t.len() > 1 && t.starts_with('-') && t[1..].chars().all(|c| "Rvcf".contains(c)) {
+            recursive |= t.contains('R');
+        } else {
+            operands.push(w);
+        }
+    }
     if !recursive {
         return;
     }
-    // Symbolic modes may start with `-` (`-w`), so only known option
-    // words are skipped.
-    let mode = args.iter().find(|w| !is_chmod_option(&w.text));
+    let (mode, targets) = if reference {
+        (None, &operands[..])
+    } else {
+        match operands.split_first() {
+            Some((mode, targets)) => (Some(*mode), targets),
+            None => return,
+        }
+    };
     if let Some(mode) = mode {
         if mode.dynamic || others_may_write(&mode.text) {
             a.destructive(format!("chmod -R {}", mode.text));
         }
     }
-}
-
-fn is_chmod_option(t: &str) -> bool {
-    let known_long = ["--recursive", "--verbose", "--changes", "--silent", "--quiet"];
-    let short_flags = t.strip_prefix('-').is_some_and(|f| !f.is_empty() && f.chars().all(|c| "Rvcf".contains(c)));
-    known_long.contains(&t) || short_flags || t.starts_with("--reference")
+    if targets.iter().any(|w| reaches_system_root(a, w)) {
+        a.destructive("chmod -R on a system directory".to_owned());
+    }
 }
 
 /// Whether a `chmod` mode gives write permission to others.
@@ -151,27 +459,222 @@ fn others_may_write(mode: &str) -> bool {
     })
 }
 
+/// A pid as `kill` reads it (`-1`, `-01`, `+1`, `1`).
+fn pid(text: &str) -> Option<i64> {
+    text.parse::<i64>().ok()
+}
+
 fn kill(a: &mut Analysis, args: &[&Word]) {
     let mut i = 0;
+    let mut signal_given = false;
     // The first option is the signal (`-9`, `-KILL`, `-s KILL`), so a
     // leading `-1` is SIGHUP, not "every process".
-    if let Some(first) = args.first() {
-        let t = first.text.as_str();
-        if t == "-l" || t == "-L" {
+    while let Some(arg) = args.get(i) {
+        let t = arg.text.as_str();
+        if t == "--" {
+            i += 1;
+            break;
+        }
+        if t == "-l" || t == "-L" || t.starts_with("--list") || t.starts_with("--table") {
             return;
         }
-        if t == "-s" || t == "-n" {
-            i = 2;
-        } else if t.starts_with('-') && t != "--" {
-            i = 1;
+        if !t.starts_with('-') || t == "-" {
+            break;
         }
+        if signal_given && pid(t).is_some() {
+            break;
+        }
+        i += 1;
+        if t == "-s" || t == "-n" || t == "-q" || t == "--signal" || t == "--queue" {
+            i += 1;
+        }
+        signal_given = true;
     }
     for arg in args.iter().skip(i) {
-        match arg.text.as_str() {
-            "--" => {}
-            "1" => a.destructive("kill 1 (init)".to_owned()),
-            "-1" => a.destructive("kill -1 (every process)".to_owned()),
+        if arg.dynamic {
+            continue;
+        }
+        match pid(&arg.text) {
+            Some(1) => a.destructive("kill 1 (init)".to_owned()),
+            Some(-1) => a.destructive("kill -1 (every process)".to_owned()),
             _ => {}
         }
     }
+}
+
+/// `pkill`/`killall` with a pattern that every process name matches.
+fn pkill(a: &mut Analysis, program: &str, args: &[&Word]) {
+    let regex = program == "pkill" || args.iter().any(|w| w.text == "-r" || w.text == "--regexp");
+    let patterns = args.iter().filter(|w| !w.text.starts_with('-') && !w.dynamic);
+    for pattern in patterns {
+        let t = pattern.text.as_str();
+        let everything = if regex {
+            t.is_empty() || t.chars().all(|c| ".^$*+?()|[]{}".contains(c))
+        } else {
+            matches!(t, "init" | "systemd")
+        };
+        if everything || matches!(t, "init" | "systemd" | "^init$" | "^systemd$") {
+            a.destructive(format!("{program} {t} (every process)"));
+        }
+    }
+}
+
+/// Partitioning tools: destructive on a device unless only listing.
+fn partition(a: &mut Analysis, program: &str, args: &[&Word]) {
+    let lists = args.iter().any(|w| {
+        matches!(
+            w.text.as_str(),
+            "-l" | "--list" | "-p" | "--print" | "print" | "-v" | "--verify" | "--version" | "-h" | "--help" | "-V"
+        ) || (program == "sfdisk"
+            && matches!(w.text.as_str(), "-d" | "--dump" | "-J" | "--json" | "-s" | "--show-size"))
+            || (program == "parted" && w.text.starts_with("-l"))
+    });
+    if !lists {
+        a.destructive(format!("{program} (partitioning)"));
+    }
+}
+
+/// Files `curl`/`wget` save, so running one later on the line is known to
+/// run downloaded code.
+fn downloads(a: &mut Analysis, program: &str, args: &[&Word]) {
+    let (short, long, remote_name) =
+        if program == "curl" { ('o', "output", true) } else { ('O', "output-document", false) };
+    let mut remote = !remote_name;
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        i += 1;
+        let t = arg.text.as_str();
+        if let Some(option) = t.strip_prefix("--") {
+            let (name, inline) = match option.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (option, None),
+            };
+            if name == long {
+                match inline {
+                    Some(value) => a.downloaded(value),
+                    None => {
+                        if let Some(value) = args.get(i) {
+                            a.downloaded(&value.text);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            remote |= remote_name && name.starts_with("remote-name");
+            continue;
+        }
+        if let Some(cluster) = t.strip_prefix('-').filter(|c| !c.is_empty()) {
+            if let Some(pos) = cluster.find(short) {
+                let attached = &cluster[pos + 1..];
+                if attached.is_empty() {
+                    if let Some(value) = args.get(i) {
+                        a.downloaded(&value.text);
+                        i += 1;
+                    }
+                } else {
+                    a.downloaded(attached);
+                }
+                continue;
+            }
+            remote |= remote_name && cluster.contains('O');
+            continue;
+        }
+        if remote && t.contains("://") {
+            let path = t.split(['?', '#']).next().unwrap_or(t);
+            a.downloaded(path);
+        }
+    }
+}
+
+/// GNU `sed` runs commands with `e` (`1e rm -rf /`) and the `s///e` flag;
+/// a script in a file (`-f`) cannot be seen.
+fn sed_runs_commands(args: &[&Word]) -> bool {
+    let mut scripts: Vec<&str> = Vec::new();
+    let mut explicit = false;
+    let mut first_operand = None;
+    let mut i = 0;
+    while let Some(w) = args.get(i) {
+        i += 1;
+        let t = w.text.as_str();
+        if w.dynamic {
+            return true;
+        }
+        if t == "-f" || t.starts_with("--file") || (t.starts_with('-') && !t.starts_with("--") && t.contains('f')) {
+            return true;
+        }
+        if t == "-e" || t == "--expression" {
+            explicit = true;
+            if let Some(v) = args.get(i) {
+                scripts.push(v.text.as_str());
+                i += 1;
+            }
+        } else if let Some(v) = t.strip_prefix("--expression=") {
+            explicit = true;
+            scripts.push(v);
+        } else if let Some(v) = t.strip_prefix("-e").filter(|v| !v.is_empty()) {
+            explicit = true;
+            scripts.push(v);
+        } else if !t.starts_with('-') && first_operand.is_none() {
+            first_operand = Some(t);
+        }
+    }
+    if !explicit {
+        scripts.extend(first_operand);
+    }
+    scripts.iter().any(|script| {
+        script.split([';', '\n']).any(|command| {
+            let command = command.trim_start().trim_start_matches(|c: char| c.is_ascii_digit() || ",$!~ ".contains(c));
+            let mut chars = command.chars();
+            match chars.next() {
+                Some('e') => chars.next().is_none_or(char::is_whitespace),
+                Some('s') => chars.next().is_some_and(|delimiter| {
+                    let parts: Vec<&str> = command[1 + delimiter.len_utf8()..].split(delimiter).collect();
+                    parts.len() >= 3 && parts[2].contains('e')
+                }),
+                Some(_) | None => false,
+            }
+        })
+    })
+}
+
+/// `git -c KEY=VALUE` can name programs git runs: aliases starting with
+/// `!`, pagers, editors, ssh commands, hooks, filters, helpers.
+fn git_runs_configured_commands(args: &[&Word]) -> bool {
+    const RUNS: [&str; 14] = [
+        "pager",
+        "sshcommand",
+        "editor",
+        "hookspath",
+        "external",
+        "textconv",
+        "helper",
+        "fsmonitor",
+        "clean",
+        "smudge",
+        "process",
+        "askpass",
+        "command",
+        "program",
+    ];
+    let mut i = 0;
+    while let Some(w) = args.get(i) {
+        i += 1;
+        let config = match w.text.as_str() {
+            "-c" | "--config-env" => {
+                i += 1;
+                args.get(i - 1).map(|v| (v.text.as_str(), v.dynamic))
+            }
+            t if t.starts_with("--exec-path=") => return true,
+            t if !t.starts_with('-') => break,
+            _ => None,
+        };
+        if let Some((config, dynamic)) = config {
+            let (key, value) = config.split_once('=').unwrap_or((config, ""));
+            let key = key.to_ascii_lowercase();
+            if dynamic || value.starts_with('!') || RUNS.iter().any(|r| key.ends_with(r)) {
+                return true;
+            }
+        }
+    }
+    false
 }
