@@ -23,7 +23,7 @@ pub mod request;
 pub use action::{Action, ActionError};
 pub use clock::{parse_duration, DurationError, Timestamp};
 pub use fingerprint::Fingerprint;
-pub use names::NameError;
 pub use lifecycle::{Approver, Assurance, Exclusions, Refusal};
+pub use names::NameError;
 pub use principal::{PersonKey, Principal, PrincipalKind, PrincipalRef};
 pub use request::{Comment, Outcome, OutcomeStatus, Request, Requirement, Routing, Status, Vote, VoteKind};

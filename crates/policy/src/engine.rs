@@ -45,8 +45,7 @@ pub struct PolicySource {
 /// Follows symlinks and accepts only a regular file: reading anything
 /// else would fail later, or block (a FIFO).
 fn check_regular_file(name: &str, path: &Path) -> Result<(), PolicyLoadError> {
-    let metadata =
-        std::fs::metadata(path).map_err(|source| PolicyLoadError::Io { file: name.to_owned(), source })?;
+    let metadata = std::fs::metadata(path).map_err(|source| PolicyLoadError::Io { file: name.to_owned(), source })?;
     let file_type = metadata.file_type();
     if file_type.is_file() {
         Ok(())

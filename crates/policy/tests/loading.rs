@@ -210,8 +210,11 @@ fn unreadable_cedar_entries_are_load_errors_not_skipped() {
     // A symlink to a readable file is read, as before.
     let dir = fresh();
     let elsewhere = tempfile::tempdir().unwrap();
-    fs::write(elsewhere.path().join("shared.cedar"), "@id(\"shared\") forbid(principal, action, resource) when { false };")
-        .unwrap();
+    fs::write(
+        elsewhere.path().join("shared.cedar"),
+        "@id(\"shared\") forbid(principal, action, resource) when { false };",
+    )
+    .unwrap();
     std::os::unix::fs::symlink(elsewhere.path().join("shared.cedar"), dir.path().join("link.cedar")).unwrap();
     let e = PolicyEngine::load_dir(dir.path(), defaults()).unwrap();
     assert_eq!(e.policy_ids(), vec!["all", "shared", "no"]);

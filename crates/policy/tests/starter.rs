@@ -104,7 +104,8 @@ fn unlisted_kinds_are_never_routine() {
     let e = starter();
     let bot = agent("deploy-bot", &["deployers"]);
     let erin = user("erin", &["developers"]);
-    for kind in ["run", "exec", "shell.run", "shell.exec.now", "sql.query", "bash", "deploy.release", "x", "file.write"] {
+    for kind in ["run", "exec", "shell.run", "shell.exec.now", "sql.query", "bash", "deploy.release", "x", "file.write"]
+    {
         for resource in ["staging-web", "dev-db", "web"] {
             let mut a = action(kind, resource);
             a.payload = serde_json::json!({"argv": ["echo", "hello"]});
