@@ -355,7 +355,13 @@ mod tests {
     #[test]
     fn exec_refuses_lookalike_names_before_submitting() {
         let parse = |flag: &str, value: &str| {
-            Cli::try_parse_from(["countersign", "exec", "--resource", "staging-web", flag, value, "--", "ls"])
+            let resource = if flag == "--resource" { value } else { "staging-web" };
+            let mut args = vec!["countersign", "exec", "--resource", resource];
+            if flag != "--resource" {
+                args.extend([flag, value]);
+            }
+            args.extend(["--", "ls"]);
+            Cli::try_parse_from(args)
         };
         assert!(parse("--kind", "run").is_ok());
         assert!(parse("--resource", "prod-web").is_ok());
