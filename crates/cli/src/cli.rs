@@ -254,11 +254,13 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// Action kind, e.g. `shell.exec`.
-    #[arg(long, default_value = "shell.exec")]
+    /// Action kind, e.g. `shell.exec`: lowercase `family.verb`. Whatever the
+    /// kind, the command's facts are read from it; kinds the policy does not
+    /// list as routine wait for approval.
+    #[arg(long, default_value = "shell.exec", value_parser = parse_kind)]
     pub kind: String,
-    /// Where the action lands, e.g. `prod-web`.
-    #[arg(long)]
+    /// Where the action lands, e.g. `prod-web` (lowercase ASCII).
+    #[arg(long, value_parser = parse_resource)]
     pub resource: String,
     /// Why this needs doing; shown to approvers.
     #[arg(long, value_name = "TEXT")]
@@ -267,7 +269,7 @@ pub struct ExecArgs {
     #[arg(long = "label", value_name = "LABEL")]
     pub labels: Vec<String>,
     /// The user this action is done for (who then may not approve it).
-    #[arg(long, value_name = "USER")]
+    #[arg(long, value_name = "USER", value_parser = parse_identity)]
     pub on_behalf_of: Option<String>,
     /// Extra context for policies, a JSON object, e.g. '{"ticket": "OPS-42"}'.
     #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
@@ -308,6 +310,20 @@ fn parse_time(text: &str) -> Result<countersign_core::Timestamp, String> {
     countersign_core::Timestamp::parse_rfc3339(text).map_err(|e| e.to_string())
 }
 
+/// The gateway's own rules for the names an action claims, checked here
+/// too so that a bad one is a usage error before anything is submitted.
+fn parse_kind(text: &str) -> Result<String, String> {
+    countersign_core::names::check_kind(text).map(|()| text.to_owned()).map_err(|e| e.to_string())
+}
+
+fn parse_resource(text: &str) -> Result<String, String> {
+    countersign_core::names::check_resource(text).map(|()| text.to_owned()).map_err(|e| e.to_string())
+}
+
+fn parse_identity(text: &str) -> Result<String, String> {
+    countersign_core::names::check_identity("on_behalf_of", text).map(|()| text.to_owned()).map_err(|e| e.to_string())
+}
+
 fn parse_json_object(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
@@ -334,6 +350,34 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["countersign", "exec", "--resource", "r"]).is_err());
+    }
+
+    #[test]
+    fn exec_refuses_lookalike_names_before_submitting() {
+        let parse = |flag: &str, value: &str| {
+            let resource = if flag == "--resource" { value } else { "staging-web" };
+            let mut args = vec!["countersign", "exec", "--resource", resource];
+            if flag != "--resource" {
+                args.extend([flag, value]);
+            }
+            args.extend(["--", "ls"]);
+            Cli::try_parse_from(args)
+        };
+        assert!(parse("--kind", "run").is_ok());
+        assert!(parse("--resource", "prod-web").is_ok());
+        assert!(parse("--on-behalf-of", "carol").is_ok());
+        for (flag, value) in [
+            ("--kind", "Shell.exec"),
+            ("--kind", "shell.exec\u{200b}"),
+            ("--resource", "PROD-web"),
+            ("--resource", " prod-web"),
+            ("--resource", "prod\u{200b}-web"),
+            ("--resource", "ｐrod-web"),
+            ("--on-behalf-of", "carol "),
+            ("--on-behalf-of", "carol\u{200b}"),
+        ] {
+            assert!(parse(flag, value).is_err(), "{flag} {value:?}");
+        }
     }
 
     #[test]

@@ -27,9 +27,13 @@ pub async fn mcp(args: McpArgs) -> anyhow::Result<Exit> {
         Some(name) => name,
         None => default_name(&args.command),
     };
-    if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
+    // The name starts every resource `<upstream>/<tool>`, which the gateway
+    // accepts only in its resource grammar (capitals are folded).
+    let resource_ok = countersign_core::names::check_resource(&countersign_core::names::fold_resource(&name)).is_ok();
+    if !resource_ok || name.contains('/') {
         return Err(crate::exit::Failure::usage(format!(
-            "`{name}` cannot name an upstream (no `/`, not empty); pass --upstream-name"
+            "`{}` cannot name an upstream (use ASCII letters, digits, `.`, `_`, `-`, `:` or `@`, starting with a letter or digit; no `/`); pass --upstream-name",
+            name.escape_debug()
         )));
     }
     let approvals: Arc<dyn Approvals> = Arc::new(Remote { client });

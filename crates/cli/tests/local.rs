@@ -88,7 +88,7 @@ fn identity_mistakes_are_one_line_errors() {
 fn policy_check_reports_positions() {
     let good = run(&["policy", "check", starter_dir().to_str().unwrap()]);
     assert_code(&good, 0);
-    assert!(stdout(&good).starts_with("ok: 5 policies, hash sha256:"), "{}", stdout(&good));
+    assert!(stdout(&good).starts_with("ok: 6 policies, hash sha256:"), "{}", stdout(&good));
 
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("broken.cedar");
@@ -109,6 +109,14 @@ fn policy_check_reports_positions() {
     assert!(column > 1, "{first}");
 
     assert_code(&run(&["policy", "check", tmp.path().join("missing").to_str().unwrap()]), 1);
+
+    // A `*.cedar` that cannot be read is a problem, never skipped.
+    let links = tempfile::tempdir().unwrap();
+    std::fs::write(links.path().join("base.cedar"), "permit(principal, action, resource);").unwrap();
+    std::os::unix::fs::symlink(links.path().join("gone.cedar"), links.path().join("deny.cedar")).unwrap();
+    let dangling = run(&["policy", "check", links.path().to_str().unwrap()]);
+    assert_code(&dangling, 1);
+    assert!(stderr(&dangling).contains("`deny.cedar`"), "{}", stderr(&dangling));
 }
 
 #[test]

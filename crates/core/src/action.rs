@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::names::{self, NameError};
+
 /// The most labels one action may carry.
 pub const MAX_LABELS: usize = 64;
 /// The longest kind, resource, label or on_behalf_of accepted.
@@ -45,8 +47,10 @@ pub enum ActionError {
     Empty { field: &'static str },
     #[error("`{field}` is longer than {max} characters")]
     TooLong { field: &'static str, max: usize },
-    #[error("`kind` `{0}` may contain only letters, digits, `.`, `_` and `-`")]
-    BadKind(String),
+    /// The kind, resource or an identity named is not in its one
+    /// accepted spelling (see [`crate::names`]).
+    #[error(transparent)]
+    Name(#[from] NameError),
     #[error("`{field}` contains a control character")]
     ControlCharacter { field: &'static str },
     #[error("more than {MAX_LABELS} labels")]
@@ -65,12 +69,12 @@ impl Action {
     /// Checks the shape of a submitted action.
     pub fn validate(&self) -> Result<(), ActionError> {
         check_text("kind", &self.kind, MAX_FIELD_LEN, true)?;
-        if !self.kind.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
-            return Err(ActionError::BadKind(self.kind.clone()));
-        }
+        names::check_kind(&self.kind)?;
         check_text("resource", &self.resource, MAX_FIELD_LEN, true)?;
+        names::check_resource(&self.resource)?;
         if let Some(obo) = &self.on_behalf_of {
             check_text("on_behalf_of", obo, MAX_FIELD_LEN, true)?;
+            names::check_identity("on_behalf_of", obo)?;
         }
         if let Some(j) = &self.justification {
             check_text("justification", j, MAX_JUSTIFICATION_LEN, false)?;
@@ -161,10 +165,23 @@ mod tests {
         assert_eq!(a.validate(), Err(ActionError::Empty { field: "kind" }));
         let mut a = sample();
         a.kind = "rm -rf".into();
-        assert!(matches!(a.validate(), Err(ActionError::BadKind(_))));
+        assert!(matches!(a.validate(), Err(ActionError::Name(NameError::Kind(_)))));
         let mut a = sample();
         a.resource = "a\u{0}b".into();
         assert_eq!(a.validate(), Err(ActionError::ControlCharacter { field: "resource" }));
+        for resource in ["PROD-web", " prod-web", "prod-web ", "prod\u{200b}-web", "ｐrod-web", "рrod-web"] {
+            let mut a = sample();
+            a.resource = resource.into();
+            assert!(matches!(a.validate(), Err(ActionError::Name(NameError::Resource(_)))), "{resource:?}");
+        }
+        for obo in ["carol ", "carol\u{200b}", "c arol", "cаrol"] {
+            let mut a = sample();
+            a.on_behalf_of = Some(obo.into());
+            assert!(matches!(a.validate(), Err(ActionError::Name(NameError::Identity { .. }))), "{obo:?}");
+        }
+        let mut a = sample();
+        a.kind = "SQL.execute".into();
+        assert!(matches!(a.validate(), Err(ActionError::Name(NameError::Kind(_)))));
         let mut a = sample();
         a.labels = vec!["x".into(); MAX_LABELS + 1];
         assert_eq!(a.validate(), Err(ActionError::TooManyLabels));

@@ -4,6 +4,8 @@
 //! binds to, lives here so that it can be tested alone:
 //! - [`action`]: what an actor asks to do, and its validation;
 //! - [`fingerprint`]: the digest an approval authorises, and nothing else;
+//! - [`names`]: the kind, resource and identities a submitter names, and
+//!   their one accepted spelling;
 //! - [`principal`]: who acts, and who counts as the same person;
 //! - [`request`]: the stored approval request and its parts;
 //! - [`lifecycle`]: the approval state machine (votes, release, expiry, …).
@@ -14,6 +16,7 @@ pub mod action;
 pub mod clock;
 pub mod fingerprint;
 pub mod lifecycle;
+pub mod names;
 pub mod principal;
 pub mod request;
 
@@ -21,5 +24,6 @@ pub use action::{Action, ActionError};
 pub use clock::{parse_duration, DurationError, Timestamp};
 pub use fingerprint::Fingerprint;
 pub use lifecycle::{Approver, Assurance, Exclusions, Refusal};
+pub use names::NameError;
 pub use principal::{PersonKey, Principal, PrincipalKind, PrincipalRef};
 pub use request::{Comment, Outcome, OutcomeStatus, Request, Requirement, Routing, Status, Vote, VoteKind};

@@ -16,6 +16,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::names::identity_key;
 use crate::{Comment, Outcome, PersonKey, PrincipalKind, PrincipalRef, Request, Status, Timestamp, Vote, VoteKind};
 
 /// A human acting on a request.
@@ -40,15 +41,16 @@ impl Exclusions {
     /// Excludes one identity.
     pub fn principal(&mut self, principal: PrincipalRef) -> &mut Self {
         if principal.kind == PrincipalKind::User {
-            self.names.insert(principal.name.clone());
+            self.names.insert(identity_key(&principal.name));
         }
         self.identities.insert(principal);
         self
     }
 
     /// Excludes a user, by name, whether or not such a user exists yet.
+    /// Names compare by [`identity_key`], so `Carol` excludes `carol`.
     pub fn user_name(&mut self, name: &str) -> &mut Self {
-        self.names.insert(name.to_owned());
+        self.names.insert(identity_key(name));
         if name.contains('@') {
             self.persons.insert(PersonKey::from_email(name));
         }
@@ -63,7 +65,8 @@ impl Exclusions {
 
     pub fn excludes(&self, approver: &Approver) -> bool {
         self.identities.contains(&approver.principal)
-            || (approver.principal.kind == PrincipalKind::User && self.names.contains(&approver.principal.name))
+            || (approver.principal.kind == PrincipalKind::User
+                && self.names.contains(&identity_key(&approver.principal.name)))
             || self.persons.contains(&approver.person)
     }
 }

@@ -44,9 +44,11 @@ impl Call {
         Some(Self { upstream: upstream.to_owned(), tool, arguments, tool_context })
     }
 
-    /// `<upstream>/<tool>`.
+    /// `<upstream>/<tool>`, ASCII letters folded to lowercase (tool names
+    /// may hold capitals; resource names may not). Anything else outside
+    /// the resource grammar stays, so the gateway refuses the call.
     pub fn resource(&self) -> String {
-        format!("{}/{}", self.upstream, self.tool)
+        countersign_core::names::fold_resource(&format!("{}/{}", self.upstream, self.tool))
     }
 
     /// The action the policy decides on.

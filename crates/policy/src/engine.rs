@@ -42,6 +42,19 @@ pub struct PolicySource {
     pub text: String,
 }
 
+/// Follows symlinks and accepts only a regular file: reading anything
+/// else would fail later, or block (a FIFO).
+fn check_regular_file(name: &str, path: &Path) -> Result<(), PolicyLoadError> {
+    let metadata = std::fs::metadata(path).map_err(|source| PolicyLoadError::Io { file: name.to_owned(), source })?;
+    let file_type = metadata.file_type();
+    if file_type.is_file() {
+        Ok(())
+    } else {
+        let what = if file_type.is_dir() { "a directory" } else { "not a regular file" };
+        Err(PolicyLoadError::NotAFile { file: name.to_owned(), what })
+    }
+}
+
 /// A loaded, checked policy set, ready to decide.
 pub struct PolicyEngine {
     hash: String,
@@ -87,18 +100,30 @@ impl PolicyEngine {
         })?;
         let mut policy_files = Vec::new();
         let mut schema_path = None;
+        let mut problems = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|source| PolicyLoadError::Io { file: dir_name.clone(), source })?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !path.is_file() {
+            let is_schema = name == SCHEMA_FILE;
+            if !is_schema && !name.ends_with(".cedar") {
                 continue;
             }
-            if name == SCHEMA_FILE {
+            // A `*.cedar` entry that cannot be read (a dangling or looping
+            // symlink, a directory, a FIFO) is an error, never skipped: the
+            // policy it should hold may be the `forbid` that denies.
+            if let Err(problem) = check_regular_file(&name, &path) {
+                problems.push(problem);
+                continue;
+            }
+            if is_schema {
                 schema_path = Some((name, path));
-            } else if name.ends_with(".cedar") {
+            } else {
                 policy_files.push((name, path));
             }
+        }
+        if let Some(error) = PolicyLoadError::from_problems(problems) {
+            return Err(error);
         }
         if policy_files.is_empty() {
             return Err(PolicyLoadError::EmptyDir { dir: dir_name });

@@ -30,6 +30,9 @@ pub enum PolicyLoadError {
         #[source]
         source: std::io::Error,
     },
+    /// A `*.cedar` (or schema) entry that is not a file to read.
+    #[error("cannot read `{file}`: it is {what}")]
+    NotAFile { file: String, what: &'static str },
     #[error("policy directory `{dir}` does not exist")]
     MissingDir { dir: String },
     #[error("policy directory `{dir}` contains no `*.cedar` files")]
@@ -68,6 +71,7 @@ impl PolicyLoadError {
         match self {
             Self::Multiple(errors) => errors.iter().flat_map(Self::problems).collect(),
             Self::Io { .. }
+            | Self::NotAFile { .. }
             | Self::MissingDir { .. }
             | Self::EmptyDir { .. }
             | Self::NoSources

@@ -128,7 +128,6 @@ fn load_dir_reads_cedar_files_sorted_and_the_schema() {
     fs::write(dir.path().join("b.cedar"), "@id(\"b\") permit(principal, action == Action::\"x\", resource);").unwrap();
     fs::write(dir.path().join("a.cedar"), "@id(\"a\") permit(principal, action == Action::\"y\", resource);").unwrap();
     fs::write(dir.path().join("notes.txt"), "not a policy").unwrap();
-    fs::create_dir(dir.path().join("nested.cedar")).unwrap();
     fs::create_dir(dir.path().join("sub")).unwrap();
     fs::write(dir.path().join("sub/c.cedar"), "this is not read").unwrap();
     let e = PolicyEngine::load_dir(dir.path(), defaults()).unwrap();
@@ -158,6 +157,83 @@ fn load_dir_reports_missing_empty_and_unreadable() {
     let err = PolicyEngine::load_dir(dir.path(), defaults()).unwrap_err();
     assert!(matches!(err, PolicyLoadError::Io { .. }), "{err:?}");
     assert!(err.to_string().starts_with("cannot read `bad.cedar`: "), "{err}");
+}
+
+/// What the gateway, `policy check` and reload all read: a `*.cedar`
+/// entry that cannot be read is an error naming it, never skipped (the
+/// missing file may hold the `forbid` that denies).
+#[test]
+fn unreadable_cedar_entries_are_load_errors_not_skipped() {
+    let fresh = || {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("base.cedar"), "@id(\"all\") permit(principal, action, resource);").unwrap();
+        fs::write(dir.path().join("target.cedar"), "@id(\"no\") forbid(principal, action, resource);").unwrap();
+        dir
+    };
+    let expect_error = |dir: &tempfile::TempDir, file: &str| {
+        let err = PolicyEngine::load_dir(dir.path(), defaults()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&format!("`{file}`")), "{file}: {text}");
+        assert!(PolicyEngine::read_dir(dir.path()).is_err(), "{file}");
+    };
+
+    let dir = fresh();
+    fs::create_dir(dir.path().join("nested.cedar")).unwrap();
+    expect_error(&dir, "nested.cedar");
+
+    let dir = fresh();
+    std::os::unix::fs::symlink(dir.path().join("gone.cedar"), dir.path().join("dangling.cedar")).unwrap();
+    expect_error(&dir, "dangling.cedar");
+
+    let dir = fresh();
+    std::os::unix::fs::symlink(dir.path().join("loop-b.cedar"), dir.path().join("loop-a.cedar")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("loop-a.cedar"), dir.path().join("loop-b.cedar")).unwrap();
+    expect_error(&dir, "loop-a.cedar");
+    expect_error(&dir, "loop-b.cedar");
+
+    let dir = fresh();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("self.cedar")).unwrap();
+    expect_error(&dir, "self.cedar");
+
+    let dir = fresh();
+    std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join(SCHEMA_FILE)).unwrap();
+    expect_error(&dir, SCHEMA_FILE);
+
+    // A FIFO would block a reader forever; it is refused before reading.
+    let dir = fresh();
+    let fifo = dir.path().join("pipe.cedar");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().map(|s| s.success()).unwrap_or(false);
+    if made {
+        expect_error(&dir, "pipe.cedar");
+    }
+
+    // A symlink to a readable file is read, as before.
+    let dir = fresh();
+    let elsewhere = tempfile::tempdir().unwrap();
+    fs::write(
+        elsewhere.path().join("shared.cedar"),
+        "@id(\"shared\") forbid(principal, action, resource) when { false };",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(elsewhere.path().join("shared.cedar"), dir.path().join("link.cedar")).unwrap();
+    let e = PolicyEngine::load_dir(dir.path(), defaults()).unwrap();
+    assert_eq!(e.policy_ids(), vec!["all", "shared", "no"]);
+}
+
+/// An unreadable file (permissions) is an error too, with its name; root
+/// reads everything, so this runs only where permissions bite.
+#[test]
+fn a_policy_file_without_read_permission_is_a_load_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret.cedar");
+    fs::write(&file, "@id(\"no\") forbid(principal, action, resource);").unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::read(&file).is_ok() {
+        return; // running as root
+    }
+    let err = PolicyEngine::load_dir(dir.path(), defaults()).unwrap_err();
+    assert!(err.to_string().starts_with("cannot read `secret.cedar`: "), "{err}");
 }
 
 const SCHEMA: &str = r#"

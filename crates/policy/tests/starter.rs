@@ -30,7 +30,8 @@ fn starter_loads_with_named_policies() {
             "prod-needs-sre",
             "prod-pii-sql-needs-two-dbas",
             "no-destructive-agents-in-prod",
-            "unreadable-needs-sre"
+            "unreadable-needs-sre",
+            "unlisted-kind-needs-sre"
         ]
     );
 }
@@ -92,6 +93,37 @@ fn starter_reads_the_payload_not_just_labels() {
     assert_eq!(reqs[0].policy, "unreadable-needs-sre");
     let d = e.decide(&bot, &sql("staging-db", "DROP TABEL x", &[]));
     assert!(matches!(d.verdict, Verdict::RequireApproval(_)), "{d:?}");
+}
+
+/// The kind is the submitter's claim: outside production, only the kinds
+/// the starter lists are routine; any other kind waits for an SRE, as a
+/// class (unknown families, known families with other verbs, people and
+/// agents alike).
+#[test]
+fn unlisted_kinds_are_never_routine() {
+    let e = starter();
+    let bot = agent("deploy-bot", &["deployers"]);
+    let erin = user("erin", &["developers"]);
+    for kind in ["run", "exec", "shell.run", "shell.exec.now", "sql.query", "bash", "deploy.release", "x", "file.write"]
+    {
+        for resource in ["staging-web", "dev-db", "web"] {
+            let mut a = action(kind, resource);
+            a.payload = serde_json::json!({"argv": ["echo", "hello"]});
+            for who in [&bot, &erin] {
+                let d = e.decide(who, &a);
+                let Verdict::RequireApproval(reqs) = &d.verdict else { panic!("{kind} on {resource}: {d:?}") };
+                assert!(reqs.iter().any(|r| r.policy == "unlisted-kind-needs-sre"), "{kind}: {d:?}");
+            }
+        }
+        let d = e.decide(&bot, &action(kind, "prod-web"));
+        assert!(matches!(d.verdict, Verdict::RequireApproval(_)), "{kind} on prod: {d:?}");
+    }
+    for kind in ["shell.exec", "sql.execute", "k8s.apply", "terraform.apply", "http.request", "mcp.tool_call"] {
+        let mut a = action(kind, "staging-web");
+        a.payload = serde_json::json!({});
+        let d = e.decide(&bot, &a);
+        assert!(!d.policies.contains(&"unlisted-kind-needs-sre".to_owned()), "{kind}: {d:?}");
+    }
 }
 
 #[test]

@@ -97,6 +97,20 @@ fn self_approval_is_refused_for_owner_on_behalf_of_and_their_other_identities() 
     }
 }
 
+/// A request naming `Carol` (say, a user created as `Carol`, or an
+/// on_behalf_of written so) still keeps carol from approving it: names
+/// compare in their canonical form.
+#[test]
+fn self_approval_compares_canonical_names() {
+    let r = pending(vec![requirement("p", &["dba"], 1)]);
+    let mut e = Exclusions::default();
+    e.principal(PrincipalRef::user("Erin")).user_name("Carol");
+    for approver in [user("carol", "carol@corp", &["dba"]), user("erin", "erin@corp", &["dba"])] {
+        assert_eq!(vote(&r, &approver, &e, VoteKind::Approve, None, T0), Err(Refusal::SelfApproval));
+    }
+    assert!(vote(&r, &user("dana", "dana@corp", &["dba"]), &e, VoteKind::Approve, None, T0).is_ok());
+}
+
 #[test]
 fn only_approver_groups_count() {
     let r = pending(vec![requirement("p", &["dba"], 1)]);

@@ -100,9 +100,11 @@ impl Default for McpConfig {
     }
 }
 
-/// An upstream name is one path segment that policies match on.
+/// An upstream name is one path segment that policies match on; it
+/// starts the resource name `<upstream>/<tool>`, which must start with a
+/// letter or digit (see `countersign_core::names`).
 pub fn valid_upstream_name(name: &str) -> bool {
-    !name.is_empty()
+    name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
@@ -113,7 +115,7 @@ pub(super) fn validate(raw: RawMcp) -> Result<McpConfig, ConfigError> {
     for (name, upstream) in raw.upstreams {
         if !valid_upstream_name(&name) {
             return Err(invalid(format!(
-                "`{name}` is not an upstream name: use 1 to 64 letters, digits, `-`, `_` or `.`"
+                "`{name}` is not an upstream name: use 1 to 64 letters, digits, `-`, `_` or `.`, starting with a letter or digit"
             )));
         }
         let upstream = match (upstream.url, upstream.command) {

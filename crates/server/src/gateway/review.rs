@@ -103,8 +103,13 @@ impl AppState {
         related_users.extend(request.action.on_behalf_of.clone());
         for name in related_users {
             exclusions.user_name(&name);
-            if let Some(user) = self.store.user(&name).await? {
-                exclusions.person(PersonKey::from_email(&user.email));
+            // `Carol` named in a request is carol too (names compare folded).
+            let folded = countersign_core::names::identity_key(&name);
+            let spellings = if folded == name { vec![name] } else { vec![name, folded] };
+            for spelling in spellings {
+                if let Some(user) = self.store.user(&spelling).await? {
+                    exclusions.person(PersonKey::from_email(&user.email));
+                }
             }
         }
         Ok(exclusions)
