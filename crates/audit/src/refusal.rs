@@ -208,7 +208,7 @@ mod tests {
         #[test]
         fn any_input_gives_a_bounded_record(
             actor in ".{0,400}",
-            texts in proptest::collection::vec(("\\PC{0,3000}|[\\x00-\\x1f\"\\\\]{0,3000}"), 0..16),
+            texts in proptest::collection::vec("\\PC{0,3000}|[\\x00-\\x1f\"\\\\]{0,3000}", 0..16),
         ) {
             let keys = ["method", "path", "query", "user_agent", "token", "message", "origin", "reason",
                         "k8", "k9", "k10", "k11", "k12", "k13", "k14", "k15"];
