@@ -310,10 +310,9 @@ pub async fn token(
     let principal = match LocalTokens::new(state.app.store.clone()).authenticate(form.token.trim()).await {
         Ok(p) if p.kind == PrincipalKind::User => p,
         Ok(_) | Err(_) => {
-            let record =
-                countersign_audit::RefusalRecord::new(countersign_audit::kinds::ATTEMPT_REFUSED, "anonymous")
-                    .code("attempt", "console_login")
-                    .code("code", "unauthenticated");
+            let record = countersign_audit::RefusalRecord::new(countersign_audit::kinds::ATTEMPT_REFUSED, "anonymous")
+                .code("attempt", "console_login")
+                .code("code", "unauthenticated");
             state.app.refuse(source, None, "unauthenticated", true, record).await;
             return Redirect::to("/console/login?error=token").into_response();
         }

@@ -25,7 +25,6 @@ pub use database::{DatabaseConfig, RawDatabase, DEFAULT_POOL_SIZE};
 mod channels;
 mod identity;
 mod limits;
-pub use limits::{IpNet, LimitsConfig};
 pub use channels::{
     ChannelsConfig, RawChannels, RawSlack, RawTeams, RawWebhook, SlackConfig, TeamsConfig, TeamsCredential,
     WebhookConfig, WEBHOOK_EVENTS,
@@ -34,6 +33,7 @@ pub use identity::{
     ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
     WorkloadIdentityConfig, WorkloadRule,
 };
+pub use limits::{IpNet, LimitsConfig};
 
 /// Where `COUNTERSIGN_<SECTION>_<KEY>` variables come from.
 pub trait Environment {
@@ -117,6 +117,9 @@ pub struct RawServer {
     /// Refusals from one source within this window after the first are
     /// counted and recorded as one event. Default `60s`.
     pub refusal_window: Option<String>,
+    /// Refusals of one source recorded one by one per window; the rest are
+    /// counted. Default 10.
+    pub refusals_recorded_per_window: Option<u64>,
     /// How many sources are remembered for limits and counts. Default 10000.
     pub tracked_sources: Option<u64>,
     /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` is

@@ -48,6 +48,7 @@ pub struct Metrics {
     pub limit_unauthenticated_per_minute: Gauge,
     pub limit_refusal_window: Gauge,
     pub limit_tracked_sources: Gauge,
+    pub limit_recorded_per_window: Gauge,
 }
 
 impl Default for Metrics {
@@ -123,6 +124,11 @@ impl Default for Metrics {
             "limit_tracked_sources",
             "Configured most sources remembered for limits and counts (server.tracked_sources)",
         );
+        let limit_recorded_per_window = gauge(
+            &mut registry,
+            "limit_refusals_recorded_per_window",
+            "Configured refusals of one source recorded one by one per window (server.refusals_recorded_per_window)",
+        );
         Self {
             registry,
             decisions,
@@ -139,6 +145,7 @@ impl Default for Metrics {
             limit_unauthenticated_per_minute,
             limit_refusal_window,
             limit_tracked_sources,
+            limit_recorded_per_window,
         }
     }
 }
@@ -163,6 +170,7 @@ impl Metrics {
         self.limit_unauthenticated_per_minute.set(gauge(limits.unauthenticated_per_minute.into()));
         self.limit_refusal_window.set(gauge(limits.refusal_window.as_secs()));
         self.limit_tracked_sources.set(gauge(limits.tracked_sources as u64));
+        self.limit_recorded_per_window.set(gauge(limits.recorded_per_window.into()));
     }
 
     pub fn set_channel_up(&self, channel: &str, up: bool) {

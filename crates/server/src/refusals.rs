@@ -4,8 +4,9 @@
 //!
 //! A source is the client's address (an IPv6 client's /64 network, since
 //! one host may hold all of it); see [`Source::of`] for proxies. For each
-//! (source, actor) pair the first refusal in a window is recorded at once;
-//! later ones are counted by reason, and the count is recorded as one
+//! (source, actor) pair the first few refusals in a window
+//! (`server.refusals_recorded_per_window`) are recorded at once, each with
+//! its details; later ones are counted by reason, and the count is recorded as one
 //! `refusals.aggregated` event when the window ends, when the pair is
 //! evicted to make room, or at shutdown. Nothing is dropped: the counts are
 //! exact. Memory is bounded by `server.tracked_sources` (least recently
@@ -139,6 +140,8 @@ struct Entry {
     tokens: f64,
     refilled_at: Timestamp,
     window_start: Timestamp,
+    /// Refusals recorded one by one in this window.
+    recorded: u32,
     last_seen: Timestamp,
     counted: Counted,
 }
@@ -233,6 +236,7 @@ impl Refusals {
                 tokens: f64::from(self.limits.unauthenticated_burst),
                 refilled_at: now,
                 window_start: now,
+                recorded: 0,
                 last_seen: now,
                 counted: Counted::default(),
             }
@@ -243,13 +247,15 @@ impl Refusals {
         }
         entry.last_seen = now;
         let window_over = now.as_millis().saturating_sub(entry.window_start.as_millis()) >= window;
-        let record_now = if fresh {
-            true
-        } else if window_over {
+        if window_over && !fresh {
             if let Some(draft) = aggregated(&key, std::mem::take(&mut entry.counted), self.limits.refusal_window) {
                 flushed.push(draft);
             }
             entry.window_start = now;
+            entry.recorded = 0;
+        }
+        let record_now = if entry.recorded < self.limits.recorded_per_window {
+            entry.recorded += 1;
             true
         } else {
             let counted = &mut entry.counted;
@@ -454,6 +460,7 @@ mod tests {
             unauthenticated_burst: burst,
             unauthenticated_per_minute: per_minute,
             refusal_window: Duration::from_secs(60),
+            recorded_per_window: 1,
             tracked_sources: tracked,
             trusted_proxies: Vec::new(),
         }
@@ -489,6 +496,22 @@ mod tests {
         assert!(r.take_due(true).is_empty(), "counts are flushed once");
         // A new window records its first refusal again.
         assert!(r.note(a, None, "unauthenticated", true).record_now);
+    }
+
+    #[test]
+    fn the_first_few_are_recorded_each() {
+        let mut limits = limits(1000, 60, 1000);
+        limits.recorded_per_window = 3;
+        let clock = Arc::new(ManualClock::at(0));
+        let r = Refusals::new(limits, clock.clone());
+        let a = ip("192.0.2.1");
+        let recorded: Vec<bool> = (0..5).map(|_| r.note(a, None, "unauthenticated", true).record_now).collect();
+        assert_eq!(recorded, [true, true, true, false, false]);
+        clock.advance(Duration::from_secs(60));
+        let noted = r.note(a, None, "unauthenticated", true);
+        assert!(noted.record_now, "a new window");
+        assert_eq!(noted.flushed.len(), 1, "the old window's count comes out with it");
+        assert_eq!(noted.flushed[0].body["count"], 2);
     }
 
     #[test]

@@ -26,8 +26,14 @@ fn sql_cases() -> Vec<(String, String)> {
         ("20,000 parentheses".into(), format!("SELECT {}1{}", "(".repeat(20_000), ")".repeat(20_000))),
         ("20,000 NOTs".into(), format!("SELECT {}1", "NOT ".repeat(20_000))),
         ("30,000 unary minus".into(), format!("SELECT {}1", "- ".repeat(30_000))),
-        ("5,000 nested subqueries".into(), format!("SELECT * FROM {}t{}", "(SELECT * FROM ".repeat(5_000), ")".repeat(5_000))),
-        ("5,000 nested IN subqueries".into(), format!("SELECT 1 WHERE 1 IN {}1{}", "(SELECT 1 WHERE 1 IN ".repeat(5_000), ")".repeat(5_000))),
+        (
+            "5,000 nested subqueries".into(),
+            format!("SELECT * FROM {}t{}", "(SELECT * FROM ".repeat(5_000), ")".repeat(5_000)),
+        ),
+        (
+            "5,000 nested IN subqueries".into(),
+            format!("SELECT 1 WHERE 1 IN {}1{}", "(SELECT 1 WHERE 1 IN ".repeat(5_000), ")".repeat(5_000)),
+        ),
         ("5,000 nested CASE".into(), format!("SELECT {}1{}", "CASE WHEN 1 THEN ".repeat(5_000), " END".repeat(5_000))),
         ("20,000 ORs".into(), format!("DELETE FROM t WHERE {}a = 1", "a = 1 OR ".repeat(20_000))),
         ("20,000 statements".into(), "SELECT 1;".repeat(20_000)),
@@ -60,7 +66,10 @@ fn shell_commands() -> Vec<(String, String)> {
         ("10,000 nested $((".into(), format!("echo $(({}1{}))", "(".repeat(10_000), ")".repeat(10_000))),
         ("10,000 if".into(), format!("{}true{}", "if true; then ".repeat(10_000), "; fi".repeat(10_000))),
         ("psql -c with 32,000 terms".into(), format!("psql -c 'SELECT {}1'", "1+".repeat(32_000))),
-        ("mysql -e with 20,000 parentheses".into(), format!("mysql -e 'SELECT {}1{}'", "(".repeat(20_000), ")".repeat(20_000))),
+        (
+            "mysql -e with 20,000 parentheses".into(),
+            format!("mysql -e 'SELECT {}1{}'", "(".repeat(20_000), ")".repeat(20_000)),
+        ),
         (
             "kubectl exec with a deep sh -c".into(),
             format!("kubectl exec pod -- sh -c '{}true'", "true || ".repeat(20_000)),
@@ -77,7 +86,8 @@ fn deep_json(open: &str, close: &str, depth: usize) -> String {
 /// Every hostile body, as (name, raw JSON text).
 fn cases() -> Vec<(String, String)> {
     let mut cases = Vec::new();
-    let body = |kind: &str, payload: Value| json!({"kind": kind, "resource": "prod-db", "payload": payload}).to_string();
+    let body =
+        |kind: &str, payload: Value| json!({"kind": kind, "resource": "prod-db", "payload": payload}).to_string();
     for (name, statement) in sql_cases() {
         cases.push((format!("sql.execute: {name}"), body("sql.execute", json!({"statement": statement}))));
         for dialect in ["generic", "postgres", "mysql", "sqlite", "mssql", "bigquery", "snowflake"] {
@@ -99,7 +109,10 @@ fn cases() -> Vec<(String, String)> {
     }
     let flags: Vec<String> = (0..20_000).map(|_| "-v".to_owned()).chain(["delete".into(), "ns".into()]).collect();
     cases.push(("kubectl args: 20,000 flags".into(), body("kubectl.delete", json!({"args": flags}))));
-    cases.push(("terraform plan: 10,000 nested arrays".into(), body("terraform.apply", json!({"plan": deep_json("[", "]", 10_000)}))));
+    cases.push((
+        "terraform plan: 10,000 nested arrays".into(),
+        body("terraform.apply", json!({"plan": deep_json("[", "]", 10_000)})),
+    ));
     cases.push((
         "terraform plan: 10,000 nested objects".into(),
         body("terraform.apply", json!({"plan": deep_json("{\"a\":", "}", 10_000)})),
@@ -130,7 +143,10 @@ fn cases() -> Vec<(String, String)> {
         cases.push((format!("body: 10,000 nested {name}"), deep.clone()));
     }
     let wide: Vec<Value> = (0..50_000).map(|n| json!(n)).collect();
-    cases.push(("sql.execute: 50,000-wide payload".into(), body("sql.execute", json!({"statement": "SELECT 1", "x": wide}))));
+    cases.push((
+        "sql.execute: 50,000-wide payload".into(),
+        body("sql.execute", json!({"statement": "SELECT 1", "x": wide})),
+    ));
     cases
 }
 
@@ -172,7 +188,8 @@ fn hostile_payloads_get_an_answer_and_the_gateway_stays_up() {
         assert!(failures.is_empty(), "answers that were neither a decision nor a 4xx:\n{}", failures.join("\n"));
         // Still deciding.
         let routine = json!({"kind": "shell.exec", "resource": "staging-web", "payload": {"argv": ["ls"]}});
-        let response = client.post(format!("{base}/v1/actions")).bearer_auth(&token).json(&routine).send().await.unwrap();
+        let response =
+            client.post(format!("{base}/v1/actions")).bearer_auth(&token).json(&routine).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 201);
         let _ = stop.send(());
         server.await.unwrap().unwrap();

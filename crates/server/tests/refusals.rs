@@ -28,6 +28,7 @@ async fn limited_gateway(burst: &str) -> (Gateway, Arc<ManualClock>) {
         ("COUNTERSIGN_SERVER_UNAUTHENTICATED_BURST", burst),
         ("COUNTERSIGN_SERVER_UNAUTHENTICATED_PER_MINUTE", "60"),
         ("COUNTERSIGN_SERVER_REFUSAL_WINDOW", "60s"),
+        ("COUNTERSIGN_SERVER_REFUSALS_RECORDED_PER_WINDOW", "1"),
     ];
     (gateway_configured(POLICY, &env, clock.clone()).await, clock)
 }
@@ -138,8 +139,7 @@ async fn a_flood_from_one_source_is_limited_counted_exactly_and_spares_agents() 
 
     // Only the first refusal was written; the rest waits for the window.
     let events = g.audit().await;
-    let from_attacker =
-        |e: &&AuditEvent| e.kind == "request.rejected" && e.body_value()["source"] == "192.0.2.66";
+    let from_attacker = |e: &&AuditEvent| e.kind == "request.rejected" && e.body_value()["source"] == "192.0.2.66";
     assert_eq!(events.iter().filter(from_attacker).count(), 1);
     assert!(aggregated(&events).is_empty());
 
@@ -171,6 +171,7 @@ async fn limits_and_counters_are_in_the_metrics() {
         "countersign_limit_unauthenticated_per_minute 60",
         "countersign_limit_refusal_window_seconds 60",
         "countersign_limit_tracked_sources 10000",
+        "countersign_limit_refusals_recorded_per_window 1",
         "countersign_rate_limited_total 3",
         "countersign_refusals_counted_total 4",
         "countersign_refusal_sources 1",

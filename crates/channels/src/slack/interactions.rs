@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use countersign_audit::{kinds, AuditDraft, RefusalRecord};
-use countersign_server::refusals::Source;
 use countersign_core::{Timestamp, VoteKind};
+use countersign_server::refusals::Source;
 use countersign_server::ApiError;
 use serde_json::{json, Value};
 

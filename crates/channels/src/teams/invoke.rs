@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use countersign_audit::{kinds, AuditDraft, RefusalRecord};
-use countersign_server::refusals::Source;
 use countersign_core::VoteKind;
+use countersign_server::refusals::Source;
 use serde_json::{json, Value};
 
 use super::{card, Teams};

@@ -75,7 +75,8 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         if rejection.audited {
             state.metrics.count_refusal(rejection.code);
         } else {
-            let record = call_record(Some(&actor), method.as_str(), uri.path(), uri.query(), rejection.code, &rejection.message);
+            let record =
+                call_record(Some(&actor), method.as_str(), uri.path(), uri.query(), rejection.code, &rejection.message);
             state.refuse(source, Some(&actor), rejection.code, false, record).await;
         }
     }
@@ -100,8 +101,9 @@ async fn refuse_anonymous(state: &AppState, source: Source, record: RefusalRecor
 fn refusal_record(request: &Request, token: Option<&str>, error: &ApiError) -> RefusalRecord {
     let (code, message) = (error.code(), error.to_string());
     let header = |name| request.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let mut record = call_record(None, request.method().as_str(), request.uri().path(), request.uri().query(), code, &message)
-        .text_opt("user_agent", header(USER_AGENT).as_deref());
+    let mut record =
+        call_record(None, request.method().as_str(), request.uri().path(), request.uri().query(), code, &message)
+            .text_opt("user_agent", header(USER_AGENT).as_deref());
     if let Some(token) = token {
         // Enough to tell a user token from an agent key from junk; never
         // enough to help guess one.

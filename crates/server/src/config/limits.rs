@@ -1,6 +1,6 @@
 //! `[server]` keys that bound what refused callers cost: the rate limit on
 //! unauthenticated callers, the window in which refusals from one source are
-//! counted rather than recorded one by one, how many sources are tracked,
+//! counted rather than recorded one by one (after the first few), how many sources are tracked,
 //! and which proxies may say who the client is.
 
 use std::net::IpAddr;
@@ -14,6 +14,9 @@ pub const DEFAULT_UNAUTHENTICATED_BURST: u32 = 30;
 pub const DEFAULT_UNAUTHENTICATED_PER_MINUTE: u32 = 60;
 /// How long refusals from one source are counted before the count is recorded.
 pub const DEFAULT_REFUSAL_WINDOW: Duration = Duration::from_secs(60);
+/// How many refusals of one source (and actor) are recorded one by one per
+/// window before the rest are only counted.
+pub const DEFAULT_RECORDED_PER_WINDOW: u32 = 10;
 /// How many sources the limiter and the refusal counter remember at most.
 pub const DEFAULT_TRACKED_SOURCES: usize = 10_000;
 
@@ -23,6 +26,7 @@ pub struct LimitsConfig {
     pub unauthenticated_burst: u32,
     pub unauthenticated_per_minute: u32,
     pub refusal_window: Duration,
+    pub recorded_per_window: u32,
     pub tracked_sources: usize,
     /// Peers whose `X-Forwarded-For` names the client. Empty: the peer
     /// address is the client, whatever the header says.
@@ -35,6 +39,7 @@ impl Default for LimitsConfig {
             unauthenticated_burst: DEFAULT_UNAUTHENTICATED_BURST,
             unauthenticated_per_minute: DEFAULT_UNAUTHENTICATED_PER_MINUTE,
             refusal_window: DEFAULT_REFUSAL_WINDOW,
+            recorded_per_window: DEFAULT_RECORDED_PER_WINDOW,
             tracked_sources: DEFAULT_TRACKED_SOURCES,
             trusted_proxies: Vec::new(),
         }
@@ -96,6 +101,13 @@ pub(super) fn validate(server: &RawServer) -> Result<LimitsConfig, ConfigError> 
             message: "must be between 1s and 1h".to_owned(),
         });
     }
+    let recorded = server.refusals_recorded_per_window.unwrap_or(DEFAULT_RECORDED_PER_WINDOW.into());
+    if !(1..=1000).contains(&recorded) {
+        return Err(ConfigError::Invalid {
+            key: "server.refusals_recorded_per_window",
+            message: format!("`{recorded}` must be between 1 and 1000"),
+        });
+    }
     let tracked = server.tracked_sources.unwrap_or(DEFAULT_TRACKED_SOURCES as u64);
     if !(16..=10_000_000).contains(&tracked) {
         return Err(ConfigError::Invalid {
@@ -117,6 +129,7 @@ pub(super) fn validate(server: &RawServer) -> Result<LimitsConfig, ConfigError> 
         unauthenticated_burst: u32::try_from(burst).unwrap_or(u32::MAX),
         unauthenticated_per_minute: u32::try_from(per_minute).unwrap_or(u32::MAX),
         refusal_window: window,
+        recorded_per_window: u32::try_from(recorded).unwrap_or(u32::MAX),
         tracked_sources: usize::try_from(tracked).unwrap_or(usize::MAX),
         trusted_proxies,
     })
@@ -133,7 +146,7 @@ mod tests {
         assert_eq!(c.limits, LimitsConfig::default());
         assert!(c.limits.trusted_proxies.is_empty(), "no proxy is trusted unless configured");
         let c = load(
-            "[server]\nunauthenticated_burst = 5\nunauthenticated_per_minute = 10\nrefusal_window = \"10s\"\n\
+            "[server]\nunauthenticated_burst = 5\nunauthenticated_per_minute = 10\nrefusal_window = \"10s\"\nrefusals_recorded_per_window = 2\n\
              tracked_sources = 100\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
             &[],
         )
@@ -141,6 +154,7 @@ mod tests {
         assert_eq!(c.limits.unauthenticated_burst, 5);
         assert_eq!(c.limits.unauthenticated_per_minute, 10);
         assert_eq!(c.limits.refusal_window, Duration::from_secs(10));
+        assert_eq!(c.limits.recorded_per_window, 2);
         assert_eq!(c.limits.tracked_sources, 100);
         assert_eq!(c.limits.trusted_proxies.len(), 2);
         let c = load("", &[("COUNTERSIGN_SERVER_UNAUTHENTICATED_BURST", "7")]).unwrap();
@@ -154,6 +168,7 @@ mod tests {
             ("[server]\nunauthenticated_per_minute = 0\n", "server.unauthenticated_per_minute"),
             ("[server]\nrefusal_window = \"0s\"\n", "server.refusal_window"),
             ("[server]\ntracked_sources = 1\n", "server.tracked_sources"),
+            ("[server]\nrefusals_recorded_per_window = 0\n", "server.refusals_recorded_per_window"),
             ("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "server.trusted_proxies"),
             ("[server]\ntrusted_proxies = [\"proxy.local\"]\n", "server.trusted_proxies"),
         ] {
