@@ -170,6 +170,8 @@ fn hostile_payloads_get_an_answer_and_the_gateway_stays_up() {
         let token = g.token("bot");
         let mut failures = Vec::new();
         for (name, body) in cases() {
+            // Named first: if the process aborts, the last name printed is why.
+            eprintln!("hostile case: {name}");
             let answer = client
                 .post(format!("{base}/v1/actions"))
                 .bearer_auth(&token)
