@@ -20,7 +20,7 @@ use anyhow::{bail, Context as _};
 use crate::bench::{throughput, wait_healthy, Phase};
 use crate::gateway::{add_identity, verify, Gateway, TempDir};
 use crate::http::Conn;
-use crate::stats::{ms, per_second, Samples};
+use crate::stats::{ms, per_second};
 use crate::BenchArgs;
 
 /// Connections the attacker opens.
@@ -50,11 +50,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     wait_healthy(gateway.addr).await?;
     let (events_before, _) = verify(&args.binary, &data)?;
     let before = store_bytes(&data);
-    let flood = flood(gateway.addr, args.duration).await?;
+    let alone = flood(gateway.addr, args.duration).await?;
     gateway.stop()?;
     let after = store_bytes(&data);
     let (events_after, _) = verify(&args.binary, &data)?;
-    eprintln!("flood: {} refused calls, store {} → {} bytes", flood.sent, before, after);
+    eprintln!("flood: {} refused calls, store {} → {} bytes", alone.sent, before, after);
 
     // 2. Agents without, then with, the flood.
     let gateway = Gateway::start(&args.binary, &tmp.0)?;
@@ -79,16 +79,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!();
     println!("| Flood alone | value |");
     println!("|---|---|");
-    println!(
-        "| refused calls sent | {} ({}) |",
-        flood.sent,
-        per_second(flood.sent as f64 / args.duration.as_secs_f64())
-    );
-    println!("| answers by status | {} |", statuses(&flood));
+    #[allow(clippy::cast_precision_loss)]
+    let rate = alone.sent as f64 / args.duration.as_secs_f64();
+    println!("| refused calls sent | {} ({}) |", alone.sent, per_second(rate));
+    println!("| answers by status | {} |", statuses(&alone));
     println!("| audit events written | {} |", events_after.saturating_sub(events_before));
     println!("| store growth (SQLite file + WAL) | {growth} bytes |");
     #[allow(clippy::cast_precision_loss)]
-    let per_call = if flood.sent == 0 { 0.0 } else { growth as f64 / flood.sent as f64 };
+    let per_call = if alone.sent == 0 { 0.0 } else { growth as f64 / alone.sent as f64 };
     println!("| store growth per refused call | {per_call:.1} bytes |");
     println!();
     println!("| Agents' routine decisions | decisions/s | p50 | p99 | max | errors |");

@@ -28,7 +28,7 @@ use countersign_core::{Principal, PrincipalRef};
 use countersign_server::config::{McpConfig, McpUpstream};
 use countersign_server::refusals::Source;
 use countersign_server::AppState;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::jsonrpc;
 
