@@ -107,7 +107,7 @@ impl RefusalRecord {
         // The limits above keep ordinary records far below the cap; this
         // makes the cap hold for any keys a producer may pick.
         while encoded_len(&self.body) > MAX_REFUSAL_BODY_BYTES.saturating_sub(32) {
-            let Some(last) = self.body.keys().last().cloned() else {
+            let Some(last) = self.body.keys().next_back().cloned() else {
                 break;
             };
             self.body.remove(&last);
