@@ -7,6 +7,8 @@
 //! this whole test process would abort, which is the failure this test
 //! exists to show.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::sync::Arc;

@@ -4,6 +4,8 @@
 //! 429 with `Retry-After`, and an authenticated agent from the same address
 //! is not held back. The clock is moved by hand; nothing here waits.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::net::SocketAddr;
