@@ -24,6 +24,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.postgres || args.database.is_some() {
         return crate::replicas::run(args).await;
     }
+    if args.flood {
+        return crate::flood::run(args).await;
+    }
     if !args.binary.is_file() {
         bail!("no binary at `{}`; build it with `cargo build --release -p countersign`", args.binary.display());
     }

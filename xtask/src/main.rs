@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod bench;
+mod flood;
 mod gateway;
 mod http;
 mod replicas;
@@ -60,6 +61,11 @@ pub struct BenchArgs {
     /// Replica counts to measure in turn with --postgres/--database, e.g. 1,2,3.
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     pub replicas: Vec<usize>,
+    /// Measure a flood of unauthenticated 65 KB-path calls instead: store
+    /// growth per refused call, and agents' decision latency without and
+    /// during the flood.
+    #[arg(long, conflicts_with_all = ["postgres", "database"])]
+    pub flood: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -15,6 +15,9 @@
 
 mod chain;
 mod event;
+pub mod kinds;
+mod refusal;
 
 pub use chain::{verify_all, BreakReason, ChainBreak, ChainHead, ChainVerifier, Verified, GENESIS_HASH};
 pub use event::{AuditDraft, AuditError, AuditEvent};
+pub use refusal::{RefusalRecord, MAX_REFUSAL_BODY_BYTES, MAX_TEXT_BYTES};

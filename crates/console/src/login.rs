@@ -282,9 +282,24 @@ pub struct TokenForm {
 }
 
 /// Signs in with a personal token, where people may still use them.
-pub async fn token(State(state): State<Shared>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Response {
+pub async fn token(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    source: Option<axum::Extension<countersign_server::refusals::Source>>,
+    Form(form): Form<TokenForm>,
+) -> Response {
     if !state.identity.local_tokens_for_humans {
         return Redirect::to("/console/login").into_response();
+    }
+    let source = countersign_server::refusals::stamped(source);
+    // Token guessing through the form is limited like the API's.
+    if let Err(limited) = state.app.admit(source) {
+        let code = limited.code();
+        let record = countersign_audit::RefusalRecord::new(countersign_audit::kinds::ATTEMPT_REFUSED, "anonymous")
+            .code("attempt", "console_login")
+            .code("code", code);
+        state.app.refuse(source, None, code, false, record).await;
+        return limited.into_response();
     }
     let expected = cookie(&headers, PRE_COOKIE).unwrap_or("");
     let matches =
@@ -295,12 +310,10 @@ pub async fn token(State(state): State<Shared>, headers: HeaderMap, Form(form): 
     let principal = match LocalTokens::new(state.app.store.clone()).authenticate(form.token.trim()).await {
         Ok(p) if p.kind == PrincipalKind::User => p,
         Ok(_) | Err(_) => {
-            let event = countersign_audit::AuditDraft::new(
-                "anonymous",
-                "attempt.refused",
-                serde_json::json!({"attempt": "console_login", "code": "unauthenticated"}),
-            );
-            let _ = state.app.audit(vec![event]).await;
+            let record = countersign_audit::RefusalRecord::new(countersign_audit::kinds::ATTEMPT_REFUSED, "anonymous")
+                .code("attempt", "console_login")
+                .code("code", "unauthenticated");
+            state.app.refuse(source, None, "unauthenticated", true, record).await;
             return Redirect::to("/console/login?error=token").into_response();
         }
     };

@@ -174,6 +174,8 @@ fn gate_error(error: ApiError) -> GateError {
         | ApiError::InvalidAction(_)
         | ApiError::Refused(_)
         | ApiError::PayloadTooLarge { .. }
+        | ApiError::TooDeep { .. }
+        | ApiError::RateLimited { .. }
         | ApiError::PolicyInvalid(_) => GateError::Refused { code: error.code().to_owned(), message },
     }
 }

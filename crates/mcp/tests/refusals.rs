@@ -48,7 +48,10 @@ async fn mirrored_headers_that_disagree_with_the_body_are_refused_and_audited() 
 
     let rejected = rejections(gateway.store.as_ref()).await;
     assert_eq!(rejected.len(), 2, "{rejected:?}");
-    assert!(rejected.iter().all(|r| r["path"] == "/mcp/web" && r["code"] == 400), "{rejected:?}");
+    assert!(
+        rejected.iter().all(|r| r["path"] == "/mcp/web" && r["status"] == 400 && r["code"] == "bad_request"),
+        "{rejected:?}"
+    );
     assert!(rejected[0]["message"].as_str().unwrap().contains("`Mcp-Method` header `tools/list`"), "{rejected:?}");
 }
 
@@ -70,7 +73,8 @@ async fn unknown_upstreams_sessions_and_origins_are_refused_and_audited() {
     assert_eq!(status, 403);
 
     let rejected = rejections(gateway.store.as_ref()).await;
-    let codes: Vec<_> = rejected.iter().map(|r| (r["path"].as_str().unwrap().to_owned(), r["code"].clone())).collect();
+    let codes: Vec<_> =
+        rejected.iter().map(|r| (r["path"].as_str().unwrap().to_owned(), r["status"].clone())).collect();
     assert_eq!(
         codes,
         vec![

@@ -24,6 +24,7 @@ pub use database::{DatabaseConfig, RawDatabase, DEFAULT_POOL_SIZE};
 
 mod channels;
 mod identity;
+mod limits;
 pub use channels::{
     ChannelsConfig, RawChannels, RawSlack, RawTeams, RawWebhook, SlackConfig, TeamsConfig, TeamsCredential,
     WebhookConfig, WEBHOOK_EVENTS,
@@ -32,6 +33,7 @@ pub use identity::{
     ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
     WorkloadIdentityConfig, WorkloadRule,
 };
+pub use limits::{IpNet, LimitsConfig};
 
 /// Where `COUNTERSIGN_<SECTION>_<KEY>` variables come from.
 pub trait Environment {
@@ -108,6 +110,22 @@ pub struct RawServer {
     pub max_wait: Option<String>,
     /// The URL people use to reach this gateway, for links. Default from `listen`.
     pub public_url: Option<String>,
+    /// Failed authentications one source may make at once. Default 30.
+    pub unauthenticated_burst: Option<u64>,
+    /// Failed authentications one source may make per minute. Default 60.
+    pub unauthenticated_per_minute: Option<u64>,
+    /// Refusals from one source within this window after the first are
+    /// counted and recorded as one event. Default `60s`.
+    pub refusal_window: Option<String>,
+    /// Refusals of one source recorded one by one per window; the rest are
+    /// counted. Default 10.
+    pub refusals_recorded_per_window: Option<u64>,
+    /// How many sources are remembered for limits and counts. Default 10000.
+    pub tracked_sources: Option<u64>,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` is
+    /// believed. Default none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[approval]`
@@ -172,6 +190,8 @@ pub struct Config {
     pub channels: ChannelsConfig,
     /// The identity provider, workload identity and the web console (see `countersign-identity`).
     pub identity: IdentityConfig,
+    /// Rate limits and refusal accounting (see [`crate::refusals`]).
+    pub limits: LimitsConfig,
 }
 
 /// The default listen address.
@@ -240,6 +260,7 @@ impl RawConfig {
 
     /// Checks every value and fills in defaults.
     pub fn validate(self) -> Result<Config, ConfigError> {
+        let limits = limits::validate(&self.server)?;
         let listen_text = self.server.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Invalid {
             key: "server.listen",
@@ -307,6 +328,7 @@ impl RawConfig {
             database,
             channels,
             identity,
+            limits,
         })
     }
 }

@@ -35,6 +35,10 @@ pub enum ApiError {
     PolicyInvalid(String),
     #[error("the gateway is shutting down; retry shortly")]
     ShuttingDown,
+    #[error("too many failed attempts from this address; retry in {retry_after_secs}s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the JSON body is nested deeper than {limit} levels")]
+    TooDeep { limit: usize },
     #[error("the store is unavailable; nothing was changed")]
     Unavailable(String),
     #[error("internal error")]
@@ -57,11 +61,14 @@ impl ApiError {
             Self::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected) => "unauthenticated",
             Self::Forbidden { code, .. } | Self::BadRequest { code, .. } => code,
             Self::NotFound { .. } => "not_found",
+            Self::InvalidAction(ActionError::TooDeep { .. }) => "payload_too_deep",
             Self::InvalidAction(_) => "invalid_action",
             Self::Refused(refusal) => refusal.code(),
             Self::PayloadTooLarge { .. } => "body_too_large",
             Self::PolicyInvalid(_) => "policy_invalid",
             Self::ShuttingDown => "shutting_down",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::TooDeep { .. } => "payload_too_deep",
             Self::Unavailable(_) => "store_unavailable",
             Self::Internal(_) => "internal",
         }
@@ -77,7 +84,10 @@ impl ApiError {
             }
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::BadRequest { .. } | Self::TooDeep { .. } | Self::InvalidAction(ActionError::TooDeep { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidAction(_) | Self::PolicyInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Refused(refusal) => refusal_status(refusal),
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -141,6 +151,9 @@ impl IntoResponse for ApiError {
         }
         let audited = matches!(self, Self::Refused(_));
         let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
+        if let Self::RateLimited { retry_after_secs } = self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        }
         response.extensions_mut().insert(Rejection { code, message, audited });
         response
     }

@@ -4,7 +4,8 @@
 //! - [`api`]: routes, views and middleware;
 //! - [`auth`]: who is calling;
 //! - [`hub`]: waking waiting agents;
-//! - [`config`]: the validated configuration.
+//! - [`config`]: the validated configuration;
+//! - [`refusals`]: rate limits and bounded records of refused calls.
 //!
 //! [`router`] serves in-process tests; [`serve`] runs on a real listener
 //! with background duties and graceful shutdown.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod gateway;
 pub mod hub;
 pub mod metrics;
+pub mod refusals;
 
 use std::future::Future;
 
@@ -55,15 +57,22 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let background = tokio::spawn(state.clone().run_background());
-    let app = router(state.clone()).merge(extra);
+    let flusher = tokio::spawn(state.clone().run_refusal_flusher());
+    let app = router(state.clone())
+        .merge(extra)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), api::middleware::stamp_source));
     let hub_state = state.clone();
     let graceful = async move {
         shutdown.await;
         tracing::info!("shutting down: answering waiters and finishing in-flight calls");
         hub_state.hub.shut_down();
     };
-    let result = axum::serve(listener, app).with_graceful_shutdown(graceful).await;
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, service).with_graceful_shutdown(graceful).await;
     state.hub.shut_down();
     background.abort();
+    flusher.abort();
+    // Counted refusals are recorded before the process goes.
+    state.flush_refusals(true).await;
     result.map_err(ServeError::from)
 }

@@ -37,6 +37,18 @@ pub struct Metrics {
     pub refusals: Family<OutcomeLabel, Counter>,
     pub channel_up: Family<ChannelLabel, Gauge>,
     pub channel_deliveries: Family<DeliveryLabel, Counter>,
+    /// Calls answered 429 because their source failed authentication too often.
+    pub rate_limited: Counter,
+    /// Refusals counted into a `refusals.aggregated` event rather than recorded one by one.
+    pub refusals_counted: Counter,
+    /// (source, actor) pairs the refusal counter remembers (sampled).
+    pub refusal_sources: Gauge,
+    /// The configured limits, so that dashboards can show them beside the counts.
+    pub limit_unauthenticated_burst: Gauge,
+    pub limit_unauthenticated_per_minute: Gauge,
+    pub limit_refusal_window: Gauge,
+    pub limit_tracked_sources: Gauge,
+    pub limit_recorded_per_window: Gauge,
 }
 
 impl Default for Metrics {
@@ -69,7 +81,72 @@ impl Default for Metrics {
             "Notification delivery attempts, by channel and result",
             channel_deliveries.clone(),
         );
-        Self { registry, decisions, transitions, pending, time_to_decision, refusals, channel_up, channel_deliveries }
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited",
+            "Calls answered 429 because their source failed authentication too often",
+            rate_limited.clone(),
+        );
+        let refusals_counted = Counter::default();
+        registry.register(
+            "refusals_counted",
+            "Refusals counted into a refusals.aggregated audit event instead of recorded one by one",
+            refusals_counted.clone(),
+        );
+        let refusal_sources = Gauge::default();
+        registry.register(
+            "refusal_sources",
+            "Sources (with their actor) the rate limiter and refusal counter remember (sampled)",
+            refusal_sources.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let limit_unauthenticated_burst = gauge(
+            &mut registry,
+            "limit_unauthenticated_burst",
+            "Configured failed authentications one source may make at once (server.unauthenticated_burst)",
+        );
+        let limit_unauthenticated_per_minute = gauge(
+            &mut registry,
+            "limit_unauthenticated_per_minute",
+            "Configured failed authentications one source may make per minute (server.unauthenticated_per_minute)",
+        );
+        let limit_refusal_window = gauge(
+            &mut registry,
+            "limit_refusal_window_seconds",
+            "Configured window in which refusals from one source are counted (server.refusal_window)",
+        );
+        let limit_tracked_sources = gauge(
+            &mut registry,
+            "limit_tracked_sources",
+            "Configured most sources remembered for limits and counts (server.tracked_sources)",
+        );
+        let limit_recorded_per_window = gauge(
+            &mut registry,
+            "limit_refusals_recorded_per_window",
+            "Configured refusals of one source recorded one by one per window (server.refusals_recorded_per_window)",
+        );
+        Self {
+            registry,
+            decisions,
+            transitions,
+            pending,
+            time_to_decision,
+            refusals,
+            channel_up,
+            channel_deliveries,
+            rate_limited,
+            refusals_counted,
+            refusal_sources,
+            limit_unauthenticated_burst,
+            limit_unauthenticated_per_minute,
+            limit_refusal_window,
+            limit_tracked_sources,
+            limit_recorded_per_window,
+        }
     }
 }
 
@@ -84,6 +161,16 @@ impl Metrics {
 
     pub fn count_refusal(&self, code: &str) {
         self.refusals.get_or_create(&OutcomeLabel { outcome: code.to_owned() }).inc();
+    }
+
+    /// Shows the configured limits.
+    pub fn set_limits(&self, limits: &crate::config::LimitsConfig) {
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.limit_unauthenticated_burst.set(gauge(limits.unauthenticated_burst.into()));
+        self.limit_unauthenticated_per_minute.set(gauge(limits.unauthenticated_per_minute.into()));
+        self.limit_refusal_window.set(gauge(limits.refusal_window.as_secs()));
+        self.limit_tracked_sources.set(gauge(limits.tracked_sources as u64));
+        self.limit_recorded_per_window.set(gauge(limits.recorded_per_window.into()));
     }
 
     pub fn set_channel_up(&self, channel: &str, up: bool) {

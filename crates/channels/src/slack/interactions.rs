@@ -21,8 +21,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use countersign_audit::AuditDraft;
+use countersign_audit::{kinds, AuditDraft, RefusalRecord};
 use countersign_core::{Timestamp, VoteKind};
+use countersign_server::refusals::Source;
 use countersign_server::ApiError;
 use serde_json::{json, Value};
 
@@ -41,11 +42,23 @@ pub fn router(slack: Arc<Slack>) -> Router {
     Router::new().route(PATH, post(receive)).with_state(slack)
 }
 
-async fn receive(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(
+    State(slack): State<Arc<Slack>>,
+    headers: HeaderMap,
+    source: Option<axum::Extension<Source>>,
+    body: Bytes,
+) -> Response {
     let Some(secret) = slack.config.signing_secret.clone() else {
         // Socket Mode only: there is no HTTP endpoint to call.
         return error(StatusCode::NOT_FOUND, "not_found", "Slack interactivity arrives over Socket Mode here");
     };
+    let source = countersign_server::refusals::stamped(source);
+    if let Err(limited) = slack.state.admit(source) {
+        let code = limited.code();
+        let record = RefusalRecord::new(kinds::INTEGRATION_REJECTED, "anonymous").code("integration", "slack");
+        slack.state.refuse(source, None, code, false, record.code("code", code)).await;
+        return limited.into_response();
+    }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let timestamp = header("x-slack-request-timestamp");
     let given = header("x-slack-signature");
@@ -59,7 +72,7 @@ async fn receive(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Byte
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &SignatureError::Unchecked.to_string());
     }
     if let Err(reason) = checked {
-        return rejected(&slack, reason).await;
+        return rejected(&slack, source, reason).await;
     }
     let Some(payload) = form_payload(&body) else {
         return error(StatusCode::BAD_REQUEST, "invalid_payload", "expected a form body with a JSON `payload`");
@@ -70,16 +83,11 @@ async fn receive(State(slack): State<Arc<Slack>>, headers: HeaderMap, body: Byte
     }
 }
 
-async fn rejected(slack: &Slack, reason: SignatureError) -> Response {
-    let event = AuditDraft::new(
-        "anonymous",
-        "integration.rejected",
-        json!({"integration": "slack", "reason": reason.to_string()}),
-    );
-    if let Err(e) = slack.state.audit(vec![event]).await {
-        tracing::warn!(error = %e, "cannot audit a rejected Slack request");
-    }
-    slack.state.metrics.count_refusal("slack_signature");
+async fn rejected(slack: &Slack, source: Source, reason: SignatureError) -> Response {
+    let record = RefusalRecord::new(kinds::INTEGRATION_REJECTED, "anonymous")
+        .code("integration", "slack")
+        .text("reason", &reason.to_string());
+    slack.state.refuse(source, None, "slack_signature", true, record).await;
     error(StatusCode::UNAUTHORIZED, "unauthenticated", &reason.to_string())
 }
 

@@ -16,8 +16,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use countersign_audit::AuditDraft;
+use countersign_audit::{kinds, AuditDraft, RefusalRecord};
 use countersign_core::VoteKind;
+use countersign_server::refusals::Source;
 use serde_json::{json, Value};
 
 use super::{card, Teams};
@@ -32,22 +33,29 @@ pub fn router(teams: Arc<Teams>) -> Router {
     Router::new().route(PATH, post(receive)).with_state(teams)
 }
 
-async fn receive(State(teams): State<Arc<Teams>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(
+    State(teams): State<Arc<Teams>>,
+    headers: HeaderMap,
+    source: Option<axum::Extension<Source>>,
+    body: Bytes,
+) -> Response {
+    let source = countersign_server::refusals::stamped(source);
+    if let Err(limited) = teams.state.admit(source) {
+        let code = limited.code();
+        let record = RefusalRecord::new(kinds::INTEGRATION_REJECTED, "anonymous").code("integration", "teams");
+        teams.state.refuse(source, None, code, false, record.code("code", code)).await;
+        return limited.into_response();
+    }
     let activity: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let text = |key: &str| activity.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
     let service_url = text("serviceUrl");
     let channel_id = text("channelId");
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
     if let Err(e) = teams.auth.validate(authorization, &service_url, &channel_id).await {
-        let event = AuditDraft::new(
-            "anonymous",
-            "integration.rejected",
-            json!({"integration": "teams", "reason": e.to_string()}),
-        );
-        if let Err(e) = teams.state.audit(vec![event]).await {
-            tracing::warn!(error = %e, "cannot audit a rejected Teams request");
-        }
-        teams.state.metrics.count_refusal("teams_token");
+        let record = RefusalRecord::new(kinds::INTEGRATION_REJECTED, "anonymous")
+            .code("integration", "teams")
+            .text("reason", &e.to_string());
+        teams.state.refuse(source, None, "teams_token", true, record).await;
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": {"code": "unauthenticated", "message": e.to_string()}})),

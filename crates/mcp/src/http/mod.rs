@@ -26,8 +26,9 @@ use axum::routing::any;
 use axum::Router;
 use countersign_core::{Principal, PrincipalRef};
 use countersign_server::config::{McpConfig, McpUpstream};
+use countersign_server::refusals::Source;
 use countersign_server::AppState;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::jsonrpc;
 
@@ -182,22 +183,24 @@ async fn endpoint(
     Path(upstream): Path<String>,
     method: Method,
     headers: HeaderMap,
+    source: Option<axum::Extension<Source>>,
     body: Bytes,
 ) -> Response {
+    let source = countersign_server::refusals::stamped(source);
     if let Some(origin) = headers.get(header::ORIGIN) {
         if !origin_allowed(origin, &service.0.state.config.public_url, &service.0.config.allowed_origins) {
             let response = rpc_error(StatusCode::FORBIDDEN, jsonrpc::INVALID_REQUEST, "this `Origin` is not allowed");
-            audit_refusal(&service.0.state, "anonymous", &method, &upstream, refusal_of(&response)).await;
+            audit_refusal(&service.0.state, source, None, &method, &upstream, refusal_of(&response)).await;
             return response;
         }
     }
     let Some(target) = service.0.config.upstreams.get(&upstream) else {
         let response =
             rpc_error(StatusCode::NOT_FOUND, jsonrpc::INVALID_REQUEST, &format!("no MCP upstream `{upstream}`"));
-        audit_refusal(&service.0.state, "anonymous", &method, &upstream, refusal_of(&response)).await;
+        audit_refusal(&service.0.state, source, None, &method, &upstream, refusal_of(&response)).await;
         return response;
     };
-    let principal = match authenticate(&service.0.state, &headers, &method, &upstream).await {
+    let principal = match authenticate(&service.0.state, source, &headers, &method, &upstream).await {
         Ok(principal) => principal,
         Err(response) => return *response,
     };
@@ -216,7 +219,7 @@ async fn endpoint(
             forward_to(&service, target, request, None).await
         }
     };
-    audit_refusal(&service.0.state, &actor, &method_seen, &upstream_seen, refusal_of(&response)).await;
+    audit_refusal(&service.0.state, source, Some(&actor), &method_seen, &upstream_seen, refusal_of(&response)).await;
     response
 }
 
@@ -240,6 +243,7 @@ struct Incoming {
 
 async fn authenticate(
     state: &AppState,
+    source: Source,
     headers: &HeaderMap,
     method: &Method,
     upstream: &str,
@@ -250,24 +254,40 @@ async fn authenticate(
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
         .map(|(_, token)| token.trim().to_owned());
-    let result = match &token {
-        Some(token) => state.auth.authenticate(token).await.map_err(|e| e.to_string()),
-        None => Err("missing `Authorization: Bearer <agent key>` header".to_owned()),
+    // As the API does: a limited source is heard out only with a credential,
+    // and a credential that works is never held back.
+    let limited = state.admit(source).err();
+    let failure = match (&limited, &token) {
+        (Some(_), None) => None,
+        (_, Some(token)) => match state.auth.authenticate(token).await {
+            Ok(principal) => return Ok(principal),
+            Err(e) => Some(e.to_string()),
+        },
+        (None, None) => Some("missing `Authorization: Bearer <agent key>` header".to_owned()),
     };
-    match result {
-        Ok(principal) => Ok(principal),
-        Err(message) => {
-            let event = countersign_audit::AuditDraft::new(
-                "anonymous",
-                "request.rejected",
-                json!({"method": method.as_str(), "path": format!("/mcp/{upstream}"), "code": "unauthenticated", "message": message}),
-            );
-            record(state, event).await;
-            let mut response = rpc_error(StatusCode::UNAUTHORIZED, jsonrpc::INVALID_REQUEST, &message);
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Err(Box::new(response))
-        }
+    let (status, code, message, retry_after) = match limited {
+        Some(countersign_server::ApiError::RateLimited { retry_after_secs }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many failed attempts from this address; retry in {retry_after_secs}s"),
+            Some(retry_after_secs),
+        ),
+        Some(other) => (other.status(), other.code(), other.to_string(), None),
+        None => (StatusCode::UNAUTHORIZED, "unauthenticated", failure.unwrap_or_default(), None),
+    };
+    let path = format!("/mcp/{upstream}");
+    let record = countersign_server::refusals::call_record(None, method.as_str(), &path, None, code, &message)
+        .number("status", u64::from(status.as_u16()));
+    state.refuse(source, None, code, status == StatusCode::UNAUTHORIZED, record).await;
+    let mut response = rpc_error(status, jsonrpc::INVALID_REQUEST, &message);
+    response.extensions_mut().remove::<Refused>();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    Err(Box::new(response))
 }
 
 /// Browsers send `Origin`; a page from another site must not reach the
@@ -321,21 +341,37 @@ fn refusal_of(response: &Response) -> Option<(u16, String)> {
     (response.status() != StatusCode::UNAUTHORIZED).then(|| (response.status().as_u16(), message.clone()))
 }
 
-async fn audit_refusal(state: &AppState, actor: &str, method: &Method, upstream: &str, refusal: Option<(u16, String)>) {
-    let Some((code, message)) = refusal else {
+async fn audit_refusal(
+    state: &AppState,
+    source: Source,
+    actor: Option<&str>,
+    method: &Method,
+    upstream: &str,
+    refusal: Option<(u16, String)>,
+) {
+    let Some((status, message)) = refusal else {
         return;
     };
-    let event = countersign_audit::AuditDraft::new(
-        actor,
-        "request.rejected",
-        json!({"method": method.as_str(), "path": format!("/mcp/{upstream}"), "code": code, "message": message}),
-    );
-    record(state, event).await;
+    let code = status_code_name(status);
+    let path = format!("/mcp/{upstream}");
+    let record = countersign_server::refusals::call_record(actor, method.as_str(), &path, None, code, &message)
+        .number("status", u64::from(status));
+    state.refuse(source, actor, code, false, record).await;
 }
 
-async fn record(state: &AppState, event: countersign_audit::AuditDraft) {
-    if let Err(e) = state.audit(vec![event]).await {
-        tracing::error!(error = %e, "could not audit a refused MCP request");
+/// A stable name for a client-error status, the refusal's reason in counts.
+fn status_code_name(status: u16) -> &'static str {
+    match status {
+        400 => "bad_request",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        409 => "conflict",
+        413 => "body_too_large",
+        415 => "unsupported_media_type",
+        429 => "rate_limited",
+        _ => "refused",
     }
 }
 

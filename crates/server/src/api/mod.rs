@@ -44,15 +44,28 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state);
-    api.layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .with_state(state.clone());
+    api.layer(axum::middleware::from_fn_with_state(state, middleware::stamp_source))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+            let path = request.uri().path();
+            // The path is the client's: a bounded part of it in every log line.
+            let path = path.get(..path.len().min(200)).unwrap_or("(not shown)");
+            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %path)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound { what: "route", id: uri.path().to_owned() }
+    // The path is the client's; echo a bounded part of it.
+    let path = uri.path();
+    let shown = match path.char_indices().nth(MAX_ECHOED_PATH_CHARS) {
+        Some((at, _)) => format!("{}…", &path[..at]),
+        None => path.to_owned(),
+    };
+    ApiError::NotFound { what: "route", id: shown }
 }
+
+/// The most characters of an unknown path repeated in the 404.
+const MAX_ECHOED_PATH_CHARS: usize = 200;

@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::refusals::{Clock, Refusals, SystemClock};
 
 /// The policy set in force and when it was loaded.
 pub struct LoadedPolicy {
@@ -56,6 +57,8 @@ pub struct Inner {
     pub auth: Arc<dyn Authenticator>,
     pub hub: Hub,
     pub metrics: Metrics,
+    /// The rate limiter and counter of refused calls.
+    pub refusals: Refusals,
     policy: ArcSwap<LoadedPolicy>,
     reload_lock: tokio::sync::Mutex<()>,
     changes: tokio::sync::broadcast::Sender<Arc<Request>>,
@@ -94,6 +97,17 @@ impl AppState {
         store: Arc<dyn Store>,
         auth: Arc<dyn Authenticator>,
     ) -> Result<Self, StartError> {
+        Self::with_clock(config, store, auth, Arc::new(SystemClock)).await
+    }
+
+    /// As [`AppState::with_authenticator`], with the clock that windows and
+    /// rate limits of refused calls run on (tests move it by hand).
+    pub async fn with_clock(
+        config: Config,
+        store: Arc<dyn Store>,
+        auth: Arc<dyn Authenticator>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
         if config.policies_defaulted && !config.policies_dir.exists() {
             policies::write_starter(&config.policies_dir)?;
         }
@@ -101,12 +115,16 @@ impl AppState {
             .map_err(|problems| StartError::Policy { dir: config.policies_dir.display().to_string(), problems })?;
         store.append_audit(vec![policies::loaded_event("system", &engine, None)]).await?;
         let policy = ArcSwap::from_pointee(LoadedPolicy { engine, loaded_at: Timestamp::now() });
+        let metrics = Metrics::default();
+        metrics.set_limits(&config.limits);
+        let refusals = Refusals::new(config.limits.clone(), clock);
         let state = Self(Arc::new(Inner {
             config,
             store,
             auth,
             hub: Hub::default(),
-            metrics: Metrics::default(),
+            metrics,
+            refusals,
             policy,
             reload_lock: tokio::sync::Mutex::new(()),
             changes: tokio::sync::broadcast::channel(1024).0,

@@ -13,6 +13,7 @@ use countersign_audit::{AuditDraft, ChainVerifier};
 use countersign_core::{PrincipalKind, Timestamp};
 use countersign_server::auth::new_token;
 use countersign_server::config::{Config, MapEnv, Overrides};
+use countersign_server::refusals::{Clock, SystemClock};
 use countersign_server::{router, AppState};
 use countersign_store::{NewAgent, NewUser, Store};
 use countersign_store_sqlite::SqliteStore;
@@ -84,13 +85,19 @@ pub async fn gateway() -> Gateway {
 }
 
 pub async fn gateway_with(policy: &str) -> Gateway {
+    gateway_configured(policy, &[("COUNTERSIGN_SERVER_BODY_LIMIT_BYTES", "4096")], Arc::new(SystemClock)).await
+}
+
+/// A gateway with these `COUNTERSIGN_*` settings, on `clock`.
+pub async fn gateway_configured(policy: &str, env: &[(&str, &str)], clock: Arc<dyn Clock>) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
     std::fs::write(policies.join("test.cedar"), policy).unwrap();
     let overrides =
         Overrides { data_dir: Some(dir.path().to_path_buf()), policies: Some(policies), ..Overrides::default() };
-    let config = Config::load(&overrides, &MapEnv::new([("COUNTERSIGN_SERVER_BODY_LIMIT_BYTES", "4096")])).unwrap();
+    let env = MapEnv(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+    let config = Config::load(&overrides, &env).unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_path()).unwrap());
     let mut tokens = HashMap::new();
     for (name, email, groups) in USERS {
@@ -123,7 +130,8 @@ pub async fn gateway_with(policy: &str) -> Gateway {
             .unwrap();
         tokens.insert(name.to_owned(), token);
     }
-    let state = AppState::new(config, store.clone()).await.unwrap();
+    let auth = Arc::new(countersign_server::auth::LocalTokens::new(store.clone()));
+    let state = AppState::with_clock(config, store.clone(), auth, clock).await.unwrap();
     Gateway { router: router(state.clone()), state, store, tokens, dir }
 }
 
@@ -189,6 +197,20 @@ impl Gateway {
             verifier.push(e).unwrap();
         }
         events
+    }
+
+    /// Refusals of `kind` by `actor` accounted for after flushing every
+    /// count: those recorded one by one plus those counted.
+    pub async fn refusals_accounted(&self, kind: &str, actor: &str) -> u64 {
+        self.state.flush_refusals(true).await;
+        let events = self.audit().await;
+        let recorded = events.iter().filter(|e| e.kind == kind && e.actor == actor).count() as u64;
+        let counted: u64 = events
+            .iter()
+            .filter(|e| e.kind == "refusals.aggregated" && e.actor == actor)
+            .map(|e| e.body_value()["count"].as_u64().unwrap())
+            .sum();
+        recorded + counted
     }
 
     pub async fn audit_types_for(&self, id: &str) -> Vec<String> {

@@ -1,0 +1,193 @@
+//! `[server]` keys that bound what refused callers cost: the rate limit on
+//! unauthenticated callers, the window in which refusals from one source are
+//! counted rather than recorded one by one (after the first few), how many sources are tracked,
+//! and which proxies may say who the client is.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::{duration, ConfigError, RawServer};
+
+/// Failed authentications a source may make at once before it is limited.
+pub const DEFAULT_UNAUTHENTICATED_BURST: u32 = 30;
+/// Failed authentications a source may make per minute, sustained.
+pub const DEFAULT_UNAUTHENTICATED_PER_MINUTE: u32 = 60;
+/// How long refusals from one source are counted before the count is recorded.
+pub const DEFAULT_REFUSAL_WINDOW: Duration = Duration::from_secs(60);
+/// How many refusals of one source (and actor) are recorded one by one per
+/// window before the rest are only counted.
+pub const DEFAULT_RECORDED_PER_WINDOW: u32 = 10;
+/// How many sources the limiter and the refusal counter remember at most.
+pub const DEFAULT_TRACKED_SOURCES: usize = 10_000;
+
+/// The validated limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub unauthenticated_burst: u32,
+    pub unauthenticated_per_minute: u32,
+    pub refusal_window: Duration,
+    pub recorded_per_window: u32,
+    pub tracked_sources: usize,
+    /// Peers whose `X-Forwarded-For` names the client. Empty: the peer
+    /// address is the client, whatever the header says.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            unauthenticated_burst: DEFAULT_UNAUTHENTICATED_BURST,
+            unauthenticated_per_minute: DEFAULT_UNAUTHENTICATED_PER_MINUTE,
+            refusal_window: DEFAULT_REFUSAL_WINDOW,
+            recorded_per_window: DEFAULT_RECORDED_PER_WINDOW,
+            tracked_sources: DEFAULT_TRACKED_SOURCES,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// An address or a network in CIDR notation (`10.0.0.0/8`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((addr, prefix)) => (addr.parse::<IpAddr>().ok()?, Some(prefix.parse::<u8>().ok()?)),
+            None => (text.trim().parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            (IpAddr::V4(_), IpAddr::V6(_)) | (IpAddr::V6(_), IpAddr::V4(_)) => false,
+        }
+    }
+}
+
+pub(super) fn validate(server: &RawServer) -> Result<LimitsConfig, ConfigError> {
+    let burst = server.unauthenticated_burst.unwrap_or(DEFAULT_UNAUTHENTICATED_BURST.into());
+    if !(1..=100_000).contains(&burst) {
+        return Err(ConfigError::Invalid {
+            key: "server.unauthenticated_burst",
+            message: format!("`{burst}` must be between 1 and 100000"),
+        });
+    }
+    let per_minute = server.unauthenticated_per_minute.unwrap_or(DEFAULT_UNAUTHENTICATED_PER_MINUTE.into());
+    if !(1..=6_000_000).contains(&per_minute) {
+        return Err(ConfigError::Invalid {
+            key: "server.unauthenticated_per_minute",
+            message: format!("`{per_minute}` must be between 1 and 6000000"),
+        });
+    }
+    let window = duration("server.refusal_window", server.refusal_window.as_deref(), DEFAULT_REFUSAL_WINDOW)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&window) {
+        return Err(ConfigError::Invalid {
+            key: "server.refusal_window",
+            message: "must be between 1s and 1h".to_owned(),
+        });
+    }
+    let recorded = server.refusals_recorded_per_window.unwrap_or(DEFAULT_RECORDED_PER_WINDOW.into());
+    if !(1..=1000).contains(&recorded) {
+        return Err(ConfigError::Invalid {
+            key: "server.refusals_recorded_per_window",
+            message: format!("`{recorded}` must be between 1 and 1000"),
+        });
+    }
+    let tracked = server.tracked_sources.unwrap_or(DEFAULT_TRACKED_SOURCES as u64);
+    if !(16..=10_000_000).contains(&tracked) {
+        return Err(ConfigError::Invalid {
+            key: "server.tracked_sources",
+            message: format!("`{tracked}` must be between 16 and 10000000"),
+        });
+    }
+    let trusted_proxies = server
+        .trusted_proxies
+        .iter()
+        .map(|text| {
+            IpNet::parse(text).ok_or_else(|| ConfigError::Invalid {
+                key: "server.trusted_proxies",
+                message: format!("`{text}` is not an address or a network such as `10.0.0.0/8`"),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(LimitsConfig {
+        unauthenticated_burst: u32::try_from(burst).unwrap_or(u32::MAX),
+        unauthenticated_per_minute: u32::try_from(per_minute).unwrap_or(u32::MAX),
+        refusal_window: window,
+        recorded_per_window: u32::try_from(recorded).unwrap_or(u32::MAX),
+        tracked_sources: usize::try_from(tracked).unwrap_or(usize::MAX),
+        trusted_proxies,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::load;
+    use super::*;
+
+    #[test]
+    fn defaults_and_values() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.limits, LimitsConfig::default());
+        assert!(c.limits.trusted_proxies.is_empty(), "no proxy is trusted unless configured");
+        let c = load(
+            "[server]\nunauthenticated_burst = 5\nunauthenticated_per_minute = 10\nrefusal_window = \"10s\"\nrefusals_recorded_per_window = 2\n\
+             tracked_sources = 100\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.limits.unauthenticated_burst, 5);
+        assert_eq!(c.limits.unauthenticated_per_minute, 10);
+        assert_eq!(c.limits.refusal_window, Duration::from_secs(10));
+        assert_eq!(c.limits.recorded_per_window, 2);
+        assert_eq!(c.limits.tracked_sources, 100);
+        assert_eq!(c.limits.trusted_proxies.len(), 2);
+        let c = load("", &[("COUNTERSIGN_SERVER_UNAUTHENTICATED_BURST", "7")]).unwrap();
+        assert_eq!(c.limits.unauthenticated_burst, 7);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (text, key) in [
+            ("[server]\nunauthenticated_burst = 0\n", "server.unauthenticated_burst"),
+            ("[server]\nunauthenticated_per_minute = 0\n", "server.unauthenticated_per_minute"),
+            ("[server]\nrefusal_window = \"0s\"\n", "server.refusal_window"),
+            ("[server]\ntracked_sources = 1\n", "server.tracked_sources"),
+            ("[server]\nrefusals_recorded_per_window = 0\n", "server.refusals_recorded_per_window"),
+            ("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "server.trusted_proxies"),
+            ("[server]\ntrusted_proxies = [\"proxy.local\"]\n", "server.trusted_proxies"),
+        ] {
+            let err = load(text, &[]).unwrap_err();
+            assert!(err.to_string().starts_with(&format!("`{key}`")), "{text}: {err}");
+        }
+        assert!(load("[server]\nunauthenticated_brust = 3\n", &[]).is_err(), "unknown keys are errors");
+    }
+
+    #[test]
+    fn networks_contain_their_addresses() {
+        let net = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        let one = IpNet::parse("::1").unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert!(IpNet::parse("1.2.3.4/x").is_none());
+    }
+}
