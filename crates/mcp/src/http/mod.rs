@@ -47,7 +47,47 @@ pub fn router(state: AppState) -> Router {
         sessions: Mutex::new(HashMap::new()),
     }));
     tokio::spawn(evict_idle(service.clone()));
-    Router::new().route("/mcp/{upstream}", any(endpoint)).layer(DefaultBodyLimit::max(limit)).with_state(service)
+    Router::new()
+        .route("/mcp/{upstream}", any(endpoint))
+        .route(REFUSALS_PATH, axum::routing::post(report_refusal))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(service)
+}
+
+/// Where `countersign mcp` (the stdio proxy, beside the agent) reports
+/// the messages it refused or dropped, to be audited here.
+pub const REFUSALS_PATH: &str = "/v1/mcp/refusals";
+
+/// `POST /v1/mcp/refusals`: one refusal of a `countersign mcp` proxy,
+/// audited under the agent that reports it, within the same bounds as
+/// the gateway's own.
+async fn report_refusal(State(service): State<Service>, headers: HeaderMap, body: Bytes) -> Response {
+    let state = &service.0.state;
+    let principal = match authenticate(state, &headers, &Method::POST, REFUSALS_PATH).await {
+        Ok(principal) => principal,
+        Err(response) => return *response,
+    };
+    let report: Option<Value> = serde_json::from_slice(&body).ok();
+    let upstream = report.as_ref().and_then(|r| r.get("upstream")).and_then(Value::as_str).unwrap_or("");
+    let named = !upstream.is_empty() && upstream.len() <= 128 && !upstream.contains('/') && !upstream.chars().any(char::is_control);
+    let refusal = report.as_ref().filter(|_| named).and_then(|r| crate::refusal::Refusal::from_report(upstream, r));
+    let Some(refusal) = refusal else {
+        let event = countersign_audit::AuditDraft::new(
+            principal.reference().to_string(),
+            "request.rejected",
+            json!({"method": "POST", "path": REFUSALS_PATH, "code": 400, "message": "not a refusal report"}),
+        );
+        record(state, event).await;
+        return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, "not a refusal report");
+    };
+    let event = countersign_audit::AuditDraft::new(principal.reference().to_string(), refusal.kind(), refusal.body());
+    match state.audit(vec![event]).await {
+        Ok(()) => json_response(StatusCode::OK, &json!({"recorded": true})),
+        Err(e) => {
+            tracing::error!(error = %e, "could not audit a refusal reported by an MCP proxy");
+            rpc_error(StatusCode::SERVICE_UNAVAILABLE, jsonrpc::INTERNAL_ERROR, "the refusal could not be recorded")
+        }
+    }
 }
 
 /// One client per `url` upstream: no proxies (upstreams are local or on
@@ -197,7 +237,7 @@ async fn endpoint(
         audit_refusal(&service.0.state, "anonymous", &method, &upstream, refusal_of(&response)).await;
         return response;
     };
-    let principal = match authenticate(&service.0.state, &headers, &method, &upstream).await {
+    let principal = match authenticate(&service.0.state, &headers, &method, &format!("/mcp/{upstream}")).await {
         Ok(principal) => principal,
         Err(response) => return *response,
     };
@@ -242,7 +282,7 @@ async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     method: &Method,
-    upstream: &str,
+    path: &str,
 ) -> Result<Principal, Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -260,7 +300,7 @@ async fn authenticate(
             let event = countersign_audit::AuditDraft::new(
                 "anonymous",
                 "request.rejected",
-                json!({"method": method.as_str(), "path": format!("/mcp/{upstream}"), "code": "unauthenticated", "message": message}),
+                json!({"method": method.as_str(), "path": path, "code": "unauthenticated", "message": message}),
             );
             record(state, event).await;
             let mut response = rpc_error(StatusCode::UNAUTHORIZED, jsonrpc::INVALID_REQUEST, &message);
@@ -299,6 +339,12 @@ fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
         response.extensions_mut().insert(Refused(message.to_owned()));
     }
     response
+}
+
+/// A message that is not one valid JSON-RPC message (see
+/// [`jsonrpc::check`]): 400, audited, and never forwarded.
+fn malformed(why: jsonrpc::Malformed) -> Response {
+    rpc_error(StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, &format!("{why}; refused"))
 }
 
 /// A request the endpoint refused, and why: to be audited once.
