@@ -382,6 +382,50 @@ mod tests {
     }
 
     #[test]
+    fn only_plain_json_rpc_passes_the_check() {
+        let ok = |v: Value| check(&v, From::Client).is_ok();
+        let call = |id: Value| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "x"}});
+        assert!(ok(call(json!(1))));
+        assert!(ok(call(json!("a"))));
+        assert!(ok(call(json!(-MAX_INTEGER_ID))));
+        for id in [json!(null), json!(true), json!({}), json!([1]), json!(1.5), json!(1.0), json!(MAX_INTEGER_ID + 1)]
+        {
+            assert!(!ok(call(id.clone())), "{id}");
+        }
+        assert!(!ok(call(json!("i".repeat(MAX_ID_BYTES + 1)))));
+        let no_id = json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "x"}});
+        assert!(!ok(no_id.clone()), "a tool call without an id");
+        assert!(check(&no_id, From::Upstream).is_ok(), "the upstream may send any notification");
+        assert!(ok(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})));
+        for method in ["Tools/Call", "tools.call", "tools//call", "TOOLS/CALL", "tools/call ", "tools/call\u{0}", "tools\u{ff0f}call", ""] {
+            let message = json!({"jsonrpc": "2.0", "id": 1, "method": method});
+            assert!(!ok(message), "{method:?}");
+        }
+        assert!(!ok(json!({"id": 1, "method": "ping"})), "no jsonrpc");
+        assert!(!ok(json!({"jsonrpc": "1.0", "id": 1, "method": "ping"})));
+        assert!(!ok(json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "Method": "tools/call"})));
+        assert!(!ok(json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": []})));
+        assert!(!ok(json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "result": {}})));
+        assert!(!ok(json!({"jsonrpc": "2.0", "id": 1, "result": {}, "error": {"code": 1, "message": "m"}})));
+        assert!(!ok(json!({"jsonrpc": "2.0", "id": null, "result": {}})));
+        assert!(ok(json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "m"}})));
+        assert!(!ok(json!({"jsonrpc": "2.0", "id": 1, "error": {"code": "x", "message": "m"}})));
+        assert!(!ok(json!([call(json!(1))])), "a batch");
+        assert!(!ok(json!("tools/call")));
+    }
+
+    #[test]
+    fn keys_a_case_insensitive_decoder_would_merge_are_found() {
+        let folded = |v: Value| has_folded_keys(&v);
+        assert!(folded(json!({"method": "tools/call", "params": {"name": "a", "Name": "b"}})));
+        assert!(folded(json!({"method": "tools/call", "params": {"NAME": "b"}})));
+        assert!(folded(json!({"method": "tools/call", "params": {"argument\u{17f}": {}}})));
+        assert!(folded(json!({"id": 1, "ID": 2})));
+        assert!(!folded(json!({"method": "tools/call", "params": {"name": "a", "arguments": {"Path": 1, "path": 2}}})));
+        assert!(!folded(json!({"method": "tools/call", "params": {"name": "a", "arguments": {}, "_meta": {}}})));
+    }
+
+    #[test]
     fn ids_of_different_types_stay_distinct() {
         assert_ne!(id_key(&json!(1)), id_key(&json!("1")));
     }
@@ -392,6 +436,10 @@ mod tests {
         assert!(has_duplicate_keys(r#"{"method": "tools/call", "params": {"name": "a", "name": "b"}}"#));
         assert!(!has_duplicate_keys(r#"{"method": "tools/call", "params": {"name": "a", "arguments": {"x": 1}}}"#));
         assert!(!has_duplicate_keys("[1, 2]"));
+        // At any depth, and in arrays.
+        assert!(has_duplicate_keys(r#"{"params": {"arguments": {"a": {"b": 1, "b": 2}}}}"#));
+        assert!(has_duplicate_keys(r#"{"params": {"arguments": [{"b": 1, "b": 2}]}}"#));
+        assert!(has_duplicate_keys("{not json"), "fails closed");
     }
 
     #[test]

@@ -167,7 +167,9 @@ impl Session {
                 Expect::Nothing => false,
                 Expect::Any => true,
             };
-            if !expected {
+            if watch.gating.contains_key(&key) {
+                Fate::Forged("a response for a tool call that was held for approval, not forwarded")
+            } else if !expected {
                 Fate::Forged("a response for another request than the one this answer is for")
             } else if let Some(request) = watch.open.remove(&key) {
                 if watch.answered.len() >= ANSWERED_KEPT {
@@ -181,8 +183,6 @@ impl Session {
                     }
                 }
                 Fate::Answer { request, listed }
-            } else if watch.gating.contains_key(&key) {
-                Fate::Forged("a response for a tool call that was held for approval, not forwarded")
             } else if *expect == Expect::Any && watch.answered.contains(&key) {
                 Fate::Replay
             } else {
