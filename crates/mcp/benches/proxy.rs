@@ -54,7 +54,7 @@ mod raw {
         /// The JSON-RPC message in the body (JSON, or the last SSE `data:`).
         pub fn message(&self) -> serde_json::Value {
             let text = String::from_utf8_lossy(&self.body);
-            let json = text.lines().filter_map(|l| l.strip_prefix("data: ")).filter(|d| d.starts_with('{')).last();
+            let json = text.lines().filter_map(|l| l.strip_prefix("data: ")).rfind(|d| d.starts_with('{'));
             serde_json::from_str(json.unwrap_or(&text)).unwrap_or(serde_json::Value::Null)
         }
     }
@@ -364,7 +364,11 @@ impl StdioProxied {
         let mut s = StdioProxied { relay, to_client, _upstream: upstream };
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
         s.exchange(init).await;
-        s.relay.from_client(countersign_mcp::relay::Message::new(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))).await;
+        s.relay
+            .from_client(countersign_mcp::relay::Message::new(
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            ))
+            .await;
         s.exchange(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await;
         s
     }
@@ -512,7 +516,8 @@ async fn main() {
     let bearer = format!("Bearer {}", gateway.agent_key);
     let mut a = Vec::new();
     for n in 0..rounds.min(500) {
-        let action = json!({"kind": "mcp.tool_call", "resource": "everything/echo", "payload": {"message": format!("m{n}")}});
+        let action =
+            json!({"kind": "mcp.tool_call", "resource": "everything/echo", "payload": {"message": format!("m{n}")}});
         let started = Instant::now();
         let answer = api.post("/v1/actions", &[("Authorization", bearer.as_str())], &action.to_string()).await;
         a.push(started.elapsed());
@@ -525,11 +530,11 @@ async fn main() {
         percentile(&a, 0.99)
     );
 
-    throughput_and_memory(&gateway).await;
+    throughput_and_memory().await;
 }
 
 /// Throughput and memory, against a minimal in-process upstream.
-async fn throughput_and_memory(gateway: &support::Gateway) {
+async fn throughput_and_memory() {
     let upstream_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream_url = format!("http://{}/mcp", upstream_listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -538,7 +543,6 @@ async fn throughput_and_memory(gateway: &support::Gateway) {
     let dir = tempfile::tempdir().unwrap();
     let config = format!("[mcp]\nmax_sessions = 100000\n[mcp.upstreams.bench]\nurl = {upstream_url:?}\n");
     let stub_gateway = support::start_gateway(dir.path(), &config).await;
-    let _ = gateway;
     let agent_key = stub_gateway.agent_key.clone();
     let proxied_url = format!("{}/mcp/bench", stub_gateway.base);
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(256).build().unwrap();

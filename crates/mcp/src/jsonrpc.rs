@@ -179,8 +179,7 @@ fn check_method(method: &str) -> Result<(), Malformed> {
 
 /// `method` is `tools/call` to a reader that ignores case or punctuation.
 fn looks_like_tools_call(method: &str) -> bool {
-    let letters: String =
-        method.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect();
+    let letters: String = method.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect();
     letters == "toolscall"
 }
 
@@ -388,8 +387,7 @@ mod tests {
         assert!(ok(call(json!(1))));
         assert!(ok(call(json!("a"))));
         assert!(ok(call(json!(-MAX_INTEGER_ID))));
-        for id in [json!(null), json!(true), json!({}), json!([1]), json!(1.5), json!(1.0), json!(MAX_INTEGER_ID + 1)]
-        {
+        for id in [json!(null), json!(true), json!({}), json!([1]), json!(1.5), json!(1.0), json!(MAX_INTEGER_ID + 1)] {
             assert!(!ok(call(id.clone())), "{id}");
         }
         assert!(!ok(call(json!("i".repeat(MAX_ID_BYTES + 1)))));
@@ -397,7 +395,16 @@ mod tests {
         assert!(!ok(no_id.clone()), "a tool call without an id");
         assert!(check(&no_id, From::Upstream).is_ok(), "the upstream may send any notification");
         assert!(ok(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})));
-        for method in ["Tools/Call", "tools.call", "tools//call", "TOOLS/CALL", "tools/call ", "tools/call\u{0}", "tools\u{ff0f}call", ""] {
+        for method in [
+            "Tools/Call",
+            "tools.call",
+            "tools//call",
+            "TOOLS/CALL",
+            "tools/call ",
+            "tools/call\u{0}",
+            "tools\u{ff0f}call",
+            "",
+        ] {
             let message = json!({"jsonrpc": "2.0", "id": 1, "method": method});
             assert!(!ok(message), "{method:?}");
         }

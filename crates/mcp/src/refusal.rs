@@ -182,8 +182,9 @@ mod tests {
         assert_eq!(refusal.bytes, 1_000_000);
         let back = Refusal::from_report(&huge, &refusal.report()).unwrap();
         assert!(back.body().to_string().len() < 1024);
-        assert!(Refusal::from_report("u", &json!({"from": "client", "reason": "r", "bytes": 1, "sha256": "zz"}))
-            .is_none());
+        assert!(
+            Refusal::from_report("u", &json!({"from": "client", "reason": "r", "bytes": 1, "sha256": "zz"})).is_none()
+        );
     }
 
     #[test]

@@ -261,7 +261,13 @@ impl Relay {
                     related: None,
                 })
                 .await;
-                self.audit(Refusal::new(&self.upstream, From::Client, self.transport, "the message is not JSON", &text));
+                self.audit(Refusal::new(
+                    &self.upstream,
+                    From::Client,
+                    self.transport,
+                    "the message is not JSON",
+                    &text,
+                ));
             }
             BadLine::TooLong(bytes) => {
                 let refusal = Refusal::oversized(&self.upstream, From::Client, self.transport, bytes);

@@ -367,12 +367,7 @@ mod tests {
         let got = lines(&input, 10).await;
         assert_eq!(
             got,
-            vec![
-                Line::Text(b"short".to_vec()),
-                Line::TooLong(100),
-                Line::TooLong(11),
-                Line::Text(b"last".to_vec()),
-            ]
+            vec![Line::Text(b"short".to_vec()), Line::TooLong(100), Line::TooLong(11), Line::Text(b"last".to_vec()),]
         );
         assert_eq!(lines(b"0123456789\n", 10).await, vec![Line::Text(b"0123456789".to_vec())]);
         assert_eq!(lines(&[b'y'; 50], 10).await, vec![Line::TooLong(50)]);

@@ -155,7 +155,9 @@ async fn http_answers_to_ids_never_forwarded_are_dropped_and_audited() {
     countersign_mcp::install_crypto_provider();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream_url = format!("http://{}/mcp", tcp.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(tcp, axum::Router::new().route("/mcp", axum::routing::post(hostile))).await });
+    tokio::spawn(
+        async move { axum::serve(tcp, axum::Router::new().route("/mcp", axum::routing::post(hostile))).await },
+    );
     let dir = tempfile::tempdir().unwrap();
     let config = format!("[mcp.upstreams.bad]\nurl = {upstream_url:?}\n");
     let gateway = start_gateway_with_policy(dir.path(), &config, HOLD_POLICY).await;

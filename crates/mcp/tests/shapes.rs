@@ -18,9 +18,7 @@ use countersign_mcp::refusal::Refusal;
 use countersign_mcp::relay::{Message, Options, Relay};
 use countersign_mcp::Approvals;
 use serde_json::{json, Value};
-use support::{
-    audited, fake_server, initialize, malformed_messages, post, post_raw, start_gateway, start_upstream,
-};
+use support::{audited, fake_server, initialize, malformed_messages, post, post_raw, start_gateway, start_upstream};
 
 #[tokio::test]
 async fn url_upstream_refuses_every_malformed_message_and_audits_it() {

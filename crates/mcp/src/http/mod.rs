@@ -69,7 +69,10 @@ async fn report_refusal(State(service): State<Service>, headers: HeaderMap, body
     };
     let report: Option<Value> = serde_json::from_slice(&body).ok();
     let upstream = report.as_ref().and_then(|r| r.get("upstream")).and_then(Value::as_str).unwrap_or("");
-    let named = !upstream.is_empty() && upstream.len() <= 128 && !upstream.contains('/') && !upstream.chars().any(char::is_control);
+    let named = !upstream.is_empty()
+        && upstream.len() <= 128
+        && !upstream.contains('/')
+        && !upstream.chars().any(char::is_control);
     let refusal = report.as_ref().filter(|_| named).and_then(|r| crate::refusal::Refusal::from_report(upstream, r));
     let Some(refusal) = refusal else {
         let event = countersign_audit::AuditDraft::new(

@@ -232,7 +232,13 @@ pub async fn audited(store: &dyn Store, kind: &str) -> Vec<Value> {
 }
 
 /// POSTs a raw body with the agent's key; returns status and body text.
-pub async fn post_raw(client: &reqwest::Client, url: &str, key: &str, session: Option<&str>, body: &str) -> (u16, String) {
+pub async fn post_raw(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    session: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let mut request = client
         .post(url)
         .bearer_auth(key)

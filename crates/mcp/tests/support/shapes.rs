@@ -9,10 +9,14 @@
 /// is (what it is, its text).
 pub fn malformed_messages() -> Vec<(&'static str, String)> {
     let call = |id: &str| {
-        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"x"}}}}}}"#)
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"x"}}}}}}"#
+        )
     };
     let with_method = |method: &str| {
-        format!(r#"{{"jsonrpc":"2.0","id":3,"method":{method},"params":{{"name":"echo","arguments":{{"message":"x"}}}}}}"#)
+        format!(
+            r#"{{"jsonrpc":"2.0","id":3,"method":{method},"params":{{"name":"echo","arguments":{{"message":"x"}}}}}}"#
+        )
     };
     let long_id = format!("\"{}\"", "i".repeat(5000));
     let notification =
@@ -130,4 +134,3 @@ for line in sys.stdin:
         result = {}
     send(json.dumps({"jsonrpc": "2.0", "id": i, "result": result}))
 "#;
-
