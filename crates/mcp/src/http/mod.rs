@@ -181,6 +181,15 @@ impl Session {
         }
     }
 
+    /// Requests in flight (a call waiting for approval, a server still
+    /// starting): such a session is not idle, however long ago it was used.
+    fn busy(&self) -> bool {
+        match self {
+            Self::Proxied(s) => s.busy(),
+            Self::Spawned(s) => s.busy(),
+        }
+    }
+
     fn touch(&self, principal: Principal) {
         match self {
             Self::Proxied(s) => s.touch(principal),
@@ -430,8 +439,11 @@ async fn evict_idle(service: Service) {
         }
         let idle: Vec<(String, Session)> = {
             let mut sessions = service.sessions();
-            let ids: Vec<String> =
-                sessions.iter().filter(|(_, s)| s.last_used().elapsed() > timeout).map(|(id, _)| id.clone()).collect();
+            let ids: Vec<String> = sessions
+                .iter()
+                .filter(|(_, s)| s.last_used().elapsed() > timeout && !s.busy())
+                .map(|(id, _)| id.clone())
+                .collect();
             ids.into_iter().filter_map(|id| sessions.remove(&id).map(|s| (id, s))).collect()
         };
         for (id, session) in idle {

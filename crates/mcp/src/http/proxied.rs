@@ -118,6 +118,11 @@ impl Session {
         *self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    pub(super) fn busy(&self) -> bool {
+        let watch = self.watch();
+        !watch.open.is_empty() || !watch.gating.is_empty()
+    }
+
     pub(super) fn touch(&self, principal: Principal) {
         *self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
         self.approvals.refresh(principal);

@@ -162,6 +162,10 @@ impl Session {
         *self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    pub(super) fn busy(&self) -> bool {
+        self.relay.open_requests() > 0
+    }
+
     pub(super) fn touch(&self, principal: Principal) {
         *self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
         self.approvals.refresh(principal);
