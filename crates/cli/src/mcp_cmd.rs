@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use countersign_core::{Action, Status};
 use countersign_mcp::approvals::{Asked, Entry, GateError, Report, Ticket};
+use countersign_mcp::refusal::Refusal;
 use countersign_mcp::relay::Options;
 use countersign_mcp::Approvals;
 use serde_json::{json, Value};
@@ -124,6 +125,12 @@ impl Approvals for Remote {
             "output_sha256": report.output_sha256,
         });
         self.client.post(&path, &body, Some(Duration::from_secs(10))).await.map_err(gate_error)?;
+        Ok(())
+    }
+
+    async fn refused(&self, refusal: Refusal) -> Result<(), GateError> {
+        let path = countersign_mcp::http::REFUSALS_PATH;
+        self.client.post(path, &refusal.report(), Some(Duration::from_secs(10))).await.map_err(gate_error)?;
         Ok(())
     }
 }

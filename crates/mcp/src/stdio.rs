@@ -8,13 +8,14 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, watch};
 
 use crate::approvals::Approvals;
 use crate::error::McpError;
-use crate::relay::{Message, Options, Relay, ToClient};
+use crate::jsonrpc;
+use crate::relay::{BadLine, Message, Options, Relay, ToClient};
 
 /// How long a child may take to exit after its stdin closes, and again
 /// after SIGTERM, before it is killed.
@@ -95,13 +96,7 @@ impl Upstream {
             return Err(McpError::Spawn { command: command.join(" "), reason: "no pipes to the child".to_owned() });
         };
         if let Some(err) = child.stderr.take() {
-            let name = relay.upstream().to_owned();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::info!(upstream = %name, "upstream stderr: {line}");
-                }
-            });
+            tokio::spawn(log_stderr(err, relay.upstream().to_owned()));
         }
         let child = Arc::new(tokio::sync::Mutex::new(child));
         let (stdin_closed, closed_rx) = watch::channel(false);
@@ -111,7 +106,12 @@ impl Upstream {
         tokio::spawn(async move {
             read_lines(stdout, |message| {
                 let relay = relay.clone();
-                async move { relay.from_upstream(message).await }
+                async move {
+                    match message {
+                        Ok(message) => relay.from_upstream(message).await,
+                        Err(line) => relay.bad_upstream_line(line),
+                    }
+                }
             })
             .await;
             // Its stdout closed: it exited or is about to. Reap it to say how.
@@ -195,31 +195,99 @@ pub async fn write_line(to: &mut (impl AsyncWrite + Unpin), text: &str) -> std::
     to.flush().await
 }
 
-/// Reads newline-delimited messages until EOF; lines that are not JSON
-/// are logged and skipped.
+/// One line as read: its text, or how long it was when it was too long to
+/// keep.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    Text(Vec<u8>),
+    TooLong(usize),
+}
+
+/// Reads one `\n`-terminated line of at most `max` bytes (the last line
+/// may lack its `\n`). A longer line is read to its end and discarded, so
+/// that memory stays bounded whatever the peer writes. `None` at EOF.
+async fn next_line(from: &mut (impl AsyncBufRead + Unpin), max: usize) -> std::io::Result<Option<Line>> {
+    let mut line = Vec::new();
+    let mut length = 0usize;
+    let mut any = false;
+    loop {
+        let available = from.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(match (any, length > max) {
+                (false, _) => None,
+                (true, true) => Some(Line::TooLong(length)),
+                (true, false) => Some(Line::Text(line)),
+            });
+        }
+        any = true;
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(at) => (&available[..at], at + 1),
+            None => (available, available.len()),
+        };
+        let ended = done > chunk.len();
+        length = length.saturating_add(chunk.len());
+        if length <= max {
+            line.extend_from_slice(chunk);
+        } else if !line.is_empty() {
+            line = Vec::new();
+        }
+        from.consume(done);
+        if ended {
+            return Ok(Some(if length > max { Line::TooLong(length) } else { Line::Text(line) }));
+        }
+    }
+}
+
+/// Reads newline-delimited messages until EOF, each line at most
+/// [`jsonrpc::MAX_MESSAGE_BYTES`]; what is not a message (not JSON, or
+/// too long) goes to `handle` as a [`BadLine`].
 async fn read_lines<F, Fut>(from: impl AsyncRead + Unpin, mut handle: F)
 where
-    F: FnMut(Message) -> Fut,
+    F: FnMut(Result<Message, BadLine>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let mut lines = BufReader::new(from).lines();
+    let mut reader = BufReader::with_capacity(64 * 1024, from);
     loop {
-        match lines.next_line().await {
-            Ok(Some(line)) => {
-                let line = line.trim_end_matches('\r');
-                if line.trim().is_empty() {
+        match next_line(&mut reader, jsonrpc::MAX_MESSAGE_BYTES).await {
+            Ok(Some(Line::Text(bytes))) => {
+                let text = match std::str::from_utf8(&bytes) {
+                    Ok(text) => text.trim_end_matches('\r'),
+                    Err(_) => {
+                        handle(Err(BadLine::NotJson(bytes))).await;
+                        continue;
+                    }
+                };
+                if text.trim().is_empty() {
                     continue;
                 }
-                match Message::parse(line) {
-                    Ok(message) => handle(message).await,
-                    Err(e) => tracing::warn!(error = %e, "skipped a line that is not JSON"),
+                match Message::parse(text) {
+                    Ok(message) => handle(Ok(message)).await,
+                    Err(_) => handle(Err(BadLine::NotJson(bytes))).await,
                 }
             }
+            Ok(Some(Line::TooLong(length))) => handle(Err(BadLine::TooLong(length))).await,
             Ok(None) => break,
             Err(e) => {
                 tracing::warn!(error = %e, "reading messages failed");
                 break;
             }
+        }
+    }
+}
+
+/// Logs the child's stderr a line at a time, each cut to a few KiB.
+async fn log_stderr(from: impl AsyncRead + Unpin, name: String) {
+    const SHOWN: usize = 4096;
+    let mut reader = BufReader::new(from);
+    loop {
+        match next_line(&mut reader, SHOWN).await {
+            Ok(Some(Line::Text(bytes))) => {
+                tracing::info!(upstream = %name, "upstream stderr: {}", String::from_utf8_lossy(&bytes).trim_end());
+            }
+            Ok(Some(Line::TooLong(length))) => {
+                tracing::info!(upstream = %name, "upstream stderr: (a line of {length} bytes, not shown)");
+            }
+            Ok(None) | Err(_) => break,
         }
     }
 }
@@ -233,7 +301,7 @@ pub async fn run(
     approvals: Arc<dyn Approvals>,
     options: Options,
 ) -> Result<i32, McpError> {
-    let (relay, to_upstream, to_client) = Relay::new(upstream_name, approvals, options);
+    let (relay, to_upstream, to_client) = Relay::new(upstream_name, "stdio", approvals, options);
     let upstream =
         Upstream::spawn(command, relay.clone(), to_upstream, ChildStderr::Inherit, ChildEnv::InheritButOurs)?;
     let writer = tokio::spawn(write_client(tokio::io::stdout(), to_client));
@@ -241,7 +309,12 @@ pub async fn run(
     let client_relay = relay.clone();
     let client_reader = read_lines(tokio::io::stdin(), move |message| {
         let relay = client_relay.clone();
-        async move { relay.from_client(message).await }
+        async move {
+            match message {
+                Ok(message) => relay.from_client(message).await,
+                Err(line) => relay.bad_client_line(line).await,
+            }
+        }
     });
     let mut exited = upstream.exited.clone();
     let code = tokio::select! {
@@ -270,5 +343,34 @@ async fn write_client(mut out: impl AsyncWrite + Unpin, mut messages: mpsc::Rece
         if write_line(&mut out, &to_client.message.text).await.is_err() {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(input: &[u8], max: usize) -> Vec<Line> {
+        let mut reader = BufReader::with_capacity(7, input);
+        let mut out = Vec::new();
+        while let Some(line) = next_line(&mut reader, max).await.unwrap() {
+            out.push(line);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_longer_than_the_bound_are_measured_not_kept() {
+        let mut input = b"short\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 100));
+        input.extend(b"\neleven-char\nlast");
+        let got = lines(&input, 10).await;
+        assert_eq!(
+            got,
+            vec![Line::Text(b"short".to_vec()), Line::TooLong(100), Line::TooLong(11), Line::Text(b"last".to_vec()),]
+        );
+        assert_eq!(lines(b"0123456789\n", 10).await, vec![Line::Text(b"0123456789".to_vec())]);
+        assert_eq!(lines(&[b'y'; 50], 10).await, vec![Line::TooLong(50)]);
+        assert!(lines(b"", 10).await.is_empty());
     }
 }

@@ -67,6 +67,14 @@ pub async fn serve_with(
         tracing::info!("shutting down: answering waiters and finishing in-flight calls");
         hub_state.hub.shut_down();
     };
+    // Answers are small and written as they are ready: without NODELAY,
+    // Nagle's algorithm holds a response's last segment back until the
+    // client's delayed ACK (tens of milliseconds per call).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+    });
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, service).with_graceful_shutdown(graceful).await;
     state.hub.shut_down();

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+#[path = "../../../mcp/tests/support/shapes.rs"]
+pub mod shapes;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -112,6 +115,8 @@ pub struct Gateway {
     pub addr: String,
     pub agent: String,
     pub approver: String,
+    /// A member of `auditor`, to read the audit log.
+    pub auditor: String,
 }
 
 fn bin() -> Command {
@@ -150,6 +155,8 @@ impl Gateway {
         let approver =
             add_identity(&data, &["users", "add", "alice", "--email", "alice@example.com", "--group", "sre"]);
         add_identity(&data, &["users", "add", "olga", "--email", "olga@example.com"]);
+        let auditor =
+            add_identity(&data, &["users", "add", "audra", "--email", "audra@example.com", "--group", "auditor"]);
         let agent = add_identity(&data, &["agents", "add", "bot", "--owner", "olga"]);
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
         let mut child = bin()
@@ -181,7 +188,7 @@ impl Gateway {
             );
         };
         let addr = url.trim_start_matches("http://").to_owned();
-        Gateway { dir, child, url, addr, agent, approver }
+        Gateway { dir, child, url, addr, agent, approver, auditor }
     }
 
     pub fn log(&self) -> String {
@@ -251,6 +258,21 @@ impl Gateway {
             assert!(started.elapsed() < Duration::from_secs(20), "request {id} did not become `{status}`: {view}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The audit events of `kind` (their bodies), read as the auditor.
+    pub fn audited(&self, kind: &str) -> Vec<Value> {
+        let page = self.api(&self.auditor, "GET", "/v1/audit?limit=10000", &Value::Null);
+        page["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["type"] == kind || e["kind"] == kind)
+            .map(|e| match &e["body"] {
+                Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+                body => body.clone(),
+            })
+            .collect()
     }
 
     /// `GET /healthz` answers 200.
@@ -549,4 +571,72 @@ fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `countersign mcp -- SERVER…` driven line by line, as an MCP client
+/// would, without an SDK in the way (so that it can send anything).
+pub struct RawStdio {
+    child: Child,
+    stdin: ChildStdin,
+    rx: mpsc::Receiver<Value>,
+}
+
+impl RawStdio {
+    pub fn start(gateway: &Gateway, name: &str, server: &[String]) -> RawStdio {
+        let mut child = bin()
+            .args(["mcp", "--upstream-name", name, "--"])
+            .args(server)
+            .env("COUNTERSIGN_SERVER", &gateway.url)
+            .env("COUNTERSIGN_TOKEN", &gateway.agent)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(serde_json::from_str(&line).unwrap_or(Value::String(line)));
+            }
+        });
+        RawStdio { child, stdin, rx }
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// The next message from the proxy.
+    pub fn next(&mut self, wait: Duration) -> Option<Value> {
+        self.rx.recv_timeout(wait).ok()
+    }
+}
+
+impl Drop for RawStdio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python interpreter's absolute path.
+pub fn system_python() -> String {
+    let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The fake stdio MCP server (see `shapes::FAKE_SERVER`) in `dir`, logging
+/// what it reads to `log`.
+pub fn fake_server(dir: &Path, log: &Path, hostile: bool) -> Vec<String> {
+    let script = dir.join("fake_server.py");
+    std::fs::write(&script, shapes::FAKE_SERVER).unwrap();
+    let mut command = vec![system_python(), script.display().to_string(), log.display().to_string()];
+    if hostile {
+        command.push("hostile".to_owned());
+    }
+    command
 }

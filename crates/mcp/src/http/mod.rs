@@ -48,7 +48,61 @@ pub fn router(state: AppState) -> Router {
         sessions: Mutex::new(HashMap::new()),
     }));
     tokio::spawn(evict_idle(service.clone()));
-    Router::new().route("/mcp/{upstream}", any(endpoint)).layer(DefaultBodyLimit::max(limit)).with_state(service)
+    Router::new()
+        .route("/mcp/{upstream}", any(endpoint))
+        .route(REFUSALS_PATH, axum::routing::post(report_refusal))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(service)
+}
+
+/// Where `countersign mcp` (the stdio proxy, beside the agent) reports
+/// the messages it refused or dropped, to be audited here.
+pub const REFUSALS_PATH: &str = "/v1/mcp/refusals";
+
+/// `POST /v1/mcp/refusals`: one refusal of a `countersign mcp` proxy,
+/// audited under the agent that reports it, within the same bounds as
+/// the gateway's own.
+async fn report_refusal(
+    State(service): State<Service>,
+    source: Option<axum::Extension<Source>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let source = countersign_server::refusals::stamped(source);
+    let state = &service.0.state;
+    let principal = match authenticate(state, source, &headers, &Method::POST, REFUSALS_PATH).await {
+        Ok(principal) => principal,
+        Err(response) => return *response,
+    };
+    let report: Option<Value> = serde_json::from_slice(&body).ok();
+    let upstream = report.as_ref().and_then(|r| r.get("upstream")).and_then(Value::as_str).unwrap_or("");
+    let named = !upstream.is_empty()
+        && upstream.len() <= 128
+        && !upstream.contains('/')
+        && !upstream.chars().any(char::is_control);
+    let refusal = report.as_ref().filter(|_| named).and_then(|r| crate::refusal::Refusal::from_report(upstream, r));
+    let Some(refusal) = refusal else {
+        let actor = principal.reference().to_string();
+        let record = countersign_server::refusals::call_record(
+            Some(&actor),
+            "POST",
+            REFUSALS_PATH,
+            None,
+            "bad_request",
+            "not a refusal report",
+        )
+        .number("status", 400);
+        state.refuse(source, Some(&actor), "bad_request", false, record).await;
+        return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, "not a refusal report");
+    };
+    let event = countersign_audit::AuditDraft::new(principal.reference().to_string(), refusal.kind(), refusal.body());
+    match state.audit(vec![event]).await {
+        Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"recorded": true})),
+        Err(e) => {
+            tracing::error!(error = %e, "could not audit a refusal reported by an MCP proxy");
+            rpc_error(StatusCode::SERVICE_UNAVAILABLE, jsonrpc::INTERNAL_ERROR, "the refusal could not be recorded")
+        }
+    }
 }
 
 /// One client per `url` upstream: no proxies (upstreams are local or on
@@ -139,6 +193,15 @@ impl Session {
         }
     }
 
+    /// Requests in flight (a call waiting for approval, a server still
+    /// starting): such a session is not idle, however long ago it was used.
+    fn busy(&self) -> bool {
+        match self {
+            Self::Proxied(s) => s.busy(),
+            Self::Spawned(s) => s.busy(),
+        }
+    }
+
     fn touch(&self, principal: Principal) {
         match self {
             Self::Proxied(s) => s.touch(principal),
@@ -200,7 +263,7 @@ async fn endpoint(
         audit_refusal(&service.0.state, source, None, &method, &upstream, refusal_of(&response)).await;
         return response;
     };
-    let principal = match authenticate(&service.0.state, source, &headers, &method, &upstream).await {
+    let principal = match authenticate(&service.0.state, source, &headers, &method, &format!("/mcp/{upstream}")).await {
         Ok(principal) => principal,
         Err(response) => return *response,
     };
@@ -246,7 +309,7 @@ async fn authenticate(
     source: Source,
     headers: &HeaderMap,
     method: &Method,
-    upstream: &str,
+    path: &str,
 ) -> Result<Principal, Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -275,8 +338,7 @@ async fn authenticate(
         Some(other) => (other.status(), other.code(), other.to_string(), None),
         None => (StatusCode::UNAUTHORIZED, "unauthenticated", failure.unwrap_or_default(), None),
     };
-    let path = format!("/mcp/{upstream}");
-    let record = countersign_server::refusals::call_record(None, method.as_str(), &path, None, code, &message)
+    let record = countersign_server::refusals::call_record(None, method.as_str(), path, None, code, &message)
         .number("status", u64::from(status.as_u16()));
     state.refuse(source, None, code, status == StatusCode::UNAUTHORIZED, record).await;
     let mut response = rpc_error(status, jsonrpc::INVALID_REQUEST, &message);
@@ -319,6 +381,12 @@ fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
         response.extensions_mut().insert(Refused(message.to_owned()));
     }
     response
+}
+
+/// A message that is not one valid JSON-RPC message (see
+/// [`jsonrpc::check`]): 400, audited, and never forwarded.
+fn malformed(why: jsonrpc::Malformed) -> Response {
+    rpc_error(StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, &format!("{why}; refused"))
 }
 
 /// A request the endpoint refused, and why: to be audited once.
@@ -417,8 +485,11 @@ async fn evict_idle(service: Service) {
         }
         let idle: Vec<(String, Session)> = {
             let mut sessions = service.sessions();
-            let ids: Vec<String> =
-                sessions.iter().filter(|(_, s)| s.last_used().elapsed() > timeout).map(|(id, _)| id.clone()).collect();
+            let ids: Vec<String> = sessions
+                .iter()
+                .filter(|(_, s)| s.last_used().elapsed() > timeout && !s.busy())
+                .map(|(id, _)| id.clone())
+                .collect();
             ids.into_iter().filter_map(|id| sessions.remove(&id).map(|s| (id, s))).collect()
         };
         for (id, session) in idle {

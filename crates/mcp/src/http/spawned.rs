@@ -162,6 +162,10 @@ impl Session {
         *self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    pub(super) fn busy(&self) -> bool {
+        self.relay.open_requests() > 0
+    }
+
     pub(super) fn touch(&self, principal: Principal) {
         *self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
         self.approvals.refresh(principal);
@@ -217,21 +221,24 @@ pub(super) async fn handle(
 }
 
 async fn post(service: &Service, command: &[String], request: Incoming, session: Option<Arc<Session>>) -> Response {
-    let text = String::from_utf8_lossy(&request.body).into_owned();
-    let Ok(message) = Message::parse(&text) else {
+    let Ok(text) = std::str::from_utf8(&request.body) else {
+        return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::PARSE_ERROR, "the body is not JSON");
+    };
+    let Ok(message) = Message::parse(text) else {
         return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::PARSE_ERROR, "the body is not JSON");
     };
     if let Err(response) = super::check_mirrored_headers(&request.headers, &message.value) {
         return *response;
     }
-    if jsonrpc::has_duplicate_keys(&text) {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            jsonrpc::INVALID_REQUEST,
-            "a key is repeated in this message; refused",
-        );
+    let kind = match jsonrpc::vet_from_client(text, &message.value) {
+        Ok(kind) => kind,
+        Err((why, _)) => return super::malformed(why),
+    };
+    if let Some(session) = &session {
+        if let Err(why) = session.relay.admits(kind) {
+            return super::malformed(why);
+        }
     }
-    let kind = jsonrpc::classify(&message.value);
     let (session, new_id) = match (session, kind) {
         (Some(session), _) => (session, None),
         (None, Kind::Request { method: "initialize", .. }) => match start(service, command, &request) {
@@ -293,11 +300,7 @@ async fn post(service: &Service, command: &[String], request: Incoming, session:
             session.relay.from_client(message).await;
             StatusCode::ACCEPTED.into_response()
         }
-        Kind::Invalid => rpc_error(
-            StatusCode::BAD_REQUEST,
-            jsonrpc::INVALID_REQUEST,
-            "not a JSON-RPC request, notification or response (batches are not supported)",
-        ),
+        Kind::Invalid => super::malformed(jsonrpc::Malformed("not a JSON-RPC request, notification or response")),
     }
 }
 
@@ -312,7 +315,7 @@ fn start(service: &Service, command: &[String], request: &Incoming) -> Result<(A
     }
     let approvals = InProcess::new(service.0.state.clone(), request.principal.clone());
     let options = Options { hide_forbidden_tools: service.0.config.hide_forbidden_tools };
-    let (relay, to_upstream, to_client) = Relay::new(&request.upstream, Arc::new(approvals.clone()), options);
+    let (relay, to_upstream, to_client) = Relay::new(&request.upstream, "http", Arc::new(approvals.clone()), options);
     let process =
         Upstream::spawn(command, relay.clone(), to_upstream, ChildStderr::Log, ChildEnv::Minimal).map_err(|e| {
             tracing::error!(upstream = %request.upstream, error = %e, "cannot start an MCP upstream");

@@ -23,6 +23,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+mod shapes;
+#[allow(unused_imports)]
+pub use shapes::{malformed_messages, FAKE_SERVER};
+
 /// A CA and a `localhost` certificate it issued, as PEM and as rustls wants.
 pub struct Pki {
     pub ca_pem: String,
@@ -120,6 +124,7 @@ pub struct Gateway {
     pub base: String,
     pub agent_key: String,
     pub store: Arc<dyn Store>,
+    pub state: AppState,
 }
 
 /// Starts a gateway on `dir` with `mcp_config` (TOML) and a policy that
@@ -132,6 +137,11 @@ pub async fn start_gateway(dir: &Path, mcp_config: &str) -> Gateway {
         "permit (principal, action == Action::\"mcp.tool_call\", resource);\n",
     )
     .unwrap();
+    start_gateway_inner(dir, mcp_config).await
+}
+
+async fn start_gateway_inner(dir: &Path, mcp_config: &str) -> Gateway {
+    let policies = dir.join("policies");
     let config_file = dir.join("countersign.toml");
     std::fs::write(&config_file, mcp_config).unwrap();
     let overrides = Overrides {
@@ -154,8 +164,8 @@ pub async fn start_gateway(dir: &Path, mcp_config: &str) -> Gateway {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mcp = countersign_mcp::router(state.clone());
-    tokio::spawn(countersign_server::serve_with(state, mcp, listener, std::future::pending::<()>()));
-    Gateway { base, agent_key, store }
+    tokio::spawn(countersign_server::serve_with(state.clone(), mcp, listener, std::future::pending::<()>()));
+    Gateway { base, agent_key, store, state }
 }
 
 pub fn initialize() -> Value {
@@ -183,4 +193,63 @@ pub async fn post(
     let status = response.status().as_u16();
     let session = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     (status, session, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The Python interpreter's absolute path (servers spawned by the gateway
+/// get a minimal environment, in which a shim may not work).
+pub fn python() -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 is needed for the fake MCP server");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Writes the fake server to `dir`; returns the command that runs it,
+/// logging to `log`.
+pub fn fake_server(dir: &Path, log: &Path, hostile: bool) -> Vec<String> {
+    let script = dir.join("fake_server.py");
+    std::fs::write(&script, FAKE_SERVER).unwrap();
+    let mut command = vec![python(), script.display().to_string(), log.display().to_string()];
+    if hostile {
+        command.push("hostile".to_owned());
+    }
+    command
+}
+
+/// As [`start_gateway`], under `policy` (Cedar) instead of allow-all.
+pub async fn start_gateway_with_policy(dir: &Path, mcp_config: &str, policy: &str) -> Gateway {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("allow.cedar"), policy).unwrap();
+    start_gateway_inner(dir, mcp_config).await
+}
+
+/// Audit events of `kind`, their bodies.
+pub async fn audited(store: &dyn Store, kind: &str) -> Vec<Value> {
+    let events = store.audit_events(0, 100_000).await.unwrap();
+    events.into_iter().filter(|e| e.kind == kind).map(|e| serde_json::from_str(&e.body).unwrap()).collect()
+}
+
+/// POSTs a raw body with the agent's key; returns status and body text.
+pub async fn post_raw(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    session: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let mut request = client
+        .post(url)
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(body.to_owned());
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
 }
