@@ -155,7 +155,10 @@ fn bind(args: &ExecArgs, cwd: &std::path::Path) -> anyhow::Result<Bound> {
         p.to_str().map(str::to_owned).ok_or_else(|| {
             anyhow::Error::new(crate::exit::Failure {
                 exit: Exit::ERROR,
-                message: format!("the {what} `{}` is not valid UTF-8, so it cannot be shown to approvers; nothing was submitted", p.display()),
+                message: format!(
+                    "the {what} `{}` is not valid UTF-8, so it cannot be shown to approvers; nothing was submitted",
+                    p.display()
+                ),
             })
         })
     };

@@ -244,7 +244,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_bound_program_runs_with_its_argv0_and_planned_environment() {
-        let argv = vec!["whatever-name".to_owned(), "-c".to_owned(), "printf '%s|%s|%s' \"$0\" \"$KEEP\" \"$HOME\"".to_owned()];
+        let argv = vec![
+            "whatever-name".to_owned(),
+            "-c".to_owned(),
+            "printf '%s|%s|%s' \"$0\" \"$KEEP\" \"$HOME\"".to_owned(),
+        ];
         assert!(std::env::var_os("HOME").is_some(), "the test needs HOME set to show that it is removed");
         let set = [("KEEP".to_owned(), "kept".to_owned())];
         let remove = ["HOME".to_owned()];

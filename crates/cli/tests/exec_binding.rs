@@ -65,7 +65,8 @@ impl Gateway {
             .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
             .unwrap();
         std::thread::spawn(move || lines.for_each(drop));
-        let approver = add_identity(&data, &["users", "add", "alice", "--email", "alice@example.com", "--group", "sre"]);
+        let approver =
+            add_identity(&data, &["users", "add", "alice", "--email", "alice@example.com", "--group", "sre"]);
         let agent = add_identity(&data, &["agents", "add", "bot"]);
         Gateway { tmp, child, url, agent, approver }
     }
@@ -90,13 +91,8 @@ impl Gateway {
 
     /// Starts `exec` with `input` on its standard input.
     fn spawn_with_input(&self, args: &[&str], env: &[(&str, &str)], input: &[u8]) -> Child {
-        let mut child = self
-            .exec(args, env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            self.exec(args, env).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let mut pipe = child.stdin.take().unwrap();
         let input = input.to_vec();
         // A writer thread: exec may not read it at all, and must not block us.
@@ -237,8 +233,11 @@ fn sql_piped_into_sqlite3_is_in_the_action() {
     assert_eq!(tables(), 1, "piped SQL ran without being part of the action");
 
     // With --stdin the SQL is in the action the approver decides on.
-    let child =
-        gw.spawn_with_input(&["--stdin", "--resource", "gated", "--", "sqlite3", "app.db"], &[], b"DROP TABLE users;\n");
+    let child = gw.spawn_with_input(
+        &["--stdin", "--resource", "gated", "--", "sqlite3", "app.db"],
+        &[],
+        b"DROP TABLE users;\n",
+    );
     let pending = gw.pending();
     assert_eq!(pending["payload"]["stdin"], "DROP TABLE users;\n");
     assert_eq!(pending["payload"]["program"], sqlite3.display().to_string());
