@@ -186,7 +186,7 @@ fn key_body(text: &str, block: Range<usize>, runs_no_program: &dyn Fn(Range<usiz
     if lines.iter().any(keep) {
         lines.iter().filter(|r| !keep(r)).cloned().collect()
     } else {
-        vec![first.start..last.end]
+        std::iter::once(first.start..last.end).collect()
     }
 }
 

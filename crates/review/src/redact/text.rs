@@ -167,7 +167,7 @@ fn word_at(text: &str, start: usize, json_like: bool) -> Option<(Range<usize>, b
             }
         }
     }
-    (segments > 0).then(|| (start..i, !bare && segments == 1, literal))
+    (segments > 0).then_some((start..i, !bare && segments == 1, literal))
 }
 
 /// One word on its own, with nothing a shell would treat as code: a
