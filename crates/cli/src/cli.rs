@@ -81,9 +81,11 @@ pub struct McpArgs {
 }
 
 const EXEC_LONG_ABOUT: &str = "\
-Submit a command to the gateway as an action (payload: its argv and working directory) and run it only when it is allowed or approved.
+Submit a command to the gateway as an action and run it only when it is allowed or approved.
 
-While the request is pending, shows who was asked and a live status line; Ctrl-C cancels the request. Once running, the command's stdout and stderr stream through, a SHA-256 of its stdout is taken, and the outcome (exit code, digest) is reported to the gateway. Only the exact argv that was approved is ever run.
+The action's payload binds what decides what runs: the argv, the working directory (`cwd`), the program file that argv[0] resolves to through PATH (`program`, started as is after the approval, with no second lookup), PATH and any variable passed with --env (`env`), and with --stdin the standard input (`stdin`, `stdin_sha256`). Without --stdin the command reads /dev/null. Variables that make a shell, the dynamic linker or an interpreter run other code (BASH_ENV, ENV, LD_*, PYTHON*, PERL5*, RUBY*, NODE_OPTIONS, GIT_*, PAGER, EDITOR, PSQLRC, PS4, SHELLOPTS, IFS, …) are removed from its environment unless --env names them. Not bound: the contents of files, including the program file itself, scripts and files named on the command line, and rc files found through HOME.
+
+While the request is pending, shows who was asked and a live status line; Ctrl-C cancels the request. Once running, the command's stdout and stderr stream through, a SHA-256 of its stdout is taken, and the outcome (exit code, digest) is reported to the gateway. Only exactly what was approved is ever run: the released request's payload must equal the submitted one.
 
 The server and token come from --server/--token or COUNTERSIGN_SERVER/COUNTERSIGN_TOKEN; the token is an agent key (or a user token).";
 
@@ -274,6 +276,12 @@ pub struct ExecArgs {
     /// Extra context for policies, a JSON object, e.g. '{"ticket": "OPS-42"}'.
     #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
     pub context_json: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Read standard input whole first (at most 256 KiB), put it (and its SHA-256) in the action for the policy and the approvers, and feed exactly those bytes to the command. Without it the command's standard input is /dev/null.
+    #[arg(long)]
+    pub stdin: bool,
+    /// Pass this environment variable, which is otherwise kept from the command because it changes what runs (BASH_ENV, LD_PRELOAD, PYTHONPATH, GIT_*, PAGER, …), and show its value in the action (repeatable).
+    #[arg(long = "env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
     #[command(flatten)]
     pub client: ClientArgs,
     /// The command to run, after `--`.

@@ -2,23 +2,26 @@
 //! (showing who was asked and a live status line), run it when allowed or
 //! approved, and report the outcome.
 //!
-//! The command that runs is always the argv this process submitted, and
-//! the released request's payload is checked against it first, so an
-//! approval can never be stretched to cover something else.
+//! What runs is always what this process submitted: the argv, the program
+//! file it resolved to, the standard input it read (or none), and the
+//! environment that changes what runs (see [`crate::bind`]); the released
+//! request's payload is checked against it first, so an approval can never
+//! be stretched to cover something else.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use countersign_core::Timestamp;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use crate::bind::{plan_env, read_stdin, resolve_program, BindError, EnvPlan, Stdin};
 use crate::cli::ExecArgs;
 use crate::client::Client;
 use crate::exit::Exit;
 use crate::output::{print_error, print_warning, short_duration, stderr_tty, Style};
 use crate::review::path_segment;
-use crate::run::{run, Ran};
+use crate::run::{run, Launch, Ran};
 use crate::view::{parse_time, progress, until, RequestView, RequirementView, Submitted};
 
 /// Seconds each long poll asks the gateway to hold the answer.
@@ -35,7 +38,8 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
     let mut interrupt = Interrupts::new()?;
 
     let cwd = std::env::current_dir().map_err(|e| anyhow::anyhow!("cannot read the working directory: {e}"))?;
-    let payload = json!({ "argv": args.command, "cwd": cwd.display().to_string() });
+    let bound = bind(&args, &cwd)?;
+    let payload = bound.payload.clone();
     let mut body = json!({
         "kind": args.kind,
         "resource": args.resource,
@@ -52,6 +56,12 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
 
     let submitted: Submitted = serde_json::from_value(client.post("/v1/actions", &body, None).await?)?;
     let id = submitted.id.clone();
+    if !bound.env.removed.is_empty() {
+        print_warning(&format!(
+            "not passing {} to the command: they change what runs (--env NAME passes one and shows it to approvers)",
+            bound.env.removed.join(", ")
+        ));
+    }
     // A Ctrl-C during submission is honoured now that the id is known.
     let interrupted = interrupt.already_received().await;
     let view = match submitted.status.as_str() {
@@ -96,12 +106,72 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<Exit> {
         check_payload(view, &payload, submitted.fingerprint.as_deref())?;
     }
 
-    let ran = run(&args.command, Some(cwd.as_path())).await;
+    let env_set: Vec<(String, String)> = bound.env.bound.clone().into_iter().collect();
+    let ran = run(Launch {
+        program: &bound.program,
+        argv: &args.command,
+        cwd: Some(cwd.as_path()),
+        stdin: bound.stdin.as_ref().map(|s| s.bytes.as_slice()),
+        env_remove: &bound.env.removed,
+        env_set: &env_set,
+    })
+    .await;
     if !ran.started {
         print_error(&ran.summary);
     }
     report_outcome(&client, &id, &ran).await;
     Ok(Exit(u8::try_from(ran.exit_code.clamp(0, 255)).unwrap_or(1)))
+}
+
+/// What is submitted and, once allowed or approved, run.
+struct Bound {
+    payload: Value,
+    program: std::path::PathBuf,
+    stdin: Option<Stdin>,
+    env: EnvPlan,
+}
+
+/// Resolves the program, reads standard input when asked, plans the
+/// environment, and puts all of it in the payload. Nothing is submitted
+/// when any of it fails.
+fn bind(args: &ExecArgs, cwd: &std::path::Path) -> anyhow::Result<Bound> {
+    let failed = |e: BindError| {
+        let exit = match e {
+            BindError::NotFound(_) | BindError::NotExecutable(_) | BindError::Empty => Exit(127),
+            BindError::Stdin(_)
+            | BindError::StdinTooLarge { .. }
+            | BindError::EnvUnset(_)
+            | BindError::EnvNotUtf8(_)
+            | BindError::EnvName(_) => Exit::ERROR,
+        };
+        anyhow::Error::new(crate::exit::Failure { exit, message: format!("{e}; nothing was submitted") })
+    };
+    let env = plan_env(std::env::vars_os(), &args.pass_env).map_err(failed)?;
+    let argv0 = args.command.first().map_or("", String::as_str);
+    // The same PATH the command gets (and the payload shows).
+    let path = env.bound.get("PATH").map(std::ffi::OsStr::new);
+    let program = resolve_program(argv0, path, cwd).map_err(failed)?;
+    let shown = |p: &std::path::Path, what: &str| {
+        p.to_str().map(str::to_owned).ok_or_else(|| {
+            anyhow::Error::new(crate::exit::Failure {
+                exit: Exit::ERROR,
+                message: format!(
+                    "the {what} `{}` is not valid UTF-8, so it cannot be shown to approvers; nothing was submitted",
+                    p.display()
+                ),
+            })
+        })
+    };
+    let mut payload = Map::new();
+    payload.insert("argv".to_owned(), json!(args.command));
+    payload.insert("cwd".to_owned(), json!(shown(cwd, "working directory")?));
+    payload.insert("program".to_owned(), json!(shown(&program, "program path")?));
+    payload.insert("env".to_owned(), json!(env.bound));
+    let stdin = if args.stdin { Some(read_stdin(std::io::stdin().lock()).map_err(failed)?) } else { None };
+    if let Some(stdin) = &stdin {
+        stdin.payload_fields(&mut payload);
+    }
+    Ok(Bound { payload: Value::Object(payload), program, stdin, env })
 }
 
 /// Tells the requester who was asked, and until when.
@@ -280,18 +350,22 @@ fn check_payload(view: &RequestView, payload: &Value, fingerprint: Option<&str>)
     if view.status != "released" {
         anyhow::bail!("request {} is `{}` after release, not `released`; not running", view.id, view.status);
     }
-    if !view.payload.is_null() && &view.payload != payload {
+    // Everything that decides what runs is in the payload: the argv, the
+    // program file, the environment, the standard input. An answer that
+    // leaves it out cannot be checked, so nothing runs.
+    if &view.payload != payload {
         anyhow::bail!("the released request {} does not carry the submitted command; not running", view.id);
     }
-    if let (Some(released), Some(submitted)) = (view.fingerprint.as_deref(), fingerprint) {
-        if released != submitted {
-            anyhow::bail!(
-                "the released request {} has another fingerprint than the submitted one; not running",
-                view.id
-            );
+    match (view.fingerprint.as_deref(), fingerprint) {
+        (Some(released), Some(submitted)) if released == submitted => Ok(()),
+        (Some(_), Some(_)) => anyhow::bail!(
+            "the released request {} has another fingerprint than the submitted one; not running",
+            view.id
+        ),
+        (None, _) | (_, None) => {
+            anyhow::bail!("the gateway did not show the fingerprint of request {}; not running", view.id)
         }
     }
-    Ok(())
 }
 
 fn closed(view: &RequestView, status: &str, style: Style) -> Exit {
@@ -421,5 +495,35 @@ impl StatusLine {
             let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(self.width));
             self.width = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn released(payload: Value, fingerprint: Option<&str>) -> RequestView {
+        RequestView {
+            id: "r1".into(),
+            status: "released".into(),
+            payload,
+            fingerprint: fingerprint.map(str::to_owned),
+            ..RequestView::default()
+        }
+    }
+
+    #[test]
+    fn only_the_submitted_payload_and_fingerprint_run() {
+        let payload = json!({"argv": ["sh"], "program": "/bin/sh", "stdin": "echo hi\n"});
+        assert!(check_payload(&released(payload.clone(), Some("sha256:a")), &payload, Some("sha256:a")).is_ok());
+        // Another stdin, a missing payload, another or a missing fingerprint: nothing runs.
+        let other = json!({"argv": ["sh"], "program": "/bin/sh", "stdin": "rm -rf /\n"});
+        assert!(check_payload(&released(other, Some("sha256:a")), &payload, Some("sha256:a")).is_err());
+        assert!(check_payload(&released(Value::Null, Some("sha256:a")), &payload, Some("sha256:a")).is_err());
+        assert!(check_payload(&released(payload.clone(), Some("sha256:b")), &payload, Some("sha256:a")).is_err());
+        assert!(check_payload(&released(payload.clone(), None), &payload, Some("sha256:a")).is_err());
+        let mut approved = released(payload.clone(), Some("sha256:a"));
+        approved.status = "approved".into();
+        assert!(check_payload(&approved, &payload, Some("sha256:a")).is_err());
     }
 }

@@ -108,7 +108,15 @@ async fn review_card(state: &Shared, viewer: &Viewer, r: &Request) -> String {
     // full action all the same.
     let card = state.cards.as_ref().map(|cards| cards.without_history(r));
     let hidden = || "<p class=\"muted\">Hidden: the gateway's redaction patterns are invalid.</p>".to_owned();
-    let payload = card.as_ref().map_or_else(hidden, |c| format!("<pre class=\"json\">{}</pre>", esc(&c.action)));
+    // Whole here, whatever its length: chat cards cut it and link to this
+    // section (`#action`).
+    let payload = card.as_ref().map_or_else(hidden, |c| {
+        format!(
+            "<pre class=\"json\" id=\"action\" tabindex=\"0\" aria-label=\"The whole action, {} characters\">{}</pre>",
+            c.action_full.chars().count(),
+            esc(&c.action_full)
+        )
+    });
     let why = card.as_ref().map_or_else(hidden, |c| esc(c.justification.as_deref().unwrap_or("— (none given)")));
     let labels = if a.labels.is_empty() {
         "—".to_owned()

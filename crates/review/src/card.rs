@@ -1,7 +1,9 @@
 //! The review card: the same content in every channel, so an approver can
 //! decide in seconds wherever they are.
 //!
-//! - **What**: kind, resource, the full action (secrets redacted), its fingerprint;
+//! - **What**: kind, resource, the action (secrets redacted; when longer
+//!   than a chat card holds, cut with a notice saying how much is left
+//!   out and a link to the console, which shows it whole), its fingerprint;
 //! - **Who**: the requester, its owner, on whose behalf it acts;
 //! - **Why**: the justification and the agent's stated confidence;
 //! - **Risk**: labels, each requirement (groups, quorum, approvals so far,
@@ -21,7 +23,8 @@ use serde_json::Value;
 
 use crate::redact::Redactor;
 
-/// The longest action text shown; the fingerprint covers the rest.
+/// The longest action text a card shows; [`ReviewCard::action_notice`]
+/// says what is left out and the console shows it whole.
 pub const MAX_ACTION_CHARS: usize = 2500;
 /// How many of the requester's past actions are listed.
 const RECENT: usize = 5;
@@ -66,6 +69,11 @@ pub struct ReviewCard {
     pub resource: String,
     /// The payload as indented JSON, redacted and cut to [`MAX_ACTION_CHARS`].
     pub action: String,
+    /// How many characters of [`ReviewCard::action_full`] `action` leaves out.
+    pub action_omitted: usize,
+    /// The whole payload as indented JSON, redacted: for the console, and
+    /// for channels that cut it to their own limits.
+    pub action_full: String,
     pub fingerprint: String,
     pub requester: String,
     pub owner: Option<String>,
@@ -109,12 +117,57 @@ impl ReviewCard {
         format!("{}: {} on {}", status_title(self.status), self.kind, self.resource)
     }
 
+    /// When `action` is cut: `… 12,345 more characters; full action in
+    /// the console: <link>`.
+    pub fn action_notice(&self) -> Option<String> {
+        (self.action_omitted > 0).then(|| omitted_notice(self.action_omitted, &self.action_link()))
+    }
+
+    /// The console page's whole-action section.
+    pub fn action_link(&self) -> String {
+        format!("{}#action", self.console_url)
+    }
+
     /// How far the request is, e.g. `1 of 2 approvals`.
     pub fn progress(&self) -> String {
         let have: usize = self.requirements.iter().map(|r| r.approvals.min(r.quorum as usize)).sum();
         let need: usize = self.requirements.iter().map(|r| r.quorum as usize).sum();
         format!("{have} of {need} approvals")
     }
+}
+
+/// `… 12,345 more characters; full action in the console: <link>`.
+pub fn omitted_notice(omitted: usize, link: &str) -> String {
+    let plural = if omitted == 1 { "character" } else { "characters" };
+    format!("… {} more {plural}; full action in the console: {link}", thousands(omitted))
+}
+
+/// `12345` → `12,345`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The first characters of `text` whose `cost` (the length they take once
+/// escaped for a channel) fits in `budget`, and how many characters are
+/// left out. Cuts at a character boundary, never inside one.
+pub fn cut(text: &str, budget: usize, cost: impl Fn(char) -> usize) -> (&str, usize) {
+    let mut used = 0usize;
+    for (i, c) in text.char_indices() {
+        used = used.saturating_add(cost(c));
+        if used > budget {
+            let rest = text.get(i..).unwrap_or_default();
+            return (text.get(..i).unwrap_or_default(), rest.chars().count());
+        }
+    }
+    (text, 0)
 }
 
 /// The title of a status, as cards show it.
@@ -182,12 +235,15 @@ impl CardBuilder {
         let r = &self.redactor;
         let action = &request.action;
         let payload = serde_json::to_string_pretty(&r.json(&action.payload)).unwrap_or_default();
+        let (shown, omitted) = cut(&payload, MAX_ACTION_CHARS, |_| 1);
         ReviewCard {
             id: request.id.clone(),
             status: request.status,
             kind: action.kind.clone(),
             resource: action.resource.clone(),
-            action: truncate(&payload, MAX_ACTION_CHARS),
+            action: shown.to_owned(),
+            action_omitted: omitted,
+            action_full: payload.clone(),
             fingerprint: request.fingerprint.to_string(),
             requester: request.principal.to_string(),
             owner: request.owner.clone(),
@@ -405,6 +461,22 @@ mod tests {
         assert!(lines[0].starts_with("shell programs: echo, xargs, rm (destructive: rm -r"), "{lines:?}");
         assert_eq!(lines.last().map(String::as_str), Some("stated by the agent: blast_radius: small"));
         assert!(facts(&action("http.request", Value::Null, serde_json::json!({})), &r).is_empty());
+    }
+
+    #[test]
+    fn a_cut_says_how_much_is_left_out_and_where_the_rest_is() {
+        let text = "é".repeat(10);
+        assert_eq!(cut(&text, 4, |_| 1), ("éééé", 6));
+        assert_eq!(cut(&text, 10, |_| 1), (text.as_str(), 0));
+        assert_eq!(cut("a&b", 5, |c| if c == '&' { 5 } else { 1 }), ("a", 2));
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(12_345), "12,345");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(
+            omitted_notice(12_345, "https://x/console/requests/r1#action"),
+            "… 12,345 more characters; full action in the console: https://x/console/requests/r1#action"
+        );
     }
 
     #[test]

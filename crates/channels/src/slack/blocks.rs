@@ -5,7 +5,10 @@
 use countersign_core::{Timestamp, VoteKind};
 use serde_json::{json, Value};
 
-use crate::review::{status_mark, status_title, truncate, ReviewCard};
+use crate::review::{cut, status_mark, status_title, thousands, truncate, ReviewCard, MAX_ACTION_CHARS};
+
+/// The most characters Slack takes in a section's text.
+const SECTION_MAX: usize = 3000;
 
 /// `action_id`s of the card's buttons.
 pub const APPROVE: &str = "countersign_approve";
@@ -26,13 +29,7 @@ pub fn message(card: &ReviewCard, note: Option<&str>) -> (String, Vec<Value>) {
     if let Some(note) = note {
         blocks.push(json!({"type": "context", "elements": [mrkdwn(&esc(note))]}));
     }
-    let what = format!(
-        "*What*  `{}` on `{}`\n```{}```",
-        esc(&card.kind),
-        esc(&card.resource),
-        esc(&card.action).replace("```", "`\u{200b}``")
-    );
-    blocks.push(section(&what));
+    blocks.push(section(&what(card)));
     let mut fields = vec![field("Requester", &card.requester)];
     if let Some(owner) = &card.owner {
         fields.push(field("Owner", owner));
@@ -74,6 +71,32 @@ pub fn message(card: &ReviewCard, note: Option<&str>) -> (String, Vec<Value>) {
     ))]}));
     let text = truncate(&format!("{} — {} ({})", card.headline(), card.requester, card.progress()), 3000);
     (text, blocks)
+}
+
+/// The *What* section: the action cut to what fits in a section once
+/// escaped and, when cut, how much is left out and a link to the console
+/// page that shows it whole.
+fn what(card: &ReviewCard) -> String {
+    let head = format!("*What*  `{}` on `{}`\n", esc(&truncate(&card.kind, 200)), esc(&truncate(&card.resource, 200)));
+    let notice_room = card.action_link().chars().count() + 80;
+    let budget = SECTION_MAX.saturating_sub(head.chars().count() + 6 + notice_room).min(MAX_ACTION_CHARS);
+    let (shown, omitted) = cut(&card.action_full, budget, |c| match c {
+        '&' => 5,
+        '<' | '>' => 4,
+        // A run of three gets a zero-width space.
+        '`' => 2,
+        _ => 1,
+    });
+    let mut what = format!("{head}```{}```", esc(shown).replace("```", "`\u{200b}``"));
+    if omitted > 0 {
+        what.push_str(&format!(
+            "\n_… {} more {}; full action in the <{}|console>_",
+            thousands(omitted),
+            if omitted == 1 { "character" } else { "characters" },
+            card.action_link()
+        ));
+    }
+    what
 }
 
 fn buttons(card: &ReviewCard) -> Vec<Value> {

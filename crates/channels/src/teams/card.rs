@@ -7,7 +7,7 @@
 use countersign_core::VoteKind;
 use serde_json::{json, Value};
 
-use crate::review::{status_mark, truncate, ReviewCard};
+use crate::review::{status_mark, thousands, truncate, ReviewCard};
 
 /// The content type of an Adaptive Card attachment.
 pub const CONTENT_TYPE: &str = "application/vnd.microsoft.card.adaptive";
@@ -46,6 +46,15 @@ pub fn adaptive_card(card: &ReviewCard, note: Option<&str>) -> Value {
     body.push(json!({"type": "FactSet", "facts": facts}));
     body.push(text("**Action**"));
     body.push(json!({"type": "TextBlock", "text": esc(&card.action), "fontType": "Monospace", "wrap": true}));
+    if card.action_omitted > 0 {
+        // The card holds a bounded action; the console shows it whole.
+        body.push(text(&format!(
+            "… {} more {}; full action in the [console]({})",
+            thousands(card.action_omitted),
+            if card.action_omitted == 1 { "character" } else { "characters" },
+            card.action_link()
+        )));
+    }
     if let Some(why) = &card.justification {
         body.push(text(&format!("**Why**: {}", esc(why))));
     }

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cross_channel;
+mod long_actions;
 mod slack;
 mod socket_mode;
 mod standins;
