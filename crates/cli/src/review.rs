@@ -9,17 +9,46 @@ use crate::exit::Exit;
 use crate::output::{short_duration, table, Output};
 use crate::view::{parse_time, until, RequestView};
 
+/// Requests asked for per page.
+const PAGE: usize = 500;
+/// Pages followed at most; past them the list says more are waiting.
+const MAX_PAGES: usize = 10;
+
+/// Every pending request the caller may decide (or sees), following the
+/// gateway's pages: the raw entries, and the cursor where it stopped if
+/// more were left.
+async fn pending_pages(client: &Client) -> anyhow::Result<(Vec<Value>, Option<String>)> {
+    let mut actions = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let path = match &cursor {
+            None => format!("/v1/actions?status=pending&limit={PAGE}"),
+            Some(c) => format!("/v1/actions?status=pending&limit={PAGE}&cursor={}", path_segment(c)),
+        };
+        let answer = client.get(&path, None).await?;
+        if let Some(Value::Array(list)) = answer.get("actions") {
+            actions.extend(list.iter().cloned());
+        }
+        cursor = answer.get("next_cursor").and_then(Value::as_str).map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok((actions, cursor))
+}
+
 pub async fn pending(args: PendingArgs, output: Output) -> anyhow::Result<Exit> {
     let client = Client::new(&args.client)?;
-    let answer = client.get("/v1/actions?status=pending", None).await?;
+    let (actions, more) = pending_pages(&client).await?;
     if output.is_json() {
+        let mut answer = json!({ "actions": actions });
+        if let Some(cursor) = &more {
+            answer["next_cursor"] = json!(cursor);
+        }
         println!("{answer}");
         return Ok(Exit::OK);
     }
-    let actions: Vec<RequestView> = match answer.get("actions") {
-        Some(list) => serde_json::from_value(list.clone())?,
-        None => Vec::new(),
-    };
+    let actions: Vec<RequestView> = serde_json::from_value(Value::Array(actions))?;
     if actions.is_empty() {
         println!("nothing is waiting for you");
         return Ok(Exit::OK);
@@ -35,6 +64,9 @@ pub async fn pending(args: PendingArgs, output: Output) -> anyhow::Result<Exit> 
         })
         .collect();
     print!("{}", table(&["ID", "KIND", "RESOURCE", "REQUESTER", "AGE", "REQUIREMENTS"], &rows));
+    if more.is_some() {
+        println!("more… (only the newest {} are listed; see the console for the rest)", actions.len());
+    }
     Ok(Exit::OK)
 }
 

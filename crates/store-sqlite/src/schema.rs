@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_kv.sql")),
     (3, include_str!("../migrations/0003_profiles_expiry.sql")),
+    (4, include_str!("../migrations/0004_request_audience.sql")),
 ];
 
 /// Opens the read-write connection, in WAL mode with full fsync, and
