@@ -98,7 +98,7 @@ pub async fn list(
         resource: query.resource,
         visible_to: None,
         after,
-        limit: query.limit.unwrap_or(100).clamp(1, 1000),
+        limit: query.limit.unwrap_or(100).min(1000),
     };
     let page = state.visible_page(&caller, &filter).await?;
     Ok(Json(ActionList {
