@@ -236,8 +236,12 @@ mod tests {
     }
 
     fn client_for(url: &str) -> Client {
-        Client::new(&crate::cli::ClientArgs { server: url.to_owned(), token: Some("csu_test".to_owned()), ca_file: None })
-            .unwrap()
+        Client::new(&crate::cli::ClientArgs {
+            server: url.to_owned(),
+            token: Some("csu_test".to_owned()),
+            ca_file: None,
+        })
+        .unwrap()
     }
 
     #[tokio::test]

@@ -91,7 +91,11 @@ async fn a_cursor_that_this_gateway_did_not_give_is_refused() {
     let g = gateway().await;
     for cursor in ["nope", "c1zz", "c1", "c13132", "%00"] {
         let (status, body) = g.call("GET", &format!("/v1/actions?cursor={cursor}"), Some("alice"), None).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_cursor")), "{cursor}");
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_cursor")),
+            "{cursor}"
+        );
     }
 }
 

@@ -188,7 +188,13 @@ async fn approve_deny_cancel_and_release_racing_agree_on_one_outcome() {
             let cancel_path = format!("/v1/actions/{id}/cancel");
             // Deny and cancel only in some rounds, so approvals also get
             // through to a release.
-            let deny = async { if round % 3 == 1 { Some(g.deny("bob", &id).await) } else { None } };
+            let deny = async {
+                if round % 3 == 1 {
+                    Some(g.deny("bob", &id).await)
+                } else {
+                    None
+                }
+            };
             let cancel = async {
                 if round % 4 == 2 {
                     Some(g.call("POST", &cancel_path, Some("bot"), None).await)
@@ -202,7 +208,8 @@ async fn approve_deny_cancel_and_release_racing_agree_on_one_outcome() {
         };
         let ((approved, denied, cancelled), releases) = tokio::join!(others, poll_release(&g, &id, &done));
         let status = g.status_of(&id).await;
-        let ok = |answer: &Option<(StatusCode, serde_json::Value)>| answer.as_ref().is_some_and(|a| a.0 == StatusCode::OK);
+        let ok =
+            |answer: &Option<(StatusCode, serde_json::Value)>| answer.as_ref().is_some_and(|a| a.0 == StatusCode::OK);
         let released = releases.iter().filter(|(s, _)| *s == StatusCode::OK).count();
         assert!(released <= 1, "round {round}: a release is single-use: {releases:?}");
         for answer in releases.iter().chain([&approved]).chain(denied.iter()).chain(cancelled.iter()) {
@@ -218,7 +225,11 @@ async fn approve_deny_cancel_and_release_racing_agree_on_one_outcome() {
             .filter(|(won, _)| *won)
             .map(|(_, s)| s)
             .collect();
-        assert_eq!(winners, vec![status.as_str()], "round {round}: exactly one final move won, and it is the stored one");
+        assert_eq!(
+            winners,
+            vec![status.as_str()],
+            "round {round}: exactly one final move won, and it is the stored one"
+        );
         if approved.0 == StatusCode::OK && !ok(&denied) && !ok(&cancelled) {
             assert_eq!(status, "released", "round {round}: an accepted, unvetoed approval is released");
         }
@@ -226,7 +237,9 @@ async fn approve_deny_cancel_and_release_racing_agree_on_one_outcome() {
         assert_eq!(count(&types, "action.revoked"), 0, "round {round}: {types:?}");
         let finals: Vec<&String> = types
             .iter()
-            .filter(|t| ["action.released", "action.denied", "action.cancelled", "action.expired"].contains(&t.as_str()))
+            .filter(|t| {
+                ["action.released", "action.denied", "action.cancelled", "action.expired"].contains(&t.as_str())
+            })
             .collect();
         assert_eq!(finals, vec![&format!("action.{status}")], "round {round}: {types:?}");
         let approved_now = approved.0 == StatusCode::OK && approved.1["status"] == "approved";

@@ -184,10 +184,7 @@ pub(crate) async fn list(client: &Client, filter: &RequestFilter) -> Result<Vec<
     if let Some(resource) = &filter.resource {
         clauses.push(format!("resource = {}", bind(Box::new(resource.clone()))));
     }
-    let after = filter
-        .after
-        .as_ref()
-        .map(|c| (bind(Box::new(c.created_at.as_millis())), bind(Box::new(c.id.clone()))));
+    let after = filter.after.as_ref().map(|c| (bind(Box::new(c.created_at.as_millis())), bind(Box::new(c.id.clone()))));
     if let Some((at, id)) = &after {
         clauses.push(format!("(created_at, id) < ({at}, {id})"));
     }

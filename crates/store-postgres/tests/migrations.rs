@@ -81,7 +81,10 @@ async fn migration_3_indexes_who_may_see_the_requests_already_stored() {
         }))
         .unwrap()
     };
-    let stored = [request("r1", "pending", serde_json::json!(["dba", "sre"])), request("r2", "denied", serde_json::json!(["web"]))];
+    let stored = [
+        request("r1", "pending", serde_json::json!(["dba", "sre"])),
+        request("r2", "denied", serde_json::json!(["web"])),
+    ];
     for r in &stored {
         let body = serde_json::to_string(r).unwrap();
         client

@@ -139,9 +139,10 @@ pub(crate) fn list(conn: &Connection, filter: &RequestFilter) -> Result<Vec<Requ
     if let Some(resource) = &filter.resource {
         clauses.push(format!("resource = {}", bind(Value::Text(resource.clone()))));
     }
-    let after = filter.after.as_ref().map(|c| {
-        (bind(Value::Integer(c.created_at.as_millis())), bind(Value::Text(c.id.clone())))
-    });
+    let after = filter
+        .after
+        .as_ref()
+        .map(|c| (bind(Value::Integer(c.created_at.as_millis())), bind(Value::Text(c.id.clone()))));
     if let Some((at, id)) = &after {
         clauses.push(format!("(created_at, id) < ({at}, {id})"));
     }

@@ -225,7 +225,9 @@ mod tests {
         .unwrap();
         migrate(&conn).unwrap();
         let rows: Vec<(String, String, String, i64)> = conn
-            .prepare("SELECT request_id, audience, status, created_at FROM request_audience ORDER BY request_id, audience")
+            .prepare(
+                "SELECT request_id, audience, status, created_at FROM request_audience ORDER BY request_id, audience",
+            )
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .unwrap()

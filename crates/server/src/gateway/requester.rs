@@ -139,9 +139,7 @@ impl Judged {
         }
         match &self.verdict {
             Verdict::Allow => None,
-            Verdict::Deny => {
-                Some(format!("policy set `{}` now denies this action: {}", self.policy_hash, self.reason))
-            }
+            Verdict::Deny => Some(format!("policy set `{}` now denies this action: {}", self.policy_hash, self.reason)),
             Verdict::RequireApproval(requirements) => (!current.quorum_met_for(requirements)).then(|| {
                 format!(
                     "the approvals given no longer meet the requirements of policy set `{}`: {}",

@@ -69,9 +69,8 @@ fn audience(principal: Option<PrincipalRef>, groups: &[&str]) -> Audience {
 /// requester and by the groups named in its requirements.
 pub async fn list_requests_visible_to_filters_before_the_limit<S: Store>(store: Arc<S>) {
     let flood = PrincipalRef::agent("flood");
-    let mut all: Vec<Request> = (0..1005u64)
-        .map(|i| for_group(&format!("flood-{i:04}"), flood.clone(), "dba", 1000 + i))
-        .collect();
+    let mut all: Vec<Request> =
+        (0..1005u64).map(|i| for_group(&format!("flood-{i:04}"), flood.clone(), "dba", 1000 + i)).collect();
     // Older than the flood: an SRE request, a closed one, and the SRE's own.
     all.push(for_group("sre-1", PrincipalRef::agent("bot"), "sre", 10));
     all.push(for_group("sre-2", PrincipalRef::agent("bot"), "sre", 20));
@@ -97,12 +96,14 @@ pub async fn list_requests_visible_to_filters_before_the_limit<S: Store>(store: 
         ..Default::default()
     };
     assert_eq!(ids(&*store, &dba).await, expected(&all, &dba));
-    let agent = RequestFilter { visible_to: Some(audience(Some(PrincipalRef::agent("bot")), &[])), ..Default::default() };
+    let agent =
+        RequestFilter { visible_to: Some(audience(Some(PrincipalRef::agent("bot")), &[])), ..Default::default() };
     assert_eq!(ids(&*store, &agent).await, vec!["sre-ops", "sre-denied", "sre-2", "sre-1"]);
     let nobody = RequestFilter { visible_to: Some(Audience::default()), ..Default::default() };
     assert!(ids(&*store, &nobody).await.is_empty(), "an audience with no keys sees nothing");
     // The user alice is not the agent alice, nor the other way round.
-    let agent_alice = RequestFilter { visible_to: Some(audience(Some(PrincipalRef::agent("alice")), &[])), ..Default::default() };
+    let agent_alice =
+        RequestFilter { visible_to: Some(audience(Some(PrincipalRef::agent("alice")), &[])), ..Default::default() };
     assert!(ids(&*store, &agent_alice).await.is_empty(), "a user's requests are not an agent's");
 
     // A status change moves the request between the audience's lists.

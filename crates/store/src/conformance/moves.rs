@@ -46,11 +46,9 @@ fn release(seen: Seen) -> UpdateFn {
         saw(&seen, r);
         let now = T0.plus(2 * MINUTE);
         match lifecycle::release(r, &r.principal.clone(), now) {
-            Ok(next) if r.quorum_met() => Update {
-                save: Some(next),
-                events: vec![draft("action.released", json!({"id": r.id}))],
-                result: Ok(()),
-            },
+            Ok(next) if r.quorum_met() => {
+                Update { save: Some(next), events: vec![draft("action.released", json!({"id": r.id}))], result: Ok(()) }
+            }
             Ok(_) => match lifecycle::revoke(r, "the approvals do not meet the requirements", now) {
                 Ok(revoked) => Update {
                     save: Some(revoked),
@@ -61,7 +59,11 @@ fn release(seen: Seen) -> UpdateFn {
             },
             Err(refusal) => Update {
                 save: None,
-                events: vec![AuditDraft::new("agent:bot", "attempt.refused", json!({"id": r.id, "code": refusal.code()}))],
+                events: vec![AuditDraft::new(
+                    "agent:bot",
+                    "attempt.refused",
+                    json!({"id": r.id, "code": refusal.code()}),
+                )],
                 result: Err(refusal),
             },
         }
@@ -84,7 +86,8 @@ pub async fn release_racing_approvals_sees_them<S: Store>(store: Arc<S>) {
             voters.push(tokio::spawn(async move {
                 barrier.wait().await;
                 let seen: Seen = Arc::default();
-                let updated = must(store.update_request(&id, approve(i + round * 2, Arc::clone(&seen))).await, "approve");
+                let updated =
+                    must(store.update_request(&id, approve(i + round * 2, Arc::clone(&seen))).await, "approve");
                 (updated, seen)
             }));
         }
@@ -131,7 +134,10 @@ pub async fn release_racing_approvals_sees_them<S: Store>(store: Arc<S>) {
             let seen = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
             assert_eq!(seen.len(), 1, "round {round}: a transition runs once");
             assert_eq!(updated.before, seen[0].0, "round {round}: `before` is what the transition saw");
-            assert_eq!(updated.changed, updated.request.status != seen[0].0 || updated.request.votes.len() != seen[0].1);
+            assert_eq!(
+                updated.changed,
+                updated.request.status != seen[0].0 || updated.request.votes.len() != seen[0].1
+            );
         }
     }
     let log = verified_log(&*store).await;
