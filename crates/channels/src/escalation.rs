@@ -5,12 +5,15 @@
 
 use countersign_audit::AuditDraft;
 use countersign_core::clock::format_duration;
-use countersign_core::{Status, Timestamp};
+use countersign_core::{Request, Status, Timestamp};
 use countersign_server::AppState;
-use countersign_store::{RequestFilter, StoreError};
+use countersign_store::{Cursor, RequestFilter, StoreError};
 use serde_json::json;
 
 use crate::outbox::{Lease, OutboxOptions, KV};
+
+/// Pending requests read per page.
+const PAGE: usize = 500;
 
 /// Checks pending requests every `options.escalation_tick` until shutdown.
 pub async fn run(state: AppState, options: OutboxOptions) {
@@ -33,9 +36,25 @@ pub async fn run(state: AppState, options: OutboxOptions) {
 /// returns how many. Each is escalated once, even across processes: the
 /// claim is a compare-and-set in the key-value area.
 pub async fn scan(state: &AppState, now: Timestamp) -> Result<usize, StoreError> {
-    let filter = RequestFilter { status: Some(Status::Pending), limit: 1000, ..RequestFilter::default() };
+    // Every pending request, page by page: a flood of newer ones must not
+    // keep an older one from escalating.
+    let mut filter = RequestFilter { status: Some(Status::Pending), limit: PAGE, ..RequestFilter::default() };
     let mut escalated = 0;
-    for request in state.store.list_requests(&filter).await? {
+    loop {
+        let page = state.store.list_requests(&filter).await?;
+        let last = page.len() < PAGE;
+        filter.after = page.last().map(Cursor::after);
+        escalated += escalate_due(state, page, now).await?;
+        if last || filter.after.is_none() {
+            return Ok(escalated);
+        }
+    }
+}
+
+/// Escalates the due requirements of `pending`; returns how many.
+async fn escalate_due(state: &AppState, pending: Vec<Request>, now: Timestamp) -> Result<usize, StoreError> {
+    let mut escalated = 0;
+    for request in pending {
         for requirement in &request.requirements {
             let (Some(after), Some(to)) = (requirement.routing.escalate_after, &requirement.routing.escalate_to) else {
                 continue;

@@ -31,7 +31,15 @@ pub(crate) const LIMIT: usize = 500;
 
 async fn rows(state: &Shared, viewer: &Viewer, filters: &TextFilters) -> Result<String, Response> {
     let filter = RequestFilter { status: Some(Status::Pending), limit: LIMIT, ..RequestFilter::default() };
-    let mut requests = state.app.visible_requests(&viewer.principal, &filter).await.map_err(|e| e.into_response())?;
+    // Filtered in the store to what the viewer may see, so others' requests
+    // never crowd theirs out; `next` says there are more than one page.
+    let page = state.app.visible_page(&viewer.principal, &filter).await.map_err(|e| e.into_response())?;
+    let more = if page.next.is_some() {
+        format!("<p class=\"muted\" id=\"queue-more\">More are waiting than the {LIMIT} newest shown here; narrow the filters to find older ones.</p>")
+    } else {
+        String::new()
+    };
+    let mut requests = page.requests;
     requests.retain(|r| filters.admits(r));
     // Oldest first: what has waited longest comes first.
     requests.reverse();
@@ -41,7 +49,7 @@ async fn rows(state: &Shared, viewer: &Viewer, filters: &TextFilters) -> Result<
         "Requests waiting for a decision",
         "Nothing is waiting for you. New requests appear here as they arrive.",
     );
-    Ok(format!("<p class=\"count\" id=\"queue-count\">{count} waiting</p>{table}"))
+    Ok(format!("<p class=\"count\" id=\"queue-count\">{count} waiting</p>{more}{table}"))
 }
 
 pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(filters): Query<TextFilters>) -> Response {

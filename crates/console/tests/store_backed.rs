@@ -421,3 +421,40 @@ async fn the_request_page_shows_the_redacted_review_card_with_parsed_facts() {
     assert!(page.contains("DELETE without WHERE on `orders`"), "{page}");
     assert!(page.contains("shell programs: mysql"), "{page}");
 }
+
+/// Issue 9 §10: 1,000 newer pending requests for another group (`dba`)
+/// do not push an SRE's decidable request out of the queue: the store
+/// filters by what the viewer may see before the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_for_another_group_does_not_hide_my_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("c.db")).unwrap());
+    let g = serve(dir.path(), store.clone()).await;
+    let alice = add_user(&*store, "alice", &["sre"]).await;
+    let key = add_agent(&*store).await;
+    let mine = submit(&g, &key, "prod-web").await;
+    let template = store.request(&mine).await.unwrap().unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let (store, template) = (store.clone(), template.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (t..1000).step_by(8) {
+                let mut flood = template.clone();
+                flood.id = format!("flood-{i:04}");
+                flood.created_at = template.created_at.plus(Duration::from_millis(1 + i));
+                for requirement in &mut flood.requirements {
+                    requirement.groups = vec!["dba".to_owned()];
+                }
+                store.insert_request(flood, vec![]).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let session = session_cookie(&sign_in(&g, &alice).await);
+    let queue = queue_fragment(&g, &session).await;
+    assert!(queue.contains(&mine), "the SRE's request is in the queue: {queue}");
+    assert!(queue.contains(">1 waiting<"), "only what alice may decide: {queue}");
+    assert!(!queue.contains("flood-"), "{queue}");
+}

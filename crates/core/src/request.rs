@@ -271,7 +271,13 @@ impl Request {
 
     /// Every requirement has its quorum of distinct people.
     pub fn quorum_met(&self) -> bool {
-        self.requirements.iter().all(|r| self.approvals_for(r) >= usize::try_from(r.quorum).unwrap_or(usize::MAX))
+        self.quorum_met_for(&self.requirements)
+    }
+
+    /// The approvals given meet every one of `requirements` (those a policy
+    /// set imposes now, say, rather than those stored with the request).
+    pub fn quorum_met_for(&self, requirements: &[Requirement]) -> bool {
+        requirements.iter().all(|r| self.approvals_for(r) >= usize::try_from(r.quorum).unwrap_or(usize::MAX))
     }
 }
 

@@ -47,7 +47,27 @@ pub(crate) async fn insert(tx: &mut Tx<'_>, row: &Row) -> Result<bool, Fatal> {
     // Nobody can be waiting on a request that did not exist, so a new one
     // needs no notice to other replicas; the change counter still moves.
     tx.mark_dirty();
+    if inserted == 1 {
+        index_audience(tx, row, false).await?;
+    }
     Ok(inserted == 1)
+}
+
+/// Writes the request's rows of the visibility index (see migration 3),
+/// replacing any it had (`replace`: a request saved again).
+async fn index_audience(tx: &mut Tx<'_>, row: &Row, replace: bool) -> Result<(), Fatal> {
+    if replace {
+        tx.execute("DELETE FROM request_audience WHERE request_id = $1", &[&row.id]).await?;
+    }
+    for audience in &row.audiences {
+        tx.execute(
+            "INSERT INTO request_audience (audience, request_id, status, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+            &[audience, &row.id, &row.status, &row.created_at],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Overwrites a stored request and tells other replicas.
@@ -60,6 +80,9 @@ pub(crate) async fn save(tx: &mut Tx<'_>, row: &Row) -> Result<u64, Fatal> {
             &params(row),
         )
         .await?;
+    if changed > 0 {
+        index_audience(tx, row, true).await?;
+    }
     tx.notice_request(&row.id);
     Ok(changed)
 }
@@ -87,6 +110,8 @@ pub(crate) async fn update(tx: &mut Tx<'_>, id: &str, update: UpdateFn) -> Resul
     let Ok(Update { save: next, events, result }) = ran else {
         return Ok(Err(StoreError::Internal("the transition panicked".to_owned())));
     };
+    let before = current.status;
+    let changed = next.as_ref().is_some_and(|next| next != &current);
     let request = match next {
         Some(next) if next.id != current.id => {
             return Ok(Err(StoreError::Internal(format!(
@@ -108,7 +133,7 @@ pub(crate) async fn update(tx: &mut Tx<'_>, id: &str, update: UpdateFn) -> Resul
     if let Err(e) = tx.append(&events) {
         return Err(Fatal::Store(e));
     }
-    Ok(Ok(Updated { request, result }))
+    Ok(Ok(Updated { request, result, before, changed }))
 }
 
 /// Pending and approved requests submitted by one identity, inside the
@@ -134,34 +159,54 @@ pub(crate) async fn get(client: &Client, id: &str) -> Result<Option<Request>, St
     rows.first().map(|r| col::<&str>(r, 0).and_then(decode)).transpose()
 }
 
+/// The requests `filter` selects, newest first. Every filter (the
+/// audience and the cursor too) is part of the query, so the limit counts
+/// only matching rows.
 pub(crate) async fn list(client: &Client, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
     let mut clauses: Vec<String> = Vec::new();
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-    let mut bind = |column: &str, value: String| {
-        params.push(Box::new(value));
-        clauses.push(format!("{column} = ${}", params.len()));
+    let mut bind = |value: Box<dyn ToSql + Sync + Send>| {
+        params.push(value);
+        format!("${}", params.len())
     };
-    if let Some(status) = filter.status {
-        bind("status", status.as_str().to_owned());
+    let status = filter.status.map(|s| bind(Box::new(s.as_str().to_owned())));
+    if let Some(status) = &status {
+        clauses.push(format!("status = {status}"));
     }
     if let Some(principal) = &filter.principal {
-        bind("principal_kind", principal.kind.as_str().to_owned());
-        bind("principal_name", principal.name.clone());
+        let kind = bind(Box::new(principal.kind.as_str().to_owned()));
+        let name = bind(Box::new(principal.name.clone()));
+        clauses.push(format!("principal_kind = {kind} AND principal_name = {name}"));
     }
     if let Some(kind) = &filter.kind {
-        bind("kind", kind.clone());
+        clauses.push(format!("kind = {}", bind(Box::new(kind.clone()))));
     }
     if let Some(resource) = &filter.resource {
-        bind("resource", resource.clone());
+        clauses.push(format!("resource = {}", bind(Box::new(resource.clone()))));
+    }
+    let after = filter.after.as_ref().map(|c| (bind(Box::new(c.created_at.as_millis())), bind(Box::new(c.id.clone()))));
+    if let Some((at, id)) = &after {
+        clauses.push(format!("(created_at, id) < ({at}, {id})"));
+    }
+    if let Some(audience) = &filter.visible_to {
+        // Read from the audience index; an audience with no keys sees nothing.
+        let keys = bind(Box::new(audience.keys()));
+        let mut inner = vec![format!("audience = ANY({keys})")];
+        if let Some(status) = &status {
+            inner.push(format!("status = {status}"));
+        }
+        if let Some((at, id)) = &after {
+            inner.push(format!("(created_at, request_id) < ({at}, {id})"));
+        }
+        clauses.push(format!("id IN (SELECT request_id FROM request_audience WHERE {})", inner.join(" AND ")));
     }
     let limit = match filter.limit {
         0 => DEFAULT_LIMIT,
         n => n.min(MAX_LIMIT),
     };
-    params.push(Box::new(i64::try_from(limit).unwrap_or(100)));
+    let limit = bind(Box::new(i64::try_from(limit).unwrap_or(100)));
     let filter_sql = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
-    let sql =
-        format!("SELECT body FROM requests{filter_sql} ORDER BY created_at DESC, id DESC LIMIT ${}", params.len());
+    let sql = format!("SELECT body FROM requests{filter_sql} ORDER BY created_at DESC, id DESC LIMIT {limit}");
     let stmt = client.prepare_cached(&sql).await.map_err(db)?;
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
     let rows = client.query(&stmt, &refs).await.map_err(db)?;

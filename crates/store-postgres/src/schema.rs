@@ -15,8 +15,11 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::error::{col, db};
 
 /// Every migration, in order. Never edit one that has shipped; add a file.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/0001_init.sql")), (2, include_str!("../migrations/0002_profiles_expiry.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_profiles_expiry.sql")),
+    (3, include_str!("../migrations/0003_request_audience.sql")),
+];
 
 /// The advisory lock key migrations hold ("countersign" in ASCII, truncated).
 const MIGRATION_LOCK: i64 = 0x636f_756e_7465_7273;

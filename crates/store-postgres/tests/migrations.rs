@@ -52,3 +52,66 @@ async fn migration_2_moves_login_profiles_into_users_and_bounds_old_sessions() {
     assert_eq!(store.kv_get("console.sessions", "abc").await.unwrap(), None);
     assert_eq!(store.kv_get("countersign.policy", "hash").await.unwrap().as_deref(), Some("sha256:not-json"));
 }
+
+/// Migration 3 indexes who may see the requests stored before it, so lists
+/// filtered by audience find them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_3_indexes_who_may_see_the_requests_already_stored() {
+    use countersign_core::{PrincipalRef, Request, Status};
+    use countersign_store::{Audience, RequestFilter};
+
+    let cluster = TempCluster::shared().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().await.expect("a fresh database");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+        .await
+        .unwrap();
+    client.batch_execute(include_str!("../migrations/0001_init.sql")).await.unwrap();
+    client.batch_execute(include_str!("../migrations/0002_profiles_expiry.sql")).await.unwrap();
+    client.batch_execute("INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0), (2, 0)").await.unwrap();
+    let request = |id: &str, status: &str, groups: serde_json::Value| -> Request {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "fingerprint": "sha256:00", "principal": {"kind": "agent", "name": "bot"},
+            "action": {"kind": "k", "resource": "r", "payload": {}},
+            "status": status, "reason": "", "policies": [], "policy_hash": "",
+            "requirements": [{"policy": "p", "groups": groups, "quorum": 1, "timeout": 1, "valid_for": 1}],
+            "created_at": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap()
+    };
+    let stored = [
+        request("r1", "pending", serde_json::json!(["dba", "sre"])),
+        request("r2", "denied", serde_json::json!(["web"])),
+    ];
+    for r in &stored {
+        let body = serde_json::to_string(r).unwrap();
+        client
+            .execute(
+                "INSERT INTO requests (id, status, principal_kind, principal_name, kind, resource, created_at, body)
+                 VALUES ($1, $2, 'agent', 'bot', 'k', 'r', $3, $4)",
+                &[&r.id, &r.status.as_str(), &r.created_at.as_millis(), &body],
+            )
+            .await
+            .unwrap();
+    }
+
+    let store = PostgresStore::connect(&url).await.expect("connect and migrate");
+    let list = |groups: &[&str], principal: Option<PrincipalRef>, status: Option<Status>| {
+        let filter = RequestFilter {
+            status,
+            visible_to: Some(Audience { principal, groups: groups.iter().map(|g| (*g).to_owned()).collect() }),
+            ..RequestFilter::default()
+        };
+        let store = &store;
+        async move { store.list_requests(&filter).await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>() }
+    };
+    assert_eq!(list(&["sre"], None, Some(Status::Pending)).await, ["r1"]);
+    assert_eq!(list(&["web"], None, None).await, ["r2"]);
+    assert!(list(&["web"], None, Some(Status::Pending)).await.is_empty());
+    assert!(list(&["ops"], None, None).await.is_empty());
+    let mut own = list(&[], Some(PrincipalRef::agent("bot")), None).await;
+    own.sort();
+    assert_eq!(own, ["r1", "r2"]);
+}

@@ -35,6 +35,23 @@ pub(crate) fn insert(conn: &Connection, row: &Row) -> Result<(), StoreError> {
         ))
     })
     .map_err(|e| insert_error(e, "request", &row.id))?;
+    index_audience(conn, row)
+}
+
+/// Writes the request's rows of the visibility index (see migration 4),
+/// replacing any it had.
+fn index_audience(conn: &Connection, row: &Row) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM request_audience WHERE request_id = ?1")
+        .and_then(|mut s| s.execute([&row.id]))
+        .map_err(db)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO request_audience (audience, request_id, status, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(db)?;
+    for audience in &row.audiences {
+        stmt.execute((audience, &row.id, row.status, row.created_at)).map_err(db)?;
+    }
     Ok(())
 }
 
@@ -64,13 +81,15 @@ pub(crate) fn save(conn: &Connection, request: &Request) -> Result<(), StoreErro
     if changed == 0 {
         return Err(StoreError::NotFound { what: "request", name: request.id.clone() });
     }
-    Ok(())
+    index_audience(conn, &row)
 }
 
 /// Runs a transition against the current request, inside the writer.
 pub(crate) fn update(tx: &mut Tx<'_>, id: &str, update: UpdateFn) -> Result<Updated, StoreError> {
     let current = get(tx.conn, id)?.ok_or_else(|| StoreError::NotFound { what: "request", name: id.to_owned() })?;
     let Update { save: next, events, result } = update(&current);
+    let before = current.status;
+    let changed = next.as_ref().is_some_and(|next| next != &current);
     let request = match next {
         Some(next) if next.id != current.id => {
             return Err(StoreError::Internal(format!(
@@ -86,7 +105,7 @@ pub(crate) fn update(tx: &mut Tx<'_>, id: &str, update: UpdateFn) -> Result<Upda
     };
     // Appended whether or not anything changed: refused attempts are audited.
     tx.append(&events)?;
-    Ok(Updated { request, result })
+    Ok(Updated { request, result, before, changed })
 }
 
 pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<Request>, StoreError> {
@@ -95,34 +114,58 @@ pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<Request>, StoreE
     body.map(|b| decode(&b)).transpose()
 }
 
+/// The requests `filter` selects, newest first. Every filter (the
+/// audience and the cursor too) is part of the query, so the limit counts
+/// only matching rows.
 pub(crate) fn list(conn: &Connection, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
     let mut clauses: Vec<String> = Vec::new();
     let mut params: Vec<Value> = Vec::new();
-    let mut bind = |clause: &str, value: Value| {
+    let mut bind = |value: Value| {
         params.push(value);
-        clauses.push(format!("{clause} = ?{}", params.len()));
+        format!("?{}", params.len())
     };
-    if let Some(status) = filter.status {
-        bind("status", Value::Text(status.as_str().to_owned()));
+    let status = filter.status.map(|s| bind(Value::Text(s.as_str().to_owned())));
+    if let Some(status) = &status {
+        clauses.push(format!("status = {status}"));
     }
     if let Some(principal) = &filter.principal {
-        bind("principal_kind", Value::Text(principal.kind.as_str().to_owned()));
-        bind("principal_name", Value::Text(principal.name.clone()));
+        let kind = bind(Value::Text(principal.kind.as_str().to_owned()));
+        let name = bind(Value::Text(principal.name.clone()));
+        clauses.push(format!("principal_kind = {kind} AND principal_name = {name}"));
     }
     if let Some(kind) = &filter.kind {
-        bind("kind", Value::Text(kind.clone()));
+        clauses.push(format!("kind = {}", bind(Value::Text(kind.clone()))));
     }
     if let Some(resource) = &filter.resource {
-        bind("resource", Value::Text(resource.clone()));
+        clauses.push(format!("resource = {}", bind(Value::Text(resource.clone()))));
+    }
+    let after = filter
+        .after
+        .as_ref()
+        .map(|c| (bind(Value::Integer(c.created_at.as_millis())), bind(Value::Text(c.id.clone()))));
+    if let Some((at, id)) = &after {
+        clauses.push(format!("(created_at, id) < ({at}, {id})"));
+    }
+    if let Some(audience) = &filter.visible_to {
+        // Read from the audience index, each key's range in index order;
+        // an audience with no keys sees nothing.
+        let keys: Vec<String> = audience.keys().into_iter().map(|k| bind(Value::Text(k))).collect();
+        let mut inner = vec![format!("audience IN ({})", keys.join(", "))];
+        if let Some(status) = &status {
+            inner.push(format!("status = {status}"));
+        }
+        if let Some((at, id)) = &after {
+            inner.push(format!("(created_at, request_id) < ({at}, {id})"));
+        }
+        clauses.push(format!("id IN (SELECT request_id FROM request_audience WHERE {})", inner.join(" AND ")));
     }
     let limit = match filter.limit {
         0 => DEFAULT_LIMIT,
         n => n.min(MAX_LIMIT),
     };
-    params.push(Value::Integer(i64::try_from(limit).unwrap_or(100)));
+    let limit = bind(Value::Integer(i64::try_from(limit).unwrap_or(100)));
     let filter_sql = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
-    let sql =
-        format!("SELECT body FROM requests{filter_sql} ORDER BY created_at DESC, id DESC LIMIT ?{}", params.len());
+    let sql = format!("SELECT body FROM requests{filter_sql} ORDER BY created_at DESC, id DESC LIMIT {limit}");
     let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
     let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0)).map_err(db)?;
     rows.map(|r| decode(&r.map_err(db)?)).collect()

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_kv.sql")),
     (3, include_str!("../migrations/0003_profiles_expiry.sql")),
+    (4, include_str!("../migrations/0004_request_audience.sql")),
 ];
 
 /// Opens the read-write connection, in WAL mode with full fsync, and
@@ -202,5 +203,47 @@ mod tests {
                 _ => assert_eq!(expires_at, None, "{namespace} never expires"),
             }
         }
+    }
+
+    #[test]
+    fn migration_4_indexes_who_may_see_the_requests_already_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("t.db")).unwrap();
+        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL, applied_at INTEGER NOT NULL) STRICT;")
+            .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 3) {
+            apply(&conn, *version, sql).unwrap();
+        }
+        conn.execute_batch(
+            r#"INSERT INTO requests (id, status, principal_kind, principal_name, kind, resource, created_at, body) VALUES
+                   ('r1', 'pending', 'agent', 'bot', 'k', 'r', 5,
+                    '{"requirements":[{"groups":["dba","sre"]},{"groups":["dba",7]}]}'),
+                   ('r2', 'allowed', 'user', 'alice', 'k', 'r', 6, '{"requirements":[]}'),
+                   ('r3', 'pending', 'agent', 'bot', 'k', 'r', 7, 'not json'),
+                   ('r4', 'denied', 'agent', 'bot', 'k', 'r', 8, '{"requirements":[{"groups":"sre"},3]}');"#,
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let rows: Vec<(String, String, String, i64)> = conn
+            .prepare(
+                "SELECT request_id, audience, status, created_at FROM request_audience ORDER BY request_id, audience",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row = |id: &str, audience: &str, status: &str, at: i64| (id.into(), audience.into(), status.into(), at);
+        assert_eq!(
+            rows,
+            vec![
+                row("r1", "g:dba", "pending", 5),
+                row("r1", "g:sre", "pending", 5),
+                row("r1", "p:agent:bot", "pending", 5),
+                row("r2", "p:user:alice", "allowed", 6),
+                row("r3", "p:agent:bot", "pending", 7),
+                row("r4", "p:agent:bot", "denied", 8),
+            ]
+        );
     }
 }

@@ -14,7 +14,7 @@ use countersign_audit::{AuditDraft, AuditEvent};
 use countersign_core::{Principal, Request, Timestamp};
 use countersign_store::conformance;
 use countersign_store::{
-    Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, UpdateFn, Updated, User, UserProfile,
+    Agent, Cursor, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, UpdateFn, Updated, User, UserProfile,
 };
 use countersign_store_sqlite::SqliteStore;
 
@@ -42,6 +42,12 @@ enum Flaw {
     AuditsUnchangedProfiles,
     /// Never deletes expired key-value entries.
     PurgeDeletesNothing,
+    /// Applies the audience after the limit (issue 9: a flood for another
+    /// group pushed a person's requests out of their list).
+    VisibilityAfterLimit,
+    /// Pages by creation time alone, skipping requests that share the
+    /// cursor's creation time.
+    CursorByTimeOnly,
 }
 
 #[derive(Debug)]
@@ -160,6 +166,15 @@ impl Store for Flawed {
         match self.flaw {
             Flaw::UnlimitedLists if filter.limit == 0 => {
                 self.inner.list_requests(&RequestFilter { limit: usize::MAX, ..filter.clone() }).await
+            }
+            Flaw::VisibilityAfterLimit if filter.visible_to.is_some() => {
+                let audience = filter.visible_to.clone().unwrap();
+                let all = self.inner.list_requests(&RequestFilter { visible_to: None, ..filter.clone() }).await?;
+                Ok(all.into_iter().filter(|r| audience.admits(r)).collect())
+            }
+            Flaw::CursorByTimeOnly if filter.after.is_some() => {
+                let after = filter.after.clone().map(|c| Cursor { id: String::new(), ..c });
+                self.inner.list_requests(&RequestFilter { after, ..filter.clone() }).await
             }
             _ => self.inner.list_requests(filter).await,
         }
@@ -314,6 +329,19 @@ must_fail!(
     kv_expired_entries_are_purged,
     "expiry is inclusive"
 );
+must_fail!(
+    release_catches_lost_updates,
+    Flaw::LostUpdate,
+    release_racing_approvals_sees_them,
+    "released once both approvals are accepted"
+);
+must_fail!(
+    visibility_is_filtered_before_the_limit,
+    Flaw::VisibilityAfterLimit,
+    list_requests_visible_to_filters_before_the_limit,
+    "who may see a request is filtered before the limit"
+);
+must_fail!(cursors_keep_ties, Flaw::CursorByTimeOnly, list_requests_pages_with_a_cursor, "page after");
 must_fail!(duplicate_ids_are_refused, Flaw::DuplicatesAccepted, duplicate_request_already_exists, "duplicate id");
 
 /// The same wrapper without a flaw passes every scenario, so the failures

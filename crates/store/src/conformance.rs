@@ -34,6 +34,12 @@ use serde_json::{json, Value};
 
 use crate::{Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, UpdateFn, User, UserProfile};
 
+mod lists;
+mod moves;
+
+pub use lists::{list_requests_pages_with_a_cursor, list_requests_visible_to_filters_before_the_limit};
+pub use moves::release_racing_approvals_sees_them;
+
 /// Expands to one `#[tokio::test]` per scenario. `$make` is a function or
 /// closure taking nothing and returning a future of `(store, guard)`.
 /// The calling crate needs `tokio` with the `macros` and `rt-multi-thread`
@@ -77,11 +83,14 @@ macro_rules! conformance_scenarios {
             duplicate_request_already_exists,
             list_requests_filters,
             list_requests_limits,
+            list_requests_visible_to_filters_before_the_limit,
+            list_requests_pages_with_a_cursor,
             update_request_saves_and_audits,
             update_request_audits_refusals,
             update_unknown_request_is_not_found,
             racing_final_moves_have_one_winner,
             quorum_counts_distinct_people_under_concurrency,
+            release_racing_approvals_sees_them,
             due_requests_are_open_and_past_deadline,
             audit_pages_form_one_chain,
             concurrent_appends_form_one_chain,
@@ -740,6 +749,8 @@ pub async fn list_requests_filters<S: Store>(store: Arc<S>) {
         principal: Some(PrincipalRef::agent("a")),
         kind: Some("sql.execute".to_owned()),
         resource: Some("prod-db".to_owned()),
+        visible_to: None,
+        after: None,
         limit: 0,
     };
     check(all.clone(), combined).await;

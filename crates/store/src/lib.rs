@@ -26,7 +26,10 @@ use countersign_core::{Principal, Request, Timestamp};
 
 pub use error::StoreError;
 pub use row::RequestRow;
-pub use types::{Agent, Change, NewAgent, NewUser, RequestFilter, Update, UpdateFn, Updated, User, UserProfile};
+pub use types::{
+    audience_keys, Agent, Audience, Change, Cursor, NewAgent, NewUser, RequestFilter, Update, UpdateFn, Updated, User,
+    UserProfile,
+};
 
 /// The gateway's persistent state: identities, requests, and the audit log.
 #[async_trait]
@@ -93,7 +96,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     async fn request(&self, id: &str) -> Result<Option<Request>, StoreError>;
 
-    /// Requests matching `filter`, newest first.
+    /// Requests matching `filter`, newest first (by creation time, then id,
+    /// both descending), every filter applied before the limit.
     async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError>;
 
     /// Applies a transition atomically: `update` sees the current request and

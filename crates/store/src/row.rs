@@ -19,6 +19,8 @@ pub struct RequestRow {
     /// [`Request::deadline`], for the expiry sweep's index.
     pub deadline: Option<i64>,
     pub body: String,
+    /// [`crate::audience_keys`], for the visibility index.
+    pub audiences: Vec<String>,
 }
 
 impl RequestRow {
@@ -34,6 +36,7 @@ impl RequestRow {
             deadline: request.deadline().map(Timestamp::as_millis),
             body: serde_json::to_string(request)
                 .map_err(|e| StoreError::Internal(format!("cannot encode request: {e}")))?,
+            audiences: crate::audience_keys(request),
         })
     }
 }

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use countersign_core::{Status, Timestamp, VoteKind};
-use countersign_store::RequestFilter;
+use countersign_store::{Cursor, RequestFilter};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -65,9 +65,12 @@ pub struct ListQuery {
     pub resource: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<usize>,
+    /// Where to continue: the `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// List the requests the caller may see; for approvers, the ones they can decide.
+/// Paged: follow `next_cursor` while it is present.
 #[utoipa::path(get, path = "/v1/actions", params(ListQuery), tag = "actions",
     responses((status = 200, body = ActionList), (status = 400, body = ErrorBody)))]
 pub async fn list(
@@ -82,15 +85,26 @@ pub async fn list(
                 .ok_or_else(|| ApiError::bad_request("invalid_status", format!("unknown status `{text}`")))?,
         ),
     };
+    let after = match query.cursor.as_deref() {
+        None => None,
+        Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
+            ApiError::bad_request("invalid_cursor", "`cursor` must be a `next_cursor` this gateway gave")
+        })?),
+    };
     let filter = RequestFilter {
         status,
         principal: None,
         kind: query.kind,
         resource: query.resource,
+        visible_to: None,
+        after,
         limit: query.limit.unwrap_or(100).min(1000),
     };
-    let requests = state.visible_requests(&caller, &filter).await?;
-    Ok(Json(ActionList { actions: requests.iter().map(ActionView::from).collect() }))
+    let page = state.visible_page(&caller, &filter).await?;
+    Ok(Json(ActionList {
+        actions: page.requests.iter().map(ActionView::from).collect(),
+        next_cursor: page.next.as_ref().map(Cursor::encode),
+    }))
 }
 
 /// Approve (humans in an approver group, never the requester's side).

@@ -163,10 +163,14 @@ pub struct ActionView {
     pub outcome: Option<Outcome>,
 }
 
-/// A list of requests.
+/// A list of requests, newest first.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ActionList {
     pub actions: Vec<ActionView>,
+    /// More may follow: pass this as `cursor` for the next page. Absent on
+    /// the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// A comment, or the reason given with an approval or denial.

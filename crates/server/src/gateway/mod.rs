@@ -61,6 +61,12 @@ pub struct Inner {
     pub refusals: Refusals,
     policy: ArcSwap<LoadedPolicy>,
     reload_lock: tokio::sync::Mutex<()>,
+    /// Held (shared) by every move that decides under the policy set in
+    /// force and then commits (submit, release), and (exclusive) while a new
+    /// set is installed: a move decided under the old set commits before
+    /// the new one is in force, so the re-decision that follows a reload
+    /// sees it, and no move commits a decision of a set already replaced.
+    policy_gate: tokio::sync::RwLock<()>,
     changes: tokio::sync::broadcast::Sender<Arc<Request>>,
 }
 
@@ -127,6 +133,7 @@ impl AppState {
             refusals,
             policy,
             reload_lock: tokio::sync::Mutex::new(()),
+            policy_gate: tokio::sync::RwLock::new(()),
             changes: tokio::sync::broadcast::channel(1024).0,
         }));
         // With replicas, the set this one loaded is now the one in force.
@@ -153,15 +160,15 @@ impl AppState {
     }
 
     /// Applies a transition and wakes whoever waits on the request if its
-    /// status moved.
+    /// status moved. What it moved from is what the transition saw inside
+    /// the store's transaction, never an earlier read: a move racing
+    /// another must not announce (or count) the other's change as its own.
     pub(crate) async fn update(&self, id: &str, update: countersign_store::UpdateFn) -> Result<Updated, ApiError> {
-        let before = self.store.request(id).await?;
         let updated = self.store.update_request(id, update).await?;
-        let before_status = before.as_ref().map(|r| r.status);
-        if before_status != Some(updated.request.status) {
-            self.announce(&updated.request, before_status);
+        if updated.changed && updated.before != updated.request.status {
+            self.announce(&updated.request, Some(updated.before));
         }
-        if before.as_ref() != Some(&updated.request) {
+        if updated.changed {
             self.publish_change(&updated.request);
         }
         Ok(updated)
@@ -185,8 +192,17 @@ impl AppState {
         Ok(())
     }
 
-    /// Swaps in a new policy set (used by reload).
-    pub(crate) fn install_policy(&self, engine: PolicyEngine) {
+    /// Swaps in a new policy set (used by reload), once every move deciding
+    /// under the old one has committed.
+    pub(crate) async fn install_policy(&self, engine: PolicyEngine) {
+        let _no_move_in_flight = self.policy_gate.write().await;
         self.policy.store(Arc::new(LoadedPolicy { engine, loaded_at: Timestamp::now() }));
+    }
+
+    /// The policy set in force, held in force until the guard is dropped:
+    /// for a move that decides under it and then commits.
+    pub(crate) async fn policy_in_force(&self) -> (tokio::sync::RwLockReadGuard<'_, ()>, Arc<LoadedPolicy>) {
+        let guard = self.policy_gate.read().await;
+        (guard, self.policy())
     }
 }

@@ -7,11 +7,14 @@ use countersign_audit::AuditDraft;
 use countersign_core::lifecycle;
 use countersign_core::{Principal, PrincipalKind, Request, Status, Timestamp};
 use countersign_policy::{Defaults, PolicyEngine, Verdict};
-use countersign_store::{RequestFilter, Update};
+use countersign_store::{Cursor, RequestFilter, Update};
 use serde_json::json;
 
 use super::replication::SharedPolicy;
-use super::{AppState, StartError};
+use super::{AppState, LoadedPolicy, StartError};
+
+/// Open requests read per page when re-deciding them.
+const REDECIDE_PAGE: usize = 500;
 use crate::config::Config;
 use crate::error::ApiError;
 
@@ -67,7 +70,7 @@ impl AppState {
         };
         let hash = engine.hash().to_owned();
         self.audit(vec![loaded_event(actor, &engine, Some(previous.engine.hash()))]).await?;
-        self.install_policy(engine);
+        self.install_policy(engine).await;
         tracing::info!(%hash, "policy set reloaded");
         // Other replicas install the same set within milliseconds. A failure
         // to share must not skip re-deciding here; it is reported after.
@@ -78,29 +81,46 @@ impl AppState {
     }
 
     /// Decides every open request again under the policy set in force and
-    /// revokes those it now denies. Approved requests are also checked
-    /// again at release.
+    /// revokes those it now denies (every one: the list is read page by
+    /// page to its end). Approved requests are also checked again at
+    /// release. A request that closed meanwhile is left alone: the revoke
+    /// decides on the request as it is inside its own transaction.
     async fn redecide_open_requests(&self) -> Result<(), ApiError> {
         let policy = self.policy();
         for status in [Status::Pending, Status::Approved] {
-            let filter = RequestFilter { status: Some(status), limit: 1000, ..RequestFilter::default() };
-            for request in self.store.list_requests(&filter).await? {
-                let reason = match self.current_principal(&request).await? {
-                    None => Some(format!("{} no longer exists or was revoked", request.principal)),
-                    Some(principal) => {
-                        let decision = policy.engine.decide(&principal, &request.action);
-                        match decision.verdict {
-                            Verdict::Deny => Some(format!(
-                                "policy set `{}` denies this action: {}",
-                                decision.policy_hash, decision.reason
-                            )),
-                            Verdict::Allow | Verdict::RequireApproval(_) => None,
-                        }
-                    }
-                };
-                if let Some(reason) = reason {
-                    self.revoke_request(&request.id, reason).await?;
+            let mut filter = RequestFilter { status: Some(status), limit: REDECIDE_PAGE, ..RequestFilter::default() };
+            loop {
+                let page = self.store.list_requests(&filter).await?;
+                let last_page = page.len() < REDECIDE_PAGE;
+                filter.after = page.last().map(Cursor::after);
+                self.redecide(&policy, page).await?;
+                if last_page || filter.after.is_none() {
+                    break;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes those of `requests` that `policy` now denies, or whose
+    /// requester is gone.
+    async fn redecide(&self, policy: &LoadedPolicy, requests: Vec<Request>) -> Result<(), ApiError> {
+        for request in requests {
+            let reason = match self.current_principal(&request).await? {
+                None => Some(format!("{} no longer exists or was revoked", request.principal)),
+                Some(principal) => {
+                    let decision = policy.engine.decide(&principal, &request.action);
+                    match decision.verdict {
+                        Verdict::Deny => Some(format!(
+                            "policy set `{}` denies this action: {}",
+                            decision.policy_hash, decision.reason
+                        )),
+                        Verdict::Allow | Verdict::RequireApproval(_) => None,
+                    }
+                }
+            };
+            if let Some(reason) = reason {
+                self.revoke_request(&request.id, reason).await?;
             }
         }
         Ok(())

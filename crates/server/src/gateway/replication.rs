@@ -179,7 +179,7 @@ impl AppState {
         )])
         .await?;
         tracing::info!(hash = %engine.hash(), "installed the policy set another replica loaded");
-        self.install_policy(engine);
+        self.install_policy(engine).await;
         Ok(true)
     }
 

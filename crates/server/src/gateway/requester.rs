@@ -3,7 +3,7 @@
 
 use countersign_audit::AuditDraft;
 use countersign_core::lifecycle::{self, settle_deadline};
-use countersign_core::{Outcome, Principal, Refusal, Request, Status, Timestamp};
+use countersign_core::{Fingerprint, Outcome, Principal, Refusal, Request, Status, Timestamp};
 use countersign_policy::Verdict;
 use countersign_store::Update;
 use serde_json::json;
@@ -43,25 +43,21 @@ impl AppState {
     /// The requester takes its approval: single-use, within `valid_for`, and
     /// only if the policy set in force still permits the action with the
     /// approvals given. Otherwise the request is revoked.
+    ///
+    /// The policy's verdict depends only on the requester and the action,
+    /// which never change, so it is computed before the transaction; whether
+    /// the approvals meet what it requires is judged on the request as it is
+    /// inside the transaction. (Judging it on an earlier read revoked an
+    /// approval that landed in between.)
     pub async fn release(&self, caller: &Principal, id: &str) -> Result<Request, ApiError> {
         let request = self.visible_request(caller, id).await?;
-        let policy = self.policy();
+        let (_in_force, policy) = self.policy_in_force().await;
         let decision = policy.engine.decide(caller, &request.action);
-        let objection = match decision.verdict {
-            Verdict::Allow => None,
-            Verdict::Deny => {
-                Some(format!("policy set `{}` now denies this action: {}", decision.policy_hash, decision.reason))
-            }
-            Verdict::RequireApproval(requirements) => {
-                let mut probe = request.clone();
-                probe.requirements = requirements;
-                (!probe.quorum_met()).then(|| {
-                    format!(
-                        "the approvals given no longer meet the requirements of policy set `{}`: {}",
-                        decision.policy_hash, decision.reason
-                    )
-                })
-            }
+        let judged = Judged {
+            fingerprint: request.fingerprint.clone(),
+            verdict: decision.verdict,
+            policy_hash: decision.policy_hash,
+            reason: decision.reason,
         };
         let by = caller.reference();
         let now = Timestamp::now();
@@ -73,31 +69,19 @@ impl AppState {
                     if let Some(expired) = settle_deadline(current, now) {
                         return refuse_after_expiry(&actor, current, expired, "release");
                     }
-                    match (lifecycle::release(current, &by, now), objection) {
-                        (Err(refusal), _) => refuse(&actor, &current.id, "release", refusal),
-                        (Ok(_), Some(reason)) => match lifecycle::revoke(current, &reason, now) {
-                            Ok(revoked) => Update {
-                                events: vec![
-                                    AuditDraft::new(
-                                        "system",
-                                        "action.revoked",
-                                        json!({"id": current.id, "reason": reason}),
-                                    ),
-                                    refused_event(&actor, &current.id, "release", &Refusal::NotApproved("revoked")),
-                                ],
-                                save: Some(revoked),
-                                result: Err(Refusal::NotApproved("revoked")),
+                    match lifecycle::release(current, &by, now) {
+                        Err(refusal) => refuse(&actor, &current.id, "release", refusal),
+                        Ok(next) => match judged.objection(current) {
+                            Some(reason) => revoke_at_release(&actor, current, &reason, now),
+                            None => Update {
+                                events: vec![AuditDraft::new(
+                                    actor,
+                                    "action.released",
+                                    json!({"id": next.id, "fingerprint": next.fingerprint}),
+                                )],
+                                save: Some(next),
+                                result: Ok(()),
                             },
-                            Err(refusal) => refuse(&actor, &current.id, "release", refusal),
-                        },
-                        (Ok(next), None) => Update {
-                            events: vec![AuditDraft::new(
-                                actor,
-                                "action.released",
-                                json!({"id": next.id, "fingerprint": next.fingerprint}),
-                            )],
-                            save: Some(next),
-                            result: Ok(()),
                         },
                     }
                 }),
@@ -133,6 +117,51 @@ impl AppState {
             .await?;
         updated.result.map_err(ApiError::Refused)?;
         Ok(updated.request)
+    }
+}
+
+/// What the policy set in force says of the action, decided before the
+/// transaction that applies it.
+struct Judged {
+    fingerprint: Fingerprint,
+    verdict: Verdict,
+    policy_hash: String,
+    reason: String,
+}
+
+impl Judged {
+    /// Why `current` may not be released under this verdict, if it may not.
+    fn objection(&self, current: &Request) -> Option<String> {
+        if current.fingerprint != self.fingerprint {
+            // Never expected (an action does not change), but a verdict on
+            // another action must not release this one.
+            return Some("the action changed after it was judged".to_owned());
+        }
+        match &self.verdict {
+            Verdict::Allow => None,
+            Verdict::Deny => Some(format!("policy set `{}` now denies this action: {}", self.policy_hash, self.reason)),
+            Verdict::RequireApproval(requirements) => (!current.quorum_met_for(requirements)).then(|| {
+                format!(
+                    "the approvals given no longer meet the requirements of policy set `{}`: {}",
+                    self.policy_hash, self.reason
+                )
+            }),
+        }
+    }
+}
+
+/// The policy set in force objects: the approval is withdrawn.
+fn revoke_at_release(actor: &str, current: &Request, reason: &str, now: Timestamp) -> Update {
+    match lifecycle::revoke(current, reason, now) {
+        Ok(revoked) => Update {
+            events: vec![
+                AuditDraft::new("system", "action.revoked", json!({"id": current.id, "reason": reason})),
+                refused_event(actor, &current.id, "release", &Refusal::NotApproved("revoked")),
+            ],
+            save: Some(revoked),
+            result: Err(Refusal::NotApproved("revoked")),
+        },
+        Err(refusal) => refuse(actor, &current.id, "release", refusal),
     }
 }
 

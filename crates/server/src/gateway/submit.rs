@@ -16,7 +16,9 @@ impl AppState {
         action.validate()?;
         let fingerprint = Fingerprint::of(&action, &principal.reference())
             .map_err(|e| ApiError::bad_request("invalid_action", e.to_string()))?;
-        let policy = self.policy();
+        // Decided and stored under one policy set: a reload waits for this
+        // insert, so its re-decision of open requests sees it.
+        let (_in_force, policy) = self.policy_in_force().await;
         let decision = policy.engine.decide(principal, &action);
         let now = Timestamp::now();
         let (status, requirements) = match decision.verdict {
