@@ -32,7 +32,10 @@ fn the_runtime_image_runs_unprivileged_and_stripped() {
     let user = runtime.iter().find_map(|l| l.strip_prefix("USER ")).expect("the runtime stage sets USER");
     let uid = user.split(':').next().unwrap();
     assert!(uid.parse::<u32>().is_ok_and(|u| u != 0), "USER must be a numeric non-root uid, not `{user}`");
-    assert!(!runtime.iter().any(|l| l.starts_with("COPY --from=build /countersign.debug")), "symbols stay out of the runtime image");
+    assert!(
+        !runtime.iter().any(|l| l.starts_with("COPY --from=build /countersign.debug")),
+        "symbols stay out of the runtime image"
+    );
 
     let cargo = read("Cargo.toml");
     let release = cargo.split("[profile.release]").nth(1).expect("a release profile").split("\n[").next().unwrap();
@@ -66,9 +69,15 @@ fn every_shipped_container_is_locked_down() {
             }
             let contexts = l.iter().filter(|x| *x == "readOnlyRootFilesystem: true").count();
             let images = l.iter().filter(|x| x.starts_with("image: ")).count();
-            assert!(contexts == images, "{manifest}: every container ({images}) has its own securityContext ({contexts})");
+            assert!(
+                contexts == images,
+                "{manifest}: every container ({images}) has its own securityContext ({contexts})"
+            );
         }
     }
     let dockerfile = read("Dockerfile");
-    assert!(dockerfile.contains("docker build -t countersign:latest ."), "the Dockerfile documents the tag the manifests name");
+    assert!(
+        dockerfile.contains("docker build -t countersign:latest ."),
+        "the Dockerfile documents the tag the manifests name"
+    );
 }
