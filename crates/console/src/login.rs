@@ -83,7 +83,11 @@ fn returnable(path: &str) -> bool {
 /// A `303 See Other` to `location`, or to the console's front page when
 /// `location` cannot be a header value: it never fails, whatever it is given.
 pub fn see_other(location: &str) -> Response {
-    let value = HeaderValue::from_str(location).unwrap_or_else(|_| HeaderValue::from_static("/console/"));
+    let printable = location.bytes().all(|b| b.is_ascii_graphic());
+    let value = HeaderValue::from_str(location)
+        .ok()
+        .filter(|_| printable)
+        .unwrap_or_else(|| HeaderValue::from_static("/console/"));
     (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response()
 }
 
