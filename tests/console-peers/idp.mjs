@@ -5,8 +5,9 @@
 //   logout) and `other-app` (a different audience, to prove its tokens are
 //   refused);
 // - users: alice (sre), bob (sre; owns the test agent), carol (sre, auditor,
-//   admin), each with email, name and a `groups` claim; the login form is
-//   oidc-provider's development interaction (any password);
+//   admin), each with email, name and a `groups` claim; root and the
+//   mallory-* accounts for the email-matching tests (see USERS); the login
+//   form is oidc-provider's development interaction (any password);
 // - `POST /__test/rotate`: replaces the signing key with a new one (new
 //   `kid`), as a provider rotating its keys would;
 // - `POST /__test/groups?user=<name>&groups=<a,b>`: changes a user's
@@ -26,11 +27,29 @@ if (!gateway.startsWith('http://127.0.0.1:')) {
   process.exit(2);
 }
 
+// `verified` is what the provider says in `email_verified` (default `true`;
+// `null` leaves the claim out); `upn` is an extra claim for tests of a
+// custom `email_claim`. The `root`/`mallory-*` accounts all carry the
+// address of a local admin (`root@example.com`): only `root` is its owner.
 const USERS = {
   alice: { email: 'alice@example.com', name: 'Alice Approver', groups: ['sre'] },
   bob: { email: 'bob@example.com', name: 'Bob Owner', groups: ['sre'] },
   carol: { email: 'carol@example.com', name: 'Carol Auditor', groups: ['sre', 'auditor', 'admin'] },
+  root: { email: 'root@example.com', name: 'Root Admin', groups: ['admin'], upn: 'root@example.com' },
+  'mallory-string': { email: 'root@example.com', verified: 'false', name: 'Mallory', groups: ['admin', 'sre'] },
+  'mallory-string-true': { email: 'root@example.com', verified: 'true', name: 'Mallory', groups: ['admin', 'sre'] },
+  'mallory-absent': { email: 'root@example.com', verified: null, name: 'Mallory', groups: ['admin', 'sre'] },
+  'mallory-verified': { email: 'root@example.com', name: 'Mallory', groups: ['admin', 'sre'] },
+  'mallory-upn': { email: 'mallory@example.com', upn: 'root@example.com', name: 'Mallory', groups: ['admin', 'sre'] },
 };
+
+function claimsOf(sub, user) {
+  const claims = { sub, email: user.email, name: user.name, groups: user.groups };
+  const verified = 'verified' in user ? user.verified : true;
+  if (verified !== null) claims.email_verified = verified;
+  if (user.upn) claims.upn = user.upn;
+  return claims;
+}
 
 function newKey() {
   const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -64,14 +83,14 @@ function makeProvider(issuer, key) {
     jwks: { keys: [key] },
     cookies: { keys: ['countersign-test-cookie-key'] },
     scopes: ['openid', 'email', 'profile', 'groups'],
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'upn'], groups: ['groups'] },
     async findAccount(ctx, sub) {
       const user = USERS[sub];
       if (!user) return undefined;
       return {
         accountId: sub,
         async claims() {
-          return { sub, email: user.email, email_verified: true, name: user.name, groups: user.groups };
+          return claimsOf(sub, user);
         },
       };
     },
@@ -91,7 +110,7 @@ function makeProvider(issuer, key) {
       }
       const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
       grant.addOIDCScope('openid email profile groups');
-      grant.addOIDCClaims(['email', 'email_verified', 'name', 'groups']);
+      grant.addOIDCClaims(['email', 'email_verified', 'name', 'upn', 'groups']);
       await grant.save();
       return grant;
     },
@@ -108,10 +127,7 @@ function makeProvider(issuer, key) {
     const username = ctx.oidc.params.username;
     const user = USERS[username];
     if (!user) throw new errors.InvalidGrant('unknown user');
-    const token = new ctx.oidc.provider.IdToken(
-      { sub: username, email: user.email, email_verified: true, name: user.name, groups: user.groups },
-      { ctx },
-    );
+    const token = new ctx.oidc.provider.IdToken(claimsOf(username, user), { ctx });
     token.scope = 'openid email profile groups';
     const idToken = await token.issue({ use: 'idtoken' });
     ctx.body = { id_token: idToken, token_type: 'Bearer' };

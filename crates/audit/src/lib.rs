@@ -8,12 +8,15 @@
 //! event, which [`ChainVerifier`] reports by sequence number. Anyone can
 //! re-check the chain with a JCS library and SHA-256; nothing here is secret.
 //!
+//! [`csv`] is the one CSV writer of every export (formula cells defused).
+//!
 //! Truncating the newest events cannot be detected from the chain alone;
 //! signed checkpoints (a later addition) close that gap.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod chain;
+pub mod csv;
 mod event;
 pub mod kinds;
 mod refusal;

@@ -1,9 +1,11 @@
 //! Who clicked: chat accounts mapped to countersign users, by an explicit
-//! mapping or by email. The mapped user then votes under every rule of the
+//! mapping or by a verified email (the rule the console's logins follow,
+//! [`countersign_identity::people`]). The mapped user then votes under every rule of the
 //! approval loop, exactly as through the API.
 
 use countersign_audit::AuditDraft;
 use countersign_core::Request;
+use countersign_identity::people::{self, EmailAssertion, MatchError};
 use countersign_server::AppState;
 use countersign_store::{StoreError, User};
 use serde_json::json;
@@ -13,16 +15,19 @@ pub async fn by_name(state: &AppState, name: &str) -> Result<Option<User>, Store
     Ok(state.store.user(name).await?.filter(|u| u.revoked_at.is_none()))
 }
 
-/// The live user with this email. One person may hold several identities
-/// (same email); the one whose groups can decide `request` is preferred,
-/// then the first by name, so the choice is stable.
-pub async fn by_email(state: &AppState, email: &str, request: Option<&Request>) -> Result<Option<User>, StoreError> {
-    let mut users: Vec<User> =
-        state.store.users_with_email(email).await?.into_iter().filter(|u| u.revoked_at.is_none()).collect();
-    users.sort_by(|a, b| a.name.cmp(&b.name));
+/// The live user that a chat account's email names, under the one rule of
+/// [`countersign_identity::people`] (the address must be verified by the
+/// chat service, and a user belongs to one account of each chat
+/// workspace). One person may hold several identities (same email); the
+/// one whose groups can decide `request` is preferred, then the first by
+/// name, so the choice is stable.
+pub async fn by_email(
+    state: &AppState,
+    assertion: &EmailAssertion,
+    request: Option<&Request>,
+) -> Result<Option<User>, MatchError> {
     let decides = |u: &User| request.is_some_and(|r| r.requirements.iter().any(|q| q.admits(&u.groups)));
-    let preferred = users.iter().position(decides).unwrap_or(0);
-    Ok(if users.is_empty() { None } else { Some(users.swap_remove(preferred)) })
+    people::by_email(&state.store, assertion, decides).await
 }
 
 /// The audit record of a click, accepted or not: which chat account, which

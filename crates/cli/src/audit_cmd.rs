@@ -4,7 +4,7 @@
 use std::io::{BufWriter, ErrorKind, Write};
 use std::time::Instant;
 
-use countersign_audit::{AuditEvent, BreakReason, ChainVerifier};
+use countersign_audit::{csv, AuditEvent, BreakReason, ChainVerifier};
 use countersign_core::Timestamp;
 use serde_json::json;
 
@@ -133,7 +133,7 @@ async fn write_events(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     if format == ExportFormat::Csv {
-        writeln!(out, "seq,time,actor,type,body,prev_hash,hash")?;
+        write!(out, "{}", csv::row(["seq", "time", "actor", "type", "body", "prev_hash", "hash"]))?;
     }
     let mut after = 0;
     loop {
@@ -150,7 +150,7 @@ async fn write_events(
             }
             match format {
                 ExportFormat::Jsonl => writeln!(out, "{}", event.to_json())?,
-                ExportFormat::Csv => writeln!(out, "{}", csv_row(event))?,
+                ExportFormat::Csv => write!(out, "{}", csv_row(event))?,
             }
         }
         if page.len() < PAGE {
@@ -160,8 +160,10 @@ async fn write_events(
     Ok(())
 }
 
+/// One event as a CSV row (the writer shared with the console, so cells an
+/// actor or a body could make look like formulas are defused).
 fn csv_row(event: &AuditEvent) -> String {
-    [
+    csv::row([
         event.seq.to_string(),
         event.time.to_rfc3339(),
         event.actor.clone(),
@@ -169,21 +171,7 @@ fn csv_row(event: &AuditEvent) -> String {
         event.body.clone(),
         event.prev_hash.clone(),
         event.hash.clone(),
-    ]
-    .iter()
-    .map(|field| csv_field(field))
-    .collect::<Vec<_>>()
-    .join(",")
-}
-
-/// RFC 4180 quoting: fields with a comma, quote or line break are quoted,
-/// and quotes inside are doubled.
-fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_owned()
-    }
+    ])
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
@@ -193,13 +181,6 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_quotes_only_what_needs_it() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field(r#"{"a":1,"b":"x"}"#), r#""{""a"":1,""b"":""x""}""#);
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
-    }
 
     #[test]
     fn csv_rows_have_seven_columns() {
@@ -212,6 +193,29 @@ mod tests {
             prev_hash: "00".into(),
             hash: "ff".into(),
         };
-        assert_eq!(csv_row(&event), r#"3,1970-01-01T00:00:00Z,cli:me,identity.user_created,"{""name"":""a""}",00,ff"#);
+        assert_eq!(
+            csv_row(&event),
+            "3,1970-01-01T00:00:00Z,cli:me,identity.user_created,\"{\"\"name\"\":\"\"a\"\"}\",00,ff\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_rows_defuse_formula_cells() {
+        for actor in ["=HYPERLINK(\"https://evil.example\",\"x\")", "+1", "-1+2", "@SUM(A1)", "\t=1", "\r=1", " =1"] {
+            let event = AuditEvent {
+                seq: 1,
+                time: Timestamp(0),
+                actor: actor.into(),
+                kind: "@type".into(),
+                body: "=1".into(),
+                prev_hash: "00".into(),
+                hash: "ff".into(),
+            };
+            let row = csv_row(&event);
+            let cells: Vec<&str> = row.trim_end().splitn(3, ',').collect();
+            let actor_cell = cells[2].trim_start_matches('"');
+            assert!(actor_cell.starts_with('\''), "{row:?}");
+            assert!(row.contains(",'@type,'=1,00,ff"), "{row:?}");
+        }
     }
 }

@@ -185,7 +185,7 @@ fn audit_verify_finds_tampering() {
     assert!(events[0]["actor"].as_str().unwrap().starts_with("cli:"));
     let csv = run(&["audit", "export", "--data-dir", d, "--format", "csv"]);
     assert_code(&csv, 0);
-    assert!(stdout(&csv).starts_with("seq,time,actor,type,body,prev_hash,hash\n1,"), "{}", stdout(&csv));
+    assert!(stdout(&csv).starts_with("seq,time,actor,type,body,prev_hash,hash\r\n1,"), "{}", stdout(&csv));
     let future = run(&["audit", "export", "--data-dir", d, "--since", "2999-01-01T00:00:00Z"]);
     assert_code(&future, 0);
     assert!(stdout(&future).is_empty());

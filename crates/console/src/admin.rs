@@ -38,11 +38,17 @@ async fn render(state: &Shared, viewer: &Viewer, message: String) -> Response {
             n = esc(name)
         )
     };
+    let approvers = crate::groups_hint::approver_groups(state);
+    let no_approver_hint = crate::groups_hint::for_admin(state, &users);
     let mut user_rows = String::new();
     for u in &users {
         // Kept up to date by every login through the identity provider.
         let login = u.last_login.map(time).unwrap_or_else(|| "—".to_owned());
-        let groups = u.groups.join(", ");
+        let groups = if u.revoked_at.is_none() && !crate::groups_hint::is_approver(&u.groups, &approvers) {
+            format!("{} <span class=\"muted small\">(no approver group)</span>", esc(&u.groups.join(", ")))
+        } else {
+            esc(&u.groups.join(", "))
+        };
         let shown_name = match &u.display_name {
             Some(display) => format!("{} <span class=\"muted small\">({})</span>", esc(&u.name), esc(display)),
             None => esc(&u.name),
@@ -56,7 +62,7 @@ async fn render(state: &Shared, viewer: &Viewer, message: String) -> Response {
              <td data-label=\"Last login\">{login}</td><td data-label=\"Created\">{created}</td><td data-label=\"\">{state_cell}</td></tr>",
             name = shown_name,
             email = esc(&u.email),
-            groups = esc(&groups),
+            groups = groups,
             created = time(u.created_at),
         ));
     }
@@ -79,7 +85,7 @@ async fn render(state: &Shared, viewer: &Viewer, message: String) -> Response {
     let body = format!(
         "<h1>Admin</h1>{message}\
          <section class=\"card\" aria-labelledby=\"health-h\"><h2 id=\"health-h\">Integrations</h2>{health}</section>\
-         <section class=\"card\" aria-labelledby=\"users-h\"><h2 id=\"users-h\">Users</h2>\
+         <section class=\"card\" aria-labelledby=\"users-h\"><h2 id=\"users-h\">Users</h2>{no_approver_hint}\
          <table class=\"users\"><caption class=\"visually-hidden\">Users</caption><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Email</th>\
          <th scope=\"col\">Groups</th><th scope=\"col\">Last login</th><th scope=\"col\">Created</th><th scope=\"col\"><span class=\"visually-hidden\">Actions</span></th></tr></thead>\
          <tbody>{user_rows}</tbody></table>\

@@ -20,6 +20,7 @@
 pub mod admin;
 mod assets;
 pub mod audit;
+pub mod groups_hint;
 pub mod history;
 pub mod housekeeping;
 pub mod html;

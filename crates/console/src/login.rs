@@ -14,11 +14,12 @@
 //!   supports it, its session too (RP-initiated logout).
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use countersign_core::{PrincipalKind, Timestamp};
 use countersign_identity::directory::DirectoryError;
+use countersign_identity::people::MatchError;
 use countersign_identity::PendingLogin;
 use countersign_server::auth::{Authenticator, LocalTokens};
 use serde::Deserialize;
@@ -41,21 +42,53 @@ pub struct LoginQuery {
     error: Option<String>,
 }
 
-/// Only paths inside the console are places to return to; anything else
-/// (`//evil.example`, `https://…`, `/\evil`) would make the login an open
-/// redirect.
+/// The longest `return_to` kept; longer ones are not places to return to.
+pub const RETURN_TO_MAX: usize = 2048;
+
+/// Where a login goes back to: `return_to` when it is a path inside this
+/// console, else `/console/`. Anything else would make the login an open
+/// redirect (`//evil.example`, `/\evil`, a tab or newline a browser drops
+/// from `/\t/evil`) or a broken `Location` header (control characters,
+/// non-ASCII text). Decided before a login creates anything.
 pub fn safe_return(return_to: Option<&str>) -> String {
     match return_to {
-        Some(path)
-            if path.starts_with("/console")
-                && !path.starts_with("//")
-                && !path.contains(['\\', '\r', '\n'])
-                && !path.contains("/../") =>
-        {
-            path.to_owned()
-        }
+        Some(path) if returnable(path) => path.to_owned(),
         Some(_) | None => "/console/".to_owned(),
     }
+}
+
+/// A path (and query) inside the console, in printable ASCII (so it is a
+/// valid header value as is), bounded, with no dot segment in any spelling
+/// a browser would resolve (`..`, `%2e%2e`), no empty segment (`//`), and
+/// no backslash or encoded slash a server might read as a separator.
+fn returnable(path: &str) -> bool {
+    if path.len() > RETURN_TO_MAX || !path.bytes().all(|b| b.is_ascii_graphic()) || path.contains('\\') {
+        return false;
+    }
+    let route = path.split(['?', '#']).next().unwrap_or_default();
+    if route != "/console" && !route.starts_with("/console/") {
+        return false;
+    }
+    let lower = route.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
+        return false;
+    }
+    let dotted = lower.replace("%2e", ".");
+    // Segments after the leading `/`: none empty except a trailing one, none `.` or `..`.
+    let segments: Vec<&str> = dotted.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    segments.iter().enumerate().all(|(i, s)| (!s.is_empty() || i == last) && *s != "." && *s != "..")
+}
+
+/// A `303 See Other` to `location`, or to the console's front page when
+/// `location` cannot be a header value: it never fails, whatever it is given.
+pub fn see_other(location: &str) -> Response {
+    let printable = location.bytes().all(|b| b.is_ascii_graphic());
+    let value = HeaderValue::from_str(location)
+        .ok()
+        .filter(|_| printable)
+        .unwrap_or_else(|| HeaderValue::from_static("/console/"));
+    (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response()
 }
 
 pub async fn page(State(state): State<Shared>, headers: HeaderMap, Query(query): Query<LoginQuery>) -> Response {
@@ -120,6 +153,14 @@ fn login_error_text(code: &str) -> &'static str {
         "refused" => "The identity provider did not complete the login.",
         "revoked" => "Your countersign account was revoked. Ask an administrator.",
         "not_allowed" => "You are not in a group that may use countersign.",
+        "unverified" => {
+            "The identity provider did not say your email address is verified. countersign knows people by \
+             verified email address; ask your administrator to have the provider verify it."
+        }
+        "bound" => {
+            "The countersign user with your email address belongs to another account at the identity \
+             provider. Ask an administrator."
+        }
         "token" => "That token is unknown, revoked, or not a person's token.",
         "csrf" => "The form expired. Please try again.",
         _ => "The login did not complete. Please try again.",
@@ -225,6 +266,8 @@ pub async fn callback(State(state): State<Shared>, headers: HeaderMap, Query(que
     let principal = match state.identity.directory.login(&login.user).await {
         Ok(principal) => principal,
         Err(DirectoryError::Revoked(_)) => return fail("revoked"),
+        Err(DirectoryError::Match(MatchError::Unverified(_))) => return fail("unverified"),
+        Err(DirectoryError::Match(MatchError::BoundToAnother { .. })) => return fail("bound"),
         Err(e) => {
             tracing::warn!(error = %e, "cannot record a login");
             return fail("refused");
@@ -235,7 +278,7 @@ pub async fn callback(State(state): State<Shared>, headers: HeaderMap, Query(que
         principal,
         display_name: login.user.display_name.clone(),
         method: Method::Oidc,
-        auth_time: Some(login.auth_time),
+        auth_time: login.auth_time,
         id_token: Some(login.id_token),
         csrf: session::new_csrf(),
         created_at: now,
@@ -265,7 +308,7 @@ async fn finish_session(state: &Shared, headers: &HeaderMap, record: Record, ret
     if let Err(e) = state.app.audit(vec![event]).await {
         tracing::error!(error = %e, "cannot audit a login");
     }
-    let mut response = Redirect::to(&safe_return(Some(return_to))).into_response();
+    let mut response = see_other(&safe_return(Some(return_to)));
     let headers = response.headers_mut();
     headers.append(header::SET_COOKIE, state.cookies.set(state.cookies.session_name(), &id, ttl));
     headers.append(header::SET_COOKIE, state.cookies.set(state.cookies.login_name(), "", 0));
@@ -291,6 +334,8 @@ pub async fn token(
     if !state.identity.local_tokens_for_humans {
         return Redirect::to("/console/login").into_response();
     }
+    // Decided before anything is created: an unusable place falls back.
+    let return_to = safe_return(form.return_to.as_deref());
     let source = countersign_server::refusals::stamped(source);
     // Token guessing through the form is limited like the API's.
     if let Err(limited) = state.app.admit(source) {
@@ -328,7 +373,7 @@ pub async fn token(
         created_at: now,
         expires_at: now.plus(state.app.config.identity.console.session_ttl),
     };
-    finish_session(&state, &headers, record, form.return_to.as_deref().unwrap_or("/console/"), "token").await
+    finish_session(&state, &headers, record, &return_to, "token").await
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,10 +410,56 @@ mod tests {
 
     #[test]
     fn only_console_paths_are_returned_to() {
-        assert_eq!(safe_return(Some("/console/requests/1")), "/console/requests/1");
-        for bad in ["//evil.example/console", "https://evil.example", "/console\\..", "/other", "/console/../x"] {
-            assert_eq!(safe_return(Some(bad)), "/console/", "{bad}");
+        for good in [
+            "/console/requests/1",
+            "/console",
+            "/console/",
+            "/console?x=1",
+            "/console/history?kind=shell.exec&from=2026-01-01",
+            "/console/requests/a%20b",
+            "/console/history?q=%FF%FE",
+            "/console/history?q=a/../b",
+        ] {
+            assert_eq!(safe_return(Some(good)), good, "{good}");
+        }
+        let long = format!("/console/{}", "a".repeat(RETURN_TO_MAX));
+        let control: Vec<String> = (0u8..0x20).chain([0x7f]).map(|b| format!("/console/x{}y", char::from(b))).collect();
+        for bad in [
+            "//evil.example/console",
+            "https://evil.example",
+            "/console\\..",
+            "/other",
+            "/consoleevil",
+            "/console/../x",
+            "/console/..",
+            "/console/%2e%2e/v1/actions",
+            "/console/%2E./x",
+            "/console/./x",
+            "/console//evil.example",
+            "/console/%2f%2fevil.example",
+            "/console/%5cevil",
+            "/console/x%00",
+            "/console/\tx",
+            "/console/ x",
+            "/console/é",
+            "/console/\u{2028}",
+            "",
+            long.as_str(),
+        ]
+        .into_iter()
+        .chain(control.iter().map(String::as_str))
+        {
+            assert_eq!(safe_return(Some(bad)), "/console/", "{bad:?}");
         }
         assert_eq!(safe_return(None), "/console/");
+    }
+
+    #[test]
+    fn redirects_never_fail() {
+        for location in ["/console/", "/console/x\u{1}", "/é", "\r\nSet-Cookie: a=b"] {
+            let response = see_other(location);
+            assert_eq!(response.status(), StatusCode::SEE_OTHER);
+            assert!(response.headers()[header::LOCATION].to_str().is_ok());
+        }
     }
 }

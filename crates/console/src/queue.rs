@@ -57,8 +57,9 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(filters): Q
         Ok(rows) => rows,
         Err(response) => return response,
     };
+    let hint = crate::groups_hint::for_queue(&state, &viewer);
     let body = format!(
-        "<h1>Pending</h1>\
+        "<h1>Pending</h1>{hint}\
          <form class=\"filters\" method=\"get\" action=\"/console/\" role=\"search\" aria-label=\"Filter the queue\">\
          {kind}{resource}{agent}<div class=\"field actions\"><button type=\"submit\">Filter</button>\
          <a href=\"/console/\">Clear</a></div></form>\

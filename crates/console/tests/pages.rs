@@ -209,3 +209,69 @@ async fn the_request_page_shows_the_whole_action_with_secrets_hidden() {
     assert!(body.contains("curl -s https://x.invalid | sh -s the-very-end"), "the whole action is shown");
     assert!(!body.contains("hunter2"), "secrets stay hidden");
 }
+
+/// No value a visitor controls (a form field, a query, a path, a cookie)
+/// makes the console answer 500; an unusable `return_to` falls back to the
+/// console's front page, decided before the session is created.
+#[tokio::test]
+async fn no_user_controlled_value_makes_a_500() {
+    let g = start().await;
+    let huge = format!("/console/{}", "a".repeat(100_000));
+    let controls: Vec<String> = (0u8..0x20).chain([0x7f]).map(|b| format!("/console/x{}y", char::from(b))).collect();
+    let mut bad: Vec<&str> = vec![
+        "/console/\r\nSet-Cookie: planted=1",
+        "/console/\u{85}",
+        "/console/é",
+        "/console/%2e%2e/v1/actions",
+        "/console//evil.example",
+        "/\t/evil.example",
+        huge.as_str(),
+    ];
+    bad.extend(controls.iter().map(String::as_str));
+    for return_to in bad {
+        let r = sign_in(&g, &g.user_token, return_to).await;
+        assert_eq!(r.status(), 303, "{return_to:?}");
+        assert_eq!(r.headers()[LOCATION], "/console/", "{return_to:?}");
+        assert!(r.headers().get_all(SET_COOKIE).iter().all(|c| !c.to_str().unwrap_or("").contains("planted")));
+    }
+    // A return_to that is not UTF-8 once percent-decoded.
+    let login = client().get(format!("{}/console/login", g.url)).send().await.unwrap();
+    let pre = cookie_value(&login, "cs_pre").unwrap();
+    let csrf = hidden(&login.text().await.unwrap(), "_csrf");
+    let r = client()
+        .post(format!("{}/console/login/token", g.url))
+        .header(COOKIE, format!("cs_pre={pre}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("_csrf={csrf}&token={}&return_to=%2Fconsole%2F%FF%FE%C0%AF", g.user_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/console/");
+    let session = format!("__Host-cs_session={}", cookie_value(&r, "__Host-cs_session").unwrap());
+
+    // Queries, paths and cookies: never a 500.
+    let long = "%41".repeat(20_000);
+    for path in [
+        "/console/login?return_to=%01".to_owned(),
+        "/console/login?return_to=%0D%0ASet-Cookie:%20a=b".to_owned(),
+        "/console/login?return_to=%FF%FE&error=%FF".to_owned(),
+        format!("/console/login?return_to={long}"),
+        "/console/login/start?return_to=%0D%0A&step_up=%00".to_owned(),
+        "/console/?kind=%FF&resource=%00&agent=%0D%0A".to_owned(),
+        "/console/history?kind=%FF&from=%00&to=%0A".to_owned(),
+        format!("/console/history.csv?resource={long}"),
+        "/console/requests/%FF".to_owned(),
+        "/console/requests/x%00y".to_owned(),
+        "/console/requests/%0D%0A".to_owned(),
+        format!("/console/requests/{long}"),
+    ] {
+        for cookie in [session.as_str(), "__Host-cs_session=%FF", "__Host-cs_session=%00; a"] {
+            let r = client().get(format!("{}{path}", g.url)).header(COOKIE, cookie).send().await.unwrap();
+            assert!(r.status().as_u16() < 500, "{path} with {cookie}: {}", r.status());
+        }
+        let raw = reqwest::header::HeaderValue::from_bytes(b"__Host-cs_session=\xff\xfe").unwrap();
+        let r = client().get(format!("{}{path}", g.url)).header(COOKIE, raw).send().await.unwrap();
+        assert!(r.status().as_u16() < 500, "{path} with a non-UTF-8 cookie: {}", r.status());
+    }
+}

@@ -154,8 +154,10 @@ async fn sees(g: &Gateway, (session, _): &(String, String), id: &str) -> bool {
 
 fn claims(groups: &[&str]) -> UserClaims {
     UserClaims {
+        issuer: "https://idp.example".into(),
         subject: "idp-subject-dana".into(),
         email: "dana@example.com".into(),
+        email_verified: true,
         display_name: Some("Dana Approver".into()),
         groups: groups.iter().map(|g| (*g).to_owned()).collect(),
     }

@@ -46,7 +46,7 @@ impl Authenticator for Chain {
             })?;
             return self.directory.principal(&person).await.map_err(|e| match e {
                 DirectoryError::Store(e) => AuthError::Store(e),
-                DirectoryError::Revoked(_) | DirectoryError::NameTaken(_) => {
+                DirectoryError::Revoked(_) | DirectoryError::NameTaken(_) | DirectoryError::Match(_) => {
                     tracing::info!(error = %e, "refused an identity-provider token");
                     AuthError::Rejected
                 }

@@ -1,11 +1,14 @@
 //! People the identity provider vouches for, as countersign users.
 //!
-//! A person is matched by email: someone who already has a local identity
-//! with that address keeps it (one person, one identity, so the
-//! self-approval and distinct-quorum rules see them once); anyone else gets
-//! a user named after their address at their first login. The account is a
-//! real user row, so an admin can revoke it and the revocation holds at the
-//! next request.
+//! A person is matched by email under the one rule of [`crate::people`]:
+//! only an address the provider verified names anyone, and a user row
+//! belongs to the provider account (issuer and subject) that first signed
+//! in as it; a later account with the same address is refused. Someone who
+//! already has a local identity with that address keeps it (one person, one
+//! identity, so the self-approval and distinct-quorum rules see them once);
+//! anyone else gets a user named after their address at their first login.
+//! The account is a real user row, so an admin can revoke it and the
+//! revocation holds at the next request.
 //!
 //! The provider is the source of truth for a person's email, name and
 //! groups: every login writes them into the user row
@@ -25,6 +28,7 @@ use countersign_store::{NewUser, Store, StoreError, User, UserProfile};
 use serde_json::json;
 
 use crate::claims::UserClaims;
+use crate::people::{self, EmailAssertion, MatchError};
 
 /// Why a person cannot be let in.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,8 @@ pub enum DirectoryError {
     Revoked(String),
     #[error("the user name `{0}` is taken by someone with another email address; ask an administrator")]
     NameTaken(String),
+    #[error(transparent)]
+    Match(MatchError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -94,12 +100,9 @@ impl Directory {
     }
 
     async fn user_for(&self, person: &UserClaims) -> Result<User, DirectoryError> {
-        let known = self.store.users_with_email(&person.email).await?;
-        if let Some(live) = known.iter().find(|u| u.revoked_at.is_none()) {
-            return Ok(live.clone());
-        }
-        if let Some(revoked) = known.first() {
-            return Err(DirectoryError::Revoked(revoked.name.clone()));
+        let assertion = assertion(person);
+        if let Some(user) = people::by_email(&self.store, &assertion, |_| false).await.map_err(DirectoryError::from)? {
+            return Ok(user);
         }
         let name = user_name(&person.email);
         // Nobody learns this token: the person signs in through the
@@ -117,16 +120,42 @@ impl Directory {
             "identity.user_created",
             json!({"name": name, "email": person.email, "groups": person.groups, "source": "oidc", "subject": person.subject}),
         );
-        match self.store.create_user(new, vec![event]).await {
-            Ok(user) => Ok(user),
+        let user = match self.store.create_user(new, vec![event]).await {
+            Ok(user) => user,
             // Two first logins at once: the other one created it.
             Err(StoreError::AlreadyExists { .. }) => match self.store.user(&name).await? {
-                Some(user) if user.email.eq_ignore_ascii_case(&person.email) && user.revoked_at.is_none() => Ok(user),
-                Some(user) if user.email.eq_ignore_ascii_case(&person.email) => Err(DirectoryError::Revoked(user.name)),
-                Some(_) | None => Err(DirectoryError::NameTaken(name)),
+                Some(user) if user.email.eq_ignore_ascii_case(&person.email) && user.revoked_at.is_none() => user,
+                Some(user) if user.email.eq_ignore_ascii_case(&person.email) => {
+                    return Err(DirectoryError::Revoked(user.name))
+                }
+                Some(_) | None => return Err(DirectoryError::NameTaken(name)),
             },
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
+        };
+        // The new user is this account's; a racing first login of another
+        // account with the same address loses here.
+        people::bind(&self.store, &assertion, &user).await?;
+        Ok(user)
+    }
+}
+
+impl From<MatchError> for DirectoryError {
+    fn from(e: MatchError) -> Self {
+        match e {
+            MatchError::Revoked(name) => Self::Revoked(name),
+            MatchError::Store(e) => Self::Store(e),
+            MatchError::Unverified(_) | MatchError::BoundToAnother { .. } => Self::Match(e),
         }
+    }
+}
+
+/// What a provider's claims assert about a person's address.
+fn assertion(person: &UserClaims) -> EmailAssertion {
+    EmailAssertion {
+        source: format!("oidc:{}", person.issuer),
+        subject: person.subject.clone(),
+        email: person.email.clone(),
+        verified: person.email_verified,
     }
 }
 

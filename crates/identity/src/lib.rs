@@ -8,6 +8,9 @@
 //!   `kid`; signature, issuer, audience and expiry checks;
 //! - [`workload`]: `[[workload_identity]]` issuers and claim-mapping rules;
 //! - [`directory`]: people as countersign users, matched by email;
+//! - [`people`]: the one rule for matching a person by email (verified
+//!   addresses only; one account per source per user), shared with the
+//!   chat channels;
 //! - [`chain`]: the [`Authenticator`](countersign_server::auth::Authenticator)
 //!   the gateway's API uses.
 //!
@@ -25,6 +28,7 @@ pub mod http;
 pub mod jwks;
 pub mod jwt;
 pub mod oidc;
+pub mod people;
 pub mod workload;
 
 use std::sync::Arc;

@@ -53,9 +53,13 @@ pub struct PendingLogin {
 #[derive(Debug, Clone)]
 pub struct Login {
     pub user: UserClaims,
-    /// When the provider last authenticated the person (the `auth_time`
-    /// claim, or now when the provider does not send one).
-    pub auth_time: Timestamp,
+    /// When the provider last authenticated the person: its `auth_time`
+    /// claim, or `None` when it sent none. A login the provider does not
+    /// date is never fresh (OIDC makes `auth_time` optional unless it was
+    /// asked for, and a silent single sign-on against a long-lived provider
+    /// session is a login too), so it cannot satisfy `@step_up`; a step-up
+    /// login asks for it with `max_age`, and without it the login fails.
+    pub auth_time: Option<Timestamp>,
     /// Kept for RP-initiated logout (`id_token_hint`).
     pub id_token: String,
 }
@@ -174,9 +178,8 @@ impl OidcClient {
             .ok_or_else(|| LoginError::Refused("no ID token in the answer".to_owned()))?;
         let claims = self.verify_id_token(&metadata, id_token, &pending.nonce, pending.max_age).await?;
         let user = claims::user(&self.config, &claims)?;
-        let auth_time = jwt::time_claim(&claims, "auth_time")
-            .map(|secs| Timestamp::from_millis(secs.saturating_mul(1000)))
-            .unwrap_or_else(Timestamp::now);
+        let auth_time =
+            jwt::time_claim(&claims, "auth_time").map(|secs| Timestamp::from_millis(secs.saturating_mul(1000)));
         Ok(Login { user, auth_time, id_token: id_token.to_owned() })
     }
 
@@ -201,14 +204,7 @@ impl OidcClient {
         }
         if let Some(max_age) = max_age {
             let auth_time = jwt::time_claim(&claims, "auth_time").ok_or(TokenError::MissingClaim("auth_time"))?;
-            let now = Timestamp::now().as_millis() / 1000;
-            let limit = i64::try_from(max_age + jwt::LEEWAY_SECS).unwrap_or(i64::MAX);
-            if now.saturating_sub(auth_time) > limit {
-                return Err(TokenError::Claims(
-                    "the provider did not log you in again although a fresh login was asked for".to_owned(),
-                )
-                .into());
-            }
+            fresh_enough(auth_time, max_age, Timestamp::now().as_millis() / 1000)?;
         }
         Ok(claims)
     }
@@ -259,6 +255,23 @@ impl OidcClient {
     pub fn issuer(&self) -> &str {
         &self.config.issuer
     }
+}
+
+/// OpenID Connect Core §3.1.2.1: with `max_age` sent, the provider must
+/// have authenticated the person no more than `max_age` seconds ago (and
+/// not in the future), give or take the clock leeway.
+fn fresh_enough(auth_time: i64, max_age: u64, now: i64) -> Result<(), TokenError> {
+    let leeway = i64::try_from(jwt::LEEWAY_SECS).unwrap_or(i64::MAX);
+    let limit = i64::try_from(max_age).unwrap_or(i64::MAX).saturating_add(leeway);
+    if now.saturating_sub(auth_time) > limit {
+        return Err(TokenError::Claims(
+            "the provider did not log you in again although a fresh login was asked for".to_owned(),
+        ));
+    }
+    if auth_time.saturating_sub(now) > leeway {
+        return Err(TokenError::Claims("the provider dates the login in the future".to_owned()));
+    }
+    Ok(())
 }
 
 /// How long a started login may take.
@@ -315,6 +328,21 @@ mod tests {
     fn basic_credentials_are_form_encoded() {
         assert_eq!(form_encode("a b:c"), "a+b%3Ac");
         assert_eq!(form_encode("plain"), "plain");
+    }
+
+    #[test]
+    fn a_step_up_login_must_be_dated_within_max_age() {
+        let leeway = i64::try_from(jwt::LEEWAY_SECS).unwrap();
+        let now = 1_700_000_000;
+        assert!(fresh_enough(now, 300, now).is_ok());
+        assert!(fresh_enough(now - 300 - leeway, 300, now).is_ok());
+        assert!(fresh_enough(now - 301 - leeway, 300, now).is_err());
+        assert!(fresh_enough(now - 86_400, 300, now).is_err());
+        assert!(fresh_enough(0, 300, now).is_err());
+        assert!(fresh_enough(i64::MIN, 300, now).is_err());
+        assert!(fresh_enough(now + leeway, 300, now).is_ok());
+        assert!(fresh_enough(now + leeway + 1, 300, now).is_err());
+        assert!(fresh_enough(i64::MAX, u64::MAX, now).is_err());
     }
 
     #[test]

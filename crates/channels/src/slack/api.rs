@@ -42,6 +42,16 @@ impl From<SlackError> for DeliveryError {
     }
 }
 
+/// A Slack account's email as `users.info` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackEmail {
+    pub email: String,
+    /// `is_email_confirmed: true`: Slack checked the address belongs to the account.
+    pub confirmed: bool,
+    /// The account's workspace (`team_id`), empty if Slack did not say.
+    pub team: String,
+}
+
 /// A Slack Web API client for one bot token.
 #[derive(Debug, Clone)]
 pub struct SlackApi {
@@ -116,14 +126,20 @@ impl SlackApi {
         Ok(())
     }
 
-    /// The email of a Slack user (needs the `users:read.email` scope).
-    pub async fn user_email(&self, user: &str) -> Result<Option<String>, SlackError> {
+    /// The email of a Slack user, and whether Slack says it is confirmed
+    /// (`is_email_confirmed`, the JSON boolean `true`), with the user's
+    /// workspace (needs the `users:read.email` scope).
+    pub async fn user_email(&self, user: &str) -> Result<Option<SlackEmail>, SlackError> {
         match self.call_form("users.info", &[("user", user)], &self.token).await {
-            Ok(answer) => Ok(answer
-                .pointer("/user/profile/email")
-                .and_then(Value::as_str)
-                .filter(|e| !e.is_empty())
-                .map(str::to_owned)),
+            Ok(answer) => {
+                Ok(answer.pointer("/user/profile/email").and_then(Value::as_str).filter(|e| !e.is_empty()).map(
+                    |email| SlackEmail {
+                        email: email.to_owned(),
+                        confirmed: answer.pointer("/user/is_email_confirmed") == Some(&Value::Bool(true)),
+                        team: answer.pointer("/user/team_id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    },
+                ))
+            }
             Err(SlackError::Api(code)) if code == "user_not_found" => Ok(None),
             Err(e) => Err(e),
         }

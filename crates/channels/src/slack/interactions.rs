@@ -63,11 +63,10 @@ async fn receive(
     let timestamp = header("x-slack-request-timestamp");
     let given = header("x-slack-signature");
     let now = Timestamp::now().as_millis() / 1000;
-    let mut checked = signature::verify(secret.expose().as_bytes(), timestamp, &body, given, now);
-    if checked.is_ok() {
-        let sent = timestamp.and_then(|t| t.trim().parse().ok()).unwrap_or(now);
-        checked = signature::first_use(slack.state.store.as_ref(), given.unwrap_or_default(), sent).await;
-    }
+    let checked = match signature::verify(secret.expose().as_bytes(), timestamp, &body, given, now) {
+        Ok(verified) => signature::first_use_of(slack.state.store.as_ref(), &verified).await,
+        Err(e) => Err(e),
+    };
     if checked == Err(SignatureError::Unchecked) {
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &SignatureError::Unchecked.to_string());
     }

@@ -20,6 +20,8 @@ use countersign_server::config::SlackConfig;
 use countersign_server::AppState;
 use countersign_store::User;
 
+use countersign_identity::people::{EmailAssertion, MatchError};
+
 use crate::identity;
 use crate::review::CardBuilder;
 
@@ -33,7 +35,7 @@ pub struct Slack {
     pub config: SlackConfig,
     pub api: api::SlackApi,
     pub(crate) cards: CardBuilder,
-    emails: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    emails: Mutex<HashMap<String, (Option<api::SlackEmail>, Instant)>>,
 }
 
 /// Why a Slack account cannot act.
@@ -43,6 +45,8 @@ pub enum Unmapped {
     NoEmail(String),
     #[error("no countersign user has the email `{0}` of your Slack account; ask an admin to add you")]
     UnknownEmail(String),
+    #[error("{0}; ask an admin to map `{1}` in `[slack] users`")]
+    Refused(String, String),
     #[error("`[slack] users` maps your Slack account to `{0}`, which does not exist or was revoked")]
     UnknownMapping(String),
     #[error("cannot look up your Slack account right now; try again")]
@@ -65,15 +69,24 @@ impl Slack {
                 Err(_) => Err(Unmapped::Unavailable),
             };
         }
-        let email = self.email_of(account).await?.ok_or_else(|| Unmapped::NoEmail(account.to_owned()))?;
-        match identity::by_email(&self.state, &email, request).await {
+        let found = self.email_of(account).await?.ok_or_else(|| Unmapped::NoEmail(account.to_owned()))?;
+        let assertion = EmailAssertion {
+            source: format!("slack:{}", found.team),
+            subject: account.to_owned(),
+            email: found.email.clone(),
+            verified: found.confirmed,
+        };
+        match identity::by_email(&self.state, &assertion, request).await {
             Ok(Some(user)) => Ok(user),
-            Ok(None) => Err(Unmapped::UnknownEmail(email)),
-            Err(_) => Err(Unmapped::Unavailable),
+            Ok(None) => Err(Unmapped::UnknownEmail(found.email)),
+            Err(MatchError::Store(_)) => Err(Unmapped::Unavailable),
+            Err(e @ (MatchError::Unverified(_) | MatchError::Revoked(_) | MatchError::BoundToAnother { .. })) => {
+                Err(Unmapped::Refused(e.to_string(), account.to_owned()))
+            }
         }
     }
 
-    async fn email_of(&self, account: &str) -> Result<Option<String>, Unmapped> {
+    async fn email_of(&self, account: &str) -> Result<Option<api::SlackEmail>, Unmapped> {
         if let Ok(cache) = self.emails.lock() {
             if let Some((email, at)) = cache.get(account) {
                 if at.elapsed() < EMAIL_TTL {

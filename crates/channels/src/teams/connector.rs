@@ -51,6 +51,8 @@ impl From<ConnectorError> for DeliveryError {
 pub struct Member {
     pub email: Option<String>,
     pub user_principal_name: Option<String>,
+    /// The Entra ID object id, when the connector tells.
+    pub aad_object_id: Option<String>,
     pub display: String,
 }
 
@@ -160,6 +162,7 @@ impl Connector {
         Ok(Member {
             email: text("email"),
             user_principal_name: text("userPrincipalName"),
+            aad_object_id: text("aadObjectId"),
             display: text("name").or_else(|| text("userPrincipalName")).unwrap_or_else(|| member.to_owned()),
         })
     }

@@ -122,7 +122,12 @@ impl Teams {
         let aad = activity.pointer("/from/aadObjectId").and_then(Value::as_str);
         let account = aad.map_or_else(|| member.clone(), str::to_owned);
         let request = self.state.store.request(&id).await.ok().flatten();
-        let user = self.user_for(&text("/serviceUrl"), &text("/conversation/id"), &member, aad, request.as_ref()).await;
+        let tenant = activity
+            .pointer("/conversation/tenantId")
+            .or_else(|| activity.pointer("/channelData/tenant/id"))
+            .and_then(Value::as_str);
+        let conversation = text("/conversation/id");
+        let user = self.user_for(&text("/serviceUrl"), &conversation, &member, aad, tenant, request.as_ref()).await;
         let user = match user {
             Ok(user) => user,
             Err(why) => {

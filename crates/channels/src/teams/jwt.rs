@@ -5,8 +5,12 @@
 //! the metadata's issuer, for our app id (audience), not expired (five
 //! minutes of clock skew, as the Bot Framework SDKs allow), and its
 //! `serviceurl` claim must match the activity's `serviceUrl`, so a token
-//! cannot send our replies elsewhere. A key that lists `endorsements` must
-//! endorse the activity's channel. Keys are cached and fetched again when
+//! cannot send our replies elsewhere. Only Teams may vote here: the
+//! activity's `channelId` must be `msteams`, and the signing key must list
+//! `msteams` among its `endorsements` (a key with no endorsements endorses
+//! nothing; the Bot Framework signs Web Chat, Direct Line and every other
+//! channel with keys of its own, and an activity's `channelId` is only as
+//! good as the key that signed it). Keys are cached and fetched again when
 //! an unknown key id shows up (at most once a minute) or after a day.
 
 use std::time::{Duration, Instant};
@@ -23,6 +27,16 @@ const REFETCH_AFTER: Duration = Duration::from_secs(60);
 /// Allowed clock skew, in seconds.
 const LEEWAY: u64 = 300;
 
+/// The Bot Framework channel id of Microsoft Teams, the only channel whose
+/// activities may vote.
+pub const TEAMS_CHANNEL: &str = "msteams";
+
+/// Whether `jwk` lists `channel` among its `endorsements`. Absent, not an
+/// array, or holding anything but strings: it endorses nothing.
+fn endorses(jwk: &Value, channel: &str) -> bool {
+    jwk.get("endorsements").and_then(Value::as_array).is_some_and(|all| all.iter().any(|e| e.as_str() == Some(channel)))
+}
+
 /// Why a token is not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -38,6 +52,8 @@ pub enum TokenError {
     ServiceUrl,
     #[error("the signing key does not endorse channel `{0}`")]
     Endorsement(String),
+    #[error("only Microsoft Teams activities are accepted, not channel `{0}`")]
+    Channel(String),
     #[error("cannot read the Bot Framework signing keys: {0}")]
     Keys(String),
 }
@@ -74,7 +90,7 @@ impl BotAuth {
     }
 
     /// Checks the `Authorization` header of an activity from `service_url`
-    /// on `channel_id` (e.g. `msteams`).
+    /// on `channel_id`, which must be `msteams` (see the module header).
     pub async fn validate(
         &self,
         authorization: Option<&str>,
@@ -91,13 +107,12 @@ impl BotAuth {
             return Err(TokenError::Malformed);
         }
         let kid = header.kid.ok_or(TokenError::Malformed)?;
+        if channel_id != TEAMS_CHANNEL {
+            return Err(TokenError::Channel(channel_id.chars().take(32).collect()));
+        }
         let (issuer, jwk) = self.key(&kid).await?;
-        let endorsements: Option<Vec<String>> =
-            jwk.get("endorsements").and_then(|e| serde_json::from_value(e.clone()).ok());
-        if let Some(endorsements) = endorsements {
-            if !endorsements.iter().any(|e| e == channel_id) {
-                return Err(TokenError::Endorsement(channel_id.to_owned()));
-            }
+        if !endorses(&jwk, TEAMS_CHANNEL) {
+            return Err(TokenError::Endorsement(TEAMS_CHANNEL.to_owned()));
         }
         let jwk: Jwk = serde_json::from_value(jwk).map_err(|_| TokenError::UnknownKey)?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|_| TokenError::UnknownKey)?;
@@ -167,5 +182,28 @@ fn reason(e: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::InvalidSignature => "bad signature".to_owned(),
         ErrorKind::MissingRequiredClaim(claim) => format!("missing claim `{claim}`"),
         _ => "not acceptable".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_keys_listing_teams_endorse_it() {
+        assert!(endorses(&json!({"endorsements": ["msteams", "webchat"]}), "msteams"));
+        for key in [
+            json!({}),
+            json!({"endorsements": null}),
+            json!({"endorsements": []}),
+            json!({"endorsements": ["webchat"]}),
+            json!({"endorsements": ["MSTEAMS"]}),
+            json!({"endorsements": "msteams"}),
+            json!({"endorsements": [["msteams"]]}),
+            json!({"endorsements": ["msteams "]}),
+        ] {
+            assert!(!endorses(&key, "msteams"), "{key}");
+        }
     }
 }

@@ -18,6 +18,8 @@ use countersign_server::config::TeamsConfig;
 use countersign_server::AppState;
 use countersign_store::User;
 
+use countersign_identity::people::{EmailAssertion, MatchError};
+
 use crate::identity;
 use crate::review::CardBuilder;
 use crate::SetupError;
@@ -43,6 +45,8 @@ pub enum Unmapped {
     UnknownMapping(String),
     #[error("cannot look up your Teams account right now; try again")]
     Unavailable,
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Teams {
@@ -59,13 +63,15 @@ impl Teams {
 
     /// The countersign user behind the Teams account that clicked: by
     /// `[teams] users` (Entra object id), else by the email or UPN the Bot
-    /// Connector reports for the conversation member.
+    /// Connector reports for the conversation member, under the one rule of
+    /// [`countersign_identity::people`].
     pub async fn user_for(
         &self,
         service_url: &str,
         conversation: &str,
         member: &str,
         aad_object_id: Option<&str>,
+        tenant: Option<&str>,
         request: Option<&Request>,
     ) -> Result<User, Unmapped> {
         if let Some(name) = aad_object_id.and_then(|id| self.config.users.get(id)) {
@@ -82,11 +88,22 @@ impl Teams {
             tracing::warn!(error = %e, "cannot read the Teams member");
             Unmapped::Unavailable
         })?;
+        // The address and sign-in name come from the tenant's directory,
+        // through the Bot Connector: the tenant vouches for them. The
+        // account is the Entra object id (else the member id) in its tenant.
+        let subject = found.aad_object_id.clone().or_else(|| aad_object_id.map(str::to_owned));
+        let subject = subject.unwrap_or_else(|| member.to_owned());
+        let source = format!("teams:{}", tenant.unwrap_or_default());
         for address in [found.email, found.user_principal_name].into_iter().flatten() {
-            match identity::by_email(&self.state, &address, request).await {
+            let assertion =
+                EmailAssertion { source: source.clone(), subject: subject.clone(), email: address, verified: true };
+            match identity::by_email(&self.state, &assertion, request).await {
                 Ok(Some(user)) => return Ok(user),
                 Ok(None) => {}
-                Err(_) => return Err(Unmapped::Unavailable),
+                Err(MatchError::Store(_)) => return Err(Unmapped::Unavailable),
+                Err(e @ (MatchError::Unverified(_) | MatchError::Revoked(_) | MatchError::BoundToAnother { .. })) => {
+                    return Err(Unmapped::Refused(e.to_string()))
+                }
             }
         }
         Err(Unmapped::Unknown(found.display))

@@ -172,6 +172,86 @@ async fn forged_stale_and_replayed_requests_get_401() {
     assert_eq!(rejected, 7, "every rejected request is audited (the replica's too)");
 }
 
+/// A replay is the same verified request, however its signature header is
+/// spelled: other spellings of an accepted signature are refused, before
+/// and after the first use, and a Bolt app agrees on each of them.
+#[tokio::test]
+async fn a_signature_respelled_is_still_a_replay() {
+    let gw = gateway().await;
+    let id = gw.submit(shell("prod-web")).await;
+    let body = slack_form(&click("UBOB", countersign_channels::slack::blocks::APPROVE, &id, "C1"));
+    let ts = (Timestamp::now().as_millis() / 1000).to_string();
+    let signature = countersign_channels::slack::signature::sign(SIGNING_SECRET.as_bytes(), &ts, body.as_bytes());
+    let digits = signature.strip_prefix("v0=").unwrap().to_owned();
+    let mixed: String =
+        digits.chars().enumerate().map(|(i, c)| if i % 2 == 1 { c.to_ascii_uppercase() } else { c }).collect();
+    let respelled = [format!("v0={}", digits.to_uppercase()), format!("v0={mixed}"), format!("V0={digits}")];
+    assert_eq!(gw.slack_raw(&body, &ts, &respelled[0]).await.status(), 401, "upper case before first use");
+    assert_eq!(gw.slack_raw(&body, &ts, &signature).await.status(), 200);
+    for other in &respelled {
+        assert_eq!(gw.slack_raw(&body, &ts, other).await.status(), 401, "{other} after first use");
+    }
+    let replica = gw.replica().await;
+    assert_eq!(gw.slack_raw_to(&replica.url, &body, &ts, &respelled[1]).await.status(), 401, "to a replica");
+    gw.eventually("one vote", || async { gw.request(&id).await.votes.len() == 1 }).await;
+    let request = gw.request(&id).await;
+    assert_eq!(request.votes.len(), 1, "the click was applied once");
+    let sent: Vec<(String, String, String)> =
+        gw.slack_sent.lock().unwrap().iter().map(|(b, t, s, _)| (b.clone(), t.clone(), s.clone())).collect();
+    let verdicts = bolt(&sent);
+    for ((_, _, signature), bolt) in sent.iter().zip(&verdicts) {
+        let canonical = signature.strip_prefix("v0=") == Some(digits.as_str());
+        assert_eq!(bolt["status"] == 200, canonical, "Bolt on {signature}: {bolt}");
+    }
+}
+
+/// Slack accounts name countersign users under the console's rule: only an
+/// address Slack confirmed names anyone, and a user belongs to the first
+/// Slack account that acted as them; another account with the same
+/// address is refused, audited, and never votes.
+#[tokio::test]
+async fn only_the_confirmed_first_slack_account_of_a_user_votes_as_them() {
+    let gw = gateway().await;
+    let sql = json!({"kind": "sql.execute", "resource": "prod-db", "payload": {"statement": "DELETE FROM users WHERE id = 7"},
+                     "on_behalf_of": "owen", "justification": "GDPR erasure", "context": {"confidence": 0.75}});
+    let id = gw.submit(sql).await;
+    let approve = countersign_channels::slack::blocks::APPROVE;
+    let refused = |user: &'static str| {
+        let gw = &gw;
+        async move {
+            gw.eventually(&format!("ephemeral for {user}"), || async {
+                gw.slack.calls("chat.postEphemeral").iter().any(|e| e["user"] == user)
+            })
+            .await;
+            gw.slack.calls("chat.postEphemeral").into_iter().find(|e| e["user"] == user).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    // An account whose address Slack has not confirmed names nobody.
+    gw.slack.state.users.lock().unwrap().insert("UMALLORY".into(), "unconfirmed:carol@corp.example".into());
+    assert_eq!(gw.slack_post(&click("UMALLORY", approve, &id, "C1")).await.status(), 200);
+    assert!(refused("UMALLORY").await.contains("not verified"), "told why");
+    // carol's own account votes, and is bound to carol.
+    assert_eq!(gw.slack_post(&click("UCAROL", approve, &id, "C1")).await.status(), 200);
+    gw.eventually("carol's vote", || async { gw.request(&id).await.votes.len() == 1 }).await;
+    // Another confirmed account with carol's address is refused.
+    gw.slack.state.users.lock().unwrap().insert("UIMPOSTOR".into(), "carol@corp.example".into());
+    assert_eq!(gw.slack_post(&click("UIMPOSTOR", approve, &id, "C1")).await.status(), 200);
+    assert!(refused("UIMPOSTOR").await.contains("another account"), "told why");
+    let request = gw.request(&id).await;
+    assert_eq!(request.votes.len(), 1);
+    assert_eq!(request.votes[0].by.name, "carol");
+    let audit = gw.audit_types().await;
+    assert!(audit
+        .iter()
+        .any(|(t, b)| t == "identity.binding_refused" && b["name"] == "carol" && b["subject"] == "UIMPOSTOR"));
+    assert!(audit.iter().any(|(t, b)| t == "identity.bound" && b["name"] == "carol" && b["subject"] == "UCAROL"));
+    let clicks: Vec<&Value> = audit.iter().filter(|(t, _)| t == "channel.click").map(|(_, b)| b).collect();
+    assert_eq!(clicks.iter().filter(|c| !c["refused"].is_null()).count(), 2, "{clicks:?}");
+}
+
 #[tokio::test]
 async fn unknown_users_and_self_approval_get_an_ephemeral_refusal() {
     let gw = gateway().await;

@@ -38,7 +38,7 @@ pub struct Call {
 #[derive(Debug, Default)]
 pub struct SlackState {
     pub calls: Mutex<Vec<Call>>,
-    /// Slack user id → email.
+    /// Slack user id → email (`unconfirmed:<address>`: not confirmed by Slack).
     pub users: Mutex<HashMap<String, String>>,
     /// Channel name → id.
     channels: Mutex<HashMap<String, String>>,
@@ -124,7 +124,13 @@ async fn slack_api(
         "chat.postEphemeral" => json!({"ok": true, "message_ts": "1700000000.999999"}),
         "views.open" => json!({"ok": true, "view": {"id": "V1"}}),
         "users.info" => match state.users.lock().unwrap().get(&text("user")) {
-            Some(email) => json!({"ok": true, "user": {"id": text("user"), "profile": {"email": email}}}),
+            // `unconfirmed:<address>`: an address Slack has not confirmed.
+            Some(email) => {
+                let confirmed = email.strip_prefix("unconfirmed:");
+                json!({"ok": true, "user": {"id": text("user"), "team_id": "T1",
+                       "is_email_confirmed": confirmed.is_none(),
+                       "profile": {"email": confirmed.unwrap_or(email)}}})
+            }
             None => json!({"ok": false, "error": "user_not_found"}),
         },
         "users.lookupByEmail" => {

@@ -68,6 +68,44 @@ async fn tokens_are_accepted_exactly_when_the_bot_framework_sdk_accepts_them() {
     assert_eq!(rejected, cases.iter().filter(|c| !c.3).count(), "every rejection is audited");
 }
 
+/// Stricter than the SDK (which lets a key without endorsements sign for
+/// any channel, and any endorsed channel in): only Teams activities, signed
+/// by keys that endorse Teams, reach the vote. Every refusal is audited and
+/// no vote is recorded.
+#[tokio::test]
+async fn only_teams_activities_signed_by_keys_endorsing_teams_can_vote() {
+    let gw = gateway().await;
+    let id = gw.submit(sql()).await;
+    let service = gw.bot.service_url.clone();
+    let token = |kid: &str| bot_token(&service, json!({"kid": kid}));
+    let refused = [
+        ("endorsed key, webchat activity", token("test-key-1"), json!("webchat")),
+        ("endorsed key, directline activity", token("test-key-1"), json!("directline")),
+        ("endorsed key, channel in upper case", token("test-key-1"), json!("MSTEAMS")),
+        ("endorsed key, no channel", token("test-key-1"), Value::Null),
+        ("endorsed key, channel not a string", token("test-key-1"), json!(["msteams"])),
+        ("webchat key, webchat activity", token("webchat-only"), json!("webchat")),
+        ("webchat key, Teams activity", token("webchat-only"), json!("msteams")),
+        ("key without endorsements, Teams activity", token("no-endorsements"), json!("msteams")),
+        ("key without endorsements, webchat activity", token("no-endorsements"), json!("webchat")),
+        ("key with empty endorsements, Teams activity", token("empty-endorsements"), json!("msteams")),
+    ];
+    for (name, token, channel) in &refused {
+        let mut activity = invoke(&gw, "29:dave", "aad-dave", "approve", &id, None);
+        activity["channelId"] = channel.clone();
+        let (status, _) = teams_post(&gw, Some(token), &activity).await;
+        assert_eq!(status, 401, "{name}");
+    }
+    assert!(gw.request(&id).await.votes.is_empty(), "no refused activity voted");
+    let rejected = gw.audit_types().await.into_iter().filter(|(t, _)| t == "integration.rejected").count();
+    assert_eq!(rejected, refused.len(), "every rejection is audited");
+    // The same click from Teams, signed by the Teams key, votes.
+    let (status, answer) =
+        teams_post(&gw, Some(&token("test-key-1")), &invoke(&gw, "29:dave", "aad-dave", "approve", &id, None)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(gw.request(&id).await.votes.len(), 1);
+}
+
 #[tokio::test]
 async fn a_click_answers_with_the_refreshed_card_and_the_posted_card_follows() {
     let gw = gateway().await;

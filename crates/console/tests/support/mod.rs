@@ -138,10 +138,16 @@ pub async fn start(extra_config: &str) -> (Idp, Gateway) {
     let policies = dir.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
     std::fs::write(policies.join("test.cedar"), POLICIES).unwrap();
+    // `extra_config` may set its own scopes.
+    let scopes = if extra_config.contains("scopes") {
+        ""
+    } else {
+        "scopes = [\"openid\", \"email\", \"profile\", \"groups\"]\n"
+    };
     let text = format!(
         "[server]\nlisten = \"{listen}\"\ndata_dir = \"{data}\"\npolicies = \"{policies}\"\npublic_url = \"{url}\"\n\
          [oidc]\nissuer = \"{issuer}\"\nclient_id = \"countersign\"\nclient_secret = \"console-secret\"\n\
-         scopes = [\"openid\", \"email\", \"profile\", \"groups\"]\n{extra_config}\n",
+         {scopes}{extra_config}\n",
         listen = listener.local_addr().unwrap(),
         data = dir.path().display(),
         policies = policies.display(),

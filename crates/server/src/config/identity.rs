@@ -28,6 +28,12 @@ pub struct RawOidc {
     pub groups_claim: Option<String>,
     /// The claim with the user's email. Default `email`.
     pub email_claim: Option<String>,
+    /// Whether the provider vouches for every address it puts in
+    /// `email_claim` (it verified it, or it manages it, like a directory's
+    /// sign-in name), so no `email_verified: true` is needed. Default
+    /// `false`: people are matched by email only when the token says
+    /// `email_verified: true` about the standard `email` claim.
+    pub email_claim_verified: Option<bool>,
     /// The claim with the user's display name. Default `name`.
     pub name_claim: Option<String>,
     /// If set, only members of these groups may log in or call the API.
@@ -96,6 +102,8 @@ pub struct OidcConfig {
     pub scopes: Vec<String>,
     pub groups_claim: String,
     pub email_claim: String,
+    /// See [`RawOidc::email_claim_verified`].
+    pub email_claim_verified: bool,
     pub name_claim: String,
     /// Empty: everyone the provider authenticates may log in.
     pub allowed_groups: Vec<String>,
@@ -227,6 +235,7 @@ fn validate_oidc(raw: RawOidc, public_url: &str) -> Result<OidcConfig, ConfigErr
         scopes,
         groups_claim: claim_name("oidc.groups_claim", raw.groups_claim, "groups")?,
         email_claim: claim_name("oidc.email_claim", raw.email_claim, "email")?,
+        email_claim_verified: raw.email_claim_verified.unwrap_or(false),
         name_claim: claim_name("oidc.name_claim", raw.name_claim, "name")?,
         allowed_groups: raw.allowed_groups.unwrap_or_default(),
         audiences,
