@@ -355,6 +355,18 @@ impl Gateway {
     }
 
     /// Audit event types in order.
+    /// How many refusals of `kind` were audited: recorded one by one, plus
+    /// those counted into `refusals.aggregated` events (the gateway records
+    /// the first few from a source in a window and counts the rest).
+    pub async fn refusals_accounted(&self, kind: &str) -> usize {
+        self.state.flush_refusals(true).await;
+        let events = self.audit_types().await;
+        let recorded = events.iter().filter(|(t, _)| t == kind).count();
+        let counted: u64 =
+            events.iter().filter(|(t, _)| t == "refusals.aggregated").filter_map(|(_, b)| b["count"].as_u64()).sum();
+        recorded + usize::try_from(counted).unwrap()
+    }
+
     pub async fn audit_types(&self) -> Vec<(String, Value)> {
         self.store
             .audit_events(0, 100_000)

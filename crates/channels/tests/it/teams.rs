@@ -64,7 +64,7 @@ async fn tokens_are_accepted_exactly_when_the_bot_framework_sdk_accepts_them() {
         assert_eq!(ours[i], *expected, "countersign on `{name}`");
         assert_eq!(sdk[i], *expected, "the Bot Framework SDK on `{name}`");
     }
-    let rejected = gw.audit_types().await.into_iter().filter(|(t, _)| t == "integration.rejected").count();
+    let rejected = gw.refusals_accounted("integration.rejected").await;
     assert_eq!(rejected, cases.iter().filter(|c| !c.3).count(), "every rejection is audited");
 }
 
@@ -97,7 +97,7 @@ async fn only_teams_activities_signed_by_keys_endorsing_teams_can_vote() {
         assert_eq!(status, 401, "{name}");
     }
     assert!(gw.request(&id).await.votes.is_empty(), "no refused activity voted");
-    let rejected = gw.audit_types().await.into_iter().filter(|(t, _)| t == "integration.rejected").count();
+    let rejected = gw.refusals_accounted("integration.rejected").await;
     assert_eq!(rejected, refused.len(), "every rejection is audited");
     // The same click from Teams, signed by the Teams key, votes.
     let (status, answer) =
