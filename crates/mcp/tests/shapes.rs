@@ -30,7 +30,9 @@ async fn url_upstream_refuses_every_malformed_message_and_audits_it() {
     countersign_mcp::install_crypto_provider();
     let (upstream_url, seen) = start_upstream(None).await;
     let dir = tempfile::tempdir().unwrap();
-    let gateway = start_gateway(dir.path(), &format!("{RECORD_EVERY_REFUSAL}[mcp.upstreams.web]\nurl = {upstream_url:?}\n")).await;
+    let gateway =
+        start_gateway(dir.path(), &format!("{RECORD_EVERY_REFUSAL}[mcp.upstreams.web]\nurl = {upstream_url:?}\n"))
+            .await;
     let url = format!("{}/mcp/web", gateway.base);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let (status, session, _) = post(&client, &url, &gateway.agent_key, &[], initialize()).await;
@@ -67,7 +69,9 @@ async fn command_upstream_refuses_every_malformed_message_and_audits_it() {
     let log = dir.path().join("server.log");
     let command = fake_server(dir.path(), &log, false);
     let command = command.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
-    let gateway = start_gateway(dir.path(), &format!("{RECORD_EVERY_REFUSAL}[mcp.upstreams.local]\ncommand = [{command}]\n")).await;
+    let gateway =
+        start_gateway(dir.path(), &format!("{RECORD_EVERY_REFUSAL}[mcp.upstreams.local]\ncommand = [{command}]\n"))
+            .await;
     let url = format!("{}/mcp/local", gateway.base);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let (status, session) = {
