@@ -207,6 +207,9 @@ pub(crate) struct SqlText {
     pub dialect: &'static str,
     /// Only known at run time (`psql -c "$QUERY"`).
     pub dynamic: bool,
+    /// The server's settings, not the client, decide how the text reads
+    /// (`mysql` and `NO_BACKSLASH_ESCAPES`): judged as a claimed dialect.
+    pub claimed: bool,
 }
 
 /// The base name of a program path: `/usr/bin/rm` → `rm`.

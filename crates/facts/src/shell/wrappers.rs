@@ -712,13 +712,26 @@ pub(super) fn unwrap(a: &mut Analysis, program: &str, args: &[&Word], depth: usi
         "awk" | "gawk" | "mawk" | "nawk" | "busybox-awk" => awk(a, args),
         "kubectl" | "oc" => kubectl(a, args, next),
         "psql" => {
-            let texts = option_values(args, 'c', "command");
-            let file = has_option(args, 'f', "file");
+            let p = opts::parse(args, &PSQL);
+            unresolved_if(a, &p);
+            let texts = sql_values(&p, 'c', "command");
+            let file = p.has(Some('f'), Some("file"));
             database(a, texts, "postgres", file);
         }
         "mysql" | "mariadb" => {
-            let texts = option_values(args, 'e', "execute");
-            database(a, texts, "mysql", false);
+            let p = opts::parse(args, &MYSQL);
+            unresolved_if(a, &p);
+            let mut texts = sql_values(&p, 'e', "execute");
+            texts.extend(sql_values(&p, '\0', "init-command"));
+            let file = p.opts.iter().any(|o| {
+                matches!(
+                    o.name,
+                    Name::Long("defaults-file" | "defaults-extra-file" | "login-path" | "init-command-add")
+                )
+            });
+            // The server's `NO_BACKSLASH_ESCAPES` mode decides where its
+            // strings end, and the command line does not say it.
+            database_claimed(a, texts, "mysql", file);
         }
         "sqlite3" => sqlite3(a, args),
         other => match plain_wrapper(other) {
@@ -1003,6 +1016,16 @@ fn kubectl(a: &mut Analysis, args: &[&Word], depth: usize) {
     }
 }
 
+/// [`database`] for a client whose server's settings decide how the
+/// text is read (`mysql`): judged as a claimed dialect.
+fn database_claimed(a: &mut Analysis, texts: Vec<(String, bool)>, dialect: &'static str, file: bool) {
+    let from = a.sql.len();
+    database(a, texts, dialect, file);
+    for text in a.sql.iter_mut().skip(from) {
+        text.claimed = true;
+    }
+}
+
 /// A database client's SQL: given on its command line, or else read from
 /// stdin (the payload's `stdin` when it is the program's input) or a file.
 fn database(a: &mut Analysis, texts: Vec<(String, bool)>, dialect: &'static str, file: bool) {
@@ -1012,10 +1035,10 @@ fn database(a: &mut Analysis, texts: Vec<(String, bool)>, dialect: &'static str,
     }
     if texts.is_empty() && !file {
         match a.take_stdin() {
-            Some(super::Stdin::Text(text)) => a.sql.push(SqlText { text, dialect, dynamic: false }),
+            Some(super::Stdin::Text(text)) => a.sql.push(SqlText { text, dialect, dynamic: false, claimed: false }),
             Some(super::Stdin::Unseen) => {
                 a.facts.unresolved = true;
-                a.sql.push(SqlText { text: String::new(), dialect, dynamic: true });
+                a.sql.push(SqlText { text: String::new(), dialect, dynamic: true, claimed: false });
             }
             None => {
                 if a.stdin_is_data() {
@@ -1026,8 +1049,94 @@ fn database(a: &mut Analysis, texts: Vec<(String, bool)>, dialect: &'static str,
         }
     }
     for (text, dynamic) in texts {
-        a.sql.push(SqlText { text, dialect, dynamic });
+        a.sql.push(SqlText { text, dialect, dynamic, claimed: false });
     }
+}
+
+/// `psql`'s options, as its `getopt_long` reads them: `-Xc SQL` is `-X`
+/// then `-c SQL`.
+const PSQL: Spec = Spec::gnu(
+    "aAbeEHlnqsStVwWxXz01?",
+    "cdfFhLopPRTUv",
+    &[
+        ("echo-all", Arg::No),
+        ("no-align", Arg::No),
+        ("command", Arg::Required),
+        ("dbname", Arg::Required),
+        ("echo-queries", Arg::No),
+        ("echo-errors", Arg::No),
+        ("echo-hidden", Arg::No),
+        ("file", Arg::Required),
+        ("field-separator", Arg::Required),
+        ("host", Arg::Required),
+        ("html", Arg::No),
+        ("list", Arg::No),
+        ("log-file", Arg::Required),
+        ("no-readline", Arg::No),
+        ("output", Arg::Required),
+        ("port", Arg::Required),
+        ("pset", Arg::Required),
+        ("quiet", Arg::No),
+        ("record-separator", Arg::Required),
+        ("single-step", Arg::No),
+        ("single-line", Arg::No),
+        ("tuples-only", Arg::No),
+        ("table-attr", Arg::Required),
+        ("username", Arg::Required),
+        ("set", Arg::Required),
+        ("variable", Arg::Required),
+        ("version", Arg::No),
+        ("no-password", Arg::No),
+        ("password", Arg::No),
+        ("expanded", Arg::No),
+        ("no-psqlrc", Arg::No),
+        ("field-separator-zero", Arg::No),
+        ("record-separator-zero", Arg::No),
+        ("single-transaction", Arg::No),
+        ("help", Arg::Optional),
+        ("csv", Arg::No),
+    ],
+);
+
+/// `mysql`/`mariadb` options: the short ones as listed, long ones that
+/// matter by name, any other `--name[=value]` taken as a flag.
+const MYSQL: Spec = Spec {
+    flags: "?ABCEGHKLMNXVWabcfijmnoqrstvwxyzT",
+    values: "DehuPSOF",
+    optional: "p#",
+    long: &[
+        ("execute", Arg::Required),
+        ("database", Arg::Required),
+        ("host", Arg::Required),
+        ("user", Arg::Required),
+        ("port", Arg::Required),
+        ("socket", Arg::Required),
+        ("password", Arg::Optional),
+        ("init-command", Arg::Required),
+        ("init-command-add", Arg::Required),
+        ("defaults-file", Arg::Required),
+        ("defaults-extra-file", Arg::Required),
+        ("defaults-group-suffix", Arg::Required),
+        ("login-path", Arg::Required),
+        ("default-character-set", Arg::Required),
+        ("pager", Arg::Optional),
+        ("tee", Arg::Required),
+        ("prompt", Arg::Required),
+        ("protocol", Arg::Required),
+    ],
+    permute: true,
+    loose_long: true,
+};
+
+/// The SQL values of option `-short`/`--long`, with whether each is computed.
+fn sql_values(p: &Parsed<'_, '_>, short: char, long: &str) -> Vec<(String, bool)> {
+    p.values(Some(short), Some(long))
+        .map(|o| match &o.value {
+            Some(v) => (v.clone(), o.dynamic),
+            // A missing value: nothing the parser can read.
+            None => (String::new(), true),
+        })
+        .collect()
 }
 
 /// Whether `-x`/`--long`/`--long=` is among the options.
@@ -1127,14 +1236,14 @@ fn sqlite3(a: &mut Analysis, args: &[&Word]) {
     let given_sql = operands > 1;
     if given_sql {
         for (text, dynamic) in texts {
-            a.sql.push(SqlText { text, dialect: "sqlite", dynamic });
+            a.sql.push(SqlText { text, dialect: "sqlite", dynamic, claimed: false });
         }
     } else {
         // `-cmd` runs before the statements read from stdin.
         let mut texts = texts;
         let before = std::mem::take(&mut texts);
         for (text, dynamic) in before {
-            a.sql.push(SqlText { text, dialect: "sqlite", dynamic });
+            a.sql.push(SqlText { text, dialect: "sqlite", dynamic, claimed: false });
         }
         database(a, Vec::new(), "sqlite", file);
     }

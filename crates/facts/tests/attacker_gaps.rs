@@ -1,0 +1,75 @@
+//! Classes of inputs a fresh-eyes attacker found read too kindly: each
+//! test names the class and tries several members of it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use countersign_facts::derive;
+use serde_json::{json, Value};
+
+fn facts(payload: Value) -> countersign_facts::Facts {
+    derive("shell.exec", &payload)
+}
+
+/// A command line's facts: (destructive, unresolved, parse_error).
+fn shell(command: &str) -> (bool, bool, bool) {
+    let s = facts(json!({ "command": command })).shell.unwrap();
+    (s.destructive, s.unresolved, s.parse_error)
+}
+
+#[test]
+fn bundled_short_options_of_database_clients_do_not_hide_sql() {
+    for command in [
+        "psql -Xc 'DROP TABLE users'",
+        "psql -qc 'DROP TABLE users'",
+        "psql -tAc 'DROP TABLE users'",
+        "psql -1c 'DROP TABLE users'",
+        "psql -d db -Xc 'DROP TABLE users'",
+        "psql -XcDROP\\ TABLE\\ users",
+        "psql db -X --command='DROP TABLE users'",
+        "mysql -Be 'DROP TABLE users'",
+        "mysql -ve 'DROP TABLE users'",
+        "mysql -uroot -Bse 'DROP TABLE users'",
+        "mariadb -Be 'DROP TABLE users'",
+        "mysql --init-command='DROP TABLE users' db",
+    ] {
+        let f = facts(json!({ "command": command }));
+        let sql = f.sql.unwrap_or_else(|| panic!("{command}: no sql"));
+        assert!(sql.is_ddl && !sql.is_read_only, "{command}: {sql:?}");
+    }
+    // The value option ends the cluster: `-cX` is SQL `X`, not `-c -X`.
+    let f = facts(json!({"command": "psql -cX"}));
+    assert!(f.sql.unwrap().parse_error);
+}
+
+#[test]
+fn mysql_command_line_sql_is_judged_in_every_reading() {
+    let f = facts(json!({"argv": ["mysql", "-e", "SELECT '\\'; DROP TABLE users; -- '"]}));
+    let sql = f.sql.unwrap();
+    assert!(sql.dialect_ambiguous && sql.is_ddl && !sql.is_read_only, "{sql:?}");
+    let f = facts(json!({"argv": ["mariadb", "-Be", "SELECT '\\'; DROP TABLE users; -- '"]}));
+    assert!(f.sql.unwrap().is_ddl);
+    // Plain text is still read-only.
+    let f = facts(json!({"argv": ["mysql", "-e", "select 1"]}));
+    assert!(f.sql.unwrap().is_read_only);
+}
+
+#[test]
+fn other_database_clients_running_their_arguments_are_unresolved() {
+    for argv in [
+        json!(["clickhouse-client", "--query", "DROP TABLE users"]),
+        json!(["clickhouse-client", "-q", "DROP TABLE users"]),
+        json!(["cockroach", "sql", "-e", "DROP TABLE users"]),
+        json!(["sqlcmd", "-Q", "DROP TABLE users"]),
+        json!(["duckdb", "-c", "DROP TABLE users"]),
+        json!(["pgcli", "-c", "DROP TABLE users"]),
+        json!(["usql", "-c", "DROP TABLE users"]),
+        json!(["snowsql", "-q", "DROP TABLE users"]),
+        json!(["bq", "query", "DROP TABLE users"]),
+        json!(["sqlplus", "u/p@db", "@drop.sql"]),
+        json!(["isql", "dsn"]),
+        json!(["redis-cli", "FLUSHALL"]),
+    ] {
+        let s = facts(json!({ "argv": argv })).shell.unwrap();
+        assert!(s.unresolved, "{argv}");
+    }
+}
