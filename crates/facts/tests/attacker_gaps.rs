@@ -11,6 +11,7 @@ fn facts(payload: Value) -> countersign_facts::Facts {
 }
 
 /// A command line's facts: (destructive, unresolved, parse_error).
+#[allow(dead_code)]
 fn shell(command: &str) -> (bool, bool, bool) {
     let s = facts(json!({ "command": command })).shell.unwrap();
     (s.destructive, s.unresolved, s.parse_error)
@@ -72,4 +73,32 @@ fn other_database_clients_running_their_arguments_are_unresolved() {
         let s = facts(json!({ "argv": argv })).shell.unwrap();
         assert!(s.unresolved, "{argv}");
     }
+}
+
+#[test]
+fn kubectl_args_are_read_like_the_kubectl_argv() {
+    for args in [
+        json!(["exec", "pod", "--", "rm", "-rf", "/"]),
+        json!(["exec", "-it", "pod", "-c", "app", "--", "sh", "-c", "rm -rf /"]),
+        json!(["debug", "node/x", "-it", "--image=busybox", "--", "rm", "-rf", "/host"]),
+        json!(["run", "x", "--image=busybox", "--", "rm", "-rf", "/"]),
+    ] {
+        for kind in ["k8s.apply", "kubectl.exec", "k8s.delete"] {
+            let f = derive(kind, &json!({ "args": args }));
+            assert!(f.shell.unwrap().destructive, "{kind} {args}");
+            assert!(!f.kubectl.unwrap().verbs.is_empty(), "{kind} {args}");
+        }
+    }
+    // Plugins and unknown subcommands run programs that cannot be seen.
+    for args in [json!(["krew", "install", "x"]), json!(["foo", "bar"]), json!(["exec", "pod", "rm", "-rf", "/"])] {
+        let f = derive("k8s.apply", &json!({ "args": args }));
+        assert!(f.shell.unwrap().unresolved, "{args}");
+    }
+    let f = derive("k8s.apply", &json!({"args": ["apply", "-n", "prod", "-f", "x.yaml"]}));
+    assert!(f.shell.is_none(), "{f:?}");
+    let k = f.kubectl.unwrap();
+    assert_eq!((k.verbs, k.namespaces, k.uses_files), (vec!["apply".to_owned()], vec!["prod".to_owned()], true));
+    let f = derive("shell.exec", &json!({"command": "kubectl krew install evil"}));
+    assert!(f.shell.unwrap().unresolved);
+    assert!(!derive("shell.exec", &json!({"command": "kubectl get pods -A"})).shell.unwrap().unresolved);
 }

@@ -1011,10 +1011,97 @@ fn kubectl(a: &mut Analysis, args: &[&Word], depth: usize) {
     a.kubectl.push(KubectlCall {
         args: args.iter().map(|w| KubectlArg { text: w.text.clone(), dynamic: w.dynamic }).collect(),
     });
-    if let Some(dashes) = args.iter().position(|w| w.text == "--" && !w.dynamic) {
+    let dashes = args.iter().position(|w| w.text == "--" && !w.dynamic);
+    if let Some(dashes) = dashes {
         a.argv(&args[dashes + 1..], false, depth);
     }
+    let call =
+        KubectlCall { args: args.iter().map(|w| KubectlArg { text: w.text.clone(), dynamic: w.dynamic }).collect() };
+    match crate::kubectl::subcommand(&call) {
+        // No verb: the kubectl facts say it.
+        None => {}
+        Some((verb, operands)) => {
+            let runs = match verb.as_str() {
+                // `kubectl exec POD CMD…` (the old form without `--`).
+                "exec" => dashes.is_none() && operands > 1,
+                v => !KUBECTL_VERBS.contains(&v) && !OC_VERBS.contains(&v),
+            };
+            if runs {
+                // A plugin (`kubectl-NAME` on the PATH, krew's) or a
+                // subcommand not known here: what it runs cannot be seen.
+                a.facts.unresolved = true;
+            }
+        }
+    }
 }
+
+/// kubectl's built-in subcommands.
+const KUBECTL_VERBS: [&str; 45] = [
+    "get",
+    "describe",
+    "logs",
+    "top",
+    "explain",
+    "diff",
+    "version",
+    "api-resources",
+    "api-versions",
+    "cluster-info",
+    "auth",
+    "events",
+    "wait",
+    "create",
+    "apply",
+    "delete",
+    "edit",
+    "patch",
+    "label",
+    "annotate",
+    "scale",
+    "autoscale",
+    "expose",
+    "set",
+    "rollout",
+    "run",
+    "exec",
+    "debug",
+    "attach",
+    "cp",
+    "port-forward",
+    "proxy",
+    "replace",
+    "drain",
+    "cordon",
+    "uncordon",
+    "taint",
+    "certificate",
+    "config",
+    "kustomize",
+    "completion",
+    "options",
+    "help",
+    "alpha",
+    "plugin",
+];
+
+/// `oc`'s subcommands that run nothing given on their command line.
+const OC_VERBS: [&str; 15] = [
+    "login",
+    "logout",
+    "project",
+    "projects",
+    "new-project",
+    "new-app",
+    "new-build",
+    "start-build",
+    "cancel-build",
+    "status",
+    "whoami",
+    "process",
+    "tag",
+    "import-image",
+    "idle",
+];
 
 /// [`database`] for a client whose server's settings decide how the
 /// text is read (`mysql`): judged as a claimed dialect.
@@ -1137,57 +1224,6 @@ fn sql_values(p: &Parsed<'_, '_>, short: char, long: &str) -> Vec<(String, bool)
             None => (String::new(), true),
         })
         .collect()
-}
-
-/// Whether `-x`/`--long`/`--long=` is among the options.
-fn has_option(args: &[&Word], short: char, long: &str) -> bool {
-    args.iter().any(|w| {
-        let t = w.text.as_str();
-        match t.strip_prefix("--") {
-            Some(rest) => rest.split('=').next() == Some(long),
-            None => t.strip_prefix('-').is_some_and(|r| r.starts_with(short)),
-        }
-    })
-}
-
-/// Every value of a database client's SQL option: `-c SQL`, `-cSQL`,
-/// `--command SQL` or `--command=SQL` (for `short` `c`, `long` `command`;
-/// long options by any unambiguous prefix of at least three letters),
-/// with whether it is computed.
-fn option_values(args: &[&Word], short: char, long: &str) -> Vec<(String, bool)> {
-    let mut values = Vec::new();
-    let mut i = 0;
-    let is_long = |name: &str| name.len() >= 3 && long.starts_with(name);
-    while let Some(arg) = args.get(i) {
-        i += 1;
-        let t = arg.text.as_str();
-        if t == "--" {
-            break;
-        }
-        if let Some(rest) = t.strip_prefix("--") {
-            match rest.split_once('=') {
-                Some((name, value)) if is_long(name) => values.push((value.to_owned(), arg.dynamic)),
-                Some(_) => {}
-                None if is_long(rest) => {
-                    if let Some(value) = args.get(i) {
-                        values.push((value.text.clone(), value.dynamic));
-                        i += 1;
-                    }
-                }
-                None => {}
-            }
-        } else if let Some(rest) = t.strip_prefix('-').and_then(|r| r.strip_prefix(short)) {
-            if rest.is_empty() {
-                if let Some(value) = args.get(i) {
-                    values.push((value.text.clone(), value.dynamic));
-                    i += 1;
-                }
-            } else {
-                values.push((rest.to_owned(), arg.dynamic));
-            }
-        }
-    }
-    values
 }
 
 /// `sqlite3 [OPTIONS] FILE [SQL…]`, where `-cmd SQL` runs SQL first.
