@@ -11,7 +11,6 @@ fn facts(payload: Value) -> countersign_facts::Facts {
 }
 
 /// A command line's facts: (destructive, unresolved, parse_error).
-#[allow(dead_code)]
 fn shell(command: &str) -> (bool, bool, bool) {
     let s = facts(json!({ "command": command })).shell.unwrap();
     (s.destructive, s.unresolved, s.parse_error)
@@ -101,4 +100,53 @@ fn kubectl_args_are_read_like_the_kubectl_argv() {
     let f = derive("shell.exec", &json!({"command": "kubectl krew install evil"}));
     assert!(f.shell.unwrap().unresolved);
     assert!(!derive("shell.exec", &json!({"command": "kubectl get pods -A"})).shell.unwrap().unresolved);
+}
+
+#[test]
+fn at_and_batch_run_their_stdin_as_a_script() {
+    for command in [
+        "at now <<< 'rm -rf /'",
+        "echo 'rm -rf /' | at now",
+        "echo 'rm -rf /' | at -m now + 1 minute",
+        "batch <<< 'rm -rf /'",
+        "at -f /tmp/job now",
+        "printf 'rm -rf /' | /usr/bin/batch",
+    ] {
+        let (destructive, unresolved, parse_error) = shell(command);
+        assert!(destructive || unresolved || parse_error, "{command}");
+    }
+    let f = facts(json!({"argv": ["at", "now"], "stdin": "rm -rf /srv", "stdin_sha256": "x"}));
+    assert!(f.shell.unwrap().destructive);
+    assert_eq!(shell("at -l"), (false, false, false));
+}
+
+#[test]
+fn variables_that_load_code_make_the_command_unresolved() {
+    for command in [
+        "env BASH_ENV=/tmp/x bash -c true",
+        "BASH_ENV=/tmp/x bash -c true",
+        "ENV=/tmp/x sh -c true",
+        "LD_PRELOAD=/tmp/x.so ls",
+        "env LD_LIBRARY_PATH=/tmp ls",
+        "PYTHONSTARTUP=/tmp/x python3 -c 1",
+        "PERL5OPT=-Mx perl -e 1",
+        "NODE_OPTIONS='--require /tmp/x.js' node -v",
+        "PROMPT_COMMAND='rm -rf /' bash -i",
+        "GIT_SSH_COMMAND='rm -rf /' git fetch",
+        "PAGER='sh -c x' git log",
+        "sudo LD_PRELOAD=/tmp/x.so ls",
+        "export LD_PRELOAD=/tmp/x.so; ls",
+        "PATH=/tmp:$PATH ls",
+    ] {
+        assert!(shell(command).1, "{command}");
+    }
+    assert_eq!(shell("LANG=C ls"), (false, false, false));
+    assert_eq!(shell("env TZ=UTC date"), (false, false, false));
+}
+
+#[test]
+fn alias_definitions_are_unresolved() {
+    for command in ["alias x=rm; x -rf /", "alias x='rm'\nx -rf /", "alias -- x=rm"] {
+        assert!(shell(command).1, "{command}");
+    }
 }

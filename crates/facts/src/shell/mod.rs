@@ -435,6 +435,10 @@ impl Analysis {
         // Reserved words and assignments before the program.
         while let Some((first, tail)) = rest.split_first() {
             if first.assignment {
+                if wrappers::loads_code(&first.text) {
+                    // `BASH_ENV=/tmp/x bash -c true`, `LD_PRELOAD=… ls`.
+                    self.facts.unresolved = true;
+                }
                 rest = tail;
                 continue;
             }

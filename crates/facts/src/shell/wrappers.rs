@@ -695,11 +695,26 @@ pub(super) fn unwrap(a: &mut Analysis, program: &str, args: &[&Word], depth: usi
                 a.shell(&join(remote), next);
             }
         }
+        "at" | "batch" => at(a, args, next),
+        "export" | "declare" | "typeset" | "readonly" | "local" => {
+            // `export LD_PRELOAD=/tmp/x.so`: the variable changes what the
+            // next programs run.
+            if args.iter().any(|w| w.dynamic || loads_code(&w.text)) {
+                a.facts.unresolved = true;
+            }
+        }
         "eval" => a.shell(&join(args), next),
         "alias" => {
-            // `alias ls='rm -rf /'`: the value may run later in this shell.
+            // `alias ls='rm -rf /'`: the value may run later in this shell,
+            // and `alias x=rm; x -rf /` runs it under another name: what a
+            // later word runs cannot be told, so any definition is
+            // unresolved.
             for value in args.iter().filter_map(|w| w.text.split_once('=').map(|(_, v)| v)) {
+                a.facts.unresolved = true;
                 a.shell(value, next);
+            }
+            if args.iter().any(|w| w.dynamic) {
+                a.facts.unresolved = true;
             }
         }
         "trap" => {
@@ -769,7 +784,8 @@ fn run_plain(a: &mut Analysis, args: &[&Word], w: &Plain, depth: usize) {
         }
         return;
     }
-    a.argv(skip_assignments(rest), false, depth);
+    let rest = skip_assignments(a, rest);
+    a.argv(rest, false, depth);
 }
 
 /// `sudo [options] [NAME=VALUE…] [COMMAND…]`.
@@ -781,7 +797,7 @@ fn sudo(a: &mut Analysis, args: &[&Word], depth: usize) {
     if p.has(Some('e'), Some("edit")) {
         return;
     }
-    let rest = skip_assignments(p.rest);
+    let rest = skip_assignments(a, p.rest);
     if rest.is_empty() {
         if p.has(Some('s'), Some("shell")) || p.has(Some('i'), Some("login")) {
             // A root shell reading stdin.
@@ -910,6 +926,9 @@ fn env(a: &mut Analysis, args: &[&Word], depth: usize) {
     }
     // `env` reads any NAME=VALUE as an assignment, quoted or not.
     while rest.first().is_some_and(|w| !w.dynamic && w.text.contains('=') && !w.text.starts_with('=')) {
+        if loads_code(&rest[0].text) {
+            a.facts.unresolved = true;
+        }
         rest = &rest[1..];
     }
     let split: Vec<&opts::Opt> = p.values(Some('S'), Some("split-string")).collect();
@@ -1292,8 +1311,88 @@ fn join(words: &[&Word]) -> String {
     parts.join(" ")
 }
 
+/// `at [options] [TIME]` and `batch`: a shell script read from stdin
+/// (or `-f FILE`) runs later; `-l`, `-r`/`-d`, `-c` only list, remove or
+/// print jobs.
+fn at(a: &mut Analysis, args: &[&Word], depth: usize) {
+    let p = opts::parse(args, &Spec::gnu("VlrdcbmMv", "fqt", &[]));
+    unresolved_if(a, &p);
+    if p.has(Some('l'), None) || p.has(Some('r'), None) || p.has(Some('d'), None) || p.has(Some('c'), None) {
+        return;
+    }
+    if p.has(Some('f'), None) {
+        a.facts.unresolved = true;
+        return;
+    }
+    a.stdin_shell(depth);
+}
+
+/// Environment variables that make a program load or run other code
+/// (`BASH_ENV=/tmp/x bash -c true`, `LD_PRELOAD=`, `PAGER=`), given as
+/// `NAME=VALUE`.
+pub(super) fn loads_code(assignment: &str) -> bool {
+    const NAMES: [&str; 48] = [
+        "BASH_ENV",
+        "ENV",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+        "LD_DEBUG_OUTPUT",
+        "PYTHONSTARTUP",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONINSPECT",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "PERL5DB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PROMPT_COMMAND",
+        "PS0",
+        "PS1",
+        "PS4",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "IFS",
+        "PATH",
+        "GIT_SSH_COMMAND",
+        "GIT_SSH",
+        "GIT_EXEC_PATH",
+        "GIT_PAGER",
+        "GIT_EDITOR",
+        "GIT_ASKPASS",
+        "GIT_EXTERNAL_DIFF",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_PARAMETERS",
+        "SSH_ASKPASS",
+        "SUDO_ASKPASS",
+        "PAGER",
+        "MANPAGER",
+        "EDITOR",
+        "VISUAL",
+        "BROWSER",
+        "LESSOPEN",
+        "LESSCLOSE",
+        "GCONV_PATH",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "DYLD_INSERT_LIBRARIES",
+    ];
+    let name = assignment.split_once('=').map_or(assignment, |(name, _)| name);
+    let name = name.strip_suffix('+').unwrap_or(name);
+    NAMES.contains(&name)
+        || name.starts_with("BASH_FUNC_")
+        || name.starts_with("GIT_CONFIG_KEY_")
+        || name.starts_with("GIT_CONFIG_VALUE_")
+        || name.starts_with("LD_")
+        || name.starts_with("DYLD_")
+}
+
 /// `NAME=VALUE` operands before the command (`sudo FOO=1 rm`).
-fn skip_assignments<'a, 'w>(mut words: &'a [&'w Word]) -> &'a [&'w Word] {
+fn skip_assignments<'a, 'w>(a: &mut Analysis, mut words: &'a [&'w Word]) -> &'a [&'w Word] {
     while let Some((first, rest)) = words.split_first() {
         let is_assignment = !first.dynamic
             && first.text.split_once('=').is_some_and(|(name, _)| {
@@ -1301,6 +1400,9 @@ fn skip_assignments<'a, 'w>(mut words: &'a [&'w Word]) -> &'a [&'w Word] {
             });
         if !is_assignment {
             break;
+        }
+        if loads_code(&first.text) {
+            a.facts.unresolved = true;
         }
         words = rest;
     }
@@ -1313,10 +1415,10 @@ fn tail<'a, 'w>(args: &'a [&'w Word], start: usize) -> &'a [&'w Word] {
 
 /// Whether `program` is one the wrappers know.
 pub(super) fn is_wrapper(program: &str) -> bool {
-    const SPECIAL: [&str; 34] = [
+    const SPECIAL: [&str; 36] = [
         "sudo", "sudoedit", "su", "runuser", "env", "xargs", "find", "watch", "flock", "script", "entr", "sg",
         "parallel", "ssh", "eval", "alias", "trap", "source", ".", "awk", "gawk", "mawk", "nawk", "kubectl", "oc",
-        "psql", "mysql", "mariadb", "sqlite3", "doas", "pkexec", "exec", "command", "time",
+        "psql", "mysql", "mariadb", "sqlite3", "doas", "pkexec", "exec", "command", "time", "at", "batch",
     ];
     SHELLS.contains(&program) || SPECIAL.contains(&program) || plain_wrapper(program).is_some()
 }
