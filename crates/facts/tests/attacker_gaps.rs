@@ -150,3 +150,66 @@ fn alias_definitions_are_unresolved() {
         assert!(shell(command).1, "{command}");
     }
 }
+
+#[test]
+fn more_destructive_classes() {
+    for command in [
+        "mkdosfs /dev/sdb1",
+        "mkntfs -f /dev/sdb1",
+        "mke2fs /dev/sdb1",
+        "mkswap /dev/sdb2",
+        "mkfs.xfs -f /dev/nvme0n1",
+        "mkexfatfs /dev/sdc",
+        "nvme format /dev/nvme0n1",
+        "nvme sanitize -a 2 /dev/nvme0",
+        "hdparm --user-master u --security-erase p /dev/sda",
+        "hdparm --trim-sector-ranges 0:100 /dev/sda",
+        "blkdiscard /dev/sda",
+        "killall -9 postgres",
+        "killall -KILL nginx",
+        "killall -s KILL java",
+        "pkill -KILL -u root",
+        "pkill -9 -u app",
+        "pkill -u root",
+        "systemctl isolate rescue.target",
+        "systemctl poweroff",
+        "ip link set eth0 down",
+        "ip l set dev eth0 down",
+        "ifdown eth0",
+        "ifconfig eth0 down",
+        "git clean -ffdx",
+        "git clean -fdx",
+        "git clean -f -x",
+        "truncate -s 0 /var/lib/postgresql/data/base/1/1234",
+        "truncate -s0 /etc/passwd",
+        "truncate --size=0 /usr/lib/libc.so.6",
+        "tar --remove-files -czf /tmp/x.tgz /srv/data",
+        "chattr -R +i /etc",
+        "chattr +i /usr/bin",
+        "userdel -r alice",
+        "passwd -d root",
+        "passwd -l root",
+        "usermod -L root",
+        "grm -rf /srv",
+        "gdd if=/dev/zero of=/dev/sda",
+        "gshred /dev/sda",
+        "gchmod -R 777 /",
+        "sudo gxargs grm -rf < list",
+    ] {
+        assert!(shell(command).0, "{command}");
+    }
+    for command in [
+        "killall nginx",
+        "pkill -HUP nginx",
+        "git clean -n",
+        "truncate -s 10M /tmp/x",
+        "truncate -s 0 /tmp/x.log",
+        "ip link show",
+        "systemctl status web",
+        "passwd alice",
+        "grep root /etc/passwd",
+        "chattr +i /srv/app/config",
+    ] {
+        assert!(!shell(command).0, "{command}");
+    }
+}

@@ -517,6 +517,9 @@ impl Analysis {
             return;
         }
         self.program(program);
+        // `grm`, `gdd`, `gshred`: GNU coreutils installed with a `g` prefix
+        // (Homebrew, BSDs) are the same programs.
+        let program = programs::gnu_base(program);
         if first.text.contains('/') && !programs::in_program_dir(&first.text) {
             // `./deploy.sh`, `/tmp/x`: a file whose contents cannot be seen.
             self.facts.unresolved = true;
