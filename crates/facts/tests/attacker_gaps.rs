@@ -213,3 +213,56 @@ fn more_destructive_classes() {
         assert!(!shell(command).0, "{command}");
     }
 }
+
+fn sql(statement: &str, dialect: &str) -> countersign_facts::SqlFacts {
+    derive("sql.execute", &json!({"statement": statement, "dialect": dialect})).sql.unwrap()
+}
+
+#[test]
+fn sql_that_runs_text_programs_or_server_files_runs_a_program() {
+    for (statement, dialect) in [
+        ("SELECT dblink_exec('host=x', 'DROP TABLE users')", "postgres"),
+        ("SELECT * FROM dblink('host=x', 'DELETE FROM users RETURNING 1') AS t(x int)", "postgres"),
+        ("SELECT query_to_xml('DELETE FROM users RETURNING 1', true, true, '')", "postgres"),
+        ("SELECT sys_exec('rm -rf /')", "mysql"),
+        ("SELECT sys_eval('id')", "mysql"),
+        ("SELECT lo_import('/etc/passwd')", "postgres"),
+        ("SELECT lo_export(1234, '/tmp/x')", "postgres"),
+        ("SELECT pg_read_file('/etc/shadow')", "postgres"),
+        ("SELECT load_extension('/tmp/evil.so')", "sqlite"),
+        ("SELECT load_file('/etc/passwd')", "mysql"),
+        ("EXEC xp_cmdshell 'whoami'", "mssql"),
+        ("EXEC sp_executesql N'DROP TABLE users'", "mssql"),
+        ("COPY users TO '/tmp/users.csv'", "postgres"),
+        ("COPY users FROM '/etc/passwd'", "postgres"),
+        ("ATTACH DATABASE '/etc/cron.d/x' AS x", "sqlite"),
+    ] {
+        let f = sql(statement, dialect);
+        assert!(f.runs_program && !f.is_read_only, "{statement}: {f:?}");
+    }
+    let f = sql("PRAGMA writable_schema = 1", "sqlite");
+    assert!(f.is_ddl && !f.is_read_only, "{f:?}");
+    assert!(!sql("COPY users TO STDOUT", "postgres").runs_program);
+    assert!(!sql("SELECT lower(name) FROM users", "postgres").runs_program);
+}
+
+#[test]
+fn rows_every_where_matches_are_deleted_without_where() {
+    for statement in [
+        "DELETE FROM users WHERE id IS NULL OR id IS NOT NULL",
+        "DELETE FROM users WHERE (id IS NOT NULL) OR (id IS NULL)",
+        "DELETE FROM users WHERE active OR NOT active",
+        "DELETE FROM users WHERE id = 1 OR NOT id = 1",
+        "DELETE FROM users WHERE name = 'x' OR (id IS NULL OR id IS NOT NULL)",
+        "UPDATE users SET admin = true WHERE id > 5 OR NOT id > 5",
+    ] {
+        let f = sql(statement, "postgres");
+        assert!(f.delete_without_where || f.update_without_where, "{statement}: {f:?}");
+    }
+    assert!(!sql("DELETE FROM users WHERE id IS NULL OR name IS NOT NULL", "postgres").delete_without_where);
+    assert!(!sql("DELETE FROM users WHERE id = 1", "postgres").delete_without_where);
+    let f = sql("INSERT OVERWRITE TABLE users SELECT * FROM staging", "hive");
+    assert!(f.delete_without_where || f.parse_error, "{f:?}");
+    let f = sql("INSERT OVERWRITE TABLE users SELECT * FROM staging", "generic");
+    assert!(f.delete_without_where || f.parse_error, "{f:?}");
+}
