@@ -11,7 +11,7 @@
 //! | `argv` (list, no shell) and/or `command` (a shell line) | a command line | [`ShellFacts`], plus [`KubectlFacts`] for each `kubectl` it calls and [`SqlFacts`] for SQL it hands to `psql -c`, `mysql -e`, `sqlite3 FILE SQL` |
 //! | `stdin` (with `stdin_sha256`, as `countersign exec` binds it) | the command's standard input | a shell reading stdin (`sh`, `bash` with no script) runs it as a script; `psql`/`mysql`/`sqlite3` with no SQL argument run it as SQL |
 //! | `statement`, optional `dialect` | SQL | [`SqlFacts`] |
-//! | `args`, for `k8s.*`/`kubectl.*` kinds | kubectl's arguments | [`KubectlFacts`] |
+//! | `args`, for `k8s.*`/`kubectl.*` kinds | the argv `kubectl …args` | [`KubectlFacts`], plus [`ShellFacts`] when the call runs something (`exec … -- CMD`; a plugin or unknown subcommand is unresolved) |
 //! | `plan` | `terraform show -json` output (object or string) | [`TerraformFacts`] |
 //!
 //! A kind may add expectations but never removes facts: `shell.*` expects

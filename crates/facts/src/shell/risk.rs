@@ -29,7 +29,19 @@
 //! - removing every scheduled job or firewall rule: `crontab -r`,
 //!   `iptables -F`/`-X`, `nft flush ruleset`;
 //! - stopping the machine: `shutdown`, `reboot`, `halt`, `poweroff`,
-//!   `systemctl reboot|poweroff|halt|kexec|emergency|rescue`, `init 0|6`.
+//!   `systemctl reboot|poweroff|halt|kexec|emergency|rescue|isolate|suspend…`,
+//!   `init 0|6`; taking the network down (`ip link set … down`, `ifdown`,
+//!   `ifconfig … down`, `ip addr|route flush`);
+//! - erasing drives: every `mk*fs`, `nvme format|sanitize`, `hdparm
+//!   --security-erase…`, `sg_format`; emptying system files (`truncate -s 0`
+//!   under `/etc`, `/usr`, `/var/lib`, …), `tar --remove-files`, `git clean`
+//!   of ignored files (`-fx`, `-ffd`), `chattr -R`/`+i` on system directories;
+//! - killing uncatchably or as root: `killall -9`, `pkill -u root`, `pkill
+//!   -KILL -u USER`; locking accounts out: `userdel -r`, `passwd -d|-l root`,
+//!   `usermod -L root`.
+//!
+//! GNU tools installed under a `g` prefix (`grm`, `gdd`) are their base
+//! program.
 
 use super::lex::Word;
 use super::opts::{self, Arg, Spec};
