@@ -142,6 +142,8 @@ fn variables_that_load_code_make_the_command_unresolved() {
     }
     assert_eq!(shell("LANG=C ls"), (false, false, false));
     assert_eq!(shell("env TZ=UTC date"), (false, false, false));
+    assert!(!shell("export VERSION=$(date +%s); echo $VERSION").1);
+    assert!(shell("export $N=/tmp/x.so; ls").1);
 }
 
 #[test]

@@ -699,7 +699,9 @@ pub(super) fn unwrap(a: &mut Analysis, program: &str, args: &[&Word], depth: usi
         "export" | "declare" | "typeset" | "readonly" | "local" => {
             // `export LD_PRELOAD=/tmp/x.so`: the variable changes what the
             // next programs run.
-            if args.iter().any(|w| w.dynamic || loads_code(&w.text)) {
+            // `export $NAME=…` may name any of them.
+            let computed_name = |w: &Word| w.dynamic && w.text.split_once('=').is_none_or(|(n, _)| n.contains('$'));
+            if args.iter().any(|w| computed_name(w) || loads_code(&w.text)) {
                 a.facts.unresolved = true;
             }
         }
