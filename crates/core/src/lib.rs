@@ -4,6 +4,7 @@
 //! binds to, lives here so that it can be tested alone:
 //! - [`action`]: what an actor asks to do, and its validation;
 //! - [`fingerprint`]: the digest an approval authorises, and nothing else;
+//! - [`json`]: strict reading of outside JSON (no repeated keys);
 //! - [`names`]: the kind, resource and identities a submitter names, and
 //!   their one accepted spelling;
 //! - [`principal`]: who acts, and who counts as the same person;
@@ -15,6 +16,7 @@
 pub mod action;
 pub mod clock;
 pub mod fingerprint;
+pub mod json;
 pub mod lifecycle;
 pub mod names;
 pub mod principal;

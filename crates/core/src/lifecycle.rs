@@ -210,7 +210,7 @@ pub fn vote_with(
     if !request.requirements.iter().any(|r| r.admits(&approver.groups)) {
         return Err(Refusal::NotAnApprover);
     }
-    let already = request.votes.iter().any(|v| v.kind == VoteKind::Approve && v.person == approver.person);
+    let already = request.approvals().any(|v| v.person == approver.person);
     if kind == VoteKind::Approve && already {
         return Err(Refusal::DuplicateVote);
     }
@@ -231,6 +231,7 @@ pub fn vote_with(
         groups: approver.groups.clone(),
         comment,
         at: now,
+        withdrawn_at: None,
     });
     match kind {
         VoteKind::Deny => {
@@ -267,6 +268,36 @@ pub fn revoke(request: &Request, reason: &str, now: Timestamp) -> Result<Request
         return Err(Refusal::NotOpen(request.status.as_str()));
     }
     Ok(close(request, Status::Revoked, reason, now))
+}
+
+/// The identities in `gone` were revoked: their votes on `request` stop
+/// counting. An approved request whose approvals no longer meet its
+/// requirements is revoked (the quorum it was approved on is gone; asking
+/// again is the requester's call); a pending one keeps waiting for others.
+/// `None` if no counted vote on an open request came from `gone`.
+pub fn withdraw_votes(request: &Request, gone: &[PrincipalRef], now: Timestamp) -> Option<Request> {
+    if !request.status.is_open() || !request.counted_voters().any(|by| gone.contains(by)) {
+        return None;
+    }
+    let mut next = request.clone();
+    for vote in next.votes.iter_mut().filter(|v| v.withdrawn_at.is_none() && gone.contains(&v.by)) {
+        vote.withdrawn_at = Some(now);
+    }
+    match next.status {
+        Status::Approved if !next.quorum_met() => {
+            let names: Vec<String> = gone.iter().map(|by| format!("`{by}`")).collect();
+            let reason = format!("the approval of {} no longer counts: the identity was revoked", names.join(", "));
+            Some(close(&next, Status::Revoked, &reason, now))
+        }
+        Status::Approved
+        | Status::Pending
+        | Status::Allowed
+        | Status::Denied
+        | Status::Released
+        | Status::Expired
+        | Status::Cancelled
+        | Status::Revoked => Some(next),
+    }
 }
 
 /// The requester takes its approval. Single-use: a second release is refused.

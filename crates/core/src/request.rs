@@ -167,6 +167,10 @@ pub struct Vote {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     pub at: Timestamp,
+    /// The voter's identity was revoked while the request was open: the
+    /// vote stays on record but no longer counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<Timestamp>,
 }
 
 /// A note on a request; it does not affect the decision.
@@ -239,9 +243,15 @@ pub struct Request {
 }
 
 impl Request {
-    /// Accepted approvals.
+    /// Approvals that count: accepted, and not withdrawn by a revocation of
+    /// the identity that gave them.
     pub fn approvals(&self) -> impl Iterator<Item = &Vote> {
-        self.votes.iter().filter(|v| v.kind == VoteKind::Approve)
+        self.votes.iter().filter(|v| v.kind == VoteKind::Approve && v.withdrawn_at.is_none())
+    }
+
+    /// The identities whose votes on this request still count.
+    pub fn counted_voters(&self) -> impl Iterator<Item = &PrincipalRef> {
+        self.votes.iter().filter(|v| v.withdrawn_at.is_none()).map(|v| &v.by)
     }
 
     /// Distinct people who approved and belong to `requirement`'s groups.

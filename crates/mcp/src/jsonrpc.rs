@@ -287,65 +287,7 @@ pub fn mirrored_header_mismatch(
 /// the proxy (or the policy) and another to the server: it is refused.
 /// Text that does not parse counts as repeating (fail closed).
 pub fn has_duplicate_keys(text: &str) -> bool {
-    use serde::de::{DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
-
-    struct Keys;
-
-    impl<'de> Visitor<'de> for Keys {
-        type Value = bool;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON value")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-            let mut seen = std::collections::HashSet::new();
-            let mut duplicate = false;
-            while let Some(key) = map.next_key::<String>()? {
-                duplicate |= map.next_value_seed(Keys)?;
-                duplicate |= !seen.insert(key);
-            }
-            Ok(duplicate)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-            let mut duplicate = false;
-            while let Some(found) = seq.next_element_seed(Keys)? {
-                duplicate |= found;
-            }
-            Ok(duplicate)
-        }
-
-        fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_unit<E>(self) -> Result<bool, E> {
-            Ok(false)
-        }
-    }
-
-    impl<'de> DeserializeSeed<'de> for Keys {
-        type Value = bool;
-
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-            d.deserialize_any(Keys)
-        }
-    }
-
-    let mut de = serde_json::Deserializer::from_str(text);
-    de.deserialize_any(Keys).unwrap_or(true)
+    countersign_core::json::has_duplicate_keys(text.as_bytes())
 }
 
 /// A success response.

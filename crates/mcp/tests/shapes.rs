@@ -20,12 +20,19 @@ use countersign_mcp::Approvals;
 use serde_json::{json, Value};
 use support::{audited, fake_server, initialize, malformed_messages, post, post_raw, start_gateway, start_upstream};
 
+/// These tests look for each refusal's own record: the gateway records
+/// the first few refusals of a source in a window one by one and counts
+/// the rest, so the window here holds them all.
+const RECORD_EVERY_REFUSAL: &str = "[server]\nrefusals_recorded_per_window = 1000\n";
+
 #[tokio::test]
 async fn url_upstream_refuses_every_malformed_message_and_audits_it() {
     countersign_mcp::install_crypto_provider();
     let (upstream_url, seen) = start_upstream(None).await;
     let dir = tempfile::tempdir().unwrap();
-    let gateway = start_gateway(dir.path(), &format!("[mcp.upstreams.web]\nurl = {upstream_url:?}\n")).await;
+    let gateway =
+        start_gateway(dir.path(), &format!("{RECORD_EVERY_REFUSAL}[mcp.upstreams.web]\nurl = {upstream_url:?}\n"))
+            .await;
     let url = format!("{}/mcp/web", gateway.base);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let (status, session, _) = post(&client, &url, &gateway.agent_key, &[], initialize()).await;
@@ -44,7 +51,7 @@ async fn url_upstream_refuses_every_malformed_message_and_audits_it() {
             let rejected = audited(gateway.store.as_ref(), "request.rejected").await;
             assert_eq!(rejected.len(), refused + 1, "{what} was not audited");
             let last = rejected.last().unwrap();
-            assert_eq!((&last["path"], &last["code"]), (&json!("/mcp/web"), &json!(400)), "{what}");
+            assert_eq!((&last["path"], &last["status"]), (&json!("/mcp/web"), &json!(400)), "{what}");
         }
     }
 
@@ -62,7 +69,9 @@ async fn command_upstream_refuses_every_malformed_message_and_audits_it() {
     let log = dir.path().join("server.log");
     let command = fake_server(dir.path(), &log, false);
     let command = command.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
-    let gateway = start_gateway(dir.path(), &format!("[mcp.upstreams.local]\ncommand = [{command}]\n")).await;
+    let gateway =
+        start_gateway(dir.path(), &format!("{RECORD_EVERY_REFUSAL}[mcp.upstreams.local]\ncommand = [{command}]\n"))
+            .await;
     let url = format!("{}/mcp/local", gateway.base);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let (status, session) = {

@@ -168,6 +168,8 @@ fn hostile_payloads_get_an_answer_and_the_gateway_stays_up() {
         let server = tokio::spawn(countersign_server::serve(g.state.clone(), listener, async {
             let _ = stopped.await;
         }));
+        // The workspace build gives reqwest `rustls-no-provider` (the CLI's choice).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
         let token = g.token("bot");
         let mut failures = Vec::new();

@@ -6,7 +6,7 @@
 //! violation) keeps a refused create from aborting the whole batch.
 
 use countersign_audit::AuditDraft;
-use countersign_core::{lifecycle, PersonKey, Principal, PrincipalKind, Request, Timestamp};
+use countersign_core::{lifecycle, PersonKey, Principal, PrincipalKind, PrincipalRef, Request, Status, Timestamp};
 use countersign_store::{Agent, NewAgent, NewUser, StoreError, User, UserProfile};
 use deadpool_postgres::Client;
 use serde_json::json;
@@ -193,7 +193,42 @@ pub(crate) async fn revoke(
             }
         }
     }
+    // Its votes on others' open requests stop counting, in this same
+    // transaction: a release after it cannot count them.
+    let gone = [PrincipalRef { kind, name: name.to_owned() }];
+    for request in requests::open(tx).await? {
+        let Ok(request) = request else {
+            tracing::warn!("skipped an undecodable request while withdrawing votes");
+            continue;
+        };
+        if let Some(next) = lifecycle::withdraw_votes(&request, &gone, now) {
+            let row = RequestRow::encode(&next).map_err(Fatal::Store)?;
+            requests::save(tx, &row).await?;
+            tx.append(&[withdrawal_event(&next, &gone[0])]).map_err(Fatal::Store)?;
+            if next.status == Status::Revoked {
+                revoked.push(next);
+            }
+        }
+    }
     Ok(Ok(revoked))
+}
+
+/// What the log says of votes withdrawn from `request`.
+fn withdrawal_event(request: &Request, by: &PrincipalRef) -> AuditDraft {
+    match request.status {
+        Status::Revoked => {
+            AuditDraft::new("system", "action.revoked", json!({"id": request.id, "reason": request.reason}))
+        }
+        Status::Pending
+        | Status::Approved
+        | Status::Allowed
+        | Status::Denied
+        | Status::Released
+        | Status::Expired
+        | Status::Cancelled => {
+            AuditDraft::new("system", "votes.withdrawn", json!({"id": request.id, "by": by.to_string()}))
+        }
+    }
 }
 
 const USER_COLUMNS: &str = user_columns!();

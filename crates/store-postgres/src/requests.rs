@@ -153,6 +153,14 @@ pub(crate) async fn open_for_principal(
     Ok(rows.iter().map(|r| col::<&str>(r, 0).and_then(decode)).collect())
 }
 
+/// Every open request, oldest first.
+pub(crate) async fn open(tx: &mut Tx<'_>) -> Result<Vec<Result<Request, StoreError>>, Fatal> {
+    let rows = tx
+        .query("SELECT body FROM requests WHERE status IN ('pending', 'approved') ORDER BY created_at, id", &[])
+        .await?;
+    Ok(rows.iter().map(|r| col::<&str>(r, 0).and_then(decode)).collect())
+}
+
 pub(crate) async fn get(client: &Client, id: &str) -> Result<Option<Request>, StoreError> {
     let stmt = client.prepare_cached("SELECT body FROM requests WHERE id = $1").await.map_err(db)?;
     let rows = client.query(&stmt, &[&id]).await.map_err(db)?;

@@ -5,7 +5,7 @@
 //! revocation commits, and withdraws the identity's open requests.
 
 use countersign_audit::AuditDraft;
-use countersign_core::{lifecycle, PersonKey, Principal, PrincipalKind, Request, Timestamp};
+use countersign_core::{lifecycle, PersonKey, Principal, PrincipalKind, PrincipalRef, Request, Status, Timestamp};
 use countersign_store::{Agent, NewAgent, NewUser, StoreError, User, UserProfile};
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde_json::json;
@@ -151,7 +151,37 @@ pub(crate) fn revoke(
             }
         }
     }
+    // Its votes on others' open requests stop counting, in this same
+    // transaction: a release after it cannot count them.
+    let gone = [PrincipalRef { kind, name: name.to_owned() }];
+    for request in requests::open(tx.conn)? {
+        if let Some(next) = lifecycle::withdraw_votes(&request, &gone, now) {
+            requests::save(tx.conn, &next)?;
+            tx.append(&[withdrawal_event(&next, &gone[0])])?;
+            if next.status == Status::Revoked {
+                revoked.push(next);
+            }
+        }
+    }
     Ok(revoked)
+}
+
+/// What the log says of votes withdrawn from `request`.
+fn withdrawal_event(request: &Request, by: &PrincipalRef) -> AuditDraft {
+    match request.status {
+        Status::Revoked => {
+            AuditDraft::new("system", "action.revoked", json!({"id": request.id, "reason": request.reason}))
+        }
+        Status::Pending
+        | Status::Approved
+        | Status::Allowed
+        | Status::Denied
+        | Status::Released
+        | Status::Expired
+        | Status::Cancelled => {
+            AuditDraft::new("system", "votes.withdrawn", json!({"id": request.id, "by": by.to_string()}))
+        }
+    }
 }
 
 pub(crate) fn user(conn: &Connection, name: &str) -> Result<Option<User>, StoreError> {

@@ -198,6 +198,15 @@ pub(crate) fn open_for_principal(
     rows.map(|r| decode(&r.map_err(db)?)).collect()
 }
 
+/// Every open request, oldest first.
+pub(crate) fn open(conn: &Connection) -> Result<Vec<Request>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT body FROM requests WHERE status IN ('pending', 'approved') ORDER BY created_at, id")
+        .map_err(db)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
+    rows.map(|r| decode(&r.map_err(db)?)).collect()
+}
+
 fn decode(body: &str) -> Result<Request, StoreError> {
     serde_json::from_str(body).map_err(|e| corrupt("request", e))
 }

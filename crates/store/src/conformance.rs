@@ -36,9 +36,11 @@ use crate::{Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, 
 
 mod lists;
 mod moves;
+mod withdrawals;
 
 pub use lists::{list_requests_pages_with_a_cursor, list_requests_visible_to_filters_before_the_limit};
 pub use moves::release_racing_approvals_sees_them;
+pub use withdrawals::revoke_user_withdraws_its_votes;
 
 /// Expands to one `#[tokio::test]` per scenario. `$make` is a function or
 /// closure taking nothing and returning a future of `(store, guard)`.
@@ -79,6 +81,7 @@ macro_rules! conformance_scenarios {
             revoke_unknown_is_not_found,
             revoke_agent_withdraws_its_open_requests,
             revoke_user_withdraws_its_open_requests,
+            revoke_user_withdraws_its_votes,
             requests_insert_and_get,
             duplicate_request_already_exists,
             list_requests_filters,

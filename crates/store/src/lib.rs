@@ -68,8 +68,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;
 
     /// Revokes a user's credentials at once and revokes the open requests it
-    /// submitted (one `action.revoked` event each, besides `events`).
-    /// Returns the requests it revoked. `NotFound` if no such user.
+    /// submitted (one `action.revoked` event each, besides `events`). In the
+    /// same transaction its votes on other open requests are withdrawn
+    /// ([`countersign_core::lifecycle::withdraw_votes`]): one `action.revoked`
+    /// for an approved request that loses its quorum (it is revoked), one
+    /// `votes.withdrawn` for any other. Returns every request it revoked.
+    /// `NotFound` if no such user.
     async fn revoke_user(
         &self,
         name: &str,

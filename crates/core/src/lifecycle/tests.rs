@@ -164,6 +164,31 @@ fn any_deny_is_final() {
 }
 
 #[test]
+fn withdrawn_votes_stop_counting_and_an_approval_that_loses_its_quorum_is_revoked() {
+    let r = pending(vec![requirement("p", &["dba"], 2)]);
+    let (dana, erin) = (user("dana", "dana@corp", &["dba"]), user("erin", "erin@corp", &["dba"]));
+    let one = vote(&r, &dana, &exclusions(), VoteKind::Approve, None, T0).unwrap();
+    let gone = [dana.principal.clone()];
+
+    // Pending: the vote stays on record, uncounted; the request waits.
+    let waiting = withdraw_votes(&one, &gone, T0).unwrap();
+    assert_eq!(waiting.status, Status::Pending);
+    assert_eq!((waiting.votes.len(), waiting.approvals().count()), (1, 0));
+    assert!(withdraw_votes(&waiting, &gone, T0).is_none(), "nothing left to withdraw");
+    let still = vote(&waiting, &erin, &exclusions(), VoteKind::Approve, None, T0).unwrap();
+    assert_eq!(still.status, Status::Pending, "one counted approval of two");
+
+    // Approved: losing a needed approval revokes it.
+    let approved = vote(&one, &erin, &exclusions(), VoteKind::Approve, None, T0).unwrap();
+    assert_eq!(approved.status, Status::Approved);
+    let revoked = withdraw_votes(&approved, &gone, T0).unwrap();
+    assert_eq!(revoked.status, Status::Revoked);
+    assert!(revoked.reason.contains("user:dana"), "{}", revoked.reason);
+    assert!(withdraw_votes(&approved, &[PrincipalRef::user("zed")], T0).is_none(), "not a voter");
+    assert!(withdraw_votes(&revoked, &gone, T0).is_none(), "a closed request is left alone");
+}
+
+#[test]
 fn pending_requests_expire_at_their_deadline() {
     let r = pending(vec![requirement("p", &["dba"], 1)]);
     let deadline = r.expires_at.unwrap();

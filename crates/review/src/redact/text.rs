@@ -96,7 +96,8 @@ fn value_after(text: &str, at: usize, option: bool, json_like: bool) -> Option<A
     let rest = text.get(at..)?;
     let before = rest.len() - rest.trim_start_matches([' ', '\t']).len();
     let after_blank = rest.get(before..)?;
-    let (form, offset) = match after_blank.chars().next()? {
+    let separator = after_blank.chars().next()?;
+    let (form, offset) = match separator {
         '=' | ':' => {
             let after_sep = after_blank.get(1..)?;
             let blank = after_sep.len() - after_sep.trim_start_matches([' ', '\t']).len();
@@ -120,6 +121,19 @@ fn value_after(text: &str, at: usize, option: bool, json_like: bool) -> Option<A
         if blank > 0 {
             (range, quoted, literal) = word_at(text, range.end + blank, json_like)?;
         }
+    }
+    // `NAME:=value`, `NAME::…`: separators are structure, not the value.
+    let value = text.get(range.clone()).unwrap_or_default();
+    range.start += value.len() - value.trim_start_matches(['=', ':']).len();
+    let value = text.get(range.clone()).unwrap_or_default();
+    if value.is_empty() {
+        return None;
+    }
+    // An `=` is what makes a word an assignment (`env A=b cmd`, `A=b cmd`):
+    // masking one that is not after this name's own `=` would turn the
+    // word into a command, and the command after it into an argument.
+    if value.contains('=') && !(form == Form::Joined && separator == '=') {
+        return None;
     }
     Some(Assignment { value: range, form, option, quoted, literal })
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use countersign_audit::AuditDraft;
 use countersign_core::lifecycle;
-use countersign_core::{Principal, PrincipalKind, Request, Status, Timestamp};
+use countersign_core::{Principal, PrincipalKind, PrincipalRef, Request, Status, Timestamp};
 use countersign_policy::{Defaults, PolicyEngine, Verdict};
 use countersign_store::{Cursor, RequestFilter, Update};
 use serde_json::json;
@@ -137,6 +137,25 @@ impl AppState {
                 self.store.user(name).await?.filter(|u| u.revoked_at.is_none()).map(|u| u.principal())
             }
         })
+    }
+
+    /// The identities whose still-counted votes on `request` no longer
+    /// count: revoked, or gone from the store.
+    pub(crate) async fn revoked_voters(&self, request: &Request) -> Result<Vec<PrincipalRef>, ApiError> {
+        let mut gone: Vec<PrincipalRef> = Vec::new();
+        for by in request.counted_voters() {
+            if gone.contains(by) {
+                continue;
+            }
+            let active = match by.kind {
+                PrincipalKind::Agent => self.store.agent(&by.name).await?.is_some_and(|a| a.revoked_at.is_none()),
+                PrincipalKind::User => self.store.user(&by.name).await?.is_some_and(|u| u.revoked_at.is_none()),
+            };
+            if !active {
+                gone.push(by.clone());
+            }
+        }
+        Ok(gone)
     }
 
     /// Revokes one open request (no-op if it already closed).

@@ -51,6 +51,13 @@ impl AppState {
     /// approval that landed in between.)
     pub async fn release(&self, caller: &Principal, id: &str) -> Result<Request, ApiError> {
         let request = self.visible_request(caller, id).await?;
+        // An approval counts only while its giver is an active identity.
+        // Revoking one withdraws its votes on open requests in the same
+        // transaction; this read also catches a vote that landed after the
+        // revocation (its giver authenticated just before) and votes stored
+        // before withdrawal existed. A revocation committing after this read
+        // withdraws the votes itself, before the transaction below.
+        let gone = self.revoked_voters(&request).await?;
         let (_in_force, policy) = self.policy_in_force().await;
         let decision = policy.engine.decide(caller, &request.action);
         let judged = Judged {
@@ -64,10 +71,15 @@ impl AppState {
         let updated = self
             .update(
                 id,
-                Box::new(move |current| {
+                Box::new(move |stored| {
                     let actor = by.to_string();
-                    if let Some(expired) = settle_deadline(current, now) {
-                        return refuse_after_expiry(&actor, current, expired, "release");
+                    if let Some(expired) = settle_deadline(stored, now) {
+                        return refuse_after_expiry(&actor, stored, expired, "release");
+                    }
+                    let withdrawn = lifecycle::withdraw_votes(stored, &gone, now);
+                    let current = withdrawn.as_ref().unwrap_or(stored);
+                    if current.status == Status::Revoked && stored.status != Status::Revoked {
+                        return revoked_at_release(&actor, current);
                     }
                     match lifecycle::release(current, &by, now) {
                         Err(refusal) => refuse(&actor, &current.id, "release", refusal),
@@ -147,6 +159,18 @@ impl Judged {
                 )
             }),
         }
+    }
+}
+
+/// The approvals it was approved on are gone: `revoked` is saved as is.
+fn revoked_at_release(actor: &str, revoked: &Request) -> Update {
+    Update {
+        events: vec![
+            AuditDraft::new("system", "action.revoked", json!({"id": revoked.id, "reason": revoked.reason})),
+            refused_event(actor, &revoked.id, "release", &Refusal::NotApproved("revoked")),
+        ],
+        save: Some(revoked.clone()),
+        result: Err(Refusal::NotApproved("revoked")),
     }
 }
 

@@ -4,7 +4,7 @@
 use countersign_audit::AuditDraft;
 use countersign_core::lifecycle::{self, settle_deadline};
 use countersign_core::{
-    Approver, Assurance, Exclusions, PersonKey, Principal, PrincipalKind, Refusal, Request, Timestamp, VoteKind,
+    Approver, Assurance, Exclusions, PersonKey, Principal, PrincipalKind, Refusal, Request, Status, Timestamp, VoteKind,
 };
 use countersign_store::Update;
 use serde_json::json;
@@ -50,12 +50,27 @@ impl AppState {
         // so (403, audited), as the approval rules require.
         let request = self.store.request(id).await?.ok_or_else(|| ApiError::not_found(id))?;
         let exclusions = self.exclusions_for(&request).await?;
+        // Votes by identities revoked since do not count towards the quorum
+        // (see `release`, which checks again).
+        let gone = self.revoked_voters(&request).await?;
         let approver = Approver { principal: caller.reference(), person, groups: caller.groups.clone() };
         let now = Timestamp::now();
         let updated = self
             .update(
                 id,
-                Box::new(move |current| vote_update(current, &approver, &exclusions, (kind, comment), now, assurance)),
+                Box::new(move |stored| {
+                    if let Some(expired) = settle_deadline(stored, now) {
+                        return expired_update(stored, expired, &approver, kind);
+                    }
+                    let withdrawn = lifecycle::withdraw_votes(stored, &gone, now);
+                    match withdrawn {
+                        Some(revoked) if revoked.status == Status::Revoked => revoked_update(&revoked, &approver, kind),
+                        Some(_) | None => {
+                            let current = withdrawn.as_ref().unwrap_or(stored);
+                            vote_update(current, &approver, &exclusions, (kind, comment), now, assurance)
+                        }
+                    }
+                }),
             )
             .await?;
         updated.result.map_err(ApiError::Refused)?;
@@ -137,17 +152,10 @@ fn vote_update(
     now: Timestamp,
     assurance: Assurance,
 ) -> Update {
-    let attempt = match kind {
-        VoteKind::Approve => "approve",
-        VoteKind::Deny => "deny",
-    };
+    let attempt = attempt_name(kind);
     let actor = approver.principal.to_string();
     if let Some(expired) = settle_deadline(current, now) {
-        return Update {
-            events: vec![expired_event(&expired), refused_event(&actor, &current.id, attempt, &Refusal::Expired)],
-            save: Some(expired),
-            result: Err(Refusal::Expired),
-        };
+        return expired_update(current, expired, approver, kind);
     }
     match lifecycle::vote_with(current, approver, exclusions, kind, comment.clone(), now, assurance) {
         Ok(next) => {
@@ -181,6 +189,39 @@ fn vote_update(
             events: vec![refused_event(&actor, &current.id, attempt, &refusal)],
             result: Err(refusal),
         },
+    }
+}
+
+fn attempt_name(kind: VoteKind) -> &'static str {
+    match kind {
+        VoteKind::Approve => "approve",
+        VoteKind::Deny => "deny",
+    }
+}
+
+fn expired_update(current: &Request, expired: Request, approver: &Approver, kind: VoteKind) -> Update {
+    let actor = approver.principal.to_string();
+    Update {
+        events: vec![
+            expired_event(&expired),
+            refused_event(&actor, &current.id, attempt_name(kind), &Refusal::Expired),
+        ],
+        save: Some(expired),
+        result: Err(Refusal::Expired),
+    }
+}
+
+/// The approvals an approved request stood on were withdrawn (their givers
+/// revoked): it is revoked, and this vote refused.
+fn revoked_update(revoked: &Request, approver: &Approver, kind: VoteKind) -> Update {
+    let refusal = Refusal::NotPending("revoked");
+    Update {
+        events: vec![
+            AuditDraft::new("system", "action.revoked", json!({"id": revoked.id, "reason": revoked.reason})),
+            refused_event(&approver.principal.to_string(), &revoked.id, attempt_name(kind), &refusal),
+        ],
+        save: Some(revoked.clone()),
+        result: Err(refusal),
     }
 }
 
