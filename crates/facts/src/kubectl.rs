@@ -390,6 +390,14 @@ fn push_unique(list: &mut Vec<String>, value: &str) {
     }
 }
 
+/// The call's subcommand (lowercase) and how many operands follow it;
+/// `None` when it has none or it is computed.
+pub(crate) fn subcommand(call: &KubectlCall) -> Option<(String, usize)> {
+    let call = read(call);
+    let verb = call.positionals.first().filter(|v| !v.dynamic)?;
+    Some((verb.text.to_ascii_lowercase(), call.positionals.len() - 1))
+}
+
 /// A `kubectl` argument list given directly (payload `args`), each
 /// element verbatim.
 pub(crate) fn call_from_args(args: &[String]) -> KubectlCall {

@@ -11,7 +11,7 @@
 //! | `argv` (list, no shell) and/or `command` (a shell line) | a command line | [`ShellFacts`], plus [`KubectlFacts`] for each `kubectl` it calls and [`SqlFacts`] for SQL it hands to `psql -c`, `mysql -e`, `sqlite3 FILE SQL` |
 //! | `stdin` (with `stdin_sha256`, as `countersign exec` binds it) | the command's standard input | a shell reading stdin (`sh`, `bash` with no script) runs it as a script; `psql`/`mysql`/`sqlite3` with no SQL argument run it as SQL |
 //! | `statement`, optional `dialect` | SQL | [`SqlFacts`] |
-//! | `args`, for `k8s.*`/`kubectl.*` kinds | kubectl's arguments | [`KubectlFacts`] |
+//! | `args`, for `k8s.*`/`kubectl.*` kinds | the argv `kubectl …args` | [`KubectlFacts`], plus [`ShellFacts`] when the call runs something (`exec … -- CMD`; a plugin or unknown subcommand is unresolved) |
 //! | `plan` | `terraform show -json` output (object or string) | [`TerraformFacts`] |
 //!
 //! A kind may add expectations but never removes facts: `shell.*` expects
@@ -152,9 +152,43 @@ pub fn derive(kind: &str, payload: &Value) -> Facts {
         match payload.get("args") {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
-                let args: Option<Vec<String>> = items.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+                let args: Option<Vec<Value>> =
+                    items.iter().map(|v| v.as_str().map(|s| Value::String(s.to_owned()))).collect();
                 match args {
-                    Some(args) if args.len() <= 64 * 1024 => kubectl_calls.push(kubectl::call_from_args(&args)),
+                    Some(args) if args.len() <= 64 * 1024 => {
+                        // `args` is what `kubectl` runs with: read as the argv
+                        // `["kubectl", …args]`, so `exec … -- rm -rf /`, plugins
+                        // and unknown subcommands are judged as they are there.
+                        let mut argv = vec![Value::String("kubectl".to_owned())];
+                        argv.extend(args);
+                        let found = shell::from_payload(&serde_json::json!({ "argv": argv.clone() }));
+                        kubectl_readable &= !found.facts.parse_error;
+                        if found.kubectl.is_empty() {
+                            // Past the shell reader's bounds: still say what
+                            // kubectl is asked to do (the record is a parse
+                            // error all the same).
+                            let texts: Vec<String> =
+                                argv.iter().skip(1).filter_map(|v| v.as_str().map(str::to_owned)).collect();
+                            kubectl_calls.push(kubectl::call_from_args(&texts));
+                        } else {
+                            kubectl_calls.extend(found.kubectl);
+                        }
+                        // A plain call adds no shell record (the kubectl one
+                        // says it all); one that runs more, or cannot be
+                        // read, does.
+                        let s = &found.facts;
+                        let notable = s.destructive
+                            || s.unresolved
+                            || s.parse_error
+                            || s.uses_sudo
+                            || s.programs.iter().any(|p| p != "kubectl");
+                        if notable {
+                            facts.shell = Some(match facts.shell.take() {
+                                Some(from_command) => merge_shell(from_command, found.facts),
+                                None => found.facts,
+                            });
+                        }
+                    }
                     Some(_) | None => kubectl_readable = false,
                 }
             }
@@ -174,6 +208,27 @@ pub fn derive(kind: &str, payload: &Value) -> Facts {
         facts.terraform = Some(terraform::from_payload(payload));
     }
     facts
+}
+
+/// Shell facts of a command line and of a kubectl `args` list, together.
+fn merge_shell(mut all: ShellFacts, part: ShellFacts) -> ShellFacts {
+    for program in part.programs {
+        if !all.programs.contains(&program) {
+            all.programs.push(program);
+        }
+    }
+    for reason in part.destructive_reasons {
+        if !all.destructive_reasons.contains(&reason) {
+            all.destructive_reasons.push(reason);
+        }
+    }
+    all.destructive |= part.destructive;
+    all.uses_sudo |= part.uses_sudo;
+    all.has_pipeline |= part.has_pipeline;
+    all.has_substitution |= part.has_substitution;
+    all.unresolved |= part.unresolved;
+    all.parse_error |= part.parse_error;
+    all
 }
 
 /// SQL facts of a `statement` and of SQL found in a command line, together.

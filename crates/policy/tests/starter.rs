@@ -44,7 +44,9 @@ fn starter_verdicts() {
     restart.payload = serde_json::json!({"command": "systemctl restart web"});
     assert_eq!(e.decide(&bot, &restart).verdict, Verdict::Allow);
 
-    let d = e.decide(&bot, &action("shell.exec", "prod-web"));
+    let mut restart_prod = action("shell.exec", "prod-web");
+    restart_prod.payload = serde_json::json!({"command": "systemctl restart web"});
+    let d = e.decide(&bot, &restart_prod);
     let Verdict::RequireApproval(reqs) = d.verdict else { panic!("{d:?}") };
     assert_eq!(reqs.len(), 1);
     assert_eq!((reqs[0].groups.clone(), reqs[0].quorum), (vec!["sre".to_owned()], 1));
@@ -115,7 +117,9 @@ fn unlisted_kinds_are_never_routine() {
                 assert!(reqs.iter().any(|r| r.policy == "unlisted-kind-needs-sre"), "{kind}: {d:?}");
             }
         }
-        let d = e.decide(&bot, &action(kind, "prod-web"));
+        let mut prod = action(kind, "prod-web");
+        prod.payload = serde_json::json!({"argv": ["echo", "hello"], "statement": "select 1"});
+        let d = e.decide(&bot, &prod);
         assert!(matches!(d.verdict, Verdict::RequireApproval(_)), "{kind} on prod: {d:?}");
     }
     for kind in ["shell.exec", "sql.execute", "k8s.apply", "terraform.apply", "http.request", "mcp.tool_call"] {
@@ -124,6 +128,35 @@ fn unlisted_kinds_are_never_routine() {
         let d = e.decide(&bot, &a);
         assert!(!d.policies.contains(&"unlisted-kind-needs-sre".to_owned()), "{kind}: {d:?}");
     }
+}
+
+/// On production, an agent's payload the gateway cannot parse is denied
+/// (padding a command past the parsers' bounds must not turn a denial into
+/// a request), while one that parses but runs something unnamed waits.
+#[test]
+fn unparsable_payloads_of_agents_on_production_are_denied() {
+    let e = starter();
+    let bot = agent("deploy-bot", &["deployers"]);
+    let padded = format!("rm -rf /srv; {}", "x ".repeat(countersign_facts::MAX_INPUT_BYTES));
+    for (kind, payload) in [
+        ("shell.exec", serde_json::json!({ "command": padded })),
+        ("shell.exec", serde_json::json!({"command": "rm -rf /srv ((("})),
+        ("shell.exec", serde_json::json!({})),
+        ("sql.execute", serde_json::json!({"statement": "DROP TABLE users; SELEKT ((("})),
+        ("k8s.apply", serde_json::json!({"args": ["delete", 1]})),
+        ("terraform.apply", serde_json::json!({"plan": "plan.bin"})),
+        ("run", serde_json::json!({"argv": ["rm", 1]})),
+    ] {
+        let mut a = action(kind, "prod-web");
+        a.payload = payload;
+        assert_eq!(e.decide(&bot, &a).verdict, Verdict::Deny, "{kind}");
+    }
+    let mut a = action("shell.exec", "prod-web");
+    a.payload = serde_json::json!({"command": "./deploy.sh"});
+    assert!(matches!(e.decide(&bot, &a).verdict, Verdict::RequireApproval(_)));
+    // People are not agents: they still get to ask.
+    a.payload = serde_json::json!({"command": "rm -rf /srv ((("});
+    assert!(matches!(e.decide(&user("erin", &[]), &a).verdict, Verdict::RequireApproval(_)));
 }
 
 #[test]

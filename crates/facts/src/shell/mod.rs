@@ -207,6 +207,9 @@ pub(crate) struct SqlText {
     pub dialect: &'static str,
     /// Only known at run time (`psql -c "$QUERY"`).
     pub dynamic: bool,
+    /// The server's settings, not the client, decide how the text reads
+    /// (`mysql` and `NO_BACKSLASH_ESCAPES`): judged as a claimed dialect.
+    pub claimed: bool,
 }
 
 /// The base name of a program path: `/usr/bin/rm` → `rm`.
@@ -432,6 +435,10 @@ impl Analysis {
         // Reserved words and assignments before the program.
         while let Some((first, tail)) = rest.split_first() {
             if first.assignment {
+                if wrappers::loads_code(&first.text) {
+                    // `BASH_ENV=/tmp/x bash -c true`, `LD_PRELOAD=… ls`.
+                    self.facts.unresolved = true;
+                }
                 rest = tail;
                 continue;
             }
@@ -510,6 +517,9 @@ impl Analysis {
             return;
         }
         self.program(program);
+        // `grm`, `gdd`, `gshred`: GNU coreutils installed with a `g` prefix
+        // (Homebrew, BSDs) are the same programs.
+        let program = programs::gnu_base(program);
         if first.text.contains('/') && !programs::in_program_dir(&first.text) {
             // `./deploy.sh`, `/tmp/x`: a file whose contents cannot be seen.
             self.facts.unresolved = true;

@@ -496,7 +496,55 @@ pub(super) const INTERPRETERS: &[&str] = &[
     "busybox-sh",
     "vimscript",
     "ex",
+    // Database clients that run queries or commands from their arguments
+    // or stdin in a language (or dialect) not read here.
+    "clickhouse-client",
+    "clickhouse",
+    "cockroach",
+    "sqlcmd",
+    "osql",
+    "isql",
+    "iusql",
+    "duckdb",
+    "pgcli",
+    "mycli",
+    "litecli",
+    "usql",
+    "snowsql",
+    "bq",
+    "sqlplus",
+    "sqlcl",
+    "sql",
+    "beeline",
+    "hive",
+    "spark-sql",
+    "trino",
+    "presto",
+    "cqlsh",
+    "influx",
+    "impala-shell",
+    "vsql",
+    "db2",
+    "sqlline",
+    "mongosh",
+    "mongo",
+    "redis-cli",
+    "valkey-cli",
 ];
+
+/// The program a GNU tool installed under a `g` prefix is (`grm` → `rm`,
+/// `gtimeout` → `timeout`); any other name as it is.
+pub(super) fn gnu_base(program: &str) -> &str {
+    const PREFIXED: [&str; 36] = [
+        "rm", "dd", "shred", "chmod", "chown", "chgrp", "cp", "mv", "ln", "install", "truncate", "tee", "kill", "env",
+        "xargs", "find", "timeout", "nice", "nohup", "stdbuf", "chroot", "sed", "tar", "awk", "split", "rmdir",
+        "unlink", "mktemp", "touch", "cat", "date", "ls", "stat", "head", "tail", "runcon",
+    ];
+    match program.strip_prefix('g') {
+        Some(base) if PREFIXED.contains(&base) => base,
+        Some(_) | None => program,
+    }
+}
 
 /// Options of an interpreter that only report and run no code.
 pub(super) fn interpreter_reports_only(args: &[&str]) -> bool {

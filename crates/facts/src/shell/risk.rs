@@ -29,14 +29,28 @@
 //! - removing every scheduled job or firewall rule: `crontab -r`,
 //!   `iptables -F`/`-X`, `nft flush ruleset`;
 //! - stopping the machine: `shutdown`, `reboot`, `halt`, `poweroff`,
-//!   `systemctl reboot|poweroff|halt|kexec|emergency|rescue`, `init 0|6`.
+//!   `systemctl reboot|poweroff|halt|kexec|emergency|rescue|isolate|suspend…`,
+//!   `init 0|6`; taking the network down (`ip link set … down`, `ifdown`,
+//!   `ifconfig … down`, `ip addr|route flush`);
+//! - erasing drives: every `mk*fs`, `nvme format|sanitize`, `hdparm
+//!   --security-erase…`, `sg_format`; emptying system files (`truncate -s 0`
+//!   under `/etc`, `/usr`, `/var/lib`, …), `tar --remove-files`, `git clean`
+//!   of ignored files (`-fx`, `-ffd`), `chattr -R`/`+i` on system directories;
+//! - killing uncatchably or as root: `killall -9`, `pkill -u root`, `pkill
+//!   -KILL -u USER`; locking accounts out: `userdel -r`, `passwd -d|-l root`,
+//!   `usermod -L root`.
+//!
+//! GNU tools installed under a `g` prefix (`grm`, `gdd`) are their base
+//! program.
 
 use super::lex::Word;
 use super::opts::{self, Arg, Spec};
 use super::{paths, Analysis};
 
 /// Programs that are destructive whatever their arguments.
-const ALWAYS: [&str; 13] = [
+const ALWAYS: [&str; 15] = [
+    "sg_format",
+    "sg_sanitize",
     "mke2fs",
     "mkswap",
     "wipefs",
@@ -89,7 +103,185 @@ pub(super) fn judges(program: &str) -> bool {
         "zfs",
         "cryptsetup",
     ];
-    ALWAYS.contains(&program) || program.starts_with("mkfs.") || JUDGED.contains(&program) || program == "pvremove"
+    ALWAYS.contains(&program)
+        || makes_filesystem(program)
+        || JUDGED.contains(&program)
+        || program == "pvremove"
+        || MORE_JUDGED.contains(&program)
+}
+
+/// More programs [`check`] judges by their arguments.
+const MORE_JUDGED: [&str; 14] = [
+    "nvme", "hdparm", "ip", "ifconfig", "git", "tar", "gtar", "bsdtar", "chattr", "userdel", "deluser", "passwd",
+    "usermod", "ifdown",
+];
+
+/// `mkfs`, `mkfs.ext4`, `mke2fs`, `mkdosfs`, `mkntfs`, `mkexfatfs`,
+/// `mkswap`: every program that writes a new file system (or swap area).
+fn makes_filesystem(program: &str) -> bool {
+    program.starts_with("mkfs")
+        || program == "mkswap"
+        || (program.starts_with("mk") && (program.ends_with("fs") || program.contains("fs.")))
+}
+
+/// Whether the path `word` names lies under a system directory whose
+/// files the machine needs (`/etc`, `/usr`, `/boot`, `/var/lib`, …).
+fn under_system_dir(a: &Analysis, word: &Word) -> bool {
+    const DIRS: [&str; 10] =
+        ["/etc", "/usr", "/boot", "/var/lib", "/bin", "/sbin", "/lib", "/lib64", "/root", "/var/spool"];
+    if word.dynamic || word.glob {
+        return word.glob && word.text.starts_with('/');
+    }
+    paths::candidates(&word.text, a.cwd()).iter().any(|p| {
+        paths::is_system_root(p) || DIRS.iter().any(|d| p == d || p.strip_prefix(d).is_some_and(|r| r.starts_with('/')))
+    })
+}
+
+/// A signal option (`-9`, `-KILL`, `-SIGKILL`, `-s KILL`, `--signal=9`)
+/// that cannot be caught: the processes die without cleaning up.
+fn kills(args: &[&Word]) -> bool {
+    let is_kill = |s: &str| {
+        let s = s.trim_start_matches("SIG").trim_start_matches("sig");
+        s == "9" || s.eq_ignore_ascii_case("kill")
+    };
+    args.iter().enumerate().any(|(i, w)| {
+        let t = w.text.as_str();
+        if let Some(v) = t.strip_prefix("--signal=") {
+            return is_kill(v);
+        }
+        if t == "--signal" || t == "-s" || t == "-n" {
+            return args.get(i + 1).is_some_and(|v| is_kill(&v.text));
+        }
+        if let Some(v) = t.strip_prefix("-s") {
+            if is_kill(v) {
+                return true;
+            }
+        }
+        t.strip_prefix('-').is_some_and(|v| !v.starts_with('-') && is_kill(v))
+    })
+}
+
+/// A user filter (`-u root`, `-U 0`, `--euid=root`) naming the superuser,
+/// or any user filter at all when `any` is set.
+fn user_filter(args: &[&Word], any: bool) -> bool {
+    let is_root = |v: &str| any || v.split(',').any(|u| u == "root" || u == "0");
+    args.iter().enumerate().any(|(i, w)| {
+        let t = w.text.as_str();
+        for long in ["--euid=", "--uid=", "--user="] {
+            if let Some(v) = t.strip_prefix(long) {
+                return is_root(v);
+            }
+        }
+        if matches!(t, "-u" | "-U" | "--euid" | "--uid" | "--user") {
+            return args.get(i + 1).is_some_and(|v| v.dynamic || is_root(&v.text));
+        }
+        match t.strip_prefix("-u").or_else(|| t.strip_prefix("-U")) {
+            Some(v) if !v.is_empty() && !t.starts_with("--") => is_root(v),
+            _ => false,
+        }
+    })
+}
+
+/// The operands (words not starting with `-`) of `args`.
+fn words<'a>(args: &'a [&Word]) -> Vec<&'a str> {
+    args.iter().map(|w| w.text.as_str()).filter(|t| !t.starts_with('-')).collect()
+}
+
+/// Whether short option `c` is in some `-xyz` cluster, or `--long` given.
+fn flag(args: &[&Word], c: char, long: &str) -> bool {
+    args.iter().any(|w| {
+        let t = w.text.as_str();
+        match t.strip_prefix("--") {
+            Some(l) => !long.is_empty() && l.split('=').next() == Some(long),
+            None => t.strip_prefix('-').is_some_and(|r| r.contains(c)),
+        }
+    })
+}
+
+/// Programs that change disks, users, the network or work trees in ways
+/// that destroy data or lock people out (see the module header).
+fn more(a: &mut Analysis, program: &str, args: &[&Word]) {
+    let ws = words(args);
+    match program {
+        "nvme" if ws.first().is_some_and(|v| matches!(*v, "format" | "sanitize" | "write-zeroes")) => {
+            a.destructive(format!("nvme {}", ws[0]));
+        }
+        "hdparm"
+            if args.iter().any(|w| {
+                w.text.starts_with("--security-erase")
+                    || w.text.starts_with("--trim-sector-ranges")
+                    || w.text.starts_with("--write-sector")
+                    || w.text == "--make-bad-sector"
+            }) =>
+        {
+            a.destructive("hdparm erase".to_owned());
+        }
+        "ip" => {
+            let link = ws.first().is_some_and(|v| !v.is_empty() && "link".starts_with(v));
+            if link && ws.contains(&"set") && ws.contains(&"down") {
+                a.destructive("ip link set … down".to_owned());
+            }
+            let addr =
+                ws.first().is_some_and(|v| !v.is_empty() && ("address".starts_with(v) || "route".starts_with(v)));
+            if addr && ws.get(1).is_some_and(|v| !v.is_empty() && "flush".starts_with(v)) {
+                a.destructive(format!("ip {} flush", ws[0]));
+            }
+        }
+        "ifconfig" if ws.contains(&"down") => a.destructive("ifconfig … down".to_owned()),
+        "ifdown" => a.destructive("ifdown".to_owned()),
+        "git" => {
+            let sub = ws.first().copied();
+            if sub == Some("clean") {
+                let forces = args.iter().filter(|w| w.text == "--force").count()
+                    + args
+                        .iter()
+                        .filter_map(|w| w.text.strip_prefix('-').filter(|r| !r.starts_with('-')))
+                        .map(|r| r.matches('f').count())
+                        .sum::<usize>();
+                let ignored = flag(args, 'x', "") || flag(args, 'X', "");
+                if forces > 0 && (ignored || forces > 1) {
+                    a.destructive("git clean -fx (deletes untracked and ignored files)".to_owned());
+                }
+            }
+        }
+        "tar" | "gtar" | "bsdtar" if args.iter().any(|w| w.text.starts_with("--remove-files")) => {
+            a.destructive(format!("{program} --remove-files"));
+        }
+        "chattr" => {
+            let recursive = args.iter().any(|w| w.text.starts_with('-') && w.text[1..].contains('R'));
+            let immutable =
+                args.iter().any(|w| w.text.starts_with('+') && (w.text.contains('i') || w.text.contains('a')));
+            let targets: Vec<&&Word> = args
+                .iter()
+                .filter(|w| !w.text.starts_with('-') && !w.text.starts_with('+') && !w.text.starts_with('='))
+                .collect();
+            if (recursive || immutable) && targets.iter().any(|w| under_system_dir(a, w)) {
+                a.destructive("chattr on a system directory".to_owned());
+            }
+        }
+        "userdel" | "deluser"
+            if flag(args, 'r', "remove")
+                || flag(args, 'f', "force")
+                || ws.contains(&"root")
+                || args.iter().any(|w| w.text == "--remove-home" || w.text == "--remove-all-files") =>
+        {
+            a.destructive(format!("{program} (removes an account's files)"));
+        }
+        "passwd" => {
+            let locks = flag(args, 'd', "delete") || flag(args, 'l', "lock") || flag(args, 'e', "expire");
+            // No user named: the caller's own account (root under sudo).
+            if locks && (ws.is_empty() || ws.contains(&"root")) {
+                a.destructive("passwd locks or empties root's password".to_owned());
+            }
+        }
+        "usermod" => {
+            let locks = flag(args, 'L', "lock") || flag(args, 'e', "expiredate") || flag(args, 's', "shell");
+            if locks && ws.last().is_some_and(|u| *u == "root") {
+                a.destructive("usermod locks root".to_owned());
+            }
+        }
+        _ => {}
+    }
 }
 
 const RM: Spec = Spec::gnu(
@@ -131,9 +323,12 @@ const CHOWN: Spec = Spec::gnu(
 
 /// Checks one (unwrapped) command.
 pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool) {
-    if ALWAYS.contains(&program) || program.starts_with("mkfs.") || program == "pvremove" {
+    if ALWAYS.contains(&program) || makes_filesystem(program) || program == "pvremove" {
         a.destructive(program.to_owned());
         return;
+    }
+    if MORE_JUDGED.contains(&program) {
+        more(a, program, args);
     }
     match program {
         "rm" => rm(a, args, bulk),
@@ -182,6 +377,20 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
             for target in &p.operands {
                 a.write_target(target, true);
             }
+            // `truncate -s 0 /var/lib/postgresql/…`: emptied, not removed.
+            let shrinks = p.values(Some('s'), Some("size")).any(|o| {
+                o.dynamic
+                    || o.value.as_deref().is_some_and(|v| {
+                        let v = v.trim_start_matches(['<', '%', '/']);
+                        v.starts_with('-')
+                            || v.trim_start_matches('0').is_empty()
+                            || v.starts_with("0K")
+                            || v.starts_with("0M")
+                    })
+            });
+            if shrinks && p.operands.iter().any(|w| under_system_dir(a, w)) {
+                a.destructive("truncate -s 0 in a system directory".to_owned());
+            }
         }
         "cp" | "mv" | "install" | "ln" => copy(a, program, args),
         "chmod" => chmod(a, args),
@@ -202,7 +411,18 @@ pub(super) fn check(a: &mut Analysis, program: &str, args: &[&Word], bulk: bool)
             if let Some(verb) = verb {
                 if matches!(
                     verb.text.as_str(),
-                    "reboot" | "poweroff" | "halt" | "kexec" | "emergency" | "rescue" | "soft-reboot"
+                    "reboot"
+                        | "poweroff"
+                        | "halt"
+                        | "kexec"
+                        | "emergency"
+                        | "rescue"
+                        | "soft-reboot"
+                        | "isolate"
+                        | "suspend"
+                        | "hibernate"
+                        | "hybrid-sleep"
+                        | "suspend-then-hibernate"
                 ) {
                     a.destructive(format!("systemctl {}", verb.text));
                 }
@@ -504,6 +724,11 @@ fn kill(a: &mut Analysis, args: &[&Word]) {
 
 /// `pkill`/`killall` with a pattern that every process name matches.
 fn pkill(a: &mut Analysis, program: &str, args: &[&Word]) {
+    // `killall -9 x`, `pkill -KILL -u root`: uncatchable, or every process
+    // of the superuser.
+    if (program == "killall" && kills(args)) || user_filter(args, false) || (kills(args) && user_filter(args, true)) {
+        a.destructive(format!("{program} -KILL / of root's processes"));
+    }
     let regex = program == "pkill" || args.iter().any(|w| w.text == "-r" || w.text == "--regexp");
     let patterns = args.iter().filter(|w| !w.text.starts_with('-') && !w.dynamic);
     for pattern in patterns {

@@ -695,11 +695,28 @@ pub(super) fn unwrap(a: &mut Analysis, program: &str, args: &[&Word], depth: usi
                 a.shell(&join(remote), next);
             }
         }
+        "at" | "batch" => at(a, args, next),
+        "export" | "declare" | "typeset" | "readonly" | "local" => {
+            // `export LD_PRELOAD=/tmp/x.so`: the variable changes what the
+            // next programs run.
+            // `export $NAME=…` may name any of them.
+            let computed_name = |w: &Word| w.dynamic && w.text.split_once('=').is_none_or(|(n, _)| n.contains('$'));
+            if args.iter().any(|w| computed_name(w) || loads_code(&w.text)) {
+                a.facts.unresolved = true;
+            }
+        }
         "eval" => a.shell(&join(args), next),
         "alias" => {
-            // `alias ls='rm -rf /'`: the value may run later in this shell.
+            // `alias ls='rm -rf /'`: the value may run later in this shell,
+            // and `alias x=rm; x -rf /` runs it under another name: what a
+            // later word runs cannot be told, so any definition is
+            // unresolved.
             for value in args.iter().filter_map(|w| w.text.split_once('=').map(|(_, v)| v)) {
+                a.facts.unresolved = true;
                 a.shell(value, next);
+            }
+            if args.iter().any(|w| w.dynamic) {
+                a.facts.unresolved = true;
             }
         }
         "trap" => {
@@ -712,13 +729,26 @@ pub(super) fn unwrap(a: &mut Analysis, program: &str, args: &[&Word], depth: usi
         "awk" | "gawk" | "mawk" | "nawk" | "busybox-awk" => awk(a, args),
         "kubectl" | "oc" => kubectl(a, args, next),
         "psql" => {
-            let texts = option_values(args, 'c', "command");
-            let file = has_option(args, 'f', "file");
+            let p = opts::parse(args, &PSQL);
+            unresolved_if(a, &p);
+            let texts = sql_values(&p, 'c', "command");
+            let file = p.has(Some('f'), Some("file"));
             database(a, texts, "postgres", file);
         }
         "mysql" | "mariadb" => {
-            let texts = option_values(args, 'e', "execute");
-            database(a, texts, "mysql", false);
+            let p = opts::parse(args, &MYSQL);
+            unresolved_if(a, &p);
+            let mut texts = sql_values(&p, 'e', "execute");
+            texts.extend(sql_values(&p, '\0', "init-command"));
+            let file = p.opts.iter().any(|o| {
+                matches!(
+                    o.name,
+                    Name::Long("defaults-file" | "defaults-extra-file" | "login-path" | "init-command-add")
+                )
+            });
+            // The server's `NO_BACKSLASH_ESCAPES` mode decides where its
+            // strings end, and the command line does not say it.
+            database_claimed(a, texts, "mysql", file);
         }
         "sqlite3" => sqlite3(a, args),
         other => match plain_wrapper(other) {
@@ -756,7 +786,8 @@ fn run_plain(a: &mut Analysis, args: &[&Word], w: &Plain, depth: usize) {
         }
         return;
     }
-    a.argv(skip_assignments(rest), false, depth);
+    let rest = skip_assignments(a, rest);
+    a.argv(rest, false, depth);
 }
 
 /// `sudo [options] [NAME=VALUE…] [COMMAND…]`.
@@ -768,7 +799,7 @@ fn sudo(a: &mut Analysis, args: &[&Word], depth: usize) {
     if p.has(Some('e'), Some("edit")) {
         return;
     }
-    let rest = skip_assignments(p.rest);
+    let rest = skip_assignments(a, p.rest);
     if rest.is_empty() {
         if p.has(Some('s'), Some("shell")) || p.has(Some('i'), Some("login")) {
             // A root shell reading stdin.
@@ -897,6 +928,9 @@ fn env(a: &mut Analysis, args: &[&Word], depth: usize) {
     }
     // `env` reads any NAME=VALUE as an assignment, quoted or not.
     while rest.first().is_some_and(|w| !w.dynamic && w.text.contains('=') && !w.text.starts_with('=')) {
+        if loads_code(&rest[0].text) {
+            a.facts.unresolved = true;
+        }
         rest = &rest[1..];
     }
     let split: Vec<&opts::Opt> = p.values(Some('S'), Some("split-string")).collect();
@@ -998,8 +1032,105 @@ fn kubectl(a: &mut Analysis, args: &[&Word], depth: usize) {
     a.kubectl.push(KubectlCall {
         args: args.iter().map(|w| KubectlArg { text: w.text.clone(), dynamic: w.dynamic }).collect(),
     });
-    if let Some(dashes) = args.iter().position(|w| w.text == "--" && !w.dynamic) {
+    let dashes = args.iter().position(|w| w.text == "--" && !w.dynamic);
+    if let Some(dashes) = dashes {
         a.argv(&args[dashes + 1..], false, depth);
+    }
+    let call =
+        KubectlCall { args: args.iter().map(|w| KubectlArg { text: w.text.clone(), dynamic: w.dynamic }).collect() };
+    match crate::kubectl::subcommand(&call) {
+        // No verb: the kubectl facts say it.
+        None => {}
+        Some((verb, operands)) => {
+            let runs = match verb.as_str() {
+                // `kubectl exec POD CMD…` (the old form without `--`).
+                "exec" => dashes.is_none() && operands > 1,
+                v => !KUBECTL_VERBS.contains(&v) && !OC_VERBS.contains(&v),
+            };
+            if runs {
+                // A plugin (`kubectl-NAME` on the PATH, krew's) or a
+                // subcommand not known here: what it runs cannot be seen.
+                a.facts.unresolved = true;
+            }
+        }
+    }
+}
+
+/// kubectl's built-in subcommands.
+const KUBECTL_VERBS: [&str; 45] = [
+    "get",
+    "describe",
+    "logs",
+    "top",
+    "explain",
+    "diff",
+    "version",
+    "api-resources",
+    "api-versions",
+    "cluster-info",
+    "auth",
+    "events",
+    "wait",
+    "create",
+    "apply",
+    "delete",
+    "edit",
+    "patch",
+    "label",
+    "annotate",
+    "scale",
+    "autoscale",
+    "expose",
+    "set",
+    "rollout",
+    "run",
+    "exec",
+    "debug",
+    "attach",
+    "cp",
+    "port-forward",
+    "proxy",
+    "replace",
+    "drain",
+    "cordon",
+    "uncordon",
+    "taint",
+    "certificate",
+    "config",
+    "kustomize",
+    "completion",
+    "options",
+    "help",
+    "alpha",
+    "plugin",
+];
+
+/// `oc`'s subcommands that run nothing given on their command line.
+const OC_VERBS: [&str; 15] = [
+    "login",
+    "logout",
+    "project",
+    "projects",
+    "new-project",
+    "new-app",
+    "new-build",
+    "start-build",
+    "cancel-build",
+    "status",
+    "whoami",
+    "process",
+    "tag",
+    "import-image",
+    "idle",
+];
+
+/// [`database`] for a client whose server's settings decide how the
+/// text is read (`mysql`): judged as a claimed dialect.
+fn database_claimed(a: &mut Analysis, texts: Vec<(String, bool)>, dialect: &'static str, file: bool) {
+    let from = a.sql.len();
+    database(a, texts, dialect, file);
+    for text in a.sql.iter_mut().skip(from) {
+        text.claimed = true;
     }
 }
 
@@ -1012,10 +1143,10 @@ fn database(a: &mut Analysis, texts: Vec<(String, bool)>, dialect: &'static str,
     }
     if texts.is_empty() && !file {
         match a.take_stdin() {
-            Some(super::Stdin::Text(text)) => a.sql.push(SqlText { text, dialect, dynamic: false }),
+            Some(super::Stdin::Text(text)) => a.sql.push(SqlText { text, dialect, dynamic: false, claimed: false }),
             Some(super::Stdin::Unseen) => {
                 a.facts.unresolved = true;
-                a.sql.push(SqlText { text: String::new(), dialect, dynamic: true });
+                a.sql.push(SqlText { text: String::new(), dialect, dynamic: true, claimed: false });
             }
             None => {
                 if a.stdin_is_data() {
@@ -1026,59 +1157,94 @@ fn database(a: &mut Analysis, texts: Vec<(String, bool)>, dialect: &'static str,
         }
     }
     for (text, dynamic) in texts {
-        a.sql.push(SqlText { text, dialect, dynamic });
+        a.sql.push(SqlText { text, dialect, dynamic, claimed: false });
     }
 }
 
-/// Whether `-x`/`--long`/`--long=` is among the options.
-fn has_option(args: &[&Word], short: char, long: &str) -> bool {
-    args.iter().any(|w| {
-        let t = w.text.as_str();
-        match t.strip_prefix("--") {
-            Some(rest) => rest.split('=').next() == Some(long),
-            None => t.strip_prefix('-').is_some_and(|r| r.starts_with(short)),
-        }
-    })
-}
+/// `psql`'s options, as its `getopt_long` reads them: `-Xc SQL` is `-X`
+/// then `-c SQL`.
+const PSQL: Spec = Spec::gnu(
+    "aAbeEHlnqsStVwWxXz01?",
+    "cdfFhLopPRTUv",
+    &[
+        ("echo-all", Arg::No),
+        ("no-align", Arg::No),
+        ("command", Arg::Required),
+        ("dbname", Arg::Required),
+        ("echo-queries", Arg::No),
+        ("echo-errors", Arg::No),
+        ("echo-hidden", Arg::No),
+        ("file", Arg::Required),
+        ("field-separator", Arg::Required),
+        ("host", Arg::Required),
+        ("html", Arg::No),
+        ("list", Arg::No),
+        ("log-file", Arg::Required),
+        ("no-readline", Arg::No),
+        ("output", Arg::Required),
+        ("port", Arg::Required),
+        ("pset", Arg::Required),
+        ("quiet", Arg::No),
+        ("record-separator", Arg::Required),
+        ("single-step", Arg::No),
+        ("single-line", Arg::No),
+        ("tuples-only", Arg::No),
+        ("table-attr", Arg::Required),
+        ("username", Arg::Required),
+        ("set", Arg::Required),
+        ("variable", Arg::Required),
+        ("version", Arg::No),
+        ("no-password", Arg::No),
+        ("password", Arg::No),
+        ("expanded", Arg::No),
+        ("no-psqlrc", Arg::No),
+        ("field-separator-zero", Arg::No),
+        ("record-separator-zero", Arg::No),
+        ("single-transaction", Arg::No),
+        ("help", Arg::Optional),
+        ("csv", Arg::No),
+    ],
+);
 
-/// Every value of a database client's SQL option: `-c SQL`, `-cSQL`,
-/// `--command SQL` or `--command=SQL` (for `short` `c`, `long` `command`;
-/// long options by any unambiguous prefix of at least three letters),
-/// with whether it is computed.
-fn option_values(args: &[&Word], short: char, long: &str) -> Vec<(String, bool)> {
-    let mut values = Vec::new();
-    let mut i = 0;
-    let is_long = |name: &str| name.len() >= 3 && long.starts_with(name);
-    while let Some(arg) = args.get(i) {
-        i += 1;
-        let t = arg.text.as_str();
-        if t == "--" {
-            break;
-        }
-        if let Some(rest) = t.strip_prefix("--") {
-            match rest.split_once('=') {
-                Some((name, value)) if is_long(name) => values.push((value.to_owned(), arg.dynamic)),
-                Some(_) => {}
-                None if is_long(rest) => {
-                    if let Some(value) = args.get(i) {
-                        values.push((value.text.clone(), value.dynamic));
-                        i += 1;
-                    }
-                }
-                None => {}
-            }
-        } else if let Some(rest) = t.strip_prefix('-').and_then(|r| r.strip_prefix(short)) {
-            if rest.is_empty() {
-                if let Some(value) = args.get(i) {
-                    values.push((value.text.clone(), value.dynamic));
-                    i += 1;
-                }
-            } else {
-                values.push((rest.to_owned(), arg.dynamic));
-            }
-        }
-    }
-    values
+/// `mysql`/`mariadb` options: the short ones as listed, long ones that
+/// matter by name, any other `--name[=value]` taken as a flag.
+const MYSQL: Spec = Spec {
+    flags: "?ABCEGHKLMNXVWabcfijmnoqrstvwxyzT",
+    values: "DehuPSOF",
+    optional: "p#",
+    long: &[
+        ("execute", Arg::Required),
+        ("database", Arg::Required),
+        ("host", Arg::Required),
+        ("user", Arg::Required),
+        ("port", Arg::Required),
+        ("socket", Arg::Required),
+        ("password", Arg::Optional),
+        ("init-command", Arg::Required),
+        ("init-command-add", Arg::Required),
+        ("defaults-file", Arg::Required),
+        ("defaults-extra-file", Arg::Required),
+        ("defaults-group-suffix", Arg::Required),
+        ("login-path", Arg::Required),
+        ("default-character-set", Arg::Required),
+        ("pager", Arg::Optional),
+        ("tee", Arg::Required),
+        ("prompt", Arg::Required),
+        ("protocol", Arg::Required),
+    ],
+    permute: true,
+    loose_long: true,
+};
+
+/// The SQL values of option `-short`/`--long`, with whether each is computed.
+fn sql_values(p: &Parsed<'_, '_>, short: char, long: &str) -> Vec<(String, bool)> {
+    p.values(Some(short), Some(long))
+        .map(|o| match &o.value {
+            Some(v) => (v.clone(), o.dynamic),
+            // A missing value: nothing the parser can read.
+            None => (String::new(), true),
+        })
+        .collect()
 }
 
 /// `sqlite3 [OPTIONS] FILE [SQL…]`, where `-cmd SQL` runs SQL first.
@@ -1127,14 +1293,14 @@ fn sqlite3(a: &mut Analysis, args: &[&Word]) {
     let given_sql = operands > 1;
     if given_sql {
         for (text, dynamic) in texts {
-            a.sql.push(SqlText { text, dialect: "sqlite", dynamic });
+            a.sql.push(SqlText { text, dialect: "sqlite", dynamic, claimed: false });
         }
     } else {
         // `-cmd` runs before the statements read from stdin.
         let mut texts = texts;
         let before = std::mem::take(&mut texts);
         for (text, dynamic) in before {
-            a.sql.push(SqlText { text, dialect: "sqlite", dynamic });
+            a.sql.push(SqlText { text, dialect: "sqlite", dynamic, claimed: false });
         }
         database(a, Vec::new(), "sqlite", file);
     }
@@ -1147,8 +1313,88 @@ fn join(words: &[&Word]) -> String {
     parts.join(" ")
 }
 
+/// `at [options] [TIME]` and `batch`: a shell script read from stdin
+/// (or `-f FILE`) runs later; `-l`, `-r`/`-d`, `-c` only list, remove or
+/// print jobs.
+fn at(a: &mut Analysis, args: &[&Word], depth: usize) {
+    let p = opts::parse(args, &Spec::gnu("VlrdcbmMv", "fqt", &[]));
+    unresolved_if(a, &p);
+    if p.has(Some('l'), None) || p.has(Some('r'), None) || p.has(Some('d'), None) || p.has(Some('c'), None) {
+        return;
+    }
+    if p.has(Some('f'), None) {
+        a.facts.unresolved = true;
+        return;
+    }
+    a.stdin_shell(depth);
+}
+
+/// Environment variables that make a program load or run other code
+/// (`BASH_ENV=/tmp/x bash -c true`, `LD_PRELOAD=`, `PAGER=`), given as
+/// `NAME=VALUE`.
+pub(super) fn loads_code(assignment: &str) -> bool {
+    const NAMES: [&str; 48] = [
+        "BASH_ENV",
+        "ENV",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+        "LD_DEBUG_OUTPUT",
+        "PYTHONSTARTUP",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONINSPECT",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "PERL5DB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PROMPT_COMMAND",
+        "PS0",
+        "PS1",
+        "PS4",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "IFS",
+        "PATH",
+        "GIT_SSH_COMMAND",
+        "GIT_SSH",
+        "GIT_EXEC_PATH",
+        "GIT_PAGER",
+        "GIT_EDITOR",
+        "GIT_ASKPASS",
+        "GIT_EXTERNAL_DIFF",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_PARAMETERS",
+        "SSH_ASKPASS",
+        "SUDO_ASKPASS",
+        "PAGER",
+        "MANPAGER",
+        "EDITOR",
+        "VISUAL",
+        "BROWSER",
+        "LESSOPEN",
+        "LESSCLOSE",
+        "GCONV_PATH",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "DYLD_INSERT_LIBRARIES",
+    ];
+    let name = assignment.split_once('=').map_or(assignment, |(name, _)| name);
+    let name = name.strip_suffix('+').unwrap_or(name);
+    NAMES.contains(&name)
+        || name.starts_with("BASH_FUNC_")
+        || name.starts_with("GIT_CONFIG_KEY_")
+        || name.starts_with("GIT_CONFIG_VALUE_")
+        || name.starts_with("LD_")
+        || name.starts_with("DYLD_")
+}
+
 /// `NAME=VALUE` operands before the command (`sudo FOO=1 rm`).
-fn skip_assignments<'a, 'w>(mut words: &'a [&'w Word]) -> &'a [&'w Word] {
+fn skip_assignments<'a, 'w>(a: &mut Analysis, mut words: &'a [&'w Word]) -> &'a [&'w Word] {
     while let Some((first, rest)) = words.split_first() {
         let is_assignment = !first.dynamic
             && first.text.split_once('=').is_some_and(|(name, _)| {
@@ -1156,6 +1402,9 @@ fn skip_assignments<'a, 'w>(mut words: &'a [&'w Word]) -> &'a [&'w Word] {
             });
         if !is_assignment {
             break;
+        }
+        if loads_code(&first.text) {
+            a.facts.unresolved = true;
         }
         words = rest;
     }
@@ -1168,10 +1417,10 @@ fn tail<'a, 'w>(args: &'a [&'w Word], start: usize) -> &'a [&'w Word] {
 
 /// Whether `program` is one the wrappers know.
 pub(super) fn is_wrapper(program: &str) -> bool {
-    const SPECIAL: [&str; 34] = [
+    const SPECIAL: [&str; 36] = [
         "sudo", "sudoedit", "su", "runuser", "env", "xargs", "find", "watch", "flock", "script", "entr", "sg",
         "parallel", "ssh", "eval", "alias", "trap", "source", ".", "awk", "gawk", "mawk", "nawk", "kubectl", "oc",
-        "psql", "mysql", "mariadb", "sqlite3", "doas", "pkexec", "exec", "command", "time",
+        "psql", "mysql", "mariadb", "sqlite3", "doas", "pkexec", "exec", "command", "time", "at", "batch",
     ];
     SHELLS.contains(&program) || SPECIAL.contains(&program) || plain_wrapper(program).is_some()
 }

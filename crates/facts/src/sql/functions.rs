@@ -301,6 +301,59 @@ pub(super) const SAFE: [&str; 291] = [
     "year",
 ];
 
+/// Functions that run SQL text, a program or a procedure given as text,
+/// or read and write files on the database server: a call is as
+/// dangerous as `COPY … PROGRAM`.
+pub(super) fn runs_program(name: &str) -> bool {
+    const NAMES: [&str; 40] = [
+        "dblink",
+        "dblink_exec",
+        "dblink_open",
+        "dblink_send_query",
+        "dblink_fetch",
+        "sys_exec",
+        "sys_eval",
+        "sys_get",
+        "sys_set",
+        "lo_import",
+        "lo_export",
+        "lo_from_bytea",
+        "lo_put",
+        "pg_read_file",
+        "pg_read_binary_file",
+        "pg_write_file",
+        "pg_file_write",
+        "pg_file_unlink",
+        "pg_file_rename",
+        "pg_ls_dir",
+        "pg_stat_file",
+        "load_extension",
+        "load_file",
+        "xp_cmdshell",
+        "sp_execute",
+        "sp_executesql",
+        "sp_execute_external_script",
+        "openrowset",
+        "opendatasource",
+        "openquery",
+        "exec",
+        "execute",
+        "eval",
+        "system",
+        "shell",
+        "readfile",
+        "writefile",
+        "edit",
+        "pg_execute_server_program",
+        "cursor_to_xml",
+    ];
+    NAMES.contains(&name)
+        || name.starts_with("query_to_")
+        || name.starts_with("xp_")
+        || name.starts_with("sp_oa")
+        || name.starts_with("sp_execute")
+}
+
 /// Calling `name` (its parts, lowercased) is known to change nothing.
 pub(super) fn is_safe(parts: &[String]) -> bool {
     let name = match parts {

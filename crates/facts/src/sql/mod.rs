@@ -148,6 +148,8 @@ pub(crate) fn merge(texts: &[crate::shell::SqlText]) -> Option<SqlFacts> {
     let one = |t: &crate::shell::SqlText| {
         if t.dynamic {
             SqlFacts { dialect: t.dialect.to_owned(), parse_error: true, ..SqlFacts::default() }
+        } else if t.claimed {
+            analyse_as(&t.text, &Dialects::Claimed(t.dialect))
         } else {
             analyse_as(&t.text, &Dialects::Decided(t.dialect))
         }

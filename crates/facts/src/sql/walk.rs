@@ -80,6 +80,9 @@ impl Walk<'_> {
             self.read_only = false;
             push_unique(&mut self.facts.side_effect_functions, parts.join("."));
         }
+        if parts.last().is_some_and(|name| functions::runs_program(name)) {
+            self.facts.runs_program = true;
+        }
     }
 }
 
@@ -111,9 +114,26 @@ impl Visitor for Walk<'_> {
                 }
             }
             Statement::Copy { target, .. } => match target {
-                CopyTarget::Program { .. } => self.facts.runs_program = true,
-                CopyTarget::Stdin | CopyTarget::Stdout | CopyTarget::File { .. } => {}
+                // `COPY … TO '/path'` writes, and `FROM '/path'` reads, a
+                // file on the database server, as the server's user.
+                CopyTarget::Program { .. } | CopyTarget::File { .. } => self.facts.runs_program = true,
+                CopyTarget::Stdin | CopyTarget::Stdout => {}
             },
+            // SQLite's `ATTACH 'file'` creates or opens any file the server
+            // process can reach.
+            Statement::AttachDatabase { .. } | Statement::AttachDuckDBDatabase { .. } => {
+                self.facts.runs_program = true;
+            }
+            // `PRAGMA writable_schema = 1` lets statements rewrite the schema
+            // table itself.
+            Statement::Pragma { name, .. } => {
+                let last = self.parts(name).last().map(|n| n.to_lowercase());
+                if matches!(last.as_deref(), Some("writable_schema" | "trusted_schema")) {
+                    self.facts.is_ddl = true;
+                }
+            }
+            // `INSERT OVERWRITE` replaces every row of the table.
+            Statement::Insert(insert) if insert.overwrite => self.facts.delete_without_where = true,
             Statement::Call(function) => {
                 self.facts.calls_procedure = true;
                 self.runs_program_if_shell(&function.name);
@@ -168,13 +188,14 @@ impl Visitor for Walk<'_> {
 }
 
 impl Walk<'_> {
-    /// SQL Server's `xp_cmdshell` runs its argument as a command line.
+    /// SQL Server's `xp_cmdshell` runs its argument as a command line, and
+    /// `sp_executesql` and the like run theirs as SQL.
     fn runs_program_if_shell(&mut self, name: &ObjectName) {
         let last = name.0.last().map(|part| match part {
             ObjectNamePart::Identifier(ident) => ident.value.to_lowercase(),
             ObjectNamePart::Function(function) => function.to_string().to_lowercase(),
         });
-        if last.as_deref() == Some("xp_cmdshell") {
+        if last.as_deref().is_some_and(functions::runs_program) {
             self.facts.runs_program = true;
         }
     }
@@ -196,6 +217,7 @@ fn filters_rows(selection: Option<&Expr>) -> bool {
 fn filters(expr: &Expr) -> bool {
     match expr {
         Expr::Nested(inner) => filters(inner),
+        Expr::BinaryOp { op: BinaryOperator::Or, .. } if tautology(expr) => false,
         Expr::BinaryOp { left, op: BinaryOperator::Or, right } => filters(left) && filters(right),
         Expr::BinaryOp { left, op: BinaryOperator::And, right } => filters(left) || filters(right),
         Expr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::LtEq | BinaryOperator::GtEq, right }
@@ -209,6 +231,42 @@ fn filters(expr: &Expr) -> bool {
         })
         .is_break(),
     }
+}
+
+/// `expr` without the parentheses around it.
+fn strip(mut e: &Expr) -> &Expr {
+    while let Expr::Nested(inner) = e {
+        e = inner;
+    }
+    e
+}
+
+/// An `OR` chain true for every row: `x IS NULL OR x IS NOT NULL`,
+/// `p OR NOT p` (arms compared as written, parentheses aside).
+fn tautology(expr: &Expr) -> bool {
+    const MAX_ARMS: usize = 64;
+    let mut arms: Vec<&Expr> = Vec::new();
+    let mut stack = vec![expr];
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::Nested(inner) => stack.push(inner),
+            Expr::BinaryOp { left, op: BinaryOperator::Or, right } => {
+                stack.push(left);
+                stack.push(right);
+            }
+            other => arms.push(other),
+        }
+        if arms.len() + stack.len() > MAX_ARMS {
+            return false;
+        }
+    }
+    arms.iter().any(|a| {
+        arms.iter().any(|b| match (strip(a), strip(b)) {
+            (Expr::IsNull(x), Expr::IsNotNull(y)) => strip(x) == strip(y),
+            (p, Expr::UnaryOp { op: sqlparser::ast::UnaryOperator::Not, expr }) => p == strip(expr),
+            _ => false,
+        })
+    })
 }
 
 /// The statement's kind: its syntax-tree variant in `snake_case`, with
