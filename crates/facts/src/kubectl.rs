@@ -130,6 +130,48 @@ const GLOBAL_BOOLS: [&str; 14] = [
     "profile-mutex",
 ];
 
+/// kubectl's built-in subcommands other than the read-only ones (a word
+/// outside both lists is a plugin or unknown).
+const OTHER_BUILTIN_VERBS: [&str; 32] = [
+    "create",
+    "apply",
+    "delete",
+    "edit",
+    "patch",
+    "label",
+    "annotate",
+    "scale",
+    "autoscale",
+    "expose",
+    "set",
+    "rollout",
+    "run",
+    "exec",
+    "debug",
+    "attach",
+    "cp",
+    "port-forward",
+    "proxy",
+    "replace",
+    "drain",
+    "cordon",
+    "uncordon",
+    "taint",
+    "certificate",
+    "config",
+    "kustomize",
+    "completion",
+    "options",
+    "help",
+    "alpha",
+    "plugin",
+];
+
+/// A kubectl built-in subcommand, read-only or not.
+pub(crate) fn is_builtin_verb(verb: &str) -> bool {
+    READ_ONLY_VERBS.contains(&verb) || OTHER_BUILTIN_VERBS.contains(&verb)
+}
+
 /// Verbs that only read. (`auth` only with `can-i` or `whoami`; any
 /// other verb, a plugin or an unknown word is not read-only.)
 const READ_ONLY_VERBS: [&str; 13] = [

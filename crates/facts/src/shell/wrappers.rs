@@ -1045,7 +1045,7 @@ fn kubectl(a: &mut Analysis, args: &[&Word], depth: usize) {
             let runs = match verb.as_str() {
                 // `kubectl exec POD CMD…` (the old form without `--`).
                 "exec" => dashes.is_none() && operands > 1,
-                v => !KUBECTL_VERBS.contains(&v) && !OC_VERBS.contains(&v),
+                v => !crate::kubectl::is_builtin_verb(v) && !OC_VERBS.contains(&v),
             };
             if runs {
                 // A plugin (`kubectl-NAME` on the PATH, krew's) or a
@@ -1055,55 +1055,6 @@ fn kubectl(a: &mut Analysis, args: &[&Word], depth: usize) {
         }
     }
 }
-
-/// kubectl's built-in subcommands.
-const KUBECTL_VERBS: [&str; 45] = [
-    "get",
-    "describe",
-    "logs",
-    "top",
-    "explain",
-    "diff",
-    "version",
-    "api-resources",
-    "api-versions",
-    "cluster-info",
-    "auth",
-    "events",
-    "wait",
-    "create",
-    "apply",
-    "delete",
-    "edit",
-    "patch",
-    "label",
-    "annotate",
-    "scale",
-    "autoscale",
-    "expose",
-    "set",
-    "rollout",
-    "run",
-    "exec",
-    "debug",
-    "attach",
-    "cp",
-    "port-forward",
-    "proxy",
-    "replace",
-    "drain",
-    "cordon",
-    "uncordon",
-    "taint",
-    "certificate",
-    "config",
-    "kustomize",
-    "completion",
-    "options",
-    "help",
-    "alpha",
-    "plugin",
-];
 
 /// `oc`'s subcommands that run nothing given on their command line.
 const OC_VERBS: [&str; 15] = [
