@@ -14,10 +14,15 @@
   if (queue && queue.dataset.live) {
     var url = queue.dataset.live;
     var status = document.getElementById("live-status");
+    // A change heard while a fetch is in flight may postdate what that
+    // fetch returns, so it is remembered and read again afterwards
+    // rather than dropped.
     var pending = false;
+    var again = false;
     var refresh = function () {
-      if (pending) { return; }
+      if (pending) { again = true; return; }
       pending = true;
+      again = false;
       queue.setAttribute("aria-busy", "true");
       fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (r) {
@@ -33,7 +38,11 @@
           }
         })
         .catch(function () {})
-        .finally(function () { pending = false; queue.setAttribute("aria-busy", "false"); });
+        .finally(function () {
+          pending = false;
+          queue.setAttribute("aria-busy", "false");
+          if (again) { refresh(); }
+        });
     };
     if (window.EventSource) {
       var source = new EventSource("/console/events");
