@@ -89,7 +89,7 @@ impl Channels {
         options.max_backoff = options.max_backoff.min(config.max_backoff);
         let redactor = Arc::new(redact::Redactor::new(&config.redact)?);
         let http = http::client()?;
-        let cards = review::CardBuilder::new(state.clone(), redactor);
+        let cards = review::CardBuilder::new(state.store.clone(), state.config.public_url.clone(), redactor);
         let slack =
             config.slack.clone().map(|c| Arc::new(slack::Slack::new(state.clone(), c, http.clone(), cards.clone())));
         let teams = config

@@ -17,6 +17,12 @@ pub const MAX_FIELD_LEN: usize = 512;
 pub const MAX_JUSTIFICATION_LEN: usize = 4096;
 /// The deepest JSON nesting accepted in payload and context.
 pub const MAX_DEPTH: usize = 32;
+/// The most JSON values (every scalar, array and object counts one)
+/// accepted in payload and context together. A Terraform plan of a few
+/// hundred resources stays well under it; a body of half a million tiny
+/// values costs the policy engine about a second (see the README's
+/// Security section).
+pub const MAX_VALUES: usize = 100_000;
 
 /// An action as an actor submits it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +63,11 @@ pub enum ActionError {
     TooManyLabels,
     #[error("`{field}` is nested deeper than {MAX_DEPTH} levels")]
     TooDeep { field: &'static str },
+    /// Every value costs the policy engine, the facts and the audit log
+    /// work; a body within the size limit can still hold half a million
+    /// of them.
+    #[error("the payload and context hold more than {MAX_VALUES} JSON values")]
+    TooManyValues,
     #[error("`{field}` uses the reserved key `{key}`")]
     ReservedKey { field: &'static str, key: String },
 }
@@ -85,9 +96,10 @@ impl Action {
         for label in &self.labels {
             check_text("labels", label, MAX_FIELD_LEN, true)?;
         }
-        check_json("payload", &self.payload, 0)?;
+        let mut budget = MAX_VALUES;
+        check_json("payload", &self.payload, 0, &mut budget)?;
         for value in self.context.values() {
-            check_json("context", value, 1)?;
+            check_json("context", value, 1, &mut budget)?;
         }
         for key in self.context.keys() {
             check_key("context", key)?;
@@ -118,16 +130,19 @@ fn check_key(field: &'static str, key: &str) -> Result<(), ActionError> {
     Ok(())
 }
 
-fn check_json(field: &'static str, value: &Value, depth: usize) -> Result<(), ActionError> {
+/// Checks nesting, reserved keys and the number of values; `budget` is
+/// what is left of [`MAX_VALUES`] for the whole action.
+fn check_json(field: &'static str, value: &Value, depth: usize, budget: &mut usize) -> Result<(), ActionError> {
     if depth > MAX_DEPTH {
         return Err(ActionError::TooDeep { field });
     }
+    *budget = budget.checked_sub(1).ok_or(ActionError::TooManyValues)?;
     match value {
         Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => Ok(()),
-        Value::Array(items) => items.iter().try_for_each(|v| check_json(field, v, depth + 1)),
+        Value::Array(items) => items.iter().try_for_each(|v| check_json(field, v, depth + 1, budget)),
         Value::Object(map) => map.iter().try_for_each(|(k, v)| {
             check_key(field, k)?;
-            check_json(field, v, depth + 1)
+            check_json(field, v, depth + 1, budget)
         }),
     }
 }
@@ -203,5 +218,13 @@ mod tests {
         let mut a = sample();
         a.payload = v;
         assert_eq!(a.validate(), Err(ActionError::TooDeep { field: "payload" }));
+        let mut wide = sample();
+        wide.context.clear();
+        wide.payload = Value::Array(vec![Value::from(0); MAX_VALUES]);
+        assert_eq!(wide.validate(), Err(ActionError::TooManyValues), "the array itself counts too");
+        wide.payload = Value::Array(vec![Value::from(0); MAX_VALUES - 1]);
+        assert_eq!(wide.validate(), Ok(()));
+        wide.context.insert("extra".to_owned(), Value::from(1));
+        assert_eq!(wide.validate(), Err(ActionError::TooManyValues), "payload and context share one budget");
     }
 }

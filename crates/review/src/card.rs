@@ -17,8 +17,7 @@
 use std::sync::Arc;
 
 use countersign_core::{Action, Request, Status, Timestamp, VoteKind};
-use countersign_server::AppState;
-use countersign_store::RequestFilter;
+use countersign_store::{RequestFilter, Store};
 use serde_json::Value;
 
 use crate::redact::Redactor;
@@ -196,15 +195,25 @@ pub fn status_mark(status: Status) -> &'static str {
 }
 
 /// Builds cards from requests, with history from the store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CardBuilder {
-    state: AppState,
+    store: Arc<dyn Store>,
+    /// The gateway's public base URL, for the card's links.
+    public_url: String,
     redactor: Arc<Redactor>,
 }
 
+impl std::fmt::Debug for CardBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardBuilder").field("public_url", &self.public_url).finish_non_exhaustive()
+    }
+}
+
 impl CardBuilder {
-    pub fn new(state: AppState, redactor: Arc<Redactor>) -> Self {
-        Self { state, redactor }
+    /// Cards whose history comes from `store` and whose links start at
+    /// `public_url` (no trailing slash).
+    pub fn new(store: Arc<dyn Store>, public_url: impl Into<String>, redactor: Arc<Redactor>) -> Self {
+        Self { store, public_url: public_url.into(), redactor }
     }
 
     pub fn redactor(&self) -> &Redactor {
@@ -221,14 +230,13 @@ impl CardBuilder {
                 (Vec::new(), (0, 0))
             }
         };
-        let base = &self.state.config.public_url;
-        self.card(request, recent, similar, base)
+        self.card(request, recent, similar, &self.public_url)
     }
 
     /// The card without the history, for a viewer that shows history of
     /// its own (the console lists only what the viewer may see).
     pub fn without_history(&self, request: &Request) -> ReviewCard {
-        self.card(request, Vec::new(), (0, 0), &self.state.config.public_url)
+        self.card(request, Vec::new(), (0, 0), &self.public_url)
     }
 
     fn card(&self, request: &Request, recent: Vec<PastAction>, similar: (usize, usize), base: &str) -> ReviewCard {
@@ -303,7 +311,7 @@ impl CardBuilder {
         &self,
         request: &Request,
     ) -> Result<(Vec<PastAction>, (usize, usize)), countersign_store::StoreError> {
-        let store = &self.state.store;
+        let store = &self.store;
         let mine = RequestFilter {
             principal: Some(request.principal.clone()),
             kind: Some(request.action.kind.clone()),

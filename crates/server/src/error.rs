@@ -62,6 +62,7 @@ impl ApiError {
             Self::Forbidden { code, .. } | Self::BadRequest { code, .. } => code,
             Self::NotFound { .. } => "not_found",
             Self::InvalidAction(ActionError::TooDeep { .. }) => "payload_too_deep",
+            Self::InvalidAction(ActionError::TooManyValues) => "payload_too_complex",
             Self::InvalidAction(_) => "invalid_action",
             Self::Refused(refusal) => refusal.code(),
             Self::PayloadTooLarge { .. } => "body_too_large",
@@ -84,9 +85,9 @@ impl ApiError {
             }
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
-            Self::BadRequest { .. } | Self::TooDeep { .. } | Self::InvalidAction(ActionError::TooDeep { .. }) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::BadRequest { .. }
+            | Self::TooDeep { .. }
+            | Self::InvalidAction(ActionError::TooDeep { .. } | ActionError::TooManyValues) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidAction(_) | Self::PolicyInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Refused(refusal) => refusal_status(refusal),

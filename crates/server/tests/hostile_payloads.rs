@@ -192,6 +192,14 @@ fn hostile_payloads_get_an_answer_and_the_gateway_stays_up() {
             assert_eq!(health.ok(), Some(200), "the gateway is down after `{name}`");
         }
         assert!(failures.is_empty(), "answers that were neither a decision nor a 4xx:\n{}", failures.join("\n"));
+        // Wide, not deep: a body within the size limit holding about
+        // 340,000 values is refused before the policy engine sees it.
+        let many = json!({"kind": "sql.execute", "resource": "dev-db",
+            "payload": {"statement": "SELECT 1", "x": vec![0; 340_000]}});
+        let response = client.post(format!("{base}/v1/actions")).bearer_auth(&token).json(&many).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 400);
+        let error: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "payload_too_complex", "{error}");
         // Still deciding.
         let routine = json!({"kind": "shell.exec", "resource": "staging-web", "payload": {"argv": ["ls"]}});
         let response =
