@@ -17,6 +17,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use countersign_core::text::prefix_within;
 use countersign_core::{PrincipalKind, Timestamp};
 use countersign_identity::directory::DirectoryError;
 use countersign_identity::people::MatchError;
@@ -240,7 +241,7 @@ pub async fn callback(State(state): State<Shared>, headers: HeaderMap, Query(que
         return fail("state");
     };
     if let Some(error) = &query.error {
-        tracing::info!(error = %error.chars().take(64).collect::<String>(), "the identity provider returned an error");
+        tracing::info!(error = %prefix_within(error, 64, |_| 1), "the identity provider returned an error");
         return fail("refused");
     }
     let (Some(returned_state), Some(code)) = (query.state.as_deref(), query.code.as_deref()) else {

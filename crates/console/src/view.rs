@@ -1,11 +1,16 @@
 //! Pieces several pages share: request rows, filters, the words for
 //! statuses and refusals, and form parsing helpers.
 
+use countersign_core::text::truncate;
 use countersign_core::{Request, Status};
 
 use maud::{html, Markup};
 
 use crate::html::{status_badge, time, url_part};
+
+/// The most characters of a justification a table row shows, the marker
+/// included: its first 120 characters and an ellipsis when it is longer.
+const ROW_JUSTIFICATION_CHARS: usize = 121;
 
 /// The text filters of the queue and history pages; each matches a
 /// substring, case-insensitively.
@@ -80,7 +85,7 @@ fn request_row(r: &Request) -> Markup {
             td data-label="Action" {
                 a href={ "/console/requests/" (url_part(&r.id)) } { (r.action.kind) }
                 @if let Some(why) = r.action.justification.as_deref() {
-                    div class="muted small" { (truncate(why, 120)) }
+                    div class="muted small" { (truncate(why, ROW_JUSTIFICATION_CHARS)) }
                 }
             }
             td data-label="Resource" { (r.action.resource) }
@@ -103,14 +108,6 @@ pub fn needs(r: &Request) -> Markup {
             (r.approvals_for(req)) "/" (req.quorum) " of " (req.groups.join(", "))
             @if req.routing.step_up { " " span class="badge" { "step-up" } }
         }
-    }
-}
-
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        format!("{}…", text.chars().take(max).collect::<String>())
     }
 }
 
