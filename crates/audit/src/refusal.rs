@@ -10,6 +10,7 @@
 //! producer, never by the client, and a per-record budget caps the sum, so
 //! no record's body exceeds [`MAX_REFUSAL_BODY_BYTES`].
 
+use countersign_core::text::prefix_within;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -121,17 +122,12 @@ impl RefusalRecord {
 }
 
 /// The longest prefix of `value` whose JSON-escaped form fits in `limit`
-/// bytes (cut on a character boundary), and whether anything was cut.
+/// bytes (cut on a character boundary, by
+/// [`countersign_core::text::prefix_within`]), and whether anything was
+/// cut. No marker: a cut value is recognised by its `_bytes` and `_sha256`.
 fn clip(value: &str, limit: usize) -> (String, bool) {
-    let mut used = 0;
-    for (at, c) in value.char_indices() {
-        let cost = escaped_char_len(c);
-        if used + cost > limit {
-            return (value[..at].to_owned(), true);
-        }
-        used += cost;
-    }
-    (value.to_owned(), false)
+    let kept = prefix_within(value, limit, escaped_char_len);
+    (kept.to_owned(), kept.len() < value.len())
 }
 
 fn encoded_len(body: &Map<String, Value>) -> usize {

@@ -3,19 +3,20 @@
 //! open requests) — and the health of each integration.
 
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Form;
 use countersign_audit::AuditDraft;
 use countersign_core::principal::{valid_email, valid_name};
 use countersign_core::{PrincipalKind, Timestamp};
 use countersign_server::auth::new_token;
 use countersign_store::{NewAgent, NewUser, StoreError};
+use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::forbidden;
-use crate::html::{esc, time};
-use crate::layout::{csrf_field, notice, page as frame, Section};
+use crate::html::time;
+use crate::layout::{csrf_field, notice, page as frame, Notice, Section};
 use crate::session::Viewer;
 use crate::Shared;
 
@@ -23,93 +24,145 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer) -> Response {
     if !viewer.principal.is_admin() {
         return forbidden(&viewer);
     }
-    render(&state, &viewer, String::new()).await
+    render(&state, &viewer, html! {}).await
 }
 
-async fn render(state: &Shared, viewer: &Viewer, message: String) -> Response {
+async fn render(state: &Shared, viewer: &Viewer, message: Markup) -> Response {
     let users = state.app.store.list_users().await.unwrap_or_default();
     let agents = state.app.store.list_agents().await.unwrap_or_default();
     let csrf = csrf_field(&viewer.csrf);
     let revoke = |kind: &str, name: &str| {
-        format!(
-            "<form method=\"post\" action=\"/console/admin/revoke\" class=\"inline\" data-confirm=\"Revoke {kind} {n}? Its open requests are revoked too.\">{csrf}\
-             <input type=\"hidden\" name=\"kind\" value=\"{kind}\"><input type=\"hidden\" name=\"name\" value=\"{n}\">\
-             <button type=\"submit\" class=\"danger small\" aria-label=\"Revoke {kind} {n}\">Revoke</button></form>",
-            n = esc(name)
-        )
+        html! {
+            form method="post" action="/console/admin/revoke" class="inline"
+                data-confirm={ "Revoke " (kind) " " (name) "? Its open requests are revoked too." } {
+                (csrf)
+                input type="hidden" name="kind" value=(kind);
+                input type="hidden" name="name" value=(name);
+                button type="submit" class="danger small" aria-label={ "Revoke " (kind) " " (name) } { "Revoke" }
+            }
+        }
     };
     let approvers = crate::groups_hint::approver_groups(state);
-    let no_approver_hint = crate::groups_hint::for_admin(state, &users);
-    let mut user_rows = String::new();
-    for u in &users {
-        // Kept up to date by every login through the identity provider.
-        let login = u.last_login.map(time).unwrap_or_else(|| "—".to_owned());
-        let groups = if u.revoked_at.is_none() && !crate::groups_hint::is_approver(&u.groups, &approvers) {
-            format!("{} <span class=\"muted small\">(no approver group)</span>", esc(&u.groups.join(", ")))
-        } else {
-            esc(&u.groups.join(", "))
-        };
-        let shown_name = match &u.display_name {
-            Some(display) => format!("{} <span class=\"muted small\">({})</span>", esc(&u.name), esc(display)),
-            None => esc(&u.name),
-        };
-        let state_cell = match u.revoked_at {
-            Some(t) => format!("revoked {}", time(t)),
-            None => revoke("user", &u.name),
-        };
-        user_rows.push_str(&format!(
-            "<tr><td data-label=\"Name\">{name}</td><td data-label=\"Email\">{email}</td><td data-label=\"Groups\">{groups}</td>\
-             <td data-label=\"Last login\">{login}</td><td data-label=\"Created\">{created}</td><td data-label=\"\">{state_cell}</td></tr>",
-            name = shown_name,
-            email = esc(&u.email),
-            groups = groups,
-            created = time(u.created_at),
-        ));
-    }
-    let mut agent_rows = String::new();
-    for a in &agents {
-        let state_cell = match a.revoked_at {
-            Some(t) => format!("revoked {}", time(t)),
-            None => revoke("agent", &a.name),
-        };
-        agent_rows.push_str(&format!(
-            "<tr><td data-label=\"Name\">{name}</td><td data-label=\"Owner\">{owner}</td><td data-label=\"Groups\">{groups}</td>\
-             <td data-label=\"Created\">{created}</td><td data-label=\"\">{state_cell}</td></tr>",
-            name = esc(&a.name),
-            owner = esc(a.owner.as_deref().unwrap_or("—")),
-            groups = esc(&a.groups.join(", ")),
-            created = time(a.created_at),
-        ));
-    }
     let health = health(state).await;
-    let body = format!(
-        "<h1>Admin</h1>{message}\
-         <section class=\"card\" aria-labelledby=\"health-h\"><h2 id=\"health-h\">Integrations</h2>{health}</section>\
-         <section class=\"card\" aria-labelledby=\"users-h\"><h2 id=\"users-h\">Users</h2>{no_approver_hint}\
-         <table class=\"users\"><caption class=\"visually-hidden\">Users</caption><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Email</th>\
-         <th scope=\"col\">Groups</th><th scope=\"col\">Last login</th><th scope=\"col\">Created</th><th scope=\"col\"><span class=\"visually-hidden\">Actions</span></th></tr></thead>\
-         <tbody>{user_rows}</tbody></table>\
-         <details><summary>Add a user with a personal token</summary>\
-         <form method=\"post\" action=\"/console/admin/users\" class=\"stack\">{csrf}\
-         <label for=\"u-name\">Name</label><input id=\"u-name\" name=\"name\" required autocomplete=\"off\">\
-         <label for=\"u-email\">Email</label><input id=\"u-email\" name=\"email\" type=\"email\" required autocomplete=\"off\">\
-         <label for=\"u-groups\">Groups (comma-separated)</label><input id=\"u-groups\" name=\"groups\" autocomplete=\"off\">\
-         <div class=\"buttons\"><button type=\"submit\">Add user</button></div></form></details></section>\
-         <section class=\"card\" aria-labelledby=\"agents-h\"><h2 id=\"agents-h\">Agents</h2>\
-         <table class=\"agents\"><caption class=\"visually-hidden\">Agents</caption><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Owner</th>\
-         <th scope=\"col\">Groups</th><th scope=\"col\">Created</th><th scope=\"col\"><span class=\"visually-hidden\">Actions</span></th></tr></thead>\
-         <tbody>{agent_rows}</tbody></table>\
-         <details><summary>Add an agent with an API key</summary>\
-         <form method=\"post\" action=\"/console/admin/agents\" class=\"stack\">{csrf}\
-         <label for=\"a-name\">Name</label><input id=\"a-name\" name=\"name\" required autocomplete=\"off\">\
-         <label for=\"a-owner\">Owner (a user; may not approve its requests)</label><input id=\"a-owner\" name=\"owner\" autocomplete=\"off\">\
-         <label for=\"a-groups\">Groups (comma-separated)</label><input id=\"a-groups\" name=\"groups\" autocomplete=\"off\">\
-         <div class=\"buttons\"><button type=\"submit\">Add agent</button></div></form></details></section>",
-    );
-    Html(frame("Admin", Section::Admin, Some(viewer), &body)).into_response()
+    let body = html! {
+        h1 { "Admin" }
+        (message)
+        section class="card" aria-labelledby="health-h" {
+            h2 id="health-h" { "Integrations" }
+            (health)
+        }
+        section class="card" aria-labelledby="users-h" {
+            h2 id="users-h" { "Users" }
+            (crate::groups_hint::for_admin(state, &users))
+            table class="users" {
+                caption class="visually-hidden" { "Users" }
+                thead {
+                    tr {
+                        th scope="col" { "Name" }
+                        th scope="col" { "Email" }
+                        th scope="col" { "Groups" }
+                        th scope="col" { "Last login" }
+                        th scope="col" { "Created" }
+                        th scope="col" { span class="visually-hidden" { "Actions" } }
+                    }
+                }
+                tbody {
+                    @for u in &users {
+                        tr {
+                            td data-label="Name" {
+                                (u.name)
+                                @if let Some(display) = &u.display_name {
+                                    " " span class="muted small" { "(" (display) ")" }
+                                }
+                            }
+                            td data-label="Email" { (u.email) }
+                            td data-label="Groups" {
+                                (u.groups.join(", "))
+                                @if u.revoked_at.is_none() && !crate::groups_hint::is_approver(&u.groups, &approvers) {
+                                    " " span class="muted small" { "(no approver group)" }
+                                }
+                            }
+                            // Kept up to date by every login through the identity provider.
+                            td data-label="Last login" {
+                                @match u.last_login {
+                                    Some(t) => (time(t)),
+                                    None => "—",
+                                }
+                            }
+                            td data-label="Created" { (time(u.created_at)) }
+                            td data-label="" {
+                                @match u.revoked_at {
+                                    Some(t) => { "revoked " (time(t)) }
+                                    None => (revoke("user", &u.name)),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            details {
+                summary { "Add a user with a personal token" }
+                form method="post" action="/console/admin/users" class="stack" {
+                    (csrf)
+                    label for="u-name" { "Name" }
+                    input id="u-name" name="name" required autocomplete="off";
+                    label for="u-email" { "Email" }
+                    input id="u-email" name="email" type="email" required autocomplete="off";
+                    label for="u-groups" { "Groups (comma-separated)" }
+                    input id="u-groups" name="groups" autocomplete="off";
+                    div class="buttons" { button type="submit" { "Add user" } }
+                }
+            }
+        }
+        section class="card" aria-labelledby="agents-h" {
+            h2 id="agents-h" { "Agents" }
+            table class="agents" {
+                caption class="visually-hidden" { "Agents" }
+                thead {
+                    tr {
+                        th scope="col" { "Name" }
+                        th scope="col" { "Owner" }
+                        th scope="col" { "Groups" }
+                        th scope="col" { "Created" }
+                        th scope="col" { span class="visually-hidden" { "Actions" } }
+                    }
+                }
+                tbody {
+                    @for a in &agents {
+                        tr {
+                            td data-label="Name" { (a.name) }
+                            td data-label="Owner" { (a.owner.as_deref().unwrap_or("—")) }
+                            td data-label="Groups" { (a.groups.join(", ")) }
+                            td data-label="Created" { (time(a.created_at)) }
+                            td data-label="" {
+                                @match a.revoked_at {
+                                    Some(t) => { "revoked " (time(t)) }
+                                    None => (revoke("agent", &a.name)),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            details {
+                summary { "Add an agent with an API key" }
+                form method="post" action="/console/admin/agents" class="stack" {
+                    (csrf)
+                    label for="a-name" { "Name" }
+                    input id="a-name" name="name" required autocomplete="off";
+                    label for="a-owner" { "Owner (a user; may not approve its requests)" }
+                    input id="a-owner" name="owner" autocomplete="off";
+                    label for="a-groups" { "Groups (comma-separated)" }
+                    input id="a-groups" name="groups" autocomplete="off";
+                    div class="buttons" { button type="submit" { "Add agent" } }
+                }
+            }
+        }
+    };
+    frame("Admin", Section::Admin, Some(viewer), body).into_response()
 }
 
-async fn health(state: &Shared) -> String {
+async fn health(state: &Shared) -> Markup {
     let mut items: Vec<countersign_identity::Health> = Vec::new();
     let store = state.app.store.ping().await;
     items.push(countersign_identity::Health {
@@ -140,23 +193,30 @@ async fn health(state: &Shared) -> String {
             detail: "not configured: people sign in with personal tokens".to_owned(),
         });
     }
-    let rows: String = items
-        .iter()
-        .map(|h| {
-            let (class, word) = if h.ok { ("ok", "OK") } else { ("bad", "Failing") };
-            format!(
-                "<tr><td data-label=\"Integration\">{}</td><td data-label=\"Target\"><code class=\"wrap\">{}</code></td>\
-                 <td data-label=\"State\"><span class=\"badge health-{class}\">{word}</span></td><td data-label=\"Detail\">{}</td></tr>",
-                esc(&h.name),
-                esc(&h.target),
-                esc(&h.detail)
-            )
-        })
-        .collect();
-    format!(
-        "<table class=\"health\"><caption class=\"visually-hidden\">Integration health</caption><thead><tr><th scope=\"col\">Integration</th>\
-         <th scope=\"col\">Target</th><th scope=\"col\">State</th><th scope=\"col\">Detail</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
+    html! {
+        table class="health" {
+            caption class="visually-hidden" { "Integration health" }
+            thead {
+                tr {
+                    th scope="col" { "Integration" }
+                    th scope="col" { "Target" }
+                    th scope="col" { "State" }
+                    th scope="col" { "Detail" }
+                }
+            }
+            tbody {
+                @for h in &items {
+                    @let (class, word) = if h.ok { ("badge health-ok", "OK") } else { ("badge health-bad", "Failing") };
+                    tr {
+                        td data-label="Integration" { (h.name) }
+                        td data-label="Target" { code class="wrap" { (h.target) } }
+                        td data-label="State" { span class=(class) { (word) } }
+                        td data-label="Detail" { (h.detail) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,15 +242,18 @@ fn parse_groups(text: &str) -> Result<Vec<String>, String> {
 }
 
 /// The credential, shown once, with a copy button.
-fn shown_once(kind: &str, name: &str, token: &str) -> String {
-    format!(
-        "<div class=\"notice notice-ok\" role=\"status\"><p>{kind} <strong>{name}</strong> created. Its {what} is shown only now:</p>\
-         <p><code class=\"wrap secret\" id=\"new-token\">{token}</code> <button type=\"button\" class=\"small\" data-copy=\"new-token\">Copy</button></p></div>",
-        kind = esc(kind),
-        name = esc(name),
-        what = if kind == "User" { "personal token" } else { "API key" },
-        token = esc(token),
-    )
+fn shown_once(kind: &str, name: &str, token: &str) -> Markup {
+    let what = if kind == "User" { "personal token" } else { "API key" };
+    html! {
+        div class="notice notice-ok" role="status" {
+            p { (kind) " " strong { (name) } " created. Its " (what) " is shown only now:" }
+            p {
+                code class="wrap secret" id="new-token" { (token) }
+                " "
+                button type="button" class="small" data-copy="new-token" { "Copy" }
+            }
+        }
+    }
 }
 
 pub async fn add_user(State(state): State<Shared>, viewer: Viewer, Form(form): Form<IdentityForm>) -> Response {
@@ -198,10 +261,10 @@ pub async fn add_user(State(state): State<Shared>, viewer: Viewer, Form(form): F
         return forbidden(&viewer);
     }
     let result = add_user_inner(&state, &viewer, &form).await;
-    render(&state, &viewer, result.unwrap_or_else(|e| notice("error", &e))).await
+    render(&state, &viewer, result.unwrap_or_else(|e| notice(Notice::Error, &e))).await
 }
 
-async fn add_user_inner(state: &Shared, viewer: &Viewer, form: &IdentityForm) -> Result<String, String> {
+async fn add_user_inner(state: &Shared, viewer: &Viewer, form: &IdentityForm) -> Result<Markup, String> {
     if !viewer.csrf_ok(&form._csrf) {
         return Err("The form expired. Reload the page and try again.".to_owned());
     }
@@ -231,10 +294,10 @@ pub async fn add_agent(State(state): State<Shared>, viewer: Viewer, Form(form): 
         return forbidden(&viewer);
     }
     let result = add_agent_inner(&state, &viewer, &form).await;
-    render(&state, &viewer, result.unwrap_or_else(|e| notice("error", &e))).await
+    render(&state, &viewer, result.unwrap_or_else(|e| notice(Notice::Error, &e))).await
 }
 
-async fn add_agent_inner(state: &Shared, viewer: &Viewer, form: &IdentityForm) -> Result<String, String> {
+async fn add_agent_inner(state: &Shared, viewer: &Viewer, form: &IdentityForm) -> Result<Markup, String> {
     if !viewer.csrf_ok(&form._csrf) {
         return Err("The form expired. Reload the page and try again.".to_owned());
     }
@@ -296,12 +359,15 @@ pub async fn revoke(State(state): State<Shared>, viewer: Viewer, Form(form): For
                 for request in &revoked {
                     state.app.hub.changed(&request.id);
                 }
-                notice("ok", &format!("Revoked {} `{}` and {} open request(s).", form.kind, form.name, revoked.len()))
+                notice(
+                    Notice::Ok,
+                    &format!("Revoked {} `{}` and {} open request(s).", form.kind, form.name, revoked.len()),
+                )
             }
-            Err(e) => notice("error", &store_message(e)),
+            Err(e) => notice(Notice::Error, &store_message(e)),
         }
     } else {
-        notice("error", "The form expired. Reload the page and try again.")
+        notice(Notice::Error, "The form expired. Reload the page and try again.")
     };
     render(&state, &viewer, message).await
 }

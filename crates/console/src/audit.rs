@@ -9,16 +9,17 @@
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use countersign_audit::{AuditEvent, ChainBreak, ChainVerifier};
 use countersign_core::Timestamp;
+use maud::{html, Markup};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::html::{esc, time, url_part};
+use crate::html::{time, url_part};
 use crate::layout::{page as frame, Section};
 use crate::session::Viewer;
-use crate::view::contains;
+use crate::view::{contains, filter_input};
 use crate::Shared;
 
 /// Events read per store call while verifying or browsing.
@@ -101,18 +102,19 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(browse): Qu
         Err(e) => return countersign_server::ApiError::from(e).into_response(),
     };
     let verdict = match &status.broken {
-        None => format!(
-            "<div class=\"notice notice-ok\" role=\"status\"><strong>Verified</strong> up to sequence {seq}{at}; checked {checked}.</div>",
-            seq = status.head_seq,
-            at = status.head_time.map(|t| format!(" ({})", time(t))).unwrap_or_default(),
-            checked = time(status.checked_at),
-        ),
-        Some(b) => format!(
-            "<div class=\"notice notice-error\" role=\"alert\"><strong>Broken.</strong> {} Everything before sequence {} verifies. \
-             Run <code>countersign audit verify</code> for details.</div>",
-            esc(&b.to_string()),
-            b.seq
-        ),
+        None => html! {
+            div class="notice notice-ok" role="status" {
+                strong { "Verified" } " up to sequence " (status.head_seq)
+                @if let Some(t) = status.head_time { " (" (time(t)) ")" }
+                "; checked " (time(status.checked_at)) "."
+            }
+        },
+        Some(b) => html! {
+            div class="notice notice-error" role="alert" {
+                strong { "Broken." } " " (b.to_string()) " Everything before sequence " (b.seq) " verifies. "
+                "Run " code { "countersign audit verify" } " for details."
+            }
+        },
     };
     // Past a break, the verifier stops; the browser still shows everything.
     let mut head = status.head_seq;
@@ -128,40 +130,56 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(browse): Qu
         Ok(found) => found,
         Err(e) => return countersign_server::ApiError::from(e).into_response(),
     };
-    let rows: String = events.iter().map(row).collect();
-    let table = if events.is_empty() {
-        "<p class=\"empty\">No events match.</p>".to_owned()
-    } else {
+    let older = next_before.map(|before| {
         format!(
-            "<table class=\"events\"><caption class=\"visually-hidden\">Audit events, newest first</caption><thead><tr>\
-             <th scope=\"col\">Seq</th><th scope=\"col\">Time</th><th scope=\"col\">Type</th><th scope=\"col\">Actor</th>\
-             <th scope=\"col\">Details</th></tr></thead><tbody>{rows}</tbody></table>"
+            "/console/audit?before={before}&type={}&actor={}&request={}",
+            url_part(&browse.kind),
+            url_part(&browse.actor),
+            url_part(&browse.request)
         )
+    });
+    let body = html! {
+        h1 { "Audit" }
+        (verdict)
+        form class="filters" method="get" action="/console/audit" role="search" aria-label="Filter events" {
+            (filter_input("type", "Type", &browse.kind))
+            (filter_input("actor", "Actor", &browse.actor))
+            (filter_input("request", "Request id", &browse.request))
+            div class="field actions" {
+                button type="submit" { "Filter" }
+                a href="/console/audit" { "Clear" }
+            }
+        }
+        @if events.is_empty() {
+            p class="empty" { "No events match." }
+        } @else {
+            table class="events" {
+                caption class="visually-hidden" { "Audit events, newest first" }
+                thead {
+                    tr {
+                        th scope="col" { "Seq" }
+                        th scope="col" { "Time" }
+                        th scope="col" { "Type" }
+                        th scope="col" { "Actor" }
+                        th scope="col" { "Details" }
+                    }
+                }
+                tbody { @for event in &events { (row(event)) } }
+            }
+        }
+        @if let Some(older) = older {
+            p { a href=(older) { "Older events" } }
+        }
     };
-    let older = match next_before {
-        Some(before) => format!(
-            "<p><a href=\"/console/audit?before={before}&amp;type={}&amp;actor={}&amp;request={}\">Older events</a></p>",
-            esc(&url_part(&browse.kind)),
-            esc(&url_part(&browse.actor)),
-            esc(&url_part(&browse.request))
-        ),
-        None => String::new(),
-    };
-    let body = format!(
-        "<h1>Audit</h1>{verdict}\
-         <form class=\"filters\" method=\"get\" action=\"/console/audit\" role=\"search\" aria-label=\"Filter events\">\
-         {kind}{actor}{request}<div class=\"field actions\"><button type=\"submit\">Filter</button><a href=\"/console/audit\">Clear</a></div></form>\
-         {table}{older}",
-        kind = crate::view::filter_input("type", "Type", &browse.kind),
-        actor = crate::view::filter_input("actor", "Actor", &browse.actor),
-        request = crate::view::filter_input("request", "Request id", &browse.request),
-    );
-    Html(frame("Audit", Section::Audit, Some(&viewer), &body)).into_response()
+    frame("Audit", Section::Audit, Some(&viewer), body).into_response()
 }
 
 pub fn forbidden(viewer: &Viewer) -> Response {
-    let body = "<h1>Not for you</h1><p>This page is for the <code>auditor</code> and <code>admin</code> groups.</p>";
-    (StatusCode::FORBIDDEN, Html(frame("Forbidden", Section::None, Some(viewer), body))).into_response()
+    let body = html! {
+        h1 { "Not for you" }
+        p { "This page is for the " code { "auditor" } " and " code { "admin" } " groups." }
+    };
+    (StatusCode::FORBIDDEN, frame("Forbidden", Section::None, Some(viewer), body)).into_response()
 }
 
 fn matches(event: &AuditEvent, browse: &Browse) -> bool {
@@ -199,23 +217,25 @@ async fn find(
     Ok((found, next))
 }
 
-fn row(e: &AuditEvent) -> String {
+fn row(e: &AuditEvent) -> Markup {
     let body = e.body_value();
-    let link = body
-        .get("id")
-        .and_then(|v| v.as_str())
-        .map(|id| format!("<a href=\"/console/requests/{}\">request</a> ", url_part(id)))
-        .unwrap_or_default();
     let text = serde_json::to_string(&body).unwrap_or_default();
-    format!(
-        "<tr><td data-label=\"Seq\">{seq}</td><td data-label=\"Time\">{at}</td><td data-label=\"Type\"><code>{kind}</code></td>\
-         <td data-label=\"Actor\">{actor}</td><td data-label=\"Details\">{link}<details><summary>body</summary>\
-         <pre class=\"json\">{body}</pre><p class=\"small muted\">hash <code class=\"wrap\">{hash}</code></p></details></td></tr>",
-        seq = e.seq,
-        at = time(e.time),
-        kind = esc(&e.kind),
-        actor = esc(&e.actor),
-        body = esc(&text),
-        hash = esc(&e.hash),
-    )
+    html! {
+        tr {
+            td data-label="Seq" { (e.seq) }
+            td data-label="Time" { (time(e.time)) }
+            td data-label="Type" { code { (e.kind) } }
+            td data-label="Actor" { (e.actor) }
+            td data-label="Details" {
+                @if let Some(id) = body.get("id").and_then(|v| v.as_str()) {
+                    a href={ "/console/requests/" (url_part(id)) } { "request" } " "
+                }
+                details {
+                    summary { "body" }
+                    pre class="json" { (text) }
+                    p class="small muted" { "hash " code class="wrap" { (e.hash) } }
+                }
+            }
+        }
+    }
 }

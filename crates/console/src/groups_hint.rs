@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 
 use countersign_core::Principal;
 use countersign_policy::annotations::APPROVERS;
+use maud::{html, Markup};
 
-use crate::html::esc;
 use crate::session::{Method, Viewer};
 use crate::Shared;
 
@@ -34,64 +34,63 @@ pub fn is_approver(groups: &[String], approvers: &BTreeSet<String>) -> bool {
     groups.iter().any(|g| approvers.contains(g))
 }
 
-/// Where groups come from, in words (HTML).
-fn source(state: &Shared, via_provider: bool) -> String {
+/// Where groups come from, in words.
+fn source(state: &Shared, via_provider: bool) -> Markup {
     match (&state.identity.oidc, via_provider) {
         (Some(oidc), true) => {
             let config = oidc.config();
-            let scopes = config.scopes.join(" ");
-            let scope_note = if config.scopes.iter().any(|s| s == "groups") {
-                String::new()
-            } else {
-                " It does not ask for a <code>groups</code> scope, which many providers need before they \
-                 release groups."
-                    .to_owned()
-            };
-            format!(
-                "Groups come from the identity provider at each login: its <code>{claim}</code> claim \
-                 (<code>[oidc] groups_claim</code>), released for the scopes the login asks for \
-                 (<code>[oidc] scopes</code>: <code>{scopes}</code>).{scope_note} If the provider sends no such \
-                 claim, you belong to no group here. See {DOC}.",
-                claim = esc(&config.groups_claim),
-                scopes = esc(&scopes),
-            )
+            let asks_for_groups = config.scopes.iter().any(|s| s == "groups");
+            html! {
+                "Groups come from the identity provider at each login: its " code { (config.groups_claim) } " claim "
+                "(" code { "[oidc] groups_claim" } "), released for the scopes the login asks for "
+                "(" code { "[oidc] scopes" } ": " code { (config.scopes.join(" ")) } ")."
+                @if !asks_for_groups {
+                    " It does not ask for a " code { "groups" } " scope, which many providers need before they "
+                    "release groups."
+                }
+                " If the provider sends no such claim, you belong to no group here. See " (DOC) "."
+            }
         }
-        (Some(_), false) | (None, _) => "Groups of a user signing in with a personal token are set by an \
-             administrator (the admin page, or <code>countersign users add --groups</code>)."
-            .to_owned(),
+        (Some(_), false) | (None, _) => html! {
+            "Groups of a user signing in with a personal token are set by an administrator (the admin page, or "
+            code { "countersign users add --groups" } ")."
+        },
     }
 }
 
-fn describe(principal: &Principal, approvers: &BTreeSet<String>) -> String {
-    let yours = if principal.groups.is_empty() {
-        "You belong to no group".to_owned()
-    } else {
-        format!("Your groups (<code>{}</code>) are", esc(&principal.groups.join(", ")))
-    };
-    let needed = if approvers.is_empty() {
-        "no policy in force names approvers".to_owned()
-    } else {
-        format!("approvers come from <code>{}</code>", esc(&approvers.iter().cloned().collect::<Vec<_>>().join(", ")))
-    };
-    let no = if principal.groups.is_empty() { "" } else { " none of the approver groups" };
-    format!("{yours}{no}, so no request is yours to decide ({needed}).")
+fn describe(principal: &Principal, approvers: &BTreeSet<String>) -> Markup {
+    html! {
+        @if principal.groups.is_empty() {
+            "You belong to no group"
+        } @else {
+            "Your groups (" code { (principal.groups.join(", ")) } ") are none of the approver groups"
+        }
+        ", so no request is yours to decide ("
+        @if approvers.is_empty() {
+            "no policy in force names approvers"
+        } @else {
+            "approvers come from " code { (approvers.iter().cloned().collect::<Vec<_>>().join(", ")) }
+        }
+        ")."
+    }
 }
 
 /// The queue's hint for a viewer in no approver group, or nothing.
-pub fn for_queue(state: &Shared, viewer: &Viewer) -> String {
+pub fn for_queue(state: &Shared, viewer: &Viewer) -> Markup {
     let approvers = approver_groups(state);
     if is_approver(&viewer.principal.groups, &approvers) {
-        return String::new();
+        return html! {};
     }
-    format!(
-        "<div class=\"notice notice-info\" role=\"status\" id=\"no-approver-group\"><p>{}</p><p>{}</p></div>",
-        describe(&viewer.principal, &approvers),
-        source(state, viewer.method == Method::Oidc),
-    )
+    html! {
+        div class="notice notice-info" role="status" id="no-approver-group" {
+            p { (describe(&viewer.principal, &approvers)) }
+            p { (source(state, viewer.method == Method::Oidc)) }
+        }
+    }
 }
 
 /// The admin page's note on users in no approver group.
-pub fn for_admin(state: &Shared, users: &[countersign_store::User]) -> String {
+pub fn for_admin(state: &Shared, users: &[countersign_store::User]) -> Markup {
     let approvers = approver_groups(state);
     let outside: Vec<&str> = users
         .iter()
@@ -99,16 +98,20 @@ pub fn for_admin(state: &Shared, users: &[countersign_store::User]) -> String {
         .map(|u| u.name.as_str())
         .collect();
     if outside.is_empty() {
-        return String::new();
+        return html! {};
     }
-    format!(
-        "<div class=\"notice notice-info\" role=\"status\" id=\"no-approver-group\"><p>{n} of the users belong to no \
-         approver group (marked below), so they can decide nothing: <code>{names}</code>.</p><p>{provider} {local}</p></div>",
-        n = outside.len(),
-        names = esc(&outside.join(", ")),
-        provider = if state.identity.oidc.is_some() { source(state, true) } else { String::new() },
-        local = source(state, false),
-    )
+    html! {
+        div class="notice notice-info" role="status" id="no-approver-group" {
+            p {
+                (outside.len()) " of the users belong to no approver group (marked below), so they can decide "
+                "nothing: " code { (outside.join(", ")) } "."
+            }
+            p {
+                @if state.identity.oidc.is_some() { (source(state, true)) }
+                " " (source(state, false))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,9 +137,9 @@ mod tests {
             owner: None,
             groups: vec![],
         };
-        assert!(describe(&p, &approvers).starts_with("You belong to no group"));
+        assert!(describe(&p, &approvers).into_string().starts_with("You belong to no group"));
         p.groups = vec!["<dev>".into()];
-        let text = describe(&p, &approvers);
+        let text = describe(&p, &approvers).into_string();
         assert!(text.contains("&lt;dev&gt;") && text.contains("none of the approver groups"), "{text}");
         assert!(text.contains("<code>sre</code>"), "{text}");
     }

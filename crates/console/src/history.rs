@@ -4,14 +4,14 @@
 
 use axum::extract::{Query, State};
 use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use countersign_audit::csv;
 use countersign_core::{Request, Timestamp};
 use countersign_store::RequestFilter;
+use maud::{html, Markup};
 use serde::Deserialize;
 
-use crate::html::esc;
-use crate::layout::{notice, page as frame, Section};
+use crate::layout::{notice, page as frame, Notice, Section};
 use crate::session::Viewer;
 use crate::view::{contains, filter_input, request_table, status_filter, TextFilters};
 use crate::Shared;
@@ -98,32 +98,39 @@ async fn search(state: &Shared, viewer: &Viewer, search: &Search) -> Result<Vec<
 }
 
 fn bad(message: &str) -> Response {
-    (axum::http::StatusCode::BAD_REQUEST, Html(notice("error", message))).into_response()
+    (axum::http::StatusCode::BAD_REQUEST, notice(Notice::Error, message)).into_response()
 }
 
-fn form(s: &Search) -> String {
-    let statuses: String = std::iter::once(String::new())
-        .chain(countersign_core::Status::ALL.iter().map(|st| st.as_str().to_owned()))
-        .map(|st| {
-            let selected = if st == s.status { " selected" } else { "" };
-            let label = if st.is_empty() { "any" } else { st.as_str() };
-            format!("<option value=\"{st}\"{selected}>{label}</option>")
-        })
-        .collect();
-    format!(
-        "<form class=\"filters\" method=\"get\" action=\"/console/history\" role=\"search\" aria-label=\"Search the history\">\
-         {agent}{user}{kind}{resource}\
-         <div class=\"field\"><label for=\"f-status\">Status</label><select id=\"f-status\" name=\"status\">{statuses}</select></div>\
-         <div class=\"field\"><label for=\"f-from\">From</label><input id=\"f-from\" name=\"from\" type=\"date\" value=\"{from}\"></div>\
-         <div class=\"field\"><label for=\"f-to\">To</label><input id=\"f-to\" name=\"to\" type=\"date\" value=\"{to}\"></div>\
-         <div class=\"field actions\"><button type=\"submit\">Search</button><a href=\"/console/history\">Clear</a></div></form>",
-        agent = filter_input("agent", "Agent", &s.text.agent),
-        user = filter_input("user", "User", &s.user),
-        kind = filter_input("kind", "Kind", &s.text.kind),
-        resource = filter_input("resource", "Resource", &s.text.resource),
-        from = esc(&s.from),
-        to = esc(&s.to),
-    )
+fn form(s: &Search) -> Markup {
+    let statuses = std::iter::once("").chain(countersign_core::Status::ALL.iter().map(|st| st.as_str()));
+    html! {
+        form class="filters" method="get" action="/console/history" role="search" aria-label="Search the history" {
+            (filter_input("agent", "Agent", &s.text.agent))
+            (filter_input("user", "User", &s.user))
+            (filter_input("kind", "Kind", &s.text.kind))
+            (filter_input("resource", "Resource", &s.text.resource))
+            div class="field" {
+                label for="f-status" { "Status" }
+                select id="f-status" name="status" {
+                    @for st in statuses {
+                        option value=(st) selected[st == s.status] { (if st.is_empty() { "any" } else { st }) }
+                    }
+                }
+            }
+            div class="field" {
+                label for="f-from" { "From" }
+                input id="f-from" name="from" type="date" value=(s.from);
+            }
+            div class="field" {
+                label for="f-to" { "To" }
+                input id="f-to" name="to" type="date" value=(s.to);
+            }
+            div class="field actions" {
+                button type="submit" { "Search" }
+                a href="/console/history" { "Clear" }
+            }
+        }
+    }
 }
 
 pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(s): Query<Search>) -> Response {
@@ -132,19 +139,19 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(s): Query<S
         Err(response) => return response,
     };
     let shown = &results[..results.len().min(SHOWN)];
-    let more = if results.len() > SHOWN {
-        format!("<p class=\"muted\">Showing the newest {SHOWN} of {}; the CSV has them all.</p>", results.len())
-    } else {
-        String::new()
+    let body = html! {
+        h1 { "History" }
+        (form(&s))
+        p class="count" {
+            (results.len()) " found · "
+            a href={ "/console/history.csv?" (s.query()) } download { "Export CSV" }
+        }
+        @if results.len() > SHOWN {
+            p class="muted" { "Showing the newest " (SHOWN) " of " (results.len()) "; the CSV has them all." }
+        }
+        (request_table(shown, "Requests found", "No requests match."))
     };
-    let body = format!(
-        "<h1>History</h1>{form}<p class=\"count\">{n} found · <a href=\"/console/history.csv?{query}\" download>Export CSV</a></p>{more}{table}",
-        form = form(&s),
-        n = results.len(),
-        query = esc(&s.query()),
-        table = request_table(shown, "Requests found", "No requests match."),
-    );
-    Html(frame("History", Section::History, Some(&viewer), &body)).into_response()
+    frame("History", Section::History, Some(&viewer), body).into_response()
 }
 
 pub async fn csv(State(state): State<Shared>, viewer: Viewer, Query(s): Query<Search>) -> Response {

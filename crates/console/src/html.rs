@@ -1,28 +1,16 @@
 //! Safe HTML output. Everything shown in the console that came from
 //! outside — payloads, names, comments, justifications — is attacker
-//! controlled, so it goes through [`esc`] (text and attribute values alike).
-//! Markup is only ever built from literals and escaped values; there is no
-//! inline script or style, which the Content-Security-Policy enforces.
+//! controlled, so every page is a [`maud`] template: a value spliced into
+//! text or an attribute is escaped unless it is wrapped in `PreEscaped`,
+//! which the console keeps for constant markup it writes itself. There is
+//! no inline script or style, which the Content-Security-Policy enforces.
+//!
+//! This module holds the small pieces many pages use.
 
 use std::fmt::Write as _;
 
 use countersign_core::Timestamp;
-
-/// Escapes text for use in element content and quoted attribute values.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use maud::{html, Markup};
 
 /// Percent-encodes a value for a URL query or path segment.
 pub fn url_part(text: &str) -> String {
@@ -38,21 +26,21 @@ pub fn url_part(text: &str) -> String {
 }
 
 /// A timestamp as a `<time>` element (UTC, readable, machine-readable).
-pub fn time(t: Timestamp) -> String {
+pub fn time(t: Timestamp) -> Markup {
     let text = t.to_rfc3339();
     let short = text.get(..19).unwrap_or(&text).replace('T', " ");
-    format!("<time datetime=\"{}\">{} UTC</time>", esc(&text), esc(&short))
+    html! { time datetime=(text) { (short) " UTC" } }
 }
 
 /// A status as a badge.
-pub fn status_badge(status: &str) -> String {
-    format!("<span class=\"badge status-{s}\">{s}</span>", s = esc(status))
+pub fn status_badge(status: &str) -> Markup {
+    html! { span class={ "badge status-" (status) } { (status) } }
 }
 
 /// Pretty JSON in a `<pre>`, escaped.
-pub fn json_block(value: &serde_json::Value) -> String {
+pub fn json_block(value: &serde_json::Value) -> Markup {
     let text = serde_json::to_string_pretty(value).unwrap_or_default();
-    format!("<pre class=\"json\">{}</pre>", esc(&text))
+    html! { pre class="json" { (text) } }
 }
 
 #[cfg(test)]
@@ -60,8 +48,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_everything_that_matters() {
-        assert_eq!(esc("<script>alert('x')</script>&\""), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;");
+    fn spliced_values_are_escaped() {
+        let hostile = "<script>alert('x')</script>&\"";
+        assert_eq!(
+            status_badge(hostile).into_string(),
+            "<span class=\"badge status-&lt;script&gt;alert('x')&lt;/script&gt;&amp;&quot;\">\
+             &lt;script&gt;alert('x')&lt;/script&gt;&amp;&quot;</span>"
+        );
+        assert_eq!(
+            json_block(&serde_json::json!("<b>")).into_string(),
+            "<pre class=\"json\">&quot;&lt;b&gt;&quot;</pre>"
+        );
+    }
+
+    #[test]
+    fn url_parts_are_percent_encoded() {
         assert_eq!(url_part("a b/c?d=é"), "a%20b%2Fc%3Fd%3D%C3%A9");
+    }
+
+    #[test]
+    fn times_are_readable_and_machine_readable() {
+        let t = Timestamp::parse_rfc3339("2026-01-31T12:34:56Z").unwrap();
+        let text = time(t).into_string();
+        assert!(text.starts_with("<time datetime=\"2026-01-31T12:34:56"), "{text}");
+        assert!(text.ends_with(">2026-01-31 12:34:56 UTC</time>"), "{text}");
     }
 }

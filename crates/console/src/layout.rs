@@ -2,7 +2,8 @@
 //! (only what the viewer may use), who is signed in with a logout button,
 //! and a live region for announcements.
 
-use crate::html::esc;
+use maud::{html, Markup, PreEscaped};
+
 use crate::session::Viewer;
 
 /// Which section of the console a page belongs to, for the navigation.
@@ -17,27 +18,32 @@ pub enum Section {
 }
 
 /// A whole page.
-pub fn page(title: &str, section: Section, viewer: Option<&Viewer>, body: &str) -> String {
-    let nav = match viewer {
-        Some(viewer) => nav(section, viewer),
-        None => String::new(),
-    };
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · countersign</title>\
-         <link rel=\"stylesheet\" href=\"/console/assets/console.css\">\
-         <script src=\"/console/assets/console.js\" defer></script></head>\
-         <body><a class=\"skip\" href=\"#main\">Skip to content</a>\
-         <header class=\"top\"><a class=\"brand\" href=\"/console/\">countersign</a>{nav}</header>\
-         <main id=\"main\" tabindex=\"-1\">{body}</main>\
-         <div id=\"live\" class=\"visually-hidden\" aria-live=\"polite\"></div>\
-         </body></html>",
-        title = esc(title),
-    )
+pub fn page(title: &str, section: Section, viewer: Option<&Viewer>, body: Markup) -> Markup {
+    html! {
+        // maud's own `DOCTYPE` is upper case; the console always sent this.
+        (PreEscaped("<!doctype html>\n"))
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · countersign" }
+                link rel="stylesheet" href="/console/assets/console.css";
+                script src="/console/assets/console.js" defer {}
+            }
+            body {
+                a class="skip" href="#main" { "Skip to content" }
+                header class="top" {
+                    a class="brand" href="/console/" { "countersign" }
+                    @if let Some(viewer) = viewer { (nav(section, viewer)) }
+                }
+                main id="main" tabindex="-1" { (body) }
+                div id="live" class="visually-hidden" aria-live="polite" {}
+            }
+        }
+    }
 }
 
-fn nav(section: Section, viewer: &Viewer) -> String {
+fn nav(section: Section, viewer: &Viewer) -> Markup {
     let mut links = vec![(Section::Pending, "/console/", "Pending"), (Section::History, "/console/history", "History")];
     if viewer.principal.is_auditor() {
         links.push((Section::Audit, "/console/audit", "Audit"));
@@ -46,31 +52,42 @@ fn nav(section: Section, viewer: &Viewer) -> String {
     if viewer.principal.is_admin() {
         links.push((Section::Admin, "/console/admin", "Admin"));
     }
-    let items: String = links
-        .into_iter()
-        .map(|(s, href, label)| {
-            let current = if s == section { " aria-current=\"page\"" } else { "" };
-            format!("<li><a href=\"{href}\"{current}>{label}</a></li>")
-        })
-        .collect();
     let who = viewer.display_name.as_deref().unwrap_or(&viewer.principal.name);
-    format!(
-        "<nav aria-label=\"Main\"><ul>{items}</ul></nav>\
-         <div class=\"who\"><span title=\"{email}\">{who}</span>\
-         <form method=\"post\" action=\"/console/logout\">{csrf}<button type=\"submit\" class=\"link\">Log out</button></form></div>",
-        email = esc(viewer.principal.email.as_deref().unwrap_or("")),
-        who = esc(who),
-        csrf = csrf_field(&viewer.csrf),
-    )
+    html! {
+        nav aria-label="Main" {
+            ul {
+                @for (s, href, label) in links {
+                    li { a href=(href) aria-current=[(s == section).then_some("page")] { (label) } }
+                }
+            }
+        }
+        div class="who" {
+            span title=(viewer.principal.email.as_deref().unwrap_or("")) { (who) }
+            form method="post" action="/console/logout" {
+                (csrf_field(&viewer.csrf))
+                button type="submit" class="link" { "Log out" }
+            }
+        }
+    }
 }
 
 /// The hidden CSRF field every state-changing form carries.
-pub fn csrf_field(token: &str) -> String {
-    format!("<input type=\"hidden\" name=\"_csrf\" value=\"{}\">", esc(token))
+pub fn csrf_field(token: &str) -> Markup {
+    html! { input type="hidden" name="_csrf" value=(token); }
+}
+
+/// How a notice reads to assistive technology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    Ok,
+    Error,
 }
 
 /// A notice at the top of a page.
-pub fn notice(kind: &str, text: &str) -> String {
-    let role = if kind == "error" { "alert" } else { "status" };
-    format!("<div class=\"notice notice-{kind}\" role=\"{role}\">{}</div>", esc(text))
+pub fn notice(kind: Notice, text: &str) -> Markup {
+    let (class, role) = match kind {
+        Notice::Ok => ("notice notice-ok", "status"),
+        Notice::Error => ("notice notice-error", "alert"),
+    };
+    html! { div class=(class) role=(role) { (text) } }
 }

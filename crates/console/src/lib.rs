@@ -1,5 +1,6 @@
 //! The web console, served by the gateway itself under `/console`:
-//! server-rendered HTML with a little vanilla JavaScript and CSS compiled
+//! server-rendered HTML (compile-time checked `maud` templates that escape
+//! every value) with a little vanilla JavaScript and CSS compiled
 //! into the binary, so there is no separate server and no build step.
 //!
 //! - [`login`]: single sign-on with the identity provider (and, where

@@ -15,17 +15,19 @@
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use countersign_core::text::prefix_within;
 use countersign_core::{PrincipalKind, Timestamp};
 use countersign_identity::directory::DirectoryError;
 use countersign_identity::people::MatchError;
 use countersign_identity::PendingLogin;
 use countersign_server::auth::{Authenticator, LocalTokens};
+use maud::html;
 use serde::Deserialize;
 
-use crate::html::{esc, url_part};
-use crate::layout::{csrf_field, notice, page as frame, Section};
+use crate::html::url_part;
+use crate::layout::{csrf_field, notice, page as frame, Notice, Section};
 use crate::session::{self, cookie, key_of, Method, Record, Viewer, LOGINS};
 use crate::Shared;
 
@@ -93,49 +95,48 @@ pub fn see_other(location: &str) -> Response {
 
 pub async fn page(State(state): State<Shared>, headers: HeaderMap, Query(query): Query<LoginQuery>) -> Response {
     let return_to = safe_return(query.return_to.as_deref());
-    let mut body = String::from("<section class=\"login card\"><h1>Sign in to countersign</h1>");
-    if query.logged_out.is_some() {
-        body.push_str(&notice("ok", "You are logged out."));
-    }
-    if let Some(error) = &query.error {
-        body.push_str(&notice("error", login_error_text(error)));
-    }
-    if state.identity.oidc.is_some() {
-        let step_up = if query.step_up.is_some() { "&amp;step_up=1" } else { "" };
-        body.push_str(&format!(
-            "<p><a class=\"button primary\" href=\"/console/login/start?return_to={}{step_up}\">Log in with your organisation</a></p>",
-            esc(&url_part(&return_to))
-        ));
-    }
     // A pre-session CSRF token, double-submitted as cookie and field.
     let mut response_cookie = None;
-    if state.identity.local_tokens_for_humans {
-        let pre = match cookie(&headers, PRE_COOKIE) {
-            Some(value) if value.len() == 43 => value.to_owned(),
-            Some(_) | None => {
-                let fresh = session::new_csrf();
-                response_cookie = Some(state.cookies.set(PRE_COOKIE, &fresh, 900));
-                fresh
+    let pre = state.identity.local_tokens_for_humans.then(|| match cookie(&headers, PRE_COOKIE) {
+        Some(value) if value.len() == 43 => value.to_owned(),
+        Some(_) | None => {
+            let fresh = session::new_csrf();
+            response_cookie = Some(state.cookies.set(PRE_COOKIE, &fresh, 900));
+            fresh
+        }
+    });
+    let oidc = state.identity.oidc.is_some();
+    let start = format!(
+        "/console/login/start?return_to={}{}",
+        url_part(&return_to),
+        if query.step_up.is_some() { "&step_up=1" } else { "" }
+    );
+    let body = html! {
+        section class="login card" {
+            h1 { "Sign in to countersign" }
+            @if query.logged_out.is_some() { (notice(Notice::Ok, "You are logged out.")) }
+            @if let Some(error) = &query.error { (notice(Notice::Error, login_error_text(error))) }
+            @if oidc {
+                p { a class="button primary" href=(start) { "Log in with your organisation" } }
             }
-        };
-        let or = if state.identity.oidc.is_some() { "<p class=\"or\">or</p>" } else { "" };
-        body.push_str(&format!(
-            "{or}<form method=\"post\" action=\"/console/login/token\" class=\"stack\">{csrf}\
-             <input type=\"hidden\" name=\"return_to\" value=\"{return_to}\">\
-             <label for=\"token\">Personal token</label>\
-             <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required \
-              aria-describedby=\"token-help\" spellcheck=\"false\">\
-             <p id=\"token-help\" class=\"help\">The <code>csu_…</code> token printed by <code>countersign users add</code>.</p>\
-             <button type=\"submit\">Sign in with token</button></form>",
-            csrf = csrf_field(&pre),
-            return_to = esc(&return_to),
-        ));
-    }
-    if state.identity.oidc.is_none() && !state.identity.local_tokens_for_humans {
-        body.push_str(&notice("error", "No way to sign in is configured."));
-    }
-    body.push_str("</section>");
-    let mut response = Html(frame("Sign in", Section::None, None, &body)).into_response();
+            @if let Some(pre) = &pre {
+                @if oidc { p class="or" { "or" } }
+                form method="post" action="/console/login/token" class="stack" {
+                    (csrf_field(pre))
+                    input type="hidden" name="return_to" value=(return_to);
+                    label for="token" { "Personal token" }
+                    input id="token" name="token" type="password" autocomplete="off" required
+                        aria-describedby="token-help" spellcheck="false";
+                    p id="token-help" class="help" {
+                        "The " code { "csu_…" } " token printed by " code { "countersign users add" } "."
+                    }
+                    button type="submit" { "Sign in with token" }
+                }
+            }
+            @if !oidc && pre.is_none() { (notice(Notice::Error, "No way to sign in is configured.")) }
+        }
+    };
+    let mut response = frame("Sign in", Section::None, None, body).into_response();
     if let Some(cookie) = response_cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
@@ -240,7 +241,7 @@ pub async fn callback(State(state): State<Shared>, headers: HeaderMap, Query(que
         return fail("state");
     };
     if let Some(error) = &query.error {
-        tracing::info!(error = %error.chars().take(64).collect::<String>(), "the identity provider returned an error");
+        tracing::info!(error = %prefix_within(error, 64, |_| 1), "the identity provider returned an error");
         return fail("refused");
     }
     let (Some(returned_state), Some(code)) = (query.state.as_deref(), query.code.as_deref()) else {

@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use countersign_core::Status;
 use countersign_server::hub::Wake;
 use countersign_store::RequestFilter;
 use futures_util::stream::Stream;
+use maud::{html, Markup};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::html::esc;
 use crate::layout::{page as frame, Section};
 use crate::live::Outside;
 use crate::session::Viewer;
@@ -29,27 +29,29 @@ use crate::Shared;
 /// How many pending requests the queue shows at most.
 pub(crate) const LIMIT: usize = 500;
 
-async fn rows(state: &Shared, viewer: &Viewer, filters: &TextFilters) -> Result<String, Response> {
+async fn rows(state: &Shared, viewer: &Viewer, filters: &TextFilters) -> Result<Markup, Response> {
     let filter = RequestFilter { status: Some(Status::Pending), limit: LIMIT, ..RequestFilter::default() };
     // Filtered in the store to what the viewer may see, so others' requests
     // never crowd theirs out; `next` says there are more than one page.
     let page = state.app.visible_page(&viewer.principal, &filter).await.map_err(|e| e.into_response())?;
-    let more = if page.next.is_some() {
-        format!("<p class=\"muted\" id=\"queue-more\">More are waiting than the {LIMIT} newest shown here; narrow the filters to find older ones.</p>")
-    } else {
-        String::new()
-    };
+    let more = page.next.is_some();
     let mut requests = page.requests;
     requests.retain(|r| filters.admits(r));
     // Oldest first: what has waited longest comes first.
     requests.reverse();
-    let count = requests.len();
-    let table = request_table(
-        &requests,
-        "Requests waiting for a decision",
-        "Nothing is waiting for you. New requests appear here as they arrive.",
-    );
-    Ok(format!("<p class=\"count\" id=\"queue-count\">{count} waiting</p>{more}{table}"))
+    Ok(html! {
+        p class="count" id="queue-count" { (requests.len()) " waiting" }
+        @if more {
+            p class="muted" id="queue-more" {
+                "More are waiting than the " (LIMIT) " newest shown here; narrow the filters to find older ones."
+            }
+        }
+        (request_table(
+            &requests,
+            "Requests waiting for a decision",
+            "Nothing is waiting for you. New requests appear here as they arrive.",
+        ))
+    })
 }
 
 pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(filters): Query<TextFilters>) -> Response {
@@ -57,26 +59,30 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(filters): Q
         Ok(rows) => rows,
         Err(response) => return response,
     };
-    let hint = crate::groups_hint::for_queue(&state, &viewer);
-    let body = format!(
-        "<h1>Pending</h1>{hint}\
-         <form class=\"filters\" method=\"get\" action=\"/console/\" role=\"search\" aria-label=\"Filter the queue\">\
-         {kind}{resource}{agent}<div class=\"field actions\"><button type=\"submit\">Filter</button>\
-         <a href=\"/console/\">Clear</a></div></form>\
-         <div id=\"queue\" data-live=\"/console/fragments/queue?{query}\" aria-live=\"polite\" aria-busy=\"false\">{rows}</div>\
-         <p class=\"muted small\" id=\"live-status\">Updates live.</p>",
-        kind = filter_input("kind", "Kind", &filters.kind),
-        resource = filter_input("resource", "Resource", &filters.resource),
-        agent = filter_input("agent", "Agent", &filters.agent),
-        query = esc(&filters.query()),
-    );
-    Html(frame("Pending", Section::Pending, Some(&viewer), &body)).into_response()
+    let body = html! {
+        h1 { "Pending" }
+        (crate::groups_hint::for_queue(&state, &viewer))
+        form class="filters" method="get" action="/console/" role="search" aria-label="Filter the queue" {
+            (filter_input("kind", "Kind", &filters.kind))
+            (filter_input("resource", "Resource", &filters.resource))
+            (filter_input("agent", "Agent", &filters.agent))
+            div class="field actions" {
+                button type="submit" { "Filter" }
+                a href="/console/" { "Clear" }
+            }
+        }
+        div id="queue" data-live={ "/console/fragments/queue?" (filters.query()) } aria-live="polite" aria-busy="false" {
+            (rows)
+        }
+        p class="muted small" id="live-status" { "Updates live." }
+    };
+    frame("Pending", Section::Pending, Some(&viewer), body).into_response()
 }
 
 /// The queue's table alone, for live refreshes.
 pub async fn fragment(State(state): State<Shared>, viewer: Viewer, Query(filters): Query<TextFilters>) -> Response {
     match rows(&state, &viewer, &filters).await {
-        Ok(rows) => Html(rows).into_response(),
+        Ok(rows) => rows.into_response(),
         Err(response) => response,
     }
 }

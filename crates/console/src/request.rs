@@ -7,17 +7,18 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use countersign_core::lifecycle::needs_step_up;
 use countersign_core::{Approver, Assurance, PrincipalKind, Request, Status, Timestamp, VoteKind};
 use countersign_server::auth::AuthContext;
 use countersign_server::ApiError;
 use countersign_store::RequestFilter;
+use maud::{html, Markup};
 use serde::Deserialize;
 
-use crate::html::{esc, status_badge, time, url_part};
-use crate::layout::{csrf_field, notice, page as frame, Section};
+use crate::html::{status_badge, time, url_part};
+use crate::layout::{csrf_field, notice, page as frame, Notice, Section};
 use crate::session::Viewer;
 use crate::view::needs;
 use crate::Shared;
@@ -39,38 +40,28 @@ pub async fn page(
         Err(ApiError::NotFound { .. }) => return not_found(&viewer, &id),
         Err(e) => return e.into_response(),
     };
-    let mut body = String::new();
-    if let Some(done) = flash.done.as_deref() {
-        body.push_str(&notice("ok", done_text(done)));
-    }
-    if let Some(code) = flash.refused.as_deref() {
-        body.push_str(&notice("error", refusal_text(code)));
-    }
-    body.push_str(&format!(
-        "<h1>{kind} on {resource} {status}</h1>",
-        kind = esc(&request.action.kind),
-        resource = esc(&request.action.resource),
-        status = status_badge(request.status.as_str())
-    ));
-    body.push_str(&review_card(&state, &viewer, &request).await);
-    body.push_str(&decision(&state, &viewer, &request).await);
-    body.push_str(&votes(&request));
-    body.push_str(&comments(&viewer, &request));
-    Html(frame(
-        &format!("{} on {}", request.action.kind, request.action.resource),
-        Section::Pending,
-        Some(&viewer),
-        &body,
-    ))
-    .into_response()
+    let body = html! {
+        @if let Some(done) = flash.done.as_deref() { (notice(Notice::Ok, done_text(done))) }
+        @if let Some(code) = flash.refused.as_deref() { (notice(Notice::Error, refusal_text(code))) }
+        h1 {
+            (request.action.kind) " on " (request.action.resource) " " (status_badge(request.status.as_str()))
+        }
+        (review_card(&state, &viewer, &request).await)
+        (decision(&state, &viewer, &request).await)
+        (votes(&request))
+        (comments(&viewer, &request))
+    };
+    let title = format!("{} on {}", request.action.kind, request.action.resource);
+    frame(&title, Section::Pending, Some(&viewer), body).into_response()
 }
 
 fn not_found(viewer: &Viewer, id: &str) -> Response {
-    let body = format!(
-        "<h1>Not found</h1><p>There is no request <code>{}</code> that you may see.</p><p><a href=\"/console/\">Back to the queue</a></p>",
-        esc(id)
-    );
-    (StatusCode::NOT_FOUND, Html(frame("Not found", Section::Pending, Some(viewer), &body))).into_response()
+    let body = html! {
+        h1 { "Not found" }
+        p { "There is no request " code { (id) } " that you may see." }
+        p { a href="/console/" { "Back to the queue" } }
+    };
+    (StatusCode::NOT_FOUND, frame("Not found", Section::Pending, Some(viewer), body)).into_response()
 }
 
 fn done_text(code: &str) -> &'static str {
@@ -101,86 +92,115 @@ pub fn refusal_text(code: &str) -> &'static str {
     }
 }
 
-async fn review_card(state: &Shared, viewer: &Viewer, r: &Request) -> String {
+async fn review_card(state: &Shared, viewer: &Viewer, r: &Request) -> Markup {
     let a = &r.action;
     // The same text the chat channels show: payload, justification and
     // facts with secrets hidden; the fingerprint binds the approval to the
     // full action all the same.
     let card = state.cards.as_ref().map(|cards| cards.without_history(r));
-    let hidden = || "<p class=\"muted\">Hidden: the gateway's redaction patterns are invalid.</p>".to_owned();
-    // Whole here, whatever its length: chat cards cut it and link to this
-    // section (`#action`).
-    let payload = card.as_ref().map_or_else(hidden, |c| {
-        format!(
-            "<pre class=\"json\" id=\"action\" tabindex=\"0\" aria-label=\"The whole action, {} characters\">{}</pre>",
-            c.action_full.chars().count(),
-            esc(&c.action_full)
-        )
-    });
-    let why = card.as_ref().map_or_else(hidden, |c| esc(c.justification.as_deref().unwrap_or("— (none given)")));
-    let labels = if a.labels.is_empty() {
-        "—".to_owned()
-    } else {
-        a.labels.iter().map(|l| format!("<span class=\"badge\">{}</span>", esc(l))).collect::<Vec<_>>().join(" ")
-    };
-    let confidence = match card.as_ref().and_then(|c| c.confidence.as_deref()) {
-        Some(confidence) => format!("<dt>Stated confidence</dt><dd>{}</dd>", esc(confidence)),
-        None => String::new(),
-    };
-    let facts = match card.as_ref().map(|c| c.facts.as_slice()) {
-        Some([]) => "<dt>Facts</dt><dd>—</dd>".to_owned(),
-        Some(lines) => format!(
-            "<dt>Facts</dt><dd><ul class=\"plain\">{}</ul></dd>",
-            lines.iter().map(|l| format!("<li>{}</li>", esc(l))).collect::<String>()
-        ),
-        None => format!("<dt>Facts</dt><dd>{}</dd>", hidden()),
-    };
-    let deadline = match (r.status, r.expires_at, r.release_by) {
-        (Status::Pending, Some(t), _) => format!("<dt>Decide by</dt><dd>{}</dd>", time(t)),
-        (Status::Approved, _, Some(t)) => format!("<dt>Release by</dt><dd>{}</dd>", time(t)),
-        _ => String::new(),
-    };
-    let step_up = if r.requirements.iter().any(|q| q.routing.step_up) {
-        "<dt>Step-up</dt><dd>Approving needs a recent login at your identity provider.</dd>"
-    } else {
-        ""
-    };
-    format!(
-        "<section class=\"card review\" aria-labelledby=\"review-h\"><h2 id=\"review-h\">Review</h2>\
-         <div class=\"grid\">\
-         <div><h3>What</h3><dl><dt>Kind</dt><dd><code>{kind}</code></dd><dt>Resource</dt><dd><code>{resource}</code></dd>\
-         <dt>Payload</dt><dd>{payload}</dd><dt>Fingerprint</dt><dd><code class=\"wrap\">{fingerprint}</code></dd></dl></div>\
-         <div><h3>Who</h3><dl><dt>Requested by</dt><dd>{who}</dd><dt>Owner</dt><dd>{owner}</dd>\
-         <dt>On behalf of</dt><dd>{obo}</dd><dt>Asked</dt><dd>{asked}</dd>{deadline}</dl></div>\
-         <div><h3>Why</h3><dl><dt>Justification</dt><dd>{why}</dd>{confidence}<dt>Labels</dt><dd>{labels}</dd></dl></div>\
-         <div><h3>Risk</h3><dl><dt>Decision</dt><dd>{reason}</dd><dt>Policies</dt><dd>{policies}</dd>\
-         <dt>Needs</dt><dd>{needs}</dd>{step_up}{facts}<dt>Policy set</dt><dd><code class=\"wrap\">{hash}</code></dd></dl></div>\
-         <div><h3>History</h3>{history}</div>\
-         </div></section>",
-        kind = esc(&a.kind),
-        resource = esc(&a.resource),
-        fingerprint = esc(r.fingerprint.as_str()),
-        who = esc(&r.principal.to_string()),
-        owner = esc(r.owner.as_deref().unwrap_or("—")),
-        obo = esc(a.on_behalf_of.as_deref().unwrap_or("—")),
-        asked = time(r.created_at),
-        reason = esc(&r.reason),
-        policies = esc(&if r.policies.is_empty() { "—".to_owned() } else { r.policies.join(", ") }),
-        needs = needs(r),
-        hash = esc(&r.policy_hash),
-        history = history(state, viewer, r).await,
-    )
+    let hidden = html! { p class="muted" { "Hidden: the gateway's redaction patterns are invalid." } };
+    let policies = if r.policies.is_empty() { "—".to_owned() } else { r.policies.join(", ") };
+    html! {
+        section class="card review" aria-labelledby="review-h" {
+            h2 id="review-h" { "Review" }
+            div class="grid" {
+                div {
+                    h3 { "What" }
+                    dl {
+                        dt { "Kind" } dd { code { (a.kind) } }
+                        dt { "Resource" } dd { code { (a.resource) } }
+                        dt { "Payload" }
+                        dd {
+                            // Whole here, whatever its length: chat cards cut
+                            // it and link to this section (`#action`).
+                            @match &card {
+                                Some(c) => {
+                                    pre class="json" id="action" tabindex="0"
+                                        aria-label={ "The whole action, " (c.action_full.chars().count()) " characters" } {
+                                        (c.action_full)
+                                    }
+                                }
+                                None => (hidden),
+                            }
+                        }
+                        dt { "Fingerprint" } dd { code class="wrap" { (r.fingerprint.as_str()) } }
+                    }
+                }
+                div {
+                    h3 { "Who" }
+                    dl {
+                        dt { "Requested by" } dd { (r.principal.to_string()) }
+                        dt { "Owner" } dd { (r.owner.as_deref().unwrap_or("—")) }
+                        dt { "On behalf of" } dd { (a.on_behalf_of.as_deref().unwrap_or("—")) }
+                        dt { "Asked" } dd { (time(r.created_at)) }
+                        @match (r.status, r.expires_at, r.release_by) {
+                            (Status::Pending, Some(t), _) => { dt { "Decide by" } dd { (time(t)) } }
+                            (Status::Approved, _, Some(t)) => { dt { "Release by" } dd { (time(t)) } }
+                            _ => {}
+                        }
+                    }
+                }
+                div {
+                    h3 { "Why" }
+                    dl {
+                        dt { "Justification" }
+                        dd {
+                            @match &card {
+                                Some(c) => (c.justification.as_deref().unwrap_or("— (none given)")),
+                                None => (hidden),
+                            }
+                        }
+                        @if let Some(confidence) = card.as_ref().and_then(|c| c.confidence.as_deref()) {
+                            dt { "Stated confidence" } dd { (confidence) }
+                        }
+                        dt { "Labels" }
+                        dd {
+                            @if a.labels.is_empty() { "—" }
+                            @for (i, label) in a.labels.iter().enumerate() {
+                                @if i > 0 { " " }
+                                span class="badge" { (label) }
+                            }
+                        }
+                    }
+                }
+                div {
+                    h3 { "Risk" }
+                    dl {
+                        dt { "Decision" } dd { (r.reason) }
+                        dt { "Policies" } dd { (policies) }
+                        dt { "Needs" } dd { (needs(r)) }
+                        @if r.requirements.iter().any(|q| q.routing.step_up) {
+                            dt { "Step-up" } dd { "Approving needs a recent login at your identity provider." }
+                        }
+                        dt { "Facts" }
+                        dd {
+                            @match card.as_ref().map(|c| c.facts.as_slice()) {
+                                Some([]) => "—",
+                                Some(lines) => ul class="plain" { @for line in lines { li { (line) } } },
+                                None => (hidden),
+                            }
+                        }
+                        dt { "Policy set" } dd { code class="wrap" { (r.policy_hash) } }
+                    }
+                }
+                div {
+                    h3 { "History" }
+                    (history(state, viewer, r).await)
+                }
+            }
+        }
+    }
 }
 
 /// What this requester asked before, among what the viewer may see.
-async fn history(state: &Shared, viewer: &Viewer, r: &Request) -> String {
+async fn history(state: &Shared, viewer: &Viewer, r: &Request) -> Markup {
     let filter = RequestFilter { principal: Some(r.principal.clone()), limit: 50, ..RequestFilter::default() };
     let Ok(earlier) = state.app.visible_requests(&viewer.principal, &filter).await else {
-        return "<p class=\"muted\">Not available.</p>".to_owned();
+        return html! { p class="muted" { "Not available." } };
     };
     let earlier: Vec<&Request> = earlier.iter().filter(|e| e.id != r.id).collect();
     if earlier.is_empty() {
-        return format!("<p>No earlier requests by {} that you can see.</p>", esc(&r.principal.to_string()));
+        return html! { p { "No earlier requests by " (r.principal.to_string()) " that you can see." } };
     }
     let mut counts: Vec<(Status, usize)> =
         Status::ALL.iter().map(|s| (*s, earlier.iter().filter(|e| e.status == *s).count())).collect();
@@ -188,26 +208,18 @@ async fn history(state: &Shared, viewer: &Viewer, r: &Request) -> String {
     let summary = counts.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect::<Vec<_>>().join(", ");
     let same =
         earlier.iter().filter(|e| e.action.kind == r.action.kind && e.action.resource == r.action.resource).count();
-    let recent: String = earlier
-        .iter()
-        .take(5)
-        .map(|e| {
-            format!(
-                "<li><a href=\"/console/requests/{}\">{} on {}</a> {} {}</li>",
-                url_part(&e.id),
-                esc(&e.action.kind),
-                esc(&e.action.resource),
-                status_badge(e.status.as_str()),
-                time(e.created_at)
-            )
-        })
-        .collect();
-    format!(
-        "<p>{n} earlier {plural} ({summary}); {same} for this kind and resource.</p><ul class=\"plain\">{recent}</ul>",
-        n = earlier.len(),
-        plural = if earlier.len() == 1 { "request" } else { "requests" },
-        summary = esc(&summary),
-    )
+    let plural = if earlier.len() == 1 { "request" } else { "requests" };
+    html! {
+        p { (earlier.len()) " earlier " (plural) " (" (summary) "); " (same) " for this kind and resource." }
+        ul class="plain" {
+            @for e in earlier.iter().take(5) {
+                li {
+                    a href={ "/console/requests/" (url_part(&e.id)) } { (e.action.kind) " on " (e.action.resource) }
+                    " " (status_badge(e.status.as_str())) " " (time(e.created_at))
+                }
+            }
+        }
+    }
 }
 
 /// Whether the viewer may approve / deny, and if not, why.
@@ -283,103 +295,98 @@ fn self_reason(viewer: &Viewer, r: &Request) -> String {
     }
 }
 
-async fn decision(state: &Shared, viewer: &Viewer, r: &Request) -> String {
+async fn decision(state: &Shared, viewer: &Viewer, r: &Request) -> Markup {
     let can = abilities(state, viewer, r).await;
     if can.approve.is_err() && can.deny.is_err() && !r.status.is_open() {
-        return format!(
-            "<section class=\"card\" aria-labelledby=\"decide-h\"><h2 id=\"decide-h\">Decision</h2><p>{}</p></section>",
-            esc(&r.reason)
-        );
+        return html! {
+            section class="card" aria-labelledby="decide-h" {
+                h2 id="decide-h" { "Decision" }
+                p { (r.reason) }
+            }
+        };
     }
+    let id = url_part(&r.id);
     let button = |kind: &str, label: &str, result: &Result<(), String>, class: &str| match result {
-        Ok(()) => format!(
-            "<button type=\"submit\" formaction=\"/console/requests/{id}/{kind}\" class=\"{class}\">{label}</button>",
-            id = url_part(&r.id)
-        ),
-        Err(why) => format!(
-            "<button type=\"submit\" class=\"{class}\" disabled aria-describedby=\"why-{kind}\">{label}</button>\
-             <p class=\"why\" id=\"why-{kind}\">{label} is unavailable: {}</p>",
-            esc(why)
-        ),
+        Ok(()) => html! {
+            button type="submit" formaction={ "/console/requests/" (id) "/" (kind) } class=(class) { (label) }
+        },
+        Err(why) => html! {
+            button type="submit" class=(class) disabled aria-describedby={ "why-" (kind) } { (label) }
+            p class="why" id={ "why-" (kind) } { (label) " is unavailable: " (why) }
+        },
     };
     let approve_label = if can.step_up { "Log in again and approve" } else { "Approve" };
-    let step_up_note = if can.step_up {
-        let age = state
-            .app
-            .config
-            .identity
-            .step_up_max_age()
-            .map(countersign_core::clock::format_duration)
-            .unwrap_or_default();
-        format!(
-            "<p class=\"help\" id=\"step-up-help\">This approval needs a login at your identity provider from the last {}. \
-             You will be asked to log in again, then come back here to approve.</p>",
-            esc(&age)
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "<section class=\"card\" aria-labelledby=\"decide-h\"><h2 id=\"decide-h\">Decision</h2>\
-         <form method=\"post\" action=\"/console/requests/{id}/approve\" class=\"stack\">{csrf}\
-         <label for=\"vote-comment\">Comment (optional)</label>\
-         <textarea id=\"vote-comment\" name=\"comment\" rows=\"3\" maxlength=\"4096\"></textarea>\
-         {step_up_note}<div class=\"buttons\">{approve}{deny}</div></form></section>",
-        id = url_part(&r.id),
-        csrf = csrf_field(&viewer.csrf),
-        approve = button("approve", approve_label, &can.approve, "primary"),
-        deny = button("deny", "Deny", &can.deny, "danger"),
-    )
+    let step_up_age = can.step_up.then(|| {
+        state.app.config.identity.step_up_max_age().map(countersign_core::clock::format_duration).unwrap_or_default()
+    });
+    html! {
+        section class="card" aria-labelledby="decide-h" {
+            h2 id="decide-h" { "Decision" }
+            form method="post" action={ "/console/requests/" (id) "/approve" } class="stack" {
+                (csrf_field(&viewer.csrf))
+                label for="vote-comment" { "Comment (optional)" }
+                textarea id="vote-comment" name="comment" rows="3" maxlength="4096" {}
+                @if let Some(age) = step_up_age {
+                    p class="help" id="step-up-help" {
+                        "This approval needs a login at your identity provider from the last " (age) ". "
+                        "You will be asked to log in again, then come back here to approve."
+                    }
+                }
+                div class="buttons" {
+                    (button("approve", approve_label, &can.approve, "primary"))
+                    (button("deny", "Deny", &can.deny, "danger"))
+                }
+            }
+        }
+    }
 }
 
-fn votes(r: &Request) -> String {
-    let items: String = r
-        .votes
-        .iter()
-        .map(|v| {
-            let verb = match v.kind {
-                VoteKind::Approve => "approved",
-                VoteKind::Deny => "denied",
-            };
-            let comment =
-                v.comment.as_deref().map(|c| format!("<blockquote>{}</blockquote>", esc(c))).unwrap_or_default();
-            format!(
-                "<li><strong>{who}</strong> ({person}, {groups}) {verb} {at}{comment}</li>",
-                who = esc(&v.by.name),
-                person = esc(v.person.as_str()),
-                groups = esc(&v.groups.join(", ")),
-                at = time(v.at),
-            )
-        })
-        .collect();
-    let list = if items.is_empty() {
-        "<p class=\"muted\">No votes yet.</p>".to_owned()
-    } else {
-        format!("<ul class=\"plain\">{items}</ul>")
-    };
-    format!("<section class=\"card\" aria-labelledby=\"votes-h\"><h2 id=\"votes-h\">Approvals and denials</h2>{list}</section>")
+fn votes(r: &Request) -> Markup {
+    html! {
+        section class="card" aria-labelledby="votes-h" {
+            h2 id="votes-h" { "Approvals and denials" }
+            @if r.votes.is_empty() {
+                p class="muted" { "No votes yet." }
+            } @else {
+                ul class="plain" {
+                    @for v in &r.votes {
+                        @let verb = match v.kind {
+                            VoteKind::Approve => "approved",
+                            VoteKind::Deny => "denied",
+                        };
+                        li {
+                            strong { (v.by.name) }
+                            " (" (v.person.as_str()) ", " (v.groups.join(", ")) ") " (verb) " " (time(v.at))
+                            @if let Some(comment) = v.comment.as_deref() { blockquote { (comment) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
-fn comments(viewer: &Viewer, r: &Request) -> String {
-    let items: String = r
-        .comments
-        .iter()
-        .map(|c| format!("<li><strong>{}</strong> {}<p>{}</p></li>", esc(&c.by.to_string()), time(c.at), esc(&c.text)))
-        .collect();
-    let list = if items.is_empty() {
-        "<p class=\"muted\">No comments yet.</p>".to_owned()
-    } else {
-        format!("<ul class=\"plain comments\">{items}</ul>")
-    };
-    format!(
-        "<section class=\"card\" aria-labelledby=\"comments-h\"><h2 id=\"comments-h\">Comments</h2>{list}\
-         <form method=\"post\" action=\"/console/requests/{id}/comment\" class=\"stack\">{csrf}\
-         <label for=\"new-comment\">Add a comment</label>\
-         <textarea id=\"new-comment\" name=\"comment\" rows=\"3\" maxlength=\"4096\" required></textarea>\
-         <div class=\"buttons\"><button type=\"submit\">Comment</button></div></form></section>",
-        id = url_part(&r.id),
-        csrf = csrf_field(&viewer.csrf),
-    )
+fn comments(viewer: &Viewer, r: &Request) -> Markup {
+    html! {
+        section class="card" aria-labelledby="comments-h" {
+            h2 id="comments-h" { "Comments" }
+            @if r.comments.is_empty() {
+                p class="muted" { "No comments yet." }
+            } @else {
+                ul class="plain comments" {
+                    @for c in &r.comments {
+                        li { strong { (c.by.to_string()) } " " (time(c.at)) p { (c.text) } }
+                    }
+                }
+            }
+            form method="post" action={ "/console/requests/" (url_part(&r.id)) "/comment" } class="stack" {
+                (csrf_field(&viewer.csrf))
+                label for="new-comment" { "Add a comment" }
+                textarea id="new-comment" name="comment" rows="3" maxlength="4096" required {}
+                div class="buttons" { button type="submit" { "Comment" } }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

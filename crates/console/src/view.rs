@@ -1,9 +1,16 @@
 //! Pieces several pages share: request rows, filters, the words for
 //! statuses and refusals, and form parsing helpers.
 
+use countersign_core::text::truncate;
 use countersign_core::{Request, Status};
 
-use crate::html::{esc, status_badge, time, url_part};
+use maud::{html, Markup};
+
+use crate::html::{status_badge, time, url_part};
+
+/// The most characters of a justification a table row shows, the marker
+/// included: its first 120 characters and an ellipsis when it is longer.
+const ROW_JUSTIFICATION_CHARS: usize = 121;
 
 /// The text filters of the queue and history pages; each matches a
 /// substring, case-insensitively.
@@ -36,71 +43,71 @@ pub fn contains(haystack: &str, needle: &str) -> bool {
 }
 
 /// One labelled text input of a filter form.
-pub fn filter_input(name: &str, label: &str, value: &str) -> String {
-    format!(
-        "<div class=\"field\"><label for=\"f-{name}\">{label}</label>\
-         <input id=\"f-{name}\" name=\"{name}\" value=\"{}\" autocomplete=\"off\"></div>",
-        esc(value)
-    )
+pub fn filter_input(name: &str, label: &str, value: &str) -> Markup {
+    let id = format!("f-{name}");
+    html! {
+        div class="field" {
+            label for=(id) { (label) }
+            input id=(id) name=(name) value=(value) autocomplete="off";
+        }
+    }
 }
 
 /// The table of requests used by the queue and history pages; on narrow
 /// screens the CSS turns each row into a card, using `data-label`.
-pub fn request_table(requests: &[Request], caption: &str, empty: &str) -> String {
+pub fn request_table(requests: &[Request], caption: &str, empty: &str) -> Markup {
     if requests.is_empty() {
-        return format!("<p class=\"empty\">{}</p>", esc(empty));
+        return html! { p class="empty" { (empty) } };
     }
-    let rows: String = requests.iter().map(request_row).collect();
-    format!(
-        "<table class=\"requests\"><caption class=\"visually-hidden\">{}</caption><thead><tr>\
-         <th scope=\"col\">Action</th><th scope=\"col\">Resource</th><th scope=\"col\">Requested by</th>\
-         <th scope=\"col\">Status</th><th scope=\"col\">Needs</th><th scope=\"col\">Asked</th></tr></thead>\
-         <tbody>{rows}</tbody></table>",
-        esc(caption)
-    )
-}
-
-fn request_row(r: &Request) -> String {
-    format!(
-        "<tr><td data-label=\"Action\"><a href=\"/console/requests/{id}\">{kind}</a>{why}</td>\
-         <td data-label=\"Resource\">{resource}</td><td data-label=\"Requested by\">{who}</td>\
-         <td data-label=\"Status\">{status}</td><td data-label=\"Needs\">{needs}</td><td data-label=\"Asked\">{at}</td></tr>",
-        id = url_part(&r.id),
-        kind = esc(&r.action.kind),
-        why = r
-            .action
-            .justification
-            .as_deref()
-            .map(|j| format!("<div class=\"muted small\">{}</div>", esc(&truncate(j, 120))))
-            .unwrap_or_default(),
-        resource = esc(&r.action.resource),
-        who = esc(&r.principal.to_string()),
-        status = status_badge(r.status.as_str()),
-        needs = needs(r),
-        at = time(r.created_at),
-    )
-}
-
-/// "1/2 of sre, dba" per requirement.
-pub fn needs(r: &Request) -> String {
-    if r.requirements.is_empty() {
-        return "—".to_owned();
+    html! {
+        table class="requests" {
+            caption class="visually-hidden" { (caption) }
+            thead {
+                tr {
+                    th scope="col" { "Action" }
+                    th scope="col" { "Resource" }
+                    th scope="col" { "Requested by" }
+                    th scope="col" { "Status" }
+                    th scope="col" { "Needs" }
+                    th scope="col" { "Asked" }
+                }
+            }
+            tbody {
+                @for r in requests { (request_row(r)) }
+            }
+        }
     }
-    r.requirements
-        .iter()
-        .map(|req| {
-            let step_up = if req.routing.step_up { " <span class=\"badge\">step-up</span>" } else { "" };
-            format!("{}/{} of {}{step_up}", r.approvals_for(req), req.quorum, esc(&req.groups.join(", ")))
-        })
-        .collect::<Vec<_>>()
-        .join("<br>")
 }
 
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        format!("{}…", text.chars().take(max).collect::<String>())
+fn request_row(r: &Request) -> Markup {
+    html! {
+        tr {
+            td data-label="Action" {
+                a href={ "/console/requests/" (url_part(&r.id)) } { (r.action.kind) }
+                @if let Some(why) = r.action.justification.as_deref() {
+                    div class="muted small" { (truncate(why, ROW_JUSTIFICATION_CHARS)) }
+                }
+            }
+            td data-label="Resource" { (r.action.resource) }
+            td data-label="Requested by" { (r.principal.to_string()) }
+            td data-label="Status" { (status_badge(r.status.as_str())) }
+            td data-label="Needs" { (needs(r)) }
+            td data-label="Asked" { (time(r.created_at)) }
+        }
+    }
+}
+
+/// "1/2 of sre, dba" per requirement, one a line.
+pub fn needs(r: &Request) -> Markup {
+    html! {
+        @if r.requirements.is_empty() {
+            "—"
+        }
+        @for (i, req) in r.requirements.iter().enumerate() {
+            @if i > 0 { br; }
+            (r.approvals_for(req)) "/" (req.quorum) " of " (req.groups.join(", "))
+            @if req.routing.step_up { " " span class="badge" { "step-up" } }
+        }
     }
 }
 

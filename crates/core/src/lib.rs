@@ -9,7 +9,8 @@
 //!   their one accepted spelling;
 //! - [`principal`]: who acts, and who counts as the same person;
 //! - [`request`]: the stored approval request and its parts;
-//! - [`lifecycle`]: the approval state machine (votes, release, expiry, …).
+//! - [`lifecycle`]: the approval state machine (votes, release, expiry, …);
+//! - [`text`]: cutting text to a size, the one rule every crate uses.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -21,6 +22,7 @@ pub mod lifecycle;
 pub mod names;
 pub mod principal;
 pub mod request;
+pub mod text;
 
 pub use action::{Action, ActionError};
 pub use clock::{parse_duration, DurationError, Timestamp};

@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use countersign_core::text::{prefix_within, truncate};
 use countersign_core::{Action, Request, Status, Timestamp, VoteKind};
 use countersign_store::{RequestFilter, Store};
 use serde_json::Value;
@@ -156,17 +157,12 @@ pub fn thousands(n: usize) -> String {
 
 /// The first characters of `text` whose `cost` (the length they take once
 /// escaped for a channel) fits in `budget`, and how many characters are
-/// left out. Cuts at a character boundary, never inside one.
+/// left out. Cuts at a character boundary, never inside one
+/// ([`countersign_core::text::prefix_within`]).
 pub fn cut(text: &str, budget: usize, cost: impl Fn(char) -> usize) -> (&str, usize) {
-    let mut used = 0usize;
-    for (i, c) in text.char_indices() {
-        used = used.saturating_add(cost(c));
-        if used > budget {
-            let rest = text.get(i..).unwrap_or_default();
-            return (text.get(..i).unwrap_or_default(), rest.chars().count());
-        }
-    }
-    (text, 0)
+    let shown = prefix_within(text, budget, cost);
+    let omitted = text.get(shown.len()..).unwrap_or_default().chars().count();
+    (shown, omitted)
 }
 
 /// The title of a status, as cards show it.
@@ -423,16 +419,6 @@ fn plain(value: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-/// At most `max` characters, marking the cut.
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]

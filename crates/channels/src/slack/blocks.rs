@@ -2,10 +2,11 @@
 //! request is escaped for mrkdwn (`&`, `<`, `>`), so an agent cannot ping
 //! `@channel` or forge links, and cut to Block Kit's limits.
 
+use countersign_core::text::truncate;
 use countersign_core::{Timestamp, VoteKind};
 use serde_json::{json, Value};
 
-use crate::review::{cut, status_mark, status_title, thousands, truncate, ReviewCard, MAX_ACTION_CHARS};
+use crate::review::{cut, status_mark, status_title, thousands, ReviewCard, MAX_ACTION_CHARS};
 
 /// The most characters Slack takes in a section's text.
 const SECTION_MAX: usize = 3000;

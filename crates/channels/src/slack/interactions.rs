@@ -263,5 +263,5 @@ pub(crate) fn refusal_text(e: &ApiError) -> String {
 }
 
 fn modal_error(message: &str) -> Value {
-    json!({"response_action": "errors", "errors": {blocks::REASON_BLOCK: crate::review::truncate(message, 300)}})
+    json!({"response_action": "errors", "errors": {blocks::REASON_BLOCK: countersign_core::text::truncate(message, 300)}})
 }

@@ -4,10 +4,11 @@
 //! id and the optional comment input. Text from the request is escaped so
 //! an agent cannot inject links or formatting.
 
+use countersign_core::text::truncate;
 use countersign_core::VoteKind;
 use serde_json::{json, Value};
 
-use crate::review::{status_mark, thousands, truncate, ReviewCard};
+use crate::review::{status_mark, thousands, ReviewCard};
 
 /// The content type of an Adaptive Card attachment.
 pub const CONTENT_TYPE: &str = "application/vnd.microsoft.card.adaptive";

@@ -15,6 +15,7 @@
 
 use std::time::{Duration, Instant};
 
+use countersign_core::text::prefix_within;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -108,7 +109,7 @@ impl BotAuth {
         }
         let kid = header.kid.ok_or(TokenError::Malformed)?;
         if channel_id != TEAMS_CHANNEL {
-            return Err(TokenError::Channel(channel_id.chars().take(32).collect()));
+            return Err(TokenError::Channel(prefix_within(channel_id, 32, |_| 1).to_owned()));
         }
         let (issuer, jwk) = self.key(&kid).await?;
         if !endorses(&jwk, TEAMS_CHANNEL) {
