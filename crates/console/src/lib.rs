@@ -88,7 +88,11 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
     }
     let idp_origin = identity.oidc.as_ref().and_then(|o| o.issuer_origin());
     let cards = match countersign_review::Redactor::new(&app.config.channels.redact) {
-        Ok(redactor) => Some(countersign_review::CardBuilder::new(app.store.clone(), app.config.public_url.clone(), Arc::new(redactor))),
+        Ok(redactor) => Some(countersign_review::CardBuilder::new(
+            app.store.clone(),
+            app.config.public_url.clone(),
+            Arc::new(redactor),
+        )),
         Err(e) => {
             tracing::error!(error = %e, "the console hides request payloads until the redaction patterns are fixed");
             None
