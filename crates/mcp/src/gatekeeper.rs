@@ -54,7 +54,7 @@ pub enum Step {
     /// Send it upstream as received.
     Forward,
     /// A `tools/call`, held until it is decided.
-    Hold(Held),
+    Hold(Box<Held>),
     /// Answer the client with this message; nothing goes upstream.
     Reply(Value),
     /// Refuse it (a JSON-RPC error without an id, audited); nothing goes
@@ -351,7 +351,7 @@ impl Gatekeeper {
             modern: jsonrpc::is_modern(message),
         };
         self.open.insert(key.clone(), Open { id: id.clone(), stage });
-        Step::Hold(Held { id: id.clone(), call, token, withdrawal, hold: Hold { key, serial } })
+        Step::Hold(Box::new(Held { id: id.clone(), call, token, withdrawal, hold: Hold { key, serial } }))
     }
 
     /// Withdraws the call held under `key`, if one is.

@@ -134,7 +134,7 @@ impl Relay {
                 }
                 self.upstream_send(message).await;
             }
-            Step::Hold(held) => self.decide_in_background(message, held),
+            Step::Hold(held) => self.decide_in_background(message, *held),
             Step::Reply(reply) => self.reply(ToClient { message: Message::new(reply), related }).await,
             // Answered with no id: the id names another request.
             Step::Refuse(why) => self.refuse_client(message.text.as_bytes(), why, None).await,

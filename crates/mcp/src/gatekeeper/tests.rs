@@ -67,7 +67,7 @@ fn answer(id: Value, result: Value) -> Value {
 
 fn held(step: Step) -> Held {
     match step {
-        Step::Hold(held) => held,
+        Step::Hold(held) => *held,
         other => panic!("not held: {other:?}"),
     }
 }

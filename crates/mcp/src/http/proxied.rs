@@ -229,7 +229,7 @@ async fn post(service: &Service, url: &str, request: Incoming, session: Option<A
             Kind::Notification { .. } | Kind::Response { .. } => plain_forward(service, url, request, session).await,
             Kind::Invalid => super::malformed(Malformed("not a JSON-RPC request, notification or response")),
         },
-        Step::Hold(held) => call_tool(service, url, request, session, &value, held).await,
+        Step::Hold(held) => call_tool(service, url, request, session, &value, *held).await,
         Step::Reply(reply) => json_response(StatusCode::OK, &reply),
         Step::Refuse(why) => super::malformed(why),
         // Withdrawn before it reached the upstream.
