@@ -55,10 +55,7 @@ impl Authenticator for Chain {
         if let Some(workload) = self.workloads.iter().find(|w| w.issuer() == issuer) {
             return workload.authenticate(bearer, &iss, self.store.as_ref()).await.map_err(|e| match e {
                 WorkloadError::Store(e) => AuthError::Store(e),
-                WorkloadError::Token(_)
-                | WorkloadError::Provider(_)
-                | WorkloadError::NoRule(_)
-                | WorkloadError::UnknownAgent(_) => {
+                WorkloadError::Token(_) | WorkloadError::NoRule(_) | WorkloadError::UnknownAgent(_) => {
                     tracing::info!(issuer = %workload.name(), error = %e, "refused a workload token");
                     AuthError::Rejected
                 }

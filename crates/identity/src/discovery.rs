@@ -1,9 +1,10 @@
-//! OpenID Connect discovery: the provider's metadata document, read from
-//! `<issuer>/.well-known/openid-configuration` and kept for an hour.
-//!
-//! The document must name the configured issuer exactly (OpenID Connect
-//! Discovery §4.3); otherwise a misconfigured or hostile document could
-//! point token checks at someone else's keys.
+//! OpenID Connect discovery: the provider's metadata document, kept for an
+//! hour. It is read from `<issuer>/.well-known/openid-configuration` and
+//! must name the configured issuer exactly (OpenID Connect Discovery §4.3),
+//! since otherwise a misconfigured or hostile document could point token
+//! checks at someone else's keys; or, for services that publish it
+//! elsewhere under another issuer (the Bot Framework), from a configured
+//! URL, which is then what the issuer is trusted for.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +23,11 @@ const RETRY_AFTER: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Metadata {
     pub issuer: String,
-    pub authorization_endpoint: String,
+    /// Required of a provider people sign in with (see
+    /// [`crate::oidc::OidcClient::begin`]); services that only sign tokens
+    /// may leave it out.
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
     pub token_endpoint: Option<String>,
     pub jwks_uri: String,
     #[serde(default)]
@@ -43,17 +48,23 @@ struct State {
 #[derive(Debug)]
 pub struct Discovery {
     client: reqwest::Client,
-    issuer: String,
+    url: String,
+    /// The issuer the document must name; `None` when it is read from a
+    /// configured URL and names the issuer itself.
+    issuer: Option<String>,
     state: Mutex<State>,
 }
 
 impl Discovery {
+    /// The metadata of the provider `issuer`, at its well-known address.
     pub fn new(client: reqwest::Client, issuer: String) -> Self {
-        Self { client, issuer, state: Mutex::new(State::default()) }
+        let url = format!("{issuer}/.well-known/openid-configuration");
+        Self { client, url, issuer: Some(issuer), state: Mutex::new(State::default()) }
     }
 
-    pub fn issuer(&self) -> &str {
-        &self.issuer
+    /// The metadata document at `url`, whichever issuer it names.
+    pub fn at(client: reqwest::Client, url: String) -> Self {
+        Self { client, url, issuer: None, state: Mutex::new(State::default()) }
     }
 
     /// The metadata, fetched if not known or old. An old document is kept
@@ -81,7 +92,7 @@ impl Discovery {
                 Ok(metadata)
             }
             Err(e) => {
-                tracing::warn!(issuer = %self.issuer, error = %e, "identity provider discovery failed");
+                tracing::warn!(url = %self.url, error = %e, "identity provider discovery failed");
                 state.failed_at = Some((Instant::now(), e.to_string()));
                 match &state.metadata {
                     Some((metadata, _)) => Ok(metadata.clone()),
@@ -97,7 +108,7 @@ impl Discovery {
     }
 
     fn url(&self) -> String {
-        format!("{}/.well-known/openid-configuration", self.issuer)
+        self.url.clone()
     }
 
     async fn fetch(&self) -> Result<Metadata, FetchError> {
@@ -105,10 +116,10 @@ impl Discovery {
         let doc = http::get_json(&self.client, &url).await?;
         let metadata: Metadata =
             serde_json::from_value(doc).map_err(|e| FetchError::Invalid { url: url.clone(), reason: e.to_string() })?;
-        if metadata.issuer.trim_end_matches('/') != self.issuer {
+        if let Some(issuer) = self.issuer.as_deref().filter(|i| metadata.issuer.trim_end_matches('/') != *i) {
             return Err(FetchError::Invalid {
                 url,
-                reason: format!("it names issuer `{}`, not `{}`", metadata.issuer, self.issuer),
+                reason: format!("it names issuer `{}`, not `{issuer}`", metadata.issuer),
             });
         }
         Ok(metadata)

@@ -30,6 +30,9 @@ pub struct Key {
     pub decoding: DecodingKey,
     /// The algorithm the key is published for, if any.
     pub algorithm: Option<Algorithm>,
+    /// The channels the key signs for, where a service says so (the Bot
+    /// Framework's `endorsements`): the strings of that array, if any.
+    pub endorsements: Vec<String>,
     family: Family,
 }
 
@@ -62,6 +65,12 @@ impl Key {
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => false,
         };
         family_fits && self.algorithm.is_none_or(|a| a == alg)
+    }
+
+    /// Whether the key lists `channel` among its `endorsements`. Absent,
+    /// not an array, or without that exact string: it endorses nothing.
+    pub fn endorses(&self, channel: &str) -> bool {
+        self.endorsements.iter().any(|e| e == channel)
     }
 }
 
@@ -183,6 +192,11 @@ pub fn parse_set(url: &str, doc: &serde_json::Value) -> Result<Vec<Key>, FetchEr
 }
 
 fn parse_key(entry: serde_json::Value) -> Option<Key> {
+    let endorsements = entry
+        .get("endorsements")
+        .and_then(serde_json::Value::as_array)
+        .map(|all| all.iter().filter_map(serde_json::Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
     let jwk: Jwk = serde_json::from_value(entry).ok()?;
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return None;
@@ -199,7 +213,7 @@ fn parse_key(entry: serde_json::Value) -> Option<Key> {
         Some(alg) => Some(signing_algorithm(alg)?),
     };
     let decoding = DecodingKey::from_jwk(&jwk).ok()?;
-    Some(Key { kid: jwk.common.key_id.clone(), decoding, algorithm, family })
+    Some(Key { kid: jwk.common.key_id.clone(), decoding, algorithm, endorsements, family })
 }
 
 fn signing_algorithm(alg: KeyAlgorithm) -> Option<Algorithm> {
@@ -245,6 +259,30 @@ mod tests {
         assert!(!keys[0].fits(Algorithm::RS512), "published for RS256 only");
         assert!(!keys[0].fits(Algorithm::HS256));
         assert!(parse_set("u", &json!({"nope": []})).is_err());
+    }
+
+    #[test]
+    fn only_keys_listing_a_channel_endorse_it() {
+        let key = |extra: serde_json::Value| {
+            let mut entry = json!({"kty": "RSA", "kid": "k", "n": "sXch", "e": "AQAB"});
+            if let Some(endorsements) = extra.get("endorsements") {
+                entry["endorsements"] = endorsements.clone();
+            }
+            parse_key(entry).unwrap()
+        };
+        assert!(key(json!({"endorsements": ["msteams", "webchat"]})).endorses("msteams"));
+        for extra in [
+            json!({}),
+            json!({"endorsements": null}),
+            json!({"endorsements": []}),
+            json!({"endorsements": ["webchat"]}),
+            json!({"endorsements": ["MSTEAMS"]}),
+            json!({"endorsements": "msteams"}),
+            json!({"endorsements": [["msteams"]]}),
+            json!({"endorsements": ["msteams "]}),
+        ] {
+            assert!(!key(extra.clone()).endorses("msteams"), "{extra}");
+        }
     }
 
     #[test]

@@ -1,17 +1,20 @@
-//! Checking a JWT from a provider: its signature against the provider's
-//! published keys, then issuer, audience, expiry and not-before.
+//! Checking a JWT: its header against the accepted algorithms, its
+//! signature against a published key (see [`crate::jwks`]), then issuer,
+//! audience, expiry and not-before. [`crate::verifier::Verifier`] puts the
+//! steps together.
 //!
 //! Only asymmetric algorithms are accepted. `none` and the HMAC family are
 //! refused outright: with a public key set, an HMAC "signature" is the
 //! classic key-confusion forgery.
 
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::{Algorithm, Header, Validation};
 use serde_json::{Map, Value};
 
-use crate::jwks::Jwks;
+use crate::jwks::Key;
 
-/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+/// Clock skew tolerated on `exp`, `nbf` and `iat` in tokens of OpenID
+/// Connect providers and workload issuers, in seconds.
 pub const LEEWAY_SECS: u64 = 60;
 
 /// Why a token was refused. Messages name the check, never the token.
@@ -21,6 +24,8 @@ pub enum TokenError {
     Malformed,
     #[error("the signing algorithm is not accepted")]
     Algorithm,
+    #[error("the token does not name its signing key (`kid`)")]
+    MissingKeyId,
     #[error("no published key of the issuer matches the token")]
     UnknownKey,
     #[error("the issuer's keys cannot be fetched: {0}")]
@@ -41,8 +46,8 @@ pub enum TokenError {
     Claims(String),
 }
 
-/// Accepted signing algorithms.
-const ASYMMETRIC: [Algorithm; 9] = [
+/// The signing algorithms any token may use.
+pub const ASYMMETRIC: [Algorithm; 9] = [
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
@@ -67,24 +72,33 @@ pub fn peek_issuer(token: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_owned)
 }
 
-/// Verifies `token` and returns its claims.
-pub async fn verify(
-    token: &str,
-    keys: &Jwks,
-    issuer: &str,
-    audiences: &[String],
-) -> Result<Map<String, Value>, TokenError> {
+/// Reads a token's header: its algorithm must be one of `algorithms` (and
+/// asymmetric, whatever the caller allows), and with `require_kid` it must
+/// name its key.
+pub fn header(token: &str, algorithms: &[Algorithm], require_kid: bool) -> Result<Header, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-    if !ASYMMETRIC.contains(&header.alg) {
+    if !ASYMMETRIC.contains(&header.alg) || !algorithms.contains(&header.alg) {
         return Err(TokenError::Algorithm);
     }
-    let key = keys
-        .key_for(header.kid.as_deref(), header.alg)
-        .await
-        .map_err(|e| TokenError::KeysUnavailable(e.to_string()))?
-        .ok_or(TokenError::UnknownKey)?;
-    let mut validation = Validation::new(header.alg);
-    validation.leeway = LEEWAY_SECS;
+    if require_kid && header.kid.is_none() {
+        return Err(TokenError::MissingKeyId);
+    }
+    Ok(header)
+}
+
+/// Checks `token` (whose [`header`] passed) with `key`: the signature,
+/// then `iss`, `aud`, `exp` (all required) and `nbf`, with `leeway_secs`
+/// of clock skew. Returns its claims.
+pub fn decode(
+    token: &str,
+    alg: Algorithm,
+    key: &Key,
+    issuer: &str,
+    audiences: &[String],
+    leeway_secs: u64,
+) -> Result<Map<String, Value>, TokenError> {
+    let mut validation = Validation::new(alg);
+    validation.leeway = leeway_secs;
     validation.validate_exp = true;
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "iss", "aud"]);

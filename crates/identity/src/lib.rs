@@ -4,8 +4,11 @@
 //!
 //! - [`oidc`]: the relying party (authorization code + PKCE, state, nonce,
 //!   step-up through `max_age`, RP-initiated logout);
-//! - [`jwks`] and [`jwt`]: keys cached and fetched again on an unknown
-//!   `kid`; signature, issuer, audience and expiry checks;
+//! - [`verifier`]: one verifier for every JWT from outside (providers,
+//!   workload issuers, the Bot Framework for Teams), built of [`discovery`],
+//!   [`jwks`] (keys cached and fetched again on an unknown `kid`, one
+//!   refetch policy) and [`jwt`] (signature, issuer, audience and expiry
+//!   checks);
 //! - [`workload`]: `[[workload_identity]]` issuers and claim-mapping rules;
 //! - [`directory`]: people as countersign users, matched by email;
 //! - [`people`]: the one rule for matching a person by email (verified
@@ -29,6 +32,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod oidc;
 pub mod people;
+pub mod verifier;
 pub mod workload;
 
 use std::sync::Arc;

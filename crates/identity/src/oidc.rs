@@ -14,10 +14,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::claims::{self, UserClaims};
-use crate::discovery::{Discovery, Metadata};
+use crate::discovery::Metadata;
 use crate::http::{self, FetchError};
-use crate::jwks::Jwks;
 use crate::jwt::{self, TokenError};
+use crate::verifier::{Policy, Verifier};
 
 /// Why a login could not be completed. Shown to the person logging in, so
 /// the messages say what to do and leak nothing.
@@ -69,14 +69,13 @@ pub struct Login {
 pub struct OidcClient {
     config: OidcConfig,
     client: reqwest::Client,
-    discovery: Discovery,
-    jwks: tokio::sync::OnceCell<Arc<Jwks>>,
+    verifier: Verifier,
 }
 
 impl OidcClient {
     pub fn new(config: OidcConfig, client: reqwest::Client) -> Self {
-        let discovery = Discovery::new(client.clone(), config.issuer.clone());
-        Self { config, client, discovery, jwks: tokio::sync::OnceCell::new() }
+        let verifier = Verifier::discovered(client.clone(), config.issuer.clone(), Policy::OPENID);
+        Self { config, client, verifier }
     }
 
     pub fn config(&self) -> &OidcConfig {
@@ -84,16 +83,7 @@ impl OidcClient {
     }
 
     pub async fn metadata(&self) -> Result<Arc<Metadata>, FetchError> {
-        self.discovery.metadata().await
-    }
-
-    async fn jwks(&self) -> Result<&Arc<Jwks>, FetchError> {
-        self.jwks
-            .get_or_try_init(|| async {
-                let metadata = self.metadata().await?;
-                Ok(Arc::new(Jwks::new(self.client.clone(), metadata.jwks_uri.clone())))
-            })
-            .await
+        self.verifier.metadata().await
     }
 
     /// Starts a login: where to send the browser, and what to remember.
@@ -109,8 +99,12 @@ impl OidcClient {
             return_to: return_to.to_owned(),
             started_at: Timestamp::now(),
         };
-        let mut url = reqwest::Url::parse(&metadata.authorization_endpoint)
-            .map_err(|e| FetchError::Invalid { url: metadata.authorization_endpoint.clone(), reason: e.to_string() })?;
+        let endpoint = metadata.authorization_endpoint.as_deref().ok_or_else(|| FetchError::Invalid {
+            url: format!("{}/.well-known/openid-configuration", self.config.issuer),
+            reason: "it names no `authorization_endpoint`".to_owned(),
+        })?;
+        let mut url = reqwest::Url::parse(endpoint)
+            .map_err(|e| FetchError::Invalid { url: endpoint.to_owned(), reason: e.to_string() })?;
         {
             let mut query = url.query_pairs_mut();
             query
@@ -191,8 +185,8 @@ impl OidcClient {
         nonce: &str,
         max_age: Option<u64>,
     ) -> Result<Map<String, Value>, LoginError> {
-        let jwks = self.jwks().await?;
-        let claims = jwt::verify(token, jwks, &metadata.issuer, std::slice::from_ref(&self.config.client_id)).await?;
+        let claims =
+            self.verifier.verify(token, &metadata.issuer, std::slice::from_ref(&self.config.client_id)).await?;
         let token_nonce = jwt::string_claim(&claims, "nonce").ok_or(TokenError::MissingClaim("nonce"))?;
         if !bool::from(token_nonce.as_bytes().ct_eq(nonce.as_bytes())) {
             return Err(TokenError::Claims("the nonce does not match this login".to_owned()).into());
@@ -213,8 +207,7 @@ impl OidcClient {
     /// access token for one of the configured audiences).
     pub async fn verify_bearer(&self, token: &str) -> Result<UserClaims, LoginError> {
         let metadata = self.metadata().await?;
-        let jwks = self.jwks().await?;
-        let claims = jwt::verify(token, jwks, &metadata.issuer, &self.config.audiences).await?;
+        let claims = self.verifier.verify(token, &metadata.issuer, &self.config.audiences).await?;
         Ok(claims::user(&self.config, &claims)?)
     }
 
@@ -245,10 +238,7 @@ impl OidcClient {
     /// For health pages.
     pub async fn health(&self) -> crate::Health {
         let discovery = self.metadata().await;
-        let keys = match self.jwks.get() {
-            Some(jwks) => Some(jwks.status().await),
-            None => None,
-        };
+        let keys = self.verifier.keys_status().await;
         crate::Health::from_parts("OpenID Connect provider", &self.config.issuer, discovery.err(), keys)
     }
 

@@ -7,27 +7,20 @@
 //! agent, and that agent must be registered and not revoked, so ownership
 //! (who may not approve) and revocation work as for API keys.
 
-use std::sync::Arc;
-
 use countersign_core::principal::valid_name;
 use countersign_core::Principal;
 use countersign_server::config::{WorkloadIdentityConfig, WorkloadRule};
 use countersign_store::{Store, StoreError};
 use serde_json::{Map, Value};
-use tokio::sync::OnceCell;
 
-use crate::discovery::Discovery;
-use crate::http::FetchError;
-use crate::jwks::Jwks;
-use crate::jwt::{self, TokenError};
+use crate::jwt::TokenError;
+use crate::verifier::{Policy, Verifier};
 
 /// Why a workload token names no agent.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
     #[error(transparent)]
     Token(#[from] TokenError),
-    #[error("the issuer cannot be reached: {0}")]
-    Provider(#[from] FetchError),
     #[error("no rule of `{0}` matches the token's claims")]
     NoRule(String),
     #[error("the token maps to agent `{0}`, which is not registered or was revoked")]
@@ -40,15 +33,13 @@ pub enum WorkloadError {
 #[derive(Debug)]
 pub struct WorkloadIssuer {
     config: WorkloadIdentityConfig,
-    client: reqwest::Client,
-    discovery: Discovery,
-    jwks: OnceCell<Arc<Jwks>>,
+    verifier: Verifier,
 }
 
 impl WorkloadIssuer {
     pub fn new(config: WorkloadIdentityConfig, client: reqwest::Client) -> Self {
-        let discovery = Discovery::new(client.clone(), config.issuer.clone());
-        Self { config, client, discovery, jwks: OnceCell::new() }
+        let verifier = Verifier::with_jwks_url(client, config.issuer.clone(), config.jwks_url.clone(), Policy::OPENID);
+        Self { config, verifier }
     }
 
     pub fn issuer(&self) -> &str {
@@ -59,22 +50,9 @@ impl WorkloadIssuer {
         &self.config.name
     }
 
-    async fn jwks(&self) -> Result<&Arc<Jwks>, FetchError> {
-        self.jwks
-            .get_or_try_init(|| async {
-                let url = match &self.config.jwks_url {
-                    Some(url) => url.clone(),
-                    None => self.discovery.metadata().await?.jwks_uri.clone(),
-                };
-                Ok(Arc::new(Jwks::new(self.client.clone(), url)))
-            })
-            .await
-    }
-
     /// The registered agent this token acts as.
     pub async fn authenticate(&self, token: &str, iss: &str, store: &dyn Store) -> Result<Principal, WorkloadError> {
-        let jwks = self.jwks().await?;
-        let claims = jwt::verify(token, jwks, iss, std::slice::from_ref(&self.config.audience)).await?;
+        let claims = self.verifier.verify(token, iss, std::slice::from_ref(&self.config.audience)).await?;
         let name = map(&self.config.rules, &claims).ok_or_else(|| WorkloadError::NoRule(self.config.name.clone()))?;
         match store.agent(&name).await? {
             Some(agent) if agent.revoked_at.is_none() => Ok(agent.principal()),
@@ -84,12 +62,9 @@ impl WorkloadIssuer {
 
     /// For health pages.
     pub async fn health(&self) -> crate::Health {
-        let keys = match self.jwks.get() {
-            Some(jwks) => Some(jwks.status().await),
-            None => None,
-        };
+        let keys = self.verifier.keys_status().await;
         let error = match (&self.config.jwks_url, keys.is_some()) {
-            (None, false) => self.discovery.metadata().await.err(),
+            (None, false) => self.verifier.metadata().await.err(),
             (Some(_), _) | (None, true) => None,
         };
         crate::Health::from_parts(

@@ -7,6 +7,8 @@
 //! - [`catalogue`]: what `tools/list` said about each tool (title, hints);
 //! - [`approvals`]: the gateway as the proxy sees it, in-process or remote;
 //! - [`gate`]: one tool call through the approval loop;
+//! - [`gatekeeper`]: the gating state of a session, which every transport
+//!   drives: what each message from either side may do;
 //! - [`refusal`]: what the proxy refused or dropped, as audited;
 //! - [`relay`]: a session between one client and one upstream, as messages;
 //! - [`stdio`]: `countersign mcp -- <server command>`;
@@ -19,6 +21,7 @@ pub mod approvals;
 pub mod catalogue;
 pub mod error;
 pub mod gate;
+pub mod gatekeeper;
 pub mod http;
 pub mod jsonrpc;
 pub mod refusal;

@@ -56,13 +56,7 @@ impl Refusal {
     /// As [`Refusal::new`] for a message too large to have been kept:
     /// its size is known, its content is not.
     pub fn oversized(upstream: &str, from: From, transport: &'static str, bytes: usize) -> Self {
-        let mut refusal = Self::new(
-            upstream,
-            from,
-            transport,
-            &format!("a message larger than {} bytes; discarded unread", crate::jsonrpc::MAX_MESSAGE_BYTES),
-            b"",
-        );
+        let mut refusal = Self::new(upstream, from, transport, &oversized_reason(), b"");
         refusal.bytes = bytes;
         refusal.sha256 = String::new();
         refusal
@@ -126,6 +120,11 @@ impl Refusal {
             "suppressed_before": self.suppressed,
         })
     }
+}
+
+/// Why a message too large to read was refused.
+pub fn oversized_reason() -> String {
+    format!("a message larger than {} bytes; discarded unread", crate::jsonrpc::MAX_MESSAGE_BYTES)
 }
 
 /// How many refusals of one session are audited: a burst, then one per

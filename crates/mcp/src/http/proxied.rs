@@ -3,7 +3,8 @@
 //! by event, so that sessions, SSE streams, event ids and resumption are
 //! the upstream's own. It reads the messages on the way (tool hints,
 //! session ids, tool results for the outcome report) and holds back each
-//! `tools/call` until the approval loop lets it through.
+//! `tools/call` until the approval loop lets it through; what each message
+//! may do is the session's [`Gatekeeper`]'s to say.
 //!
 //! Only valid JSON-RPC passes, either way (see [`jsonrpc::check`]): the
 //! client's messages are checked before anything is forwarded, and the
@@ -12,7 +13,6 @@
 //! approval, refused, or never made) is dropped and audited, since the
 //! client would take it for that call's result.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -20,23 +20,18 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use countersign_core::{Principal, PrincipalRef};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{json_response, rpc_error, sse, Incoming, Service, SESSION_HEADER};
 use crate::approvals::{Approvals, InProcess};
-use crate::catalogue::Catalogue;
-use crate::gate::{self, Call, Verdict};
+use crate::gate;
+use crate::gatekeeper::{self, Fate, Gatekeeper, Held, Options, Scope, Settled, Step};
 use crate::jsonrpc::{self, From, Kind, Malformed};
-use crate::refusal::{Budget, Refusal};
-use crate::relay::{Message, MAX_IN_FLIGHT};
 
 /// Request headers passed to the upstream (besides `Mcp-Param-*`).
 const REQUEST_HEADERS: [&str; 6] =
     ["accept", "mcp-session-id", "mcp-protocol-version", "last-event-id", "mcp-method", "mcp-name"];
-/// Answered requests remembered, so that a resumed stream may replay an
-/// answer the client lost.
-const ANSWERED_KEPT: usize = 256;
 /// Response headers passed back to the client.
 const RESPONSE_HEADERS: [&str; 6] =
     ["content-type", "mcp-session-id", "mcp-protocol-version", "cache-control", "retry-after", "x-accel-buffering"];
@@ -46,72 +41,41 @@ const RESPONSE_HEADERS: [&str; 6] =
 pub(super) struct Session {
     pub(super) owner: PrincipalRef,
     pub(super) upstream: String,
-    approvals: InProcess,
+    approvals: Arc<InProcess>,
     last_used: Mutex<Instant>,
-    watch: Mutex<Watch>,
+    gatekeeper: Mutex<Gatekeeper>,
 }
 
-#[derive(Debug, Default)]
-struct Watch {
-    catalogue: Catalogue,
-    /// `tools/list` requests in flight, by id key.
-    tool_lists: HashSet<String>,
-    /// Forwarded requests not answered yet (id key) → for tool calls,
-    /// their approval request.
-    open: HashMap<String, Option<String>>,
-    /// Requests answered lately, oldest first.
-    answered: VecDeque<String>,
-    /// Tool calls waiting for their decision (id key) → their cancel.
-    gating: HashMap<String, oneshot::Sender<()>>,
-    /// Requests from the upstream the client has yet to answer, by id key.
-    asked: HashSet<String>,
-    budget: Budget,
-}
-
-/// Which responses an upstream answer may carry.
-#[derive(Debug, Clone, PartialEq)]
-enum Expect {
-    /// The answer to a POSTed request: its response, once.
-    Only(Value),
-    /// The answer to a POSTed notification or response, or a DELETE.
-    Nothing,
-    /// A GET stream: responses to any forwarded request (a resumed stream
-    /// may replay one the client lost), never to one held for approval.
-    Any,
-}
-
-impl Expect {
-    fn gated(&self) -> Option<&Value> {
-        match self {
-            Expect::Only(id) => Some(id),
-            Expect::Nothing | Expect::Any => None,
-        }
-    }
-}
-
-/// What becomes of a message from the upstream.
+/// What becomes of a message from the upstream, once its outcome is
+/// reported and its refusal audited.
 #[derive(Debug, PartialEq, Eq)]
 enum Seen {
     Pass,
     /// Pass this text instead (tools hidden from `tools/list`).
     Replace(String),
-    /// Dropped (and audited).
+    /// Dropped.
     Drop,
 }
 
 impl Session {
     fn new(service: &Service, principal: Principal, upstream: &str) -> Self {
+        let approvals = Arc::new(InProcess::new(service.0.state.clone(), principal.clone()));
+        let options = Options { hide_forbidden_tools: service.0.config.hide_forbidden_tools };
         Self {
             owner: principal.reference(),
             upstream: upstream.to_owned(),
-            approvals: InProcess::new(service.0.state.clone(), principal),
+            gatekeeper: Mutex::new(Gatekeeper::new(upstream, "http", approvals.clone(), options)),
+            approvals,
             last_used: Mutex::new(Instant::now()),
-            watch: Mutex::new(Watch::default()),
         }
     }
 
-    fn watch(&self) -> MutexGuard<'_, Watch> {
-        self.watch.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn gatekeeper(&self) -> MutexGuard<'_, Gatekeeper> {
+        self.gatekeeper.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn approvals(&self) -> Arc<dyn Approvals> {
+        self.approvals.clone()
     }
 
     pub(super) fn last_used(&self) -> Instant {
@@ -119,8 +83,7 @@ impl Session {
     }
 
     pub(super) fn busy(&self) -> bool {
-        let watch = self.watch();
-        !watch.open.is_empty() || !watch.gating.is_empty()
+        self.gatekeeper().open_requests() > 0
     }
 
     pub(super) fn touch(&self, principal: Principal) {
@@ -128,91 +91,16 @@ impl Session {
         self.approvals.refresh(principal);
     }
 
-    /// Looks at a message from the upstream (`text` as received): what to
-    /// do with it, and what it says (tool hints, outcomes) is taken in.
-    fn observe(self: &Arc<Self>, message: &Value, text: &[u8], hide: bool, expect: &Expect) -> Seen {
-        let kind = match jsonrpc::check(message, From::Upstream) {
-            Ok(kind) => kind,
-            Err(why) => {
-                self.dropped(why.0, text);
-                return Seen::Drop;
-            }
-        };
-        let id = match kind {
-            // An error about a message it could not read answers nothing.
-            Kind::Response { id } if id.is_null() => return Seen::Pass,
-            Kind::Response { id } => id,
-            Kind::Request { id, .. } => {
-                let admitted = {
-                    let mut watch = self.watch();
-                    watch.asked.len() < MAX_IN_FLIGHT && watch.asked.insert(jsonrpc::id_key(id))
-                };
-                if admitted {
-                    return Seen::Pass;
-                }
-                self.dropped("a request whose id is in flight, or one too many in flight", text);
-                return Seen::Drop;
-            }
-            Kind::Notification { .. } => return Seen::Pass,
-            Kind::Invalid => {
-                self.dropped("not a JSON-RPC message", text);
-                return Seen::Drop;
-            }
-        };
-        let key = jsonrpc::id_key(id);
-        enum Fate {
-            Answer { request: Option<String>, listed: bool },
-            Replay,
-            Forged(&'static str),
-        }
-        let fate = {
-            let mut watch = self.watch();
-            let expected = match expect {
-                Expect::Only(only) => *only == *id,
-                Expect::Nothing => false,
-                Expect::Any => true,
-            };
-            if watch.gating.contains_key(&key) {
-                Fate::Forged("a response for a tool call that was held for approval, not forwarded")
-            } else if !expected {
-                Fate::Forged("a response for another request than the one this answer is for")
-            } else if let Some(request) = watch.open.remove(&key) {
-                if watch.answered.len() >= ANSWERED_KEPT {
-                    watch.answered.pop_front();
-                }
-                watch.answered.push_back(key.clone());
-                let listed = watch.tool_lists.remove(&key);
-                if listed {
-                    if let Some(result) = message.get("result") {
-                        watch.catalogue.learn(result);
-                    }
-                }
-                Fate::Answer { request, listed }
-            } else if *expect == Expect::Any && watch.answered.contains(&key) {
-                Fate::Replay
-            } else {
-                Fate::Forged("a response for a request that was not forwarded")
-            }
-        };
-        match fate {
-            Fate::Answer { request, listed } => {
-                if let Some(request) = request {
-                    let report = gate::report_for(message);
-                    let session = self.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = session.approvals.report(&request, report).await {
-                            tracing::warn!(%request, error = %e, "could not report the outcome of a tool call");
-                        }
-                    });
-                }
-                match (listed && hide).then(|| self.hide_forbidden(message)).flatten() {
-                    Some(text) => Seen::Replace(text),
-                    None => Seen::Pass,
-                }
-            }
-            Fate::Replay => Seen::Pass,
-            Fate::Forged(why) => {
-                self.dropped(why, text);
+    /// Looks at a message from the upstream (`text` as received) that came
+    /// in `scope`: what to do with it.
+    fn observe(&self, message: &Value, text: &[u8], scope: &Scope) -> Seen {
+        let seen = self.gatekeeper().from_upstream(message, text, scope);
+        gatekeeper::report_in_background(&self.approvals(), seen.outcome);
+        match seen.fate {
+            Fate::Pass => Seen::Pass,
+            Fate::Replace(value) => Seen::Replace(value.to_string()),
+            Fate::Drop(refusal) => {
+                gatekeeper::audit_in_background(&self.approvals(), refusal);
                 Seen::Drop
             }
         }
@@ -220,74 +108,21 @@ impl Session {
 
     /// A forwarded request that will get no answer from the upstream:
     /// forgotten, and if it was a tool call, reported failed.
-    fn unanswered(self: &Arc<Self>, id: &Value, why: &str) {
-        if self.watch().open.contains_key(&jsonrpc::id_key(id)) {
-            let error = jsonrpc::error(Some(id), jsonrpc::INTERNAL_ERROR, why);
-            self.observe(&error, b"", false, &Expect::Only(id.clone()));
-        }
+    fn unanswered(&self, id: &Value, why: &str) {
+        let outcome = self.gatekeeper().unanswered(id, why);
+        gatekeeper::report_in_background(&self.approvals(), outcome);
     }
 
     /// A message from the upstream was dropped: audited (within budget).
-    fn dropped(self: &Arc<Self>, why: &str, text: &[u8]) {
-        tracing::warn!(upstream = %self.upstream, %why, "dropped a message from the upstream");
-        self.audit(Refusal::new(&self.upstream, From::Upstream, "http", why, text));
+    fn dropped(&self, why: &str, text: &[u8]) {
+        let refusal = self.gatekeeper().refusal(From::Upstream, why, text);
+        gatekeeper::audit_in_background(&self.approvals(), refusal);
     }
 
-    fn audit(self: &Arc<Self>, mut refusal: Refusal) {
-        if !self.watch().budget.admit(&mut refusal) {
-            return;
-        }
-        let session = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = session.approvals.refused(refusal).await {
-                tracing::warn!(error = %e, "could not audit a dropped MCP message");
-            }
-        });
-    }
-
-    /// Whether a client message may go on: a request whose id is not in
-    /// flight, or a response to a request of the upstream's (taken).
-    fn admit_from_client(&self, kind: Kind<'_>) -> Result<(), Malformed> {
-        let mut watch = self.watch();
-        match kind {
-            Kind::Request { id, .. } => {
-                let key = jsonrpc::id_key(id);
-                if watch.open.contains_key(&key) || watch.gating.contains_key(&key) {
-                    Err(Malformed("a request with this `id` is still in flight; ids must be unique"))
-                } else if watch.open.len() + watch.gating.len() >= MAX_IN_FLIGHT {
-                    Err(Malformed("too many requests in flight"))
-                } else {
-                    Ok(())
-                }
-            }
-            Kind::Response { id } => {
-                if watch.asked.remove(&jsonrpc::id_key(id)) {
-                    Ok(())
-                } else {
-                    Err(Malformed("a response to no request the upstream made"))
-                }
-            }
-            Kind::Notification { .. } => Ok(()),
-            Kind::Invalid => Err(Malformed("not a JSON-RPC request, notification or response")),
-        }
-    }
-
-    fn hide_forbidden(&self, message: &Value) -> Option<String> {
-        let mut value = message.clone();
-        let tools = value.pointer_mut("/result/tools")?.as_array_mut()?;
-        let before = tools.len();
-        let catalogue = self.watch().catalogue.clone();
-        tools.retain(|tool| {
-            let Some(name) = tool.get("name").and_then(Value::as_str) else { return true };
-            let call = Call {
-                upstream: self.upstream.clone(),
-                tool: name.to_owned(),
-                arguments: json!({}),
-                tool_context: catalogue.context(name),
-            };
-            !self.approvals.forbids_outright(&call.action())
-        });
-        (tools.len() != before).then(|| value.to_string())
+    /// A message from the upstream too large to read was dropped.
+    fn oversized(&self, bytes: usize) {
+        let refusal = self.gatekeeper().oversized(From::Upstream, bytes);
+        gatekeeper::audit_in_background(&self.approvals(), refusal);
     }
 }
 
@@ -321,8 +156,8 @@ pub(super) async fn handle(
                 service.remove(id);
             }
         }
-        let expect = if method == Method::GET { Expect::Any } else { Expect::Nothing };
-        pass_back(service, response, session, expect).await
+        let scope = if method == Method::GET { Scope::Any } else { Scope::Nothing };
+        pass_back(response, session, scope).await
     } else {
         (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, POST, DELETE")]).into_response()
     }
@@ -371,100 +206,76 @@ async fn post(service: &Service, url: &str, request: Incoming, session: Option<A
         }
         None => stateless(service, &request),
     };
-    if let Err(why) = session.admit_from_client(kind) {
-        return super::malformed(why);
-    }
-    match kind {
-        Kind::Request { id, method: "tools/call" } => {
-            let id = id.clone();
-            call_tool(service, url, request, session, Message { value: value.clone(), text: Arc::from("") }, id).await
-        }
-        Kind::Request { id, method } => {
-            let key = jsonrpc::id_key(id);
-            {
-                let mut watch = session.watch();
-                if method == "tools/list" {
-                    watch.tool_lists.insert(key.clone());
+    let step = session.gatekeeper().from_client(kind, &value);
+    match step {
+        Step::Forward => match kind {
+            Kind::Request { id, .. } => {
+                let response = match forward(service, url, &request, request.body.clone()).await {
+                    Ok(response) => response,
+                    Err(e) => {
+                        session.unanswered(id, "the upstream could not be reached");
+                        return upstream_unreachable(&request.upstream, &e);
+                    }
+                };
+                if initialize {
+                    let assigned =
+                        response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                    if let Some(id) = assigned {
+                        service.insert(id, super::Session::Proxied(session.clone()));
+                    }
                 }
-                watch.open.insert(key, None);
+                pass_back(response, session, Scope::Only(id.clone())).await
             }
-            let body = request.body.clone();
-            let response = match forward(service, url, &request, body).await {
-                Ok(response) => response,
-                Err(e) => {
-                    session.unanswered(id, "the upstream could not be reached");
-                    return upstream_unreachable(&request.upstream, &e);
-                }
-            };
-            let request_id = id.clone();
-            if initialize {
-                let assigned = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-                if let Some(id) = assigned {
-                    service.insert(id, super::Session::Proxied(session.clone()));
-                }
-            }
-            pass_back(service, response, session, Expect::Only(request_id)).await
-        }
-        Kind::Notification { method: "notifications/cancelled" } => {
-            let target = jsonrpc::params(&value).get("requestId").map(jsonrpc::id_key);
-            let cancel = target.and_then(|key| session.watch().gating.remove(&key));
-            if let Some(cancel) = cancel {
-                // Withdrawn before it reached the upstream.
-                let _ = cancel.send(());
-                return StatusCode::ACCEPTED.into_response();
-            }
-            plain_forward(service, url, request, session).await
-        }
-        Kind::Notification { .. } | Kind::Response { .. } => plain_forward(service, url, request, session).await,
-        Kind::Invalid => super::malformed(Malformed("not a JSON-RPC request, notification or response")),
+            Kind::Notification { .. } | Kind::Response { .. } => plain_forward(service, url, request, session).await,
+            Kind::Invalid => super::malformed(Malformed("not a JSON-RPC request, notification or response")),
+        },
+        Step::Hold(held) => call_tool(service, url, request, session, &value, *held).await,
+        Step::Reply(reply) => json_response(StatusCode::OK, &reply),
+        Step::Refuse(why) => super::malformed(why),
+        // Withdrawn before it reached the upstream.
+        Step::Withdrawn => StatusCode::ACCEPTED.into_response(),
     }
 }
 
 async fn plain_forward(service: &Service, url: &str, request: Incoming, session: Arc<Session>) -> Response {
     let body = request.body.clone();
     match forward(service, url, &request, body).await {
-        Ok(response) => pass_back(service, response, session, Expect::Nothing).await,
+        Ok(response) => pass_back(response, session, Scope::Nothing).await,
         Err(e) => upstream_unreachable(&request.upstream, &e),
     }
 }
 
-/// A `tools/call`: decided first, then forwarded or answered.
+/// What became of a held call, for the HTTP answer.
+enum Made {
+    /// Forwarded: the upstream's answer, or why it could not be reached.
+    Upstream(Result<reqwest::Response, String>),
+    /// Answered by the gate with this message.
+    Reply(Value),
+    /// Withdrawn before it was made.
+    Withdrawn,
+}
+
+/// A `tools/call` the gatekeeper holds: decided first, then forwarded or
+/// answered. A call decided at once is answered as any request is; once
+/// it has to wait, the answer becomes an SSE stream: progress (or
+/// keep-alive comments) first, then the result.
 async fn call_tool(
     service: &Service,
     url: &str,
     request: Incoming,
     session: Arc<Session>,
-    message: Message,
-    id: Value,
+    message: &Value,
+    held: Held,
 ) -> Response {
-    let key = jsonrpc::id_key(&id);
-    let call = {
-        let watch = session.watch();
-        Call::from_params(&request.upstream, jsonrpc::params(&message.value), |tool| watch.catalogue.context(tool))
-    };
-    let Some(call) = call else {
-        return json_response(StatusCode::OK, &jsonrpc::error(Some(&id), -32602, "`tools/call` needs a tool `name`"));
-    };
-    let token = jsonrpc::progress_token(&message.value).cloned();
-    let modern = jsonrpc::is_modern(&message.value);
-    let (cancel_tx, cancel_rx) = oneshot::channel();
-    session.watch().gating.insert(key.clone(), cancel_tx);
-    // Once the call waits, the answer becomes an SSE stream: progress (or
-    // keep-alive comments) first, then the result.
+    let Held { id, call, token, withdrawal, hold } = held;
     let (events_tx, mut events_rx) = mpsc::channel::<Bytes>(64);
-    let (verdict_tx, verdict_rx) = oneshot::channel::<Verdict>();
-    let task_session = session.clone();
-    let task_service = service.clone();
-    let task_url = url.to_owned();
-    let task_key = key.clone();
-    let hide = service.0.config.hide_forbidden_tools;
-    let headers = request.headers.clone();
+    let (made_tx, made_rx) = oneshot::channel::<Made>();
+    let (upstream, session_id) = (request.upstream.clone(), request.session_id.clone());
     // The upstream gets exactly what was decided on.
-    let body = Bytes::from(message.value.to_string());
-    let upstream = request.upstream.clone();
-    let task_id = id.clone();
+    let body = Bytes::from(message.to_string());
+    let task = (service.clone(), url.to_owned(), session.clone(), id.clone());
     tokio::spawn(async move {
-        let id = task_id;
+        let (service, url, session, id) = task;
         let streamed = std::sync::atomic::AtomicBool::new(false);
         let sink_tx = events_tx.clone();
         let sink = |note: Value| {
@@ -480,75 +291,46 @@ async fn call_tool(
         let closed_tx = events_tx.clone();
         let cancelled = async move {
             tokio::select! {
-                r = cancel_rx => if r.is_err() { std::future::pending::<()>().await },
+                () = gatekeeper::withdrawn(withdrawal) => {}
                 // The client went away while the call waited: withdraw it,
                 // since nobody would receive the result.
                 () = closed_tx.closed() => {}
             }
         };
-        let verdict = gate::decide(&task_session.approvals, &call, progress, cancelled).await;
-        {
-            let mut watch = task_session.watch();
-            watch.gating.remove(&task_key);
-            if let Verdict::Forward { request } = &verdict {
-                watch.open.insert(task_key.clone(), Some(request.clone()));
-            }
-        }
-        if !streamed.load(std::sync::atomic::Ordering::SeqCst) {
-            let _ = verdict_tx.send(verdict);
-            return;
-        }
-        drop(verdict_tx);
-        let final_bytes = match verdict {
-            Verdict::Reply(result) => Some(sse::message_event(&result_message(&id, result, modern), None)),
-            Verdict::Cancelled => None,
-            Verdict::Forward { .. } => {
-                let incoming = Incoming {
-                    upstream: upstream.clone(),
-                    principal: task_session.approvals.principal(),
-                    method: Method::POST,
-                    headers,
-                    body: body.clone(),
-                    session_id: None,
-                };
-                match forward(&task_service, &task_url, &incoming, body).await {
-                    Ok(response) => {
-                        stream_into(response, task_session, hide, &events_tx, Expect::Only(id.clone())).await;
-                        None
-                    }
-                    Err(e) => {
-                        let text = unreachable_text(&upstream, &e);
-                        task_session.unanswered(&id, &text);
-                        Some(sse::message_event(
-                            &jsonrpc::error(Some(&id), jsonrpc::INTERNAL_ERROR, &text).to_string(),
-                            None,
-                        ))
-                    }
-                }
+        let verdict = gate::decide(session.approvals.as_ref(), &call, progress, cancelled).await;
+        let settled = session.gatekeeper().settle(&hold, verdict);
+        // A call that waited is answered on the SSE stream: dropping the
+        // sender lets the handler start it.
+        let made_tx = (!streamed.load(std::sync::atomic::Ordering::SeqCst)).then_some(made_tx);
+        let made = match settled {
+            Settled::Forward => Made::Upstream(forward(&service, &url, &request, body).await),
+            Settled::Reply(reply) => Made::Reply(reply),
+            Settled::Dropped(outcome) => {
+                gatekeeper::report_in_background(&session.approvals(), outcome);
+                Made::Withdrawn
             }
         };
-        if let Some(bytes) = final_bytes {
-            let _ = events_tx.send(bytes).await;
-        }
+        let made = match made_tx {
+            None => made,
+            Some(tx) => match tx.send(made) {
+                Ok(()) => return,
+                // The client left: the answer is still read, so that the
+                // outcome is reported.
+                Err(made) => made,
+            },
+        };
+        stream_made(made, session, &events_tx, &id).await;
     });
-    match verdict_rx.await {
-        Ok(Verdict::Reply(result)) => json_response(
-            StatusCode::OK,
-            &serde_json::from_str(&result_message(&id, result, modern)).unwrap_or(Value::Null),
-        ),
-        Ok(Verdict::Cancelled) => json_response(
+    match made_rx.await {
+        Ok(Made::Reply(reply)) => json_response(StatusCode::OK, &reply),
+        Ok(Made::Withdrawn) => json_response(
             StatusCode::OK,
             &jsonrpc::error(Some(&id), jsonrpc::INTERNAL_ERROR, "the tool call was cancelled before it was made"),
         ),
-        Ok(Verdict::Forward { .. }) => {
-            let body = Bytes::from(message.value.to_string());
-            match forward(service, url, &request, body).await {
-                Ok(response) => pass_back(service, response, session, Expect::Only(id.clone())).await,
-                Err(e) => {
-                    session.unanswered(&id, "the upstream could not be reached");
-                    upstream_unreachable(&request.upstream, &e)
-                }
-            }
+        Ok(Made::Upstream(Ok(response))) => pass_back(response, session, Scope::Only(id)).await,
+        Ok(Made::Upstream(Err(e))) => {
+            session.unanswered(&id, "the upstream could not be reached");
+            upstream_unreachable(&upstream, &e)
         }
         Err(_) => {
             // The call waited: answer as an SSE stream from its first event.
@@ -563,7 +345,7 @@ async fn call_tool(
                 }
             });
             let mut extra = Vec::new();
-            if let Some(sid) = &request.session_id {
+            if let Some(sid) = &session_id {
                 extra.push((SESSION_HEADER, sid.clone()));
             }
             super::sse_response(rx, &extra)
@@ -571,11 +353,24 @@ async fn call_tool(
     }
 }
 
-fn result_message(id: &Value, mut result: Value, modern: bool) -> String {
-    if modern {
-        result["resultType"] = json!("complete");
+/// Sends what became of a call that waited down its SSE stream.
+async fn stream_made(made: Made, session: Arc<Session>, events: &mpsc::Sender<Bytes>, id: &Value) {
+    let last = match made {
+        Made::Reply(reply) => Some(sse::message_event(&reply.to_string(), None)),
+        Made::Withdrawn => None,
+        Made::Upstream(Ok(response)) => {
+            stream_into(response, session, events, Scope::Only(id.clone())).await;
+            None
+        }
+        Made::Upstream(Err(e)) => {
+            let text = unreachable_text(&session.upstream, &e);
+            session.unanswered(id, &text);
+            Some(sse::message_event(&jsonrpc::error(Some(id), jsonrpc::INTERNAL_ERROR, &text).to_string(), None))
+        }
+    };
+    if let Some(bytes) = last {
+        let _ = events.send(bytes).await;
     }
-    jsonrpc::result(id, result).to_string()
 }
 
 /// Passes the HTTP request on to the upstream.
@@ -627,9 +422,9 @@ fn upstream_unreachable(upstream: &str, detail: &str) -> Response {
 }
 
 /// Streams the upstream's answer back, looking at each message on the way.
-/// A forwarded request `expect`ed here gets an error if the upstream fails
-/// without answering it.
-async fn pass_back(service: &Service, response: reqwest::Response, session: Arc<Session>, expect: Expect) -> Response {
+/// A forwarded request whose answer this is gets an error if the upstream
+/// fails without answering it.
+async fn pass_back(response: reqwest::Response, session: Arc<Session>, scope: Scope) -> Response {
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut headers = HeaderMap::new();
     for name in RESPONSE_HEADERS {
@@ -637,10 +432,9 @@ async fn pass_back(service: &Service, response: reqwest::Response, session: Arc<
             headers.insert(HeaderName::from_static(name), value);
         }
     }
-    let hide = service.0.config.hide_forbidden_tools;
     if is_sse(&response) {
         let (tx, rx) = mpsc::channel::<Bytes>(64);
-        tokio::spawn(async move { stream_into(response, session, hide, &tx, expect).await });
+        tokio::spawn(async move { stream_into(response, session, &tx, scope).await });
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|bytes| (Ok::<Bytes, std::convert::Infallible>(bytes), rx))
         });
@@ -649,8 +443,8 @@ async fn pass_back(service: &Service, response: reqwest::Response, session: Arc<
         *out.headers_mut() = headers;
         return out;
     }
-    let answer = json_answer(response, &session, hide, &expect).await;
-    if let Some(id) = expect.gated() {
+    let answer = json_answer(response, &session, &scope).await;
+    if let Some(id) = scope.only() {
         session.unanswered(id, "the upstream did not answer");
     }
     match answer {
@@ -706,14 +500,14 @@ async fn read_bounded(response: &mut reqwest::Response) -> Result<Bytes, bool> {
 /// A JSON (or empty, or error page) answer: a JSON-RPC message in it
 /// passes only if valid and expected; a successful answer that is not
 /// JSON-RPC does not pass at all (a client would try to read it).
-async fn json_answer(mut response: reqwest::Response, session: &Arc<Session>, hide: bool, expect: &Expect) -> Answer {
+async fn json_answer(mut response: reqwest::Response, session: &Arc<Session>, scope: &Scope) -> Answer {
     let status = response.status();
     let bytes = match read_bounded(&mut response).await {
         Ok(bytes) => bytes,
         Err(true) => {
             let length = usize::try_from(response.content_length().unwrap_or(0)).unwrap_or(usize::MAX);
             let length = length.max(jsonrpc::MAX_MESSAGE_BYTES + 1);
-            session.audit(Refusal::oversized(&session.upstream, From::Upstream, "http", length));
+            session.oversized(length);
             return Answer::Refused("the upstream's answer is too large; it was not passed on");
         }
         Err(false) => return Answer::Refused("the upstream's answer broke off"),
@@ -722,7 +516,7 @@ async fn json_answer(mut response: reqwest::Response, session: &Arc<Session>, hi
         return Answer::Body(bytes);
     }
     match serde_json::from_slice::<Value>(&bytes) {
-        Ok(value) => match session.observe(&value, &bytes, hide, expect) {
+        Ok(value) => match session.observe(&value, &bytes, scope) {
             Seen::Pass => Answer::Body(bytes),
             Seen::Replace(text) => Answer::Body(Bytes::from(text)),
             Seen::Drop => Answer::Refused("the upstream's answer was not a valid answer to this request"),
@@ -739,18 +533,12 @@ async fn json_answer(mut response: reqwest::Response, session: &Arc<Session>, hi
 /// Copies an upstream answer (SSE or JSON) into an SSE stream to the
 /// client, event by event, observing each message; what may not pass is
 /// left out.
-async fn stream_into(
-    mut response: reqwest::Response,
-    session: Arc<Session>,
-    hide: bool,
-    tx: &mpsc::Sender<Bytes>,
-    expect: Expect,
-) {
+async fn stream_into(mut response: reqwest::Response, session: Arc<Session>, tx: &mpsc::Sender<Bytes>, scope: Scope) {
     static NO_ID: Value = Value::Null;
-    let gated = expect.gated().unwrap_or(&NO_ID);
+    let gated = scope.only().unwrap_or(&NO_ID);
     if !is_sse(&response) {
         let status = response.status();
-        let answer = json_answer(response, &session, hide, &expect).await;
+        let answer = json_answer(response, &session, &scope).await;
         let bytes = match answer {
             Answer::Body(bytes) if !bytes.is_empty() && status.is_success() => {
                 Some(sse::message_event(&String::from_utf8_lossy(&bytes), None))
@@ -784,14 +572,14 @@ async fn stream_into(
         let events = match parser.push(&chunk) {
             Ok(events) => events,
             Err(sse::TooLarge) => {
-                session.audit(Refusal::oversized(&session.upstream, From::Upstream, "http", sse::MAX_EVENT_BYTES + 1));
+                session.oversized(sse::MAX_EVENT_BYTES + 1);
                 break true;
             }
         };
         for event in events {
             let bytes = if event.is_message() {
                 let seen = match serde_json::from_str::<Value>(&event.data) {
-                    Ok(value) => session.observe(&value, event.data.as_bytes(), hide, &expect),
+                    Ok(value) => session.observe(&value, event.data.as_bytes(), &scope),
                     Err(_) => {
                         session.dropped("an event whose data is not JSON", event.data.as_bytes());
                         Seen::Drop
@@ -815,7 +603,7 @@ async fn stream_into(
             let _ = tx.send(bytes).await;
         }
     };
-    let unanswered = !gated.is_null() && session.watch().open.contains_key(&jsonrpc::id_key(gated));
+    let unanswered = !gated.is_null() && session.gatekeeper().awaits(gated);
     if broken && unanswered {
         // The upstream died mid-answer: say so rather than leave the
         // client waiting for a response that cannot come.
