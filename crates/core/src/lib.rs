@@ -10,7 +10,8 @@
 //! - [`principal`]: who acts, and who counts as the same person;
 //! - [`request`]: the stored approval request and its parts;
 //! - [`lifecycle`]: the approval state machine (votes, release, expiry, …);
-//! - [`text`]: cutting text to a size, the one rule every crate uses.
+//! - [`text`]: cutting text to a size, the one rule every crate uses;
+//! - `testing` (tests, and the `testing` feature): request fixtures.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -23,6 +24,8 @@ pub mod names;
 pub mod principal;
 pub mod request;
 pub mod text;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use action::{Action, ActionError};
 pub use clock::{parse_duration, DurationError, Timestamp};

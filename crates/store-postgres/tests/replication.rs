@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use countersign_audit::{AuditDraft, ChainVerifier};
-use countersign_core::{Action, Fingerprint, PrincipalRef, Request, Status, Timestamp};
+use countersign_core::{testing, PrincipalRef, Request, Status, Timestamp};
 use countersign_store::{Change, Store, StoreError, Update};
 use countersign_store_postgres::testing::TempCluster;
 use countersign_store_postgres::{PostgresOptions, PostgresStore};
@@ -15,37 +15,8 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 fn request(id: &str) -> Request {
-    let action = Action {
-        kind: "shell.exec".to_owned(),
-        resource: "prod-web".to_owned(),
-        payload: json!({"argv": ["systemctl", "restart", "web"]}),
-        on_behalf_of: None,
-        justification: None,
-        labels: Vec::new(),
-        context: serde_json::Map::new(),
-    };
-    let principal = PrincipalRef::agent("bot");
-    Request {
-        id: id.to_owned(),
-        fingerprint: Fingerprint::of(&action, &principal).unwrap(),
-        principal,
-        owner: None,
-        action,
-        status: Status::Pending,
-        reason: "approval required".to_owned(),
-        policies: Vec::new(),
-        policy_hash: "sha256:00".to_owned(),
-        requirements: Vec::new(),
-        created_at: Timestamp::now(),
-        expires_at: None,
-        approved_at: None,
-        release_by: None,
-        released_at: None,
-        closed_at: None,
-        votes: Vec::new(),
-        comments: Vec::new(),
-        outcome: None,
-    }
+    let action = testing::action("shell.exec", "prod-web", json!({"argv": ["systemctl", "restart", "web"]}));
+    testing::pending(id, PrincipalRef::agent("bot"), action, Vec::new(), Timestamp::now())
 }
 
 fn cancel() -> countersign_store::UpdateFn {

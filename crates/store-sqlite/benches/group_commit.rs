@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use countersign_audit::AuditDraft;
-use countersign_core::{Action, Fingerprint, PrincipalRef, Request, Requirement, Status, Timestamp};
+use countersign_core::{testing, Action, PrincipalRef, Request, Status, Timestamp};
 use countersign_store::Store;
 use countersign_store_sqlite::SqliteStore;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -20,42 +20,24 @@ const TASKS: u64 = 64;
 
 fn template() -> Request {
     let action = Action {
-        kind: "sql.execute".into(),
-        resource: "prod-db".into(),
-        payload: json!({"statement": "DELETE FROM sessions WHERE expires_at < now() - interval '30 days'"}),
         on_behalf_of: Some("alice@example.com".into()),
         justification: Some("nightly cleanup, ticket OPS-1234".into()),
         labels: vec!["cleanup".into()],
-        context: serde_json::Map::new(),
+        ..testing::action(
+            "sql.execute",
+            "prod-db",
+            json!({"statement": "DELETE FROM sessions WHERE expires_at < now() - interval '30 days'"}),
+        )
     };
-    let principal = PrincipalRef::agent("deploy-bot");
+    let requirements = vec![testing::requirement("needs-dba", &["dba"], 1)];
     Request {
-        id: String::new(),
-        fingerprint: Fingerprint::of(&action, &principal).unwrap(),
-        principal,
         owner: Some("alice".into()),
-        action,
         status: Status::Allowed,
         reason: "routine: permitted by routine-nonprod".into(),
         policies: vec!["routine-nonprod".into()],
         policy_hash: format!("sha256:{:064x}", 7),
-        requirements: vec![Requirement {
-            policy: "needs-dba".into(),
-            groups: vec!["dba".into()],
-            quorum: 1,
-            timeout: Duration::from_secs(1800),
-            valid_for: Duration::from_secs(600),
-            routing: Default::default(),
-        }],
-        created_at: Timestamp::now(),
         expires_at: None,
-        approved_at: None,
-        release_by: None,
-        released_at: None,
-        closed_at: None,
-        votes: vec![],
-        comments: vec![],
-        outcome: None,
+        ..testing::pending("", PrincipalRef::agent("deploy-bot"), action, requirements, Timestamp::now())
     }
 }
 

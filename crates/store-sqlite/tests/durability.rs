@@ -5,55 +5,23 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use countersign_audit::{AuditDraft, BreakReason, ChainVerifier};
-use countersign_core::{Action, Fingerprint, PrincipalRef, Request, Requirement, Status, Timestamp};
+use countersign_core::{testing, Action, PrincipalRef, Request, Status, Timestamp};
 use countersign_store::{NewAgent, NewUser, RequestFilter, Store, Update};
 use countersign_store_sqlite::{SqliteStore, VerifyError};
 use serde_json::json;
 
 const T0: Timestamp = Timestamp(1_790_000_000_000);
 
+/// bot's pending request to restart nginx on alice's behalf; alice owns bot.
 fn request(id: &str) -> Request {
     let action = Action {
-        kind: "shell.exec".into(),
-        resource: "web-1".into(),
-        payload: json!({"argv": ["systemctl", "restart", "nginx"]}),
         on_behalf_of: Some("alice".into()),
-        justification: None,
-        labels: vec![],
-        context: serde_json::Map::new(),
+        ..testing::action("shell.exec", "web-1", json!({"argv": ["systemctl", "restart", "nginx"]}))
     };
-    let principal = PrincipalRef::agent("bot");
-    Request {
-        id: id.into(),
-        fingerprint: Fingerprint::of(&action, &principal).unwrap(),
-        principal,
-        owner: Some("alice".into()),
-        action,
-        status: Status::Pending,
-        reason: "approval required".into(),
-        policies: vec!["p".into()],
-        policy_hash: "sha256:00".into(),
-        requirements: vec![Requirement {
-            policy: "p".into(),
-            groups: vec!["ops".into()],
-            quorum: 1,
-            timeout: Duration::from_secs(1800),
-            valid_for: Duration::from_secs(600),
-            routing: Default::default(),
-        }],
-        created_at: T0,
-        expires_at: Some(T0.plus(Duration::from_secs(1800))),
-        approved_at: None,
-        release_by: None,
-        released_at: None,
-        closed_at: None,
-        votes: vec![],
-        comments: vec![],
-        outcome: None,
-    }
+    let requirements = vec![testing::requirement("p", &["ops"], 1)];
+    Request { owner: Some("alice".into()), ..testing::pending(id, PrincipalRef::agent("bot"), action, requirements, T0) }
 }
 
 fn draft(n: usize) -> AuditDraft {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use countersign_audit::AuditDraft;
-use countersign_core::Request;
+use countersign_core::{testing, Request, Timestamp};
 use countersign_store::{Store, StoreError, Update};
 use countersign_store_sqlite::{SqliteOptions, SqliteStore};
 use serde_json::json;
@@ -81,36 +81,12 @@ async fn a_panicking_transition_fails_alone() {
         SqliteStore::open_with(&dir.path().join("p.db"), SqliteOptions { max_batch: 8, ..SqliteOptions::default() })
             .unwrap();
     store.append_audit(vec![draft("before")]).await.unwrap();
-    let action = countersign_core::Action {
-        kind: "shell.exec".into(),
-        resource: "r".into(),
-        payload: json!(null),
-        on_behalf_of: None,
-        justification: None,
-        labels: vec![],
-        context: serde_json::Map::new(),
-    };
-    let principal = countersign_core::PrincipalRef::agent("bot");
+    let action = testing::action("shell.exec", "r", json!(null));
     let request = Request {
-        id: "r1".into(),
-        fingerprint: countersign_core::Fingerprint::of(&action, &principal).unwrap(),
-        principal,
-        owner: None,
-        action,
         status: countersign_core::Status::Allowed,
         reason: "routine".into(),
-        policies: vec![],
         policy_hash: "h".into(),
-        requirements: vec![],
-        created_at: countersign_core::Timestamp(0),
-        expires_at: None,
-        approved_at: None,
-        release_by: None,
-        released_at: None,
-        closed_at: None,
-        votes: vec![],
-        comments: vec![],
-        outcome: None,
+        ..testing::pending("r1", countersign_core::PrincipalRef::agent("bot"), action, vec![], Timestamp(0))
     };
     store.insert_request(request.clone(), vec![]).await.unwrap();
     let err =

@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use countersign_audit::{AuditDraft, AuditEvent, ChainVerifier, GENESIS_HASH};
 use countersign_core::{
-    lifecycle, Action, Approver, Exclusions, Fingerprint, PersonKey, PrincipalKind, PrincipalRef, Refusal, Request,
-    Requirement, Status, Timestamp, VoteKind,
+    lifecycle, testing, Action, Approver, Exclusions, PersonKey, PrincipalKind, PrincipalRef, Refusal, Request,
+    Status, Timestamp, VoteKind,
 };
 use serde_json::{json, Value};
 
@@ -169,43 +169,13 @@ fn draft(kind: &str, body: Value) -> AuditDraft {
 
 /// A pending request by `principal` needing `quorum` approvals from `ops`.
 fn pending(id: &str, principal: PrincipalRef, quorum: u32) -> Request {
+    let statement = format!("DELETE FROM jobs WHERE id = '{id}'");
     let action = Action {
-        kind: "sql.execute".to_owned(),
-        resource: "prod-db".to_owned(),
-        payload: json!({"statement": format!("DELETE FROM jobs WHERE id = '{id}'")}),
-        on_behalf_of: None,
         justification: Some("conformance".to_owned()),
         labels: vec!["test".to_owned()],
-        context: serde_json::Map::new(),
+        ..testing::action("sql.execute", "prod-db", json!({"statement": statement}))
     };
-    Request {
-        id: id.to_owned(),
-        fingerprint: must(Fingerprint::of(&action, &principal), "fingerprint"),
-        principal,
-        owner: None,
-        action,
-        status: Status::Pending,
-        reason: "approval required".to_owned(),
-        policies: vec!["needs-ops".to_owned()],
-        policy_hash: "sha256:0000".to_owned(),
-        requirements: vec![Requirement {
-            policy: "needs-ops".to_owned(),
-            groups: vec!["ops".to_owned()],
-            quorum,
-            timeout: 30 * MINUTE,
-            valid_for: 10 * MINUTE,
-            routing: Default::default(),
-        }],
-        created_at: T0,
-        expires_at: Some(T0.plus(30 * MINUTE)),
-        approved_at: None,
-        release_by: None,
-        released_at: None,
-        closed_at: None,
-        votes: Vec::new(),
-        comments: Vec::new(),
-        outcome: None,
-    }
+    testing::pending(id, principal, action, vec![testing::requirement("needs-ops", &["ops"], quorum)], T0)
 }
 
 /// `request` moved to `status`, with the timestamps that status implies.

@@ -6,54 +6,19 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::{Action, Fingerprint, Requirement, Routing};
+use crate::{testing, Requirement, Routing};
 
 const T0: Timestamp = Timestamp(10_000_000);
 const FIVE_MIN: Duration = Duration::from_secs(300);
 
 fn requirement(groups: &[&str], step_up: bool) -> Requirement {
-    Requirement {
-        policy: if step_up { "stepped".into() } else { "plain".into() },
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        quorum: 1,
-        timeout: Duration::from_secs(1800),
-        valid_for: Duration::from_secs(600),
-        routing: Routing { step_up, ..Routing::default() },
-    }
+    let policy = if step_up { "stepped" } else { "plain" };
+    Requirement { routing: Routing { step_up, ..Routing::default() }, ..testing::requirement(policy, groups, 1) }
 }
 
 fn pending(requirements: Vec<Requirement>) -> Request {
-    let action = Action {
-        kind: "shell.exec".into(),
-        resource: "prod-web".into(),
-        payload: json!({"argv": ["systemctl", "restart", "web"]}),
-        on_behalf_of: None,
-        justification: None,
-        labels: vec![],
-        context: serde_json::Map::new(),
-    };
-    let principal = PrincipalRef::agent("bot");
-    Request {
-        id: "r1".into(),
-        fingerprint: Fingerprint::of(&action, &principal).unwrap(),
-        principal,
-        owner: None,
-        action,
-        status: Status::Pending,
-        reason: "needs approval".into(),
-        policies: vec![],
-        policy_hash: "sha256:00".into(),
-        requirements,
-        created_at: T0,
-        expires_at: Some(T0.plus(Duration::from_secs(1800))),
-        approved_at: None,
-        release_by: None,
-        released_at: None,
-        closed_at: None,
-        votes: vec![],
-        comments: vec![],
-        outcome: None,
-    }
+    let action = testing::action("shell.exec", "prod-web", json!({"argv": ["systemctl", "restart", "web"]}));
+    testing::pending("r1", PrincipalRef::agent("bot"), action, requirements, T0)
 }
 
 fn approver(groups: &[&str]) -> Approver {

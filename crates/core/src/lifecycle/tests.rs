@@ -7,53 +7,19 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::{Action, Fingerprint, OutcomeStatus, Requirement};
+use crate::testing::{self, requirement};
+use crate::{Action, OutcomeStatus, Requirement};
 
 const T0: Timestamp = Timestamp(1_000_000);
 
-fn requirement(policy: &str, groups: &[&str], quorum: u32) -> Requirement {
-    Requirement {
-        policy: policy.into(),
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        quorum,
-        timeout: Duration::from_secs(1800),
-        valid_for: Duration::from_secs(600),
-        routing: Default::default(),
-    }
-}
-
+/// bot's request to delete a user on alice's behalf; owen owns bot.
 fn pending(requirements: Vec<Requirement>) -> Request {
     let action = Action {
-        kind: "sql.execute".into(),
-        resource: "prod-db".into(),
-        payload: json!({"statement": "DELETE FROM users WHERE id = 7"}),
         on_behalf_of: Some("alice".into()),
-        justification: None,
-        labels: vec![],
-        context: serde_json::Map::new(),
+        ..testing::action("sql.execute", "prod-db", json!({"statement": "DELETE FROM users WHERE id = 7"}))
     };
-    let principal = PrincipalRef::agent("bot");
-    Request {
-        id: "r1".into(),
-        fingerprint: Fingerprint::of(&action, &principal).unwrap(),
-        principal,
-        owner: Some("owen".into()),
-        action,
-        status: Status::Pending,
-        reason: "needs approval".into(),
-        policies: vec!["p".into()],
-        policy_hash: "sha256:00".into(),
-        requirements,
-        created_at: T0,
-        expires_at: Some(T0.plus(Duration::from_secs(1800))),
-        approved_at: None,
-        release_by: None,
-        released_at: None,
-        closed_at: None,
-        votes: vec![],
-        comments: vec![],
-        outcome: None,
-    }
+    let request = testing::pending("r1", PrincipalRef::agent("bot"), action, requirements, T0);
+    Request { owner: Some("owen".into()), ..request }
 }
 
 fn user(name: &str, email: &str, groups: &[&str]) -> Approver {
