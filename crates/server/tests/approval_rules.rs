@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::json;
-use support::{gateway, shell, sql};
+use countersign_testkit::{gateway, shell, sql};
 
 #[tokio::test]
 async fn rule_1_no_self_approval_for_owner_on_behalf_of_or_their_other_identity() {

@@ -6,11 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use support::{gateway, gateway_with, sql};
+use countersign_testkit::{gateway, gateway_with, sql, Builder};
 
 /// Everything is allowed, except production.
 const PROD_IS_FORBIDDEN: &str = r#"
@@ -18,7 +16,7 @@ const PROD_IS_FORBIDDEN: &str = r#"
 @id("not-prod") forbid(principal, action, resource) when { resource.name like "prod*" };
 "#;
 
-async fn submit_raw(g: &support::Gateway, body: &Value) -> (StatusCode, Value) {
+async fn submit_raw(g: &countersign_testkit::Gateway, body: &Value) -> (StatusCode, Value) {
     g.call_raw("POST", "/v1/actions", Some(g.token("bot")), Some(body.to_string())).await
 }
 
@@ -169,21 +167,10 @@ async fn an_unreadable_policy_file_fails_reload_and_keeps_the_old_set() {
 /// `*.cedar` symlink does not start.
 #[tokio::test]
 async fn an_unreadable_policy_file_stops_startup() {
-    use std::sync::Arc;
-
-    use countersign_server::config::{Config, MapEnv, Overrides};
-    use countersign_store::Store;
-
-    let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(policies.join("base.cedar"), r#"@id("all") permit(principal, action, resource);"#).unwrap();
-    std::os::unix::fs::symlink(dir.path().join("elsewhere.cedar"), policies.join("deny.cedar")).unwrap();
-    let overrides =
-        Overrides { data_dir: Some(dir.path().to_path_buf()), policies: Some(policies), ..Overrides::default() };
-    let config = Config::load(&overrides, &MapEnv::default()).unwrap();
-    let store: Arc<dyn Store> = Arc::new(countersign_store_sqlite::SqliteStore::open(&config.database_path()).unwrap());
-    let Err(err) = countersign_server::AppState::new(config, store).await else {
+    let gateway = Builder::new(r#"@id("all") permit(principal, action, resource);"#).prepare().await;
+    let policies = &gateway.config.policies_dir;
+    std::os::unix::fs::symlink(gateway.dir.path().join("elsewhere.cedar"), policies.join("deny.cedar")).unwrap();
+    let Err(err) = countersign_server::AppState::new(gateway.config, gateway.store).await else {
         panic!("a gateway with an unreadable policy file started")
     };
     assert!(err.to_string().contains("`deny.cedar`"), "{err}");

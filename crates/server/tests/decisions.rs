@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::{gateway, shell, sql};
+use countersign_testkit::{gateway, shell, sql};
 
 #[tokio::test]
 async fn routine_actions_are_allowed_at_once() {

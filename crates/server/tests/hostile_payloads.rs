@@ -9,14 +9,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_server::refusals::SystemClock;
 use serde_json::{json, Value};
-use support::{gateway_configured, POLICY};
+use countersign_testkit::{gateway_configured, POLICY};
 
 /// Tokio's default, and what `countersign serve` runs its workers with.
 const WORKER_STACK_BYTES: usize = 2 * 1024 * 1024;
@@ -168,8 +166,7 @@ fn hostile_payloads_get_an_answer_and_the_gateway_stays_up() {
         let server = tokio::spawn(countersign_server::serve(g.state.clone(), listener, async {
             let _ = stopped.await;
         }));
-        // The workspace build gives reqwest `rustls-no-provider` (the CLI's choice).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        countersign_testkit::install_crypto_provider();
         let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
         let token = g.token("bot");
         let mut failures = Vec::new();

@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use support::{gateway, shell};
+use countersign_testkit::{gateway, shell};
 
 const FLOOD: usize = 1000;
 
@@ -23,7 +21,7 @@ fn ids(body: &Value) -> Vec<String> {
 }
 
 /// Every page of `path` (which has a query already), as `who`.
-async fn all_pages(g: &support::Gateway, who: &str, path: &str) -> (Vec<String>, usize) {
+async fn all_pages(g: &countersign_testkit::Gateway, who: &str, path: &str) -> (Vec<String>, usize) {
     let mut read = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;

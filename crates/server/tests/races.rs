@@ -3,13 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use axum::http::StatusCode;
 use countersign_core::lifecycle::settle_deadline;
 use countersign_core::Timestamp;
 use serde_json::json;
-use support::{gateway, shell};
+use countersign_testkit::{gateway, shell};
 
 const ROUNDS: usize = 60;
 
@@ -88,7 +86,7 @@ async fn a_concurrent_quorum_counts_each_person_once() {
     let g = gateway().await;
     for _ in 0..20 {
         let id =
-            g.submit("bot", support::sql("DELETE FROM users WHERE id = 7")).await["id"].as_str().unwrap().to_owned();
+            g.submit("bot", countersign_testkit::sql("DELETE FROM users WHERE id = 7")).await["id"].as_str().unwrap().to_owned();
         let results = futures_join(&g, &id).await;
         let accepted = results.iter().filter(|s| **s == StatusCode::OK).count();
         let request = g.store.request(&id).await.unwrap().unwrap();
@@ -103,7 +101,7 @@ async fn a_concurrent_quorum_counts_each_person_once() {
     }
 }
 
-async fn futures_join(g: &support::Gateway, id: &str) -> Vec<StatusCode> {
+async fn futures_join(g: &countersign_testkit::Gateway, id: &str) -> Vec<StatusCode> {
     let (a, b, c, d, e) = tokio::join!(
         g.approve("carol", id),
         g.approve("carol", id),
@@ -118,7 +116,7 @@ async fn futures_join(g: &support::Gateway, id: &str) -> Vec<StatusCode> {
 /// pending"; once `others_done` is set, one more try settles it. Returns
 /// every answer.
 async fn poll_release(
-    g: &support::Gateway,
+    g: &countersign_testkit::Gateway,
     id: &str,
     others_done: &std::sync::atomic::AtomicBool,
 ) -> Vec<(StatusCode, serde_json::Value)> {

@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +17,7 @@ use countersign_audit::{AuditEvent, MAX_REFUSAL_BODY_BYTES};
 use countersign_server::refusals::ManualClock;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use support::{gateway_configured, shell, Gateway, POLICY};
+use countersign_testkit::{gateway_configured, shell, Gateway, POLICY};
 use tower::ServiceExt;
 
 const ATTACKER: [u8; 4] = [192, 0, 2, 66];

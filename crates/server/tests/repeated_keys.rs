@@ -5,11 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use axum::http::StatusCode;
 use serde_json::json;
-use support::gateway;
+use countersign_testkit::gateway;
 
 #[tokio::test]
 async fn a_repeated_key_anywhere_in_a_submission_is_refused() {

@@ -4,11 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use axum::http::StatusCode;
 use countersign_core::{Principal, PrincipalKind, Timestamp, VoteKind};
-use support::{gateway, shell, sql, Gateway};
+use countersign_testkit::{gateway, shell, sql, Gateway};
 
 async fn release(g: &Gateway, id: &str) -> (StatusCode, serde_json::Value) {
     g.call("POST", &format!("/v1/actions/{id}/release"), Some("bot"), None).await

@@ -3,24 +3,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_over_tcp_and_shuts_down_gracefully() {
-    let g = support::gateway().await;
+    let g = countersign_testkit::gateway().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(countersign_server::serve(g.state.clone(), listener, async {
         let _ = stopped.await;
     }));
-    // The workspace's reqwest has TLS without a built-in crypto provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::new();
+    let client = countersign_testkit::client();
     let bot = g.token("bot");
     let submitted: Value = client
         .post(format!("{base}/v1/actions"))

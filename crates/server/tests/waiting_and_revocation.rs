@@ -4,14 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use countersign_core::Timestamp;
 use serde_json::{json, Value};
-use support::{gateway, shell, sql};
+use countersign_testkit::{gateway, shell, sql};
 
 #[tokio::test]
 async fn a_waiting_agent_is_woken_by_the_decision_not_the_timeout() {
