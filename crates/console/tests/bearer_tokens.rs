@@ -7,6 +7,8 @@
 
 mod support;
 
+use countersign_testkit::Cast;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idp_jwts_are_checked_through_key_rotation() {
     let (idp, gateway) = support::start("").await;
@@ -57,22 +59,7 @@ async fn idp_jwts_are_checked_through_key_rotation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personal_tokens_for_people_can_be_switched_off() {
     let (_idp, gateway) = support::start("local_tokens_for_humans = false").await;
-    let (user_token, hash) = countersign_server::auth::new_token(countersign_core::PrincipalKind::User);
-    gateway
-        .state
-        .store
-        .create_user(
-            countersign_store::NewUser {
-                name: "dana".into(),
-                email: "dana@example.com".into(),
-                groups: vec![],
-                token_hash: hash,
-                created_at: countersign_core::Timestamp::now(),
-            },
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(gateway.whoami(&user_token).await.0, 401, "people must sign in through the provider");
-    assert_eq!(gateway.whoami(&gateway.agent_key).await.0, 200, "agents keep their keys");
+    let dana = Cast::new().user("dana", "dana@example.com", &[]).enrol(gateway.state.store.as_ref()).await;
+    assert_eq!(gateway.whoami(dana.get("dana")).await.0, 401, "people must sign in through the provider");
+    assert_eq!(gateway.whoami(gateway.token("deploy-bot")).await.0, 200, "agents keep their keys");
 }

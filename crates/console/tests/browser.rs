@@ -19,7 +19,7 @@ async fn the_console_end_to_end_in_chromium() {
     let shots = std::env::var("COUNTERSIGN_SCREENSHOTS").ok();
     let dir = support::peers();
     let gateway_url = gateway.url.clone();
-    let agent_key = gateway.agent_key.clone();
+    let agent_key = gateway.token("deploy-bot").to_owned();
     let output = tokio::task::spawn_blocking(move || {
         let mut command = Command::new("node");
         command

@@ -12,6 +12,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
+use countersign_testkit::Cast;
 use forms::{client, hidden};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
@@ -203,15 +204,7 @@ async fn a_silent_single_sign_on_is_not_a_fresh_login() {
 
 /// A local admin, `root@example.com`, before anyone logs in.
 async fn local_root(gateway: &support::Gateway) {
-    let (_, hash) = countersign_server::auth::new_token(countersign_core::PrincipalKind::User);
-    let root = countersign_store::NewUser {
-        name: "root".into(),
-        email: "root@example.com".into(),
-        groups: vec!["admin".into()],
-        token_hash: hash,
-        created_at: countersign_core::Timestamp::now(),
-    };
-    gateway.state.store.create_user(root, vec![]).await.unwrap();
+    Cast::new().user("root", "root@example.com", &["admin"]).enrol(gateway.state.store.as_ref()).await;
 }
 
 async fn root_groups(gateway: &support::Gateway) -> Vec<String> {

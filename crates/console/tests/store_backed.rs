@@ -14,82 +14,38 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod forms;
+mod support;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use countersign_core::{PrincipalKind, Timestamp};
+use countersign_core::Timestamp;
 use countersign_identity::claims::UserClaims;
 use countersign_identity::directory::Directory;
-use countersign_identity::Identity;
-use countersign_server::config::RawConfig;
-use countersign_server::AppState;
-use countersign_store::{NewAgent, NewUser, Store};
+use countersign_store::Store;
 use countersign_store_sqlite::SqliteStore;
+use countersign_testkit::Cast;
 use forms::{client, cookie_value, hidden};
 use reqwest::header::{COOKIE, LOCATION};
+use support::Gateway;
 
 const POLICY: &str =
     "@id(\"prod\") @approvers(\"sre\") permit (principal, action, resource) when { resource.name like \"prod*\" };";
 
 /// A gateway with its console on `store`, serving on a fresh port.
-struct Gateway {
-    url: String,
-    state: AppState,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(dir: &Path, store: Arc<dyn Store>) -> Gateway {
-    countersign_identity::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(policies.join("p.cedar"), POLICY).unwrap();
-    let text = format!(
-        "[server]\ndata_dir = \"{}\"\npolicies = \"{}\"\npublic_url = \"{url}\"\n",
-        dir.display(),
-        policies.display()
-    );
-    let config = RawConfig::parse("t.toml", &text).unwrap().validate().unwrap();
-    let identity = Identity::from_config(&config, store.clone()).unwrap();
-    let state = AppState::with_authenticator(config, store, identity.authenticator()).await.unwrap();
-    let console = countersign_console::router(state.clone(), identity, countersign_console::Options::default());
-    let serving = state.clone();
-    let task = tokio::spawn(async move {
-        let _ = countersign_server::serve_with(serving, console, listener, std::future::pending()).await;
-    });
-    Gateway { url, state, task }
+async fn serve(store: Arc<dyn Store>) -> Gateway {
+    support::serve_console(POLICY, "", Cast::new(), Some(store)).await
 }
 
 /// Creates a user with a personal token; returns the token.
 async fn add_user(store: &dyn Store, name: &str, groups: &[&str]) -> String {
-    let (token, hash) = countersign_server::auth::new_token(PrincipalKind::User);
-    let user = NewUser {
-        name: name.into(),
-        email: format!("{name}@example.com"),
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        token_hash: hash,
-        created_at: Timestamp::now(),
-    };
-    store.create_user(user, vec![]).await.unwrap();
-    token
+    let tokens = Cast::new().user(name, &format!("{name}@example.com"), groups).enrol(store).await;
+    tokens.get(name).to_owned()
 }
 
 /// Creates the agent `bot`; returns its key.
 async fn add_agent(store: &dyn Store) -> String {
-    let (key, hash) = countersign_server::auth::new_token(PrincipalKind::Agent);
-    let agent =
-        NewAgent { name: "bot".into(), owner: None, groups: vec![], token_hash: hash, created_at: Timestamp::now() };
-    store.create_agent(agent, vec![]).await.unwrap();
-    key
+    Cast::new().agent("bot", None, &[]).enrol(store).await.get("bot").to_owned()
 }
 
 /// Signs in to the console with a personal token; returns the session
@@ -192,7 +148,7 @@ async fn groups_follow_the_identity_provider_at_each_login() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
     let agent_key = add_agent(&*store).await;
-    let g = serve(dir.path(), store.clone()).await;
+    let g = serve(store.clone()).await;
     let directory = Directory::new(store.clone());
 
     // First login: the provider says dana is in `dev` only.
@@ -262,7 +218,7 @@ async fn sessions_are_deleted_at_logout_and_purged_when_expired() {
     store.kv_compare_and_set_expiring(sessions, "live", None, Some("{}".into()), Some(future)).await.unwrap();
 
     // The gateway purges on its own, starting at once.
-    let g = serve(dir.path(), store.clone()).await;
+    let g = serve(store.clone()).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while store.kv_get(sessions, "stale").await.unwrap().is_some() {
         assert!(tokio::time::Instant::now() < deadline, "the gateway never purged the expired session");
@@ -337,7 +293,7 @@ async fn the_live_queue_shows_changes_made_through_another_gateway_on_sqlite() {
     // processes would have.
     let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
     let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
-    live_queue_across(dir.path(), a, b).await;
+    live_queue_across(a, b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,18 +301,17 @@ async fn the_live_queue_shows_changes_made_through_another_replica_on_postgres()
     use countersign_store_postgres::{testing::TempCluster, PostgresStore};
     let cluster = TempCluster::shared().expect("a throwaway PostgreSQL cluster");
     let url = cluster.create_database().await.expect("a fresh database");
-    let dir = tempfile::tempdir().unwrap();
     let a: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.unwrap());
     let b: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.unwrap());
-    live_queue_across(dir.path(), a, b).await;
+    live_queue_across(a, b).await;
 }
 
 /// Gateway A's live queue follows what is done through gateway B.
-async fn live_queue_across(dir: &Path, store_a: Arc<dyn Store>, store_b: Arc<dyn Store>) {
+async fn live_queue_across(store_a: Arc<dyn Store>, store_b: Arc<dyn Store>) {
     let token = add_user(&*store_a, "alice", &["sre"]).await;
     let agent_key = add_agent(&*store_a).await;
-    let a = serve(&dir.join("a"), store_a).await;
-    let b = serve(&dir.join("b"), store_b).await;
+    let a = serve(store_a).await;
+    let b = serve(store_b).await;
 
     let session = session_cookie(&sign_in(&a, &token).await);
     let mut stream = client()
@@ -395,7 +350,7 @@ async fn the_request_page_shows_the_redacted_review_card_with_parsed_facts() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
     let token = add_user(&*store, "alice", &["sre"]).await;
     let agent = add_agent(&*store).await;
-    let g = serve(dir.path(), store.clone()).await;
+    let g = serve(store.clone()).await;
     let action = serde_json::json!({
         "kind": "shell.exec",
         "resource": "prod-db",
@@ -431,7 +386,7 @@ async fn the_request_page_shows_the_redacted_review_card_with_parsed_facts() {
 async fn a_flood_for_another_group_does_not_hide_my_queue() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("c.db")).unwrap());
-    let g = serve(dir.path(), store.clone()).await;
+    let g = serve(store.clone()).await;
     let alice = add_user(&*store, "alice", &["sre"]).await;
     let key = add_agent(&*store).await;
     let mine = submit(&g, &key, "prod-web").await;

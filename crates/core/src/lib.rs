@@ -23,9 +23,9 @@ pub mod lifecycle;
 pub mod names;
 pub mod principal;
 pub mod request;
-pub mod text;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod text;
 
 pub use action::{Action, ActionError};
 pub use clock::{parse_duration, DurationError, Timestamp};

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use serde_json::json;
 use countersign_testkit::{gateway, shell, sql};
+use serde_json::json;
 
 #[tokio::test]
 async fn rule_1_no_self_approval_for_owner_on_behalf_of_or_their_other_identity() {

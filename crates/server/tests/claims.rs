@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use axum::http::StatusCode;
-use serde_json::{json, Value};
 use countersign_testkit::{gateway, gateway_with, sql, Builder};
+use serde_json::{json, Value};
 
 /// Everything is allowed, except production.
 const PROD_IS_FORBIDDEN: &str = r#"

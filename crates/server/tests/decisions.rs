@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use axum::http::StatusCode;
+use countersign_testkit::{gateway, shell, sql};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use countersign_testkit::{gateway, shell, sql};
 
 #[tokio::test]
 async fn routine_actions_are_allowed_at_once() {

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_server::refusals::SystemClock;
-use serde_json::{json, Value};
 use countersign_testkit::{gateway_configured, POLICY};
+use serde_json::{json, Value};
 
 /// Tokio's default, and what `countersign serve` runs its workers with.
 const WORKER_STACK_BYTES: usize = 2 * 1024 * 1024;

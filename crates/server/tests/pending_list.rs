@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
-use serde_json::{json, Value};
 use countersign_testkit::{gateway, shell};
+use serde_json::{json, Value};
 
 const FLOOD: usize = 1000;
 

@@ -6,8 +6,8 @@
 use axum::http::StatusCode;
 use countersign_core::lifecycle::settle_deadline;
 use countersign_core::Timestamp;
-use serde_json::json;
 use countersign_testkit::{gateway, shell};
+use serde_json::json;
 
 const ROUNDS: usize = 60;
 
@@ -85,8 +85,10 @@ async fn racing_moves_end_in_exactly_one_final_state() {
 async fn a_concurrent_quorum_counts_each_person_once() {
     let g = gateway().await;
     for _ in 0..20 {
-        let id =
-            g.submit("bot", countersign_testkit::sql("DELETE FROM users WHERE id = 7")).await["id"].as_str().unwrap().to_owned();
+        let id = g.submit("bot", countersign_testkit::sql("DELETE FROM users WHERE id = 7")).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let results = futures_join(&g, &id).await;
         let accepted = results.iter().filter(|s| **s == StatusCode::OK).count();
         let request = g.store.request(&id).await.unwrap().unwrap();

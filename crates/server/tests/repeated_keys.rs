@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use axum::http::StatusCode;
-use serde_json::json;
 use countersign_testkit::gateway;
+use serde_json::json;
 
 #[tokio::test]
 async fn a_repeated_key_anywhere_in_a_submission_is_refused() {

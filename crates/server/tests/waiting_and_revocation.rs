@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use countersign_core::Timestamp;
-use serde_json::{json, Value};
 use countersign_testkit::{gateway, shell, sql};
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn a_waiting_agent_is_woken_by_the_decision_not_the_timeout() {

@@ -21,7 +21,10 @@ fn request(id: &str) -> Request {
         ..testing::action("shell.exec", "web-1", json!({"argv": ["systemctl", "restart", "nginx"]}))
     };
     let requirements = vec![testing::requirement("p", &["ops"], 1)];
-    Request { owner: Some("alice".into()), ..testing::pending(id, PrincipalRef::agent("bot"), action, requirements, T0) }
+    Request {
+        owner: Some("alice".into()),
+        ..testing::pending(id, PrincipalRef::agent("bot"), action, requirements, T0)
+    }
 }
 
 fn draft(n: usize) -> AuditDraft {

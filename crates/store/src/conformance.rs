@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use countersign_audit::{AuditDraft, AuditEvent, ChainVerifier, GENESIS_HASH};
 use countersign_core::{
-    lifecycle, testing, Action, Approver, Exclusions, PersonKey, PrincipalKind, PrincipalRef, Refusal, Request,
-    Status, Timestamp, VoteKind,
+    lifecycle, testing, Action, Approver, Exclusions, PersonKey, PrincipalKind, PrincipalRef, Refusal, Request, Status,
+    Timestamp, VoteKind,
 };
 use serde_json::{json, Value};
 

@@ -14,7 +14,12 @@
 //! - [`tls`]: a CA and a `localhost` certificate it issued;
 //! - [`wait`]: polling until something holds.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test kit: a step that fails fails the test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test kit: a step that fails fails the test"
+)]
 
 pub mod audit;
 pub mod cast;

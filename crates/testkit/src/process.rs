@@ -44,8 +44,7 @@ impl Countersign {
     /// `users add` / `agents add` with `--output json` on `data`; returns
     /// the new token.
     pub fn add_identity(&self, data: &Path, args: &[&str]) -> String {
-        let output =
-            self.command().args(args).arg("--data-dir").arg(data).args(["--output", "json"]).output().unwrap();
+        let output = self.command().args(args).arg("--data-dir").arg(data).args(["--output", "json"]).output().unwrap();
         assert_code(&output, 0);
         let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         value["token"].as_str().unwrap().to_owned()

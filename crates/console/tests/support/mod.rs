@@ -1,7 +1,8 @@
-//! Shared harness of the console's end-to-end tests: a real OpenID provider
-//! (npm `oidc-provider`, `tests/console-peers/idp.mjs`) and a real gateway
-//! on loopback, with the identity chain and the console wired in as
-//! `countersign serve` wires them.
+//! Shared harness of the console's tests: a real gateway on loopback (the
+//! test kit's, on a temporary store) with the identity chain and the
+//! console wired in as `countersign serve` wires them, and for the
+//! end-to-end tests a real OpenID provider (npm `oidc-provider`,
+//! `tests/console-peers/idp.mjs`).
 //!
 //! A missing peer fails the test with what to run; it never skips.
 
@@ -13,12 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use countersign_core::{PrincipalKind, Timestamp};
 use countersign_identity::Identity;
-use countersign_server::config::RawConfig;
 use countersign_server::AppState;
-use countersign_store::{NewAgent, NewUser, Store};
-use countersign_store_sqlite::SqliteStore;
+use countersign_store::Store;
+use countersign_testkit::{Builder, Cast, Loopback, Served, Tokens};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -112,94 +111,87 @@ permit (principal, action, resource) when { resource.name like "vault*" };
 permit (principal, action, resource) when { !(resource.name like "prod*") && !(resource.name like "vault*") };
 "#;
 
-/// A running gateway with its console.
+/// A running gateway with its console; stopped when dropped.
 pub struct Gateway {
     pub url: String,
     pub state: AppState,
-    pub agent_key: String,
-    _dir: tempfile::TempDir,
-    task: tokio::task::JoinHandle<()>,
+    pub tokens: Tokens,
+    _served: Served,
+    _kit: countersign_testkit::Gateway,
 }
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.task.abort();
+/// A gateway with the console wired in as `countersign serve` wires them,
+/// on loopback: under `policy`, configured with `config` (TOML: more of
+/// `[server]`, then other sections), `cast` enrolled, on `store` (None:
+/// its own SQLite store).
+pub async fn serve_console(policy: &str, config: &str, cast: Cast, store: Option<Arc<dyn Store>>) -> Gateway {
+    serve_console_on(Loopback::bind().await, policy, config, cast, store).await
+}
+
+/// As [`serve_console`], on `port`.
+async fn serve_console_on(
+    port: Loopback,
+    policy: &str,
+    config: &str,
+    cast: Cast,
+    store: Option<Arc<dyn Store>>,
+) -> Gateway {
+    countersign_testkit::install_crypto_provider();
+    let text = format!("[server]\nlisten = \"{}\"\npublic_url = \"{}\"\n{config}\n", port.addr, port.url);
+    let builder = Builder::new(policy).config(&text).cast(cast);
+    let prepared = match store {
+        Some(store) => builder.store(store),
+        None => builder,
+    }
+    .prepare()
+    .await;
+    let identity = Identity::from_config(&prepared.config, prepared.store.clone()).unwrap();
+    let kit = prepared.start_with(identity.authenticator()).await;
+    let console = countersign_console::router(kit.state.clone(), identity, countersign_console::Options::default());
+    let served = port.serve(kit.state.clone(), console);
+    Gateway {
+        url: served.url.clone(),
+        state: kit.state.clone(),
+        tokens: kit.tokens.clone(),
+        _served: served,
+        _kit: kit,
     }
 }
 
 /// Binds a port first (the provider must know the redirect URI), then
-/// starts the provider, then the gateway configured for it.
+/// starts the provider, then the gateway configured for it. bob owns the
+/// agent `deploy-bot`, so he may not approve what it asks for.
 pub async fn start(extra_config: &str) -> (Idp, Gateway) {
-    countersign_identity::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let idp = Idp::start(&url);
-    let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(policies.join("test.cedar"), POLICIES).unwrap();
+    countersign_testkit::install_crypto_provider();
+    let port = Loopback::bind().await;
+    let idp = Idp::start(&port.url);
     // `extra_config` may set its own scopes.
     let scopes = if extra_config.contains("scopes") {
         ""
     } else {
         "scopes = [\"openid\", \"email\", \"profile\", \"groups\"]\n"
     };
-    let text = format!(
-        "[server]\nlisten = \"{listen}\"\ndata_dir = \"{data}\"\npolicies = \"{policies}\"\npublic_url = \"{url}\"\n\
-         [oidc]\nissuer = \"{issuer}\"\nclient_id = \"countersign\"\nclient_secret = \"console-secret\"\n\
-         {scopes}{extra_config}\n",
-        listen = listener.local_addr().unwrap(),
-        data = dir.path().display(),
-        policies = policies.display(),
+    let config = format!(
+        "[oidc]\nissuer = \"{issuer}\"\nclient_id = \"countersign\"\nclient_secret = \"console-secret\"\n\
+         {scopes}{extra_config}",
         issuer = idp.issuer,
     );
-    let config = RawConfig::parse("e2e.toml", &text).unwrap().validate().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("countersign.db")).unwrap());
-    // bob owns the agent, so he may not approve what it asks for.
-    let (_, bob_hash) = countersign_server::auth::new_token(PrincipalKind::User);
-    store
-        .create_user(
-            NewUser {
-                name: "bob".into(),
-                email: "bob@example.com".into(),
-                groups: vec!["sre".into()],
-                token_hash: bob_hash,
-                created_at: Timestamp::now(),
-            },
-            vec![],
-        )
-        .await
-        .unwrap();
-    let (agent_key, agent_hash) = countersign_server::auth::new_token(PrincipalKind::Agent);
-    store
-        .create_agent(
-            NewAgent {
-                name: "deploy-bot".into(),
-                owner: Some("bob".into()),
-                groups: vec![],
-                token_hash: agent_hash,
-                created_at: Timestamp::now(),
-            },
-            vec![],
-        )
-        .await
-        .unwrap();
-    let identity = Identity::from_config(&config, store.clone()).unwrap();
-    let state = AppState::with_authenticator(config, store, identity.authenticator()).await.unwrap();
-    let console = countersign_console::router(state.clone(), identity, countersign_console::Options::default());
-    let serving = state.clone();
-    let task = tokio::spawn(async move {
-        let _ = countersign_server::serve_with(serving, console, listener, std::future::pending()).await;
-    });
-    (idp, Gateway { url, state, agent_key, _dir: dir, task })
+    let cast = Cast::new().user("bob", "bob@example.com", &["sre"]).agent("deploy-bot", Some("bob"), &[]);
+    let gateway = serve_console_on(port, POLICIES, &config, cast, None).await;
+    (idp, gateway)
 }
 
 impl Gateway {
+    /// `who`'s token.
+    pub fn token(&self, who: &str) -> &str {
+        self.tokens.get(who)
+    }
+
     /// Submits an action as the agent; returns the request id.
     pub async fn submit(&self, resource: &str, justification: &str) -> String {
         let response = reqwest::Client::new()
             .post(format!("{}/v1/actions", self.url))
-            .bearer_auth(&self.agent_key)
+            .bearer_auth(self.token("deploy-bot"))
             .json(&serde_json::json!({
                 "kind": "shell.exec", "resource": resource,
                 "payload": {"argv": ["systemctl", "restart", "web"]},
