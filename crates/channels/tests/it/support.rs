@@ -1,5 +1,5 @@
-//! A gateway on a temporary SQLite store, served on loopback with the
-//! channels' routes and workers, wired to the stand-ins; helpers to click,
+//! The test kit's gateway on a temporary SQLite store, served on loopback
+//! with the channels' routes and workers, wired to the stand-ins; helpers to click,
 //! sign and wait; and the vendor-SDK checks.
 
 use std::io::Write as _;
@@ -8,14 +8,12 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use countersign_audit::AuditDraft;
 use countersign_channels::{Channels, OutboxOptions};
-use countersign_core::{PrincipalKind, Request, Timestamp};
-use countersign_server::auth::new_token;
-use countersign_server::config::{Config, MapEnv, Overrides};
+use countersign_core::{Request, Timestamp};
 use countersign_server::AppState;
-use countersign_store::{NewAgent, NewUser, Store};
+use countersign_store::Store;
 use countersign_store_sqlite::SqliteStore;
+use countersign_testkit::{Builder, Cast, Loopback, Served};
 use serde_json::{json, Value};
 
 use crate::standins::{BotFrameworkStandIn, SlackStandIn, WebhookReceiver, APP_ID, APP_PASSWORD, BOT_TOKEN, ISSUER};
@@ -70,16 +68,19 @@ permit(principal, action == Action::"shell.exec", resource == Resource::"short-f
 permit(principal, action == Action::"shell.exec", resource == Resource::"vault");
 "##;
 
-/// (name, email, groups)
-pub const USERS: [(&str, &str, &[&str]); 7] = [
-    ("alice", "alice@corp.example", &["sre"]),
-    ("bob", "bob@corp.example", &["sre"]),
-    ("owen", "owen@corp.example", &["sre"]),
-    ("carol", "carol@corp.example", &["dba"]),
-    ("dave", "dave@corp.example", &["dba"]),
-    ("erin", "erin@corp.example", &["dba"]),
-    ("lena", "lena@corp.example", &["sre-leads"]),
-];
+/// Approvers (sres, dbas, and lena, an sre lead), and the agent `bot`,
+/// owned by owen.
+pub fn cast() -> Cast {
+    Cast::new()
+        .user("alice", "alice@corp.example", &["sre"])
+        .user("bob", "bob@corp.example", &["sre"])
+        .user("owen", "owen@corp.example", &["sre"])
+        .user("carol", "carol@corp.example", &["dba"])
+        .user("dave", "dave@corp.example", &["dba"])
+        .user("erin", "erin@corp.example", &["dba"])
+        .user("lena", "lena@corp.example", &["sre-leads"])
+        .agent("bot", Some("owen"), &[])
+}
 
 /// Slack accounts: id → email. `U_STRANGER` has no countersign user.
 pub const SLACK_USERS: [(&str, &str); 7] = [
@@ -92,31 +93,22 @@ pub const SLACK_USERS: [(&str, &str); 7] = [
     ("UNOEMAIL", ""),
 ];
 
+/// A gateway with the channels, stopped when dropped.
 pub struct Gateway {
+    _served: Served,
     #[allow(dead_code)]
     pub state: AppState,
     pub store: Arc<dyn Store>,
     pub url: String,
-    pub tokens: std::collections::HashMap<String, String>,
     pub slack: SlackStandIn,
     pub bot: BotFrameworkStandIn,
     pub hook: WebhookReceiver,
     pub http: reqwest::Client,
     #[allow(dead_code)]
     pub channels: Channels,
-    pub config: Config,
     /// (body, timestamp, signature, status) of every interactivity request sent.
     pub slack_sent: std::sync::Mutex<Vec<(String, String, String, u16)>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    kit: countersign_testkit::Gateway,
 }
 
 /// What to change from the defaults.
@@ -154,22 +146,19 @@ pub async fn gateway_with(setup: Setup) -> Gateway {
     let hook = WebhookReceiver::start().await;
 
     let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(policies.join("test.cedar"), POLICY).unwrap();
     let secret_file = dir.path().join("slack-signing-secret");
     std::fs::write(&secret_file, format!("{SIGNING_SECRET}\n")).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let port = Loopback::bind().await;
     let events = setup.webhook_events.map(|e| format!("events = {e}\n")).unwrap_or_default();
     let attempts = setup.webhook_max_attempts.map(|n| format!("max_attempts = {n}\n")).unwrap_or_default();
-    let config_text = format!(
-        "[server]\npublic_url = \"http://{addr}\"\n\n\
+    let config = format!(
+        "[server]\npublic_url = \"{url}\"\n\n\
          [slack]\nsigning_secret_file = {secret:?}\napi_base_url = {slack_base:?}\nchannel = \"#approvals\"\n{slack_extra}\n\
          [teams]\napp_id = {APP_ID:?}\nconversation = \"19:approvals@thread.tacv2\"\nservice_url = {service:?}\n\
          token_url = {token:?}\nopenid_metadata_url = {metadata:?}\n\n\
          [[webhooks]]\nurl = {hook:?}\nsecret = {WEBHOOK_SECRET:?}\n{events}{attempts}\n\
          [channels]\nmax_backoff = \"1s\"\n",
+        url = port.url,
         secret = secret_file.display().to_string(),
         slack_base = slack.base,
         slack_extra = setup.slack_extra,
@@ -178,76 +167,25 @@ pub async fn gateway_with(setup: Setup) -> Gateway {
         metadata = bot.metadata_url,
         hook = hook.url,
     );
-    let config_file = dir.path().join("countersign.toml");
-    std::fs::write(&config_file, config_text).unwrap();
-    let overrides = Overrides {
-        data_dir: Some(dir.path().to_path_buf()),
-        policies: Some(policies),
-        config_file: Some(config_file),
-        ..Overrides::default()
-    };
     // Secrets from the environment, as an operator would set them.
-    let env =
-        MapEnv::new([("COUNTERSIGN_SLACK_BOT_TOKEN", BOT_TOKEN), ("COUNTERSIGN_TEAMS_APP_PASSWORD", APP_PASSWORD)]);
-    let config = Config::load(&overrides, &env).unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_path()).unwrap());
-    let mut tokens = std::collections::HashMap::new();
-    for (name, email, groups) in USERS {
-        let (token, hash) = new_token(PrincipalKind::User);
-        let user = NewUser {
-            name: name.into(),
-            email: email.into(),
-            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-            token_hash: hash,
-            created_at: Timestamp::now(),
-        };
-        store
-            .create_user(user, vec![AuditDraft::new("test", "identity.user_created", json!({"name": name}))])
-            .await
-            .unwrap();
-        tokens.insert(name.to_owned(), token);
-    }
-    let (token, hash) = new_token(PrincipalKind::Agent);
-    let agent = NewAgent {
-        name: "bot".into(),
-        owner: Some("owen".into()),
-        groups: vec![],
-        token_hash: hash,
-        created_at: Timestamp::now(),
-    };
-    store
-        .create_agent(agent, vec![AuditDraft::new("test", "identity.agent_created", json!({"name": "bot"}))])
-        .await
-        .unwrap();
-    tokens.insert("bot".to_owned(), token);
-
-    let state = AppState::new(config.clone(), store.clone()).await.unwrap();
-    let channels = Channels::with_options(state.clone(), fast_options()).unwrap();
+    let secrets = [("COUNTERSIGN_SLACK_BOT_TOKEN", BOT_TOKEN), ("COUNTERSIGN_TEAMS_APP_PASSWORD", APP_PASSWORD)];
+    let kit = Builder::new(POLICY).dir(dir).config(&config).env(&secrets).cast(cast()).start().await;
+    let channels = Channels::with_options(kit.state.clone(), fast_options()).unwrap();
     channels.spawn();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = state.clone();
-    let router = channels.router();
-    tokio::spawn(async move {
-        countersign_server::serve_with(serving, router, listener, async move {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
+    let port_url = port.url.clone();
+    let served = port.serve(kit.state.clone(), channels.router());
     let gw = Gateway {
-        state,
-        store,
-        url: format!("http://{addr}"),
-        tokens,
+        _served: served,
+        state: kit.state.clone(),
+        store: kit.store.clone(),
+        url: port_url,
         slack,
         bot,
         hook,
-        http: reqwest::Client::new(),
+        http: countersign_testkit::client(),
         channels,
-        config,
         slack_sent: std::sync::Mutex::default(),
-        stop: Some(stop),
-        _dir: dir,
+        kit,
     };
     // The workers start their cursors at the head of the log: wait until
     // they have, so the test's first request is delivered.
@@ -261,33 +199,20 @@ pub async fn gateway_with(setup: Setup) -> Gateway {
     gw
 }
 
-/// Another gateway process on the same store (a replica): its own state,
-/// store connection, channel routes and listener; no delivery workers.
-pub struct Replica {
-    pub url: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
 impl Gateway {
-    pub async fn replica(&self) -> Replica {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&self.config.database_path()).unwrap());
-        let state = AppState::new(self.config.clone(), store).await.unwrap();
+    /// Another gateway process on the same store (a replica): its own
+    /// state, store connection, channel routes and listener; no delivery
+    /// workers.
+    pub async fn replica(&self) -> Served {
+        let config = self.state.config.clone();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_path()).unwrap());
+        let state = AppState::new(config, store).await.unwrap();
         let router = Channels::with_options(state.clone(), fast_options()).unwrap().router();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            countersign_server::serve_with(state, router, listener, async move {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Replica { url, _stop: stop }
+        Loopback::bind().await.serve(state, router)
     }
 
     pub fn token(&self, who: &str) -> &str {
-        self.tokens.get(who).unwrap()
+        self.kit.tokens.get(who)
     }
 
     /// A call to the gateway's API as `who`.
@@ -313,16 +238,12 @@ impl Gateway {
     }
 
     /// Waits (up to 10 s) until `check` holds.
-    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    pub async fn eventually<F, Fut>(&self, what: &str, check: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !check().await {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        countersign_testkit::wait::eventually(what, check).await;
     }
 
     /// POSTs a Slack interactivity payload, signed now with the right secret.
@@ -354,27 +275,17 @@ impl Gateway {
         response
     }
 
-    /// Audit event types in order.
     /// How many refusals of `kind` were audited: recorded one by one, plus
-    /// those counted into `refusals.aggregated` events (the gateway records
-    /// the first few from a source in a window and counts the rest).
+    /// those counted into `refusals.aggregated` events.
     pub async fn refusals_accounted(&self, kind: &str) -> usize {
-        self.state.flush_refusals(true).await;
-        let events = self.audit_types().await;
-        let recorded = events.iter().filter(|(t, _)| t == kind).count();
-        let counted: u64 =
-            events.iter().filter(|(t, _)| t == "refusals.aggregated").filter_map(|(_, b)| b["count"].as_u64()).sum();
-        recorded + usize::try_from(counted).unwrap()
+        let accounted = countersign_testkit::audit::refusals_accounted(&self.state, kind, None).await;
+        usize::try_from(accounted).unwrap()
     }
 
+    /// Audit event types (and bodies) in order.
     pub async fn audit_types(&self) -> Vec<(String, Value)> {
-        self.store
-            .audit_events(0, 100_000)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.kind.clone(), e.body_value()))
-            .collect()
+        let events = countersign_testkit::audit::events(self.store.as_ref()).await;
+        events.into_iter().map(|e| (e.kind.clone(), e.body_value())).collect()
     }
 }
 
