@@ -466,7 +466,7 @@ async fn main() {
         "[mcp]\nmax_sessions = 100000\n[mcp.upstreams.everything]\nurl = \"http://{everything_addr}/mcp\"\n\
          [mcp.upstreams.spawned]\ncommand = [{stdio_toml}]\n"
     );
-    let gateway = support::start_gateway(dir.path(), &config).await;
+    let gateway = support::start_gateway_in(dir, &config).await;
     let gateway_addr = gateway.base.trim_start_matches("http://").to_owned();
 
     // Streamable HTTP: direct vs the url upstream, alternating.
@@ -540,9 +540,8 @@ async fn throughput_and_memory() {
     tokio::spawn(async move {
         axum::serve(upstream_listener, axum::Router::new().route("/mcp", axum::routing::post(upstream))).await
     });
-    let dir = tempfile::tempdir().unwrap();
     let config = format!("[mcp]\nmax_sessions = 100000\n[mcp.upstreams.bench]\nurl = {upstream_url:?}\n");
-    let stub_gateway = support::start_gateway(dir.path(), &config).await;
+    let stub_gateway = support::start_gateway(&config).await;
     let agent_key = stub_gateway.agent_key.clone();
     let proxied_url = format!("{}/mcp/bench", stub_gateway.base);
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(256).build().unwrap();

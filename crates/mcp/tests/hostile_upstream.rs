@@ -8,63 +8,15 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
-use countersign_core::{Action, Status};
-use countersign_mcp::approvals::{GateError, Report, Ticket};
-use countersign_mcp::refusal::Refusal;
 use countersign_mcp::relay::{Message, Options, Relay, ToClient};
 use countersign_mcp::stdio::{ChildEnv, ChildStderr, Upstream};
-use countersign_mcp::Approvals;
 use serde_json::{json, Value};
-use support::{audited, fake_server, initialize, post, post_raw, start_gateway_with_policy};
-
-/// Every call is pending and stays so; refusals are kept.
-#[derive(Debug, Default)]
-struct Held {
-    refused: Mutex<Vec<Refusal>>,
-}
-
-fn pending() -> Ticket {
-    Ticket {
-        id: "r1".into(),
-        status: Status::Pending,
-        reason: "held".into(),
-        policies: vec![],
-        asked: vec![],
-        expires_at: None,
-        approvals: vec![],
-        denials: vec![],
-    }
-}
-
-#[async_trait]
-impl Approvals for Held {
-    async fn submit(&self, _action: Action) -> Result<Ticket, GateError> {
-        Ok(pending())
-    }
-    async fn wait(&self, _id: &str, up_to: Duration) -> Result<Ticket, GateError> {
-        tokio::time::sleep(up_to).await;
-        Ok(pending())
-    }
-    async fn release(&self, _id: &str) -> Result<Ticket, GateError> {
-        Err(GateError::Refused { code: "not_approved".into(), message: "held".into() })
-    }
-    async fn cancel(&self, _id: &str) -> Result<(), GateError> {
-        Ok(())
-    }
-    async fn report(&self, _id: &str, _report: Report) -> Result<(), GateError> {
-        Ok(())
-    }
-    async fn refused(&self, refusal: Refusal) -> Result<(), GateError> {
-        self.refused.lock().unwrap().push(refusal);
-        Ok(())
-    }
-}
+use support::{audited, fake_server, initialize, post, post_raw, start_gateway_with_policy, Held};
 
 async fn next(to_client: &mut tokio::sync::mpsc::Receiver<ToClient>) -> Value {
     tokio::time::timeout(Duration::from_secs(30), to_client.recv()).await.unwrap().unwrap().message.value
@@ -158,9 +110,8 @@ async fn http_answers_to_ids_never_forwarded_are_dropped_and_audited() {
     tokio::spawn(
         async move { axum::serve(tcp, axum::Router::new().route("/mcp", axum::routing::post(hostile))).await },
     );
-    let dir = tempfile::tempdir().unwrap();
     let config = format!("[mcp.upstreams.bad]\nurl = {upstream_url:?}\n");
-    let gateway = start_gateway_with_policy(dir.path(), &config, HOLD_POLICY).await;
+    let gateway = start_gateway_with_policy(&config, HOLD_POLICY).await;
     let url = format!("{}/mcp/bad", gateway.base);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let (status, session, _) = post(&client, &url, &gateway.agent_key, &[], initialize()).await;

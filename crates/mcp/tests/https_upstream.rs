@@ -27,7 +27,7 @@ async fn https_upstream_gets_the_gateways_credential_through_its_pinned_ca_only(
         "[mcp.upstreams.trusted]\nurl = {upstream_url:?}\nca_file = {ca_file:?}\nbearer_token_file = {token_file:?}\n\
          [mcp.upstreams.distrusted]\nurl = {upstream_url:?}\nca_file = {other_file:?}\nbearer_token_file = {token_file:?}\n"
     );
-    let gateway = start_gateway(dir.path(), &config).await;
+    let gateway = start_gateway(&config).await;
     let (base, agent_key) = (&gateway.base, &gateway.agent_key);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
 

@@ -5,24 +5,14 @@
 
 mod support;
 
-use serde_json::{json, Value};
-use support::{initialize, post, start_gateway, start_upstream};
-
-async fn rejections(store: &dyn countersign_store::Store) -> Vec<Value> {
-    let events = store.audit_events(0, 10_000).await.unwrap();
-    events
-        .into_iter()
-        .filter(|e| e.kind == "request.rejected")
-        .map(|e| serde_json::from_str(&e.body).unwrap())
-        .collect()
-}
+use serde_json::json;
+use support::{audited, initialize, post, start_gateway, start_upstream};
 
 #[tokio::test]
 async fn mirrored_headers_that_disagree_with_the_body_are_refused_and_audited() {
     countersign_mcp::install_crypto_provider();
     let (upstream_url, seen) = start_upstream(None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let gateway = start_gateway(dir.path(), &format!("[mcp.upstreams.web]\nurl = {upstream_url:?}\n")).await;
+    let gateway = start_gateway(&format!("[mcp.upstreams.web]\nurl = {upstream_url:?}\n")).await;
     let url = format!("{}/mcp/web", gateway.base);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let (status, session, _) = post(&client, &url, &gateway.agent_key, &[], initialize()).await;
@@ -46,7 +36,7 @@ async fn mirrored_headers_that_disagree_with_the_body_are_refused_and_audited() 
     let (status, _, answer) = post(&client, &url, &gateway.agent_key, &headers, call).await;
     assert_eq!((status, &answer["result"]["content"][0]["text"]), (200, &json!("x")), "{answer}");
 
-    let rejected = rejections(gateway.store.as_ref()).await;
+    let rejected = audited(gateway.store.as_ref(), "request.rejected").await;
     assert_eq!(rejected.len(), 2, "{rejected:?}");
     assert!(
         rejected.iter().all(|r| r["path"] == "/mcp/web" && r["status"] == 400 && r["code"] == "bad_request"),
@@ -59,8 +49,7 @@ async fn mirrored_headers_that_disagree_with_the_body_are_refused_and_audited() 
 async fn unknown_upstreams_sessions_and_origins_are_refused_and_audited() {
     countersign_mcp::install_crypto_provider();
     let (upstream_url, _) = start_upstream(None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let gateway = start_gateway(dir.path(), &format!("[mcp.upstreams.web]\nurl = {upstream_url:?}\n")).await;
+    let gateway = start_gateway(&format!("[mcp.upstreams.web]\nurl = {upstream_url:?}\n")).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let key = gateway.agent_key.as_str();
 
@@ -72,7 +61,7 @@ async fn unknown_upstreams_sessions_and_origins_are_refused_and_audited() {
     let (status, _, _) = post(&client, &url, key, &[("origin", "https://evil.example")], initialize()).await;
     assert_eq!(status, 403);
 
-    let rejected = rejections(gateway.store.as_ref()).await;
+    let rejected = audited(gateway.store.as_ref(), "request.rejected").await;
     let codes: Vec<_> =
         rejected.iter().map(|r| (r["path"].as_str().unwrap().to_owned(), r["status"].clone())).collect();
     assert_eq!(

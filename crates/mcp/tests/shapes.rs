@@ -8,17 +8,15 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use countersign_core::{Action, Status};
-use countersign_mcp::approvals::{GateError, Report, Ticket};
 use countersign_mcp::refusal::Refusal;
 use countersign_mcp::relay::{Message, Options, Relay};
-use countersign_mcp::Approvals;
 use serde_json::{json, Value};
-use support::{audited, fake_server, initialize, malformed_messages, post, post_raw, start_gateway, start_upstream};
+use support::{
+    audited, fake_server, initialize, malformed_messages, post, post_raw, start_gateway, start_upstream, Held,
+};
 
 /// These tests look for each refusal's own record: the gateway records
 /// the first few refusals of a source in a window one by one and counts
@@ -29,10 +27,7 @@ const RECORD_EVERY_REFUSAL: &str = "[server]\nrefusals_recorded_per_window = 100
 async fn url_upstream_refuses_every_malformed_message_and_audits_it() {
     countersign_mcp::install_crypto_provider();
     let (upstream_url, seen) = start_upstream(None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let gateway =
-        start_gateway(dir.path(), &format!("{RECORD_EVERY_REFUSAL}[mcp.upstreams.web]\nurl = {upstream_url:?}\n"))
-            .await;
+    let gateway = start_gateway(&format!("{RECORD_EVERY_REFUSAL}[mcp.upstreams.web]\nurl = {upstream_url:?}\n")).await;
     let url = format!("{}/mcp/web", gateway.base);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let (status, session, _) = post(&client, &url, &gateway.agent_key, &[], initialize()).await;
@@ -69,9 +64,7 @@ async fn command_upstream_refuses_every_malformed_message_and_audits_it() {
     let log = dir.path().join("server.log");
     let command = fake_server(dir.path(), &log, false);
     let command = command.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
-    let gateway =
-        start_gateway(dir.path(), &format!("{RECORD_EVERY_REFUSAL}[mcp.upstreams.local]\ncommand = [{command}]\n"))
-            .await;
+    let gateway = start_gateway(&format!("{RECORD_EVERY_REFUSAL}[mcp.upstreams.local]\ncommand = [{command}]\n")).await;
     let url = format!("{}/mcp/local", gateway.base);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let (status, session) = {
@@ -104,52 +97,6 @@ async fn command_upstream_refuses_every_malformed_message_and_audits_it() {
     let after: Vec<&str> = log_text.lines().skip(lines_before).collect();
     assert_eq!(after.len(), 1, "the server was sent {after:?}");
     assert!(after[0].contains("\"ping\""), "{after:?}");
-}
-
-/// The approval loop as a test sees it: every call is pending and stays
-/// so; refusals are kept.
-#[derive(Debug, Default)]
-struct Held {
-    submitted: Mutex<Vec<Action>>,
-    refused: Mutex<Vec<Refusal>>,
-}
-
-fn pending_ticket() -> Ticket {
-    Ticket {
-        id: "r1".into(),
-        status: Status::Pending,
-        reason: "held".into(),
-        policies: vec![],
-        asked: vec![],
-        expires_at: None,
-        approvals: vec![],
-        denials: vec![],
-    }
-}
-
-#[async_trait]
-impl Approvals for Held {
-    async fn submit(&self, action: Action) -> Result<Ticket, GateError> {
-        self.submitted.lock().unwrap().push(action);
-        Ok(pending_ticket())
-    }
-    async fn wait(&self, _id: &str, up_to: Duration) -> Result<Ticket, GateError> {
-        tokio::time::sleep(up_to).await;
-        Ok(pending_ticket())
-    }
-    async fn release(&self, _id: &str) -> Result<Ticket, GateError> {
-        Err(GateError::Refused { code: "not_approved".into(), message: "held".into() })
-    }
-    async fn cancel(&self, _id: &str) -> Result<(), GateError> {
-        Ok(())
-    }
-    async fn report(&self, _id: &str, _report: Report) -> Result<(), GateError> {
-        Ok(())
-    }
-    async fn refused(&self, refusal: Refusal) -> Result<(), GateError> {
-        self.refused.lock().unwrap().push(refusal);
-        Ok(())
-    }
 }
 
 async fn refusals_reach(held: &Held, count: usize) -> Vec<Refusal> {

@@ -1,6 +1,7 @@
 //! In-process peers for the MCP proxy's tests: a minimal MCP server (plain
-//! or TLS) that notes the `Authorization` headers it is sent, and a
-//! gateway with a real SQLite store serving `/mcp/{upstream}`.
+//! or TLS) that notes the `Authorization` headers it is sent, an approval
+//! loop that holds every call, and the test kit's gateway (a real SQLite
+//! store) serving `/mcp/{upstream}`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,20 +11,19 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use countersign_audit::AuditDraft;
-use countersign_core::{PrincipalKind, Timestamp};
-use countersign_server::auth::new_token;
-use countersign_server::config::{Config, MapEnv, Overrides};
 use countersign_server::AppState;
-use countersign_store::{NewAgent, Store};
-use countersign_store_sqlite::SqliteStore;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use countersign_store::Store;
+use countersign_testkit::{Builder, Cast, Served};
 use serde_json::{json, Value};
+use tempfile::TempDir;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+mod held;
 mod shapes;
+#[allow(unused_imports)]
+pub use held::{pending_ticket, Held};
 #[allow(unused_imports)]
 pub use shapes::{malformed_messages, FAKE_SERVER};
 
@@ -34,17 +34,8 @@ pub struct Pki {
 }
 
 pub fn pki() -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
-    let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
-    let config = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-    Pki { ca_pem: ca.pem(), acceptor: TlsAcceptor::from(Arc::new(config)) }
+    let (ca_pem, config) = countersign_testkit::tls::pki();
+    Pki { ca_pem, acceptor: TlsAcceptor::from(Arc::new(config)) }
 }
 
 /// axum over TLS: handshakes that fail (the gateway distrusting us) are
@@ -121,51 +112,45 @@ pub async fn start_upstream(tls: Option<TlsAcceptor>) -> (String, Seen) {
 
 /// A running gateway: its base URL, an agent key, and its store.
 pub struct Gateway {
+    _served: Served,
     pub base: String,
     pub agent_key: String,
     pub store: Arc<dyn Store>,
     pub state: AppState,
+    _kit: countersign_testkit::Gateway,
 }
 
-/// Starts a gateway on `dir` with `mcp_config` (TOML) and a policy that
-/// allows every tool call.
-pub async fn start_gateway(dir: &Path, mcp_config: &str) -> Gateway {
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(
-        policies.join("allow.cedar"),
-        "permit (principal, action == Action::\"mcp.tool_call\", resource);\n",
-    )
-    .unwrap();
-    start_gateway_inner(dir, mcp_config).await
+/// Allows every tool call.
+const ALLOW_ALL: &str = "permit (principal, action == Action::\"mcp.tool_call\", resource);\n";
+
+/// Starts a gateway with `mcp_config` (TOML) and a policy that allows
+/// every tool call.
+pub async fn start_gateway(mcp_config: &str) -> Gateway {
+    start(Builder::new(ALLOW_ALL), mcp_config).await
 }
 
-async fn start_gateway_inner(dir: &Path, mcp_config: &str) -> Gateway {
-    let policies = dir.join("policies");
-    let config_file = dir.join("countersign.toml");
-    std::fs::write(&config_file, mcp_config).unwrap();
-    let overrides = Overrides {
-        data_dir: Some(dir.join("data")),
-        policies: Some(policies),
-        config_file: Some(config_file),
-        ..Overrides::default()
-    };
-    let config = Config::load(&overrides, &MapEnv(Default::default())).unwrap();
-    std::fs::create_dir_all(&config.data_dir).unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_path()).unwrap());
-    let (agent_key, hash) = new_token(PrincipalKind::Agent);
-    let agent =
-        NewAgent { name: "bot".into(), owner: None, groups: vec![], token_hash: hash, created_at: Timestamp::now() };
-    store
-        .create_agent(agent, vec![AuditDraft::new("test", "identity.agent_created", json!({"name": "bot"}))])
-        .await
-        .unwrap();
-    let state = AppState::new(config, store.clone()).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mcp = countersign_mcp::router(state.clone());
-    tokio::spawn(countersign_server::serve_with(state.clone(), mcp, listener, std::future::pending::<()>()));
-    Gateway { base, agent_key, store, state }
+/// As [`start_gateway`], with its data in `dir`.
+pub async fn start_gateway_in(dir: TempDir, mcp_config: &str) -> Gateway {
+    start(Builder::new(ALLOW_ALL).dir(dir), mcp_config).await
+}
+
+/// As [`start_gateway`], under `policy` (Cedar) instead of allow-all.
+pub async fn start_gateway_with_policy(mcp_config: &str, policy: &str) -> Gateway {
+    start(Builder::new(policy), mcp_config).await
+}
+
+/// The gateway with one agent, `bot`, serving `/mcp/{upstream}`.
+async fn start(builder: Builder, mcp_config: &str) -> Gateway {
+    let kit = builder.config(mcp_config).cast(Cast::new().agent("bot", None, &[])).start().await;
+    let served = kit.serve(countersign_mcp::router(kit.state.clone())).await;
+    Gateway {
+        base: served.url.clone(),
+        _served: served,
+        agent_key: kit.token("bot"),
+        store: kit.store.clone(),
+        state: kit.state.clone(),
+        _kit: kit,
+    }
 }
 
 pub fn initialize() -> Value {
@@ -217,19 +202,9 @@ pub fn fake_server(dir: &Path, log: &Path, hostile: bool) -> Vec<String> {
     command
 }
 
-/// As [`start_gateway`], under `policy` (Cedar) instead of allow-all.
-pub async fn start_gateway_with_policy(dir: &Path, mcp_config: &str, policy: &str) -> Gateway {
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(policies.join("allow.cedar"), policy).unwrap();
-    start_gateway_inner(dir, mcp_config).await
-}
-
 /// Audit events of `kind`, their bodies.
-pub async fn audited(store: &dyn Store, kind: &str) -> Vec<Value> {
-    let events = store.audit_events(0, 100_000).await.unwrap();
-    events.into_iter().filter(|e| e.kind == kind).map(|e| serde_json::from_str(&e.body).unwrap()).collect()
-}
+#[allow(unused_imports)]
+pub use countersign_testkit::audit::bodies as audited;
 
 /// POSTs a raw body with the agent's key; returns status and body text.
 pub async fn post_raw(
