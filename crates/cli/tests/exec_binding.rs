@@ -7,12 +7,14 @@
 
 mod common;
 
-use std::io::{BufRead as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{add_identity, assert_code, stderr, stdout, wait_with_timeout};
+use common::{
+    add_identity, assert_code, serve_with, stderr, stdout, wait_for_pending, wait_with_timeout, write_policies, Server,
+};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
@@ -27,48 +29,22 @@ permit (principal, action, resource) when { resource.name == "gated" };
 "#;
 
 struct Gateway {
+    server: Server,
     tmp: tempfile::TempDir,
-    child: Child,
-    url: String,
     agent: String,
     approver: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Gateway {
     fn start() -> Gateway {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
-        let policies = tmp.path().join("policies");
-        std::fs::create_dir_all(&policies).unwrap();
-        std::fs::write(policies.join("p.cedar"), POLICIES).unwrap();
-        let log = std::fs::File::create(tmp.path().join("serve.log")).unwrap();
-        let mut child = common::bin()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
-            .arg("--policies")
-            .arg(&policies)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
-            .unwrap();
-        std::thread::spawn(move || lines.for_each(drop));
+        let policies = write_policies(tmp.path(), "p.cedar", POLICIES);
+        let server = serve_with(&data, "127.0.0.1:0", &[("--policies", policies.as_os_str())]);
         let approver =
             add_identity(&data, &["users", "add", "alice", "--email", "alice@example.com", "--group", "sre"]);
         let agent = add_identity(&data, &["agents", "add", "bot"]);
-        Gateway { tmp, child, url, agent, approver }
+        Gateway { server, tmp, agent, approver }
     }
 
     fn dir(&self) -> &Path {
@@ -81,7 +57,7 @@ impl Gateway {
         let mut command = common::bin();
         command.env_clear().env("NO_COLOR", "1");
         command.env("PATH", std::env::var("PATH").unwrap()).env("HOME", self.dir());
-        command.env("COUNTERSIGN_SERVER", &self.url).env("COUNTERSIGN_TOKEN", &self.agent);
+        command.env("COUNTERSIGN_SERVER", &self.server.url).env("COUNTERSIGN_TOKEN", &self.agent);
         for (k, v) in env {
             command.env(k, v);
         }
@@ -104,32 +80,11 @@ impl Gateway {
 
     /// The first pending request the approver sees, once there is one.
     fn pending(&self) -> Value {
-        let started = std::time::Instant::now();
-        loop {
-            let out = common::bin()
-                .env("COUNTERSIGN_SERVER", &self.url)
-                .env("COUNTERSIGN_TOKEN", &self.approver)
-                .args(["pending", "--output", "json"])
-                .output()
-                .unwrap();
-            assert_code(&out, 0);
-            let value: Value = serde_json::from_slice(&out.stdout).unwrap();
-            if let Some(first) = value["actions"].as_array().and_then(|a| a.first()) {
-                return first.clone();
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "nothing became pending");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_pending(&self.server, &self.approver)
     }
 
     fn vote(&self, verb: &str, id: &str) {
-        let out = common::bin()
-            .env("COUNTERSIGN_SERVER", &self.url)
-            .env("COUNTERSIGN_TOKEN", &self.approver)
-            .args([verb, id])
-            .output()
-            .unwrap();
-        assert_code(&out, 0);
+        assert_code(&self.server.call(&self.approver, &[verb, id]), 0);
     }
 }
 

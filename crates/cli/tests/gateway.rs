@@ -9,7 +9,10 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{add_identity, assert_code, run, stderr, stdout, wait_for_pending, wait_with_timeout, Server};
+use common::{
+    add_identity, assert_code, run, serve, serve_with, stderr, stdout, wait_for_pending, wait_with_timeout,
+    write_policies, Server,
+};
 use serde_json::Value;
 
 struct Setup {
@@ -23,7 +26,7 @@ struct Setup {
 fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let server = Server::start(&data, "127.0.0.1:0");
+    let server = serve(&data, "127.0.0.1:0");
     let approver = add_identity(&data, &["users", "add", "alice", "--email", "alice@example.com", "--group", "sre"]);
     add_identity(&data, &["users", "add", "olga", "--email", "olga@example.com"]);
     let agent = add_identity(&data, &["agents", "add", "deploy-bot", "--owner", "olga"]);
@@ -132,7 +135,7 @@ fn exec_exits_3_when_an_approver_denies() {
 fn a_pending_request_survives_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let server = Server::start(&data, "127.0.0.1:0");
+    let server = serve(&data, "127.0.0.1:0");
     let approver = add_identity(&data, &["users", "add", "alice", "--email", "alice@example.com", "--group", "sre"]);
     let agent = add_identity(&data, &["agents", "add", "deploy-bot"]);
     let mut exec = server
@@ -148,7 +151,7 @@ fn a_pending_request_survives_kill_9() {
     server.kill();
 
     // Same port, so the waiting exec finds the gateway again.
-    let server = Server::start(&data, &format!("127.0.0.1:{port}"));
+    let server = serve(&data, &format!("127.0.0.1:{port}"));
     let shown = server.call(&approver, &["show", &id, "--output", "json"]);
     assert_code(&shown, 0);
     let after: Value = serde_json::from_slice(&shown.stdout).unwrap();
@@ -194,42 +197,15 @@ fn ctrl_c_while_pending_cancels_the_request() {
 fn exec_exits_4_when_the_request_expires() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let policies = tmp.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(
-        policies.join("quick.cedar"),
+    let policies = write_policies(
+        tmp.path(),
+        "quick.cedar",
         "@id(\"quick-expiry\")\n@approvers(\"sre\")\n@timeout(\"2s\")\npermit(principal, action, resource);\n",
-    )
-    .unwrap();
-    let log = std::fs::File::create(tmp.path().join("serve.log")).unwrap();
-    let mut child = common::bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .arg("--policies")
-        .arg(&policies)
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let url = {
-        use std::io::BufRead;
-        let stdout = child.stdout.take().unwrap();
-        let line = std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
-            .unwrap();
-        line
-    };
+    );
+    let server = serve_with(&data, "127.0.0.1:0", &[("--policies", policies.as_os_str())]);
     let agent = add_identity(&data, &["agents", "add", "bot"]);
-    let out = common::bin()
-        .env("COUNTERSIGN_SERVER", &url)
-        .env("COUNTERSIGN_TOKEN", &agent)
-        .args(["exec", "--resource", "anything", "--", "true"])
-        .output()
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    let out = server.call(&agent, &["exec", "--resource", "anything", "--", "true"]);
+    server.kill();
     assert_code(&out, 4);
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
 }
@@ -258,35 +234,11 @@ fn exec_streams_output_as_it_is_produced() {
 fn sighup_reloads_policies_and_keeps_the_old_set_when_broken() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let policies = tmp.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
+    let policies = write_policies(tmp.path(), "p.cedar", "@id(\"all\")\npermit(principal, action, resource);\n");
     let file = policies.join("p.cedar");
-    std::fs::write(&file, "@id(\"all\")\npermit(principal, action, resource);\n").unwrap();
-    let log = std::fs::File::create(tmp.path().join("serve.log")).unwrap();
-    let mut child = common::bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .arg("--policies")
-        .arg(&policies)
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    let url =
-        lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("listening on ").map(str::to_owned)).unwrap();
-    std::thread::spawn(move || lines.for_each(drop));
+    let server = serve_with(&data, "127.0.0.1:0", &[("--policies", policies.as_os_str())]);
     let agent = add_identity(&data, &["agents", "add", "bot"]);
-    let exec = |resource: &str| {
-        common::bin()
-            .env("COUNTERSIGN_SERVER", &url)
-            .env("COUNTERSIGN_TOKEN", &agent)
-            .args(["exec", "--resource", resource, "--", "true"])
-            .output()
-            .unwrap()
-            .status
-            .code()
-    };
+    let exec = |resource: &str| server.call(&agent, &["exec", "--resource", resource, "--", "true"]).status.code();
     let hup = |pid: u32| {
         assert!(std::process::Command::new("kill").args(["-s", "HUP", &pid.to_string()]).status().unwrap().success());
     };
@@ -294,7 +246,7 @@ fn sighup_reloads_policies_and_keeps_the_old_set_when_broken() {
 
     // A broken file is refused; the previous set stays in force.
     std::fs::write(&file, "permit(principal, action resource);\n").unwrap();
-    hup(child.id());
+    hup(server.child.id());
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(exec("b"), Some(0));
 
@@ -303,14 +255,12 @@ fn sighup_reloads_policies_and_keeps_the_old_set_when_broken() {
         "@id(\"nothing\")\nforbid(principal, action, resource);\n@id(\"all\")\npermit(principal, action, resource);\n",
     )
     .unwrap();
-    hup(child.id());
+    hup(server.child.id());
     let started = std::time::Instant::now();
     while exec("c") != Some(3) {
         assert!(started.elapsed() < Duration::from_secs(20), "the reload did not take effect");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]

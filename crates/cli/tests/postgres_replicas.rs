@@ -10,14 +10,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{assert_code, bin, starter_dir, stdout};
+use common::{assert_code, bin, serve_with, starter_dir, stdout, Server};
 use countersign_store_postgres::testing::TempCluster;
 use serde_json::{json, Value};
 
@@ -26,57 +25,11 @@ use serde_json::{json, Value};
 /// another test generates on the same two cores.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// One `countersign serve --database …`, killed when dropped.
-struct Replica {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Replica {
-    fn start(work: &Path, name: &str, database: &str, policies: &Path) -> Replica {
-        let data = work.join(name);
-        let log = work.join(format!("{name}.log"));
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let mut child = bin()
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--data-dir"])
-            .arg(&data)
-            .arg("--policies")
-            .arg(policies)
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => Replica { child, url, log },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("replica {name} did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-            }
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// One `countersign serve --database …` over `<work>/<name>`, with the
+/// policies in `policies`; killed when dropped.
+fn replica(work: &Path, name: &str, database: &str, policies: &Path) -> Server {
+    let flags = [("--database", OsStr::new(database)), ("--policies", policies.as_os_str())];
+    serve_with(&work.join(name), "127.0.0.1:0", &flags)
 }
 
 /// A throwaway database with a user `alice` (sre), `root` (admin) and an
@@ -97,14 +50,14 @@ async fn setup(cluster: &TempCluster) -> (String, String, String, String) {
     (url, alice, root, bot)
 }
 
-fn three(work: &Path, database: &str, policies: &[PathBuf; 3]) -> Vec<Replica> {
-    ["a", "b", "c"].iter().zip(policies).map(|(name, dir)| Replica::start(work, name, database, dir)).collect()
+fn three(work: &Path, database: &str, policies: &[PathBuf; 3]) -> Vec<Server> {
+    ["a", "b", "c"].iter().zip(policies).map(|(name, dir)| replica(work, name, database, dir)).collect()
 }
 
 fn client() -> reqwest::Client {
     // Another crate in the build turns on reqwest's rustls without a
     // provider; loopback HTTP never uses it, but building a client needs one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    countersign_testkit::install_crypto_provider();
     reqwest::Client::builder().timeout(Duration::from_secs(70)).build().unwrap()
 }
 
@@ -317,7 +270,7 @@ async fn killing_a_replica_under_load_loses_nothing_acknowledged() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    replicas[1].kill();
+    replicas[1].sigkill();
     let killed_after = acknowledged.lock().unwrap().len();
     for task in load {
         task.await.unwrap();

@@ -9,22 +9,9 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{add_identity, assert_code, stderr, stdout, Server};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use common::{add_identity, assert_code, serve, stderr, stdout};
+use countersign_testkit::tls::pki;
 use tokio_rustls::rustls;
-
-/// A CA's PEM, and a TLS config for `localhost` signed by it.
-fn pki() -> (String, rustls::ServerConfig) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-    let config =
-        rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![leaf.der().clone()], key).unwrap();
-    (ca.pem(), config)
-}
 
 /// Terminates TLS on a free port and passes each connection to `backend`.
 async fn terminate_tls(config: rustls::ServerConfig, backend: u16) -> u16 {
@@ -47,10 +34,10 @@ async fn terminate_tls(config: rustls::ServerConfig, backend: u16) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_commands_reach_an_https_gateway_through_the_given_ca_only() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    countersign_testkit::install_crypto_provider();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let server = Server::start(&data, "127.0.0.1:0");
+    let server = serve(&data, "127.0.0.1:0");
     let agent = add_identity(&data, &["agents", "add", "deploy-bot"]);
     let (ca_pem, config) = pki();
     let (other_ca_pem, _) = pki();

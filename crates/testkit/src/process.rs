@@ -119,10 +119,11 @@ impl Server {
 
     /// SIGKILL, as a crash would.
     pub fn kill(mut self) {
-        self.stop();
+        self.sigkill();
     }
 
-    fn stop(&mut self) {
+    /// SIGKILL, keeping the handle (its URL and log stay readable).
+    pub fn sigkill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -130,7 +131,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop();
+        self.sigkill();
     }
 }
 

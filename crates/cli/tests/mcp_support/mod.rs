@@ -13,10 +13,17 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use countersign_testkit::wait;
 use serde_json::{json, Value};
 
+#[path = "../common/mod.rs"]
+mod common;
 #[path = "../../../mcp/tests/support/shapes.rs"]
 pub mod shapes;
+
+use common::{add_identity, bin, Server};
+#[allow(unused_imports)]
+pub use shapes::fake_server;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -109,32 +116,14 @@ when { resource.name like "*/get-env" || resource.name like "*/convert_time" };
 /// A gateway with the MCP policy, an approver (alice, sre) and an agent
 /// (bot, owned by olga); killed when dropped.
 pub struct Gateway {
+    pub server: Server,
     pub dir: tempfile::TempDir,
-    pub child: Child,
     pub url: String,
     pub addr: String,
     pub agent: String,
     pub approver: String,
     /// A member of `auditor`, to read the audit log.
     pub auditor: String,
-}
-
-fn bin() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_countersign"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("COUNTERSIGN_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("NO_COLOR", "1").env_remove("RUST_LOG").stdin(Stdio::null());
-    command
-}
-
-fn add_identity(data: &Path, args: &[&str]) -> String {
-    let out = bin().args(args).arg("--data-dir").arg(data).args(["--output", "json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
-    value["token"].as_str().unwrap().to_owned()
 }
 
 impl Gateway {
@@ -147,9 +136,7 @@ impl Gateway {
     pub fn start_with_policy(config: &str, policy: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let policies = dir.path().join("policies");
-        std::fs::create_dir_all(&policies).unwrap();
-        std::fs::write(policies.join("mcp.cedar"), policy).unwrap();
+        let policies = common::write_policies(dir.path(), "mcp.cedar", policy);
         let config_file = dir.path().join("countersign.toml");
         std::fs::write(&config_file, config).unwrap();
         let approver =
@@ -158,41 +145,14 @@ impl Gateway {
         let auditor =
             add_identity(&data, &["users", "add", "audra", "--email", "audra@example.com", "--group", "auditor"]);
         let agent = add_identity(&data, &["agents", "add", "bot", "--owner", "olga"]);
-        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-        let mut child = bin()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
-            .arg("--policies")
-            .arg(&policies)
-            .arg("--config")
-            .arg(&config_file)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        let Ok(url) = rx.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            panic!(
-                "the gateway did not start: {}",
-                std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default()
-            );
-        };
-        let addr = url.trim_start_matches("http://").to_owned();
-        Gateway { dir, child, url, addr, agent, approver, auditor }
+        let flags = [("--policies", policies.as_os_str()), ("--config", config_file.as_os_str())];
+        let server = common::serve_with(&data, "127.0.0.1:0", &flags);
+        let (url, addr) = (server.url.clone(), server.addr().to_owned());
+        Gateway { server, dir, url, addr, agent, approver, auditor }
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+        self.server.log_text()
     }
 
     /// Calls the gateway's API as `token`; returns the JSON answer.
@@ -218,20 +178,16 @@ impl Gateway {
 
     /// As [`Gateway::pending`], for the request whose payload passes `pick`.
     pub fn pending_matching(&self, resource: &str, pick: impl Fn(&Value) -> bool) -> String {
-        let started = Instant::now();
-        loop {
+        wait::until(Duration::from_secs(30), Duration::from_millis(100), || {
             let list = self.api(&self.approver, "GET", "/v1/actions?status=pending", &Value::Null);
             let found = list["actions"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .find(|a| a["resource"] == resource && a["status"] == "pending" && pick(&a["payload"]));
-            if let Some(action) = found {
-                return action["id"].as_str().unwrap().to_owned();
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "no pending request on `{resource}`: {list}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            let id = found.map(|action| action["id"].as_str().unwrap().to_owned());
+            id.ok_or_else(|| format!("no pending request on `{resource}`: {list}"))
+        })
     }
 
     pub fn approve(&self, id: &str) {
@@ -249,15 +205,14 @@ impl Gateway {
 
     /// Waits until the request `id` has `status` (and an outcome, if asked).
     pub fn wait_status(&self, id: &str, status: &str, with_outcome: bool) -> Value {
-        let started = Instant::now();
-        loop {
+        wait::until(Duration::from_secs(20), Duration::from_millis(100), || {
             let view = self.show(id);
             if view["status"] == status && (!with_outcome || !view["outcome"].is_null()) {
-                return view;
+                Ok(view)
+            } else {
+                Err(format!("request {id} did not become `{status}`: {view}"))
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "request {id} did not become `{status}`: {view}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        })
     }
 
     /// The audit events of `kind` (their bodies), read as the auditor.
@@ -282,14 +237,7 @@ impl Gateway {
 
     /// The gateway's child processes whose command line contains `needle`.
     pub fn children_matching(&self, needle: &str) -> Vec<u32> {
-        descendants_matching(self.child.id(), needle)
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        descendants_matching(self.server.child.id(), needle)
     }
 }
 
@@ -358,11 +306,9 @@ pub fn free_port() -> u16 {
 
 /// Waits until something listens on `addr`.
 pub fn wait_listening(addr: &str) {
-    let started = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "nothing listens on {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait::until(Duration::from_secs(30), Duration::from_millis(50), || {
+        TcpStream::connect(addr).map(drop).map_err(|_| format!("nothing listens on {addr}"))
+    });
 }
 
 /// A long-lived peer process, killed when dropped.
@@ -621,22 +567,4 @@ impl Drop for RawStdio {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The Python interpreter's absolute path.
-pub fn system_python() -> String {
-    let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// The fake stdio MCP server (see `shapes::FAKE_SERVER`) in `dir`, logging
-/// what it reads to `log`.
-pub fn fake_server(dir: &Path, log: &Path, hostile: bool) -> Vec<String> {
-    let script = dir.join("fake_server.py");
-    std::fs::write(&script, shapes::FAKE_SERVER).unwrap();
-    let mut command = vec![system_python(), script.display().to_string(), log.display().to_string()];
-    if hostile {
-        command.push("hostile".to_owned());
-    }
-    command
 }

@@ -25,7 +25,7 @@ mod shapes;
 #[allow(unused_imports)]
 pub use held::{pending_ticket, Held};
 #[allow(unused_imports)]
-pub use shapes::{malformed_messages, FAKE_SERVER};
+pub use shapes::{fake_server, malformed_messages, FAKE_SERVER};
 
 /// A CA and a `localhost` certificate it issued, as PEM and as rustls wants.
 pub struct Pki {
@@ -178,28 +178,6 @@ pub async fn post(
     let status = response.status().as_u16();
     let session = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     (status, session, response.json().await.unwrap_or(Value::Null))
-}
-
-/// The Python interpreter's absolute path (servers spawned by the gateway
-/// get a minimal environment, in which a shim may not work).
-pub fn python() -> String {
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 is needed for the fake MCP server");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// Writes the fake server to `dir`; returns the command that runs it,
-/// logging to `log`.
-pub fn fake_server(dir: &Path, log: &Path, hostile: bool) -> Vec<String> {
-    let script = dir.join("fake_server.py");
-    std::fs::write(&script, FAKE_SERVER).unwrap();
-    let mut command = vec![python(), script.display().to_string(), log.display().to_string()];
-    if hostile {
-        command.push("hostile".to_owned());
-    }
-    command
 }
 
 /// Audit events of `kind`, their bodies.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use std::path::Path;
+
 /// Messages the proxy must refuse, whatever the transport: `tools/call`s
 /// with every kind of id a peer might read differently, methods that read
 /// as `tools/call`, messages that are not JSON-RPC 2.0, and batches. Each
@@ -134,3 +136,25 @@ for line in sys.stdin:
         result = {}
     send(json.dumps({"jsonrpc": "2.0", "id": i, "result": result}))
 "#;
+
+/// The Python interpreter's absolute path (servers spawned by the gateway
+/// get a minimal environment, in which a shim may not work).
+pub fn system_python() -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 is needed for the fake MCP server");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Writes the fake server ([`FAKE_SERVER`]) to `dir`; returns the command
+/// that runs it, logging what it reads to `log`.
+pub fn fake_server(dir: &Path, log: &Path, hostile: bool) -> Vec<String> {
+    let script = dir.join("fake_server.py");
+    std::fs::write(&script, FAKE_SERVER).unwrap();
+    let mut command = vec![system_python(), script.display().to_string(), log.display().to_string()];
+    if hostile {
+        command.push("hostile".to_owned());
+    }
+    command
+}
