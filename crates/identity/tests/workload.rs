@@ -7,17 +7,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
-
 use axum::routing::get;
 use axum::Json;
 use base64::Engine as _;
 use countersign_core::{PrincipalKind, Timestamp};
 use countersign_identity::Identity;
 use countersign_server::auth::AuthError;
-use countersign_server::config::RawConfig;
-use countersign_store::{NewAgent, NewUser, Store};
-use countersign_store_sqlite::SqliteStore;
+use countersign_testkit::{Builder, Cast};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
@@ -51,34 +47,15 @@ fn now() -> i64 {
 #[tokio::test]
 async fn workload_tokens_map_to_registered_agents() {
     let iss = issuer().await;
-    let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[server]\ndata_dir = \"{dir}\"\n\
-         [[workload_identity]]\nname = \"ci\"\nissuer = \"{iss}\"\naudience = \"countersign\"\n\
+        "[[workload_identity]]\nname = \"ci\"\nissuer = \"{iss}\"\naudience = \"countersign\"\n\
          [[workload_identity.rules]]\nclaims = {{ repository = \"acme/deploy\", ref = \"refs/heads/main\" }}\nagent = \"gha-deploy\"\n\
          [[workload_identity.rules]]\nclaims = {{ repository_owner = \"acme\" }}\nagent = \"gha-{{repository_owner}}\"\n",
-        dir = dir.path().display()
     );
-    let config = RawConfig::parse("t.toml", &text).unwrap().validate().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
-    let user = NewUser {
-        name: "bob".into(),
-        email: "bob@example.com".into(),
-        groups: vec![],
-        token_hash: countersign_server::auth::new_token(PrincipalKind::User).1,
-        created_at: Timestamp::now(),
-    };
-    store.create_user(user, vec![]).await.unwrap();
-    let (agent_key, agent_hash) = countersign_server::auth::new_token(PrincipalKind::Agent);
-    let agent = NewAgent {
-        name: "gha-deploy".into(),
-        owner: Some("bob".into()),
-        groups: vec!["ci".into()],
-        token_hash: agent_hash,
-        created_at: Timestamp::now(),
-    };
-    store.create_agent(agent, vec![]).await.unwrap();
-    let identity = Identity::from_config(&config, store.clone()).unwrap();
+    let cast = Cast::new().user("bob", "bob@example.com", &[]).agent("gha-deploy", Some("bob"), &["ci"]);
+    let gateway = Builder::new("").config(&text).cast(cast).prepare().await;
+    let (store, agent_key) = (gateway.store.clone(), gateway.tokens.get("gha-deploy").to_owned());
+    let identity = Identity::from_config(&gateway.config, store.clone()).unwrap();
     let auth = identity.authenticator();
 
     let claims = |extra: serde_json::Value| {
