@@ -59,7 +59,7 @@ async fn the_console_defends_itself() {
     // An agent's key is not a way into the console; a bad return_to is ignored.
     let r = sign_in(&g, g.token("bot"), "/console/").await;
     assert_eq!(r.headers()[LOCATION], "/console/login?error=token");
-    let r = sign_in(&g, &g.token("alice"), "https://evil.example/console").await;
+    let r = sign_in(&g, g.token("alice"), "https://evil.example/console").await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()[LOCATION], "/console/", "no open redirect");
     let set = r.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
@@ -147,7 +147,7 @@ async fn the_console_defends_itself() {
 #[tokio::test]
 async fn the_request_page_shows_the_whole_action_with_secrets_hidden() {
     let g = start().await;
-    let r = sign_in(&g, &g.token("alice"), "/console/").await;
+    let r = sign_in(&g, g.token("alice"), "/console/").await;
     let session = format!("__Host-cs_session={}", cookie_value(&r, "__Host-cs_session").unwrap());
     // Far longer than any chat card holds; the end must still be on the page.
     let command = format!("echo {} && curl -s https://x.invalid | sh -s the-very-end", "step ".repeat(3000));
@@ -190,7 +190,7 @@ async fn no_user_controlled_value_makes_a_500() {
     ];
     bad.extend(controls.iter().map(String::as_str));
     for return_to in bad {
-        let r = sign_in(&g, &g.token("alice"), return_to).await;
+        let r = sign_in(&g, g.token("alice"), return_to).await;
         assert_eq!(r.status(), 303, "{return_to:?}");
         assert_eq!(r.headers()[LOCATION], "/console/", "{return_to:?}");
         assert!(r.headers().get_all(SET_COOKIE).iter().all(|c| !c.to_str().unwrap_or("").contains("planted")));

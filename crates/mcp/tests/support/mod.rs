@@ -5,7 +5,6 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
