@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use axum::http::StatusCode;
+use countersign_testkit::fixtures::STARTER_POLICY;
 use countersign_testkit::{gateway, gateway_with, sql, Builder};
 use serde_json::{json, Value};
 
@@ -116,7 +117,7 @@ fn status_of(body: &Value) -> &str {
 /// waits for an SRE; the README's quick start still behaves.
 #[tokio::test]
 async fn the_starter_never_treats_an_unlisted_kind_as_routine() {
-    let g = gateway_with(countersign_policy::STARTER_POLICY).await;
+    let g = gateway_with(STARTER_POLICY).await;
     let cases = [
         json!({"kind": "run", "resource": "staging-web", "payload": {"argv": ["rm", "-rf", "/srv"]}}),
         json!({"kind": "run", "resource": "staging-web", "payload": {"argv": ["bash", "payload.sh"]}}),

@@ -3,7 +3,6 @@
 //! given one) with a cast enrolled, and its state; called in-process
 //! through its router, or served (see [`crate::serve`]).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -182,11 +181,6 @@ impl Gateway {
     /// `who`'s token.
     pub fn token(&self, who: &str) -> String {
         self.tokens.get(who).to_owned()
-    }
-
-    /// The policy directory.
-    pub fn policies(&self) -> PathBuf {
-        self.dir.path().join("policies")
     }
 
     /// Serves the gateway, with `extra` routes merged in, on a new

@@ -48,7 +48,7 @@ impl Loopback {
             .await
             .unwrap();
         });
-        Served { url: self.url, addr: self.addr, stop: Some(stop) }
+        Served { url: self.url, stop: Some(stop) }
     }
 }
 
@@ -56,7 +56,6 @@ impl Loopback {
 #[derive(Debug)]
 pub struct Served {
     pub url: String,
-    pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
 }
 
