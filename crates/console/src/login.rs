@@ -344,7 +344,7 @@ pub async fn token(
         let record = countersign_audit::RefusalRecord::new(countersign_audit::kinds::ATTEMPT_REFUSED, "anonymous")
             .code("attempt", "console_login")
             .code("code", code);
-        state.app.refuse(source, None, code, false, record).await;
+        state.app.refuse(source, None, code, false, || record).await;
         return limited.into_response();
     }
     let expected = cookie(&headers, PRE_COOKIE).unwrap_or("");
@@ -359,7 +359,7 @@ pub async fn token(
             let record = countersign_audit::RefusalRecord::new(countersign_audit::kinds::ATTEMPT_REFUSED, "anonymous")
                 .code("attempt", "console_login")
                 .code("code", "unauthenticated");
-            state.app.refuse(source, None, "unauthenticated", true, record).await;
+            state.app.refuse(source, None, "unauthenticated", true, || record).await;
             return Redirect::to("/console/login?error=token").into_response();
         }
     };

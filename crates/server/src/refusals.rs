@@ -351,22 +351,26 @@ impl crate::gateway::AppState {
     }
 
     /// Records a refusal of `actor` (`None`: not authenticated) from
-    /// `source`: its bounded `record` at once if it is the first of the
+    /// `source`: its bounded record at once if it is the first of the
     /// pair in the window, else only counted. `charge`: it was a failed
     /// authentication, which uses up the source's allowance.
+    ///
+    /// The record is built only when it is kept: building it hashes what
+    /// the client sent (a 65 KB path costs more to hash than the rest of
+    /// the refusal), and a flood is almost all counted refusals.
     pub async fn refuse(
         &self,
         source: Source,
         actor: Option<&str>,
         code: &'static str,
         charge: bool,
-        record: RefusalRecord,
+        record: impl FnOnce() -> RefusalRecord,
     ) {
         self.metrics.count_refusal(code);
         let noted = self.refusals.note(source, actor, code, charge);
         let mut events = noted.flushed;
         if noted.record_now {
-            events.push(record.text("source", &source.to_string()).into_draft());
+            events.push(record().text("source", &source.to_string()).into_draft());
         } else {
             self.metrics.refusals_counted.inc();
         }

@@ -56,7 +56,7 @@ async fn receive(
     if let Err(limited) = slack.state.admit(source) {
         let code = limited.code();
         let record = RefusalRecord::new(kinds::INTEGRATION_REJECTED, "anonymous").code("integration", "slack");
-        slack.state.refuse(source, None, code, false, record.code("code", code)).await;
+        slack.state.refuse(source, None, code, false, || record.code("code", code)).await;
         return limited.into_response();
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -86,7 +86,7 @@ async fn rejected(slack: &Slack, source: Source, reason: SignatureError) -> Resp
     let record = RefusalRecord::new(kinds::INTEGRATION_REJECTED, "anonymous")
         .code("integration", "slack")
         .text("reason", &reason.to_string());
-    slack.state.refuse(source, None, "slack_signature", true, record).await;
+    slack.state.refuse(source, None, "slack_signature", true, || record).await;
     error(StatusCode::UNAUTHORIZED, "unauthenticated", &reason.to_string())
 }
 

@@ -43,7 +43,7 @@ async fn receive(
     if let Err(limited) = teams.state.admit(source) {
         let code = limited.code();
         let record = RefusalRecord::new(kinds::INTEGRATION_REJECTED, "anonymous").code("integration", "teams");
-        teams.state.refuse(source, None, code, false, record.code("code", code)).await;
+        teams.state.refuse(source, None, code, false, || record.code("code", code)).await;
         return limited.into_response();
     }
     let activity: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -55,7 +55,7 @@ async fn receive(
         let record = RefusalRecord::new(kinds::INTEGRATION_REJECTED, "anonymous")
             .code("integration", "teams")
             .text("reason", &e.to_string());
-        teams.state.refuse(source, None, "teams_token", true, record).await;
+        teams.state.refuse(source, None, "teams_token", true, || record).await;
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": {"code": "unauthenticated", "message": e.to_string()}})),
