@@ -11,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use countersign_audit::{AuditEvent, ChainBreak, ChainVerifier};
+use countersign_core::events::Parsed;
 use countersign_core::Timestamp;
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -167,8 +168,18 @@ pub fn forbidden(viewer: &Viewer) -> Response {
 fn matches(event: &AuditEvent, browse: &Browse) -> bool {
     contains(&event.kind, &browse.kind)
         && contains(&event.actor, &browse.actor)
-        && (browse.request.trim().is_empty()
-            || event.body_value().get("id").and_then(|v| v.as_str()) == Some(browse.request.trim()))
+        && (browse.request.trim().is_empty() || request_of(event).as_deref() == Some(browse.request.trim()))
+}
+
+/// The request whose history `event` is part of, for the filter and the
+/// link.
+fn request_of(event: &AuditEvent) -> Option<String> {
+    match event.parsed() {
+        Parsed::Known(known) => known.request().map(str::to_owned),
+        // Still found by its request: an event this version cannot read
+        // names it in `id` as every request event does.
+        Parsed::Unknown(unknown) => unknown.body.get("id").and_then(|v| v.as_str()).map(str::to_owned),
+    }
 }
 
 /// Up to a page of matching events below `before` (or the head), newest
@@ -201,10 +212,8 @@ async fn find(
 
 fn row(e: &AuditEvent) -> String {
     let body = e.body_value();
-    let link = body
-        .get("id")
-        .and_then(|v| v.as_str())
-        .map(|id| format!("<a href=\"/console/requests/{}\">request</a> ", url_part(id)))
+    let link = request_of(e)
+        .map(|id| format!("<a href=\"/console/requests/{}\">request</a> ", url_part(&id)))
         .unwrap_or_default();
     let text = serde_json::to_string(&body).unwrap_or_default();
     format!(
