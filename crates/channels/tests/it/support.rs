@@ -202,7 +202,7 @@ pub async fn gateway_with(setup: Setup) -> Gateway {
             created_at: Timestamp::now(),
         };
         store
-            .create_user(user, vec![AuditDraft::new("test", "identity.user_created", json!({"name": name}))])
+            .create_user(user, vec![AuditDraft::raw("test", "identity.user_created", json!({"name": name}))])
             .await
             .unwrap();
         tokens.insert(name.to_owned(), token);
@@ -216,7 +216,7 @@ pub async fn gateway_with(setup: Setup) -> Gateway {
         created_at: Timestamp::now(),
     };
     store
-        .create_agent(agent, vec![AuditDraft::new("test", "identity.agent_created", json!({"name": "bot"}))])
+        .create_agent(agent, vec![AuditDraft::raw("test", "identity.agent_created", json!({"name": "bot"}))])
         .await
         .unwrap();
     tokens.insert("bot".to_owned(), token);

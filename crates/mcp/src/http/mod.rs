@@ -95,7 +95,7 @@ async fn report_refusal(
         state.refuse(source, Some(&actor), "bad_request", false, || record).await;
         return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, "not a refusal report");
     };
-    let event = countersign_audit::AuditDraft::new(principal.reference().to_string(), refusal.kind(), refusal.body());
+    let event = countersign_audit::AuditDraft::new(principal.reference().to_string(), refusal.event());
     match state.audit(vec![event]).await {
         Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"recorded": true})),
         Err(e) => {

@@ -157,7 +157,7 @@ async fn start_gateway_inner(dir: &Path, mcp_config: &str) -> Gateway {
     let agent =
         NewAgent { name: "bot".into(), owner: None, groups: vec![], token_hash: hash, created_at: Timestamp::now() };
     store
-        .create_agent(agent, vec![AuditDraft::new("test", "identity.agent_created", json!({"name": "bot"}))])
+        .create_agent(agent, vec![AuditDraft::raw("test", "identity.agent_created", json!({"name": "bot"}))])
         .await
         .unwrap();
     let state = AppState::new(config, store.clone()).await.unwrap();

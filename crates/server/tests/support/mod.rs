@@ -110,7 +110,7 @@ pub async fn gateway_configured(policy: &str, env: &[(&str, &str)], clock: Arc<d
             created_at: Timestamp::now(),
         };
         store
-            .create_user(user, vec![AuditDraft::new("test", "identity.user_created", json!({"name": name}))])
+            .create_user(user, vec![AuditDraft::raw("test", "identity.user_created", json!({"name": name}))])
             .await
             .unwrap();
         tokens.insert(name.to_owned(), token);
@@ -125,7 +125,7 @@ pub async fn gateway_configured(policy: &str, env: &[(&str, &str)], clock: Arc<d
             created_at: Timestamp::now(),
         };
         store
-            .create_agent(agent, vec![AuditDraft::new("test", "identity.agent_created", json!({"name": name}))])
+            .create_agent(agent, vec![AuditDraft::raw("test", "identity.agent_created", json!({"name": name}))])
             .await
             .unwrap();
         tokens.insert(name.to_owned(), token);
