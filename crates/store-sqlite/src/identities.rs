@@ -195,20 +195,19 @@ pub(crate) fn list_agents(conn: &Connection) -> Result<Vec<Agent>, StoreError> {
 }
 
 /// The live identity holding this credential.
+/// The lookup every authenticated call makes.
+pub(crate) const PRINCIPAL_BY_TOKEN_HASH: &str = "SELECT 'user', u.name, u.email, NULL, u.groups
+       FROM credentials c JOIN users u ON u.name = c.principal_name
+      WHERE c.token_hash = ?1 AND c.principal_kind = 'user' AND u.revoked_at IS NULL
+     UNION ALL
+     SELECT 'agent', a.name, NULL, a.owner, a.groups
+       FROM credentials c JOIN agents a ON a.name = c.principal_name
+      WHERE c.token_hash = ?1 AND c.principal_kind = 'agent' AND a.revoked_at IS NULL";
+
 pub(crate) fn principal_by_token_hash(conn: &Connection, token_hash: &str) -> Result<Option<Principal>, StoreError> {
     // Revocation deletes credentials, but the revoked_at checks keep a
     // token dead even if a row were ever left behind.
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT 'user', u.name, u.email, NULL, u.groups
-               FROM credentials c JOIN users u ON u.name = c.principal_name
-              WHERE c.token_hash = ?1 AND c.principal_kind = 'user' AND u.revoked_at IS NULL
-             UNION ALL
-             SELECT 'agent', a.name, NULL, a.owner, a.groups
-               FROM credentials c JOIN agents a ON a.name = c.principal_name
-              WHERE c.token_hash = ?1 AND c.principal_kind = 'agent' AND a.revoked_at IS NULL",
-        )
-        .map_err(db)?;
+    let mut stmt = conn.prepare_cached(PRINCIPAL_BY_TOKEN_HASH).map_err(db)?;
     stmt.query_row([token_hash], decode_principal).optional().map_err(db)?.transpose()
 }
 
