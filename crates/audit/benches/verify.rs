@@ -11,7 +11,7 @@ fn bench_verify(c: &mut Criterion) {
         .filter_map(|i| {
             let body = json!({"id": format!("01JC{i:020}"), "kind": "sql.execute", "resource": "prod-db",
                 "status": "allowed", "fingerprint": format!("sha256:{:064x}", i), "policies": ["routine-nonprod"]});
-            head.seal(&AuditDraft::new("agent:deploy-bot", "action.decided", body), Timestamp(1_790_000_000_000 + i))
+            head.seal(&AuditDraft::raw("agent:deploy-bot", "action.decided", body), Timestamp(1_790_000_000_000 + i))
                 .ok()
         })
         .collect();

@@ -24,14 +24,14 @@ impl Default for ChainHead {
 impl ChainHead {
     /// Seals `draft` as the next event and moves the head onto it.
     pub fn seal(&mut self, draft: &AuditDraft, time: Timestamp) -> Result<AuditEvent, AuditError> {
-        let body = AuditEvent::canonical_body(&draft.body)?;
+        let body = AuditEvent::canonical_body(&draft.body()?)?;
         let seq = self.seq + 1;
-        let hash = compute_hash(seq, time, &draft.actor, &draft.kind, &body, &self.hash);
+        let hash = compute_hash(seq, time, draft.actor(), draft.kind(), &body, &self.hash);
         let event = AuditEvent {
             seq,
             time,
-            actor: draft.actor.clone(),
-            kind: draft.kind.clone(),
+            actor: draft.actor().to_owned(),
+            kind: draft.kind().to_owned(),
             body,
             prev_hash: std::mem::replace(&mut self.hash, hash.clone()),
             hash,
@@ -133,7 +133,7 @@ mod tests {
         let mut head = ChainHead::default();
         (0..n)
             .map(|i| {
-                let draft = AuditDraft::new(format!("agent:a{i}"), "action.submitted", json!({"i": i, "s": "x"}));
+                let draft = AuditDraft::raw(format!("agent:a{i}"), "action.submitted", json!({"i": i, "s": "x"}));
                 head.seal(&draft, Timestamp(1_000 + i64::try_from(i).unwrap())).unwrap()
             })
             .collect()

@@ -1,24 +1,89 @@
 //! Audit events: the draft a component records, and the sealed event with
 //! its place in the chain.
 
+use countersign_core::events::{Caused, Event, Parsed};
 use countersign_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// An event before it has a place in the chain.
+/// An event before it has a place in the chain: who caused it, and what
+/// happened, as a typed [`Event`] (producers never spell a kind).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditDraft {
-    /// Who caused it: `agent:NAME`, `user:NAME`, or `system`.
-    pub actor: String,
-    /// What happened, e.g. `action.submitted`, `approval.refused`.
-    pub kind: String,
-    pub body: Value,
+    /// Who caused it: `agent:NAME`, `user:NAME`, `system`, or an outside
+    /// account (`cli:USER`, `slack:ACCOUNT`, `anonymous`).
+    actor: String,
+    content: Content,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    any(test, feature = "testing"),
+    expect(
+        clippy::large_enum_variant,
+        reason = "only tests hold the small variant; boxing every event would cost production drafts an allocation"
+    )
+)]
+enum Content {
+    Event(Event),
+    /// Any kind and body, for tests of the chain and the stores.
+    #[cfg(any(test, feature = "testing"))]
+    Raw {
+        kind: String,
+        body: Value,
+    },
 }
 
 impl AuditDraft {
-    pub fn new(actor: impl Into<String>, kind: impl Into<String>, body: Value) -> Self {
-        Self { actor: actor.into(), kind: kind.into(), body }
+    pub fn new(actor: impl Into<String>, event: Event) -> Self {
+        Self { actor: actor.into(), content: Content::Event(event) }
+    }
+
+    /// A draft of any kind and body, for tests of the chain and the stores
+    /// (feature `testing`); the gateway records [`Event`]s only.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn raw(actor: impl Into<String>, kind: impl Into<String>, body: Value) -> Self {
+        Self { actor: actor.into(), content: Content::Raw { kind: kind.into(), body } }
+    }
+
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// The kind stored in the event's `type`.
+    pub fn kind(&self) -> &str {
+        match &self.content {
+            Content::Event(event) => event.kind(),
+            #[cfg(any(test, feature = "testing"))]
+            Content::Raw { kind, .. } => kind,
+        }
+    }
+
+    /// The event, unless this is a raw test draft.
+    pub fn event(&self) -> Option<&Event> {
+        match &self.content {
+            Content::Event(event) => Some(event),
+            #[cfg(any(test, feature = "testing"))]
+            Content::Raw { .. } => None,
+        }
+    }
+
+    /// The body as JSON, before canonicalisation.
+    pub fn body(&self) -> Result<Value, AuditError> {
+        match &self.content {
+            Content::Event(event) => {
+                event.body().map_err(|e| AuditError::Encode { kind: event.kind(), reason: e.to_string() })
+            }
+            #[cfg(any(test, feature = "testing"))]
+            Content::Raw { body, .. } => Ok(body.clone()),
+        }
+    }
+}
+
+impl From<Caused> for AuditDraft {
+    fn from(caused: Caused) -> Self {
+        Self::new(caused.actor.to_string(), caused.event)
     }
 }
 
@@ -41,6 +106,8 @@ pub struct AuditEvent {
 pub enum AuditError {
     #[error("the event body cannot be canonicalised: {0}")]
     Canonical(String),
+    #[error("the `{kind}` event body cannot be encoded: {reason}")]
+    Encode { kind: &'static str, reason: String },
 }
 
 impl AuditEvent {
@@ -52,6 +119,12 @@ impl AuditEvent {
     /// The hash this event must carry, computed from its other fields.
     pub fn compute_hash(&self) -> String {
         compute_hash(self.seq, self.time, &self.actor, &self.kind, &self.body, &self.prev_hash)
+    }
+
+    /// The event read back into its typed form, or kept as stored when this
+    /// version cannot read it.
+    pub fn parsed(&self) -> Parsed {
+        Parsed::read(&self.kind, &self.body)
     }
 
     /// The body as JSON, for API clients and exports.
@@ -106,7 +179,16 @@ fn push_json_string(out: &mut String, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use countersign_core::events::Cancelled;
     use serde_json::json;
+
+    #[test]
+    fn a_typed_draft_seals_exactly_as_its_json_would() {
+        let typed = AuditDraft::new("agent:bot", Event::ActionCancelled(Cancelled { id: "r1".into() }));
+        let raw = AuditDraft::raw("agent:bot", "action.cancelled", json!({"id": "r1"}));
+        let seal = |draft: &AuditDraft| crate::ChainHead::default().seal(draft, Timestamp(5)).unwrap();
+        assert_eq!(seal(&typed), seal(&raw));
+    }
 
     #[test]
     fn hash_equals_jcs_of_the_whole_event() {

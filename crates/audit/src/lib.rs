@@ -8,6 +8,10 @@
 //! event, which [`ChainVerifier`] reports by sequence number. Anyone can
 //! re-check the chain with a JCS library and SHA-256; nothing here is secret.
 //!
+//! What an event says is a [`countersign_core::events::Event`]: a draft is
+//! made from one ([`AuditDraft::new`]), and a sealed event reads back into
+//! one ([`AuditEvent::parsed`]).
+//!
 //! [`csv`] is the one CSV writer of every export (formula cells defused).
 //!
 //! Truncating the newest events cannot be detected from the chain alone;
@@ -18,9 +22,8 @@
 mod chain;
 pub mod csv;
 mod event;
-pub mod kinds;
 mod refusal;
 
 pub use chain::{verify_all, BreakReason, ChainBreak, ChainHead, ChainVerifier, Verified, GENESIS_HASH};
 pub use event::{AuditDraft, AuditError, AuditEvent};
-pub use refusal::{RefusalRecord, MAX_REFUSAL_BODY_BYTES, MAX_TEXT_BYTES};
+pub use refusal::{RefusalKind, RefusalRecord, MAX_REFUSAL_BODY_BYTES, MAX_TEXT_BYTES};

@@ -10,11 +10,36 @@
 //! producer, never by the client, and a per-record budget caps the sum, so
 //! no record's body exceeds [`MAX_REFUSAL_BODY_BYTES`].
 
+use countersign_core::events::{AttemptRefused, Event, RefusalFields, Rejection};
 use countersign_core::text::prefix_within;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::AuditDraft;
+
+/// Which refusal a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// A call the HTTP API, the MCP endpoint or the console refused before
+    /// or after its handler (authentication, bad input, unknown route, …):
+    /// `request.rejected`.
+    RequestRejected,
+    /// A chat integration refused an inbound call (bad signature, bad
+    /// token): `integration.rejected`.
+    IntegrationRejected,
+    /// A login form refused an attempt: `attempt.refused`.
+    AttemptRefused,
+}
+
+impl RefusalKind {
+    fn event(self, fields: RefusalFields) -> Event {
+        match self {
+            Self::RequestRejected => Event::RequestRejected(Rejection::Call(fields)),
+            Self::IntegrationRejected => Event::IntegrationRejected(fields),
+            Self::AttemptRefused => Event::AttemptRefused(AttemptRefused::Record(fields)),
+        }
+    }
+}
 
 /// The most bytes one client-chosen text may take in a record (escaped).
 pub const MAX_TEXT_BYTES: usize = 160;
@@ -29,11 +54,10 @@ const MAX_ACTOR_BYTES: usize = 128;
 const MAX_FIELDS: usize = 12;
 
 /// A refusal's audit record under construction. Build it with the refusal's
-/// kind (see [`crate::kinds`]), who was refused, and its fields; then
-/// [`RefusalRecord::into_draft`].
+/// kind, who was refused, and its fields; then [`RefusalRecord::into_draft`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefusalRecord {
-    kind: &'static str,
+    kind: RefusalKind,
     actor: String,
     body: Map<String, Value>,
     text_budget: usize,
@@ -43,7 +67,7 @@ pub struct RefusalRecord {
 impl RefusalRecord {
     /// A record of kind `kind` for `actor` (`anonymous` when unknown). The
     /// actor is kept as given if short, cut otherwise.
-    pub fn new(kind: &'static str, actor: &str) -> Self {
+    pub fn new(kind: RefusalKind, actor: &str) -> Self {
         let (actor, _) = clip(actor, MAX_ACTOR_BYTES);
         Self { kind, actor, body: Map::new(), text_budget: TEXT_BUDGET_BYTES, dropped: 0 }
     }
@@ -99,7 +123,7 @@ impl RefusalRecord {
     }
 
     /// The kind this record will have.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> RefusalKind {
         self.kind
     }
 
@@ -117,7 +141,7 @@ impl RefusalRecord {
         if self.dropped > 0 {
             self.body.insert("dropped_fields".to_owned(), Value::from(self.dropped));
         }
-        AuditDraft::new(self.actor, self.kind, Value::Object(self.body))
+        AuditDraft::new(self.actor, self.kind.event(RefusalFields(self.body)))
     }
 }
 
@@ -152,52 +176,53 @@ fn escaped_char_len(c: char) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds;
     use crate::AuditEvent;
     use proptest::prelude::*;
 
     fn size(draft: &AuditDraft) -> usize {
-        AuditEvent::canonical_body(&draft.body).unwrap().len() + draft.actor.len() + draft.kind.len()
+        AuditEvent::canonical_body(&draft.body().unwrap()).unwrap().len() + draft.actor().len() + draft.kind().len()
     }
 
     #[test]
     fn short_values_are_kept_whole_and_long_ones_cut_and_hashed() {
         let path = format!("/{}", "a".repeat(65_000));
-        let draft = RefusalRecord::new(kinds::REQUEST_REJECTED, "anonymous")
+        let draft = RefusalRecord::new(RefusalKind::RequestRejected, "anonymous")
             .code("code", "unauthenticated")
             .text("method", "GET")
             .text("path", &path)
             .into_draft();
-        assert_eq!(draft.kind, "request.rejected");
-        assert_eq!(draft.body["method"], "GET");
-        assert!(draft.body.get("method_sha256").is_none());
-        let kept = draft.body["path"].as_str().unwrap();
+        assert_eq!(draft.kind(), "request.rejected");
+        let body = draft.body().unwrap();
+        assert_eq!(body["method"], "GET");
+        assert!(body.get("method_sha256").is_none());
+        let kept = body["path"].as_str().unwrap();
         assert_eq!(kept.len(), MAX_TEXT_BYTES);
         assert!(path.starts_with(kept));
-        assert_eq!(draft.body["path_bytes"], 65_001);
-        assert_eq!(draft.body["path_sha256"], hex::encode(Sha256::digest(path.as_bytes())));
+        assert_eq!(body["path_bytes"], 65_001);
+        assert_eq!(body["path_sha256"], hex::encode(Sha256::digest(path.as_bytes())));
         assert!(size(&draft) <= MAX_REFUSAL_BODY_BYTES);
     }
 
     #[test]
     fn escapes_count_against_the_limit() {
-        let draft = RefusalRecord::new(kinds::REQUEST_REJECTED, "x").text("ua", &"\u{1}".repeat(10_000)).into_draft();
-        let canonical = AuditEvent::canonical_body(&draft.body).unwrap();
+        let draft =
+            RefusalRecord::new(RefusalKind::RequestRejected, "x").text("ua", &"\u{1}".repeat(10_000)).into_draft();
+        let canonical = AuditEvent::canonical_body(&draft.body().unwrap()).unwrap();
         assert!(canonical.len() <= MAX_REFUSAL_BODY_BYTES, "{}", canonical.len());
-        assert_eq!(draft.body["ua_bytes"], 10_000);
+        assert_eq!(draft.body().unwrap()["ua_bytes"], 10_000);
     }
 
     #[test]
     fn many_fields_stay_bounded() {
         let big = "é\"".repeat(50_000);
         let keys = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p"];
-        let mut record = RefusalRecord::new(kinds::REQUEST_REJECTED, &big);
+        let mut record = RefusalRecord::new(RefusalKind::RequestRejected, &big);
         for key in keys {
             record = record.text(key, &big);
         }
         let draft = record.into_draft();
         assert!(size(&draft) <= MAX_REFUSAL_BODY_BYTES, "{}", size(&draft));
-        assert!(draft.body["dropped_fields"].as_u64().unwrap() > 0);
+        assert!(draft.body().unwrap()["dropped_fields"].as_u64().unwrap() > 0);
     }
 
     proptest! {
@@ -208,13 +233,14 @@ mod tests {
         ) {
             let keys = ["method", "path", "query", "user_agent", "token", "message", "origin", "reason",
                         "k8", "k9", "k10", "k11", "k12", "k13", "k14", "k15"];
-            let mut record = RefusalRecord::new(kinds::ATTEMPT_REFUSED, &actor).code("code", "x").number("status", 401);
+            let mut record =
+                RefusalRecord::new(RefusalKind::AttemptRefused, &actor).code("code", "x").number("status", 401);
             for (key, text) in keys.iter().zip(&texts) {
                 record = record.text(key, text);
             }
             let draft = record.into_draft();
             prop_assert!(size(&draft) <= MAX_REFUSAL_BODY_BYTES + MAX_ACTOR_BYTES + 32);
-            prop_assert!(AuditEvent::canonical_body(&draft.body).unwrap().len() <= MAX_REFUSAL_BODY_BYTES);
+            prop_assert!(AuditEvent::canonical_body(&draft.body().unwrap()).unwrap().len() <= MAX_REFUSAL_BODY_BYTES);
         }
     }
 }

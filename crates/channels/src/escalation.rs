@@ -5,10 +5,10 @@
 
 use countersign_audit::AuditDraft;
 use countersign_core::clock::format_duration;
+use countersign_core::events::{Escalated, Event};
 use countersign_core::{Request, Status, Timestamp};
 use countersign_server::AppState;
 use countersign_store::{Cursor, RequestFilter, StoreError};
-use serde_json::json;
 
 use crate::outbox::{Lease, OutboxOptions, KV};
 
@@ -67,14 +67,13 @@ async fn escalate_due(state: &AppState, pending: Vec<Request>, now: Timestamp) -
             if !state.store.kv_compare_and_set(KV, &key, None, Some(now.to_rfc3339())).await? {
                 continue;
             }
-            state
-                .store
-                .append_audit(vec![AuditDraft::new(
-                    "system",
-                    "action.escalated",
-                    json!({"id": request.id, "policy": requirement.policy, "to": to, "after": format_duration(after)}),
-                )])
-                .await?;
+            let escalated_event = Escalated {
+                id: request.id.clone(),
+                policy: requirement.policy.clone(),
+                to: to.clone(),
+                after: format_duration(after),
+            };
+            state.store.append_audit(vec![AuditDraft::new("system", Event::ActionEscalated(escalated_event))]).await?;
             escalated += 1;
         }
     }

@@ -1,8 +1,13 @@
 //! What the outbox delivers: the changes of requests, read back from the
 //! audit log, where each was committed together with the change itself.
+//!
+//! [`classify`] reads every stored event into its typed form and decides,
+//! for each kind, whether it is a change of a request: a new kind of event
+//! does not compile here until that is decided.
 
 use countersign_audit::AuditEvent;
-use countersign_core::Timestamp;
+use countersign_core::events::{Event, Parsed};
+use countersign_core::{Status, Timestamp};
 use serde_json::Value;
 
 /// What happened to a request.
@@ -120,28 +125,56 @@ pub struct Change {
 /// identity and policy events, and the channels' own records are not
 /// changes of a request.
 pub fn classify(event: &AuditEvent) -> Option<Change> {
-    let details = event.body_value();
-    let kind = match event.kind.as_str() {
-        "action.decided" => match details.get("status").and_then(Value::as_str) {
-            Some("pending") => ChangeKind::Pending,
-            Some("allowed") => ChangeKind::Allowed,
-            Some("denied") => ChangeKind::Denied,
-            Some(_) | None => return None,
-        },
-        "approval.accepted" => ChangeKind::Approval,
-        "denial.accepted" => ChangeKind::Denial,
-        "comment.added" => ChangeKind::Comment,
-        "action.approved" => ChangeKind::Approved,
-        "action.denied" => ChangeKind::Denied,
-        "action.released" => ChangeKind::Released,
-        "action.expired" => ChangeKind::Expired,
-        "action.cancelled" => ChangeKind::Cancelled,
-        "action.revoked" => ChangeKind::Revoked,
-        "outcome.reported" => ChangeKind::Outcome,
-        "action.escalated" => ChangeKind::Escalated,
-        _ => return None,
+    let known = match event.parsed() {
+        Parsed::Known(known) => known,
+        // A kind this version does not write (a newer replica's), or a body
+        // not in the shape it writes: not a change it knows how to show.
+        Parsed::Unknown(_) => return None,
     };
-    let request_id = details.get("id").and_then(Value::as_str)?.to_owned();
+    let (kind, request_id) = match known {
+        Event::ActionDecided(decided) => match decided.status {
+            Status::Pending => (ChangeKind::Pending, decided.id),
+            Status::Allowed => (ChangeKind::Allowed, decided.id),
+            Status::Denied => (ChangeKind::Denied, decided.id),
+            // A decision is never one of these.
+            Status::Approved | Status::Released | Status::Expired | Status::Cancelled | Status::Revoked => return None,
+        },
+        Event::ApprovalAccepted(vote) => (ChangeKind::Approval, vote.id),
+        Event::DenialAccepted(vote) => (ChangeKind::Denial, vote.id),
+        Event::CommentAdded(comment) => (ChangeKind::Comment, comment.id),
+        Event::ActionApproved(concluded) => (ChangeKind::Approved, concluded.id),
+        Event::ActionDenied(concluded) => (ChangeKind::Denied, concluded.id),
+        Event::ActionReleased(released) => (ChangeKind::Released, released.id),
+        Event::ActionExpired(closed) => (ChangeKind::Expired, closed.id),
+        Event::ActionCancelled(cancelled) => (ChangeKind::Cancelled, cancelled.id),
+        Event::ActionRevoked(closed) => (ChangeKind::Revoked, closed.id),
+        Event::OutcomeReported(reported) => (ChangeKind::Outcome, reported.id),
+        Event::ActionEscalated(escalated) => (ChangeKind::Escalated, escalated.id),
+        // The submission shows with its decision, which follows it; a
+        // withdrawn vote shows when it changes the decision (a revocation).
+        Event::ActionSubmitted(_)
+        | Event::VotesWithdrawn(_)
+        | Event::AttemptRefused(_)
+        | Event::PolicyLoaded(_)
+        | Event::PolicyLoadFailed(_)
+        | Event::PolicyAdopted(_)
+        | Event::UserCreated(_)
+        | Event::UserUpdated(_)
+        | Event::UserRevoked(_)
+        | Event::AgentCreated(_)
+        | Event::AgentRevoked(_)
+        | Event::IdentityBound(_)
+        | Event::IdentityBindingRefused(_)
+        | Event::ConsoleLogin(_)
+        | Event::ConsoleLogout(_)
+        | Event::RequestRejected(_)
+        | Event::IntegrationRejected(_)
+        | Event::RefusalsAggregated(_)
+        | Event::McpUpstreamMessageDropped(_)
+        | Event::ChannelStarted(_)
+        | Event::ChannelClick(_)
+        | Event::WebhookDelivery(_) => return None,
+    };
     Some(Change {
         seq: event.seq,
         hash: event.hash.clone(),
@@ -149,7 +182,7 @@ pub fn classify(event: &AuditEvent) -> Option<Change> {
         request_id,
         actor: event.actor.clone(),
         time: event.time,
-        details,
+        details: event.body_value(),
     })
 }
 
@@ -169,14 +202,27 @@ mod tests {
         }
     }
 
+    const DECIDED: &str = r#"{"errors":[],"expires_at":null,"id":"r1","policies":["p"],"policy_hash":"sha256:00","reason":"needs sre","requirements":[],"status":"pending"}"#;
+
     #[test]
     fn request_changes_are_recognised() {
-        let c = classify(&event("action.decided", r#"{"id":"r1","status":"pending"}"#)).unwrap();
+        let c = classify(&event("action.decided", DECIDED)).unwrap();
         assert_eq!((c.kind, c.request_id.as_str(), c.seq), (ChangeKind::Pending, "r1", 7));
-        assert_eq!(classify(&event("action.expired", r#"{"id":"r1"}"#)).unwrap().kind, ChangeKind::Expired);
+        assert_eq!(c.details, serde_json::from_str::<Value>(DECIDED).unwrap(), "details are the body as stored");
+        let expired = r#"{"id":"r1","reason":"the deadline passed without a decision"}"#;
+        assert_eq!(classify(&event("action.expired", expired)).unwrap().kind, ChangeKind::Expired);
+        let refused = r#"{"attempt":"approve","code":"self_approval","id":"r1","message":"no"}"#;
+        assert!(classify(&event("attempt.refused", refused)).is_none());
         assert!(classify(&event("attempt.refused", r#"{"id":"r1"}"#)).is_none());
         assert!(classify(&event("webhook.delivery", r#"{"id":"r1"}"#)).is_none());
         assert!(classify(&event("action.approved", r#"{"no_id":1}"#)).is_none());
+    }
+
+    #[test]
+    fn events_this_version_cannot_read_are_no_change() {
+        assert!(classify(&event("action.renamed", r#"{"id":"r1"}"#)).is_none(), "an unknown kind");
+        assert!(classify(&event("action.expired", r#"{"id":"r1"}"#)).is_none(), "a body not in the written shape");
+        assert!(classify(&event("action.expired", "not json")).is_none());
     }
 
     #[test]

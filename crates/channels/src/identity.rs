@@ -4,11 +4,11 @@
 //! approval loop, exactly as through the API.
 
 use countersign_audit::AuditDraft;
+use countersign_core::events::{ChannelClick, Event};
 use countersign_core::Request;
 use countersign_identity::people::{self, EmailAssertion, MatchError};
 use countersign_server::AppState;
 use countersign_store::{StoreError, User};
-use serde_json::json;
 
 /// The live user named `name`.
 pub async fn by_name(state: &AppState, name: &str) -> Result<Option<User>, StoreError> {
@@ -41,16 +41,13 @@ pub fn click_event(
     refused: Option<&str>,
 ) -> AuditDraft {
     let actor = user.map_or_else(|| format!("{channel}:{account}"), |u| format!("user:{}", u.name));
-    AuditDraft::new(
-        actor,
-        "channel.click",
-        json!({
-            "channel": channel,
-            "account": account,
-            "user": user.map(|u| u.name.clone()),
-            "request": request_id,
-            "action": action,
-            "refused": refused,
-        }),
-    )
+    let click = ChannelClick {
+        channel: channel.to_owned(),
+        account: account.to_owned(),
+        user: user.map(|u| u.name.clone()),
+        request: request_id.to_owned(),
+        action: action.to_owned(),
+        refused: refused.map(str::to_owned),
+    };
+    AuditDraft::new(actor, Event::ChannelClick(click))
 }

@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use countersign_audit::AuditDraft;
+use countersign_core::events::{ChannelStarted, Event};
 use countersign_core::{Request, Timestamp};
 use countersign_server::AppState;
 use countersign_store::StoreError;
-use serde_json::json;
 
 use crate::events::{classify, Change, ChangeKind};
 
@@ -300,11 +300,8 @@ impl Worker {
         }
         // A new channel starts at the head of the log rather than replaying
         // history; the audit event that marks the start gives the head.
-        let head = self
-            .state
-            .store
-            .append_audit(vec![AuditDraft::new("system", "channel.started", json!({"channel": self.name}))])
-            .await?;
+        let started = Event::ChannelStarted(ChannelStarted { channel: self.name.clone() });
+        let head = self.state.store.append_audit(vec![AuditDraft::new("system", started)]).await?;
         if self.state.store.kv_compare_and_set(KV, &self.cursor_key, None, Some(head.to_string())).await? {
             return Ok(head);
         }

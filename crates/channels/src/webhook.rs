@@ -12,6 +12,7 @@
 
 use async_trait::async_trait;
 use countersign_audit::AuditDraft;
+use countersign_core::events::{Event, WebhookDelivery};
 use countersign_core::{Request, Timestamp, VoteKind};
 use countersign_server::config::WebhookConfig;
 use countersign_server::AppState;
@@ -113,21 +114,18 @@ impl Webhook {
             Ok(status) => ((200..300).contains(status), Some(*status), None),
             Err(e) => (false, None, Some(e.clone())),
         };
-        let event = AuditDraft::new(
-            "system",
-            "webhook.delivery",
-            json!({
-                "webhook": self.name,
-                "target": self.target(),
-                "event_id": change.hash,
-                "event": change.kind.as_str(),
-                "request": change.request_id,
-                "attempt": attempt,
-                "ok": ok,
-                "status": status,
-                "error": error,
-            }),
-        );
+        let delivery = WebhookDelivery {
+            webhook: self.name.clone(),
+            target: self.target(),
+            event_id: change.hash.clone(),
+            event: change.kind.as_str().to_owned(),
+            request: change.request_id.clone(),
+            attempt,
+            ok,
+            status,
+            error,
+        };
+        let event = AuditDraft::new("system", Event::WebhookDelivery(delivery));
         if let Err(e) = self.state.audit(vec![event]).await {
             tracing::warn!(webhook = %self.name, error = %e, "cannot audit a webhook delivery attempt");
         }

@@ -3,6 +3,7 @@
 //! is printed once.
 
 use countersign_audit::AuditDraft;
+use countersign_core::events::{AgentCreated, Event, IdentityRevoked, UserCreated};
 use countersign_core::principal::{valid_email, valid_name};
 use countersign_core::{PrincipalKind, Timestamp};
 use countersign_server::auth::new_token;
@@ -25,11 +26,14 @@ pub async fn users(command: UsersCommand, output: Output) -> anyhow::Result<Exit
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Create).await?;
             let (token, token_hash) = new_token(PrincipalKind::User);
-            let draft = AuditDraft::new(
-                local::cli_actor(),
-                "identity.user_created",
-                json!({"name": name, "email": email, "groups": groups}),
-            );
+            let created = UserCreated {
+                name: name.clone(),
+                email: email.clone(),
+                groups: groups.clone(),
+                source: None,
+                subject: None,
+            };
+            let draft = AuditDraft::new(local::cli_actor(), Event::UserCreated(created));
             let user = NewUser { name, email, groups, token_hash, created_at: Timestamp::now() };
             let user = store.create_user(user, vec![draft]).await?;
             if output.is_json() {
@@ -66,7 +70,7 @@ pub async fn users(command: UsersCommand, output: Output) -> anyhow::Result<Exit
         UsersCommand::Revoke { name, store } => {
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Existing).await?;
-            let draft = AuditDraft::new(local::cli_actor(), "identity.user_revoked", json!({"name": name}));
+            let draft = AuditDraft::new(local::cli_actor(), Event::UserRevoked(IdentityRevoked { name: name.clone() }));
             let revoked = store.revoke_user(&name, Timestamp::now(), vec![draft]).await?;
             report_revoked("user", &name, revoked.len(), output);
             Ok(Exit::OK)
@@ -89,11 +93,8 @@ pub async fn agents(command: AgentsCommand, output: Output) -> anyhow::Result<Ex
                 }
             }
             let (token, token_hash) = new_token(PrincipalKind::Agent);
-            let draft = AuditDraft::new(
-                local::cli_actor(),
-                "identity.agent_created",
-                json!({"name": name, "owner": owner, "groups": groups}),
-            );
+            let created = AgentCreated { name: name.clone(), owner: owner.clone(), groups: groups.clone() };
+            let draft = AuditDraft::new(local::cli_actor(), Event::AgentCreated(created));
             let agent = NewAgent { name, owner, groups, token_hash, created_at: Timestamp::now() };
             let agent = store.create_agent(agent, vec![draft]).await?;
             if output.is_json() {
@@ -134,7 +135,8 @@ pub async fn agents(command: AgentsCommand, output: Output) -> anyhow::Result<Ex
         AgentsCommand::Revoke { name, store } => {
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Existing).await?;
-            let draft = AuditDraft::new(local::cli_actor(), "identity.agent_revoked", json!({"name": name}));
+            let draft =
+                AuditDraft::new(local::cli_actor(), Event::AgentRevoked(IdentityRevoked { name: name.clone() }));
             let revoked = store.revoke_agent(&name, Timestamp::now(), vec![draft]).await?;
             report_revoked("agent", &name, revoked.len(), output);
             Ok(Exit::OK)

@@ -6,13 +6,13 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use countersign_audit::AuditDraft;
+use countersign_core::events::{AgentCreated, Event, IdentityRevoked, UserCreated};
 use countersign_core::principal::{valid_email, valid_name};
 use countersign_core::{PrincipalKind, Timestamp};
 use countersign_server::auth::new_token;
 use countersign_store::{NewAgent, NewUser, StoreError};
 use maud::{html, Markup};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::audit::forbidden;
 use crate::html::time;
@@ -278,11 +278,14 @@ async fn add_user_inner(state: &Shared, viewer: &Viewer, form: &IdentityForm) ->
     }
     let groups = parse_groups(&form.groups)?;
     let (token, token_hash) = new_token(PrincipalKind::User);
-    let event = AuditDraft::new(
-        viewer.principal.reference().to_string(),
-        "identity.user_created",
-        json!({"name": name, "email": email, "groups": groups}),
-    );
+    let created = UserCreated {
+        name: name.to_owned(),
+        email: email.to_owned(),
+        groups: groups.clone(),
+        source: None,
+        subject: None,
+    };
+    let event = AuditDraft::new(viewer.principal.reference().to_string(), Event::UserCreated(created));
     let user =
         NewUser { name: name.to_owned(), email: email.to_owned(), groups, token_hash, created_at: Timestamp::now() };
     state.app.store.create_user(user, vec![event]).await.map_err(store_message)?;
@@ -315,11 +318,8 @@ async fn add_agent_inner(state: &Shared, viewer: &Viewer, form: &IdentityForm) -
     }
     let groups = parse_groups(&form.groups)?;
     let (token, token_hash) = new_token(PrincipalKind::Agent);
-    let event = AuditDraft::new(
-        viewer.principal.reference().to_string(),
-        "identity.agent_created",
-        json!({"name": name, "owner": owner, "groups": groups}),
-    );
+    let created = AgentCreated { name: name.to_owned(), owner: owner.clone(), groups: groups.clone() };
+    let event = AuditDraft::new(viewer.principal.reference().to_string(), Event::AgentCreated(created));
     let agent = NewAgent { name: name.to_owned(), owner, groups, token_hash, created_at: Timestamp::now() };
     state.app.store.create_agent(agent, vec![event]).await.map_err(store_message)?;
     Ok(shown_once("Agent", name, &token))
@@ -344,11 +344,11 @@ pub async fn revoke(State(state): State<Shared>, viewer: Viewer, Form(form): For
         let now = Timestamp::now();
         let result = match form.kind.as_str() {
             "user" => {
-                let event = AuditDraft::new(actor, "identity.user_revoked", json!({"name": form.name}));
+                let event = AuditDraft::new(actor, Event::UserRevoked(IdentityRevoked { name: form.name.clone() }));
                 state.app.store.revoke_user(&form.name, now, vec![event]).await
             }
             "agent" => {
-                let event = AuditDraft::new(actor, "identity.agent_revoked", json!({"name": form.name}));
+                let event = AuditDraft::new(actor, Event::AgentRevoked(IdentityRevoked { name: form.name.clone() }));
                 state.app.store.revoke_agent(&form.name, now, vec![event]).await
             }
             _ => Err(StoreError::NotFound { what: "identity kind", name: form.kind.clone() }),

@@ -11,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use countersign_audit::{AuditEvent, ChainBreak, ChainVerifier};
+use countersign_core::events::Parsed;
 use countersign_core::Timestamp;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -185,8 +186,18 @@ pub fn forbidden(viewer: &Viewer) -> Response {
 fn matches(event: &AuditEvent, browse: &Browse) -> bool {
     contains(&event.kind, &browse.kind)
         && contains(&event.actor, &browse.actor)
-        && (browse.request.trim().is_empty()
-            || event.body_value().get("id").and_then(|v| v.as_str()) == Some(browse.request.trim()))
+        && (browse.request.trim().is_empty() || request_of(event).as_deref() == Some(browse.request.trim()))
+}
+
+/// The request whose history `event` is part of, for the filter and the
+/// link.
+fn request_of(event: &AuditEvent) -> Option<String> {
+    match event.parsed() {
+        Parsed::Known(known) => known.request().map(str::to_owned),
+        // Still found by its request: an event this version cannot read
+        // names it in `id` as every request event does.
+        Parsed::Unknown(unknown) => unknown.body.get("id").and_then(|v| v.as_str()).map(str::to_owned),
+    }
 }
 
 /// Up to a page of matching events below `before` (or the head), newest
@@ -227,8 +238,8 @@ fn row(e: &AuditEvent) -> Markup {
             td data-label="Type" { code { (e.kind) } }
             td data-label="Actor" { (e.actor) }
             td data-label="Details" {
-                @if let Some(id) = body.get("id").and_then(|v| v.as_str()) {
-                    a href={ "/console/requests/" (url_part(id)) } { "request" } " "
+                @if let Some(id) = request_of(e) {
+                    a href={ "/console/requests/" (url_part(&id)) } { "request" } " "
                 }
                 details {
                     summary { "body" }

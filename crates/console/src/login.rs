@@ -293,10 +293,14 @@ async fn finish_session(state: &Shared, headers: &HeaderMap, record: Record, ret
     if let Some(old) = cookie(headers, state.cookies.session_name()) {
         let _ = session::remove(state, session::SESSIONS, &key_of(old)).await;
     }
+    let login = countersign_core::events::ConsoleLogin {
+        method: via.to_owned(),
+        groups: record.principal.groups.clone(),
+        auth_time: record.auth_time,
+    };
     let event = countersign_audit::AuditDraft::new(
         record.principal.reference().to_string(),
-        "console.login",
-        serde_json::json!({"method": via, "groups": record.principal.groups, "auth_time": record.auth_time}),
+        countersign_core::events::Event::ConsoleLogin(login),
     );
     let ttl = state.app.config.identity.console.session_ttl.as_secs();
     let id = match session::create(state, &record).await {
@@ -341,10 +345,10 @@ pub async fn token(
     // Token guessing through the form is limited like the API's.
     if let Err(limited) = state.app.admit(source) {
         let code = limited.code();
-        let record = countersign_audit::RefusalRecord::new(countersign_audit::kinds::ATTEMPT_REFUSED, "anonymous")
+        let record = countersign_audit::RefusalRecord::new(countersign_audit::RefusalKind::AttemptRefused, "anonymous")
             .code("attempt", "console_login")
             .code("code", code);
-        state.app.refuse(source, None, code, false, record).await;
+        state.app.refuse(source, None, code, false, || record).await;
         return limited.into_response();
     }
     let expected = cookie(&headers, PRE_COOKIE).unwrap_or("");
@@ -356,10 +360,11 @@ pub async fn token(
     let principal = match LocalTokens::new(state.app.store.clone()).authenticate(form.token.trim()).await {
         Ok(p) if p.kind == PrincipalKind::User => p,
         Ok(_) | Err(_) => {
-            let record = countersign_audit::RefusalRecord::new(countersign_audit::kinds::ATTEMPT_REFUSED, "anonymous")
-                .code("attempt", "console_login")
-                .code("code", "unauthenticated");
-            state.app.refuse(source, None, "unauthenticated", true, record).await;
+            let record =
+                countersign_audit::RefusalRecord::new(countersign_audit::RefusalKind::AttemptRefused, "anonymous")
+                    .code("attempt", "console_login")
+                    .code("code", "unauthenticated");
+            state.app.refuse(source, None, "unauthenticated", true, || record).await;
             return Redirect::to("/console/login?error=token").into_response();
         }
     };
@@ -392,8 +397,7 @@ pub async fn logout(State(state): State<Shared>, viewer: Viewer, Form(form): For
     }
     let event = countersign_audit::AuditDraft::new(
         viewer.principal.reference().to_string(),
-        "console.logout",
-        serde_json::json!({}),
+        countersign_core::events::Event::ConsoleLogout(countersign_core::events::ConsoleLogout {}),
     );
     let _ = state.app.audit(vec![event]).await;
     let target = match (&state.identity.oidc, viewer.method) {

@@ -9,7 +9,10 @@
 //!   their one accepted spelling;
 //! - [`principal`]: who acts, and who counts as the same person;
 //! - [`request`]: the stored approval request and its parts;
-//! - [`lifecycle`]: the approval state machine (votes, release, expiry, …);
+//! - [`lifecycle`]: the approval state machine (votes, release, expiry, …),
+//!   each move returning the audit events it causes;
+//! - [`events`]: every audit event, one enum variant with a typed body per
+//!   kind, for producers to build and consumers to read back.
 //! - [`text`]: cutting text to a size, the one rule every crate uses;
 //! - `testing` (tests, and the `testing` feature): request fixtures.
 
@@ -17,6 +20,7 @@
 
 pub mod action;
 pub mod clock;
+pub mod events;
 pub mod fingerprint;
 pub mod json;
 pub mod lifecycle;
@@ -30,7 +34,7 @@ pub mod text;
 pub use action::{Action, ActionError};
 pub use clock::{parse_duration, DurationError, Timestamp};
 pub use fingerprint::Fingerprint;
-pub use lifecycle::{Approver, Assurance, Exclusions, Refusal};
+pub use lifecycle::{Approver, Assurance, Exclusions, Moved, Refusal};
 pub use names::NameError;
 pub use principal::{PersonKey, Principal, PrincipalKind, PrincipalRef};
 pub use request::{Comment, Outcome, OutcomeStatus, Request, Requirement, Routing, Status, Vote, VoteKind};

@@ -9,15 +9,40 @@
 //! ```
 //!
 //! Every function here is pure: it takes the current request and `now`, and
-//! returns the next request or a [`Refusal`]. The store applies the result
-//! in one atomic compare-and-set, so concurrent moves resolve to exactly one
-//! winner.
+//! returns the next request with the audit events the move causes
+//! ([`Moved`]), or a [`Refusal`]. The store applies the result in one atomic
+//! compare-and-set, so concurrent moves resolve to exactly one winner.
+//!
+//! [`revocation`] decides what revoking an identity does to the open
+//! requests, for the stores to persist.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::events::{
+    Cancelled, Caused, Closed, CommentAdded, Concluded, Event, Login, OutcomeReported, Released, VoteAccepted,
+    VotesWithdrawn,
+};
 use crate::names::identity_key;
 use crate::{Comment, Outcome, PersonKey, PrincipalKind, PrincipalRef, Request, Status, Timestamp, Vote, VoteKind};
+
+pub mod revocation;
+
+pub use revocation::{revoke_identity, Cascade};
+
+/// A move's result: the request as the move leaves it, and the audit events
+/// the move causes, in the order they are recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moved {
+    pub request: Request,
+    pub events: Vec<Caused>,
+}
+
+impl Moved {
+    fn new(request: Request, events: Vec<Caused>) -> Self {
+        Self { request, events }
+    }
+}
 
 /// A human acting on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,10 +147,14 @@ impl Refusal {
 
 /// Moves a request past any deadline that `now` has reached: a pending
 /// request past `expires_at`, or an approval not released by `release_by`,
-/// becomes `expired`. Returns `None` when nothing is due.
-pub fn settle_deadline(request: &Request, now: Timestamp) -> Option<Request> {
+/// becomes `expired` (`action.expired`). Returns `None` when nothing is due.
+pub fn settle_deadline(request: &Request, now: Timestamp) -> Option<Moved> {
     let due = request.deadline().is_some_and(|t| t <= now);
-    due.then(|| close(request, Status::Expired, "the deadline passed without a decision", now))
+    due.then(|| {
+        let expired = close(request, Status::Expired, "the deadline passed without a decision", now);
+        let event = Event::ActionExpired(Closed { id: expired.id.clone(), reason: expired.reason.clone() });
+        Moved::new(expired, vec![Caused::system(event)])
+    })
 }
 
 /// How the approver proved who they are for this vote, for `@step_up`
@@ -171,7 +200,7 @@ pub fn vote(
     kind: VoteKind,
     comment: Option<String>,
     now: Timestamp,
-) -> Result<Request, Refusal> {
+) -> Result<Moved, Refusal> {
     vote_with(request, approver, exclusions, kind, comment, now, Assurance::Credential)
 }
 
@@ -180,6 +209,10 @@ pub fn vote(
 /// A denial by any eligible approver ends the request, and may also veto an
 /// approval that was not yet released. An approval that completes every
 /// requirement's quorum moves the request to `approved`.
+///
+/// Events: `approval.accepted` or `denial.accepted` by the approver, then
+/// `action.approved` or `action.denied` by the system when the vote decided
+/// the request.
 ///
 /// An approval that would count toward a `@step_up` requirement needs an
 /// [`Assurance`] that is fresh at `now`; a denial never does, since
@@ -192,7 +225,7 @@ pub fn vote_with(
     comment: Option<String>,
     now: Timestamp,
     assurance: Assurance,
-) -> Result<Request, Refusal> {
+) -> Result<Moved, Refusal> {
     match (request.status, kind) {
         (Status::Pending, VoteKind::Approve | VoteKind::Deny) | (Status::Approved, VoteKind::Deny) => {}
         (Status::Approved, VoteKind::Approve)
@@ -223,6 +256,14 @@ pub fn vote_with(
         VoteKind::Deny => {}
     }
 
+    let accepted = VoteAccepted {
+        id: request.id.clone(),
+        fingerprint: request.fingerprint.clone(),
+        person: approver.person.clone(),
+        groups: approver.groups.clone(),
+        comment: comment.clone(),
+        login: Some(Login::from(assurance)),
+    };
     let mut next = request.clone();
     next.votes.push(Vote {
         kind,
@@ -233,41 +274,59 @@ pub fn vote_with(
         at: now,
         withdrawn_at: None,
     });
+    let by = |event| Caused::by(&approver.principal, event);
     match kind {
         VoteKind::Deny => {
             let reason = format!("denied by {}", approver.principal.name);
-            Ok(close(&next, Status::Denied, &reason, now))
+            let denied = close(&next, Status::Denied, &reason, now);
+            let events =
+                vec![by(Event::DenialAccepted(accepted)), Caused::system(Event::ActionDenied(concluded(&denied)))];
+            Ok(Moved::new(denied, events))
         }
         VoteKind::Approve => {
+            let mut events = vec![by(Event::ApprovalAccepted(accepted))];
             if next.quorum_met() {
                 let valid_for = next.requirements.iter().map(|r| r.valid_for).min().unwrap_or_default();
                 next.status = Status::Approved;
                 next.reason = "every approval requirement is met".to_owned();
                 next.approved_at = Some(now);
                 next.release_by = Some(now.plus(valid_for));
+                events.push(Caused::system(Event::ActionApproved(concluded(&next))));
             }
-            Ok(next)
+            Ok(Moved::new(next, events))
         }
     }
 }
 
-/// The requester withdraws a pending or approved request.
-pub fn cancel(request: &Request, by: &PrincipalRef, now: Timestamp) -> Result<Request, Refusal> {
+/// What `action.approved` and `action.denied` say of the request a vote
+/// decided.
+fn concluded(decided: &Request) -> Concluded {
+    Concluded { id: decided.id.clone(), reason: decided.reason.clone(), release_by: decided.release_by }
+}
+
+/// The requester withdraws a pending or approved request
+/// (`action.cancelled`).
+pub fn cancel(request: &Request, by: &PrincipalRef, now: Timestamp) -> Result<Moved, Refusal> {
     if by != &request.principal {
         return Err(Refusal::NotRequester);
     }
     if !request.status.is_open() {
         return Err(Refusal::NotOpen(request.status.as_str()));
     }
-    Ok(close(request, Status::Cancelled, &format!("cancelled by {}", by.name), now))
+    let cancelled = close(request, Status::Cancelled, &format!("cancelled by {}", by.name), now);
+    let event = Event::ActionCancelled(Cancelled { id: cancelled.id.clone() });
+    Ok(Moved::new(cancelled, vec![Caused::by(by, event)]))
 }
 
-/// A policy change or identity revocation withdraws an open request.
-pub fn revoke(request: &Request, reason: &str, now: Timestamp) -> Result<Request, Refusal> {
+/// A policy change or identity revocation withdraws an open request
+/// (`action.revoked`).
+pub fn revoke(request: &Request, reason: &str, now: Timestamp) -> Result<Moved, Refusal> {
     if !request.status.is_open() {
         return Err(Refusal::NotOpen(request.status.as_str()));
     }
-    Ok(close(request, Status::Revoked, reason, now))
+    let revoked = close(request, Status::Revoked, reason, now);
+    let event = Event::ActionRevoked(Closed { id: revoked.id.clone(), reason: revoked.reason.clone() });
+    Ok(Moved::new(revoked, vec![Caused::system(event)]))
 }
 
 /// The identities in `gone` were revoked: their votes on `request` stop
@@ -275,19 +334,28 @@ pub fn revoke(request: &Request, reason: &str, now: Timestamp) -> Result<Request
 /// requirements is revoked (the quorum it was approved on is gone; asking
 /// again is the requester's call); a pending one keeps waiting for others.
 /// `None` if no counted vote on an open request came from `gone`.
-pub fn withdraw_votes(request: &Request, gone: &[PrincipalRef], now: Timestamp) -> Option<Request> {
+///
+/// Events: `action.revoked` if it was revoked, else one `votes.withdrawn`
+/// for each identity of `gone` whose votes stopped counting.
+pub fn withdraw_votes(request: &Request, gone: &[PrincipalRef], now: Timestamp) -> Option<Moved> {
     if !request.status.is_open() || !request.counted_voters().any(|by| gone.contains(by)) {
         return None;
     }
+    let withdrawn: Vec<&PrincipalRef> = gone.iter().filter(|g| request.counted_voters().any(|by| by == *g)).collect();
     let mut next = request.clone();
     for vote in next.votes.iter_mut().filter(|v| v.withdrawn_at.is_none() && gone.contains(&v.by)) {
         vote.withdrawn_at = Some(now);
     }
+    let withdrawal = |by: &&PrincipalRef| {
+        Caused::system(Event::VotesWithdrawn(VotesWithdrawn { id: request.id.clone(), by: by.to_string() }))
+    };
     match next.status {
         Status::Approved if !next.quorum_met() => {
             let names: Vec<String> = gone.iter().map(|by| format!("`{by}`")).collect();
             let reason = format!("the approval of {} no longer counts: the identity was revoked", names.join(", "));
-            Some(close(&next, Status::Revoked, &reason, now))
+            let revoked = close(&next, Status::Revoked, &reason, now);
+            let event = Event::ActionRevoked(Closed { id: revoked.id.clone(), reason: revoked.reason.clone() });
+            Some(Moved::new(revoked, vec![Caused::system(event)]))
         }
         Status::Approved
         | Status::Pending
@@ -296,12 +364,16 @@ pub fn withdraw_votes(request: &Request, gone: &[PrincipalRef], now: Timestamp) 
         | Status::Released
         | Status::Expired
         | Status::Cancelled
-        | Status::Revoked => Some(next),
+        | Status::Revoked => {
+            let events = withdrawn.iter().map(withdrawal).collect();
+            Some(Moved::new(next, events))
+        }
     }
 }
 
-/// The requester takes its approval. Single-use: a second release is refused.
-pub fn release(request: &Request, by: &PrincipalRef, now: Timestamp) -> Result<Request, Refusal> {
+/// The requester takes its approval (`action.released`). Single-use: a
+/// second release is refused.
+pub fn release(request: &Request, by: &PrincipalRef, now: Timestamp) -> Result<Moved, Refusal> {
     if by != &request.principal {
         return Err(Refusal::NotRequester);
     }
@@ -319,12 +391,13 @@ pub fn release(request: &Request, by: &PrincipalRef, now: Timestamp) -> Result<R
     next.status = Status::Released;
     next.reason = "approved and released to the requester".to_owned();
     next.released_at = Some(now);
-    Ok(next)
+    let event = Event::ActionReleased(Released { id: next.id.clone(), fingerprint: next.fingerprint.clone() });
+    Ok(Moved::new(next, vec![Caused::by(by, event)]))
 }
 
-/// The requester reports how the action went. Accepted once, and only for
-/// an action that was allowed or released.
-pub fn report_outcome(request: &Request, by: &PrincipalRef, outcome: Outcome) -> Result<Request, Refusal> {
+/// The requester reports how the action went (`outcome.reported`). Accepted
+/// once, and only for an action that was allowed or released.
+pub fn report_outcome(request: &Request, by: &PrincipalRef, outcome: Outcome) -> Result<Moved, Refusal> {
     if by != &request.principal {
         return Err(Refusal::NotRequester);
     }
@@ -334,16 +407,22 @@ pub fn report_outcome(request: &Request, by: &PrincipalRef, outcome: Outcome) ->
     if request.outcome.is_some() {
         return Err(Refusal::OutcomeAlreadyReported);
     }
+    let event = Event::OutcomeReported(OutcomeReported {
+        id: request.id.clone(),
+        fingerprint: request.fingerprint.clone(),
+        outcome: outcome.clone(),
+    });
     let mut next = request.clone();
     next.outcome = Some(outcome);
-    Ok(next)
+    Ok(Moved::new(next, vec![Caused::by(by, event)]))
 }
 
-/// Adds a comment; comments never change the decision.
-pub fn comment(request: &Request, by: &PrincipalRef, text: String, now: Timestamp) -> Request {
+/// Adds a comment (`comment.added`); comments never change the decision.
+pub fn comment(request: &Request, by: &PrincipalRef, text: String, now: Timestamp) -> Moved {
+    let event = Event::CommentAdded(CommentAdded { id: request.id.clone(), text: text.clone() });
     let mut next = request.clone();
     next.comments.push(Comment { by: by.clone(), text, at: now });
-    next
+    Moved::new(next, vec![Caused::by(by, event)])
 }
 
 fn close(request: &Request, status: Status, reason: &str, now: Timestamp) -> Request {
@@ -354,6 +433,8 @@ fn close(request: &Request, status: Status, reason: &str, now: Timestamp) -> Req
     next
 }
 
+#[cfg(test)]
+mod events_tests;
 #[cfg(test)]
 mod step_up_tests;
 #[cfg(test)]

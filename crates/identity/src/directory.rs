@@ -21,11 +21,11 @@
 use std::sync::Arc;
 
 use countersign_audit::AuditDraft;
+use countersign_core::events::{Event, Profile, UserCreated, UserUpdated};
 use countersign_core::principal::valid_name;
 use countersign_core::{Principal, PrincipalKind, Timestamp};
 use countersign_server::auth::new_token;
 use countersign_store::{NewUser, Store, StoreError, User, UserProfile};
-use serde_json::json;
 
 use crate::claims::UserClaims;
 use crate::people::{self, EmailAssertion, MatchError};
@@ -78,19 +78,20 @@ impl Directory {
         };
         // The store appends it only if something changed, judged inside its
         // transaction; `previous` is what this login read just before.
-        let event = AuditDraft::new(
-            "system",
-            "identity.user_updated",
-            json!({
-                "name": user.name,
-                "email": person.email,
-                "display_name": person.display_name,
-                "groups": person.groups,
-                "previous": {"email": user.email, "display_name": user.display_name, "groups": user.groups},
-                "source": "oidc",
-                "subject": person.subject,
-            }),
-        );
+        let updated = UserUpdated {
+            name: user.name.clone(),
+            email: person.email.clone(),
+            display_name: person.display_name.clone(),
+            groups: person.groups.clone(),
+            previous: Profile {
+                email: user.email.clone(),
+                display_name: user.display_name.clone(),
+                groups: user.groups.clone(),
+            },
+            source: "oidc".to_owned(),
+            subject: person.subject.clone(),
+        };
+        let event = AuditDraft::new("system", Event::UserUpdated(updated));
         let saved = self.store.update_user_profile(&user.name, profile, vec![event]).await?;
         // Revoked between the lookup and the update: still revoked.
         if saved.revoked_at.is_some() {
@@ -115,11 +116,14 @@ impl Directory {
             token_hash,
             created_at: Timestamp::now(),
         };
-        let event = AuditDraft::new(
-            "system",
-            "identity.user_created",
-            json!({"name": name, "email": person.email, "groups": person.groups, "source": "oidc", "subject": person.subject}),
-        );
+        let created = UserCreated {
+            name: name.clone(),
+            email: person.email.clone(),
+            groups: person.groups.clone(),
+            source: Some("oidc".to_owned()),
+            subject: Some(person.subject.clone()),
+        };
+        let event = AuditDraft::new("system", Event::UserCreated(created));
         let user = match self.store.create_user(new, vec![event]).await {
             Ok(user) => user,
             // Two first logins at once: the other one created it.

@@ -28,8 +28,8 @@
 use std::sync::Arc;
 
 use countersign_audit::AuditDraft;
+use countersign_core::events::{BindingRefused, Bound, Event};
 use countersign_store::{Store, StoreError, User};
-use serde_json::json;
 
 /// The key-value namespace of bindings: `<user>|<source>` → subject.
 pub const BINDINGS: &str = "identity.bindings";
@@ -115,11 +115,12 @@ pub async fn bind(store: &Arc<dyn Store>, assertion: &EmailAssertion, user: &Use
         Some(subject) => subject,
         None => {
             if store.kv_compare_and_set(BINDINGS, &key, None, Some(assertion.subject.clone())).await? {
-                let event = AuditDraft::new(
-                    "system",
-                    "identity.bound",
-                    json!({"name": user.name, "source": assertion.source, "subject": assertion.subject}),
-                );
+                let bound = Bound {
+                    name: user.name.clone(),
+                    source: assertion.source.clone(),
+                    subject: assertion.subject.clone(),
+                };
+                let event = AuditDraft::new("system", Event::IdentityBound(bound));
                 if let Err(e) = store.append_audit(vec![event]).await {
                     tracing::warn!(error = %e, "cannot audit a new identity binding");
                 }
@@ -139,17 +140,14 @@ async fn audit_refusals(store: &Arc<dyn Store>, assertion: &EmailAssertion, refu
     let events: Vec<AuditDraft> = refused
         .iter()
         .map(|(user, bound)| {
-            AuditDraft::new(
-                "system",
-                "identity.binding_refused",
-                json!({
-                    "name": user.name,
-                    "email": assertion.email,
-                    "source": assertion.source,
-                    "subject": assertion.subject,
-                    "bound_subject": bound,
-                }),
-            )
+            let refused = BindingRefused {
+                name: user.name.clone(),
+                email: assertion.email.clone(),
+                source: assertion.source.clone(),
+                subject: assertion.subject.clone(),
+                bound_subject: bound.clone(),
+            };
+            AuditDraft::new("system", Event::IdentityBindingRefused(refused))
         })
         .collect();
     if let Err(e) = store.append_audit(events).await {

@@ -160,7 +160,7 @@ impl Approvals for InProcess {
 
     async fn refused(&self, refusal: Refusal) -> Result<(), GateError> {
         let actor = self.principal().reference().to_string();
-        let event = countersign_audit::AuditDraft::new(actor, refusal.kind(), refusal.body());
+        let event = countersign_audit::AuditDraft::new(actor, refusal.event());
         self.state.audit(vec![event]).await.map_err(|e| GateError::Unavailable(e.to_string()))
     }
 

@@ -8,13 +8,15 @@
 
 use std::time::{Duration, Instant};
 
+use countersign_core::events::{Event, MessageRefusal, Rejection};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::jsonrpc::From;
 
-/// The audit event kind of a message dropped from the upstream; refused
-/// client messages are `request.rejected`, as elsewhere on the gateway.
+/// The audit event kind of a message dropped from the upstream
+/// ([`Event::McpUpstreamMessageDropped`]); refused client messages are
+/// `request.rejected`, as elsewhere on the gateway.
 pub const UPSTREAM_DROPPED: &str = "mcp.upstream_message_dropped";
 
 /// One refused or dropped message.
@@ -62,30 +64,33 @@ impl Refusal {
         refusal
     }
 
+    /// The audit event: `request.rejected` for a client's message,
+    /// `mcp.upstream_message_dropped` for an upstream's.
+    pub fn event(&self) -> Event {
+        let message = MessageRefusal {
+            path: format!("/mcp/{}", self.upstream),
+            transport: self.transport.to_owned(),
+            code: "invalid_message".to_owned(),
+            message: self.reason.clone(),
+            bytes: u64::try_from(self.bytes).unwrap_or(u64::MAX),
+            sha256: (!self.sha256.is_empty()).then(|| self.sha256.clone()),
+            suppressed_before: (self.suppressed > 0).then_some(self.suppressed),
+        };
+        match self.from {
+            From::Client => Event::RequestRejected(Rejection::Message(message)),
+            From::Upstream => Event::McpUpstreamMessageDropped(message),
+        }
+    }
+
     /// The audit event kind.
     pub fn kind(&self) -> &'static str {
-        match self.from {
-            From::Client => "request.rejected",
-            From::Upstream => UPSTREAM_DROPPED,
-        }
+        self.event().kind()
     }
 
     /// The audit event body.
     pub fn body(&self) -> Value {
-        let mut body = json!({
-            "path": format!("/mcp/{}", self.upstream),
-            "transport": self.transport,
-            "code": "invalid_message",
-            "message": self.reason,
-            "bytes": self.bytes,
-        });
-        if !self.sha256.is_empty() {
-            body["sha256"] = json!(self.sha256);
-        }
-        if self.suppressed > 0 {
-            body["suppressed_before"] = json!(self.suppressed);
-        }
-        body
+        // Serialising these plain fields cannot fail.
+        self.event().body().unwrap_or(Value::Null)
     }
 
     /// Reads a refusal a `countersign mcp` proxy sent the gateway, within
@@ -172,6 +177,15 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kinds_are_the_events_kinds() {
+        let upstream = Refusal::new("u", From::Upstream, "stdio", "r", b"x");
+        assert_eq!(upstream.kind(), UPSTREAM_DROPPED);
+        assert_eq!(Refusal::new("u", From::Client, "stdio", "r", b"x").kind(), "request.rejected");
+        assert_eq!(upstream.body()["sha256"], hex::encode(Sha256::digest(b"x")));
+        assert!(Refusal::oversized("u", From::Upstream, "http", 9).body().get("sha256").is_none());
+    }
 
     #[test]
     fn records_are_bounded_whatever_was_sent() {

@@ -122,6 +122,10 @@ pub struct RawServer {
     pub refusals_recorded_per_window: Option<u64>,
     /// How many sources are remembered for limits and counts. Default 10000.
     pub tracked_sources: Option<u64>,
+    /// How long a rate-limited call is held before its 429 is sent, so a
+    /// flooding connection sends a few calls a second, not thousands.
+    /// Default `250ms`; `0s` answers at once.
+    pub rate_limited_delay: Option<String>,
     /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` is
     /// believed. Default none.
     #[serde(default)]

@@ -48,6 +48,7 @@ pub struct Metrics {
     pub limit_unauthenticated_per_minute: Gauge,
     pub limit_refusal_window: Gauge,
     pub limit_tracked_sources: Gauge,
+    pub limit_rate_limited_delay_ms: Gauge,
     pub limit_recorded_per_window: Gauge,
 }
 
@@ -124,6 +125,11 @@ impl Default for Metrics {
             "limit_tracked_sources",
             "Configured most sources remembered for limits and counts (server.tracked_sources)",
         );
+        let limit_rate_limited_delay_ms = gauge(
+            &mut registry,
+            "limit_rate_limited_delay_ms",
+            "Configured hold of a rate-limited call before its 429, in milliseconds (server.rate_limited_delay)",
+        );
         let limit_recorded_per_window = gauge(
             &mut registry,
             "limit_refusals_recorded_per_window",
@@ -145,6 +151,7 @@ impl Default for Metrics {
             limit_unauthenticated_per_minute,
             limit_refusal_window,
             limit_tracked_sources,
+            limit_rate_limited_delay_ms,
             limit_recorded_per_window,
         }
     }
@@ -170,6 +177,8 @@ impl Metrics {
         self.limit_unauthenticated_per_minute.set(gauge(limits.unauthenticated_per_minute.into()));
         self.limit_refusal_window.set(gauge(limits.refusal_window.as_secs()));
         self.limit_tracked_sources.set(gauge(limits.tracked_sources as u64));
+        self.limit_rate_limited_delay_ms
+            .set(gauge(u64::try_from(limits.rate_limited_delay.as_millis()).unwrap_or(u64::MAX)));
         self.limit_recorded_per_window.set(gauge(limits.recorded_per_window.into()));
     }
 

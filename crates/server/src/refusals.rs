@@ -27,9 +27,9 @@ use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap};
-use countersign_audit::{kinds, AuditDraft, RefusalRecord};
+use countersign_audit::{AuditDraft, RefusalKind, RefusalRecord};
+use countersign_core::events::{Event, RefusalsAggregated};
 use countersign_core::Timestamp;
-use serde_json::json;
 
 use crate::config::{IpNet, LimitsConfig};
 
@@ -321,18 +321,15 @@ fn aggregated(key: &Key, counted: Counted, window: Duration) -> Option<AuditDraf
     let actor = key.actor.as_deref().unwrap_or("anonymous");
     // The actor is an authenticated principal's reference or `anonymous`;
     // reasons are the gateway's own codes: nothing here is client text.
-    Some(AuditDraft::new(
-        actor,
-        kinds::REFUSALS_AGGREGATED,
-        json!({
-            "source": key.source.to_string(),
-            "count": counted.count,
-            "reasons": counted.reasons,
-            "first": counted.first,
-            "last": counted.last,
-            "window_seconds": window.as_secs(),
-        }),
-    ))
+    let aggregated = RefusalsAggregated {
+        source: key.source.to_string(),
+        count: counted.count,
+        reasons: counted.reasons.into_iter().map(|(reason, n)| (reason.to_owned(), n)).collect(),
+        first: counted.first,
+        last: counted.last,
+        window_seconds: window.as_secs(),
+    };
+    Some(AuditDraft::new(actor, Event::RefusalsAggregated(aggregated)))
 }
 
 impl crate::gateway::AppState {
@@ -351,26 +348,36 @@ impl crate::gateway::AppState {
     }
 
     /// Records a refusal of `actor` (`None`: not authenticated) from
-    /// `source`: its bounded `record` at once if it is the first of the
+    /// `source`: its bounded record at once if it is the first of the
     /// pair in the window, else only counted. `charge`: it was a failed
     /// authentication, which uses up the source's allowance.
+    ///
+    /// The record is built only when it is kept: building it hashes what
+    /// the client sent (a 65 KB path costs more to hash than the rest of
+    /// the refusal), and a flood is almost all counted refusals.
     pub async fn refuse(
         &self,
         source: Source,
         actor: Option<&str>,
         code: &'static str,
         charge: bool,
-        record: RefusalRecord,
+        record: impl FnOnce() -> RefusalRecord,
     ) {
         self.metrics.count_refusal(code);
         let noted = self.refusals.note(source, actor, code, charge);
         let mut events = noted.flushed;
         if noted.record_now {
-            events.push(record.text("source", &source.to_string()).into_draft());
+            events.push(record().text("source", &source.to_string()).into_draft());
         } else {
             self.metrics.refusals_counted.inc();
         }
         self.record_refusals(events).await;
+        if code == RATE_LIMITED_CODE {
+            // Every entry point answers a limited source through here: its
+            // connection is held, so it cannot send the next call at once.
+            // A held call costs a timer; an answered one costs reading it.
+            tokio::time::sleep(self.config.limits.rate_limited_delay).await;
+        }
     }
 
     /// Records the counts whose window has ended, or all of them (at
@@ -412,7 +419,7 @@ pub fn call_record(
     code: &'static str,
     message: &str,
 ) -> RefusalRecord {
-    RefusalRecord::new(kinds::REQUEST_REJECTED, actor.unwrap_or("anonymous"))
+    RefusalRecord::new(RefusalKind::RequestRejected, actor.unwrap_or("anonymous"))
         .text("method", method)
         .text("path", path)
         .text_opt("query", query)
@@ -425,6 +432,9 @@ pub fn call_record(
 pub fn stamped(source: Option<axum::Extension<Source>>) -> Source {
     source.map_or(Source::Unknown, |axum::Extension(source)| source)
 }
+
+/// The code of a call refused because its source is rate-limited.
+const RATE_LIMITED_CODE: &str = "rate_limited";
 
 /// How often ended windows are looked for.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -462,6 +472,7 @@ mod tests {
             refusal_window: Duration::from_secs(60),
             recorded_per_window: 1,
             tracked_sources: tracked,
+            rate_limited_delay: Duration::ZERO,
             trusted_proxies: Vec::new(),
         }
     }
@@ -485,9 +496,9 @@ mod tests {
         clock.advance(Duration::from_secs(60));
         let due = r.take_due(false);
         assert_eq!(due.len(), 1);
-        let body = &due[0].body;
-        assert_eq!(due[0].kind, "refusals.aggregated");
-        assert_eq!(due[0].actor, "anonymous");
+        let body = &due[0].body().unwrap();
+        assert_eq!(due[0].kind(), "refusals.aggregated");
+        assert_eq!(due[0].actor(), "anonymous");
         assert_eq!(body["source"], "192.0.2.1");
         assert_eq!(body["count"], 999);
         assert_eq!(body["reasons"]["rate_limited"], 333);
@@ -511,7 +522,7 @@ mod tests {
         let noted = r.note(a, None, "unauthenticated", true);
         assert!(noted.record_now, "a new window");
         assert_eq!(noted.flushed.len(), 1, "the old window's count comes out with it");
-        assert_eq!(noted.flushed[0].body["count"], 2);
+        assert_eq!(noted.flushed[0].body().unwrap()["count"], 2);
     }
 
     #[test]
@@ -523,7 +534,7 @@ mod tests {
         }
         let flushed = r.take_due(true);
         assert_eq!(flushed.len(), 5);
-        assert!(flushed.iter().all(|d| d.body["count"] == 1 && d.actor == "agent:bot"));
+        assert!(flushed.iter().all(|d| d.body().unwrap()["count"] == 1 && d.actor() == "agent:bot"));
     }
 
     #[test]
@@ -554,11 +565,11 @@ mod tests {
             let source = Source::from_ip(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n % 500)));
             let noted = r.note(source, None, "unauthenticated", true);
             total += u64::from(noted.record_now);
-            total += noted.flushed.iter().map(|d| d.body["count"].as_u64().unwrap()).sum::<u64>();
+            total += noted.flushed.iter().map(|d| d.body().unwrap()["count"].as_u64().unwrap()).sum::<u64>();
             clock.advance(Duration::from_millis(1));
             assert!(r.tracked() <= 16 + SHARDS, "{}", r.tracked());
         }
-        total += r.take_due(true).iter().map(|d| d.body["count"].as_u64().unwrap()).sum::<u64>();
+        total += r.take_due(true).iter().map(|d| d.body().unwrap()["count"].as_u64().unwrap()).sum::<u64>();
         assert_eq!(total, 2000, "every refusal is recorded or counted");
     }
 

@@ -32,12 +32,12 @@ async fn racing_moves_end_in_exactly_one_final_state() {
                     due.expires_at = Some(now);
                     match settle_deadline(&due, now) {
                         Some(expired) => countersign_store::Update {
-                            events: vec![countersign_audit::AuditDraft::new(
+                            events: vec![countersign_audit::AuditDraft::raw(
                                 "system",
                                 "action.expired",
-                                json!({"id": expired.id}),
+                                json!({"id": expired.request.id}),
                             )],
-                            save: Some(expired),
+                            save: Some(expired.request),
                             result: Ok(()),
                         },
                         None => countersign_store::Update { save: None, events: vec![], result: Ok(()) },

@@ -29,6 +29,9 @@ async fn limited_gateway(burst: &str) -> (Gateway, Arc<ManualClock>) {
         ("COUNTERSIGN_SERVER_UNAUTHENTICATED_PER_MINUTE", "60"),
         ("COUNTERSIGN_SERVER_REFUSAL_WINDOW", "60s"),
         ("COUNTERSIGN_SERVER_REFUSALS_RECORDED_PER_WINDOW", "1"),
+        // Held 429s are tested on their own below; here they would only
+        // make hundreds of calls slow.
+        ("COUNTERSIGN_SERVER_RATE_LIMITED_DELAY", "0s"),
     ];
     (gateway_configured(POLICY, &env, clock.clone()).await, clock)
 }
@@ -231,4 +234,22 @@ async fn deep_json_is_refused_at_the_edge() {
     );
     let (status, _, reply) = call_from(&g, ATTACKER, "POST", "/v1/actions", Some(&agent), Some(wide)).await;
     assert_eq!(status, StatusCode::CREATED, "{reply}");
+}
+
+#[tokio::test]
+async fn a_limited_source_waits_for_its_429() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000_000));
+    let env = [
+        ("COUNTERSIGN_SERVER_UNAUTHENTICATED_BURST", "1"),
+        ("COUNTERSIGN_SERVER_UNAUTHENTICATED_PER_MINUTE", "60"),
+        ("COUNTERSIGN_SERVER_RATE_LIMITED_DELAY", "300ms"),
+    ];
+    let g = gateway_configured(POLICY, &env, clock).await;
+    let (status, _, _) = call_from(&g, ATTACKER, "GET", "/v1/actions", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the first failure is answered at once");
+    let started = std::time::Instant::now();
+    let (status, retry_after, _) = call_from(&g, ATTACKER, "GET", "/v1/actions", None, None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after.is_some());
+    assert!(started.elapsed() >= Duration::from_millis(300), "answered after {:?}", started.elapsed());
 }

@@ -6,10 +6,9 @@
 //! violation) keeps a refused create from aborting the whole batch.
 
 use countersign_audit::AuditDraft;
-use countersign_core::{lifecycle, PersonKey, Principal, PrincipalKind, PrincipalRef, Request, Status, Timestamp};
+use countersign_core::{lifecycle, PersonKey, Principal, PrincipalKind, PrincipalRef, Request, Timestamp};
 use countersign_store::{Agent, NewAgent, NewUser, StoreError, User, UserProfile};
 use deadpool_postgres::Client;
-use serde_json::json;
 
 use crate::error::{col, db};
 use crate::requests::{self, Row as RequestRow};
@@ -149,7 +148,9 @@ pub(crate) async fn create_agent(
     }))
 }
 
-/// Revokes an identity and its open requests. Returns the requests it revoked.
+/// Revokes an identity, and persists what that does to the open requests
+/// as [`lifecycle::revoke_identity`] decides it. Returns the requests it
+/// revoked.
 pub(crate) async fn revoke(
     tx: &mut Tx<'_>,
     kind: PrincipalKind,
@@ -168,67 +169,29 @@ pub(crate) async fn revoke(
         .await?;
     tx.append(events).map_err(Fatal::Store)?;
 
-    let reason = format!("{} `{name}` was revoked", kind.as_str());
-    let mut revoked = Vec::new();
-    for request in requests::open_for_principal(tx, kind, name).await? {
-        let request = match request {
-            Ok(request) => request,
+    // Read in this transaction (under the chain-head lock every writer
+    // takes): a release after it cannot count the identity's votes.
+    let mut open = Vec::new();
+    for request in requests::open(tx).await? {
+        match request {
+            Ok(request) => open.push(request),
             // An undecodable row cannot be withdrawn, and failing here would
             // leave a compromised identity's credentials alive.
-            Err(e) => {
-                tracing::warn!(error = %e, "skipped an undecodable request while revoking");
-                continue;
-            }
-        };
-        match lifecycle::revoke(&request, &reason, now) {
-            Ok(next) => {
-                let row = RequestRow::encode(&next).map_err(Fatal::Store)?;
-                requests::save(tx, &row).await?;
-                tx.append(&[AuditDraft::new("system", "action.revoked", json!({"id": next.id, "reason": reason}))])
-                    .map_err(Fatal::Store)?;
-                revoked.push(next);
-            }
-            Err(refusal) => {
-                tracing::warn!(id = %request.id, %refusal, "skipped a request whose index and body disagree");
-            }
+            Err(e) => tracing::warn!(error = %e, "skipped an undecodable request while revoking"),
         }
     }
-    // Its votes on others' open requests stop counting, in this same
-    // transaction: a release after it cannot count them.
-    let gone = [PrincipalRef { kind, name: name.to_owned() }];
-    for request in requests::open(tx).await? {
-        let Ok(request) = request else {
-            tracing::warn!("skipped an undecodable request while withdrawing votes");
-            continue;
-        };
-        if let Some(next) = lifecycle::withdraw_votes(&request, &gone, now) {
-            let row = RequestRow::encode(&next).map_err(Fatal::Store)?;
-            requests::save(tx, &row).await?;
-            tx.append(&[withdrawal_event(&next, &gone[0])]).map_err(Fatal::Store)?;
-            if next.status == Status::Revoked {
-                revoked.push(next);
-            }
-        }
+    let gone = PrincipalRef { kind, name: name.to_owned() };
+    let cascade = lifecycle::revoke_identity(&gone, &open, now);
+    for (id, refusal) in &cascade.skipped {
+        tracing::warn!(%id, %refusal, "skipped a request whose index and body disagree");
+    }
+    let revoked = cascade.revoked();
+    for moved in cascade.moves {
+        let row = RequestRow::encode(&moved.request).map_err(Fatal::Store)?;
+        requests::save(tx, &row).await?;
+        tx.append(&moved.events.into_iter().map(AuditDraft::from).collect::<Vec<_>>()).map_err(Fatal::Store)?;
     }
     Ok(Ok(revoked))
-}
-
-/// What the log says of votes withdrawn from `request`.
-fn withdrawal_event(request: &Request, by: &PrincipalRef) -> AuditDraft {
-    match request.status {
-        Status::Revoked => {
-            AuditDraft::new("system", "action.revoked", json!({"id": request.id, "reason": request.reason}))
-        }
-        Status::Pending
-        | Status::Approved
-        | Status::Allowed
-        | Status::Denied
-        | Status::Released
-        | Status::Expired
-        | Status::Cancelled => {
-            AuditDraft::new("system", "votes.withdrawn", json!({"id": request.id, "by": by.to_string()}))
-        }
-    }
 }
 
 const USER_COLUMNS: &str = user_columns!();

@@ -1,7 +1,7 @@
 //! The requests table: the whole request as JSON text, plus copies of the
 //! fields that lists and the expiry sweep filter on.
 
-use countersign_core::{PrincipalKind, Request, Timestamp};
+use countersign_core::{Request, Timestamp};
 use countersign_store::{RequestFilter, StoreError, Update, UpdateFn, Updated};
 use deadpool_postgres::Client;
 use tokio_postgres::types::ToSql;
@@ -134,23 +134,6 @@ pub(crate) async fn update(tx: &mut Tx<'_>, id: &str, update: UpdateFn) -> Resul
         return Err(Fatal::Store(e));
     }
     Ok(Ok(Updated { request, result, before, changed }))
-}
-
-/// Pending and approved requests submitted by one identity, inside the
-/// write transaction.
-pub(crate) async fn open_for_principal(
-    tx: &mut Tx<'_>,
-    kind: PrincipalKind,
-    name: &str,
-) -> Result<Vec<Result<Request, StoreError>>, Fatal> {
-    let rows = tx
-        .query(
-            "SELECT body FROM requests WHERE principal_kind = $1 AND principal_name = $2
-                AND status IN ('pending', 'approved') ORDER BY created_at, id",
-            &[&kind.as_str(), &name],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| col::<&str>(r, 0).and_then(decode)).collect())
 }
 
 /// Every open request, oldest first.

@@ -26,7 +26,7 @@ fn cancel() -> countersign_store::UpdateFn {
         next.closed_at = Some(Timestamp::now());
         Update {
             save: Some(next),
-            events: vec![AuditDraft::new("system", "test.cancelled", json!({}))],
+            events: vec![AuditDraft::raw("system", "test.cancelled", json!({}))],
             result: Ok(()),
         }
     })
@@ -102,7 +102,7 @@ async fn a_database_restart_fails_closed_and_heals() {
     let store = PostgresStore::connect(&url).await.unwrap();
     let mut feed = store.change_feed().unwrap();
     wait_listening(&store).await;
-    store.insert_request(request("before"), vec![AuditDraft::new("system", "test.before", json!({}))]).await.unwrap();
+    store.insert_request(request("before"), vec![AuditDraft::raw("system", "test.before", json!({}))]).await.unwrap();
     let counter = store.change_counter().await.unwrap();
 
     let cluster = tokio::task::spawn_blocking(move || {
@@ -129,7 +129,7 @@ async fn a_database_restart_fails_closed_and_heals() {
         assert!(Instant::now() < deadline, "the store did not recover");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    store.insert_request(request("after"), vec![AuditDraft::new("system", "test.after", json!({}))]).await.unwrap();
+    store.insert_request(request("after"), vec![AuditDraft::raw("system", "test.after", json!({}))]).await.unwrap();
     assert!(store.change_counter().await.unwrap() > counter);
     assert!(store.request("during").await.unwrap().is_none(), "the failed insert must not have happened");
     // The listener came back, and said that it may have missed something.

@@ -48,7 +48,7 @@ fn main() {
                     let first = call * BATCH as u64;
                     let drafts: Vec<AuditDraft> = (first..(first + BATCH as u64).min(total))
                         .map(|i| {
-                            AuditDraft::new(
+                            AuditDraft::raw(
                                 "agent:deploy-bot",
                                 "action.decided",
                                 json!({

@@ -53,7 +53,7 @@ async fn insert_many(store: &Arc<SqliteStore>, next_id: &Arc<AtomicU64>, total: 
                 let mut request = (*template).clone();
                 request.id = format!("01J{:023}", next_id.fetch_add(1, Ordering::Relaxed));
                 let events = vec![
-                    AuditDraft::new(
+                    AuditDraft::raw(
                         "agent:deploy-bot",
                         "action.submitted",
                         json!({
@@ -61,7 +61,7 @@ async fn insert_many(store: &Arc<SqliteStore>, next_id: &Arc<AtomicU64>, total: 
                             "fingerprint": request.fingerprint,
                         }),
                     ),
-                    AuditDraft::new(
+                    AuditDraft::raw(
                         "system",
                         "action.decided",
                         json!({

@@ -2,13 +2,13 @@
 //!
 //! Revoking an identity deletes its credentials in the same transaction
 //! that stamps `revoked_at`, so a token stops working the moment the
-//! revocation commits, and withdraws the identity's open requests.
+//! revocation commits, and there applies what core's rule
+//! ([`lifecycle::revoke_identity`]) says it does to the open requests.
 
 use countersign_audit::AuditDraft;
-use countersign_core::{lifecycle, PersonKey, Principal, PrincipalKind, PrincipalRef, Request, Status, Timestamp};
+use countersign_core::{lifecycle, PersonKey, Principal, PrincipalKind, PrincipalRef, Request, Timestamp};
 use countersign_store::{Agent, NewAgent, NewUser, StoreError, User, UserProfile};
 use rusqlite::{Connection, OptionalExtension, Row};
-use serde_json::json;
 
 use crate::error::{corrupt, db, encode, insert};
 use crate::requests;
@@ -112,7 +112,9 @@ fn add_credential(
     Ok(())
 }
 
-/// Revokes an identity and its open requests. Returns the requests it revoked.
+/// Revokes an identity, and persists what that does to the open requests
+/// as [`lifecycle::revoke_identity`] decides it. Returns the requests it
+/// revoked.
 pub(crate) fn revoke(
     tx: &mut Tx<'_>,
     kind: PrincipalKind,
@@ -134,54 +136,19 @@ pub(crate) fn revoke(
         .map_err(db)?;
     tx.append(events)?;
 
-    let reason = format!("{} `{name}` was revoked", kind.as_str());
-    let mut revoked = Vec::new();
-    for request in requests::open_for_principal(tx.conn, kind, name)? {
-        match lifecycle::revoke(&request, &reason, now) {
-            Ok(next) => {
-                requests::save(tx.conn, &next)?;
-                tx.append(&[AuditDraft::new("system", "action.revoked", json!({"id": next.id, "reason": reason}))])?;
-                revoked.push(next);
-            }
-            // The indexed status said open but the request itself says
-            // otherwise; it has nothing to withdraw, and failing here would
-            // leave a compromised identity's credentials alive.
-            Err(refusal) => {
-                tracing::warn!(id = %request.id, %refusal, "skipped a request whose index and body disagree");
-            }
-        }
+    // Read in this transaction: a release after it cannot count the
+    // identity's votes.
+    let gone = PrincipalRef { kind, name: name.to_owned() };
+    let cascade = lifecycle::revoke_identity(&gone, &requests::open(tx.conn)?, now);
+    for (id, refusal) in &cascade.skipped {
+        tracing::warn!(%id, %refusal, "skipped a request whose index and body disagree");
     }
-    // Its votes on others' open requests stop counting, in this same
-    // transaction: a release after it cannot count them.
-    let gone = [PrincipalRef { kind, name: name.to_owned() }];
-    for request in requests::open(tx.conn)? {
-        if let Some(next) = lifecycle::withdraw_votes(&request, &gone, now) {
-            requests::save(tx.conn, &next)?;
-            tx.append(&[withdrawal_event(&next, &gone[0])])?;
-            if next.status == Status::Revoked {
-                revoked.push(next);
-            }
-        }
+    let revoked = cascade.revoked();
+    for moved in cascade.moves {
+        requests::save(tx.conn, &moved.request)?;
+        tx.append(&moved.events.into_iter().map(AuditDraft::from).collect::<Vec<_>>())?;
     }
     Ok(revoked)
-}
-
-/// What the log says of votes withdrawn from `request`.
-fn withdrawal_event(request: &Request, by: &PrincipalRef) -> AuditDraft {
-    match request.status {
-        Status::Revoked => {
-            AuditDraft::new("system", "action.revoked", json!({"id": request.id, "reason": request.reason}))
-        }
-        Status::Pending
-        | Status::Approved
-        | Status::Allowed
-        | Status::Denied
-        | Status::Released
-        | Status::Expired
-        | Status::Cancelled => {
-            AuditDraft::new("system", "votes.withdrawn", json!({"id": request.id, "by": by.to_string()}))
-        }
-    }
 }
 
 pub(crate) fn user(conn: &Connection, name: &str) -> Result<Option<User>, StoreError> {
@@ -228,20 +195,19 @@ pub(crate) fn list_agents(conn: &Connection) -> Result<Vec<Agent>, StoreError> {
 }
 
 /// The live identity holding this credential.
+/// The lookup every authenticated call makes.
+pub(crate) const PRINCIPAL_BY_TOKEN_HASH: &str = "SELECT 'user', u.name, u.email, NULL, u.groups
+       FROM credentials c JOIN users u ON u.name = c.principal_name
+      WHERE c.token_hash = ?1 AND c.principal_kind = 'user' AND u.revoked_at IS NULL
+     UNION ALL
+     SELECT 'agent', a.name, NULL, a.owner, a.groups
+       FROM credentials c JOIN agents a ON a.name = c.principal_name
+      WHERE c.token_hash = ?1 AND c.principal_kind = 'agent' AND a.revoked_at IS NULL";
+
 pub(crate) fn principal_by_token_hash(conn: &Connection, token_hash: &str) -> Result<Option<Principal>, StoreError> {
     // Revocation deletes credentials, but the revoked_at checks keep a
     // token dead even if a row were ever left behind.
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT 'user', u.name, u.email, NULL, u.groups
-               FROM credentials c JOIN users u ON u.name = c.principal_name
-              WHERE c.token_hash = ?1 AND c.principal_kind = 'user' AND u.revoked_at IS NULL
-             UNION ALL
-             SELECT 'agent', a.name, NULL, a.owner, a.groups
-               FROM credentials c JOIN agents a ON a.name = c.principal_name
-              WHERE c.token_hash = ?1 AND c.principal_kind = 'agent' AND a.revoked_at IS NULL",
-        )
-        .map_err(db)?;
+    let mut stmt = conn.prepare_cached(PRINCIPAL_BY_TOKEN_HASH).map_err(db)?;
     stmt.query_row([token_hash], decode_principal).optional().map_err(db)?.transpose()
 }
 

@@ -1,7 +1,7 @@
 //! The requests table: the whole request as JSON, plus copies of the
 //! fields that lists and the expiry sweep filter on.
 
-use countersign_core::{PrincipalKind, Request, Timestamp};
+use countersign_core::{Request, Timestamp};
 use countersign_store::{RequestFilter, StoreError, Update, UpdateFn, Updated};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
@@ -180,22 +180,6 @@ pub(crate) fn due(conn: &Connection, now: Timestamp) -> Result<Vec<String>, Stor
         .map_err(db)?;
     let rows = stmt.query_map([now.as_millis()], |r| r.get::<_, String>(0)).map_err(db)?;
     rows.map(|r| r.map_err(db)).collect()
-}
-
-/// Pending and approved requests submitted by one identity.
-pub(crate) fn open_for_principal(
-    conn: &Connection,
-    kind: PrincipalKind,
-    name: &str,
-) -> Result<Vec<Request>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT body FROM requests WHERE principal_kind = ?1 AND principal_name = ?2
-                AND status IN ('pending', 'approved') ORDER BY created_at, id",
-        )
-        .map_err(db)?;
-    let rows = stmt.query_map((kind.as_str(), name), |r| r.get::<_, String>(0)).map_err(db)?;
-    rows.map(|r| decode(&r.map_err(db)?)).collect()
 }
 
 /// Every open request, oldest first.

@@ -28,7 +28,7 @@ fn request(id: &str) -> Request {
 }
 
 fn draft(n: usize) -> AuditDraft {
-    AuditDraft::new("system", "test.event", json!({"n": n}))
+    AuditDraft::raw("system", "test.event", json!({"n": n}))
 }
 
 async fn all_events(store: &SqliteStore) -> Vec<countersign_audit::AuditEvent> {
@@ -54,7 +54,7 @@ async fn everything_survives_a_reopen() {
                     token_hash: "aa".repeat(32),
                     created_at: T0,
                 },
-                vec![AuditDraft::new("system", "user.created", json!({"name": "alice"}))],
+                vec![AuditDraft::raw("system", "user.created", json!({"name": "alice"}))],
             )
             .await
             .unwrap();
@@ -67,7 +67,7 @@ async fn everything_survives_a_reopen() {
                     token_hash: "bb".repeat(32),
                     created_at: T0,
                 },
-                vec![AuditDraft::new("system", "agent.created", json!({"name": "bot"}))],
+                vec![AuditDraft::raw("system", "agent.created", json!({"name": "bot"}))],
             )
             .await
             .unwrap();

@@ -12,7 +12,7 @@ use countersign_store_sqlite::{SqliteOptions, SqliteStore};
 use serde_json::json;
 
 fn draft(id: &str) -> AuditDraft {
-    AuditDraft::new("system", "test.event", json!({"id": id}))
+    AuditDraft::raw("system", "test.event", json!({"id": id}))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -164,7 +164,7 @@ fn token_hash(seed: &str) -> String {
 }
 
 fn draft(kind: &str, body: Value) -> AuditDraft {
-    AuditDraft::new("system", kind, body)
+    AuditDraft::raw("system", kind, body)
 }
 
 /// A pending request by `principal` needing `quorum` approvals from `ops`.
@@ -639,8 +639,8 @@ pub async fn requests_insert_and_get<S: Store>(store: Arc<S>) {
     request.action.payload = json!({"statement": "UPDATE t SET a = 1", "nested": {"list": [1, "two", null, true]}});
     request.action.context.insert("confidence".to_owned(), json!("high"));
     let events = vec![
-        AuditDraft::new("agent:bot", "action.submitted", json!({"id": "r1"})),
-        AuditDraft::new("system", "action.decided", json!({"id": "r1", "status": "pending"})),
+        AuditDraft::raw("agent:bot", "action.submitted", json!({"id": "r1"})),
+        AuditDraft::raw("system", "action.decided", json!({"id": "r1", "status": "pending"})),
     ];
     must(store.insert_request(request.clone(), events).await, "insert");
     assert_eq!(must(store.request("r1").await, "get"), Some(request));
@@ -798,10 +798,10 @@ pub async fn update_request_saves_and_audits<S: Store>(store: Arc<S>) {
                 "r1",
                 Box::new(move |r: &Request| {
                     let approver = ops_approver("dana", "dana@example.com");
-                    match lifecycle::vote(r, &approver, &exclusions, VoteKind::Approve, None, now) {
+                    match lifecycle::vote(r, &approver, &exclusions, VoteKind::Approve, None, now).map(|m| m.request) {
                         Ok(next) => Update {
                             save: Some(next),
-                            events: vec![AuditDraft::new("user:dana", "approval.accepted", json!({"id": "r1"}))],
+                            events: vec![AuditDraft::raw("user:dana", "approval.accepted", json!({"id": "r1"}))],
                             result: Ok(()),
                         },
                         Err(refusal) => Update { save: None, events: Vec::new(), result: Err(refusal) },
@@ -845,9 +845,9 @@ pub async fn update_request_audits_refusals<S: Store>(store: Arc<S>) {
                     let refusal = lifecycle::vote(r, &approver, &exclusions, VoteKind::Approve, None, T0).err();
                     Update {
                         save: None,
-                        events: vec![AuditDraft::new(
+                        events: vec![AuditDraft::raw(
                             "agent:bot",
-                            "approval.refused",
+                            "attempt.refused",
                             json!({"id": "r1", "code": refusal.as_ref().map(Refusal::code)}),
                         )],
                         result: refusal.map_or(Ok(()), Err),
@@ -862,7 +862,7 @@ pub async fn update_request_audits_refusals<S: Store>(store: Arc<S>) {
     assert_eq!(must(store.request("r1").await, "get"), Some(request));
     let log = verified_log(&*store).await;
     assert_eq!(log.len(), 1, "the refused attempt must be audited");
-    assert_eq!(log[0].kind, "approval.refused");
+    assert_eq!(log[0].kind, "attempt.refused");
     assert_eq!(log[0].body_value(), json!({"id": "r1", "code": "self_approval"}));
 }
 
@@ -930,14 +930,16 @@ impl Move {
                     Move::Approve(i) | Move::Deny(i) => {
                         let approver = ops_approver(&format!("ap{i}"), &format!("ap{i}@example.com"));
                         let kind = if matches!(self, Move::Approve(_)) { VoteKind::Approve } else { VoteKind::Deny };
-                        lifecycle::vote(r, &approver, &exclusions_for(r), kind, None, now)
+                        lifecycle::vote(r, &approver, &exclusions_for(r), kind, None, now).map(|m| m.request)
                     }
-                    Move::Cancel => lifecycle::cancel(r, &r.principal, now),
+                    Move::Cancel => lifecycle::cancel(r, &r.principal, now).map(|m| m.request),
                     Move::Expire => {
                         let late = r.expires_at.unwrap_or(now);
-                        lifecycle::settle_deadline(r, late).ok_or(Refusal::NotOpen(r.status.as_str()))
+                        lifecycle::settle_deadline(r, late)
+                            .map(|m| m.request)
+                            .ok_or(Refusal::NotOpen(r.status.as_str()))
                     }
-                    Move::Revoke => lifecycle::revoke(r, "agent `bot` was revoked", now),
+                    Move::Revoke => lifecycle::revoke(r, "agent `bot` was revoked", now).map(|m| m.request),
                 }
             } else {
                 Err(Refusal::NotPending(r.status.as_str()))
@@ -1035,9 +1037,11 @@ pub async fn quorum_counts_distinct_people_under_concurrency<S: Store>(store: Ar
             barrier.wait().await;
             let by = approver.principal.to_string();
             let update: UpdateFn = Box::new(move |r: &Request| {
-                match lifecycle::vote(r, &approver, &exclusions, VoteKind::Approve, None, T0.plus(MINUTE)) {
+                match lifecycle::vote(r, &approver, &exclusions, VoteKind::Approve, None, T0.plus(MINUTE))
+                    .map(|m| m.request)
+                {
                     Ok(next) => {
-                        let mut events = vec![AuditDraft::new(
+                        let mut events = vec![AuditDraft::raw(
                             by.clone(),
                             "approval.accepted",
                             json!({"id": "q1", "person": approver.person.as_str()}),
@@ -1049,9 +1053,9 @@ pub async fn quorum_counts_distinct_people_under_concurrency<S: Store>(store: Ar
                     }
                     Err(refusal) => Update {
                         save: None,
-                        events: vec![AuditDraft::new(
+                        events: vec![AuditDraft::raw(
                             by.clone(),
-                            "approval.refused",
+                            "attempt.refused",
                             json!({"id": "q1", "code": refusal.code()}),
                         )],
                         result: Err(refusal),
@@ -1084,7 +1088,7 @@ pub async fn quorum_counts_distinct_people_under_concurrency<S: Store>(store: Ar
     let count = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
     assert_eq!(count("action.approved"), 1, "the request is approved exactly once");
     assert_eq!(count("approval.accepted"), 3);
-    assert_eq!(count("approval.refused"), total - 3, "every refused attempt is audited");
+    assert_eq!(count("attempt.refused"), total - 3, "every refused attempt is audited");
     let accepted_people: BTreeSet<String> =
         events.iter().filter(|e| e.kind == "approval.accepted").map(|e| e.body_value()["person"].to_string()).collect();
     assert_eq!(accepted_people.len(), 3);
@@ -1170,7 +1174,7 @@ pub async fn audit_pages_form_one_chain<S: Store>(store: Arc<S>) {
         let batch: Vec<AuditDraft> = (0..size)
             .map(|i| {
                 let n = drafts.len() + i;
-                AuditDraft::new(
+                AuditDraft::raw(
                     format!("agent:a{}", n % 3),
                     "test.event",
                     json!({"n": n, "text": "é\"\n", "z": [1, 2]}),
@@ -1195,9 +1199,9 @@ pub async fn audit_pages_form_one_chain<S: Store>(store: Arc<S>) {
     let mut verifier = ChainVerifier::new();
     for (i, (event, draft)) in events.iter().zip(&drafts).enumerate() {
         assert_eq!(event.seq, i as u64 + 1);
-        assert_eq!(event.actor, draft.actor);
-        assert_eq!(event.kind, draft.kind);
-        assert_eq!(event.body_value(), draft.body);
+        assert_eq!(event.actor, draft.actor());
+        assert_eq!(event.kind, draft.kind());
+        assert_eq!(event.body_value(), must(draft.body(), "draft body"));
         must(verifier.push(event), "chain");
     }
     assert_eq!(verifier.finish().count, total);
@@ -1221,7 +1225,7 @@ pub async fn concurrent_appends_form_one_chain<S: Store>(store: Arc<S>) {
             let mut calls = Vec::new();
             for k in 0..CALLS {
                 let batch: Vec<AuditDraft> = (0..1 + k % 3)
-                    .map(|j| AuditDraft::new(format!("agent:t{t}"), "test.concurrent", json!({"t": t, "k": k, "j": j})))
+                    .map(|j| AuditDraft::raw(format!("agent:t{t}"), "test.concurrent", json!({"t": t, "k": k, "j": j})))
                     .collect();
                 let last = must(store.append_audit(batch.clone()).await, "append");
                 calls.push((last, batch));
@@ -1241,7 +1245,11 @@ pub async fn concurrent_appends_form_one_chain<S: Store>(store: Arc<S>) {
         let first = last + 1 - batch.len() as u64;
         for (offset, draft) in batch.iter().enumerate() {
             let event = by_seq.get(&(first + offset as u64));
-            assert_eq!(event.map(|e| e.body_value()), Some(draft.body.clone()), "a call's events are contiguous");
+            assert_eq!(
+                event.map(|e| e.body_value()),
+                Some(must(draft.body(), "draft body")),
+                "a call's events are contiguous"
+            );
         }
     }
 }

@@ -67,13 +67,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     async fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;
 
-    /// Revokes a user's credentials at once and revokes the open requests it
-    /// submitted (one `action.revoked` event each, besides `events`). In the
-    /// same transaction its votes on other open requests are withdrawn
-    /// ([`countersign_core::lifecycle::withdraw_votes`]): one `action.revoked`
-    /// for an approved request that loses its quorum (it is revoked), one
-    /// `votes.withdrawn` for any other. Returns every request it revoked.
-    /// `NotFound` if no such user.
+    /// Revokes a user's credentials at once and, in the same transaction,
+    /// applies what that does to the open requests: the moves
+    /// [`countersign_core::lifecycle::revoke_identity`] decides on the open
+    /// requests as they are inside the transaction, saved with their events
+    /// (its own requests revoked, `action.revoked`; its votes on others
+    /// withdrawn, `action.revoked` for an approved request that loses its
+    /// quorum, `votes.withdrawn` for any other), after `events`. The rule is
+    /// core's; a backend only reads and persists. Returns every request it
+    /// revoked. `NotFound` if no such user.
     async fn revoke_user(
         &self,
         name: &str,

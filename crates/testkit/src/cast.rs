@@ -53,7 +53,7 @@ impl Cast {
                 created_at: Timestamp::now(),
             };
             store
-                .create_user(user, vec![AuditDraft::new("test", "identity.user_created", json!({"name": name}))])
+                .create_user(user, vec![AuditDraft::raw("test", "identity.user_created", json!({"name": name}))])
                 .await
                 .unwrap();
             tokens.insert(name.clone(), token);
@@ -68,7 +68,7 @@ impl Cast {
                 created_at: Timestamp::now(),
             };
             store
-                .create_agent(agent, vec![AuditDraft::new("test", "identity.agent_created", json!({"name": name}))])
+                .create_agent(agent, vec![AuditDraft::raw("test", "identity.agent_created", json!({"name": name}))])
                 .await
                 .unwrap();
             tokens.insert(name.clone(), token);

@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use countersign_audit::{kinds, AuditDraft, RefusalRecord};
+use countersign_audit::{AuditDraft, RefusalKind, RefusalRecord};
 use countersign_core::{Timestamp, VoteKind};
 use countersign_server::refusals::Source;
 use countersign_server::ApiError;
@@ -55,8 +55,8 @@ async fn receive(
     let source = countersign_server::refusals::stamped(source);
     if let Err(limited) = slack.state.admit(source) {
         let code = limited.code();
-        let record = RefusalRecord::new(kinds::INTEGRATION_REJECTED, "anonymous").code("integration", "slack");
-        slack.state.refuse(source, None, code, false, record.code("code", code)).await;
+        let record = RefusalRecord::new(RefusalKind::IntegrationRejected, "anonymous").code("integration", "slack");
+        slack.state.refuse(source, None, code, false, || record.code("code", code)).await;
         return limited.into_response();
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -83,10 +83,10 @@ async fn receive(
 }
 
 async fn rejected(slack: &Slack, source: Source, reason: SignatureError) -> Response {
-    let record = RefusalRecord::new(kinds::INTEGRATION_REJECTED, "anonymous")
+    let record = RefusalRecord::new(RefusalKind::IntegrationRejected, "anonymous")
         .code("integration", "slack")
         .text("reason", &reason.to_string());
-    slack.state.refuse(source, None, "slack_signature", true, record).await;
+    slack.state.refuse(source, None, "slack_signature", true, || record).await;
     error(StatusCode::UNAUTHORIZED, "unauthenticated", &reason.to_string())
 }
 

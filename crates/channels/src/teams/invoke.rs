@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use countersign_audit::{kinds, AuditDraft, RefusalRecord};
+use countersign_audit::{AuditDraft, RefusalKind, RefusalRecord};
 use countersign_core::VoteKind;
 use countersign_server::refusals::Source;
 use serde_json::{json, Value};
@@ -42,8 +42,8 @@ async fn receive(
     let source = countersign_server::refusals::stamped(source);
     if let Err(limited) = teams.state.admit(source) {
         let code = limited.code();
-        let record = RefusalRecord::new(kinds::INTEGRATION_REJECTED, "anonymous").code("integration", "teams");
-        teams.state.refuse(source, None, code, false, record.code("code", code)).await;
+        let record = RefusalRecord::new(RefusalKind::IntegrationRejected, "anonymous").code("integration", "teams");
+        teams.state.refuse(source, None, code, false, || record.code("code", code)).await;
         return limited.into_response();
     }
     let activity: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -52,10 +52,10 @@ async fn receive(
     let channel_id = text("channelId");
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
     if let Err(e) = teams.auth.validate(authorization, &service_url, &channel_id).await {
-        let record = RefusalRecord::new(kinds::INTEGRATION_REJECTED, "anonymous")
+        let record = RefusalRecord::new(RefusalKind::IntegrationRejected, "anonymous")
             .code("integration", "teams")
             .text("reason", &e.to_string());
-        teams.state.refuse(source, None, "teams_token", true, record).await;
+        teams.state.refuse(source, None, "teams_token", true, || record).await;
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": {"code": "unauthenticated", "message": e.to_string()}})),

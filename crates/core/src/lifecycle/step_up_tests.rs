@@ -48,7 +48,7 @@ fn a_credential_cannot_approve_a_step_up_requirement() {
 fn a_fresh_login_approves_and_a_stale_one_does_not() {
     let r = pending(vec![requirement(&["sre"], true)]);
     let ok = vote_with(&r, &approver(&["sre"]), &Exclusions::default(), VoteKind::Approve, None, T0, fresh(FIVE_MIN));
-    assert_eq!(ok.unwrap().status, Status::Approved);
+    assert_eq!(ok.unwrap().request.status, Status::Approved);
     let stale = fresh(FIVE_MIN + Duration::from_millis(1));
     let refused = vote_with(&r, &approver(&["sre"]), &Exclusions::default(), VoteKind::Approve, None, T0, stale);
     assert_eq!(refused, Err(Refusal::StepUpRequired));
@@ -65,7 +65,7 @@ fn a_login_from_the_future_is_not_fresh() {
 #[test]
 fn denials_never_need_a_fresh_login() {
     let r = pending(vec![requirement(&["sre"], true)]);
-    let denied = vote(&r, &approver(&["sre"]), &Exclusions::default(), VoteKind::Deny, None, T0).unwrap();
+    let denied = vote(&r, &approver(&["sre"]), &Exclusions::default(), VoteKind::Deny, None, T0).unwrap().request;
     assert_eq!(denied.status, Status::Denied);
 }
 
@@ -73,7 +73,7 @@ fn denials_never_need_a_fresh_login() {
 fn only_approvals_counting_toward_a_step_up_requirement_need_it() {
     let r = pending(vec![requirement(&["dba"], false), requirement(&["sre"], true)]);
     // A dba's approval counts only toward the plain requirement.
-    let next = vote(&r, &approver(&["dba"]), &Exclusions::default(), VoteKind::Approve, None, T0).unwrap();
+    let next = vote(&r, &approver(&["dba"]), &Exclusions::default(), VoteKind::Approve, None, T0).unwrap().request;
     assert_eq!(next.status, Status::Pending);
     // Someone in both groups would count toward the step-up one too.
     let both = vote(&r, &approver(&["dba", "sre"]), &Exclusions::default(), VoteKind::Approve, None, T0);

@@ -7,13 +7,14 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::testing::{self, requirement};
+use crate::testing;
+pub(super) use crate::testing::requirement;
 use crate::{Action, OutcomeStatus, Requirement};
 
-const T0: Timestamp = Timestamp(1_000_000);
+pub(super) const T0: Timestamp = Timestamp(1_000_000);
 
 /// bot's request to delete a user on alice's behalf; owen owns bot.
-fn pending(requirements: Vec<Requirement>) -> Request {
+pub(super) fn pending(requirements: Vec<Requirement>) -> Request {
     let action = Action {
         on_behalf_of: Some("alice".into()),
         ..testing::action("sql.execute", "prod-db", json!({"statement": "DELETE FROM users WHERE id = 7"}))
@@ -22,7 +23,7 @@ fn pending(requirements: Vec<Requirement>) -> Request {
     Request { owner: Some("owen".into()), ..request }
 }
 
-fn user(name: &str, email: &str, groups: &[&str]) -> Approver {
+pub(super) fn user(name: &str, email: &str, groups: &[&str]) -> Approver {
     Approver {
         principal: PrincipalRef::user(name),
         person: PersonKey::from_email(email),
@@ -30,7 +31,7 @@ fn user(name: &str, email: &str, groups: &[&str]) -> Approver {
     }
 }
 
-fn exclusions() -> Exclusions {
+pub(super) fn exclusions() -> Exclusions {
     let mut e = Exclusions::default();
     e.principal(PrincipalRef::agent("bot"))
         .user_name("owen")
@@ -43,7 +44,8 @@ fn exclusions() -> Exclusions {
 #[test]
 fn one_approval_meets_a_quorum_of_one() {
     let r = pending(vec![requirement("p", &["dba"], 1)]);
-    let next = vote(&r, &user("dana", "dana@corp", &["dba"]), &exclusions(), VoteKind::Approve, None, T0).unwrap();
+    let next =
+        vote(&r, &user("dana", "dana@corp", &["dba"]), &exclusions(), VoteKind::Approve, None, T0).unwrap().request;
     assert_eq!(next.status, Status::Approved);
     assert_eq!(next.release_by, Some(T0.plus(Duration::from_secs(600))));
 }
@@ -90,7 +92,7 @@ fn only_approver_groups_count() {
 fn quorum_counts_distinct_people() {
     let r = pending(vec![requirement("p", &["dba"], 2)]);
     let e = exclusions();
-    let r = vote(&r, &user("dana", "dana@corp", &["dba"]), &e, VoteKind::Approve, None, T0).unwrap();
+    let r = vote(&r, &user("dana", "dana@corp", &["dba"]), &e, VoteKind::Approve, None, T0).unwrap().request;
     assert_eq!(r.status, Status::Pending);
     assert_eq!(
         vote(&r, &user("dana", "dana@corp", &["dba"]), &e, VoteKind::Approve, None, T0),
@@ -101,7 +103,7 @@ fn quorum_counts_distinct_people() {
         vote(&r, &user("dana-sso", "Dana@Corp", &["dba"]), &e, VoteKind::Approve, None, T0),
         Err(Refusal::DuplicateVote)
     );
-    let r = vote(&r, &user("dave", "dave@corp", &["dba"]), &e, VoteKind::Approve, None, T0).unwrap();
+    let r = vote(&r, &user("dave", "dave@corp", &["dba"]), &e, VoteKind::Approve, None, T0).unwrap().request;
     assert_eq!(r.status, Status::Approved);
 }
 
@@ -109,9 +111,9 @@ fn quorum_counts_distinct_people() {
 fn every_requirement_must_be_met() {
     let r = pending(vec![requirement("a", &["dba"], 1), requirement("b", &["sre"], 1)]);
     let e = exclusions();
-    let r = vote(&r, &user("dana", "dana@corp", &["dba"]), &e, VoteKind::Approve, None, T0).unwrap();
+    let r = vote(&r, &user("dana", "dana@corp", &["dba"]), &e, VoteKind::Approve, None, T0).unwrap().request;
     assert_eq!(r.status, Status::Pending);
-    let r = vote(&r, &user("sam", "sam@corp", &["sre"]), &e, VoteKind::Approve, None, T0).unwrap();
+    let r = vote(&r, &user("sam", "sam@corp", &["sre"]), &e, VoteKind::Approve, None, T0).unwrap().request;
     assert_eq!(r.status, Status::Approved);
 }
 
@@ -119,8 +121,8 @@ fn every_requirement_must_be_met() {
 fn any_deny_is_final() {
     let r = pending(vec![requirement("p", &["dba"], 2)]);
     let e = exclusions();
-    let r = vote(&r, &user("dana", "dana@corp", &["dba"]), &e, VoteKind::Approve, None, T0).unwrap();
-    let r = vote(&r, &user("dave", "dave@corp", &["dba"]), &e, VoteKind::Deny, Some("no".into()), T0).unwrap();
+    let r = vote(&r, &user("dana", "dana@corp", &["dba"]), &e, VoteKind::Approve, None, T0).unwrap().request;
+    let r = vote(&r, &user("dave", "dave@corp", &["dba"]), &e, VoteKind::Deny, Some("no".into()), T0).unwrap().request;
     assert_eq!(r.status, Status::Denied);
     assert!(r.status.is_final());
     assert_eq!(
@@ -133,21 +135,21 @@ fn any_deny_is_final() {
 fn withdrawn_votes_stop_counting_and_an_approval_that_loses_its_quorum_is_revoked() {
     let r = pending(vec![requirement("p", &["dba"], 2)]);
     let (dana, erin) = (user("dana", "dana@corp", &["dba"]), user("erin", "erin@corp", &["dba"]));
-    let one = vote(&r, &dana, &exclusions(), VoteKind::Approve, None, T0).unwrap();
+    let one = vote(&r, &dana, &exclusions(), VoteKind::Approve, None, T0).unwrap().request;
     let gone = [dana.principal.clone()];
 
     // Pending: the vote stays on record, uncounted; the request waits.
-    let waiting = withdraw_votes(&one, &gone, T0).unwrap();
+    let waiting = withdraw_votes(&one, &gone, T0).unwrap().request;
     assert_eq!(waiting.status, Status::Pending);
     assert_eq!((waiting.votes.len(), waiting.approvals().count()), (1, 0));
     assert!(withdraw_votes(&waiting, &gone, T0).is_none(), "nothing left to withdraw");
-    let still = vote(&waiting, &erin, &exclusions(), VoteKind::Approve, None, T0).unwrap();
+    let still = vote(&waiting, &erin, &exclusions(), VoteKind::Approve, None, T0).unwrap().request;
     assert_eq!(still.status, Status::Pending, "one counted approval of two");
 
     // Approved: losing a needed approval revokes it.
-    let approved = vote(&one, &erin, &exclusions(), VoteKind::Approve, None, T0).unwrap();
+    let approved = vote(&one, &erin, &exclusions(), VoteKind::Approve, None, T0).unwrap().request;
     assert_eq!(approved.status, Status::Approved);
-    let revoked = withdraw_votes(&approved, &gone, T0).unwrap();
+    let revoked = withdraw_votes(&approved, &gone, T0).unwrap().request;
     assert_eq!(revoked.status, Status::Revoked);
     assert!(revoked.reason.contains("user:dana"), "{}", revoked.reason);
     assert!(withdraw_votes(&approved, &[PrincipalRef::user("zed")], T0).is_none(), "not a voter");
@@ -159,7 +161,7 @@ fn pending_requests_expire_at_their_deadline() {
     let r = pending(vec![requirement("p", &["dba"], 1)]);
     let deadline = r.expires_at.unwrap();
     assert!(settle_deadline(&r, Timestamp(deadline.0 - 1)).is_none());
-    let expired = settle_deadline(&r, deadline).unwrap();
+    let expired = settle_deadline(&r, deadline).unwrap().request;
     assert_eq!(expired.status, Status::Expired);
     assert_eq!(
         vote(&r, &user("dana", "dana@corp", &["dba"]), &exclusions(), VoteKind::Approve, None, deadline),
@@ -170,20 +172,20 @@ fn pending_requests_expire_at_their_deadline() {
 #[test]
 fn approvals_expire_unless_released_in_time() {
     let r = pending(vec![requirement("p", &["dba"], 1)]);
-    let r = vote(&r, &user("dana", "dana@corp", &["dba"]), &exclusions(), VoteKind::Approve, None, T0).unwrap();
+    let r = vote(&r, &user("dana", "dana@corp", &["dba"]), &exclusions(), VoteKind::Approve, None, T0).unwrap().request;
     let by = r.release_by.unwrap();
     assert_eq!(release(&r, &PrincipalRef::agent("bot"), by), Err(Refusal::Expired));
-    assert_eq!(settle_deadline(&r, by).map(|r| r.status), Some(Status::Expired));
-    let released = release(&r, &PrincipalRef::agent("bot"), T0).unwrap();
+    assert_eq!(settle_deadline(&r, by).map(|m| m.request.status), Some(Status::Expired));
+    let released = release(&r, &PrincipalRef::agent("bot"), T0).unwrap().request;
     assert_eq!(released.status, Status::Released);
 }
 
 #[test]
 fn release_is_single_use_and_only_for_the_requester() {
     let r = pending(vec![requirement("p", &["dba"], 1)]);
-    let r = vote(&r, &user("dana", "dana@corp", &["dba"]), &exclusions(), VoteKind::Approve, None, T0).unwrap();
+    let r = vote(&r, &user("dana", "dana@corp", &["dba"]), &exclusions(), VoteKind::Approve, None, T0).unwrap().request;
     assert_eq!(release(&r, &PrincipalRef::agent("other"), T0), Err(Refusal::NotRequester));
-    let r = release(&r, &PrincipalRef::agent("bot"), T0).unwrap();
+    let r = release(&r, &PrincipalRef::agent("bot"), T0).unwrap().request;
     assert_eq!(release(&r, &PrincipalRef::agent("bot"), T0), Err(Refusal::AlreadyReleased));
 }
 
@@ -199,9 +201,9 @@ fn outcome_is_accepted_once_and_only_after_release() {
     let bot = PrincipalRef::agent("bot");
     let r = pending(vec![requirement("p", &["dba"], 1)]);
     assert_eq!(report_outcome(&r, &bot, outcome.clone()), Err(Refusal::OutcomeNotAccepted("pending")));
-    let r = vote(&r, &user("dana", "dana@corp", &["dba"]), &exclusions(), VoteKind::Approve, None, T0).unwrap();
-    let r = release(&r, &bot, T0).unwrap();
-    let r = report_outcome(&r, &bot, outcome.clone()).unwrap();
+    let r = vote(&r, &user("dana", "dana@corp", &["dba"]), &exclusions(), VoteKind::Approve, None, T0).unwrap().request;
+    let r = release(&r, &bot, T0).unwrap().request;
+    let r = report_outcome(&r, &bot, outcome.clone()).unwrap().request;
     assert_eq!(report_outcome(&r, &bot, outcome), Err(Refusal::OutcomeAlreadyReported));
 }
 
@@ -209,7 +211,7 @@ fn outcome_is_accepted_once_and_only_after_release() {
 fn cancel_is_for_the_requester_while_open() {
     let r = pending(vec![requirement("p", &["dba"], 1)]);
     assert_eq!(cancel(&r, &PrincipalRef::user("dana"), T0), Err(Refusal::NotRequester));
-    let c = cancel(&r, &PrincipalRef::agent("bot"), T0).unwrap();
+    let c = cancel(&r, &PrincipalRef::agent("bot"), T0).unwrap().request;
     assert_eq!(c.status, Status::Cancelled);
     assert_eq!(cancel(&c, &PrincipalRef::agent("bot"), T0), Err(Refusal::NotOpen("cancelled")));
     assert_eq!(revoke(&c, "x", T0), Err(Refusal::NotOpen("cancelled")));
@@ -267,16 +269,16 @@ proptest! {
             let result = match m {
                 Move::Vote(who, approve) => {
                     let kind = if approve { VoteKind::Approve } else { VoteKind::Deny };
-                    vote(&r, &person(who), &e, kind, None, now)
+                    vote(&r, &person(who), &e, kind, None, now).map(|m| m.request)
                 }
-                Move::Cancel => cancel(&r, &PrincipalRef::agent("bot"), now),
-                Move::Revoke => revoke(&r, "policy changed", now),
-                Move::Release => release(&r, &PrincipalRef::agent("bot"), now),
+                Move::Cancel => cancel(&r, &PrincipalRef::agent("bot"), now).map(|m| m.request),
+                Move::Revoke => revoke(&r, "policy changed", now).map(|m| m.request),
+                Move::Release => release(&r, &PrincipalRef::agent("bot"), now).map(|m| m.request),
                 Move::Tick(ms) => {
                     now = Timestamp(now.0 + i64::try_from(ms).unwrap());
-                    Ok(settle_deadline(&r, now).unwrap_or_else(|| r.clone()))
+                    Ok(settle_deadline(&r, now).map_or_else(|| r.clone(), |m| m.request))
                 }
-                Move::Comment => Ok(comment(&r, &PrincipalRef::user("x"), "hi".into(), now)),
+                Move::Comment => Ok(comment(&r, &PrincipalRef::user("x"), "hi".into(), now).request),
             };
             if let Ok(next) = result {
                 if before.status.is_final() {

@@ -92,10 +92,10 @@ async fn report_refusal(
             "not a refusal report",
         )
         .number("status", 400);
-        state.refuse(source, Some(&actor), "bad_request", false, record).await;
+        state.refuse(source, Some(&actor), "bad_request", false, || record).await;
         return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, "not a refusal report");
     };
-    let event = countersign_audit::AuditDraft::new(principal.reference().to_string(), refusal.kind(), refusal.body());
+    let event = countersign_audit::AuditDraft::new(principal.reference().to_string(), refusal.event());
     match state.audit(vec![event]).await {
         Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"recorded": true})),
         Err(e) => {
@@ -338,8 +338,10 @@ async fn authenticate(
         Some(other) => (other.status(), other.code(), other.to_string(), None),
         None => (StatusCode::UNAUTHORIZED, "unauthenticated", failure.unwrap_or_default(), None),
     };
-    let record = countersign_server::refusals::call_record(None, method.as_str(), path, None, code, &message)
-        .number("status", u64::from(status.as_u16()));
+    let record = || {
+        countersign_server::refusals::call_record(None, method.as_str(), path, None, code, &message)
+            .number("status", u64::from(status.as_u16()))
+    };
     state.refuse(source, None, code, status == StatusCode::UNAUTHORIZED, record).await;
     let mut response = rpc_error(status, jsonrpc::INVALID_REQUEST, &message);
     response.extensions_mut().remove::<Refused>();
@@ -422,8 +424,10 @@ async fn audit_refusal(
     };
     let code = status_code_name(status);
     let path = format!("/mcp/{upstream}");
-    let record = countersign_server::refusals::call_record(actor, method.as_str(), &path, None, code, &message)
-        .number("status", u64::from(status));
+    let record = || {
+        countersign_server::refusals::call_record(actor, method.as_str(), &path, None, code, &message)
+            .number("status", u64::from(status))
+    };
     state.refuse(source, actor, code, false, record).await;
 }
 

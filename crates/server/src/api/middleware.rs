@@ -9,6 +9,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
+use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use countersign_audit::RefusalRecord;
@@ -49,20 +50,20 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     let admitted = state.admit(source);
     let principal = match (admitted, bearer(&request)) {
         (Err(limited), Err(_)) => {
-            let record = refusal_record(&request, None, &limited);
-            return refuse_anonymous(&state, source, record, limited).await;
+            let call = CallHead::of(&request, None);
+            return refuse_anonymous(&state, source, |e| call.record(e), limited).await;
         }
         (Ok(()), Err(missing)) => {
+            let call = CallHead::of(&request, None);
             let error = ApiError::Unauthenticated(missing);
-            let record = refusal_record(&request, None, &error);
-            return refuse_anonymous(&state, source, record, error).await;
+            return refuse_anonymous(&state, source, |e| call.record(e), error).await;
         }
         (admitted, Ok(token)) => match state.auth.authenticate(token).await {
             Ok(principal) => principal,
             Err(failed) => {
+                let call = CallHead::of(&request, Some(token));
                 let error = admitted.err().unwrap_or(ApiError::Unauthenticated(failed));
-                let record = refusal_record(&request, Some(token), &error);
-                return refuse_anonymous(&state, source, record, error).await;
+                return refuse_anonymous(&state, source, |e| call.record(e), error).await;
             }
         },
     };
@@ -75,8 +76,9 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         if rejection.audited {
             state.metrics.count_refusal(rejection.code);
         } else {
-            let record =
-                call_record(Some(&actor), method.as_str(), uri.path(), uri.query(), rejection.code, &rejection.message);
+            let record = || {
+                call_record(Some(&actor), method.as_str(), uri.path(), uri.query(), rejection.code, &rejection.message)
+            };
             state.refuse(source, Some(&actor), rejection.code, false, record).await;
         }
     }
@@ -86,31 +88,55 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
 /// Accounts for a call refused before anyone was identified, and answers
 /// it. Only a failed authentication uses up the source's allowance; a 429
 /// does not, so a source that waits as told is heard again.
-async fn refuse_anonymous(state: &AppState, source: Source, record: RefusalRecord, error: ApiError) -> Response {
+async fn refuse_anonymous(
+    state: &AppState,
+    source: Source,
+    record: impl FnOnce(&ApiError) -> RefusalRecord,
+    error: ApiError,
+) -> Response {
     let code = error.code();
     let charge =
         matches!(error, ApiError::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected));
-    state.refuse(source, None, code, charge, record).await;
+    state.refuse(source, None, code, charge, || record(&error)).await;
     let mut response = error.into_response();
     response.extensions_mut().remove::<Rejection>();
     response
 }
 
-/// The record of a refused unauthenticated call: what the client chose,
-/// cut and hashed; of the credential only its first characters.
-fn refusal_record(request: &Request, token: Option<&str>, error: &ApiError) -> RefusalRecord {
-    let (code, message) = (error.code(), error.to_string());
-    let header = |name| request.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let mut record =
-        call_record(None, request.method().as_str(), request.uri().path(), request.uri().query(), code, &message)
-            .text_opt("user_agent", header(USER_AGENT).as_deref());
-    if let Some(token) = token {
-        // Enough to tell a user token from an agent key from junk; never
-        // enough to help guess one.
-        let prefix: String = token.chars().take(4).collect();
-        record = record.text("token_prefix", &prefix).number("token_bytes", token.len() as u64);
+/// What the record of a refused unauthenticated call is made from: cheap
+/// clones of the request's head (the body is not `Sync`, so the request
+/// itself cannot be held across the store's await).
+struct CallHead {
+    method: Method,
+    uri: Uri,
+    user_agent: Option<HeaderValue>,
+    token: Option<(String, usize)>,
+}
+
+impl CallHead {
+    fn of(request: &Request, token: Option<&str>) -> Self {
+        Self {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            user_agent: request.headers().get(USER_AGENT).cloned(),
+            // Enough to tell a user token from an agent key from junk;
+            // never enough to help guess one.
+            token: token.map(|t| (t.chars().take(4).collect(), t.len())),
+        }
     }
-    record
+
+    /// The record: what the client chose, cut and hashed; of the
+    /// credential only its first characters.
+    fn record(&self, error: &ApiError) -> RefusalRecord {
+        let (code, message) = (error.code(), error.to_string());
+        let user_agent = self.user_agent.as_ref().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let record = call_record(None, self.method.as_str(), self.uri.path(), self.uri.query(), code, &message)
+            .text_opt("user_agent", user_agent.as_deref());
+        match &self.token {
+            Some((prefix, bytes)) => record.text("token_prefix", prefix).number("token_bytes", *bytes as u64),
+            None => record,
+        }
+    }
 }
 
 fn bearer(request: &Request) -> Result<&str, AuthError> {

@@ -19,6 +19,8 @@ pub const DEFAULT_REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 pub const DEFAULT_RECORDED_PER_WINDOW: u32 = 10;
 /// How many sources the limiter and the refusal counter remember at most.
 pub const DEFAULT_TRACKED_SOURCES: usize = 10_000;
+/// How long a rate-limited call waits for its 429.
+pub const DEFAULT_RATE_LIMITED_DELAY: Duration = Duration::from_millis(250);
 
 /// The validated limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,10 @@ pub struct LimitsConfig {
     pub refusal_window: Duration,
     pub recorded_per_window: u32,
     pub tracked_sources: usize,
+    /// How long a rate-limited call is held before it is answered: the
+    /// cost of a flood is in reading and answering its calls, and a held
+    /// connection sends no more of them.
+    pub rate_limited_delay: Duration,
     /// Peers whose `X-Forwarded-For` names the client. Empty: the peer
     /// address is the client, whatever the header says.
     pub trusted_proxies: Vec<IpNet>,
@@ -41,6 +47,7 @@ impl Default for LimitsConfig {
             refusal_window: DEFAULT_REFUSAL_WINDOW,
             recorded_per_window: DEFAULT_RECORDED_PER_WINDOW,
             tracked_sources: DEFAULT_TRACKED_SOURCES,
+            rate_limited_delay: DEFAULT_RATE_LIMITED_DELAY,
             trusted_proxies: Vec::new(),
         }
     }
@@ -115,6 +122,14 @@ pub(super) fn validate(server: &RawServer) -> Result<LimitsConfig, ConfigError> 
             message: format!("`{tracked}` must be between 16 and 10000000"),
         });
     }
+    let delay =
+        duration("server.rate_limited_delay", server.rate_limited_delay.as_deref(), DEFAULT_RATE_LIMITED_DELAY)?;
+    if delay > Duration::from_secs(10) {
+        return Err(ConfigError::Invalid {
+            key: "server.rate_limited_delay",
+            message: "must be at most 10s".to_owned(),
+        });
+    }
     let trusted_proxies = server
         .trusted_proxies
         .iter()
@@ -131,6 +146,7 @@ pub(super) fn validate(server: &RawServer) -> Result<LimitsConfig, ConfigError> 
         refusal_window: window,
         recorded_per_window: u32::try_from(recorded).unwrap_or(u32::MAX),
         tracked_sources: usize::try_from(tracked).unwrap_or(usize::MAX),
+        rate_limited_delay: delay,
         trusted_proxies,
     })
 }

@@ -11,8 +11,7 @@ use countersign_core::lifecycle::settle_deadline;
 use countersign_core::{Status, Timestamp};
 use countersign_store::{RequestFilter, Update};
 
-use super::review::expired_event;
-use super::AppState;
+use super::{drafts, AppState};
 
 /// How often deadlines and outside changes are checked. Expiry is enforced
 /// exactly by the state machine on every move; this only makes it visible.
@@ -77,7 +76,9 @@ impl AppState {
                 .update(
                     &id,
                     Box::new(move |current| match settle_deadline(current, now) {
-                        Some(next) => Update { events: vec![expired_event(&next)], save: Some(next), result: Ok(()) },
+                        Some(expired) => {
+                            Update { events: drafts(expired.events), save: Some(expired.request), result: Ok(()) }
+                        }
                         None => Update { save: None, events: Vec::new(), result: Ok(()) },
                     }),
                 )

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use countersign_audit::AuditDraft;
+use countersign_core::events::Caused;
 use countersign_core::{Request, Status, Timestamp};
 use countersign_policy::PolicyEngine;
 use countersign_store::{Store, StoreError, Updated};
@@ -29,6 +30,11 @@ use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::refusals::{Clock, Refusals, SystemClock};
+
+/// The audit drafts of the events a move caused, in order.
+pub(crate) fn drafts(events: Vec<Caused>) -> Vec<AuditDraft> {
+    events.into_iter().map(AuditDraft::from).collect()
+}
 
 /// The policy set in force and when it was loaded.
 pub struct LoadedPolicy {

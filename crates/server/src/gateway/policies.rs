@@ -4,14 +4,14 @@
 use std::path::Path;
 
 use countersign_audit::AuditDraft;
+use countersign_core::events::{Event, PolicyLoadFailed, PolicyLoaded};
 use countersign_core::lifecycle;
 use countersign_core::{Principal, PrincipalKind, PrincipalRef, Request, Status, Timestamp};
 use countersign_policy::{Defaults, PolicyEngine, Verdict};
 use countersign_store::{Cursor, RequestFilter, Update};
-use serde_json::json;
 
 use super::replication::SharedPolicy;
-use super::{AppState, LoadedPolicy, StartError};
+use super::{drafts, AppState, LoadedPolicy, StartError};
 
 /// Open requests read per page when re-deciding them.
 const REDECIDE_PAGE: usize = 500;
@@ -38,16 +38,13 @@ pub(crate) fn load(config: &Config) -> Result<(PolicyEngine, SharedPolicy), Stri
 }
 
 pub(crate) fn loaded_event(actor: &str, engine: &PolicyEngine, previous: Option<&str>) -> AuditDraft {
-    AuditDraft::new(
-        actor,
-        "policy.loaded",
-        json!({
-            "hash": engine.hash(),
-            "previous_hash": previous,
-            "files": engine.files(),
-            "policies": engine.policy_count(),
-        }),
-    )
+    let loaded = PolicyLoaded {
+        hash: engine.hash().to_owned(),
+        previous_hash: previous.map(str::to_owned),
+        files: engine.files(),
+        policies: engine.policy_count(),
+    };
+    AuditDraft::new(actor, Event::PolicyLoaded(loaded))
 }
 
 impl AppState {
@@ -59,12 +56,13 @@ impl AppState {
         let (engine, shared) = match load(&self.config) {
             Ok(loaded) => loaded,
             Err(problems) => {
-                self.audit(vec![AuditDraft::new(
-                    actor,
-                    "policy.load_failed",
-                    json!({"problems": problems.lines().collect::<Vec<_>>(), "kept_hash": previous.engine.hash()}),
-                )])
-                .await?;
+                let failed = PolicyLoadFailed {
+                    hash: None,
+                    problems: problems.lines().map(str::to_owned).collect(),
+                    kept_hash: previous.engine.hash().to_owned(),
+                    source: None,
+                };
+                self.audit(vec![AuditDraft::new(actor, Event::PolicyLoadFailed(failed))]).await?;
                 return Err(ApiError::PolicyInvalid(problems.replace('\n', "; ")));
             }
         };
@@ -164,11 +162,7 @@ impl AppState {
         self.update(
             id,
             Box::new(move |current| match lifecycle::revoke(current, &reason, now) {
-                Ok(next) => Update {
-                    events: vec![AuditDraft::new("system", "action.revoked", json!({"id": next.id, "reason": reason}))],
-                    save: Some(next),
-                    result: Ok(()),
-                },
+                Ok(revoked) => Update { events: drafts(revoked.events), save: Some(revoked.request), result: Ok(()) },
                 Err(refusal) => Update { save: None, events: Vec::new(), result: Err(refusal) },
             }),
         )

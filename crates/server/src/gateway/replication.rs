@@ -21,10 +21,10 @@
 use std::time::Duration;
 
 use countersign_audit::AuditDraft;
+use countersign_core::events::{Event, PolicyAdopted, PolicyLoadFailed};
 use countersign_policy::{Defaults, PolicyEngine, PolicySource};
 use countersign_store::{Change, StoreError};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::sync::broadcast;
 
 use super::AppState;
@@ -36,6 +36,8 @@ pub const POLICY_NAMESPACE: &str = "countersign.policy";
 pub const POLICY_HASH_KEY: &str = "hash";
 /// How often the shared hash is read when no notice came (the fallback).
 const POLICY_POLL: Duration = Duration::from_millis(200);
+/// The `source` of policy events about a set another replica loaded.
+const SHARED: &str = "shared";
 /// How many times a publisher retries a compare-and-set it lost.
 const PUBLISH_ATTEMPTS: usize = 8;
 
@@ -157,27 +159,24 @@ impl AppState {
             Ok(engine) => engine,
             Err(problems) => {
                 tracing::error!(%hash, %problems, "the shared policy set does not load here; keeping the current one");
-                self.audit(vec![AuditDraft::new(
-                    "system",
-                    "policy.load_failed",
-                    json!({"hash": hash, "problems": [problems], "kept_hash": previous.engine.hash(), "source": "shared"}),
-                )])
-                .await?;
+                let failed = PolicyLoadFailed {
+                    hash: Some(hash),
+                    problems: vec![problems],
+                    kept_hash: previous.engine.hash().to_owned(),
+                    source: Some(SHARED.to_owned()),
+                };
+                self.audit(vec![AuditDraft::new("system", Event::PolicyLoadFailed(failed))]).await?;
                 return Ok(false);
             }
         };
-        self.audit(vec![AuditDraft::new(
-            "system",
-            "policy.adopted",
-            json!({
-                "hash": engine.hash(),
-                "previous_hash": previous.engine.hash(),
-                "files": engine.files(),
-                "policies": engine.policy_count(),
-                "source": "shared",
-            }),
-        )])
-        .await?;
+        let adopted = PolicyAdopted {
+            hash: engine.hash().to_owned(),
+            previous_hash: previous.engine.hash().to_owned(),
+            files: engine.files(),
+            policies: engine.policy_count(),
+            source: SHARED.to_owned(),
+        };
+        self.audit(vec![AuditDraft::new("system", Event::PolicyAdopted(adopted))]).await?;
         tracing::info!(hash = %engine.hash(), "installed the policy set another replica loaded");
         self.install_policy(engine).await;
         Ok(true)

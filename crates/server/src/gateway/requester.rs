@@ -1,15 +1,14 @@
 //! Release and record: what the requester does with its request — cancel
 //! it, take its approval (once), and report how the action went.
 
-use countersign_audit::AuditDraft;
+use countersign_core::events::Attempt;
 use countersign_core::lifecycle::{self, settle_deadline};
-use countersign_core::{Fingerprint, Outcome, Principal, Refusal, Request, Status, Timestamp};
+use countersign_core::{Fingerprint, Moved, Outcome, Principal, PrincipalRef, Refusal, Request, Status, Timestamp};
 use countersign_policy::Verdict;
 use countersign_store::Update;
-use serde_json::json;
 
-use super::review::{expired_event, refused_event};
-use super::AppState;
+use super::review::refused_event;
+use super::{drafts, AppState};
 use crate::error::ApiError;
 
 impl AppState {
@@ -23,15 +22,13 @@ impl AppState {
                 id,
                 Box::new(move |current| {
                     if let Some(expired) = settle_deadline(current, now) {
-                        return refuse_after_expiry(&by.to_string(), current, expired, "cancel");
+                        return refuse_after_expiry(&by.to_string(), current, expired, Attempt::Cancel);
                     }
                     match lifecycle::cancel(current, &by, now) {
-                        Ok(next) => Update {
-                            events: vec![AuditDraft::new(by.to_string(), "action.cancelled", json!({"id": next.id}))],
-                            save: Some(next),
-                            result: Ok(()),
-                        },
-                        Err(refusal) => refuse(&by.to_string(), &current.id, "cancel", refusal),
+                        Ok(cancelled) => {
+                            Update { events: drafts(cancelled.events), save: Some(cancelled.request), result: Ok(()) }
+                        }
+                        Err(refusal) => refuse(&by.to_string(), &current.id, Attempt::Cancel, refusal),
                     }
                 }),
             )
@@ -74,27 +71,17 @@ impl AppState {
                 Box::new(move |stored| {
                     let actor = by.to_string();
                     if let Some(expired) = settle_deadline(stored, now) {
-                        return refuse_after_expiry(&actor, stored, expired, "release");
+                        return refuse_after_expiry(&actor, stored, expired, Attempt::Release);
                     }
-                    let withdrawn = lifecycle::withdraw_votes(stored, &gone, now);
-                    let current = withdrawn.as_ref().unwrap_or(stored);
-                    if current.status == Status::Revoked && stored.status != Status::Revoked {
-                        return revoked_at_release(&actor, current);
-                    }
-                    match lifecycle::release(current, &by, now) {
-                        Err(refusal) => refuse(&actor, &current.id, "release", refusal),
-                        Ok(next) => match judged.objection(current) {
-                            Some(reason) => revoke_at_release(&actor, current, &reason, now),
-                            None => Update {
-                                events: vec![AuditDraft::new(
-                                    actor,
-                                    "action.released",
-                                    json!({"id": next.id, "fingerprint": next.fingerprint}),
-                                )],
-                                save: Some(next),
-                                result: Ok(()),
-                            },
-                        },
+                    // As for a vote, only a revocation is recorded here.
+                    match lifecycle::withdraw_votes(stored, &gone, now) {
+                        Some(revoked)
+                            if revoked.request.status == Status::Revoked && stored.status != Status::Revoked =>
+                        {
+                            revoked_at_release(&actor, revoked)
+                        }
+                        Some(withdrawn) => release_judged(&actor, &withdrawn.request, &by, &judged, now),
+                        None => release_judged(&actor, stored, &by, &judged, now),
                     }
                 }),
             )
@@ -110,20 +97,11 @@ impl AppState {
         let updated = self
             .update(
                 id,
-                Box::new(move |current| {
-                    let actor = by.to_string();
-                    match lifecycle::report_outcome(current, &by, outcome.clone()) {
-                        Ok(next) => Update {
-                            events: vec![AuditDraft::new(
-                                actor,
-                                "outcome.reported",
-                                json!({"id": current.id, "fingerprint": current.fingerprint, "outcome": outcome}),
-                            )],
-                            save: Some(next),
-                            result: Ok(()),
-                        },
-                        Err(refusal) => refuse(&actor, &current.id, "outcome", refusal),
+                Box::new(move |current| match lifecycle::report_outcome(current, &by, outcome) {
+                    Ok(reported) => {
+                        Update { events: drafts(reported.events), save: Some(reported.request), result: Ok(()) }
                     }
+                    Err(refusal) => refuse(&by.to_string(), &current.id, Attempt::Outcome, refusal),
                 }),
             )
             .await?;
@@ -162,42 +140,46 @@ impl Judged {
     }
 }
 
-/// The approvals it was approved on are gone: `revoked` is saved as is.
-fn revoked_at_release(actor: &str, revoked: &Request) -> Update {
-    Update {
-        events: vec![
-            AuditDraft::new("system", "action.revoked", json!({"id": revoked.id, "reason": revoked.reason})),
-            refused_event(actor, &revoked.id, "release", &Refusal::NotApproved("revoked")),
-        ],
-        save: Some(revoked.clone()),
-        result: Err(Refusal::NotApproved("revoked")),
+/// Releases `current` (the request with any withdrawn votes marked) if
+/// the policy set in force does not object; revokes it if it does.
+fn release_judged(actor: &str, current: &Request, by: &PrincipalRef, judged: &Judged, now: Timestamp) -> Update {
+    match lifecycle::release(current, by, now) {
+        Err(refusal) => refuse(actor, &current.id, Attempt::Release, refusal),
+        Ok(released) => match judged.objection(current) {
+            Some(reason) => revoke_at_release(actor, current, &reason, now),
+            None => Update { events: drafts(released.events), save: Some(released.request), result: Ok(()) },
+        },
     }
+}
+
+/// The approvals it was approved on are gone: `revoked` is saved as is.
+fn revoked_at_release(actor: &str, revoked: Moved) -> Update {
+    let refusal = Refusal::NotApproved("revoked");
+    let mut events = drafts(revoked.events);
+    events.push(refused_event(actor, &revoked.request.id, Attempt::Release, &refusal));
+    Update { events, save: Some(revoked.request), result: Err(refusal) }
 }
 
 /// The policy set in force objects: the approval is withdrawn.
 fn revoke_at_release(actor: &str, current: &Request, reason: &str, now: Timestamp) -> Update {
     match lifecycle::revoke(current, reason, now) {
-        Ok(revoked) => Update {
-            events: vec![
-                AuditDraft::new("system", "action.revoked", json!({"id": current.id, "reason": reason})),
-                refused_event(actor, &current.id, "release", &Refusal::NotApproved("revoked")),
-            ],
-            save: Some(revoked),
-            result: Err(Refusal::NotApproved("revoked")),
-        },
-        Err(refusal) => refuse(actor, &current.id, "release", refusal),
+        Ok(revoked) => {
+            let refusal = Refusal::NotApproved("revoked");
+            let mut events = drafts(revoked.events);
+            events.push(refused_event(actor, &current.id, Attempt::Release, &refusal));
+            Update { events, save: Some(revoked.request), result: Err(refusal) }
+        }
+        Err(refusal) => refuse(actor, &current.id, Attempt::Release, refusal),
     }
 }
 
-fn refuse(actor: &str, id: &str, attempt: &str, refusal: Refusal) -> Update {
+fn refuse(actor: &str, id: &str, attempt: Attempt, refusal: Refusal) -> Update {
     Update { save: None, events: vec![refused_event(actor, id, attempt, &refusal)], result: Err(refusal) }
 }
 
-fn refuse_after_expiry(actor: &str, current: &Request, expired: Request, attempt: &str) -> Update {
-    debug_assert_eq!(expired.status, Status::Expired);
-    Update {
-        events: vec![expired_event(&expired), refused_event(actor, &current.id, attempt, &Refusal::Expired)],
-        save: Some(expired),
-        result: Err(Refusal::Expired),
-    }
+fn refuse_after_expiry(actor: &str, current: &Request, expired: Moved, attempt: Attempt) -> Update {
+    debug_assert_eq!(expired.request.status, Status::Expired);
+    let mut events = drafts(expired.events);
+    events.push(refused_event(actor, &current.id, attempt, &Refusal::Expired));
+    Update { events, save: Some(expired.request), result: Err(Refusal::Expired) }
 }

@@ -2,14 +2,15 @@
 //! rules of [`countersign_core::lifecycle`].
 
 use countersign_audit::AuditDraft;
+use countersign_core::events::{Attempt, Event};
 use countersign_core::lifecycle::{self, settle_deadline};
 use countersign_core::{
-    Approver, Assurance, Exclusions, PersonKey, Principal, PrincipalKind, Refusal, Request, Status, Timestamp, VoteKind,
+    Approver, Assurance, Exclusions, Moved, PersonKey, Principal, PrincipalKind, Refusal, Request, Status, Timestamp,
+    VoteKind,
 };
 use countersign_store::Update;
-use serde_json::json;
 
-use super::AppState;
+use super::{drafts, AppState};
 use crate::auth::AuthContext;
 use crate::error::ApiError;
 
@@ -62,11 +63,16 @@ impl AppState {
                     if let Some(expired) = settle_deadline(stored, now) {
                         return expired_update(stored, expired, &approver, kind);
                     }
+                    // Only a revocation is recorded here: the votes' withdrawal
+                    // is the store's to record, when it revokes their giver
+                    // (`votes.withdrawn`); this move only stops counting them.
                     let withdrawn = lifecycle::withdraw_votes(stored, &gone, now);
                     match withdrawn {
-                        Some(revoked) if revoked.status == Status::Revoked => revoked_update(&revoked, &approver, kind),
+                        Some(revoked) if revoked.request.status == Status::Revoked => {
+                            revoked_update(revoked, &approver, kind)
+                        }
                         Some(_) | None => {
-                            let current = withdrawn.as_ref().unwrap_or(stored);
+                            let current = withdrawn.as_ref().map_or(stored, |w| &w.request);
                             vote_update(current, &approver, &exclusions, (kind, comment), now, assurance)
                         }
                     }
@@ -89,10 +95,8 @@ impl AppState {
             .update(
                 id,
                 Box::new(move |current| {
-                    let next = lifecycle::comment(current, &by, text.clone(), now);
-                    let event =
-                        AuditDraft::new(by.to_string(), "comment.added", json!({"id": current.id, "text": text}));
-                    Update { save: Some(next), events: vec![event], result: Ok(()) }
+                    let commented = lifecycle::comment(current, &by, text, now);
+                    Update { save: Some(commented.request), events: drafts(commented.events), result: Ok(()) }
                 }),
             )
             .await?;
@@ -152,97 +156,37 @@ fn vote_update(
     now: Timestamp,
     assurance: Assurance,
 ) -> Update {
-    let attempt = attempt_name(kind);
     let actor = approver.principal.to_string();
     if let Some(expired) = settle_deadline(current, now) {
         return expired_update(current, expired, approver, kind);
     }
-    match lifecycle::vote_with(current, approver, exclusions, kind, comment.clone(), now, assurance) {
-        Ok(next) => {
-            let event_kind = match kind {
-                VoteKind::Approve => "approval.accepted",
-                VoteKind::Deny => "denial.accepted",
-            };
-            let mut events = vec![AuditDraft::new(
-                actor,
-                event_kind,
-                json!({
-                    "id": current.id,
-                    "fingerprint": current.fingerprint,
-                    "person": approver.person,
-                    "groups": approver.groups,
-                    "comment": comment,
-                    "login": login_description(assurance),
-                }),
-            )];
-            if next.status != current.status {
-                events.push(AuditDraft::new(
-                    "system",
-                    format!("action.{}", next.status.as_str()),
-                    json!({"id": next.id, "reason": next.reason, "release_by": next.release_by}),
-                ));
-            }
-            Update { save: Some(next), events, result: Ok(()) }
-        }
+    match lifecycle::vote_with(current, approver, exclusions, kind, comment, now, assurance) {
+        Ok(voted) => Update { save: Some(voted.request), events: drafts(voted.events), result: Ok(()) },
         Err(refusal) => Update {
             save: None,
-            events: vec![refused_event(&actor, &current.id, attempt, &refusal)],
+            events: vec![refused_event(&actor, &current.id, Attempt::from(kind), &refusal)],
             result: Err(refusal),
         },
     }
 }
 
-fn attempt_name(kind: VoteKind) -> &'static str {
-    match kind {
-        VoteKind::Approve => "approve",
-        VoteKind::Deny => "deny",
-    }
-}
-
-fn expired_update(current: &Request, expired: Request, approver: &Approver, kind: VoteKind) -> Update {
+fn expired_update(current: &Request, expired: Moved, approver: &Approver, kind: VoteKind) -> Update {
     let actor = approver.principal.to_string();
-    Update {
-        events: vec![
-            expired_event(&expired),
-            refused_event(&actor, &current.id, attempt_name(kind), &Refusal::Expired),
-        ],
-        save: Some(expired),
-        result: Err(Refusal::Expired),
-    }
+    let mut events = drafts(expired.events);
+    events.push(refused_event(&actor, &current.id, Attempt::from(kind), &Refusal::Expired));
+    Update { events, save: Some(expired.request), result: Err(Refusal::Expired) }
 }
 
 /// The approvals an approved request stood on were withdrawn (their givers
 /// revoked): it is revoked, and this vote refused.
-fn revoked_update(revoked: &Request, approver: &Approver, kind: VoteKind) -> Update {
+fn revoked_update(revoked: Moved, approver: &Approver, kind: VoteKind) -> Update {
     let refusal = Refusal::NotPending("revoked");
-    Update {
-        events: vec![
-            AuditDraft::new("system", "action.revoked", json!({"id": revoked.id, "reason": revoked.reason})),
-            refused_event(&approver.principal.to_string(), &revoked.id, attempt_name(kind), &refusal),
-        ],
-        save: Some(revoked.clone()),
-        result: Err(refusal),
-    }
-}
-
-/// How the voter signed in, for the audit record.
-fn login_description(assurance: Assurance) -> serde_json::Value {
-    match assurance {
-        Assurance::Credential => json!({"method": "credential"}),
-        Assurance::IdpLogin { auth_time, .. } => json!({"method": "idp_session", "auth_time": auth_time}),
-    }
+    let mut events = drafts(revoked.events);
+    events.push(refused_event(&approver.principal.to_string(), &revoked.request.id, Attempt::from(kind), &refusal));
+    Update { events, save: Some(revoked.request), result: Err(refusal) }
 }
 
 /// The audit record of a refused move.
-pub(crate) fn refused_event(actor: &str, id: &str, attempt: &str, refusal: &Refusal) -> AuditDraft {
-    AuditDraft::new(
-        actor,
-        "attempt.refused",
-        json!({"id": id, "attempt": attempt, "code": refusal.code(), "message": refusal.to_string()}),
-    )
-}
-
-/// The audit record of a request reaching its deadline.
-pub(crate) fn expired_event(expired: &Request) -> AuditDraft {
-    AuditDraft::new("system", "action.expired", json!({"id": expired.id, "reason": expired.reason}))
+pub(crate) fn refused_event(actor: &str, id: &str, attempt: Attempt, refusal: &Refusal) -> AuditDraft {
+    AuditDraft::new(actor, Event::refused(id, attempt, refusal))
 }

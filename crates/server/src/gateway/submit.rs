@@ -1,12 +1,11 @@
 //! Describe and decide: an actor submits an action, the policy set in force
 //! decides, and the request is stored with its decision.
 
-use countersign_audit::AuditDraft;
+use countersign_core::events::{Caused, Decided, Event, Submitted};
 use countersign_core::{Action, Fingerprint, Principal, Request, Status, Timestamp};
 use countersign_policy::Verdict;
-use serde_json::json;
 
-use super::AppState;
+use super::{drafts, AppState};
 use crate::error::ApiError;
 
 impl AppState {
@@ -48,39 +47,21 @@ impl AppState {
             comments: Vec::new(),
             outcome: None,
         };
-        let actor = principal.reference().to_string();
+        let decided = Decided {
+            id: request.id.clone(),
+            status,
+            reason: decision.reason,
+            policies: decision.policies,
+            errors: decision.errors,
+            policy_hash: decision.policy_hash,
+            requirements: request.requirements.clone(),
+            expires_at: request.expires_at,
+        };
         let events = vec![
-            AuditDraft::new(
-                actor.clone(),
-                "action.submitted",
-                json!({
-                    "id": request.id,
-                    "fingerprint": request.fingerprint,
-                    "kind": request.action.kind,
-                    "resource": request.action.resource,
-                    "payload": request.action.payload,
-                    "on_behalf_of": request.action.on_behalf_of,
-                    "justification": request.action.justification,
-                    "labels": request.action.labels,
-                    "context": request.action.context,
-                }),
-            ),
-            AuditDraft::new(
-                "system",
-                "action.decided",
-                json!({
-                    "id": request.id,
-                    "status": status.as_str(),
-                    "reason": decision.reason,
-                    "policies": decision.policies,
-                    "errors": decision.errors,
-                    "policy_hash": decision.policy_hash,
-                    "requirements": request.requirements,
-                    "expires_at": request.expires_at,
-                }),
-            ),
+            Caused::by(&request.principal, Event::ActionSubmitted(Submitted::of(&request))),
+            Caused::system(Event::ActionDecided(decided)),
         ];
-        self.store.insert_request(request.clone(), events).await?;
+        self.store.insert_request(request.clone(), drafts(events)).await?;
         self.metrics.count_decision(status.as_str());
         self.publish_change(&request);
         Ok(request)

@@ -22,7 +22,9 @@ fn approve(i: usize, seen: Seen) -> UpdateFn {
     Box::new(move |r: &Request| {
         saw(&seen, r);
         let approver = ops_approver(&format!("ap{i}"), &format!("ap{i}@example.com"));
-        match lifecycle::vote(r, &approver, &exclusions_for(r), VoteKind::Approve, None, T0.plus(MINUTE)) {
+        match lifecycle::vote(r, &approver, &exclusions_for(r), VoteKind::Approve, None, T0.plus(MINUTE))
+            .map(|m| m.request)
+        {
             Ok(next) => {
                 let mut events = vec![draft("approval.accepted", json!({"id": r.id, "by": i}))];
                 if next.status != r.status {
@@ -45,11 +47,11 @@ fn release(seen: Seen) -> UpdateFn {
     Box::new(move |r: &Request| {
         saw(&seen, r);
         let now = T0.plus(2 * MINUTE);
-        match lifecycle::release(r, &r.principal.clone(), now) {
+        match lifecycle::release(r, &r.principal.clone(), now).map(|m| m.request) {
             Ok(next) if r.quorum_met() => {
                 Update { save: Some(next), events: vec![draft("action.released", json!({"id": r.id}))], result: Ok(()) }
             }
-            Ok(_) => match lifecycle::revoke(r, "the approvals do not meet the requirements", now) {
+            Ok(_) => match lifecycle::revoke(r, "the approvals do not meet the requirements", now).map(|m| m.request) {
                 Ok(revoked) => Update {
                     save: Some(revoked),
                     events: vec![draft("action.revoked", json!({"id": r.id}))],
@@ -59,7 +61,7 @@ fn release(seen: Seen) -> UpdateFn {
             },
             Err(refusal) => Update {
                 save: None,
-                events: vec![AuditDraft::new(
+                events: vec![AuditDraft::raw(
                     "agent:bot",
                     "attempt.refused",
                     json!({"id": r.id, "code": refusal.code()}),
