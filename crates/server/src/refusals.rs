@@ -472,6 +472,7 @@ mod tests {
             refusal_window: Duration::from_secs(60),
             recorded_per_window: 1,
             tracked_sources: tracked,
+            rate_limited_delay: Duration::ZERO,
             trusted_proxies: Vec::new(),
         }
     }
