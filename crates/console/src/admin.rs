@@ -18,6 +18,7 @@ use crate::audit::forbidden;
 use crate::html::time;
 use crate::layout::{csrf_field, notice, page as frame, Notice, Section};
 use crate::session::Viewer;
+use crate::view::column_heads;
 use crate::Shared;
 
 pub async fn page(State(state): State<Shared>, viewer: Viewer) -> Response {
@@ -56,16 +57,7 @@ async fn render(state: &Shared, viewer: &Viewer, message: Markup) -> Response {
             (crate::groups_hint::for_admin(state, &users))
             table class="users" {
                 caption class="visually-hidden" { "Users" }
-                thead {
-                    tr {
-                        th scope="col" { "Name" }
-                        th scope="col" { "Email" }
-                        th scope="col" { "Groups" }
-                        th scope="col" { "Last login" }
-                        th scope="col" { "Created" }
-                        th scope="col" { span class="visually-hidden" { "Actions" } }
-                    }
-                }
+                (column_heads(&["Name", "Email", "Groups", "Last login", "Created", ""]))
                 tbody {
                     @for u in &users {
                         tr {
@@ -118,15 +110,7 @@ async fn render(state: &Shared, viewer: &Viewer, message: Markup) -> Response {
             h2 id="agents-h" { "Agents" }
             table class="agents" {
                 caption class="visually-hidden" { "Agents" }
-                thead {
-                    tr {
-                        th scope="col" { "Name" }
-                        th scope="col" { "Owner" }
-                        th scope="col" { "Groups" }
-                        th scope="col" { "Created" }
-                        th scope="col" { span class="visually-hidden" { "Actions" } }
-                    }
-                }
+                (column_heads(&["Name", "Owner", "Groups", "Created", ""]))
                 tbody {
                     @for a in &agents {
                         tr {
@@ -196,14 +180,7 @@ async fn health(state: &Shared) -> Markup {
     html! {
         table class="health" {
             caption class="visually-hidden" { "Integration health" }
-            thead {
-                tr {
-                    th scope="col" { "Integration" }
-                    th scope="col" { "Target" }
-                    th scope="col" { "State" }
-                    th scope="col" { "Detail" }
-                }
-            }
+            (column_heads(&["Integration", "Target", "State", "Detail"]))
             tbody {
                 @for h in &items {
                     @let (class, word) = if h.ok { ("badge health-ok", "OK") } else { ("badge health-bad", "Failing") };

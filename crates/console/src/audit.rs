@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 use crate::html::{time, url_part};
 use crate::layout::{page as frame, Section};
 use crate::session::Viewer;
-use crate::view::{contains, filter_input};
+use crate::view::{column_heads, contains, filter_input};
 use crate::Shared;
 
 /// Events read per store call while verifying or browsing.
@@ -156,15 +156,7 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(browse): Qu
         } @else {
             table class="events" {
                 caption class="visually-hidden" { "Audit events, newest first" }
-                thead {
-                    tr {
-                        th scope="col" { "Seq" }
-                        th scope="col" { "Time" }
-                        th scope="col" { "Type" }
-                        th scope="col" { "Actor" }
-                        th scope="col" { "Details" }
-                    }
-                }
+                (column_heads(&["Seq", "Time", "Type", "Actor", "Details"]))
                 tbody { @for event in &events { (row(event)) } }
             }
         }

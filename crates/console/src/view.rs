@@ -12,6 +12,24 @@ use crate::html::{status_badge, time, url_part};
 /// included: its first 120 characters and an ellipsis when it is longer.
 const ROW_JUSTIFICATION_CHARS: usize = 121;
 
+/// A table's header row: one column head per name; an empty name is the
+/// actions column, named for screen readers only.
+pub fn column_heads(names: &[&str]) -> Markup {
+    html! {
+        thead {
+            tr {
+                @for name in names {
+                    @if name.is_empty() {
+                        th scope="col" { span class="visually-hidden" { "Actions" } }
+                    } @else {
+                        th scope="col" { (name) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The text filters of the queue and history pages; each matches a
 /// substring, case-insensitively.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -62,16 +80,7 @@ pub fn request_table(requests: &[Request], caption: &str, empty: &str) -> Markup
     html! {
         table class="requests" {
             caption class="visually-hidden" { (caption) }
-            thead {
-                tr {
-                    th scope="col" { "Action" }
-                    th scope="col" { "Resource" }
-                    th scope="col" { "Requested by" }
-                    th scope="col" { "Status" }
-                    th scope="col" { "Needs" }
-                    th scope="col" { "Asked" }
-                }
-            }
+            (column_heads(&["Action", "Resource", "Requested by", "Status", "Needs", "Asked"]))
             tbody {
                 @for r in requests { (request_row(r)) }
             }

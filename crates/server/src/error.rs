@@ -13,6 +13,10 @@ use serde_json::json;
 
 use crate::auth::AuthError;
 
+/// The code of a call refused because its source is rate-limited; the
+/// refusal path holds such calls (see `AppState::refuse`).
+pub const RATE_LIMITED: &str = "rate_limited";
+
 /// An error answered to an API client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -68,7 +72,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "body_too_large",
             Self::PolicyInvalid(_) => "policy_invalid",
             Self::ShuttingDown => "shutting_down",
-            Self::RateLimited { .. } => "rate_limited",
+            Self::RateLimited { .. } => RATE_LIMITED,
             Self::TooDeep { .. } => "payload_too_deep",
             Self::Unavailable(_) => "store_unavailable",
             Self::Internal(_) => "internal",

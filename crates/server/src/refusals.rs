@@ -372,7 +372,7 @@ impl crate::gateway::AppState {
             self.metrics.refusals_counted.inc();
         }
         self.record_refusals(events).await;
-        if code == RATE_LIMITED_CODE {
+        if code == crate::error::RATE_LIMITED {
             // Every entry point answers a limited source through here: its
             // connection is held, so it cannot send the next call at once.
             // A held call costs a timer; an answered one costs reading it.
@@ -432,9 +432,6 @@ pub fn call_record(
 pub fn stamped(source: Option<axum::Extension<Source>>) -> Source {
     source.map_or(Source::Unknown, |axum::Extension(source)| source)
 }
-
-/// The code of a call refused because its source is rate-limited.
-const RATE_LIMITED_CODE: &str = "rate_limited";
 
 /// How often ended windows are looked for.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);

@@ -32,7 +32,7 @@ use countersign_core::{
 };
 use serde_json::{json, Value};
 
-use crate::{Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, UpdateFn, User, UserProfile};
+use crate::{Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, UpdateFn, Updated, User, UserProfile};
 
 mod lists;
 mod moves;
@@ -176,6 +176,23 @@ fn pending(id: &str, principal: PrincipalRef, quorum: u32) -> Request {
         ..testing::action("sql.execute", "prod-db", json!({"statement": statement}))
     };
     testing::pending(id, principal, action, vec![testing::requirement("needs-ops", &["ops"], quorum)], T0)
+}
+
+/// Moves request `id` to `status` through `update_request`, with no events.
+async fn set_status<S: Store + ?Sized>(store: &S, id: &str, status: Status, what: &str) -> Updated {
+    must(
+        store
+            .update_request(
+                id,
+                Box::new(move |r: &Request| Update {
+                    save: Some(with_status(r.clone(), status)),
+                    events: Vec::new(),
+                    result: Ok(()),
+                }),
+            )
+            .await,
+        what,
+    )
 }
 
 /// `request` moved to `status`, with the timestamps that status implies.
@@ -734,19 +751,7 @@ pub async fn list_requests_filters<S: Store>(store: Arc<S>) {
 
     // A status change moves the request between status filters.
     let target = all.iter().find(|r| r.status == Status::Pending).map(|r| r.id.clone()).unwrap_or_default();
-    let denied = must(
-        store
-            .update_request(
-                &target,
-                Box::new(|r: &Request| Update {
-                    save: Some(with_status(r.clone(), Status::Denied)),
-                    events: Vec::new(),
-                    result: Ok(()),
-                }),
-            )
-            .await,
-        "deny",
-    );
+    let denied = set_status(&*store, &target, Status::Denied, "deny").await;
     for request in &mut all {
         if request.id == target {
             *request = denied.request.clone();
@@ -1129,19 +1134,7 @@ pub async fn due_requests_are_open_and_past_deadline<S: Store>(store: Arc<S>) {
         must(store.insert_request(r.clone(), Vec::new()).await, "insert");
     }
     // Deadlines follow status changes.
-    must(
-        store
-            .update_request(
-                "to-deny",
-                Box::new(|r: &Request| Update {
-                    save: Some(with_status(r.clone(), Status::Denied)),
-                    events: Vec::new(),
-                    result: Ok(()),
-                }),
-            )
-            .await,
-        "deny",
-    );
+    set_status(&*store, "to-deny", Status::Denied, "deny").await;
     must(
         store
             .update_request(
@@ -1266,19 +1259,7 @@ pub async fn change_counter_moves_on_commit<S: Store>(store: Arc<S>) {
     must(store.insert_request(pending("r1", PrincipalRef::agent("bot"), 1), Vec::new()).await, "insert");
     let c2 = must(store.change_counter().await, "counter");
     assert_ne!(c1, c2, "an insert must move the counter");
-    must(
-        store
-            .update_request(
-                "r1",
-                Box::new(|r: &Request| Update {
-                    save: Some(with_status(r.clone(), Status::Cancelled)),
-                    events: Vec::new(),
-                    result: Ok(()),
-                }),
-            )
-            .await,
-        "cancel",
-    );
+    set_status(&*store, "r1", Status::Cancelled, "cancel").await;
     let c3 = must(store.change_counter().await, "counter");
     assert_ne!(c2, c3, "an update must move the counter");
     assert_eq!(must(store.change_counter().await, "counter"), c3, "no commit, no change");

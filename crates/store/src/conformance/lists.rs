@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use countersign_core::{PrincipalRef, Request, Status};
 
-use super::{must, pending, with_status, T0};
-use crate::{Audience, Cursor, RequestFilter, Store, Update};
+use super::{must, pending, set_status, with_status, T0};
+use crate::{Audience, Cursor, RequestFilter, Store};
 
 /// A pending request by `by` that members of `group` decide, created at
 /// `T0 + millis`.
@@ -107,19 +107,7 @@ pub async fn list_requests_visible_to_filters_before_the_limit<S: Store>(store: 
     assert!(ids(&*store, &agent_alice).await.is_empty(), "a user's requests are not an agent's");
 
     // A status change moves the request between the audience's lists.
-    let denied = must(
-        store
-            .update_request(
-                "sre-1",
-                Box::new(|r: &Request| Update {
-                    save: Some(with_status(r.clone(), Status::Denied)),
-                    events: Vec::new(),
-                    result: Ok(()),
-                }),
-            )
-            .await,
-        "deny",
-    );
+    let denied = set_status(&*store, "sre-1", Status::Denied, "deny").await;
     for request in &mut all {
         if request.id == "sre-1" {
             *request = denied.request.clone();
