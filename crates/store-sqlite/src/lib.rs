@@ -14,6 +14,7 @@
 
 mod audit;
 mod changes;
+mod checkpointer;
 mod error;
 mod identities;
 mod kv;
@@ -38,6 +39,7 @@ pub use audit::VerifyError;
 pub use requests::{DEFAULT_LIMIT, MAX_LIMIT};
 
 use changes::Changes;
+use checkpointer::Checkpointer;
 use readers::Readers;
 use writer::Writer;
 
@@ -66,6 +68,8 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     changes: Arc<Changes>,
+    /// Declared after the writer, so it stops after the writer's last commit.
+    _checkpointer: Checkpointer,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -88,12 +92,14 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot create the data directory {}: {e}", parent.display()))
             })?;
         }
-        let conn = schema::open_writer(path)?;
+        let mut conn = schema::open_writer(path)?;
+        let checkpointer = Checkpointer::start(path)?;
+        checkpointer.take_over(&mut conn)?;
         let commits = Arc::new(AtomicU64::new(0));
         let readers = Arc::new(Readers::new(path.to_owned(), options.readers)?);
         let changes = Arc::new(Changes::new(path, Arc::clone(&commits))?);
         let writer = Writer::start(conn, options.max_batch, options.queue_depth, commits)?;
-        Ok(Self { path: path.to_owned(), writer, readers, changes })
+        Ok(Self { path: path.to_owned(), writer, readers, changes, _checkpointer: checkpointer })
     }
 
     /// The database file.

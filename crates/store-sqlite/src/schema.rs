@@ -48,6 +48,16 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Opens the connection that copies the log into the database file (see
+/// [`crate::checkpointer`]). The writer must have opened the file first.
+pub(crate) fn open_checkpointer(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(db)?;
+    configure(&conn)?;
+    conn.execute_batch("PRAGMA synchronous=FULL;").map_err(db)?;
+    Ok(conn)
+}
+
 /// Opens a read-only connection. The writer must have opened the file first
 /// (it creates the database and switches it to WAL).
 pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
@@ -68,6 +78,10 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(db)?;
+    // A savepoint's undo pages (every job in a batch has one) stay in
+    // memory: on disk they were a temporary file created, written and
+    // deleted on every commit.
+    conn.execute_batch("PRAGMA temp_store=MEMORY;").map_err(db)?;
     Ok(())
 }
 
