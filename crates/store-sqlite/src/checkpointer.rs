@@ -84,15 +84,11 @@ impl Checkpointer {
         let shared = Arc::clone(&self.shared);
         writer
             .wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
-                if pages >= BACKSTOP_PAGES {
-                    shared.backstops.fetch_add(1, Ordering::Relaxed);
-                    wal.checkpoint_v2(CheckpointMode::PASSIVE).map(|_| ())
-                } else {
-                    if pages >= NUDGE_PAGES {
-                        shared.nudge();
-                    }
-                    Ok(())
-                }
+                after_commit(&shared, pages, || wal.checkpoint_v2(CheckpointMode::PASSIVE).map(|_| ()));
+                // Whatever happened, the commit stands: an error here would
+                // be reported as the COMMIT's, to callers whose changes are
+                // already durable.
+                Ok(())
             }))
             .map_err(db)
     }
@@ -101,6 +97,19 @@ impl Checkpointer {
     #[cfg(test)]
     pub(crate) fn counts(&self) -> (u64, u64) {
         (self.shared.done.load(Ordering::Relaxed), self.shared.backstops.load(Ordering::Relaxed))
+    }
+}
+
+/// What the writer does once a commit leaves `pages` in the log. A failed
+/// backstop is only logged: the thread, or the next commit, tries again.
+fn after_commit(shared: &Shared, pages: c_int, checkpoint: impl FnOnce() -> rusqlite::Result<()>) {
+    if pages >= BACKSTOP_PAGES {
+        shared.backstops.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = checkpoint() {
+            tracing::warn!(error = %e, pages, "the SQLite log is long and could not be checkpointed");
+        }
+    } else if pages >= NUDGE_PAGES {
+        shared.nudge();
     }
 }
 
@@ -168,6 +177,18 @@ mod tests {
         // The copied pages are in the database file itself.
         let size = std::fs::metadata(&path).unwrap().len();
         assert!(size > 1_000 * 4096, "the database file holds {size} bytes");
+    }
+
+    #[test]
+    fn a_failed_backstop_leaves_the_commit_standing() {
+        let shared = Shared::default();
+        // e.g. SQLITE_BUSY while the thread is mid-checkpoint: before this
+        // was handled, the writer's COMMIT failed after it was durable.
+        let busy = || Err(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(5), None));
+        after_commit(&shared, BACKSTOP_PAGES, busy);
+        assert_eq!(shared.backstops.load(Ordering::Relaxed), 1);
+        after_commit(&shared, NUDGE_PAGES, || panic!("no checkpoint below the backstop"));
+        assert!(shared.wanted.lock().unwrap().pending);
     }
 
     #[test]
