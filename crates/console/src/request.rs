@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use countersign_core::lifecycle::needs_step_up;
-use countersign_core::{Approver, Assurance, PrincipalKind, Request, Status, Timestamp, VoteKind};
+use countersign_core::{Approver, Assurance, PrincipalKind, Request, Status, VoteKind};
 use countersign_server::auth::AuthContext;
 use countersign_server::ApiError;
 use countersign_store::RequestFilter;
@@ -275,7 +275,7 @@ async fn abilities(state: &Shared, viewer: &Viewer, r: &Request) -> Abilities {
         (AuthContext::WebSession { auth_time }, Some(max_age)) => Assurance::IdpLogin { auth_time, max_age },
         (AuthContext::WebSession { .. }, None) | (AuthContext::Credential, _) => Assurance::Credential,
     };
-    let step_up = approve.is_ok() && needs_step_up(r, &me.groups) && !assurance.is_fresh(Timestamp::now());
+    let step_up = approve.is_ok() && needs_step_up(r, &me.groups) && !assurance.is_fresh(state.app.now());
     if step_up && state.identity.oidc.is_none() {
         approve = Err("it needs a fresh login at an identity provider, and none is configured".to_owned());
     }

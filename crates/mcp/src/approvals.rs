@@ -152,7 +152,7 @@ impl Approvals for InProcess {
             exit_code: None,
             summary: Some(report.summary),
             output_sha256: Some(report.output_sha256),
-            reported_at: Timestamp::now(),
+            reported_at: self.state.now(),
         };
         self.state.report_outcome(&self.principal(), id, outcome).await.map_err(gate_error)?;
         Ok(())

@@ -6,7 +6,7 @@ use std::path::Path;
 use countersign_audit::AuditDraft;
 use countersign_core::events::{Event, PolicyLoadFailed, PolicyLoaded};
 use countersign_core::lifecycle;
-use countersign_core::{Principal, PrincipalKind, PrincipalRef, Request, Status, Timestamp};
+use countersign_core::{Principal, PrincipalKind, PrincipalRef, Request, Status};
 use countersign_policy::{Defaults, PolicyEngine, Verdict};
 use countersign_store::{Cursor, RequestFilter, Update};
 
@@ -158,7 +158,7 @@ impl AppState {
 
     /// Revokes one open request (no-op if it already closed).
     pub async fn revoke_request(&self, id: &str, reason: String) -> Result<(), ApiError> {
-        let now = Timestamp::now();
+        let now = self.now();
         self.update(
             id,
             Box::new(move |current| match lifecycle::revoke(current, &reason, now) {

@@ -16,7 +16,7 @@ impl AppState {
     pub async fn cancel(&self, caller: &Principal, id: &str) -> Result<Request, ApiError> {
         self.visible_request(caller, id).await?;
         let by = caller.reference();
-        let now = Timestamp::now();
+        let now = self.now();
         let updated = self
             .update(
                 id,
@@ -64,7 +64,7 @@ impl AppState {
             reason: decision.reason,
         };
         let by = caller.reference();
-        let now = Timestamp::now();
+        let now = self.now();
         let updated = self
             .update(
                 id,

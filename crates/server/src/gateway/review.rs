@@ -55,7 +55,7 @@ impl AppState {
         // (see `release`, which checks again).
         let gone = self.revoked_voters(&request).await?;
         let approver = Approver { principal: caller.reference(), person, groups: caller.groups.clone() };
-        let now = Timestamp::now();
+        let now = self.now();
         let updated = self
             .update(
                 id,
@@ -90,7 +90,7 @@ impl AppState {
         }
         self.visible_request(caller, id).await?;
         let by = caller.reference();
-        let now = Timestamp::now();
+        let now = self.now();
         let updated = self
             .update(
                 id,

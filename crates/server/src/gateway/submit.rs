@@ -2,7 +2,7 @@
 //! decides, and the request is stored with its decision.
 
 use countersign_core::events::{Caused, Decided, Event, Submitted};
-use countersign_core::{Action, Fingerprint, Principal, Request, Status, Timestamp};
+use countersign_core::{Action, Fingerprint, Principal, Request, Status};
 use countersign_policy::Verdict;
 
 use super::{drafts, AppState};
@@ -19,7 +19,7 @@ impl AppState {
         // insert, so its re-decision of open requests sees it.
         let (_in_force, policy) = self.policy_in_force().await;
         let decision = policy.engine.decide(principal, &action);
-        let now = Timestamp::now();
+        let now = self.now();
         let (status, requirements) = match decision.verdict {
             Verdict::Allow => (Status::Allowed, Vec::new()),
             Verdict::RequireApproval(requirements) => (Status::Pending, requirements),
