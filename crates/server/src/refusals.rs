@@ -32,6 +32,7 @@ use countersign_core::events::{Event, RefusalsAggregated};
 use countersign_core::{Clock, Timestamp};
 
 use crate::config::{IpNet, LimitsConfig};
+use crate::gateway::error::{RateLimited, RATE_LIMITED};
 
 /// Where a call came from, as far as the gateway can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -323,12 +324,12 @@ impl crate::gateway::AppState {
         Source::of(extensions, headers, &self.config.limits.trusted_proxies)
     }
 
-    /// Whether `source` may try to authenticate now; a 429 if not. Only
-    /// callers that have not (yet) authenticated ask.
-    pub fn admit(&self, source: Source) -> Result<(), crate::ApiError> {
+    /// Whether `source` may try to authenticate now; if not, how long it
+    /// is to wait. Only callers that have not (yet) authenticated ask.
+    pub fn admit(&self, source: Source) -> Result<(), RateLimited> {
         self.refusals.admit(source).map_err(|wait| {
             self.metrics.rate_limited.inc();
-            crate::ApiError::RateLimited { retry_after_secs: wait.as_secs().max(1) }
+            RateLimited { retry_after_secs: wait.as_secs().max(1) }
         })
     }
 
@@ -357,7 +358,7 @@ impl crate::gateway::AppState {
             self.metrics.refusals_counted.inc();
         }
         self.record_refusals(events).await;
-        if code == crate::error::RATE_LIMITED {
+        if code == RATE_LIMITED {
             // Every entry point answers a limited source through here: its
             // connection is held, so it cannot send the next call at once.
             // A held call costs a timer; an answered one costs reading it.

@@ -11,6 +11,7 @@ use countersign_core::lifecycle::settle_deadline;
 use countersign_core::Status;
 use countersign_store::{RequestFilter, Update};
 
+use super::error::GatewayError;
 use super::{drafts, AppState};
 
 /// How often deadlines and outside changes are checked. Expiry is enforced
@@ -68,7 +69,7 @@ impl AppState {
     }
 
     /// Moves every request past its deadline to `expired`.
-    pub async fn expire_due(&self) -> Result<usize, crate::error::ApiError> {
+    pub async fn expire_due(&self) -> Result<usize, GatewayError> {
         let now = self.now();
         let mut expired = 0;
         for id in self.store.due_requests(now).await? {

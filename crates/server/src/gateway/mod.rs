@@ -7,6 +7,7 @@
 //! ([`requester`]) → record (outcome, audit).
 
 pub mod deadlines;
+pub mod error;
 pub mod policies;
 pub mod replication;
 pub mod requester;
@@ -24,9 +25,9 @@ use countersign_core::{Clock, Request, Status, SystemClock, Timestamp};
 use countersign_policy::PolicyEngine;
 use countersign_store::{Store, StoreError, Updated};
 
+use self::error::GatewayError;
 use crate::auth::{Authenticator, LocalTokens};
 use crate::config::Config;
-use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::refusals::Refusals;
@@ -183,7 +184,7 @@ impl AppState {
     /// status moved. What it moved from is what the transition saw inside
     /// the store's transaction, never an earlier read: a move racing
     /// another must not announce (or count) the other's change as its own.
-    pub(crate) async fn update(&self, id: &str, update: countersign_store::UpdateFn) -> Result<Updated, ApiError> {
+    pub(crate) async fn update(&self, id: &str, update: countersign_store::UpdateFn) -> Result<Updated, GatewayError> {
         let updated = self.store.update_request(id, update).await?;
         if updated.changed && updated.before != updated.request.status {
             self.announce(&updated.request, Some(updated.before));
@@ -207,7 +208,7 @@ impl AppState {
     }
 
     /// Records events that belong to no request transition.
-    pub async fn audit(&self, events: Vec<AuditDraft>) -> Result<(), ApiError> {
+    pub async fn audit(&self, events: Vec<AuditDraft>) -> Result<(), GatewayError> {
         self.store.append_audit(events).await?;
         Ok(())
     }
