@@ -26,7 +26,7 @@ pub async fn run(state: AppState, options: OutboxOptions) {
         if !lease.hold().await {
             continue;
         }
-        if let Err(e) = scan(&state, Timestamp::now()).await {
+        if let Err(e) = scan(&state, state.now()).await {
             tracing::warn!(error = %e, "escalation check failed; will retry");
         }
     }

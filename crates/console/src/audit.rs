@@ -100,7 +100,7 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(browse): Qu
     }
     let status = match state.audit.verify(&state).await {
         Ok(s) => s,
-        Err(e) => return countersign_server::ApiError::from(e).into_response(),
+        Err(e) => return crate::failure::respond(e),
     };
     let verdict = match &status.broken {
         None => html! {
@@ -129,7 +129,7 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(browse): Qu
     }
     let (events, next_before) = match find(&state, &browse, head).await {
         Ok(found) => found,
-        Err(e) => return countersign_server::ApiError::from(e).into_response(),
+        Err(e) => return crate::failure::respond(e),
     };
     let older = next_before.map(|before| {
         format!(

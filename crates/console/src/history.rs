@@ -87,7 +87,7 @@ async fn search(state: &Shared, viewer: &Viewer, search: &Search) -> Result<Vec<
     let from = bound(&search.from, false).map_err(|e| bad(&e))?;
     let to = bound(&search.to, true).map_err(|e| bad(&e))?;
     let filter = RequestFilter { status, limit: SCAN, ..RequestFilter::default() };
-    let mut requests = state.app.visible_requests(&viewer.principal, &filter).await.map_err(|e| e.into_response())?;
+    let mut requests = state.app.visible_requests(&viewer.principal, &filter).await.map_err(crate::failure::respond)?;
     requests.retain(|r| {
         search.text.admits(r)
             && user_matches(r, &search.user)

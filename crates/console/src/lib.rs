@@ -21,6 +21,7 @@
 pub mod admin;
 mod assets;
 pub mod audit;
+pub mod failure;
 pub mod groups_hint;
 pub mod history;
 pub mod housekeeping;

@@ -349,7 +349,7 @@ pub async fn token(
             .code("attempt", "console_login")
             .code("code", code);
         state.app.refuse(source, None, code, false, || record).await;
-        return limited.into_response();
+        return crate::failure::respond(limited);
     }
     let expected = cookie(&headers, PRE_COOKIE).unwrap_or("");
     let matches =

@@ -33,7 +33,7 @@ async fn rows(state: &Shared, viewer: &Viewer, filters: &TextFilters) -> Result<
     let filter = RequestFilter { status: Some(Status::Pending), limit: LIMIT, ..RequestFilter::default() };
     // Filtered in the store to what the viewer may see, so others' requests
     // never crowd theirs out; `next` says there are more than one page.
-    let page = state.app.visible_page(&viewer.principal, &filter).await.map_err(|e| e.into_response())?;
+    let page = state.app.visible_page(&viewer.principal, &filter).await.map_err(crate::failure::respond)?;
     let more = page.next.is_some();
     let mut requests = page.requests;
     requests.retain(|r| filters.admits(r));

@@ -10,9 +10,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use countersign_core::lifecycle::needs_step_up;
-use countersign_core::{Approver, Assurance, PrincipalKind, Request, Status, Timestamp, VoteKind};
+use countersign_core::{Approver, Assurance, PrincipalKind, Request, Status, VoteKind};
 use countersign_server::auth::AuthContext;
-use countersign_server::ApiError;
+use countersign_server::GatewayError;
+
+use crate::failure::{failure, respond, Failure};
 use countersign_store::RequestFilter;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -37,8 +39,12 @@ pub async fn page(
 ) -> Response {
     let request = match state.app.visible_request(&viewer.principal, &id).await {
         Ok(r) => r,
-        Err(ApiError::NotFound { .. }) => return not_found(&viewer, &id),
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            return match failure(&e) {
+                Failure::NotFound => not_found(&viewer, &id),
+                Failure::Refused | Failure::Broken => respond(e),
+            }
+        }
     };
     let body = html! {
         @if let Some(done) = flash.done.as_deref() { (notice(Notice::Ok, done_text(done))) }
@@ -275,7 +281,7 @@ async fn abilities(state: &Shared, viewer: &Viewer, r: &Request) -> Abilities {
         (AuthContext::WebSession { auth_time }, Some(max_age)) => Assurance::IdpLogin { auth_time, max_age },
         (AuthContext::WebSession { .. }, None) | (AuthContext::Credential, _) => Assurance::Credential,
     };
-    let step_up = approve.is_ok() && needs_step_up(r, &me.groups) && !assurance.is_fresh(Timestamp::now());
+    let step_up = approve.is_ok() && needs_step_up(r, &me.groups) && !assurance.is_fresh(state.app.now());
     if step_up && state.identity.oidc.is_none() {
         approve = Err("it needs a fresh login at an identity provider, and none is configured".to_owned());
     }
@@ -425,14 +431,11 @@ async fn vote(
     }
     match state.app.vote_with_auth(&viewer.principal, &viewer.auth_context(), &id, kind, comment).await {
         Ok(_) => back(&id, if kind == VoteKind::Approve { "done=approved" } else { "done=denied" }),
-        Err(ApiError::Refused(countersign_core::Refusal::StepUpRequired)) if state.identity.oidc.is_some() => {
+        Err(GatewayError::Refused(countersign_core::Refusal::StepUpRequired)) if state.identity.oidc.is_some() => {
             let return_to = format!("/console/requests/{}", url_part(&id));
             Redirect::to(&format!("/console/login/start?step_up=1&return_to={}", url_part(&return_to))).into_response()
         }
-        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
-            back(&id, &format!("refused={}", e.code()))
-        }
-        Err(e) => e.into_response(),
+        Err(e) => refused_or_failed(&id, e),
     }
 }
 
@@ -447,9 +450,15 @@ pub async fn comment(
     }
     match state.app.comment(&viewer.principal, &id, form.comment).await {
         Ok(_) => back(&id, "done=commented"),
-        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
-            back(&id, &format!("refused={}", e.code()))
-        }
-        Err(e) => e.into_response(),
+        Err(e) => refused_or_failed(&id, e),
+    }
+}
+
+/// A refused move is explained on the request's page; anything else is
+/// answered as the API would.
+fn refused_or_failed(id: &str, e: GatewayError) -> Response {
+    match failure(&e) {
+        Failure::Refused => back(id, &format!("refused={}", e.code())),
+        Failure::NotFound | Failure::Broken => respond(e),
     }
 }

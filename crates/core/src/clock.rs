@@ -1,7 +1,9 @@
-//! Timestamps (milliseconds since the Unix epoch) and human durations.
+//! Timestamps (milliseconds since the Unix epoch), human durations, and
+//! the [`Clock`] the gateway reads them from.
 //!
 //! The state machine takes `now` as an argument instead of reading a clock,
-//! so that expiry and validity windows are testable without sleeping.
+//! and the gateway reads `now` from an injected [`Clock`], so that expiry
+//! and validity windows are testable without sleeping.
 
 use std::fmt;
 use std::time::Duration;
@@ -68,6 +70,54 @@ impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         Self::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where the gateway's time comes from: the wall clock when serving,
+/// [`ManualClock`] in tests that move time by hand.
+pub trait Clock: Send + Sync + fmt::Debug {
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A clock that moves only when told, for tests (the `testing` feature).
+#[cfg(any(test, feature = "testing"))]
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::Mutex<i64>);
+
+#[cfg(any(test, feature = "testing"))]
+impl ManualClock {
+    /// Stopped at `millis` since the epoch.
+    pub fn at(millis: i64) -> Self {
+        Self(std::sync::Mutex::new(millis))
+    }
+
+    /// Stopped at the wall clock's time now: what the gateway stamps looks
+    /// current, and deadlines pass only when the test says so.
+    pub fn starting_now() -> Self {
+        Self::at(Timestamp::now().as_millis())
+    }
+
+    pub fn advance(&self, by: Duration) {
+        if let Ok(mut now) = self.0.lock() {
+            *now = now.saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.lock().map_or(0, |now| *now))
     }
 }
 

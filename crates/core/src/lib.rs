@@ -32,7 +32,7 @@ pub mod testing;
 pub mod text;
 
 pub use action::{Action, ActionError};
-pub use clock::{parse_duration, DurationError, Timestamp};
+pub use clock::{parse_duration, Clock, DurationError, SystemClock, Timestamp};
 pub use fingerprint::Fingerprint;
 pub use lifecycle::{Approver, Assurance, Exclusions, Moved, Refusal};
 pub use names::NameError;

@@ -11,7 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use countersign_core::{Action, Outcome, OutcomeStatus, Principal, Request, Status, Timestamp, VoteKind};
 use countersign_policy::Verdict;
-use countersign_server::{ApiError, AppState};
+use countersign_server::auth::AuthError;
+use countersign_server::{AppState, GatewayError};
 
 use crate::refusal::Refusal;
 
@@ -152,7 +153,7 @@ impl Approvals for InProcess {
             exit_code: None,
             summary: Some(report.summary),
             output_sha256: Some(report.output_sha256),
-            reported_at: Timestamp::now(),
+            reported_at: self.state.now(),
         };
         self.state.report_outcome(&self.principal(), id, outcome).await.map_err(gate_error)?;
         Ok(())
@@ -173,20 +174,26 @@ impl Approvals for InProcess {
     }
 }
 
-fn gate_error(error: ApiError) -> GateError {
+fn gate_error(error: GatewayError) -> GateError {
     let message = error.to_string();
     match &error {
-        ApiError::Unauthenticated(_) => GateError::Unauthenticated(message),
-        ApiError::ShuttingDown | ApiError::Unavailable(_) | ApiError::Internal(_) => GateError::Unavailable(message),
-        ApiError::Forbidden { .. }
-        | ApiError::NotFound { .. }
-        | ApiError::BadRequest { .. }
-        | ApiError::InvalidAction(_)
-        | ApiError::Refused(_)
-        | ApiError::PayloadTooLarge { .. }
-        | ApiError::TooDeep { .. }
-        | ApiError::RateLimited { .. }
-        | ApiError::PolicyInvalid(_) => GateError::Refused { code: error.code().to_owned(), message },
+        GatewayError::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected) => {
+            GateError::Unauthenticated(message)
+        }
+        GatewayError::Unauthenticated(AuthError::Store(_))
+        | GatewayError::ShuttingDown
+        | GatewayError::Unavailable(_)
+        | GatewayError::Internal(_) => GateError::Unavailable(message),
+        GatewayError::NotFound { .. }
+        | GatewayError::AlreadyExists { .. }
+        | GatewayError::HumansOnly
+        | GatewayError::NoEmail
+        | GatewayError::Refused(_)
+        | GatewayError::InvalidAction(_)
+        | GatewayError::Unfingerprintable(_)
+        | GatewayError::InvalidComment
+        | GatewayError::RateLimited(_)
+        | GatewayError::PolicyInvalid(_) => GateError::Refused { code: error.code().to_owned(), message },
     }
 }
 

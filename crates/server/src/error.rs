@@ -12,41 +12,26 @@ use countersign_store::StoreError;
 use serde_json::json;
 
 use crate::auth::AuthError;
+pub use crate::gateway::error::RATE_LIMITED;
+use crate::gateway::error::{GatewayError, RateLimited};
 
-/// The code of a call refused because its source is rate-limited; the
-/// refusal path holds such calls (see `AppState::refuse`).
-pub const RATE_LIMITED: &str = "rate_limited";
-
-/// An error answered to an API client.
+/// An error answered to an API client: what a gateway operation said, or
+/// what the HTTP layer itself found wrong with the call.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A gateway operation's error.
     #[error(transparent)]
-    Unauthenticated(#[from] AuthError),
+    Gateway(#[from] GatewayError),
+    /// A route's own permission check (reading the audit log, …).
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
-    #[error("{what} `{id}` was not found")]
-    NotFound { what: &'static str, id: String },
+    /// A body, query or parameter that does not read.
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
-    #[error(transparent)]
-    InvalidAction(#[from] ActionError),
-    /// The state machine refused the move; already audited in the store.
-    #[error(transparent)]
-    Refused(Refusal),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    #[error("policy reload failed; the previous policy set stays in force: {0}")]
-    PolicyInvalid(String),
-    #[error("the gateway is shutting down; retry shortly")]
-    ShuttingDown,
-    #[error("too many failed attempts from this address; retry in {retry_after_secs}s")]
-    RateLimited { retry_after_secs: u64 },
     #[error("the JSON body is nested deeper than {limit} levels")]
     TooDeep { limit: usize },
-    #[error("the store is unavailable; nothing was changed")]
-    Unavailable(String),
-    #[error("internal error")]
-    Internal(String),
 }
 
 /// Marks a response as a refusal, so the audit middleware records it
@@ -61,42 +46,19 @@ pub struct Rejection {
 impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unauthenticated(AuthError::Store(_)) => "store_unavailable",
-            Self::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected) => "unauthenticated",
+            Self::Gateway(e) => e.code(),
             Self::Forbidden { code, .. } | Self::BadRequest { code, .. } => code,
-            Self::NotFound { .. } => "not_found",
-            Self::InvalidAction(ActionError::TooDeep { .. }) => "payload_too_deep",
-            Self::InvalidAction(ActionError::TooManyValues) => "payload_too_complex",
-            Self::InvalidAction(_) => "invalid_action",
-            Self::Refused(refusal) => refusal.code(),
             Self::PayloadTooLarge { .. } => "body_too_large",
-            Self::PolicyInvalid(_) => "policy_invalid",
-            Self::ShuttingDown => "shutting_down",
-            Self::RateLimited { .. } => RATE_LIMITED,
             Self::TooDeep { .. } => "payload_too_deep",
-            Self::Unavailable(_) => "store_unavailable",
-            Self::Internal(_) => "internal",
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated(AuthError::Store(_)) | Self::Unavailable(_) | Self::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected) => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::Gateway(e) => gateway_status(e),
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
-            Self::BadRequest { .. }
-            | Self::TooDeep { .. }
-            | Self::InvalidAction(ActionError::TooDeep { .. } | ActionError::TooManyValues) => StatusCode::BAD_REQUEST,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::InvalidAction(_) | Self::PolicyInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Refused(refusal) => refusal_status(refusal),
+            Self::BadRequest { .. } | Self::TooDeep { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -109,7 +71,31 @@ impl ApiError {
     }
 
     pub fn not_found(id: &str) -> Self {
-        Self::NotFound { what: "action", id: id.to_owned() }
+        Self::Gateway(GatewayError::not_found(id))
+    }
+}
+
+/// The HTTP status of a gateway error: the one place it is decided.
+pub fn gateway_status(error: &GatewayError) -> StatusCode {
+    match error {
+        GatewayError::Unauthenticated(AuthError::Store(_))
+        | GatewayError::Unavailable(_)
+        | GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        GatewayError::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected) => {
+            StatusCode::UNAUTHORIZED
+        }
+        GatewayError::NotFound { .. } => StatusCode::NOT_FOUND,
+        GatewayError::HumansOnly | GatewayError::NoEmail => StatusCode::FORBIDDEN,
+        GatewayError::AlreadyExists { .. }
+        | GatewayError::Unfingerprintable(_)
+        | GatewayError::InvalidComment
+        | GatewayError::InvalidAction(ActionError::TooDeep { .. } | ActionError::TooManyValues) => {
+            StatusCode::BAD_REQUEST
+        }
+        GatewayError::InvalidAction(_) | GatewayError::PolicyInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        GatewayError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        GatewayError::Refused(refusal) => refusal_status(refusal),
+        GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -131,14 +117,19 @@ fn refusal_status(refusal: &Refusal) -> StatusCode {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound { what, name } => Self::NotFound { what, id: name },
-            StoreError::AlreadyExists { what, name } => {
-                Self::BadRequest { code: "already_exists", message: format!("{what} `{name}` already exists") }
-            }
-            StoreError::Unavailable(detail) => Self::Unavailable(detail),
-            StoreError::Corrupt(detail) | StoreError::Internal(detail) => Self::Internal(detail),
-        }
+        Self::Gateway(GatewayError::from(error))
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        Self::Gateway(GatewayError::Unauthenticated(error))
+    }
+}
+
+impl From<RateLimited> for ApiError {
+    fn from(limited: RateLimited) -> Self {
+        Self::Gateway(GatewayError::RateLimited(limited))
     }
 }
 
@@ -148,15 +139,17 @@ impl IntoResponse for ApiError {
         let code = self.code();
         let message = self.to_string();
         match &self {
-            Self::Internal(detail) | Self::Unavailable(detail) => {
-                tracing::error!(code, detail = %detail, "request failed")
+            Self::Gateway(e) => match e.detail() {
+                Some(detail) => tracing::error!(code, detail = %detail, "request failed"),
+                None => tracing::debug!(code, %message, "request refused"),
+            },
+            Self::Forbidden { .. } | Self::BadRequest { .. } | Self::PayloadTooLarge { .. } | Self::TooDeep { .. } => {
+                tracing::debug!(code, %message, "request refused")
             }
-            Self::Unauthenticated(AuthError::Store(e)) => tracing::error!(code, detail = %e, "request failed"),
-            _ => tracing::debug!(code, %message, "request refused"),
         }
-        let audited = matches!(self, Self::Refused(_));
+        let audited = matches!(self, Self::Gateway(GatewayError::Refused(_)));
         let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
-        if let Self::RateLimited { retry_after_secs } = self {
+        if let Self::Gateway(GatewayError::RateLimited(RateLimited { retry_after_secs })) = self {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
         }
         response.extensions_mut().insert(Rejection { code, message, audited });
@@ -170,7 +163,7 @@ mod tests {
 
     #[test]
     fn internal_detail_never_reaches_the_client() {
-        let e = ApiError::Internal("SELECT * FROM secret_table failed at /var/lib/x".into());
+        let e = ApiError::from(GatewayError::Internal("SELECT * FROM secret_table failed at /var/lib/x".into()));
         assert_eq!(e.to_string(), "internal error");
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let e = ApiError::from(StoreError::Unavailable("disk I/O error at /data".into()));
@@ -179,8 +172,8 @@ mod tests {
 
     #[test]
     fn refusals_are_client_errors() {
-        assert_eq!(ApiError::Refused(Refusal::SelfApproval).status(), StatusCode::FORBIDDEN);
-        assert_eq!(ApiError::Refused(Refusal::SelfApproval).code(), "self_approval");
-        assert_eq!(ApiError::Refused(Refusal::AlreadyReleased).status(), StatusCode::CONFLICT);
+        assert_eq!(ApiError::from(GatewayError::Refused(Refusal::SelfApproval)).status(), StatusCode::FORBIDDEN);
+        assert_eq!(ApiError::from(GatewayError::Refused(Refusal::SelfApproval)).code(), "self_approval");
+        assert_eq!(ApiError::from(GatewayError::Refused(Refusal::AlreadyReleased)).status(), StatusCode::CONFLICT);
     }
 }

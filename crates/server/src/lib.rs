@@ -26,6 +26,7 @@ use std::future::Future;
 pub use api::router;
 pub use axum::Router;
 pub use error::ApiError;
+pub use gateway::error::{GatewayError, RateLimited};
 pub use gateway::{AppState, StartError};
 
 /// Why serving stopped abnormally.

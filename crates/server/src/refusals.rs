@@ -29,24 +29,10 @@ use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap};
 use countersign_audit::{AuditDraft, RefusalKind, RefusalRecord};
 use countersign_core::events::{Event, RefusalsAggregated};
-use countersign_core::Timestamp;
+use countersign_core::{Clock, Timestamp};
 
 use crate::config::{IpNet, LimitsConfig};
-
-/// Where the gateway's time comes from; tests supply their own.
-pub trait Clock: Send + Sync + fmt::Debug {
-    fn now(&self) -> Timestamp;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
-}
+use crate::gateway::error::{RateLimited, RATE_LIMITED};
 
 /// Where a call came from, as far as the gateway can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -338,12 +324,12 @@ impl crate::gateway::AppState {
         Source::of(extensions, headers, &self.config.limits.trusted_proxies)
     }
 
-    /// Whether `source` may try to authenticate now; a 429 if not. Only
-    /// callers that have not (yet) authenticated ask.
-    pub fn admit(&self, source: Source) -> Result<(), crate::ApiError> {
+    /// Whether `source` may try to authenticate now; if not, how long it
+    /// is to wait. Only callers that have not (yet) authenticated ask.
+    pub fn admit(&self, source: Source) -> Result<(), RateLimited> {
         self.refusals.admit(source).map_err(|wait| {
             self.metrics.rate_limited.inc();
-            crate::ApiError::RateLimited { retry_after_secs: wait.as_secs().max(1) }
+            RateLimited { retry_after_secs: wait.as_secs().max(1) }
         })
     }
 
@@ -372,7 +358,7 @@ impl crate::gateway::AppState {
             self.metrics.refusals_counted.inc();
         }
         self.record_refusals(events).await;
-        if code == crate::error::RATE_LIMITED {
+        if code == RATE_LIMITED {
             // Every entry point answers a limited source through here: its
             // connection is held, so it cannot send the next call at once.
             // A held call costs a timer; an answered one costs reading it.
@@ -436,31 +422,10 @@ pub fn stamped(source: Option<axum::Extension<Source>>) -> Source {
 /// How often ended windows are looked for.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// A clock that moves only when told, for tests.
-#[derive(Debug, Default)]
-pub struct ManualClock(Mutex<i64>);
-
-impl ManualClock {
-    pub fn at(millis: i64) -> Self {
-        Self(Mutex::new(millis))
-    }
-
-    pub fn advance(&self, by: Duration) {
-        if let Ok(mut now) = self.0.lock() {
-            *now = now.saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX));
-        }
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(self.0.lock().map_or(0, |now| *now))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use countersign_core::clock::ManualClock;
 
     fn limits(burst: u32, per_minute: u32, tracked: usize) -> LimitsConfig {
         LimitsConfig {

@@ -4,10 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use countersign_testkit::{gateway, shell, sql};
+use countersign_testkit::{gateway, gateway_configured, shell, sql, Gateway, ManualClock, POLICY};
 use serde_json::json;
 
 #[tokio::test]
@@ -71,11 +72,18 @@ async fn rule_3_quorum_counts_distinct_people_and_any_deny_is_final() {
     assert_eq!(body["error"]["code"], "not_pending");
 }
 
+/// The standard gateway on a clock that moves only when told.
+async fn gateway_on_manual_clock() -> (Gateway, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let g = gateway_configured(POLICY, &[("COUNTERSIGN_SERVER_BODY_LIMIT_BYTES", "4096")], clock.clone()).await;
+    (g, clock)
+}
+
 #[tokio::test]
 async fn rule_4_pending_requests_expire_at_their_deadline() {
-    let g = gateway().await;
+    let (g, clock) = gateway_on_manual_clock().await;
     let id = g.submit("bot", shell("short-fuse")).await["id"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1100));
     let (status, body) = g.approve("alice", &id).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "expired");
@@ -85,19 +93,20 @@ async fn rule_4_pending_requests_expire_at_their_deadline() {
 
 #[tokio::test]
 async fn rule_4_the_background_task_expires_requests_nobody_touches() {
-    let g = gateway().await;
+    let (g, clock) = gateway_on_manual_clock().await;
     let id = g.submit("bot", shell("short-fuse")).await["id"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(g.state.expire_due().await.unwrap(), 0, "not yet due");
+    clock.advance(Duration::from_millis(1100));
     assert_eq!(g.state.expire_due().await.unwrap(), 1);
     assert_eq!(g.status_of(&id).await, "expired");
 }
 
 #[tokio::test]
 async fn rule_4_an_approval_not_released_within_valid_for_expires() {
-    let g = gateway().await;
+    let (g, clock) = gateway_on_manual_clock().await;
     let id = g.submit("bot", shell("brief")).await["id"].as_str().unwrap().to_owned();
     assert_eq!(g.approve("alice", &id).await.1["status"], "approved");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1100));
     let (status, body) = g.call("POST", &format!("/v1/actions/{id}/release"), Some("bot"), None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "expired");

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use countersign_server::refusals::SystemClock;
+use countersign_core::SystemClock;
 use countersign_testkit::{gateway_configured, POLICY};
 use serde_json::{json, Value};
 

@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use countersign_audit::{AuditEvent, MAX_REFUSAL_BODY_BYTES};
-use countersign_server::refusals::ManualClock;
+use countersign_testkit::ManualClock;
 use countersign_testkit::{gateway_configured, shell, Gateway, POLICY};
 use http_body_util::BodyExt;
 use serde_json::Value;

@@ -9,9 +9,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use countersign_audit::AuditEvent;
+use countersign_core::{Clock, SystemClock};
 use countersign_server::auth::{Authenticator, LocalTokens};
 use countersign_server::config::{Config, MapEnv, Overrides};
-use countersign_server::refusals::{Clock, SystemClock};
 use countersign_server::{router, AppState};
 use countersign_store::Store;
 use countersign_store_sqlite::SqliteStore;
@@ -67,7 +67,8 @@ impl Builder {
         self
     }
 
-    /// The clock that refusal windows and rate limits run on.
+    /// The clock the gateway reads every time from (deadlines, stamps,
+    /// refusal windows, rate limits).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self

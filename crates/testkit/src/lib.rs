@@ -31,6 +31,7 @@ pub mod tls;
 pub mod wait;
 
 pub use cast::{Cast, Tokens};
+pub use countersign_core::clock::ManualClock;
 pub use fixtures::{shell, sql, POLICY};
 pub use gateway::{gateway, gateway_configured, gateway_with, Builder, Gateway, Prepared};
 pub use serve::{client, install_crypto_provider, Loopback, Served};

@@ -23,8 +23,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use countersign_audit::{AuditDraft, RefusalKind, RefusalRecord};
 use countersign_core::{Timestamp, VoteKind};
+use countersign_server::auth::AuthError;
 use countersign_server::refusals::Source;
-use countersign_server::ApiError;
+use countersign_server::GatewayError;
 use serde_json::{json, Value};
 
 use super::signature::{self, SignatureError};
@@ -57,7 +58,7 @@ async fn receive(
         let code = limited.code();
         let record = RefusalRecord::new(RefusalKind::IntegrationRejected, "anonymous").code("integration", "slack");
         slack.state.refuse(source, None, code, false, || record.code("code", code)).await;
-        return limited.into_response();
+        return countersign_server::ApiError::from(limited).into_response();
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let timestamp = header("x-slack-request-timestamp");
@@ -216,7 +217,7 @@ impl Slack {
     }
 
     /// Tells the clicker why a vote was refused, if it was.
-    async fn report(&self, refused: Option<ApiError>, channel: Option<&str>, account: &str, id: &str) {
+    async fn report(&self, refused: Option<GatewayError>, channel: Option<&str>, account: &str, id: &str) {
         if let Some(e) = refused {
             let text = format!(
                 "⚠️ Your vote on request `{}` was not applied: {}",
@@ -253,12 +254,25 @@ impl Slack {
 
 /// What a refusal says to a person. Store failures are not the clicker's
 /// fault and say so without detail.
-pub(crate) fn refusal_text(e: &ApiError) -> String {
+pub(crate) fn refusal_text(e: &GatewayError) -> String {
     match e {
-        ApiError::Internal(_) | ApiError::Unavailable(_) | ApiError::ShuttingDown => {
+        GatewayError::Internal(_)
+        | GatewayError::Unavailable(_)
+        | GatewayError::ShuttingDown
+        | GatewayError::Unauthenticated(AuthError::Store(_)) => {
             "the gateway could not record it right now; please try again".to_owned()
         }
-        other => other.to_string(),
+        GatewayError::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected)
+        | GatewayError::NotFound { .. }
+        | GatewayError::AlreadyExists { .. }
+        | GatewayError::HumansOnly
+        | GatewayError::NoEmail
+        | GatewayError::Refused(_)
+        | GatewayError::InvalidAction(_)
+        | GatewayError::Unfingerprintable(_)
+        | GatewayError::InvalidComment
+        | GatewayError::PolicyInvalid(_)
+        | GatewayError::RateLimited(_) => e.to_string(),
     }
 }
 

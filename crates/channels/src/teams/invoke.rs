@@ -44,7 +44,7 @@ async fn receive(
         let code = limited.code();
         let record = RefusalRecord::new(RefusalKind::IntegrationRejected, "anonymous").code("integration", "teams");
         teams.state.refuse(source, None, code, false, || record.code("code", code)).await;
-        return limited.into_response();
+        return countersign_server::ApiError::from(limited).into_response();
     }
     let activity: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let text = |key: &str| activity.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();

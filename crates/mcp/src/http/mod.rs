@@ -329,13 +329,9 @@ async fn authenticate(
         (None, None) => Some("missing `Authorization: Bearer <agent key>` header".to_owned()),
     };
     let (status, code, message, retry_after) = match limited {
-        Some(countersign_server::ApiError::RateLimited { retry_after_secs }) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many failed attempts from this address; retry in {retry_after_secs}s"),
-            Some(retry_after_secs),
-        ),
-        Some(other) => (other.status(), other.code(), other.to_string(), None),
+        Some(limited) => {
+            (StatusCode::TOO_MANY_REQUESTS, limited.code(), limited.to_string(), Some(limited.retry_after_secs))
+        }
         None => (StatusCode::UNAUTHORIZED, "unauthenticated", failure.unwrap_or_default(), None),
     };
     let record = || {

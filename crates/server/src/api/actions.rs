@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use countersign_core::{Status, Timestamp, VoteKind};
+use countersign_core::{Status, VoteKind};
 use countersign_store::{Cursor, RequestFilter};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -179,7 +179,7 @@ pub async fn outcome(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<OutcomeBody>,
 ) -> Result<Json<ActionView>, ApiError> {
-    let outcome = body.into_outcome(Timestamp::now())?;
+    let outcome = body.into_outcome(state.now())?;
     let request = state.report_outcome(&caller, &id, outcome).await?;
     Ok(Json(ActionView::from(&request)))
 }

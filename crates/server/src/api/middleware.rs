@@ -17,6 +17,7 @@ use countersign_core::Principal;
 
 use crate::auth::AuthError;
 use crate::error::{ApiError, Rejection};
+use crate::gateway::error::GatewayError;
 use crate::gateway::AppState;
 use crate::refusals::{call_record, Source};
 
@@ -51,18 +52,18 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     let principal = match (admitted, bearer(&request)) {
         (Err(limited), Err(_)) => {
             let call = CallHead::of(&request, None);
-            return refuse_anonymous(&state, source, |e| call.record(e), limited).await;
+            return refuse_anonymous(&state, source, |e| call.record(e), ApiError::from(limited)).await;
         }
         (Ok(()), Err(missing)) => {
             let call = CallHead::of(&request, None);
-            let error = ApiError::Unauthenticated(missing);
+            let error = ApiError::from(missing);
             return refuse_anonymous(&state, source, |e| call.record(e), error).await;
         }
         (admitted, Ok(token)) => match state.auth.authenticate(token).await {
             Ok(principal) => principal,
             Err(failed) => {
                 let call = CallHead::of(&request, Some(token));
-                let error = admitted.err().unwrap_or(ApiError::Unauthenticated(failed));
+                let error = admitted.map_or_else(ApiError::from, |()| ApiError::from(failed));
                 return refuse_anonymous(&state, source, |e| call.record(e), error).await;
             }
         },
@@ -95,8 +96,12 @@ async fn refuse_anonymous(
     error: ApiError,
 ) -> Response {
     let code = error.code();
-    let charge =
-        matches!(error, ApiError::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected));
+    let charge = matches!(
+        error,
+        ApiError::Gateway(GatewayError::Unauthenticated(
+            AuthError::Missing | AuthError::Malformed | AuthError::Rejected
+        ))
+    );
     state.refuse(source, None, code, charge, || record(&error)).await;
     let mut response = error.into_response();
     response.extensions_mut().remove::<Rejection>();

@@ -17,6 +17,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::gateway::error::GatewayError;
 use crate::gateway::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -64,7 +65,7 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
         Some((at, _)) => format!("{}…", &path[..at]),
         None => path.to_owned(),
     };
-    ApiError::NotFound { what: "route", id: shown }
+    ApiError::Gateway(GatewayError::NotFound { what: "route", id: shown })
 }
 
 /// The most characters of an unknown path repeated in the 404.

@@ -8,9 +8,10 @@
 use std::time::Duration;
 
 use countersign_core::lifecycle::settle_deadline;
-use countersign_core::{Status, Timestamp};
+use countersign_core::Status;
 use countersign_store::{RequestFilter, Update};
 
+use super::error::GatewayError;
 use super::{drafts, AppState};
 
 /// How often deadlines and outside changes are checked. Expiry is enforced
@@ -58,7 +59,7 @@ impl AppState {
             // The first tick purges at once: what expired while the gateway
             // was down goes first.
             if ticks % PURGE_EVERY_TICKS == 1 {
-                match self.store.kv_purge_expired(Timestamp::now()).await {
+                match self.store.kv_purge_expired(self.now()).await {
                     Ok(0) => {}
                     Ok(purged) => tracing::debug!(purged, "deleted expired key-value entries"),
                     Err(e) => tracing::warn!(error = %e, "deleting expired key-value entries failed; will retry"),
@@ -68,8 +69,8 @@ impl AppState {
     }
 
     /// Moves every request past its deadline to `expired`.
-    pub async fn expire_due(&self) -> Result<usize, crate::error::ApiError> {
-        let now = Timestamp::now();
+    pub async fn expire_due(&self) -> Result<usize, GatewayError> {
+        let now = self.now();
         let mut expired = 0;
         for id in self.store.due_requests(now).await? {
             let updated = self

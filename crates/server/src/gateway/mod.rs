@@ -7,6 +7,7 @@
 //! ([`requester`]) → record (outcome, audit).
 
 pub mod deadlines;
+pub mod error;
 pub mod policies;
 pub mod replication;
 pub mod requester;
@@ -20,16 +21,16 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use countersign_audit::AuditDraft;
 use countersign_core::events::Caused;
-use countersign_core::{Request, Status, Timestamp};
+use countersign_core::{Clock, Request, Status, SystemClock, Timestamp};
 use countersign_policy::PolicyEngine;
 use countersign_store::{Store, StoreError, Updated};
 
+use self::error::GatewayError;
 use crate::auth::{Authenticator, LocalTokens};
 use crate::config::Config;
-use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::refusals::{Clock, Refusals, SystemClock};
+use crate::refusals::Refusals;
 
 /// The audit drafts of the events a move caused, in order.
 pub(crate) fn drafts(events: Vec<Caused>) -> Vec<AuditDraft> {
@@ -65,6 +66,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// The rate limiter and counter of refused calls.
     pub refusals: Refusals,
+    /// Where every time the gateway reads comes from.
+    clock: Arc<dyn Clock>,
     policy: ArcSwap<LoadedPolicy>,
     reload_lock: tokio::sync::Mutex<()>,
     /// Held (shared) by every move that decides under the policy set in
@@ -112,8 +115,9 @@ impl AppState {
         Self::with_clock(config, store, auth, Arc::new(SystemClock)).await
     }
 
-    /// As [`AppState::with_authenticator`], with the clock that windows and
-    /// rate limits of refused calls run on (tests move it by hand).
+    /// As [`AppState::with_authenticator`], with the clock every time the
+    /// gateway reads comes from: deadlines, stamps, refusal windows and
+    /// rate limits (tests move it by hand).
     pub async fn with_clock(
         config: Config,
         store: Arc<dyn Store>,
@@ -126,10 +130,10 @@ impl AppState {
         let (engine, shared) = policies::load(&config)
             .map_err(|problems| StartError::Policy { dir: config.policies_dir.display().to_string(), problems })?;
         store.append_audit(vec![policies::loaded_event("system", &engine, None)]).await?;
-        let policy = ArcSwap::from_pointee(LoadedPolicy { engine, loaded_at: Timestamp::now() });
+        let policy = ArcSwap::from_pointee(LoadedPolicy { engine, loaded_at: clock.now() });
         let metrics = Metrics::default();
         metrics.set_limits(&config.limits);
-        let refusals = Refusals::new(config.limits.clone(), clock);
+        let refusals = Refusals::new(config.limits.clone(), clock.clone());
         let state = Self(Arc::new(Inner {
             config,
             store,
@@ -137,6 +141,7 @@ impl AppState {
             hub: Hub::default(),
             metrics,
             refusals,
+            clock,
             policy,
             reload_lock: tokio::sync::Mutex::new(()),
             policy_gate: tokio::sync::RwLock::new(()),
@@ -145,6 +150,16 @@ impl AppState {
         // With replicas, the set this one loaded is now the one in force.
         state.share_policy(&shared).await?;
         Ok(state)
+    }
+
+    /// The time now, by the gateway's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The gateway's clock, for integrations that keep time with it.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     /// The policy set in force right now.
@@ -169,7 +184,7 @@ impl AppState {
     /// status moved. What it moved from is what the transition saw inside
     /// the store's transaction, never an earlier read: a move racing
     /// another must not announce (or count) the other's change as its own.
-    pub(crate) async fn update(&self, id: &str, update: countersign_store::UpdateFn) -> Result<Updated, ApiError> {
+    pub(crate) async fn update(&self, id: &str, update: countersign_store::UpdateFn) -> Result<Updated, GatewayError> {
         let updated = self.store.update_request(id, update).await?;
         if updated.changed && updated.before != updated.request.status {
             self.announce(&updated.request, Some(updated.before));
@@ -187,13 +202,13 @@ impl AppState {
         let decided_by_people =
             matches!(request.status, Status::Approved | Status::Denied) && before == Some(Status::Pending);
         if decided_by_people {
-            let elapsed = Timestamp::now().as_millis().saturating_sub(request.created_at.as_millis());
+            let elapsed = self.now().as_millis().saturating_sub(request.created_at.as_millis());
             self.metrics.time_to_decision.observe(elapsed as f64 / 1000.0);
         }
     }
 
     /// Records events that belong to no request transition.
-    pub async fn audit(&self, events: Vec<AuditDraft>) -> Result<(), ApiError> {
+    pub async fn audit(&self, events: Vec<AuditDraft>) -> Result<(), GatewayError> {
         self.store.append_audit(events).await?;
         Ok(())
     }
@@ -202,7 +217,7 @@ impl AppState {
     /// under the old one has committed.
     pub(crate) async fn install_policy(&self, engine: PolicyEngine) {
         let _no_move_in_flight = self.policy_gate.write().await;
-        self.policy.store(Arc::new(LoadedPolicy { engine, loaded_at: Timestamp::now() }));
+        self.policy.store(Arc::new(LoadedPolicy { engine, loaded_at: self.now() }));
     }
 
     /// The policy set in force, held in force until the guard is dropped:

@@ -6,7 +6,7 @@ use std::path::Path;
 use countersign_audit::AuditDraft;
 use countersign_core::events::{Event, PolicyLoadFailed, PolicyLoaded};
 use countersign_core::lifecycle;
-use countersign_core::{Principal, PrincipalKind, PrincipalRef, Request, Status, Timestamp};
+use countersign_core::{Principal, PrincipalKind, PrincipalRef, Request, Status};
 use countersign_policy::{Defaults, PolicyEngine, Verdict};
 use countersign_store::{Cursor, RequestFilter, Update};
 
@@ -15,8 +15,8 @@ use super::{drafts, AppState, LoadedPolicy, StartError};
 
 /// Open requests read per page when re-deciding them.
 const REDECIDE_PAGE: usize = 500;
+use super::error::GatewayError;
 use crate::config::Config;
-use crate::error::ApiError;
 
 /// Writes the commented starter policy into a new policy directory.
 pub(crate) fn write_starter(dir: &Path) -> Result<(), StartError> {
@@ -50,7 +50,7 @@ pub(crate) fn loaded_event(actor: &str, engine: &PolicyEngine, previous: Option<
 impl AppState {
     /// Reloads the policy directory. A set that fails to load is reported
     /// and audited, and the previous set stays in force.
-    pub async fn reload_policies(&self, actor: &str) -> Result<String, ApiError> {
+    pub async fn reload_policies(&self, actor: &str) -> Result<String, GatewayError> {
         let _serialised = self.reload_lock.lock().await;
         let previous = self.policy();
         let (engine, shared) = match load(&self.config) {
@@ -63,7 +63,7 @@ impl AppState {
                     source: None,
                 };
                 self.audit(vec![AuditDraft::new(actor, Event::PolicyLoadFailed(failed))]).await?;
-                return Err(ApiError::PolicyInvalid(problems.replace('\n', "; ")));
+                return Err(GatewayError::PolicyInvalid(problems.replace('\n', "; ")));
             }
         };
         let hash = engine.hash().to_owned();
@@ -83,7 +83,7 @@ impl AppState {
     /// page to its end). Approved requests are also checked again at
     /// release. A request that closed meanwhile is left alone: the revoke
     /// decides on the request as it is inside its own transaction.
-    async fn redecide_open_requests(&self) -> Result<(), ApiError> {
+    async fn redecide_open_requests(&self) -> Result<(), GatewayError> {
         let policy = self.policy();
         for status in [Status::Pending, Status::Approved] {
             let mut filter = RequestFilter { status: Some(status), limit: REDECIDE_PAGE, ..RequestFilter::default() };
@@ -102,7 +102,7 @@ impl AppState {
 
     /// Revokes those of `requests` that `policy` now denies, or whose
     /// requester is gone.
-    async fn redecide(&self, policy: &LoadedPolicy, requests: Vec<Request>) -> Result<(), ApiError> {
+    async fn redecide(&self, policy: &LoadedPolicy, requests: Vec<Request>) -> Result<(), GatewayError> {
         for request in requests {
             let reason = match self.current_principal(&request).await? {
                 None => Some(format!("{} no longer exists or was revoked", request.principal)),
@@ -125,7 +125,7 @@ impl AppState {
     }
 
     /// The requester as it stands now; `None` if it is gone or revoked.
-    pub(crate) async fn current_principal(&self, request: &Request) -> Result<Option<Principal>, ApiError> {
+    pub(crate) async fn current_principal(&self, request: &Request) -> Result<Option<Principal>, GatewayError> {
         let name = &request.principal.name;
         Ok(match request.principal.kind {
             PrincipalKind::Agent => {
@@ -139,7 +139,7 @@ impl AppState {
 
     /// The identities whose still-counted votes on `request` no longer
     /// count: revoked, or gone from the store.
-    pub(crate) async fn revoked_voters(&self, request: &Request) -> Result<Vec<PrincipalRef>, ApiError> {
+    pub(crate) async fn revoked_voters(&self, request: &Request) -> Result<Vec<PrincipalRef>, GatewayError> {
         let mut gone: Vec<PrincipalRef> = Vec::new();
         for by in request.counted_voters() {
             if gone.contains(by) {
@@ -157,8 +157,8 @@ impl AppState {
     }
 
     /// Revokes one open request (no-op if it already closed).
-    pub async fn revoke_request(&self, id: &str, reason: String) -> Result<(), ApiError> {
-        let now = Timestamp::now();
+    pub async fn revoke_request(&self, id: &str, reason: String) -> Result<(), GatewayError> {
+        let now = self.now();
         self.update(
             id,
             Box::new(move |current| match lifecycle::revoke(current, &reason, now) {

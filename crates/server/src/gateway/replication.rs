@@ -27,8 +27,8 @@ use countersign_store::{Change, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use super::error::GatewayError;
 use super::AppState;
-use crate::error::ApiError;
 
 /// The key-value namespace of the shared policy set.
 pub const POLICY_NAMESPACE: &str = "countersign.policy";
@@ -134,7 +134,7 @@ impl AppState {
 
     /// Installs the shared policy set if it differs from the one in force.
     /// Returns whether it did.
-    pub async fn adopt_shared_policy(&self) -> Result<bool, ApiError> {
+    pub async fn adopt_shared_policy(&self) -> Result<bool, GatewayError> {
         let Some(hash) = self.store.kv_get(POLICY_NAMESPACE, POLICY_HASH_KEY).await? else {
             return Ok(false);
         };

@@ -7,16 +7,16 @@ use countersign_core::{Fingerprint, Moved, Outcome, Principal, PrincipalRef, Ref
 use countersign_policy::Verdict;
 use countersign_store::Update;
 
+use super::error::GatewayError;
 use super::review::refused_event;
 use super::{drafts, AppState};
-use crate::error::ApiError;
 
 impl AppState {
     /// The requester withdraws its request.
-    pub async fn cancel(&self, caller: &Principal, id: &str) -> Result<Request, ApiError> {
+    pub async fn cancel(&self, caller: &Principal, id: &str) -> Result<Request, GatewayError> {
         self.visible_request(caller, id).await?;
         let by = caller.reference();
-        let now = Timestamp::now();
+        let now = self.now();
         let updated = self
             .update(
                 id,
@@ -33,7 +33,7 @@ impl AppState {
                 }),
             )
             .await?;
-        updated.result.map_err(ApiError::Refused)?;
+        updated.result.map_err(GatewayError::Refused)?;
         Ok(updated.request)
     }
 
@@ -46,7 +46,7 @@ impl AppState {
     /// the approvals meet what it requires is judged on the request as it is
     /// inside the transaction. (Judging it on an earlier read revoked an
     /// approval that landed in between.)
-    pub async fn release(&self, caller: &Principal, id: &str) -> Result<Request, ApiError> {
+    pub async fn release(&self, caller: &Principal, id: &str) -> Result<Request, GatewayError> {
         let request = self.visible_request(caller, id).await?;
         // An approval counts only while its giver is an active identity.
         // Revoking one withdraws its votes on open requests in the same
@@ -64,7 +64,7 @@ impl AppState {
             reason: decision.reason,
         };
         let by = caller.reference();
-        let now = Timestamp::now();
+        let now = self.now();
         let updated = self
             .update(
                 id,
@@ -86,12 +86,17 @@ impl AppState {
                 }),
             )
             .await?;
-        updated.result.map_err(ApiError::Refused)?;
+        updated.result.map_err(GatewayError::Refused)?;
         Ok(updated.request)
     }
 
     /// The requester reports how the action went; accepted once.
-    pub async fn report_outcome(&self, caller: &Principal, id: &str, outcome: Outcome) -> Result<Request, ApiError> {
+    pub async fn report_outcome(
+        &self,
+        caller: &Principal,
+        id: &str,
+        outcome: Outcome,
+    ) -> Result<Request, GatewayError> {
         self.visible_request(caller, id).await?;
         let by = caller.reference();
         let updated = self
@@ -105,7 +110,7 @@ impl AppState {
                 }),
             )
             .await?;
-        updated.result.map_err(ApiError::Refused)?;
+        updated.result.map_err(GatewayError::Refused)?;
         Ok(updated.request)
     }
 }

@@ -10,9 +10,9 @@ use countersign_core::{
 };
 use countersign_store::Update;
 
+use super::error::GatewayError;
 use super::{drafts, AppState};
 use crate::auth::AuthContext;
-use crate::error::ApiError;
 
 impl AppState {
     /// A human approves or denies with a credential (a token, a chat
@@ -25,7 +25,7 @@ impl AppState {
         id: &str,
         kind: VoteKind,
         comment: Option<String>,
-    ) -> Result<Request, ApiError> {
+    ) -> Result<Request, GatewayError> {
         self.vote_with_auth(caller, &AuthContext::Credential, id, kind, comment).await
     }
 
@@ -39,7 +39,7 @@ impl AppState {
         id: &str,
         kind: VoteKind,
         comment: Option<String>,
-    ) -> Result<Request, ApiError> {
+    ) -> Result<Request, GatewayError> {
         let person = human(caller)?;
         let assurance = match (auth, self.config.identity.step_up_max_age()) {
             (AuthContext::WebSession { auth_time }, Some(max_age)) => {
@@ -49,13 +49,13 @@ impl AppState {
         };
         // Not `visible_request`: someone outside the approver groups is told
         // so (403, audited), as the approval rules require.
-        let request = self.store.request(id).await?.ok_or_else(|| ApiError::not_found(id))?;
+        let request = self.store.request(id).await?.ok_or_else(|| GatewayError::not_found(id))?;
         let exclusions = self.exclusions_for(&request).await?;
         // Votes by identities revoked since do not count towards the quorum
         // (see `release`, which checks again).
         let gone = self.revoked_voters(&request).await?;
         let approver = Approver { principal: caller.reference(), person, groups: caller.groups.clone() };
-        let now = Timestamp::now();
+        let now = self.now();
         let updated = self
             .update(
                 id,
@@ -79,18 +79,18 @@ impl AppState {
                 }),
             )
             .await?;
-        updated.result.map_err(ApiError::Refused)?;
+        updated.result.map_err(GatewayError::Refused)?;
         Ok(updated.request)
     }
 
     /// Adds a comment to a request the caller can see.
-    pub async fn comment(&self, caller: &Principal, id: &str, text: String) -> Result<Request, ApiError> {
+    pub async fn comment(&self, caller: &Principal, id: &str, text: String) -> Result<Request, GatewayError> {
         if text.trim().is_empty() || text.chars().count() > 4096 {
-            return Err(ApiError::bad_request("invalid_comment", "a comment needs 1 to 4096 characters"));
+            return Err(GatewayError::InvalidComment);
         }
         self.visible_request(caller, id).await?;
         let by = caller.reference();
-        let now = Timestamp::now();
+        let now = self.now();
         let updated = self
             .update(
                 id,
@@ -106,7 +106,7 @@ impl AppState {
     /// Everyone who may not approve `request`: the requester, the agent's
     /// owner (then and now), the user it acts for, and every identity that
     /// shares an email with one of them.
-    pub async fn exclusions_for(&self, request: &Request) -> Result<Exclusions, ApiError> {
+    pub async fn exclusions_for(&self, request: &Request) -> Result<Exclusions, GatewayError> {
         let mut exclusions = Exclusions::default();
         exclusions.principal(request.principal.clone());
         let mut related_users = Vec::new();
@@ -136,15 +136,11 @@ impl AppState {
 }
 
 /// The caller as a person, or a refusal for agents.
-fn human(caller: &Principal) -> Result<PersonKey, ApiError> {
+fn human(caller: &Principal) -> Result<PersonKey, GatewayError> {
     match (caller.kind, caller.person()) {
         (PrincipalKind::User, Some(person)) => Ok(person),
-        (PrincipalKind::User, None) => {
-            Err(ApiError::forbidden("no_email", "your identity has no email, so it cannot vote"))
-        }
-        (PrincipalKind::Agent, _) => {
-            Err(ApiError::forbidden("humans_only", "only people can approve or deny; agents cannot"))
-        }
+        (PrincipalKind::User, None) => Err(GatewayError::NoEmail),
+        (PrincipalKind::Agent, _) => Err(GatewayError::HumansOnly),
     }
 }
 

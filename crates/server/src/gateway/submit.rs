@@ -2,24 +2,23 @@
 //! decides, and the request is stored with its decision.
 
 use countersign_core::events::{Caused, Decided, Event, Submitted};
-use countersign_core::{Action, Fingerprint, Principal, Request, Status, Timestamp};
+use countersign_core::{Action, Fingerprint, Principal, Request, Status};
 use countersign_policy::Verdict;
 
+use super::error::GatewayError;
 use super::{drafts, AppState};
-use crate::error::ApiError;
 
 impl AppState {
     /// Decides on an action and stores the request. The answer is given only
     /// after the submission and decision events are durable.
-    pub async fn submit(&self, principal: &Principal, action: Action) -> Result<Request, ApiError> {
+    pub async fn submit(&self, principal: &Principal, action: Action) -> Result<Request, GatewayError> {
         action.validate()?;
-        let fingerprint = Fingerprint::of(&action, &principal.reference())
-            .map_err(|e| ApiError::bad_request("invalid_action", e.to_string()))?;
+        let fingerprint = Fingerprint::of(&action, &principal.reference())?;
         // Decided and stored under one policy set: a reload waits for this
         // insert, so its re-decision of open requests sees it.
         let (_in_force, policy) = self.policy_in_force().await;
         let decision = policy.engine.decide(principal, &action);
-        let now = Timestamp::now();
+        let now = self.now();
         let (status, requirements) = match decision.verdict {
             Verdict::Allow => (Status::Allowed, Vec::new()),
             Verdict::RequireApproval(requirements) => (Status::Pending, requirements),

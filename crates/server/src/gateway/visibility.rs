@@ -5,8 +5,8 @@
 use countersign_core::{Approver, Principal, Request};
 use countersign_store::{Audience, Cursor, RequestFilter};
 
+use super::error::GatewayError;
 use super::AppState;
-use crate::error::ApiError;
 use crate::hub::Wake;
 
 /// Requests in a page when the caller does not say.
@@ -26,10 +26,10 @@ pub struct Page {
 
 impl AppState {
     /// The request, if `caller` may see it; `not_found` otherwise.
-    pub async fn visible_request(&self, caller: &Principal, id: &str) -> Result<Request, ApiError> {
+    pub async fn visible_request(&self, caller: &Principal, id: &str) -> Result<Request, GatewayError> {
         match self.store.request(id).await? {
             Some(request) if can_see(caller, &request) => Ok(request),
-            Some(_) | None => Err(ApiError::not_found(id)),
+            Some(_) | None => Err(GatewayError::not_found(id)),
         }
     }
 
@@ -41,7 +41,7 @@ impl AppState {
         caller: &Principal,
         id: &str,
         wait: std::time::Duration,
-    ) -> Result<Request, ApiError> {
+    ) -> Result<Request, GatewayError> {
         // Subscribe before reading so that a decision landing in between still wakes us.
         let mut subscription = self.hub.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
@@ -52,7 +52,7 @@ impl AppState {
             }
             match tokio::time::timeout_at(deadline, subscription.next(id)).await {
                 Ok(Wake::Changed) | Err(_) => {}
-                Ok(Wake::ShuttingDown) => return Err(ApiError::ShuttingDown),
+                Ok(Wake::ShuttingDown) => return Err(GatewayError::ShuttingDown),
             }
         }
     }
@@ -60,7 +60,11 @@ impl AppState {
     /// Requests `caller` may see, up to `filter.limit`. For a human caller
     /// who is not admin or auditor, only their own and those they may
     /// actually decide; see [`AppState::visible_page`].
-    pub async fn visible_requests(&self, caller: &Principal, filter: &RequestFilter) -> Result<Vec<Request>, ApiError> {
+    pub async fn visible_requests(
+        &self,
+        caller: &Principal,
+        filter: &RequestFilter,
+    ) -> Result<Vec<Request>, GatewayError> {
         Ok(self.visible_page(caller, filter).await?.requests)
     }
 
@@ -74,7 +78,7 @@ impl AppState {
     /// deciding, as the requester's owner, say) is filtered here, reading
     /// on through the store's pages up to a bounded number of rows; if that
     /// runs out, the page is short and `next` says where to go on.
-    pub async fn visible_page(&self, caller: &Principal, filter: &RequestFilter) -> Result<Page, ApiError> {
+    pub async fn visible_page(&self, caller: &Principal, filter: &RequestFilter) -> Result<Page, GatewayError> {
         let mut filter = filter.clone();
         let limit = match filter.limit {
             0 => DEFAULT_PAGE,
@@ -113,7 +117,7 @@ impl AppState {
 
     /// Whether a listed request goes to `caller`: theirs, decidable by
     /// them, or everything for auditors.
-    async fn shows(&self, caller: &Principal, request: &Request) -> Result<bool, ApiError> {
+    async fn shows(&self, caller: &Principal, request: &Request) -> Result<bool, GatewayError> {
         Ok(can_see(caller, request)
             && (request.principal == caller.reference()
                 || caller.is_auditor()
@@ -121,7 +125,7 @@ impl AppState {
     }
 
     /// `caller` is a person in an approver group who is not excluded.
-    pub async fn can_decide(&self, caller: &Principal, request: &Request) -> Result<bool, ApiError> {
+    pub async fn can_decide(&self, caller: &Principal, request: &Request) -> Result<bool, GatewayError> {
         let Some(person) = caller.person() else {
             return Ok(false);
         };
