@@ -46,11 +46,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     wait_healthy(addr).await?;
     eprintln!("bench: gateway on http://{addr}; {connections} connections, {:?} per phase", args.duration);
 
+    let cpu_before = gateway.cpu();
     let health = throughput(&[addr], connections, args.duration, None, Phase::Health).await?;
     eprintln!("bench: /healthz done ({} requests)", health.0.count());
+    let cpu_between = gateway.cpu();
     let decisions =
         throughput(&[addr], connections, args.duration, Some(Arc::from(agent.as_str())), Phase::Routine).await?;
     eprintln!("bench: POST /v1/actions done ({} decisions)", decisions.0.count());
+    let cpu_after = gateway.cpu();
+    let cpu = Cpu {
+        health: cpu_per(cpu_before, cpu_between, health.0.count()),
+        decision: cpu_per(cpu_between, cpu_after, decisions.0.count()),
+    };
     let (woken, released) = approvals(addr, addr, &agent, &approver, args.approvals).await?;
     eprintln!("bench: approvals done ({} rounds)", woken.count());
 
@@ -58,7 +65,36 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (events, verify_rate) = verify(&args.binary, &data)?;
 
     print_report(&args, connections, &health, &decisions, &woken, &released, events, verify_rate);
+    print_cpu(&cpu, health.0.rate(health.1), decisions.0.rate(decisions.1));
     Ok(())
+}
+
+/// The gateway's CPU time per answered request in each throughput phase.
+struct Cpu {
+    health: Option<Duration>,
+    decision: Option<Duration>,
+}
+
+fn cpu_per(from: Option<Duration>, to: Option<Duration>, requests: usize) -> Option<Duration> {
+    let used = to?.checked_sub(from?)?;
+    let requests = u32::try_from(requests).ok().filter(|n| *n > 0)?;
+    Some(used / requests)
+}
+
+fn print_cpu(cpu: &Cpu, health_rate: f64, decision_rate: f64) {
+    let micros = |d: Option<Duration>| d.map_or_else(|| "-".to_owned(), |d| format!("{} µs", d.as_micros()));
+    println!();
+    println!(
+        "Gateway CPU (user + system, from /proc) per answered request: `/healthz` {}, routine decision {}.",
+        micros(cpu.health),
+        micros(cpu.decision)
+    );
+    if health_rate > 0.0 {
+        println!(
+            "Routine decisions reached {:.1}% of `/healthz`'s throughput in this run.",
+            100.0 * decision_rate / health_rate
+        );
+    }
 }
 
 pub(crate) async fn wait_healthy(addr: SocketAddr) -> anyhow::Result<()> {

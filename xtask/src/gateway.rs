@@ -105,6 +105,12 @@ impl Gateway {
     }
 
     /// SIGTERM (graceful, so the log is complete), then SIGKILL after 10 s.
+    /// CPU time the gateway process has used so far (user + system), from
+    /// `/proc`; `None` where there is no `/proc`.
+    pub fn cpu(&self) -> Option<Duration> {
+        cpu_of(self.child.id())
+    }
+
     pub fn stop(mut self) -> anyhow::Result<()> {
         let _ = Command::new("kill").args(["-s", "TERM", &self.child.id().to_string()]).status();
         let started = Instant::now();
@@ -154,4 +160,16 @@ pub fn verify_store(binary: &Path, store_args: &[OsString]) -> anyhow::Result<(u
         .and_then(|(n, _)| n.parse().ok())
         .unwrap_or(0.0);
     Ok((events, rate))
+}
+
+/// A process's user + system CPU time, from `/proc/<pid>/stat` (fields 14
+/// and 15, in clock ticks of 1/100 s: Linux's USER_HZ on every architecture
+/// it ships for).
+pub fn cpu_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields count from after it.
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
