@@ -61,8 +61,12 @@ fuzz_target!(|data: &[u8]| {
         let wrapped = shell(&quoted);
         assert!(flagged(&wrapped), "`{quoted}` hides what `{text}` does: {wrapped:?}");
     }
-    let times = usize::from(control) * 64;
-    let (deep, runs) = grow(text, control >> 5, times);
+    // The low 3 bits pick the shape; the high bit a few wrappings (within
+    // the depth limit, where the facts must still see through them) or
+    // thousands (past every limit, where they must fail closed).
+    let count = usize::from((control >> 3) & 0x0f);
+    let times = if control & 0x80 == 0 { count } else { 64 + count * 1024 };
+    let (deep, runs) = grow(text, control, times);
     let worker = std::thread::Builder::new().stack_size(256 * 1024).spawn(move || shell(&deep));
     if let Ok(worker) = worker {
         // A panic or overflow on the worker is the finding.
