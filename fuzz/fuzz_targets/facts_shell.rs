@@ -4,23 +4,28 @@
 //! input is also repeated into deep and wide shapes (nested `sh -c`,
 //! substitutions, subshells, long `&&`/`|` chains), which must end in
 //! facts on a thread with a small stack, never in an overflow.
+//!
+//! Wrapping never hides a destructive command: when the input is
+//! destructive, so is (or else unresolved or a parse error) the input
+//! under `sh -c '…'` and in every shape that runs it.
 #![no_main]
 
-use countersign_facts::derive;
+use countersign_facts::{derive, ShellFacts};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 
-/// Wraps `text` `times` times in the shape picked by `shape`.
-fn grow(text: &str, shape: u8, times: usize) -> String {
-    let (open, close) = match shape % 8 {
-        0 => ("$( ", ")"),
-        1 => ("( ", ")"),
-        2 => ("\"$( ", ")\""),
-        3 => ("{ ", "; }"),
-        4 => ("${x:-", "}"),
-        5 => ("sudo env nice ", ""),
-        6 => ("true && ", ""),
-        _ => ("cat | ", ""),
+/// Wraps `text` `times` times in the shape picked by `shape`; `None` for
+/// a shape that does not run `text` (a parameter's default value).
+fn grow(text: &str, shape: u8, times: usize) -> (String, bool) {
+    let (open, close, runs) = match shape % 8 {
+        0 => ("$( ", ")", true),
+        1 => ("( ", ")", true),
+        2 => ("\"$( ", ")\"", true),
+        3 => ("{ ", "\n}", true),
+        4 => ("${x:-", "}", false),
+        5 => ("sudo env nice ", "", true),
+        6 => ("true && ", "", true),
+        _ => ("cat | ", "", true),
     };
     let mut out = String::with_capacity((open.len() + close.len()) * times + text.len());
     for _ in 0..times {
@@ -30,26 +35,44 @@ fn grow(text: &str, shape: u8, times: usize) -> String {
     for _ in 0..times {
         out.push_str(close);
     }
-    out
+    (out, runs)
+}
+
+fn flagged(facts: &ShellFacts) -> bool {
+    facts.destructive || facts.unresolved || facts.parse_error
+}
+
+fn shell(command: &str) -> ShellFacts {
+    derive("shell.exec", &json!({ "command": command })).shell.unwrap_or_default()
 }
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else { return };
     let Ok(text) = std::str::from_utf8(rest) else { return };
-    let _ = derive("shell.exec", &json!({"command": text})).lines();
+    let facts = derive("shell.exec", &json!({"command": text}));
+    let _ = facts.lines();
+    let destructive = facts.shell.as_ref().is_some_and(|s| s.destructive);
     let argv: Vec<&str> = text.split('\0').collect();
     let _ = derive("k8s.apply", &json!({"argv": argv, "args": argv})).lines();
     let _ = derive("run", &json!({"argv": ["bash"], "stdin": text})).lines();
     let _ = derive("run", &json!({"argv": ["psql", "db"], "stdin": text})).lines();
-    let times = usize::from(control) * 64;
-    let deep = grow(text, control >> 5, times);
-    let worker = std::thread::Builder::new().stack_size(256 * 1024).spawn(move || {
-        let _ = derive("run", &json!({"command": deep})).lines();
-    });
+    if destructive && text.len() < 4096 {
+        let quoted = format!("sh -c '{}'", text.replace('\'', r"'\''"));
+        let wrapped = shell(&quoted);
+        assert!(flagged(&wrapped), "`{quoted}` hides what `{text}` does: {wrapped:?}");
+    }
+    // The low 3 bits pick the shape; the high bit a few wrappings (within
+    // the depth limit, where the facts must still see through them) or
+    // thousands (past every limit, where they must fail closed).
+    let count = usize::from((control >> 3) & 0x0f);
+    let times = if control & 0x80 == 0 { count } else { 64 + count * 1024 };
+    let (deep, runs) = grow(text, control, times);
+    let worker = std::thread::Builder::new().stack_size(256 * 1024).spawn(move || shell(&deep));
     if let Ok(worker) = worker {
         // A panic or overflow on the worker is the finding.
-        if worker.join().is_err() {
-            std::process::abort();
+        match worker.join() {
+            Ok(grown) => assert!(!(destructive && runs && !flagged(&grown)), "a shape hides `{text}`: {grown:?}"),
+            Err(_) => std::process::abort(),
         }
     }
 });

@@ -2,11 +2,18 @@
 //! by the gateway, and deep or wide: the input's tail is repeated up to
 //! thousands of times (`1+` becomes a 5,000-term sum, `(` a deep nesting),
 //! so small inputs reach the depth and size bounds. Run with the SQL
-//! dictionary: `cargo fuzz run facts_sql -- -dict=dicts/sql.dict`.
+//! dictionary: `cargo fuzz run facts_sql -- -dict=dicts/facts_sql.dict`.
+//!
+//! Read-only is never claimed together with anything that contradicts it
+//! (a parse error, DDL, a write without a filter, a program, a procedure,
+//! a function with effects, dialects that disagree), and the gateway's
+//! own dialect decision never finds text read-only that the submitter's
+//! claim of the same dialect does not.
 #![no_main]
 
 use countersign_facts::derive;
 use countersign_facts::sql::{analyse_as, Dialects};
+use countersign_facts::SqlFacts;
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 
@@ -27,9 +34,30 @@ fuzz_target!(|data: &[u8]| {
         sql.push_str(tail);
     }
     if (*selector & 0x40) == 0 {
-        let _ = derive("sql.execute", &json!({"statement": sql, "dialect": dialect})).lines();
+        let facts = derive("sql.execute", &json!({"statement": sql, "dialect": dialect}));
+        let _ = facts.lines();
+        let Some(claimed) = facts.sql else { panic!("a statement has SQL facts") };
+        consistent(&claimed);
+        if claimed.is_read_only {
+            let decided = analyse_as(&sql, &Dialects::Decided(dialect));
+            assert!(decided.is_read_only, "read-only as claimed, not as decided: {decided:?}");
+        }
     } else {
-        let facts = analyse_as(&sql, &Dialects::Decided(dialect));
-        assert!(!(facts.parse_error && facts.is_read_only));
+        consistent(&analyse_as(&sql, &Dialects::Decided(dialect)));
     }
 });
+
+fn consistent(f: &SqlFacts) {
+    let contradicted = f.parse_error
+        || f.is_ddl
+        || f.delete_without_where
+        || f.update_without_where
+        || f.runs_program
+        || f.calls_procedure
+        || f.dialect_ambiguous
+        || !f.side_effect_functions.is_empty()
+        || f.statement_kinds
+            .iter()
+            .any(|k| matches!(k.as_str(), "delete" | "update" | "insert" | "merge" | "call" | "copy"));
+    assert!(!(f.is_read_only && contradicted), "{f:?}");
+}

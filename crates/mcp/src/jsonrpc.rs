@@ -3,6 +3,7 @@
 //! forwards the original value, so fields it does not know (new protocol
 //! versions, `_meta`, extensions) pass through untouched.
 
+use countersign_core::json::StrictError;
 use serde_json::{json, Map, Value};
 
 /// Invalid JSON was received.
@@ -282,6 +283,16 @@ pub fn mirrored_header_mismatch(
     }
 }
 
+/// Parses a message's text, refusing the keys serde_json reserves (see
+/// [`countersign_core::json`]) before it reads them: the value would be
+/// JSON hidden in a string, which neither the checks of the text nor the
+/// peer (that reads an object holding a string) see.
+/// (Repeated keys are refused later, by [`vet_from_client`], which can
+/// still answer with the message's id.)
+pub fn parse(text: &str) -> Result<Value, StrictError> {
+    countersign_core::json::from_slice_allowing_repeats(text.as_bytes())
+}
+
 /// The message repeats a key in some object, at any depth. Parsers
 /// disagree on which copy wins, so such a message could be one thing to
 /// the proxy (or the policy) and another to the server: it is refused.
@@ -372,6 +383,25 @@ mod tests {
         assert!(folded(json!({"id": 1, "ID": 2})));
         assert!(!folded(json!({"method": "tools/call", "params": {"name": "a", "arguments": {"Path": 1, "path": 2}}})));
         assert!(!folded(json!({"method": "tools/call", "params": {"name": "a", "arguments": {}, "_meta": {}}})));
+    }
+
+    /// serde_json (with the `raw_value` feature axum turns on) would read
+    /// the string as the message's `params`: a `tools/call` of `echo` to
+    /// the proxy and its policy, an object with one odd key to the server.
+    #[test]
+    fn keys_the_json_parser_reserves_are_refused_before_they_are_read() {
+        for text in [
+            r#"{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"$serde_json::private::RawValue": "{\"name\": \"echo\", \"arguments\": {}}"}}"#,
+            r#"{"jsonrpc": "2.0", "id": 1, "result": {"\u0024serde_json::private::RawValue": "{}"}}"#,
+            r#"[{"jsonrpc": "2.0", "id": 1, "method": "ping"}, {"$serde_json::private::Number": "1"}]"#,
+        ] {
+            assert!(matches!(parse(text), Err(StrictError::ReservedKey)), "{text}");
+            assert!(crate::relay::Message::parse(text).is_err(), "{text}");
+        }
+        let text = r#"{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "$serde_json::private::RawValue"}}"#;
+        assert_eq!(parse(text).unwrap()["params"]["name"], "$serde_json::private::RawValue");
+        // Repeated keys are left to `vet_from_client`, which answers with the id.
+        assert!(parse(r#"{"id": 1, "id": 2}"#).is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use countersign_core::json::StrictError;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -32,9 +33,9 @@ pub struct Message {
 }
 
 impl Message {
-    /// Parses one message; `Err` carries the parse error.
-    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
-        let value = serde_json::from_str(text)?;
+    /// Parses one message ([`jsonrpc::parse`]); `Err` says why not.
+    pub fn parse(text: &str) -> Result<Self, StrictError> {
+        let value = jsonrpc::parse(text)?;
         Ok(Self { value, text: Arc::from(text) })
     }
 

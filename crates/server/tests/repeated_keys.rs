@@ -71,3 +71,41 @@ async fn every_json_body_is_held_to_it() {
     assert_eq!(reply["error"]["code"], "invalid_json");
     assert_eq!(g.status_of(&id).await, "pending", "the approval was not taken");
 }
+
+/// Found by fuzzing `has_duplicate_keys`: serde_json (with the `raw_value`
+/// feature axum turns on) reads `{"$serde_json::private::RawValue": "…"}`
+/// as the JSON inside the string, so the gate would decide on text that no
+/// key check and no depth bound saw, and that every other parser reads as
+/// an object holding a string.
+#[tokio::test]
+async fn keys_the_json_parser_reserves_are_refused() {
+    let g = gateway().await;
+    let token = Some(g.token("bot"));
+    let mut deep = "1".to_owned();
+    for _ in 0..8 {
+        let inner = format!("{}{deep}{}", "[".repeat(60), "]".repeat(60));
+        deep = format!(r#"{{"$serde_json::private::RawValue":{}}}"#, serde_json::to_string(&inner).unwrap());
+    }
+    let refused = [
+        // A repeated key, hidden in a string.
+        r#"{"kind":"shell.exec","resource":"staging-web","payload":{"$serde_json::private::RawValue":"{\"command\":\"ls\",\"command\":\"rm -rf /\"}"}}"#.to_owned(),
+        r#"{"kind":"shell.exec","resource":"staging-web","payload":{"\u0024serde_json::private::RawValue":"{\"command\":\"ls\"}"}}"#.to_owned(),
+        r#"{"kind":"shell.exec","resource":"staging-web","payload":{"$serde_json::private::Number":"1"}}"#.to_owned(),
+        // 480 levels, to a scan of the text 2.
+        format!(r#"{{"kind":"shell.exec","resource":"staging-web","payload":{deep}}}"#),
+    ];
+    for body in &refused {
+        let (status, reply) = g.call_raw("POST", "/v1/actions", token.clone(), Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body:.120}: {reply}");
+        assert_eq!(reply["error"]["code"], "invalid_json", "{body:.120}: {reply}");
+    }
+    let (status, reply) = g
+        .call(
+            "POST",
+            "/v1/actions",
+            Some("bot"),
+            Some(json!({"kind": "shell.exec", "resource": "staging-web", "payload": {"command": "echo '$serde_json::private::RawValue'"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "as data it is fine: {reply}");
+}

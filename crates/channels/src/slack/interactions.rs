@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use countersign_audit::{AuditDraft, RefusalKind, RefusalRecord};
-use countersign_core::{Timestamp, VoteKind};
+use countersign_core::{json, Timestamp, VoteKind};
 use countersign_server::auth::AuthError;
 use countersign_server::refusals::Source;
 use countersign_server::GatewayError;
@@ -97,7 +97,9 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 
 /// The `payload` field of a form-encoded body, parsed as JSON.
 fn form_payload(body: &[u8]) -> Option<Value> {
-    form_urlencoded::parse(body).find(|(k, _)| k == "payload").and_then(|(_, v)| serde_json::from_str(&v).ok())
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == "payload")
+        .and_then(|(_, v)| json::from_slice_allowing_repeats(v.as_bytes()).ok())
 }
 
 impl Slack {

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use countersign_core::json;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -60,7 +61,7 @@ async fn session(slack: &Arc<Slack>, app_token: &countersign_server::config::Sec
             Some(Ok(Message::Close(_))) => return Ok(()),
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_) | Message::Frame(_))) => continue,
         };
-        let Ok(envelope) = serde_json::from_str::<Value>(&text) else {
+        let Ok(envelope) = json::from_slice_allowing_repeats::<Value>(text.as_bytes()) else {
             continue;
         };
         match envelope.get("type").and_then(Value::as_str) {

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use countersign_audit::{AuditDraft, RefusalKind, RefusalRecord};
-use countersign_core::VoteKind;
+use countersign_core::{json, VoteKind};
 use countersign_server::refusals::Source;
 use serde_json::{json, Value};
 
@@ -46,7 +46,7 @@ async fn receive(
         teams.state.refuse(source, None, code, false, || record.code("code", code)).await;
         return countersign_server::ApiError::from(limited).into_response();
     }
-    let activity: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let activity: Value = json::from_slice_allowing_repeats(&body).unwrap_or(Value::Null);
     let text = |key: &str| activity.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
     let service_url = text("serviceUrl");
     let channel_id = text("channelId");

@@ -74,7 +74,7 @@ async fn report_refusal(
         Ok(principal) => principal,
         Err(response) => return *response,
     };
-    let report: Option<Value> = serde_json::from_slice(&body).ok();
+    let report: Option<Value> = countersign_core::json::from_slice_allowing_repeats(&body).ok();
     let upstream = report.as_ref().and_then(|r| r.get("upstream")).and_then(Value::as_str).unwrap_or("");
     let named = !upstream.is_empty()
         && upstream.len() <= 128

@@ -179,7 +179,7 @@ async fn post(service: &Service, url: &str, request: Incoming, session: Option<A
     let Ok(text) = std::str::from_utf8(&request.body) else {
         return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::PARSE_ERROR, "the body is not JSON");
     };
-    let Ok(value) = serde_json::from_str::<Value>(text) else {
+    let Ok(value) = jsonrpc::parse(text) else {
         return rpc_error(StatusCode::BAD_REQUEST, jsonrpc::PARSE_ERROR, "the body is not JSON");
     };
     if let Err(response) = super::check_mirrored_headers(&request.headers, &value) {
@@ -515,15 +515,15 @@ async fn json_answer(mut response: reqwest::Response, session: &Arc<Session>, sc
     if bytes.is_empty() {
         return Answer::Body(bytes);
     }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(value) => match session.observe(&value, &bytes, scope) {
+    match countersign_core::json::from_slice_allowing_repeats::<Value>(&bytes).ok() {
+        Some(value) => match session.observe(&value, &bytes, scope) {
             Seen::Pass => Answer::Body(bytes),
             Seen::Replace(text) => Answer::Body(Bytes::from(text)),
             Seen::Drop => Answer::Refused("the upstream's answer was not a valid answer to this request"),
         },
         // An error page: no client reads it as JSON-RPC.
-        Err(_) if !status.is_success() => Answer::Body(bytes),
-        Err(_) => {
+        None if !status.is_success() => Answer::Body(bytes),
+        None => {
             session.dropped("an answer that is not JSON", &bytes);
             Answer::Refused("the upstream's answer is not JSON")
         }
@@ -578,7 +578,7 @@ async fn stream_into(mut response: reqwest::Response, session: Arc<Session>, tx:
         };
         for event in events {
             let bytes = if event.is_message() {
-                let seen = match serde_json::from_str::<Value>(&event.data) {
+                let seen = match jsonrpc::parse(&event.data) {
                     Ok(value) => session.observe(&value, event.data.as_bytes(), &scope),
                     Err(_) => {
                         session.dropped("an event whose data is not JSON", event.data.as_bytes());

@@ -1,7 +1,8 @@
 //! A JSON body extractor whose failures are API errors (`invalid_json`,
 //! `body_too_large`, `payload_too_deep`) rather than axum's plain-text
-//! rejections. A body whose objects repeat a key, at any depth, is
-//! refused (`invalid_json`).
+//! rejections. A body whose objects repeat a key, or use a key the JSON
+//! parser reserves (`$serde_json::private::…`), at any depth, is refused
+//! (`invalid_json`).
 //!
 //! Nesting is bounded before anything is parsed: a body nested deeper than
 //! [`MAX_JSON_DEPTH`] is refused by a flat scan of its bytes, so no value
@@ -12,7 +13,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, Request};
-use countersign_core::json::has_duplicate_keys;
+use countersign_core::json;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -36,15 +37,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         if json_depth_exceeds(text, MAX_JSON_DEPTH) {
             return Err(ApiError::TooDeep { limit: MAX_JSON_DEPTH });
         }
-        let value = serde_json::from_slice(text)
-            .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
         // serde keeps the last copy of a repeated key inside free-form
         // values (the payload): the body could mean one action to the
-        // policy and another to whatever runs it. Refused at any depth,
-        // after the depth bound above, which also bounds this walk.
-        if has_duplicate_keys(text) {
-            return Err(ApiError::bad_request("invalid_json", "invalid JSON body: an object repeats a key"));
-        }
+        // policy and another to whatever runs it; and it reads a key it
+        // reserves as an instruction (a string parsed as more JSON). Both
+        // are refused at any depth before a value is built, after the
+        // depth bound above, which also bounds this walk.
+        let value = json::from_slice(text)
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
         Ok(ApiJson(value))
     }
 }
