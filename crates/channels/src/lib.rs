@@ -14,7 +14,7 @@
 //! - [`slack::interactions`] and [`teams::invoke`]: clicks coming back.
 //!   They authenticate by Slack signature or Bot Framework JWT, not by the
 //!   gateway's bearer tokens, and then go through
-//!   [`countersign_server::AppState::vote`], so every approval rule and the
+//!   [`countersign_gateway::AppState::vote`], so every approval rule and the
 //!   audit apply unchanged.
 //!
 //! - [`health`]: up/down, last error, last delivery and backlog of each
@@ -32,6 +32,7 @@ pub mod events;
 pub mod health;
 mod http;
 pub mod identity;
+mod inbound;
 pub mod outbox;
 pub mod slack;
 pub mod teams;
@@ -44,7 +45,7 @@ pub use countersign_review::{card as review, redact};
 use std::sync::Arc;
 
 use axum::Router;
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 
 pub use events::{Change, ChangeKind};
 pub use outbox::{DeliveryError, Notifier, OutboxOptions};
@@ -85,11 +86,11 @@ impl Channels {
 
     /// As [`Channels::new`], with delivery timings chosen by the caller (tests).
     pub fn with_options(state: AppState, mut options: OutboxOptions) -> Result<Self, SetupError> {
-        let config = &state.config.channels;
+        let config = &state.config().channels;
         options.max_backoff = options.max_backoff.min(config.max_backoff);
         let redactor = Arc::new(redact::Redactor::new(&config.redact)?);
         let http = http::client()?;
-        let cards = review::CardBuilder::new(state.store.clone(), state.config.public_url.clone(), redactor);
+        let cards = review::CardBuilder::new(state.request_reader(), state.config().public_url.clone(), redactor);
         let slack =
             config.slack.clone().map(|c| Arc::new(slack::Slack::new(state.clone(), c, http.clone(), cards.clone())));
         let teams = config

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use countersign_core::clock::format_duration;
-use countersign_server::config::{Config, LogFormat, Overrides, ProcessEnv};
+use countersign_gateway::config::{Config, LogFormat, Overrides, ProcessEnv};
 use countersign_store_postgres::redact_url;
 
 use crate::cli::ConfigCommand;

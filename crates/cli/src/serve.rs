@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use countersign_server::config::{Config, LogFormat, Overrides, ProcessEnv};
-use countersign_server::{AppState, StartError};
+use countersign_gateway::config::{Config, LogFormat, Overrides, ProcessEnv};
+use countersign_gateway::{AppState, StartError};
 use countersign_store::Store;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
@@ -214,7 +214,7 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send 
 mod tests {
     use super::*;
     use countersign_core::{PrincipalKind, Timestamp};
-    use countersign_server::config::MapEnv;
+    use countersign_gateway::config::MapEnv;
     use countersign_store::NewUser;
     use reqwest::header::{COOKIE, SET_COOKIE};
 
@@ -300,7 +300,7 @@ mod tests {
             Arc::new(countersign_store_sqlite::SqliteStore::open(&config.database_path()).unwrap());
         let mut tokens = Vec::new();
         for (name, group) in [("ada", "admin"), ("bob", "sre")] {
-            let (token, hash) = countersign_server::auth::new_token(PrincipalKind::User);
+            let (token, hash) = countersign_gateway::identify::new_token(PrincipalKind::User);
             let user = NewUser {
                 name: name.into(),
                 email: format!("{name}@example.com"),
@@ -312,10 +312,10 @@ mod tests {
             tokens.push(token);
         }
         let identity = countersign_identity::Identity::from_config(&config, store.clone()).unwrap();
+        let kv = store.clone();
         let state = AppState::with_authenticator(config, store, identity.authenticator()).await.unwrap();
         let (routes, channels) = routes(&state, identity).unwrap();
         channels.spawn();
-        let kv = state.store.clone();
         tokio::spawn(countersign_server::serve_with(state, routes, listener, std::future::pending()));
         // The workers start at the head of the log: wait until they have.
         for channel in ["slack", "webhook-0"] {

@@ -13,7 +13,7 @@
 //!   changes made through other replicas for the live queue).
 //!
 //! Every rule of the approval loop is enforced by the gateway
-//! ([`countersign_server::AppState`]); the console only explains it (a
+//! ([`countersign_gateway::AppState`]); the console only explains it (a
 //! disabled button says why) and never decides on its own.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -41,8 +41,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::routing::{get, post};
 use axum::Router;
+use countersign_gateway::AppState;
 use countersign_identity::Identity;
-use countersign_server::AppState;
 
 /// Something whose health the admin page shows (a chat channel, a
 /// webhook, …). Integrations in other crates hand one in through
@@ -84,14 +84,14 @@ pub type Shared = Arc<ConsoleState>;
 /// duties ([`housekeeping`]) on the current runtime; they end when the
 /// gateway shuts down or the router is dropped.
 pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
-    if !app.config.identity.console.enabled {
+    if !app.config().identity.console.enabled {
         return Router::new();
     }
     let idp_origin = identity.oidc.as_ref().and_then(|o| o.issuer_origin());
-    let cards = match countersign_review::Redactor::new(&app.config.channels.redact) {
+    let cards = match countersign_review::Redactor::new(&app.config().channels.redact) {
         Ok(redactor) => Some(countersign_review::CardBuilder::new(
-            app.store.clone(),
-            app.config.public_url.clone(),
+            app.request_reader(),
+            app.config().public_url.clone(),
             Arc::new(redactor),
         )),
         Err(e) => {
@@ -101,7 +101,7 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
     };
     let state = Arc::new(ConsoleState {
         cards,
-        cookies: session::Cookies::new(app.config.identity.console.secure_cookies),
+        cookies: session::Cookies::new(app.config().identity.console.secure_cookies),
         csp: security::content_security_policy(idp_origin.as_deref()),
         audit: audit::Cache::default(),
         outside: live::channel(),

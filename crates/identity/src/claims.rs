@@ -3,7 +3,7 @@
 //! which groups may come in at all.
 
 use countersign_core::principal::{valid_email, valid_name};
-use countersign_server::config::OidcConfig;
+use countersign_gateway::config::OidcConfig;
 use serde_json::{Map, Value};
 
 /// The person a provider vouches for.

@@ -10,11 +10,10 @@
 //!   refetch policy) and [`jwt`] (signature, issuer, audience and expiry
 //!   checks);
 //! - [`workload`]: `[[workload_identity]]` issuers and claim-mapping rules;
-//! - [`directory`]: people as countersign users, matched by email;
-//! - [`people`]: the one rule for matching a person by email (verified
-//!   addresses only; one account per source per user), shared with the
-//!   chat channels;
-//! - [`chain`]: the [`Authenticator`](countersign_server::auth::Authenticator)
+//! - [`accounts`]: people the provider vouches for as countersign users,
+//!   matched by email under the gateway's one rule
+//!   ([`countersign_gateway::directory`]) or created at first login;
+//! - [`chain`]: the [`Authenticator`](countersign_gateway::identify::Authenticator)
 //!   the gateway's API uses.
 //!
 //! [`Identity::from_config`] builds all of it; nothing touches the network
@@ -23,27 +22,27 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod accounts;
 pub mod chain;
 pub mod claims;
-pub mod directory;
 pub mod discovery;
 pub mod http;
 pub mod jwks;
 pub mod jwt;
 pub mod oidc;
-pub mod people;
 pub mod verifier;
 pub mod workload;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use countersign_server::auth::{Authenticator, LocalTokens};
-use countersign_server::config::Config;
+use countersign_gateway::config::Config;
+use countersign_gateway::directory::Directory;
+use countersign_gateway::identify::{Authenticator, LocalTokens};
 use countersign_store::Store;
 
+pub use accounts::Accounts;
 pub use claims::UserClaims;
-pub use directory::Directory;
 pub use http::{install_crypto_provider, FetchError};
 pub use oidc::{Login, LoginError, OidcClient, PendingLogin};
 
@@ -52,7 +51,7 @@ pub use oidc::{Login, LoginError, OidcClient, PendingLogin};
 pub struct Identity {
     pub oidc: Option<Arc<OidcClient>>,
     pub workloads: Vec<Arc<workload::WorkloadIssuer>>,
-    pub directory: Directory,
+    pub accounts: Accounts,
     pub local_tokens_for_humans: bool,
     store: Arc<dyn Store>,
 }
@@ -78,7 +77,7 @@ impl Identity {
         Ok(Self {
             oidc,
             workloads,
-            directory: Directory::new(store.clone()),
+            accounts: Accounts::new(Directory::new(store.clone())),
             local_tokens_for_humans: config.identity.local_tokens_for_humans,
             store,
         })
@@ -90,9 +89,9 @@ impl Identity {
             local: LocalTokens::new(self.store.clone()),
             local_tokens_for_humans: self.local_tokens_for_humans,
             oidc: self.oidc.clone(),
-            directory: self.directory.clone(),
+            accounts: self.accounts.clone(),
             workloads: self.workloads.clone(),
-            store: self.store.clone(),
+            directory: Directory::new(self.store.clone()),
         })
     }
 

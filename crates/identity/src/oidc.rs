@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use countersign_core::Timestamp;
-use countersign_server::config::OidcConfig;
+use countersign_gateway::config::OidcConfig;
 use rand::RngCore;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};

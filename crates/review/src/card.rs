@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use countersign_core::text::{prefix_within, truncate};
 use countersign_core::{Action, Request, Status, Timestamp, VoteKind};
-use countersign_store::{RequestFilter, Store};
+use countersign_store::{RequestFilter, RequestReader};
 use serde_json::Value;
 
 use crate::redact::Redactor;
@@ -190,10 +190,10 @@ pub fn status_mark(status: Status) -> &'static str {
     }
 }
 
-/// Builds cards from requests, with history from the store.
+/// Builds cards from requests, with history read from stored requests.
 #[derive(Clone)]
 pub struct CardBuilder {
-    store: Arc<dyn Store>,
+    history: Arc<dyn RequestReader>,
     /// The gateway's public base URL, for the card's links.
     public_url: String,
     redactor: Arc<Redactor>,
@@ -206,10 +206,10 @@ impl std::fmt::Debug for CardBuilder {
 }
 
 impl CardBuilder {
-    /// Cards whose history comes from `store` and whose links start at
+    /// Cards whose history comes from `history` and whose links start at
     /// `public_url` (no trailing slash).
-    pub fn new(store: Arc<dyn Store>, public_url: impl Into<String>, redactor: Arc<Redactor>) -> Self {
-        Self { store, public_url: public_url.into(), redactor }
+    pub fn new(history: Arc<dyn RequestReader>, public_url: impl Into<String>, redactor: Arc<Redactor>) -> Self {
+        Self { history, public_url: public_url.into(), redactor }
     }
 
     pub fn redactor(&self) -> &Redactor {
@@ -307,7 +307,7 @@ impl CardBuilder {
         &self,
         request: &Request,
     ) -> Result<(Vec<PastAction>, (usize, usize)), countersign_store::StoreError> {
-        let store = &self.store;
+        let store = &self.history;
         let mine = RequestFilter {
             principal: Some(request.principal.clone()),
             kind: Some(request.action.kind.clone()),

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 

@@ -16,11 +16,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use countersign_core::Request;
-use countersign_server::config::SlackConfig;
-use countersign_server::AppState;
+use countersign_gateway::config::SlackConfig;
+use countersign_gateway::AppState;
 use countersign_store::User;
 
-use countersign_identity::people::{EmailAssertion, MatchError};
+use countersign_gateway::directory::{EmailAssertion, MatchError};
 
 use crate::identity;
 use crate::review::CardBuilder;

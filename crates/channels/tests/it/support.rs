@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use countersign_channels::{Channels, OutboxOptions};
 use countersign_core::{Request, Timestamp};
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 use countersign_store::Store;
 use countersign_store_sqlite::SqliteStore;
 use countersign_testkit::{Builder, Cast, Loopback, Served};
@@ -204,7 +204,7 @@ impl Gateway {
     /// state, store connection, channel routes and listener; no delivery
     /// workers.
     pub async fn replica(&self) -> Served {
-        let config = self.state.config.clone();
+        let config = self.state.config().clone();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_path()).unwrap());
         let state = AppState::new(config, store).await.unwrap();
         let router = Channels::with_options(state.clone(), fast_options()).unwrap().router();

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_identity::Identity;
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 use countersign_store::Store;
 use countersign_testkit::{Builder, Cast, Loopback, Served, Tokens};
 
@@ -115,6 +115,8 @@ permit (principal, action, resource) when { !(resource.name like "prod*") && !(r
 pub struct Gateway {
     pub url: String,
     pub state: AppState,
+    /// The gateway's store, for tests that look behind the gateway.
+    pub store: Arc<dyn Store>,
     pub tokens: Tokens,
     _served: Served,
     _kit: countersign_testkit::Gateway,
@@ -152,6 +154,7 @@ async fn serve_console_on(
     Gateway {
         url: served.url.clone(),
         state: kit.state.clone(),
+        store: kit.store.clone(),
         tokens: kit.tokens.clone(),
         _served: served,
         _kit: kit,
@@ -214,7 +217,7 @@ impl Gateway {
     }
 
     pub async fn status_of(&self, id: &str) -> String {
-        let request = self.state.store.request(id).await.unwrap().unwrap();
+        let request = self.store.request(id).await.unwrap().unwrap();
         request.status.as_str().to_owned()
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 use countersign_store::Store;
 use countersign_testkit::{Builder, Cast, Served};
 use serde_json::{json, Value};

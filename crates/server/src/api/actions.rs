@@ -15,7 +15,7 @@ use super::json::{ApiJson, ApiQuery};
 use super::middleware::Caller;
 use super::views::{ActionBody, ActionList, ActionView, CommentBody, ErrorBody, OutcomeBody, SubmitResponse};
 use crate::error::ApiError;
-use crate::gateway::AppState;
+use countersign_gateway::AppState;
 
 /// Submit an action for a decision.
 #[utoipa::path(post, path = "/v1/actions", request_body = ActionBody, tag = "actions",
@@ -47,10 +47,10 @@ pub async fn get(
     ApiQuery(query): ApiQuery<GetQuery>,
 ) -> Result<Json<ActionView>, ApiError> {
     let wait = Duration::from_secs(query.wait.unwrap_or(0));
-    if wait > state.config.max_wait {
+    if wait > state.config().max_wait {
         return Err(ApiError::bad_request(
             "invalid_wait",
-            format!("`wait` may be at most {} seconds", state.config.max_wait.as_secs()),
+            format!("`wait` may be at most {} seconds", state.config().max_wait.as_secs()),
         ));
     }
     let request = state.wait_while_pending(&caller, &id, wait).await?;

@@ -16,7 +16,7 @@ use countersign_core::json::has_duplicate_keys;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::gateway::AppState;
+use countersign_gateway::AppState;
 
 /// A JSON request body. An empty body reads as `{}` where `T` allows it.
 #[derive(Debug)]
@@ -28,7 +28,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| match rejection {
             BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-                ApiError::PayloadTooLarge { limit: state.config.body_limit_bytes }
+                ApiError::PayloadTooLarge { limit: state.config().body_limit_bytes }
             }
             other => ApiError::bad_request("invalid_body", other.body_text()),
         })?;

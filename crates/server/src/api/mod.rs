@@ -1,5 +1,5 @@
 //! The HTTP API: routes, extractors, views, and middleware. Handlers are
-//! thin: they parse, call [`crate::gateway::AppState`], and render.
+//! thin: they parse, call [`countersign_gateway::AppState`], and render.
 
 pub mod actions;
 pub mod admin;
@@ -17,14 +17,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::gateway::error::GatewayError;
-use crate::gateway::AppState;
+use countersign_gateway::{AppState, GatewayError};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The gateway's routes, for in-process tests and for [`crate::serve`].
 pub fn router(state: AppState) -> Router {
-    let limit = state.config.body_limit_bytes;
+    let limit = state.config().body_limit_bytes;
     let api = Router::new()
         .route("/v1/actions", post(actions::submit).get(actions::list))
         .route("/v1/actions/{id}", get(actions::get))

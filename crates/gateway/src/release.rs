@@ -7,9 +7,10 @@ use countersign_core::{Fingerprint, Moved, Outcome, Principal, PrincipalRef, Ref
 use countersign_policy::Verdict;
 use countersign_store::Update;
 
-use super::error::GatewayError;
-use super::review::refused_event;
-use super::{drafts, AppState};
+use crate::decisions::refused_event;
+use crate::error::GatewayError;
+use crate::state::drafts;
+use crate::AppState;
 
 impl AppState {
     /// The requester withdraws its request.

@@ -14,6 +14,8 @@ use countersign_store::{Store, StoreError};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::directory::Directory;
+
 /// Why a caller could not be identified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -46,12 +48,17 @@ pub enum AuthContext {
 /// The personal tokens and agent keys issued by `users add` / `agents add`.
 #[derive(Debug, Clone)]
 pub struct LocalTokens {
-    store: Arc<dyn Store>,
+    directory: Directory,
 }
 
 impl LocalTokens {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self::of(Directory::new(store))
+    }
+
+    /// The tokens of the people and agents in `directory`.
+    pub fn of(directory: Directory) -> Self {
+        Self { directory }
     }
 }
 
@@ -61,7 +68,7 @@ impl Authenticator for LocalTokens {
         if !looks_like_token(bearer) {
             return Err(AuthError::Malformed);
         }
-        self.store.principal_by_token_hash(&hash_token(bearer)).await?.ok_or(AuthError::Rejected)
+        self.directory.principal_by_token_hash(&hash_token(bearer)).await?.ok_or(AuthError::Rejected)
     }
 }
 

@@ -5,9 +5,10 @@
 //! ([`countersign_store::Store::change_feed`]), that is, when other
 //! replicas may share it (PostgreSQL).
 //!
-//! - **Wake-ups.** Each notice of a changed request wakes the waiters on it
-//!   at once; a notice that may hide others (the feed reconnected, or this
-//!   task fell behind) wakes every waiter to re-read. The change-counter
+//! - **Wake-ups.** Each notice of a changed request goes into the one
+//!   change feed ([`crate::changes`]) at once, waking the waiters on it; a
+//!   notice that may hide others (the feed reconnected, or this task fell
+//!   behind) goes in as "anything may have changed". The change-counter
 //!   poll in [`super::deadlines`] stays on as the fallback.
 //! - **Policy.** Every load (startup, SIGHUP, `POST /v1/policies/reload`)
 //!   publishes the set's files in the key-value area: the files under
@@ -27,8 +28,9 @@ use countersign_store::{Change, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::error::GatewayError;
-use super::AppState;
+use crate::changes::Notice;
+use crate::error::GatewayError;
+use crate::AppState;
 
 /// The key-value namespace of the shared policy set.
 pub const POLICY_NAMESPACE: &str = "countersign.policy";
@@ -100,7 +102,7 @@ fn set_key(hash: &str) -> String {
 impl AppState {
     /// Whether other replicas may share this store.
     pub fn is_replicated(&self) -> bool {
-        self.store.change_feed().is_some()
+        self.0.store.change_feed().is_some()
     }
 
     /// Makes `shared` the set in force on every replica (no-op on a store
@@ -113,15 +115,16 @@ impl AppState {
             .map_err(|e| StoreError::Internal(format!("cannot encode the policy set: {e}")))?;
         // Content-addressed: a set under its hash never changes, so a
         // failed compare-and-set here means the same files are there.
-        if self.store.kv_get(POLICY_NAMESPACE, &shared.set_key()).await?.is_none() {
-            self.store.kv_compare_and_set(POLICY_NAMESPACE, &shared.set_key(), None, Some(value)).await?;
+        if self.0.store.kv_get(POLICY_NAMESPACE, &shared.set_key()).await?.is_none() {
+            self.0.store.kv_compare_and_set(POLICY_NAMESPACE, &shared.set_key(), None, Some(value)).await?;
         }
         for _ in 0..PUBLISH_ATTEMPTS {
-            let current = self.store.kv_get(POLICY_NAMESPACE, POLICY_HASH_KEY).await?;
+            let current = self.0.store.kv_get(POLICY_NAMESPACE, POLICY_HASH_KEY).await?;
             if current.as_deref() == Some(shared.hash.as_str()) {
                 return Ok(());
             }
             let set = self
+                .0
                 .store
                 .kv_compare_and_set(POLICY_NAMESPACE, POLICY_HASH_KEY, current, Some(shared.hash.clone()))
                 .await?;
@@ -135,23 +138,23 @@ impl AppState {
     /// Installs the shared policy set if it differs from the one in force.
     /// Returns whether it did.
     pub async fn adopt_shared_policy(&self) -> Result<bool, GatewayError> {
-        let Some(hash) = self.store.kv_get(POLICY_NAMESPACE, POLICY_HASH_KEY).await? else {
+        let Some(hash) = self.0.store.kv_get(POLICY_NAMESPACE, POLICY_HASH_KEY).await? else {
             return Ok(false);
         };
         if hash == self.policy().engine.hash() {
             return Ok(false);
         }
         // Serialised with local reloads, so the two cannot interleave.
-        let _serialised = self.reload_lock.lock().await;
+        let _serialised = self.0.reload_lock.lock().await;
         let previous = self.policy();
         if hash == previous.engine.hash() {
             return Ok(false);
         }
-        let Some(text) = self.store.kv_get(POLICY_NAMESPACE, &set_key(&hash)).await? else {
+        let Some(text) = self.0.store.kv_get(POLICY_NAMESPACE, &set_key(&hash)).await? else {
             tracing::warn!(%hash, "the shared policy hash names no stored set; keeping the current one");
             return Ok(false);
         };
-        let defaults = Defaults { timeout: self.config.default_timeout, valid_for: self.config.default_valid_for };
+        let defaults = Defaults { timeout: self.0.config.default_timeout, valid_for: self.0.config.default_valid_for };
         let loaded = serde_json::from_str::<SharedPolicy>(&text)
             .map_err(|e| format!("the shared policy set does not decode: {e}"))
             .and_then(|shared| shared.load(defaults));
@@ -189,19 +192,19 @@ impl AppState {
         // Logged once per outage, not five times a second.
         let mut failing = false;
         loop {
-            if self.hub.is_shutting_down() {
+            if self.is_shutting_down() {
                 return;
             }
             let policy_may_have_changed = tokio::select! {
                 change = feed.recv() => match change {
                     Ok(Change::Request(id)) => {
-                        self.hub.changed(&id);
+                        self.0.changes.publish(Notice::Elsewhere(id));
                         false
                     }
                     Ok(Change::Kv { namespace, key }) => namespace == POLICY_NAMESPACE && key == POLICY_HASH_KEY,
                     // Notices may have been missed: everyone re-reads.
                     Ok(Change::Unknown) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        self.hub.recheck_all();
+                        self.0.changes.publish(Notice::Unknown);
                         true
                     }
                     Err(broadcast::error::RecvError::Closed) => return,

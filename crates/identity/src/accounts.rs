@@ -1,6 +1,7 @@
 //! People the identity provider vouches for, as countersign users.
 //!
-//! A person is matched by email under the one rule of [`crate::people`]:
+//! A person is matched by email under the gateway's one rule
+//! ([`countersign_gateway::directory`]):
 //! only an address the provider verified names anyone, and a user row
 //! belongs to the provider account (issuer and subject) that first signed
 //! in as it; a later account with the same address is refused. Someone who
@@ -12,27 +13,25 @@
 //!
 //! The provider is the source of truth for a person's email, name and
 //! groups: every login writes them into the user row
-//! ([`Store::update_user_profile`], audited as `identity.user_updated` when
+//! ([`Directory::update_profile`], audited as `identity.user_updated` when
 //! they changed), so everything that reads users — console sessions, chat
 //! approvals, `on_behalf_of` in policies — judges the person by the groups
 //! of their latest login. A bearer JWT carries its own groups and is judged
 //! by them without touching the row.
 
-use std::sync::Arc;
-
 use countersign_audit::AuditDraft;
 use countersign_core::events::{Event, Profile, UserCreated, UserUpdated};
 use countersign_core::principal::valid_name;
 use countersign_core::{Principal, PrincipalKind, Timestamp};
-use countersign_server::auth::new_token;
-use countersign_store::{NewUser, Store, StoreError, User, UserProfile};
+use countersign_gateway::directory::{Directory, EmailAssertion, MatchError};
+use countersign_gateway::identify::new_token;
+use countersign_store::{NewUser, StoreError, User, UserProfile};
 
 use crate::claims::UserClaims;
-use crate::people::{self, EmailAssertion, MatchError};
 
 /// Why a person cannot be let in.
 #[derive(Debug, thiserror::Error)]
-pub enum DirectoryError {
+pub enum AccountError {
     #[error("your countersign account `{0}` was revoked; ask an administrator")]
     Revoked(String),
     #[error("the user name `{0}` is taken by someone with another email address; ask an administrator")]
@@ -45,17 +44,17 @@ pub enum DirectoryError {
 
 /// The users table seen through the identity provider.
 #[derive(Debug, Clone)]
-pub struct Directory {
-    store: Arc<dyn Store>,
+pub struct Accounts {
+    directory: Directory,
 }
 
-impl Directory {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+impl Accounts {
+    pub fn new(directory: Directory) -> Self {
+        Self { directory }
     }
 
     /// The principal for a person, creating their user at first sight.
-    pub async fn principal(&self, person: &UserClaims) -> Result<Principal, DirectoryError> {
+    pub async fn principal(&self, person: &UserClaims) -> Result<Principal, AccountError> {
         let user = self.user_for(person).await?;
         Ok(Principal {
             kind: PrincipalKind::User,
@@ -66,9 +65,9 @@ impl Directory {
         })
     }
 
-    /// As [`Directory::principal`], and saves the person's current email,
+    /// As [`Accounts::principal`], and saves the person's current email,
     /// name and groups into their user row.
-    pub async fn login(&self, person: &UserClaims) -> Result<Principal, DirectoryError> {
+    pub async fn login(&self, person: &UserClaims) -> Result<Principal, AccountError> {
         let user = self.user_for(person).await?;
         let profile = UserProfile {
             email: person.email.clone(),
@@ -92,17 +91,17 @@ impl Directory {
             subject: person.subject.clone(),
         };
         let event = AuditDraft::new("system", Event::UserUpdated(updated));
-        let saved = self.store.update_user_profile(&user.name, profile, vec![event]).await?;
+        let saved = self.directory.update_profile(&user.name, profile, vec![event]).await?;
         // Revoked between the lookup and the update: still revoked.
         if saved.revoked_at.is_some() {
-            return Err(DirectoryError::Revoked(saved.name));
+            return Err(AccountError::Revoked(saved.name));
         }
         Ok(saved.principal())
     }
 
-    async fn user_for(&self, person: &UserClaims) -> Result<User, DirectoryError> {
+    async fn user_for(&self, person: &UserClaims) -> Result<User, AccountError> {
         let assertion = assertion(person);
-        if let Some(user) = people::by_email(&self.store, &assertion, |_| false).await.map_err(DirectoryError::from)? {
+        if let Some(user) = self.directory.by_email(&assertion, |_| false).await.map_err(AccountError::from)? {
             return Ok(user);
         }
         let name = user_name(&person.email);
@@ -124,26 +123,26 @@ impl Directory {
             subject: Some(person.subject.clone()),
         };
         let event = AuditDraft::new("system", Event::UserCreated(created));
-        let user = match self.store.create_user(new, vec![event]).await {
+        let user = match self.directory.create_user(new, vec![event]).await {
             Ok(user) => user,
             // Two first logins at once: the other one created it.
-            Err(StoreError::AlreadyExists { .. }) => match self.store.user(&name).await? {
+            Err(StoreError::AlreadyExists { .. }) => match self.directory.user(&name).await? {
                 Some(user) if user.email.eq_ignore_ascii_case(&person.email) && user.revoked_at.is_none() => user,
                 Some(user) if user.email.eq_ignore_ascii_case(&person.email) => {
-                    return Err(DirectoryError::Revoked(user.name))
+                    return Err(AccountError::Revoked(user.name))
                 }
-                Some(_) | None => return Err(DirectoryError::NameTaken(name)),
+                Some(_) | None => return Err(AccountError::NameTaken(name)),
             },
             Err(e) => return Err(e.into()),
         };
         // The new user is this account's; a racing first login of another
         // account with the same address loses here.
-        people::bind(&self.store, &assertion, &user).await?;
+        self.directory.bind(&assertion, &user).await?;
         Ok(user)
     }
 }
 
-impl From<MatchError> for DirectoryError {
+impl From<MatchError> for AccountError {
     fn from(e: MatchError) -> Self {
         match e {
             MatchError::Revoked(name) => Self::Revoked(name),

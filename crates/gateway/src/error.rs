@@ -3,7 +3,7 @@
 //! Every operation of [`super::AppState`] returns [`GatewayError`]; it says
 //! what happened (not found, refused by the state machine, rate limited,
 //! store unavailable, …) and nothing of HTTP. The API turns it into a
-//! status and a body in one place (`crate::error`); chat channels, the
+//! status and a body in one place (`countersign_server::error`); chat channels, the
 //! console and the MCP proxy match its variants to say it their own way.
 //!
 //! Every variant keeps the stable `code` that API clients already read.
@@ -14,7 +14,7 @@ use countersign_core::fingerprint::FingerprintError;
 use countersign_core::{ActionError, Refusal};
 use countersign_store::StoreError;
 
-use crate::auth::AuthError;
+use crate::identify::AuthError;
 
 /// The code of a call refused because its source is rate-limited; the
 /// refusal path holds such calls (see `AppState::refuse`).

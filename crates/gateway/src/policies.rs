@@ -10,13 +10,14 @@ use countersign_core::{Principal, PrincipalKind, PrincipalRef, Request, Status};
 use countersign_policy::{Defaults, PolicyEngine, Verdict};
 use countersign_store::{Cursor, RequestFilter, Update};
 
-use super::replication::SharedPolicy;
-use super::{drafts, AppState, LoadedPolicy, StartError};
+use crate::replication::SharedPolicy;
+use crate::state::drafts;
+use crate::{AppState, LoadedPolicy, StartError};
 
 /// Open requests read per page when re-deciding them.
 const REDECIDE_PAGE: usize = 500;
-use super::error::GatewayError;
 use crate::config::Config;
+use crate::error::GatewayError;
 
 /// Writes the commented starter policy into a new policy directory.
 pub(crate) fn write_starter(dir: &Path) -> Result<(), StartError> {
@@ -51,9 +52,9 @@ impl AppState {
     /// Reloads the policy directory. A set that fails to load is reported
     /// and audited, and the previous set stays in force.
     pub async fn reload_policies(&self, actor: &str) -> Result<String, GatewayError> {
-        let _serialised = self.reload_lock.lock().await;
+        let _serialised = self.0.reload_lock.lock().await;
         let previous = self.policy();
-        let (engine, shared) = match load(&self.config) {
+        let (engine, shared) = match load(&self.0.config) {
             Ok(loaded) => loaded,
             Err(problems) => {
                 let failed = PolicyLoadFailed {
@@ -88,7 +89,7 @@ impl AppState {
         for status in [Status::Pending, Status::Approved] {
             let mut filter = RequestFilter { status: Some(status), limit: REDECIDE_PAGE, ..RequestFilter::default() };
             loop {
-                let page = self.store.list_requests(&filter).await?;
+                let page = self.0.store.list_requests(&filter).await?;
                 let last_page = page.len() < REDECIDE_PAGE;
                 filter.after = page.last().map(Cursor::after);
                 self.redecide(&policy, page).await?;
@@ -129,10 +130,10 @@ impl AppState {
         let name = &request.principal.name;
         Ok(match request.principal.kind {
             PrincipalKind::Agent => {
-                self.store.agent(name).await?.filter(|a| a.revoked_at.is_none()).map(|a| a.principal())
+                self.0.store.agent(name).await?.filter(|a| a.revoked_at.is_none()).map(|a| a.principal())
             }
             PrincipalKind::User => {
-                self.store.user(name).await?.filter(|u| u.revoked_at.is_none()).map(|u| u.principal())
+                self.0.store.user(name).await?.filter(|u| u.revoked_at.is_none()).map(|u| u.principal())
             }
         })
     }
@@ -146,8 +147,8 @@ impl AppState {
                 continue;
             }
             let active = match by.kind {
-                PrincipalKind::Agent => self.store.agent(&by.name).await?.is_some_and(|a| a.revoked_at.is_none()),
-                PrincipalKind::User => self.store.user(&by.name).await?.is_some_and(|u| u.revoked_at.is_none()),
+                PrincipalKind::Agent => self.0.store.agent(&by.name).await?.is_some_and(|a| a.revoked_at.is_none()),
+                PrincipalKind::User => self.0.store.user(&by.name).await?.is_some_and(|u| u.revoked_at.is_none()),
             };
             if !active {
                 gone.push(by.clone());

@@ -5,9 +5,9 @@
 use countersign_core::{Approver, Principal, Request};
 use countersign_store::{Audience, Cursor, RequestFilter};
 
-use super::error::GatewayError;
-use super::AppState;
-use crate::hub::Wake;
+use crate::changes::Notice;
+use crate::error::GatewayError;
+use crate::AppState;
 
 /// Requests in a page when the caller does not say.
 const DEFAULT_PAGE: usize = 100;
@@ -27,14 +27,14 @@ pub struct Page {
 impl AppState {
     /// The request, if `caller` may see it; `not_found` otherwise.
     pub async fn visible_request(&self, caller: &Principal, id: &str) -> Result<Request, GatewayError> {
-        match self.store.request(id).await? {
+        match self.0.store.request(id).await? {
             Some(request) if can_see(caller, &request) => Ok(request),
             Some(_) | None => Err(GatewayError::not_found(id)),
         }
     }
 
     /// The request once it leaves `pending`, or as it is after `wait`.
-    /// Woken by the decision itself (see [`crate::hub`]), not by polling.
+    /// Woken by the decision itself (see [`crate::changes`]), not by polling.
     /// During shutdown, answers `shutting_down` at once.
     pub async fn wait_while_pending(
         &self,
@@ -43,16 +43,16 @@ impl AppState {
         wait: std::time::Duration,
     ) -> Result<Request, GatewayError> {
         // Subscribe before reading so that a decision landing in between still wakes us.
-        let mut subscription = self.hub.subscribe();
+        let mut subscription = self.changes();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let request = self.visible_request(caller, id).await?;
             if request.status != countersign_core::Status::Pending || tokio::time::Instant::now() >= deadline {
                 return Ok(request);
             }
-            match tokio::time::timeout_at(deadline, subscription.next(id)).await {
-                Ok(Wake::Changed) | Err(_) => {}
-                Ok(Wake::ShuttingDown) => return Err(GatewayError::ShuttingDown),
+            match tokio::time::timeout_at(deadline, subscription.next_for(id)).await {
+                Ok(Notice::Here(_) | Notice::Elsewhere(_) | Notice::Unknown) | Err(_) => {}
+                Ok(Notice::ShuttingDown) => return Err(GatewayError::ShuttingDown),
             }
         }
     }
@@ -94,7 +94,7 @@ impl AppState {
         let mut scanned = 0usize;
         let mut visible = Vec::new();
         loop {
-            let batch = self.store.list_requests(&filter).await?;
+            let batch = self.0.store.list_requests(&filter).await?;
             let exhausted = batch.len() < limit;
             for request in batch {
                 scanned += 1;

@@ -1,5 +1,6 @@
-//! Background duties: expiring requests at their deadlines, waking waiters
-//! when another process (the CLI, another replica) changed the store, and
+//! Background duties: expiring requests at their deadlines, telling the
+//! change feed when another process (the CLI, another replica) changed the
+//! store, and
 //! deleting expired key-value entries (console sessions and logins, seen
 //! Slack signatures) so that what nobody comes back for does not pile up.
 //! Each replica purges; the purge is one idempotent `DELETE`, so replicas
@@ -11,8 +12,10 @@ use countersign_core::lifecycle::settle_deadline;
 use countersign_core::Status;
 use countersign_store::{RequestFilter, Update};
 
-use super::error::GatewayError;
-use super::{drafts, AppState};
+use crate::changes::Notice;
+use crate::error::GatewayError;
+use crate::state::drafts;
+use crate::AppState;
 
 /// How often deadlines and outside changes are checked. Expiry is enforced
 /// exactly by the state machine on every move; this only makes it visible.
@@ -30,11 +33,11 @@ impl AppState {
         let mut last_counter = None;
         let mut ticks: u64 = 0;
         // Other replicas' changes, pushed (the counter below is the fallback).
-        let follower = self.store.change_feed().map(|feed| tokio::spawn(self.clone().follow_changes(feed)));
+        let follower = self.0.store.change_feed().map(|feed| tokio::spawn(self.clone().follow_changes(feed)));
         loop {
             ticks += 1;
             tick.tick().await;
-            if self.hub.is_shutting_down() {
+            if self.is_shutting_down() {
                 if let Some(follower) = follower {
                     follower.abort();
                 }
@@ -43,10 +46,12 @@ impl AppState {
             if let Err(e) = self.expire_due().await {
                 tracing::warn!(error = %e, "expiring due requests failed; will retry");
             }
-            match self.store.change_counter().await {
+            match self.0.store.change_counter().await {
                 Ok(counter) => {
-                    if last_counter.is_some_and(|last| last != counter) && self.hub.waiter_count() > 0 {
-                        self.hub.recheck_all();
+                    // Another process committed: everyone who follows
+                    // changes reads again what matters to them.
+                    if last_counter.is_some_and(|last| last != counter) && self.0.changes.subscribers() > 0 {
+                        self.0.changes.publish(Notice::Unknown);
                     }
                     last_counter = Some(counter);
                 }
@@ -59,7 +64,7 @@ impl AppState {
             // The first tick purges at once: what expired while the gateway
             // was down goes first.
             if ticks % PURGE_EVERY_TICKS == 1 {
-                match self.store.kv_purge_expired(self.now()).await {
+                match self.0.store.kv_purge_expired(self.now()).await {
                     Ok(0) => {}
                     Ok(purged) => tracing::debug!(purged, "deleted expired key-value entries"),
                     Err(e) => tracing::warn!(error = %e, "deleting expired key-value entries failed; will retry"),
@@ -72,7 +77,7 @@ impl AppState {
     pub async fn expire_due(&self) -> Result<usize, GatewayError> {
         let now = self.now();
         let mut expired = 0;
-        for id in self.store.due_requests(now).await? {
+        for id in self.0.store.due_requests(now).await? {
             let updated = self
                 .update(
                     &id,
@@ -93,8 +98,8 @@ impl AppState {
 
     async fn sample_pending(&self) {
         let filter = RequestFilter { status: Some(Status::Pending), limit: 1000, ..RequestFilter::default() };
-        if let Ok(pending) = self.store.list_requests(&filter).await {
-            self.metrics.pending.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
+        if let Ok(pending) = self.0.store.list_requests(&filter).await {
+            self.0.metrics.pending.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
         }
     }
 }

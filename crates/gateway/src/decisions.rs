@@ -10,9 +10,10 @@ use countersign_core::{
 };
 use countersign_store::Update;
 
-use super::error::GatewayError;
-use super::{drafts, AppState};
-use crate::auth::AuthContext;
+use crate::error::GatewayError;
+use crate::identify::AuthContext;
+use crate::state::drafts;
+use crate::AppState;
 
 impl AppState {
     /// A human approves or denies with a credential (a token, a chat
@@ -41,7 +42,7 @@ impl AppState {
         comment: Option<String>,
     ) -> Result<Request, GatewayError> {
         let person = human(caller)?;
-        let assurance = match (auth, self.config.identity.step_up_max_age()) {
+        let assurance = match (auth, self.0.config.identity.step_up_max_age()) {
             (AuthContext::WebSession { auth_time }, Some(max_age)) => {
                 Assurance::IdpLogin { auth_time: *auth_time, max_age }
             }
@@ -49,7 +50,7 @@ impl AppState {
         };
         // Not `visible_request`: someone outside the approver groups is told
         // so (403, audited), as the approval rules require.
-        let request = self.store.request(id).await?.ok_or_else(|| GatewayError::not_found(id))?;
+        let request = self.0.store.request(id).await?.ok_or_else(|| GatewayError::not_found(id))?;
         let exclusions = self.exclusions_for(&request).await?;
         // Votes by identities revoked since do not count towards the quorum
         // (see `release`, which checks again).
@@ -113,7 +114,7 @@ impl AppState {
         match request.principal.kind {
             PrincipalKind::User => related_users.push(request.principal.name.clone()),
             PrincipalKind::Agent => {
-                if let Some(agent) = self.store.agent(&request.principal.name).await? {
+                if let Some(agent) = self.0.store.agent(&request.principal.name).await? {
                     related_users.extend(agent.owner);
                 }
             }
@@ -126,7 +127,7 @@ impl AppState {
             let folded = countersign_core::names::identity_key(&name);
             let spellings = if folded == name { vec![name] } else { vec![name, folded] };
             for spelling in spellings {
-                if let Some(user) = self.store.user(&spelling).await? {
+                if let Some(user) = self.0.store.user(&spelling).await? {
                     exclusions.person(PersonKey::from_email(&user.email));
                 }
             }

@@ -1,7 +1,10 @@
-//! The one rule for finding a person by email, used by every way in that
-//! names people by address: console and API logins through the identity
-//! provider ([`crate::directory`]) and chat clicks from Slack and Teams
+//! The directory of people and agents, and the one rule for finding a
+//! person by email, used by every way in that names people by address:
+//! console and API logins through the identity provider
+//! (`countersign-identity`) and chat clicks from Slack and Teams
 //! (`countersign-channels`).
+//!
+//! The rule ([`Directory::by_email`]):
 //!
 //! 1. **Only a verified address names anyone.** The source must vouch for
 //!    it ([`EmailAssertion::verified`]): an OIDC token's `email_verified`
@@ -22,14 +25,20 @@
 //!    sources (the same person in Slack and at the provider) bind on their
 //!    own. An administrator who must move a user to a new account deletes
 //!    the binding (`identity.bindings` namespace, key `<user>|<source>`).
-//! 3. Revoked users are never matched; a person whose only user with that
-//!    address is revoked is told so.
+//! 3. **Addresses compare trimmed and case-insensitively**
+//!    ([`countersign_core::PersonKey`]): `Alice@Corp.example ` is
+//!    `alice@corp.example`.
+//! 4. **Revoked users are never matched**; a person whose only user with
+//!    that address is revoked is told so.
 
 use std::sync::Arc;
 
 use countersign_audit::AuditDraft;
-use countersign_core::events::{BindingRefused, Bound, Event};
-use countersign_store::{Store, StoreError, User};
+use countersign_core::events::{BindingRefused, Bound, Event, IdentityRevoked};
+use countersign_core::Request;
+use countersign_store::{Agent, NewAgent, NewUser, Store, StoreError, User, UserProfile};
+
+use crate::error::GatewayError;
 
 /// The key-value namespace of bindings: `<user>|<source>` → subject.
 pub const BINDINGS: &str = "identity.bindings";
@@ -60,16 +69,131 @@ pub enum MatchError {
     Store(#[from] StoreError),
 }
 
+/// People and agents as the store holds them, looked up and enrolled under
+/// the gateway's rules. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    store: Arc<dyn Store>,
+}
+
+impl Directory {
+    /// The directory on `store`. Integrations get it from
+    /// [`crate::AppState::directory`]; authenticators, built before the
+    /// gateway's state, make their own.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// The live user that `assertion` names, if any, under the one rule
+    /// (see the module); `prefer` picks among several users with the
+    /// address (the first by name otherwise, so the choice is stable). The
+    /// chosen user is bound to the account if it was not yet. `Ok(None)`:
+    /// nobody has the address (a caller may create the user, then
+    /// [`Directory::bind`] it).
+    pub async fn by_email(
+        &self,
+        assertion: &EmailAssertion,
+        prefer: impl Fn(&User) -> bool,
+    ) -> Result<Option<User>, MatchError> {
+        by_email(&self.store, assertion, prefer).await
+    }
+
+    /// Binds `user` to the account of `assertion` unless it already is;
+    /// fails if another account of the same source won the binding (a race
+    /// of two first logins).
+    pub async fn bind(&self, assertion: &EmailAssertion, user: &User) -> Result<(), MatchError> {
+        bind(&self.store, assertion, user).await
+    }
+
+    /// The user named `name`, revoked or not.
+    pub async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        self.store.user(name).await
+    }
+
+    /// The user named `name` if it is not revoked.
+    pub async fn live_user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.user(name).await?.filter(|u| u.revoked_at.is_none()))
+    }
+
+    /// Every user, revoked ones included, by name.
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.store.list_users().await
+    }
+
+    /// The agent named `name`, revoked or not.
+    pub async fn agent(&self, name: &str) -> Result<Option<Agent>, StoreError> {
+        self.store.agent(name).await
+    }
+
+    /// Every agent, revoked ones included, by name.
+    pub async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+        self.store.list_agents().await
+    }
+
+    /// Enrols a user, recording `events` with it.
+    pub async fn create_user(&self, user: NewUser, events: Vec<AuditDraft>) -> Result<User, StoreError> {
+        self.store.create_user(user, events).await
+    }
+
+    /// Enrols an agent, recording `events` with it.
+    pub async fn create_agent(&self, agent: NewAgent, events: Vec<AuditDraft>) -> Result<Agent, StoreError> {
+        self.store.create_agent(agent, events).await
+    }
+
+    /// Saves what an identity provider says of a user at login; the store
+    /// records `events` only if something changed.
+    pub async fn update_profile(
+        &self,
+        name: &str,
+        profile: UserProfile,
+        events: Vec<AuditDraft>,
+    ) -> Result<User, StoreError> {
+        self.store.update_user_profile(name, profile, events).await
+    }
+
+    /// Who, if anyone, holds the credential with this hash.
+    pub async fn principal_by_token_hash(&self, hash: &str) -> Result<Option<countersign_core::Principal>, StoreError> {
+        self.store.principal_by_token_hash(hash).await
+    }
+}
+
+impl crate::AppState {
+    /// The directory of people and agents.
+    pub fn directory(&self) -> Directory {
+        Directory::new(self.0.store.clone())
+    }
+
+    /// Revokes user `name` for `actor`: its credentials stop working at
+    /// once, and in the same transaction its open requests are revoked and
+    /// its votes on open requests withdrawn. Whoever follows those requests
+    /// is told. Returns the requests it changed.
+    pub async fn revoke_user(&self, name: &str, actor: &str) -> Result<Vec<Request>, GatewayError> {
+        let event = AuditDraft::new(actor, Event::UserRevoked(IdentityRevoked { name: name.to_owned() }));
+        let changed = self.0.store.revoke_user(name, self.now(), vec![event]).await?;
+        self.announce_all(&changed);
+        Ok(changed)
+    }
+
+    /// As [`crate::AppState::revoke_user`], for agent `name`.
+    pub async fn revoke_agent(&self, name: &str, actor: &str) -> Result<Vec<Request>, GatewayError> {
+        let event = AuditDraft::new(actor, Event::AgentRevoked(IdentityRevoked { name: name.to_owned() }));
+        let changed = self.0.store.revoke_agent(name, self.now(), vec![event]).await?;
+        self.announce_all(&changed);
+        Ok(changed)
+    }
+
+    fn announce_all(&self, changed: &[Request]) {
+        for request in changed {
+            self.publish_change(request);
+        }
+    }
+}
+
 fn key(user: &str, source: &str) -> String {
     format!("{user}|{source}")
 }
 
-/// The live user that `assertion` names, if any; `prefer` picks among
-/// several users with the address (the first by name otherwise, so the
-/// choice is stable). The chosen user is bound to the account if it was not
-/// yet. `Ok(None)`: nobody has the address (a caller may create the user,
-/// then [`bind`] it).
-pub async fn by_email(
+async fn by_email(
     store: &Arc<dyn Store>,
     assertion: &EmailAssertion,
     prefer: impl Fn(&User) -> bool,
@@ -105,10 +229,7 @@ pub async fn by_email(
     Ok(Some(user))
 }
 
-/// Binds `user` to the account of `assertion` unless it already is; fails
-/// if another account of the same source won the binding (a race of two
-/// first logins).
-pub async fn bind(store: &Arc<dyn Store>, assertion: &EmailAssertion, user: &User) -> Result<(), MatchError> {
+async fn bind(store: &Arc<dyn Store>, assertion: &EmailAssertion, user: &User) -> Result<(), MatchError> {
     let key = key(&user.name, &assertion.source);
     let current = store.kv_get(BINDINGS, &key).await?;
     let bound = match current {
@@ -159,7 +280,6 @@ async fn audit_refusals(store: &Arc<dyn Store>, assertion: &EmailAssertion, refu
 mod tests {
     use super::*;
     use countersign_core::Timestamp;
-    use countersign_store::NewUser;
 
     async fn store_with(users: &[(&str, &str, bool)]) -> (tempfile::TempDir, Arc<dyn Store>) {
         let dir = tempfile::tempdir().unwrap();

@@ -1,19 +1,7 @@
-//! The gateway's application logic, independent of HTTP: every entry point
-//! (the REST API, the MCP proxy, chat integrations) goes through
-//! [`AppState`] so that the same rules and the same audit apply everywhere.
-//!
-//! The path an action takes: identify (auth) → describe ([`submit`]) →
-//! decide (policy) → hold (store + [`crate::hub`]) → release
-//! ([`requester`]) → record (outcome, audit).
-
-pub mod deadlines;
-pub mod error;
-pub mod policies;
-pub mod replication;
-pub mod requester;
-pub mod review;
-pub mod submit;
-pub mod visibility;
+//! [`AppState`]: the gateway's shared state, and the few moves every
+//! operation shares (applying a transition, announcing it, the policy set
+//! in force). Its insides are private; integrations use its operations and
+//! the narrow services it hands out.
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,15 +9,16 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use countersign_audit::AuditDraft;
 use countersign_core::events::Caused;
-use countersign_core::{Clock, Request, Status, SystemClock, Timestamp};
+use countersign_core::{Clock, Principal, Request, Status, SystemClock, Timestamp};
 use countersign_policy::PolicyEngine;
 use countersign_store::{Store, StoreError, Updated};
 
-use self::error::GatewayError;
-use crate::auth::{Authenticator, LocalTokens};
+use crate::changes::{Changes, Notice, Subscription};
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::error::GatewayError;
+use crate::identify::{AuthError, Authenticator, LocalTokens};
 use crate::metrics::Metrics;
+use crate::policies;
 use crate::refusals::Refusals;
 
 /// The audit drafts of the events a move caused, in order.
@@ -55,36 +44,28 @@ impl fmt::Debug for LoadedPolicy {
 
 /// Shared state of a running gateway. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Inner>);
+pub struct AppState(pub(crate) Arc<Inner>);
 
 #[derive(Debug)]
-pub struct Inner {
-    pub config: Config,
-    pub store: Arc<dyn Store>,
-    pub auth: Arc<dyn Authenticator>,
-    pub hub: Hub,
-    pub metrics: Metrics,
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) store: Arc<dyn Store>,
+    auth: Arc<dyn Authenticator>,
+    /// The one change feed.
+    pub(crate) changes: Changes,
+    pub(crate) metrics: Metrics,
     /// The rate limiter and counter of refused calls.
-    pub refusals: Refusals,
+    pub(crate) refusals: Refusals,
     /// Where every time the gateway reads comes from.
     clock: Arc<dyn Clock>,
     policy: ArcSwap<LoadedPolicy>,
-    reload_lock: tokio::sync::Mutex<()>,
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
     /// Held (shared) by every move that decides under the policy set in
     /// force and then commits (submit, release), and (exclusive) while a new
     /// set is installed: a move decided under the old set commits before
     /// the new one is in force, so the re-decision that follows a reload
     /// sees it, and no move commits a decision of a set already replaced.
     policy_gate: tokio::sync::RwLock<()>,
-    changes: tokio::sync::broadcast::Sender<Arc<Request>>,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Inner;
-
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
 }
 
 /// Why the gateway could not start.
@@ -138,14 +119,13 @@ impl AppState {
             config,
             store,
             auth,
-            hub: Hub::default(),
+            changes: Changes::default(),
             metrics,
             refusals,
             clock,
             policy,
             reload_lock: tokio::sync::Mutex::new(()),
             policy_gate: tokio::sync::RwLock::new(()),
-            changes: tokio::sync::broadcast::channel(1024).0,
         }));
         // With replicas, the set this one loaded is now the one in force.
         state.share_policy(&shared).await?;
@@ -154,30 +134,58 @@ impl AppState {
 
     /// The time now, by the gateway's clock.
     pub fn now(&self) -> Timestamp {
-        self.clock.now()
+        self.0.clock.now()
     }
 
     /// The gateway's clock, for integrations that keep time with it.
     pub fn clock(&self) -> Arc<dyn Clock> {
-        self.clock.clone()
+        self.0.clock.clone()
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// The gateway's metrics (integrations count their deliveries here).
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// Identifies the caller behind a bearer credential.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
+        self.0.auth.authenticate(bearer).await
     }
 
     /// The policy set in force right now.
     pub fn policy(&self) -> Arc<LoadedPolicy> {
-        self.policy.load_full()
+        self.0.policy.load_full()
     }
 
-    /// Every request this process created or changed, as it is after the
-    /// change, for in-process integrations (chat messages to update, …).
-    /// Best effort and this process only: a consumer that must not miss a
-    /// change, or must see other processes' changes, tails the audit log.
-    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Arc<Request>> {
-        self.changes.subscribe()
+    /// Follows every change to a request, made here or elsewhere (see
+    /// [`crate::changes`]).
+    pub fn changes(&self) -> Subscription {
+        self.0.changes.subscribe()
     }
 
+    /// Stops the gateway: every subscriber, waiting agents first, hears
+    /// [`Notice::ShuttingDown`] and background duties end.
+    pub fn shut_down(&self) {
+        self.0.changes.shut_down();
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.0.changes.is_shutting_down()
+    }
+
+    /// Whether the store answers (for readiness).
+    pub async fn ping(&self) -> Result<(), GatewayError> {
+        Ok(self.0.store.ping().await?)
+    }
+
+    /// Announces that this process created or changed `request`.
     pub(crate) fn publish_change(&self, request: &Request) {
-        // Nobody listening is fine.
-        let _ = self.changes.send(Arc::new(request.clone()));
+        self.0.changes.publish(Notice::Here(Arc::new(request.clone())));
     }
 
     /// Applies a transition and wakes whoever waits on the request if its
@@ -185,7 +193,7 @@ impl AppState {
     /// the store's transaction, never an earlier read: a move racing
     /// another must not announce (or count) the other's change as its own.
     pub(crate) async fn update(&self, id: &str, update: countersign_store::UpdateFn) -> Result<Updated, GatewayError> {
-        let updated = self.store.update_request(id, update).await?;
+        let updated = self.0.store.update_request(id, update).await?;
         if updated.changed && updated.before != updated.request.status {
             self.announce(&updated.request, Some(updated.before));
         }
@@ -195,35 +203,28 @@ impl AppState {
         Ok(updated)
     }
 
-    /// Wakes waiters and counts a status change.
+    /// Counts a status change (waiters hear of it through the change feed).
     pub(crate) fn announce(&self, request: &Request, before: Option<Status>) {
-        self.hub.changed(&request.id);
-        self.metrics.count_transition(request.status.as_str());
+        self.0.metrics.count_transition(request.status.as_str());
         let decided_by_people =
             matches!(request.status, Status::Approved | Status::Denied) && before == Some(Status::Pending);
         if decided_by_people {
             let elapsed = self.now().as_millis().saturating_sub(request.created_at.as_millis());
-            self.metrics.time_to_decision.observe(elapsed as f64 / 1000.0);
+            self.0.metrics.time_to_decision.observe(elapsed as f64 / 1000.0);
         }
-    }
-
-    /// Records events that belong to no request transition.
-    pub async fn audit(&self, events: Vec<AuditDraft>) -> Result<(), GatewayError> {
-        self.store.append_audit(events).await?;
-        Ok(())
     }
 
     /// Swaps in a new policy set (used by reload), once every move deciding
     /// under the old one has committed.
     pub(crate) async fn install_policy(&self, engine: PolicyEngine) {
-        let _no_move_in_flight = self.policy_gate.write().await;
-        self.policy.store(Arc::new(LoadedPolicy { engine, loaded_at: self.now() }));
+        let _no_move_in_flight = self.0.policy_gate.write().await;
+        self.0.policy.store(Arc::new(LoadedPolicy { engine, loaded_at: self.now() }));
     }
 
     /// The policy set in force, held in force until the guard is dropped:
     /// for a move that decides under it and then commits.
     pub(crate) async fn policy_in_force(&self) -> (tokio::sync::RwLockReadGuard<'_, ()>, Arc<LoadedPolicy>) {
-        let guard = self.policy_gate.read().await;
+        let guard = self.0.policy_gate.read().await;
         (guard, self.policy())
     }
 }

@@ -5,8 +5,9 @@ use countersign_core::events::{Caused, Decided, Event, Submitted};
 use countersign_core::{Action, Fingerprint, Principal, Request, Status};
 use countersign_policy::Verdict;
 
-use super::error::GatewayError;
-use super::{drafts, AppState};
+use crate::error::GatewayError;
+use crate::state::drafts;
+use crate::AppState;
 
 impl AppState {
     /// Decides on an action and stores the request. The answer is given only
@@ -60,8 +61,8 @@ impl AppState {
             Caused::by(&request.principal, Event::ActionSubmitted(Submitted::of(&request))),
             Caused::system(Event::ActionDecided(decided)),
         ];
-        self.store.insert_request(request.clone(), drafts(events)).await?;
-        self.metrics.count_decision(status.as_str());
+        self.0.store.insert_request(request.clone(), drafts(events)).await?;
+        self.0.metrics.count_decision(status.as_str());
         self.publish_change(&request);
         Ok(request)
     }

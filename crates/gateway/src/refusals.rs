@@ -3,7 +3,8 @@
 //! refusals from one source within a window.
 //!
 //! A source is the client's address (an IPv6 client's /64 network, since
-//! one host may hold all of it); see [`Source::of`] for proxies. For each
+//! one host may hold all of it); the HTTP layer says which address that is
+//! behind proxies. For each
 //! (source, actor) pair the first few refusals in a window
 //! (`server.refusals_recorded_per_window`) are recorded at once, each with
 //! its details; later ones are counted by reason, and the count is recorded as one
@@ -21,18 +22,16 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
-use axum::http::{Extensions, HeaderMap};
 use countersign_audit::{AuditDraft, RefusalKind, RefusalRecord};
 use countersign_core::events::{Event, RefusalsAggregated};
 use countersign_core::{Clock, Timestamp};
 
-use crate::config::{IpNet, LimitsConfig};
-use crate::gateway::error::{RateLimited, RATE_LIMITED};
+use crate::config::LimitsConfig;
+use crate::error::{RateLimited, RATE_LIMITED};
 
 /// Where a call came from, as far as the gateway can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,34 +43,7 @@ pub enum Source {
 }
 
 impl Source {
-    /// The source of a request: the peer's address, or, when the peer is a
-    /// trusted proxy, the nearest address in `X-Forwarded-For` that is not
-    /// itself a trusted proxy.
-    pub fn of(extensions: &Extensions, headers: &HeaderMap, trusted: &[IpNet]) -> Self {
-        if let Some(stamped) = extensions.get::<Source>() {
-            return *stamped;
-        }
-        let Some(ConnectInfo(peer)) = extensions.get::<ConnectInfo<SocketAddr>>() else {
-            return Self::Unknown;
-        };
-        let mut client = peer.ip().to_canonical();
-        if trusted.iter().any(|net| net.contains(client)) {
-            // Right to left: each trusted hop vouches for the one before it.
-            let hops = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-            let hops: Vec<&str> = hops.flat_map(|v| v.split(',')).collect();
-            for hop in hops.iter().rev().take(32) {
-                let Ok(ip) = hop.trim().parse::<IpAddr>() else {
-                    break;
-                };
-                client = ip.to_canonical();
-                if !trusted.iter().any(|net| net.contains(client)) {
-                    break;
-                }
-            }
-        }
-        Self::from_ip(client)
-    }
-
+    /// The source of a client at `ip`: IPv6 clients by their /64.
     pub fn from_ip(ip: IpAddr) -> Self {
         match ip.to_canonical() {
             IpAddr::V4(v4) => Self::Ip(IpAddr::V4(v4)),
@@ -318,17 +290,12 @@ fn aggregated(key: &Key, counted: Counted, window: Duration) -> Option<AuditDraf
     Some(AuditDraft::new(actor, Event::RefusalsAggregated(aggregated)))
 }
 
-impl crate::gateway::AppState {
-    /// The source of a call, by this gateway's `server.trusted_proxies`.
-    pub fn source_of(&self, extensions: &Extensions, headers: &HeaderMap) -> Source {
-        Source::of(extensions, headers, &self.config.limits.trusted_proxies)
-    }
-
+impl crate::AppState {
     /// Whether `source` may try to authenticate now; if not, how long it
     /// is to wait. Only callers that have not (yet) authenticated ask.
     pub fn admit(&self, source: Source) -> Result<(), RateLimited> {
-        self.refusals.admit(source).map_err(|wait| {
-            self.metrics.rate_limited.inc();
+        self.0.refusals.admit(source).map_err(|wait| {
+            self.0.metrics.rate_limited.inc();
             RateLimited { retry_after_secs: wait.as_secs().max(1) }
         })
     }
@@ -349,28 +316,28 @@ impl crate::gateway::AppState {
         charge: bool,
         record: impl FnOnce() -> RefusalRecord,
     ) {
-        self.metrics.count_refusal(code);
-        let noted = self.refusals.note(source, actor, code, charge);
+        self.0.metrics.count_refusal(code);
+        let noted = self.0.refusals.note(source, actor, code, charge);
         let mut events = noted.flushed;
         if noted.record_now {
             events.push(record().text("source", &source.to_string()).into_draft());
         } else {
-            self.metrics.refusals_counted.inc();
+            self.0.metrics.refusals_counted.inc();
         }
         self.record_refusals(events).await;
         if code == RATE_LIMITED {
             // Every entry point answers a limited source through here: its
             // connection is held, so it cannot send the next call at once.
             // A held call costs a timer; an answered one costs reading it.
-            tokio::time::sleep(self.config.limits.rate_limited_delay).await;
+            tokio::time::sleep(self.0.config.limits.rate_limited_delay).await;
         }
     }
 
     /// Records the counts whose window has ended, or all of them (at
     /// shutdown).
     pub async fn flush_refusals(&self, all: bool) {
-        let due = self.refusals.take_due(all);
-        self.metrics.refusal_sources.set(i64::try_from(self.refusals.tracked()).unwrap_or(i64::MAX));
+        let due = self.0.refusals.take_due(all);
+        self.0.metrics.refusal_sources.set(i64::try_from(self.0.refusals.tracked()).unwrap_or(i64::MAX));
         self.record_refusals(due).await;
     }
 
@@ -378,7 +345,7 @@ impl crate::gateway::AppState {
         if events.is_empty() {
             return;
         }
-        if let Err(e) = self.store.append_audit(events).await {
+        if let Err(e) = self.0.store.append_audit(events).await {
             // The caller still gets its refusal; nothing was changed.
             tracing::error!(error = %e, "could not audit refused calls");
         }
@@ -388,7 +355,7 @@ impl crate::gateway::AppState {
     pub async fn run_refusal_flusher(self) {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while !self.hub.is_shutting_down() {
+        while !self.is_shutting_down() {
             tick.tick().await;
             self.flush_refusals(false).await;
         }
@@ -411,12 +378,6 @@ pub fn call_record(
         .text_opt("query", query)
         .code("code", code)
         .text("message", message)
-}
-
-/// The source stamped on a request by the gateway's router, for handlers in
-/// other crates (`Unknown` when served without it, as in-process tests).
-pub fn stamped(source: Option<axum::Extension<Source>>) -> Source {
-    source.map_or(Source::Unknown, |axum::Extension(source)| source)
 }
 
 /// How often ended windows are looked for.
@@ -541,19 +502,5 @@ mod tests {
         assert_ne!(ip("2001:db8::1"), ip("2001:db8:0:1::1"));
         assert_eq!(ip("2001:db8::1").to_string(), "2001:db8::/64");
         assert_eq!(ip("::ffff:192.0.2.1").to_string(), "192.0.2.1");
-    }
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let mut ext = Extensions::new();
-        ext.insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 5], 4000))));
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", "6.6.6.6, 192.0.2.7, 10.0.0.9".parse().unwrap());
-        assert_eq!(Source::of(&ext, &headers, &[]), ip("10.0.0.5"), "off by default");
-        let trusted = [IpNet::parse("10.0.0.0/8").unwrap()];
-        assert_eq!(Source::of(&ext, &headers, &trusted), ip("192.0.2.7"), "the nearest untrusted hop");
-        headers.insert("x-forwarded-for", "junk".parse().unwrap());
-        assert_eq!(Source::of(&ext, &headers, &trusted), ip("10.0.0.5"));
-        assert_eq!(Source::of(&Extensions::new(), &headers, &trusted), Source::Unknown);
     }
 }
