@@ -17,16 +17,19 @@
 //!   [`countersign_gateway::AppState::vote`], so every approval rule and the
 //!   audit apply unchanged.
 //!
+//! - [`config`]: the `[slack]`, `[teams]`, `[[webhooks]]` and `[channels]`
+//!   sections.
 //! - [`health`]: up/down, last error, last delivery and backlog of each
 //!   channel, for the console's admin page.
 //!
-//! [`Channels::new`] builds everything from the gateway's config;
+//! [`Channels::new`] builds everything from the channels' config sections;
 //! [`Channels::router`] is merged into the gateway's routes and
 //! [`Channels::spawn`] starts the workers.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod chat;
+pub mod config;
 pub mod escalation;
 pub mod events;
 pub mod health;
@@ -47,6 +50,7 @@ use std::sync::Arc;
 use axum::Router;
 use countersign_gateway::AppState;
 
+pub use config::ChannelsConfig;
 pub use events::{Change, ChangeKind};
 pub use outbox::{DeliveryError, Notifier, OutboxOptions};
 
@@ -79,14 +83,17 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// Builds the channels the gateway's config names (none is fine).
-    pub fn new(state: AppState) -> Result<Self, SetupError> {
-        Self::with_options(state, OutboxOptions::default())
+    /// Builds the channels `config` names (none is fine).
+    pub fn new(state: AppState, config: &ChannelsConfig) -> Result<Self, SetupError> {
+        Self::with_options(state, config, OutboxOptions::default())
     }
 
     /// As [`Channels::new`], with delivery timings chosen by the caller (tests).
-    pub fn with_options(state: AppState, mut options: OutboxOptions) -> Result<Self, SetupError> {
-        let config = &state.config().channels;
+    pub fn with_options(
+        state: AppState,
+        config: &ChannelsConfig,
+        mut options: OutboxOptions,
+    ) -> Result<Self, SetupError> {
         options.max_backoff = options.max_backoff.min(config.max_backoff);
         let redactor = Arc::new(redact::Redactor::new(&config.redact)?);
         let http = http::client()?;
@@ -162,7 +169,7 @@ impl Channels {
     }
 }
 
-/// The integration routes for `state`'s configuration (empty if none).
-pub fn router(state: AppState) -> Result<Router, SetupError> {
-    Ok(Channels::new(state)?.router())
+/// The integration routes `config` asks for (empty if none).
+pub fn router(state: AppState, config: &ChannelsConfig) -> Result<Router, SetupError> {
+    Ok(Channels::new(state, config)?.router())
 }

@@ -10,11 +10,11 @@
 //! deliveries are retried with exponential backoff (see [`crate::outbox`])
 //! and every attempt is audited (`webhook.delivery`).
 
+use crate::config::WebhookConfig;
 use async_trait::async_trait;
 use countersign_audit::AuditDraft;
 use countersign_core::events::{Event, WebhookDelivery};
 use countersign_core::{Request, Timestamp, VoteKind};
-use countersign_gateway::config::WebhookConfig;
 use countersign_gateway::AppState;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};

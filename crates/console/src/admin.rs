@@ -152,7 +152,7 @@ async fn health(state: &Shared) -> Markup {
     let store = state.app.ping().await;
     items.push(countersign_identity::Health {
         name: "store".to_owned(),
-        target: state.app.config().database_path().display().to_string(),
+        target: state.options.store_target.clone(),
         ok: store.is_ok(),
         detail: match store {
             Ok(()) => "reachable".to_owned(),

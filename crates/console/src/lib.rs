@@ -53,10 +53,16 @@ pub trait IntegrationHealth: Send + Sync + std::fmt::Debug {
     async fn health(&self) -> countersign_identity::Health;
 }
 
-/// What the console needs besides the gateway.
+/// What the console needs besides the gateway and the identity services
+/// (whose config holds the `[console]` section).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub integrations: Vec<Arc<dyn IntegrationHealth>>,
+    /// The patterns that hide secrets on review cards (`[channels]
+    /// redact`: the console shows the cards the chat channels show).
+    pub redact: Vec<String>,
+    /// Where the store is, as the admin page names it.
+    pub store_target: String,
 }
 
 /// The console's shared state.
@@ -84,11 +90,11 @@ pub type Shared = Arc<ConsoleState>;
 /// duties ([`housekeeping`]) on the current runtime; they end when the
 /// gateway shuts down or the router is dropped.
 pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
-    if !app.config().identity.console.enabled {
+    if !identity.config.console.enabled {
         return Router::new();
     }
     let idp_origin = identity.oidc.as_ref().and_then(|o| o.issuer_origin());
-    let cards = match countersign_review::Redactor::new(&app.config().channels.redact) {
+    let cards = match countersign_review::Redactor::new(&options.redact) {
         Ok(redactor) => Some(countersign_review::CardBuilder::new(
             app.request_reader(),
             app.config().public_url.clone(),
@@ -101,7 +107,7 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
     };
     let state = Arc::new(ConsoleState {
         cards,
-        cookies: session::Cookies::new(app.config().identity.console.secure_cookies),
+        cookies: session::Cookies::new(identity.config.console.secure_cookies),
         csp: security::content_security_policy(idp_origin.as_deref()),
         audit: audit::Cache::default(),
         outside: live::channel(),

@@ -22,6 +22,7 @@
 
 use std::collections::HashMap;
 use std::sync::Weak;
+use std::time::Duration;
 
 use countersign_core::{Request, Status};
 use countersign_gateway::changes::Notice;
@@ -30,6 +31,8 @@ use tokio::sync::broadcast;
 
 use crate::ConsoleState;
 
+/// How soon a first pending list is taken once someone watches.
+const BASELINE: Duration = Duration::from_millis(250);
 /// More changes than this at once are reported as one "re-read everything".
 const MANY: usize = 50;
 /// How many pending requests are compared (as many as the queue shows).
@@ -56,20 +59,29 @@ pub(crate) async fn follow(state: Weak<ConsoleState>) {
         Some(state) => state.app.changes(),
         None => return,
     };
+    // The tick only takes the first list as soon as someone watches (so a
+    // change that comes next is told apart from it) and notices a dropped
+    // console; the news itself comes from the feed.
+    let mut tick = tokio::time::interval(BASELINE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: Option<HashMap<String, Request>> = None;
     loop {
-        let notice = feed.next().await;
+        let notice = tokio::select! {
+            notice = feed.next() => Some(notice),
+            _ = tick.tick() => None,
+        };
         let Some(state) = state.upgrade() else { return };
         let watched = state.outside.receiver_count() > 0;
         let rescan = match notice {
-            Notice::ShuttingDown => return,
-            Notice::Here(request) => {
+            None => false,
+            Some(Notice::ShuttingDown) => return,
+            Some(Notice::Here(request)) => {
                 if let Some(pending) = pending.as_mut() {
                     remember(pending, &request.id, Some(&request));
                 }
                 false
             }
-            Notice::Elsewhere(id) => {
+            Some(Notice::Elsewhere(id)) => {
                 if watched {
                     if let Some(pending) = pending.as_mut() {
                         // Keep the comparison from reporting it again.
@@ -81,7 +93,7 @@ pub(crate) async fn follow(state: Weak<ConsoleState>) {
                 }
                 false
             }
-            Notice::Unknown => true,
+            Some(Notice::Unknown) => true,
         };
         if !watched {
             // Nobody to tell: stop comparing until someone watches again.

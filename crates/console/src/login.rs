@@ -283,7 +283,7 @@ pub async fn callback(State(state): State<Shared>, headers: HeaderMap, Query(que
         id_token: Some(login.id_token),
         csrf: session::new_csrf(),
         created_at: now,
-        expires_at: now.plus(state.app.config().identity.console.session_ttl),
+        expires_at: now.plus(state.identity.config.console.session_ttl),
     };
     finish_session(&state, &headers, record, &pending.return_to, "oidc").await
 }
@@ -302,7 +302,7 @@ async fn finish_session(state: &Shared, headers: &HeaderMap, record: Record, ret
         record.principal.reference().to_string(),
         countersign_core::events::Event::ConsoleLogin(login),
     );
-    let ttl = state.app.config().identity.console.session_ttl.as_secs();
+    let ttl = state.identity.config.console.session_ttl.as_secs();
     let id = match session::create(state, &record).await {
         Ok(id) => id,
         Err(e) => {
@@ -377,7 +377,7 @@ pub async fn token(
         id_token: None,
         csrf: session::new_csrf(),
         created_at: now,
-        expires_at: now.plus(state.app.config().identity.console.session_ttl),
+        expires_at: now.plus(state.identity.config.console.session_ttl),
     };
     finish_session(&state, &headers, record, &return_to, "token").await
 }

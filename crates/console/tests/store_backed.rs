@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_core::Timestamp;
-use countersign_identity::claims::UserClaims;
 use countersign_gateway::directory::Directory;
+use countersign_identity::claims::UserClaims;
 use countersign_identity::Accounts;
 use countersign_store::Store;
 use countersign_store_sqlite::SqliteStore;
@@ -234,7 +234,7 @@ async fn sessions_are_deleted_at_logout_and_purged_when_expired() {
     assert_eq!(store.kv_purge_expired(Timestamp::now()).await.unwrap(), 0);
     let r = client().get(format!("{}/console/", g.url)).header(COOKIE, session_cookie(&id)).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let ttl = g.state.config().identity.console.session_ttl;
+    let ttl = g.kit.config.identity.console.session_ttl;
     let later = Timestamp::now().plus(ttl + Duration::from_secs(1));
     assert!(store.kv_purge_expired(later).await.unwrap() >= 1);
     assert_eq!(store.kv_get(sessions, &key).await.unwrap(), None, "purged once expired");

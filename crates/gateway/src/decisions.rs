@@ -42,7 +42,7 @@ impl AppState {
         comment: Option<String>,
     ) -> Result<Request, GatewayError> {
         let person = human(caller)?;
-        let assurance = match (auth, self.0.config.identity.step_up_max_age()) {
+        let assurance = match (auth, self.0.config.step_up_max_age) {
             (AuthContext::WebSession { auth_time }, Some(max_age)) => {
                 Assurance::IdpLogin { auth_time: *auth_time, max_age }
             }

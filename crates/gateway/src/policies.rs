@@ -16,7 +16,7 @@ use crate::{AppState, LoadedPolicy, StartError};
 
 /// Open requests read per page when re-deciding them.
 const REDECIDE_PAGE: usize = 500;
-use crate::config::Config;
+use crate::config::GatewayConfig;
 use crate::error::GatewayError;
 
 /// Writes the commented starter policy into a new policy directory.
@@ -29,7 +29,7 @@ pub(crate) fn write_starter(dir: &Path) -> Result<(), StartError> {
 
 /// Loads the configured policy directory, and keeps its files to share
 /// with other replicas; on failure, one problem a line.
-pub(crate) fn load(config: &Config) -> Result<(PolicyEngine, SharedPolicy), String> {
+pub(crate) fn load(config: &GatewayConfig) -> Result<(PolicyEngine, SharedPolicy), String> {
     let defaults = Defaults { timeout: config.default_timeout, valid_for: config.default_valid_for };
     let problems = |e: countersign_policy::PolicyLoadError| e.problems().join("\n");
     let (sources, schema) = PolicyEngine::read_dir(&config.policies_dir).map_err(problems)?;

@@ -14,7 +14,7 @@ use countersign_policy::PolicyEngine;
 use countersign_store::{Store, StoreError, Updated};
 
 use crate::changes::{Changes, Notice, Subscription};
-use crate::config::Config;
+use crate::config::GatewayConfig;
 use crate::error::GatewayError;
 use crate::identify::{AuthError, Authenticator, LocalTokens};
 use crate::metrics::Metrics;
@@ -48,7 +48,7 @@ pub struct AppState(pub(crate) Arc<Inner>);
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) config: Config,
+    pub(crate) config: GatewayConfig,
     pub(crate) store: Arc<dyn Store>,
     auth: Arc<dyn Authenticator>,
     /// The one change feed.
@@ -82,14 +82,14 @@ pub enum StartError {
 impl AppState {
     /// Loads the policy set (writing the starter policy into a fresh default
     /// policy directory) and records the load in the audit log.
-    pub async fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, StartError> {
+    pub async fn new(config: GatewayConfig, store: Arc<dyn Store>) -> Result<Self, StartError> {
         let auth: Arc<dyn Authenticator> = Arc::new(LocalTokens::new(store.clone()));
         Self::with_authenticator(config, store, auth).await
     }
 
     /// As [`AppState::new`], with another way of identifying callers.
     pub async fn with_authenticator(
-        config: Config,
+        config: GatewayConfig,
         store: Arc<dyn Store>,
         auth: Arc<dyn Authenticator>,
     ) -> Result<Self, StartError> {
@@ -100,7 +100,7 @@ impl AppState {
     /// gateway reads comes from: deadlines, stamps, refusal windows and
     /// rate limits (tests move it by hand).
     pub async fn with_clock(
-        config: Config,
+        config: GatewayConfig,
         store: Arc<dyn Store>,
         auth: Arc<dyn Authenticator>,
         clock: Arc<dyn Clock>,
@@ -142,8 +142,8 @@ impl AppState {
         self.0.clock.clone()
     }
 
-    /// The validated configuration.
-    pub fn config(&self) -> &Config {
+    /// The gateway's part of the validated configuration.
+    pub fn config(&self) -> &GatewayConfig {
         &self.0.config
     }
 

@@ -13,6 +13,8 @@
 //! - [`accounts`]: people the provider vouches for as countersign users,
 //!   matched by email under the gateway's one rule
 //!   ([`countersign_gateway::directory`]) or created at first login;
+//! - [`config`]: the `[oidc]`, `[[workload_identity]]` and `[console]`
+//!   sections;
 //! - [`chain`]: the [`Authenticator`](countersign_gateway::identify::Authenticator)
 //!   the gateway's API uses.
 //!
@@ -25,6 +27,7 @@
 pub mod accounts;
 pub mod chain;
 pub mod claims;
+pub mod config;
 pub mod discovery;
 pub mod http;
 pub mod jwks;
@@ -36,13 +39,13 @@ pub mod workload;
 use std::sync::Arc;
 use std::time::Duration;
 
-use countersign_gateway::config::Config;
 use countersign_gateway::directory::Directory;
 use countersign_gateway::identify::{Authenticator, LocalTokens};
 use countersign_store::Store;
 
 pub use accounts::Accounts;
 pub use claims::UserClaims;
+pub use config::IdentityConfig;
 pub use http::{install_crypto_provider, FetchError};
 pub use oidc::{Login, LoginError, OidcClient, PendingLogin};
 
@@ -53,21 +56,22 @@ pub struct Identity {
     pub workloads: Vec<Arc<workload::WorkloadIssuer>>,
     pub accounts: Accounts,
     pub local_tokens_for_humans: bool,
+    /// The `[oidc]`, `[[workload_identity]]` and `[console]` sections.
+    pub config: IdentityConfig,
     store: Arc<dyn Store>,
 }
 
 impl Identity {
     /// Builds the services the configuration asks for.
-    pub fn from_config(config: &Config, store: Arc<dyn Store>) -> Result<Self, FetchError> {
-        let needs_client = config.identity.oidc.is_some() || !config.identity.workload_identity.is_empty();
+    pub fn from_config(config: &IdentityConfig, store: Arc<dyn Store>) -> Result<Self, FetchError> {
+        let needs_client = config.oidc.is_some() || !config.workload_identity.is_empty();
         let client = if needs_client { Some(http::client()?) } else { None };
-        let oidc = match (&config.identity.oidc, &client) {
+        let oidc = match (&config.oidc, &client) {
             (Some(oidc), Some(client)) => Some(Arc::new(OidcClient::new(oidc.clone(), client.clone()))),
             (Some(_), None) | (None, _) => None,
         };
         let workloads = match &client {
             Some(client) => config
-                .identity
                 .workload_identity
                 .iter()
                 .map(|w| Arc::new(workload::WorkloadIssuer::new(w.clone(), client.clone())))
@@ -78,7 +82,8 @@ impl Identity {
             oidc,
             workloads,
             accounts: Accounts::new(Directory::new(store.clone())),
-            local_tokens_for_humans: config.identity.local_tokens_for_humans,
+            local_tokens_for_humans: config.local_tokens_for_humans,
+            config: config.clone(),
             store,
         })
     }

@@ -7,9 +7,9 @@
 //! agent, and that agent must be registered and not revoked, so ownership
 //! (who may not approve) and revocation work as for API keys.
 
+use crate::config::{WorkloadIdentityConfig, WorkloadRule};
 use countersign_core::principal::valid_name;
 use countersign_core::Principal;
-use countersign_gateway::config::{WorkloadIdentityConfig, WorkloadRule};
 use countersign_gateway::directory::Directory;
 use countersign_store::StoreError;
 use serde_json::{Map, Value};

@@ -3,6 +3,7 @@
 //!
 //! - [`api`]: routes, views and middleware (authentication runs there,
 //!   once, before any handler);
+//! - [`config`]: the `[server]` section;
 //! - [`error`]: the one mapping of gateway errors to HTTP;
 //! - [`source`]: which client a call comes from.
 //!
@@ -12,6 +13,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod api;
+pub mod config;
 pub mod error;
 pub mod source;
 
@@ -19,6 +21,7 @@ use std::future::Future;
 
 pub use api::router;
 pub use axum::Router;
+use config::ServerConfig;
 use countersign_gateway::AppState;
 pub use error::ApiError;
 
@@ -35,10 +38,11 @@ pub enum ServeError {
 /// and returns.
 pub async fn serve(
     state: AppState,
+    server: ServerConfig,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    serve_with(state, axum::Router::new(), listener, shutdown).await
+    serve_with(state, server, axum::Router::new(), listener, shutdown).await
 }
 
 /// As [`serve`], with more routes merged in: entry points and integrations
@@ -46,13 +50,14 @@ pub async fn serve(
 /// console) hand their routers to the binary, which passes them here.
 pub async fn serve_with(
     state: AppState,
+    server: ServerConfig,
     extra: axum::Router,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let background = tokio::spawn(state.clone().run_background());
     let flusher = tokio::spawn(state.clone().run_refusal_flusher());
-    let app = router(state.clone())
+    let app = router(state.clone(), &server)
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(state.clone(), api::middleware::stamp_source));
     let hub_state = state.clone();

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::config::SlackConfig;
 use countersign_core::Request;
-use countersign_gateway::config::SlackConfig;
 use countersign_gateway::AppState;
 use countersign_store::User;
 

@@ -13,8 +13,8 @@ mod notifier;
 
 pub use notifier::ESCALATION_PREFIX;
 
+use crate::config::TeamsConfig;
 use countersign_core::Request;
-use countersign_gateway::config::TeamsConfig;
 use countersign_gateway::AppState;
 use countersign_store::User;
 

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::config::{McpConfig, McpUpstream};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -25,7 +26,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use countersign_core::{Principal, PrincipalRef};
-use countersign_gateway::config::{McpConfig, McpUpstream};
 use countersign_gateway::refusals::Source;
 use countersign_gateway::AppState;
 use serde_json::Value;
@@ -37,10 +37,10 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 /// Protocol versions of the session-based Streamable HTTP transport.
 pub const SESSION_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
-/// The MCP routes, served by the gateway next to its API.
-pub fn router(state: AppState) -> Router {
-    let config = state.config().mcp.clone();
-    let limit = state.config().body_limit_bytes;
+/// The MCP routes, served by the gateway next to its API: the upstreams
+/// of `config`, with request bodies up to `body_limit_bytes` (the API's).
+pub fn router(state: AppState, config: McpConfig, body_limit_bytes: usize) -> Router {
+    let limit = body_limit_bytes;
     let service = Service(Arc::new(Inner {
         http: upstream_clients(&config),
         state,
