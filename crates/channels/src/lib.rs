@@ -9,7 +9,7 @@
 //!   channel that is down delays only itself.
 //! - [`Notifier`]: what a channel implements ([`slack`], [`teams`],
 //!   [`webhook`]).
-//! - [`review`]: the review card every channel shows (what, who, why,
+//! - [`card`]: the review card every channel shows (what, who, why,
 //!   risk, history, links), with secrets redacted ([`redact`]).
 //! - [`slack::interactions`] and [`teams::invoke`]: clicks coming back.
 //!   They authenticate by Slack signature or Bot Framework JWT, not by the
@@ -43,7 +43,7 @@ pub mod webhook;
 
 // The card every channel renders lives in its own crate so the console
 // shows the same content; these names keep the channels' paths short.
-pub use countersign_review::{card as review, redact};
+pub use countersign_cards::{card, redact};
 
 use std::sync::Arc;
 
@@ -97,7 +97,7 @@ impl Channels {
         options.max_backoff = options.max_backoff.min(config.max_backoff);
         let redactor = Arc::new(redact::Redactor::new(&config.redact)?);
         let http = http::client()?;
-        let cards = review::CardBuilder::new(state.request_reader(), state.config().public_url.clone(), redactor);
+        let cards = card::CardBuilder::new(state.request_reader(), state.config().public_url.clone(), redactor);
         let slack =
             config.slack.clone().map(|c| Arc::new(slack::Slack::new(state.clone(), c, http.clone(), cards.clone())));
         let teams = config

@@ -20,9 +20,9 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use crate::card::CardBuilder;
 use crate::events::{Change, ChangeKind};
 use crate::outbox::{DeliveryError, Notifier};
-use crate::review::CardBuilder;
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "x-countersign-signature";

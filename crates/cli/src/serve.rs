@@ -89,7 +89,7 @@ fn routes(
 
 /// A channel's health in the console's terms. The adapter lives here, in
 /// the binary that wires both, so that neither the console nor the
-/// channels depend on the other: both depend only on the server below
+/// channels depend on the other: both depend only on the gateway below
 /// them, and the console stays free of Slack and Teams code.
 #[derive(Debug)]
 struct ChannelHealth(countersign_channels::health::Probe);

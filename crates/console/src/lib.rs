@@ -78,7 +78,7 @@ pub struct ConsoleState {
     /// The review card, as the chat channels show it. `None` when the
     /// configured redaction patterns are invalid: payloads are then hidden
     /// rather than shown unredacted.
-    pub cards: Option<countersign_review::CardBuilder>,
+    pub cards: Option<countersign_cards::CardBuilder>,
     csp: axum::http::HeaderValue,
 }
 
@@ -94,8 +94,8 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
         return Router::new();
     }
     let idp_origin = identity.oidc.as_ref().and_then(|o| o.issuer_origin());
-    let cards = match countersign_review::Redactor::new(&options.redact) {
-        Ok(redactor) => Some(countersign_review::CardBuilder::new(
+    let cards = match countersign_cards::Redactor::new(&options.redact) {
+        Ok(redactor) => Some(countersign_cards::CardBuilder::new(
             app.request_reader(),
             app.config().public_url.clone(),
             Arc::new(redactor),

@@ -10,10 +10,10 @@
 //! - [`decide`]: describe the action and decide it under the policy set
 //!   in force ([`policies`] loads it, [`replication`] keeps replicas on
 //!   one set);
-//! - hold: a pending request waits in the store; [`changes`] wakes whoever
-//!   waits on it, [`deadlines`] expires it; [`visibility`] says who may
-//!   see it;
-//! - [`decisions`]: people approve, deny and comment;
+//! - [`hold`]: a pending request waits in the store, and its requester may
+//!   wait on it; [`changes`] wakes whoever waits, [`deadlines`] expires
+//!   it; [`visibility`] says who may see it;
+//! - [`review`]: people approve, deny and comment;
 //! - [`release`]: the requester takes its approval (once), or cancels, and
 //!   records how the action went;
 //! - record: every move is audited in the same transaction; [`refusals`]
@@ -31,9 +31,9 @@ pub mod changes;
 pub mod config;
 pub mod deadlines;
 pub mod decide;
-pub mod decisions;
 pub mod directory;
 pub mod error;
+pub mod hold;
 pub mod identify;
 pub mod kv;
 pub mod metrics;
@@ -42,6 +42,7 @@ pub mod record;
 pub mod refusals;
 pub mod release;
 pub mod replication;
+pub mod review;
 mod state;
 pub mod visibility;
 

@@ -7,8 +7,8 @@ use countersign_core::{Fingerprint, Moved, Outcome, Principal, PrincipalRef, Ref
 use countersign_policy::Verdict;
 use countersign_store::Update;
 
-use crate::decisions::refused_event;
 use crate::error::GatewayError;
+use crate::review::refused_event;
 use crate::state::drafts;
 use crate::AppState;
 

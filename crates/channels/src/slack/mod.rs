@@ -22,8 +22,8 @@ use countersign_store::User;
 
 use countersign_gateway::directory::{EmailAssertion, MatchError};
 
+use crate::card::CardBuilder;
 use crate::identity;
-use crate::review::CardBuilder;
 
 /// How long a Slack user's email is trusted before `users.info` is asked again.
 const EMAIL_TTL: Duration = Duration::from_secs(600);

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{blocks, Slack};
+use crate::card::{CardBuilder, ReviewCard};
 use crate::chat::Chat;
 use crate::events::Change;
 use crate::outbox::{DeliveryError, KV};
-use crate::review::{CardBuilder, ReviewCard};
 
 /// A posted copy of a request's card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,8 +20,8 @@ use countersign_store::User;
 
 use countersign_gateway::directory::{EmailAssertion, MatchError};
 
+use crate::card::CardBuilder;
 use crate::identity;
-use crate::review::CardBuilder;
 use crate::SetupError;
 
 /// The Teams integration.

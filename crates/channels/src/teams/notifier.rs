@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{card, Teams};
+use crate::card::{CardBuilder, ReviewCard};
 use crate::chat::Chat;
 use crate::events::Change;
 use crate::outbox::{DeliveryError, KV};
-use crate::review::{CardBuilder, ReviewCard};
 
 /// The prefix of an escalation target that names a Teams conversation.
 pub const ESCALATION_PREFIX: &str = "teams:";

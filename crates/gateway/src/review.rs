@@ -1,5 +1,7 @@
-//! Hold and decide by people: approvals, denials and comments, under the
-//! rules of [`countersign_core::lifecycle`].
+//! Review: people decide a held request — approve, deny, comment — under
+//! the rules of [`countersign_core::lifecycle`] (who may, how many
+//! distinct people, deny is final, step-up). The policy's own decision is
+//! [`crate::decide`]'s.
 
 use countersign_audit::AuditDraft;
 use countersign_core::events::{Attempt, Event};
