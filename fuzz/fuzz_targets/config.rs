@@ -1,7 +1,7 @@
 //! A config file: parse and validate.
 #![no_main]
 
-use countersign_server::config::RawConfig;
+use countersign::config::RawConfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,9 +7,9 @@
 use async_trait::async_trait;
 use countersign_core::Request;
 
+use crate::card::{CardBuilder, ReviewCard};
 use crate::events::{CardMove, Change, ChangeKind};
 use crate::outbox::{DeliveryError, Notifier};
-use crate::review::{CardBuilder, ReviewCard};
 
 /// A chat channel: where the card goes and how it is shown there.
 #[async_trait]

@@ -7,20 +7,21 @@ use countersign_audit::AuditDraft;
 use countersign_core::clock::format_duration;
 use countersign_core::events::{Escalated, Event};
 use countersign_core::{Request, Status, Timestamp};
-use countersign_server::AppState;
+use countersign_gateway::kv::Lease;
+use countersign_gateway::AppState;
 use countersign_store::{Cursor, RequestFilter, StoreError};
 
-use crate::outbox::{Lease, OutboxOptions, KV};
+use crate::outbox::{OutboxOptions, KV};
 
 /// Pending requests read per page.
 const PAGE: usize = 500;
 
 /// Checks pending requests every `options.escalation_tick` until shutdown.
 pub async fn run(state: AppState, options: OutboxOptions) {
-    let mut lease = Lease::new(&state, "lease:escalation", options.lease);
+    let mut lease = Lease::new(state.key_values(KV), state.clock(), "lease:escalation", options.lease);
     loop {
         tokio::time::sleep(options.escalation_tick).await;
-        if state.hub.is_shutting_down() {
+        if state.is_shutting_down() {
             return;
         }
         if !lease.hold().await {
@@ -41,7 +42,7 @@ pub async fn scan(state: &AppState, now: Timestamp) -> Result<usize, StoreError>
     let mut filter = RequestFilter { status: Some(Status::Pending), limit: PAGE, ..RequestFilter::default() };
     let mut escalated = 0;
     loop {
-        let page = state.store.list_requests(&filter).await?;
+        let page = state.requests(&filter).await?;
         let last = page.len() < PAGE;
         filter.after = page.last().map(Cursor::after);
         escalated += escalate_due(state, page, now).await?;
@@ -64,7 +65,7 @@ async fn escalate_due(state: &AppState, pending: Vec<Request>, now: Timestamp) -
                 continue;
             }
             let key = format!("escalated:{}:{}", request.id, requirement.policy);
-            if !state.store.kv_compare_and_set(KV, &key, None, Some(now.to_rfc3339())).await? {
+            if !state.key_values(KV).compare_and_set(&key, None, Some(now.to_rfc3339())).await? {
                 continue;
             }
             let escalated_event = Escalated {
@@ -73,7 +74,7 @@ async fn escalate_due(state: &AppState, pending: Vec<Request>, now: Timestamp) -
                 to: to.clone(),
                 after: format_duration(after),
             };
-            state.store.append_audit(vec![AuditDraft::new("system", Event::ActionEscalated(escalated_event))]).await?;
+            state.append_audit(vec![AuditDraft::new("system", Event::ActionEscalated(escalated_event))]).await?;
             escalated += 1;
         }
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use countersign_core::clock::format_duration;
 use countersign_core::Timestamp;
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 use serde::{Deserialize, Serialize};
 
 use crate::events::classify;
@@ -75,8 +75,8 @@ impl Probe {
     pub async fn snapshot(&self, now: Timestamp) -> Snapshot {
         let name = self.notifier.name();
         let target = self.notifier.target();
-        let store = &self.state.store;
-        let recorded = match store.kv_get(KV, &key(&name)).await {
+        let kv = self.state.key_values(KV);
+        let recorded = match kv.get(&key(&name)).await {
             Ok(Some(text)) => serde_json::from_str::<Recorded>(&text).ok(),
             Ok(None) => None,
             Err(_) => return Snapshot { name, target, up: false, detail: "unknown: the store is unavailable".into() },
@@ -92,9 +92,9 @@ impl Probe {
 
     /// Changes this channel still has to deliver: (count, more beyond the scan).
     async fn backlog(&self) -> Option<(usize, bool)> {
-        let store = &self.state.store;
-        let cursor: u64 = store.kv_get(KV, &format!("cursor:{}", self.notifier.name())).await.ok()??.parse().ok()?;
-        let events = store.audit_events(cursor, BACKLOG_SCAN).await.ok()?;
+        let kv = self.state.key_values(KV);
+        let cursor: u64 = kv.get(&format!("cursor:{}", self.notifier.name())).await.ok()??.parse().ok()?;
+        let events = self.state.audit_events(cursor, BACKLOG_SCAN).await.ok()?;
         let count = events.iter().filter_map(classify).filter(|c| self.notifier.wants(c.kind)).count();
         Some((count, events.len() == BACKLOG_SCAN))
     }

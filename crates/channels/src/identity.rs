@@ -1,22 +1,22 @@
 //! Who clicked: chat accounts mapped to countersign users, by an explicit
-//! mapping or by a verified email (the rule the console's logins follow,
-//! [`countersign_identity::people`]). The mapped user then votes under every rule of the
+//! mapping or by a verified email (the one rule the console's logins
+//! follow too, [`countersign_gateway::directory`]). The mapped user then votes under every rule of the
 //! approval loop, exactly as through the API.
 
 use countersign_audit::AuditDraft;
 use countersign_core::events::{ChannelClick, Event};
 use countersign_core::Request;
-use countersign_identity::people::{self, EmailAssertion, MatchError};
-use countersign_server::AppState;
+use countersign_gateway::directory::{EmailAssertion, MatchError};
+use countersign_gateway::AppState;
 use countersign_store::{StoreError, User};
 
 /// The live user named `name`.
 pub async fn by_name(state: &AppState, name: &str) -> Result<Option<User>, StoreError> {
-    Ok(state.store.user(name).await?.filter(|u| u.revoked_at.is_none()))
+    state.directory().live_user(name).await
 }
 
 /// The live user that a chat account's email names, under the one rule of
-/// [`countersign_identity::people`] (the address must be verified by the
+/// [`countersign_gateway::directory`] (the address must be verified by the
 /// chat service, and a user belongs to one account of each chat
 /// workspace). One person may hold several identities (same email); the
 /// one whose groups can decide `request` is preferred, then the first by
@@ -27,7 +27,7 @@ pub async fn by_email(
     request: Option<&Request>,
 ) -> Result<Option<User>, MatchError> {
     let decides = |u: &User| request.is_some_and(|r| r.requirements.iter().any(|q| q.admits(&u.groups)));
-    people::by_email(&state.store, assertion, decides).await
+    state.directory().by_email(assertion, decides).await
 }
 
 /// The audit record of a click, accepted or not: which chat account, which

@@ -9,29 +9,33 @@
 //!   channel that is down delays only itself.
 //! - [`Notifier`]: what a channel implements ([`slack`], [`teams`],
 //!   [`webhook`]).
-//! - [`review`]: the review card every channel shows (what, who, why,
+//! - [`card`]: the review card every channel shows (what, who, why,
 //!   risk, history, links), with secrets redacted ([`redact`]).
 //! - [`slack::interactions`] and [`teams::invoke`]: clicks coming back.
 //!   They authenticate by Slack signature or Bot Framework JWT, not by the
 //!   gateway's bearer tokens, and then go through
-//!   [`countersign_server::AppState::vote`], so every approval rule and the
+//!   [`countersign_gateway::AppState::vote`], so every approval rule and the
 //!   audit apply unchanged.
 //!
+//! - [`config`]: the `[slack]`, `[teams]`, `[[webhooks]]` and `[channels]`
+//!   sections.
 //! - [`health`]: up/down, last error, last delivery and backlog of each
 //!   channel, for the console's admin page.
 //!
-//! [`Channels::new`] builds everything from the gateway's config;
+//! [`Channels::new`] builds everything from the channels' config sections;
 //! [`Channels::router`] is merged into the gateway's routes and
 //! [`Channels::spawn`] starts the workers.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod chat;
+pub mod config;
 pub mod escalation;
 pub mod events;
 pub mod health;
 mod http;
 pub mod identity;
+mod inbound;
 pub mod outbox;
 pub mod slack;
 pub mod teams;
@@ -39,13 +43,14 @@ pub mod webhook;
 
 // The card every channel renders lives in its own crate so the console
 // shows the same content; these names keep the channels' paths short.
-pub use countersign_review::{card as review, redact};
+pub use countersign_cards::{card, redact};
 
 use std::sync::Arc;
 
 use axum::Router;
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 
+pub use config::ChannelsConfig;
 pub use events::{Change, ChangeKind};
 pub use outbox::{DeliveryError, Notifier, OutboxOptions};
 
@@ -78,18 +83,21 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// Builds the channels the gateway's config names (none is fine).
-    pub fn new(state: AppState) -> Result<Self, SetupError> {
-        Self::with_options(state, OutboxOptions::default())
+    /// Builds the channels `config` names (none is fine).
+    pub fn new(state: AppState, config: &ChannelsConfig) -> Result<Self, SetupError> {
+        Self::with_options(state, config, OutboxOptions::default())
     }
 
     /// As [`Channels::new`], with delivery timings chosen by the caller (tests).
-    pub fn with_options(state: AppState, mut options: OutboxOptions) -> Result<Self, SetupError> {
-        let config = &state.config.channels;
+    pub fn with_options(
+        state: AppState,
+        config: &ChannelsConfig,
+        mut options: OutboxOptions,
+    ) -> Result<Self, SetupError> {
         options.max_backoff = options.max_backoff.min(config.max_backoff);
         let redactor = Arc::new(redact::Redactor::new(&config.redact)?);
         let http = http::client()?;
-        let cards = review::CardBuilder::new(state.store.clone(), state.config.public_url.clone(), redactor);
+        let cards = card::CardBuilder::new(state.request_reader(), state.config().public_url.clone(), redactor);
         let slack =
             config.slack.clone().map(|c| Arc::new(slack::Slack::new(state.clone(), c, http.clone(), cards.clone())));
         let teams = config
@@ -161,7 +169,7 @@ impl Channels {
     }
 }
 
-/// The integration routes for `state`'s configuration (empty if none).
-pub fn router(state: AppState) -> Result<Router, SetupError> {
-    Ok(Channels::new(state)?.router())
+/// The integration routes `config` asks for (empty if none).
+pub fn router(state: AppState, config: &ChannelsConfig) -> Result<Router, SetupError> {
+    Ok(Channels::new(state, config)?.router())
 }

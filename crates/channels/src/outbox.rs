@@ -25,7 +25,9 @@ use async_trait::async_trait;
 use countersign_audit::AuditDraft;
 use countersign_core::events::{ChannelStarted, Event};
 use countersign_core::{Request, Timestamp};
-use countersign_server::AppState;
+use countersign_gateway::changes::Subscription;
+use countersign_gateway::kv::Lease;
+use countersign_gateway::AppState;
 use countersign_store::StoreError;
 
 use crate::events::{classify, Change, ChangeKind};
@@ -121,7 +123,7 @@ impl OutboxOptions {
 pub async fn run(state: AppState, notifier: Arc<dyn Notifier>, options: OutboxOptions) {
     let name = notifier.name();
     let mut worker = Worker {
-        lease: Lease::new(&state, &format!("lease:{name}"), options.lease),
+        lease: Lease::new(state.key_values(KV), state.clock(), &format!("lease:{name}"), options.lease),
         cursor_key: format!("cursor:{name}"),
         health: Health::new(&state, &name),
         state,
@@ -151,10 +153,10 @@ enum Fate {
 
 impl Worker {
     async fn run(&mut self) {
-        let mut wake = self.state.subscribe_changes();
+        let mut wake = self.state.changes();
         let mut cursor: Option<u64> = None;
         loop {
-            if self.state.hub.is_shutting_down() {
+            if self.state.is_shutting_down() {
                 return;
             }
             if !self.lease.hold().await {
@@ -174,7 +176,7 @@ impl Worker {
                 },
             };
             cursor = Some(at);
-            let events = match self.state.store.audit_events(at, self.options.batch).await {
+            let events = match self.state.audit_events(at, self.options.batch).await {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(channel = %self.name, error = %e, "cannot read the audit log; will retry");
@@ -235,10 +237,10 @@ impl Worker {
     async fn deliver(&mut self, change: &Change) -> Fate {
         let mut attempt: u32 = 1;
         loop {
-            if self.state.hub.is_shutting_down() || !self.lease.hold().await {
+            if self.state.is_shutting_down() || !self.lease.hold().await {
                 return Fate::Interrupted;
             }
-            let result = match self.state.store.request(&change.request_id).await {
+            let result = match self.state.request(&change.request_id).await {
                 Ok(Some(request)) => self.notifier.deliver(change, &request, attempt).await,
                 Ok(None) => Err(DeliveryError::Permanent(format!("request `{}` does not exist", change.request_id))),
                 Err(e) => Err(DeliveryError::from(e)),
@@ -278,22 +280,22 @@ impl Worker {
         let step = Duration::from_millis(200);
         let deadline = tokio::time::Instant::now() + wait;
         while tokio::time::Instant::now() < deadline {
-            if self.state.hub.is_shutting_down() {
+            if self.state.is_shutting_down() {
                 return true;
             }
             tokio::time::sleep(step.min(deadline - tokio::time::Instant::now())).await;
         }
-        self.state.hub.is_shutting_down()
+        self.state.is_shutting_down()
     }
 
-    /// Waits for a change in this process, or `wait` for other processes'.
-    async fn idle(&self, wake: &mut tokio::sync::broadcast::Receiver<Arc<Request>>, wait: Duration) {
-        // A lagged receiver just means many changes: look at the log again.
-        let _ = tokio::time::timeout(wait, wake.recv()).await;
+    /// Waits for the next change, here or elsewhere, or `wait` at most.
+    async fn idle(&self, wake: &mut Subscription, wait: Duration) {
+        // Any notice (shutting down too) means: look at the log again.
+        let _ = tokio::time::timeout(wait, wake.next()).await;
     }
 
     async fn load_cursor(&self) -> Result<u64, StoreError> {
-        if let Some(text) = self.state.store.kv_get(KV, &self.cursor_key).await? {
+        if let Some(text) = self.state.key_values(KV).get(&self.cursor_key).await? {
             return text
                 .parse()
                 .map_err(|_| StoreError::Corrupt(format!("cursor `{}` is not a number", self.cursor_key)));
@@ -301,11 +303,11 @@ impl Worker {
         // A new channel starts at the head of the log rather than replaying
         // history; the audit event that marks the start gives the head.
         let started = Event::ChannelStarted(ChannelStarted { channel: self.name.clone() });
-        let head = self.state.store.append_audit(vec![AuditDraft::new("system", started)]).await?;
-        if self.state.store.kv_compare_and_set(KV, &self.cursor_key, None, Some(head.to_string())).await? {
+        let head = self.state.append_audit(vec![AuditDraft::new("system", started)]).await?;
+        if self.state.key_values(KV).compare_and_set(&self.cursor_key, None, Some(head.to_string())).await? {
             return Ok(head);
         }
-        let text = self.state.store.kv_get(KV, &self.cursor_key).await?.unwrap_or_default();
+        let text = self.state.key_values(KV).get(&self.cursor_key).await?.unwrap_or_default();
         text.parse().map_err(|_| StoreError::Corrupt(format!("cursor `{}` is not a number", self.cursor_key)))
     }
 
@@ -317,8 +319,8 @@ impl Worker {
         }
         let result = self
             .state
-            .store
-            .kv_compare_and_set(KV, &self.cursor_key, Some(position.to_string()), Some(to.to_string()))
+            .key_values(KV)
+            .compare_and_set(&self.cursor_key, Some(position.to_string()), Some(to.to_string()))
             .await;
         match result {
             Ok(true) => {
@@ -331,61 +333,6 @@ impl Worker {
                 false
             }
         }
-    }
-}
-
-/// A claim on a channel, renewed while held, so one process delivers.
-#[derive(Debug)]
-pub(crate) struct Lease {
-    state: AppState,
-    key: String,
-    me: String,
-    ttl: Duration,
-    held_until: Option<tokio::time::Instant>,
-}
-
-impl Lease {
-    pub(crate) fn new(state: &AppState, key: &str, ttl: Duration) -> Self {
-        Self { state: state.clone(), key: key.to_owned(), me: uuid::Uuid::now_v7().to_string(), ttl, held_until: None }
-    }
-
-    /// Whether this process holds the lease, claiming or renewing it when due.
-    pub(crate) async fn hold(&mut self) -> bool {
-        let now = tokio::time::Instant::now();
-        if self.held_until.is_some_and(|until| until > now + self.ttl / 2) {
-            return true;
-        }
-        match self.claim().await {
-            Ok(true) => {
-                self.held_until = Some(now + self.ttl);
-                true
-            }
-            Ok(false) => {
-                self.held_until = None;
-                false
-            }
-            Err(e) => {
-                tracing::warn!(key = %self.key, error = %e, "cannot renew the channel lease");
-                // Keep delivering while the old claim lasts; nobody else can take it before.
-                self.held_until.is_some_and(|until| until > now)
-            }
-        }
-    }
-
-    async fn claim(&self) -> Result<bool, StoreError> {
-        let store = &self.state.store;
-        let now = Timestamp::now().as_millis();
-        let current = store.kv_get(KV, &self.key).await?;
-        let free = match current.as_deref().and_then(|v| v.split_once(' ')) {
-            None => true,
-            Some((owner, expires)) => owner == self.me || expires.parse::<i64>().map_or(true, |e| e < now),
-        };
-        if !free {
-            return Ok(false);
-        }
-        let ttl = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
-        let mine = format!("{} {}", self.me, now.saturating_add(ttl));
-        store.kv_compare_and_set(KV, &self.key, current, Some(mine)).await
     }
 }
 
@@ -406,7 +353,7 @@ const HEALTH_EVERY: Duration = Duration::from_secs(5);
 
 impl Health {
     fn new(state: &AppState, name: &str) -> Self {
-        state.metrics.set_channel_up(name, true);
+        state.metrics().set_channel_up(name, true);
         let recorded = crate::health::Recorded { up: true, ..crate::health::Recorded::default() };
         Self { state: state.clone(), name: name.to_owned(), up: true, recorded, saved: None }
     }
@@ -418,7 +365,7 @@ impl Health {
         if changed {
             tracing::info!(channel = %self.name, "channel is back; delivering the backlog");
             self.up = true;
-            self.state.metrics.set_channel_up(&self.name, true);
+            self.state.metrics().set_channel_up(&self.name, true);
         }
         self.recorded.up = true;
         self.save(changed).await;
@@ -430,7 +377,7 @@ impl Health {
         if self.up {
             tracing::warn!(channel = %self.name, %reason, "channel is down; retrying with backoff (requests can still be decided elsewhere)");
             self.up = false;
-            self.state.metrics.set_channel_up(&self.name, false);
+            self.state.metrics().set_channel_up(&self.name, false);
         }
         self.recorded.up = false;
         self.recorded.last_error = Some(reason.to_owned());
@@ -439,7 +386,7 @@ impl Health {
     }
 
     fn count(&self, result: &str) {
-        self.state.metrics.count_channel_delivery(&self.name, result);
+        self.state.metrics().count_channel_delivery(&self.name, result);
     }
 
     /// Writes the record when it changed meaning, else at most every
@@ -452,10 +399,10 @@ impl Health {
         }
         let Ok(value) = serde_json::to_string(&self.recorded) else { return };
         let key = crate::health::key(&self.name);
-        let store = &self.state.store;
+        let kv = self.state.key_values(KV);
         let written = async {
-            let current = store.kv_get(KV, &key).await?;
-            store.kv_compare_and_set(KV, &key, current, Some(value)).await
+            let current = kv.get(&key).await?;
+            kv.compare_and_set(&key, current, Some(value)).await
         }
         .await;
         match written {

@@ -10,19 +10,19 @@
 //! deliveries are retried with exponential backoff (see [`crate::outbox`])
 //! and every attempt is audited (`webhook.delivery`).
 
+use crate::config::WebhookConfig;
 use async_trait::async_trait;
 use countersign_audit::AuditDraft;
 use countersign_core::events::{Event, WebhookDelivery};
 use countersign_core::{Request, Timestamp, VoteKind};
-use countersign_server::config::WebhookConfig;
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use crate::card::CardBuilder;
 use crate::events::{Change, ChangeKind};
 use crate::outbox::{DeliveryError, Notifier};
-use crate::review::CardBuilder;
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "x-countersign-signature";
@@ -53,7 +53,7 @@ impl Webhook {
     /// The CloudEvent for `change`, with `request` as it stands.
     pub fn event(&self, change: &Change, request: &Request) -> Value {
         let redactor = self.cards.redactor();
-        let base = &self.state.config.public_url;
+        let base = &self.state.config().public_url;
         let votes = |kind: VoteKind| -> Vec<Value> {
             request
                 .votes

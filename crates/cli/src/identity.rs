@@ -6,7 +6,7 @@ use countersign_audit::AuditDraft;
 use countersign_core::events::{AgentCreated, Event, IdentityRevoked, UserCreated};
 use countersign_core::principal::{valid_email, valid_name};
 use countersign_core::{PrincipalKind, Timestamp};
-use countersign_server::auth::new_token;
+use countersign_gateway::identify::new_token;
 use countersign_store::{NewAgent, NewUser};
 use serde_json::json;
 

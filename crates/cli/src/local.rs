@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use countersign_server::config::{Config, DatabaseConfig, Overrides, ProcessEnv};
+use countersign::config::{Config, DatabaseConfig, Overrides, ProcessEnv};
 use countersign_store::Store;
 use countersign_store_postgres::{describe_url, PostgresOptions, PostgresStore};
 use countersign_store_sqlite::SqliteStore;

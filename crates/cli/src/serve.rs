@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use countersign_server::config::{Config, LogFormat, Overrides, ProcessEnv};
-use countersign_server::{AppState, StartError};
+use countersign::config::{Config, LogFormat, Overrides, ProcessEnv};
+use countersign_gateway::{AppState, StartError};
 use countersign_store::Store;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
@@ -35,9 +35,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("cannot read the listening address")?;
-    let identity = countersign_identity::Identity::from_config(&config, store.clone())
+    let identity = countersign_identity::Identity::from_config(&config.identity, store.clone())
         .context("cannot set up the identity provider client")?;
-    let state = match AppState::with_authenticator(config.clone(), store, identity.authenticator()).await {
+    let state = match AppState::with_authenticator(config.gateway(), store, identity.authenticator()).await {
         Ok(state) => state,
         Err(StartError::Policy { dir, problems }) => {
             // One problem a line, as `policy check` prints them.
@@ -56,9 +56,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     tokio::spawn(reload_on_sighup(state.clone(), hangup));
     banner(&config, &state, addr);
 
-    let (routes, channels) = routes(&state, identity)?;
+    let (routes, channels) = routes(&state, &config, identity)?;
     channels.spawn();
-    countersign_server::serve_with(state, routes, listener, shutdown).await?;
+    countersign_server::serve_with(state, config.server(), routes, listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(Exit::OK)
 }
@@ -68,22 +68,28 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 /// health.
 fn routes(
     state: &AppState,
+    config: &Config,
     identity: countersign_identity::Identity,
 ) -> anyhow::Result<(countersign_server::Router, countersign_channels::Channels)> {
-    let channels = countersign_channels::Channels::new(state.clone())?;
+    let channels = countersign_channels::Channels::new(state.clone(), &config.channels)?;
     let integrations = channels
         .health()
         .into_iter()
         .map(|probe| Arc::new(ChannelHealth(probe)) as Arc<dyn countersign_console::IntegrationHealth>)
         .collect();
-    let console = countersign_console::router(state.clone(), identity, countersign_console::Options { integrations });
-    let mcp = countersign_mcp::router(state.clone());
+    let options = countersign_console::Options {
+        integrations,
+        redact: config.channels.redact.clone(),
+        store_target: config.database_path().display().to_string(),
+    };
+    let console = countersign_console::router(state.clone(), identity, options);
+    let mcp = countersign_mcp::router(state.clone(), config.mcp.clone(), config.body_limit_bytes);
     Ok((console.merge(mcp).merge(channels.router()), channels))
 }
 
 /// A channel's health in the console's terms. The adapter lives here, in
 /// the binary that wires both, so that neither the console nor the
-/// channels depend on the other: both depend only on the server below
+/// channels depend on the other: both depend only on the gateway below
 /// them, and the console stays free of Slack and Teams code.
 #[derive(Debug)]
 struct ChannelHealth(countersign_channels::health::Probe);
@@ -213,8 +219,8 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use countersign::config::MapEnv;
     use countersign_core::{PrincipalKind, Timestamp};
-    use countersign_server::config::MapEnv;
     use countersign_store::NewUser;
     use reqwest::header::{COOKIE, SET_COOKIE};
 
@@ -300,7 +306,7 @@ mod tests {
             Arc::new(countersign_store_sqlite::SqliteStore::open(&config.database_path()).unwrap());
         let mut tokens = Vec::new();
         for (name, group) in [("ada", "admin"), ("bob", "sre")] {
-            let (token, hash) = countersign_server::auth::new_token(PrincipalKind::User);
+            let (token, hash) = countersign_gateway::identify::new_token(PrincipalKind::User);
             let user = NewUser {
                 name: name.into(),
                 email: format!("{name}@example.com"),
@@ -311,12 +317,12 @@ mod tests {
             store.create_user(user, vec![]).await.unwrap();
             tokens.push(token);
         }
-        let identity = countersign_identity::Identity::from_config(&config, store.clone()).unwrap();
-        let state = AppState::with_authenticator(config, store, identity.authenticator()).await.unwrap();
-        let (routes, channels) = routes(&state, identity).unwrap();
+        let identity = countersign_identity::Identity::from_config(&config.identity, store.clone()).unwrap();
+        let kv = store.clone();
+        let state = AppState::with_authenticator(config.gateway(), store, identity.authenticator()).await.unwrap();
+        let (routes, channels) = routes(&state, &config, identity).unwrap();
         channels.spawn();
-        let kv = state.store.clone();
-        tokio::spawn(countersign_server::serve_with(state, routes, listener, std::future::pending()));
+        tokio::spawn(countersign_server::serve_with(state, config.server(), routes, listener, std::future::pending()));
         // The workers start at the head of the log: wait until they have.
         for channel in ["slack", "webhook-0"] {
             while kv.kv_get("channels", &format!("cursor:{channel}")).await.unwrap().is_none() {

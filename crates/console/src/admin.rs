@@ -6,10 +6,11 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use countersign_audit::AuditDraft;
-use countersign_core::events::{AgentCreated, Event, IdentityRevoked, UserCreated};
+use countersign_core::events::{AgentCreated, Event, UserCreated};
 use countersign_core::principal::{valid_email, valid_name};
 use countersign_core::{PrincipalKind, Timestamp};
-use countersign_server::auth::new_token;
+use countersign_gateway::identify::new_token;
+use countersign_gateway::GatewayError;
 use countersign_store::{NewAgent, NewUser, StoreError};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -29,8 +30,8 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer) -> Response {
 }
 
 async fn render(state: &Shared, viewer: &Viewer, message: Markup) -> Response {
-    let users = state.app.store.list_users().await.unwrap_or_default();
-    let agents = state.app.store.list_agents().await.unwrap_or_default();
+    let users = state.app.directory().users().await.unwrap_or_default();
+    let agents = state.app.directory().agents().await.unwrap_or_default();
     let csrf = csrf_field(&viewer.csrf);
     let revoke = |kind: &str, name: &str| {
         html! {
@@ -148,10 +149,10 @@ async fn render(state: &Shared, viewer: &Viewer, message: Markup) -> Response {
 
 async fn health(state: &Shared) -> Markup {
     let mut items: Vec<countersign_identity::Health> = Vec::new();
-    let store = state.app.store.ping().await;
+    let store = state.app.ping().await;
     items.push(countersign_identity::Health {
         name: "store".to_owned(),
-        target: state.app.config.database_path().display().to_string(),
+        target: state.options.store_target.clone(),
         ok: store.is_ok(),
         detail: match store {
             Ok(()) => "reachable".to_owned(),
@@ -161,7 +162,7 @@ async fn health(state: &Shared) -> Markup {
     let policy = state.app.policy();
     items.push(countersign_identity::Health {
         name: "policy set".to_owned(),
-        target: state.app.config.policies_dir.display().to_string(),
+        target: state.app.config().policies_dir.display().to_string(),
         ok: true,
         detail: format!("{} policies, {}", policy.engine.policy_count(), policy.engine.hash()),
     });
@@ -265,7 +266,7 @@ async fn add_user_inner(state: &Shared, viewer: &Viewer, form: &IdentityForm) ->
     let event = AuditDraft::new(viewer.principal.reference().to_string(), Event::UserCreated(created));
     let user =
         NewUser { name: name.to_owned(), email: email.to_owned(), groups, token_hash, created_at: Timestamp::now() };
-    state.app.store.create_user(user, vec![event]).await.map_err(store_message)?;
+    state.app.directory().create_user(user, vec![event]).await.map_err(store_message)?;
     Ok(shown_once("User", name, &token))
 }
 
@@ -287,7 +288,7 @@ async fn add_agent_inner(state: &Shared, viewer: &Viewer, form: &IdentityForm) -
     }
     let owner = Some(form.owner.trim().to_owned()).filter(|o| !o.is_empty());
     if let Some(owner) = &owner {
-        match state.app.store.user(owner).await.map_err(store_message)? {
+        match state.app.directory().user(owner).await.map_err(store_message)? {
             Some(u) if u.revoked_at.is_none() => {}
             Some(_) => return Err(format!("owner `{owner}` is revoked")),
             None => return Err(format!("owner `{owner}` is not a user")),
@@ -298,7 +299,7 @@ async fn add_agent_inner(state: &Shared, viewer: &Viewer, form: &IdentityForm) -
     let created = AgentCreated { name: name.to_owned(), owner: owner.clone(), groups: groups.clone() };
     let event = AuditDraft::new(viewer.principal.reference().to_string(), Event::AgentCreated(created));
     let agent = NewAgent { name: name.to_owned(), owner, groups, token_hash, created_at: Timestamp::now() };
-    state.app.store.create_agent(agent, vec![event]).await.map_err(store_message)?;
+    state.app.directory().create_agent(agent, vec![event]).await.map_err(store_message)?;
     Ok(shown_once("Agent", name, &token))
 }
 
@@ -318,35 +319,33 @@ pub async fn revoke(State(state): State<Shared>, viewer: Viewer, Form(form): For
     }
     let message = if viewer.csrf_ok(&form._csrf) {
         let actor = viewer.principal.reference().to_string();
-        let now = Timestamp::now();
         let result = match form.kind.as_str() {
-            "user" => {
-                let event = AuditDraft::new(actor, Event::UserRevoked(IdentityRevoked { name: form.name.clone() }));
-                state.app.store.revoke_user(&form.name, now, vec![event]).await
-            }
-            "agent" => {
-                let event = AuditDraft::new(actor, Event::AgentRevoked(IdentityRevoked { name: form.name.clone() }));
-                state.app.store.revoke_agent(&form.name, now, vec![event]).await
-            }
-            _ => Err(StoreError::NotFound { what: "identity kind", name: form.kind.clone() }),
+            "user" => state.app.revoke_user(&form.name, &actor).await,
+            "agent" => state.app.revoke_agent(&form.name, &actor).await,
+            _ => Err(GatewayError::NotFound { what: "identity kind", id: form.kind.clone() }),
         };
         match result {
-            Ok(revoked) => {
-                // Wake whoever waits on the requests it withdrew.
-                for request in &revoked {
-                    state.app.hub.changed(&request.id);
-                }
-                notice(
-                    Notice::Ok,
-                    &format!("Revoked {} `{}` and {} open request(s).", form.kind, form.name, revoked.len()),
-                )
-            }
-            Err(e) => notice(Notice::Error, &store_message(e)),
+            // Whoever waits on the requests it changed has been told.
+            Ok(revoked) => notice(
+                Notice::Ok,
+                &format!("Revoked {} `{}` and {} open request(s).", form.kind, form.name, revoked.len()),
+            ),
+            Err(e) => notice(Notice::Error, &gateway_message(e)),
         }
     } else {
         notice(Notice::Error, "The form expired. Reload the page and try again.")
     };
     render(&state, &viewer, message).await
+}
+
+fn gateway_message(e: GatewayError) -> String {
+    match crate::failure::failure(&e) {
+        crate::failure::Failure::NotFound | crate::failure::Failure::Refused => e.to_string(),
+        crate::failure::Failure::Broken => {
+            tracing::error!(error = %e, detail = ?e.detail(), "admin action failed");
+            "The store is unavailable; nothing was changed.".to_owned()
+        }
+    }
 }
 
 fn store_message(e: StoreError) -> String {

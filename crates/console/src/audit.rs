@@ -57,7 +57,7 @@ impl Cache {
     pub async fn verify(&self, state: &Shared) -> Result<Status, countersign_store::StoreError> {
         let mut progress = self.0.lock().await;
         while progress.broken.is_none() {
-            let events = state.app.store.audit_events(progress.head_seq, BATCH).await?;
+            let events = state.app.audit_events(progress.head_seq, BATCH).await?;
             if events.is_empty() {
                 break;
             }
@@ -120,7 +120,7 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(browse): Qu
     // Past a break, the verifier stops; the browser still shows everything.
     let mut head = status.head_seq;
     if status.broken.is_some() {
-        while let Ok(rest) = state.app.store.audit_events(head, BATCH).await {
+        while let Ok(rest) = state.app.audit_events(head, BATCH).await {
             match rest.last() {
                 Some(last) if last.seq > head => head = last.seq,
                 Some(_) | None => break,
@@ -204,7 +204,7 @@ async fn find(
     let mut scanned = 0;
     while upper > 1 && found.len() < PAGE && scanned < SCAN {
         let lower = upper.saturating_sub(u64::try_from(BATCH.min(PAGE * 20)).unwrap_or(1000)).max(1);
-        let chunk = state.app.store.audit_events(lower - 1, usize::try_from(upper - lower).unwrap_or(0)).await?;
+        let chunk = state.app.audit_events(lower - 1, usize::try_from(upper - lower).unwrap_or(0)).await?;
         scanned += chunk.len();
         for event in chunk.iter().rev() {
             if matches(event, browse) {

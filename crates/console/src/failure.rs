@@ -4,8 +4,9 @@
 //! by the API's one mapping to HTTP.
 
 use axum::response::{IntoResponse, Response};
-use countersign_server::auth::AuthError;
-use countersign_server::{ApiError, GatewayError};
+use countersign_gateway::identify::AuthError;
+use countersign_gateway::GatewayError;
+use countersign_server::ApiError;
 
 /// What the console makes of a gateway error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@
 //!   changes made through other replicas for the live queue).
 //!
 //! Every rule of the approval loop is enforced by the gateway
-//! ([`countersign_server::AppState`]); the console only explains it (a
+//! ([`countersign_gateway::AppState`]); the console only explains it (a
 //! disabled button says why) and never decides on its own.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -41,8 +41,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::routing::{get, post};
 use axum::Router;
+use countersign_gateway::AppState;
 use countersign_identity::Identity;
-use countersign_server::AppState;
 
 /// Something whose health the admin page shows (a chat channel, a
 /// webhook, …). Integrations in other crates hand one in through
@@ -53,10 +53,16 @@ pub trait IntegrationHealth: Send + Sync + std::fmt::Debug {
     async fn health(&self) -> countersign_identity::Health;
 }
 
-/// What the console needs besides the gateway.
+/// What the console needs besides the gateway and the identity services
+/// (whose config holds the `[console]` section).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub integrations: Vec<Arc<dyn IntegrationHealth>>,
+    /// The patterns that hide secrets on review cards (`[channels]
+    /// redact`: the console shows the cards the chat channels show).
+    pub redact: Vec<String>,
+    /// Where the store is, as the admin page names it.
+    pub store_target: String,
 }
 
 /// The console's shared state.
@@ -72,7 +78,7 @@ pub struct ConsoleState {
     /// The review card, as the chat channels show it. `None` when the
     /// configured redaction patterns are invalid: payloads are then hidden
     /// rather than shown unredacted.
-    pub cards: Option<countersign_review::CardBuilder>,
+    pub cards: Option<countersign_cards::CardBuilder>,
     csp: axum::http::HeaderValue,
 }
 
@@ -84,14 +90,14 @@ pub type Shared = Arc<ConsoleState>;
 /// duties ([`housekeeping`]) on the current runtime; they end when the
 /// gateway shuts down or the router is dropped.
 pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
-    if !app.config.identity.console.enabled {
+    if !identity.config.console.enabled {
         return Router::new();
     }
     let idp_origin = identity.oidc.as_ref().and_then(|o| o.issuer_origin());
-    let cards = match countersign_review::Redactor::new(&app.config.channels.redact) {
-        Ok(redactor) => Some(countersign_review::CardBuilder::new(
-            app.store.clone(),
-            app.config.public_url.clone(),
+    let cards = match countersign_cards::Redactor::new(&options.redact) {
+        Ok(redactor) => Some(countersign_cards::CardBuilder::new(
+            app.request_reader(),
+            app.config().public_url.clone(),
             Arc::new(redactor),
         )),
         Err(e) => {
@@ -101,7 +107,7 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
     };
     let state = Arc::new(ConsoleState {
         cards,
-        cookies: session::Cookies::new(app.config.identity.console.secure_cookies),
+        cookies: session::Cookies::new(identity.config.console.secure_cookies),
         csp: security::content_security_policy(idp_origin.as_deref()),
         audit: audit::Cache::default(),
         outside: live::channel(),

@@ -19,10 +19,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use countersign_core::text::prefix_within;
 use countersign_core::{PrincipalKind, Timestamp};
-use countersign_identity::directory::DirectoryError;
-use countersign_identity::people::MatchError;
+use countersign_gateway::directory::MatchError;
+use countersign_gateway::identify::{Authenticator, LocalTokens};
+use countersign_identity::accounts::AccountError;
 use countersign_identity::PendingLogin;
-use countersign_server::auth::{Authenticator, LocalTokens};
 use maud::html;
 use serde::Deserialize;
 
@@ -194,7 +194,7 @@ pub async fn start(State(state): State<Shared>, Query(query): Query<StartQuery>)
     // Expires with its cookie; the housekeeping deletes abandoned logins.
     let expires_at = Timestamp::now().plus(LOGIN_TTL);
     let stored =
-        state.app.store.kv_compare_and_set_expiring(LOGINS, &key_of(&id), None, Some(value), Some(expires_at)).await;
+        state.app.key_values(LOGINS).compare_and_set_expiring(&key_of(&id), None, Some(value), Some(expires_at)).await;
     if let Err(e) = stored {
         tracing::error!(error = %e, "cannot store a login under way");
         return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; try again shortly").into_response();
@@ -230,8 +230,8 @@ pub async fn callback(State(state): State<Shared>, headers: HeaderMap, Query(que
     };
     let key = key_of(id);
     // Single use: the pending login is taken out before the code is redeemed.
-    let pending = match state.app.store.kv_get(LOGINS, &key).await {
-        Ok(Some(text)) => match state.app.store.kv_compare_and_set(LOGINS, &key, Some(text.clone()), None).await {
+    let pending = match state.app.key_values(LOGINS).get(&key).await {
+        Ok(Some(text)) => match state.app.key_values(LOGINS).compare_and_set(&key, Some(text.clone()), None).await {
             Ok(true) => serde_json::from_str::<PendingLogin>(&text).ok(),
             Ok(false) | Err(_) => None,
         },
@@ -264,11 +264,11 @@ pub async fn callback(State(state): State<Shared>, headers: HeaderMap, Query(que
             return fail(code);
         }
     };
-    let principal = match state.identity.directory.login(&login.user).await {
+    let principal = match state.identity.accounts.login(&login.user).await {
         Ok(principal) => principal,
-        Err(DirectoryError::Revoked(_)) => return fail("revoked"),
-        Err(DirectoryError::Match(MatchError::Unverified(_))) => return fail("unverified"),
-        Err(DirectoryError::Match(MatchError::BoundToAnother { .. })) => return fail("bound"),
+        Err(AccountError::Revoked(_)) => return fail("revoked"),
+        Err(AccountError::Match(MatchError::Unverified(_))) => return fail("unverified"),
+        Err(AccountError::Match(MatchError::BoundToAnother { .. })) => return fail("bound"),
         Err(e) => {
             tracing::warn!(error = %e, "cannot record a login");
             return fail("refused");
@@ -283,7 +283,7 @@ pub async fn callback(State(state): State<Shared>, headers: HeaderMap, Query(que
         id_token: Some(login.id_token),
         csrf: session::new_csrf(),
         created_at: now,
-        expires_at: now.plus(state.app.config.identity.console.session_ttl),
+        expires_at: now.plus(state.identity.config.console.session_ttl),
     };
     finish_session(&state, &headers, record, &pending.return_to, "oidc").await
 }
@@ -302,7 +302,7 @@ async fn finish_session(state: &Shared, headers: &HeaderMap, record: Record, ret
         record.principal.reference().to_string(),
         countersign_core::events::Event::ConsoleLogin(login),
     );
-    let ttl = state.app.config.identity.console.session_ttl.as_secs();
+    let ttl = state.identity.config.console.session_ttl.as_secs();
     let id = match session::create(state, &record).await {
         Ok(id) => id,
         Err(e) => {
@@ -333,7 +333,7 @@ pub struct TokenForm {
 pub async fn token(
     State(state): State<Shared>,
     headers: HeaderMap,
-    source: Option<axum::Extension<countersign_server::refusals::Source>>,
+    source: Option<axum::Extension<countersign_gateway::refusals::Source>>,
     Form(form): Form<TokenForm>,
 ) -> Response {
     if !state.identity.local_tokens_for_humans {
@@ -341,7 +341,7 @@ pub async fn token(
     }
     // Decided before anything is created: an unusable place falls back.
     let return_to = safe_return(form.return_to.as_deref());
-    let source = countersign_server::refusals::stamped(source);
+    let source = countersign_server::source::stamped(source);
     // Token guessing through the form is limited like the API's.
     if let Err(limited) = state.app.admit(source) {
         let code = limited.code();
@@ -357,7 +357,7 @@ pub async fn token(
     if !matches {
         return Redirect::to("/console/login?error=csrf").into_response();
     }
-    let principal = match LocalTokens::new(state.app.store.clone()).authenticate(form.token.trim()).await {
+    let principal = match LocalTokens::of(state.app.directory()).authenticate(form.token.trim()).await {
         Ok(p) if p.kind == PrincipalKind::User => p,
         Ok(_) | Err(_) => {
             let record =
@@ -377,7 +377,7 @@ pub async fn token(
         id_token: None,
         csrf: session::new_csrf(),
         created_at: now,
-        expires_at: now.plus(state.app.config.identity.console.session_ttl),
+        expires_at: now.plus(state.identity.config.console.session_ttl),
     };
     finish_session(&state, &headers, record, &return_to, "token").await
 }

@@ -54,7 +54,7 @@ fn render(state: &Shared, viewer: &Viewer, sample: &str, result: Markup) -> Resp
                         None => "none",
                     }
                 }
-                dt { "Directory" } dd { code { (state.app.config.policies_dir.display().to_string()) } }
+                dt { "Directory" } dd { code { (state.app.config().policies_dir.display().to_string()) } }
             }
             @if viewer.principal.is_admin() {
                 form method="post" action="/console/policies/reload" {

@@ -14,7 +14,7 @@ use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use countersign_core::Status;
-use countersign_server::hub::Wake;
+use countersign_gateway::changes::Notice;
 use countersign_store::RequestFilter;
 use futures_util::stream::Stream;
 use maud::{html, Markup};
@@ -89,9 +89,10 @@ pub async fn fragment(State(state): State<Shared>, viewer: Viewer, Query(filters
 
 /// What an event stream heard.
 enum Heard {
-    /// A request as this gateway changed it.
-    Here(Result<std::sync::Arc<countersign_core::Request>, RecvError>),
-    /// A change made through another replica or process.
+    /// The gateway's change feed.
+    Feed(Notice),
+    /// A change made through another replica or process, as the console's
+    /// follower of the feed made it out ([`crate::live`]).
     Elsewhere(Result<Outside, RecvError>),
 }
 
@@ -101,28 +102,26 @@ enum Heard {
 /// missed some). The stream ends when the gateway shuts down, so it never
 /// holds up a graceful stop.
 pub async fn events(State(state): State<Shared>, viewer: Viewer) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let here = state.app.subscribe_changes();
+    let feed = state.app.changes();
     let elsewhere = state.outside.subscribe();
-    let shutdown = state.app.hub.subscribe();
     let stream = futures_util::stream::unfold(
-        (state, viewer, here, elsewhere, shutdown),
-        |(state, viewer, mut here, mut elsewhere, mut shutdown)| async move {
+        (state, viewer, feed, elsewhere),
+        |(state, viewer, mut feed, mut elsewhere)| async move {
             loop {
                 let heard = tokio::select! {
-                    received = here.recv() => Heard::Here(received),
+                    notice = feed.next() => Heard::Feed(notice),
                     received = elsewhere.recv() => Heard::Elsewhere(received),
-                    wake = shutdown.next("") => match wake {
-                        Wake::ShuttingDown => return None,
-                        Wake::Changed => continue,
-                    },
                 };
                 let status = match heard {
-                    Heard::Here(Ok(request)) => {
+                    Heard::Feed(Notice::Here(request)) => {
                         if state.app.visible_request(&viewer.principal, &request.id).await.is_err() {
                             continue;
                         }
                         request.status.as_str().to_owned()
                     }
+                    // The console's follower turns these into `Elsewhere`.
+                    Heard::Feed(Notice::Elsewhere(_) | Notice::Unknown) => continue,
+                    Heard::Feed(Notice::ShuttingDown) => return None,
                     Heard::Elsewhere(Ok(Outside::Request(id))) => {
                         match state.app.visible_request(&viewer.principal, &id).await {
                             Ok(request) => request.status.as_str().to_owned(),
@@ -130,13 +129,11 @@ pub async fn events(State(state): State<Shared>, viewer: Viewer) -> Sse<impl Str
                         }
                     }
                     // Missed some: tell the page to refresh anyway.
-                    Heard::Elsewhere(Ok(Outside::Unknown))
-                    | Heard::Here(Err(RecvError::Lagged(_)))
-                    | Heard::Elsewhere(Err(RecvError::Lagged(_))) => "unknown".to_owned(),
-                    Heard::Here(Err(RecvError::Closed)) | Heard::Elsewhere(Err(RecvError::Closed)) => return None,
+                    Heard::Elsewhere(Ok(Outside::Unknown) | Err(RecvError::Lagged(_))) => "unknown".to_owned(),
+                    Heard::Elsewhere(Err(RecvError::Closed)) => return None,
                 };
                 let event = Event::default().event("change").data(status);
-                return Some((Ok(event), (state, viewer, here, elsewhere, shutdown)));
+                return Some((Ok(event), (state, viewer, feed, elsewhere)));
             }
         },
     );

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use countersign_core::lifecycle::needs_step_up;
 use countersign_core::{Approver, Assurance, PrincipalKind, Request, Status, VoteKind};
-use countersign_server::auth::AuthContext;
-use countersign_server::GatewayError;
+use countersign_gateway::identify::AuthContext;
+use countersign_gateway::GatewayError;
 
 use crate::failure::{failure, respond, Failure};
 use countersign_store::RequestFilter;
@@ -277,7 +277,7 @@ async fn abilities(state: &Shared, viewer: &Viewer, r: &Request) -> Abilities {
     if approve.is_ok() && person.as_ref().is_some_and(|p| r.approvals().any(|v| &v.person == p)) {
         approve = Err("you already approved this".to_owned());
     }
-    let assurance = match (viewer.auth_context(), state.app.config.identity.step_up_max_age()) {
+    let assurance = match (viewer.auth_context(), state.app.config().step_up_max_age) {
         (AuthContext::WebSession { auth_time }, Some(max_age)) => Assurance::IdpLogin { auth_time, max_age },
         (AuthContext::WebSession { .. }, None) | (AuthContext::Credential, _) => Assurance::Credential,
     };
@@ -322,9 +322,9 @@ async fn decision(state: &Shared, viewer: &Viewer, r: &Request) -> Markup {
         },
     };
     let approve_label = if can.step_up { "Log in again and approve" } else { "Approve" };
-    let step_up_age = can.step_up.then(|| {
-        state.app.config.identity.step_up_max_age().map(countersign_core::clock::format_duration).unwrap_or_default()
-    });
+    let step_up_age = can
+        .step_up
+        .then(|| state.app.config().step_up_max_age.map(countersign_core::clock::format_duration).unwrap_or_default());
     html! {
         section class="card" aria-labelledby="decide-h" {
             h2 id="decide-h" { "Decision" }

@@ -21,8 +21,8 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use countersign_core::{Principal, Timestamp};
+use countersign_gateway::identify::AuthContext;
 use countersign_identity::oidc::random_token;
-use countersign_server::auth::AuthContext;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -148,8 +148,8 @@ pub async fn create(state: &Shared, record: &Record) -> Result<String, countersi
     let value = serde_json::to_string(record).map_err(|e| countersign_store::StoreError::Internal(e.to_string()))?;
     state
         .app
-        .store
-        .kv_compare_and_set_expiring(SESSIONS, &key_of(&id), None, Some(value), Some(record.expires_at))
+        .key_values(SESSIONS)
+        .compare_and_set_expiring(&key_of(&id), None, Some(value), Some(record.expires_at))
         .await?;
     Ok(id)
 }
@@ -162,8 +162,8 @@ pub async fn destroy(state: &Shared, viewer: &Viewer) -> Result<(), countersign_
 /// Deletes a key-value entry whatever its value.
 pub async fn remove(state: &Shared, namespace: &str, key: &str) -> Result<(), countersign_store::StoreError> {
     for _ in 0..3 {
-        let current = state.app.store.kv_get(namespace, key).await?;
-        if current.is_none() || state.app.store.kv_compare_and_set(namespace, key, current, None).await? {
+        let current = state.app.key_values(namespace).get(key).await?;
+        if current.is_none() || state.app.key_values(namespace).compare_and_set(key, current, None).await? {
             return Ok(());
         }
     }
@@ -207,7 +207,7 @@ impl FromRequestParts<Shared> for Viewer {
         let login = || NoViewer::Login { return_to: return_to.clone(), api };
         let id = cookie(&parts.headers, state.cookies.session_name()).ok_or_else(login)?;
         let key = key_of(id);
-        let text = state.app.store.kv_get(SESSIONS, &key).await.map_err(|e| {
+        let text = state.app.key_values(SESSIONS).get(&key).await.map_err(|e| {
             tracing::error!(error = %e, "cannot read a console session");
             NoViewer::Unavailable
         })?;
@@ -217,7 +217,7 @@ impl FromRequestParts<Shared> for Viewer {
             return Err(login());
         }
         // A revocation ends every session of the user at the next request.
-        let user = match state.app.store.user(&record.principal.name).await {
+        let user = match state.app.directory().user(&record.principal.name).await {
             Ok(user) => user.filter(|u| u.revoked_at.is_none()),
             Err(e) => {
                 tracing::error!(error = %e, "cannot check a console user");

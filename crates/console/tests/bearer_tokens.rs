@@ -51,7 +51,7 @@ async fn idp_jwts_are_checked_through_key_rotation() {
     assert_eq!(gateway.whoami(&token).await.0, 401, "the retired key is gone from the key set");
 
     // Every refusal is in the audit log.
-    let events = gateway.state.store.audit_events(0, 10_000).await.unwrap();
+    let events = gateway.store.audit_events(0, 10_000).await.unwrap();
     let refusals = events.iter().filter(|e| e.kind == "request.rejected").count();
     assert!(refusals >= 4, "refused bearer tokens are audited ({refusals})");
 }
@@ -59,7 +59,7 @@ async fn idp_jwts_are_checked_through_key_rotation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personal_tokens_for_people_can_be_switched_off() {
     let (_idp, gateway) = support::start("local_tokens_for_humans = false").await;
-    let dana = Cast::new().user("dana", "dana@example.com", &[]).enrol(gateway.state.store.as_ref()).await;
+    let dana = Cast::new().user("dana", "dana@example.com", &[]).enrol(gateway.store.as_ref()).await;
     assert_eq!(gateway.whoami(dana.get("dana")).await.0, 401, "people must sign in through the provider");
     assert_eq!(gateway.whoami(gateway.token("deploy-bot")).await.0, 200, "agents keep their keys");
 }

@@ -46,7 +46,7 @@ async fn the_console_end_to_end_in_chromium() {
     drop(idp);
 
     // What the browser did is in the audit log, and the log verifies.
-    let events = gateway.state.store.audit_events(0, 100_000).await.unwrap();
+    let events = gateway.store.audit_events(0, 100_000).await.unwrap();
     countersign_audit::verify_all(&events).unwrap();
     let refused_self = events.iter().any(|e| e.kind == "attempt.refused" && e.body.contains("self_approval"));
     assert!(refused_self, "the forged self-approval is audited");

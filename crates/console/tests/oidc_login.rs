@@ -146,7 +146,7 @@ async fn a_group_change_at_the_provider_counts_from_the_next_login() {
     // alice is no sre at the provider when she first logs in.
     set_groups(&idp.issuer, "alice", "dev").await;
     let first = log_in(&url, "alice").await;
-    let user = gateway.state.store.user("alice@example.com").await.unwrap().unwrap();
+    let user = gateway.store.user("alice@example.com").await.unwrap().unwrap();
     assert_eq!(user.groups, ["dev"]);
     assert_eq!(user.display_name.as_deref(), Some("Alice Approver"));
     let id = gateway.submit("prod-web", "restart").await;
@@ -155,13 +155,13 @@ async fn a_group_change_at_the_provider_counts_from_the_next_login() {
     // The provider makes her an sre; her next login brings that in.
     set_groups(&idp.issuer, "alice", "sre").await;
     let second = log_in(&url, "alice").await;
-    let user = gateway.state.store.user("alice@example.com").await.unwrap().unwrap();
+    let user = gateway.store.user("alice@example.com").await.unwrap().unwrap();
     assert_eq!(user.groups, ["sre"], "the user row follows the provider");
     assert_eq!(approve(&url, &second, &id).await, format!("/console/requests/{id}?done=approved"));
     assert_eq!(gateway.status_of(&id).await, "approved");
 
     // The change is audited.
-    let events = gateway.state.store.audit_events(0, 10_000).await.unwrap();
+    let events = gateway.store.audit_events(0, 10_000).await.unwrap();
     let update = events
         .iter()
         .find(|e| e.kind == "identity.user_updated" && e.body_value()["groups"] == serde_json::json!(["sre"]));
@@ -194,7 +194,7 @@ async fn a_silent_single_sign_on_is_not_a_fresh_login() {
     assert_eq!(landed, format!("/console/requests/{id}"));
     assert_eq!(approve(&url, &jars.0, &id).await, format!("/console/requests/{id}?done=approved"));
     assert_eq!(gateway.status_of(&id).await, "approved");
-    let events = gateway.state.store.audit_events(0, 10_000).await.unwrap();
+    let events = gateway.store.audit_events(0, 10_000).await.unwrap();
     let logins: Vec<serde_json::Value> =
         events.iter().filter(|e| e.kind == "console.login").map(|e| e.body_value()).collect();
     assert_eq!(logins.len(), 3);
@@ -204,11 +204,11 @@ async fn a_silent_single_sign_on_is_not_a_fresh_login() {
 
 /// A local admin, `root@example.com`, before anyone logs in.
 async fn local_root(gateway: &support::Gateway) {
-    Cast::new().user("root", "root@example.com", &["admin"]).enrol(gateway.state.store.as_ref()).await;
+    Cast::new().user("root", "root@example.com", &["admin"]).enrol(gateway.store.as_ref()).await;
 }
 
 async fn root_groups(gateway: &support::Gateway) -> Vec<String> {
-    gateway.state.store.user("root").await.unwrap().unwrap().groups
+    gateway.store.user("root").await.unwrap().unwrap().groups
 }
 
 async fn attempt(url: &str, user: &str) -> String {
@@ -234,9 +234,9 @@ async fn an_unverified_or_second_account_never_takes_over_a_local_user() {
     // Another verified account with the same address is refused and audited.
     assert_eq!(attempt(&url, "mallory-verified").await, "/console/login?error=bound");
     assert_eq!(root_groups(&gateway).await, ["admin"]);
-    let users = gateway.state.store.users_with_email("root@example.com").await.unwrap();
+    let users = gateway.store.users_with_email("root@example.com").await.unwrap();
     assert_eq!(users.len(), 1, "no second user either");
-    let events = gateway.state.store.audit_events(0, 10_000).await.unwrap();
+    let events = gateway.store.audit_events(0, 10_000).await.unwrap();
     let refused = events.iter().find(|e| e.kind == "identity.binding_refused").expect("the refusal is audited");
     assert_eq!(refused.body_value()["subject"], "mallory-verified");
     assert_eq!(refused.body_value()["bound_subject"], "root");
@@ -278,7 +278,7 @@ async fn a_person_without_groups_is_told_why_nothing_is_theirs() {
     let (_idp, gateway) = support::start("scopes = [\"openid\", \"email\", \"profile\"]").await;
     let url = gateway.url.clone();
     let alice = log_in(&url, "alice").await;
-    let user = gateway.state.store.user("alice@example.com").await.unwrap().unwrap();
+    let user = gateway.store.user("alice@example.com").await.unwrap().unwrap();
     assert!(user.groups.is_empty(), "no groups claim: {:?}", user.groups);
     let page = client().get(format!("{url}/console/")).header(COOKIE, alice.header()).send().await.unwrap();
     let body = page.text().await.unwrap();
@@ -288,7 +288,7 @@ async fn a_person_without_groups_is_told_why_nothing_is_theirs() {
     }
     // carol (an admin) sees alice marked on the admin page.
     let carol = log_in(&url, "carol").await;
-    let carol_row = gateway.state.store.user("carol@example.com").await.unwrap().unwrap();
+    let carol_row = gateway.store.user("carol@example.com").await.unwrap().unwrap();
     assert!(carol_row.groups.is_empty());
     // carol's groups did not come either: an admin grants her the role locally.
     let admin = countersign_store::UserProfile {
@@ -297,7 +297,7 @@ async fn a_person_without_groups_is_told_why_nothing_is_theirs() {
         groups: vec!["admin".into()],
         login_at: countersign_core::Timestamp::now(),
     };
-    gateway.state.store.update_user_profile("carol@example.com", admin, vec![]).await.unwrap();
+    gateway.store.update_user_profile("carol@example.com", admin, vec![]).await.unwrap();
     let page = client().get(format!("{url}/console/admin")).header(COOKIE, carol.header()).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let body = page.text().await.unwrap();

@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_core::Timestamp;
+use countersign_gateway::directory::Directory;
 use countersign_identity::claims::UserClaims;
-use countersign_identity::directory::Directory;
+use countersign_identity::Accounts;
 use countersign_store::Store;
 use countersign_store_sqlite::SqliteStore;
 use countersign_testkit::Cast;
@@ -149,10 +150,10 @@ async fn groups_follow_the_identity_provider_at_each_login() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
     let agent_key = add_agent(&*store).await;
     let g = serve(store.clone()).await;
-    let directory = Directory::new(store.clone());
+    let accounts = Accounts::new(Directory::new(store.clone()));
 
     // First login: the provider says dana is in `dev` only.
-    let first = directory.login(&claims(&["dev"])).await.unwrap();
+    let first = accounts.login(&claims(&["dev"])).await.unwrap();
     assert_eq!(first.groups, ["dev"]);
     let session = oidc_session(&*store, first).await;
     let id = submit(&g, &agent_key, "prod-db").await;
@@ -165,7 +166,7 @@ async fn groups_follow_the_identity_provider_at_each_login() {
 
     // Second login: the provider now puts dana in `sre`. The row follows,
     // and every session of hers (this older one too) is judged by it.
-    let second = directory.login(&claims(&["sre"])).await.unwrap();
+    let second = accounts.login(&claims(&["sre"])).await.unwrap();
     assert_eq!(second.groups, ["sre"]);
     let user = store.user(&second.name).await.unwrap().unwrap();
     assert_eq!(user.groups, ["sre"]);
@@ -173,11 +174,11 @@ async fn groups_follow_the_identity_provider_at_each_login() {
     assert!(user.last_login.is_some());
     assert!(sees(&g, &session, &id).await, "an sre now");
     assert_eq!(approve_in_console(&g, &session, &id).await, format!("/console/requests/{id}?done=approved"));
-    assert_eq!(g.state.store.request(&id).await.unwrap().unwrap().status.as_str(), "approved");
+    assert_eq!(g.store.request(&id).await.unwrap().unwrap().status.as_str(), "approved");
 
     // And back: removed from `sre` at the provider, refused again, also
     // through a brand-new session.
-    let third = directory.login(&claims(&["dev"])).await.unwrap();
+    let third = accounts.login(&claims(&["dev"])).await.unwrap();
     let fresh = oidc_session(&*store, third).await;
     let other = submit(&g, &agent_key, "prod-web").await;
     for session in [&session, &fresh] {
@@ -196,7 +197,7 @@ async fn groups_follow_the_identity_provider_at_each_login() {
     let updates: Vec<serde_json::Value> =
         events.iter().filter(|e| e.kind == "identity.user_updated").map(|e| e.body_value()["groups"].clone()).collect();
     assert_eq!(updates, vec![serde_json::json!(["dev"]), serde_json::json!(["sre"]), serde_json::json!(["dev"])]);
-    directory.login(&claims(&["dev"])).await.unwrap();
+    accounts.login(&claims(&["dev"])).await.unwrap();
     let after = store.audit_events(0, 1000).await.unwrap();
     assert_eq!(
         after.iter().filter(|e| e.kind == "identity.user_updated").count(),
@@ -233,7 +234,7 @@ async fn sessions_are_deleted_at_logout_and_purged_when_expired() {
     assert_eq!(store.kv_purge_expired(Timestamp::now()).await.unwrap(), 0);
     let r = client().get(format!("{}/console/", g.url)).header(COOKIE, session_cookie(&id)).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let ttl = g.state.config.identity.console.session_ttl;
+    let ttl = g.kit.config.identity.console.session_ttl;
     let later = Timestamp::now().plus(ttl + Duration::from_secs(1));
     assert!(store.kv_purge_expired(later).await.unwrap() >= 1);
     assert_eq!(store.kv_get(sessions, &key).await.unwrap(), None, "purged once expired");

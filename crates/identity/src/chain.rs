@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use countersign_core::Principal;
-use countersign_server::auth::{AuthError, Authenticator, LocalTokens, AGENT_TOKEN_PREFIX, USER_TOKEN_PREFIX};
-use countersign_store::Store;
+use countersign_gateway::directory::Directory;
+use countersign_gateway::identify::{AuthError, Authenticator, LocalTokens, AGENT_TOKEN_PREFIX, USER_TOKEN_PREFIX};
 
-use crate::directory::{Directory, DirectoryError};
+use crate::accounts::{AccountError, Accounts};
 use crate::jwt;
 use crate::oidc::{LoginError, OidcClient};
 use crate::workload::{WorkloadError, WorkloadIssuer};
@@ -21,9 +21,9 @@ pub struct Chain {
     pub(crate) local: LocalTokens,
     pub(crate) local_tokens_for_humans: bool,
     pub(crate) oidc: Option<Arc<OidcClient>>,
-    pub(crate) directory: Directory,
+    pub(crate) accounts: Accounts,
     pub(crate) workloads: Vec<Arc<WorkloadIssuer>>,
-    pub(crate) store: Arc<dyn Store>,
+    pub(crate) directory: Directory,
 }
 
 #[async_trait]
@@ -44,16 +44,16 @@ impl Authenticator for Chain {
                 log_refusal("identity provider", &e);
                 AuthError::Rejected
             })?;
-            return self.directory.principal(&person).await.map_err(|e| match e {
-                DirectoryError::Store(e) => AuthError::Store(e),
-                DirectoryError::Revoked(_) | DirectoryError::NameTaken(_) | DirectoryError::Match(_) => {
+            return self.accounts.principal(&person).await.map_err(|e| match e {
+                AccountError::Store(e) => AuthError::Store(e),
+                AccountError::Revoked(_) | AccountError::NameTaken(_) | AccountError::Match(_) => {
                     tracing::info!(error = %e, "refused an identity-provider token");
                     AuthError::Rejected
                 }
             });
         }
         if let Some(workload) = self.workloads.iter().find(|w| w.issuer() == issuer) {
-            return workload.authenticate(bearer, &iss, self.store.as_ref()).await.map_err(|e| match e {
+            return workload.authenticate(bearer, &iss, &self.directory).await.map_err(|e| match e {
                 WorkloadError::Store(e) => AuthError::Store(e),
                 WorkloadError::Token(_) | WorkloadError::NoRule(_) | WorkloadError::UnknownAgent(_) => {
                     tracing::info!(issuer = %workload.name(), error = %e, "refused a workload token");

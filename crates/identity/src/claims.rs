@@ -2,8 +2,8 @@
 //! name and groups, under the configured claim names, and the rule on
 //! which groups may come in at all.
 
+use crate::config::OidcConfig;
 use countersign_core::principal::{valid_email, valid_name};
-use countersign_server::config::OidcConfig;
 use serde_json::{Map, Value};
 
 /// The person a provider vouches for.

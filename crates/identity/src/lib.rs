@@ -10,11 +10,12 @@
 //!   refetch policy) and [`jwt`] (signature, issuer, audience and expiry
 //!   checks);
 //! - [`workload`]: `[[workload_identity]]` issuers and claim-mapping rules;
-//! - [`directory`]: people as countersign users, matched by email;
-//! - [`people`]: the one rule for matching a person by email (verified
-//!   addresses only; one account per source per user), shared with the
-//!   chat channels;
-//! - [`chain`]: the [`Authenticator`](countersign_server::auth::Authenticator)
+//! - [`accounts`]: people the provider vouches for as countersign users,
+//!   matched by email under the gateway's one rule
+//!   ([`countersign_gateway::directory`]) or created at first login;
+//! - [`config`]: the `[oidc]`, `[[workload_identity]]` and `[console]`
+//!   sections;
+//! - [`chain`]: the [`Authenticator`](countersign_gateway::identify::Authenticator)
 //!   the gateway's API uses.
 //!
 //! [`Identity::from_config`] builds all of it; nothing touches the network
@@ -23,27 +24,28 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod accounts;
 pub mod chain;
 pub mod claims;
-pub mod directory;
+pub mod config;
 pub mod discovery;
 pub mod http;
 pub mod jwks;
 pub mod jwt;
 pub mod oidc;
-pub mod people;
 pub mod verifier;
 pub mod workload;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use countersign_server::auth::{Authenticator, LocalTokens};
-use countersign_server::config::Config;
+use countersign_gateway::directory::Directory;
+use countersign_gateway::identify::{Authenticator, LocalTokens};
 use countersign_store::Store;
 
+pub use accounts::Accounts;
 pub use claims::UserClaims;
-pub use directory::Directory;
+pub use config::IdentityConfig;
 pub use http::{install_crypto_provider, FetchError};
 pub use oidc::{Login, LoginError, OidcClient, PendingLogin};
 
@@ -52,23 +54,24 @@ pub use oidc::{Login, LoginError, OidcClient, PendingLogin};
 pub struct Identity {
     pub oidc: Option<Arc<OidcClient>>,
     pub workloads: Vec<Arc<workload::WorkloadIssuer>>,
-    pub directory: Directory,
+    pub accounts: Accounts,
     pub local_tokens_for_humans: bool,
+    /// The `[oidc]`, `[[workload_identity]]` and `[console]` sections.
+    pub config: IdentityConfig,
     store: Arc<dyn Store>,
 }
 
 impl Identity {
     /// Builds the services the configuration asks for.
-    pub fn from_config(config: &Config, store: Arc<dyn Store>) -> Result<Self, FetchError> {
-        let needs_client = config.identity.oidc.is_some() || !config.identity.workload_identity.is_empty();
+    pub fn from_config(config: &IdentityConfig, store: Arc<dyn Store>) -> Result<Self, FetchError> {
+        let needs_client = config.oidc.is_some() || !config.workload_identity.is_empty();
         let client = if needs_client { Some(http::client()?) } else { None };
-        let oidc = match (&config.identity.oidc, &client) {
+        let oidc = match (&config.oidc, &client) {
             (Some(oidc), Some(client)) => Some(Arc::new(OidcClient::new(oidc.clone(), client.clone()))),
             (Some(_), None) | (None, _) => None,
         };
         let workloads = match &client {
             Some(client) => config
-                .identity
                 .workload_identity
                 .iter()
                 .map(|w| Arc::new(workload::WorkloadIssuer::new(w.clone(), client.clone())))
@@ -78,8 +81,9 @@ impl Identity {
         Ok(Self {
             oidc,
             workloads,
-            directory: Directory::new(store.clone()),
-            local_tokens_for_humans: config.identity.local_tokens_for_humans,
+            accounts: Accounts::new(Directory::new(store.clone())),
+            local_tokens_for_humans: config.local_tokens_for_humans,
+            config: config.clone(),
             store,
         })
     }
@@ -90,9 +94,9 @@ impl Identity {
             local: LocalTokens::new(self.store.clone()),
             local_tokens_for_humans: self.local_tokens_for_humans,
             oidc: self.oidc.clone(),
-            directory: self.directory.clone(),
+            accounts: self.accounts.clone(),
             workloads: self.workloads.clone(),
-            store: self.store.clone(),
+            directory: Directory::new(self.store.clone()),
         })
     }
 

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::OidcConfig;
 use base64::Engine as _;
 use countersign_core::Timestamp;
-use countersign_server::config::OidcConfig;
 use rand::RngCore;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};

@@ -7,10 +7,11 @@
 //! agent, and that agent must be registered and not revoked, so ownership
 //! (who may not approve) and revocation work as for API keys.
 
+use crate::config::{WorkloadIdentityConfig, WorkloadRule};
 use countersign_core::principal::valid_name;
 use countersign_core::Principal;
-use countersign_server::config::{WorkloadIdentityConfig, WorkloadRule};
-use countersign_store::{Store, StoreError};
+use countersign_gateway::directory::Directory;
+use countersign_store::StoreError;
 use serde_json::{Map, Value};
 
 use crate::jwt::TokenError;
@@ -51,10 +52,15 @@ impl WorkloadIssuer {
     }
 
     /// The registered agent this token acts as.
-    pub async fn authenticate(&self, token: &str, iss: &str, store: &dyn Store) -> Result<Principal, WorkloadError> {
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        iss: &str,
+        directory: &Directory,
+    ) -> Result<Principal, WorkloadError> {
         let claims = self.verifier.verify(token, iss, std::slice::from_ref(&self.config.audience)).await?;
         let name = map(&self.config.rules, &claims).ok_or_else(|| WorkloadError::NoRule(self.config.name.clone()))?;
-        match store.agent(&name).await? {
+        match directory.agent(&name).await? {
             Some(agent) if agent.revoked_at.is_none() => Ok(agent.principal()),
             Some(_) | None => Err(WorkloadError::UnknownAgent(name)),
         }

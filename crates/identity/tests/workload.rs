@@ -11,8 +11,8 @@ use axum::routing::get;
 use axum::Json;
 use base64::Engine as _;
 use countersign_core::{PrincipalKind, Timestamp};
+use countersign_gateway::identify::AuthError;
 use countersign_identity::Identity;
-use countersign_server::auth::AuthError;
 use countersign_testkit::{Builder, Cast};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
@@ -55,7 +55,7 @@ async fn workload_tokens_map_to_registered_agents() {
     let cast = Cast::new().user("bob", "bob@example.com", &[]).agent("gha-deploy", Some("bob"), &["ci"]);
     let gateway = Builder::new("").config(&text).cast(cast).prepare().await;
     let (store, agent_key) = (gateway.store.clone(), gateway.tokens.get("gha-deploy").to_owned());
-    let identity = Identity::from_config(&gateway.config, store.clone()).unwrap();
+    let identity = Identity::from_config(&gateway.config.identity, store.clone()).unwrap();
     let auth = identity.authenticator();
 
     let claims = |extra: serde_json::Value| {

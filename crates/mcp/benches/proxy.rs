@@ -345,7 +345,7 @@ struct StdioProxied {
 
 impl StdioProxied {
     async fn start(command: &[String], gateway: &support::Gateway) -> StdioProxied {
-        let principal = gateway.state.auth.authenticate(&gateway.agent_key).await.unwrap();
+        let principal = gateway.state.authenticate(&gateway.agent_key).await.unwrap();
         let approvals = countersign_mcp::InProcess::new(gateway.state.clone(), principal);
         let (relay, to_upstream, to_client) = countersign_mcp::relay::Relay::new(
             "everything",

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use countersign_core::{Action, Outcome, OutcomeStatus, Principal, Request, Status, Timestamp, VoteKind};
+use countersign_gateway::identify::AuthError;
+use countersign_gateway::{AppState, GatewayError};
 use countersign_policy::Verdict;
-use countersign_server::auth::AuthError;
-use countersign_server::{AppState, GatewayError};
 
 use crate::refusal::Refusal;
 

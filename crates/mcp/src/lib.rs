@@ -4,6 +4,7 @@
 //! passes through unchanged.
 //!
 //! - [`jsonrpc`]: classifying messages without re-encoding them;
+//! - [`config`]: the `[mcp]` section (upstreams served at `/mcp/{name}`);
 //! - [`catalogue`]: what `tools/list` said about each tool (title, hints);
 //! - [`approvals`]: the gateway as the proxy sees it, in-process or remote;
 //! - [`gate`]: one tool call through the approval loop;
@@ -19,6 +20,7 @@
 
 pub mod approvals;
 pub mod catalogue;
+pub mod config;
 pub mod error;
 pub mod gate;
 pub mod gatekeeper;

@@ -11,9 +11,9 @@ use countersign_core::{ActionError, Refusal};
 use countersign_store::StoreError;
 use serde_json::json;
 
-use crate::auth::AuthError;
-pub use crate::gateway::error::RATE_LIMITED;
-use crate::gateway::error::{GatewayError, RateLimited};
+pub use countersign_gateway::error::RATE_LIMITED;
+use countersign_gateway::identify::AuthError;
+use countersign_gateway::{GatewayError, RateLimited};
 
 /// An error answered to an API client: what a gateway operation said, or
 /// what the HTTP layer itself found wrong with the call.

@@ -1,11 +1,11 @@
-//! The countersign gateway: the HTTP API over the approval loop.
+//! The countersign gateway's HTTP face: the REST API over the approval
+//! loop, whose logic lives in `countersign-gateway`.
 //!
-//! - [`gateway`]: the application logic every entry point shares;
-//! - [`api`]: routes, views and middleware;
-//! - [`auth`]: who is calling;
-//! - [`hub`]: waking waiting agents;
-//! - [`config`]: the validated configuration;
-//! - [`refusals`]: rate limits and bounded records of refused calls.
+//! - [`api`]: routes, views and middleware (authentication runs there,
+//!   once, before any handler);
+//! - [`config`]: the `[server]` section;
+//! - [`error`]: the one mapping of gateway errors to HTTP;
+//! - [`source`]: which client a call comes from.
 //!
 //! [`router`] serves in-process tests; [`serve`] runs on a real listener
 //! with background duties and graceful shutdown.
@@ -13,21 +13,17 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod api;
-pub mod auth;
 pub mod config;
 pub mod error;
-pub mod gateway;
-pub mod hub;
-pub mod metrics;
-pub mod refusals;
+pub mod source;
 
 use std::future::Future;
 
 pub use api::router;
 pub use axum::Router;
+use config::ServerConfig;
+use countersign_gateway::AppState;
 pub use error::ApiError;
-pub use gateway::error::{GatewayError, RateLimited};
-pub use gateway::{AppState, StartError};
 
 /// Why serving stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +38,11 @@ pub enum ServeError {
 /// and returns.
 pub async fn serve(
     state: AppState,
+    server: ServerConfig,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    serve_with(state, axum::Router::new(), listener, shutdown).await
+    serve_with(state, server, axum::Router::new(), listener, shutdown).await
 }
 
 /// As [`serve`], with more routes merged in: entry points and integrations
@@ -53,20 +50,21 @@ pub async fn serve(
 /// console) hand their routers to the binary, which passes them here.
 pub async fn serve_with(
     state: AppState,
+    server: ServerConfig,
     extra: axum::Router,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let background = tokio::spawn(state.clone().run_background());
     let flusher = tokio::spawn(state.clone().run_refusal_flusher());
-    let app = router(state.clone())
+    let app = router(state.clone(), &server)
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(state.clone(), api::middleware::stamp_source));
     let hub_state = state.clone();
     let graceful = async move {
         shutdown.await;
         tracing::info!("shutting down: answering waiters and finishing in-flight calls");
-        hub_state.hub.shut_down();
+        hub_state.shut_down();
     };
     // Answers are small and written as they are ready: without NODELAY,
     // Nagle's algorithm holds a response's last segment back until the
@@ -78,7 +76,7 @@ pub async fn serve_with(
     });
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, service).with_graceful_shutdown(graceful).await;
-    state.hub.shut_down();
+    state.shut_down();
     background.abort();
     flusher.abort();
     // Counted refusals are recorded before the process goes.

@@ -171,7 +171,7 @@ async fn an_unreadable_policy_file_stops_startup() {
     let gateway = Builder::new(r#"@id("all") permit(principal, action, resource);"#).prepare().await;
     let policies = &gateway.config.policies_dir;
     std::os::unix::fs::symlink(gateway.dir.path().join("elsewhere.cedar"), policies.join("deny.cedar")).unwrap();
-    let Err(err) = countersign_server::AppState::new(gateway.config, gateway.store).await else {
+    let Err(err) = countersign_gateway::AppState::new(gateway.config.gateway(), gateway.store).await else {
         panic!("a gateway with an unreadable policy file started")
     };
     assert!(err.to_string().contains("`deny.cedar`"), "{err}");

@@ -163,7 +163,7 @@ fn hostile_payloads_get_an_answer_and_the_gateway_stays_up() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(countersign_server::serve(g.state.clone(), listener, async {
+        let server = tokio::spawn(countersign_server::serve(g.state.clone(), g.config.server(), listener, async {
             let _ = stopped.await;
         }));
         countersign_testkit::install_crypto_provider();

@@ -191,7 +191,7 @@ async fn store_growth_per_refused_call_is_small() {
     // Settle the store's own first writes.
     call_from(&g, ATTACKER, "GET", &long_path(0), None, None).await;
     let size = || {
-        let db = g.state.config.database_path();
+        let db = g.config.database_path();
         let wal = db.with_extension("db-wal");
         std::fs::metadata(&db).map_or(0, |m| m.len()) + std::fs::metadata(&wal).map_or(0, |m| m.len())
     };

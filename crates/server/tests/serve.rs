@@ -13,7 +13,7 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(countersign_server::serve(g.state.clone(), listener, async {
+    let server = tokio::spawn(countersign_server::serve(g.state.clone(), g.config.server(), listener, async {
         let _ = stopped.await;
     }));
     let client = countersign_testkit::client();

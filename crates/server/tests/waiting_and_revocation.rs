@@ -50,7 +50,7 @@ async fn shutdown_answers_waiters_clearly() {
     let path = format!("/v1/actions/{id}?wait=30");
     let (waited, ()) = tokio::join!(g.call("GET", &path, Some("bot"), None), async {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        g.state.hub.shut_down();
+        g.state.shut_down();
     });
     assert_eq!(waited.0, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(waited.1["error"]["code"], "shutting_down");

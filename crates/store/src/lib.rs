@@ -31,6 +31,14 @@ pub use types::{
     UserProfile,
 };
 
+/// Read-only access to stored requests, for what only reads their history
+/// (review cards) and so need not hold the whole store.
+#[async_trait]
+pub trait RequestReader: Send + Sync + std::fmt::Debug {
+    /// As [`Store::list_requests`].
+    async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError>;
+}
+
 /// The gateway's persistent state: identities, requests, and the audit log.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {

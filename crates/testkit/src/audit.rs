@@ -2,7 +2,7 @@
 //! not, the bodies of one kind, and refusals however they were recorded.
 
 use countersign_audit::{AuditEvent, ChainVerifier};
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 use countersign_store::Store;
 use serde_json::Value;
 
@@ -16,7 +16,15 @@ pub async fn events(store: &dyn Store) -> Vec<AuditEvent> {
 
 /// Every audit event, after checking the chain verifies.
 pub async fn verified(store: &dyn Store) -> Vec<AuditEvent> {
-    let events = events(store).await;
+    checked(events(store).await)
+}
+
+/// Every audit event a gateway reads back, after checking the chain verifies.
+pub async fn verified_through(state: &AppState) -> Vec<AuditEvent> {
+    checked(state.audit_events(0, ALL).await.unwrap())
+}
+
+fn checked(events: Vec<AuditEvent>) -> Vec<AuditEvent> {
     let mut verifier = ChainVerifier::new();
     for e in &events {
         verifier.push(e).unwrap();
@@ -35,7 +43,7 @@ pub async fn bodies(store: &dyn Store, kind: &str) -> Vec<Value> {
 /// from a source in a window and counts the rest).
 pub async fn refusals_accounted(state: &AppState, kind: &str, actor: Option<&str>) -> u64 {
     state.flush_refusals(true).await;
-    let events = verified(state.store.as_ref()).await;
+    let events = verified_through(state).await;
     let by = |e: &&AuditEvent| actor.is_none_or(|a| e.actor == a);
     let recorded = events.iter().filter(by).filter(|e| e.kind == kind).count() as u64;
     let counted: u64 = events

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use countersign_audit::AuditDraft;
 use countersign_core::{PrincipalKind, Timestamp};
-use countersign_server::auth::new_token;
+use countersign_gateway::identify::new_token;
 use countersign_store::{NewAgent, NewUser, Store};
 use serde_json::json;
 

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
+use countersign::config::{Config, MapEnv, Overrides};
 use countersign_audit::AuditEvent;
 use countersign_core::{Clock, SystemClock};
-use countersign_server::auth::{Authenticator, LocalTokens};
-use countersign_server::config::{Config, MapEnv, Overrides};
-use countersign_server::{router, AppState};
+use countersign_gateway::identify::{Authenticator, LocalTokens};
+use countersign_gateway::AppState;
+use countersign_server::router;
 use countersign_store::Store;
 use countersign_store_sqlite::SqliteStore;
 use http_body_util::BodyExt;
@@ -146,8 +147,15 @@ impl Prepared {
 
     /// Starts it, identifying callers with `auth`.
     pub async fn start_with(self, auth: Arc<dyn Authenticator>) -> Gateway {
-        let state = AppState::with_clock(self.config, self.store.clone(), auth, self.clock).await.unwrap();
-        Gateway { router: router(state.clone()), state, store: self.store, tokens: self.tokens, dir: self.dir }
+        let state = AppState::with_clock(self.config.gateway(), self.store.clone(), auth, self.clock).await.unwrap();
+        Gateway {
+            router: router(state.clone(), &self.config.server()),
+            state,
+            config: self.config,
+            store: self.store,
+            tokens: self.tokens,
+            dir: self.dir,
+        }
     }
 }
 
@@ -155,6 +163,8 @@ impl Prepared {
 #[derive(Debug)]
 pub struct Gateway {
     pub state: AppState,
+    /// The whole configuration it was started from (each crate's section).
+    pub config: Config,
     pub router: Router,
     pub store: Arc<dyn Store>,
     pub tokens: Tokens,
@@ -187,7 +197,7 @@ impl Gateway {
     /// Serves the gateway, with `extra` routes merged in, on a new
     /// loopback port.
     pub async fn serve(&self, extra: Router) -> Served {
-        Loopback::bind().await.serve(self.state.clone(), extra)
+        Loopback::bind().await.serve(self.state.clone(), self.config.server(), extra)
     }
 
     /// Sends a request as `who` (None: anonymous) and returns status and JSON body.

@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use countersign_server::AppState;
+use countersign_gateway::AppState;
+use countersign_server::config::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -37,12 +38,12 @@ impl Loopback {
         Self { listener, addr, url: format!("http://{addr}") }
     }
 
-    /// Serves `state`, with `extra` routes merged in, until the returned
-    /// handle is dropped.
-    pub fn serve(self, state: AppState, extra: Router) -> Served {
+    /// Serves `state` with the API's `server` config, with `extra` routes
+    /// merged in, until the returned handle is dropped.
+    pub fn serve(self, state: AppState, server: ServerConfig, extra: Router) -> Served {
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
-            countersign_server::serve_with(state, extra, self.listener, async move {
+            countersign_server::serve_with(state, server, extra, self.listener, async move {
                 let _ = stopped.await;
             })
             .await

@@ -3,7 +3,7 @@
 //! `users.lookupByEmail`, `conversations.open` and `apps.connections.open`.
 //! The base URL is configurable (GovSlack, tests).
 
-use countersign_server::config::Secret;
+use countersign_gateway::config::Secret;
 use serde_json::{json, Value};
 
 use crate::outbox::DeliveryError;

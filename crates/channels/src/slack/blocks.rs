@@ -6,7 +6,7 @@ use countersign_core::text::truncate;
 use countersign_core::{Timestamp, VoteKind};
 use serde_json::{json, Value};
 
-use crate::review::{cut, status_mark, status_title, thousands, ReviewCard, MAX_ACTION_CHARS};
+use crate::card::{cut, status_mark, status_title, thousands, ReviewCard, MAX_ACTION_CHARS};
 
 /// The most characters Slack takes in a section's text.
 const SECTION_MAX: usize = 3000;

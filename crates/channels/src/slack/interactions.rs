@@ -8,7 +8,7 @@
 //! quick (an error shows in the modal), else acknowledged and handled after.
 //!
 //! Every click, accepted or refused, is audited (`channel.click`), and the
-//! vote itself goes through [`countersign_server::AppState::vote`], which
+//! vote itself goes through [`countersign_gateway::AppState::vote`], which
 //! applies every approval rule and audits the outcome. A refused click gets
 //! an ephemeral message saying why.
 
@@ -23,9 +23,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use countersign_audit::{AuditDraft, RefusalKind, RefusalRecord};
 use countersign_core::{json, Timestamp, VoteKind};
-use countersign_server::auth::AuthError;
-use countersign_server::refusals::Source;
-use countersign_server::GatewayError;
+use countersign_gateway::identify::AuthError;
+use countersign_gateway::refusals::Source;
+use countersign_gateway::GatewayError;
 use serde_json::{json, Value};
 
 use super::signature::{self, SignatureError};
@@ -53,19 +53,19 @@ async fn receive(
         // Socket Mode only: there is no HTTP endpoint to call.
         return error(StatusCode::NOT_FOUND, "not_found", "Slack interactivity arrives over Socket Mode here");
     };
-    let source = countersign_server::refusals::stamped(source);
+    let source = crate::inbound::source(source);
     if let Err(limited) = slack.state.admit(source) {
         let code = limited.code();
         let record = RefusalRecord::new(RefusalKind::IntegrationRejected, "anonymous").code("integration", "slack");
         slack.state.refuse(source, None, code, false, || record.code("code", code)).await;
-        return countersign_server::ApiError::from(limited).into_response();
+        return crate::inbound::rate_limited(limited);
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let timestamp = header("x-slack-request-timestamp");
     let given = header("x-slack-signature");
     let now = Timestamp::now().as_millis() / 1000;
     let checked = match signature::verify(secret.expose().as_bytes(), timestamp, &body, given, now) {
-        Ok(verified) => signature::first_use_of(slack.state.store.as_ref(), &verified).await,
+        Ok(verified) => signature::first_use_of(&slack.state.key_values(signature::SEEN), &verified).await,
         Err(e) => Err(e),
     };
     if checked == Err(SignatureError::Unchecked) {
@@ -143,7 +143,7 @@ impl Slack {
             // The step-up button is a link; Slack reports its click too.
             _ => return,
         };
-        let request = self.state.store.request(&id).await.ok().flatten();
+        let request = self.state.request(&id).await.ok().flatten();
         let user = match self.user_for(&account, request.as_ref()).await {
             Ok(user) => user,
             Err(why) => {
@@ -204,7 +204,7 @@ impl Slack {
         let Some(reason) = reason else {
             return Some(modal_error("Please give a reason"));
         };
-        let request = self.state.store.request(&id).await.ok().flatten();
+        let request = self.state.request(&id).await.ok().flatten();
         let user = match self.user_for(&account, request.as_ref()).await {
             Ok(user) => user,
             Err(why) => {

@@ -15,15 +15,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::config::SlackConfig;
 use countersign_core::Request;
-use countersign_server::config::SlackConfig;
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 use countersign_store::User;
 
-use countersign_identity::people::{EmailAssertion, MatchError};
+use countersign_gateway::directory::{EmailAssertion, MatchError};
 
+use crate::card::CardBuilder;
 use crate::identity;
-use crate::review::CardBuilder;
 
 /// How long a Slack user's email is trusted before `users.info` is asked again.
 const EMAIL_TTL: Duration = Duration::from_secs(600);

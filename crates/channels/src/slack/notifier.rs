@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{blocks, Slack};
+use crate::card::{CardBuilder, ReviewCard};
 use crate::chat::Chat;
 use crate::events::Change;
 use crate::outbox::{DeliveryError, KV};
-use crate::review::{CardBuilder, ReviewCard};
 
 /// A posted copy of a request's card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,8 +74,8 @@ impl Chat for Slack {
             return Ok(());
         }
         let key = format!("slack:dm:{}", request.id);
-        let store = &self.state.store;
-        if store.kv_get(KV, &key).await?.is_some() {
+        let kv = self.state.key_values(KV);
+        if kv.get(&key).await?.is_some() {
             return Ok(());
         }
         let owner = match request.principal.kind {
@@ -83,7 +83,7 @@ impl Chat for Slack {
             PrincipalKind::User => Some(request.principal.name.clone()),
         };
         let user = match owner {
-            Some(name) => store.user(&name).await?,
+            Some(name) => self.state.directory().user(&name).await?,
             None => None,
         };
         if let Some(user) = user {
@@ -101,7 +101,7 @@ impl Chat for Slack {
                 None => tracing::debug!(user = %user.name, "the owner has no Slack account with their email; no DM"),
             }
         }
-        store.kv_compare_and_set(KV, &key, None, Some(request.status.as_str().to_owned())).await?;
+        kv.compare_and_set(&key, None, Some(request.status.as_str().to_owned())).await?;
         Ok(())
     }
 
@@ -123,7 +123,7 @@ impl Chat for Slack {
             vec![(key.clone(), to.clone())]
         } else {
             let mut dms = Vec::new();
-            for user in self.state.store.list_users().await? {
+            for user in self.state.directory().users().await? {
                 if user.revoked_at.is_some() || !user.groups.contains(&to) {
                     continue;
                 }
@@ -165,19 +165,19 @@ impl Slack {
     }
 
     async fn posted(&self, id: &str) -> Result<Vec<Posted>, DeliveryError> {
-        let text = self.state.store.kv_get(KV, &format!("slack:msg:{id}")).await?;
+        let text = self.state.key_values(KV).get(&format!("slack:msg:{id}")).await?;
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
     }
 
     async fn save_posted(&self, id: &str, posted: &[Posted]) -> Result<(), DeliveryError> {
         let key = format!("slack:msg:{id}");
-        let store = &self.state.store;
+        let kv = self.state.key_values(KV);
         let value = serde_json::to_string(posted).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
         // One worker holds the channel, so this loop ends at once unless the
         // value changed under us; then the newest list wins.
         for _ in 0..3 {
-            let current = store.kv_get(KV, &key).await?;
-            if store.kv_compare_and_set(KV, &key, current, Some(value.clone())).await? {
+            let current = kv.get(&key).await?;
+            if kv.compare_and_set(&key, current, Some(value.clone())).await? {
                 return Ok(());
             }
         }

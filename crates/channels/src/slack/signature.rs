@@ -14,7 +14,7 @@
 //! a spelling this check let through would map to the same replay key.
 
 use countersign_core::Timestamp;
-use countersign_store::Store;
+use countersign_gateway::kv::KeyValues;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -109,13 +109,14 @@ pub fn verify(
 
 /// The key-value namespace of seen signatures, keyed by
 /// [`Verified::replay_key`].
-const SEEN: &str = "channels.slack.seen";
+pub const SEEN: &str = "channels.slack.seen";
 
-/// Records a verified request: `Replayed` if any process sharing `store`
-/// saw the same MAC before, so each signed request is accepted once across
-/// all of them, however its signature header was spelled.
-pub async fn first_use_of(store: &dyn Store, verified: &Verified) -> Result<(), SignatureError> {
-    first_use(store, &verified.replay_key(), verified.sent_secs).await
+/// Records a verified request in `seen` (the [`SEEN`] namespace):
+/// `Replayed` if any process sharing the store saw the same MAC before, so
+/// each signed request is accepted once across all of them, however its
+/// signature header was spelled.
+pub async fn first_use_of(seen: &KeyValues, verified: &Verified) -> Result<(), SignatureError> {
+    first_use(seen, &verified.replay_key(), verified.sent_secs).await
 }
 
 /// Records replay key `signature` (see [`first_use_of`]).
@@ -126,10 +127,9 @@ pub async fn first_use_of(store: &dyn Store, verified: &Verified) -> Result<(), 
 /// (and the signature covers the timestamp), so the entry expires twice
 /// that window after the timestamp, and the gateway's purge of expired
 /// key-value entries deletes it, whichever process made it.
-pub async fn first_use(store: &dyn Store, signature: &str, timestamp_secs: i64) -> Result<(), SignatureError> {
+pub async fn first_use(seen: &KeyValues, signature: &str, timestamp_secs: i64) -> Result<(), SignatureError> {
     let expires = Timestamp::from_millis(timestamp_secs.saturating_add(MAX_SKEW_SECS * 2).saturating_mul(1000));
-    let seen = Some(timestamp_secs.to_string());
-    match store.kv_compare_and_set_expiring(SEEN, signature, None, seen, Some(expires)).await {
+    match seen.compare_and_set_expiring(signature, None, Some(timestamp_secs.to_string()), Some(expires)).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(SignatureError::Replayed),
         Err(e) => {
@@ -197,6 +197,7 @@ mod tests {
     async fn one_verified_mac_is_one_use_however_spelled() {
         let dir = tempfile::tempdir().unwrap();
         let store = countersign_store_sqlite::SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+        let store = KeyValues::new(std::sync::Arc::new(store), SEEN);
         let body = b"payload=%7B%7D";
         let verified = verify(b"secret", Some("100"), body, Some(&sign(b"secret", "100", body)), 100).unwrap();
         assert_eq!(first_use_of(&store, &verified).await, Ok(()));
@@ -209,11 +210,13 @@ mod tests {
     #[tokio::test]
     async fn a_signature_is_accepted_once_then_purged_when_it_cannot_be_fresh() {
         let dir = tempfile::tempdir().unwrap();
-        let store = countersign_store_sqlite::SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
-        assert_eq!(first_use(&store, "v0=ab", 100).await, Ok(()));
-        assert_eq!(first_use(&store, "v0=ab", 100).await, Err(SignatureError::Replayed));
-        assert_eq!(first_use(&store, "v0=cd", 100).await, Ok(()));
-        assert_eq!(first_use(&store, "v0=ef", 800).await, Ok(()));
+        let store: std::sync::Arc<dyn countersign_store::Store> =
+            std::sync::Arc::new(countersign_store_sqlite::SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
+        let seen = KeyValues::new(store.clone(), SEEN);
+        assert_eq!(first_use(&seen, "v0=ab", 100).await, Ok(()));
+        assert_eq!(first_use(&seen, "v0=ab", 100).await, Err(SignatureError::Replayed));
+        assert_eq!(first_use(&seen, "v0=cd", 100).await, Ok(()));
+        assert_eq!(first_use(&seen, "v0=ef", 800).await, Ok(()));
         // Once no request carrying it can be fresh, the entry is purged,
         // whichever process made it; younger ones stay.
         let purged = store.kv_purge_expired(Timestamp::from_millis((100 + MAX_SKEW_SECS * 2 + 1) * 1000)).await;

@@ -22,7 +22,7 @@ pub async fn run(slack: Arc<Slack>) {
         return;
     };
     let mut failures: u32 = 0;
-    while !slack.state.hub.is_shutting_down() {
+    while !slack.state.is_shutting_down() {
         match session(&slack, &app_token).await {
             Ok(()) => failures = 0,
             Err(e) => {
@@ -38,7 +38,7 @@ pub async fn run(slack: Arc<Slack>) {
 }
 
 /// One connection, until Slack asks us to reconnect or it drops.
-async fn session(slack: &Arc<Slack>, app_token: &countersign_server::config::Secret) -> Result<(), String> {
+async fn session(slack: &Arc<Slack>, app_token: &countersign_gateway::config::Secret) -> Result<(), String> {
     let url = slack.api.open_socket(app_token).await.map_err(|e| e.to_string())?;
     let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.map_err(|e| format!("connect: {e}"))?;
     tracing::info!("Slack Socket Mode connected");
@@ -47,7 +47,7 @@ async fn session(slack: &Arc<Slack>, app_token: &countersign_server::config::Sec
         let message = tokio::select! {
             message = socket.next() => message,
             _ = shutdown.tick() => {
-                if slack.state.hub.is_shutting_down() {
+                if slack.state.is_shutting_down() {
                     let _ = socket.close(None).await;
                     return Ok(());
                 }

@@ -49,14 +49,14 @@ fn key(user: &str) -> String {
 impl Teams {
     /// Remembers where `user` is in Teams (only when it changed: one read per click).
     pub(crate) async fn learn(&self, user: &str, account: &Account) {
-        let store = &self.state.store;
+        let kv = self.state.key_values(KV);
         let Ok(value) = serde_json::to_string(account) else { return };
         let result = async {
-            let current = store.kv_get(KV, &key(user)).await?;
+            let current = kv.get(&key(user)).await?;
             if current.as_deref() == Some(value.as_str()) {
                 return Ok(true);
             }
-            store.kv_compare_and_set(KV, &key(user), current, Some(value.clone())).await
+            kv.compare_and_set(&key(user), current, Some(value.clone())).await
         }
         .await;
         if let Err(e) = result {
@@ -66,7 +66,7 @@ impl Teams {
 
     /// Where `user` is in Teams, if they ever clicked there.
     pub async fn account(&self, user: &str) -> Result<Option<Account>, DeliveryError> {
-        let text = self.state.store.kv_get(KV, &key(user)).await?;
+        let text = self.state.key_values(KV).get(&key(user)).await?;
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 

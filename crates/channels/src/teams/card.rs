@@ -8,7 +8,7 @@ use countersign_core::text::truncate;
 use countersign_core::VoteKind;
 use serde_json::{json, Value};
 
-use crate::review::{status_mark, thousands, ReviewCard};
+use crate::card::{status_mark, thousands, ReviewCard};
 
 /// The content type of an Adaptive Card attachment.
 pub const CONTENT_TYPE: &str = "application/vnd.microsoft.card.adaptive";

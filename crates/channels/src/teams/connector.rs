@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use countersign_core::Timestamp;
-use countersign_server::config::{Secret, TeamsConfig, TeamsCredential};
+use countersign_gateway::config::Secret;
+
+use crate::config::{TeamsConfig, TeamsCredential};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use sha1::{Digest as _, Sha1};

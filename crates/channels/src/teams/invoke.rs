@@ -6,7 +6,7 @@
 //! vote is refused, with a message only the clicker sees. `Action.Submit`
 //! from hosts without Universal Actions arrives as a message activity; a
 //! refusal is then answered in the conversation. Either way the vote goes
-//! through [`countersign_server::AppState::vote`] and the click is audited.
+//! through [`countersign_gateway::AppState::vote`] and the click is audited.
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use countersign_audit::{AuditDraft, RefusalKind, RefusalRecord};
 use countersign_core::{json, VoteKind};
-use countersign_server::refusals::Source;
+use countersign_gateway::refusals::Source;
 use serde_json::{json, Value};
 
 use super::{card, Teams};
@@ -39,12 +39,12 @@ async fn receive(
     source: Option<axum::Extension<Source>>,
     body: Bytes,
 ) -> Response {
-    let source = countersign_server::refusals::stamped(source);
+    let source = crate::inbound::source(source);
     if let Err(limited) = teams.state.admit(source) {
         let code = limited.code();
         let record = RefusalRecord::new(RefusalKind::IntegrationRejected, "anonymous").code("integration", "teams");
         teams.state.refuse(source, None, code, false, || record.code("code", code)).await;
-        return countersign_server::ApiError::from(limited).into_response();
+        return crate::inbound::rate_limited(limited);
     }
     let activity: Value = json::from_slice_allowing_repeats(&body).unwrap_or(Value::Null);
     let text = |key: &str| activity.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -92,7 +92,7 @@ impl Teams {
         if let Err(message) = outcome {
             return json!({"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": message});
         }
-        match self.state.store.request(id).await {
+        match self.state.request(id).await {
             Ok(Some(request)) => {
                 let review = self.cards.build(&request).await;
                 json!({"statusCode": 200, "type": card::CONTENT_TYPE, "value": card::adaptive_card(&review, None)})
@@ -121,7 +121,7 @@ impl Teams {
         let member = text("/from/id");
         let aad = activity.pointer("/from/aadObjectId").and_then(Value::as_str);
         let account = aad.map_or_else(|| member.clone(), str::to_owned);
-        let request = self.state.store.request(&id).await.ok().flatten();
+        let request = self.state.request(&id).await.ok().flatten();
         let tenant = activity
             .pointer("/conversation/tenantId")
             .or_else(|| activity.pointer("/channelData/tenant/id"))

@@ -13,15 +13,15 @@ mod notifier;
 
 pub use notifier::ESCALATION_PREFIX;
 
+use crate::config::TeamsConfig;
 use countersign_core::Request;
-use countersign_server::config::TeamsConfig;
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 use countersign_store::User;
 
-use countersign_identity::people::{EmailAssertion, MatchError};
+use countersign_gateway::directory::{EmailAssertion, MatchError};
 
+use crate::card::CardBuilder;
 use crate::identity;
-use crate::review::CardBuilder;
 use crate::SetupError;
 
 /// The Teams integration.
@@ -64,7 +64,7 @@ impl Teams {
     /// The countersign user behind the Teams account that clicked: by
     /// `[teams] users` (Entra object id), else by the email or UPN the Bot
     /// Connector reports for the conversation member, under the one rule of
-    /// [`countersign_identity::people`].
+    /// [`countersign_gateway::directory`].
     pub async fn user_for(
         &self,
         service_url: &str,

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{card, Teams};
+use crate::card::{CardBuilder, ReviewCard};
 use crate::chat::Chat;
 use crate::events::Change;
 use crate::outbox::{DeliveryError, KV};
-use crate::review::{CardBuilder, ReviewCard};
 
 /// The prefix of an escalation target that names a Teams conversation.
 pub const ESCALATION_PREFIX: &str = "teams:";
@@ -88,8 +88,8 @@ impl Chat for Teams {
             return Ok(());
         }
         let key = format!("teams:dm:{}", request.id);
-        let store = &self.state.store;
-        if store.kv_get(KV, &key).await?.is_some() {
+        let kv = self.state.key_values(KV);
+        if kv.get(&key).await?.is_some() {
             return Ok(());
         }
         let owner = match request.principal.kind {
@@ -109,7 +109,7 @@ impl Chat for Teams {
                 None => tracing::debug!(user = %owner, "the owner has not used Teams with this bot yet; no DM"),
             }
         }
-        store.kv_compare_and_set(KV, &key, None, Some(request.status.as_str().to_owned())).await?;
+        kv.compare_and_set(&key, None, Some(request.status.as_str().to_owned())).await?;
         Ok(())
     }
 
@@ -128,7 +128,7 @@ impl Chat for Teams {
             return Ok(());
         } else {
             let mut dms = Vec::new();
-            for user in self.state.store.list_users().await? {
+            for user in self.state.directory().users().await? {
                 if user.revoked_at.is_some() || !user.groups.contains(&to) {
                     continue;
                 }
@@ -163,17 +163,17 @@ impl Chat for Teams {
 
 impl Teams {
     pub(crate) async fn posted(&self, id: &str) -> Result<Vec<Posted>, DeliveryError> {
-        let text = self.state.store.kv_get(KV, &format!("teams:msg:{id}")).await?;
+        let text = self.state.key_values(KV).get(&format!("teams:msg:{id}")).await?;
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
     }
 
     async fn save_posted(&self, id: &str, posted: &[Posted]) -> Result<(), DeliveryError> {
         let key = format!("teams:msg:{id}");
         let value = serde_json::to_string(posted).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
-        let store = &self.state.store;
+        let kv = self.state.key_values(KV);
         for _ in 0..3 {
-            let current = store.kv_get(KV, &key).await?;
-            if store.kv_compare_and_set(KV, &key, current, Some(value.clone())).await? {
+            let current = kv.get(&key).await?;
+            if kv.compare_and_set(&key, current, Some(value.clone())).await? {
                 return Ok(());
             }
         }

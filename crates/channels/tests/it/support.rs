@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use countersign_channels::{Channels, OutboxOptions};
 use countersign_core::{Request, Timestamp};
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 use countersign_store::Store;
 use countersign_store_sqlite::SqliteStore;
 use countersign_testkit::{Builder, Cast, Loopback, Served};
@@ -170,10 +170,10 @@ pub async fn gateway_with(setup: Setup) -> Gateway {
     // Secrets from the environment, as an operator would set them.
     let secrets = [("COUNTERSIGN_SLACK_BOT_TOKEN", BOT_TOKEN), ("COUNTERSIGN_TEAMS_APP_PASSWORD", APP_PASSWORD)];
     let kit = Builder::new(POLICY).dir(dir).config(&config).env(&secrets).cast(cast()).start().await;
-    let channels = Channels::with_options(kit.state.clone(), fast_options()).unwrap();
+    let channels = Channels::with_options(kit.state.clone(), &kit.config.channels, fast_options()).unwrap();
     channels.spawn();
     let port_url = port.url.clone();
-    let served = port.serve(kit.state.clone(), channels.router());
+    let served = port.serve(kit.state.clone(), kit.config.server(), channels.router());
     let gw = Gateway {
         _served: served,
         state: kit.state.clone(),
@@ -204,11 +204,11 @@ impl Gateway {
     /// state, store connection, channel routes and listener; no delivery
     /// workers.
     pub async fn replica(&self) -> Served {
-        let config = self.state.config.clone();
+        let config = &self.kit.config;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_path()).unwrap());
-        let state = AppState::new(config, store).await.unwrap();
-        let router = Channels::with_options(state.clone(), fast_options()).unwrap().router();
-        Loopback::bind().await.serve(state, router)
+        let state = AppState::new(config.gateway(), store).await.unwrap();
+        let router = Channels::with_options(state.clone(), &config.channels, fast_options()).unwrap().router();
+        Loopback::bind().await.serve(state, config.server(), router)
     }
 
     pub fn token(&self, who: &str) -> &str {

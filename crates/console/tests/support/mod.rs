@@ -14,8 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use countersign_gateway::AppState;
 use countersign_identity::Identity;
-use countersign_server::AppState;
 use countersign_store::Store;
 use countersign_testkit::{Builder, Cast, Loopback, Served, Tokens};
 
@@ -115,9 +115,11 @@ permit (principal, action, resource) when { !(resource.name like "prod*") && !(r
 pub struct Gateway {
     pub url: String,
     pub state: AppState,
+    /// The gateway's store, for tests that look behind the gateway.
+    pub store: Arc<dyn Store>,
     pub tokens: Tokens,
     _served: Served,
-    _kit: countersign_testkit::Gateway,
+    pub kit: countersign_testkit::Gateway,
 }
 
 /// A gateway with the console wired in as `countersign serve` wires them,
@@ -145,16 +147,22 @@ async fn serve_console_on(
     }
     .prepare()
     .await;
-    let identity = Identity::from_config(&prepared.config, prepared.store.clone()).unwrap();
+    let identity = Identity::from_config(&prepared.config.identity, prepared.store.clone()).unwrap();
     let kit = prepared.start_with(identity.authenticator()).await;
-    let console = countersign_console::router(kit.state.clone(), identity, countersign_console::Options::default());
-    let served = port.serve(kit.state.clone(), console);
+    let options = countersign_console::Options {
+        redact: kit.config.channels.redact.clone(),
+        store_target: kit.config.database_path().display().to_string(),
+        ..countersign_console::Options::default()
+    };
+    let console = countersign_console::router(kit.state.clone(), identity, options);
+    let served = port.serve(kit.state.clone(), kit.config.server(), console);
     Gateway {
         url: served.url.clone(),
         state: kit.state.clone(),
+        store: kit.store.clone(),
         tokens: kit.tokens.clone(),
         _served: served,
-        _kit: kit,
+        kit,
     }
 }
 
@@ -214,7 +222,7 @@ impl Gateway {
     }
 
     pub async fn status_of(&self, id: &str) -> String {
-        let request = self.state.store.request(id).await.unwrap().unwrap();
+        let request = self.store.request(id).await.unwrap().unwrap();
         request.status.as_str().to_owned()
     }
 }

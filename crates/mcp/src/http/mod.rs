@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::config::{McpConfig, McpUpstream};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -25,9 +26,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use countersign_core::{Principal, PrincipalRef};
-use countersign_server::config::{McpConfig, McpUpstream};
-use countersign_server::refusals::Source;
-use countersign_server::AppState;
+use countersign_gateway::refusals::Source;
+use countersign_gateway::AppState;
 use serde_json::Value;
 
 use crate::jsonrpc;
@@ -37,10 +37,10 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 /// Protocol versions of the session-based Streamable HTTP transport.
 pub const SESSION_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
-/// The MCP routes, served by the gateway next to its API.
-pub fn router(state: AppState) -> Router {
-    let config = state.config.mcp.clone();
-    let limit = state.config.body_limit_bytes;
+/// The MCP routes, served by the gateway next to its API: the upstreams
+/// of `config`, with request bodies up to `body_limit_bytes` (the API's).
+pub fn router(state: AppState, config: McpConfig, body_limit_bytes: usize) -> Router {
+    let limit = body_limit_bytes;
     let service = Service(Arc::new(Inner {
         http: upstream_clients(&config),
         state,
@@ -68,7 +68,7 @@ async fn report_refusal(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let source = countersign_server::refusals::stamped(source);
+    let source = countersign_server::source::stamped(source);
     let state = &service.0.state;
     let principal = match authenticate(state, source, &headers, &Method::POST, REFUSALS_PATH).await {
         Ok(principal) => principal,
@@ -83,7 +83,7 @@ async fn report_refusal(
     let refusal = report.as_ref().filter(|_| named).and_then(|r| crate::refusal::Refusal::from_report(upstream, r));
     let Some(refusal) = refusal else {
         let actor = principal.reference().to_string();
-        let record = countersign_server::refusals::call_record(
+        let record = countersign_gateway::refusals::call_record(
             Some(&actor),
             "POST",
             REFUSALS_PATH,
@@ -249,9 +249,9 @@ async fn endpoint(
     source: Option<axum::Extension<Source>>,
     body: Bytes,
 ) -> Response {
-    let source = countersign_server::refusals::stamped(source);
+    let source = countersign_server::source::stamped(source);
     if let Some(origin) = headers.get(header::ORIGIN) {
-        if !origin_allowed(origin, &service.0.state.config.public_url, &service.0.config.allowed_origins) {
+        if !origin_allowed(origin, &service.0.state.config().public_url, &service.0.config.allowed_origins) {
             let response = rpc_error(StatusCode::FORBIDDEN, jsonrpc::INVALID_REQUEST, "this `Origin` is not allowed");
             audit_refusal(&service.0.state, source, None, &method, &upstream, refusal_of(&response)).await;
             return response;
@@ -322,7 +322,7 @@ async fn authenticate(
     let limited = state.admit(source).err();
     let failure = match (&limited, &token) {
         (Some(_), None) => None,
-        (_, Some(token)) => match state.auth.authenticate(token).await {
+        (_, Some(token)) => match state.authenticate(token).await {
             Ok(principal) => return Ok(principal),
             Err(e) => Some(e.to_string()),
         },
@@ -335,7 +335,7 @@ async fn authenticate(
         None => (StatusCode::UNAUTHORIZED, "unauthenticated", failure.unwrap_or_default(), None),
     };
     let record = || {
-        countersign_server::refusals::call_record(None, method.as_str(), path, None, code, &message)
+        countersign_gateway::refusals::call_record(None, method.as_str(), path, None, code, &message)
             .number("status", u64::from(status.as_u16()))
     };
     state.refuse(source, None, code, status == StatusCode::UNAUTHORIZED, record).await;
@@ -421,7 +421,7 @@ async fn audit_refusal(
     let code = status_code_name(status);
     let path = format!("/mcp/{upstream}");
     let record = || {
-        countersign_server::refusals::call_record(actor, method.as_str(), &path, None, code, &message)
+        countersign_gateway::refusals::call_record(actor, method.as_str(), &path, None, code, &message)
             .number("status", u64::from(status))
     };
     state.refuse(source, actor, code, false, record).await;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use countersign_server::AppState;
+use countersign_gateway::AppState;
 use countersign_store::Store;
 use countersign_testkit::{Builder, Cast, Served};
 use serde_json::{json, Value};
@@ -141,7 +141,9 @@ pub async fn start_gateway_with_policy(mcp_config: &str, policy: &str) -> Gatewa
 /// The gateway with one agent, `bot`, serving `/mcp/{upstream}`.
 async fn start(builder: Builder, mcp_config: &str) -> Gateway {
     let kit = builder.config(mcp_config).cast(Cast::new().agent("bot", None, &[])).start().await;
-    let served = kit.serve(countersign_mcp::router(kit.state.clone())).await;
+    let served = kit
+        .serve(countersign_mcp::router(kit.state.clone(), kit.config.mcp.clone(), kit.config.body_limit_bytes))
+        .await;
     Gateway {
         base: served.url.clone(),
         _served: served,

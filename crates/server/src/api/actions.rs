@@ -1,6 +1,7 @@
 //! `/v1/actions`: submit, read (optionally waiting for a decision), list,
 //! and every move on a request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -14,8 +15,9 @@ use utoipa::IntoParams;
 use super::json::{ApiJson, ApiQuery};
 use super::middleware::Caller;
 use super::views::{ActionBody, ActionList, ActionView, CommentBody, ErrorBody, OutcomeBody, SubmitResponse};
+use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::gateway::AppState;
+use countersign_gateway::AppState;
 
 /// Submit an action for a decision.
 #[utoipa::path(post, path = "/v1/actions", request_body = ActionBody, tag = "actions",
@@ -42,15 +44,16 @@ pub struct GetQuery {
     responses((status = 200, body = ActionView), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(server): Extension<Arc<ServerConfig>>,
     Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<GetQuery>,
 ) -> Result<Json<ActionView>, ApiError> {
     let wait = Duration::from_secs(query.wait.unwrap_or(0));
-    if wait > state.config.max_wait {
+    if wait > server.max_wait {
         return Err(ApiError::bad_request(
             "invalid_wait",
-            format!("`wait` may be at most {} seconds", state.config.max_wait.as_secs()),
+            format!("`wait` may be at most {} seconds", server.max_wait.as_secs()),
         ));
     }
     let request = state.wait_while_pending(&caller, &id, wait).await?;

@@ -12,7 +12,7 @@ use super::json::ApiQuery;
 use super::middleware::Caller;
 use super::views::ErrorBody;
 use crate::error::ApiError;
-use crate::gateway::AppState;
+use countersign_gateway::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -43,7 +43,7 @@ pub async fn audit(
         return Err(ApiError::forbidden("forbidden", "reading the audit log needs the `auditor` or `admin` group"));
     }
     let after = query.after.unwrap_or(0);
-    let events = state.store.audit_events(after, query.limit.unwrap_or(1000).clamp(1, 10_000)).await?;
+    let events = state.audit_events(after, query.limit.unwrap_or(1000).clamp(1, 10_000)).await?;
     let next_after = events.last().map_or(after, |e| e.seq);
     Ok(Json(AuditPage { events: events.iter().map(|e| e.to_json()).collect(), next_after }))
 }

@@ -10,14 +10,17 @@
 //! value recursively (fingerprints, facts, policy context, audit
 //! canonicalisation, dropping it) can run out of stack.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, Request};
 use countersign_core::json;
 use serde::de::DeserializeOwned;
 
+use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::gateway::AppState;
+use countersign_gateway::AppState;
 
 /// A JSON request body. An empty body reads as `{}` where `T` allows it.
 #[derive(Debug)]
@@ -27,9 +30,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = request.extensions().get::<Arc<ServerConfig>>().map_or(0, |server| server.body_limit_bytes);
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| match rejection {
             BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-                ApiError::PayloadTooLarge { limit: state.config.body_limit_bytes }
+                ApiError::PayloadTooLarge { limit }
             }
             other => ApiError::bad_request("invalid_body", other.body_text()),
         })?;

@@ -15,11 +15,10 @@ use axum::response::{IntoResponse, Response};
 use countersign_audit::RefusalRecord;
 use countersign_core::Principal;
 
-use crate::auth::AuthError;
 use crate::error::{ApiError, Rejection};
-use crate::gateway::error::GatewayError;
-use crate::gateway::AppState;
-use crate::refusals::{call_record, Source};
+use countersign_gateway::identify::AuthError;
+use countersign_gateway::refusals::{call_record, Source};
+use countersign_gateway::{AppState, GatewayError};
 
 /// The authenticated principal of the current call.
 #[derive(Debug, Clone)]
@@ -34,7 +33,7 @@ fn is_public(path: &str) -> bool {
 /// (the API's, and those merged in from other crates).
 pub async fn stamp_source(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if request.extensions().get::<Source>().is_none() {
-        let source = state.source_of(request.extensions(), request.headers());
+        let source = crate::source::of(&state, request.extensions(), request.headers());
         request.extensions_mut().insert(source);
     }
     next.run(request).await
@@ -44,7 +43,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     if is_public(request.uri().path()) {
         return next.run(request).await;
     }
-    let source = state.source_of(request.extensions(), request.headers());
+    let source = crate::source::of(&state, request.extensions(), request.headers());
     // A limited source is not even heard out unless it shows a credential;
     // one that does is still authenticated, so that an agent behind the
     // same address as an attacker keeps working.
@@ -59,7 +58,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             let error = ApiError::from(missing);
             return refuse_anonymous(&state, source, |e| call.record(e), error).await;
         }
-        (admitted, Ok(token)) => match state.auth.authenticate(token).await {
+        (admitted, Ok(token)) => match state.authenticate(token).await {
             Ok(principal) => principal,
             Err(failed) => {
                 let call = CallHead::of(&request, Some(token));
@@ -75,7 +74,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     let response = next.run(request).await;
     if let Some(rejection) = response.extensions().get::<Rejection>() {
         if rejection.audited {
-            state.metrics.count_refusal(rejection.code);
+            state.metrics().count_refusal(rejection.code);
         } else {
             let record = || {
                 call_record(Some(&actor), method.as_str(), uri.path(), uri.query(), rejection.code, &rejection.message)

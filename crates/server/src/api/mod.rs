@@ -1,5 +1,5 @@
 //! The HTTP API: routes, extractors, views, and middleware. Handlers are
-//! thin: they parse, call [`crate::gateway::AppState`], and render.
+//! thin: they parse, call [`countersign_gateway::AppState`], and render.
 
 pub mod actions;
 pub mod admin;
@@ -11,20 +11,23 @@ pub mod views;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderName;
+use std::sync::Arc;
+
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::gateway::error::GatewayError;
-use crate::gateway::AppState;
+use countersign_gateway::{AppState, GatewayError};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The gateway's routes, for in-process tests and for [`crate::serve`].
-pub fn router(state: AppState) -> Router {
-    let limit = state.config.body_limit_bytes;
+/// The gateway's routes, for in-process tests and for [`crate::serve`],
+/// under the API's own configuration (`[server]`).
+pub fn router(state: AppState, server: &ServerConfig) -> Router {
+    let limit = server.body_limit_bytes;
     let api = Router::new()
         .route("/v1/actions", post(actions::submit).get(actions::list))
         .route("/v1/actions/{id}", get(actions::get))
@@ -44,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(ops::openapi))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate))
+        .layer(Extension(Arc::new(server.clone())))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state.clone());
     api.layer(axum::middleware::from_fn_with_state(state, middleware::stamp_source))

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use crate::gateway::AppState;
+use countersign_gateway::AppState;
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
@@ -20,14 +20,14 @@ pub async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let store = state.store.ping().await;
+    let store = state.ping().await;
     let policy = state.policy();
-    let ready = store.is_ok() && !state.hub.is_shutting_down();
+    let ready = store.is_ok() && !state.is_shutting_down();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "ready": ready,
         "store": if store.is_ok() { "ok" } else { "unavailable" },
-        "shutting_down": state.hub.is_shutting_down(),
+        "shutting_down": state.is_shutting_down(),
         "policy_hash": policy.engine.hash(),
         "policy_loaded_at": policy.loaded_at,
     });
@@ -37,7 +37,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics().render())
 }
 
 /// This API's OpenAPI 3.1 description.

@@ -1,0 +1,69 @@
+//! Describe and decide: an actor submits an action, the policy set in force
+//! decides, and the request is stored with its decision.
+
+use countersign_core::events::{Caused, Decided, Event, Submitted};
+use countersign_core::{Action, Fingerprint, Principal, Request, Status};
+use countersign_policy::Verdict;
+
+use crate::error::GatewayError;
+use crate::state::drafts;
+use crate::AppState;
+
+impl AppState {
+    /// Decides on an action and stores the request. The answer is given only
+    /// after the submission and decision events are durable.
+    pub async fn submit(&self, principal: &Principal, action: Action) -> Result<Request, GatewayError> {
+        action.validate()?;
+        let fingerprint = Fingerprint::of(&action, &principal.reference())?;
+        // Decided and stored under one policy set: a reload waits for this
+        // insert, so its re-decision of open requests sees it.
+        let (_in_force, policy) = self.policy_in_force().await;
+        let decision = policy.engine.decide(principal, &action);
+        let now = self.now();
+        let (status, requirements) = match decision.verdict {
+            Verdict::Allow => (Status::Allowed, Vec::new()),
+            Verdict::RequireApproval(requirements) => (Status::Pending, requirements),
+            Verdict::Deny => (Status::Denied, Vec::new()),
+        };
+        let expires_at = requirements.iter().map(|r| r.timeout).min().map(|timeout| now.plus(timeout));
+        let request = Request {
+            id: uuid::Uuid::now_v7().to_string(),
+            fingerprint,
+            principal: principal.reference(),
+            owner: principal.owner.clone(),
+            action,
+            status,
+            reason: decision.reason.clone(),
+            policies: decision.policies.clone(),
+            policy_hash: decision.policy_hash.clone(),
+            requirements,
+            created_at: now,
+            expires_at,
+            approved_at: None,
+            release_by: None,
+            released_at: None,
+            closed_at: (status == Status::Denied).then_some(now),
+            votes: Vec::new(),
+            comments: Vec::new(),
+            outcome: None,
+        };
+        let decided = Decided {
+            id: request.id.clone(),
+            status,
+            reason: decision.reason,
+            policies: decision.policies,
+            errors: decision.errors,
+            policy_hash: decision.policy_hash,
+            requirements: request.requirements.clone(),
+            expires_at: request.expires_at,
+        };
+        let events = vec![
+            Caused::by(&request.principal, Event::ActionSubmitted(Submitted::of(&request))),
+            Caused::system(Event::ActionDecided(decided)),
+        ];
+        self.0.store.insert_request(request.clone(), drafts(events)).await?;
+        self.0.metrics.count_decision(status.as_str());
+        self.publish_change(&request);
+        Ok(request)
+    }
+}
