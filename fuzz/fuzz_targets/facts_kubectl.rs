@@ -4,26 +4,9 @@
 //! read, and a `delete` is never read-only, whatever came before it.
 #![no_main]
 
-use countersign_facts::{derive, Facts};
+use countersign_facts::{derive, Facts, KUBECTL_READ_ONLY_VERBS as READING};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
-
-/// The verbs that only read (`auth` only as `can-i`/`whoami`).
-const READING: [&str; 13] = [
-    "get",
-    "describe",
-    "logs",
-    "top",
-    "explain",
-    "diff",
-    "version",
-    "api-resources",
-    "api-versions",
-    "cluster-info",
-    "auth",
-    "events",
-    "wait",
-];
 
 fn check(facts: &Facts) {
     if let Some(k) = &facts.kubectl {

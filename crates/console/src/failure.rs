@@ -4,8 +4,7 @@
 //! by the API's one mapping to HTTP.
 
 use axum::response::{IntoResponse, Response};
-use countersign_gateway::identify::AuthError;
-use countersign_gateway::GatewayError;
+use countersign_gateway::{Blame, GatewayError};
 use countersign_server::ApiError;
 
 /// What the console makes of a gateway error.
@@ -21,22 +20,10 @@ pub enum Failure {
 
 /// Sorts a gateway error for the console.
 pub fn failure(error: &GatewayError) -> Failure {
-    match error {
-        GatewayError::NotFound { .. } => Failure::NotFound,
-        GatewayError::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected)
-        | GatewayError::AlreadyExists { .. }
-        | GatewayError::HumansOnly
-        | GatewayError::NoEmail
-        | GatewayError::Refused(_)
-        | GatewayError::InvalidAction(_)
-        | GatewayError::Unfingerprintable(_)
-        | GatewayError::InvalidComment
-        | GatewayError::PolicyInvalid(_)
-        | GatewayError::RateLimited(_) => Failure::Refused,
-        GatewayError::Unauthenticated(AuthError::Store(_))
-        | GatewayError::ShuttingDown
-        | GatewayError::Unavailable(_)
-        | GatewayError::Internal(_) => Failure::Broken,
+    match error.blame() {
+        Blame::NotFound => Failure::NotFound,
+        Blame::Unauthenticated | Blame::Caller => Failure::Refused,
+        Blame::Gateway => Failure::Broken,
     }
 }
 

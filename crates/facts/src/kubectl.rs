@@ -174,7 +174,7 @@ pub(crate) fn is_builtin_verb(verb: &str) -> bool {
 
 /// Verbs that only read. (`auth` only with `can-i` or `whoami`; any
 /// other verb, a plugin or an unknown word is not read-only.)
-const READ_ONLY_VERBS: [&str; 13] = [
+pub const READ_ONLY_VERBS: [&str; 13] = [
     "get",
     "describe",
     "logs",

@@ -68,7 +68,7 @@ pub mod terraform;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use kubectl::KubectlFacts;
+pub use kubectl::{KubectlFacts, READ_ONLY_VERBS as KUBECTL_READ_ONLY_VERBS};
 pub use shell::ShellFacts;
 pub use sql::SqlFacts;
 pub use terraform::TerraformFacts;

@@ -86,7 +86,44 @@ impl RateLimited {
     }
 }
 
+/// Whose doing an error is: the first thing every channel, the console and
+/// the MCP proxy need to know, decided here once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// The caller did not prove who it is.
+    Unauthenticated,
+    /// No such request, or not one the caller may see.
+    NotFound,
+    /// The caller's move was refused (by the state machine, a rule, a limit).
+    Caller,
+    /// The gateway could not do it (store, shutdown): not the caller's doing.
+    Gateway,
+}
+
 impl GatewayError {
+    /// Whose doing this is.
+    pub fn blame(&self) -> Blame {
+        match self {
+            Self::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected) => {
+                Blame::Unauthenticated
+            }
+            Self::NotFound { .. } => Blame::NotFound,
+            Self::AlreadyExists { .. }
+            | Self::HumansOnly
+            | Self::NoEmail
+            | Self::Refused(_)
+            | Self::InvalidAction(_)
+            | Self::Unfingerprintable(_)
+            | Self::InvalidComment
+            | Self::PolicyInvalid(_)
+            | Self::RateLimited(_) => Blame::Caller,
+            Self::Unauthenticated(AuthError::Store(_))
+            | Self::ShuttingDown
+            | Self::Unavailable(_)
+            | Self::Internal(_) => Blame::Gateway,
+        }
+    }
+
     /// The stable error code API clients read.
     pub fn code(&self) -> &'static str {
         match self {

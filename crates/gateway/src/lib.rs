@@ -46,5 +46,5 @@ pub mod review;
 mod state;
 pub mod visibility;
 
-pub use error::{GatewayError, RateLimited};
+pub use error::{Blame, GatewayError, RateLimited};
 pub use state::{AppState, LoadedPolicy, StartError};

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use countersign_core::{Action, Outcome, OutcomeStatus, Principal, Request, Status, Timestamp, VoteKind};
-use countersign_gateway::identify::AuthError;
-use countersign_gateway::{AppState, GatewayError};
+use countersign_gateway::{AppState, Blame, GatewayError};
 use countersign_policy::Verdict;
 
 use crate::refusal::Refusal;
@@ -176,24 +175,10 @@ impl Approvals for InProcess {
 
 fn gate_error(error: GatewayError) -> GateError {
     let message = error.to_string();
-    match &error {
-        GatewayError::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected) => {
-            GateError::Unauthenticated(message)
-        }
-        GatewayError::Unauthenticated(AuthError::Store(_))
-        | GatewayError::ShuttingDown
-        | GatewayError::Unavailable(_)
-        | GatewayError::Internal(_) => GateError::Unavailable(message),
-        GatewayError::NotFound { .. }
-        | GatewayError::AlreadyExists { .. }
-        | GatewayError::HumansOnly
-        | GatewayError::NoEmail
-        | GatewayError::Refused(_)
-        | GatewayError::InvalidAction(_)
-        | GatewayError::Unfingerprintable(_)
-        | GatewayError::InvalidComment
-        | GatewayError::RateLimited(_)
-        | GatewayError::PolicyInvalid(_) => GateError::Refused { code: error.code().to_owned(), message },
+    match error.blame() {
+        Blame::Unauthenticated => GateError::Unauthenticated(message),
+        Blame::Gateway => GateError::Unavailable(message),
+        Blame::NotFound | Blame::Caller => GateError::Refused { code: error.code().to_owned(), message },
     }
 }
 

@@ -23,9 +23,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use countersign_audit::{AuditDraft, RefusalKind, RefusalRecord};
 use countersign_core::{json, Timestamp, VoteKind};
-use countersign_gateway::identify::AuthError;
 use countersign_gateway::refusals::Source;
-use countersign_gateway::GatewayError;
+use countersign_gateway::{Blame, GatewayError};
 use serde_json::{json, Value};
 
 use super::signature::{self, SignatureError};
@@ -257,24 +256,9 @@ impl Slack {
 /// What a refusal says to a person. Store failures are not the clicker's
 /// fault and say so without detail.
 pub(crate) fn refusal_text(e: &GatewayError) -> String {
-    match e {
-        GatewayError::Internal(_)
-        | GatewayError::Unavailable(_)
-        | GatewayError::ShuttingDown
-        | GatewayError::Unauthenticated(AuthError::Store(_)) => {
-            "the gateway could not record it right now; please try again".to_owned()
-        }
-        GatewayError::Unauthenticated(AuthError::Missing | AuthError::Malformed | AuthError::Rejected)
-        | GatewayError::NotFound { .. }
-        | GatewayError::AlreadyExists { .. }
-        | GatewayError::HumansOnly
-        | GatewayError::NoEmail
-        | GatewayError::Refused(_)
-        | GatewayError::InvalidAction(_)
-        | GatewayError::Unfingerprintable(_)
-        | GatewayError::InvalidComment
-        | GatewayError::PolicyInvalid(_)
-        | GatewayError::RateLimited(_) => e.to_string(),
+    match e.blame() {
+        Blame::Gateway => "the gateway could not record it right now; please try again".to_owned(),
+        Blame::Unauthenticated | Blame::NotFound | Blame::Caller => e.to_string(),
     }
 }
 
