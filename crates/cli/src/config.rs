@@ -9,6 +9,7 @@
 //! | `[slack]`, `[teams]`, `[[webhooks]]`, `[channels]` | `countersign-channels` ([`countersign_channels::config`]) |
 //! | `[oidc]`, `[[workload_identity]]`, `[console]` | `countersign-identity` ([`countersign_identity::config`]) |
 //! | `[mcp]` | `countersign-mcp` ([`countersign_mcp::config`]) |
+//! | `[[postgres]]` | `countersign-databases` ([`countersign_databases::postgres::config`]) |
 //! | `[database]`, `[log]` | this binary ([`database`], [`RawLog`]) |
 //!
 //! Reading happens in two steps. [`RawConfig`] mirrors the file exactly
@@ -34,6 +35,7 @@ pub use countersign_identity::config::{
     ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
     WorkloadIdentityConfig, WorkloadRule,
 };
+pub use countersign_databases::postgres::config::{PostgresConfig, RawPostgres};
 pub use countersign_mcp::config::{valid_upstream_name, McpConfig, McpUpstream, RawMcp, RawMcpUpstream, UrlUpstream};
 pub use countersign_server::config::{RawServer, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, MAX_WAIT_CEILING};
 use serde::Deserialize;
@@ -66,6 +68,9 @@ pub struct RawConfig {
     pub workload_identity: Vec<RawWorkloadIdentity>,
     #[serde(default)]
     pub console: RawConsole,
+    /// `[[postgres]]`: databases reached through the gateway.
+    #[serde(default)]
+    pub postgres: Vec<RawPostgres>,
 }
 
 /// `[log]`
@@ -122,6 +127,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// Rate limits and refusal accounting (see `countersign_gateway::refusals`).
     pub limits: LimitsConfig,
+    /// The PostgreSQL endpoints (see `countersign-databases`).
+    pub postgres: Vec<PostgresConfig>,
 }
 
 /// Variables read by client commands, not the gateway's config.
@@ -170,7 +177,9 @@ impl RawConfig {
 
     /// Has each section checked by the crate that owns it, and gathers
     /// the results.
-    pub fn validate(self) -> Result<Config, ConfigError> {
+    /// `env` is read only for values a section names by variable
+    /// (`password_env`).
+    pub fn validate(self, env: &dyn Environment) -> Result<Config, ConfigError> {
         let server = self.server.validate()?;
         let (default_timeout, default_valid_for) = self.approval.validate()?;
         let log_format = match self.log.format.as_deref() {
@@ -208,6 +217,7 @@ impl RawConfig {
             channels,
             identity,
             limits: server.limits,
+            postgres: countersign_databases::postgres::config::validate(self.postgres, env)?,
         })
     }
 }
@@ -215,7 +225,7 @@ impl RawConfig {
 impl Config {
     /// Loads and validates in one step.
     pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Self, ConfigError> {
-        RawConfig::load(overrides, env)?.validate()
+        RawConfig::load(overrides, env)?.validate(env)
     }
 
     /// The SQLite database file inside the data directory.

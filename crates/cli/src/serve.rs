@@ -58,9 +58,33 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 
     let (routes, channels) = routes(&state, &config, identity)?;
     channels.spawn();
+    start_databases(&state, &config).await?;
     countersign_server::serve_with(state, config.server(), routes, listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(Exit::OK)
+}
+
+/// The PostgreSQL endpoints: each listens until the gateway shuts down.
+async fn start_databases(state: &AppState, config: &Config) -> anyhow::Result<()> {
+    for database in &config.postgres {
+        let listener = tokio::net::TcpListener::bind(database.listen)
+            .await
+            .with_context(|| format!("cannot listen for PostgreSQL clients of `{}` on {}", database.resource, database.listen))?;
+        eprintln!("postgres:     `{}` on {} (clients log in with their countersign key)", database.resource, database.listen);
+        let shutdown = {
+            let mut changes = state.changes();
+            async move {
+                while !matches!(changes.next().await, countersign_gateway::changes::Notice::ShuttingDown) {}
+            }
+        };
+        tokio::spawn(countersign_databases::postgres::serve(
+            state.clone(),
+            Arc::new(database.clone()),
+            listener,
+            shutdown,
+        ));
+    }
+    Ok(())
 }
 
 /// The console, MCP and channel routes, and the channels (whose workers

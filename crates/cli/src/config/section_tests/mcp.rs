@@ -1,3 +1,5 @@
+use countersign_gateway::config::MapEnv;
+
 use super::super::RawConfig;
 
 #[test]
@@ -7,7 +9,7 @@ fn upstreams_need_exactly_one_of_url_and_command() {
         "[mcp]\nhide_forbidden_tools = true\n[mcp.upstreams.web]\nurl = \"http://127.0.0.1:1/mcp\"\n[mcp.upstreams.fs]\ncommand = [\"server\", \"/tmp\"]\n",
     )
     .unwrap()
-    .validate()
+    .validate(&MapEnv::default())
     .unwrap();
     assert_eq!(ok.mcp.upstreams.len(), 2);
     assert!(ok.mcp.hide_forbidden_tools);
@@ -22,13 +24,13 @@ fn upstreams_need_exactly_one_of_url_and_command() {
         "[mcp.upstreams.x]\nurl = \"https://a\"\nca_file = \"/etc/hostname\"\n",
         "[mcp.upstreams.\"a/b\"]\nurl = \"http://a\"\n",
     ] {
-        let err = RawConfig::parse("c.toml", bad).unwrap().validate().unwrap_err();
+        let err = RawConfig::parse("c.toml", bad).unwrap().validate(&MapEnv::default()).unwrap_err();
         assert!(err.to_string().starts_with("`mcp.upstreams`"), "{bad}: {err}");
     }
     assert!(RawConfig::parse("c.toml", "[mcp.upstreams.x]\nurll = \"http://a\"\n").is_err());
     let secured = RawConfig::parse("c.toml", "[mcp.upstreams.x]\nurl = \"https://a/mcp\"\nbearer_token = \"s3cret\"\n")
         .unwrap()
-        .validate()
+        .validate(&MapEnv::default())
         .unwrap();
     let super::super::McpUpstream::Url(upstream) = &secured.mcp.upstreams["x"] else { panic!("a url upstream") };
     assert_eq!(upstream.bearer_token.as_ref().map(super::super::Secret::expose), Some("s3cret"));

@@ -1,0 +1,309 @@
+//! One statement (or the statements of one query) through the approval
+//! loop, whatever the database: describe each as a `sql.execute` action,
+//! submit it, and — while any is pending — tell the client who was asked
+//! and wait, until the statement may run or must not.
+//!
+//! The wire protocol of each database lives beside this module
+//! ([`crate::postgres`]); what a refusal or a hold says, and how a
+//! decision is reached, is the same for all of them.
+
+use std::future::Future;
+use std::time::Duration;
+
+use countersign_core::{Action, Outcome, OutcomeStatus, Principal, Request, Status};
+use countersign_gateway::{AppState, Blame, GatewayError};
+use serde_json::{json, Map, Value};
+
+/// The action kind of every statement.
+pub const KIND: &str = "sql.execute";
+/// How long one wait lasts before it is started again.
+const WAIT_SLICE: Duration = Duration::from_secs(30);
+
+/// A statement as the client sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub text: String,
+    /// Bound parameters (extended protocol), as [`crate::postgres`]
+    /// renders them: text, or a digest and a preview for binary values.
+    pub parameters: Option<Vec<Value>>,
+}
+
+/// Where a statement goes: the resource, the database and its dialect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub resource: String,
+    pub database: String,
+    /// The SQL dialect the database speaks (`postgres`).
+    pub dialect: &'static str,
+}
+
+impl Target {
+    /// The action the policy decides on.
+    pub fn action(&self, statement: &Statement) -> Action {
+        let mut payload = Map::new();
+        payload.insert("statement".to_owned(), json!(statement.text));
+        payload.insert("dialect".to_owned(), json!(self.dialect));
+        payload.insert("database".to_owned(), json!(self.database));
+        if let Some(parameters) = &statement.parameters {
+            payload.insert("parameters".to_owned(), Value::Array(parameters.clone()));
+        }
+        Action {
+            kind: KIND.to_owned(),
+            resource: self.resource.clone(),
+            payload: Value::Object(payload),
+            on_behalf_of: None,
+            justification: None,
+            labels: Vec::new(),
+            context: Map::new(),
+        }
+    }
+}
+
+/// Why a statement does not run, in the terms of a database error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// SQLSTATE: `42501` (insufficient privilege) for a decision against
+    /// it, `57014` (cancelled) when the client cancelled, `08006` when the
+    /// gateway could not decide.
+    pub sqlstate: &'static str,
+    pub message: String,
+    pub detail: Option<String>,
+    pub request: Option<String>,
+}
+
+/// What the client is told when a statement is held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub message: String,
+    pub detail: String,
+    pub hint: String,
+}
+
+/// What happened to the submitted statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every statement may run; these requests record their outcomes, in order.
+    Run(Vec<String>),
+    /// None runs.
+    Refuse(Refusal),
+}
+
+/// How the waiting ended early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interruption {
+    /// The client sent a cancel request.
+    Cancelled,
+    /// The client went away.
+    Gone,
+}
+
+/// Statements some of which wait for people.
+#[derive(Debug)]
+pub struct Held {
+    requests: Vec<Request>,
+    /// What to tell the client, one for each held statement.
+    pub holds: Vec<Hold>,
+}
+
+/// What submitting the statements led to.
+#[derive(Debug)]
+pub enum Submitted {
+    Decided(Verdict),
+    /// Tell the client, then [`wait`].
+    Held(Held),
+}
+
+/// Submits `statements` together: all run, or none does. Each is its own
+/// request.
+pub async fn submit(state: &AppState, principal: &Principal, target: &Target, statements: &[Statement]) -> Submitted {
+    let mut requests = Vec::with_capacity(statements.len());
+    for statement in statements {
+        match state.submit(principal, target.action(statement)).await {
+            Ok(request) => requests.push(request),
+            Err(e) => {
+                cancel_pending(state, principal, &requests).await;
+                return Submitted::Decided(Verdict::Refuse(unavailable(target, &e, None)));
+            }
+        }
+    }
+    if let Some(refused) = requests.iter().find(|r| matches!(r.status, Status::Denied)) {
+        cancel_pending(state, principal, &requests).await;
+        return Submitted::Decided(Verdict::Refuse(closed(target, refused)));
+    }
+    let holds: Vec<Hold> =
+        requests.iter().filter(|r| r.status == Status::Pending).map(|r| hold(state, target, r)).collect();
+    if holds.is_empty() {
+        return Submitted::Decided(Verdict::Run(requests.into_iter().map(|r| r.id).collect()));
+    }
+    Submitted::Held(Held { requests, holds })
+}
+
+/// Waits until every held statement is decided, and takes each approval
+/// (single use). `interrupted` ends the wait and withdraws what is still
+/// pending.
+pub async fn wait(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    held: Held,
+    interrupted: impl Future<Output = Interruption> + Send,
+) -> Verdict {
+    let requests = held.requests;
+    let first_pending = requests.iter().find(|r| r.status == Status::Pending).map(|r| r.id.clone());
+    let waited = tokio::select! {
+        waited = wait_all(state, principal, target, &requests) => waited,
+        interruption = interrupted => {
+            cancel_pending(state, principal, &requests).await;
+            return Verdict::Refuse(match interruption {
+                Interruption::Cancelled => Refusal {
+                    sqlstate: "57014",
+                    message: "canceling statement due to user request; countersign withdrew its approval request".to_owned(),
+                    detail: None,
+                    request: first_pending,
+                },
+                Interruption::Gone => Refusal {
+                    sqlstate: "08006",
+                    message: "the client went away".to_owned(),
+                    detail: None,
+                    request: None,
+                },
+            });
+        }
+    };
+    match waited {
+        Ok(ids) => Verdict::Run(ids),
+        Err(refusal) => {
+            cancel_pending(state, principal, &requests).await;
+            Verdict::Refuse(refusal)
+        }
+    }
+}
+
+/// Waits for each pending request to be decided and takes each approval.
+async fn wait_all(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    requests: &[Request],
+) -> Result<Vec<String>, Refusal> {
+    let mut ids = Vec::with_capacity(requests.len());
+    for request in requests {
+        if request.status == Status::Pending {
+            let decided = loop {
+                match state.wait_while_pending(principal, &request.id, WAIT_SLICE).await {
+                    Ok(r) if r.status == Status::Pending => continue,
+                    Ok(r) => break r,
+                    Err(e) => return Err(unavailable(target, &e, Some(&request.id))),
+                }
+            };
+            if decided.status != Status::Approved {
+                return Err(closed(target, &decided));
+            }
+            match state.release(principal, &request.id).await {
+                Ok(released) if released.status == Status::Released => {}
+                Ok(other) => return Err(closed(target, &other)),
+                Err(e) => return Err(unavailable(target, &e, Some(&request.id))),
+            }
+        }
+        ids.push(request.id.clone());
+    }
+    Ok(ids)
+}
+
+async fn cancel_pending(state: &AppState, principal: &Principal, requests: &[Request]) {
+    for request in requests.iter().filter(|r| r.status == Status::Pending) {
+        if let Err(e) = state.cancel(principal, &request.id).await {
+            tracing::debug!(request = %request.id, error = %e, "could not cancel the request of a statement that will not run");
+        }
+    }
+}
+
+/// Records how a statement went, off the client's path.
+pub fn report(state: &AppState, principal: &Principal, id: String, succeeded: bool, summary: String) {
+    let state = state.clone();
+    let principal = principal.clone();
+    tokio::spawn(async move {
+        let outcome = Outcome {
+            status: if succeeded { OutcomeStatus::Succeeded } else { OutcomeStatus::Failed },
+            exit_code: None,
+            summary: Some(summary),
+            output_sha256: None,
+            reported_at: state.now(),
+        };
+        if let Err(e) = state.report_outcome(&principal, &id, outcome).await {
+            tracing::warn!(request = %id, error = %e, "could not record a statement's outcome");
+        }
+    });
+}
+
+fn hold(state: &AppState, target: &Target, request: &Request) -> Hold {
+    let asked: Vec<String> = request
+        .requirements
+        .iter()
+        .map(|r| {
+            let people = if r.quorum == 1 { "1 approval".to_owned() } else { format!("{} approvals", r.quorum) };
+            format!("policy `{}` asks {} ({people})", r.policy, r.groups.join(" or "))
+        })
+        .collect();
+    let until = request.expires_at.map_or_else(|| "no deadline".to_owned(), |t| format!("until {}", t.to_rfc3339()));
+    let base = state.config().public_url.trim_end_matches('/');
+    Hold {
+        message: format!(
+            "countersign is holding this statement on `{}` for approval: request {}",
+            target.resource, request.id
+        ),
+        detail: format!("{}; {until}. The statement runs once approved; cancel it with Ctrl-C.", asked.join("; ")),
+        hint: format!("review it at {base}/console/requests/{}", request.id),
+    }
+}
+
+/// The refusal for a request that ended without an approval to take.
+fn closed(target: &Target, request: &Request) -> Refusal {
+    let policies = if request.policies.is_empty() { "none".to_owned() } else { request.policies.join(", ") };
+    let (what, sqlstate) = match request.status {
+        Status::Denied => ("denied", "42501"),
+        Status::Expired => ("expired before anyone approved", "42501"),
+        Status::Revoked => ("revoked", "42501"),
+        Status::Cancelled => ("cancelled", "57014"),
+        Status::Released => ("already used", "42501"),
+        Status::Pending | Status::Approved | Status::Allowed => ("not released", "42501"),
+    };
+    Refusal {
+        sqlstate,
+        message: format!("countersign: statement on `{}` {what}: {}", target.resource, request.reason),
+        detail: Some(format!("request {}; policies: {policies}", request.id)),
+        request: Some(request.id.clone()),
+    }
+}
+
+fn unavailable(target: &Target, error: &GatewayError, request: Option<&str>) -> Refusal {
+    let (sqlstate, what) = match error.blame() {
+        Blame::Unauthenticated => ("28000", "your countersign credential is no longer accepted"),
+        Blame::Caller | Blame::NotFound => ("42501", "countersign refused the statement"),
+        Blame::Gateway => ("08006", "countersign could not decide on the statement, so it did not run"),
+    };
+    Refusal {
+        sqlstate,
+        message: format!("{what} (`{}`): {error}", target.resource),
+        detail: request.map(|id| format!("request {id}")),
+        request: request.map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_is_an_action_on_the_configured_resource() {
+        let target = Target { resource: "orders-db".into(), database: "orders".into(), dialect: "postgres" };
+        let action = target.action(&Statement { text: "select 1".into(), parameters: Some(vec![json!("42")]) });
+        assert_eq!(action.kind, "sql.execute");
+        assert_eq!(action.resource, "orders-db");
+        assert_eq!(
+            action.payload,
+            json!({"statement": "select 1", "dialect": "postgres", "database": "orders", "parameters": ["42"]})
+        );
+        action.validate().unwrap();
+    }
+}
