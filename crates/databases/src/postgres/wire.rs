@@ -3,12 +3,11 @@
 //! fields the proxy needs, and building the messages the gateway itself
 //! sends (authentication requests, errors, notices).
 //!
-//! Client messages are decoded with `pgwire`'s codecs ([`decode_client`]);
+//! Client messages are decoded with checked reads ([`decode_client`]);
 //! what the database sends is forwarded as it came, and only the tag and
 //! a handful of bodies (errors, command tags, transaction status) are read.
 
 use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
-use pgwire::messages::{DecodeContext, PgWireFrontendMessage};
 
 /// The largest untagged message (startup, SSL or cancel request) read.
 pub const MAX_STARTUP_BYTES: usize = 10_000;
@@ -93,56 +92,134 @@ pub enum ClientMessage {
     Copy,
 }
 
-fn decode_context() -> DecodeContext {
-    let mut ctx = DecodeContext::default();
-    ctx.awaiting_frontend_ssl = false;
-    ctx.awaiting_frontend_startup = false;
-    ctx
-}
-
 /// Decodes a whole tagged frame from a client in the ready state.
 /// Anything outside the simple and extended query protocols and `COPY`
 /// (the fast-path `FunctionCall`, a stray password message) is refused.
+///
+/// Written by hand with checked reads: `pgwire` 0.42's decoders (the
+/// first choice) panic on a truncated body (an `Execute` of one byte
+/// advances past its end), and nothing a client sends may do that.
 pub fn decode_client(frame: &Bytes) -> Result<ClientMessage, WireError> {
     let tag = frame.first().copied().unwrap_or(0);
-    match tag {
+    let mut r = Reader { body: frame.get(5..).unwrap_or_default(), tag };
+    let message = match tag {
         b'd' | b'c' | b'f' => return Ok(ClientMessage::Copy),
-        b'Q' | b'P' | b'B' | b'D' | b'C' | b'E' | b'S' | b'H' | b'X' => {}
-        other => return Err(WireError::Unsupported(char::from(other))),
-    }
-    let malformed = |e: String| WireError::Malformed(char::from(tag), e);
-    let mut buf = BytesMut::from(&frame[..]);
-    let message = PgWireFrontendMessage::decode(&mut buf, &decode_context())
-        .map_err(|e| malformed(e.to_string()))?
-        .ok_or_else(|| malformed("truncated".to_owned()))?;
-    if !buf.is_empty() {
-        return Err(malformed("bytes after the end of the message".to_owned()));
-    }
-    let name = |n: Option<String>| n.unwrap_or_default();
-    Ok(match message {
-        PgWireFrontendMessage::Query(q) => ClientMessage::Query(q.query),
-        PgWireFrontendMessage::Parse(p) => ClientMessage::Parse { name: name(p.name), query: p.query },
-        PgWireFrontendMessage::Bind(b) => ClientMessage::Bind {
-            portal: name(b.portal_name),
-            statement: name(b.statement_name),
-            formats: b.parameter_format_codes,
-            parameters: b.parameters,
-        },
-        PgWireFrontendMessage::Describe(_) => ClientMessage::Describe,
-        PgWireFrontendMessage::Close(c) => ClientMessage::Close { portal: c.target_type == b'P', name: name(c.name) },
-        PgWireFrontendMessage::Execute(e) => ClientMessage::Execute { portal: name(e.name) },
-        PgWireFrontendMessage::Sync(_) => ClientMessage::Sync,
-        PgWireFrontendMessage::Flush(_) => ClientMessage::Flush,
-        PgWireFrontendMessage::Terminate(_) => ClientMessage::Terminate,
-        PgWireFrontendMessage::CopyData(_) | PgWireFrontendMessage::CopyDone(_) | PgWireFrontendMessage::CopyFail(_) => {
-            ClientMessage::Copy
+        b'Q' => ClientMessage::Query(r.cstr()?),
+        b'P' => {
+            let name = r.cstr()?;
+            let query = r.cstr()?;
+            let types = r.count()?;
+            for _ in 0..types {
+                r.i32()?;
+            }
+            ClientMessage::Parse { name, query }
         }
-        PgWireFrontendMessage::SslNegotiation(_)
-        | PgWireFrontendMessage::Startup(_)
-        | PgWireFrontendMessage::CancelRequest(_)
-        | PgWireFrontendMessage::PasswordMessageFamily(_)
-        | PgWireFrontendMessage::PortalSuspended(_) => return Err(WireError::Unsupported(char::from(tag))),
-    })
+        b'B' => {
+            let portal = r.cstr()?;
+            let statement = r.cstr()?;
+            let n = r.count()?;
+            let mut formats = Vec::with_capacity(n.min(r.body.len() / 2));
+            for _ in 0..n {
+                formats.push(r.i16()?);
+            }
+            let n = r.count()?;
+            let mut parameters = Vec::with_capacity(n.min(r.body.len() / 4));
+            for _ in 0..n {
+                let len = r.i32()?;
+                parameters.push(match usize::try_from(len) {
+                    Ok(len) => Some(Bytes::copy_from_slice(r.take(len)?)),
+                    Err(_) if len == -1 => None,
+                    Err(_) => return Err(r.malformed("a negative parameter length")),
+                });
+            }
+            if formats.len() > 1 && formats.len() != parameters.len() {
+                return Err(r.malformed("format codes do not match the parameters"));
+            }
+            if formats.iter().any(|f| !matches!(f, 0 | 1)) {
+                return Err(r.malformed("an unknown format code"));
+            }
+            let n = r.count()?;
+            for _ in 0..n {
+                r.i16()?;
+            }
+            ClientMessage::Bind { portal, statement, formats, parameters }
+        }
+        b'D' => {
+            r.kind()?;
+            r.cstr()?;
+            ClientMessage::Describe
+        }
+        b'C' => {
+            let portal = r.kind()? == b'P';
+            ClientMessage::Close { portal, name: r.cstr()? }
+        }
+        b'E' => {
+            let portal = r.cstr()?;
+            r.i32()?;
+            ClientMessage::Execute { portal }
+        }
+        b'S' => ClientMessage::Sync,
+        b'H' => ClientMessage::Flush,
+        b'X' => ClientMessage::Terminate,
+        other => return Err(WireError::Unsupported(char::from(other))),
+    };
+    if !r.body.is_empty() {
+        return Err(r.malformed("bytes after the end of the message"));
+    }
+    Ok(message)
+}
+
+/// Checked reads from a message body.
+struct Reader<'a> {
+    body: &'a [u8],
+    tag: u8,
+}
+
+impl<'a> Reader<'a> {
+    fn malformed(&self, what: &str) -> WireError {
+        WireError::Malformed(char::from(self.tag), what.to_owned())
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.body.len() < n {
+            return Err(self.malformed("truncated"));
+        }
+        let (head, rest) = self.body.split_at(n);
+        self.body = rest;
+        Ok(head)
+    }
+
+    fn i16(&mut self) -> Result<i16, WireError> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i32(&mut self) -> Result<i32, WireError> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A non-negative 16-bit count.
+    fn count(&mut self) -> Result<usize, WireError> {
+        let n = self.i16()?;
+        usize::try_from(n).map_err(|_| self.malformed("a negative count"))
+    }
+
+    /// `S` (statement) or `P` (portal).
+    fn kind(&mut self) -> Result<u8, WireError> {
+        match self.take(1)?[0] {
+            k @ (b'S' | b'P') => Ok(k),
+            _ => Err(self.malformed("neither `S` nor `P`")),
+        }
+    }
+
+    fn cstr(&mut self) -> Result<String, WireError> {
+        let end = self.body.iter().position(|&b| b == 0).ok_or_else(|| self.malformed("unterminated string"))?;
+        let text = std::str::from_utf8(&self.body[..end]).map_err(|_| self.malformed("a string that is not UTF-8"))?;
+        let text = text.to_owned();
+        self.body = &self.body[end + 1..];
+        Ok(text)
+    }
 }
 
 /// The startup message's parameters, protocol 3.x only.
