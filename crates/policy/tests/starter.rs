@@ -31,7 +31,10 @@ fn starter_loads_with_named_policies() {
             "prod-pii-sql-needs-two-dbas",
             "no-destructive-agents-in-prod",
             "unreadable-needs-sre",
-            "unlisted-kind-needs-sre"
+            "unlisted-kind-needs-sre",
+            "prod-sql-reads-routine",
+            "unfiltered-dml-needs-dba",
+            "prod-ddl-needs-two-dbas"
         ]
     );
 }
