@@ -28,6 +28,7 @@ pub use countersign_channels::config::{
     ChannelsConfig, RawChannels, RawSlack, RawTeams, RawWebhook, SlackConfig, TeamsConfig, TeamsCredential,
     WebhookConfig, WEBHOOK_EVENTS,
 };
+pub use countersign_databases::postgres::config::{PostgresConfig, RawPostgres};
 pub use countersign_gateway::config::{
     ConfigError, Environment, GatewayConfig, IpNet, LimitsConfig, MapEnv, ProcessEnv, RawApproval, Secret,
 };
@@ -35,7 +36,6 @@ pub use countersign_identity::config::{
     ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
     WorkloadIdentityConfig, WorkloadRule,
 };
-pub use countersign_databases::postgres::config::{PostgresConfig, RawPostgres};
 pub use countersign_mcp::config::{valid_upstream_name, McpConfig, McpUpstream, RawMcp, RawMcpUpstream, UrlUpstream};
 pub use countersign_server::config::{RawServer, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, MAX_WAIT_CEILING};
 use serde::Deserialize;

@@ -67,15 +67,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 /// The PostgreSQL endpoints: each listens until the gateway shuts down.
 async fn start_databases(state: &AppState, config: &Config) -> anyhow::Result<()> {
     for database in &config.postgres {
-        let listener = tokio::net::TcpListener::bind(database.listen)
-            .await
-            .with_context(|| format!("cannot listen for PostgreSQL clients of `{}` on {}", database.resource, database.listen))?;
-        eprintln!("postgres:     `{}` on {} (clients log in with their countersign key)", database.resource, database.listen);
+        let listener = tokio::net::TcpListener::bind(database.listen).await.with_context(|| {
+            format!("cannot listen for PostgreSQL clients of `{}` on {}", database.resource, database.listen)
+        })?;
+        eprintln!(
+            "postgres:     `{}` on {} (clients log in with their countersign key)",
+            database.resource, database.listen
+        );
         let shutdown = {
             let mut changes = state.changes();
-            async move {
-                while !matches!(changes.next().await, countersign_gateway::changes::Notice::ShuttingDown) {}
-            }
+            async move { while !matches!(changes.next().await, countersign_gateway::changes::Notice::ShuttingDown) {} }
         };
         tokio::spawn(countersign_databases::postgres::serve(
             state.clone(),

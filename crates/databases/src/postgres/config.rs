@@ -175,7 +175,9 @@ fn validate_one(raw: RawPostgres, env: &dyn Environment) -> Result<PostgresConfi
         (Some(_), _, _) => return Err(named("give one of `password`, `password_file` and `password_env`")),
     };
     let tls = match raw.tls.as_deref().unwrap_or("verify-full") {
-        "verify-full" => UpstreamTls::VerifyFull { ca_pem: raw.ca_file.as_deref().map(|p| read_pem(&resource, p)).transpose()? },
+        "verify-full" => {
+            UpstreamTls::VerifyFull { ca_pem: raw.ca_file.as_deref().map(|p| read_pem(&resource, p)).transpose()? }
+        }
         "disable" => {
             if raw.ca_file.is_some() {
                 return Err(named("`ca_file` needs `tls = \"verify-full\"`"));
@@ -206,7 +208,8 @@ fn validate_one(raw: RawPostgres, env: &dyn Environment) -> Result<PostgresConfi
     if password.is_none() && client_identity.is_none() {
         tracing::debug!(resource = %resource, "no password or client certificate: the database must trust the gateway's role");
     }
-    let connect_timeout = duration("postgres.connect_timeout", raw.connect_timeout.as_deref(), Duration::from_secs(10))?;
+    let connect_timeout =
+        duration("postgres.connect_timeout", raw.connect_timeout.as_deref(), Duration::from_secs(10))?;
     let preview_timeout = duration("postgres.preview_timeout", raw.preview_timeout.as_deref(), Duration::from_secs(2))?;
     let max_message_bytes = raw.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
     if !(1024..=1 << 30).contains(&max_message_bytes) {
@@ -232,17 +235,14 @@ fn validate_one(raw: RawPostgres, env: &dyn Environment) -> Result<PostgresConfi
 
 /// A host name or address that only this machine answers on.
 pub fn is_loopback_host(host: &str) -> bool {
-    host == "localhost"
-        || host.starts_with('/')
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost" || host.starts_with('/') || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn check_size(resource: &str, path: &Path) -> Result<(), ConfigError> {
     match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > MAX_FILE_BYTES => Err(invalid(format!(
-            "`{resource}`: `{}` is larger than {MAX_FILE_BYTES} bytes",
-            path.display()
-        ))),
+        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+            Err(invalid(format!("`{resource}`: `{}` is larger than {MAX_FILE_BYTES} bytes", path.display())))
+        }
         Ok(_) => Ok(()),
         Err(e) => Err(invalid(format!("`{resource}`: cannot read `{}`: {}", path.display(), e.kind()))),
     }

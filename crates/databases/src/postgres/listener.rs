@@ -36,7 +36,10 @@ const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Open sessions by the key their clients cancel with.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Sessions(Arc<Mutex<HashMap<(i32, i32), Arc<Cancel>>>>);
+pub(crate) struct Sessions(Arc<Mutex<HashMap<CancelKey, Arc<Cancel>>>>);
+
+/// A process id and secret key, as a client cancels with them.
+type CancelKey = (i32, i32);
 
 /// How a cancel request reaches a session.
 #[derive(Debug)]
@@ -98,7 +101,13 @@ pub async fn serve(
 /// A client that was told why it is turned away.
 struct Turned;
 
-async fn connection(state: AppState, config: Arc<PostgresConfig>, sessions: Sessions, tcp: TcpStream, peer: SocketAddr) {
+async fn connection(
+    state: AppState,
+    config: Arc<PostgresConfig>,
+    sessions: Sessions,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
@@ -187,7 +196,11 @@ async fn log_in(
     let source = Source::from_ip(peer.ip());
     if let Err(limited) = state.admit(source) {
         let message = format!("too many failed logins from this address; retry in {} s", limited.retry_after_secs);
-        state.refuse(source, None, limited.code(), false, || call_record(None, "postgres", &config.resource, Some(&user), limited.code(), &message)).await;
+        state
+            .refuse(source, None, limited.code(), false, || {
+                call_record(None, "postgres", &config.resource, Some(&user), limited.code(), &message)
+            })
+            .await;
         return Err(fatal(&mut client, "53300", &message).await);
     }
     client.write_all(&wire::authentication(3)).await.map_err(|_| Turned)?;
@@ -201,7 +214,11 @@ async fn log_in(
         Ok(_) | Err(_) => {
             // PostgreSQL's own words, whichever part was wrong.
             let message = format!("password authentication failed for user \"{user}\"");
-            state.refuse(source, None, "unauthenticated", true, || call_record(None, "postgres", &config.resource, Some(&user), "unauthenticated", &message)).await;
+            state
+                .refuse(source, None, "unauthenticated", true, || {
+                    call_record(None, "postgres", &config.resource, Some(&user), "unauthenticated", &message)
+                })
+                .await;
             return Err(fatal(&mut client, "28P01", &message).await);
         }
     };
@@ -234,9 +251,17 @@ async fn log_in(
         return Err(Turned);
     }
     tracing::info!(resource = %config.resource, principal = %principal.reference(), peer = %peer, "PostgreSQL session opened");
-    Ok(Login { client, client_buf: buf, principal, credential: password.trim().to_owned(), upstream, cancel, key, peer })
+    Ok(Login {
+        client,
+        client_buf: buf,
+        principal,
+        credential: password.trim().to_owned(),
+        upstream,
+        cancel,
+        key,
+        peer,
+    })
 }
-
 
 async fn cancel(config: &PostgresConfig, sessions: &Sessions, key: (i32, i32)) {
     let Some(found) = sessions.find(key) else { return };

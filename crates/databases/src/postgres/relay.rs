@@ -40,17 +40,37 @@ pub(crate) struct Tracked {
 /// What a message sent upstream waits for, in the order sent.
 #[derive(Debug)]
 pub(crate) enum Unit {
-    Parse { name: String, text: String },
-    Bind { portal: String, statement: String, parameters: Vec<Value> },
-    Close { portal: bool, name: String },
+    Parse {
+        name: String,
+        text: String,
+    },
+    Bind {
+        portal: String,
+        statement: String,
+        parameters: Vec<Value>,
+    },
+    Close {
+        portal: bool,
+        name: String,
+    },
     Describe,
-    Execute { tracked: Option<Tracked> },
+    Execute {
+        tracked: Option<Tracked>,
+    },
     Sync,
-    Query { tracked: Vec<Tracked>, done: usize, forgets: bool },
+    Query {
+        tracked: Vec<Tracked>,
+        done: usize,
+        forgets: bool,
+    },
     /// A message sent in place of a refused statement, so that the
     /// database fails it as it fails any statement (the transaction is
     /// aborted as after any error); its error is replaced by `error`.
-    Refused { nonce: String, error: Bytes, simple: bool },
+    Refused {
+        nonce: String,
+        error: Bytes,
+        simple: bool,
+    },
 }
 
 impl Unit {
@@ -143,7 +163,13 @@ fn on_frame(shared: &Shared, frame: Bytes, out: &mut BytesMut) {
         }
         b'C' | b'I' | b's' => {
             let tag_text = pass.as_deref().map(wire::command_tag).unwrap_or_default();
-            let described = if tag == b'C' { tag_text } else if tag == b'I' { "EMPTY".to_owned() } else { "SUSPENDED".to_owned() };
+            let described = if tag == b'C' {
+                tag_text
+            } else if tag == b'I' {
+                "EMPTY".to_owned()
+            } else {
+                "SUSPENDED".to_owned()
+            };
             match tracker.units.front_mut() {
                 Some(Unit::Execute { .. }) => {
                     if let Some(Unit::Execute { tracked: Some(t), .. }) = tracker.units.pop_front() {
@@ -188,7 +214,11 @@ fn on_frame(shared: &Shared, frame: Bytes, out: &mut BytesMut) {
                     match tracker.units.front_mut() {
                         Some(Unit::Query { tracked, done, .. }) => {
                             if let Some(t) = tracked.get(*done) {
-                                (shared.outcomes)(t.request.clone(), false, summary(&format!("ERROR {state}"), t.started));
+                                (shared.outcomes)(
+                                    t.request.clone(),
+                                    false,
+                                    summary(&format!("ERROR {state}"), t.started),
+                                );
                             }
                             *done = tracked.len();
                         }
@@ -212,7 +242,11 @@ fn on_frame(shared: &Shared, frame: Bytes, out: &mut BytesMut) {
                 let ends = unit.ends_at_z();
                 match unit {
                     Unit::Execute { tracked: Some(t), .. } => {
-                        (shared.outcomes)(t.request, false, "not run: an earlier message of its batch failed".to_owned());
+                        (shared.outcomes)(
+                            t.request,
+                            false,
+                            "not run: an earlier message of its batch failed".to_owned(),
+                        );
                     }
                     Unit::Query { tracked, done, forgets } => {
                         for t in tracked.into_iter().skip(done) {

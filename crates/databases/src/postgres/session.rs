@@ -99,7 +99,10 @@ pub(crate) async fn run(state: AppState, config: Arc<PostgresConfig>, login: Log
 /// Why a session ends early.
 enum End {
     /// Tell the client, then close.
-    Fatal { code: &'static str, message: String },
+    Fatal {
+        code: &'static str,
+        message: String,
+    },
     Upstream(String),
     Quietly,
 }
@@ -249,7 +252,8 @@ impl Session {
                         if let Some(p) = self.shared.tracker().portals.get_mut(&portal) {
                             p.released = true;
                         }
-                        let tracked = ids.into_iter().next().map(|request| Tracked { request, started: Instant::now() });
+                        let tracked =
+                            ids.into_iter().next().map(|request| Tracked { request, started: Instant::now() });
                         self.forward(Some(Unit::Execute { tracked }), &frame);
                         if forgets {
                             relay::forget_all(&mut self.shared.tracker());
@@ -348,12 +352,7 @@ impl Session {
 }
 
 /// Completes when the client cancels or goes away.
-async fn interruption(
-    cancel: &Cancel,
-    client: &mut ReadHalf<Stream>,
-    buf: &mut BytesMut,
-    max: usize,
-) -> Interruption {
+async fn interruption(cancel: &Cancel, client: &mut ReadHalf<Stream>, buf: &mut BytesMut, max: usize) -> Interruption {
     tokio::select! {
         () = cancel.notify.notified() => Interruption::Cancelled,
         gone = watch_client(client, buf, max) => gone,
@@ -432,7 +431,10 @@ mod tests {
     #[test]
     fn parameters_are_shown_or_bound_by_digest() {
         let long = Bytes::from(vec![b'a'; SHOWN_TEXT + 1]);
-        let shown = render(&[0, 1, 0], &[Some(Bytes::from_static(b"42")), Some(Bytes::from_static(&[0, 0, 0, 42])), Some(long)]);
+        let shown = render(
+            &[0, 1, 0],
+            &[Some(Bytes::from_static(b"42")), Some(Bytes::from_static(&[0, 0, 0, 42])), Some(long)],
+        );
         assert_eq!(shown[0], json!("42"));
         assert_eq!(shown[1], json!({"binary": "0000002a"}));
         assert_eq!(shown[2]["bytes"], json!(SHOWN_TEXT + 1));

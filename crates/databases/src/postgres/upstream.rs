@@ -76,8 +76,7 @@ async fn connect_inner(config: &PostgresConfig, settings: &[(String, String)]) -
 
 /// A TCP connection, with TLS when the configuration asks for it.
 pub async fn open(config: &PostgresConfig) -> Result<Stream, UpstreamError> {
-    let mut tcp =
-        TcpStream::connect((config.host.as_str(), config.port)).await.map_err(UpstreamError::Connect)?;
+    let mut tcp = TcpStream::connect((config.host.as_str(), config.port)).await.map_err(UpstreamError::Connect)?;
     tcp.set_nodelay(true).map_err(UpstreamError::Connect)?;
     match &config.tls {
         UpstreamTls::Disable => Ok(Box::new(tcp)),
@@ -179,12 +178,14 @@ async fn login(
                         scram = Some(client);
                     }
                     11 => {
-                        let client = scram.as_mut().ok_or_else(|| UpstreamError::Protocol("SASL out of turn".into()))?;
+                        let client =
+                            scram.as_mut().ok_or_else(|| UpstreamError::Protocol("SASL out of turn".into()))?;
                         client.update(&body).map_err(protocol)?;
                         frontend::sasl_response(client.message(), &mut out).map_err(protocol)?;
                     }
                     12 => {
-                        let client = scram.as_mut().ok_or_else(|| UpstreamError::Protocol("SASL out of turn".into()))?;
+                        let client =
+                            scram.as_mut().ok_or_else(|| UpstreamError::Protocol("SASL out of turn".into()))?;
                         // Proves the server knew the password too.
                         client.finish(&body).map_err(protocol)?;
                         continue;
@@ -237,9 +238,8 @@ async fn next_frame(stream: &mut Stream, buf: &mut BytesMut) -> Result<Bytes, Up
 
 /// Asks the database to cancel what its process `key` is running.
 pub async fn cancel(config: &PostgresConfig, key: (i32, i32)) -> Result<(), UpstreamError> {
-    let mut stream = tokio::time::timeout(config.connect_timeout, open(config))
-        .await
-        .map_err(|_| UpstreamError::Timeout)??;
+    let mut stream =
+        tokio::time::timeout(config.connect_timeout, open(config)).await.map_err(|_| UpstreamError::Timeout)??;
     let mut out = BytesMut::new();
     frontend::cancel_request(key.0, key.1, &mut out);
     stream.write_all(&out).await.map_err(UpstreamError::Connect)?;

@@ -79,11 +79,24 @@ pub const CANCEL_REQUEST: i32 = 80_877_102;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientMessage {
     Query(String),
-    Parse { name: String, query: String },
-    Bind { portal: String, statement: String, formats: Vec<i16>, parameters: Vec<Option<Bytes>> },
+    Parse {
+        name: String,
+        query: String,
+    },
+    Bind {
+        portal: String,
+        statement: String,
+        formats: Vec<i16>,
+        parameters: Vec<Option<Bytes>>,
+    },
     Describe,
-    Close { portal: bool, name: String },
-    Execute { portal: String },
+    Close {
+        portal: bool,
+        name: String,
+    },
+    Execute {
+        portal: String,
+    },
     Sync,
     Flush,
     Terminate,

@@ -49,7 +49,9 @@ async fn routine_reads_run_and_stream_results_back() {
     countersign_testkit::wait::eventually("outcomes are recorded", || async {
         let requests = h.requests().await;
         requests.iter().filter(|r| r["status"] == "allowed").all(|r| {
-            r["outcome"]["summary"].as_str().is_some_and(|s| s.starts_with("SELECT 1 in") || s.starts_with("SELECT 3 in"))
+            r["outcome"]["summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("SELECT 1 in") || s.starts_with("SELECT 3 in"))
         })
     })
     .await;
@@ -96,7 +98,9 @@ async fn a_held_statement_waits_and_runs_once_approved() {
     assert_eq!(h.count().await, 0);
     countersign_testkit::wait::eventually("the outcome is recorded", || async {
         h.gateway.status_of(&id).await == "released"
-            && h.requests().await.iter().any(|r| r["id"] == id.as_str() && r["outcome"]["summary"].as_str().is_some_and(|s| s.starts_with("DELETE 3")))
+            && h.requests().await.iter().any(|r| {
+                r["id"] == id.as_str() && r["outcome"]["summary"].as_str().is_some_and(|s| s.starts_with("DELETE 3"))
+            })
     })
     .await;
 }
@@ -134,15 +138,29 @@ async fn a_cancel_request_withdraws_a_held_statement() {
 #[tokio::test]
 async fn a_wrong_or_revoked_credential_gets_nothing() {
     let h = Harness::start().await;
-    let wrong = format!("host=127.0.0.1 port={} user=bot dbname={} password=csa_{} sslmode=disable", h.port, h.database, "0".repeat(64));
+    let wrong = format!(
+        "host=127.0.0.1 port={} user=bot dbname={} password=csa_{} sslmode=disable",
+        h.port,
+        h.database,
+        "0".repeat(64)
+    );
     let e = refused(&wrong).await;
     assert_eq!(code(&e), Some(SqlState::INVALID_PASSWORD), "{e}");
     // Someone else's key under this name.
-    let other = format!("host=127.0.0.1 port={} user=bot dbname={} password={} sslmode=disable", h.port, h.database, h.gateway.token("ci-bot"));
+    let other = format!(
+        "host=127.0.0.1 port={} user=bot dbname={} password={} sslmode=disable",
+        h.port,
+        h.database,
+        h.gateway.token("ci-bot")
+    );
     let e = refused(&other).await;
     assert_eq!(code(&e), Some(SqlState::INVALID_PASSWORD), "{e}");
     // Another database than the one served.
-    let elsewhere = format!("host=127.0.0.1 port={} user=bot dbname=postgres password={} sslmode=disable", h.port, h.gateway.token("bot"));
+    let elsewhere = format!(
+        "host=127.0.0.1 port={} user=bot dbname=postgres password={} sslmode=disable",
+        h.port,
+        h.gateway.token("bot")
+    );
     let e = refused(&elsewhere).await;
     assert_eq!(code(&e), Some(SqlState::INVALID_CATALOG_NAME), "{e}");
 
@@ -171,7 +189,12 @@ async fn psql_shows_the_hold_and_the_result() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains(&format!("NOTICE:  countersign is holding this statement on `orders-db` for approval: request {id}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "NOTICE:  countersign is holding this statement on `orders-db` for approval: request {id}"
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains("policy `deletes-need-a-dba` asks dba (1 approval)"), "{stderr}");
     assert!(stderr.contains(&format!("/console/requests/{id}")), "{stderr}");
     assert_eq!(stdout.trim(), "DELETE 3");

@@ -151,7 +151,11 @@ async fn a_statement_prepared_behind_the_protocol_is_not_run() {
     s.write_all(&out).await.unwrap();
     let seen = read_until(&mut s, b'Z').await;
     let error = seen.iter().find(|(t, _)| *t == b'E').expect("a refusal");
-    assert!(String::from_utf8_lossy(&error.1).contains("did not see prepared"), "{:?}", String::from_utf8_lossy(&error.1));
+    assert!(
+        String::from_utf8_lossy(&error.1).contains("did not see prepared"),
+        "{:?}",
+        String::from_utf8_lossy(&error.1)
+    );
     assert_eq!(h.count().await, 3);
 }
 

@@ -101,9 +101,11 @@ impl Harness {
     /// Waits until a pending request for `statement` shows up; its id.
     pub async fn pending(&self, statement: &str) -> String {
         for _ in 0..200 {
-            let found = self.requests().await.into_iter().find(|r| {
-                r["status"] == "pending" && r["payload"]["statement"] == statement
-            });
+            let found = self
+                .requests()
+                .await
+                .into_iter()
+                .find(|r| r["status"] == "pending" && r["payload"]["statement"] == statement);
             if let Some(r) = found {
                 return r["id"].as_str().unwrap().to_owned();
             }
