@@ -197,6 +197,9 @@ pub struct CardBuilder {
     /// The gateway's public base URL, for the card's links.
     public_url: String,
     redactor: Arc<Redactor>,
+    /// Resources whose SQL dialect the gateway knows: their facts are read
+    /// as the policy read them.
+    sql_dialects: Arc<std::collections::BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for CardBuilder {
@@ -209,7 +212,15 @@ impl CardBuilder {
     /// Cards whose history comes from `history` and whose links start at
     /// `public_url` (no trailing slash).
     pub fn new(history: Arc<dyn RequestReader>, public_url: impl Into<String>, redactor: Arc<Redactor>) -> Self {
-        Self { history, public_url: public_url.into(), redactor }
+        Self { history, public_url: public_url.into(), redactor, sql_dialects: Arc::default() }
+    }
+
+    /// Reads SQL on these resources in their own dialect, as the policy
+    /// engine does (`GatewayConfig::sql_dialects`).
+    #[must_use]
+    pub fn with_sql_dialects(mut self, dialects: Arc<std::collections::BTreeMap<String, String>>) -> Self {
+        self.sql_dialects = dialects;
+        self
     }
 
     pub fn redactor(&self) -> &Redactor {
@@ -276,7 +287,7 @@ impl CardBuilder {
                 | Status::Cancelled
                 | Status::Revoked => None,
             },
-            facts: facts(action, r),
+            facts: facts(action, self.sql_dialects.get(&action.resource).map(String::as_str), r),
             recent,
             similar,
             votes: request
@@ -396,8 +407,8 @@ fn confidence(value: &Value) -> Option<String> {
 /// (`countersign_facts`, the same facts the policy saw), then what the
 /// agent states in its `context.facts` (or `context.risk`) — a list of
 /// strings or an object of named facts — marked as its claim.
-fn facts(action: &Action, redactor: &Redactor) -> Vec<String> {
-    let derived = countersign_facts::derive(&action.kind, &action.payload).lines();
+fn facts(action: &Action, sql_dialect: Option<&str>, redactor: &Redactor) -> Vec<String> {
+    let derived = countersign_facts::derive_bound(&action.kind, &action.payload, sql_dialect).lines();
     let stated: Vec<String> = match action.context.get("facts").or_else(|| action.context.get("risk")) {
         Some(Value::Array(items)) => items
             .iter()

@@ -97,7 +97,8 @@ impl Channels {
         options.max_backoff = options.max_backoff.min(config.max_backoff);
         let redactor = Arc::new(redact::Redactor::new(&config.redact)?);
         let http = http::client()?;
-        let cards = card::CardBuilder::new(state.request_reader(), state.config().public_url.clone(), redactor);
+        let cards = card::CardBuilder::new(state.request_reader(), state.config().public_url.clone(), redactor)
+            .with_sql_dialects(state.config().sql_dialects.clone());
         let slack =
             config.slack.clone().map(|c| Arc::new(slack::Slack::new(state.clone(), c, http.clone(), cards.clone())));
         let teams = config

@@ -243,6 +243,9 @@ impl Config {
             public_url: self.public_url.clone(),
             limits: self.limits.clone(),
             step_up_max_age: self.identity.step_up_max_age(),
+            sql_dialects: std::sync::Arc::new(
+                self.postgres.iter().map(|p| (p.resource.clone(), "postgres".to_owned())).collect(),
+            ),
         }
     }
 

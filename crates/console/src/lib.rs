@@ -95,11 +95,14 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
     }
     let idp_origin = identity.oidc.as_ref().and_then(|o| o.issuer_origin());
     let cards = match countersign_cards::Redactor::new(&options.redact) {
-        Ok(redactor) => Some(countersign_cards::CardBuilder::new(
-            app.request_reader(),
-            app.config().public_url.clone(),
-            Arc::new(redactor),
-        )),
+        Ok(redactor) => Some(
+            countersign_cards::CardBuilder::new(
+                app.request_reader(),
+                app.config().public_url.clone(),
+                Arc::new(redactor),
+            )
+            .with_sql_dialects(app.config().sql_dialects.clone()),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "the console hides request payloads until the redaction patterns are fixed");
             None

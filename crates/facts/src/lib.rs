@@ -117,6 +117,14 @@ fn family(kind: &str) -> Family {
 
 /// Derives the facts of an action of `kind` with `payload`.
 pub fn derive(kind: &str, payload: &Value) -> Facts {
+    derive_bound(kind, payload, None)
+}
+
+/// [`derive`] for an action on a resource whose SQL dialect the gateway
+/// knows (`bound_dialect`: a database behind one of its endpoints): a
+/// `statement` is judged in that dialect alone, whatever the payload's
+/// `dialect` claims.
+pub fn derive_bound(kind: &str, payload: &Value, bound_dialect: Option<&str>) -> Facts {
     let mut facts = Facts::default();
     let family = family(kind);
     let has = |field: &str| payload.get(field).is_some();
@@ -135,7 +143,7 @@ pub fn derive(kind: &str, payload: &Value) -> Facts {
 
     let mut sql = sql::merge(&sql_texts);
     if has("statement") || (matches!(family, Family::Sql) && !command) {
-        let statement = sql::from_payload(payload);
+        let statement = sql::from_payload(payload, bound_dialect);
         sql = Some(match sql {
             Some(from_command) => merge_sql(statement, from_command),
             None => statement,
@@ -275,6 +283,26 @@ impl Facts {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bound_resource_is_judged_in_its_dialect_alone_whatever_is_claimed() {
+        // MySQL reads the backslash as an escape; PostgreSQL does not.
+        let text = r"SELECT '\'; DELETE FROM users; -- '";
+        let claimed = super::derive("sql.execute", &serde_json::json!({"statement": text, "dialect": "mysql"}));
+        assert!(claimed.sql.as_ref().unwrap().dialect_ambiguous);
+        let bound = super::derive_bound(
+            "sql.execute",
+            &serde_json::json!({"statement": text, "dialect": "mysql"}),
+            Some("postgres"),
+        );
+        let sql = bound.sql.unwrap();
+        assert_eq!(sql.dialect, "postgres");
+        assert!(!sql.dialect_ambiguous);
+        assert!(sql.delete_without_where, "{sql:?}");
+        let plain =
+            super::derive_bound("sql.execute", &serde_json::json!({"statement": "SELECT $1::int"}), Some("postgres"));
+        assert!(plain.sql.unwrap().is_read_only);
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -87,6 +87,9 @@ pub struct GatewayConfig {
     /// How recent an identity-provider login must be to approve a
     /// `@step_up` requirement; `None` without a provider.
     pub step_up_max_age: Option<Duration>,
+    /// Resources whose SQL dialect the gateway knows, because it fronts
+    /// them (`[[postgres]]`): their SQL is judged in that dialect alone.
+    pub sql_dialects: std::sync::Arc<std::collections::BTreeMap<String, String>>,
 }
 
 /// The default `approval.default_timeout`.

@@ -33,7 +33,9 @@ pub(crate) fn load(config: &GatewayConfig) -> Result<(PolicyEngine, SharedPolicy
     let defaults = Defaults { timeout: config.default_timeout, valid_for: config.default_valid_for };
     let problems = |e: countersign_policy::PolicyLoadError| e.problems().join("\n");
     let (sources, schema) = PolicyEngine::read_dir(&config.policies_dir).map_err(problems)?;
-    let engine = PolicyEngine::from_sources(sources.clone(), schema.clone(), defaults).map_err(problems)?;
+    let engine = PolicyEngine::from_sources(sources.clone(), schema.clone(), defaults)
+        .map_err(problems)?
+        .with_sql_dialects(config.sql_dialects.clone());
     let shared = SharedPolicy::new(engine.hash(), &sources, schema.as_ref());
     Ok((engine, shared))
 }

@@ -157,7 +157,8 @@ impl AppState {
         let defaults = Defaults { timeout: self.0.config.default_timeout, valid_for: self.0.config.default_valid_for };
         let loaded = serde_json::from_str::<SharedPolicy>(&text)
             .map_err(|e| format!("the shared policy set does not decode: {e}"))
-            .and_then(|shared| shared.load(defaults));
+            .and_then(|shared| shared.load(defaults))
+            .map(|engine| engine.with_sql_dialects(self.0.config.sql_dialects.clone()));
         let engine = match loaded {
             Ok(engine) => engine,
             Err(problems) => {

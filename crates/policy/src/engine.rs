@@ -65,6 +65,9 @@ pub struct PolicyEngine {
     all: PolicySet,
     slices: SliceIndex,
     authorizer: Authorizer,
+    /// Resources whose SQL dialect the gateway knows (see
+    /// [`with_sql_dialects`](Self::with_sql_dialects)).
+    sql_dialects: std::sync::Arc<std::collections::BTreeMap<String, String>>,
 }
 
 impl fmt::Debug for PolicyEngine {
@@ -196,6 +199,7 @@ impl PolicyEngine {
             all,
             slices,
             authorizer: Authorizer::new(),
+            sql_dialects: std::sync::Arc::default(),
         })
     }
 
@@ -234,6 +238,14 @@ impl PolicyEngine {
         self.slices.slice_count()
     }
 
+    /// Judges SQL for these resources in the dialect given (a database the
+    /// gateway fronts), not in every dialect a payload could claim.
+    #[must_use]
+    pub fn with_sql_dialects(mut self, dialects: std::sync::Arc<std::collections::BTreeMap<String, String>>) -> Self {
+        self.sql_dialects = dialects;
+        self
+    }
+
     /// Decides `action` by `principal`, evaluating only the policies whose
     /// scope can match it (the production path).
     pub fn decide(&self, principal: &Principal, action: &Action) -> Decision {
@@ -248,7 +260,8 @@ impl PolicyEngine {
     }
 
     fn evaluate(&self, policies: &PolicySet, principal: &Principal, action: &Action) -> Decision {
-        match request::build(principal, action) {
+        let dialect = self.sql_dialects.get(&action.resource).map(String::as_str);
+        match request::build(principal, action, dialect) {
             Ok(cedar) => {
                 let response = self.authorizer.is_authorized(&cedar.request, policies, &cedar.entities);
                 interpret(&response, &self.facts, &self.hash)

@@ -112,7 +112,7 @@ fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {
 
 /// Builds the Cedar request for `principal` asking to perform `action`, as
 /// described in the [module documentation](self).
-pub fn build(principal: &Principal, action: &Action) -> Result<CedarRequest, RequestError> {
+pub fn build(principal: &Principal, action: &Action, sql_dialect: Option<&str>) -> Result<CedarRequest, RequestError> {
     let names = names()?;
     let cedar = |e: &dyn std::fmt::Display| RequestError::Cedar(e.to_string());
 
@@ -138,13 +138,13 @@ pub fn build(principal: &Principal, action: &Action) -> Result<CedarRequest, Req
     let resource_entity = Entity::new(resource_uid.clone(), resource_attrs, HashSet::new()).map_err(|e| cedar(&e))?;
 
     let entities = Entities::from_entities([principal_entity, resource_entity], None).map_err(|e| cedar(&e))?;
-    let context = context(action)?;
+    let context = context(action, sql_dialect)?;
     let request = Request::new(principal_uid, uid(&names.action, &action.kind), resource_uid, context, None)
         .map_err(|e| cedar(&e))?;
     Ok(CedarRequest { request, entities })
 }
 
-fn context(action: &Action) -> Result<Context, RequestError> {
+fn context(action: &Action, sql_dialect: Option<&str>) -> Result<Context, RequestError> {
     let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(6);
     if let Some(payload) = to_cedar(&action.payload, 0) {
         pairs.push(("payload".to_owned(), payload));
@@ -159,7 +159,7 @@ fn context(action: &Action) -> Result<Context, RequestError> {
     }
     pairs.push(("context".to_owned(), record(&action.context, 0)));
     // Converted like the payload, so policies compare facts the same way.
-    let facts = countersign_facts::derive(&action.kind, &action.payload).to_json();
+    let facts = countersign_facts::derive_bound(&action.kind, &action.payload, sql_dialect).to_json();
     if let Some(facts) = to_cedar(&facts, 0) {
         pairs.push(("facts".to_owned(), facts));
     }

@@ -31,6 +31,10 @@ async fn routine_reads_run_and_stream_results_back() {
         })
         .collect();
     assert_eq!(items, ["apple", "pear", "fig", "42"]);
+    // Judged as PostgreSQL reads it (the gateway knows the resource's
+    // dialect), so PostgreSQL's own syntax is as routine as any read.
+    let rows = bot.simple_query("SELECT $$a;b$$ || E'\\x41' AS x").await.unwrap();
+    assert!(matches!(&rows[1], tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("a;bA")), "{rows:?}");
     // The extended protocol: a prepared statement with a binary parameter, reused.
     let statement = bot.prepare("SELECT item FROM orders WHERE id = $1").await.unwrap();
     for (id, item) in [(1, "apple"), (3, "fig"), (2, "pear")] {

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use countersign_databases::postgres::config::{validate, RawPostgres};
-use countersign_gateway::config::MapEnv;
 use countersign_store_postgres::testing::TempCluster;
 use countersign_testkit::{fixtures::standard_cast, Builder, Gateway};
 use serde_json::Value;
@@ -50,19 +48,16 @@ impl Harness {
             .await
             .unwrap();
 
-        let gateway = Builder::new(POLICY).cast(standard_cast()).start().await;
+        // Configured as `countersign serve` reads it, so the gateway knows
+        // `orders-db` speaks PostgreSQL; the test binds the listener itself.
+        let toml = format!(
+            "[[postgres]]\nresource = \"orders-db\"\nlisten = \"127.0.0.1:0\"\nport = {}\ndatabase = \"{database}\"\nuser = \"postgres\"\ntls = \"disable\"\n",
+            cluster.port()
+        );
+        let gateway = Builder::new(POLICY).cast(standard_cast()).config(&toml).start().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let raw = RawPostgres {
-            resource: Some("orders-db".into()),
-            listen: Some(format!("127.0.0.1:{port}")),
-            port: Some(cluster.port()),
-            database: Some(database.clone()),
-            user: Some("postgres".into()),
-            tls: Some("disable".into()),
-            ..RawPostgres::default()
-        };
-        let config = validate(vec![raw], &MapEnv::default()).unwrap().remove(0);
+        let config = gateway.config.postgres[0].clone();
         tokio::spawn(countersign_databases::postgres::serve(
             gateway.state.clone(),
             Arc::new(config),

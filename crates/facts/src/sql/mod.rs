@@ -101,8 +101,15 @@ pub struct SqlFacts {
 }
 
 /// Analyses an `sql.*` payload: `statement` (the SQL text) and an optional
-/// `dialect`, which is the submitter's claim ([`Dialects::Claimed`]).
-pub(crate) fn from_payload(payload: &Value) -> SqlFacts {
+/// `dialect`, which is the submitter's claim ([`Dialects::Claimed`]),
+/// unless the gateway knows the resource's dialect (`bound`).
+pub(crate) fn from_payload(payload: &Value, bound: Option<&str>) -> SqlFacts {
+    if let Some(dialect) = bound {
+        return match payload.get("statement").and_then(Value::as_str) {
+            Some(text) => analyse_as(text, &Dialects::Decided(dialect)),
+            None => SqlFacts { dialect: dialect.to_owned(), parse_error: true, ..SqlFacts::default() },
+        };
+    }
     let dialect = match payload.get("dialect") {
         None | Some(Value::Null) => Some("generic"),
         Some(Value::String(name)) => Some(name.as_str()),
@@ -400,9 +407,9 @@ mod tests {
         assert!(sql("").parse_error);
         assert!(sql("-- only a comment").parse_error);
         assert!(analyse("select 1", "klingon").parse_error);
-        assert!(from_payload(&serde_json::json!({"statement": 5})).parse_error);
-        assert!(from_payload(&serde_json::json!({})).parse_error);
-        assert!(from_payload(&serde_json::json!({"statement": "select 1", "dialect": 1})).parse_error);
+        assert!(from_payload(&serde_json::json!({"statement": 5}), None).parse_error);
+        assert!(from_payload(&serde_json::json!({}), None).parse_error);
+        assert!(from_payload(&serde_json::json!({"statement": "select 1", "dialect": 1}), None).parse_error);
         let deep = format!("select {}1{}", "(".repeat(500), ")".repeat(500));
         assert!(sql(&deep).parse_error);
     }
@@ -431,9 +438,9 @@ mod tests {
 
     #[test]
     fn dialects() {
-        let f = from_payload(&serde_json::json!({"statement": "DELETE FROM `orders`", "dialect": "mysql"}));
+        let f = from_payload(&serde_json::json!({"statement": "DELETE FROM `orders`", "dialect": "mysql"}), None);
         assert_eq!((f.dialect.as_str(), f.tables.clone()), ("mysql", vec!["orders".to_owned()]));
         assert!(f.delete_without_where);
-        assert!(!from_payload(&serde_json::json!({"statement": "select 1", "dialect": "sqlite"})).parse_error);
+        assert!(!from_payload(&serde_json::json!({"statement": "select 1", "dialect": "sqlite"}), None).parse_error);
     }
 }
