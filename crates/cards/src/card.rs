@@ -422,7 +422,17 @@ fn facts(action: &Action, sql_dialect: Option<&str>, redactor: &Redactor) -> Vec
         Some(Value::Null | Value::Bool(_) | Value::Number(_)) | None => Vec::new(),
     };
     let stated = stated.into_iter().take(10).map(|l| format!("stated by the agent: {l}"));
-    derived.into_iter().chain(stated).map(|l| truncate(&redactor.text(&l), 200)).collect()
+    // Put there by the gateway's own database endpoint, which alone
+    // submits what runs on a resource it fronts (`sql_dialect` is set).
+    let preview = sql_dialect.and(action.context.get("impact_preview")).and_then(|p| {
+        let plan = p.get("plan")?.as_str()?;
+        let rows = p.get("estimated_rows")?.as_u64()?;
+        Some(format!(
+            "Impact preview (the database's EXPLAIN estimate): {plan}: about {} rows",
+            thousands(usize::try_from(rows).unwrap_or(usize::MAX))
+        ))
+    });
+    derived.into_iter().chain(preview).chain(stated).map(|l| truncate(&redactor.text(&l), 200)).collect()
 }
 
 fn plain(value: &Value) -> String {

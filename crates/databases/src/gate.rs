@@ -26,6 +26,9 @@ pub struct Statement {
     /// Bound parameters (extended protocol), as [`crate::postgres`]
     /// renders them: text, or a digest and a preview for binary values.
     pub parameters: Option<Vec<Value>>,
+    /// The database's estimate of what a write would change, put on the
+    /// action's context as `impact_preview`.
+    pub preview: Option<Value>,
 }
 
 /// Where a statement goes: the resource, the database and its dialect.
@@ -47,6 +50,10 @@ impl Target {
         if let Some(parameters) = &statement.parameters {
             payload.insert("parameters".to_owned(), Value::Array(parameters.clone()));
         }
+        let mut context = Map::new();
+        if let Some(preview) = &statement.preview {
+            context.insert("impact_preview".to_owned(), preview.clone());
+        }
         Action {
             kind: KIND.to_owned(),
             resource: self.resource.clone(),
@@ -54,7 +61,7 @@ impl Target {
             on_behalf_of: None,
             justification: None,
             labels: Vec::new(),
-            context: Map::new(),
+            context,
         }
     }
 }
@@ -246,13 +253,28 @@ fn hold(state: &AppState, target: &Target, request: &Request) -> Hold {
         })
         .collect();
     let until = request.expires_at.map_or_else(|| "no deadline".to_owned(), |t| format!("until {}", t.to_rfc3339()));
+    let preview = request
+        .action
+        .context
+        .get("impact_preview")
+        .and_then(|p| {
+            Some(format!(
+                " Impact preview: {}: about {} rows (the planner's estimate).",
+                p.get("plan")?.as_str()?,
+                p.get("estimated_rows")?.as_u64()?
+            ))
+        })
+        .unwrap_or_default();
     let base = state.config().public_url.trim_end_matches('/');
     Hold {
         message: format!(
             "countersign is holding this statement on `{}` for approval: request {}",
             target.resource, request.id
         ),
-        detail: format!("{}; {until}. The statement runs once approved; cancel it with Ctrl-C.", asked.join("; ")),
+        detail: format!(
+            "{}; {until}.{preview} The statement runs once approved; cancel it with Ctrl-C.",
+            asked.join("; ")
+        ),
         hint: format!("review it at {base}/console/requests/{}", request.id),
     }
 }
@@ -297,7 +319,8 @@ mod tests {
     #[test]
     fn a_statement_is_an_action_on_the_configured_resource() {
         let target = Target { resource: "orders-db".into(), database: "orders".into(), dialect: "postgres" };
-        let action = target.action(&Statement { text: "select 1".into(), parameters: Some(vec![json!("42")]) });
+        let action =
+            target.action(&Statement { text: "select 1".into(), parameters: Some(vec![json!("42")]), preview: None });
         assert_eq!(action.kind, "sql.execute");
         assert_eq!(action.resource, "orders-db");
         assert_eq!(

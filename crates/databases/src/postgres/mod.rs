@@ -10,10 +10,12 @@
 //! - [`relay`]: what the database answers, passed back unchanged, read
 //!   for outcomes;
 //! - [`upstream`]: the gateway's own login to the database;
+//! - [`preview`]: the impact preview of a write (`EXPLAIN`);
 //! - [`wire`]: the protocol's messages; [`split`]: a query's statements.
 
 pub mod config;
 pub mod listener;
+pub mod preview;
 mod relay;
 mod session;
 pub mod split;

@@ -31,7 +31,7 @@ use super::config::PostgresConfig;
 use super::listener::{Cancel, Login};
 use super::relay::{self, Portal, Shared, Tracked, Tracker, Unit};
 use super::wire::{self, ClientMessage, Report};
-use super::{split, Stream};
+use super::{preview, split, Stream};
 use crate::gate::{self, Interruption, Statement, Submitted, Target, Verdict};
 
 /// The most prepared statements and portals one session may hold.
@@ -73,6 +73,7 @@ pub(crate) async fn run(state: AppState, config: Arc<PostgresConfig>, login: Log
         buf: client_buf,
         upstream: upstream_w,
         out: BytesMut::new(),
+        previewer: preview::Previewer::default(),
     };
     let ended = tokio::select! {
         ended = session.serve() => ended,
@@ -120,6 +121,7 @@ struct Session {
     upstream: WriteHalf<Stream>,
     /// Messages for the database not yet written.
     out: BytesMut,
+    previewer: preview::Previewer,
 }
 
 impl Session {
@@ -204,7 +206,7 @@ impl Session {
             return Ok(());
         }
         let statements: Vec<Statement> =
-            pieces.iter().map(|p| Statement { text: (*p).to_owned(), parameters: None }).collect();
+            pieces.iter().map(|p| Statement { text: (*p).to_owned(), parameters: None, preview: None }).collect();
         let forgets = pieces.iter().any(|p| forgets_prepared(p));
         match self.decide(&statements).await? {
             Verdict::Run(ids) => {
@@ -245,7 +247,7 @@ impl Session {
                 self.refuse_execute(error);
             }
             Portal { text: Some(text), parameters, released: false } => {
-                let statement = Statement { text: text.clone(), parameters: Some(parameters) };
+                let statement = Statement { text: text.clone(), parameters: Some(parameters), preview: None };
                 let forgets = forgets_prepared(&text);
                 match self.decide(std::slice::from_ref(&statement)).await? {
                     Verdict::Run(ids) => {
@@ -308,6 +310,18 @@ impl Session {
 
     /// Checks the credential again, then decides.
     async fn decide(&mut self, statements: &[Statement]) -> Result<Verdict, End> {
+        let mut statements = statements.to_vec();
+        if self.config.preview {
+            for statement in &mut statements {
+                if statement.parameters.as_ref().is_none_or(Vec::is_empty)
+                    && preview::wanted(&statement.text, side_effect_free(&statement.text))
+                {
+                    statement.preview =
+                        self.previewer.explain(&self.config, &statement.text).await.map(|p| p.to_json());
+                }
+            }
+        }
+        let statements = statements.as_slice();
         match self.state.authenticate(&self.credential).await {
             Ok(principal) if principal.name == self.principal.name => self.principal = principal,
             Ok(_) | Err(_) => {
@@ -375,6 +389,16 @@ async fn watch_client(client: &mut ReadHalf<Stream>, buf: &mut BytesMut, max: us
 
 fn refusal_error(refusal: &gate::Refusal) -> Bytes {
     relay::refusal_error(refusal.sqlstate, refusal.message.clone(), refusal.detail.clone(), None)
+}
+
+/// Whether planning `text` can run nothing with effects: every function
+/// it calls is known to be free of them, and it calls no procedure or
+/// program.
+fn side_effect_free(text: &str) -> bool {
+    let facts = countersign_facts::derive_bound("sql.execute", &json!({ "statement": text }), Some("postgres"));
+    facts
+        .sql
+        .is_some_and(|s| !s.parse_error && !s.runs_program && !s.calls_procedure && s.side_effect_functions.is_empty())
 }
 
 /// A name no client can guess, for the message that stands in for a refusal.

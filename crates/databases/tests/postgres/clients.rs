@@ -95,6 +95,12 @@ async fn a_held_statement_waits_and_runs_once_approved() {
     let running = tokio::spawn(async move { bot.execute("DELETE FROM orders", &[]).await });
     let id = h.pending("DELETE FROM orders").await;
     assert_eq!(h.count().await, 3, "nothing runs before the approval");
+    // The database's estimate of the damage is on the request (and card).
+    let request = h.requests().await.into_iter().find(|r| r["id"] == id.as_str()).unwrap();
+    assert_eq!(
+        request["context"]["impact_preview"],
+        serde_json::json!({"source": "EXPLAIN", "plan": "Delete on orders", "estimated_rows": 3})
+    );
     let (status, body) = h.gateway.approve("carol", &id).await;
     assert!(status.is_success(), "{body}");
     let deleted = tokio::time::timeout(Duration::from_secs(20), running).await.unwrap().unwrap().unwrap();
@@ -200,6 +206,7 @@ async fn psql_shows_the_hold_and_the_result() {
         "{stderr}"
     );
     assert!(stderr.contains("policy `deletes-need-a-dba` asks dba (1 approval)"), "{stderr}");
+    assert!(stderr.contains("Impact preview: Delete on orders: about 3 rows"), "{stderr}");
     assert!(stderr.contains(&format!("/console/requests/{id}")), "{stderr}");
     assert_eq!(stdout.trim(), "DELETE 3");
 }

@@ -44,7 +44,7 @@ impl Harness {
         let (direct, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
         direct
-            .batch_execute("CREATE TABLE orders (id int primary key, item text); INSERT INTO orders VALUES (1, 'apple'), (2, 'pear'), (3, 'fig');")
+            .batch_execute("CREATE TABLE orders (id int primary key, item text); INSERT INTO orders VALUES (1, 'apple'), (2, 'pear'), (3, 'fig'); ANALYZE orders;")
             .await
             .unwrap();
 
