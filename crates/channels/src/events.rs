@@ -173,7 +173,9 @@ pub fn classify(event: &AuditEvent) -> Option<Change> {
         | Event::McpUpstreamMessageDropped(_)
         | Event::ChannelStarted(_)
         | Event::ChannelClick(_)
-        | Event::WebhookDelivery(_) => return None,
+        | Event::WebhookDelivery(_)
+        | Event::DatabaseSessionOpened(_)
+        | Event::DatabaseSessionClosed(_) => return None,
     };
     Some(Change {
         seq: event.seq,

@@ -22,6 +22,7 @@
 //! panic), which each consumer handles deliberately.
 
 mod channel;
+mod database;
 mod identity;
 mod policy;
 mod refusal;
@@ -32,6 +33,7 @@ use std::fmt;
 use serde_json::Value;
 
 pub use channel::{ChannelClick, ChannelStarted, WebhookDelivery};
+pub use database::{SessionClosed, SessionOpened};
 pub use identity::{
     AgentCreated, BindingRefused, Bound, ConsoleLogin, ConsoleLogout, IdentityRevoked, Profile, UserCreated,
     UserUpdated,
@@ -165,6 +167,12 @@ events! {
     ChannelClick(ChannelClick) = "channel.click",
     /// One attempt to deliver a change to a webhook.
     WebhookDelivery(WebhookDelivery) = "webhook.delivery",
+
+    // Database endpoints.
+    /// A client opened a session with a database through the gateway.
+    DatabaseSessionOpened(SessionOpened) = "database.session_opened",
+    /// A database session ended.
+    DatabaseSessionClosed(SessionClosed) = "database.session_closed",
 }
 
 impl Event {
@@ -205,7 +213,9 @@ impl Event {
             | Self::McpUpstreamMessageDropped(_)
             | Self::ChannelStarted(_)
             | Self::ChannelClick(_)
-            | Self::WebhookDelivery(_) => None,
+            | Self::WebhookDelivery(_)
+            | Self::DatabaseSessionOpened(_)
+            | Self::DatabaseSessionClosed(_) => None,
         }
     }
 }

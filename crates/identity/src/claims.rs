@@ -118,7 +118,6 @@ mod tests {
             allowed_groups: vec![],
             audiences: vec!["cs".into()],
             step_up_max_age: Duration::from_secs(300),
-            sql_dialects: std::sync::Arc::default(),
             redirect_url: "http://x/console/callback".into(),
             post_logout_redirect_url: "http://x/console/login".into(),
         }

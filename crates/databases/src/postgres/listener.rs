@@ -120,6 +120,8 @@ async fn connection(
 
 /// A client that has logged in, and its connection to the database.
 pub(crate) struct Login {
+    /// The id its audit events share.
+    pub session: String,
     pub client: Stream,
     pub client_buf: BytesMut,
     pub principal: Principal,
@@ -250,8 +252,28 @@ async fn log_in(
         sessions.remove(key);
         return Err(Turned);
     }
+    let session = uuid::Uuid::now_v7().to_string();
+    let opened = countersign_core::events::SessionOpened {
+        session: session.clone(),
+        resource: config.resource.clone(),
+        protocol: "postgres".to_owned(),
+        peer: peer.to_string(),
+        tls,
+    };
+    let draft = countersign_audit::AuditDraft::new(
+        principal.reference().to_string(),
+        countersign_core::events::Event::DatabaseSessionOpened(opened),
+    );
+    if let Err(e) = state.audit(vec![draft]).await {
+        // Unaudited, nothing runs.
+        sessions.remove(key);
+        tracing::warn!(error = %e, "cannot audit a database session");
+        let message = "countersign cannot record this session, so it is not opened".to_owned();
+        return Err(fatal(&mut client, "08006", &message).await);
+    }
     tracing::info!(resource = %config.resource, principal = %principal.reference(), peer = %peer, "PostgreSQL session opened");
     Ok(Login {
+        session,
         client,
         client_buf: buf,
         principal,

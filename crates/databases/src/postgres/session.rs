@@ -43,7 +43,8 @@ const SHOWN_BINARY: usize = 256;
 
 /// Runs a logged-in session until the client or the database leaves.
 pub(crate) async fn run(state: AppState, config: Arc<PostgresConfig>, login: Login) {
-    let Login { client, client_buf, principal, credential, upstream, cancel, key: _, peer } = login;
+    let Login { session: session_id, client, client_buf, principal, credential, upstream, cancel, key: _, peer } =
+        login;
     let (client_r, client_w) = tokio::io::split(client);
     let (upstream_r, upstream_w) = tokio::io::split(upstream.stream);
     let outcome_state = state.clone();
@@ -74,6 +75,7 @@ pub(crate) async fn run(state: AppState, config: Arc<PostgresConfig>, login: Log
         upstream: upstream_w,
         out: BytesMut::new(),
         previewer: preview::Previewer::default(),
+        forwarded: 0,
     };
     let ended = tokio::select! {
         ended = session.serve() => ended,
@@ -83,6 +85,25 @@ pub(crate) async fn run(state: AppState, config: Arc<PostgresConfig>, login: Log
         }),
     };
     relay.abort();
+    let ended_by = match &ended {
+        Ok(()) | Err(End::Quietly) => "client",
+        Err(End::Fatal { code: "28000", .. }) => "credential",
+        Err(End::Fatal { .. }) => "protocol",
+        Err(End::Upstream(_)) => "database",
+    };
+    let closed = countersign_core::events::SessionClosed {
+        session: session_id,
+        resource: session.target.resource.clone(),
+        ended_by: ended_by.to_owned(),
+        statements: session.forwarded,
+    };
+    let draft = countersign_audit::AuditDraft::new(
+        session.principal.reference().to_string(),
+        countersign_core::events::Event::DatabaseSessionClosed(closed),
+    );
+    if let Err(e) = session.state.audit(vec![draft]).await {
+        tracing::warn!(error = %e, "cannot audit the end of a database session");
+    }
     match ended {
         Ok(()) | Err(End::Quietly) => {}
         Err(End::Fatal { code, message }) => session.fatal(code, &message).await,
@@ -122,6 +143,8 @@ struct Session {
     /// Messages for the database not yet written.
     out: BytesMut,
     previewer: preview::Previewer,
+    /// Statements decided and forwarded.
+    forwarded: u64,
 }
 
 impl Session {
@@ -211,6 +234,7 @@ impl Session {
         match self.decide(&statements).await? {
             Verdict::Run(ids) => {
                 let started = Instant::now();
+                self.forwarded += ids.len() as u64;
                 let tracked = ids.into_iter().map(|request| Tracked { request, started }).collect();
                 self.forward(Some(Unit::Query { tracked, done: 0, forgets }), &frame);
             }

@@ -180,6 +180,16 @@ async fn a_wrong_or_revoked_credential_gets_nothing() {
     h.gateway.state.revoke_agent("bot", "user:adam").await.unwrap();
     let e = bot.simple_query("SELECT 1").await.unwrap_err();
     assert!(e.to_string().contains("no longer accepted") || bot.is_closed(), "{e}");
+
+    // Sessions are audited, with how they ended.
+    countersign_testkit::wait::eventually("the session's end is audited", || async {
+        let audit = h.gateway.audit().await;
+        let opened = audit.iter().filter(|e| e.kind == "database.session_opened" && e.actor == "agent:bot").count();
+        let closed =
+            audit.iter().find(|e| e.kind == "database.session_closed" && e.body.contains(r#""ended_by":"credential""#));
+        opened == 1 && closed.is_some_and(|e| e.body.contains(r#""statements":1"#))
+    })
+    .await;
 }
 
 #[tokio::test]
