@@ -225,11 +225,46 @@ async fn cancel_pending(state: &AppState, principal: &Principal, requests: &[Req
     }
 }
 
-/// Records how a statement went, off the client's path.
-pub fn report(state: &AppState, principal: &Principal, id: String, succeeded: bool, summary: String) {
-    let state = state.clone();
-    let principal = principal.clone();
-    tokio::spawn(async move {
+/// How long outcomes gather before they are recorded together: the
+/// store's group commit then makes them durable in one flush, instead of
+/// one flush each competing with the next statement's decision.
+const OUTCOME_BATCH: Duration = Duration::from_millis(20);
+
+/// Records how statements went, off the client's path and in batches.
+#[derive(Debug, Clone)]
+pub struct Outcomes {
+    sender: tokio::sync::mpsc::UnboundedSender<(String, Outcome)>,
+}
+
+impl Outcomes {
+    /// A recorder for `principal`'s statements; it ends (after recording
+    /// what it was given) when the last clone is dropped.
+    pub fn new(state: &AppState, principal: &Principal) -> Self {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(String, Outcome)>();
+        let (state, principal) = (state.clone(), principal.clone());
+        tokio::spawn(async move {
+            while let Some(first) = receiver.recv().await {
+                let mut batch = vec![first];
+                let deadline = tokio::time::Instant::now() + OUTCOME_BATCH;
+                while let Ok(Some(next)) = tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    batch.push(next);
+                }
+                let reports = batch.into_iter().map(|(id, outcome)| {
+                    let (state, principal) = (&state, &principal);
+                    async move {
+                        if let Err(e) = state.report_outcome(principal, &id, outcome).await {
+                            tracing::warn!(request = %id, error = %e, "could not record a statement's outcome");
+                        }
+                    }
+                });
+                futures_util::future::join_all(reports).await;
+            }
+        });
+        Self { sender }
+    }
+
+    /// Records how request `id`'s statement went.
+    pub fn report(&self, state: &AppState, id: String, succeeded: bool, summary: String) {
         let outcome = Outcome {
             status: if succeeded { OutcomeStatus::Succeeded } else { OutcomeStatus::Failed },
             exit_code: None,
@@ -237,10 +272,10 @@ pub fn report(state: &AppState, principal: &Principal, id: String, succeeded: bo
             output_sha256: None,
             reported_at: state.now(),
         };
-        if let Err(e) = state.report_outcome(&principal, &id, outcome).await {
-            tracing::warn!(request = %id, error = %e, "could not record a statement's outcome");
+        if self.sender.send((id, outcome)).is_err() {
+            tracing::warn!("the outcome recorder has stopped; an outcome is lost");
         }
-    });
+    }
 }
 
 fn hold(state: &AppState, target: &Target, request: &Request) -> Hold {

@@ -48,14 +48,14 @@ pub(crate) async fn run(state: AppState, config: Arc<PostgresConfig>, login: Log
     let (client_r, client_w) = tokio::io::split(client);
     let (upstream_r, upstream_w) = tokio::io::split(upstream.stream);
     let outcome_state = state.clone();
-    let outcome_principal = principal.clone();
+    let outcomes = gate::Outcomes::new(&state, &principal);
     let shared = Arc::new(Shared {
         tracker: std::sync::Mutex::new(Tracker::default()),
         progress: tokio::sync::Notify::new(),
         client: tokio::sync::Mutex::new(client_w),
         status: AtomicU8::new(b'I'),
         outcomes: Box::new(move |id, succeeded, summary| {
-            gate::report(&outcome_state, &outcome_principal, id, succeeded, summary);
+            outcomes.report(&outcome_state, id, succeeded, summary);
         }),
     });
     let relay_shared = shared.clone();
