@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use countersign_gateway::config::{duration, secret, ConfigError, Secret};
+use countersign_gateway::config::{duration, read_text_file, secret, ConfigError, Secret};
 
 /// `[slack]`
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -272,8 +272,7 @@ fn missing(key: &'static str, hint: &str) -> ConfigError {
 }
 
 fn read_file(key: &'static str, path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Invalid { key, message: format!("cannot read `{}`: {}", path.display(), e.kind()) })
+    read_text_file(path).map_err(|e| ConfigError::Invalid { key, message: e.to_string() })
 }
 
 fn url(key: &'static str, value: Option<String>, default: &str) -> Result<String, ConfigError> {

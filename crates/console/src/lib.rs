@@ -5,12 +5,11 @@
 //!
 //! - [`login`]: single sign-on with the identity provider (and, where
 //!   allowed, a personal token), step-up logins, logout;
-//! - [`queue`]: the pending queue, kept live over server-sent events;
+//! - [`queue`]: the pending queue, kept live over server-sent events
+//!   ([`live`]: what each event stream makes of the gateway's change feed);
 //! - [`request`]: one request's review card, votes and comments;
 //! - [`history`], [`audit`], [`policies`], [`admin`]: the other pages;
 //! - [`session`]: cookies, sessions, CSRF; [`security`]: response headers;
-//! - [`housekeeping`]: background duties (expired sessions, and [`live`]:
-//!   changes made through other replicas for the live queue).
 //!
 //! Every rule of the approval loop is enforced by the gateway
 //! ([`countersign_gateway::AppState`]); the console only explains it (a
@@ -24,7 +23,6 @@ pub mod audit;
 pub mod failure;
 pub mod groups_hint;
 pub mod history;
-pub mod housekeeping;
 pub mod html;
 pub mod layout;
 pub mod live;
@@ -73,8 +71,6 @@ pub struct ConsoleState {
     pub options: Options,
     pub cookies: session::Cookies,
     pub audit: audit::Cache,
-    /// Changes made through other replicas or processes, for the live queue.
-    pub outside: tokio::sync::broadcast::Sender<live::Outside>,
     /// The review card, as the chat channels show it. `None` when the
     /// configured redaction patterns are invalid: payloads are then hidden
     /// rather than shown unredacted.
@@ -86,9 +82,7 @@ pub struct ConsoleState {
 pub type Shared = Arc<ConsoleState>;
 
 /// The console's routes; merge them into the gateway's router. Empty if
-/// `[console] enabled = false`. Also starts the console's background
-/// duties ([`housekeeping`]) on the current runtime; they end when the
-/// gateway shuts down or the router is dropped.
+/// `[console] enabled = false`.
 pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
     if !identity.config.console.enabled {
         return Router::new();
@@ -113,12 +107,10 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
         cookies: session::Cookies::new(identity.config.console.secure_cookies),
         csp: security::content_security_policy(idp_origin.as_deref()),
         audit: audit::Cache::default(),
-        outside: live::channel(),
         app,
         identity,
         options,
     });
-    housekeeping::spawn(Arc::downgrade(&state));
     Router::new()
         .route("/", get(login::root))
         .route("/console", get(login::root))

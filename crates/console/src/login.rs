@@ -191,7 +191,7 @@ pub async fn start(State(state): State<Shared>, Query(query): Query<StartQuery>)
         Ok(v) => v,
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    // Expires with its cookie; the housekeeping deletes abandoned logins.
+    // Expires with its cookie; the gateway's purge deletes abandoned logins.
     let expires_at = Timestamp::now().plus(LOGIN_TTL);
     let stored =
         state.app.key_values(LOGINS).compare_and_set_expiring(&key_of(&id), None, Some(value), Some(expires_at)).await;

@@ -14,14 +14,12 @@ use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use countersign_core::Status;
-use countersign_gateway::changes::Notice;
 use countersign_store::RequestFilter;
 use futures_util::stream::Stream;
 use maud::{html, Markup};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::layout::{page as frame, Section};
-use crate::live::Outside;
+use crate::live::Watch;
 use crate::session::Viewer;
 use crate::view::{filter_input, request_table, TextFilters};
 use crate::Shared;
@@ -87,55 +85,16 @@ pub async fn fragment(State(state): State<Shared>, viewer: Viewer, Query(filters
     }
 }
 
-/// What an event stream heard.
-enum Heard {
-    /// The gateway's change feed.
-    Feed(Notice),
-    /// A change made through another replica or process, as the console's
-    /// follower of the feed made it out ([`crate::live`]).
-    Elsewhere(Result<Outside, RecvError>),
-}
-
 /// Server-sent events: `change` whenever a request the viewer may see is
 /// created or changes, through this gateway or any other sharing its store
 /// (the data is the new status, or `unknown` when the stream may have
-/// missed some). The stream ends when the gateway shuts down, so it never
-/// holds up a graceful stop.
+/// missed some; see [`crate::live`]). The stream ends when the gateway
+/// shuts down, so it never holds up a graceful stop.
 pub async fn events(State(state): State<Shared>, viewer: Viewer) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let feed = state.app.changes();
-    let elsewhere = state.outside.subscribe();
-    let stream = futures_util::stream::unfold(
-        (state, viewer, feed, elsewhere),
-        |(state, viewer, mut feed, mut elsewhere)| async move {
-            loop {
-                let heard = tokio::select! {
-                    notice = feed.next() => Heard::Feed(notice),
-                    received = elsewhere.recv() => Heard::Elsewhere(received),
-                };
-                let status = match heard {
-                    Heard::Feed(Notice::Here(request)) => {
-                        if state.app.visible_request(&viewer.principal, &request.id).await.is_err() {
-                            continue;
-                        }
-                        request.status.as_str().to_owned()
-                    }
-                    // The console's follower turns these into `Elsewhere`.
-                    Heard::Feed(Notice::Elsewhere(_) | Notice::Unknown) => continue,
-                    Heard::Feed(Notice::ShuttingDown) => return None,
-                    Heard::Elsewhere(Ok(Outside::Request(id))) => {
-                        match state.app.visible_request(&viewer.principal, &id).await {
-                            Ok(request) => request.status.as_str().to_owned(),
-                            Err(_) => continue,
-                        }
-                    }
-                    // Missed some: tell the page to refresh anyway.
-                    Heard::Elsewhere(Ok(Outside::Unknown) | Err(RecvError::Lagged(_))) => "unknown".to_owned(),
-                    Heard::Elsewhere(Err(RecvError::Closed)) => return None,
-                };
-                let event = Event::default().event("change").data(status);
-                return Some((Ok(event), (state, viewer, feed, elsewhere)));
-            }
-        },
-    );
+    let watch = Watch::start(state, viewer).await;
+    let stream = futures_util::stream::unfold(watch, |mut watch| async move {
+        let status = watch.next().await?;
+        Some((Ok(Event::default().event("change").data(status)), watch))
+    });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -2,7 +2,7 @@
 //! store's key-value area (so it survives restarts and is shared by
 //! replicas), keyed by the SHA-256 of the id so a copy of the store holds
 //! no usable cookie. Each entry expires with its session, so the
-//! console's housekeeping ([`crate::housekeeping`]) deletes what nobody
+//! gateway's purge of expired key-value entries deletes what nobody
 //! signed out of; logout deletes it at once.
 //!
 //! A session names a user; every request reads that user's row, so a

@@ -9,8 +9,9 @@
 //! variables through [`Environment`] (so tests never touch process-wide
 //! variables), and hands each crate its part.
 //!
-//! Here: [`ConfigError`], [`Secret`] (masked in `Debug`), [`secret`] and
-//! [`duration`] for every section; the `[approval]` section; the refusal
+//! Here: [`ConfigError`], [`Secret`] (masked in `Debug`), [`secret`],
+//! [`read_file`] (bounded, for `*_file` keys) and [`duration`] for every
+//! section; the `[approval]` section; the refusal
 //! [`limits`] (keys of `[server]`); and [`GatewayConfig`], what
 //! [`crate::AppState`] runs on.
 
@@ -155,6 +156,40 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The most a file named by a `*_file` key (a secret, a certificate, a
+/// private key) may hold: far more than any of them needs, so that a wrong
+/// path (a log, a device) is an error rather than memory filled at startup.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Why a file named by a `*_file` key could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read `{path}`: {kind}")]
+    Unreadable { path: String, kind: std::io::ErrorKind },
+    #[error("`{path}` is larger than 1 MiB; it cannot be a secret, certificate or key")]
+    TooLarge { path: String },
+}
+
+/// The bytes of the file at `path`, at most [`MAX_FILE_BYTES`].
+pub fn read_file(path: &Path) -> Result<Vec<u8>, FileError> {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| FileError::Unreadable { path: path.display().to_string(), kind: e.kind() };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut bytes = Vec::new();
+    // One byte over the limit tells a file at the limit from a larger one.
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(FileError::TooLarge { path: path.display().to_string() });
+    }
+    Ok(bytes)
+}
+
+/// The text of the file at `path`, at most [`MAX_FILE_BYTES`].
+pub fn read_text_file(path: &Path) -> Result<String, FileError> {
+    String::from_utf8(read_file(path)?)
+        .map_err(|_| FileError::Unreadable { path: path.display().to_string(), kind: std::io::ErrorKind::InvalidData })
+}
+
 /// A secret given inline or in a file (not both); `key` names it in errors.
 /// A trailing newline from `echo … > file` is not part of the secret.
 pub fn secret(key: &'static str, inline: Option<String>, file: Option<&Path>) -> Result<Option<Secret>, ConfigError> {
@@ -164,8 +199,7 @@ pub fn secret(key: &'static str, inline: Option<String>, file: Option<&Path>) ->
         (Some(value), None) if value.trim().is_empty() => Err(invalid("is empty".to_owned())),
         (Some(value), None) => Ok(Some(Secret::new(value))),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| invalid(format!("cannot read `{}`: {}", path.display(), e.kind())))?;
+            let text = read_text_file(path).map_err(|e| invalid(e.to_string()))?;
             let value = text.trim_end_matches(['\n', '\r']).to_owned();
             if value.is_empty() {
                 return Err(invalid(format!("`{}` is empty", path.display())));
@@ -183,5 +217,27 @@ mod tests {
     #[test]
     fn secrets_are_masked() {
         assert_eq!(format!("{:?}", Secret::new("hunter2".into())), "Secret(***)");
+    }
+
+    #[test]
+    fn secret_files_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let limit = usize::try_from(MAX_FILE_BYTES).unwrap();
+        std::fs::write(&path, format!("{}\n", "s".repeat(limit - 1))).unwrap();
+        let read = secret("slack.bot_token", None, Some(&path)).unwrap().unwrap();
+        assert_eq!(read.expose().len(), limit - 1, "a file at the limit is read");
+
+        std::fs::write(&path, "s".repeat(limit + 1)).unwrap();
+        let error = secret("slack.bot_token", None, Some(&path)).unwrap_err().to_string();
+        assert!(error.starts_with("`slack.bot_token`: "), "{error}");
+        assert!(error.contains(&format!("`{}` is larger than 1 MiB", path.display())), "{error}");
+
+        let missing = dir.path().join("missing");
+        let error = secret("slack.bot_token", None, Some(&missing)).unwrap_err().to_string();
+        assert!(error.contains("cannot read") && error.contains("not found"), "{error}");
+        std::fs::write(&path, [0xff, 0xfe]).unwrap();
+        let error = secret("slack.bot_token", None, Some(&path)).unwrap_err().to_string();
+        assert!(error.contains("invalid data"), "{error}");
     }
 }

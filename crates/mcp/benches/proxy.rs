@@ -14,6 +14,13 @@
 //!   concurrent clients (each call is decided, audited durably, forwarded,
 //!   and its outcome reported and audited), against a minimal in-process
 //!   upstream so that the proxy, not a server, is what is measured;
+//! - CPU per allowed call: this process's CPU time (`/proc/self/stat`,
+//!   user + system, in ticks of 10 ms) over the same calls made back to
+//!   back, direct and then through the proxy; the client (and, for
+//!   throughput, the minimal upstream) runs in both, so the difference is
+//!   the proxy's own CPU per allowed call (deciding, auditing, forwarding,
+//!   reporting the outcome); server-everything runs in its own process
+//!   and is not counted;
 //! - memory: resident memory per idle session.
 //!
 //! The gateway runs with its real SQLite store (durable audit, fsync):
@@ -220,6 +227,28 @@ async fn call(client: &reqwest::Client, endpoint: &Endpoint, n: u64) -> Duration
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[at].as_secs_f64() * 1000.0
+}
+
+/// This process's user + system CPU time, from `/proc/self/stat` (fields
+/// 14 and 15, in clock ticks of 1/100 s, Linux's USER_HZ; as xtask's
+/// `cpu_of` reads a gateway's). Threads that ended are counted too.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // The command name (field 2) may hold spaces; fields count from after it.
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Prints CPU per allowed call, direct and proxied, and what the proxy adds.
+fn report_cpu(label: &str, direct: (Duration, u64), proxied: (Duration, u64)) {
+    let per_call = |(cpu, calls): (Duration, u64)| cpu.as_secs_f64() * 1e6 / calls.max(1) as f64;
+    let (d, p) = (per_call(direct), per_call(proxied));
+    println!("{label}, CPU of this process per allowed call ({} and {} calls; 10 ms ticks):", direct.1, proxied.1);
+    println!("  direct      {d:.1} µs  ({} ms in all)", direct.0.as_millis());
+    println!("  proxied     {p:.1} µs  ({} ms in all)", proxied.0.as_millis());
+    println!("  the proxy's {:.1} µs", p - d);
 }
 
 fn rss_kib() -> u64 {
@@ -482,6 +511,18 @@ async fn main() {
         p.push(proxied.echo(n).await);
     }
     report("server-everything over Streamable HTTP, allowed echo, direct vs /mcp/{url upstream}", &mut d, &mut p);
+    // CPU: the same calls back to back, so each total is one side's alone.
+    let started = process_cpu();
+    for n in 0..rounds {
+        direct.echo(n).await;
+    }
+    let direct_cpu = process_cpu() - started;
+    let started = process_cpu();
+    for n in 0..rounds {
+        proxied.echo(n).await;
+    }
+    let proxied_cpu = process_cpu() - started;
+    report_cpu("the same over Streamable HTTP", (direct_cpu, rounds), (proxied_cpu, rounds));
 
     // stdio: direct vs the stdio relay.
     let mut direct = StdioDirect::start(&stdio_command).await;
@@ -496,6 +537,17 @@ async fn main() {
         p.push(proxied.echo(n).await);
     }
     report("server-everything over stdio, allowed echo, direct vs the stdio relay", &mut d, &mut p);
+    let started = process_cpu();
+    for n in 0..rounds {
+        direct.echo(n).await;
+    }
+    let direct_cpu = process_cpu() - started;
+    let started = process_cpu();
+    for n in 0..rounds {
+        proxied.echo(n).await;
+    }
+    let proxied_cpu = process_cpu() - started;
+    report_cpu("the same over stdio", (direct_cpu, rounds), (proxied_cpu, rounds));
 
     // For reference: the command upstream, HTTP in front of stdio.
     let mut direct = RawSession::open(&everything_addr, "/mcp", None).await;
@@ -547,8 +599,10 @@ async fn throughput_and_memory() {
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(256).build().unwrap();
     let direct = open(&client, &upstream_url, None).await;
     let proxied = open(&client, &proxied_url, Some(&agent_key)).await;
-    // Throughput through one gateway.
+    // Throughput through one gateway, and the CPU it took.
+    let mut cpu = Vec::new();
     for (label, target) in [("direct", &direct), ("proxied", &proxied)] {
+        let started = process_cpu();
         let concurrency = 64;
         let seconds = 5;
         let done = Arc::new(AtomicU64::new(0));
@@ -572,11 +626,13 @@ async fn throughput_and_memory() {
             task.await.unwrap();
         }
         let total = done.load(Ordering::Relaxed);
+        cpu.push((process_cpu() - started, total));
         println!(
             "throughput, {label}: {:.0} allowed calls/s ({concurrency} concurrent clients, {seconds}s)",
             total as f64 / seconds as f64
         );
     }
+    report_cpu("throughput runs (client and minimal upstream in this process)", cpu[0], cpu[1]);
 
     // Memory per idle session (the gateway and the upstream share this
     // process; the upstream keeps nothing per session).

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use countersign_gateway::config::{duration, secret, ConfigError, Secret};
+use countersign_gateway::config::{duration, read_file, secret, ConfigError, Secret};
 
 /// `[mcp]`
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -189,8 +189,7 @@ fn url_upstream(
         None => None,
         Some(_) if !https => return Err(invalid(format!("`{name}`: `ca_file` needs an https:// `url`"))),
         Some(path) => {
-            let pem = std::fs::read(&path)
-                .map_err(|e| invalid(format!("`{name}`: cannot read `{}`: {}", path.display(), e.kind())))?;
+            let pem = read_file(&path).map_err(|e| invalid(format!("`{name}`: {e}")))?;
             if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
                 return Err(invalid(format!("`{name}`: `{}` holds no PEM certificate", path.display())));
             }

@@ -133,6 +133,12 @@ impl From<RateLimited> for ApiError {
     }
 }
 
+impl From<crate::bearer::Unidentified> for ApiError {
+    fn from(refused: crate::bearer::Unidentified) -> Self {
+        Self::Gateway(GatewayError::from(refused))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

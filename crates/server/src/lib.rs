@@ -3,6 +3,8 @@
 //!
 //! - [`api`]: routes, views and middleware (authentication runs there,
 //!   once, before any handler);
+//! - [`bearer`]: the gate every HTTP entry point puts a call through
+//!   (rate limit, authentication, the accounting of refusals);
 //! - [`config`]: the `[server]` section;
 //! - [`error`]: the one mapping of gateway errors to HTTP;
 //! - [`source`]: which client a call comes from.
@@ -13,6 +15,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod api;
+pub mod bearer;
 pub mod config;
 pub mod error;
 pub mod source;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use countersign_gateway::config::{ConfigError, Secret};
+use countersign_gateway::config::{read_text_file, ConfigError, Secret};
 
 /// `[database]`
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -63,10 +63,8 @@ pub fn validate(raw: RawDatabase) -> Result<DatabaseConfig, ConfigError> {
         }
         (Some(url), None) => Some(url),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
-                key: "database.url_file",
-                message: format!("cannot read `{}`: {}", path.display(), e.kind()),
-            })?;
+            let text = read_text_file(&path)
+                .map_err(|e| ConfigError::Invalid { key: "database.url_file", message: e.to_string() })?;
             Some(text.trim().to_owned())
         }
         (None, None) => None,

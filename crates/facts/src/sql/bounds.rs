@@ -26,8 +26,9 @@ pub(super) const MAX_NESTING: usize = 32;
 pub(super) const MAX_WEIGHT: usize = 400;
 /// The most statements one text may hold.
 pub(super) const MAX_STATEMENTS: usize = 1_000;
-/// The most tokens (whitespace included) one text may hold.
-pub(super) const MAX_TOKENS: usize = 200_000;
+/// The most tokens (whitespace included) one text may hold: work, not
+/// depth, since each dialect that reads a text differently parses it again.
+pub(super) const MAX_TOKENS: usize = 65_536;
 /// Passed to `sqlparser` (its default is 50).
 pub(super) const PARSER_RECURSION_LIMIT: usize = 40;
 

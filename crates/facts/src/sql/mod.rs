@@ -8,6 +8,13 @@
 //! `select 1; drop table x` has two statements, one a `drop_table`.
 //! What the parser rejects is a [`SqlFacts::parse_error`].
 //!
+//! Parsing costs time in proportion to the text, once per dialect that
+//! reads it differently (see [`dialects`]), so a text over
+//! [`MAX_STATEMENT_BYTES`], or over [`MAX_STATEMENT_TOKENS`] in any
+//! dialect, is a parse error before any dialect's parser runs: a decision
+//! stays cheap whatever is sent, and honest statements (a 20,000-value
+//! `IN` list, a 5,000-row `INSERT`) fit well within both.
+//!
 //! - [`bounds`]: depth, size and statement limits checked on the tokens
 //!   before parsing, so no input can overflow a stack;
 //! - [`dialects`]: the dialects a text is judged in, since the claimed
@@ -25,10 +32,16 @@ use serde_json::Value;
 
 pub use dialects::Dialects;
 
-use crate::MAX_INPUT_BYTES;
-
 /// The most statement kinds, tables and functions listed.
 const MAX_LISTED: usize = 64;
+
+/// The longest SQL text analysed (half the facts' general
+/// [`crate::MAX_INPUT_BYTES`]); a longer one is a parse error, unparsed.
+pub const MAX_STATEMENT_BYTES: usize = 128 * 1024;
+
+/// The most tokens (whitespace included) a SQL text may hold in any
+/// dialect; more is a parse error, unparsed.
+pub const MAX_STATEMENT_TOKENS: usize = bounds::MAX_TOKENS;
 
 /// What a SQL payload does.
 ///
@@ -135,7 +148,7 @@ pub fn analyse_as(text: &str, dialects: &Dialects<'_>) -> SqlFacts {
         Dialects::Claimed(name) | Dialects::Decided(name) => name,
     };
     let mut facts = SqlFacts { dialect: name.to_ascii_lowercase(), ..SqlFacts::default() };
-    if text.len() > MAX_INPUT_BYTES {
+    if text.len() > MAX_STATEMENT_BYTES {
         facts.parse_error = true;
         return facts;
     }
@@ -434,6 +447,33 @@ mod tests {
         // Honest width is fine.
         let list = (0..10_000).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
         assert!(!pg(&format!("select * from t where id in ({list})")).parse_error);
+    }
+
+    #[test]
+    fn work_is_capped_before_any_parser_runs() {
+        // Padded with a comment to exactly the byte limit: parsed.
+        let padded = |len: usize| {
+            let head = "delete from t -- ";
+            format!("{head}{}", "x".repeat(len - head.len()))
+        };
+        let f = sql(&padded(MAX_STATEMENT_BYTES));
+        assert!(!f.parse_error && f.delete_without_where, "{f:?}");
+        let f = sql(&padded(MAX_STATEMENT_BYTES + 1));
+        assert!(f.parse_error && !f.is_read_only && !f.delete_without_where, "{f:?}");
+
+        // `select * from t where id in (1,1,…)`: two tokens per value.
+        let values = |n: usize| format!("select * from t where id in ({})", vec!["1"; n].join(","));
+        let head = 15; // `select`, `*`, `from`, `t`, `where`, `id`, `in`, `(` and spaces
+        let fits = values((MAX_STATEMENT_TOKENS - head) / 2);
+        assert!(fits.len() < MAX_STATEMENT_BYTES);
+        let f = sql(&fits);
+        assert!(!f.parse_error && f.is_read_only, "{f:?}");
+        let over = values((MAX_STATEMENT_TOKENS - head) / 2 + 2);
+        assert!(over.len() < MAX_STATEMENT_BYTES);
+        for dialect in ["generic", "postgres", "mysql", "sqlite", "mssql"] {
+            let f = analyse(&over, dialect);
+            assert!(f.parse_error && !f.is_read_only && f.statement_kinds.is_empty(), "{dialect}");
+        }
     }
 
     #[test]

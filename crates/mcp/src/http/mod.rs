@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::config::{McpConfig, McpUpstream};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
@@ -65,12 +65,14 @@ pub const REFUSALS_PATH: &str = "/v1/mcp/refusals";
 async fn report_refusal(
     State(service): State<Service>,
     source: Option<axum::Extension<Source>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let source = countersign_server::source::stamped(source);
     let state = &service.0.state;
-    let principal = match authenticate(state, source, &headers, &Method::POST, REFUSALS_PATH).await {
+    let call = countersign_server::bearer::CallHead::new(&Method::POST, &uri, &headers);
+    let principal = match authenticate(state, source, &call).await {
         Ok(principal) => principal,
         Err(response) => return *response,
     };
@@ -245,6 +247,7 @@ async fn endpoint(
     State(service): State<Service>,
     Path(upstream): Path<String>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     source: Option<axum::Extension<Source>>,
     body: Bytes,
@@ -263,7 +266,8 @@ async fn endpoint(
         audit_refusal(&service.0.state, source, None, &method, &upstream, refusal_of(&response)).await;
         return response;
     };
-    let principal = match authenticate(&service.0.state, source, &headers, &method, &format!("/mcp/{upstream}")).await {
+    let call = countersign_server::bearer::CallHead::new(&method, &uri, &headers);
+    let principal = match authenticate(&service.0.state, source, &call).await {
         Ok(principal) => principal,
         Err(response) => return *response,
     };
@@ -304,49 +308,42 @@ struct Incoming {
     session_id: Option<String>,
 }
 
+/// The caller, through the gateway's one gate ([`countersign_server::bearer`]),
+/// on every request so that a revoked key stops working at once; a refusal
+/// (already accounted for there) is answered as JSON-RPC, with the
+/// challenge or the wait that HTTP clients look for.
 async fn authenticate(
     state: &AppState,
     source: Source,
-    headers: &HeaderMap,
-    method: &Method,
-    path: &str,
+    call: &countersign_server::bearer::CallHead,
 ) -> Result<Principal, Box<Response>> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
-        .map(|(_, token)| token.trim().to_owned());
-    // As the API does: a limited source is heard out only with a credential,
-    // and a credential that works is never held back.
-    let limited = state.admit(source).err();
-    let failure = match (&limited, &token) {
-        (Some(_), None) => None,
-        (_, Some(token)) => match state.authenticate(token).await {
-            Ok(principal) => return Ok(principal),
-            Err(e) => Some(e.to_string()),
-        },
-        (None, None) => Some("missing `Authorization: Bearer <agent key>` header".to_owned()),
+    use countersign_gateway::identify::AuthError;
+    use countersign_server::bearer::{identify, Unidentified};
+    let refused = match identify(state, source, call).await {
+        Ok(principal) => return Ok(principal),
+        Err(refused) => refused,
     };
-    let (status, code, message, retry_after) = match limited {
-        Some(limited) => {
-            (StatusCode::TOO_MANY_REQUESTS, limited.code(), limited.to_string(), Some(limited.retry_after_secs))
-        }
-        None => (StatusCode::UNAUTHORIZED, "unauthenticated", failure.unwrap_or_default(), None),
-    };
-    let record = || {
-        countersign_gateway::refusals::call_record(None, method.as_str(), path, None, code, &message)
-            .number("status", u64::from(status.as_u16()))
-    };
-    state.refuse(source, None, code, status == StatusCode::UNAUTHORIZED, record).await;
-    let mut response = rpc_error(status, jsonrpc::INVALID_REQUEST, &message);
-    response.extensions_mut().remove::<Refused>();
-    if status == StatusCode::UNAUTHORIZED {
+    let unauthorized = |message: &str| {
+        let mut response = rpc_error(StatusCode::UNAUTHORIZED, jsonrpc::INVALID_REQUEST, message);
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    if let Some(seconds) = retry_after {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
+        response
+    };
+    let mut response = match &refused {
+        Unidentified::Limited(limited) => {
+            let mut response = rpc_error(StatusCode::TOO_MANY_REQUESTS, jsonrpc::INVALID_REQUEST, &limited.to_string());
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(limited.retry_after_secs));
+            response
+        }
+        Unidentified::Failed(AuthError::Missing) => unauthorized("missing `Authorization: Bearer <agent key>` header"),
+        Unidentified::Failed(failed @ (AuthError::Malformed | AuthError::Rejected)) => {
+            unauthorized(&failed.to_string())
+        }
+        Unidentified::Failed(AuthError::Store(_)) => {
+            let message = countersign_gateway::GatewayError::from(refused.clone()).to_string();
+            rpc_error(StatusCode::SERVICE_UNAVAILABLE, jsonrpc::INTERNAL_ERROR, &message)
+        }
+    };
+    response.extensions_mut().remove::<Refused>();
     Err(Box::new(response))
 }
 
