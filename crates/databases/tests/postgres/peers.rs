@@ -27,7 +27,7 @@ fn dir() -> PathBuf {
 
 /// Whether something the tests need is installed; otherwise says so and
 /// tells the caller to skip, or fails when peers are required.
-pub fn present(what: &str, found: bool) -> bool {
+fn present(what: &str, found: bool) -> bool {
     if found {
         return true;
     }

@@ -27,7 +27,7 @@ pub async fn psql(conninfo: &str, args: &[&str], stdin: &str) -> Output {
     tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

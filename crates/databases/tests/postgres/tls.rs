@@ -6,12 +6,8 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use crate::peers::Client;
-use crate::psql_scripts::psql;
+use crate::psql_scripts::{psql, text};
 use crate::support::{Harness, Setup};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 async fn tls_harness() -> Harness {
     Harness::with(Setup { tls: true, ..Setup::default() }).await
