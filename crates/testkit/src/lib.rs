@@ -11,7 +11,7 @@
 //! - [`fixtures`]: the standard policy and cast, the starter policy,
 //!   actions and pending requests;
 //! - [`process`]: the `countersign` binary as a child process;
-//! - [`tls`]: a CA and a `localhost` certificate it issued;
+//! - [`tls`]: a CA and a `localhost` certificate it issued (or as PEM text, for files);
 //! - [`wait`]: polling until something holds.
 
 #![allow(

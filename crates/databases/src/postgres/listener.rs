@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
@@ -181,7 +181,7 @@ async fn log_in(
     if startup.minor > 0 || !unsupported.is_empty() {
         client.write_all(&wire::negotiate_protocol_version(&unsupported)).await.map_err(|_| Turned)?;
     }
-    if !tls && !peer.ip().is_loopback() {
+    if !cleartext_allowed(tls, peer.ip()) {
         let message = "countersign takes credentials only over TLS from this address: connect with sslmode=require";
         return Err(fatal(&mut client, "28000", message).await);
     }
@@ -285,6 +285,12 @@ async fn log_in(
     })
 }
 
+/// Whether a client may send its credential on this connection: over
+/// TLS, or in clear text from this machine only.
+fn cleartext_allowed(tls: bool, peer: IpAddr) -> bool {
+    tls || peer.is_loopback()
+}
+
 async fn cancel(config: &PostgresConfig, sessions: &Sessions, key: (i32, i32)) {
     let Some(found) = sessions.find(key) else { return };
     found.notify.notify_waiters();
@@ -323,6 +329,25 @@ async fn read_tagged<S: Io>(client: &mut S, buf: &mut BytesMut) -> Result<Bytes,
         }
         if client.read_buf(buf).await.map_err(|_| Turned)? == 0 {
             return Err(Turned);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_loopback_a_credential_needs_tls() {
+        for peer in ["127.0.0.1", "127.8.9.10", "::1"] {
+            let peer: IpAddr = peer.parse().unwrap();
+            assert!(cleartext_allowed(false, peer), "{peer}");
+            assert!(cleartext_allowed(true, peer), "{peer}");
+        }
+        for peer in ["192.0.2.2", "10.0.0.1", "0.0.0.0", "2001:db8::1", "fe80::1", "::"] {
+            let peer: IpAddr = peer.parse().unwrap();
+            assert!(!cleartext_allowed(false, peer), "{peer}");
+            assert!(cleartext_allowed(true, peer), "{peer}");
         }
     }
 }

@@ -1,5 +1,7 @@
 //! A gateway with a PostgreSQL endpoint in front of a fresh database.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use countersign_store_postgres::testing::TempCluster;
@@ -26,18 +28,48 @@ forbid(principal, action == Action::"sql.execute", resource)
 when { context.facts has sql && context.facts.sql.statement_kinds.contains("drop_table") };
 "#;
 
+/// How the endpoint is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// Serve TLS (`tls_cert_file`, `tls_key_file`) with a certificate for
+    /// `localhost`, `127.0.0.1` and `ip`.
+    pub tls: bool,
+    /// The address the endpoint listens on.
+    pub ip: IpAddr,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self { tls: false, ip: IpAddr::V4(Ipv4Addr::LOCALHOST) }
+    }
+}
+
+/// The endpoint's TLS files.
+pub struct Tls {
+    /// The CA that issued the endpoint's certificate, for clients to trust.
+    pub ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
 pub struct Harness {
     pub gateway: Gateway,
     /// Where clients connect.
+    pub ip: IpAddr,
     pub port: u16,
     /// The database's own name (the endpoint serves only it).
     pub database: String,
     /// The database, reached directly (as its owner), for setup and checks.
     pub direct: tokio_postgres::Client,
+    /// Set when the endpoint serves TLS.
+    pub tls: Option<Tls>,
 }
 
 impl Harness {
     pub async fn start() -> Self {
+        Self::with(Setup::default()).await
+    }
+
+    pub async fn with(setup: Setup) -> Self {
         let cluster = TempCluster::shared().unwrap();
         let url = cluster.create_database().await.unwrap();
         let database = url.rsplit('/').next().unwrap().to_owned();
@@ -48,14 +80,27 @@ impl Harness {
             .await
             .unwrap();
 
+        let tls = setup.tls.then(|| {
+            let ip = setup.ip.to_string();
+            let pki = countersign_testkit::tls::pem_pki(&["localhost", "127.0.0.1", &ip]);
+            let dir = tempfile::tempdir().unwrap();
+            for (name, pem) in [("ca.pem", &pki.ca), ("server.pem", &pki.cert), ("server.key", &pki.key)] {
+                std::fs::write(dir.path().join(name), pem).unwrap();
+            }
+            Tls { ca: dir.path().join("ca.pem"), _dir: dir }
+        });
         // Configured as `countersign serve` reads it, so the gateway knows
         // `orders-db` speaks PostgreSQL; the test binds the listener itself.
-        let toml = format!(
+        let mut toml = format!(
             "[[postgres]]\nresource = \"orders-db\"\nlisten = \"127.0.0.1:0\"\nport = {}\ndatabase = \"{database}\"\nuser = \"postgres\"\ntls = \"disable\"\n",
             cluster.port()
         );
+        if let Some(tls) = &tls {
+            let file = |name: &str| tls.ca.with_file_name(name).display().to_string();
+            toml += &format!("tls_cert_file = {:?}\ntls_key_file = {:?}\n", file("server.pem"), file("server.key"));
+        }
         let gateway = Builder::new(POLICY).cast(standard_cast()).config(&toml).start().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind((setup.ip, 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let config = gateway.config.postgres[0].clone();
         tokio::spawn(countersign_databases::postgres::serve(
@@ -64,17 +109,42 @@ impl Harness {
             listener,
             std::future::pending(),
         ));
-        Self { gateway, port, database, direct }
+        Self { gateway, ip: setup.ip, port, database, direct, tls }
     }
 
     /// A connection string for `who`, logging in with their countersign token.
     pub fn conninfo(&self, who: &str) -> String {
         format!(
-            "host=127.0.0.1 port={} user={who} dbname={} password={} sslmode=disable",
+            "host={} port={} user={who} dbname={} password={} sslmode=disable",
+            self.ip,
             self.port,
             self.database,
             self.gateway.token(who)
         )
+    }
+
+    /// The same as a URL, for clients that take only URLs (asyncpg,
+    /// node-postgres): without TLS, or with TLS verified against the test
+    /// CA for `localhost` when the endpoint serves it.
+    pub fn url(&self, who: &str) -> String {
+        let token = self.gateway.token(who);
+        assert!(
+            token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            "a token to escape: {token}"
+        );
+        match &self.tls {
+            None => format!(
+                "postgresql://{who}:{token}@{}/{}?sslmode=disable",
+                SocketAddr::new(self.ip, self.port),
+                self.database
+            ),
+            Some(tls) => format!(
+                "postgresql://{who}:{token}@localhost:{}/{}?sslmode=verify-full&sslrootcert={}",
+                self.port,
+                self.database,
+                tls.ca.display()
+            ),
+        }
     }
 
     pub async fn connect(&self, who: &str) -> tokio_postgres::Client {
