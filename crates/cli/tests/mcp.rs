@@ -317,7 +317,8 @@ fn http_endpoint_checks_key_origin_and_session_owner() {
         .arg(&data)
         .output()
         .unwrap();
-    let other: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let other: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("`agents add` printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     let other_bearer = format!("Bearer {}", other["token"].as_str().unwrap());
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
     let answer = http_request(
