@@ -8,6 +8,7 @@
 
 mod asyncpg;
 mod clients;
+mod failures;
 mod node_pg;
 mod peers;
 mod psql_scripts;

@@ -29,8 +29,10 @@ when { context.facts has sql && context.facts.sql.statement_kinds.contains("drop
 "#;
 
 /// How the endpoint is set up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Setup {
+    /// A cluster of the test's own (to stop it), instead of the shared one.
+    pub cluster: Option<Arc<TempCluster>>,
     /// Serve TLS (`tls_cert_file`, `tls_key_file`) with a certificate for
     /// `localhost`, `127.0.0.1` and `ip`.
     pub tls: bool,
@@ -40,7 +42,7 @@ pub struct Setup {
 
 impl Default for Setup {
     fn default() -> Self {
-        Self { tls: false, ip: IpAddr::V4(Ipv4Addr::LOCALHOST) }
+        Self { cluster: None, tls: false, ip: IpAddr::V4(Ipv4Addr::LOCALHOST) }
     }
 }
 
@@ -70,7 +72,10 @@ impl Harness {
     }
 
     pub async fn with(setup: Setup) -> Self {
-        let cluster = TempCluster::shared().unwrap();
+        let cluster: &TempCluster = match &setup.cluster {
+            Some(own) => own,
+            None => TempCluster::shared().unwrap(),
+        };
         let url = cluster.create_database().await.unwrap();
         let database = url.rsplit('/').next().unwrap().to_owned();
         let (direct, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();

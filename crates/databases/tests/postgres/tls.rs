@@ -80,7 +80,7 @@ async fn off_loopback_a_credential_is_taken_only_over_tls() {
         eprintln!("skipped: this machine has no non-loopback address to listen on");
         return;
     };
-    let h = Harness::with(Setup { tls: true, ip }).await;
+    let h = Harness::with(Setup { tls: true, ip, ..Setup::default() }).await;
     let host = ip.to_string();
     let out = psql(&conninfo(&h, "bot", &host, "sslmode=disable"), &["-c", "SELECT 1"], "").await;
     let stderr = text(&out.stderr);
