@@ -75,8 +75,8 @@ async fn start_databases(state: &AppState, config: &Config) -> anyhow::Result<()
             database.resource, database.listen
         );
         let shutdown = {
-            let mut changes = state.changes();
-            async move { while !matches!(changes.next().await, countersign_gateway::changes::Notice::ShuttingDown) {} }
+            let state = state.clone();
+            async move { state.stopped().await }
         };
         tokio::spawn(countersign_databases::postgres::serve(
             state.clone(),

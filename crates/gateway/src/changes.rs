@@ -83,6 +83,13 @@ impl Changes {
         let _ = self.shutdown.send(true);
     }
 
+    /// Completes when the gateway starts shutting down (without hearing
+    /// every notice on the way).
+    pub(crate) async fn stopped(&self) {
+        let mut shutdown = self.shutdown.subscribe();
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    }
+
     pub(crate) fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }

@@ -174,6 +174,11 @@ impl AppState {
         self.0.changes.shut_down();
     }
 
+    /// Completes when the gateway starts shutting down.
+    pub async fn stopped(&self) {
+        self.0.changes.stopped().await;
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.0.changes.is_shutting_down()
     }
