@@ -2,11 +2,11 @@
 # PostgreSQL 15's server programs (initdb, pg_ctl) for the PostgreSQL store's
 # tests, which start throwaway clusters of their own. Nothing is started or
 # enabled here. Debian bookworm ships 15 as `postgresql`; elsewhere the
-# tests use the newest /usr/lib/postgresql/*/bin (or $COUNTERSIGN_PG_BIN).
+# tests use the newest /usr/lib/postgresql/*/bin (or $TEST_PG_BIN).
 set -euo pipefail
 
 have_pg() {
-    [ -n "${COUNTERSIGN_PG_BIN:-}" ] && [ -x "$COUNTERSIGN_PG_BIN/initdb" ] && return 0
+    [ -n "${TEST_PG_BIN:-}" ] && [ -x "$TEST_PG_BIN/initdb" ] && return 0
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
 }
 

@@ -456,6 +456,19 @@ mod tests {
     }
 
     #[test]
+    fn the_impact_preview_shows_only_on_a_resource_the_gateway_fronts() {
+        let r = Redactor::new(&[]).unwrap();
+        let a = action(
+            "sql.execute",
+            serde_json::json!({"statement": "DELETE FROM orders", "dialect": "postgres"}),
+            serde_json::json!({"impact_preview": {"source": "EXPLAIN", "plan": "Delete on orders", "estimated_rows": 1234567}}),
+        );
+        let line = "Impact preview (the database's EXPLAIN estimate): Delete on orders: about 1,234,567 rows";
+        assert!(facts(&a, Some("postgres"), &r).iter().any(|l| l == line), "{:?}", facts(&a, Some("postgres"), &r));
+        assert!(!facts(&a, None, &r).iter().any(|l| l.contains("Impact preview")));
+    }
+
+    #[test]
     fn facts_show_what_the_gateway_read_then_what_the_agent_said() {
         let r = Redactor::new(&[]).unwrap();
         let a = action(

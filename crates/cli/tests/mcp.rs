@@ -312,7 +312,8 @@ fn http_endpoint_checks_key_origin_and_session_owner() {
 
     // Another agent cannot use this session.
     let data = g.dir.path().join("data");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_countersign"))
+    let out = countersign_testkit::process::Countersign::new(env!("CARGO_BIN_EXE_countersign"))
+        .command()
         .args(["agents", "add", "other-bot", "--output", "json", "--data-dir"])
         .arg(&data)
         .output()

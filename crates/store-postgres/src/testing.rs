@@ -25,7 +25,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 pub enum ClusterError {
     #[error(
         "PostgreSQL's server programs (initdb, pg_ctl) were not found; install PostgreSQL 15 \
-         (scripts/setup-test-deps does) or set COUNTERSIGN_PG_BIN to their directory"
+         (scripts/setup-test-deps does) or set TEST_PG_BIN to their directory"
     )]
     NotInstalled,
     #[error("{what} failed: {detail}")]
@@ -167,6 +167,31 @@ impl TempCluster {
         let _ = driver.await;
         created.map_err(|e| ClusterError::Database(e.to_string()))?;
         Ok(self.url(&name))
+    }
+
+    /// Creates login role `role` with `password` (stored as a SCRAM-SHA-256
+    /// verifier, PostgreSQL's default) and makes TCP logins as it prove
+    /// the password; everyone else stays trusted.
+    pub async fn require_password(&self, role: &str, password: &str) -> Result<(), ClusterError> {
+        let (client, connection) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+            .await
+            .map_err(|e| ClusterError::Database(e.to_string()))?;
+        let driver = tokio::spawn(connection);
+        let created = client
+            .batch_execute(&format!(
+                "SET password_encryption = 'scram-sha-256'; CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{password}'"
+            ))
+            .await;
+        drop(client);
+        let _ = driver.await;
+        created.map_err(|e| ClusterError::Database(e.to_string()))?;
+        let hba = self.data().join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba)?;
+        std::fs::write(&hba, format!("host all {role} 127.0.0.1/32 scram-sha-256\n{rules}"))?;
+        self.pg("pg_ctl", &["-D", &self.data().display().to_string(), "reload"])?;
+        // The postmaster rereads the file on SIGHUP, a moment after pg_ctl returns.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Ok(())
     }
 
     /// Stops the server (fast shutdown: connections are cut, nothing is lost).
@@ -427,11 +452,11 @@ fn release_port(port: u16) {
     PORTS.lock().unwrap_or_else(PoisonError::into_inner).remove(&port);
 }
 
-/// PostgreSQL's server programs: `$COUNTERSIGN_PG_BIN`, else version 15,
+/// PostgreSQL's server programs: `$TEST_PG_BIN`, else version 15,
 /// else the newest installed under `/usr/lib/postgresql`.
 fn find_bin() -> Option<PathBuf> {
     let has_initdb = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(dir) = std::env::var_os("COUNTERSIGN_PG_BIN").map(PathBuf::from) {
+    if let Some(dir) = std::env::var_os("TEST_PG_BIN").map(PathBuf::from) {
         return has_initdb(&dir).then_some(dir);
     }
     let preferred = PathBuf::from("/usr/lib/postgresql/15/bin");

@@ -220,3 +220,19 @@ async fn psql_shows_the_hold_and_the_result() {
     assert!(stderr.contains(&format!("/console/requests/{id}")), "{stderr}");
     assert_eq!(stdout.trim(), "DELETE 3");
 }
+
+#[tokio::test]
+async fn a_hold_that_expires_is_an_error_and_nothing_runs() {
+    let clock = std::sync::Arc::new(countersign_testkit::ManualClock::starting_now());
+    let h = Harness::with(crate::support::Setup { clock: Some(clock.clone()), ..Default::default() }).await;
+    let bot = h.connect("bot").await;
+    let running = tokio::spawn(async move { bot.batch_execute("DELETE FROM orders").await });
+    let id = h.pending("DELETE FROM orders").await;
+    clock.advance(Duration::from_secs(31 * 60));
+    h.gateway.state.expire_due().await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(20), running).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(code(&e), Some(SqlState::INSUFFICIENT_PRIVILEGE), "{e}");
+    assert!(e.as_db_error().unwrap().message().contains("expired"), "{e}");
+    assert_eq!(h.gateway.status_of(&id).await, "expired");
+    assert_eq!(h.count().await, 3);
+}

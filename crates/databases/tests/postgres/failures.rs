@@ -110,3 +110,76 @@ async fn pgbench_runs_through_the_endpoint_with_every_statement_decided() {
         .count();
     assert_eq!(decided, 50);
 }
+
+/// The gateway's own login: TLS verified against the configured CA, and
+/// SCRAM-SHA-256 with a password the client never sees.
+#[tokio::test]
+async fn the_gateway_logs_in_with_verified_tls_and_scram() {
+    let cluster = TempCluster::start_with_tls().unwrap();
+    cluster.require_password("gate", "s3cret-gate-pw").await.unwrap();
+    let url = cluster.create_database().await.unwrap();
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let ca = cluster.ca_file().unwrap();
+    let endpoint = |password: &str, ca: &std::path::Path| {
+        format!(
+            "[[postgres]]\nresource = \"orders-db\"\nlisten = \"127.0.0.1:0\"\nhost = \"127.0.0.1\"\nport = {}\ndatabase = \"{database}\"\nuser = \"gate\"\npassword = \"{password}\"\ntls = \"verify-full\"\nca_file = {:?}\n",
+            cluster.port(),
+            ca.display().to_string()
+        )
+    };
+    let (_gateway, conninfo) = serve(&database, endpoint("s3cret-gate-pw", &ca)).await;
+    let (bot, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let row = bot
+        .query_one("SELECT current_user::text, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "gate");
+    assert!(row.get::<_, bool>(1), "the gateway's connection to the database is TLS");
+
+    // A wrong password: refused, and the answer does not repeat it.
+    let (_gateway, conninfo) = serve(&database, endpoint("wrong-password", &ca)).await;
+    let e = match tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await {
+        Ok(_) => panic!("logged in with the gateway's wrong password"),
+        Err(e) => e,
+    };
+    let message = e.as_db_error().unwrap().message().to_owned();
+    assert!(message.contains("password authentication failed for user \"gate\""), "{message}");
+    assert!(!message.contains("wrong-password"), "{message}");
+
+    // A CA that did not issue the database's certificate: refused.
+    let other = countersign_testkit::tls::pem_pki(&["127.0.0.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, &other.ca).unwrap();
+    let (_gateway, conninfo) = serve(&database, endpoint("s3cret-gate-pw", &other_ca)).await;
+    let e = match tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await {
+        Ok(_) => panic!("trusted a database certificate from another CA"),
+        Err(e) => e,
+    };
+    let message = e.as_db_error().unwrap().message().to_owned();
+    assert!(message.contains("TLS"), "{message}");
+}
+
+/// A gateway configured with `toml` serving an endpoint; the connection
+/// string for `ci-bot` (which may run anything not forbidden).
+async fn serve(database: &str, toml: String) -> (countersign_testkit::Gateway, String) {
+    let gateway = countersign_testkit::Builder::new(crate::support::POLICY)
+        .cast(countersign_testkit::fixtures::standard_cast())
+        .config(&toml)
+        .start()
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(countersign_databases::postgres::serve(
+        gateway.state.clone(),
+        Arc::new(gateway.config.postgres[0].clone()),
+        listener,
+        std::future::pending(),
+    ));
+    let conninfo = format!(
+        "host=127.0.0.1 port={port} user=ci-bot dbname={database} password={} sslmode=disable",
+        gateway.token("ci-bot")
+    );
+    (gateway, conninfo)
+}

@@ -4,7 +4,7 @@
 //!
 //! A test whose client is not installed is skipped, with a message, so
 //! that `cargo test` works before the setup step has run; with
-//! `COUNTERSIGN_REQUIRE_PEERS` set (CI, after the setup step) it fails.
+//! `REQUIRE_TEST_PEERS` set (CI, after the setup step) it fails.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,7 +32,7 @@ fn present(what: &str, found: bool) -> bool {
         return true;
     }
     let why = format!("{what} is not installed: run scripts/setup.d/pg-clients.sh (or scripts/setup-test-deps)");
-    assert!(std::env::var_os("COUNTERSIGN_REQUIRE_PEERS").is_none(), "{why}");
+    assert!(std::env::var_os("REQUIRE_TEST_PEERS").is_none(), "{why}");
     eprintln!("skipped: {why}");
     false
 }

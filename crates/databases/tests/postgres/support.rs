@@ -33,6 +33,8 @@ when { context.facts has sql && context.facts.sql.statement_kinds.contains("drop
 pub struct Setup {
     /// A cluster of the test's own (to stop it), instead of the shared one.
     pub cluster: Option<Arc<TempCluster>>,
+    /// The gateway's clock, to move deadlines by hand.
+    pub clock: Option<Arc<countersign_testkit::ManualClock>>,
     /// Serve TLS (`tls_cert_file`, `tls_key_file`) with a certificate for
     /// `localhost`, `127.0.0.1` and `ip`.
     pub tls: bool,
@@ -42,7 +44,7 @@ pub struct Setup {
 
 impl Default for Setup {
     fn default() -> Self {
-        Self { cluster: None, tls: false, ip: IpAddr::V4(Ipv4Addr::LOCALHOST) }
+        Self { cluster: None, clock: None, tls: false, ip: IpAddr::V4(Ipv4Addr::LOCALHOST) }
     }
 }
 
@@ -104,7 +106,11 @@ impl Harness {
             let file = |name: &str| tls.ca.with_file_name(name).display().to_string();
             toml += &format!("tls_cert_file = {:?}\ntls_key_file = {:?}\n", file("server.pem"), file("server.key"));
         }
-        let gateway = Builder::new(POLICY).cast(standard_cast()).config(&toml).start().await;
+        let mut builder = Builder::new(POLICY).cast(standard_cast()).config(&toml);
+        if let Some(clock) = &setup.clock {
+            builder = builder.clock(clock.clone());
+        }
+        let gateway = builder.start().await;
         let listener = tokio::net::TcpListener::bind((setup.ip, 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let config = gateway.config.postgres[0].clone();
