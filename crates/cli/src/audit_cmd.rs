@@ -1,14 +1,16 @@
-//! `audit verify` and `audit export`: reading the hash-chained log straight
-//! from the store, in pages, so a long log streams in constant memory.
+//! `audit verify`, `audit export` and `audit report`: reading the
+//! hash-chained log straight from the store, in pages, so a long log
+//! streams in constant memory (a report keeps only what it lists).
 
 use std::io::{BufWriter, ErrorKind, Write};
 use std::time::Instant;
 
 use countersign_audit::{csv, AuditEvent, BreakReason, ChainVerifier};
 use countersign_core::Timestamp;
+use countersign_evidence::Period;
 use serde_json::json;
 
-use crate::cli::{AuditCommand, ExportFormat};
+use crate::cli::{AuditCommand, ExportFormat, ReportFormat};
 use crate::exit::Exit;
 use crate::local::{self, Open};
 use crate::output::{Output, Style};
@@ -28,7 +30,50 @@ pub async fn run(command: AuditCommand, output: Output) -> anyhow::Result<Exit> 
             let store = local::open_store(&config, Open::Existing).await?;
             export(store.as_ref(), since, until, format).await
         }
+        AuditCommand::Report { since, until, format, out, store } => {
+            let config = local::config(&store)?;
+            let store = local::open_store(&config, Open::Existing).await?;
+            report(store.as_ref(), Period { since, until }, format, out.as_deref()).await
+        }
     }
+}
+
+async fn report(
+    store: &dyn countersign_store::Store,
+    period: Period,
+    format: ReportFormat,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<Exit> {
+    if let (Some(since), Some(until)) = (period.since, period.until) {
+        if since >= until {
+            crate::output::print_error("`--since` must be before `--until`");
+            return Ok(Exit::USAGE);
+        }
+    }
+    let report = countersign_gateway::evidence::report(store, period, Timestamp::now(), None).await?;
+    let text = match format {
+        ReportFormat::Html => countersign_evidence::render_html(&report),
+        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", path.display()))?
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+                Err(e) if e.kind() == ErrorKind::BrokenPipe => {}
+                other => other?,
+            }
+        }
+    }
+    let verified = report.verification.chain_ok && report.verification.checkpoint.as_ref().is_none_or(|c| c.ok);
+    if !verified {
+        let why = report.verification.error.as_deref().unwrap_or("the log does not match its signed checkpoint");
+        crate::output::print_error(&format!("the audit log does not verify: {why}"));
+        return Ok(Exit::ERROR);
+    }
+    Ok(Exit::OK)
 }
 
 async fn verify(store: &dyn countersign_store::Store, output: Output) -> anyhow::Result<Exit> {

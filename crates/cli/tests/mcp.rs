@@ -353,7 +353,7 @@ fn http_endpoint_checks_key_origin_and_session_owner() {
 fn http_hides_forbidden_tools_and_closes_idle_sessions() {
     let time = time_server().iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
     let g = Gateway::start(&format!(
-        "[mcp]\nhide_forbidden_tools = true\nsession_idle_timeout = \"2s\"\n\n[mcp.upstreams.time]\ncommand = [{time}]\n"
+        "[mcp]\nhide_forbidden_tools = true\nsession_idle_timeout = \"5s\"\n\n[mcp.upstreams.time]\ncommand = [{time}]\n"
     ));
     // convert_time is forbidden outright: left out of tools/list, and still
     // denied when called anyway.
@@ -386,7 +386,10 @@ fn http_hides_forbidden_tools_and_closes_idle_sessions() {
         })
         .unwrap_or_else(|| panic!("no session id: {answer}"));
     assert_eq!(g.children_matching("mcp-server-time").len(), 1);
-    std::thread::sleep(Duration::from_millis(4500));
+    // Long enough past the timeout for the sweep to have run; the timeout
+    // itself is long enough that a loaded machine's client, between its
+    // own initialize and tools/list above, never looks idle.
+    std::thread::sleep(Duration::from_millis(11_000));
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
     let mut with_session = headers.to_vec();
     with_session.push(("Mcp-Session-Id", session.as_str()));

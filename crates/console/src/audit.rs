@@ -163,6 +163,7 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(browse): Qu
         @if let Some(older) = older {
             p { a href=(older) { "Older events" } }
         }
+        (crate::evidence::form())
     };
     frame("Audit", Section::Audit, Some(&viewer), body).into_response()
 }

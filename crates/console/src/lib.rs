@@ -20,6 +20,7 @@
 pub mod admin;
 mod assets;
 pub mod audit;
+mod evidence;
 pub mod failure;
 pub mod groups_hint;
 pub mod history;
@@ -129,6 +130,7 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
         .route("/console/history", get(history::page))
         .route("/console/history.csv", get(history::csv))
         .route("/console/audit", get(audit::page))
+        .route("/console/audit/report", get(evidence::download))
         .route("/console/policies", get(policies::page))
         .route("/console/policies/test", post(policies::test))
         .route("/console/policies/reload", post(policies::reload))

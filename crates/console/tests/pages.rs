@@ -236,3 +236,53 @@ async fn no_user_controlled_value_makes_a_500() {
         assert!(r.status().as_u16() < 500, "{path} with a non-UTF-8 cookie: {}", r.status());
     }
 }
+
+#[tokio::test]
+async fn auditors_download_the_evidence_pack_and_no_one_else_does() {
+    let policy =
+        "@id(\"prod\") @approvers(\"sre\") permit (principal, action, resource) when { resource.name like \"prod*\" };";
+    let cast = Cast::new()
+        .user("alice", "alice@example.com", &["sre"])
+        .user("ann", "ann@example.com", &["auditor"])
+        .agent("bot", None, &[]);
+    let g = support::serve_console(policy, "", cast, None).await;
+    let submitted = client()
+        .post(format!("{}/v1/actions", g.url))
+        .bearer_auth(g.token("bot"))
+        .json(&serde_json::json!({"kind": "shell.exec", "resource": "prod-web", "payload": {"argv": ["true"]},
+                                  "justification": "<script>x</script>"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), 201);
+    let session =
+        |r: &reqwest::Response| format!("__Host-cs_session={}", cookie_value(r, "__Host-cs_session").unwrap());
+    let ann = session(&sign_in(&g, g.token("ann"), "/console/").await);
+    let alice = session(&sign_in(&g, g.token("alice"), "/console/").await);
+
+    let page = client().get(format!("{}/console/audit", g.url)).header(COOKIE, &ann).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("action=\"/console/audit/report\""));
+    let get = |cookie: String, query: &'static str| {
+        let url = format!("{}/console/audit/report{query}", g.url);
+        async move { client().get(url).header(COOKIE, cookie).send().await.unwrap() }
+    };
+    let json = get(ann.clone(), "?format=json").await;
+    assert_eq!(json.status(), 200);
+    assert!(json.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let pack: serde_json::Value = json.json().await.unwrap();
+    assert_eq!(pack["totals"]["submitted"], 1);
+    assert_eq!(pack["totals"]["held"], 1);
+    assert_eq!(pack["verification"]["chain_ok"], true);
+    let html = get(ann.clone(), "?since=2000-01-01&until=2999-12-31").await;
+    assert_eq!(html.status(), 200);
+    let text = html.text().await.unwrap();
+    assert!(text.contains("Segregation of duties") && !text.contains("<script>x"), "escaped");
+    let none = get(ann.clone(), "?until=2000-01-01&format=json").await.json::<serde_json::Value>().await.unwrap();
+    assert_eq!(none["totals"]["submitted"], 0);
+    for bad in ["?since=yesterday", "?since=2026-02-01&until=2026-01-01", "?format=pdf", "?since=2026-1-01"] {
+        assert_eq!(get(ann.clone(), bad).await.status(), 400, "{bad}");
+    }
+    assert_eq!(get(alice, "?format=json").await.status(), 403, "an sre is not an auditor");
+    let anonymous = client().get(format!("{}/console/audit/report", g.url)).send().await.unwrap();
+    assert_ne!(anonymous.status(), 200);
+}

@@ -33,6 +33,7 @@ pub mod deadlines;
 pub mod decide;
 pub mod directory;
 pub mod error;
+pub mod evidence;
 pub mod hold;
 pub mod identify;
 pub mod kv;
