@@ -34,10 +34,10 @@ pub async fn run(command: AuditCommand, output: Output) -> anyhow::Result<Exit> 
             let config = local::config(&store)?;
             audit_proof_cmd::key(&config, generate, output)
         }
-        AuditCommand::Prove { id, output: file, store } => {
+        AuditCommand::Prove { id, out, store } => {
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Existing).await?;
-            audit_proof_cmd::prove(store.as_ref(), &config, &id, file, output).await
+            audit_proof_cmd::prove(store.as_ref(), &config, &id, out, output).await
         }
         AuditCommand::VerifyProof { file, key } => audit_proof_cmd::verify_proof(&file, &key, output),
         AuditCommand::Export { since, until, format, store } => {

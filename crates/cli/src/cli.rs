@@ -245,8 +245,8 @@ pub enum AuditCommand {
         /// The request id.
         id: String,
         /// The file to write [default: <id>.tlog-proof; `-` for stdout].
-        #[arg(long, short, value_name = "FILE")]
-        output: Option<PathBuf>,
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },
