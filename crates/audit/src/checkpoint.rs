@@ -163,7 +163,7 @@ mod tests {
             format!("o\n-1\n{root}\n"),
             format!("o\n1\n{root}"),
             format!("o\n1\n{root}\n\n"),
-            format!("o\n1\nAAAA\n"),
+            "o\n1\nAAAA\n".to_owned(),
             format!("o\n99999999999999999999\n{root}\n"),
         ] {
             assert!(Checkpoint::parse(&text).is_err(), "{text:?}");

@@ -120,7 +120,7 @@ impl Tree {
     /// The root of leaves `[start, start + n)`, `n` ≥ 1, within the known
     /// leaves (callers check).
     fn subtree(&self, start: u64, n: u64) -> Hash {
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let level = n.trailing_zeros() as usize;
             let at = usize::try_from(start >> level).unwrap_or(usize::MAX);
             if let Some(hash) = self.levels.get(level).and_then(|nodes| nodes.get(at)) {
