@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod bench;
+mod checkpoints;
 mod flood;
 mod gateway;
 mod http;
@@ -66,6 +67,10 @@ pub struct BenchArgs {
     /// during the flood.
     #[arg(long, conflicts_with_all = ["postgres", "database"])]
     pub flood: bool,
+    /// Measure routine decisions with signed audit checkpoints off and on,
+    /// two gateways side by side, in alternating rounds.
+    #[arg(long, conflicts_with_all = ["postgres", "database", "flood"])]
+    pub checkpoints: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

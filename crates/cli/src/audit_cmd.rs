@@ -1,6 +1,7 @@
 //! `audit verify`, `audit export` and `audit report`: reading the
 //! hash-chained log straight from the store, in pages, so a long log
-//! streams in constant memory (a report keeps only what it lists).
+//! streams in constant memory (a report keeps only what it lists). The
+//! checkpoint and proof commands are in [`crate::audit_proof_cmd`].
 
 use std::io::{BufWriter, ErrorKind, Write};
 use std::time::Instant;
@@ -10,6 +11,7 @@ use countersign_core::Timestamp;
 use countersign_evidence::Period;
 use serde_json::json;
 
+use crate::audit_proof_cmd;
 use crate::cli::{AuditCommand, ExportFormat, ReportFormat};
 use crate::exit::Exit;
 use crate::local::{self, Open};
@@ -20,11 +22,26 @@ const PAGE: usize = 10_000;
 
 pub async fn run(command: AuditCommand, output: Output) -> anyhow::Result<Exit> {
     match command {
-        AuditCommand::Verify { store } => {
+        AuditCommand::Verify { store, since_checkpoint: None, key: _ } => {
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Existing).await?;
             verify(store.as_ref(), output).await
         }
+        AuditCommand::Verify { store, since_checkpoint: Some(file), key } => {
+            let config = local::config(&store)?;
+            let store = local::open_store(&config, Open::Existing).await?;
+            audit_proof_cmd::verify_since(store.as_ref(), &config, &file, key.as_deref(), output).await
+        }
+        AuditCommand::Key { generate, store } => {
+            let config = local::config(&store)?;
+            audit_proof_cmd::key(&config, generate, output)
+        }
+        AuditCommand::Prove { id, out, store } => {
+            let config = local::config(&store)?;
+            let store = local::open_store(&config, Open::Existing).await?;
+            audit_proof_cmd::prove(store.as_ref(), &config, &id, out, output).await
+        }
+        AuditCommand::VerifyProof { file, key } => audit_proof_cmd::verify_proof(&file, &key, output),
         AuditCommand::Export { since, until, format, store } => {
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Existing).await?;

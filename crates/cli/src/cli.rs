@@ -218,9 +218,45 @@ pub enum PolicyCommand {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify the whole hash chain; names the first bad sequence number.
+    /// With --since-checkpoint, also prove the log extends a checkpoint
+    /// saved earlier (detects truncation and rewritten history).
     Verify {
+        /// A signed checkpoint saved earlier (from `GET /v1/audit/checkpoint`).
+        #[arg(long, value_name = "FILE")]
+        since_checkpoint: Option<PathBuf>,
+        /// The verifier key (vkey) that signed it [default: the configured key].
+        #[arg(long, value_name = "VKEY", requires = "since_checkpoint")]
+        key: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
+    },
+    /// Print the verifier key (C2SP vkey) of the audit checkpoints.
+    Key {
+        /// Instead, print a new private key named NAME (the log's origin) for
+        /// `[audit] key_file` or COUNTERSIGN_AUDIT_KEY; its vkey goes to stderr.
+        #[arg(long, value_name = "NAME")]
+        generate: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Write a self-contained proof (C2SP tlog-proof) of a request's events:
+    /// the events, their inclusion proofs and the latest signed checkpoint.
+    Prove {
+        /// The request id.
+        id: String,
+        /// The file to write [default: <id>.tlog-proof; `-` for stdout].
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Check a proof file offline, with no gateway and no store.
+    VerifyProof {
+        /// The file `audit prove` wrote.
+        file: PathBuf,
+        /// The log's verifier key (from `countersign audit key`).
+        #[arg(long, value_name = "VKEY")]
+        key: String,
     },
     /// Write audit events to stdout.
     Export {

@@ -10,6 +10,7 @@
 //! | `[oidc]`, `[[workload_identity]]`, `[console]` | `countersign-identity` ([`countersign_identity::config`]) |
 //! | `[mcp]` | `countersign-mcp` ([`countersign_mcp::config`]) |
 //! | `[[postgres]]` | `countersign-databases` ([`countersign_databases::postgres::config`]) |
+//! | `[audit]` | `countersign-gateway` ([`countersign_gateway::config::audit`]) |
 //! | `[database]`, `[log]` | this binary ([`database`], [`RawLog`]) |
 //!
 //! Reading happens in two steps. [`RawConfig`] mirrors the file exactly
@@ -30,7 +31,8 @@ pub use countersign_channels::config::{
 };
 pub use countersign_databases::postgres::config::{PostgresConfig, RawPostgres};
 pub use countersign_gateway::config::{
-    ConfigError, Environment, GatewayConfig, IpNet, LimitsConfig, MapEnv, ProcessEnv, RawApproval, Secret,
+    AuditConfig, ConfigError, Environment, GatewayConfig, IpNet, KeySource, LimitsConfig, MapEnv, ProcessEnv,
+    RawApproval, RawAudit, Secret,
 };
 pub use countersign_identity::config::{
     ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
@@ -53,6 +55,8 @@ pub struct RawConfig {
     pub approval: RawApproval,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub audit: RawAudit,
     #[serde(default)]
     pub mcp: RawMcp,
     #[serde(default)]
@@ -129,14 +133,16 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The PostgreSQL endpoints (see `countersign-databases`).
     pub postgres: Vec<PostgresConfig>,
+    /// Signed checkpoints of the audit log (see `countersign_gateway::checkpoints`).
+    pub audit: AuditConfig,
 }
 
 /// Variables read by client commands, not the gateway's config.
 const CLIENT_VARS: [&str; 2] = ["COUNTERSIGN_SERVER", "COUNTERSIGN_TOKEN"];
 /// Sections an environment variable can address, longest first so that a
 /// section whose name is a prefix of another cannot steal its variables.
-const SECTIONS: [&str; 10] =
-    ["APPROVAL", "DATABASE", "CHANNELS", "CONSOLE", "SERVER", "MCP", "SLACK", "TEAMS", "OIDC", "LOG"];
+const SECTIONS: [&str; 11] =
+    ["APPROVAL", "DATABASE", "CHANNELS", "CONSOLE", "SERVER", "AUDIT", "MCP", "SLACK", "TEAMS", "OIDC", "LOG"];
 
 impl RawConfig {
     /// Reads the file (if any), applies the environment, then the flags.
@@ -200,6 +206,7 @@ impl RawConfig {
             &server.public_url,
         )?;
         let database = database::validate(self.database)?;
+        let audit = self.audit.validate(&server.public_url)?;
         Ok(Config {
             listen: server.http.listen,
             data_dir: server.data_dir,
@@ -218,6 +225,7 @@ impl RawConfig {
             identity,
             limits: server.limits,
             postgres: countersign_databases::postgres::config::validate(self.postgres, env)?,
+            audit,
         })
     }
 }
@@ -336,6 +344,7 @@ mod testing {
 /// Each section's tests, through the whole file as `serve` reads it.
 #[cfg(test)]
 mod section_tests {
+    mod audit;
     mod channels;
     mod database;
     mod identity;

@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod audit_cmd;
+mod audit_proof_cmd;
 mod bind;
 mod cli;
 mod client;

@@ -51,6 +51,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 
     // Signal handlers go in before the banner: whoever reads "listening on"
     // may send SIGHUP at once, and an unhandled SIGHUP would kill us.
+    let replicated = config.database.postgres_url().is_some();
+    match countersign_gateway::checkpoints::start(&state, &config.audit, &config.data_dir, replicated)? {
+        Some(verifier) => eprintln!("audit key:    {} (checkpoints signed every second)", verifier.vkey()),
+        None => eprintln!("audit:        signed checkpoints are off (`[audit] checkpoints = false`)"),
+    }
+
     let hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let shutdown = stop_signal()?;
     tokio::spawn(reload_on_sighup(state.clone(), hangup));
