@@ -171,8 +171,13 @@ async fn enrol(store: &dyn Store, principals: &[Principal]) -> anyhow::Result<()
                     owner: p.owner.clone(),
                     groups: p.groups.clone(),
                 });
-                let agent =
-                    NewAgent { name: p.name.clone(), owner: p.owner.clone(), groups: p.groups.clone(), token_hash, created_at };
+                let agent = NewAgent {
+                    name: p.name.clone(),
+                    owner: p.owner.clone(),
+                    groups: p.groups.clone(),
+                    token_hash,
+                    created_at,
+                };
                 store.create_agent(agent, vec![AuditDraft::new("cli:xtask", event)]).await?;
             }
         }
@@ -190,12 +195,36 @@ fn action(i: usize) -> Action {
             format!("{env}-web-{}", n % 13),
             json!({"argv": ["systemctl", "restart", format!("web-{}", n % 5)], "cwd": "/srv"}),
         ),
-        2 => ("shell.exec", format!("{env}-batch"), json!({"command": format!("tar czf /tmp/b{n}.tgz /var/log/app && rm -f /var/log/app/*.{}", n % 9)})),
-        3 => ("sql.execute", format!("{env}-db"), json!({"statement": format!("UPDATE accounts SET plan = 'pro' WHERE id = {n}")})),
-        4 => ("sql.execute", format!("{env}-db"), json!({"statement": format!("SELECT id, email FROM users WHERE created_at > now() - interval '{} days' LIMIT 50", n % 30)})),
-        5 => ("sql.execute", format!("{env}-db"), json!({"statement": if n % 5 == 0 { "DELETE FROM sessions".to_owned() } else { format!("DELETE FROM sessions WHERE user_id = {n}") }})),
-        6 => ("k8s.apply", format!("{env}-k8s"), json!({"args": ["rollout", "restart", format!("deployment/api-{}", n % 4), "-n", env]})),
-        _ => ("terraform.apply", format!("{env}-infra"), json!({"plan": {"resource_changes": [{"address": format!("aws_instance.web[{}]", n % 3), "change": {"actions": ["update"]}}]}})),
+        2 => (
+            "shell.exec",
+            format!("{env}-batch"),
+            json!({"command": format!("tar czf /tmp/b{n}.tgz /var/log/app && rm -f /var/log/app/*.{}", n % 9)}),
+        ),
+        3 => (
+            "sql.execute",
+            format!("{env}-db"),
+            json!({"statement": format!("UPDATE accounts SET plan = 'pro' WHERE id = {n}")}),
+        ),
+        4 => (
+            "sql.execute",
+            format!("{env}-db"),
+            json!({"statement": format!("SELECT id, email FROM users WHERE created_at > now() - interval '{} days' LIMIT 50", n % 30)}),
+        ),
+        5 => (
+            "sql.execute",
+            format!("{env}-db"),
+            json!({"statement": if n % 5 == 0 { "DELETE FROM sessions".to_owned() } else { format!("DELETE FROM sessions WHERE user_id = {n}") }}),
+        ),
+        6 => (
+            "k8s.apply",
+            format!("{env}-k8s"),
+            json!({"args": ["rollout", "restart", format!("deployment/api-{}", n % 4), "-n", env]}),
+        ),
+        _ => (
+            "terraform.apply",
+            format!("{env}-infra"),
+            json!({"plan": {"resource_changes": [{"address": format!("aws_instance.web[{}]", n % 3), "change": {"actions": ["update"]}}]}}),
+        ),
     };
     let labels = if n % 11 == 0 { vec!["pii".to_owned()] } else { Vec::new() };
     Action {
