@@ -213,7 +213,7 @@ impl Replayer {
 
     fn decided(&mut self, event: &AuditEvent, decided: Decided) -> Option<Recorded> {
         let Some(Awaiting { principal, submitted }) = self.awaiting.remove(&decided.id) else {
-            if !self.since.is_some_and(|since| event.time < since) {
+            if self.since.is_none_or(|since| event.time >= since) {
                 self.stats.unpaired += 1;
             }
             return None;
