@@ -117,4 +117,68 @@ mod tests {
         }
         assert!(parallel_map(&[] as &[u32], 2, |n| *n).is_empty());
     }
+
+    /// Facts come from the recorded payload, in the dialect the engine
+    /// was given for the resource: the same text is ambiguous on a
+    /// resource of unknown dialect and plain PostgreSQL on `pg-db`.
+    #[test]
+    fn evaluation_derives_facts_in_the_resources_dialect() {
+        use std::collections::BTreeMap;
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        use countersign_core::{Action, Principal, PrincipalKind, Timestamp};
+        use serde_json::json;
+
+        let text = "permit(principal, action, resource);\n\
+                    @id(\"ambiguous\") forbid(principal, action, resource)\n\
+                    when { context.facts has sql && context.facts.sql.dialect_ambiguous };\n\
+                    @id(\"ddl\") @approvers(\"dba\") permit(principal, action, resource)\n\
+                    when { context.facts has sql && context.facts.sql.is_ddl };";
+        let engine = PolicyEngine::from_sources(
+            vec![crate::PolicySource { file: "t.cedar".into(), text: text.into() }],
+            None,
+            crate::Defaults { timeout: Duration::from_secs(60), valid_for: Duration::from_secs(60) },
+        )
+        .unwrap()
+        .with_sql_dialects(Arc::new(BTreeMap::from([("pg-db".to_owned(), "postgres".to_owned())])));
+        let recorded = |resource: &str| Recorded {
+            seq: 1,
+            time: Timestamp(0),
+            id: resource.into(),
+            principal: Principal {
+                kind: PrincipalKind::Agent,
+                name: "bot".into(),
+                email: None,
+                owner: None,
+                groups: vec![],
+            },
+            principal_known: true,
+            action: Action {
+                kind: "sql.execute".into(),
+                resource: resource.into(),
+                payload: json!({"statement": "SELECT 'a\\'; DROP TABLE users; -- '"}),
+                on_behalf_of: None,
+                justification: None,
+                labels: vec![],
+                context: serde_json::Map::new(),
+            },
+            outcome: Outcome::Allowed,
+            policies: vec![],
+            requirements: vec![],
+            policy_hash: String::new(),
+        };
+        let batch: Vec<Recorded> = (0..600).map(|i| recorded(if i % 2 == 0 { "pg-db" } else { "other-db" })).collect();
+        let candidates = evaluate(&engine, &batch, 2);
+        assert_eq!(candidates.len(), batch.len());
+        for (i, candidate) in candidates.iter().enumerate() {
+            if i % 2 == 0 {
+                assert_eq!(candidate.outcome, Outcome::Pending, "{candidate:?}");
+                assert_eq!(candidate.requirements[0].groups, ["dba"]);
+            } else {
+                assert_eq!(candidate.outcome, Outcome::Denied, "{candidate:?}");
+                assert_eq!(candidate.policies, ["ambiguous"]);
+            }
+        }
+    }
 }
