@@ -1,7 +1,8 @@
 //! Developer tasks for the countersign workspace.
 //!
 //! `cargo run --release -p xtask -- bench` measures a real gateway on
-//! loopback and prints a markdown table for the README.
+//! loopback and prints a markdown table for the README; `-- simulate`
+//! records a million actions and times `policy simulate` over them.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -11,6 +12,7 @@ mod flood;
 mod gateway;
 mod http;
 mod replicas;
+mod simulate;
 mod stats;
 
 use std::path::PathBuf;
@@ -36,6 +38,12 @@ enum Task {
         It starts `countersign serve` on a temporary data directory, stops it at the end, and prints a markdown table. \
         Build the binary first: cargo build --release -p countersign")]
     Bench(BenchArgs),
+    /// Record N actions into a SQLite store and time `countersign policy simulate` over them.
+    #[command(long_about = "Record N actions (default one million) into a fresh SQLite store through the store's \
+        append path, decided by the starter policy, then time `countersign policy simulate` against a candidate \
+        set that changes some decisions and against the set in force. Prints a markdown row per run. \
+        Build the binary first: cargo build --release -p countersign")]
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -96,6 +104,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Task::Bench(args) => runtime.block_on(bench::run(args)),
+        Task::Simulate(args) => runtime.block_on(simulate::run(args)),
     };
     runtime.shutdown_background();
     match result {
