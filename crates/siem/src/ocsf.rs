@@ -338,7 +338,10 @@ pub fn event(record: &Exported, mapping: &Mapping) -> Value {
         meta.insert("correlation_uid".to_owned(), json!(id));
     }
     put("metadata", metadata);
-    put("actor", json!({"user": actor_user}));
+    // Application Lifecycle has no `actor`; who acted is in `unmapped`.
+    if class != Class::ApplicationLifecycle {
+        put("actor", json!({"user": actor_user}));
+    }
     match class {
         Class::ApiActivity => {
             put("api", json!({"operation": record.event.kind, "service": {"name": "countersign"}}));

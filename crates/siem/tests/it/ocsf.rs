@@ -1,0 +1,73 @@
+//! Every golden event (one of each kind and body shape) through the OCSF
+//! file sink, validated against the OCSF 1.5.0 schema by the PyPI
+//! `ocsf-json-schema` export and `jsonschema`.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::{self, assert_all_arrived, by_seq, python, script, wait_for};
+
+fn lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_event_kind_maps_to_a_valid_ocsf_event_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.ocsf.jsonl");
+    let config = format!("[[siem]]\nname = \"file\"\ntype = \"ocsf_file\"\npath = \"{}\"\n", file.display());
+    let (gateway, _sinks) = support::gateway(&config).await;
+    let events = support::append_golden(&gateway.state).await;
+    wait_for("every event in the file", 60, || async {
+        let seqs: BTreeSet<u64> = lines(&file).iter().filter_map(|e| e["metadata"]["sequence"].as_u64()).collect();
+        events.iter().all(|e| seqs.contains(&e.seq))
+    })
+    .await;
+    let written = lines(&file);
+    let arrived = by_seq(
+        written
+            .iter()
+            .map(|e| (e["metadata"]["sequence"].as_u64().unwrap(), e["metadata"]["uid"].as_str().unwrap().to_owned())),
+    );
+    assert_all_arrived(&arrived, &events);
+    let kinds: BTreeSet<&str> = written.iter().map(|e| e["metadata"]["event_code"].as_str().unwrap()).collect();
+    let all: BTreeSet<&str> = countersign_core::events::Event::KINDS.iter().copied().collect();
+    assert_eq!(kinds, all, "every kind is in the file");
+
+    let output = Command::new(python())
+        .arg(script("ocsf_check.py"))
+        .arg(&file)
+        .current_dir(script("ocsf_check.py").parent().unwrap())
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    });
+    assert_eq!(report["checked"].as_u64().unwrap() as usize, written.len());
+    assert_eq!(report["invalid"], serde_json::json!([]), "{report:#}");
+    assert!(output.status.success());
+    // Identity, authorization, application and API classes all occur.
+    for class in ["3001", "3002", "3003", "3005", "6002", "6003"] {
+        assert!(report["classes"][class].as_u64().unwrap() > 0, "{report}");
+    }
+}
+
+#[test]
+fn the_validator_refuses_an_event_that_breaks_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.jsonl");
+    // API Activity without `api`, `actor` or `src_endpoint`.
+    let bad = r#"{"class_uid":6003,"category_uid":6,"activity_id":1,"type_uid":600301,"time":1,"severity_id":1,"metadata":{"version":"1.5.0","product":{"name":"x"}}}"#;
+    std::fs::write(&file, format!("{bad}\n")).unwrap();
+    let output = Command::new(python())
+        .arg(script("ocsf_check.py"))
+        .arg(&file)
+        .current_dir(script("ocsf_check.py").parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(report["invalid"][0]["problems"].to_string().contains("api"), "{report}");
+}
