@@ -271,7 +271,7 @@ mod tests {
     }
 
     /// A Slack that cannot be reached shows as failing on the admin page,
-    /// with the reason; the webhook that works shows as OK.
+    /// with the reason; the webhook and the SIEM sink that work show as OK.
     #[tokio::test]
     async fn the_admin_page_shows_a_down_slack_as_down() {
         countersign_identity::install_crypto_provider();
@@ -327,7 +327,9 @@ mod tests {
             format!(
                 "[server]\npublic_url = {url:?}\n\n[slack]\nbot_token = \"xoxb-t\"\nsigning_secret = \"s\"\n\
                  api_base_url = \"http://{dead}/api\"\nchannel = \"#approvals\"\n\n\
-                 [[webhooks]]\nurl = {hook_url:?}\nsecret = \"w\"\n\n[channels]\nmax_backoff = \"1s\"\n"
+                 [[webhooks]]\nurl = {hook_url:?}\nsecret = \"w\"\n\n[channels]\nmax_backoff = \"1s\"\n\n\
+                 [[siem]]\nname = \"file\"\ntype = \"ocsf_file\"\npath = {ocsf:?}\n",
+                ocsf = dir.path().join("audit.ocsf.jsonl")
             ),
         )
         .unwrap();
@@ -356,11 +358,12 @@ mod tests {
         let identity = countersign_identity::Identity::from_config(&config.identity, store.clone()).unwrap();
         let kv = store.clone();
         let state = AppState::with_authenticator(config.gateway(), store, identity.authenticator()).await.unwrap();
-        let (routes, channels, _siem) = routes(&state, &config, identity).unwrap();
+        let (routes, channels, siem) = routes(&state, &config, identity).unwrap();
         channels.spawn();
+        siem.spawn(&siem_options(&config));
         tokio::spawn(countersign_server::serve_with(state, config.server(), routes, listener, std::future::pending()));
         // The workers start at the head of the log: wait until they have.
-        for channel in ["slack", "webhook-0"] {
+        for channel in ["slack", "webhook-0", "siem-file"] {
             while kv.kv_get("channels", &format!("cursor:{channel}")).await.unwrap().is_none() {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
@@ -408,19 +411,26 @@ mod tests {
             let hook = row(&html, "channel webhook-0").unwrap_or_else(|| panic!("no webhook row: {html}"));
             // The backlog is counted apart from the delivery record, so a
             // page may show the delivery a moment before the empty backlog.
+            let sink = row(&html, "SIEM sink siem-file").unwrap_or_else(|| panic!("no SIEM sink row: {html}"));
             let settled = slack.contains("health-bad")
                 && slack.contains("backlog 1")
                 && hook.contains("last delivery")
-                && hook.contains("backlog 0");
+                && hook.contains("backlog 0")
+                && sink.contains("last delivery")
+                && sink.contains("backlog 0");
             if settled {
                 assert!(slack.contains("Failing") && slack.contains("failing, retrying"), "{slack}");
                 assert!(slack.contains(&format!("http://{dead}")), "the target: {slack}");
                 assert!(slack.contains("backlog 1"), "{slack}");
                 assert!(hook.contains("health-ok") && hook.contains("backlog 0"), "{hook}");
                 assert!(row(&html, "channel teams").is_none(), "Teams is not configured");
+                assert!(sink.contains("health-ok") && sink.contains("OCSF file"), "{sink}");
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "the admin page never showed Slack down: {slack}\n{hook}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the admin page never showed Slack down: {slack}\n{hook}\n{sink}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }

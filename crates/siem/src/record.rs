@@ -38,14 +38,15 @@ impl Exported {
     }
 
     /// The event as the API shows it (`seq`, `time`, `actor`, `type`,
-    /// `body`, `prev_hash`, `hash`), with its severity and the latest
-    /// checkpoint: the JSON format's message, HEC's and OTLP's body, OCSF's
+    /// `body`, `prev_hash`, `hash`), with its severity, whether it is a
+    /// refusal, and the latest checkpoint: the JSON format's message, HEC's and OTLP's body, OCSF's
     /// `unmapped`. The body's canonical JSON (RFC 8785) is the text that was
     /// hashed, so the hash can be recomputed from the copy.
     pub fn envelope(&self) -> Value {
         let mut value = self.event.to_json();
         if let Some(object) = value.as_object_mut() {
             object.insert("severity".to_owned(), json!(self.mapping.severity));
+            object.insert("refusal".to_owned(), json!(self.mapping.refusal));
             object.insert("checkpoint".to_owned(), json!(self.checkpoint));
         }
         value

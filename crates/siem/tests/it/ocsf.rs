@@ -17,7 +17,13 @@ fn lines(path: &std::path::Path) -> Vec<Value> {
 async fn every_event_kind_maps_to_a_valid_ocsf_event_in_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("audit.ocsf.jsonl");
-    let config = format!("[[siem]]\nname = \"file\"\ntype = \"ocsf_file\"\npath = \"{}\"\n", file.display());
+    let high = dir.path().join("high.ocsf.jsonl");
+    let config = format!(
+        "[[siem]]\nname = \"file\"\ntype = \"ocsf_file\"\npath = \"{}\"\n\n\
+         [[siem]]\nname = \"high\"\ntype = \"ocsf_file\"\npath = \"{}\"\nrefusals_min_severity = \"high\"\n",
+        file.display(),
+        high.display()
+    );
     let (gateway, _sinks) = support::gateway(&config).await;
     let events = support::append_golden(&gateway.state).await;
     wait_for("every event in the file", 60, || async {
@@ -48,6 +54,31 @@ async fn every_event_kind_maps_to_a_valid_ocsf_event_in_the_file() {
     assert_eq!(report["checked"].as_u64().unwrap() as usize, written.len());
     assert_eq!(report["invalid"], serde_json::json!([]), "{report:#}");
     assert!(output.status.success());
+    // The second sink leaves out refusals below `high`, and nothing else.
+    let first = events.first().unwrap().seq;
+    let golden = |e: &&Value| e["metadata"]["sequence"].as_u64().unwrap() >= first;
+    let kept: Vec<&Value> = written
+        .iter()
+        .filter(golden)
+        .filter(|e| e["unmapped"]["countersign"]["refusal"] == false || e["severity_id"].as_u64().unwrap() >= 4)
+        .collect();
+    let last = events.last().unwrap().seq;
+    wait_for("the filtered sink to reach the last kept event", 60, || async {
+        lines(&high)
+            .iter()
+            .any(|e| e["metadata"]["sequence"].as_u64() == kept.last().and_then(|k| k["metadata"]["sequence"].as_u64()))
+    })
+    .await;
+    let filtered: Vec<u64> = lines(&high)
+        .iter()
+        .filter_map(|e| e["metadata"]["sequence"].as_u64())
+        .filter(|s| (first..=last).contains(s))
+        .collect();
+    let expected: Vec<u64> = kept.iter().filter_map(|e| e["metadata"]["sequence"].as_u64()).collect();
+    assert_eq!(filtered, expected);
+    assert!(filtered.len() < written.len(), "some refusals are below `high`");
+    assert!(lines(&high).iter().any(|e| e["severity_id"] == 4 && e["status_id"] == 2), "high refusals pass");
+
     // Identity, authorization, application and API classes all occur.
     for class in ["3001", "3002", "3003", "3005", "6002", "6003"] {
         assert!(report["classes"][class].as_u64().unwrap() > 0, "{report}");
