@@ -320,62 +320,63 @@ fn local_host_name() -> String {
 mod tests {
     use super::*;
 
-    fn one(toml_text: &str) -> Result<SiemConfig, ConfigError> {
+    fn sections(toml_text: &str) -> Vec<RawSiem> {
         #[derive(Deserialize)]
         struct File {
             siem: Vec<RawSiem>,
         }
-        let file: File = toml::from_str(toml_text).unwrap();
-        validate(file.siem).map(|mut v| v.remove(0))
+        toml::from_str::<File>(toml_text).unwrap().siem
+    }
+
+    fn one(toml_text: &str) -> SiemConfig {
+        validate(sections(toml_text)).unwrap().remove(0)
+    }
+
+    /// Asserts that the sections are refused with a message holding `why`.
+    fn refused(toml_text: &str, why: &str) {
+        let e = validate(sections(toml_text)).unwrap_err();
+        assert!(e.to_string().contains(why), "{e}");
     }
 
     #[test]
     fn each_type_reads_and_misplaced_options_are_refused() {
-        let s = one("[[siem]]\ntype = \"syslog\"\naddress = \"127.0.0.1:514\"\nformat = \"cef\"\n").unwrap();
+        let s = one("[[siem]]\ntype = \"syslog\"\naddress = \"127.0.0.1:514\"\nformat = \"cef\"\n");
         assert_eq!(s.name, "siem-0");
         assert!(matches!(s.destination, Destination::Syslog { format: SyslogFormat::Cef, .. }));
-        let s =
-            one("[[siem]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"http://h:8088/\"\ntoken = \"t\"\n").unwrap();
+        let s = one("[[siem]]\nname = \"hec\"\ntype = \"splunk_hec\"\nurl = \"http://h:8088/\"\ntoken = \"t\"\n");
         assert_eq!(s.name, "siem-hec");
         assert!(matches!(&s.destination, Destination::SplunkHec { url, .. } if url == "http://h:8088"));
         assert!(format!("{s:?}").contains("Secret(***)"));
-        let e = one("[[siem]]\ntype = \"ocsf_file\"\npath = \"/x\"\nurl = \"http://h\"\n").unwrap_err();
-        assert!(e.to_string().contains("`url` does not apply to a `ocsf_file` sink"), "{e}");
-        let e = one("[[siem]]\ntype = \"splunk_hec\"\nurl = \"http://h\"\n").unwrap_err();
-        assert!(e.to_string().contains("HEC token"), "{e}");
-        let e = one("[[siem]]\ntype = \"syslog\"\ntransport = \"tls\"\naddress = \"h:6514\"\n").unwrap_err();
-        assert!(e.to_string().contains("siem.ca_file"), "{e}");
-        let e = one("[[siem]]\ntype = \"kafka\"\n").unwrap_err();
-        assert!(e.to_string().contains("`kafka`"), "{e}");
-        let e = one("[[siem]]\ntype = \"otlp\"\nurl = \"ftp://h\"\n").unwrap_err();
-        assert!(e.to_string().contains("not an http(s) URL"), "{e}");
+        refused(
+            "[[siem]]\ntype = \"ocsf_file\"\npath = \"/x\"\nurl = \"http://h\"\n",
+            "`url` does not apply to a `ocsf_file` sink",
+        );
+        refused("[[siem]]\ntype = \"splunk_hec\"\nurl = \"http://h\"\n", "HEC token");
+        refused("[[siem]]\ntype = \"syslog\"\ntransport = \"tls\"\naddress = \"h:6514\"\n", "siem.ca_file");
+        refused("[[siem]]\ntype = \"syslog\"\naddress = \"h\"\n", "is not `host:port`");
+        refused("[[siem]]\ntype = \"kafka\"\n", "`kafka`");
+        refused("[[siem]]\ntype = \"otlp\"\nurl = \"ftp://h\"\n", "not an http(s) URL");
+        refused("[[siem]]\nname = \"Bad Name\"\ntype = \"ocsf_file\"\npath = \"/x\"\n", "`Bad Name`");
     }
 
     #[test]
     fn filters_name_real_kinds_and_severities() {
         let s = one(
             "[[siem]]\ntype = \"ocsf_file\"\npath = \"/x\"\nevents = [\"action.*\", \"request.rejected\"]\nrefusals_min_severity = \"medium\"\n",
-        )
-        .unwrap();
+        );
         assert!(s.filter.admits("action.approved", Severity::Informational, false));
         assert!(!s.filter.admits("identity.user_created", Severity::Informational, false));
         assert!(s.filter.admits("request.rejected", Severity::High, true));
         assert!(!s.filter.admits("request.rejected", Severity::Low, true));
-        let e = one("[[siem]]\ntype = \"ocsf_file\"\npath = \"/x\"\nevents = [\"actions.*\"]\n").unwrap_err();
-        assert!(e.to_string().contains("matches no event kind"), "{e}");
-        let e = one("[[siem]]\ntype = \"ocsf_file\"\npath = \"/x\"\nrefusals_min_severity = \"loud\"\n").unwrap_err();
-        assert!(e.to_string().contains("`loud`"), "{e}");
+        refused("[[siem]]\ntype = \"ocsf_file\"\npath = \"/x\"\nevents = [\"actions.*\"]\n", "matches no event kind");
+        refused("[[siem]]\ntype = \"ocsf_file\"\npath = \"/x\"\nrefusals_min_severity = \"loud\"\n", "`loud`");
     }
 
     #[test]
     fn names_must_be_distinct() {
-        #[derive(Deserialize)]
-        struct File {
-            siem: Vec<RawSiem>,
-        }
-        let file: File =
-            toml::from_str("[[siem]]\nname=\"a\"\ntype=\"ocsf_file\"\npath=\"/x\"\n[[siem]]\nname=\"a\"\ntype=\"ocsf_file\"\npath=\"/y\"\n")
-                .unwrap();
-        assert!(validate(file.siem).unwrap_err().to_string().contains("names two sinks"));
+        refused(
+            "[[siem]]\nname=\"a\"\ntype=\"ocsf_file\"\npath=\"/x\"\n[[siem]]\nname=\"a\"\ntype=\"ocsf_file\"\npath=\"/y\"\n",
+            "names two sinks",
+        );
     }
 }

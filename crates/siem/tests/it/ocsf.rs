@@ -13,6 +13,20 @@ fn lines(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// Runs the OCSF validator on a file: (every event valid, its report).
+fn check(file: &std::path::Path) -> (bool, Value) {
+    let output = Command::new(python())
+        .arg(script("ocsf_check.py"))
+        .arg(file)
+        .current_dir(script("ocsf_check.py").parent().unwrap())
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    });
+    (output.status.success(), report)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_event_kind_maps_to_a_valid_ocsf_event_in_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -42,18 +56,10 @@ async fn every_event_kind_maps_to_a_valid_ocsf_event_in_the_file() {
     let all: BTreeSet<&str> = countersign_core::events::Event::KINDS.iter().copied().collect();
     assert_eq!(kinds, all, "every kind is in the file");
 
-    let output = Command::new(python())
-        .arg(script("ocsf_check.py"))
-        .arg(&file)
-        .current_dir(script("ocsf_check.py").parent().unwrap())
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-        panic!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-    });
+    let (ok, report) = check(&file);
     assert_eq!(report["checked"].as_u64().unwrap() as usize, written.len());
     assert_eq!(report["invalid"], serde_json::json!([]), "{report:#}");
-    assert!(output.status.success());
+    assert!(ok);
     // The second sink leaves out refusals below `high`, and nothing else.
     let first = events.first().unwrap().seq;
     let golden = |e: &&Value| e["metadata"]["sequence"].as_u64().unwrap() >= first;
@@ -92,13 +98,7 @@ fn the_validator_refuses_an_event_that_breaks_the_schema() {
     // API Activity without `api`, `actor` or `src_endpoint`.
     let bad = r#"{"class_uid":6003,"category_uid":6,"activity_id":1,"type_uid":600301,"time":1,"severity_id":1,"metadata":{"version":"1.5.0","product":{"name":"x"}}}"#;
     std::fs::write(&file, format!("{bad}\n")).unwrap();
-    let output = Command::new(python())
-        .arg(script("ocsf_check.py"))
-        .arg(&file)
-        .current_dir(script("ocsf_check.py").parent().unwrap())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (ok, report) = check(&file);
+    assert!(!ok);
     assert!(report["invalid"][0]["problems"].to_string().contains("api"), "{report}");
 }
