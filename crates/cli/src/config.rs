@@ -350,6 +350,7 @@ mod section_tests {
     mod identity;
     mod limits;
     mod mcp;
+    mod siem;
 }
 
 #[cfg(test)]
