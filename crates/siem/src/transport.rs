@@ -198,7 +198,7 @@ pub async fn post(
         request = request.header(reqwest::header::AUTHORIZATION, value);
     }
     let origin = countersign_channels::health::origin(url);
-    let response = request
+    let mut response = request
         .send()
         .await
         .map_err(|e| DeliveryError::Transient(format!("cannot reach `{origin}`: {}", e.without_url())))?;
@@ -206,7 +206,15 @@ pub async fn post(
     if status.is_success() {
         return Ok(());
     }
-    let text: String = response.text().await.unwrap_or_default().chars().take(200).collect();
+    // The start of the answer says why; the rest is not read.
+    let mut start = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        start.extend_from_slice(&chunk);
+        if start.len() >= 1024 {
+            break;
+        }
+    }
+    let text: String = String::from_utf8_lossy(&start).chars().take(200).collect();
     let reason = format!("`{origin}` answered HTTP {}: {text}", status.as_u16());
     match status.as_u16() {
         400 | 404 | 413 | 415 | 422 => Err(DeliveryError::Permanent(reason)),
