@@ -9,6 +9,7 @@
 //! | `[slack]`, `[teams]`, `[[webhooks]]`, `[channels]` | `countersign-channels` ([`countersign_channels::config`]) |
 //! | `[oidc]`, `[[workload_identity]]`, `[console]` | `countersign-identity` ([`countersign_identity::config`]) |
 //! | `[mcp]` | `countersign-mcp` ([`countersign_mcp::config`]) |
+//! | `[[siem]]` | `countersign-siem` ([`countersign_siem::config`]) |
 //! | `[[postgres]]` | `countersign-databases` ([`countersign_databases::postgres::config`]) |
 //! | `[audit]` | `countersign-gateway` ([`countersign_gateway::config::audit`]) |
 //! | `[database]`, `[log]` | this binary ([`database`], [`RawLog`]) |
@@ -40,6 +41,7 @@ pub use countersign_identity::config::{
 };
 pub use countersign_mcp::config::{valid_upstream_name, McpConfig, McpUpstream, RawMcp, RawMcpUpstream, UrlUpstream};
 pub use countersign_server::config::{RawServer, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, MAX_WAIT_CEILING};
+pub use countersign_siem::config::{RawSiem, SiemConfig};
 use serde::Deserialize;
 
 pub mod database;
@@ -67,6 +69,9 @@ pub struct RawConfig {
     pub webhooks: Vec<RawWebhook>,
     #[serde(default)]
     pub channels: RawChannels,
+    /// `[[siem]]`: where the audit log is streamed (see `countersign-siem`).
+    #[serde(default)]
+    pub siem: Vec<RawSiem>,
     pub oidc: Option<RawOidc>,
     #[serde(default)]
     pub workload_identity: Vec<RawWorkloadIdentity>,
@@ -127,6 +132,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Slack, Teams and webhooks (see `countersign-channels`).
     pub channels: ChannelsConfig,
+    /// The SIEM sinks (see `countersign-siem`).
+    pub siem: Vec<SiemConfig>,
     /// The identity provider, workload identity and the web console (see `countersign-identity`).
     pub identity: IdentityConfig,
     /// Rate limits and refusal accounting (see `countersign_gateway::refusals`).
@@ -199,6 +206,7 @@ impl RawConfig {
             }
         };
         let channels = countersign_channels::config::validate(self.slack, self.teams, self.webhooks, self.channels)?;
+        let siem = countersign_siem::config::validate(self.siem)?;
         let identity = countersign_identity::config::validate(
             self.oidc,
             self.workload_identity,
@@ -222,6 +230,7 @@ impl RawConfig {
             mcp: countersign_mcp::config::validate(self.mcp)?,
             database,
             channels,
+            siem,
             identity,
             limits: server.limits,
             postgres: countersign_databases::postgres::config::validate(self.postgres, env)?,
@@ -350,6 +359,7 @@ mod section_tests {
     mod identity;
     mod limits;
     mod mcp;
+    mod siem;
 }
 
 #[cfg(test)]
