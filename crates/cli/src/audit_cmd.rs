@@ -50,13 +50,15 @@ pub async fn run(command: AuditCommand, output: Output) -> anyhow::Result<Exit> 
         AuditCommand::Report { since, until, format, out, store } => {
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Existing).await?;
-            report(store.as_ref(), Period { since, until }, format, out.as_deref()).await
+            let verifier = audit_proof_cmd::configured_verifier(&config);
+            report(store.as_ref(), verifier.as_ref(), Period { since, until }, format, out.as_deref()).await
         }
     }
 }
 
 async fn report(
     store: &dyn countersign_store::Store,
+    verifier: Option<&countersign_audit::note::NoteVerifier>,
     period: Period,
     format: ReportFormat,
     out: Option<&std::path::Path>,
@@ -67,7 +69,7 @@ async fn report(
             return Ok(Exit::USAGE);
         }
     }
-    let report = countersign_gateway::evidence::report(store, period, Timestamp::now(), None).await?;
+    let report = countersign_gateway::evidence::report(store, period, Timestamp::now(), verifier).await?;
     let text = match format {
         ReportFormat::Html => countersign_evidence::render_html(&report),
         ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),

@@ -49,7 +49,7 @@ fn configured_signer(config: &Config) -> anyhow::Result<NoteSigner> {
 }
 
 /// The configured key's verifier, when there is one to read.
-fn configured_verifier(config: &Config) -> Option<NoteVerifier> {
+pub fn configured_verifier(config: &Config) -> Option<NoteVerifier> {
     configured_signer(config).ok().map(|s| s.verifier())
 }
 
