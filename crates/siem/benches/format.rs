@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("format");
     group.throughput(Throughput::Elements(events.len() as u64));
     group.bench_function("read_and_map", |b| {
-        b.iter(|| events.iter().map(|e| Exported::new(e.clone(), checkpoint.clone(), "gw1")).count())
+        b.iter(|| events.iter().map(|e| Exported::new(e.clone(), checkpoint.clone(), "gw1")).collect::<Vec<_>>())
     });
     group.bench_function("ocsf_json", |b| {
         b.iter(|| records.iter().map(|r| ocsf::event(r, &r.mapping).to_string().len()).sum::<usize>())
