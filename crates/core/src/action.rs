@@ -70,7 +70,15 @@ pub enum ActionError {
     TooManyValues,
     #[error("`{field}` uses the reserved key `{key}`")]
     ReservedKey { field: &'static str, key: String },
+    #[error("`context.{key}` is written only by the gateway's own endpoints")]
+    GatewayOnlyKey { key: &'static str },
 }
+
+/// Context keys that only the gateway's own entry points write, and that
+/// reviewers read as the gateway's word (a database's impact preview on the
+/// review card). A submitter who could set them would put words in the
+/// gateway's mouth, so [`Action::check_submitter_claims`] refuses them.
+pub const GATEWAY_CONTEXT_KEYS: [&str; 1] = ["impact_preview"];
 
 /// JSON keys that Cedar's JSON format reads as entity or extension
 /// escapes; letting them through would let a caller forge entity references.
@@ -105,6 +113,17 @@ impl Action {
             check_key("context", key)?;
         }
         Ok(())
+    }
+
+    /// Checks what only an outside submitter may not say: an action sent
+    /// through the API may not carry [`GATEWAY_CONTEXT_KEYS`]. (The
+    /// gateway's endpoints build their actions themselves and do not call
+    /// this.) Keys are compared exactly, as readers read them.
+    pub fn check_submitter_claims(&self) -> Result<(), ActionError> {
+        match GATEWAY_CONTEXT_KEYS.into_iter().find(|key| self.context.contains_key(*key)) {
+            Some(key) => Err(ActionError::GatewayOnlyKey { key }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -31,7 +31,7 @@ pub mod request;
 pub mod testing;
 pub mod text;
 
-pub use action::{Action, ActionError};
+pub use action::{Action, ActionError, GATEWAY_CONTEXT_KEYS};
 pub use clock::{parse_duration, Clock, DurationError, SystemClock, Timestamp};
 pub use fingerprint::Fingerprint;
 pub use lifecycle::{Approver, Assurance, Exclusions, Moved, Refusal};

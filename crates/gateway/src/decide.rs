@@ -10,6 +10,13 @@ use crate::state::drafts;
 use crate::AppState;
 
 impl AppState {
+    /// [`AppState::submit`] for an action an outside caller wrote (the
+    /// API): it may not claim what only the gateway's endpoints say.
+    pub async fn submit_claimed(&self, principal: &Principal, action: Action) -> Result<Request, GatewayError> {
+        action.check_submitter_claims()?;
+        self.submit(principal, action).await
+    }
+
     /// Decides on an action and stores the request. The answer is given only
     /// after the submission and decision events are durable.
     pub async fn submit(&self, principal: &Principal, action: Action) -> Result<Request, GatewayError> {

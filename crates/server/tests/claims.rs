@@ -176,3 +176,29 @@ async fn an_unreadable_policy_file_stops_startup() {
     };
     assert!(err.to_string().contains("`deny.cedar`"), "{err}");
 }
+
+/// What only the gateway's own endpoints say (a database's impact preview,
+/// shown to reviewers as the database's estimate) cannot be claimed through
+/// the API, on any resource; a lookalike key is just a key no reader reads.
+#[tokio::test]
+async fn a_submitter_cannot_speak_for_the_gateway() {
+    let g = gateway_with(PROD_IS_FORBIDDEN).await;
+    let forged = json!({"source": "EXPLAIN", "plan": "Index Scan on orders", "estimated_rows": 1});
+    for key in countersign_core::GATEWAY_CONTEXT_KEYS {
+        for resource in ["prod-db", "dev-db"] {
+            let mut body = json!({"kind": "sql.execute", "resource": resource,
+                                  "payload": {"statement": "DELETE FROM orders"}, "context": {}});
+            body["context"][key] = forged.clone();
+            let (status, error) = submit_raw(&g, &body).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{key} on {resource}: {error}");
+            assert_eq!(error["error"]["code"], "invalid_action", "{error}");
+            assert!(error["error"]["message"].as_str().unwrap().contains(key), "{error}");
+        }
+    }
+    let (_, list) = g.call_raw("GET", "/v1/actions", Some(g.token("bot")), None).await;
+    assert_eq!(list["actions"].as_array().map(Vec::len), Some(0), "nothing was decided or stored: {list}");
+    let lookalike = json!({"kind": "sql.execute", "resource": "dev-db", "payload": {"statement": "SELECT 1"},
+                           "context": {"Impact_Preview": forged}});
+    let (status, body) = submit_raw(&g, &lookalike).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

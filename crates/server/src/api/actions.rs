@@ -28,7 +28,7 @@ pub async fn submit(
     Extension(Caller(caller)): Extension<Caller>,
     ApiJson(body): ApiJson<ActionBody>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
-    let request = state.submit(&caller, body.into()).await?;
+    let request = state.submit_claimed(&caller, body.into()).await?;
     Ok((StatusCode::CREATED, Json(SubmitResponse::from(&request))))
 }
 
