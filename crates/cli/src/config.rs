@@ -10,6 +10,7 @@
 //! | `[oidc]`, `[[workload_identity]]`, `[console]` | `countersign-identity` ([`countersign_identity::config`]) |
 //! | `[mcp]` | `countersign-mcp` ([`countersign_mcp::config`]) |
 //! | `[[postgres]]` | `countersign-databases` ([`countersign_databases::postgres::config`]) |
+//! | `[[http]]` | `countersign-http` ([`countersign_http::config`]) |
 //! | `[database]`, `[log]` | this binary ([`database`], [`RawLog`]) |
 //!
 //! Reading happens in two steps. [`RawConfig`] mirrors the file exactly
@@ -29,6 +30,7 @@ pub use countersign_channels::config::{
     WebhookConfig, WEBHOOK_EVENTS,
 };
 pub use countersign_databases::postgres::config::{PostgresConfig, RawPostgres};
+pub use countersign_http::config::{HttpConfig, RawHttp};
 pub use countersign_gateway::config::{
     ConfigError, Environment, GatewayConfig, IpNet, LimitsConfig, MapEnv, ProcessEnv, RawApproval, Secret,
 };
@@ -71,6 +73,9 @@ pub struct RawConfig {
     /// `[[postgres]]`: databases reached through the gateway.
     #[serde(default)]
     pub postgres: Vec<RawPostgres>,
+    /// `[[http]]`: HTTP APIs reached through the gateway.
+    #[serde(default)]
+    pub http: Vec<RawHttp>,
 }
 
 /// `[log]`
@@ -129,6 +134,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The PostgreSQL endpoints (see `countersign-databases`).
     pub postgres: Vec<PostgresConfig>,
+    /// The HTTP APIs served at `/http/{name}` (see `countersign-http`).
+    pub http: Vec<HttpConfig>,
 }
 
 /// Variables read by client commands, not the gateway's config.
@@ -218,6 +225,7 @@ impl RawConfig {
             identity,
             limits: server.limits,
             postgres: countersign_databases::postgres::config::validate(self.postgres, env)?,
+            http: countersign_http::config::validate(self.http, env)?,
         })
     }
 }
@@ -245,6 +253,9 @@ impl Config {
             step_up_max_age: self.identity.step_up_max_age(),
             sql_dialects: std::sync::Arc::new(
                 self.postgres.iter().map(|p| (p.resource.clone(), "postgres".to_owned())).collect(),
+            ),
+            http_apis: std::sync::Arc::new(
+                self.http.iter().filter_map(|h| Some((h.resource.clone(), h.api.clone()?))).collect(),
             ),
         }
     }

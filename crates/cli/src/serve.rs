@@ -88,7 +88,7 @@ async fn start_databases(state: &AppState, config: &Config) -> anyhow::Result<()
     Ok(())
 }
 
-/// The console, MCP and channel routes, and the channels (whose workers
+/// The console, MCP, HTTP API and channel routes, and the channels (whose workers
 /// the caller starts). The console's admin page shows each channel's
 /// health.
 fn routes(
@@ -109,7 +109,16 @@ fn routes(
     };
     let console = countersign_console::router(state.clone(), identity, options);
     let mcp = countersign_mcp::router(state.clone(), config.mcp.clone(), config.body_limit_bytes);
-    Ok((console.merge(mcp).merge(channels.router()), channels))
+    for api in &config.http {
+        eprintln!(
+            "http:         `{}` at {}/http/{} (agents call it with their countersign key)",
+            api.resource,
+            config.public_url.trim_end_matches('/'),
+            api.name
+        );
+    }
+    let http = countersign_http::router(state.clone(), config.http.clone());
+    Ok((console.merge(mcp).merge(http).merge(channels.router()), channels))
 }
 
 /// A channel's health in the console's terms. The adapter lives here, in

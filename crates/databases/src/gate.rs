@@ -162,13 +162,13 @@ fn refusal(target: &Target, ended: Ended) -> Refusal {
 
 /// Records how statements went, off the client's path and in batches.
 #[derive(Debug, Clone)]
-pub struct Outcomes(gate::Outcomes);
+pub struct Outcomes(gate::Outcomes, Principal);
 
 impl Outcomes {
     /// A recorder for `principal`'s statements; it ends (after recording
     /// what it was given) when the last clone is dropped.
     pub fn new(state: &AppState, principal: &Principal) -> Self {
-        Self(gate::Outcomes::new(state, principal))
+        Self(gate::Outcomes::new(state), principal.clone())
     }
 
     /// Records how request `id`'s statement went.
@@ -180,7 +180,7 @@ impl Outcomes {
             output_sha256: None,
             reported_at: state.now(),
         };
-        self.0.report(id, outcome);
+        self.0.report(&self.1, id, outcome);
     }
 }
 

@@ -166,15 +166,15 @@ pub fn asked(request: &Request) -> Vec<String> {
 /// Records how actions went, off the client's path and in batches.
 #[derive(Debug, Clone)]
 pub struct Outcomes {
-    sender: tokio::sync::mpsc::UnboundedSender<(String, Outcome)>,
+    sender: tokio::sync::mpsc::UnboundedSender<(Principal, String, Outcome)>,
 }
 
 impl Outcomes {
-    /// A recorder for `principal`'s actions; it ends (after recording what
-    /// it was given) when the last clone is dropped.
-    pub fn new(state: &AppState, principal: &Principal) -> Self {
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(String, Outcome)>();
-        let (state, principal) = (state.clone(), principal.clone());
+    /// A recorder; it ends (after recording what it was given) when the
+    /// last clone is dropped.
+    pub fn new(state: &AppState) -> Self {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(Principal, String, Outcome)>();
+        let state = state.clone();
         tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
                 let mut batch = vec![first];
@@ -182,10 +182,10 @@ impl Outcomes {
                 while let Ok(Some(next)) = tokio::time::timeout_at(deadline, receiver.recv()).await {
                     batch.push(next);
                 }
-                let reports = batch.into_iter().map(|(id, outcome)| {
-                    let (state, principal) = (&state, &principal);
+                let reports = batch.into_iter().map(|(principal, id, outcome)| {
+                    let state = &state;
                     async move {
-                        if let Err(e) = state.report_outcome(principal, &id, outcome).await {
+                        if let Err(e) = state.report_outcome(&principal, &id, outcome).await {
                             tracing::warn!(request = %id, error = %e, "could not record an action's outcome");
                         }
                     }
@@ -196,9 +196,9 @@ impl Outcomes {
         Self { sender }
     }
 
-    /// Records how request `id`'s action went.
-    pub fn report(&self, id: String, outcome: Outcome) {
-        if self.sender.send((id, outcome)).is_err() {
+    /// Records how request `id`'s action, run for `principal`, went.
+    pub fn report(&self, principal: &Principal, id: String, outcome: Outcome) {
+        if self.sender.send((principal.clone(), id, outcome)).is_err() {
             tracing::warn!("the outcome recorder has stopped; an outcome is lost");
         }
     }
