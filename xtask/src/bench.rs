@@ -27,6 +27,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.flood {
         return crate::flood::run(args).await;
     }
+    if args.checkpoints {
+        return crate::checkpoints::run(args).await;
+    }
     if !args.binary.is_file() {
         bail!("no binary at `{}`; build it with `cargo build --release -p countersign`", args.binary.display());
     }

@@ -1,15 +1,18 @@
 //! Developer tasks for the countersign workspace.
 //!
 //! `cargo run --release -p xtask -- bench` measures a real gateway on
-//! loopback and prints a markdown table for the README.
+//! loopback and prints a markdown table for the README; `-- simulate`
+//! records a million actions and times `policy simulate` over them.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod bench;
+mod checkpoints;
 mod flood;
 mod gateway;
 mod http;
 mod replicas;
+mod simulate;
 mod stats;
 
 use std::path::PathBuf;
@@ -35,6 +38,12 @@ enum Task {
         It starts `countersign serve` on a temporary data directory, stops it at the end, and prints a markdown table. \
         Build the binary first: cargo build --release -p countersign")]
     Bench(BenchArgs),
+    /// Record N actions into a SQLite store and time `countersign policy simulate` over them.
+    #[command(long_about = "Record N actions (default one million) into a fresh SQLite store through the store's \
+        append path, decided by the starter policy, then time `countersign policy simulate` against a candidate \
+        set that changes some decisions and against the set in force. Prints a markdown row per run. \
+        Build the binary first: cargo build --release -p countersign")]
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -66,6 +75,10 @@ pub struct BenchArgs {
     /// during the flood.
     #[arg(long, conflicts_with_all = ["postgres", "database"])]
     pub flood: bool,
+    /// Measure routine decisions with signed audit checkpoints off and on,
+    /// two gateways side by side, in alternating rounds.
+    #[arg(long, conflicts_with_all = ["postgres", "database", "flood"])]
+    pub checkpoints: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -91,6 +104,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Task::Bench(args) => runtime.block_on(bench::run(args)),
+        Task::Simulate(args) => runtime.block_on(simulate::run(args)),
     };
     runtime.shutdown_background();
     match result {

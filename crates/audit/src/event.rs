@@ -121,6 +121,17 @@ impl AuditEvent {
         compute_hash(self.seq, self.time, &self.actor, &self.kind, &self.body, &self.prev_hash)
     }
 
+    /// The canonical (JCS) bytes of the event without its own `hash`:
+    /// exactly what the chain hashes, and the leaf of the Merkle tree.
+    pub fn canonical_text(&self) -> String {
+        canonical_text(self.seq, self.time, &self.actor, &self.kind, &self.body, &self.prev_hash)
+    }
+
+    /// The event's RFC 9162 leaf hash in the audit tree.
+    pub fn leaf_hash(&self) -> crate::merkle::Hash {
+        crate::merkle::leaf_hash(self.canonical_text().as_bytes())
+    }
+
     /// The event read back into its typed form, or kept as stored when this
     /// version cannot read it.
     pub fn parsed(&self) -> Parsed {
@@ -146,10 +157,23 @@ impl AuditEvent {
     }
 }
 
-/// SHA-256 over the JCS encoding of the event's fields. The body is already
-/// canonical, and JCS escapes strings exactly as `serde_json` does, so the
-/// canonical object is assembled directly, keys in JCS order.
+/// SHA-256 over the JCS encoding of the event's fields.
 pub(crate) fn compute_hash(seq: u64, time: Timestamp, actor: &str, kind: &str, body: &str, prev_hash: &str) -> String {
+    hex::encode(Sha256::digest(canonical_text(seq, time, actor, kind, body, prev_hash).as_bytes()))
+}
+
+/// The JCS encoding of the event's fields: what the chain hashes and what
+/// the Merkle tree's leaf is. The body is already canonical, and JCS
+/// escapes strings exactly as `serde_json` does, so the canonical object is
+/// assembled directly, keys in JCS order.
+pub(crate) fn canonical_text(
+    seq: u64,
+    time: Timestamp,
+    actor: &str,
+    kind: &str,
+    body: &str,
+    prev_hash: &str,
+) -> String {
     let mut text = String::with_capacity(body.len() + actor.len() + 160);
     text.push_str("{\"actor\":");
     push_json_string(&mut text, actor);
@@ -164,7 +188,7 @@ pub(crate) fn compute_hash(seq: u64, time: Timestamp, actor: &str, kind: &str, b
     text.push_str(",\"type\":");
     push_json_string(&mut text, kind);
     text.push('}');
-    hex::encode(Sha256::digest(text.as_bytes()))
+    text
 }
 
 fn push_json_string(out: &mut String, value: &str) {

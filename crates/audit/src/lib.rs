@@ -14,14 +14,21 @@
 //!
 //! [`csv`] is the one CSV writer of every export (formula cells defused).
 //!
-//! Truncating the newest events cannot be detected from the chain alone;
-//! signed checkpoints (a later addition) close that gap.
+//! Truncating the newest events, or rewriting a suffix and recomputing its
+//! hashes, cannot be detected from the chain alone. The [`merkle`] tree
+//! over the same canonical bytes, signed [`checkpoint`]s (C2SP signed
+//! [`note`]s) and [`proof`]s close that gap: a saved checkpoint pins the
+//! log's first `size` events, and a proof shows one event is among them.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod chain;
+pub mod checkpoint;
 pub mod csv;
 mod event;
+pub mod merkle;
+pub mod note;
+pub mod proof;
 mod refusal;
 
 pub use chain::{verify_all, BreakReason, ChainBreak, ChainHead, ChainVerifier, Verified, GENESIS_HASH};

@@ -1,4 +1,4 @@
-//! How each channel is doing, for the console's admin page: up or down,
+//! How each channel or sink is doing, for the console's admin page: up or down,
 //! the last error, the last delivery, and the backlog.
 //!
 //! The delivery worker that holds a channel's lease records the state in
@@ -19,8 +19,7 @@ use countersign_core::Timestamp;
 use countersign_gateway::AppState;
 use serde::{Deserialize, Serialize};
 
-use crate::events::classify;
-use crate::outbox::{Notifier, KV};
+use crate::outbox::{Sink, KV};
 
 /// How many audit events past the cursor the backlog count reads at most.
 const BACKLOG_SCAN: usize = 1000;
@@ -57,24 +56,25 @@ pub struct Snapshot {
 #[derive(Debug, Clone)]
 pub struct Probe {
     state: AppState,
-    notifier: Arc<dyn Notifier>,
+    sink: Arc<dyn Sink>,
 }
 
 impl Probe {
-    pub(crate) fn new(state: AppState, notifier: Arc<dyn Notifier>) -> Self {
-        Self { state, notifier }
+    /// A probe of `sink`, whose worker [`crate::outbox::run`] records its state.
+    pub fn new(state: AppState, sink: Arc<dyn Sink>) -> Self {
+        Self { state, sink }
     }
 
     /// The channel's name (`slack`, `teams`, `webhook-0`, …).
     pub fn name(&self) -> String {
-        self.notifier.name()
+        self.sink.name()
     }
 
     /// The channel's state now. A store that cannot be read shows the
     /// channel as unknown (down), never as fine.
     pub async fn snapshot(&self, now: Timestamp) -> Snapshot {
-        let name = self.notifier.name();
-        let target = self.notifier.target();
+        let name = self.sink.name();
+        let target = self.sink.target();
         let kv = self.state.key_values(KV);
         let recorded = match kv.get(&key(&name)).await {
             Ok(Some(text)) => serde_json::from_str::<Recorded>(&text).ok(),
@@ -93,9 +93,9 @@ impl Probe {
     /// Changes this channel still has to deliver: (count, more beyond the scan).
     async fn backlog(&self) -> Option<(usize, bool)> {
         let kv = self.state.key_values(KV);
-        let cursor: u64 = kv.get(&format!("cursor:{}", self.notifier.name())).await.ok()??.parse().ok()?;
+        let cursor: u64 = kv.get(&format!("cursor:{}", self.sink.name())).await.ok()??.parse().ok()?;
         let events = self.state.audit_events(cursor, BACKLOG_SCAN).await.ok()?;
-        let count = events.iter().filter_map(classify).filter(|c| self.notifier.wants(c.kind)).count();
+        let count = events.iter().filter(|e| self.sink.wants(e)).count();
         Some((count, events.len() == BACKLOG_SCAN))
     }
 }

@@ -36,6 +36,7 @@ pub mod health;
 mod http;
 pub mod identity;
 mod inbound;
+pub mod notifying;
 pub mod outbox;
 pub mod slack;
 pub mod teams;
@@ -52,7 +53,7 @@ use countersign_gateway::AppState;
 
 pub use config::ChannelsConfig;
 pub use events::{Change, ChangeKind};
-pub use outbox::{DeliveryError, Notifier, OutboxOptions};
+pub use outbox::{DeliveryError, Notifier, OutboxOptions, Sink};
 
 impl From<redact::InvalidPattern> for SetupError {
     fn from(e: redact::InvalidPattern) -> Self {
@@ -143,9 +144,17 @@ impl Channels {
         all
     }
 
+    /// Every notifier as an outbox sink.
+    fn sinks(&self) -> Vec<Arc<dyn Sink>> {
+        self.notifiers()
+            .into_iter()
+            .map(|n| Arc::new(notifying::Notifying::new(self.state.clone(), n)) as Arc<dyn Sink>)
+            .collect()
+    }
+
     /// One health probe per channel, for the console's admin page.
     pub fn health(&self) -> Vec<health::Probe> {
-        self.notifiers().into_iter().map(|n| health::Probe::new(self.state.clone(), n)).collect()
+        self.sinks().into_iter().map(|s| health::Probe::new(self.state.clone(), s)).collect()
     }
 
     /// Starts one delivery worker per channel, the escalation scanner, and
@@ -153,12 +162,12 @@ impl Channels {
     /// shuts down.
     pub fn spawn(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
-        let notifiers = self.notifiers();
-        if notifiers.is_empty() {
+        let sinks = self.sinks();
+        if sinks.is_empty() {
             return tasks;
         }
-        for notifier in notifiers {
-            tasks.push(tokio::spawn(outbox::run(self.state.clone(), notifier, self.options.clone())));
+        for sink in sinks {
+            tasks.push(tokio::spawn(outbox::run(self.state.clone(), sink, self.options.clone())));
         }
         tasks.push(tokio::spawn(escalation::run(self.state.clone(), self.options.clone())));
         if let Some(slack) = &self.slack {

@@ -1,5 +1,7 @@
-//! The durable outbox: one delivery worker per channel, reading request
-//! changes from the audit log.
+//! The durable outbox: one delivery worker per sink, reading the audit
+//! log in order. A sink is a chat channel or webhook (a [`Notifier`], fed
+//! the request changes, see [`crate::notifying`]) or any other consumer of
+//! the raw events ([`Sink`]: the SIEM exports of `countersign-siem`).
 //!
 //! Why the audit log: each change is appended in the same transaction that
 //! makes it, so "changed but not notified" and "notified but not changed"
@@ -16,13 +18,12 @@
 //! and the outage shows in `/metrics` (`countersign_channel_up`) and the
 //! logs.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use countersign_audit::AuditDraft;
+use countersign_audit::{AuditDraft, AuditEvent};
 use countersign_core::events::{ChannelStarted, Event};
 use countersign_core::{Request, Timestamp};
 use countersign_gateway::changes::Subscription;
@@ -30,7 +31,7 @@ use countersign_gateway::kv::Lease;
 use countersign_gateway::AppState;
 use countersign_store::StoreError;
 
-use crate::events::{classify, Change, ChangeKind};
+use crate::events::{Change, ChangeKind};
 
 /// The key-value namespace of the channels.
 pub const KV: &str = "channels";
@@ -81,6 +82,32 @@ pub trait Notifier: Send + Sync + fmt::Debug {
     async fn deliver(&self, change: &Change, request: &Request, attempt: u32) -> Result<(), DeliveryError>;
 }
 
+/// Anything the outbox feeds: it receives the audit events it wants, one
+/// at a time, in sequence order, at least once.
+#[async_trait]
+pub trait Sink: Send + Sync + fmt::Debug {
+    /// A stable name: the cursor key, the metrics label, the log field.
+    fn name(&self) -> String;
+
+    /// What the sink talks to, for the admin page (never a secret).
+    fn target(&self) -> String;
+
+    /// Whether this sink delivers `event` at all (also counts the backlog).
+    fn wants(&self, event: &AuditEvent) -> bool;
+
+    /// The events of one batch this sink delivers, in order: by default
+    /// every one it wants.
+    fn select(&self, events: Vec<AuditEvent>) -> Vec<AuditEvent> {
+        events.into_iter().filter(|e| self.wants(e)).collect()
+    }
+
+    /// Give up on a delivery after this many attempts; `None`: keep trying.
+    fn max_attempts(&self) -> Option<u32>;
+
+    /// Delivers one event; `attempt` counts from 1.
+    async fn deliver(&self, event: &AuditEvent, attempt: u32) -> Result<(), DeliveryError>;
+}
+
 /// Delivery timings.
 #[derive(Debug, Clone)]
 pub struct OutboxOptions {
@@ -119,15 +146,15 @@ impl OutboxOptions {
     }
 }
 
-/// Runs one channel's worker until the gateway shuts down.
-pub async fn run(state: AppState, notifier: Arc<dyn Notifier>, options: OutboxOptions) {
-    let name = notifier.name();
+/// Runs one sink's worker until the gateway shuts down.
+pub async fn run(state: AppState, sink: Arc<dyn Sink>, options: OutboxOptions) {
+    let name = sink.name();
     let mut worker = Worker {
         lease: Lease::new(state.key_values(KV), state.clock(), &format!("lease:{name}"), options.lease),
         cursor_key: format!("cursor:{name}"),
         health: Health::new(&state, &name),
         state,
-        notifier,
+        sink,
         options,
         name,
     };
@@ -136,7 +163,7 @@ pub async fn run(state: AppState, notifier: Arc<dyn Notifier>, options: OutboxOp
 
 struct Worker {
     state: AppState,
-    notifier: Arc<dyn Notifier>,
+    sink: Arc<dyn Sink>,
     options: OutboxOptions,
     name: String,
     cursor_key: String,
@@ -188,15 +215,15 @@ impl Worker {
                 self.idle(&mut wake, self.options.poll).await;
                 continue;
             };
-            let changes = self.select(events.iter().filter_map(classify).collect());
+            let chosen = self.sink.select(events);
             let mut position = at;
             let mut interrupted = false;
-            for (n, change) in changes.iter().enumerate() {
-                match self.deliver(change).await {
+            for (n, event) in chosen.iter().enumerate() {
+                match self.deliver(event).await {
                     Fate::Done => {}
                     Fate::Interrupted => {
                         // Keep what was delivered before the interruption.
-                        let done = n.checked_sub(1).and_then(|i| changes.get(i)).map_or(at, |c| c.seq);
+                        let done = n.checked_sub(1).and_then(|i| chosen.get(i)).map_or(at, |e| e.seq);
                         self.save_cursor(&mut position, done).await;
                         interrupted = true;
                         break;
@@ -207,7 +234,7 @@ impl Worker {
                 // deliver a few changes again, which chat updates absorb and
                 // webhook receivers drop by event id; every decision would
                 // otherwise pay for one more durable write per channel.
-                if n % CURSOR_EVERY == CURSOR_EVERY - 1 && !self.save_cursor(&mut position, change.seq).await {
+                if n % CURSOR_EVERY == CURSOR_EVERY - 1 && !self.save_cursor(&mut position, event.seq).await {
                     interrupted = true;
                     break;
                 }
@@ -220,47 +247,28 @@ impl Worker {
         }
     }
 
-    /// The changes this channel delivers, in order; for coalescing
-    /// channels only the last card change of each request.
-    fn select(&self, changes: Vec<Change>) -> Vec<Change> {
-        let wanted: Vec<Change> = changes.into_iter().filter(|c| self.notifier.wants(c.kind)).collect();
-        if !self.notifier.coalesces() {
-            return wanted;
-        }
-        let mut seen = HashSet::new();
-        let mut kept: Vec<Change> =
-            wanted.into_iter().rev().filter(|c| !c.kind.shows_on_card() || seen.insert(c.request_id.clone())).collect();
-        kept.reverse();
-        kept
-    }
-
-    async fn deliver(&mut self, change: &Change) -> Fate {
+    async fn deliver(&mut self, event: &AuditEvent) -> Fate {
         let mut attempt: u32 = 1;
         loop {
             if self.state.is_shutting_down() || !self.lease.hold().await {
                 return Fate::Interrupted;
             }
-            let result = match self.state.request(&change.request_id).await {
-                Ok(Some(request)) => self.notifier.deliver(change, &request, attempt).await,
-                Ok(None) => Err(DeliveryError::Permanent(format!("request `{}` does not exist", change.request_id))),
-                Err(e) => Err(DeliveryError::from(e)),
-            };
-            match result {
+            match self.sink.deliver(event, attempt).await {
                 Ok(()) => {
                     self.health.delivered().await;
                     return Fate::Done;
                 }
                 Err(DeliveryError::Permanent(reason)) => {
                     self.health.count("rejected");
-                    tracing::error!(channel = %self.name, id = %change.request_id, event = change.kind.as_str(),
+                    tracing::error!(channel = %self.name, seq = event.seq, event = %event.kind,
                         %reason, "delivery refused by the channel; skipping it");
                     return Fate::Done;
                 }
                 Err(DeliveryError::Transient(reason)) => {
                     self.health.failed(&reason).await;
-                    if self.notifier.max_attempts().is_some_and(|max| attempt >= max) {
+                    if self.sink.max_attempts().is_some_and(|max| attempt >= max) {
                         self.health.count("gave_up");
-                        tracing::error!(channel = %self.name, id = %change.request_id, event = change.kind.as_str(),
+                        tracing::error!(channel = %self.name, seq = event.seq, event = %event.kind,
                             attempts = attempt, %reason, "delivery failed too often; giving up on it");
                         return Fate::Done;
                     }

@@ -1,6 +1,7 @@
 //! `audit verify`, `audit export` and `audit report`: reading the
 //! hash-chained log straight from the store, in pages, so a long log
-//! streams in constant memory (a report keeps only what it lists).
+//! streams in constant memory (a report keeps only what it lists). The
+//! checkpoint and proof commands are in [`crate::audit_proof_cmd`].
 
 use std::io::{BufWriter, ErrorKind, Write};
 use std::time::Instant;
@@ -10,6 +11,7 @@ use countersign_core::Timestamp;
 use countersign_evidence::Period;
 use serde_json::json;
 
+use crate::audit_proof_cmd;
 use crate::cli::{AuditCommand, ExportFormat, ReportFormat};
 use crate::exit::Exit;
 use crate::local::{self, Open};
@@ -20,11 +22,26 @@ const PAGE: usize = 10_000;
 
 pub async fn run(command: AuditCommand, output: Output) -> anyhow::Result<Exit> {
     match command {
-        AuditCommand::Verify { store } => {
+        AuditCommand::Verify { store, since_checkpoint: None, key: _ } => {
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Existing).await?;
             verify(store.as_ref(), output).await
         }
+        AuditCommand::Verify { store, since_checkpoint: Some(file), key } => {
+            let config = local::config(&store)?;
+            let store = local::open_store(&config, Open::Existing).await?;
+            audit_proof_cmd::verify_since(store.as_ref(), &config, &file, key.as_deref(), output).await
+        }
+        AuditCommand::Key { generate, store } => {
+            let config = local::config(&store)?;
+            audit_proof_cmd::key(&config, generate, output)
+        }
+        AuditCommand::Prove { id, out, store } => {
+            let config = local::config(&store)?;
+            let store = local::open_store(&config, Open::Existing).await?;
+            audit_proof_cmd::prove(store.as_ref(), &config, &id, out, output).await
+        }
+        AuditCommand::VerifyProof { file, key } => audit_proof_cmd::verify_proof(&file, &key, output),
         AuditCommand::Export { since, until, format, store } => {
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Existing).await?;
@@ -33,13 +50,15 @@ pub async fn run(command: AuditCommand, output: Output) -> anyhow::Result<Exit> 
         AuditCommand::Report { since, until, format, out, store } => {
             let config = local::config(&store)?;
             let store = local::open_store(&config, Open::Existing).await?;
-            report(store.as_ref(), Period { since, until }, format, out.as_deref()).await
+            let verifier = audit_proof_cmd::configured_verifier(&config);
+            report(store.as_ref(), verifier.as_ref(), Period { since, until }, format, out.as_deref()).await
         }
     }
 }
 
 async fn report(
     store: &dyn countersign_store::Store,
+    verifier: Option<&countersign_audit::note::NoteVerifier>,
     period: Period,
     format: ReportFormat,
     out: Option<&std::path::Path>,
@@ -50,7 +69,7 @@ async fn report(
             return Ok(Exit::USAGE);
         }
     }
-    let report = countersign_gateway::evidence::report(store, period, Timestamp::now(), None).await?;
+    let report = countersign_gateway::evidence::report(store, period, Timestamp::now(), verifier).await?;
     let text = match format {
         ReportFormat::Html => countersign_evidence::render_html(&report),
         ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),

@@ -213,14 +213,91 @@ pub enum PolicyCommand {
         /// JSON file of test cases.
         cases: PathBuf,
     },
+    /// Replay the actions the audit log recorded against a candidate policy directory and report what would change.
+    #[command(long_about = SIMULATE_LONG_ABOUT, after_long_help = SIMULATE_EXIT_CODES)]
+    Simulate {
+        /// Candidate policy directory.
+        dir: PathBuf,
+        /// Replay actions submitted since this long ago (`30d`, `12h`) or since this time (RFC 3339).
+        #[arg(long, value_name = "AGE|TIME", default_value = "30d", value_parser = parse_since)]
+        since: Since,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+const SIMULATE_LONG_ABOUT: &str = "\
+Replay the actions the audit log recorded against the candidate policies in DIR, and report what would change: allowed, pending or denied becoming another of them, or other approver groups or quorum. The report counts changes by kind and by policy (the policies that determine one decision and not the other, or both with other approvers) and shows the first few examples of each kind (request id, kind, resource, principal, the start of the payload).
+
+Each action is decided as the gateway decides it: facts are derived again from the recorded payload (SQL in the dialect configured for the resource), and the principal has the groups, owner and email the log's identity events gave it at that point (or, for identities the log never describes, what the store holds now). The whole log is read; only actions submitted since --since are replayed. Events that do not read are reported and skipped. An invalid candidate set is reported as `policy check` reports it (`file:line:col: message`).
+
+The store is the one `audit verify` reads: the data directory, or PostgreSQL with --database. --output json prints the whole report as one JSON object.";
+
+const SIMULATE_EXIT_CODES: &str = "\
+Exit codes:
+  0  no recorded decision would change
+  1  error (the candidate policies do not load, the store cannot be read)
+  2  usage error
+  5  some recorded decisions would change (see the report)";
+
+/// Where a simulation starts: an age back from now, or a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    Ago(std::time::Duration),
+    At(countersign_core::Timestamp),
+}
+
+fn parse_since(text: &str) -> Result<Since, String> {
+    if let Ok(age) = countersign_core::parse_duration(text) {
+        return Ok(Since::Ago(age));
+    }
+    countersign_core::Timestamp::parse_rfc3339(text)
+        .map(Since::At)
+        .map_err(|_| format!("`{text}` is neither an age such as `30d` nor an RFC 3339 time"))
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify the whole hash chain; names the first bad sequence number.
+    /// With --since-checkpoint, also prove the log extends a checkpoint
+    /// saved earlier (detects truncation and rewritten history).
     Verify {
+        /// A signed checkpoint saved earlier (from `GET /v1/audit/checkpoint`).
+        #[arg(long, value_name = "FILE")]
+        since_checkpoint: Option<PathBuf>,
+        /// The verifier key (vkey) that signed it [default: the configured key].
+        #[arg(long, value_name = "VKEY", requires = "since_checkpoint")]
+        key: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
+    },
+    /// Print the verifier key (C2SP vkey) of the audit checkpoints.
+    Key {
+        /// Instead, print a new private key named NAME (the log's origin) for
+        /// `[audit] key_file` or COUNTERSIGN_AUDIT_KEY; its vkey goes to stderr.
+        #[arg(long, value_name = "NAME")]
+        generate: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Write a self-contained proof (C2SP tlog-proof) of a request's events:
+    /// the events, their inclusion proofs and the latest signed checkpoint.
+    Prove {
+        /// The request id.
+        id: String,
+        /// The file to write [default: <id>.tlog-proof; `-` for stdout].
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Check a proof file offline, with no gateway and no store.
+    VerifyProof {
+        /// The file `audit prove` wrote.
+        file: PathBuf,
+        /// The log's verifier key (from `countersign audit key`).
+        #[arg(long, value_name = "VKEY")]
+        key: String,
     },
     /// Write audit events to stdout.
     Export {
@@ -411,6 +488,24 @@ mod tests {
             ("--on-behalf-of", "carol\u{200b}"),
         ] {
             assert!(parse(flag, value).is_err(), "{flag} {value:?}");
+        }
+    }
+
+    #[test]
+    fn since_is_an_age_or_a_time() {
+        assert_eq!(parse_since("30d"), Ok(Since::Ago(std::time::Duration::from_secs(30 * 86_400))));
+        assert_eq!(
+            parse_since("2026-01-02T03:04:05Z"),
+            Ok(Since::At(countersign_core::Timestamp::parse_rfc3339("2026-01-02T03:04:05Z").unwrap()))
+        );
+        assert!(parse_since("yesterday").is_err());
+        let cli = Cli::try_parse_from(["countersign", "policy", "simulate", "p", "--data-dir", "d"]).unwrap();
+        match cli.command {
+            Command::Policy(PolicyCommand::Simulate { since, store, .. }) => {
+                assert_eq!(since, Since::Ago(std::time::Duration::from_secs(30 * 86_400)));
+                assert_eq!(store.data_dir.as_deref(), Some(std::path::Path::new("d")));
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -9,7 +9,9 @@
 //! | `[slack]`, `[teams]`, `[[webhooks]]`, `[channels]` | `countersign-channels` ([`countersign_channels::config`]) |
 //! | `[oidc]`, `[[workload_identity]]`, `[console]` | `countersign-identity` ([`countersign_identity::config`]) |
 //! | `[mcp]` | `countersign-mcp` ([`countersign_mcp::config`]) |
+//! | `[[siem]]` | `countersign-siem` ([`countersign_siem::config`]) |
 //! | `[[postgres]]` | `countersign-databases` ([`countersign_databases::postgres::config`]) |
+//! | `[audit]` | `countersign-gateway` ([`countersign_gateway::config::audit`]) |
 //! | `[[http]]` | `countersign-http` ([`countersign_http::config`]) |
 //! | `[database]`, `[log]` | this binary ([`database`], [`RawLog`]) |
 //!
@@ -32,7 +34,8 @@ pub use countersign_channels::config::{
 pub use countersign_databases::postgres::config::{PostgresConfig, RawPostgres};
 pub use countersign_http::config::{HttpConfig, RawHttp};
 pub use countersign_gateway::config::{
-    ConfigError, Environment, GatewayConfig, IpNet, LimitsConfig, MapEnv, ProcessEnv, RawApproval, Secret,
+    AuditConfig, ConfigError, Environment, GatewayConfig, IpNet, KeySource, LimitsConfig, MapEnv, ProcessEnv,
+    RawApproval, RawAudit, Secret,
 };
 pub use countersign_identity::config::{
     ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
@@ -40,6 +43,7 @@ pub use countersign_identity::config::{
 };
 pub use countersign_mcp::config::{valid_upstream_name, McpConfig, McpUpstream, RawMcp, RawMcpUpstream, UrlUpstream};
 pub use countersign_server::config::{RawServer, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, MAX_WAIT_CEILING};
+pub use countersign_siem::config::{RawSiem, SiemConfig};
 use serde::Deserialize;
 
 pub mod database;
@@ -56,6 +60,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
     pub mcp: RawMcp,
     #[serde(default)]
     pub database: RawDatabase,
@@ -65,6 +71,9 @@ pub struct RawConfig {
     pub webhooks: Vec<RawWebhook>,
     #[serde(default)]
     pub channels: RawChannels,
+    /// `[[siem]]`: where the audit log is streamed (see `countersign-siem`).
+    #[serde(default)]
+    pub siem: Vec<RawSiem>,
     pub oidc: Option<RawOidc>,
     #[serde(default)]
     pub workload_identity: Vec<RawWorkloadIdentity>,
@@ -128,12 +137,16 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Slack, Teams and webhooks (see `countersign-channels`).
     pub channels: ChannelsConfig,
+    /// The SIEM sinks (see `countersign-siem`).
+    pub siem: Vec<SiemConfig>,
     /// The identity provider, workload identity and the web console (see `countersign-identity`).
     pub identity: IdentityConfig,
     /// Rate limits and refusal accounting (see `countersign_gateway::refusals`).
     pub limits: LimitsConfig,
     /// The PostgreSQL endpoints (see `countersign-databases`).
     pub postgres: Vec<PostgresConfig>,
+    /// Signed checkpoints of the audit log (see `countersign_gateway::checkpoints`).
+    pub audit: AuditConfig,
     /// The HTTP APIs served at `/http/{name}` (see `countersign-http`).
     pub http: Vec<HttpConfig>,
 }
@@ -142,8 +155,8 @@ pub struct Config {
 const CLIENT_VARS: [&str; 2] = ["COUNTERSIGN_SERVER", "COUNTERSIGN_TOKEN"];
 /// Sections an environment variable can address, longest first so that a
 /// section whose name is a prefix of another cannot steal its variables.
-const SECTIONS: [&str; 10] =
-    ["APPROVAL", "DATABASE", "CHANNELS", "CONSOLE", "SERVER", "MCP", "SLACK", "TEAMS", "OIDC", "LOG"];
+const SECTIONS: [&str; 11] =
+    ["APPROVAL", "DATABASE", "CHANNELS", "CONSOLE", "SERVER", "AUDIT", "MCP", "SLACK", "TEAMS", "OIDC", "LOG"];
 
 impl RawConfig {
     /// Reads the file (if any), applies the environment, then the flags.
@@ -200,6 +213,7 @@ impl RawConfig {
             }
         };
         let channels = countersign_channels::config::validate(self.slack, self.teams, self.webhooks, self.channels)?;
+        let siem = countersign_siem::config::validate(self.siem)?;
         let identity = countersign_identity::config::validate(
             self.oidc,
             self.workload_identity,
@@ -207,6 +221,7 @@ impl RawConfig {
             &server.public_url,
         )?;
         let database = database::validate(self.database)?;
+        let audit = self.audit.validate(&server.public_url)?;
         Ok(Config {
             listen: server.http.listen,
             data_dir: server.data_dir,
@@ -222,9 +237,11 @@ impl RawConfig {
             mcp: countersign_mcp::config::validate(self.mcp)?,
             database,
             channels,
+            siem,
             identity,
             limits: server.limits,
             postgres: countersign_databases::postgres::config::validate(self.postgres, env)?,
+            audit,
             http: countersign_http::config::validate(self.http, env)?,
         })
     }
@@ -347,11 +364,13 @@ mod testing {
 /// Each section's tests, through the whole file as `serve` reads it.
 #[cfg(test)]
 mod section_tests {
+    mod audit;
     mod channels;
     mod database;
     mod identity;
     mod limits;
     mod mcp;
+    mod siem;
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ impl Exit {
     pub const DENIED: Exit = Exit(3);
     /// Expired, revoked or cancelled.
     pub const CLOSED: Exit = Exit(4);
+    /// `policy simulate`: some recorded decisions would change.
+    pub const CHANGED: Exit = Exit(5);
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -60,4 +62,5 @@ Exit codes:
   2  usage error (unknown flag, malformed value)
   3  denied (by policy or by an approver)
   4  expired, revoked or cancelled
+  5  `policy simulate`: some recorded decisions would change
 `countersign exec` otherwise exits with the command's own exit code (128+N if it was killed by signal N, 127 if it could not be started).";

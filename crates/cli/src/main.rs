@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod audit_cmd;
+mod audit_proof_cmd;
 mod bind;
 mod cli;
 mod client;
@@ -19,6 +20,7 @@ mod policy_cmd;
 mod review;
 mod run;
 mod serve;
+mod simulate_cmd;
 mod view;
 
 use std::process::ExitCode;
@@ -62,7 +64,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Serve(args) => serve::serve(args).await,
         Command::Users(command) => identity::users(command, output).await,
         Command::Agents(command) => identity::agents(command, output).await,
-        Command::Policy(command) => policy_cmd::run_command(command, output),
+        Command::Policy(command) => policy_cmd::run_command(command, output).await,
         Command::Audit(command) => audit_cmd::run(command, output).await,
         Command::Config(command) => config_cmd::run(command, output),
         Command::Exec(args) => exec::exec(args).await,

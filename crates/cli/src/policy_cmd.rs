@@ -1,5 +1,6 @@
 //! `policy check` and `policy test`: the policy author's tools, working on
-//! a directory of `.cedar` files without a running gateway.
+//! a directory of `.cedar` files without a running gateway (`policy
+//! simulate`, which also reads the store, is in `simulate_cmd.rs`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,10 +17,13 @@ use crate::output::{Output, Style};
 /// may configure others; they do not change any decision).
 const DEFAULTS: Defaults = Defaults { timeout: Duration::from_secs(1800), valid_for: Duration::from_secs(600) };
 
-pub fn run_command(command: PolicyCommand, output: Output) -> anyhow::Result<Exit> {
+pub async fn run_command(command: PolicyCommand, output: Output) -> anyhow::Result<Exit> {
     match command {
         PolicyCommand::Check { dir } => check(&dir, output),
         PolicyCommand::Test { dir, cases } => test(&dir, &cases, output),
+        PolicyCommand::Simulate { dir, since, store } => {
+            crate::simulate_cmd::simulate(&dir, since, &store, output).await
+        }
     }
 }
 
@@ -56,7 +60,7 @@ fn check(dir: &Path, output: Output) -> anyhow::Result<Exit> {
 /// One line per problem. The engine names files by their bare name;
 /// joining the directory makes each line point at a path an editor or a CI
 /// annotation can open.
-fn problems(dir: &Path, error: &PolicyLoadError) -> Vec<String> {
+pub(crate) fn problems(dir: &Path, error: &PolicyLoadError) -> Vec<String> {
     error
         .problems()
         .into_iter()

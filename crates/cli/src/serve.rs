@@ -51,13 +51,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 
     // Signal handlers go in before the banner: whoever reads "listening on"
     // may send SIGHUP at once, and an unhandled SIGHUP would kill us.
+    let replicated = config.database.postgres_url().is_some();
+    match countersign_gateway::checkpoints::start(&state, &config.audit, &config.data_dir, replicated)? {
+        Some(verifier) => eprintln!("audit key:    {} (checkpoints signed every second)", verifier.vkey()),
+        None => eprintln!("audit:        signed checkpoints are off (`[audit] checkpoints = false`)"),
+    }
+
     let hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let shutdown = stop_signal()?;
     tokio::spawn(reload_on_sighup(state.clone(), hangup));
     banner(&config, &state, addr);
 
-    let (routes, channels) = routes(&state, &config, identity)?;
+    let (routes, channels, siem) = routes(&state, &config, identity)?;
     channels.spawn();
+    siem.spawn(&siem_options(&config));
     start_databases(&state, &config).await?;
     countersign_server::serve_with(state, config.server(), routes, listener, shutdown).await?;
     tracing::info!("stopped");
@@ -88,19 +95,29 @@ async fn start_databases(state: &AppState, config: &Config) -> anyhow::Result<()
     Ok(())
 }
 
-/// The console, MCP, HTTP API and channel routes, and the channels (whose workers
-/// the caller starts). The console's admin page shows each channel's
-/// health.
+/// The SIEM sinks' delivery timings: the outbox's, with the channels'
+/// `max_backoff`.
+fn siem_options(config: &Config) -> countersign_channels::OutboxOptions {
+    let mut options = countersign_channels::OutboxOptions::default();
+    options.max_backoff = options.max_backoff.min(config.channels.max_backoff);
+    options
+}
+
+/// The console, MCP, HTTP API and channel routes, the channels and the SIEM sinks
+/// (whose workers the caller starts). The console's admin page shows each
+/// channel's and sink's health.
 fn routes(
     state: &AppState,
     config: &Config,
     identity: countersign_identity::Identity,
-) -> anyhow::Result<(countersign_server::Router, countersign_channels::Channels)> {
+) -> anyhow::Result<(countersign_server::Router, countersign_channels::Channels, countersign_siem::Siem)> {
     let channels = countersign_channels::Channels::new(state.clone(), &config.channels)?;
-    let integrations = channels
-        .health()
-        .into_iter()
-        .map(|probe| Arc::new(ChannelHealth(probe)) as Arc<dyn countersign_console::IntegrationHealth>)
+    let siem = countersign_siem::Siem::new(state.clone(), &config.siem)?;
+    let channel_probes = channels.health().into_iter().map(|probe| (probe, "channel"));
+    let sink_probes = siem.health().into_iter().map(|probe| (probe, "SIEM sink"));
+    let integrations = channel_probes
+        .chain(sink_probes)
+        .map(|(probe, what)| Arc::new(ChannelHealth(probe, what)) as Arc<dyn countersign_console::IntegrationHealth>)
         .collect();
     let options = countersign_console::Options {
         integrations,
@@ -118,22 +135,22 @@ fn routes(
         );
     }
     let http = countersign_http::router(state.clone(), config.http.clone());
-    Ok((console.merge(mcp).merge(http).merge(channels.router()), channels))
+    Ok((console.merge(mcp).merge(http).merge(channels.router()), channels, siem))
 }
 
-/// A channel's health in the console's terms. The adapter lives here, in
+/// A channel's or SIEM sink's health in the console's terms. The adapter lives here, in
 /// the binary that wires both, so that neither the console nor the
 /// channels depend on the other: both depend only on the gateway below
 /// them, and the console stays free of Slack and Teams code.
 #[derive(Debug)]
-struct ChannelHealth(countersign_channels::health::Probe);
+struct ChannelHealth(countersign_channels::health::Probe, &'static str);
 
 #[async_trait::async_trait]
 impl countersign_console::IntegrationHealth for ChannelHealth {
     async fn health(&self) -> countersign_identity::Health {
         let snapshot = self.0.snapshot(countersign_core::Timestamp::now()).await;
         countersign_identity::Health {
-            name: format!("channel {}", snapshot.name),
+            name: format!("{} {}", self.1, snapshot.name),
             target: snapshot.target,
             ok: snapshot.up,
             detail: snapshot.detail,
@@ -269,7 +286,7 @@ mod tests {
     }
 
     /// A Slack that cannot be reached shows as failing on the admin page,
-    /// with the reason; the webhook that works shows as OK.
+    /// with the reason; the webhook and the SIEM sink that work show as OK.
     #[tokio::test]
     async fn the_admin_page_shows_a_down_slack_as_down() {
         countersign_identity::install_crypto_provider();
@@ -325,7 +342,9 @@ mod tests {
             format!(
                 "[server]\npublic_url = {url:?}\n\n[slack]\nbot_token = \"xoxb-t\"\nsigning_secret = \"s\"\n\
                  api_base_url = \"http://{dead}/api\"\nchannel = \"#approvals\"\n\n\
-                 [[webhooks]]\nurl = {hook_url:?}\nsecret = \"w\"\n\n[channels]\nmax_backoff = \"1s\"\n"
+                 [[webhooks]]\nurl = {hook_url:?}\nsecret = \"w\"\n\n[channels]\nmax_backoff = \"1s\"\n\n\
+                 [[siem]]\nname = \"file\"\ntype = \"ocsf_file\"\npath = {ocsf:?}\n",
+                ocsf = dir.path().join("audit.ocsf.jsonl")
             ),
         )
         .unwrap();
@@ -354,11 +373,12 @@ mod tests {
         let identity = countersign_identity::Identity::from_config(&config.identity, store.clone()).unwrap();
         let kv = store.clone();
         let state = AppState::with_authenticator(config.gateway(), store, identity.authenticator()).await.unwrap();
-        let (routes, channels) = routes(&state, &config, identity).unwrap();
+        let (routes, channels, siem) = routes(&state, &config, identity).unwrap();
         channels.spawn();
+        siem.spawn(&siem_options(&config));
         tokio::spawn(countersign_server::serve_with(state, config.server(), routes, listener, std::future::pending()));
         // The workers start at the head of the log: wait until they have.
-        for channel in ["slack", "webhook-0"] {
+        for channel in ["slack", "webhook-0", "siem-file"] {
             while kv.kv_get("channels", &format!("cursor:{channel}")).await.unwrap().is_none() {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
@@ -406,19 +426,26 @@ mod tests {
             let hook = row(&html, "channel webhook-0").unwrap_or_else(|| panic!("no webhook row: {html}"));
             // The backlog is counted apart from the delivery record, so a
             // page may show the delivery a moment before the empty backlog.
+            let sink = row(&html, "SIEM sink siem-file").unwrap_or_else(|| panic!("no SIEM sink row: {html}"));
             let settled = slack.contains("health-bad")
                 && slack.contains("backlog 1")
                 && hook.contains("last delivery")
-                && hook.contains("backlog 0");
+                && hook.contains("backlog 0")
+                && sink.contains("last delivery")
+                && sink.contains("backlog 0");
             if settled {
                 assert!(slack.contains("Failing") && slack.contains("failing, retrying"), "{slack}");
                 assert!(slack.contains(&format!("http://{dead}")), "the target: {slack}");
                 assert!(slack.contains("backlog 1"), "{slack}");
                 assert!(hook.contains("health-ok") && hook.contains("backlog 0"), "{hook}");
                 assert!(row(&html, "channel teams").is_none(), "Teams is not configured");
+                assert!(sink.contains("health-ok") && sink.contains("OCSF file"), "{sink}");
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "the admin page never showed Slack down: {slack}\n{hook}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the admin page never showed Slack down: {slack}\n{hook}\n{sink}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }

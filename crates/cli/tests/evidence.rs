@@ -1,6 +1,7 @@
 //! `countersign audit report` end to end: a gateway records a held action,
 //! a refused self-approval and a bad token; the pack says so, renders in
-//! headless Chromium, and turns into an exception when the log is altered.
+//! headless Chromium, is checked against the signed checkpoint, and turns
+//! into an exception when the log is altered or cut short.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -107,7 +108,36 @@ fn the_pack_tells_who_asked_who_approved_and_what_was_refused() {
     if let Some(keep) = std::env::var_os("EVIDENCE_SCREENSHOT") {
         std::fs::copy(&png, keep).unwrap();
     }
+
+    // The gateway signs a checkpoint every second; once one covers the
+    // whole log, the pack checks it with the configured key.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let covered = loop {
+        let (code, pack) = report_json(&data, &[]);
+        let verification = &pack["verification"];
+        let size = verification["checkpoint"]["note"].as_str().and_then(|n| n.lines().nth(1)).map(str::to_owned);
+        if size.as_deref() == Some(verification["head_seq"].to_string().as_str()) {
+            assert_eq!(code, 0, "{verification}");
+            break verification.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint covers the log: {verification}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(covered["checkpoint"]["ok"], true, "{covered}");
+    assert!(covered["checkpoint"]["key"].as_str().unwrap().contains('+'), "the vkey is named: {covered}");
     server.kill();
+
+    // The last event removed: the chain alone still verifies (a truncated
+    // chain is a valid chain), the checkpoint does not.
+    let db = rusqlite::Connection::open(data.join("countersign.db")).unwrap();
+    let removed = db.execute("DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)", []).unwrap();
+    assert_eq!(removed, 1);
+    drop(db);
+    let (code, truncated) = report_json(&data, &[]);
+    assert_eq!(code, 1, "{}", truncated["verification"]);
+    assert_eq!(truncated["verification"]["chain_ok"], true);
+    assert_eq!(truncated["verification"]["checkpoint"]["ok"], false);
+    assert!(truncated["verification"]["checkpoint"]["detail"].as_str().unwrap().contains("removed"));
 
     // An altered event: the pack is still written, says so, and exits 1.
     let db = rusqlite::Connection::open(data.join("countersign.db")).unwrap();

@@ -26,10 +26,27 @@ use serde_json::{json, Value};
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// One `countersign serve --database …` over `<work>/<name>`, with the
-/// policies in `policies`; killed when dropped.
+/// policies in `policies` and the audit signing key all replicas share;
+/// killed when dropped.
 fn replica(work: &Path, name: &str, database: &str, policies: &Path) -> Server {
-    let flags = [("--database", OsStr::new(database)), ("--policies", policies.as_os_str())];
+    let config = shared_key_config(work);
+    let flags =
+        [("--database", OsStr::new(database)), ("--policies", policies.as_os_str()), ("--config", config.as_os_str())];
     serve_with(&work.join(name), "127.0.0.1:0", &flags)
+}
+
+/// `<work>/audit.toml`, naming `<work>/audit.key` (made once by `audit key
+/// --generate`): with PostgreSQL every replica must sign with one key.
+fn shared_key_config(work: &Path) -> PathBuf {
+    let config = work.join("audit.toml");
+    if !config.exists() {
+        let key = work.join("audit.key");
+        let output = bin().args(["audit", "key", "--generate", "replicas.test/audit"]).output().unwrap();
+        assert_code(&output, 0);
+        std::fs::write(&key, &output.stdout).unwrap();
+        std::fs::write(&config, format!("[audit]\nkey_file = {:?}\n", key.display().to_string())).unwrap();
+    }
+    config
 }
 
 /// A throwaway database with a user `alice` (sre), `root` (admin) and an
@@ -192,7 +209,53 @@ async fn replicas_share_waiters_policy_revocation_and_one_chain() {
     // One chain for everything all three replicas and the CLI did.
     let verified = audit_verify(&database);
     assert!(verified.starts_with("verified "), "{verified}");
+
+    // One signing key: every replica serves the same verifier key, and the
+    // stored checkpoint, whichever replica signed it, verifies with it.
+    let mut vkeys = Vec::new();
+    for replica in [a, b, c] {
+        let response = http.get(format!("{replica}/v1/audit/key")).bearer_auth(&root).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        vkeys.push(response.text().await.unwrap());
+    }
+    assert!(vkeys.iter().all(|k| k == &vkeys[0]), "{vkeys:?}");
+    let saved = work.path().join("saved.checkpoint");
+    let started = Instant::now();
+    loop {
+        let response = http.get(format!("{c}/v1/audit/checkpoint")).bearer_auth(&root).send().await.unwrap();
+        if response.status().as_u16() == 200 {
+            std::fs::write(&saved, response.text().await.unwrap()).unwrap();
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no checkpoint");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let output = bin()
+        .args(["audit", "verify", "--database", &database, "--since-checkpoint"])
+        .arg(&saved)
+        .args(["--key", vkeys[0].trim()])
+        .output()
+        .unwrap();
+    assert_code(&output, 0);
     drop(replicas);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_the_shared_key_does_not_start() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let cluster = TempCluster::shared().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (database, ..) = setup(cluster).await;
+    let data = work.path().join("keyless");
+    let output = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &database, "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_code(&output, 1);
+    let err = common::stderr(&output);
+    assert!(err.contains("every replica must sign audit checkpoints with the same key"), "{err}");
+    assert!(!data.join("audit-signing.key").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

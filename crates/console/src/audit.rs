@@ -1,6 +1,7 @@
 //! The audit page: whether the hash chain verifies (and up to which
-//! event), and a browser for the events, newest first, filtered by type,
-//! actor and request id.
+//! event), the key that signs checkpoints and the latest one, and a
+//! browser for the events, newest first, filtered by type, actor and
+//! request id.
 //!
 //! Verification is incremental: the console keeps the verifier's state
 //! and, at each visit, checks only the events appended since, so the page
@@ -139,9 +140,34 @@ pub async fn page(State(state): State<Shared>, viewer: Viewer, Query(browse): Qu
             url_part(&browse.request)
         )
     });
+    let latest = match state.app.latest_checkpoint().await {
+        Ok(note) => {
+            note.and_then(|n| countersign_audit::checkpoint::Checkpoint::parse_unverified(&n).ok().map(|c| (c.size, n)))
+        }
+        Err(e) => return crate::failure::respond(e),
+    };
+    let signing = html! {
+        section class="checkpoints" aria-label="Signed checkpoints" {
+            @match state.app.audit_verifier() {
+                Some(verifier) => {
+                    p { "Checkpoints are signed with this verifier key (C2SP vkey); give it to whoever checks proofs ("
+                        code { "countersign audit verify-proof FILE --key VKEY" } "):" }
+                    pre class="wrap" id="audit-vkey" { (verifier.vkey()) }
+                }
+                None => p class="muted" { "This gateway does not sign checkpoints." }
+            }
+            @if let Some((size, note)) = latest {
+                details {
+                    summary { "Latest checkpoint: " (size) " events" }
+                    pre class="wrap" { (note) }
+                }
+            }
+        }
+    };
     let body = html! {
         h1 { "Audit" }
         (verdict)
+        (signing)
         form class="filters" method="get" action="/console/audit" role="search" aria-label="Filter events" {
             (filter_input("type", "Type", &browse.kind))
             (filter_input("actor", "Actor", &browse.actor))

@@ -8,7 +8,8 @@
 //! - [`queue`]: the pending queue, kept live over server-sent events
 //!   ([`live`]: what each event stream makes of the gateway's change feed);
 //! - [`request`]: one request's review card, votes and comments;
-//! - [`history`], [`audit`], [`policies`], [`admin`]: the other pages;
+//! - [`history`], [`audit`], [`policies`], [`admin`]: the other pages
+//!   ([`simulate`]: the policies page's simulation against the log);
 //! - [`session`]: cookies, sessions, CSRF; [`security`]: response headers;
 //!
 //! Every rule of the approval loop is enforced by the gateway
@@ -33,6 +34,7 @@ pub mod queue;
 pub mod request;
 pub mod security;
 pub mod session;
+pub mod simulate;
 mod view;
 
 use std::sync::Arc;
@@ -72,6 +74,8 @@ pub struct ConsoleState {
     pub options: Options,
     pub cookies: session::Cookies,
     pub audit: audit::Cache,
+    /// Held while a policy simulation runs: one at a time.
+    pub simulation: tokio::sync::Mutex<()>,
     /// The review card, as the chat channels show it. `None` when the
     /// configured redaction patterns are invalid: payloads are then hidden
     /// rather than shown unredacted.
@@ -104,6 +108,7 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
         }
     };
     let state = Arc::new(ConsoleState {
+        simulation: tokio::sync::Mutex::new(()),
         cards,
         cookies: session::Cookies::new(identity.config.console.secure_cookies),
         csp: security::content_security_policy(idp_origin.as_deref()),
@@ -134,6 +139,7 @@ pub fn router(app: AppState, identity: Identity, options: Options) -> Router {
         .route("/console/policies", get(policies::page))
         .route("/console/policies/test", post(policies::test))
         .route("/console/policies/reload", post(policies::reload))
+        .route("/console/policies/simulate", post(policies::simulate))
         .route("/console/admin", get(admin::page))
         .route("/console/admin/users", post(admin::add_user))
         .route("/console/admin/agents", post(admin::add_agent))

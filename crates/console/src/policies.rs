@@ -1,6 +1,7 @@
 //! The policies page: the set in force (its hash, when it was loaded, its
 //! files and policies), a `policy test` against a sample request pasted in,
-//! and — for admins — a reload.
+//! and — for admins — a reload and a simulation of a pasted set against the
+//! log (see [`crate::simulate`]).
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -35,9 +36,34 @@ struct Sample {
     action: Action,
 }
 
+/// What the simulation form shows: the pasted set, the window, the result.
+struct Simulation<'a> {
+    policies: &'a str,
+    days: &'a str,
+    result: Markup,
+}
+
 fn render(state: &Shared, viewer: &Viewer, sample: &str, result: Markup) -> Response {
+    render_with(state, viewer, sample, result, None)
+}
+
+fn render_with(
+    state: &Shared,
+    viewer: &Viewer,
+    sample: &str,
+    result: Markup,
+    simulation: Option<Simulation<'_>>,
+) -> Response {
     let policy = state.app.policy();
     let engine = &policy.engine;
+    // The form starts from the set in force, to edit.
+    let in_force = || engine.cedar_policies().policies().map(ToString::to_string).collect::<Vec<_>>().join("\n\n");
+    let default_days = crate::simulate::DEFAULT_DAYS.to_string();
+    let (pasted, days, simulated) = match simulation {
+        Some(s) => (s.policies.to_owned(), s.days.to_owned(), s.result),
+        None => (String::new(), default_days, html! {}),
+    };
+    let pasted = if pasted.is_empty() && viewer.principal.is_admin() { in_force() } else { pasted };
     let body = html! {
         h1 { "Policies" }
         section class="card" aria-labelledby="set-h" {
@@ -73,6 +99,26 @@ fn render(state: &Shared, viewer: &Viewer, sample: &str, result: Markup) -> Resp
                 }
                 textarea id="sample" name="sample" rows="12" spellcheck="false" class="code" { (sample) }
                 div class="buttons" { button type="submit" class="primary" { "Decide" } }
+            }
+        }
+        @if viewer.principal.is_admin() {
+            section class="card" aria-labelledby="sim-h" {
+                h2 id="sim-h" { "Simulate a policy set against the log" }
+                p class="muted" {
+                    "The actions recorded in the window are decided again by the pasted set (one file's text, "
+                    "every policy of the set; at most " (crate::simulate::MAX_PASTE_BYTES / 1024) " KiB), and "
+                    "what would change is shown: outcomes, approvers and quorum, by policy, with examples. "
+                    code { "countersign policy simulate DIR" } " does the same from a directory, for CI."
+                }
+                (simulated)
+                form method="post" action="/console/policies/simulate" class="stack" {
+                    (csrf_field(&viewer.csrf))
+                    label for="candidate" { "Candidate policies (Cedar)" }
+                    textarea id="candidate" name="policies" rows="16" spellcheck="false" class="code" { (pasted) }
+                    label for="days" { "Actions submitted in the last (days, at most " (crate::simulate::MAX_DAYS) ")" }
+                    input id="days" name="days" type="number" min="1" max=(crate::simulate::MAX_DAYS) value=(days);
+                    div class="buttons" { button type="submit" class="primary" { "Simulate" } }
+                }
             }
         }
         section class="card" aria-labelledby="src-h" {
@@ -171,4 +217,23 @@ pub async fn reload(State(state): State<Shared>, viewer: Viewer, Form(form): For
         Err(e) => notice(Notice::Error, &e.to_string()),
     };
     render(&state, &viewer, SAMPLE, result)
+}
+
+pub async fn simulate(
+    State(state): State<Shared>,
+    viewer: Viewer,
+    Form(form): Form<crate::simulate::SimulateForm>,
+) -> Response {
+    if !viewer.principal.is_admin() {
+        return forbidden(&viewer);
+    }
+    let result = if viewer.csrf_ok(&form._csrf) {
+        crate::simulate::run(&state, &form).await
+    } else {
+        notice(Notice::Error, "The form expired. Reload the page and try again.")
+    };
+    // A paste over the limit is not sent back into the page.
+    let policies = if form.policies.len() > crate::simulate::MAX_PASTE_BYTES { "" } else { form.policies.as_str() };
+    let simulation = Simulation { policies, days: &form.days, result };
+    render_with(&state, &viewer, SAMPLE, html! {}, Some(simulation))
 }

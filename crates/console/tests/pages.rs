@@ -286,3 +286,22 @@ async fn auditors_download_the_evidence_pack_and_no_one_else_does() {
     let anonymous = client().get(format!("{}/console/audit/report", g.url)).send().await.unwrap();
     assert_ne!(anonymous.status(), 200);
 }
+
+#[tokio::test]
+async fn the_audit_page_shows_the_checkpoint_key_and_the_latest_checkpoint() {
+    let cast = Cast::new().user("ann", "ann@example.com", &["auditor"]);
+    let g = support::serve_console("@id(\"all\") permit (principal, action, resource);", "", cast, None).await;
+    let signer = countersign_audit::note::NoteSigner::new("console.test/audit", [6; 32]).unwrap();
+    let vkey = signer.verifier().vkey();
+    g.state.enable_checkpoints(signer, std::time::Duration::from_secs(1));
+    let note = g.state.sign_checkpoint().await.unwrap().unwrap();
+    let size = note.lines().nth(1).unwrap().to_owned();
+
+    let r = sign_in(&g, g.token("ann"), "/console/audit").await;
+    let session = format!("__Host-cs_session={}", cookie_value(&r, "__Host-cs_session").unwrap());
+    let page = client().get(format!("{}/console/audit", g.url)).header(COOKIE, &session).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let body = page.text().await.unwrap();
+    assert!(body.contains(&vkey), "the verifier key is shown");
+    assert!(body.contains(&format!("Latest checkpoint: {size} events")), "{body}");
+}

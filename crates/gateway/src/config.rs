@@ -11,7 +11,7 @@
 //!
 //! Here: [`ConfigError`], [`Secret`] (masked in `Debug`), [`secret`],
 //! [`read_file`] (bounded, for `*_file` keys) and [`duration`] for every
-//! section; the `[approval]` section; the refusal
+//! section; the `[approval]` and [`audit`] sections; the refusal
 //! [`limits`] (keys of `[server]`); and [`GatewayConfig`], what
 //! [`crate::AppState`] runs on.
 
@@ -23,7 +23,9 @@ use std::time::Duration;
 use countersign_core::parse_duration;
 use serde::Deserialize;
 
+pub mod audit;
 pub mod limits;
+pub use audit::{AuditConfig, KeySource, RawAudit};
 pub use limits::{IpNet, LimitsConfig, RawLimits};
 
 /// Where `COUNTERSIGN_<SECTION>_<KEY>` variables come from.

@@ -19,7 +19,8 @@
 //! - [`release`]: the requester takes its approval (once), or cancels, and
 //!   records how the action went;
 //! - record: every move is audited in the same transaction; [`refusals`]
-//!   accounts for refused calls, [`metrics`] counts.
+//!   accounts for refused calls, [`metrics`] counts; [`checkpoints`]
+//!   signs the log's Merkle tree and proves events in it.
 //!
 //! Integrations get narrow services instead of the store: the
 //! [`directory`] of people and agents, the [`kv`] key-value area and its
@@ -30,6 +31,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod changes;
+pub mod checkpoints;
 pub mod config;
 pub mod deadlines;
 pub mod decide;

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub refusals: Family<OutcomeLabel, Counter>,
     pub channel_up: Family<ChannelLabel, Gauge>,
     pub channel_deliveries: Family<DeliveryLabel, Counter>,
+    /// The sequence number of the last audit event each SIEM sink delivered.
+    pub siem_exported_seq: Family<ChannelLabel, Gauge>,
     /// Calls answered 429 because their source failed authentication too often.
     pub rate_limited: Counter,
     /// Refusals counted into a `refusals.aggregated` event rather than recorded one by one.
@@ -81,6 +83,12 @@ impl Default for Metrics {
             "channel_deliveries",
             "Notification delivery attempts, by channel and result",
             channel_deliveries.clone(),
+        );
+        let siem_exported_seq = Family::<ChannelLabel, Gauge>::default();
+        registry.register(
+            "siem_exported_seq",
+            "Sequence number of the last audit event a SIEM sink delivered (label channel: siem-NAME)",
+            siem_exported_seq.clone(),
         );
         let rate_limited = Counter::default();
         registry.register(
@@ -144,6 +152,7 @@ impl Default for Metrics {
             refusals,
             channel_up,
             channel_deliveries,
+            siem_exported_seq,
             rate_limited,
             refusals_counted,
             refusal_sources,
@@ -190,6 +199,11 @@ impl Metrics {
         self.channel_deliveries
             .get_or_create(&DeliveryLabel { channel: channel.to_owned(), result: result.to_owned() })
             .inc();
+    }
+
+    pub fn set_siem_exported(&self, sink: &str, seq: u64) {
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.siem_exported_seq.get_or_create(&ChannelLabel { channel: sink.to_owned() }).set(seq);
     }
 
     /// The OpenMetrics text exposition.

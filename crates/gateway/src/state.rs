@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     /// the new one is in force, so the re-decision that follows a reload
     /// sees it, and no move commits a decision of a set already replaced.
     policy_gate: tokio::sync::RwLock<()>,
+    /// The audit log's Merkle tree and checkpoint signer.
+    pub(crate) audit: std::sync::Arc<crate::checkpoints::AuditLog>,
 }
 
 /// Why the gateway could not start.
@@ -126,6 +128,7 @@ impl AppState {
             policy,
             reload_lock: tokio::sync::Mutex::new(()),
             policy_gate: tokio::sync::RwLock::new(()),
+            audit: crate::checkpoints::new_log(),
         }));
         // With replicas, the set this one loaded is now the one in force.
         state.share_policy(&shared).await?;

@@ -8,6 +8,8 @@
 //! - [`request`] documents how an action becomes a Cedar request;
 //! - [`annotations`] documents the approval annotations;
 //! - [`cases`] runs policy test cases for policy authors' CI;
+//! - [`simulate`] replays the actions an audit log recorded against a
+//!   candidate set and reports what would change;
 //! - [`STARTER_POLICY`] is the commented policy a fresh install starts from.
 //!
 //! The crate does no network I/O; [`PolicyEngine::load_dir`] is its only
@@ -43,6 +45,7 @@ mod engine;
 mod error;
 mod load;
 pub mod request;
+pub mod simulate;
 mod slice;
 mod source;
 

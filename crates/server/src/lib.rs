@@ -60,6 +60,7 @@ pub async fn serve_with(
 ) -> Result<(), ServeError> {
     let background = tokio::spawn(state.clone().run_background());
     let flusher = tokio::spawn(state.clone().run_refusal_flusher());
+    let signer = tokio::spawn(state.clone().run_checkpoint_signer());
     let app = router(state.clone(), &server)
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(state.clone(), api::middleware::stamp_source));
@@ -84,5 +85,8 @@ pub async fn serve_with(
     flusher.abort();
     // Counted refusals are recorded before the process goes.
     state.flush_refusals(true).await;
+    signer.abort();
+    // The last checkpoint covers every event, the refusals just flushed too.
+    state.final_checkpoint().await;
     result.map_err(ServeError::from)
 }

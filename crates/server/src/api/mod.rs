@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod admin;
+pub mod audit_proofs;
 pub mod json;
 pub mod middleware;
 pub mod openapi;
@@ -38,6 +39,10 @@ pub fn router(state: AppState, server: &ServerConfig) -> Router {
         .route("/v1/actions/{id}/release", post(actions::release))
         .route("/v1/actions/{id}/outcome", post(actions::outcome))
         .route("/v1/audit", get(admin::audit))
+        .route("/v1/audit/checkpoint", get(audit_proofs::checkpoint))
+        .route("/v1/audit/key", get(audit_proofs::key))
+        .route("/v1/audit/proof/inclusion", get(audit_proofs::inclusion))
+        .route("/v1/audit/proof/consistency", get(audit_proofs::consistency))
         .route("/v1/policies", get(admin::policies))
         .route("/v1/policies/reload", post(admin::reload))
         .route("/v1/whoami", get(admin::whoami))

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{actions, admin, ops, views};
+use super::{actions, admin, audit_proofs, ops, views};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,12 +13,13 @@ use super::{actions, admin, ops, views};
         actions::submit, actions::get, actions::list, actions::approve, actions::deny, actions::comment,
         actions::cancel, actions::release, actions::outcome,
         admin::audit, admin::policies, admin::reload, admin::whoami,
+        audit_proofs::checkpoint, audit_proofs::key, audit_proofs::inclusion, audit_proofs::consistency,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
         views::ActionBody, views::SubmitResponse, views::ApprovalView, views::RequirementView, views::ActionView,
         views::ActionList, views::EntryView, views::CommentBody, views::OutcomeBody, views::ErrorBody, views::ErrorDetail,
-        admin::AuditPage, admin::PolicyInfo,
+        admin::AuditPage, admin::PolicyInfo, audit_proofs::InclusionView, audit_proofs::ConsistencyView,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
