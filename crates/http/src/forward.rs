@@ -250,6 +250,7 @@ impl Drop for Relay {
 pub fn stream_back(upstream: reqwest::Response, record: Record, bearer: String) -> Response {
     let status = upstream.status();
     let headers = passed_back(upstream.headers());
+    let request = HeaderValue::from_str(&record.request).ok();
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     recheck.reset();
@@ -261,8 +262,14 @@ pub fn stream_back(upstream: reqwest::Response, record: Record, bearer: String) 
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
+    if let Some(request) = request {
+        response.headers_mut().insert(REQUEST_HEADER, request);
+    }
     response
 }
+
+/// The response header that names the request a response answers.
+pub const REQUEST_HEADER: &str = "countersign-request";
 
 /// A response read in full (for a client that will collect it later).
 #[derive(Debug, Clone)]
