@@ -89,8 +89,8 @@ impl Upstream {
         let credential = match credential {
             None => None,
             Some((name, text)) => {
-                let mut value =
-                    HeaderValue::from_str(&text).map_err(|_| "the credential is not a valid header value".to_owned())?;
+                let mut value = HeaderValue::from_str(&text)
+                    .map_err(|_| "the credential is not a valid header value".to_owned())?;
                 value.set_sensitive(true);
                 Some((name, value))
             }
@@ -216,6 +216,11 @@ impl Relay {
                     Ok(Some(bytes)) => {
                         self.hasher.update(&bytes);
                         self.bytes += bytes.len() as u64;
+                        // A server that knows the length stops reading
+                        // the body there, without asking for its end.
+                        if self.upstream.content_length().is_some_and(|length| self.bytes >= length) {
+                            self.finish("");
+                        }
                         Some(Ok(bytes))
                     }
                     Ok(None) => {
@@ -251,10 +256,29 @@ pub fn stream_back(upstream: reqwest::Response, record: Record, bearer: String) 
     let status = upstream.status();
     let headers = passed_back(upstream.headers());
     let request = HeaderValue::from_str(&record.request).ok();
+    if upstream.content_length() == Some(0) {
+        // Nothing to stream (a redirect, a 204): answered and recorded at once.
+        record.report(status.as_u16(), 0, Some(hex::encode(Sha256::digest([]))), "");
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        if let Some(request) = request {
+            response.headers_mut().insert(REQUEST_HEADER, request);
+        }
+        return response;
+    }
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     recheck.reset();
-    let relay = Relay { upstream, status: status.as_u16(), hasher: Sha256::new(), bytes: 0, record: Some(record), bearer, recheck };
+    let relay = Relay {
+        upstream,
+        status: status.as_u16(),
+        hasher: Sha256::new(),
+        bytes: 0,
+        record: Some(record),
+        bearer,
+        recheck,
+    };
     let stream = futures_util::stream::unfold(relay, |mut relay| async move {
         let item = relay.next().await?;
         Some((item, relay))

@@ -80,9 +80,14 @@ pub fn check_framing(headers: &HeaderMap) -> Result<(), Malformed> {
 }
 
 /// The path after `/http/<name>` (at least `/`), refused when the API
-/// could resolve it to another path than the one decided on.
+/// could resolve it to another path than the one decided on, or when the
+/// name is not spelled literally (`/http/%69tems` is decoded to `items`
+/// by the router, but is not the API's name as written).
 pub fn path_after(full: &str, name: &str) -> Result<String, Malformed> {
-    let rest = full.strip_prefix("/http/").and_then(|r| r.strip_prefix(name)).unwrap_or("");
+    let rest = full.strip_prefix("/http/").and_then(|r| r.strip_prefix(name)).ok_or(Malformed::BadPath)?;
+    if !rest.is_empty() && !rest.starts_with('/') {
+        return Err(Malformed::BadPath);
+    }
     let path = if rest.is_empty() { "/" } else { rest };
     let bad_segment = path.split('/').any(|segment| {
         let lower = segment.to_ascii_lowercase();
@@ -90,12 +95,25 @@ pub fn path_after(full: &str, name: &str) -> Result<String, Malformed> {
         decoded == "." || decoded == ".."
     });
     let bad_byte = path.bytes().any(|b| b == b'\\' || b.is_ascii_control())
+        || encodes_control(path)
         || path.to_ascii_lowercase().contains("%2f")
         || path.to_ascii_lowercase().contains("%5c");
     if bad_segment || bad_byte {
         return Err(Malformed::BadPath);
     }
     Ok(path.to_owned())
+}
+
+/// `path` percent-encodes a control character (`%00`, `%0a`, …): an API
+/// may cut the path there, or read it as the end of a line.
+fn encodes_control(path: &str) -> bool {
+    path.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .is_some_and(|b| b.is_ascii_control())
+    })
 }
 
 /// A request as it will be forwarded.
@@ -223,7 +241,10 @@ mod tests {
             check_framing(&headers(&[("content-length", "5"), ("transfer-encoding", "chunked")])),
             Err(Malformed::Ambiguous)
         );
-        assert_eq!(check_framing(&headers(&[("content-length", "5"), ("content-length", "6")])), Err(Malformed::BadLength));
+        assert_eq!(
+            check_framing(&headers(&[("content-length", "5"), ("content-length", "6")])),
+            Err(Malformed::BadLength)
+        );
         assert_eq!(check_framing(&headers(&[("content-length", "+5")])), Err(Malformed::BadLength));
         assert_eq!(check_framing(&headers(&[("transfer-encoding", "gzip, chunked")])), Err(Malformed::BadEncoding));
         assert_eq!(
@@ -236,7 +257,19 @@ mod tests {
     fn paths_that_resolve_elsewhere_are_refused() {
         assert_eq!(path_after("/http/api", "api").unwrap(), "/");
         assert_eq!(path_after("/http/api/items/1", "api").unwrap(), "/items/1");
-        for bad in ["/http/api/a/../admin", "/http/api/./x", "/http/api/%2E%2e/x", "/http/api/a%2fb", "/http/api/a\\b"] {
+        for bad in [
+            "/http/%61pi/x",
+            "/http/ap%69",
+            "/http/apix/y",
+            "/http/api/a/../admin",
+            "/http/api/./x",
+            "/http/api/%2E%2e/x",
+            "/http/api/a%2fb",
+            "/http/api/a\\b",
+            "/http/api/x%00",
+            "/http/api/x%0A/y",
+            "/http/api/%7f",
+        ] {
             assert_eq!(path_after(bad, "api"), Err(Malformed::BadPath), "{bad}");
         }
     }

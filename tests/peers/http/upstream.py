@@ -2,7 +2,8 @@
 uvicorn on a port of its own choosing (printed as `port N` once bound).
 
 It checks the gateway's credential itself (UPSTREAM_TOKEN) and remembers,
-for GET /_seen, what the last request looked like: whether it carried the
+for GET /_seen, how often each method and path was called and what the
+last request looked like: whether it carried the
 expected credential, whether any header held an agent key or a cookie, and
 which headers came, so tests can tell what the gateway forwarded without
 the API ever echoing the credential back.
@@ -22,12 +23,16 @@ TOKEN = os.environ["UPSTREAM_TOKEN"]
 app = FastAPI(title="items")
 items = {"1": {"id": "1", "name": "first"}}
 seen = {}
+# How many times each "METHOD /path" reached the API (not GET /_seen).
+calls = {}
 
 
 @app.middleware("http")
 async def check_credential(request: Request, call_next):
     if request.url.path != "/_seen":
         body = await request.body()
+        key = f"{request.method} {request.url.path}"
+        calls[key] = calls.get(key, 0) + 1
         seen.clear()
         seen.update(
             {
@@ -49,7 +54,7 @@ async def check_credential(request: Request, call_next):
 
 @app.get("/_seen", operation_id="lastSeen")
 async def last_seen():
-    return seen
+    return {**seen, "calls": calls}
 
 
 @app.get("/items/{item_id}", operation_id="getItem")
