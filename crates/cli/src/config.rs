@@ -32,11 +32,11 @@ pub use countersign_channels::config::{
     WebhookConfig, WEBHOOK_EVENTS,
 };
 pub use countersign_databases::postgres::config::{PostgresConfig, RawPostgres};
-pub use countersign_http::config::{HttpConfig, RawHttp};
 pub use countersign_gateway::config::{
     AuditConfig, ConfigError, Environment, GatewayConfig, IpNet, KeySource, LimitsConfig, MapEnv, ProcessEnv,
     RawApproval, RawAudit, Secret,
 };
+pub use countersign_http::config::{HttpConfig, RawHttp};
 pub use countersign_identity::config::{
     ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
     WorkloadIdentityConfig, WorkloadRule,

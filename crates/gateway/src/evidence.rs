@@ -43,10 +43,7 @@ pub async fn report(
             break;
         }
     }
-    let checkpoint = match store.kv_get(NAMESPACE, CHECKPOINT_KEY).await? {
-        Some(note) => Some(check_checkpoint(note, verifier, &tree)),
-        None => None,
-    };
+    let checkpoint = store.kv_get(NAMESPACE, CHECKPOINT_KEY).await?.map(|note| check_checkpoint(note, verifier, &tree));
     Ok(collector.finish(now, checkpoint))
 }
 

@@ -33,6 +33,7 @@ pub enum Interruption {
 
 /// Why the operation does not run.
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "one per call, matched at once: boxing would only add an allocation")]
 pub enum Ended {
     /// A request ended without an approval to take: denied, expired,
     /// revoked, cancelled or already used.
@@ -59,6 +60,7 @@ impl Held {
 
 /// What submitting the actions led to.
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "one per call, matched at once: boxing would only add an allocation")]
 pub enum Submitted {
     /// Every action may run; these requests record their outcomes, in order.
     Run(Vec<String>),

@@ -229,7 +229,6 @@ async fn lookalike_names_and_paths_do_not_reach_the_api() {
         return;
     }
     let proxy = Proxy::start("20s").await;
-    let client = countersign_testkit::client();
     // Sent as written (a client library might normalise some of them).
     for path in [
         "/http/Items/items/1",
