@@ -96,6 +96,64 @@ async fn the_agent_never_reads_the_upstream_credential_back() {
     assert!(!audit.to_ascii_lowercase().contains("authorization"), "{audit}");
 }
 
+/// What the gateway logs, kept in memory.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// On one thread, so that every task of the gateway logs to this test's
+/// subscriber, at `trace` for every crate (stricter than any deployment).
+#[tokio::test(flavor = "current_thread")]
+async fn nothing_the_gateway_logs_holds_a_credential() {
+    if !python_peers() {
+        return;
+    }
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut proxy = Proxy::start("1s").await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let (trap_addr, _) = trap();
+    for (method, path) in [
+        ("GET", "/items/1"),
+        ("GET", "/chunks?count=2"),
+        ("DELETE", "/items/protected"),
+        ("POST", "/items"),
+        ("GET", &format!("/elsewhere?to=http://{trap_addr}/x") as &str),
+    ] {
+        let response = client
+            .request(method.parse().unwrap(), proxy.url(path))
+            .bearer_auth(&proxy.key)
+            .json(&json!({"id": "l", "name": "log"}))
+            .send()
+            .await
+            .unwrap();
+        let _ = response.text().await;
+    }
+    proxy.upstream.stop();
+    let response = client.get(proxy.url("/items/1")).bearer_auth(&proxy.key).send().await.unwrap();
+    assert_eq!(response.status(), 502);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(text.contains("http"), "nothing was logged: {text}");
+    assert!(!text.contains(UPSTREAM_TOKEN), "the API's credential is in the log");
+    assert!(!text.contains(&proxy.key), "the agent's key is in the log");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_that_is_down_is_a_502_that_names_no_address() {
     if !python_peers() {
