@@ -382,3 +382,23 @@ async fn a_key_revoked_mid_stream_cuts_the_stream() {
     let response = client.get(proxy.url("/items/1")).bearer_auth(&proxy.key).send().await.unwrap();
     assert_eq!(response.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_revoked_while_its_request_is_held_ends_it_unrun() {
+    if !python_peers() {
+        return;
+    }
+    let proxy = Proxy::start("30s").await;
+    let client = countersign_testkit::client();
+    let held = in_background(client.delete(proxy.url("/items/1")).bearer_auth(&proxy.key));
+    let request = proxy.pending().await;
+    proxy.kit.store.revoke_agent("bot", Timestamp::now(), Vec::new()).await.unwrap();
+    // An approval that comes anyway does not run it.
+    let _ = proxy.kit.approve("alice", &request.id).await;
+    let (status, _, text) = tokio::time::timeout(Duration::from_secs(20), held).await.unwrap().unwrap();
+    assert!(status == 403 || status == 401, "{status} {text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert!(matches!(body["error"]["code"].as_str(), Some("revoked" | "unauthenticated")), "{body}");
+    assert_eq!(proxy.kit.status_of(&request.id).await, "revoked");
+    assert_eq!(proxy.upstream.calls("DELETE /items/1").await, 0);
+}
