@@ -8,6 +8,9 @@
 //!   where the response can be collected once ([`crate::results`]). A
 //!   client that goes away while its request is held withdraws it.
 //!
+//! A WebSocket upgrade is refused (`501`) before it is decided: it is not
+//! proxied yet.
+//!
 //! `GET /v1/http/results/<id>` hands over such a response.
 
 use std::collections::HashMap;
@@ -145,6 +148,10 @@ async fn endpoint(
     if request.method() == Method::CONNECT || request.method() == Method::TRACE {
         return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "CONNECT and TRACE are not proxied");
     }
+    if wants_websocket(request.headers()) {
+        // Not proxied yet: said plainly rather than forwarded as a plain GET.
+        return error(StatusCode::NOT_IMPLEMENTED, "upgrade_not_supported", "WebSocket upgrades are not proxied");
+    }
     let limit = upstream.config.max_body_bytes;
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -172,6 +179,16 @@ async fn endpoint(
         }
         Submitted::Held(held) => hold(service, upstream, incoming, principal, held, token, asynchronous).await,
     }
+}
+
+/// The request asks to become a WebSocket (`Upgrade: websocket`).
+fn wants_websocket(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().split('/').next().is_some_and(|name| name.eq_ignore_ascii_case("websocket")))
 }
 
 fn too_large(limit: usize) -> Response {

@@ -309,6 +309,14 @@ async fn lookalike_names_and_paths_do_not_reach_the_api() {
         let answer = raw(&proxy.addr(), request.as_bytes()).unwrap();
         assert!(answer.starts_with("HTTP/1.1 404") || answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
     }
+    // A WebSocket upgrade is refused plainly, not forwarded as a plain GET.
+    let upgrade = format!(
+        "GET /http/items/items/1 HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\n\
+         Upgrade: WebSocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        proxy.key
+    );
+    let answer = raw(&proxy.addr(), upgrade.as_bytes()).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 501") && answer.contains("upgrade_not_supported"), "{answer}");
     for method in ["TRACE", "CONNECT"] {
         let answer = raw(
             &proxy.addr(),
