@@ -12,6 +12,7 @@
 //! | `[[siem]]` | `countersign-siem` ([`countersign_siem::config`]) |
 //! | `[[postgres]]` | `countersign-databases` ([`countersign_databases::postgres::config`]) |
 //! | `[audit]` | `countersign-gateway` ([`countersign_gateway::config::audit`]) |
+//! | `[[http]]` | `countersign-http` ([`countersign_http::config`]) |
 //! | `[database]`, `[log]` | this binary ([`database`], [`RawLog`]) |
 //!
 //! Reading happens in two steps. [`RawConfig`] mirrors the file exactly
@@ -35,6 +36,7 @@ pub use countersign_gateway::config::{
     AuditConfig, ConfigError, Environment, GatewayConfig, IpNet, KeySource, LimitsConfig, MapEnv, ProcessEnv,
     RawApproval, RawAudit, Secret,
 };
+pub use countersign_http::config::{HttpConfig, RawHttp};
 pub use countersign_identity::config::{
     ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
     WorkloadIdentityConfig, WorkloadRule,
@@ -80,6 +82,9 @@ pub struct RawConfig {
     /// `[[postgres]]`: databases reached through the gateway.
     #[serde(default)]
     pub postgres: Vec<RawPostgres>,
+    /// `[[http]]`: HTTP APIs reached through the gateway.
+    #[serde(default)]
+    pub http: Vec<RawHttp>,
 }
 
 /// `[log]`
@@ -142,6 +147,8 @@ pub struct Config {
     pub postgres: Vec<PostgresConfig>,
     /// Signed checkpoints of the audit log (see `countersign_gateway::checkpoints`).
     pub audit: AuditConfig,
+    /// The HTTP APIs served at `/http/{name}` (see `countersign-http`).
+    pub http: Vec<HttpConfig>,
 }
 
 /// Variables read by client commands, not the gateway's config.
@@ -235,6 +242,7 @@ impl RawConfig {
             limits: server.limits,
             postgres: countersign_databases::postgres::config::validate(self.postgres, env)?,
             audit,
+            http: countersign_http::config::validate(self.http, env)?,
         })
     }
 }
@@ -262,6 +270,9 @@ impl Config {
             step_up_max_age: self.identity.step_up_max_age(),
             sql_dialects: std::sync::Arc::new(
                 self.postgres.iter().map(|p| (p.resource.clone(), "postgres".to_owned())).collect(),
+            ),
+            http_apis: std::sync::Arc::new(
+                self.http.iter().filter_map(|h| Some((h.resource.clone(), h.api.clone()?))).collect(),
             ),
         }
     }

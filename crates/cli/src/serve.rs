@@ -103,7 +103,7 @@ fn siem_options(config: &Config) -> countersign_channels::OutboxOptions {
     options
 }
 
-/// The console, MCP and channel routes, the channels and the SIEM sinks
+/// The console, MCP, HTTP API and channel routes, the channels and the SIEM sinks
 /// (whose workers the caller starts). The console's admin page shows each
 /// channel's and sink's health.
 fn routes(
@@ -126,7 +126,16 @@ fn routes(
     };
     let console = countersign_console::router(state.clone(), identity, options);
     let mcp = countersign_mcp::router(state.clone(), config.mcp.clone(), config.body_limit_bytes);
-    Ok((console.merge(mcp).merge(channels.router()), channels, siem))
+    for api in &config.http {
+        eprintln!(
+            "http:         `{}` at {}/http/{} (agents call it with their countersign key)",
+            api.resource,
+            config.public_url.trim_end_matches('/'),
+            api.name
+        );
+    }
+    let http = countersign_http::router(state.clone(), config.http.clone());
+    Ok((console.merge(mcp).merge(http).merge(channels.router()), channels, siem))
 }
 
 /// A channel's or SIEM sink's health in the console's terms. The adapter lives here, in

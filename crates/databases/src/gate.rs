@@ -8,16 +8,15 @@
 //! decision is reached, is the same for all of them.
 
 use std::future::Future;
-use std::time::Duration;
 
 use countersign_core::{Action, Outcome, OutcomeStatus, Principal, Request, Status};
+pub use countersign_gateway::gate::Interruption;
+use countersign_gateway::gate::{self, Ended};
 use countersign_gateway::{AppState, Blame, GatewayError};
 use serde_json::{json, Map, Value};
 
 /// The action kind of every statement.
 pub const KIND: &str = "sql.execute";
-/// How long one wait lasts before it is started again.
-const WAIT_SLICE: Duration = Duration::from_secs(30);
 
 /// A statement as the client sent it.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,19 +94,10 @@ pub enum Verdict {
     Refuse(Refusal),
 }
 
-/// How the waiting ended early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interruption {
-    /// The client sent a cancel request.
-    Cancelled,
-    /// The client went away.
-    Gone,
-}
-
 /// Statements some of which wait for people.
 #[derive(Debug)]
 pub struct Held {
-    requests: Vec<Request>,
+    held: gate::Held,
     /// What to tell the client, one for each held statement.
     pub holds: Vec<Hold>,
 }
@@ -123,26 +113,15 @@ pub enum Submitted {
 /// Submits `statements` together: all run, or none does. Each is its own
 /// request.
 pub async fn submit(state: &AppState, principal: &Principal, target: &Target, statements: &[Statement]) -> Submitted {
-    let mut requests = Vec::with_capacity(statements.len());
-    for statement in statements {
-        match state.submit(principal, target.action(statement)).await {
-            Ok(request) => requests.push(request),
-            Err(e) => {
-                cancel_pending(state, principal, &requests).await;
-                return Submitted::Decided(Verdict::Refuse(unavailable(target, &e, None)));
-            }
+    let actions = statements.iter().map(|s| target.action(s)).collect();
+    match gate::submit(state, principal, actions).await {
+        gate::Submitted::Run(ids) => Submitted::Decided(Verdict::Run(ids)),
+        gate::Submitted::Refused(ended) => Submitted::Decided(Verdict::Refuse(refusal(target, ended))),
+        gate::Submitted::Held(held) => {
+            let holds = held.pending().map(|r| hold(state, target, r)).collect();
+            Submitted::Held(Held { held, holds })
         }
     }
-    if let Some(refused) = requests.iter().find(|r| matches!(r.status, Status::Denied)) {
-        cancel_pending(state, principal, &requests).await;
-        return Submitted::Decided(Verdict::Refuse(closed(target, refused)));
-    }
-    let holds: Vec<Hold> =
-        requests.iter().filter(|r| r.status == Status::Pending).map(|r| hold(state, target, r)).collect();
-    if holds.is_empty() {
-        return Submitted::Decided(Verdict::Run(requests.into_iter().map(|r| r.id).collect()));
-    }
-    Submitted::Held(Held { requests, holds })
 }
 
 /// Waits until every held statement is decided, and takes each approval
@@ -155,112 +134,38 @@ pub async fn wait(
     held: Held,
     interrupted: impl Future<Output = Interruption> + Send,
 ) -> Verdict {
-    let requests = held.requests;
-    let first_pending = requests.iter().find(|r| r.status == Status::Pending).map(|r| r.id.clone());
-    let waited = tokio::select! {
-        waited = wait_all(state, principal, target, &requests) => waited,
-        interruption = interrupted => {
-            cancel_pending(state, principal, &requests).await;
-            return Verdict::Refuse(match interruption {
-                Interruption::Cancelled => Refusal {
-                    sqlstate: "57014",
-                    message: "canceling statement due to user request; countersign withdrew its approval request".to_owned(),
-                    detail: None,
-                    request: first_pending,
-                },
-                Interruption::Gone => Refusal {
-                    sqlstate: "08006",
-                    message: "the client went away".to_owned(),
-                    detail: None,
-                    request: None,
-                },
-            });
-        }
-    };
-    match waited {
+    match gate::wait(state, principal, held.held, interrupted).await {
         Ok(ids) => Verdict::Run(ids),
-        Err(refusal) => {
-            cancel_pending(state, principal, &requests).await;
-            Verdict::Refuse(refusal)
-        }
+        Err(ended) => Verdict::Refuse(refusal(target, ended)),
     }
 }
 
-/// Waits for each pending request to be decided and takes each approval.
-async fn wait_all(
-    state: &AppState,
-    principal: &Principal,
-    target: &Target,
-    requests: &[Request],
-) -> Result<Vec<String>, Refusal> {
-    let mut ids = Vec::with_capacity(requests.len());
-    for request in requests {
-        if request.status == Status::Pending {
-            let decided = loop {
-                match state.wait_while_pending(principal, &request.id, WAIT_SLICE).await {
-                    Ok(r) if r.status == Status::Pending => continue,
-                    Ok(r) => break r,
-                    Err(e) => return Err(unavailable(target, &e, Some(&request.id))),
-                }
-            };
-            if decided.status != Status::Approved {
-                return Err(closed(target, &decided));
-            }
-            match state.release(principal, &request.id).await {
-                Ok(released) if released.status == Status::Released => {}
-                Ok(other) => return Err(closed(target, &other)),
-                Err(e) => return Err(unavailable(target, &e, Some(&request.id))),
-            }
-        }
-        ids.push(request.id.clone());
-    }
-    Ok(ids)
-}
-
-async fn cancel_pending(state: &AppState, principal: &Principal, requests: &[Request]) {
-    for request in requests.iter().filter(|r| r.status == Status::Pending) {
-        if let Err(e) = state.cancel(principal, &request.id).await {
-            tracing::debug!(request = %request.id, error = %e, "could not cancel the request of a statement that will not run");
+/// Why the statements do not run, in the terms of a database error.
+fn refusal(target: &Target, ended: Ended) -> Refusal {
+    match ended {
+        Ended::Closed(request) => closed(target, &request),
+        Ended::Unavailable { error, request } => unavailable(target, &error, request.as_deref()),
+        Ended::Interrupted { interruption: Interruption::Cancelled, request } => Refusal {
+            sqlstate: "57014",
+            message: "canceling statement due to user request; countersign withdrew its approval request".to_owned(),
+            detail: None,
+            request,
+        },
+        Ended::Interrupted { interruption: Interruption::Gone, .. } => {
+            Refusal { sqlstate: "08006", message: "the client went away".to_owned(), detail: None, request: None }
         }
     }
 }
-
-/// How long outcomes gather before they are recorded together: the
-/// store's group commit then makes them durable in one flush, instead of
-/// one flush each competing with the next statement's decision.
-const OUTCOME_BATCH: Duration = Duration::from_millis(20);
 
 /// Records how statements went, off the client's path and in batches.
 #[derive(Debug, Clone)]
-pub struct Outcomes {
-    sender: tokio::sync::mpsc::UnboundedSender<(String, Outcome)>,
-}
+pub struct Outcomes(gate::Outcomes, Principal);
 
 impl Outcomes {
     /// A recorder for `principal`'s statements; it ends (after recording
     /// what it was given) when the last clone is dropped.
     pub fn new(state: &AppState, principal: &Principal) -> Self {
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(String, Outcome)>();
-        let (state, principal) = (state.clone(), principal.clone());
-        tokio::spawn(async move {
-            while let Some(first) = receiver.recv().await {
-                let mut batch = vec![first];
-                let deadline = tokio::time::Instant::now() + OUTCOME_BATCH;
-                while let Ok(Some(next)) = tokio::time::timeout_at(deadline, receiver.recv()).await {
-                    batch.push(next);
-                }
-                let reports = batch.into_iter().map(|(id, outcome)| {
-                    let (state, principal) = (&state, &principal);
-                    async move {
-                        if let Err(e) = state.report_outcome(principal, &id, outcome).await {
-                            tracing::warn!(request = %id, error = %e, "could not record a statement's outcome");
-                        }
-                    }
-                });
-                futures_util::future::join_all(reports).await;
-            }
-        });
-        Self { sender }
+        Self(gate::Outcomes::new(state), principal.clone())
     }
 
     /// Records how request `id`'s statement went.
@@ -272,21 +177,12 @@ impl Outcomes {
             output_sha256: None,
             reported_at: state.now(),
         };
-        if self.sender.send((id, outcome)).is_err() {
-            tracing::warn!("the outcome recorder has stopped; an outcome is lost");
-        }
+        self.0.report(&self.1, id, outcome);
     }
 }
 
 fn hold(state: &AppState, target: &Target, request: &Request) -> Hold {
-    let asked: Vec<String> = request
-        .requirements
-        .iter()
-        .map(|r| {
-            let people = if r.quorum == 1 { "1 approval".to_owned() } else { format!("{} approvals", r.quorum) };
-            format!("policy `{}` asks {} ({people})", r.policy, r.groups.join(" or "))
-        })
-        .collect();
+    let asked = gate::asked(request);
     let until = request.expires_at.map_or_else(|| "no deadline".to_owned(), |t| format!("until {}", t.to_rfc3339()));
     let preview = request
         .action

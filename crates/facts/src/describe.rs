@@ -1,7 +1,7 @@
 //! The facts in words, for people reviewing a request: one short line per
 //! thing worth knowing, the alarming ones first within each record.
 
-use crate::{Facts, KubectlFacts, ShellFacts, SqlFacts, TerraformFacts};
+use crate::{Facts, HttpFacts, KubectlFacts, ShellFacts, SqlFacts, TerraformFacts};
 
 /// How many names a line lists before "…".
 const LISTED: usize = 6;
@@ -20,7 +20,25 @@ pub(crate) fn lines(facts: &Facts) -> Vec<String> {
     if let Some(terraform) = &facts.terraform {
         terraform_lines(terraform, &mut out);
     }
+    if let Some(http) = &facts.http {
+        http_lines(http, &mut out);
+    }
     out
+}
+
+fn http_lines(http: &HttpFacts, out: &mut Vec<String>) {
+    if http.parse_error {
+        out.push("HTTP: the request could not be read".to_owned());
+        return;
+    }
+    let what = if http.read_only { "reads" } else { "writes" };
+    let mut line = format!("HTTP {} `{}` ({what}, {} body bytes)", http.method, http.path, http.body_bytes);
+    if !http.operation.is_empty() {
+        line.push_str(&format!("; operation `{}`", http.operation));
+    } else if !http.path_template.is_empty() {
+        line.push_str(&format!("; `{}`", http.path_template));
+    }
+    out.push(line);
 }
 
 fn list(items: &[String], quote: bool) -> String {
@@ -164,7 +182,11 @@ mod tests {
             ["Terraform: destroys 1 (aws_db_instance.main), creates 1"]
         );
         assert_eq!(lines("terraform.apply", json!({"plan": "plan.bin"})), ["Terraform: the plan could not be read"]);
-        assert!(lines("http.request", json!({})).is_empty());
+        assert_eq!(lines("http.request", json!({})), ["HTTP: the request could not be read"]);
+        assert_eq!(
+            lines("http.request", json!({"method": "delete", "path": "/v1/x", "body_bytes": 3})),
+            ["HTTP DELETE `/v1/x` (writes, 3 body bytes)"]
+        );
         assert_eq!(lines("shell.exec", json!({"command": "> /dev/sda"})), ["shell: destructive: write to /dev/sda"]);
     }
 }

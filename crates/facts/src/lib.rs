@@ -13,6 +13,7 @@
 //! | `statement`, optional `dialect` | SQL | [`SqlFacts`] |
 //! | `args`, for `k8s.*`/`kubectl.*` kinds | the argv `kubectl …args` | [`KubectlFacts`], plus [`ShellFacts`] when the call runs something (`exec … -- CMD`; a plugin or unknown subcommand is unresolved) |
 //! | `plan` | `terraform show -json` output (object or string) | [`TerraformFacts`] |
+//! | `method`, `path`, `body_bytes`, for `http.*` kinds | an HTTP request (matched against the API's OpenAPI document when the gateway holds it: [`Bound`]) | [`HttpFacts`] |
 //!
 //! A kind may add expectations but never removes facts: `shell.*` expects
 //! a command line, `sql.*` SQL (a statement, or a command that carries
@@ -60,6 +61,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod describe;
+pub mod http;
 mod kubectl;
 pub mod shell;
 pub mod sql;
@@ -68,6 +70,7 @@ pub mod terraform;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use http::{HttpApi, HttpFacts};
 pub use kubectl::{KubectlFacts, READ_ONLY_VERBS as KUBECTL_READ_ONLY_VERBS};
 pub use shell::ShellFacts;
 pub use sql::SqlFacts;
@@ -94,6 +97,8 @@ pub struct Facts {
     pub kubectl: Option<KubectlFacts>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terraform: Option<TerraformFacts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpFacts>,
 }
 
 /// The families of action kinds that expect some record.
@@ -102,6 +107,7 @@ enum Family {
     Sql,
     Kubernetes,
     Terraform,
+    Http,
     Other,
 }
 
@@ -111,6 +117,7 @@ fn family(kind: &str) -> Family {
         "sql" => Family::Sql,
         "k8s" | "kubectl" => Family::Kubernetes,
         "terraform" => Family::Terraform,
+        "http" => Family::Http,
         _ => Family::Other,
     }
 }
@@ -125,6 +132,23 @@ pub fn derive(kind: &str, payload: &Value) -> Facts {
 /// `statement` is judged in that dialect alone, whatever the payload's
 /// `dialect` claims.
 pub fn derive_bound(kind: &str, payload: &Value, bound_dialect: Option<&str>) -> Facts {
+    derive_with(kind, payload, Bound { sql_dialect: bound_dialect, http_api: None })
+}
+
+/// What the gateway knows of the resource an action is on, because it
+/// fronts it: facts then follow the resource, not what a payload claims.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bound<'a> {
+    /// The SQL dialect of a database behind one of its endpoints.
+    pub sql_dialect: Option<&'a str>,
+    /// The operations of an HTTP API behind its proxy (from the
+    /// operator's OpenAPI document).
+    pub http_api: Option<&'a HttpApi>,
+}
+
+/// [`derive`] for an action on a resource the gateway fronts.
+pub fn derive_with(kind: &str, payload: &Value, bound: Bound<'_>) -> Facts {
+    let bound_dialect = bound.sql_dialect;
     let mut facts = Facts::default();
     let family = family(kind);
     let has = |field: &str| payload.get(field).is_some();
@@ -215,6 +239,9 @@ pub fn derive_bound(kind: &str, payload: &Value, bound_dialect: Option<&str>) ->
     if has("plan") || matches!(family, Family::Terraform) {
         facts.terraform = Some(terraform::from_payload(payload));
     }
+    if matches!(family, Family::Http) {
+        facts.http = Some(http::from_payload(payload, bound.http_api));
+    }
     facts
 }
 
@@ -264,7 +291,11 @@ impl Facts {
     /// No record at all (a payload with none of the fields read, under a
     /// kind that expects none).
     pub fn is_empty(&self) -> bool {
-        self.shell.is_none() && self.sql.is_none() && self.kubectl.is_none() && self.terraform.is_none()
+        self.shell.is_none()
+            && self.sql.is_none()
+            && self.kubectl.is_none()
+            && self.terraform.is_none()
+            && self.http.is_none()
     }
 
     /// The facts as JSON, in the documented shape.
@@ -308,8 +339,9 @@ mod tests {
 
     #[test]
     fn kinds_pick_their_parsers() {
-        assert!(derive("http.request", &json!({})).is_empty());
-        assert!(derive("http.request", &json!({"url": "https://x", "method": "GET"})).is_empty());
+        assert!(derive("http.request", &json!({})).http.unwrap().parse_error);
+        let f = derive("http.request", &json!({"method": "GET", "path": "/x"}));
+        assert!(f.http.unwrap().read_only && f.shell.is_none() && f.sql.is_none());
         let f = derive("shell.exec", &json!({"argv": ["kubectl", "delete", "ns", "prod"]}));
         assert_eq!(f.kubectl.unwrap().verbs, ["delete"]);
         assert!(derive("shell.exec", &json!({"argv": ["ls"]})).kubectl.is_none());
@@ -352,8 +384,9 @@ mod tests {
             assert!(f.shell.unwrap().destructive, "{kind}");
             let f = derive(kind, &json!({"argv": ["sqlite3", "app.db"], "stdin": "DROP TABLE users;"}));
             assert!(f.sql.unwrap().is_ddl, "{kind}");
-            // Nothing the gateway reads: no record.
-            assert!(derive(kind, &json!({"url": "https://x", "steps": [{"command": "ls"}]})).is_empty(), "{kind}");
+            // Nothing the gateway reads: no record (an HTTP kind expects a request).
+            let f = derive(kind, &json!({"url": "https://x", "steps": [{"command": "ls"}]}));
+            assert_eq!(f.is_empty(), kind != "http.request", "{kind}");
         }
         // A kind adds expectations, never removes facts.
         assert!(derive("sql.execute", &json!({"query": "x"})).sql.unwrap().parse_error);

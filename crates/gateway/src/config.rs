@@ -93,6 +93,9 @@ pub struct GatewayConfig {
     /// Resources whose SQL dialect the gateway knows, because it fronts
     /// them (`[[postgres]]`): their SQL is judged in that dialect alone.
     pub sql_dialects: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    /// HTTP APIs the gateway fronts (`[[http]]`) with an OpenAPI
+    /// document: their requests are matched against its operations.
+    pub http_apis: countersign_policy::HttpApis,
 }
 
 /// The default `approval.default_timeout`.

@@ -14,6 +14,8 @@
 //!   wait on it; [`changes`] wakes whoever waits, [`deadlines`] expires
 //!   it; [`visibility`] says who may see it;
 //! - [`review`]: people approve, deny and comment;
+//! - [`gate`]: the loop as an entry point that runs actions itself walks it
+//!   (submit, wait, take the approval, record the outcome);
 //! - [`release`]: the requester takes its approval (once), or cancels, and
 //!   records how the action went;
 //! - record: every move is audited in the same transaction; [`refusals`]
@@ -36,6 +38,7 @@ pub mod decide;
 pub mod directory;
 pub mod error;
 pub mod evidence;
+pub mod gate;
 pub mod hold;
 pub mod identify;
 pub mod kv;

@@ -35,7 +35,8 @@ pub(crate) fn load(config: &GatewayConfig) -> Result<(PolicyEngine, SharedPolicy
     let (sources, schema) = PolicyEngine::read_dir(&config.policies_dir).map_err(problems)?;
     let engine = PolicyEngine::from_sources(sources.clone(), schema.clone(), defaults)
         .map_err(problems)?
-        .with_sql_dialects(config.sql_dialects.clone());
+        .with_sql_dialects(config.sql_dialects.clone())
+        .with_http_apis(config.http_apis.clone());
     let shared = SharedPolicy::new(engine.hash(), &sources, schema.as_ref());
     Ok((engine, shared))
 }

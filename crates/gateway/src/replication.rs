@@ -158,7 +158,11 @@ impl AppState {
         let loaded = serde_json::from_str::<SharedPolicy>(&text)
             .map_err(|e| format!("the shared policy set does not decode: {e}"))
             .and_then(|shared| shared.load(defaults))
-            .map(|engine| engine.with_sql_dialects(self.0.config.sql_dialects.clone()));
+            .map(|engine| {
+                engine
+                    .with_sql_dialects(self.0.config.sql_dialects.clone())
+                    .with_http_apis(self.0.config.http_apis.clone())
+            });
         let engine = match loaded {
             Ok(engine) => engine,
             Err(problems) => {

@@ -68,7 +68,13 @@ pub struct PolicyEngine {
     /// Resources whose SQL dialect the gateway knows (see
     /// [`with_sql_dialects`](Self::with_sql_dialects)).
     sql_dialects: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    /// HTTP APIs the gateway fronts, by resource (see
+    /// [`with_http_apis`](Self::with_http_apis)).
+    http_apis: HttpApis,
 }
+
+/// The operations of each HTTP API the gateway fronts, by resource.
+pub type HttpApis = std::sync::Arc<std::collections::BTreeMap<String, std::sync::Arc<countersign_facts::HttpApi>>>;
 
 impl fmt::Debug for PolicyEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -200,6 +206,7 @@ impl PolicyEngine {
             slices,
             authorizer: Authorizer::new(),
             sql_dialects: std::sync::Arc::default(),
+            http_apis: std::sync::Arc::default(),
         })
     }
 
@@ -246,6 +253,14 @@ impl PolicyEngine {
         self
     }
 
+    /// Matches HTTP requests on these resources against their APIs'
+    /// operations (an API the gateway fronts, with an OpenAPI document).
+    #[must_use]
+    pub fn with_http_apis(mut self, apis: HttpApis) -> Self {
+        self.http_apis = apis;
+        self
+    }
+
     /// Decides `action` by `principal`, evaluating only the policies whose
     /// scope can match it (the production path).
     pub fn decide(&self, principal: &Principal, action: &Action) -> Decision {
@@ -260,8 +275,11 @@ impl PolicyEngine {
     }
 
     fn evaluate(&self, policies: &PolicySet, principal: &Principal, action: &Action) -> Decision {
-        let dialect = self.sql_dialects.get(&action.resource).map(String::as_str);
-        match request::build(principal, action, dialect) {
+        let bound = countersign_facts::Bound {
+            sql_dialect: self.sql_dialects.get(&action.resource).map(String::as_str),
+            http_api: self.http_apis.get(&action.resource).map(std::sync::Arc::as_ref),
+        };
+        match request::build(principal, action, bound) {
             Ok(cedar) => {
                 let response = self.authorizer.is_authorized(&cedar.request, policies, &cedar.entities);
                 interpret(&response, &self.facts, &self.hash)

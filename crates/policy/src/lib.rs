@@ -50,7 +50,7 @@ mod slice;
 mod source;
 
 pub use decision::{Decision, Verdict};
-pub use engine::{Defaults, PolicyEngine, PolicySource, SCHEMA_FILE};
+pub use engine::{Defaults, HttpApis, PolicyEngine, PolicySource, SCHEMA_FILE};
 pub use error::{Location, PolicyLoadError};
 
 /// The commented starter policy that the gateway writes into a fresh data

@@ -8,7 +8,7 @@
 //! | `action`    | `Action::"<kind>"`, e.g. `Action::"sql.execute"`                          |
 //! | `resource`  | `Resource::"<resource>"` with attribute `name` (the same string, so `resource.name like "prod*"` works) |
 //! | `context`   | `{payload, labels, on_behalf_of, justification, context}` as submitted; `labels` is a set of strings; `on_behalf_of` and `justification` are left out when absent; plus `facts` |
-//! | `context.facts` | the risk facts [`countersign_facts::derive`] finds in the payload, converted like `payload`: `{shell, sql, kubectl, terraform}`, each record present when the payload's fields call for it (`argv`/`command`/`stdin`, `statement`, `plan`, kubectl `args`), whatever the kind, or when the kind expects it (`shell.*`, `sql.*`, `k8s.*`/`kubectl.*`, `terraform.*`); an empty record otherwise |
+//! | `context.facts` | the risk facts [`countersign_facts::derive`] finds in the payload, converted like `payload`: `{shell, sql, kubectl, terraform, http}`, each record present when the payload's fields call for it (`argv`/`command`/`stdin`, `statement`, `plan`, kubectl `args`), whatever the kind, or when the kind expects it (`shell.*`, `sql.*`, `k8s.*`/`kubectl.*`, `terraform.*`, `http.*`); an empty record otherwise |
 //!
 //! So a policy can say `principal in Group::"dba"`,
 //! `context.facts.sql.delete_without_where`, `context.facts.shell.programs.contains("rm")`,
@@ -112,7 +112,11 @@ fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {
 
 /// Builds the Cedar request for `principal` asking to perform `action`, as
 /// described in the [module documentation](self).
-pub fn build(principal: &Principal, action: &Action, sql_dialect: Option<&str>) -> Result<CedarRequest, RequestError> {
+pub fn build(
+    principal: &Principal,
+    action: &Action,
+    bound: countersign_facts::Bound<'_>,
+) -> Result<CedarRequest, RequestError> {
     let names = names()?;
     let cedar = |e: &dyn std::fmt::Display| RequestError::Cedar(e.to_string());
 
@@ -138,13 +142,13 @@ pub fn build(principal: &Principal, action: &Action, sql_dialect: Option<&str>) 
     let resource_entity = Entity::new(resource_uid.clone(), resource_attrs, HashSet::new()).map_err(|e| cedar(&e))?;
 
     let entities = Entities::from_entities([principal_entity, resource_entity], None).map_err(|e| cedar(&e))?;
-    let context = context(action, sql_dialect)?;
+    let context = context(action, bound)?;
     let request = Request::new(principal_uid, uid(&names.action, &action.kind), resource_uid, context, None)
         .map_err(|e| cedar(&e))?;
     Ok(CedarRequest { request, entities })
 }
 
-fn context(action: &Action, sql_dialect: Option<&str>) -> Result<Context, RequestError> {
+fn context(action: &Action, bound: countersign_facts::Bound<'_>) -> Result<Context, RequestError> {
     let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(6);
     if let Some(payload) = to_cedar(&action.payload, 0) {
         pairs.push(("payload".to_owned(), payload));
@@ -159,7 +163,7 @@ fn context(action: &Action, sql_dialect: Option<&str>) -> Result<Context, Reques
     }
     pairs.push(("context".to_owned(), record(&action.context, 0)));
     // Converted like the payload, so policies compare facts the same way.
-    let facts = countersign_facts::derive_bound(&action.kind, &action.payload, sql_dialect).to_json();
+    let facts = countersign_facts::derive_with(&action.kind, &action.payload, bound).to_json();
     if let Some(facts) = to_cedar(&facts, 0) {
         pairs.push(("facts".to_owned(), facts));
     }

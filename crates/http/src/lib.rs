@@ -1,0 +1,30 @@
+//! HTTP APIs through the gateway. Agents call `/http/<name>/<path>` on the
+//! gateway with their countersign key (or workload token) instead of the
+//! API itself; each request is an `http.request` action, decided before
+//! anything reaches the API, and the gateway alone holds the API's
+//! credential.
+//!
+//! - [`config`]: the `[[http]]` sections;
+//! - [`request`]: reading a request (framing, path, headers, body) and
+//!   describing it as an action;
+//! - [`forward`]: the upstream client, and the response streamed back
+//!   with its outcome recorded;
+//! - [`results`]: responses kept for `Prefer: respond-async` clients;
+//! - [`reply`]: what the client is told when a request does not run;
+//! - [`endpoint`]: the routes, and a request through the approval loop
+//!   ([`countersign_gateway::gate`]).
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod config;
+pub mod endpoint;
+pub mod forward;
+pub mod reply;
+pub mod request;
+pub mod results;
+
+pub use config::{HttpConfig, RawHttp};
+pub use endpoint::router;
+
+/// The action kind of every request.
+pub const KIND: &str = "http.request";

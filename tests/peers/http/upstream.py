@@ -1,0 +1,118 @@
+"""The upstream API of the HTTP proxy tests: a FastAPI app served by
+uvicorn on a port of its own choosing (printed as `port N` once bound).
+
+It checks the gateway's credential itself (UPSTREAM_TOKEN) and remembers,
+for GET /_seen, how often each method and path was called and what the
+last request looked like: whether it carried the
+expected credential, whether any header held an agent key or a cookie, and
+which headers came, so tests can tell what the gateway forwarded without
+the API ever echoing the credential back.
+"""
+
+import asyncio
+import os
+import socket
+import sys
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from sse_starlette.sse import EventSourceResponse
+
+TOKEN = os.environ["UPSTREAM_TOKEN"]
+app = FastAPI(title="items")
+items = {"1": {"id": "1", "name": "first"}}
+seen = {}
+# How many times each "METHOD /path" reached the API (not GET /_seen).
+calls = {}
+
+
+@app.middleware("http")
+async def check_credential(request: Request, call_next):
+    if request.url.path != "/_seen":
+        body = await request.body()
+        key = f"{request.method} {request.url.path}"
+        calls[key] = calls.get(key, 0) + 1
+        seen.clear()
+        seen.update(
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "query": request.url.query,
+                "credential_ok": request.headers.get("authorization") == f"Bearer {TOKEN}",
+                "agent_key_seen": any("csa_" in v for v in request.headers.values()),
+                "cookie_seen": "cookie" in request.headers,
+                "headers": sorted(k for k in request.headers.keys() if k != "authorization"),
+                "host": request.headers.get("host"),
+                "body": body.decode("utf-8", "replace"),
+            }
+        )
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return JSONResponse({"detail": "bad credential"}, status_code=401)
+    return await call_next(request)
+
+
+@app.get("/_seen", operation_id="lastSeen")
+async def last_seen():
+    return {**seen, "calls": calls}
+
+
+@app.get("/items/{item_id}", operation_id="getItem")
+async def get_item(item_id: str):
+    if item_id not in items:
+        return JSONResponse({"detail": "no such item"}, status_code=404)
+    return items[item_id]
+
+
+@app.post("/items", operation_id="createItem", status_code=201)
+async def create_item(request: Request):
+    item = await request.json()
+    items[str(item["id"])] = item
+    return item
+
+
+@app.delete("/items/{item_id}", operation_id="deleteItem", status_code=204)
+async def delete_item(item_id: str):
+    items.pop(item_id, None)
+    return Response(status_code=204)
+
+
+@app.get("/events", operation_id="streamEvents")
+async def events(count: int = 5, every: float = 0.2):
+    async def generate():
+        for i in range(count):
+            yield {"event": "tick", "id": str(i), "data": f"tick {i}"}
+            await asyncio.sleep(every)
+
+    return EventSourceResponse(generate())
+
+
+@app.get("/chunks", operation_id="streamChunks")
+async def chunks(count: int = 3):
+    async def generate():
+        for i in range(count):
+            yield f"chunk {i}\n".encode()
+            await asyncio.sleep(0.05)
+
+    return StreamingResponse(generate(), media_type="text/plain", headers={"set-cookie": "upstream=secret"})
+
+
+@app.get("/elsewhere", operation_id="redirectElsewhere")
+async def elsewhere(to: str):
+    return RedirectResponse(to, status_code=302)
+
+
+def main():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Inherited by accepted connections on Linux: without it, a response
+    # written in two parts waits for the client's delayed ACK (~40 ms).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+    print(f"port {sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
