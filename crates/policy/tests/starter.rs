@@ -34,7 +34,11 @@ fn starter_loads_with_named_policies() {
             "unlisted-kind-needs-sre",
             "prod-sql-reads-routine",
             "unfiltered-dml-needs-dba",
-            "prod-ddl-needs-two-dbas"
+            "prod-ddl-needs-two-dbas",
+            "k8s-reads-routine-nonprod",
+            "k8s-changes-nonprod-need-sre",
+            "k8s-prod-exec-needs-sre",
+            "no-namespace-deletes-by-agents"
         ]
     );
 }
