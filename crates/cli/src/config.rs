@@ -33,16 +33,16 @@ pub use countersign_channels::config::{
     WebhookConfig, WEBHOOK_EVENTS,
 };
 pub use countersign_databases::postgres::config::{PostgresConfig, RawPostgres};
-pub use countersign_http::config::{HttpConfig, RawHttp};
-pub use countersign_k8s::config::{KubernetesConfig, RawKubernetes};
 pub use countersign_gateway::config::{
     AuditConfig, ConfigError, Environment, GatewayConfig, IpNet, KeySource, LimitsConfig, MapEnv, ProcessEnv,
     RawApproval, RawAudit, Secret,
 };
+pub use countersign_http::config::{HttpConfig, RawHttp};
 pub use countersign_identity::config::{
     ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
     WorkloadIdentityConfig, WorkloadRule,
 };
+pub use countersign_k8s::config::{KubernetesConfig, RawKubernetes};
 pub use countersign_mcp::config::{valid_upstream_name, McpConfig, McpUpstream, RawMcp, RawMcpUpstream, UrlUpstream};
 pub use countersign_server::config::{RawServer, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, MAX_WAIT_CEILING};
 pub use countersign_siem::config::{RawSiem, SiemConfig};

@@ -134,7 +134,9 @@ struct Info {
 /// `None` when the path could be read two ways (`%`, dot or empty
 /// segments, control characters).
 fn resolve(path: &str) -> Option<Info> {
-    if !path.starts_with('/') || path.bytes().any(|b| b == b'%' || b == b'\\' || b.is_ascii_control() || b == b'?' || b == b'#') {
+    if !path.starts_with('/')
+        || path.bytes().any(|b| b == b'%' || b == b'\\' || b.is_ascii_control() || b == b'?' || b == b'#')
+    {
         return None;
     }
     let trimmed = path.trim_start_matches('/').trim_end_matches('/');
@@ -170,7 +172,9 @@ fn resolve(path: &str) -> Option<Info> {
         other => other,
     };
     let rest = match rest {
-        ["namespaces", ns, more @ ..] if !more.is_empty() && !matches!(more.first(), Some(&("status" | "finalize"))) => {
+        ["namespaces", ns, more @ ..]
+            if !more.is_empty() && !matches!(more.first(), Some(&("status" | "finalize"))) =>
+        {
             info.namespace = Some((*ns).to_owned());
             more
         }
@@ -241,7 +245,10 @@ mod tests {
     #[test]
     fn verbs_resources_and_namespaces_as_the_api_server_reads_them() {
         let f = of("GET", "/api/v1/namespaces/prod/pods", Some("limit=500"));
-        assert_eq!((f.verbs, f.resource_types, f.namespaces), (vec!["list".into()], vec!["pods".into()], vec!["prod".into()]));
+        assert_eq!(
+            (f.verbs, f.resource_types, f.namespaces),
+            (vec!["list".into()], vec!["pods".into()], vec!["prod".into()])
+        );
         assert!(f.read_only && !f.all_namespaces);
         let f = of("GET", "/api/v1/pods", None);
         assert!(f.all_namespaces && f.read_only);
@@ -250,7 +257,10 @@ mod tests {
         let f = of("GET", "/api/v1/watch/namespaces/prod/pods", None);
         assert_eq!(f.verbs, ["watch"]);
         let f = of("DELETE", "/api/v1/namespaces/prod", None);
-        assert_eq!((f.verbs, f.resource_types, f.names), (vec!["delete".into()], vec!["namespaces".into()], vec!["prod".into()]));
+        assert_eq!(
+            (f.verbs, f.resource_types, f.names),
+            (vec!["delete".into()], vec!["namespaces".into()], vec!["prod".into()])
+        );
         assert!(f.namespaces.is_empty());
         let f = of("PUT", "/api/v1/namespaces/prod/finalize", None);
         assert_eq!((f.resource_types, f.subresources), (vec!["namespaces".into()], vec!["finalize".into()]));
@@ -278,7 +288,9 @@ mod tests {
         assert!(shell.destructive, "{shell:?}");
         let (k, shell) = facts(&json!({"method": "GET", "path": "/api/v1/namespaces/p/pods/x/exec", "body_bytes": 0}));
         assert!(!k.read_only && shell.unwrap().parse_error);
-        let (k, shell) = facts(&json!({"method": "POST", "path": "/api/v1/namespaces/p/pods/x/portforward", "query": "ports=80", "body_bytes": 0}));
+        let (k, shell) = facts(
+            &json!({"method": "POST", "path": "/api/v1/namespaces/p/pods/x/portforward", "query": "ports=80", "body_bytes": 0}),
+        );
         assert_eq!(k.verbs, ["portforward"]);
         assert!(shell.is_none() && !k.read_only);
     }
@@ -297,7 +309,15 @@ mod tests {
 
     #[test]
     fn ambiguous_requests_are_parse_errors() {
-        for path in ["/api/v1/namespaces/a/pods/..", "/api/v1/namespaces/a%2Fb/pods", "/api//v1/pods", "//api/v1/pods", "api/v1/pods", "/api/v1/./pods", "/api/v1/pods\n"] {
+        for path in [
+            "/api/v1/namespaces/a/pods/..",
+            "/api/v1/namespaces/a%2Fb/pods",
+            "/api//v1/pods",
+            "//api/v1/pods",
+            "api/v1/pods",
+            "/api/v1/./pods",
+            "/api/v1/pods\n",
+        ] {
             assert!(of("GET", path, None).parse_error, "{path}");
         }
         assert!(of("GET", "/api/v1/pods", Some("watch=true;x=1")).parse_error);

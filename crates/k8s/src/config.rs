@@ -210,7 +210,8 @@ fn credential(name: &str, raw: &RawKubernetes, env: &dyn Environment) -> Result<
             }
             pem.push(b'\n');
             pem.extend_from_slice(&key_pem);
-            let text = String::from_utf8(pem).map_err(|_| named("the client certificate is not PEM text".to_owned()))?;
+            let text =
+                String::from_utf8(pem).map_err(|_| named("the client certificate is not PEM text".to_owned()))?;
             Some(text)
         }
         (Some(_), None) | (None, Some(_)) => {

@@ -54,7 +54,9 @@ pub fn router(state: AppState, configs: Vec<KubernetesConfig>) -> Router {
             Ok(upstream) => {
                 clusters.insert(name, Arc::new(upstream));
             }
-            Err(e) => tracing::error!(cluster = %name, error = %e, "cannot set up the Kubernetes cluster; it is unreachable"),
+            Err(e) => {
+                tracing::error!(cluster = %name, error = %e, "cannot set up the Kubernetes cluster; it is unreachable")
+            }
         }
     }
     let outcomes = Outcomes::new(&state);
@@ -81,7 +83,9 @@ async fn authenticate(state: &AppState, source: Source, call: &CallHead) -> Resu
         }
         Unidentified::Failed(failed @ (AuthError::Missing | AuthError::Malformed | AuthError::Rejected)) => {
             let message = match failed {
-                AuthError::Missing => "countersign: missing `Authorization: Bearer <countersign key>` header".to_owned(),
+                AuthError::Missing => {
+                    "countersign: missing `Authorization: Bearer <countersign key>` header".to_owned()
+                }
                 AuthError::Malformed | AuthError::Rejected | AuthError::Store(_) => format!("countersign: {failed}"),
             };
             failure(StatusCode::UNAUTHORIZED, "Unauthorized", &message)
@@ -115,7 +119,8 @@ pub enum BadPath {
 /// API server could read it as another path than the one decided on:
 /// Kubernetes names never need escaping, so any `%` is refused.
 pub fn api_path(full: &str, cluster: &str) -> Result<String, BadPath> {
-    let rest = full.strip_prefix("/k8s/").and_then(|r| r.strip_prefix(cluster)).unwrap_or("");
+    // The cluster as written, not as decoded: `/k8s/stag%69ng` is no cluster.
+    let rest = full.strip_prefix("/k8s/").and_then(|r| r.strip_prefix(cluster)).ok_or(BadPath::Ambiguous)?;
     let path = if rest.is_empty() { "/" } else { rest };
     let bad_byte = path.bytes().any(|b| b == b'%' || b == b'\\' || b.is_ascii_control() || !b.is_ascii());
     let inner = path.strip_prefix('/').unwrap_or(path);
@@ -158,14 +163,20 @@ async fn endpoint(
     };
     let name = params.get("cluster").cloned().unwrap_or_default();
     let Some(upstream) = inner.clusters.get(&name).cloned() else {
-        return failure(StatusCode::NOT_FOUND, "NotFound", &format!("countersign: no Kubernetes cluster is named `{name}`"));
+        return failure(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("countersign: no Kubernetes cluster is named `{name}`"),
+        );
     };
     let path = match api_path(request.uri().path(), &name) {
         Ok(path) => path,
         Err(why) => return failure(StatusCode::BAD_REQUEST, "BadRequest", &format!("countersign: {why}")),
     };
-    if !matches!(*request.method(), Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
-    {
+    if !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) {
         return failure(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "countersign: this method is not proxied");
     }
     if is_upgrade(request.headers()) {
@@ -176,11 +187,8 @@ async fn endpoint(
         );
     }
     let limit = upstream.config.max_body_bytes;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large(limit);
     }
@@ -190,7 +198,9 @@ async fn endpoint(
     let body = match http_body_util::Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(limit),
-        Err(_) => return failure(StatusCode::BAD_REQUEST, "BadRequest", "countersign: the request body could not be read"),
+        Err(_) => {
+            return failure(StatusCode::BAD_REQUEST, "BadRequest", "countersign: the request body could not be read")
+        }
     };
     let incoming = Incoming { method, path, query, headers, body };
     let mut action = incoming.action(&upstream.config.resource);
@@ -306,6 +316,7 @@ mod tests {
             "/k8s/prod/api//v1/pods",
             "/k8s/prod/api/v1/pods\\x",
             "/k8s/prodx/api",
+            "/k8s/pr%6fd/api",
         ] {
             assert!(api_path(bad, "prod").is_err(), "{bad}");
         }

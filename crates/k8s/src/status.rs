@@ -65,8 +65,11 @@ fn closed(resource: &str, request: &Request) -> Response {
         "countersign: request to `{resource}` {what}: {} (policies: {policies}; request {})",
         request.reason, request.id
     );
-    let causes: Vec<Value> =
-        request.policies.iter().map(|p| json!({"reason": "countersign.policy", "message": p, "field": "policy"})).collect();
+    let causes: Vec<Value> = request
+        .policies
+        .iter()
+        .map(|p| json!({"reason": "countersign.policy", "message": p, "field": "policy"}))
+        .collect();
     let details = json!({"name": request.id, "kind": "countersign-request", "causes": causes});
     failure_with(StatusCode::FORBIDDEN, "Forbidden", &message, Some(details))
 }
