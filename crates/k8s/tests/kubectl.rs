@@ -413,3 +413,15 @@ async fn the_python_client_reads_streams_waits_and_is_refused() {
     assert_eq!(refused["status"], 403, "{refused}");
     assert!(refused["message"].as_str().unwrap().contains("no-namespace-deletes-by-agents"), "{refused}");
 }
+
+/// Streams into containers are not proxied yet: kubectl exec is refused
+/// before anything is decided or sent, with a message saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_is_refused_until_streams_are_proxied() {
+    let Some(h) = harness().await else { return };
+    let out = h.kubectl("bot", "staging", &["exec", "web-0", "-n", "web", "--", "ls"]).await.unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not proxied yet"), "{stderr}");
+    assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().ends_with("/exec")));
+}
