@@ -10,7 +10,10 @@
 //!   for). A client that goes away while its request is held withdraws it.
 //!
 //! Requests that open a stream into a container (`Connection: Upgrade`,
-//! for exec, attach and port-forward) are refused for now.
+//! WebSocket or SPDY, for exec, attach and port-forward) are decided once,
+//! at the upgrade, like any other request; once allowed the upgrade is
+//! asked of the API server and, when it agrees, the two streams are
+//! passed through untouched until either side closes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -179,13 +182,19 @@ async fn endpoint(
     ) {
         return failure(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "countersign: this method is not proxied");
     }
-    if is_upgrade(request.headers()) {
-        return failure(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "countersign: streams into containers (exec, attach, port-forward) are not proxied yet",
-        );
-    }
+    let mut request = request;
+    let upgrade = if is_upgrade(request.headers()) {
+        let protocol = request.headers().get(header::UPGRADE).cloned();
+        let on_upgrade = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+        match (protocol, on_upgrade) {
+            (Some(protocol), Some(on_upgrade)) => Some(Upgrade { protocol, on_upgrade }),
+            (None | Some(_), None | Some(_)) => {
+                return failure(StatusCode::BAD_REQUEST, "BadRequest", "countersign: an upgrade without a protocol");
+            }
+        }
+    } else {
+        None
+    };
     let limit = upstream.config.max_body_bytes;
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -193,7 +202,7 @@ async fn endpoint(
         return too_large(limit);
     }
     let token = bearer(request.headers());
-    let headers = Incoming::pick_headers(request.headers(), &[]);
+    let headers = Incoming::pick_headers(request.headers(), &STREAM_HEADERS.map(str::to_owned));
     let (method, query) = (request.method().clone(), request.uri().query().map(str::to_owned));
     let body = match http_body_util::Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -205,13 +214,18 @@ async fn endpoint(
     let incoming = Incoming { method, path, query, headers, body };
     let mut action = incoming.action(&upstream.config.resource);
     crate::KIND.clone_into(&mut action.kind);
+    if let (Some(upgrade), Some(payload)) = (&upgrade, action.payload.as_object_mut()) {
+        let protocol = String::from_utf8_lossy(upgrade.protocol.as_bytes()).into_owned();
+        payload.insert("upgrade".to_owned(), serde_json::Value::String(protocol));
+    }
+    let call = Call { incoming, upgrade, token };
     match gate::submit(&inner.state, &principal, vec![action]).await {
         Submitted::Run(ids) => {
             let id = ids.into_iter().next().unwrap_or_default();
-            run(&service, &upstream, &incoming, principal, id, token).await
+            run(&service, &upstream, call, principal, id).await
         }
         Submitted::Refused(ended) => status::ended(&upstream.config.resource, &ended),
-        Submitted::Held(held) => hold(&service, &upstream, &incoming, principal, held, token).await,
+        Submitted::Held(held) => hold(&service, &upstream, call, principal, held).await,
     }
 }
 
@@ -223,24 +237,99 @@ fn too_large(limit: usize) -> Response {
     )
 }
 
-/// Sends a decided request and streams the answer back.
-async fn run(
-    service: &Service,
-    upstream: &Upstream,
-    incoming: &Incoming,
-    principal: Principal,
-    id: String,
+/// Request headers a stream's upgrade needs (besides the allow-list).
+const STREAM_HEADERS: [&str; 4] =
+    ["sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "x-stream-protocol-version"];
+
+/// Response headers of a switch of protocols passed back to the client.
+const SWITCH_HEADERS: [&str; 5] =
+    ["upgrade", "sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions", "x-stream-protocol-version"];
+
+/// The client's wish to switch protocols, and its side of the stream.
+struct Upgrade {
+    protocol: HeaderValue,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+}
+
+/// A request as decided, and how to answer it.
+struct Call {
+    incoming: Incoming,
+    upgrade: Option<Upgrade>,
+    /// The caller's bearer credential (rechecked while a response streams).
     token: String,
-) -> Response {
+}
+
+/// Sends a decided request and streams the answer back.
+async fn run(service: &Service, upstream: &Upstream, call: Call, principal: Principal, id: String) -> Response {
     let record =
         Record { state: service.0.state.clone(), outcomes: service.0.outcomes.clone(), principal, request: id };
-    match upstream.send(incoming).await {
-        Ok(response) => stream_back(response, record, token),
+    let Call { incoming, upgrade, token } = call;
+    let Some(upgrade) = upgrade else {
+        return match upstream.send(&incoming).await {
+            Ok(response) => stream_back(response, record, token),
+            Err(why) => {
+                record.unreachable(&why);
+                failure(StatusCode::BAD_GATEWAY, "InternalError", &format!("countersign: {why}"))
+            }
+        };
+    };
+    let response = match upstream.send_upgrade(&incoming, &upgrade.protocol).await {
+        Ok(response) => response,
         Err(why) => {
             record.unreachable(&why);
-            failure(StatusCode::BAD_GATEWAY, "InternalError", &format!("countersign: {why}"))
+            return failure(StatusCode::BAD_GATEWAY, "InternalError", &format!("countersign: {why}"));
+        }
+    };
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // The API server said no (or answered plainly): its answer goes back.
+        return stream_back(response, record, token);
+    }
+    let mut switched = Response::new(axum::body::Body::empty());
+    *switched.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    for name in SWITCH_HEADERS {
+        for value in response.headers().get_all(name) {
+            switched.headers_mut().append(name, value.clone());
         }
     }
+    switched.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    tokio::spawn(pass_through(upgrade.on_upgrade, response, record));
+    switched
+}
+
+/// Passes the upgraded streams through until either side closes, then
+/// records how much went each way.
+async fn pass_through(client: hyper::upgrade::OnUpgrade, upstream: reqwest::Response, record: Record) {
+    let (client, upstream) = match (client.await, upstream.upgrade().await) {
+        (Ok(client), Ok(upstream)) => (client, upstream),
+        (Err(_), _) | (_, Err(_)) => {
+            stream_ended(&record, None);
+            return;
+        }
+    };
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut upstream = upstream;
+    let copied = tokio::io::copy_bidirectional(&mut client, &mut upstream).await.ok();
+    stream_ended(&record, copied);
+}
+
+/// Records how a passed-through stream went: bytes each way, or that it
+/// never started.
+fn stream_ended(record: &Record, copied: Option<(u64, u64)>) {
+    let (status, summary) = match copied {
+        Some((up, down)) => (
+            countersign_core::OutcomeStatus::Succeeded,
+            format!("stream passed through: {up} bytes to the API server, {down} bytes back"),
+        ),
+        None => (countersign_core::OutcomeStatus::Failed, "the stream could not be set up or broke off".to_owned()),
+    };
+    let outcome = countersign_core::Outcome {
+        status,
+        exit_code: None,
+        summary: Some(summary),
+        output_sha256: None,
+        reported_at: record.state.now(),
+    };
+    record.outcomes.report(&record.principal, record.request.clone(), outcome);
 }
 
 /// Withdraws the held requests when the client goes away while waiting
@@ -260,14 +349,7 @@ impl Drop for Withdraw {
     }
 }
 
-async fn hold(
-    service: &Service,
-    upstream: &Upstream,
-    incoming: &Incoming,
-    principal: Principal,
-    held: Held,
-    token: String,
-) -> Response {
+async fn hold(service: &Service, upstream: &Upstream, call: Call, principal: Principal, held: Held) -> Response {
     let inner = &service.0;
     let hold_for = upstream.config.hold;
     let first = held.pending().next().map(|r| r.id.clone()).unwrap_or_default();
@@ -283,7 +365,7 @@ async fn hold(
     match waited {
         Ok(ids) => {
             let id = ids.into_iter().next().unwrap_or_default();
-            run(service, upstream, incoming, principal, id, token).await
+            run(service, upstream, call, principal, id).await
         }
         Err(gate::Ended::Interrupted { interruption: Interruption::Cancelled, request }) => failure(
             StatusCode::GATEWAY_TIMEOUT,

@@ -72,13 +72,32 @@ impl Upstream {
         self.send_as(incoming, incoming.query.as_deref()).await
     }
 
+    /// Sends `incoming` asking to switch to the `upgrade` protocol
+    /// (WebSocket or SPDY, for exec, attach and port-forward).
+    pub async fn send_upgrade(&self, incoming: &Incoming, upgrade: &HeaderValue) -> Result<reqwest::Response, Unreachable> {
+        self.send_with(incoming, incoming.query.as_deref(), Some(upgrade)).await
+    }
+
     /// Sends `incoming` with `query` in place of its own (a dry run of it).
     pub async fn send_as(&self, incoming: &Incoming, query: Option<&str>) -> Result<reqwest::Response, Unreachable> {
+        self.send_with(incoming, query, None).await
+    }
+
+    async fn send_with(
+        &self,
+        incoming: &Incoming,
+        query: Option<&str>,
+        upgrade: Option<&HeaderValue>,
+    ) -> Result<reqwest::Response, Unreachable> {
         let name = &self.config.name;
         let url = self.url(&incoming.path, query)?;
-        let mut headers = HeaderMap::with_capacity(incoming.headers.len() + 1);
+        let mut headers = HeaderMap::with_capacity(incoming.headers.len() + 3);
         for (header_name, value) in &incoming.headers {
             headers.append(header_name.clone(), value.clone());
+        }
+        if let Some(protocol) = upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            headers.insert(header::UPGRADE, protocol.clone());
         }
         if let Some(value) = &self.authorization {
             headers.insert(header::AUTHORIZATION, value.clone());

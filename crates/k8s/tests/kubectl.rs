@@ -414,14 +414,29 @@ async fn the_python_client_reads_streams_waits_and_is_refused() {
     assert!(refused["message"].as_str().unwrap().contains("no-namespace-deletes-by-agents"), "{refused}");
 }
 
-/// Streams into containers are not proxied yet: kubectl exec is refused
-/// before anything is decided or sent, with a message saying so.
+/// `kubectl exec` over WebSocket: decided once at the upgrade (held for
+/// an SRE outside production, then approved), then the stream passes
+/// through; a destructive command in a production pod is denied to agents.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_is_refused_until_streams_are_proxied() {
+async fn exec_is_decided_at_the_upgrade_then_passed_through() {
     let Some(h) = harness().await else { return };
-    let out = h.kubectl("bot", "staging", &["exec", "web-0", "-n", "web", "--", "ls"]).await.unwrap();
+    let exec = h.kubectl("bot", "staging", &["exec", "web-0", "-n", "web", "--", "ls", "/tmp"]);
+    let pending = h.pending().await;
+    assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/web/pods/web-0/exec", "{pending}");
+    assert_eq!(pending["payload"]["upgrade"], "websocket", "{pending}");
+    assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().ends_with("/exec")));
+    let id = pending["id"].as_str().unwrap().to_owned();
+    h.gateway.approve("alice", &id).await;
+    let out = exec.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "ran in web-0: ls /tmp\n");
+    let execs: Vec<Value> = h.received().into_iter().filter(|r| r["path"].as_str().unwrap().ends_with("/exec")).collect();
+    assert_eq!(execs.len(), 1, "{execs:?}");
+    assert_eq!(execs[0]["query"].as_str().unwrap().matches("command=").count(), 2, "{execs:?}");
+
+    let out = h.kubectl("bot", "prod", &["exec", "api-0", "-n", "prod", "--", "sh", "-c", "rm -rf /data"]).await.unwrap();
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("not proxied yet"), "{stderr}");
-    assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().ends_with("/exec")));
+    assert!(stderr.contains("no-destructive-agents-in-prod"), "{stderr}");
+    assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().contains("api-0/exec")));
 }

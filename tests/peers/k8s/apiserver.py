@@ -14,6 +14,8 @@ headers, body), so tests can see exactly what reached the server.
 usage: apiserver.py PORT TOKEN LOGFILE
 """
 
+import base64
+import hashlib
 import json
 import sys
 import threading
@@ -169,6 +171,8 @@ class Handler(BaseHTTPRequestHandler):
         name = rest[0]
         if (ns, name) not in PODS:
             return self.reply(*status(404, "NotFound", f'pods "{name}" not found'))
+        if rest[1:] == ["exec"] and self.headers.get("Upgrade", "").lower() == "websocket":
+            return self.exec_websocket(name, query.get("command", []))
         if rest[1:] == ["log"] and method == "GET":
             follow = query.get("follow") == ["true"]
             self.send_response(200)
@@ -187,6 +191,33 @@ class Handler(BaseHTTPRequestHandler):
         if not rest[1:] and method == "GET":
             return self.reply(200, pod(ns, name))
         return self.reply(*status(405, "MethodNotAllowed", "not supported by the stand-in"))
+
+    def exec_websocket(self, name, command):
+        """exec over WebSocket (the v4/v5 channel protocols): the command's
+        "output" on stdout (channel 1), then a Success status (channel 3)."""
+        offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        protocol = next((p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered), None)
+        if protocol is None:
+            return self.reply(*status(400, "BadRequest", "no supported stream protocol"))
+        key = self.headers["Sec-WebSocket-Key"]
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept.decode())
+        self.send_header("Sec-WebSocket-Protocol", protocol)
+        self.end_headers()
+
+        def frame(payload):
+            head = bytes([0x82, len(payload)]) if len(payload) < 126 else bytes([0x82, 126]) + len(payload).to_bytes(2, "big")
+            self.wfile.write(head + payload)
+
+        frame(b"\x01" + f"ran in {name}: {' '.join(command)}\n".encode())
+        frame(b"\x03" + json.dumps({"metadata": {}, "status": "Success"}).encode())
+        self.wfile.write(bytes([0x88, 0x02, 0x03, 0xE8]))
+        self.wfile.flush()
+        self.close_connection = True
+        return None
 
     def configmaps(self, method, ns, name, body, dry):
         if name is None and method == "GET":
