@@ -242,8 +242,13 @@ const STREAM_HEADERS: [&str; 4] =
     ["sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "x-stream-protocol-version"];
 
 /// Response headers of a switch of protocols passed back to the client.
-const SWITCH_HEADERS: [&str; 5] =
-    ["upgrade", "sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions", "x-stream-protocol-version"];
+const SWITCH_HEADERS: [&str; 5] = [
+    "upgrade",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "x-stream-protocol-version",
+];
 
 /// The client's wish to switch protocols, and its side of the stream.
 struct Upgrade {

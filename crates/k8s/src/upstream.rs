@@ -74,7 +74,11 @@ impl Upstream {
 
     /// Sends `incoming` asking to switch to the `upgrade` protocol
     /// (WebSocket or SPDY, for exec, attach and port-forward).
-    pub async fn send_upgrade(&self, incoming: &Incoming, upgrade: &HeaderValue) -> Result<reqwest::Response, Unreachable> {
+    pub async fn send_upgrade(
+        &self,
+        incoming: &Incoming,
+        upgrade: &HeaderValue,
+    ) -> Result<reqwest::Response, Unreachable> {
         self.send_with(incoming, incoming.query.as_deref(), Some(upgrade)).await
     }
 

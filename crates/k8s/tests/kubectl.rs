@@ -120,7 +120,7 @@ name = "prod"
 resource = "prod-cluster"
 server = "http://127.0.0.1:{port}"
 token_file = "{token}"
-hold = "2s"
+hold = "4s"
 "#,
         token = token_file.display()
     );
@@ -291,7 +291,7 @@ async fn agents_may_not_delete_namespaces_and_the_policy_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_held_past_the_hold_is_withdrawn_and_never_runs() {
     let Some(h) = harness().await else { return };
-    // On production everything waits for an SRE; `prod` holds for 2s.
+    // On production everything waits for an SRE; `prod` holds for 4s.
     let out = h.kubectl("bot", "prod", &["delete", "pod", "api-0", "-n", "prod", "--wait=false"]).await.unwrap();
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
@@ -430,11 +430,17 @@ async fn exec_is_decided_at_the_upgrade_then_passed_through() {
     let out = exec.await.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "ran in web-0: ls /tmp\n");
-    let execs: Vec<Value> = h.received().into_iter().filter(|r| r["path"].as_str().unwrap().ends_with("/exec")).collect();
+    let execs: Vec<Value> =
+        h.received().into_iter().filter(|r| r["path"].as_str().unwrap().ends_with("/exec")).collect();
     assert_eq!(execs.len(), 1, "{execs:?}");
     assert_eq!(execs[0]["query"].as_str().unwrap().matches("command=").count(), 2, "{execs:?}");
 
-    let out = h.kubectl("bot", "prod", &["exec", "api-0", "-n", "prod", "--", "sh", "-c", "rm -rf /data"]).await.unwrap();
+    let exec = h.kubectl("bot", "prod", &["exec", "api-0", "-n", "prod", "--", "sh", "-c", "rm -rf /data"]);
+    // kubectl reads the pod first: on production that waits for an SRE.
+    let read = h.pending().await;
+    assert_eq!(read["payload"]["path"], "/api/v1/namespaces/prod/pods/api-0", "{read}");
+    h.gateway.approve("alice", read["id"].as_str().unwrap()).await;
+    let out = exec.await.unwrap();
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("no-destructive-agents-in-prod"), "{stderr}");
