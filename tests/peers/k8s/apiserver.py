@@ -164,6 +164,21 @@ class Handler(BaseHTTPRequestHandler):
         return self.reply(*status(405, "MethodNotAllowed", "not supported"))
 
     def pods(self, method, ns, rest, query):
+        if not rest and query.get("watch", [""])[0] in ("true", "1"):
+            # A watch: events as they happen, one JSON object a line.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for kind in ("ADDED", "MODIFIED", "DELETED"):
+                for (n, p) in PODS:
+                    if n == ns:
+                        line = (json.dumps({"type": kind, "object": pod(n, p)}) + "\n").encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                        self.wfile.flush()
+                        time.sleep(0.2)
+            self.wfile.write(b"0\r\n\r\n")
+            return None
         if not rest:
             items = [pod(n, p) for (n, p) in PODS if n == ns]
             return self.reply(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},

@@ -1,7 +1,7 @@
 """The Python `kubernetes` client through the gateway, for countersign's tests.
 
 usage: client.py URL TOKEN CA_FILE STEP
-STEP: `list` (pods in `web`), `logs` (follow web-0's log), `create`
+STEP: `list` (pods in `web`), `watch` (them), `logs` (follow web-0's log), `create`
 (a ConfigMap in `web`), `delete-namespace` (`web`). Prints one JSON line:
 {"ok": true, ...} or {"ok": false, "status": HTTP status, "message": the Status message}.
 """
@@ -28,6 +28,11 @@ try:
         stream = api.read_namespaced_pod_log("web-0", "web", follow=True, _preload_content=False)
         lines = [line.decode() for line in stream.stream() for line in line.splitlines() if line]
         print(json.dumps({"ok": True, "lines": lines}))
+    elif step == "watch":
+        from kubernetes import watch
+        events = [(e["type"], e["object"].metadata.name)
+                  for e in watch.Watch().stream(api.list_namespaced_pod, "web", timeout_seconds=5)]
+        print(json.dumps({"ok": True, "events": events}))
     elif step == "create":
         body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="py"), data={"from": "python"})
         made = api.create_namespaced_config_map("web", body)
