@@ -404,7 +404,11 @@ async fn the_python_client_reads_streams_waits_and_is_refused() {
     let listed = python_client(&h, "bot", "list").await.unwrap();
     assert_eq!(listed, json!({"ok": true, "names": ["web-0"]}));
     let watched = python_client(&h, "bot", "watch").await.unwrap();
-    assert_eq!(watched["events"], json!([["ADDED", "web-0"], ["MODIFIED", "web-0"], ["DELETED", "web-0"]]), "{watched}");
+    assert_eq!(
+        watched["events"],
+        json!([["ADDED", "web-0"], ["MODIFIED", "web-0"], ["DELETED", "web-0"]]),
+        "{watched}"
+    );
     let logs = python_client(&h, "bot", "logs").await.unwrap();
     assert_eq!(logs["lines"].as_array().map(Vec::len), Some(5), "{logs}");
     let create = python_client(&h, "bot", "create");
