@@ -151,9 +151,12 @@ fn refusal(target: &Target, ended: Ended) -> Refusal {
             detail: None,
             request,
         },
-        Ended::Interrupted { interruption: Interruption::Gone, .. } => {
-            Refusal { sqlstate: "08006", message: "the client went away".to_owned(), detail: None, request: None }
-        }
+        Ended::Interrupted { interruption: Interruption::Gone, .. } => Refusal {
+            sqlstate: "08006",
+            message: "the client went away".to_owned(),
+            detail: None,
+            request: None,
+        },
     }
 }
 

@@ -73,11 +73,7 @@ enum Segment {
     /// `{name}`, the whole segment.
     Param(String),
     /// Text around one parameter within a segment: `{name}.json`.
-    Mixed {
-        prefix: String,
-        name: String,
-        suffix: String,
-    },
+    Mixed { prefix: String, name: String, suffix: String },
 }
 
 /// One operation of an API: a method on a path template.
@@ -289,8 +285,7 @@ mod tests {
     fn the_path_names_an_operation_and_its_parameters() {
         let api = api();
         assert_eq!(api.len(), 5);
-        let f =
-            from_payload(&json!({"method": "delete", "path": "/repos/acme/web%20site", "body_bytes": 0}), Some(&api));
+        let f = from_payload(&json!({"method": "delete", "path": "/repos/acme/web%20site", "body_bytes": 0}), Some(&api));
         assert_eq!(f.method, "DELETE");
         assert!(!f.read_only && f.documented && !f.parse_error);
         assert_eq!(f.operation, "deleteRepo");
@@ -298,10 +293,7 @@ mod tests {
         assert_eq!(f.path_params["owner"], "acme");
         assert_eq!(f.path_params["repo"], "web site");
         // A literal segment beats a parameter.
-        assert_eq!(
-            from_payload(&json!({"method": "GET", "path": "/repos/acme/mine"}), Some(&api)).operation,
-            "getMine"
-        );
+        assert_eq!(from_payload(&json!({"method": "GET", "path": "/repos/acme/mine"}), Some(&api)).operation, "getMine");
         let f = from_payload(&json!({"method": "GET", "path": "/files/a.json"}), Some(&api));
         assert_eq!((f.operation.as_str(), f.path_params["name"].as_str()), ("getFile", "a"));
         // Documented without an id.

@@ -215,7 +215,17 @@ fn validate_one(raw: RawHttp, env: &dyn Environment) -> Result<HttpConfig, Confi
         }
         forward_headers.push(lower);
     }
-    Ok(HttpConfig { name, resource, base_url, credential, ca_pem, api, hold, max_body_bytes, forward_headers })
+    Ok(HttpConfig {
+        name,
+        resource,
+        base_url,
+        credential,
+        ca_pem,
+        api,
+        hold,
+        max_body_bytes,
+        forward_headers,
+    })
 }
 
 /// A host only this machine answers on.
@@ -259,8 +269,7 @@ fn credential(name: &str, raw: &RawHttp, env: &dyn Environment) -> Result<Creden
         one_secret(name, "basic_password", raw.basic_password_file.as_ref(), raw.basic_password_env.as_ref(), env)?;
     let value = one_secret(name, "header_value", raw.header_value_file.as_ref(), raw.header_value_env.as_ref(), env)?;
     let header_safe = |s: &Secret| s.expose().bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
-    let chosen =
-        [bearer.is_some(), raw.basic_user.is_some() || password.is_some(), raw.header.is_some() || value.is_some()];
+    let chosen = [bearer.is_some(), raw.basic_user.is_some() || password.is_some(), raw.header.is_some() || value.is_some()];
     if chosen.iter().filter(|c| **c).count() > 1 {
         return Err(named("give one credential: a bearer token, basic auth or a custom header"));
     }
@@ -339,11 +348,8 @@ mod tests {
         assert!(validate(vec![raw], &env).unwrap_err().to_string().contains("`NOPE` is not set"));
         let raw = RawHttp { header: Some("Cookie".into()), header_value_env: Some("BILLING_PW".into()), ..minimal() };
         assert!(validate(vec![raw], &env).is_err());
-        let raw =
-            RawHttp { header: Some("X-Api-Key".into()), header_value_env: Some("BILLING_PW".into()), ..minimal() };
-        assert!(
-            matches!(&validate(vec![raw], &env).unwrap()[0].credential, Credential::Header { name, .. } if name == "x-api-key")
-        );
+        let raw = RawHttp { header: Some("X-Api-Key".into()), header_value_env: Some("BILLING_PW".into()), ..minimal() };
+        assert!(matches!(&validate(vec![raw], &env).unwrap()[0].credential, Credential::Header { name, .. } if name == "x-api-key"));
     }
 
     #[test]

@@ -146,8 +146,11 @@ async fn endpoint(
         return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "CONNECT and TRACE are not proxied");
     }
     let limit = upstream.config.max_body_bytes;
-    let declared =
-        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large(limit);
     }
@@ -308,8 +311,7 @@ async fn run_when_decided(
         }
         return;
     }
-    let record =
-        Record { state: inner.state.clone(), outcomes: inner.outcomes.clone(), principal, request: id.clone() };
+    let record = Record { state: inner.state.clone(), outcomes: inner.outcomes.clone(), principal, request: id.clone() };
     let slot = match upstream.send(&incoming).await {
         Ok(response) => match read_back(response, &record, MAX_KEPT_BYTES).await {
             Ok(stored) => Slot::Ready(stored),
@@ -320,10 +322,7 @@ async fn run_when_decided(
         },
         Err(why) => {
             record.unreachable(&why);
-            Slot::Refused(
-                StatusCode::BAD_GATEWAY,
-                json!({"error": {"code": "bad_gateway", "message": why.to_string(), "request": id}}),
-            )
+            Slot::Refused(StatusCode::BAD_GATEWAY, json!({"error": {"code": "bad_gateway", "message": why.to_string(), "request": id}}))
         }
     };
     inner.results.complete(&id, &owner, slot);

@@ -89,8 +89,8 @@ impl Upstream {
         let credential = match credential {
             None => None,
             Some((name, text)) => {
-                let mut value = HeaderValue::from_str(&text)
-                    .map_err(|_| "the credential is not a valid header value".to_owned())?;
+                let mut value =
+                    HeaderValue::from_str(&text).map_err(|_| "the credential is not a valid header value".to_owned())?;
                 value.set_sensitive(true);
                 Some((name, value))
             }
@@ -253,15 +253,7 @@ pub fn stream_back(upstream: reqwest::Response, record: Record, bearer: String) 
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     recheck.reset();
-    let relay = Relay {
-        upstream,
-        status: status.as_u16(),
-        hasher: Sha256::new(),
-        bytes: 0,
-        record: Some(record),
-        bearer,
-        recheck,
-    };
+    let relay = Relay { upstream, status: status.as_u16(), hasher: Sha256::new(), bytes: 0, record: Some(record), bearer, recheck };
     let stream = futures_util::stream::unfold(relay, |mut relay| async move {
         let item = relay.next().await?;
         Some((item, relay))

@@ -223,10 +223,7 @@ mod tests {
             check_framing(&headers(&[("content-length", "5"), ("transfer-encoding", "chunked")])),
             Err(Malformed::Ambiguous)
         );
-        assert_eq!(
-            check_framing(&headers(&[("content-length", "5"), ("content-length", "6")])),
-            Err(Malformed::BadLength)
-        );
+        assert_eq!(check_framing(&headers(&[("content-length", "5"), ("content-length", "6")])), Err(Malformed::BadLength));
         assert_eq!(check_framing(&headers(&[("content-length", "+5")])), Err(Malformed::BadLength));
         assert_eq!(check_framing(&headers(&[("transfer-encoding", "gzip, chunked")])), Err(Malformed::BadEncoding));
         assert_eq!(
@@ -239,8 +236,7 @@ mod tests {
     fn paths_that_resolve_elsewhere_are_refused() {
         assert_eq!(path_after("/http/api", "api").unwrap(), "/");
         assert_eq!(path_after("/http/api/items/1", "api").unwrap(), "/items/1");
-        for bad in ["/http/api/a/../admin", "/http/api/./x", "/http/api/%2E%2e/x", "/http/api/a%2fb", "/http/api/a\\b"]
-        {
+        for bad in ["/http/api/a/../admin", "/http/api/./x", "/http/api/%2E%2e/x", "/http/api/a%2fb", "/http/api/a\\b"] {
             assert_eq!(path_after(bad, "api"), Err(Malformed::BadPath), "{bad}");
         }
     }

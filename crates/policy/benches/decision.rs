@@ -152,9 +152,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("cedar is_authorized (whole set, prebuilt request)", |b| {
         b.iter(|| authorizer.is_authorized(black_box(&prebuilt.request), engine.cedar_policies(), &prebuilt.entities))
     });
-    c.bench_function("request::build", |b| {
-        b.iter(|| request::build(black_box(&principal), black_box(&action), countersign_facts::Bound::default()))
-    });
+    c.bench_function("request::build", |b| b.iter(|| request::build(black_box(&principal), black_box(&action), countersign_facts::Bound::default())));
 }
 
 criterion_group!(benches, bench);

@@ -74,7 +74,8 @@ pub struct PolicyEngine {
 }
 
 /// The operations of each HTTP API the gateway fronts, by resource.
-pub type HttpApis = std::sync::Arc<std::collections::BTreeMap<String, std::sync::Arc<countersign_facts::HttpApi>>>;
+pub type HttpApis =
+    std::sync::Arc<std::collections::BTreeMap<String, std::sync::Arc<countersign_facts::HttpApi>>>;
 
 impl fmt::Debug for PolicyEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
