@@ -230,11 +230,15 @@ async fn endpoint(
 }
 
 fn too_large(limit: usize) -> Response {
-    failure(
+    let mut response = failure(
         StatusCode::PAYLOAD_TOO_LARGE,
         "RequestEntityTooLarge",
         &format!("countersign: the request body is larger than this cluster's `max_body_bytes` ({limit})"),
-    )
+    );
+    // The rest of the body is not read: the connection cannot carry
+    // another request.
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Request headers a stream's upgrade needs (besides the allow-list).
