@@ -362,9 +362,13 @@ async fn path_tricks_lookalike_clusters_and_huge_bodies_are_refused() {
         .header("content-type", "application/json")
         .body(huge)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 413);
+        .await;
+    // The gateway answers 413 and closes without reading the body; a
+    // client still sending may see the connection reset before the answer.
+    match response {
+        Ok(response) => assert_eq!(response.status().as_u16(), 413),
+        Err(e) => assert!(format!("{e:?}").contains("ConnectionReset"), "{e:?}"),
+    }
     let unauthenticated = client.get(format!("{}/k8s/staging/api", h.url)).send().await.unwrap();
     assert_eq!(unauthenticated.status().as_u16(), 401);
     let forged = client.get(format!("{}/k8s/staging/api", h.url)).bearer_auth(API_TOKEN).send().await.unwrap();
