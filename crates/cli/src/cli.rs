@@ -61,6 +61,21 @@ pub enum Command {
     /// Put the approval loop in front of an MCP server (stdio): `countersign mcp -- <server command>`.
     #[command(long_about = MCP_LONG_ABOUT)]
     Mcp(McpArgs),
+    /// Print a kubeconfig that reaches a `[[kubernetes]]` cluster through the gateway.
+    #[command(long_about = KUBECONFIG_LONG_ABOUT)]
+    Kubeconfig(KubeconfigArgs),
+}
+
+const KUBECONFIG_LONG_ABOUT: &str = "\
+Print a kubeconfig (JSON, which kubectl reads as YAML) whose server is <gateway>/k8s/<cluster> and whose token is your countersign key: every kubectl request then goes through the gateway's policy. The gateway URL and key come from --server/--token or COUNTERSIGN_SERVER/COUNTERSIGN_TOKEN; with --ca-file the gateway's CA is embedded. Save it and use it with `KUBECONFIG=file kubectl ...`.";
+
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// The cluster's `name` in the gateway's `[[kubernetes]]` config.
+    #[arg(value_name = "CLUSTER")]
+    pub cluster: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 const MCP_LONG_ABOUT: &str = "\

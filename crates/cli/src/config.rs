@@ -13,6 +13,7 @@
 //! | `[[postgres]]` | `countersign-databases` ([`countersign_databases::postgres::config`]) |
 //! | `[audit]` | `countersign-gateway` ([`countersign_gateway::config::audit`]) |
 //! | `[[http]]` | `countersign-http` ([`countersign_http::config`]) |
+//! | `[[kubernetes]]` | `countersign-k8s` ([`countersign_k8s::config`]) |
 //! | `[database]`, `[log]` | this binary ([`database`], [`RawLog`]) |
 //!
 //! Reading happens in two steps. [`RawConfig`] mirrors the file exactly
@@ -41,6 +42,7 @@ pub use countersign_identity::config::{
     ConsoleConfig, IdentityConfig, OidcConfig, RawConsole, RawOidc, RawWorkloadIdentity, RawWorkloadRule,
     WorkloadIdentityConfig, WorkloadRule,
 };
+pub use countersign_k8s::config::{KubernetesConfig, RawKubernetes};
 pub use countersign_mcp::config::{valid_upstream_name, McpConfig, McpUpstream, RawMcp, RawMcpUpstream, UrlUpstream};
 pub use countersign_server::config::{RawServer, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, MAX_WAIT_CEILING};
 pub use countersign_siem::config::{RawSiem, SiemConfig};
@@ -85,6 +87,9 @@ pub struct RawConfig {
     /// `[[http]]`: HTTP APIs reached through the gateway.
     #[serde(default)]
     pub http: Vec<RawHttp>,
+    /// `[[kubernetes]]`: clusters reached through the gateway.
+    #[serde(default)]
+    pub kubernetes: Vec<RawKubernetes>,
 }
 
 /// `[log]`
@@ -149,6 +154,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The HTTP APIs served at `/http/{name}` (see `countersign-http`).
     pub http: Vec<HttpConfig>,
+    /// The clusters served at `/k8s/{name}` (see `countersign-k8s`).
+    pub kubernetes: Vec<KubernetesConfig>,
 }
 
 /// Variables read by client commands, not the gateway's config.
@@ -243,6 +250,7 @@ impl RawConfig {
             postgres: countersign_databases::postgres::config::validate(self.postgres, env)?,
             audit,
             http: countersign_http::config::validate(self.http, env)?,
+            kubernetes: countersign_k8s::config::validate(self.kubernetes, env)?,
         })
     }
 }

@@ -13,6 +13,7 @@ mod config_cmd;
 mod exec;
 mod exit;
 mod identity;
+mod kubeconfig_cmd;
 mod local;
 mod mcp_cmd;
 mod output;
@@ -73,5 +74,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Deny(args) => review::vote(args, review::Vote::Deny, output).await,
         Command::Show(args) => review::show(args, output).await,
         Command::Mcp(args) => mcp_cmd::mcp(args).await,
+        Command::Kubeconfig(args) => kubeconfig_cmd::kubeconfig(&args),
     }
 }

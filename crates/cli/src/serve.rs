@@ -135,7 +135,17 @@ fn routes(
         );
     }
     let http = countersign_http::router(state.clone(), config.http.clone());
-    Ok((console.merge(mcp).merge(http).merge(channels.router()), channels, siem))
+    for cluster in &config.kubernetes {
+        eprintln!(
+            "kubernetes:   `{}` at {}/k8s/{} (`countersign kubeconfig {}` prints a kubeconfig)",
+            cluster.resource,
+            config.public_url.trim_end_matches('/'),
+            cluster.name,
+            cluster.name
+        );
+    }
+    let k8s = countersign_k8s::router(state.clone(), config.kubernetes.clone());
+    Ok((console.merge(mcp).merge(http).merge(k8s).merge(channels.router()), channels, siem))
 }
 
 /// A channel's or SIEM sink's health in the console's terms. The adapter lives here, in

@@ -88,7 +88,7 @@ fn identity_mistakes_are_one_line_errors() {
 fn policy_check_reports_positions() {
     let good = run(&["policy", "check", starter_dir().to_str().unwrap()]);
     assert_code(&good, 0);
-    assert!(stdout(&good).starts_with("ok: 9 policies, hash sha256:"), "{}", stdout(&good));
+    assert!(stdout(&good).starts_with("ok: 13 policies, hash sha256:"), "{}", stdout(&good));
 
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("broken.cedar");

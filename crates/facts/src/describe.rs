@@ -109,6 +109,12 @@ fn kubectl_lines(k: &KubectlFacts, out: &mut Vec<String>) {
     if !k.resource_types.is_empty() {
         line.push_str(&format!(" {}", list(&k.resource_types, false)));
     }
+    if !k.names.is_empty() {
+        line.push_str(&format!(" {}", list(&k.names, true)));
+    }
+    if !k.subresources.is_empty() {
+        line.push_str(&format!(" ({})", list(&k.subresources, false)));
+    }
     if k.all_namespaces {
         line.push_str(" in all namespaces");
     } else if !k.namespaces.is_empty() {

@@ -54,6 +54,15 @@ pub struct KubectlFacts {
     /// No call could be read: no `kubectl` where one was expected, a call
     /// without a verb, or a verb, namespace or type only known at run time.
     pub parse_error: bool,
+    /// API requests (`k8s.request`) only: the API groups (`""` is the
+    /// core group, `apps`, …), object names and subresources (`log`,
+    /// `status`, `exec`, `scale`, …) in the URL. Empty for kubectl calls.
+    #[serde(default)]
+    pub api_groups: Vec<String>,
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub subresources: Vec<String>,
 }
 
 /// Flags that take a value (so the value is not taken for a verb or type).

@@ -11,6 +11,7 @@
 //! | `argv` (list, no shell) and/or `command` (a shell line) | a command line | [`ShellFacts`], plus [`KubectlFacts`] for each `kubectl` it calls and [`SqlFacts`] for SQL it hands to `psql -c`, `mysql -e`, `sqlite3 FILE SQL` |
 //! | `stdin` (with `stdin_sha256`, as `countersign exec` binds it) | the command's standard input | a shell reading stdin (`sh`, `bash` with no script) runs it as a script; `psql`/`mysql`/`sqlite3` with no SQL argument run it as SQL |
 //! | `statement`, optional `dialect` | SQL | [`SqlFacts`] |
+//! | `method`, `path`, `query?`, `body?`, for `k8s.*` kinds (no `args`) | a Kubernetes API request, read as the API server reads it | [`KubectlFacts`] (with `api_groups`, `names`, `subresources`), plus [`ShellFacts`] for the command of an `exec` |
 //! | `args`, for `k8s.*`/`kubectl.*` kinds | the argv `kubectl …args` | [`KubectlFacts`], plus [`ShellFacts`] when the call runs something (`exec … -- CMD`; a plugin or unknown subcommand is unresolved) |
 //! | `plan` | `terraform show -json` output (object or string) | [`TerraformFacts`] |
 //! | `method`, `path`, `body_bytes`, for `http.*` kinds | an HTTP request (matched against the API's OpenAPI document when the gateway holds it: [`Bound`]) | [`HttpFacts`] |
@@ -63,6 +64,7 @@
 mod describe;
 pub mod http;
 mod kubectl;
+mod kubernetes_api;
 pub mod shell;
 pub mod sql;
 pub mod terraform;
@@ -230,7 +232,14 @@ pub fn derive_with(kind: &str, payload: &Value, bound: Bound<'_>) -> Facts {
             kubectl_readable = false;
         }
     }
-    if kubernetes || !kubectl_calls.is_empty() {
+    // A Kubernetes API request, as the gateway's `/k8s/<cluster>` proxy
+    // describes it (and nothing else: a command or `args` is a kubectl call).
+    let api_request = kubernetes && has("method") && has("path") && !command && !has("args");
+    if api_request {
+        let (kubectl, shell) = kubernetes_api::facts(payload);
+        facts.kubectl = Some(kubectl);
+        facts.shell = shell;
+    } else if kubernetes || !kubectl_calls.is_empty() {
         let mut kubectl = kubectl::facts(&kubectl_calls, kubernetes).unwrap_or_default();
         kubectl.parse_error |= kubernetes && !kubectl_readable;
         facts.kubectl = Some(kubectl);

@@ -34,7 +34,11 @@ fn starter_loads_with_named_policies() {
             "unlisted-kind-needs-sre",
             "prod-sql-reads-routine",
             "unfiltered-dml-needs-dba",
-            "prod-ddl-needs-two-dbas"
+            "prod-ddl-needs-two-dbas",
+            "k8s-reads-routine-nonprod",
+            "k8s-changes-nonprod-need-sre",
+            "k8s-prod-exec-needs-sre",
+            "no-namespace-deletes-by-agents"
         ]
     );
 }
@@ -174,4 +178,80 @@ fn starter_cases_pass() {
     for outcome in [Expect::Allowed, Expect::Pending, Expect::Denied] {
         assert!(results.iter().any(|r| r.outcome == outcome), "no case covers {outcome:?}");
     }
+}
+
+/// Kubernetes API requests through the gateway (`k8s.request`), judged on
+/// the request as the API server reads it: reads are routine outside
+/// production, writes and execs wait for an SRE, exec into production
+/// pods needs an SRE (and a destructive command there is denied to
+/// agents), and agents never delete namespaces.
+#[test]
+fn kubernetes_requests() {
+    let e = starter();
+    let bot = agent("deploy-bot", &["deployers"]);
+    let erin = user("erin", &["developers"]);
+    let request = |resource: &str, method: &str, path: &str, query: Option<&str>| {
+        let mut a = action("k8s.request", resource);
+        a.payload = serde_json::json!({"method": method, "path": path, "query": query, "headers": {}, "body_bytes": 0});
+        a
+    };
+    let policies = |d: &countersign_policy::Decision| -> Vec<String> {
+        let mut names: Vec<String> = match &d.verdict {
+            Verdict::RequireApproval(reqs) => reqs.iter().map(|r| r.policy.clone()).collect(),
+            Verdict::Allow | Verdict::Deny => Vec::new(),
+        };
+        names.sort();
+        names
+    };
+    for (method, path, query) in [
+        ("GET", "/api/v1/namespaces/web/pods", None),
+        ("GET", "/api/v1/namespaces/web/pods/web-0/log", Some("follow=true")),
+        ("GET", "/api/v1/namespaces/web/pods", Some("watch=1")),
+    ] {
+        let d = e.decide(&bot, &request("staging", method, path, query));
+        assert_eq!(d.verdict, Verdict::Allow, "{path}: {d:?}");
+        // The same read on production waits for an SRE.
+        let d = e.decide(&bot, &request("prod-cluster", method, path, query));
+        assert_eq!(policies(&d), ["prod-needs-sre"], "{path}: {d:?}");
+    }
+    // Discovery is routine everywhere: kubectl asks for it before anything.
+    for path in ["/api", "/apis", "/version", "/openapi/v3", "/api/v1"] {
+        assert_eq!(e.decide(&bot, &request("prod-cluster", "GET", path, None)).verdict, Verdict::Allow, "{path}");
+    }
+    let write = request("staging", "PATCH", "/apis/apps/v1/namespaces/web/deployments/api", None);
+    assert_eq!(policies(&e.decide(&bot, &write)), ["k8s-changes-nonprod-need-sre"]);
+    let write = request("prod-cluster", "POST", "/api/v1/namespaces/web/configmaps", None);
+    assert_eq!(policies(&e.decide(&bot, &write)), ["prod-needs-sre"]);
+    // A path the API server could read otherwise is not a read.
+    let tricky = request("staging", "GET", "/api/v1/namespaces/web/pods/%2e%2e/secrets", None);
+    assert!(matches!(e.decide(&bot, &tricky).verdict, Verdict::RequireApproval(_)));
+    assert_eq!(
+        e.decide(&bot, &request("prod-cluster", "GET", "/api/v1/namespaces/a%2Fb/pods", None)).verdict,
+        Verdict::Deny
+    );
+
+    let exec =
+        |command: &str| request("prod-cluster", "POST", "/api/v1/namespaces/prod/pods/api-0/exec", Some(command));
+    let d = e.decide(&bot, &exec("command=ls&command=%2Ftmp&stdout=true"));
+    assert_eq!(policies(&d), ["k8s-prod-exec-needs-sre", "prod-needs-sre"], "{d:?}");
+    let d = e.decide(&bot, &exec("command=sh&command=-c&command=rm+-rf+%2Fdata"));
+    assert_eq!(d.verdict, Verdict::Deny, "{d:?}");
+    let d = e.decide(&bot, &request("staging", "POST", "/api/v1/namespaces/web/pods/web-0/exec", Some("command=ls")));
+    assert_eq!(policies(&d), ["k8s-changes-nonprod-need-sre"], "{d:?}");
+
+    let denied = "denied by `no-namespace-deletes-by-agents`";
+    for resource in ["staging", "prod-cluster"] {
+        let d = e.decide(&bot, &request(resource, "DELETE", "/api/v1/namespaces/web", None));
+        assert_eq!((d.verdict, d.reason.as_str()), (Verdict::Deny, denied), "{resource}");
+        let d = e.decide(&bot, &request(resource, "DELETE", "/api/v1/namespaces", None));
+        assert_eq!(d.verdict, Verdict::Deny, "{resource}");
+        // People may ask.
+        assert!(matches!(
+            e.decide(&erin, &request(resource, "DELETE", "/api/v1/namespaces/web", None)).verdict,
+            Verdict::RequireApproval(_)
+        ));
+    }
+    let mut line = action("shell.exec", "staging-web");
+    line.payload = serde_json::json!({"command": "kubectl delete ns web"});
+    assert_eq!(e.decide(&bot, &line).reason, denied);
 }

@@ -1,0 +1,458 @@
+//! kubectl (Debian `kubernetes-client`) through the gateway's `/k8s/<cluster>`
+//! to the stand-in API server in `tests/peers/k8s/apiserver.py`, under the
+//! starter policy: reads pass, writes wait for approval and then run as
+//! approved, namespace deletes by agents are denied with a `Status` kubectl
+//! prints, and the agent's credential never reaches the API server.
+//!
+//! kubectl sends its bearer token only over TLS, so the gateway is reached
+//! through a TLS terminator (as behind an ingress). A test whose peers are
+//! not installed is skipped, with a message; with `REQUIRE_TEST_PEERS` set
+//! it fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use countersign_testkit::fixtures::{standard_cast, STARTER_POLICY};
+use countersign_testkit::gateway::{Builder, Gateway};
+use countersign_testkit::serve::Served;
+use countersign_testkit::tls::pem_pki;
+use serde_json::{json, Value};
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+const API_TOKEN: &str = "gateway-sa-token-7f3a";
+
+fn peers_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/k8s")
+}
+
+/// Whether kubectl and python3 are installed; otherwise skip (or fail
+/// under `REQUIRE_TEST_PEERS`).
+fn peers_present() -> bool {
+    let found = |program: &str| Command::new(program).arg("--help").output().is_ok_and(|o| o.status.success());
+    if found("kubectl") && found("python3") {
+        return true;
+    }
+    let why = "kubectl or python3 is not installed: run scripts/setup.d/k8s.sh (or scripts/setup-test-deps)";
+    assert!(std::env::var_os("REQUIRE_TEST_PEERS").is_none(), "{why}");
+    eprintln!("skipped: {why}");
+    false
+}
+
+/// Terminates TLS on a free port and passes each connection to `backend`.
+async fn terminate_tls(config: tokio_rustls::rustls::ServerConfig, backend: u16) -> u16 {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
+struct ApiServer(Child);
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Harness {
+    gateway: Gateway,
+    served: Served,
+    _api: ApiServer,
+    /// The gateway as kubectl sees it: `https://localhost:<port>`.
+    url: String,
+    ca_pem: String,
+    log: PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+async fn harness() -> Option<Harness> {
+    if !peers_present() {
+        return None;
+    }
+    countersign_testkit::install_crypto_provider();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = tmp.path().join("apiserver.log");
+    std::fs::write(&log, "").unwrap();
+    let child = Command::new("python3")
+        .arg(peers_dir().join("apiserver.py"))
+        .args([port.to_string(), API_TOKEN.to_owned(), log.display().to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let api = ApiServer(child);
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the stand-in API server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token_file = tmp.path().join("k8s-token");
+    std::fs::write(&token_file, format!("{API_TOKEN}\n")).unwrap();
+    let config = format!(
+        r#"
+[[kubernetes]]
+name = "staging"
+resource = "staging-cluster"
+server = "http://127.0.0.1:{port}"
+token_file = "{token}"
+hold = "30s"
+max_body_bytes = 65536
+
+[[kubernetes]]
+name = "prod"
+resource = "prod-cluster"
+server = "http://127.0.0.1:{port}"
+token_file = "{token}"
+hold = "4s"
+"#,
+        token = token_file.display()
+    );
+    let gateway = Builder::new(STARTER_POLICY).config(&config).cast(standard_cast()).start().await;
+    let routes = countersign_k8s::router(gateway.state.clone(), gateway.config.kubernetes.clone());
+    let served = gateway.serve(routes).await;
+    let backend: u16 = served.url.rsplit(':').next().unwrap().parse().unwrap();
+    // A CA whose name differs from the leaf's: OpenSSL (the Python client)
+    // takes a leaf issued under its own name for self-signed.
+    let pki = pem_pki(&["localhost"]);
+    let tls = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(pki.cert.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(pki.key.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let ca_pem = pki.ca;
+    let url = format!("https://localhost:{}", terminate_tls(tls, backend).await);
+    Some(Harness { gateway, served, _api: api, url, ca_pem, log, tmp })
+}
+
+impl Harness {
+    /// A kubeconfig for `who` on `cluster`, as `countersign kubeconfig` prints it.
+    fn kubeconfig(&self, who: &str, cluster: &str) -> PathBuf {
+        let token = self.gateway.token(who);
+        let config = countersign_k8s::kubeconfig::kubeconfig(&self.url, cluster, &token, Some(self.ca_pem.as_bytes()));
+        let path = self.tmp.path().join(format!("kubeconfig-{who}-{cluster}.json"));
+        std::fs::write(&path, config.to_string()).unwrap();
+        path
+    }
+
+    /// kubectl as `who` on `cluster`, started (waits in the background).
+    fn kubectl(&self, who: &str, cluster: &str, args: &[&str]) -> tokio::task::JoinHandle<Output> {
+        let kubeconfig = self.kubeconfig(who, cluster);
+        let cache = self.tmp.path().join(format!("cache-{who}-{cluster}"));
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let dir = self.tmp.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            Command::new("kubectl")
+                .env("KUBECONFIG", &kubeconfig)
+                .env("HOME", &dir)
+                .arg("--cache-dir")
+                .arg(&cache)
+                .args(&args)
+                .output()
+                .unwrap()
+        })
+    }
+
+    /// Every request the API server received.
+    fn received(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// The one pending request (waits for it to appear).
+    async fn pending(&self) -> Value {
+        let started = Instant::now();
+        loop {
+            let (_, body) = self.gateway.call("GET", "/v1/actions?status=pending", Some("alice"), None).await;
+            let list = body.get("requests").or_else(|| body.get("actions")).cloned().unwrap_or(body.clone());
+            if let Some(first) = list.as_array().and_then(|l| l.first()) {
+                return first.clone();
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "no request became pending: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn manifest(dir: &Path, value: &str) -> PathBuf {
+    let path = dir.join(format!("cm-{value}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: web\ndata:\n  level: \"{value}\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_pass_and_the_gateway_credential_alone_reaches_the_api_server() {
+    let Some(h) = harness().await else { return };
+    let out = h.kubectl("bot", "staging", &["get", "pods", "-n", "web", "-o", "name"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "pod/web-0");
+    let out = h.kubectl("bot", "staging", &["get", "pod", "web-0", "-n", "web", "-o", "json"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pod: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pod["metadata"]["name"], "web-0");
+
+    let agent_key = h.gateway.token("bot");
+    let received = h.received();
+    assert!(received.iter().any(|r| r["path"] == "/api/v1/namespaces/web/pods/web-0"), "{received:?}");
+    for r in &received {
+        assert_eq!(r["authorization"], format!("Bearer {API_TOKEN}"), "{r}");
+        assert!(!r.to_string().contains(&agent_key), "the agent's key reached the API server: {r}");
+    }
+    // Each API request was an action with its facts.
+    let audit = h.gateway.audit().await;
+    let submitted = audit.iter().map(|e| e.body_value().to_string()).filter(|b| b.contains("k8s.request")).count();
+    assert!(submitted >= 2, "no k8s.request in the audit log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_stream_through() {
+    let Some(h) = harness().await else { return };
+    let out = h.kubectl("bot", "staging", &["logs", "-f", "web-0", "-n", "web"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines[4], "log line 4 from web-0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_waits_for_approval_then_runs_as_approved() {
+    let Some(h) = harness().await else { return };
+    let file = manifest(h.tmp.path(), "debug");
+    let apply = h.kubectl("bot", "staging", &["apply", "--validate=false", "-f", file.to_str().unwrap()]);
+    let pending = h.pending().await;
+    let id = pending["id"].as_str().unwrap().to_owned();
+    assert_eq!(pending["kind"], "k8s.request", "{pending}");
+    assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/web/configmaps", "{pending}");
+    assert!(h.received().iter().all(|r| r["method"] == "GET"), "a write reached the API server before approval");
+    let (status, body) = h.gateway.approve("alice", &id).await;
+    assert!(status.is_success(), "{body}");
+    let out = apply.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("configmap/app created"), "{}", text(&out.stdout));
+    let created: Vec<Value> = h.received().into_iter().filter(|r| r["method"] == "POST").collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert!(created[0]["body"].as_str().unwrap().contains("\"level\":\"debug\""), "{created:?}");
+    assert_eq!(h.gateway.status_of(&id).await, "released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_write_is_a_forbidden_status_kubectl_prints() {
+    let Some(h) = harness().await else { return };
+    let file = manifest(h.tmp.path(), "debug");
+    let apply = h.kubectl("bot", "staging", &["apply", "--validate=false", "-f", file.to_str().unwrap()]);
+    let id = h.pending().await["id"].as_str().unwrap().to_owned();
+    let (status, body) = h.gateway.deny("alice", &id).await;
+    assert!(status.is_success(), "{body}");
+    let out = apply.await.unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("Forbidden") && stderr.contains("countersign") && stderr.contains(&id), "{stderr}");
+    assert!(h.received().iter().all(|r| r["method"] == "GET"), "a denied write reached the API server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_may_not_delete_namespaces_and_the_policy_is_named() {
+    let Some(h) = harness().await else { return };
+    let out = h.kubectl("bot", "staging", &["delete", "namespace", "web"]).await.unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("Error from server (Forbidden)"), "{stderr}");
+    assert!(stderr.contains("no-namespace-deletes-by-agents"), "{stderr}");
+    assert!(h.received().iter().all(|r| r["method"] != "DELETE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_held_past_the_hold_is_withdrawn_and_never_runs() {
+    let Some(h) = harness().await else { return };
+    // On production everything waits for an SRE; `prod` holds for 4s.
+    let out = h.kubectl("bot", "prod", &["delete", "pod", "api-0", "-n", "prod", "--wait=false"]).await.unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("withdrawn") && stderr.contains("did not run"), "{stderr}");
+    assert!(h.received().iter().all(|r| r["method"] != "DELETE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_tricks_lookalike_clusters_and_huge_bodies_are_refused() {
+    let Some(h) = harness().await else { return };
+    let client = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(h.ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let key = h.gateway.token("bot");
+    // Paths as sent, byte for byte (an HTTP client library would tidy
+    // them), to the gateway behind the TLS terminator.
+    let raw = |path: &str| {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+        );
+        let addr = h.served.url.trim_start_matches("http://").to_owned();
+        async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            let status: u16 = answer.split(' ').nth(1).unwrap().parse().unwrap();
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+            (status, serde_json::from_str::<Value>(body).unwrap_or(Value::Null))
+        }
+    };
+    for path in [
+        "/k8s/staging/api/v1/namespaces/web/pods/../../kube-system/secrets",
+        "/k8s/staging/api/v1/namespaces/web%2F..%2Fkube-system/secrets",
+        "/k8s/staging/api/v1/namespaces/web/pods/%2e%2e/secrets",
+        "/k8s/staging/api/v1/namespaces/web/./secrets",
+        "/k8s/staging/api//v1/secrets",
+        "/k8s/staging/api/v1/namespaces/web/pods/x\\..\\secrets",
+    ] {
+        let (status, body) = raw(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["kind"], "Status", "{path}: {body}");
+    }
+    for path in
+        ["/k8s/staging-x/api", "/k8s/STAGING/api", "/k8s/stag%69ng/api", "/k8s/prod.evil/api", "/k8s/staging%2Fapi"]
+    {
+        let (status, body) = raw(path).await;
+        assert!(status == 404 || status == 400, "{path}: {status} {body}");
+        assert_eq!(body["kind"], "Status", "{path}: {body}");
+    }
+    // The Authorization the agent sends, or an impersonation, never passes.
+    let response = client
+        .get(format!("{}/k8s/staging/api/v1/namespaces/web/pods", h.url))
+        .bearer_auth(&key)
+        .header("Impersonate-User", "system:admin")
+        .header("Impersonate-Group", "system:masters")
+        .header("Cookie", "session=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let huge = "x".repeat(70_000);
+    let response = client
+        .post(format!("{}/k8s/staging/api/v1/namespaces/web/configmaps", h.url))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await;
+    // The gateway answers 413 and closes without reading the body; a
+    // client still sending may see the connection reset before the answer.
+    match response {
+        Ok(response) => assert_eq!(response.status().as_u16(), 413),
+        Err(e) => assert!(format!("{e:?}").contains("ConnectionReset"), "{e:?}"),
+    }
+    let unauthenticated = client.get(format!("{}/k8s/staging/api", h.url)).send().await.unwrap();
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+    let forged = client.get(format!("{}/k8s/staging/api", h.url)).bearer_auth(API_TOKEN).send().await.unwrap();
+    assert_eq!(forged.status().as_u16(), 401, "the API server's own token is not a countersign key");
+    let received = h.received();
+    assert!(received.iter().all(|r| r["impersonate"] == json!({}) && r["cookie"].is_null()), "{received:?}");
+    assert!(received.iter().all(|r| !r["path"].as_str().unwrap().contains("secrets")), "{received:?}");
+    assert!(received.iter().all(|r| r["method"] != "POST"));
+}
+
+/// The Python client (PyPI `kubernetes`), from `tests/peers/k8s/.venv`.
+fn python_client(h: &Harness, who: &str, step: &str) -> tokio::task::JoinHandle<Value> {
+    let python = peers_dir().join(".venv/bin/python");
+    let script = peers_dir().join("client.py");
+    let ca = h.tmp.path().join("gateway-ca.pem");
+    std::fs::write(&ca, &h.ca_pem).unwrap();
+    let (url, token, step) = (format!("{}/k8s/staging", h.url), h.gateway.token(who), step.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let out =
+            Command::new(python).arg(script).args([&url, &token, &ca.display().to_string(), &step]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stdout)))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_reads_streams_waits_and_is_refused() {
+    let Some(h) = harness().await else { return };
+    let venv = peers_dir().join(".venv/bin/python");
+    let installed = Command::new(&venv).args(["-c", "import kubernetes"]).output().is_ok_and(|o| o.status.success());
+    if !installed {
+        let why = "the Python kubernetes client is not installed: run scripts/setup.d/k8s.sh";
+        assert!(std::env::var_os("REQUIRE_TEST_PEERS").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let listed = python_client(&h, "bot", "list").await.unwrap();
+    assert_eq!(listed, json!({"ok": true, "names": ["web-0"]}));
+    let watched = python_client(&h, "bot", "watch").await.unwrap();
+    assert_eq!(
+        watched["events"],
+        json!([["ADDED", "web-0"], ["MODIFIED", "web-0"], ["DELETED", "web-0"]]),
+        "{watched}"
+    );
+    let logs = python_client(&h, "bot", "logs").await.unwrap();
+    assert_eq!(logs["lines"].as_array().map(Vec::len), Some(5), "{logs}");
+    let create = python_client(&h, "bot", "create");
+    let id = h.pending().await["id"].as_str().unwrap().to_owned();
+    h.gateway.approve("bob", &id).await;
+    assert_eq!(create.await.unwrap(), json!({"ok": true, "name": "py"}));
+    let refused = python_client(&h, "bot", "delete-namespace").await.unwrap();
+    assert_eq!(refused["status"], 403, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("no-namespace-deletes-by-agents"), "{refused}");
+}
+
+/// `kubectl exec` over WebSocket: decided once at the upgrade (held for
+/// an SRE outside production, then approved), then the stream passes
+/// through; a destructive command in a production pod is denied to agents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_is_decided_at_the_upgrade_then_passed_through() {
+    let Some(h) = harness().await else { return };
+    let exec = h.kubectl("bot", "staging", &["exec", "web-0", "-n", "web", "--", "ls", "/tmp"]);
+    let pending = h.pending().await;
+    assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/web/pods/web-0/exec", "{pending}");
+    assert_eq!(pending["payload"]["upgrade"], "websocket", "{pending}");
+    assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().ends_with("/exec")));
+    let id = pending["id"].as_str().unwrap().to_owned();
+    h.gateway.approve("alice", &id).await;
+    let out = exec.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "ran in web-0: ls /tmp\n");
+    let execs: Vec<Value> =
+        h.received().into_iter().filter(|r| r["path"].as_str().unwrap().ends_with("/exec")).collect();
+    assert_eq!(execs.len(), 1, "{execs:?}");
+    assert_eq!(execs[0]["query"].as_str().unwrap().matches("command=").count(), 2, "{execs:?}");
+
+    let exec = h.kubectl("bot", "prod", &["exec", "api-0", "-n", "prod", "--", "sh", "-c", "rm -rf /data"]);
+    // kubectl reads the pod first: on production that waits for an SRE.
+    let read = h.pending().await;
+    assert_eq!(read["payload"]["path"], "/api/v1/namespaces/prod/pods/api-0", "{read}");
+    h.gateway.approve("alice", read["id"].as_str().unwrap()).await;
+    let out = exec.await.unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("no-destructive-agents-in-prod"), "{stderr}");
+    assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().contains("api-0/exec")));
+}

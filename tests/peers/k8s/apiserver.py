@@ -1,0 +1,283 @@
+"""A stand-in Kubernetes API server for countersign's tests.
+
+Serves what kubectl and the Python `kubernetes` client need for the test
+scenarios, as a real API server answers them: discovery (/version, /api,
+/api/v1, /apis), pods (get, list, logs with follow), configmaps (get,
+list, create, patch, update, delete, with dryRun=All), namespaces (get,
+delete). Every request must carry `Authorization: Bearer <token>` (the
+gateway's credential); anything else is a 401 Status.
+
+Every request is appended, as one JSON line, to the log file given on the
+command line (method, path, query, the Authorization and Impersonate-*
+headers, body), so tests can see exactly what reached the server.
+
+usage: apiserver.py PORT TOKEN LOGFILE
+"""
+
+import base64
+import hashlib
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+PORT, TOKEN, LOG = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+LOCK = threading.Lock()
+NOW = "2026-01-01T00:00:00Z"
+
+CONFIGMAPS = {}
+NAMESPACES = {"default", "web", "prod", "kube-system"}
+PODS = {
+    ("web", "web-0"): "web",
+    ("prod", "api-0"): "api",
+}
+
+
+def status(code, reason, message):
+    return code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                  "message": message, "reason": reason, "code": code}
+
+
+def pod(ns, name):
+    return {"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": name, "namespace": ns, "uid": f"uid-{ns}-{name}",
+                         "resourceVersion": "1", "creationTimestamp": NOW},
+            "spec": {"containers": [{"name": PODS[(ns, name)], "image": "busybox"}]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": PODS[(ns, name)], "ready": True, "restartCount": 0, "image": "busybox",
+                 "imageID": "", "state": {"running": {"startedAt": NOW}}}]}}
+
+
+def namespace(name):
+    return {"kind": "Namespace", "apiVersion": "v1",
+            "metadata": {"name": name, "uid": f"uid-ns-{name}", "resourceVersion": "1", "creationTimestamp": NOW},
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+
+def resource(name, kind, namespaced, verbs):
+    return {"name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": verbs}
+
+
+API_V1 = {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+    resource("pods", "Pod", True, ["get", "list", "watch", "create", "delete"]),
+    resource("pods/log", "Pod", True, ["get"]),
+    resource("pods/exec", "PodExecOptions", True, ["create", "get"]),
+    resource("configmaps", "ConfigMap", True,
+             ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]),
+    resource("namespaces", "Namespace", False, ["create", "delete", "get", "list", "patch", "update", "watch"]),
+]}
+for r in API_V1["resources"]:
+    if r["name"] == "pods":
+        r["shortNames"] = ["po"]
+    if r["name"] == "configmaps":
+        r["shortNames"] = ["cm"]
+    if r["name"] == "namespaces":
+        r["shortNames"] = ["ns"]
+
+
+def merge(target, patch):
+    """JSON merge patch (good enough for configmaps' strategic merge)."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge(out.get(k), v)
+    return out
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def record(self, body):
+        entry = {"method": self.command, "path": urlsplit(self.path).path, "query": urlsplit(self.path).query,
+                 "authorization": self.headers.get("Authorization"),
+                 "impersonate": {k: v for k, v in self.headers.items() if k.lower().startswith("impersonate-")},
+                 "cookie": self.headers.get("Cookie"),
+                 "body": body.decode("utf-8", "replace")[:10000]}
+        with LOCK, open(LOG, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.record(body)
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return self.reply(*status(401, "Unauthorized", "Unauthorized"))
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        dry = query.get("dryRun") == ["All"]
+        parts = [p for p in url.path.split("/") if p]
+        method = self.command
+        if parts == ["version"]:
+            return self.reply(200, {"major": "1", "minor": "32", "gitVersion": "v1.32.0-countersign-standin",
+                                    "platform": "linux/amd64"})
+        if parts == ["api"]:
+            return self.reply(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
+        if parts == ["apis"]:
+            return self.reply(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+        if parts == ["api", "v1"]:
+            return self.reply(200, API_V1)
+        if parts[:2] != ["api", "v1"]:
+            return self.reply(*status(404, "NotFound", "the server could not find the requested resource"))
+        rest = parts[2:]
+        if rest[:1] == ["namespaces"] and len(rest) <= 2:
+            return self.namespaces(method, rest[1] if len(rest) == 2 else None, dry)
+        if rest[:1] == ["namespaces"] and len(rest) >= 3:
+            ns, kind, rest = rest[1], rest[2], rest[3:]
+            if kind == "pods":
+                return self.pods(method, ns, rest, query)
+            if kind == "configmaps":
+                return self.configmaps(method, ns, rest[0] if rest else None, body, dry)
+        return self.reply(*status(404, "NotFound", "the server could not find the requested resource"))
+
+    def namespaces(self, method, name, dry):
+        if name is None:
+            return self.reply(200, {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
+                                    "items": [namespace(n) for n in sorted(NAMESPACES)]})
+        if name not in NAMESPACES:
+            return self.reply(*status(404, "NotFound", f'namespaces "{name}" not found'))
+        if method == "GET":
+            return self.reply(200, namespace(name))
+        if method == "DELETE":
+            if not dry:
+                NAMESPACES.discard(name)
+            ns = namespace(name)
+            ns["status"]["phase"] = "Terminating"
+            return self.reply(200, ns)
+        return self.reply(*status(405, "MethodNotAllowed", "not supported"))
+
+    def pods(self, method, ns, rest, query):
+        if not rest and query.get("watch", [""])[0] in ("true", "1"):
+            # A watch: events as they happen, one JSON object a line.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for kind in ("ADDED", "MODIFIED", "DELETED"):
+                for (n, p) in PODS:
+                    if n == ns:
+                        line = (json.dumps({"type": kind, "object": pod(n, p)}) + "\n").encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                        self.wfile.flush()
+                        time.sleep(0.2)
+            self.wfile.write(b"0\r\n\r\n")
+            return None
+        if not rest:
+            items = [pod(n, p) for (n, p) in PODS if n == ns]
+            return self.reply(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
+                                    "items": items})
+        name = rest[0]
+        if (ns, name) not in PODS:
+            return self.reply(*status(404, "NotFound", f'pods "{name}" not found'))
+        if rest[1:] == ["exec"] and self.headers.get("Upgrade", "").lower() == "websocket":
+            return self.exec_websocket(name, query.get("command", []))
+        if rest[1:] == ["log"] and method == "GET":
+            follow = query.get("follow") == ["true"]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            lines = 5 if follow else 2
+            for i in range(lines):
+                chunk = f"log line {i} from {name}\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+                if follow:
+                    time.sleep(0.2)
+            self.wfile.write(b"0\r\n\r\n")
+            return None
+        if not rest[1:] and method == "GET":
+            return self.reply(200, pod(ns, name))
+        return self.reply(*status(405, "MethodNotAllowed", "not supported by the stand-in"))
+
+    def exec_websocket(self, name, command):
+        """exec over WebSocket (the v4/v5 channel protocols): the command's
+        "output" on stdout (channel 1), then a Success status (channel 3)."""
+        offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        protocol = next((p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered), None)
+        if protocol is None:
+            return self.reply(*status(400, "BadRequest", "no supported stream protocol"))
+        key = self.headers["Sec-WebSocket-Key"]
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept.decode())
+        self.send_header("Sec-WebSocket-Protocol", protocol)
+        self.end_headers()
+
+        def frame(payload):
+            head = bytes([0x82, len(payload)]) if len(payload) < 126 else bytes([0x82, 126]) + len(payload).to_bytes(2, "big")
+            self.wfile.write(head + payload)
+
+        frame(b"\x01" + f"ran in {name}: {' '.join(command)}\n".encode())
+        frame(b"\x03" + json.dumps({"metadata": {}, "status": "Success"}).encode())
+        self.wfile.write(bytes([0x88, 0x02, 0x03, 0xE8]))
+        self.wfile.flush()
+        self.close_connection = True
+        return None
+
+    def configmaps(self, method, ns, name, body, dry):
+        if name is None and method == "GET":
+            items = [cm for (n, _), cm in sorted(CONFIGMAPS.items()) if n == ns]
+            return self.reply(200, {"kind": "ConfigMapList", "apiVersion": "v1",
+                                    "metadata": {"resourceVersion": "1"}, "items": items})
+        if name is None and method == "POST":
+            obj = json.loads(body)
+            obj.setdefault("metadata", {})
+            obj["metadata"].update({"namespace": ns, "uid": f"uid-{ns}-{obj['metadata'].get('name')}",
+                                    "resourceVersion": "1", "creationTimestamp": NOW})
+            key = (ns, obj["metadata"].get("name"))
+            if key in CONFIGMAPS:
+                return self.reply(*status(409, "AlreadyExists", f'configmaps "{key[1]}" already exists'))
+            if not dry:
+                CONFIGMAPS[key] = obj
+            return self.reply(201, obj)
+        key = (ns, name)
+        if key not in CONFIGMAPS:
+            return self.reply(*status(404, "NotFound", f'configmaps "{name}" not found'))
+        if method == "GET":
+            return self.reply(200, CONFIGMAPS[key])
+        if method == "PATCH":
+            obj = merge(CONFIGMAPS[key], json.loads(body))
+            obj["metadata"]["resourceVersion"] = str(int(obj["metadata"].get("resourceVersion", "1")) + 1)
+            if not dry:
+                CONFIGMAPS[key] = obj
+            return self.reply(200, obj)
+        if method == "PUT":
+            obj = json.loads(body)
+            if not dry:
+                CONFIGMAPS[key] = obj
+            return self.reply(200, obj)
+        if method == "DELETE":
+            options = json.loads(body) if body else {}
+            obj = CONFIGMAPS[key]
+            if options.get("dryRun") != ["All"] and not dry:
+                del CONFIGMAPS[key]
+            return self.reply(200, obj)
+        return self.reply(*status(405, "MethodNotAllowed", "not supported"))
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = handle_any
+
+
+if __name__ == "__main__":
+    server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+    print(f"listening on {PORT}", flush=True)
+    server.serve_forever()
