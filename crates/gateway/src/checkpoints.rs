@@ -375,6 +375,7 @@ mod tests {
             limits: crate::config::LimitsConfig::default(),
             step_up_max_age: None,
             sql_dialects: Arc::default(),
+            http_apis: Default::default(),
         };
         let state = AppState::new(config, store.clone()).await.unwrap();
         (dir, state, store)
