@@ -12,6 +12,7 @@ mod client;
 mod config_cmd;
 mod exec;
 mod exit;
+mod hook;
 mod identity;
 mod local;
 mod mcp_cmd;
@@ -73,5 +74,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Deny(args) => review::vote(args, review::Vote::Deny, output).await,
         Command::Show(args) => review::show(args, output).await,
         Command::Mcp(args) => mcp_cmd::mcp(args).await,
+        Command::Hook(command) => hook::run(command).await,
     }
 }
