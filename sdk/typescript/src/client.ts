@@ -158,7 +158,7 @@ export class CountersignClient {
         return { runAs: submitted.id, via: 'allowed' };
       case 'denied':
         throw new DeniedError(
-          `countersign denied ${action.kind} on ${action.resource}: ${submitted.reason} (request ${submitted.id})`,
+          `countersign denied ${action.kind} on ${action.resource}${submitted.policies.length ? ` (policy ${submitted.policies.join(', ')})` : ''}: ${submitted.reason} (request ${submitted.id})`,
           submitted.id,
           submitted.policies,
         );
