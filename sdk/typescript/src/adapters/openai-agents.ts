@@ -15,7 +15,7 @@ import { describeToolCall, Ledger, runReported, verdict, type AdapterOptions } f
 interface FunctionToolLike {
   type: 'function';
   name: string;
-  invoke: (runContext: any, input: string, details?: { toolCall?: { callId: string } }) => Promise<unknown>;
+  invoke: (runContext: any, input: string, details?: any) => Promise<unknown>;
   needsApproval: (...args: any[]) => Promise<boolean>;
 }
 
@@ -45,7 +45,7 @@ export function countersignForAgents(options: AdapterOptions = {}) {
     return {
       ...tool,
       needsApproval: async () => true,
-      invoke: (runContext: unknown, input: string, details?: { toolCall?: { callId: string } }) => {
+      invoke: (runContext: unknown, input: string, details?: { toolCall?: { callId?: string } }) => {
         const requestId = ledger.take(details?.toolCall?.callId ?? '');
         return runReported(client, requestId, () => tool.invoke(runContext, input, details));
       },
