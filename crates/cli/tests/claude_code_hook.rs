@@ -118,7 +118,8 @@ fn id_after(reason: &str, marker: &str) -> String {
 }
 
 fn show(env: &Env, id: &str) -> Value {
-    let output = env.server.call(&env.alice, &["show", id, "--output", "json"]);
+    // The requester sees its own requests, allowed ones included.
+    let output = env.server.call(&env.agent, &["show", id, "--output", "json"]);
     assert_code(&output, 0);
     serde_json::from_slice(&output.stdout).unwrap()
 }
@@ -138,10 +139,9 @@ fn routine_calls_run_at_once_and_their_outcome_is_reported() {
     // The PostToolUse is reported once: a second one finds nothing to report.
     assert_code(&hook(&env, 5, &fixture("post_bash.json")), 0);
 
-    for (name, kind, resource) in [
-        ("pre_web_fetch.json", "http.request", "docs.example.com"),
-        ("pre_mcp.json", "mcp.tool_call", "fs/write_file"),
-    ] {
+    for (name, kind, resource) in
+        [("pre_web_fetch.json", "http.request", "docs.example.com"), ("pre_mcp.json", "mcp.tool_call", "fs/write_file")]
+    {
         let (d, reason) = decision(&hook(&env, 5, &fixture(name)));
         assert_eq!(d, "allow", "{name}: {reason}");
         let view = show(&env, &id_after(&reason, "countersign request "));
@@ -222,7 +222,10 @@ fn a_waiting_call_is_allowed_the_moment_it_is_approved_and_a_denial_reaches_the_
     std::thread::scope(|s| {
         let waiting = s.spawn(|| hook(&env, 30, &edit));
         let request = wait_for_pending(&env.server, &env.alice);
-        assert_code(&env.server.call(&env.alice, &["deny", request["id"].as_str().unwrap(), "--comment", "use a feature flag"]), 0);
+        assert_code(
+            &env.server.call(&env.alice, &["deny", request["id"].as_str().unwrap(), "--comment", "use a feature flag"]),
+            0,
+        );
         let (d, reason) = decision(&waiting.join().unwrap());
         assert_eq!(d, "deny");
         assert!(reason.contains("use a feature flag") && reason.contains("denied"), "{reason}");
@@ -255,7 +258,11 @@ fn oversized_deep_or_malformed_input_blocks_the_call() {
     let mut huge = br#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":""#.to_vec();
     huge.extend(std::iter::repeat_n(b'a', 9 * 1024 * 1024));
     huge.extend(br#""}}"#);
-    let deep = format!(r#"{{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{}1{}}}"#, "[".repeat(50_000), "]".repeat(50_000));
+    let deep = format!(
+        r#"{{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{}1{}}}"#,
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
     let nested_payload = {
         let mut v = json!("x");
         for _ in 0..100 {
@@ -270,7 +277,12 @@ fn oversized_deep_or_malformed_input_blocks_the_call() {
         ("deep", deep.into_bytes(), 2, "not valid JSON"),
         ("not json", b"\x00\xff".to_vec(), 2, "not valid JSON"),
         ("no tool", br#"{"hook_event_name":"PreToolUse"}"#.to_vec(), 2, "no `tool_name`"),
-        ("no command", br#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{}}"#.to_vec(), 2, "no string `command`"),
+        (
+            "no command",
+            br#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{}}"#.to_vec(),
+            2,
+            "no string `command`",
+        ),
     ] {
         let output = run_hook(&env, 1, &input);
         assert_code(&output, code);
@@ -297,7 +309,8 @@ fn typescript() -> Option<(PathBuf, PathBuf)> {
     if node.is_file() && tsc.is_file() && types.is_file() && tools.is_file() {
         return Some((node, sdk));
     }
-    let why = "the TypeScript peers are not installed: run scripts/setup.d/sdk-typescript.sh (or scripts/setup-test-deps)";
+    let why =
+        "the TypeScript peers are not installed: run scripts/setup.d/sdk-typescript.sh (or scripts/setup-test-deps)";
     assert!(std::env::var_os("REQUIRE_TEST_PEERS").is_none(), "{why}");
     eprintln!("skipped: {why}");
     None
@@ -332,10 +345,14 @@ fn hook_fixtures_and_answers_match_the_sdk_types() {
 ",
     );
     for (i, (name, event, tool)) in inputs.iter().enumerate() {
-        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude_code").join(name)).unwrap();
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude_code").join(name),
+        )
+        .unwrap();
         let value: Value = serde_json::from_str(&text).unwrap();
         source.push_str(&format!(
-            "export const input{i} = {text} satisfies {event};\nexport const tool{i} = {} satisfies {tool};\n",
+            "export const input{i} = {} satisfies {event};\nexport const tool{i} = {} satisfies {tool};\n",
+            text.trim(),
             value["tool_input"]
         ));
     }
@@ -348,7 +365,17 @@ fn hook_fixtures_and_answers_match_the_sdk_types() {
     std::fs::write(&file, &source).unwrap();
     let output = std::process::Command::new(&node)
         .arg(sdk.join("node_modules/typescript/bin/tsc"))
-        .args(["--noEmit", "--strict", "--skipLibCheck", "--target", "es2022", "--module", "nodenext", "--moduleResolution", "nodenext"])
+        .args([
+            "--noEmit",
+            "--strict",
+            "--skipLibCheck",
+            "--target",
+            "es2022",
+            "--module",
+            "nodenext",
+            "--moduleResolution",
+            "nodenext",
+        ])
         .arg(&file)
         .current_dir(&sdk)
         .output()
@@ -369,7 +396,17 @@ fn hook_fixtures_and_answers_match_the_sdk_types() {
     std::fs::write(&file, wrong).unwrap();
     let output = std::process::Command::new(&node)
         .arg(sdk.join("node_modules/typescript/bin/tsc"))
-        .args(["--noEmit", "--strict", "--skipLibCheck", "--target", "es2022", "--module", "nodenext", "--moduleResolution", "nodenext"])
+        .args([
+            "--noEmit",
+            "--strict",
+            "--skipLibCheck",
+            "--target",
+            "es2022",
+            "--module",
+            "nodenext",
+            "--moduleResolution",
+            "nodenext",
+        ])
         .arg(&file)
         .current_dir(&sdk)
         .output()
