@@ -388,10 +388,8 @@ fn hook_fixtures_and_answers_match_the_sdk_types() {
         String::from_utf8_lossy(&output.stderr)
     );
     // A wrong answer is caught, so the check above is not vacuous.
-    let wrong = format!(
-        "import type {{ SyncHookJSONOutput }} from '@anthropic-ai/claude-agent-sdk';\n\
-         export const a = {{\"hookSpecificOutput\": {{\"hookEventName\": \"PreToolUse\", \"permissionDecision\": \"maybe\"}}}} satisfies SyncHookJSONOutput;\n"
-    );
+    let wrong = "import type { SyncHookJSONOutput } from '@anthropic-ai/claude-agent-sdk';\n\
+         export const a = {\"hookSpecificOutput\": {\"hookEventName\": \"PreToolUse\", \"permissionDecision\": \"maybe\"}} satisfies SyncHookJSONOutput;\n";
     let file = dir.join(format!("claude-code-hook-wrong-{}.ts", std::process::id()));
     std::fs::write(&file, wrong).unwrap();
     let output = std::process::Command::new(&node)

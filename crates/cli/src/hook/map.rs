@@ -239,6 +239,25 @@ mod tests {
     }
 
     #[test]
+    fn multi_edits_and_notebook_edits_are_file_writes() {
+        let edits = json!({"file_path": "/a", "edits": [
+            {"old_string": "a", "new_string": "b"}, {"old_string": "c", "new_string": "d", "replace_all": true}]});
+        let a = map_tool("MultiEdit", &edits, "/", "l").unwrap();
+        assert_eq!((a.kind.as_str(), a.payload["operation"].as_str()), (FILE_WRITE, Some("multi_edit")));
+        assert_eq!(a.payload["diff"], "@@ -1,1 +1,1 @@\n-a\n+b\n@@ -1,1 +1,1 @@\n-c\n+d\n");
+        let mut other = edits.clone();
+        other["edits"][1]["replace_all"] = json!(false);
+        assert_ne!(
+            map_tool("MultiEdit", &other, "/", "l").unwrap().payload["content_sha256"],
+            a.payload["content_sha256"]
+        );
+        assert!(map_tool("MultiEdit", &json!({"file_path": "/a", "edits": [{"old_string": 1}]}), "/", "l").is_err());
+        let nb = json!({"notebook_path": "/n.ipynb", "cell_id": "c1", "new_source": "print(1)", "edit_mode": "insert"});
+        let a = map_tool("NotebookEdit", &nb, "/", "l").unwrap();
+        assert_eq!((a.payload["path"].as_str(), a.payload["edit_mode"].as_str()), (Some("/n.ipynb"), Some("insert")));
+    }
+
+    #[test]
     fn mcp_tools_are_named_as_the_proxy_names_them() {
         let a = map_tool("mcp__fs__Write_File", &json!({"path": "/x"}), "/", "laptop").unwrap();
         assert_eq!((a.kind.as_str(), a.resource.as_str()), ("mcp.tool_call", "fs/write_file"));
