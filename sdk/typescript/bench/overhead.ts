@@ -68,6 +68,12 @@ class Scripted implements Model {
 const pairs: Array<[string, (i: number) => Promise<unknown>, (i: number) => Promise<unknown>]> = [];
 
 pairs.push([
+  'floor: one POST /v1/actions (one durable decision, no outcome)',
+  async (i) => i,
+  async (i) => client.submit({ kind: 'tool.call', resource: 'staging', payload: { n: i } }),
+]);
+
+pairs.push([
   'guard',
   async (i) => ((n: number) => n)(i),
   async (i) => client.guard('tool.call', 'staging', { n: i }, () => i),
