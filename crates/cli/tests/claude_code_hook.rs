@@ -292,6 +292,22 @@ fn oversized_deep_or_malformed_input_blocks_the_call() {
     let (d, reason) = decision(&run_hook(&env, 1, nested_payload.as_bytes()));
     assert_eq!(d, "deny");
     assert!(reason.contains("payload_too_deep"), "{reason}");
+    // Lookalike and smuggled names: an invisible character in an MCP tool
+    // name is refused by the gateway's name grammar; a URL's user-info part
+    // does not make another host look like the allowed one.
+    let mut lookalike = fixture("pre_mcp.json");
+    lookalike["tool_name"] = json!("mcp__fs__write\u{200b}_file");
+    let (d, reason) = decision(&hook(&env, 1, &lookalike));
+    assert_eq!(d, "deny");
+    assert!(reason.contains("invalid_action"), "{reason}");
+    let mut smuggled = fixture("pre_web_fetch.json");
+    smuggled["tool_input"]["url"] = json!("https://docs.example.com@evil.example/api");
+    let (d, reason) = decision(&hook(&env, 1, &smuggled));
+    assert_eq!(d, "deny", "{reason}");
+    // Folded the way the MCP proxy folds it: the same resource, the same policy.
+    let mut upper = fixture("pre_mcp.json");
+    upper["tool_name"] = json!("mcp__FS__Write_File");
+    assert_eq!(decision(&hook(&env, 1, &upper)).0, "allow");
     // An event the hook does not decide passes through silently.
     let output = run_hook(&env, 1, br#"{"hook_event_name":"Stop"}"#);
     assert_code(&output, 0);

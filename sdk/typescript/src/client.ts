@@ -186,7 +186,9 @@ export class CountersignClient {
       throw e;
     });
     if (released.status !== 'released') closed(released);
-    if (released.fingerprint !== submitted.fingerprint || !isDeepStrictEqual(released.payload, action.payload ?? {})) {
+    // Compared as JSON, the form the gateway saw (undefined fields dropped).
+    const sent: unknown = JSON.parse(JSON.stringify(action.payload ?? {}));
+    if (released.fingerprint !== submitted.fingerprint || !isDeepStrictEqual(released.payload, sent)) {
       throw new CountersignError(`the released request ${released.id} does not carry the submitted action; not running`, released.id);
     }
     return { runAs: released.id, via: 'released' };
