@@ -44,6 +44,31 @@ export interface GuardOptions {
 export type Decided = { runAs: string; via: 'allowed' | 'released' };
 
 const LONG_POLL_SECONDS = 30;
+/** The largest answer read from the gateway; a larger one is an error, not parsed. */
+export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
+
+async function readBounded(response: Response): Promise<string> {
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > MAX_ANSWER_BYTES) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new CountersignError(`the gateway's answer is larger than ${MAX_ANSWER_BYTES} bytes; nothing was run`);
+  }
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > MAX_ANSWER_BYTES) {
+      await reader.cancel().catch(() => undefined);
+      throw new CountersignError(`the gateway's answer is larger than ${MAX_ANSWER_BYTES} bytes; nothing was run`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 export class CountersignClient {
   readonly server: string;
@@ -74,8 +99,9 @@ export class CountersignClient {
     let text: string;
     try {
       response = await this.#fetch(`${this.server}${path}`, init);
-      text = await response.text();
+      text = await readBounded(response);
     } catch (e) {
+      if (e instanceof CountersignError) throw e;
       if (signal?.aborted) throw new CancelledError('the caller stopped waiting');
       const detail = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
       throw new UnreachableError(`cannot reach the gateway at ${this.server}: ${detail}`);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 
-import { CountersignClient, DeniedError, PendingError, UnreachableError, ApiError } from '../src/index.ts';
+import { ApiError, CountersignClient, CountersignError, DeniedError, PendingError, UnreachableError } from '../src/index.ts';
 import { agent, approver, gateway, scenario, unreachable, runTool, type Harness } from './support.ts';
 
 const resources = { echo: 'staging', restart: 'prod-web', drop: 'prod-db' } as const;
@@ -40,4 +40,35 @@ test('guard: typed errors', async () => {
   const mine = actions.find((v) => (v.payload as { id?: string }).id === id);
   assert.equal((mine?.outcome as { status?: string } | undefined)?.status, 'failed');
   assert.throws(() => new CountersignClient({ server: gateway.server, token: '' }), /no API token/);
+});
+
+test('guard: a broken or oversized gateway answer runs nothing', async () => {
+  const { createServer } = await import('node:http');
+  const answers: Array<(res: import('node:http').ServerResponse) => void> = [
+    (res) => res.writeHead(201, { 'content-type': 'application/json' }).end('not json'),
+    (res) => res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'x', status: 'maybe' })),
+    (res) => {
+      res.writeHead(201, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(1024 * 1024, 0x20);
+      for (let i = 0; i < 9; i++) res.write(chunk);
+      res.end('{}');
+    },
+    (res) => res.writeHead(201, { 'content-length': String(64 * 1024 * 1024) }).end(),
+  ];
+  let next = 0;
+  const server = createServer((_req, res) => answers[next++]!(res));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  const client = new CountersignClient({ server: `http://127.0.0.1:${port}`, token: 't' });
+  let ran = 0;
+  try {
+    for (let i = 0; i < answers.length; i++) {
+      const e = await client.guard('tool.call', 'staging', {}, () => ++ran).catch((x: unknown) => x);
+      assert.ok(e instanceof CountersignError, `answer ${i}: ${String(e)}`);
+    }
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+  assert.equal(ran, 0);
 });
