@@ -64,6 +64,9 @@ pub enum Command {
     /// Print a kubeconfig that reaches a `[[kubernetes]]` cluster through the gateway.
     #[command(long_about = KUBECONFIG_LONG_ABOUT)]
     Kubeconfig(KubeconfigArgs),
+    /// Agent hooks that ask the gateway before a tool runs: `countersign hook claude-code`.
+    #[command(subcommand)]
+    Hook(HookCommand),
 }
 
 const KUBECONFIG_LONG_ABOUT: &str = "\
@@ -74,6 +77,31 @@ pub struct KubeconfigArgs {
     /// The cluster's `name` in the gateway's `[[kubernetes]]` config.
     #[arg(value_name = "CLUSTER")]
     pub cluster: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// A Claude Code PreToolUse/PostToolUse hook: reads the hook JSON on stdin, answers with a permission decision.
+    #[command(long_about = HOOK_LONG_ABOUT)]
+    ClaudeCode(ClaudeCodeHookArgs),
+}
+
+const HOOK_LONG_ABOUT: &str = "\
+A Claude Code hook. Configure it for PreToolUse and PostToolUse (see the README's Agents section). On PreToolUse it maps the tool call to an action (Bash: shell.exec; Write/Edit/MultiEdit/NotebookEdit: file.write with a bounded diff; WebFetch: http.request on the URL's host; mcp__SERVER__TOOL: mcp.tool_call on SERVER/TOOL; anything else: claude_code.tool_call), asks the gateway, and prints hookSpecificOutput.permissionDecision: allow, or deny with a reason for the model. A pending call is waited on up to --wait seconds, then denied with `pending approval ID, ask again after it is approved`; the same call asked again finds the approval and goes through once. On PostToolUse it reports the outcome. When no decision can be had (gateway unreachable, bad input) it exits 2, which blocks the call.";
+
+#[derive(Debug, Args)]
+pub struct ClaudeCodeHookArgs {
+    /// The resource for shell commands, file writes and other local tools (lowercase ASCII).
+    #[arg(long, default_value = "claude-code", value_parser = parse_resource)]
+    pub resource: String,
+    /// Seconds to wait for a pending call before denying it as pending (keep below the hook's `timeout`).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub wait: u64,
+    /// Where a call's request id is kept until its PostToolUse [default: $XDG_STATE_HOME or ~/.local/state, /countersign/claude-code].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -12,6 +12,7 @@ mod client;
 mod config_cmd;
 mod exec;
 mod exit;
+mod hook;
 mod identity;
 mod kubeconfig_cmd;
 mod local;
@@ -75,5 +76,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Show(args) => review::show(args, output).await,
         Command::Mcp(args) => mcp_cmd::mcp(args).await,
         Command::Kubeconfig(args) => kubeconfig_cmd::kubeconfig(&args),
+        Command::Hook(command) => hook::run(command).await,
     }
 }

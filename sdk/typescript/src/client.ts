@@ -1,0 +1,283 @@
+// The countersign HTTP client and `guard`: submit an action, wait for the
+// pushed decision, take the single-use release, run, report the outcome.
+
+import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+
+import {
+  ApiError,
+  CancelledError,
+  CountersignError,
+  DeniedError,
+  ExpiredError,
+  PendingError,
+  RevokedError,
+  UnreachableError,
+} from './errors.ts';
+import type { Action, ActionView, Outcome, Submitted } from './types.ts';
+
+export interface ClientOptions {
+  /** Gateway URL; default `COUNTERSIGN_SERVER` or http://127.0.0.1:8470. */
+  server?: string;
+  /** Agent key (or user token); default `COUNTERSIGN_TOKEN`. */
+  token?: string;
+  /** Per-call timeout for calls that do not wait, in ms (default 30 000). */
+  timeoutMs?: number;
+  /** A fetch implementation (default: the global one). */
+  fetch?: typeof fetch;
+}
+
+export interface GuardOptions {
+  justification?: string;
+  labels?: string[];
+  context?: Record<string, unknown>;
+  onBehalfOf?: string;
+  /** Stop waiting for a pending decision after this many ms (default: until the request's deadline). */
+  waitMs?: number;
+  /** Cancels the wait (and the pending request). */
+  signal?: AbortSignal;
+  /** Called once when the action is held for approval. */
+  onPending?: (submitted: Submitted) => void;
+}
+
+/** What `decide` found: run under this request, or an error to throw. */
+export type Decided = { runAs: string; via: 'allowed' | 'released' };
+
+const LONG_POLL_SECONDS = 30;
+/** The largest answer read from the gateway; a larger one is an error, not parsed. */
+export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
+
+async function readBounded(response: Response): Promise<string> {
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > MAX_ANSWER_BYTES) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new CountersignError(`the gateway's answer is larger than ${MAX_ANSWER_BYTES} bytes; nothing was run`);
+  }
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > MAX_ANSWER_BYTES) {
+      await reader.cancel().catch(() => undefined);
+      throw new CountersignError(`the gateway's answer is larger than ${MAX_ANSWER_BYTES} bytes; nothing was run`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export class CountersignClient {
+  readonly server: string;
+  #token: string;
+  #timeoutMs: number;
+  #fetch: typeof fetch;
+
+  constructor(options: ClientOptions = {}) {
+    const env = typeof process !== 'undefined' ? process.env : {};
+    this.server = (options.server ?? env['COUNTERSIGN_SERVER'] ?? 'http://127.0.0.1:8470').replace(/\/+$/, '');
+    const token = options.token ?? env['COUNTERSIGN_TOKEN'];
+    if (!token) throw new CountersignError('no API token: pass `token` or set COUNTERSIGN_TOKEN');
+    if (!/^https?:\/\//.test(this.server)) throw new CountersignError(`\`${this.server}\` is not a gateway URL`);
+    this.#token = token;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#fetch = options.fetch ?? globalThis.fetch;
+  }
+
+  async #call<T>(method: string, path: string, body?: unknown, timeoutMs?: number, signal?: AbortSignal): Promise<T> {
+    const timeout = AbortSignal.timeout(timeoutMs ?? this.#timeoutMs);
+    const init: RequestInit = {
+      method,
+      headers: { authorization: `Bearer ${this.#token}`, 'content-type': 'application/json' },
+      signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
+    };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.#fetch(`${this.server}${path}`, init);
+      text = await readBounded(response);
+    } catch (e) {
+      if (e instanceof CountersignError) throw e;
+      if (signal?.aborted) throw new CancelledError('the caller stopped waiting');
+      const detail = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
+      throw new UnreachableError(`cannot reach the gateway at ${this.server}: ${detail}`);
+    }
+    let document: any = null;
+    try {
+      document = text ? JSON.parse(text) : null;
+    } catch {
+      document = null;
+    }
+    if (!response.ok) {
+      const code = document?.error?.code ?? `http_${response.status}`;
+      const message = document?.error?.message ?? `HTTP ${response.status}`;
+      if (response.status >= 502 && response.status <= 504) {
+        throw new UnreachableError(`the gateway at ${this.server} is unavailable: ${code}: ${message}`);
+      }
+      throw new ApiError(response.status, code, message);
+    }
+    if (document === null) throw new CountersignError(`unexpected answer from the gateway for ${method} ${path}`);
+    return document as T;
+  }
+
+  submit(action: Action): Promise<Submitted> {
+    return this.#call('POST', '/v1/actions', action);
+  }
+
+  get(id: string, waitSeconds = 0, signal?: AbortSignal): Promise<ActionView> {
+    const wait = waitSeconds > 0 ? `?wait=${Math.min(60, Math.floor(waitSeconds))}` : '';
+    return this.#call('GET', `/v1/actions/${encodeURIComponent(id)}${wait}`, undefined, (waitSeconds + 15) * 1000, signal);
+  }
+
+  list(query: { status?: string; kind?: string; resource?: string; limit?: number } = {}): Promise<{ actions: ActionView[] }> {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+    return this.#call('GET', `/v1/actions?${params}`);
+  }
+
+  release(id: string): Promise<ActionView> {
+    return this.#call('POST', `/v1/actions/${encodeURIComponent(id)}/release`, {});
+  }
+
+  cancel(id: string): Promise<ActionView> {
+    return this.#call('POST', `/v1/actions/${encodeURIComponent(id)}/cancel`, {});
+  }
+
+  reportOutcome(id: string, outcome: Outcome): Promise<ActionView> {
+    return this.#call('POST', `/v1/actions/${encodeURIComponent(id)}/outcome`, outcome);
+  }
+
+  approve(id: string, comment?: string): Promise<ActionView> {
+    return this.#call('POST', `/v1/actions/${encodeURIComponent(id)}/approve`, { comment });
+  }
+
+  deny(id: string, comment?: string): Promise<ActionView> {
+    return this.#call('POST', `/v1/actions/${encodeURIComponent(id)}/deny`, { comment });
+  }
+
+  /** Long-polls while pending, up to `waitMs` (default: no limit but the request's own deadline). */
+  async waitForDecision(id: string, waitMs?: number, signal?: AbortSignal): Promise<ActionView> {
+    const started = Date.now();
+    for (;;) {
+      const left = waitMs === undefined ? LONG_POLL_SECONDS * 1000 : waitMs - (Date.now() - started);
+      const seconds = Math.max(0, Math.min(LONG_POLL_SECONDS, Math.floor(left / 1000)));
+      const view = await this.get(id, seconds, signal);
+      if (view.status !== 'pending') return view;
+      if (waitMs !== undefined && seconds === 0) return view;
+    }
+  }
+
+  /**
+   * Gets `action` decided: resolves with the request to run under, or throws
+   * a typed error. A pending action is waited on; once approved it is
+   * released (single use) and the released payload is checked against the
+   * submitted one.
+   */
+  async decide(action: Action, options: GuardOptions = {}): Promise<Decided> {
+    const submitted = await this.submit(action);
+    switch (submitted.status) {
+      case 'allowed':
+        return { runAs: submitted.id, via: 'allowed' };
+      case 'denied':
+        throw new DeniedError(
+          `countersign denied ${action.kind} on ${action.resource}${submitted.policies.length ? ` (policy ${submitted.policies.join(', ')})` : ''}: ${submitted.reason} (request ${submitted.id})`,
+          submitted.id,
+          submitted.policies,
+        );
+      case 'pending':
+        break;
+      default:
+        throw new CountersignError(`unexpected status \`${String((submitted as Submitted).status)}\``, submitted.id);
+    }
+    options.onPending?.(submitted);
+    let view: ActionView;
+    try {
+      view = await this.waitForDecision(submitted.id, options.waitMs, options.signal);
+    } catch (e) {
+      if (e instanceof CancelledError) {
+        await this.cancel(submitted.id).catch(() => undefined);
+        throw new CancelledError(`request ${submitted.id} was cancelled: the caller stopped waiting`, submitted.id);
+      }
+      throw e;
+    }
+    closed(view);
+    const released = await this.release(submitted.id).catch((e: unknown) => {
+      if (e instanceof ApiError && ['expired', 'revoked', 'cancelled'].includes(e.code)) {
+        closed({ ...view, status: e.code as ActionView['status'], reason: e.message });
+      }
+      throw e;
+    });
+    if (released.status !== 'released') closed(released);
+    // Compared as JSON, the form the gateway saw (undefined fields dropped).
+    const sent: unknown = JSON.parse(JSON.stringify(action.payload ?? {}));
+    if (released.fingerprint !== submitted.fingerprint || !isDeepStrictEqual(released.payload, sent)) {
+      throw new CountersignError(`the released request ${released.id} does not carry the submitted action; not running`, released.id);
+    }
+    return { runAs: released.id, via: 'released' };
+  }
+
+  /**
+   * Runs `fn` only once countersign allows or approves the action; reports
+   * the outcome (a SHA-256 of the JSON result, or the error) and returns the
+   * result. Denied, expired, revoked, cancelled or unreachable: throws, and
+   * `fn` never runs.
+   */
+  async guard<T>(kind: string, resource: string, payload: unknown, fn: () => T | Promise<T>, options: GuardOptions = {}): Promise<T> {
+    const action: Action = { kind, resource, payload: payload ?? {} };
+    if (options.justification !== undefined) action.justification = options.justification;
+    if (options.labels !== undefined) action.labels = options.labels;
+    if (options.context !== undefined) action.context = options.context;
+    if (options.onBehalfOf !== undefined) action.on_behalf_of = options.onBehalfOf;
+    const { runAs } = await this.decide(action, options);
+    let result: T;
+    try {
+      result = await fn();
+    } catch (e) {
+      const summary = (e instanceof Error ? e.message : String(e)).slice(0, 500);
+      await this.reportOutcome(runAs, { status: 'failed', summary }).catch(() => undefined);
+      throw e;
+    }
+    const output = JSON.stringify(result ?? null) ?? 'null';
+    await this.reportOutcome(runAs, {
+      status: 'succeeded',
+      output_sha256: createHash('sha256').update(output).digest('hex'),
+    }).catch(() => undefined);
+    return result;
+  }
+}
+
+/** Throws the typed error for a request that did not end approved. */
+function closed(view: Pick<ActionView, 'id' | 'status' | 'reason' | 'denials' | 'policies'>): void {
+  const reason = view.reason ? `: ${view.reason}` : '';
+  switch (view.status) {
+    case 'approved':
+    case 'released':
+    case 'allowed':
+      return;
+    case 'denied': {
+      const by = (view.denials ?? []).map((d) => (d.comment ? `${d.by} (${d.comment})` : d.by));
+      const who = by.length ? ` by ${by.join(', ')}` : '';
+      throw new DeniedError(`request ${view.id} was denied${who}${reason}`, view.id, view.policies ?? [], by);
+    }
+    case 'expired':
+      throw new ExpiredError(`request ${view.id} expired${reason}`, view.id);
+    case 'revoked':
+      throw new RevokedError(`request ${view.id} was revoked${reason}`, view.id);
+    case 'cancelled':
+      throw new CancelledError(`request ${view.id} was cancelled${reason}`, view.id);
+    case 'pending':
+      throw new PendingError(`pending approval ${view.id}, ask again after it is approved`, view.id);
+  }
+}
+
+let shared: CountersignClient | undefined;
+
+/** `guard` with a client built from COUNTERSIGN_SERVER / COUNTERSIGN_TOKEN. */
+export function guard<T>(kind: string, resource: string, payload: unknown, fn: () => T | Promise<T>, options?: GuardOptions): Promise<T> {
+  shared ??= new CountersignClient();
+  return shared.guard(kind, resource, payload, fn, options);
+}

@@ -1,0 +1,69 @@
+// The gateway's API shapes, as far as this client reads them.
+
+export interface Action {
+  kind: string;
+  resource: string;
+  payload?: unknown;
+  on_behalf_of?: string;
+  justification?: string;
+  labels?: string[];
+  context?: Record<string, unknown>;
+}
+
+export interface Requirement {
+  policy: string;
+  groups: string[];
+  quorum: number;
+  approvals?: unknown;
+}
+
+export interface Submitted {
+  id: string;
+  status: 'allowed' | 'denied' | 'pending';
+  fingerprint: string;
+  reason: string;
+  policies: string[];
+  policy_hash?: string;
+  approval?: { requirements: Requirement[]; expires_at?: string };
+}
+
+export interface Entry {
+  by: string;
+  at: string;
+  comment?: string;
+}
+
+export type Status =
+  | 'allowed'
+  | 'denied'
+  | 'pending'
+  | 'approved'
+  | 'released'
+  | 'expired'
+  | 'cancelled'
+  | 'revoked';
+
+export interface ActionView {
+  id: string;
+  status: Status;
+  reason: string;
+  fingerprint: string;
+  requester: string;
+  kind: string;
+  resource: string;
+  payload: unknown;
+  policies: string[];
+  requirements: Requirement[];
+  approvals: Entry[];
+  denials: Entry[];
+  comments: Entry[];
+  expires_at?: string;
+  outcome?: unknown;
+}
+
+export interface Outcome {
+  status: 'succeeded' | 'failed';
+  exit_code?: number;
+  summary?: string;
+  output_sha256?: string;
+}
