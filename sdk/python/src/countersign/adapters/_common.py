@@ -25,6 +25,8 @@ def blocked_message(request: Request) -> str:
         text += f"; by {by}"
     if request.reason:
         text += f"; {request.reason}"
+    if request.policies:
+        text += f" (policies: {', '.join(request.policies)})"
     return text + ". It did not run. Do not retry it unchanged."
 
 

@@ -1,0 +1,119 @@
+"""LangChain 1.x / LangGraph: a human-in-the-loop middleware whose decision
+comes from countersign.
+
+    agent = create_agent(model, tools=[refund],
+                         middleware=[CountersignMiddleware(countersign.AsyncClient(), resource="stripe")])
+    await agent.ainvoke({"messages": [...]})
+
+Every tool call the agent makes (or the ones named in `tools`) is submitted
+as an action `{"tool": name, "arguments": args}`: `allowed` runs at once;
+`pending` waits inside the tool node for the gateway's pushed decision, then
+releases the single-use approval and runs; `denied`, `expired`, `revoked`
+or `cancelled` runs nothing and answers the model with a `ToolMessage`
+(`status="error"`) saying who decided and why — the way LangChain's own
+`HumanInTheLoopMiddleware` answers a rejected call. An unreachable gateway
+raises `GatewayUnavailable` out of the graph (fail closed). The outcome is
+reported from the tool's `ToolMessage` (`status="error"` → `failed`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Container, Optional, Tuple, Union
+
+from langchain.agents.middleware import AgentMiddleware
+from langchain_core.messages import ToolMessage
+from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.types import Command
+
+from ..client import AsyncClient, Client
+from ..errors import ActionBlocked
+from ..guard import Guard, Permit
+from ._common import blocked_message, tool_payload
+
+Result = Union[ToolMessage, Command]
+#: A tool call → (kind, resource), or None to let it run ungated.
+ActionFor = Callable[[dict], Optional[Tuple[str, str]]]
+
+
+class CountersignMiddleware(AgentMiddleware):
+    """Gates tool calls with countersign (sync with a `Client`, async with an `AsyncClient`)."""
+
+    def __init__(
+        self,
+        client: Union[Client, AsyncClient],
+        *,
+        resource: Optional[str] = None,
+        tools: Optional[Container[str]] = None,
+        action_for: Optional[ActionFor] = None,
+        timeout: Optional[float] = None,
+        justification: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        if action_for is None and resource is None:
+            raise ValueError("pass `resource=` or `action_for=`")
+        self.client = client
+        self.resource = resource
+        self.tools = tools
+        self.action_for = action_for
+        self.timeout = timeout
+        self.justification = justification
+
+    def _action(self, call: dict) -> Optional[Tuple[str, str]]:
+        if self.action_for is not None:
+            return self.action_for(call)
+        if self.tools is not None and call["name"] not in self.tools:
+            return None
+        return f"tool.{call['name']}", str(self.resource)
+
+    def _guard(self, call: dict, action: Tuple[str, str]) -> Guard:
+        return Guard(action[0], action[1], tool_payload(call["name"], call.get("args", {})), client=self.client,
+                     timeout=self.timeout, justification=self.justification)
+
+    @staticmethod
+    def _refused(call: dict, error: ActionBlocked) -> ToolMessage:
+        return ToolMessage(content=blocked_message(error.request), tool_call_id=call["id"], name=call["name"],
+                           status="error")
+
+    @staticmethod
+    def _error_of(result: Result) -> Optional[BaseException]:
+        if isinstance(result, ToolMessage) and result.status == "error":
+            return RuntimeError(str(result.content)[:200])
+        return None
+
+    def wrap_tool_call(self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], Result]) -> Result:
+        call = request.tool_call
+        action = self._action(call)
+        if action is None:
+            return handler(request)
+        guard = self._guard(call, action)
+        try:
+            permit: Permit = guard.clear()
+        except ActionBlocked as e:
+            return self._refused(call, e)
+        try:
+            result = handler(request)
+        except BaseException as e:
+            guard.report(permit, e)
+            raise
+        guard.report(permit, self._error_of(result))
+        return result
+
+    async def awrap_tool_call(
+        self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], Awaitable[Result]]
+    ) -> Result:
+        call = request.tool_call
+        action = self._action(call)
+        if action is None:
+            return await handler(request)
+        guard = self._guard(call, action)
+        try:
+            permit = await guard.aclear()
+        except ActionBlocked as e:
+            return self._refused(call, e)
+        try:
+            result = await handler(request)
+        except BaseException as e:
+            await guard.areport(permit, e)
+            raise
+        await guard.areport(permit, self._error_of(result))
+        return result
