@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any, List, Tuple
 
-from agents import Agent
+from agents import Agent, set_tracing_disabled
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 
 import countersign
 from countersign.adapters.openai_agents import Gate
+
+# Offline: no trace export.
+set_tracing_disabled(True)
 
 
 def _last_tool_output(call: Any) -> str:

@@ -5,7 +5,7 @@ comes from countersign.
                          middleware=[CountersignMiddleware(countersign.AsyncClient(), resource="stripe")])
     await agent.ainvoke({"messages": [...]})
 
-Every tool call the agent makes (or the ones named in `tools`) is submitted
+Every tool call the agent makes (or the ones named in `only`) is submitted
 as an action `{"tool": name, "arguments": args}`: `allowed` runs at once;
 `pending` waits inside the tool node for the gateway's pushed decision, then
 releases the single-use approval and runs; `denied`, `expired`, `revoked`
@@ -43,7 +43,7 @@ class CountersignMiddleware(AgentMiddleware):
         client: Union[Client, AsyncClient],
         *,
         resource: Optional[str] = None,
-        tools: Optional[Container[str]] = None,
+        only: Optional[Container[str]] = None,
         action_for: Optional[ActionFor] = None,
         timeout: Optional[float] = None,
         justification: Optional[str] = None,
@@ -53,7 +53,8 @@ class CountersignMiddleware(AgentMiddleware):
             raise ValueError("pass `resource=` or `action_for=`")
         self.client = client
         self.resource = resource
-        self.tools = tools
+        # Not `tools`: AgentMiddleware.tools is the tools a middleware adds.
+        self.only = only
         self.action_for = action_for
         self.timeout = timeout
         self.justification = justification
@@ -61,7 +62,7 @@ class CountersignMiddleware(AgentMiddleware):
     def _action(self, call: dict) -> Optional[Tuple[str, str]]:
         if self.action_for is not None:
             return self.action_for(call)
-        if self.tools is not None and call["name"] not in self.tools:
+        if self.only is not None and call["name"] not in self.only:
             return None
         return f"tool.{call['name']}", str(self.resource)
 
