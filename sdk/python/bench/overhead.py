@@ -1,0 +1,172 @@
+"""What countersign adds to a tool call that needs no approval, per adapter.
+
+Starts a gateway (the binary given, on a free loopback port, a temporary
+SQLite data dir: every decision and outcome is fsynced before it is
+answered), then times N routine calls each way — gated and not — and prints
+p50/p90/p99 in milliseconds and the p50 difference (the overhead: one
+submit and one outcome report, two loopback round trips).
+
+    .venv-sdk-python/bin/python sdk/python/bench/overhead.py \
+        --bin target/release/countersign --n 500
+
+A benchmark, not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Awaitable, Callable, Dict, List
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent / "src"), str(HERE.parent / "tests")]
+
+import countersign  # noqa: E402
+
+
+def quantiles(samples: List[float]) -> Dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {"p50": statistics.median(ordered) * 1000, "p90": at(0.9), "p99": at(0.99)}
+
+
+async def timed(n: int, warmup: int, once: Callable[[], Awaitable[None]]) -> List[float]:
+    for _ in range(warmup):
+        await once()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await once()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def show(name: str, gated: List[float], plain: List[float]) -> None:
+    g, p = quantiles(gated), quantiles(plain)
+    print(f"{name:16} gated p50 {g['p50']:7.3f} p90 {g['p90']:7.3f} p99 {g['p99']:7.3f} | "
+          f"plain p50 {p['p50']:7.3f} | overhead p50 {g['p50'] - p['p50']:7.3f} ms")
+
+
+async def bench(url: str, token: str, n: int, warmup: int) -> None:
+    resource = "staging-bench"
+    sync_client = countersign.Client(url, token)
+    client = countersign.AsyncClient(url, token)
+
+    def work() -> str:
+        return "done"
+
+    # guard(), blocking and asyncio
+    def sync_gated() -> None:
+        with countersign.guard("bench.call", resource, {"n": 1}, client=sync_client):
+            work()
+
+    async def as_async(fn: Callable[[], None]) -> None:
+        fn()
+
+    show("guard (sync)", await timed(n, warmup, lambda: as_async(sync_gated)),
+         await timed(n, warmup, lambda: as_async(work)))
+
+    async def async_gated() -> None:
+        async with countersign.guard("bench.call", resource, {"n": 1}, client=client):
+            work()
+
+    async def async_plain() -> None:
+        work()
+
+    show("guard (async)", await timed(n, warmup, async_gated), await timed(n, warmup, async_plain))
+
+    # OpenAI Agents SDK
+    from agents import Agent, Runner, function_tool, set_tracing_disabled
+    from agents.testing import ScriptedModel, assistant_message, function_call
+
+    from countersign.adapters.openai_agents import Gate
+
+    set_tracing_disabled(True)
+
+    def refund(order: str) -> str:
+        """Refund an order."""
+        return f"refunded {order}"
+
+    def script() -> ScriptedModel:
+        return ScriptedModel([[function_call("refund", {"order": "o-1"}, call_id="c")], [assistant_message("ok")]])
+
+    gate = Gate(client)
+    gated_tool = gate.tool(refund, resource=resource)
+    plain_tool = function_tool(refund)
+
+    async def oa(tool: object, gated: bool) -> None:
+        agent = Agent(name="b", tools=[tool], model=script())
+        if gated:
+            await gate.run(agent, "go")
+        else:
+            await Runner.run(agent, "go")
+
+    show("openai-agents", await timed(n, warmup, lambda: oa(gated_tool, True)),
+         await timed(n, warmup, lambda: oa(plain_tool, False)))
+
+    # LangChain / LangGraph
+    from harness_langchain import ScriptedChat
+    from langchain.agents import create_agent
+    from langchain_core.tools import tool as lc_tool
+
+    from countersign.adapters.langchain import CountersignMiddleware
+
+    lc_refund = lc_tool(refund)
+    lc_gated = create_agent(ScriptedChat(), tools=[lc_refund], middleware=[CountersignMiddleware(client, resource=resource)])
+    lc_plain = create_agent(ScriptedChat(), tools=[lc_refund])
+    message = {"messages": [{"role": "user", "content": "go"}]}
+
+    async def lc(agent: object) -> None:
+        await agent.ainvoke(message)  # type: ignore[attr-defined]
+
+    show("langchain", await timed(n, warmup, lambda: lc(lc_gated)), await timed(n, warmup, lambda: lc(lc_plain)))
+
+    # Pydantic AI
+    from harness_pydantic_ai import scripted
+    from pydantic_ai import Agent as PAgent
+    from pydantic_ai.models.function import FunctionModel
+    from pydantic_ai.toolsets import FunctionToolset
+
+    from countersign.adapters.pydantic_ai import CountersignToolset
+
+    pa_gated = PAgent(FunctionModel(scripted), toolsets=[CountersignToolset(FunctionToolset([refund]), client=client,
+                                                                           resource=resource)])
+    pa_plain = PAgent(FunctionModel(scripted), toolsets=[FunctionToolset([refund])])
+
+    async def pa(agent: PAgent) -> None:
+        await agent.run("go")
+
+    show("pydantic-ai", await timed(n, warmup, lambda: pa(pa_gated)), await timed(n, warmup, lambda: pa(pa_plain)))
+    await client.aclose()
+    sync_client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bin", default=str(HERE.parents[2] / "target" / "release" / "countersign"))
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    args = parser.parse_args()
+    os.environ["CS_SDK_BIN"] = args.bin
+    import conftest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        gateway = conftest.Gateway(Path(tmp))
+        try:
+            print(f"gateway {args.bin} at {gateway.url}; {args.n} calls each, {args.warmup} warm-up")
+            asyncio.run(bench(gateway.url, gateway.tokens["bot"], args.n, args.warmup))
+        finally:
+            gateway.stop()
+
+
+if __name__ == "__main__":
+    main()
