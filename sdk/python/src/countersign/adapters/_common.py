@@ -18,6 +18,9 @@ def tool_payload(tool: str, arguments: Any) -> Any:
 
 def blocked_message(request: Request) -> str:
     """What the model reads when a call was not cleared: the status, who, why."""
+    if request.status in ("pending", "approved"):
+        return (f"countersign has not approved this action (request {request.id} is {request.status}; "
+                "nobody released it through the gateway). It did not run.")
     who = request.denials if request.status == "denied" else []
     by = ", ".join(e.by + (f" ({e.comment})" if e.comment else "") for e in who)
     text = f"countersign {request.status} this action (request {request.id})"
