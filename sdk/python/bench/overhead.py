@@ -146,6 +146,29 @@ async def bench(url: str, token: str, n: int, warmup: int) -> None:
         await agent.run("go")
 
     show("pydantic-ai", await timed(n, warmup, lambda: pa(pa_gated)), await timed(n, warmup, lambda: pa(pa_plain)))
+
+    # The same with the outcome sent in the background (one round trip off the path).
+    print("background_report=True:")
+
+    async def async_gated_bg() -> None:
+        async with countersign.guard("bench.call", resource, {"n": 1}, client=client, background_report=True):
+            work()
+
+    show("guard (async)", await timed(n, warmup, async_gated_bg), await timed(n, warmup, async_plain))
+    gate_bg = Gate(client, background_report=True)
+    gated_bg_tool = gate_bg.tool(refund, resource=resource)
+
+    async def oa_bg() -> None:
+        await gate_bg.run(Agent(name="b", tools=[gated_bg_tool], model=script()), "go")
+
+    show("openai-agents", await timed(n, warmup, oa_bg), await timed(n, warmup, lambda: oa(plain_tool, False)))
+    lc_gated_bg = create_agent(ScriptedChat(), tools=[lc_refund],
+                               middleware=[CountersignMiddleware(client, resource=resource, background_report=True)])
+    show("langchain", await timed(n, warmup, lambda: lc(lc_gated_bg)), await timed(n, warmup, lambda: lc(lc_plain)))
+    pa_gated_bg = PAgent(FunctionModel(scripted), toolsets=[CountersignToolset(
+        FunctionToolset([refund]), client=client, resource=resource, background_report=True)])
+    show("pydantic-ai", await timed(n, warmup, lambda: pa(pa_gated_bg)), await timed(n, warmup, lambda: pa(pa_plain)))
+    await countersign.drain_reports()
     await client.aclose()
     sync_client.close()
 

@@ -142,3 +142,17 @@ def test_a_cancelled_waiting_task_cancels_its_request(gateway, prod):
         return status
 
     assert asyncio.run(scenario()) == "cancelled"
+
+
+def test_background_report_leaves_the_path_and_still_lands(gateway):
+    async def scenario() -> str:
+        bot = gateway.async_client()
+        async with countersign.guard("shell.exec", "staging-bg", {"b": 1}, client=bot,
+                                     background_report=True) as permit:
+            pass
+        await countersign.drain_reports()
+        outcome = (await bot.get(permit.id)).outcome
+        await bot.aclose()
+        return outcome["status"]
+
+    assert asyncio.run(scenario()) == "succeeded"

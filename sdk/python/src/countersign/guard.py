@@ -35,6 +35,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Codes with which `release` refuses a request that is no longer runnable.
 CLOSED_CODES = {"expired", "not_approved", "not_open", "already_released"}
 SUMMARY_LIMIT = 500
+#: Outcome reports sent in the background (`background_report=True`), kept
+#: referenced until done.
+_reports: "set[asyncio.Task[None]]" = set()
+
+
+async def drain_reports() -> None:
+    """Waits for every outcome report still being sent in the background."""
+    while _reports:
+        await asyncio.gather(*list(_reports), return_exceptions=True)
 
 
 def json_copy(payload: Any) -> Any:
@@ -117,6 +126,7 @@ class Guard:
         on_behalf_of: Optional[str] = None,
         timeout: Optional[float] = None,
         on_pending: Optional[Callable[[Request], Any]] = None,
+        background_report: bool = False,
     ) -> None:
         self.kind = kind
         self.resource = resource
@@ -130,6 +140,9 @@ class Guard:
         }
         self.timeout = timeout
         self.on_pending = on_pending
+        # asyncio only: the outcome is sent while the caller goes on (one
+        # round trip off its path); `drain_reports()` waits for them.
+        self.background_report = background_report
         self._open: List[Permit] = []
 
     # the blocking path
@@ -241,6 +254,14 @@ class Guard:
             log.warning("cancelling request %s failed: %s", id, e)
 
     async def areport(self, permit: Permit, error: Optional[BaseException] = None) -> None:
+        if self.background_report:
+            task = asyncio.get_running_loop().create_task(self._areport(permit, error))
+            _reports.add(task)
+            task.add_done_callback(_reports.discard)
+            return
+        await self._areport(permit, error)
+
+    async def _areport(self, permit: Permit, error: Optional[BaseException] = None) -> None:
         client = self._async_client()
         body = _outcome(permit, error)
         for attempt in range(3):

@@ -47,8 +47,10 @@ class CountersignMiddleware(AgentMiddleware):
         action_for: Optional[ActionFor] = None,
         timeout: Optional[float] = None,
         justification: Optional[str] = None,
+        background_report: bool = False,
     ) -> None:
         super().__init__()
+        self.background_report = background_report
         if action_for is None and resource is None:
             raise ValueError("pass `resource=` or `action_for=`")
         self.client = client
@@ -68,7 +70,8 @@ class CountersignMiddleware(AgentMiddleware):
 
     def _guard(self, call: dict, action: Tuple[str, str]) -> Guard:
         return Guard(action[0], action[1], tool_payload(call["name"], call.get("args", {})), client=self.client,
-                     timeout=self.timeout, justification=self.justification)
+                     timeout=self.timeout, justification=self.justification,
+                     background_report=self.background_report)
 
     @staticmethod
     def _refused(call: dict, error: ActionBlocked) -> ToolMessage:

@@ -27,7 +27,7 @@ from agents.tool_context import ToolContext
 
 from ..client import AsyncClient
 from ..errors import ActionBlocked, ApiError, CountersignError
-from ..guard import Guard, Permit, check_released
+from ..guard import Guard, Permit, check_released, drain_reports
 from ..types import Request
 from ._common import blocked_message, error_message, tool_payload
 
@@ -41,8 +41,10 @@ class Gate:
         *,
         timeout: Optional[float] = None,
         justification: Optional[str] = None,
+        background_report: bool = False,
     ) -> None:
         self.client = client
+        self.background_report = background_report
         self.timeout = timeout
         self.justification = justification
         # call id → (the submission, its payload); kept until the call runs.
@@ -72,7 +74,7 @@ class Gate:
             except (ActionBlocked, ApiError) as e:
                 return error_message(e)
             # GatewayUnavailable and PayloadMismatch propagate: the run stops.
-            guard = Guard(kind, resource, client=self.client)
+            guard = Guard(kind, resource, client=self.client, background_report=self.background_report)
             try:
                 output = await invoke(ctx, arguments)
             except BaseException as e:
@@ -140,6 +142,8 @@ class Gate:
         result = await Runner.run(agent, input, **run_args)
         for _ in range(max_resumes):
             if not result.interruptions:
+                if self.background_report:
+                    await drain_reports()
                 return result
             result = await Runner.run(agent, await self.resolve(result), **run_args)
         raise CountersignError(f"the run was still interrupted after {max_resumes} resumes")

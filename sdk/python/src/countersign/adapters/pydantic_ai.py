@@ -41,6 +41,8 @@ class CountersignToolset(WrapperToolset):
     action_for: Optional[Callable[[str, dict], Optional[Tuple[str, str]]]] = None
     timeout: Optional[float] = None
     justification: Optional[str] = None
+    #: Send the outcome while the run goes on (see `countersign.guard.drain_reports`).
+    background_report: bool = False
 
     def __post_init__(self) -> None:
         if self.client is None:
@@ -58,7 +60,8 @@ class CountersignToolset(WrapperToolset):
         if action is None:
             return await super().call_tool(name, tool_args, ctx, tool)
         guard = Guard(action[0], action[1], tool_payload(name, tool_args), client=self.client,
-                      timeout=self.timeout, justification=self.justification)
+                      timeout=self.timeout, justification=self.justification,
+                      background_report=self.background_report)
         try:
             permit = await guard.aclear()
         except ActionBlocked as e:
