@@ -156,3 +156,12 @@ def test_background_report_leaves_the_path_and_still_lands(gateway):
         return outcome["status"]
 
     assert asyncio.run(scenario()) == "succeeded"
+
+
+def test_no_payload_is_the_empty_object_and_still_runs_after_approval(gateway, prod, approver):
+    bot = gateway.client()
+    a = approver(prod)
+    with countersign.guard("shell.exec", prod, client=bot) as permit:
+        assert permit.waited
+    assert a.join().status == "approved"
+    assert bot.get(permit.id).payload == {}

@@ -128,6 +128,7 @@ class Gate:
             return None
         submitted = entry[0]
         if submitted.status == "denied":
+            self._calls.pop(item.call_id or "", None)
             return False, blocked_message(submitted)
         decided = await self.client.wait(submitted.id, self.timeout)
         if decided.pending:
@@ -135,6 +136,7 @@ class Gate:
             decided = await self.client.get(submitted.id)
         if decided.status == "approved":
             return True, ""
+        self._calls.pop(item.call_id or "", None)
         return False, blocked_message(decided)
 
     async def run(self, agent: Agent[Any], input: Any, *, max_resumes: int = 100, **run_args: Any) -> RunResult:
