@@ -78,19 +78,25 @@ class Gateway:
             "ann": add_identity(self.data, "users", "add", "ann", "--email", "ann@example.com", "--group", "auditor"),
             "bot": add_identity(self.data, "agents", "add", "bot", "--owner", "bob"),
         }
-        self.log = open(tmp / "gateway.log", "ab")
+        self.policies = policies
+        self.tmp = tmp
+        self.url = self._start("127.0.0.1:0")
+
+    def _start(self, listen: str) -> str:
+        self.log = open(self.tmp / "gateway.log", "ab")
         self.proc = subprocess.Popen(
-            [str(binary()), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data),
-             "--policies", str(policies)],
+            [str(binary()), "serve", "--listen", listen, "--data-dir", str(self.data),
+             "--policies", str(self.policies)],
             env=clean_env(), stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL, text=True,
         )
         found: List[str] = []
         ready = threading.Event()
+        proc = self.proc
 
         def drain() -> None:
             # Keeps reading so the gateway never blocks on a full pipe.
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
+            assert proc.stdout is not None
+            for line in proc.stdout:
                 if line.startswith("listening on ") and not found:
                     found.append(line[len("listening on "):].strip())
                     ready.set()
@@ -99,8 +105,13 @@ class Gateway:
         threading.Thread(target=drain, daemon=True).start()
         if not ready.wait(60) or not found:
             self.stop()
-            pytest.fail("the gateway did not start; see " + str(tmp / "gateway.log"))
-        self.url = found[0]
+            pytest.fail("the gateway did not start; see " + str(self.tmp / "gateway.log"))
+        return found[0]
+
+    def restart(self) -> None:
+        """SIGKILL (as a crash), then serve the same data on the same port."""
+        self.stop()
+        self._start(self.url[len("http://"):])
 
     def client(self, who: str = "bot") -> countersign.Client:
         return countersign.Client(self.url, self.tokens[who])

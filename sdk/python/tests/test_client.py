@@ -132,3 +132,23 @@ def test_async_client_does_the_same(gateway, prod):
             assert [r.id async for r in alice.iter_actions(resource=prod)] == [submitted.id]
 
     asyncio.run(scenario())
+
+
+def test_a_wait_survives_a_gateway_crash_and_restart(tmp_path, prod):
+    from conftest import Gateway
+
+    gw = Gateway(tmp_path)
+    try:
+        bot, alice = gw.client(), gw.client("alice")
+        submitted = bot.submit("shell.exec", prod, {"r": 1})
+        answers = []
+        waiter = threading.Thread(target=lambda: answers.append(bot.wait(submitted.id)))
+        waiter.start()
+        time.sleep(0.3)
+        gw.restart()
+        assert alice.approve(submitted.id).status == "approved"
+        waiter.join(60)
+        assert [a.status for a in answers] == ["approved"]
+        assert bot.release(submitted.id).status == "released"
+    finally:
+        gw.stop()
