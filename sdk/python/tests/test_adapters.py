@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import List
 
+import pytest
+
 from agents import Agent, Runner
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 
@@ -121,3 +123,42 @@ def test_pydantic_ai_action_for_chooses_what_is_gated(gateway):
     [request] = gateway.client().list(resource="staging-pa").actions
     assert request.kind == "payments.refund" and request.payload["arguments"] == {"order": "o-1"}
     assert ran == ["o-1", "o-1"]
+
+
+@pytest.mark.parametrize("verdict", ["approve", "deny"])
+def test_langchain_interrupt_mode_checkpoints_while_pending(gateway, prod, approver, verdict):
+    from harness_langchain import ScriptedChat
+    from langchain.agents import create_agent
+    from langchain_core.tools import tool
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    ran: List[str] = []
+
+    @tool
+    def refund(order: str) -> str:
+        """Refund an order."""
+        ran.append(order)
+        return f"refunded {order}"
+
+    async def scenario() -> None:
+        client = gateway.async_client()
+        middleware = CountersignMiddleware(client, resource=prod, mode="interrupt")
+        agent = create_agent(ScriptedChat(), tools=[refund], middleware=[middleware], checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "t1"}}
+        result = await agent.ainvoke({"messages": [{"role": "user", "content": "refund"}]}, config)
+        [held] = result["__interrupt__"]
+        assert ran == [] and "waiting for approval from sre" in held.value["countersign"]["message"]
+        a = approver(prod, verdict, "freeze")
+        result = await agent.ainvoke(await middleware.resume(result), config)
+        assert not result.get("__interrupt__")
+        if verdict == "approve":
+            assert result["messages"][-1].content == "refunded o-1" and ran == ["o-1"]
+        else:
+            assert "denied" in result["messages"][-1].content and "freeze" in result["messages"][-1].content
+            assert ran == []
+        assert a.join().id == held.value["countersign"]["id"]
+        # One request: the re-executed node did not submit it again.
+        assert len(gateway.client().list(resource=prod).actions) == 1
+        await client.aclose()
+
+    asyncio.run(scenario())
