@@ -152,3 +152,21 @@ def test_a_wait_survives_a_gateway_crash_and_restart(tmp_path, prod):
         assert bot.release(submitted.id).status == "released"
     finally:
         gw.stop()
+
+
+def test_audit_proofs_and_operations(gateway):
+    ann = gateway.client("ann")
+    ann.submit("shell.exec", "staging-audit", {})  # something to prove
+    page = ann.audit(limit=1000)
+    assert page.events and page.next_after >= page.events[-1]["seq"]
+    size = page.next_after
+    proof = ann.inclusion_proof(1, size)
+    assert proof["seq"] == 1 and proof["size"] == size and proof["root"]
+    if size > 1:
+        assert ann.consistency_proof(1, size)["to"] == size
+    policies = ann.policies()
+    assert policies["policies"] == 3 and policies["hash"]
+    with pytest.raises(ApiError) as e:
+        ann.reload_policies()  # admins only
+    assert (e.value.status, e.value.code) == (403, "forbidden")
+    assert "countersign" in ann.metrics()

@@ -200,6 +200,10 @@ class Client:
     def openapi(self) -> Dict[str, Any]:
         return self._call(Call("GET", "/openapi.json"))
 
+    def metrics(self) -> str:
+        """Prometheus text."""
+        return self._call(Call("GET", "/metrics"), text=True)
+
 
 class AsyncClient:
     """The asyncio twin of `Client`: the same methods, awaited."""
@@ -344,3 +348,6 @@ class AsyncClient:
 
     async def openapi(self) -> Dict[str, Any]:
         return await self._call(Call("GET", "/openapi.json"))
+
+    async def metrics(self) -> str:
+        return await self._call(Call("GET", "/metrics"), text=True)
