@@ -4,6 +4,7 @@ each answer is read (no I/O here)."""
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional
 from urllib.parse import quote
@@ -43,6 +44,17 @@ def settings(server: Optional[str], token: Optional[str]) -> "tuple[str, str]":
     if not server.startswith(("http://", "https://")):
         raise ValueError(f"the server `{server}` is not an http:// or https:// URL")
     return server.rstrip("/"), token
+
+
+def tls(verify: Any) -> Any:
+    """What httpx checks the gateway's certificate with: as given, else only
+    the CA in `COUNTERSIGN_CA_FILE` (PEM) when set, else the system's roots."""
+    if verify is not None:
+        return verify
+    ca_file = os.environ.get("COUNTERSIGN_CA_FILE")
+    if ca_file:
+        return ssl.create_default_context(cafile=ca_file)
+    return True
 
 
 def segment(id: str) -> str:

@@ -46,14 +46,14 @@ class Client:
         server: Optional[str] = None,
         token: Optional[str] = None,
         *,
-        verify: Any = True,
+        verify: Any = None,
         http: Optional[httpx.Client] = None,
     ) -> None:
         self.server, token = _core.settings(server, token)
         self._http = http or httpx.Client(
             base_url=self.server,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"},
-            verify=verify,
+            verify=_core.tls(verify),
             follow_redirects=False,
             trust_env=False,
         )
@@ -213,14 +213,14 @@ class AsyncClient:
         server: Optional[str] = None,
         token: Optional[str] = None,
         *,
-        verify: Any = True,
+        verify: Any = None,
         http: Optional[httpx.AsyncClient] = None,
     ) -> None:
         self.server, token = _core.settings(server, token)
         self._http = http or httpx.AsyncClient(
             base_url=self.server,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"},
-            verify=verify,
+            verify=_core.tls(verify),
             follow_redirects=False,
             trust_env=False,
         )
