@@ -64,13 +64,32 @@ async def bench(url: str, token: str, n: int, warmup: int) -> None:
     def work() -> str:
         return "done"
 
+    async def as_async(fn: Callable[[], None]) -> None:
+        fn()
+
+    # The floor: the same two calls with bare httpx, no SDK (what the
+    # gateway and loopback cost by themselves).
+    import httpx
+
+    raw = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
+
+    def raw_calls() -> None:
+        answer = raw.post("/v1/actions", json={"kind": "bench.call", "resource": resource, "payload": {"n": 1}})
+        raw.post(f"/v1/actions/{answer.json()['id']}/outcome", json={"status": "succeeded"}).raise_for_status()
+
+    show("httpx (floor)", await timed(n, warmup, lambda: as_async(raw_calls)),
+         await timed(n, warmup, lambda: as_async(work)))
+
+    def raw_submit() -> None:
+        raw.post("/v1/actions", json={"kind": "bench.call", "resource": resource, "payload": {"n": 1}})
+
+    show("httpx submit", await timed(n, warmup, lambda: as_async(raw_submit)),
+         await timed(n, warmup, lambda: as_async(work)))
+
     # guard(), blocking and asyncio
     def sync_gated() -> None:
         with countersign.guard("bench.call", resource, {"n": 1}, client=sync_client):
             work()
-
-    async def as_async(fn: Callable[[], None]) -> None:
-        fn()
 
     show("guard (sync)", await timed(n, warmup, lambda: as_async(sync_gated)),
          await timed(n, warmup, lambda: as_async(work)))
@@ -171,6 +190,7 @@ async def bench(url: str, token: str, n: int, warmup: int) -> None:
     await countersign.drain_reports()
     await client.aclose()
     sync_client.close()
+    raw.close()
 
 
 def main() -> None:
