@@ -30,6 +30,23 @@ sys.path[:0] = [str(HERE.parent / "src"), str(HERE.parent / "tests")]
 import countersign  # noqa: E402
 
 
+class TimedClient(countersign.AsyncClient):
+    """Counts the time spent inside gateway calls, to split what the
+    gateway costs from what the framework adds around it."""
+
+    spent = 0.0
+
+    async def _call(self, call, text=False):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return await super()._call(call, text)
+        finally:
+            TimedClient.spent += time.perf_counter() - started
+
+
+IN_CALLS: List[float] = []
+
+
 def quantiles(samples: List[float]) -> Dict[str, float]:
     ordered = sorted(samples)
 
@@ -43,23 +60,28 @@ async def timed(n: int, warmup: int, once: Callable[[], Awaitable[None]]) -> Lis
     for _ in range(warmup):
         await once()
     samples = []
+    IN_CALLS.clear()
     for _ in range(n):
+        TimedClient.spent = 0.0
         started = time.perf_counter()
         await once()
         samples.append(time.perf_counter() - started)
+        IN_CALLS.append(TimedClient.spent)
     return samples
 
 
-def show(name: str, gated: List[float], plain: List[float]) -> None:
+def show(name: str, gated: List[float], plain: List[float], in_calls: List[float]) -> None:
     g, p = quantiles(gated), quantiles(plain)
+    inside = statistics.median(in_calls) * 1000 if in_calls else 0.0
     print(f"{name:16} gated p50 {g['p50']:7.3f} p90 {g['p90']:7.3f} p99 {g['p99']:7.3f} | "
-          f"plain p50 {p['p50']:7.3f} | overhead p50 {g['p50'] - p['p50']:7.3f} ms")
+          f"plain p50 {p['p50']:7.3f} | overhead p50 {g['p50'] - p['p50']:7.3f} ms | "
+          f"in async gateway calls p50 {inside:6.3f} ms")
 
 
 async def bench(url: str, token: str, n: int, warmup: int) -> None:
     resource = "staging-bench"
     sync_client = countersign.Client(url, token)
-    client = countersign.AsyncClient(url, token)
+    client = TimedClient(url, token)
 
     def work() -> str:
         return "done"
@@ -77,22 +99,25 @@ async def bench(url: str, token: str, n: int, warmup: int) -> None:
         answer = raw.post("/v1/actions", json={"kind": "bench.call", "resource": resource, "payload": {"n": 1}})
         raw.post(f"/v1/actions/{answer.json()['id']}/outcome", json={"status": "succeeded"}).raise_for_status()
 
-    show("httpx (floor)", await timed(n, warmup, lambda: as_async(raw_calls)),
-         await timed(n, warmup, lambda: as_async(work)))
+    gated_samples = await timed(n, warmup, lambda: as_async(raw_calls))
+    gated_in = list(IN_CALLS)
+    show("httpx (floor)", gated_samples, await timed(n, warmup, lambda: as_async(work)), gated_in)
 
     def raw_submit() -> None:
         raw.post("/v1/actions", json={"kind": "bench.call", "resource": resource, "payload": {"n": 1}})
 
-    show("httpx submit", await timed(n, warmup, lambda: as_async(raw_submit)),
-         await timed(n, warmup, lambda: as_async(work)))
+    gated_samples = await timed(n, warmup, lambda: as_async(raw_submit))
+    gated_in = list(IN_CALLS)
+    show("httpx submit", gated_samples, await timed(n, warmup, lambda: as_async(work)), gated_in)
 
     # guard(), blocking and asyncio
     def sync_gated() -> None:
         with countersign.guard("bench.call", resource, {"n": 1}, client=sync_client):
             work()
 
-    show("guard (sync)", await timed(n, warmup, lambda: as_async(sync_gated)),
-         await timed(n, warmup, lambda: as_async(work)))
+    gated_samples = await timed(n, warmup, lambda: as_async(sync_gated))
+    gated_in = list(IN_CALLS)
+    show("guard (sync)", gated_samples, await timed(n, warmup, lambda: as_async(work)), gated_in)
 
     async def async_gated() -> None:
         async with countersign.guard("bench.call", resource, {"n": 1}, client=client):
@@ -101,7 +126,9 @@ async def bench(url: str, token: str, n: int, warmup: int) -> None:
     async def async_plain() -> None:
         work()
 
-    show("guard (async)", await timed(n, warmup, async_gated), await timed(n, warmup, async_plain))
+    gated_samples = await timed(n, warmup, async_gated)
+    gated_in = list(IN_CALLS)
+    show("guard (async)", gated_samples, await timed(n, warmup, async_plain), gated_in)
 
     # OpenAI Agents SDK
     from agents import Agent, Runner, function_tool, set_tracing_disabled
@@ -129,8 +156,9 @@ async def bench(url: str, token: str, n: int, warmup: int) -> None:
         else:
             await Runner.run(agent, "go")
 
-    show("openai-agents", await timed(n, warmup, lambda: oa(gated_tool, True)),
-         await timed(n, warmup, lambda: oa(plain_tool, False)))
+    gated_samples = await timed(n, warmup, lambda: oa(gated_tool, True))
+    gated_in = list(IN_CALLS)
+    show("openai-agents", gated_samples, await timed(n, warmup, lambda: oa(plain_tool, False)), gated_in)
 
     # LangChain / LangGraph
     from harness_langchain import ScriptedChat
@@ -147,7 +175,9 @@ async def bench(url: str, token: str, n: int, warmup: int) -> None:
     async def lc(agent: object) -> None:
         await agent.ainvoke(message)  # type: ignore[attr-defined]
 
-    show("langchain", await timed(n, warmup, lambda: lc(lc_gated)), await timed(n, warmup, lambda: lc(lc_plain)))
+    gated_samples = await timed(n, warmup, lambda: lc(lc_gated))
+    gated_in = list(IN_CALLS)
+    show("langchain", gated_samples, await timed(n, warmup, lambda: lc(lc_plain)), gated_in)
 
     # Pydantic AI
     from harness_pydantic_ai import scripted
@@ -164,7 +194,9 @@ async def bench(url: str, token: str, n: int, warmup: int) -> None:
     async def pa(agent: PAgent) -> None:
         await agent.run("go")
 
-    show("pydantic-ai", await timed(n, warmup, lambda: pa(pa_gated)), await timed(n, warmup, lambda: pa(pa_plain)))
+    gated_samples = await timed(n, warmup, lambda: pa(pa_gated))
+    gated_in = list(IN_CALLS)
+    show("pydantic-ai", gated_samples, await timed(n, warmup, lambda: pa(pa_plain)), gated_in)
 
     # The same with the outcome sent in the background (one round trip off the path).
     print("background_report=True:")
@@ -173,20 +205,28 @@ async def bench(url: str, token: str, n: int, warmup: int) -> None:
         async with countersign.guard("bench.call", resource, {"n": 1}, client=client, background_report=True):
             work()
 
-    show("guard (async)", await timed(n, warmup, async_gated_bg), await timed(n, warmup, async_plain))
+    gated_samples = await timed(n, warmup, async_gated_bg)
+    gated_in = list(IN_CALLS)
+    show("guard (async)", gated_samples, await timed(n, warmup, async_plain), gated_in)
     gate_bg = Gate(client, background_report=True)
     gated_bg_tool = gate_bg.tool(refund, resource=resource)
 
     async def oa_bg() -> None:
         await gate_bg.run(Agent(name="b", tools=[gated_bg_tool], model=script()), "go")
 
-    show("openai-agents", await timed(n, warmup, oa_bg), await timed(n, warmup, lambda: oa(plain_tool, False)))
+    gated_samples = await timed(n, warmup, oa_bg)
+    gated_in = list(IN_CALLS)
+    show("openai-agents", gated_samples, await timed(n, warmup, lambda: oa(plain_tool, False)), gated_in)
     lc_gated_bg = create_agent(ScriptedChat(), tools=[lc_refund],
                                middleware=[CountersignMiddleware(client, resource=resource, background_report=True)])
-    show("langchain", await timed(n, warmup, lambda: lc(lc_gated_bg)), await timed(n, warmup, lambda: lc(lc_plain)))
+    gated_samples = await timed(n, warmup, lambda: lc(lc_gated_bg))
+    gated_in = list(IN_CALLS)
+    show("langchain", gated_samples, await timed(n, warmup, lambda: lc(lc_plain)), gated_in)
     pa_gated_bg = PAgent(FunctionModel(scripted), toolsets=[CountersignToolset(
         FunctionToolset([refund]), client=client, resource=resource, background_report=True)])
-    show("pydantic-ai", await timed(n, warmup, lambda: pa(pa_gated_bg)), await timed(n, warmup, lambda: pa(pa_plain)))
+    gated_samples = await timed(n, warmup, lambda: pa(pa_gated_bg))
+    gated_in = list(IN_CALLS)
+    show("pydantic-ai", gated_samples, await timed(n, warmup, lambda: pa(pa_plain)), gated_in)
     await countersign.drain_reports()
     await client.aclose()
     sync_client.close()
