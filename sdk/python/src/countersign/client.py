@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Dict, Iterable, Iterator, AsyncIterator, Mapping, Optional
+from typing import Any, AsyncIterator, Dict, Iterator, Optional
 
 import httpx
 

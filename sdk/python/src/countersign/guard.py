@@ -23,10 +23,10 @@ import inspect
 import json
 import logging
 import time
-from typing import Any, Awaitable, Callable, Iterable, List, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Iterable, List, Mapping, Optional, TypeVar, Union
 
 from .client import AsyncClient, Client
-from .errors import ActionBlocked, ApiError, GatewayUnavailable, PayloadMismatch, ProtocolError, StillPending, blocked
+from .errors import ApiError, GatewayUnavailable, PayloadMismatch, ProtocolError, StillPending, blocked
 from .types import Request
 
 log = logging.getLogger("countersign")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ActionBlocked, CountersignError, GatewayUnavailable
 from ..types import Request
@@ -46,6 +46,3 @@ def pending_message(request: Request) -> str:
     asked = f" from {' or '.join(groups)}" if groups else ""
     return f"waiting for approval{asked} (countersign request {request.id})"
 
-
-def arguments_of(params: Mapping[str, Any]) -> Any:
-    return dict(params)

@@ -19,7 +19,6 @@ is refused.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from agents import Agent, FunctionTool, RunResult, Runner, RunState, function_tool
