@@ -1,0 +1,353 @@
+"""Typed clients for the whole HTTP API: `Client` (blocking) and
+`AsyncClient` (asyncio), with the same methods.
+
+Waiting is pushed: `wait()` holds a long poll (`GET /v1/actions/{id}?wait=N`)
+that the gateway answers the moment the request is decided; it only asks again
+when a poll's own window (≤ 60 s) ends with the request still pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, AsyncIterator, Dict, Iterator, Optional
+
+import httpx
+
+from . import _core
+from ._core import Call
+from .errors import GatewayUnavailable
+from .types import AuditPage, Page, Request
+
+#: How long a gateway that stops answering mid-wait is retried.
+RECONNECT_FOR = 30.0
+
+
+def _page(data: Any) -> Page:
+    return Page([Request.from_json(a) for a in data.get("actions", [])], data.get("next_cursor"))
+
+
+def _list_params(status, kind, resource, limit, cursor) -> Dict[str, Any]:
+    params = {"status": status, "kind": kind, "resource": resource, "limit": limit, "cursor": cursor}
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _poll_secs(deadline: Optional[float]) -> int:
+    if deadline is None:
+        return _core.WAIT_SECS
+    return max(0, min(_core.WAIT_SECS, int(deadline - time.monotonic() + 0.999)))
+
+
+class Client:
+    """Blocking client. `Client(server, token)`, or from COUNTERSIGN_SERVER / COUNTERSIGN_TOKEN."""
+
+    def __init__(
+        self,
+        server: Optional[str] = None,
+        token: Optional[str] = None,
+        *,
+        verify: Any = None,
+        http: Optional[httpx.Client] = None,
+    ) -> None:
+        self.server, token = _core.settings(server, token)
+        self._http = http or httpx.Client(
+            base_url=self.server,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"},
+            verify=_core.tls(verify),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, call: Call, text: bool = False) -> Any:
+        try:
+            response = self._http.request(
+                call.method, call.path, params=call.params, json=call.body, timeout=call.timeout
+            )
+        except httpx.HTTPError as e:
+            raise _core.transport_error(e) from e
+        return _core.read(response, text)
+
+    # requester
+    def submit(self, kind: str, resource: str, payload: Any = None, **fields: Any) -> Request:
+        """`POST /v1/actions`: `allowed`, `denied` or `pending`."""
+        return Request.from_json(self._call(Call("POST", "/v1/actions", body=_core.action_body(kind, resource, payload, **fields))))
+
+    def get(self, id: str, wait: int = 0) -> Request:
+        """`GET /v1/actions/{id}`, holding the answer up to `wait` s while pending."""
+        return Request.from_json(self._call(_core.wait_call(id, wait)))
+
+    def wait(self, id: str, timeout: Optional[float] = None) -> Request:
+        """Until the request leaves `pending` (or `timeout` s pass: then it is still pending)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        lost: Optional[float] = None
+        backoff = 0.25
+        while True:
+            started = time.monotonic()
+            try:
+                request = self.get(id, wait=_poll_secs(deadline))
+            except GatewayUnavailable:
+                lost = lost or time.monotonic()
+                if time.monotonic() - lost > RECONNECT_FOR or (deadline is not None and time.monotonic() > deadline):
+                    raise
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            lost, backoff = None, 0.25
+            if not request.pending or (deadline is not None and time.monotonic() >= deadline):
+                return request
+            # A gateway that answers "pending" without holding the call
+            # must not turn this into a busy loop.
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+
+    def release(self, id: str) -> Request:
+        """Take the single-use approval: `released`."""
+        return Request.from_json(self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/release", body={})))
+
+    def cancel(self, id: str) -> Request:
+        return Request.from_json(self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/cancel", body={})))
+
+    def report_outcome(
+        self,
+        id: str,
+        status: str,
+        *,
+        exit_code: Optional[int] = None,
+        summary: Optional[str] = None,
+        output_sha256: Optional[str] = None,
+    ) -> Request:
+        body = _core.outcome_body(status, exit_code, summary, output_sha256)
+        return Request.from_json(self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/outcome", body=body)))
+
+    # anyone
+    def list(self, status: Optional[str] = None, kind: Optional[str] = None, resource: Optional[str] = None,
+             limit: Optional[int] = None, cursor: Optional[str] = None) -> Page:
+        return _page(self._call(Call("GET", "/v1/actions", _list_params(status, kind, resource, limit, cursor))))
+
+    def iter_actions(self, status: Optional[str] = None, kind: Optional[str] = None,
+                     resource: Optional[str] = None) -> Iterator[Request]:
+        """Every visible request, newest first, following `next_cursor`."""
+        cursor = None
+        while True:
+            page = self.list(status, kind, resource, None, cursor)
+            yield from page.actions
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def comment(self, id: str, comment: str) -> Request:
+        return Request.from_json(self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/comments", body={"comment": comment})))
+
+    def whoami(self) -> Dict[str, Any]:
+        return self._call(Call("GET", "/v1/whoami"))
+
+    # approvers
+    def approve(self, id: str, comment: Optional[str] = None) -> Request:
+        return Request.from_json(self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/approve", body={"comment": comment})))
+
+    def deny(self, id: str, comment: Optional[str] = None) -> Request:
+        return Request.from_json(self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/deny", body={"comment": comment})))
+
+    # auditors and admins
+    def audit(self, after: int = 0, limit: Optional[int] = None) -> AuditPage:
+        params = {"after": after} if limit is None else {"after": after, "limit": limit}
+        data = self._call(Call("GET", "/v1/audit", params))
+        return AuditPage(list(data.get("events", [])), int(data.get("next_after", after)))
+
+    def audit_checkpoint(self) -> str:
+        return self._call(Call("GET", "/v1/audit/checkpoint"), text=True)
+
+    def audit_key(self) -> str:
+        return self._call(Call("GET", "/v1/audit/key"), text=True)
+
+    def inclusion_proof(self, seq: int, size: Optional[int] = None) -> Dict[str, Any]:
+        params = {"seq": seq} if size is None else {"seq": seq, "size": size}
+        return self._call(Call("GET", "/v1/audit/proof/inclusion", params))
+
+    def consistency_proof(self, first: int, to: Optional[int] = None) -> Dict[str, Any]:
+        params = {"from": first} if to is None else {"from": first, "to": to}
+        return self._call(Call("GET", "/v1/audit/proof/consistency", params))
+
+    def policies(self) -> Dict[str, Any]:
+        return self._call(Call("GET", "/v1/policies"))
+
+    def reload_policies(self) -> Dict[str, Any]:
+        return self._call(Call("POST", "/v1/policies/reload"))
+
+    # operations
+    def healthy(self) -> bool:
+        try:
+            self._call(Call("GET", "/healthz"), text=True)
+            return True
+        except GatewayUnavailable:
+            return False
+
+    def ready(self) -> bool:
+        try:
+            self._call(Call("GET", "/readyz"), text=True)
+            return True
+        except GatewayUnavailable:
+            return False
+
+    def openapi(self) -> Dict[str, Any]:
+        return self._call(Call("GET", "/openapi.json"))
+
+    def metrics(self) -> str:
+        """Prometheus text."""
+        return self._call(Call("GET", "/metrics"), text=True)
+
+
+class AsyncClient:
+    """The asyncio twin of `Client`: the same methods, awaited."""
+
+    def __init__(
+        self,
+        server: Optional[str] = None,
+        token: Optional[str] = None,
+        *,
+        verify: Any = None,
+        http: Optional[httpx.AsyncClient] = None,
+    ) -> None:
+        self.server, token = _core.settings(server, token)
+        self._http = http or httpx.AsyncClient(
+            base_url=self.server,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"},
+            verify=_core.tls(verify),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _call(self, call: Call, text: bool = False) -> Any:
+        try:
+            response = await self._http.request(
+                call.method, call.path, params=call.params, json=call.body, timeout=call.timeout
+            )
+        except httpx.HTTPError as e:
+            raise _core.transport_error(e) from e
+        return _core.read(response, text)
+
+    async def submit(self, kind: str, resource: str, payload: Any = None, **fields: Any) -> Request:
+        return Request.from_json(await self._call(Call("POST", "/v1/actions", body=_core.action_body(kind, resource, payload, **fields))))
+
+    async def get(self, id: str, wait: int = 0) -> Request:
+        return Request.from_json(await self._call(_core.wait_call(id, wait)))
+
+    async def wait(self, id: str, timeout: Optional[float] = None) -> Request:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        lost: Optional[float] = None
+        backoff = 0.25
+        while True:
+            started = time.monotonic()
+            try:
+                request = await self.get(id, wait=_poll_secs(deadline))
+            except GatewayUnavailable:
+                lost = lost or time.monotonic()
+                if time.monotonic() - lost > RECONNECT_FOR or (deadline is not None and time.monotonic() > deadline):
+                    raise
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            lost, backoff = None, 0.25
+            if not request.pending or (deadline is not None and time.monotonic() >= deadline):
+                return request
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+
+    async def release(self, id: str) -> Request:
+        return Request.from_json(await self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/release", body={})))
+
+    async def cancel(self, id: str) -> Request:
+        return Request.from_json(await self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/cancel", body={})))
+
+    async def report_outcome(self, id: str, status: str, *, exit_code: Optional[int] = None,
+                             summary: Optional[str] = None, output_sha256: Optional[str] = None) -> Request:
+        body = _core.outcome_body(status, exit_code, summary, output_sha256)
+        return Request.from_json(await self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/outcome", body=body)))
+
+    async def list(self, status: Optional[str] = None, kind: Optional[str] = None, resource: Optional[str] = None,
+                   limit: Optional[int] = None, cursor: Optional[str] = None) -> Page:
+        return _page(await self._call(Call("GET", "/v1/actions", _list_params(status, kind, resource, limit, cursor))))
+
+    async def iter_actions(self, status: Optional[str] = None, kind: Optional[str] = None,
+                           resource: Optional[str] = None) -> AsyncIterator[Request]:
+        cursor = None
+        while True:
+            page = await self.list(status, kind, resource, None, cursor)
+            for action in page.actions:
+                yield action
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def comment(self, id: str, comment: str) -> Request:
+        return Request.from_json(await self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/comments", body={"comment": comment})))
+
+    async def whoami(self) -> Dict[str, Any]:
+        return await self._call(Call("GET", "/v1/whoami"))
+
+    async def approve(self, id: str, comment: Optional[str] = None) -> Request:
+        return Request.from_json(await self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/approve", body={"comment": comment})))
+
+    async def deny(self, id: str, comment: Optional[str] = None) -> Request:
+        return Request.from_json(await self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/deny", body={"comment": comment})))
+
+    async def audit(self, after: int = 0, limit: Optional[int] = None) -> AuditPage:
+        params = {"after": after} if limit is None else {"after": after, "limit": limit}
+        data = await self._call(Call("GET", "/v1/audit", params))
+        return AuditPage(list(data.get("events", [])), int(data.get("next_after", after)))
+
+    async def audit_checkpoint(self) -> str:
+        return await self._call(Call("GET", "/v1/audit/checkpoint"), text=True)
+
+    async def audit_key(self) -> str:
+        return await self._call(Call("GET", "/v1/audit/key"), text=True)
+
+    async def inclusion_proof(self, seq: int, size: Optional[int] = None) -> Dict[str, Any]:
+        params = {"seq": seq} if size is None else {"seq": seq, "size": size}
+        return await self._call(Call("GET", "/v1/audit/proof/inclusion", params))
+
+    async def consistency_proof(self, first: int, to: Optional[int] = None) -> Dict[str, Any]:
+        params = {"from": first} if to is None else {"from": first, "to": to}
+        return await self._call(Call("GET", "/v1/audit/proof/consistency", params))
+
+    async def policies(self) -> Dict[str, Any]:
+        return await self._call(Call("GET", "/v1/policies"))
+
+    async def reload_policies(self) -> Dict[str, Any]:
+        return await self._call(Call("POST", "/v1/policies/reload"))
+
+    async def healthy(self) -> bool:
+        try:
+            await self._call(Call("GET", "/healthz"), text=True)
+            return True
+        except GatewayUnavailable:
+            return False
+
+    async def ready(self) -> bool:
+        try:
+            await self._call(Call("GET", "/readyz"), text=True)
+            return True
+        except GatewayUnavailable:
+            return False
+
+    async def openapi(self) -> Dict[str, Any]:
+        return await self._call(Call("GET", "/openapi.json"))
+
+    async def metrics(self) -> str:
+        return await self._call(Call("GET", "/metrics"), text=True)
