@@ -488,7 +488,7 @@ mod tests {
         let lines = facts(&a, None, &r);
         assert!(lines[0].starts_with("shell programs: echo, xargs, rm (destructive: rm -r"), "{lines:?}");
         assert_eq!(lines.last().map(String::as_str), Some("stated by the agent: blast_radius: small"));
-        assert!(facts(&action("http.request", Value::Null, serde_json::json!({})), None, &r).is_empty());
+        assert!(facts(&action("deploy.release", Value::Null, serde_json::json!({})), None, &r).is_empty());
     }
 
     #[test]
