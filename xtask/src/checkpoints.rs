@@ -72,8 +72,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "| {} | {} | {} | {} | {} | {events} |",
             side.name,
             per_second(rate),
-            ms(side.samples.percentile(0.50)),
-            ms(side.samples.percentile(0.99)),
+            ms(side.samples.percentile(50.0)),
+            ms(side.samples.percentile(99.0)),
             side.samples.errors,
         );
     }
