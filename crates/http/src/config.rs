@@ -135,16 +135,9 @@ fn invalid(message: String) -> ConfigError {
     ConfigError::Invalid { key: "http", message }
 }
 
-/// A name usable as one URL path segment.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
 fn validate_one(raw: RawHttp, env: &dyn Environment) -> Result<HttpConfig, ConfigError> {
     let name = raw.name.clone().ok_or_else(|| invalid("every `[[http]]` needs a `name`".to_owned()))?;
-    if !valid_name(&name) {
+    if !crate::upstream::valid_name(&name) {
         return Err(invalid(format!("`name`: `{name}` must be lower-case letters, digits, `-` and `_` (at most 64)")));
     }
     let named = |message: &str| invalid(format!("`{name}`: {message}"));
@@ -153,19 +146,12 @@ fn validate_one(raw: RawHttp, env: &dyn Environment) -> Result<HttpConfig, Confi
         return Err(named(&format!("`resource`: {e}")));
     }
     let text = raw.base_url.clone().ok_or_else(|| named("`base_url` is required"))?;
-    let base_url = reqwest::Url::parse(text.trim_end_matches('/'))
-        .map_err(|_| named(&format!("`base_url`: `{text}` is not a URL")))?;
-    if !matches!(base_url.scheme(), "http" | "https") || base_url.host_str().is_none() {
-        return Err(named("`base_url` must be an `http://` or `https://` URL with a host"));
-    }
-    if !base_url.username().is_empty() || base_url.password().is_some() {
-        return Err(named("`base_url` must not hold a credential; use `basic_user` and `basic_password_file`"));
-    }
-    if base_url.query().is_some() || base_url.fragment().is_some() {
-        return Err(named("`base_url` must not have a query or a fragment"));
-    }
+    let base_url = crate::upstream::base_url("base_url", &text).map_err(|e| named(&e))?;
     let credential = credential(&name, &raw, env)?;
-    if base_url.scheme() == "http" && !matches!(credential, Credential::None) && !is_loopback(&base_url) {
+    if base_url.scheme() == "http"
+        && !matches!(credential, Credential::None)
+        && !crate::upstream::is_loopback(&base_url)
+    {
         return Err(named(&format!(
             "`base_url` is `http://` to `{}`, not a loopback address: the credential would cross the network in clear text",
             base_url.host_str().unwrap_or_default()
@@ -216,13 +202,6 @@ fn validate_one(raw: RawHttp, env: &dyn Environment) -> Result<HttpConfig, Confi
         forward_headers.push(lower);
     }
     Ok(HttpConfig { name, resource, base_url, credential, ca_pem, api, hold, max_body_bytes, forward_headers })
-}
-
-/// A host only this machine answers on.
-fn is_loopback(url: &reqwest::Url) -> bool {
-    let host = url.host_str().unwrap_or_default();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A secret from a file or a variable, exactly one of them, for `key`.

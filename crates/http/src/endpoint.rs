@@ -192,11 +192,15 @@ fn wants_websocket(headers: &axum::http::HeaderMap) -> bool {
 }
 
 fn too_large(limit: usize) -> Response {
-    error(
+    let mut response = error(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
         &format!("the request body is larger than this API's `max_body_bytes` ({limit})"),
-    )
+    );
+    // The rest of the body is not read: the connection cannot carry
+    // another request, and a client reusing it would see it reset.
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Forwards a decided request and streams the answer back.

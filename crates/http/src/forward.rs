@@ -63,16 +63,7 @@ impl Upstream {
     /// The client for `config`; an error when its CA file or credential
     /// cannot be used.
     pub fn new(config: HttpConfig) -> Result<Self, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(64);
-        if let Some(pem) = &config.ca_pem {
-            let roots = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("`ca_file`: {e}"))?;
-            builder = builder.tls_certs_only(roots);
-        }
+        let builder = crate::upstream::client_builder(config.ca_pem.as_deref())?;
         let credential = match &config.credential {
             Credential::None => None,
             Credential::Bearer(token) => Some((header::AUTHORIZATION, format!("Bearer {}", token.expose()))),

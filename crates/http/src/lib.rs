@@ -11,6 +11,8 @@
 //!   with its outcome recorded;
 //! - [`results`]: responses kept for `Prefer: respond-async` clients;
 //! - [`reply`]: what the client is told when a request does not run;
+//! - [`upstream`]: names, URLs and the client of any fronted upstream
+//!   (the Kubernetes endpoint uses them too);
 //! - [`endpoint`]: the routes, and a request through the approval loop
 //!   ([`countersign_gateway::gate`]).
 
@@ -22,6 +24,7 @@ pub mod forward;
 pub mod reply;
 pub mod request;
 pub mod results;
+pub mod upstream;
 
 pub use config::{HttpConfig, RawHttp};
 pub use endpoint::router;

@@ -108,12 +108,7 @@ fn invalid(message: String) -> ConfigError {
     ConfigError::Invalid { key: "kubernetes", message }
 }
 
-/// A name usable as one URL path segment.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
+pub use countersign_http::upstream::valid_name;
 
 fn validate_one(raw: RawKubernetes, env: &dyn Environment) -> Result<KubernetesConfig, ConfigError> {
     let name = raw.name.clone().ok_or_else(|| invalid("every `[[kubernetes]]` needs a `name`".to_owned()))?;
@@ -126,18 +121,8 @@ fn validate_one(raw: RawKubernetes, env: &dyn Environment) -> Result<KubernetesC
         return Err(named(&format!("`resource`: {e}")));
     }
     let text = raw.server.clone().ok_or_else(|| named("`server` is required"))?;
-    let server = reqwest::Url::parse(text.trim_end_matches('/'))
-        .map_err(|_| named(&format!("`server`: `{text}` is not a URL")))?;
-    if !matches!(server.scheme(), "http" | "https") || server.host_str().is_none() {
-        return Err(named("`server` must be an `https://` URL with a host"));
-    }
-    if !server.username().is_empty() || server.password().is_some() {
-        return Err(named("`server` must not hold a credential"));
-    }
-    if server.query().is_some() || server.fragment().is_some() {
-        return Err(named("`server` must not have a query or a fragment"));
-    }
-    if server.scheme() == "http" && !is_loopback(&server) {
+    let server = countersign_http::upstream::base_url("server", &text).map_err(|e| named(&e))?;
+    if server.scheme() == "http" && !countersign_http::upstream::is_loopback(&server) {
         return Err(named(&format!(
             "`server` is `http://` to `{}`, not a loopback address: the credential would cross the network in clear text",
             server.host_str().unwrap_or_default()
@@ -173,13 +158,6 @@ fn validate_one(raw: RawKubernetes, env: &dyn Environment) -> Result<KubernetesC
 
 fn holds_pem(bytes: &[u8]) -> bool {
     bytes.windows(11).any(|w| w == b"-----BEGIN ")
-}
-
-/// A host only this machine answers on.
-fn is_loopback(url: &reqwest::Url) -> bool {
-    let host = url.host_str().unwrap_or_default();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn credential(name: &str, raw: &RawKubernetes, env: &dyn Environment) -> Result<Credential, ConfigError> {

@@ -3,8 +3,6 @@
 //! client certificate) and never the agent's, redirects not followed.
 //! The answer is streamed back by [`countersign_http::forward`].
 
-use std::time::Duration;
-
 use axum::http::{header, HeaderMap, HeaderValue};
 use countersign_http::forward::Unreachable;
 use countersign_http::request::Incoming;
@@ -24,16 +22,7 @@ impl Upstream {
     /// The client for `config`; an error when its CA or credential cannot
     /// be used.
     pub fn new(config: KubernetesConfig) -> Result<Self, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(64);
-        if let Some(pem) = &config.ca_pem {
-            let roots = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("`ca_file`: {e}"))?;
-            builder = builder.tls_certs_only(roots);
-        }
+        let mut builder = countersign_http::upstream::client_builder(config.ca_pem.as_deref())?;
         let authorization = match &config.credential {
             Credential::Token(token) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))

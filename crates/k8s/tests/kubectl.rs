@@ -367,7 +367,9 @@ async fn path_tricks_lookalike_clusters_and_huge_bodies_are_refused() {
     // client still sending may see the connection reset before the answer.
     match response {
         Ok(response) => assert_eq!(response.status().as_u16(), 413),
-        Err(e) => assert!(format!("{e:?}").contains("ConnectionReset"), "{e:?}"),
+        // Reset, broken pipe or closed mid-request, as the race falls; never
+        // a hang (the calls below show the gateway still answers).
+        Err(e) => assert!(!e.is_timeout() && !e.is_status(), "{e:?}"),
     }
     let unauthenticated = client.get(format!("{}/k8s/staging/api", h.url)).send().await.unwrap();
     assert_eq!(unauthenticated.status().as_u16(), 401);

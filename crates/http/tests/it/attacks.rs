@@ -253,6 +253,7 @@ async fn huge_and_deep_bodies_are_bounded() {
     let response = client.post(proxy.url("/items")).bearer_auth(&proxy.key).header("content-type", "application/json");
     let response = response.body(huge.clone()).send().await.unwrap();
     assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["connection"], "close", "the unread rest of the body ends the connection");
     assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "payload_too_large");
     // Deep JSON within the limit: described by its digest, decided, no crash.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
