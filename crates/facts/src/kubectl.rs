@@ -40,7 +40,9 @@ pub struct KubectlFacts {
     /// The resource types named, normalised to kubectl's plural names
     /// (`po`, `pod`, `pods/web` → `pods`; `deploy` → `deployments`;
     /// `deployments.apps` → `deployments`). Types in `-f` files are not
-    /// read.
+    /// read. For an API request on a non-resource path other than
+    /// discovery, the path's first segment (`/logs`, `/metrics`); empty
+    /// for discovery alone (`/api`, `/apis/…`, `/version`, `/openapi/…`).
     pub resource_types: Vec<String>,
     /// Every call is `--dry-run` (`client` or `server`), so nothing changes.
     pub dry_run: bool,

@@ -43,6 +43,7 @@ pub(crate) fn facts(payload: &Value) -> (KubectlFacts, Option<ShellFacts>) {
         // when the method only reads.
         let reads = matches!(method, "GET" | "HEAD");
         out.verbs.push(if reads { "get".to_owned() } else { method.to_ascii_lowercase() });
+        out.resource_types.extend(info.other_path);
         out.read_only = reads;
         out.parse_error = !matches!(method, "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS");
         return (out, None);
@@ -129,6 +130,9 @@ struct Info {
     proxy: bool,
     /// A collection without a namespace in the path.
     cluster_wide_list: bool,
+    /// A non-resource path that is not discovery (`/logs`, `/metrics`,
+    /// `/debug/…`, `/healthz`, …): its first segment.
+    other_path: Option<String>,
 }
 
 /// `None` when the path could be read two ways (`%`, dot or empty
@@ -157,8 +161,18 @@ fn resolve(path: &str) -> Option<Info> {
             info.group = (*group).to_owned();
             rest
         }
-        // Discovery and the other non-resource paths.
-        _ => return Some(Info::default()),
+        // Discovery: what kinds of objects exist, never the objects.
+        ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _] | ["version"] | ["openapi", ..] => {
+            return Some(info)
+        }
+        // Every other non-resource path (the API server's own logs,
+        // metrics, profiles, health) is named, so that no policy mistakes
+        // it for discovery.
+        [first, ..] => {
+            info.other_path = Some(format!("/{first}"));
+            return Some(info);
+        }
+        [] => return None,
     };
     let rest = match rest {
         ["watch", more @ ..] => {
@@ -277,6 +291,23 @@ mod tests {
             assert!(f.read_only && !f.parse_error && f.resource_types.is_empty(), "{discovery}");
         }
         assert!(!of("POST", "/version", None).read_only);
+        // Not discovery: named by their first segment, so a rule keyed on
+        // "no resource types" never lets them through as discovery.
+        for (path, named) in [
+            ("/logs/kube-apiserver.log", "/logs"),
+            ("/metrics", "/metrics"),
+            ("/debug/pprof/heap", "/debug"),
+            ("/readyz", "/readyz"),
+            ("/api/v1/../../logs", ""),
+        ] {
+            let f = of("GET", path, None);
+            if named.is_empty() {
+                assert!(f.parse_error, "{path}");
+            } else {
+                assert_eq!(f.resource_types, [named], "{path}");
+                assert!(f.read_only && !f.parse_error, "{path}");
+            }
+        }
     }
 
     #[test]

@@ -218,6 +218,12 @@ fn kubernetes_requests() {
     for path in ["/api", "/apis", "/version", "/openapi/v3", "/api/v1"] {
         assert_eq!(e.decide(&bot, &request("prod-cluster", "GET", path, None)).verdict, Verdict::Allow, "{path}");
     }
+    // The API server's other non-resource paths are not discovery: its own
+    // logs, metrics and profiles on production wait for an SRE.
+    for path in ["/logs/kube-apiserver.log", "/metrics", "/debug/pprof/heap", "/readyz", "/logs"] {
+        let d = e.decide(&bot, &request("prod-cluster", "GET", path, None));
+        assert_eq!(policies(&d), ["prod-needs-sre"], "{path}: {d:?}");
+    }
     let write = request("staging", "PATCH", "/apis/apps/v1/namespaces/web/deployments/api", None);
     assert_eq!(policies(&e.decide(&bot, &write)), ["k8s-changes-nonprod-need-sre"]);
     let write = request("prod-cluster", "POST", "/api/v1/namespaces/web/configmaps", None);
