@@ -27,7 +27,7 @@ use countersign_core::Principal;
 use countersign_gateway::gate::{self, Held, Interruption, Outcomes, Submitted};
 use countersign_gateway::refusals::Source;
 use countersign_gateway::AppState;
-use countersign_server::bearer::{identify, CallHead, Unidentified};
+use countersign_server::bearer::{account_turned_away, identify, CallHead, TurnedAway, Unidentified};
 use http_body_util::BodyExt as _;
 use serde_json::json;
 use tokio::sync::{oneshot, Notify};
@@ -64,12 +64,14 @@ pub fn router(state: AppState, configs: Vec<HttpConfig>) -> Router {
         }
     }
     let outcomes = Outcomes::new(&state);
+    let accounting = axum::middleware::from_fn_with_state(state.clone(), account_turned_away);
     let service = Service(Arc::new(Inner { state, upstreams, results: Results::default(), outcomes }));
     Router::new()
         .route("/http/{name}", any(endpoint))
         .route("/http/{name}/", any(endpoint))
         .route("/http/{name}/{*path}", any(endpoint))
         .route(crate::results::PATH, get(collect))
+        .route_layer(accounting)
         .with_state(service)
 }
 
@@ -103,19 +105,18 @@ async fn authenticate(state: &AppState, source: Source, call: &CallHead) -> Resu
     Err(Box::new(response))
 }
 
-/// The bearer credential the call shows (already authenticated).
-fn bearer(request: &HttpRequest) -> String {
-    request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .map(|(_, token)| token.trim().to_owned())
-        .unwrap_or_default()
+/// An error answer to a call turned away before any decision, marked to
+/// be accounted for (bounded record or count) by
+/// [`countersign_server::bearer::account_turned_away`].
+fn refused(status: StatusCode, code: &'static str, message: &str, by: Option<&Principal>) -> Response {
+    let mut response = error(status, code, message);
+    let actor = by.map(|p| p.reference().to_string());
+    response.extensions_mut().insert(TurnedAway { code, message: message.to_owned(), actor });
+    response
 }
 
 fn framing_refused(why: &crate::request::Malformed) -> Response {
-    let mut response = error(StatusCode::BAD_REQUEST, "bad_request", &why.to_string());
+    let mut response = refused(StatusCode::BAD_REQUEST, "bad_request", &why.to_string(), None);
     // The rest of the connection cannot be read safely.
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
@@ -139,32 +140,44 @@ async fn endpoint(
     };
     let name = params.get("name").cloned().unwrap_or_default();
     let Some(upstream) = inner.upstreams.get(&name).cloned() else {
-        return error(StatusCode::NOT_FOUND, "not_found", &format!("no HTTP API is named `{name}`"));
+        return refused(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no HTTP API is named `{name}`"),
+            Some(&principal),
+        );
     };
     let path = match path_after(request.uri().path(), &name) {
         Ok(path) => path,
-        Err(why) => return error(StatusCode::BAD_REQUEST, "bad_request", &why.to_string()),
+        Err(why) => return refused(StatusCode::BAD_REQUEST, "bad_request", &why.to_string(), Some(&principal)),
     };
     if request.method() == Method::CONNECT || request.method() == Method::TRACE {
-        return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "CONNECT and TRACE are not proxied");
+        let message = "CONNECT and TRACE are not proxied";
+        return refused(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message, Some(&principal));
     }
     if wants_websocket(request.headers()) {
         // Not proxied yet: said plainly rather than forwarded as a plain GET.
-        return error(StatusCode::NOT_IMPLEMENTED, "upgrade_not_supported", "WebSocket upgrades are not proxied");
+        let message = "WebSocket upgrades are not proxied";
+        return refused(StatusCode::NOT_IMPLEMENTED, "upgrade_not_supported", message, Some(&principal));
     }
     let limit = upstream.config.max_body_bytes;
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return too_large(limit);
+        return too_large(limit, &principal);
     }
-    let (asynchronous, token) = (prefers_async(request.headers()), bearer(&request));
+    let (asynchronous, token) = (prefers_async(request.headers()), call.bearer().unwrap_or_default().to_owned());
     let headers = Incoming::pick_headers(request.headers(), &upstream.config.forward_headers);
     let (method, query) = (request.method().clone(), request.uri().query().map(str::to_owned));
     let body = match http_body_util::Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(limit),
-        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_request", "the request body could not be read"),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return too_large(limit, &principal)
+        }
+        Err(_) => {
+            let message = "the request body could not be read";
+            return refused(StatusCode::BAD_REQUEST, "bad_request", message, Some(&principal));
+        }
     };
     let incoming = Incoming { method, path, query, headers, body };
     let action = incoming.action(&upstream.config.resource);
@@ -191,11 +204,12 @@ fn wants_websocket(headers: &axum::http::HeaderMap) -> bool {
         .any(|p| p.trim().split('/').next().is_some_and(|name| name.eq_ignore_ascii_case("websocket")))
 }
 
-fn too_large(limit: usize) -> Response {
-    let mut response = error(
+fn too_large(limit: usize, by: &Principal) -> Response {
+    let mut response = refused(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
         &format!("the request body is larger than this API's `max_body_bytes` ({limit})"),
+        Some(by),
     );
     // The rest of the body is not read: the connection cannot carry
     // another request, and a client reusing it would see it reset.
@@ -365,10 +379,12 @@ async fn collect(
         Err(response) => return *response,
     };
     match service.0.results.collect(&id, &principal.reference()) {
-        Collected::Unknown => error(
+        // A replayed or guessed id: accounted for like any refusal.
+        Collected::Unknown => refused(
             StatusCode::NOT_FOUND,
             "not_found",
             "no result with this id for you: never kept, already collected, or expired",
+            Some(&principal),
         ),
         Collected::Waiting => {
             let mut response = reply::json_response(

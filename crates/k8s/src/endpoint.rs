@@ -29,7 +29,7 @@ use countersign_gateway::refusals::Source;
 use countersign_gateway::AppState;
 use countersign_http::forward::{stream_back, Record};
 use countersign_http::request::{check_framing, Incoming};
-use countersign_server::bearer::{identify, CallHead, Unidentified};
+use countersign_server::bearer::{account_turned_away, identify, CallHead, TurnedAway, Unidentified};
 use http_body_util::BodyExt as _;
 
 use crate::config::KubernetesConfig;
@@ -63,11 +63,13 @@ pub fn router(state: AppState, configs: Vec<KubernetesConfig>) -> Router {
         }
     }
     let outcomes = Outcomes::new(&state);
+    let accounting = axum::middleware::from_fn_with_state(state.clone(), account_turned_away);
     let service = Service(Arc::new(Inner { state, clusters, outcomes }));
     Router::new()
         .route("/k8s/{cluster}", any(endpoint))
         .route("/k8s/{cluster}/", any(endpoint))
         .route("/k8s/{cluster}/{*path}", any(endpoint))
+        .route_layer(accounting)
         .with_state(service)
 }
 
@@ -99,16 +101,6 @@ async fn authenticate(state: &AppState, source: Source, call: &CallHead) -> Resu
         }
     };
     Err(Box::new(response))
-}
-
-/// The bearer credential the call shows (already authenticated).
-fn bearer(headers: &HeaderMap) -> String {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .map(|(_, token)| token.trim().to_owned())
-        .unwrap_or_default()
 }
 
 /// Why a request path is refused before it is decided.
@@ -146,6 +138,16 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// A `Status` answer to a call turned away before any decision, marked to
+/// be accounted for (bounded record or count) by
+/// [`countersign_server::bearer::account_turned_away`] under `code`.
+fn refused(status: StatusCode, reason: &str, code: &'static str, message: &str, by: Option<&Principal>) -> Response {
+    let mut response = failure(status, reason, message);
+    let actor = by.map(|p| p.reference().to_string());
+    response.extensions_mut().insert(TurnedAway { code, message: message.to_owned(), actor });
+    response
+}
+
 async fn endpoint(
     State(service): State<Service>,
     Path(params): Path<HashMap<String, String>>,
@@ -153,7 +155,7 @@ async fn endpoint(
     request: HttpRequest,
 ) -> Response {
     if let Err(why) = check_framing(request.headers()) {
-        let mut response = failure(StatusCode::BAD_REQUEST, "BadRequest", &why.to_string());
+        let mut response = refused(StatusCode::BAD_REQUEST, "BadRequest", "bad_request", &why.to_string(), None);
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         return response;
     }
@@ -166,21 +168,28 @@ async fn endpoint(
     };
     let name = params.get("cluster").cloned().unwrap_or_default();
     let Some(upstream) = inner.clusters.get(&name).cloned() else {
-        return failure(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("countersign: no Kubernetes cluster is named `{name}`"),
-        );
+        let message = format!("countersign: no Kubernetes cluster is named `{name}`");
+        return refused(StatusCode::NOT_FOUND, "NotFound", "not_found", &message, Some(&principal));
     };
     let path = match api_path(request.uri().path(), &name) {
         Ok(path) => path,
-        Err(why) => return failure(StatusCode::BAD_REQUEST, "BadRequest", &format!("countersign: {why}")),
+        Err(why) => {
+            let message = format!("countersign: {why}");
+            return refused(StatusCode::BAD_REQUEST, "BadRequest", "bad_request", &message, Some(&principal));
+        }
     };
     if !matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) {
-        return failure(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "countersign: this method is not proxied");
+        let message = "countersign: this method is not proxied";
+        return refused(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "method_not_allowed",
+            message,
+            Some(&principal),
+        );
     }
     let mut request = request;
     let upgrade = if is_upgrade(request.headers()) {
@@ -189,7 +198,8 @@ async fn endpoint(
         match (protocol, on_upgrade) {
             (Some(protocol), Some(on_upgrade)) => Some(Upgrade { protocol, on_upgrade }),
             (None | Some(_), None | Some(_)) => {
-                return failure(StatusCode::BAD_REQUEST, "BadRequest", "countersign: an upgrade without a protocol");
+                let message = "countersign: an upgrade without a protocol";
+                return refused(StatusCode::BAD_REQUEST, "BadRequest", "bad_request", message, Some(&principal));
             }
         }
     } else {
@@ -199,16 +209,19 @@ async fn endpoint(
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return too_large(limit);
+        return too_large(limit, &principal);
     }
-    let token = bearer(request.headers());
+    let token = call.bearer().unwrap_or_default().to_owned();
     let headers = Incoming::pick_headers(request.headers(), &STREAM_HEADERS.map(str::to_owned));
     let (method, query) = (request.method().clone(), request.uri().query().map(str::to_owned));
     let body = match http_body_util::Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(limit),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return too_large(limit, &principal)
+        }
         Err(_) => {
-            return failure(StatusCode::BAD_REQUEST, "BadRequest", "countersign: the request body could not be read")
+            let message = "countersign: the request body could not be read";
+            return refused(StatusCode::BAD_REQUEST, "BadRequest", "bad_request", message, Some(&principal));
         }
     };
     let incoming = Incoming { method, path, query, headers, body };
@@ -229,11 +242,13 @@ async fn endpoint(
     }
 }
 
-fn too_large(limit: usize) -> Response {
-    let mut response = failure(
+fn too_large(limit: usize, by: &Principal) -> Response {
+    let mut response = refused(
         StatusCode::PAYLOAD_TOO_LARGE,
         "RequestEntityTooLarge",
+        "payload_too_large",
         &format!("countersign: the request body is larger than this cluster's `max_body_bytes` ({limit})"),
+        Some(by),
     );
     // The rest of the body is not read: the connection cannot carry
     // another request.

@@ -60,8 +60,10 @@ impl CallHead {
         }
     }
 
-    /// The bearer token the call shows.
-    fn bearer(&self) -> Result<&str, AuthError> {
+    /// The bearer token the call shows: the one parser of
+    /// `Authorization: Bearer`, also for entry points that keep the token
+    /// after [`identify`] (to see it revoked while a request is held).
+    pub fn bearer(&self) -> Result<&str, AuthError> {
         let header = self.authorization.as_ref().ok_or(AuthError::Missing)?;
         let text = header.to_str().map_err(|_| AuthError::Malformed)?;
         match text.split_once(' ') {
@@ -108,4 +110,38 @@ pub async fn identify(state: &AppState, source: Source, call: &CallHead) -> Resu
     let error = GatewayError::from(refused.clone());
     state.refuse(source, None, error.code(), charge, || call.record(&error)).await;
     Err(refused)
+}
+
+/// What an entry point puts on a response that turns a call away after
+/// reading it and before any decision (bad framing or path, an unknown
+/// upstream, a method or body it does not take): [`account_turned_away`]
+/// accounts for it as every refusal is, with a bounded record or a count.
+/// (Refusals by [`identify`] are accounted for there and carry none.)
+#[derive(Debug, Clone)]
+pub struct TurnedAway {
+    pub code: &'static str,
+    pub message: String,
+    /// The caller, when it was identified before being turned away.
+    pub actor: Option<String>,
+}
+
+/// Middleware for the routes of an entry point that answers in its own
+/// shape: a response carrying [`TurnedAway`] is accounted for through
+/// [`AppState::refuse`], as the API's rejections are.
+pub async fn account_turned_away(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let source = request.extensions().get::<Source>().copied().unwrap_or(Source::Unknown);
+    let call = CallHead::new(request.method(), request.uri(), request.headers());
+    let response = next.run(request).await;
+    if let Some(turned) = response.extensions().get::<TurnedAway>() {
+        let actor = turned.actor.as_deref();
+        let record = || {
+            call_record(actor, call.method.as_str(), call.uri.path(), call.uri.query(), turned.code, &turned.message)
+        };
+        state.refuse(source, actor, turned.code, false, record).await;
+    }
+    response
 }

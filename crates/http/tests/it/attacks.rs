@@ -330,4 +330,16 @@ async fn lookalike_names_and_paths_do_not_reach_the_api() {
     let seen = proxy.upstream.seen().await;
     // Only the test's own fetch of the OpenAPI document reached the API.
     assert_eq!(seen["calls"], json!({"GET /openapi.json": 1}), "{seen}");
+    // Turn-aways are audited with who sent them, in bounded size (the first
+    // ones of a window as records, the rest counted into one aggregate).
+    let events = proxy.kit.store.audit_events(0, 10_000).await.unwrap();
+    let rejected: Vec<_> = events.iter().filter(|e| e.kind == "request.rejected").collect();
+    for code in ["not_found", "bad_request"] {
+        let event = rejected
+            .iter()
+            .find(|e| serde_json::from_str::<Value>(&e.body).unwrap()["code"] == code)
+            .unwrap_or_else(|| panic!("{code}: {rejected:?}"));
+        assert_eq!(event.actor, "agent:bot", "{event:?}");
+        assert!(event.body.len() < 2048, "{event:?}");
+    }
 }
