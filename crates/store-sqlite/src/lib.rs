@@ -208,7 +208,7 @@ impl Store for SqliteStore {
 
     async fn principal_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>, StoreError> {
         let token_hash = token_hash.to_owned();
-        self.readers.run(move |c| identities::principal_by_token_hash(c, &token_hash)).await
+        self.readers.lookup(move |c| identities::principal_by_token_hash(c, &token_hash)).await
     }
 
     async fn insert_request(&self, request: Request, events: Vec<AuditDraft>) -> Result<(), StoreError> {
@@ -225,7 +225,7 @@ impl Store for SqliteStore {
 
     async fn request(&self, id: &str) -> Result<Option<Request>, StoreError> {
         let id = id.to_owned();
-        self.readers.run(move |c| requests::get(c, &id)).await
+        self.readers.lookup(move |c| requests::get(c, &id)).await
     }
 
     async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
@@ -257,7 +257,7 @@ impl Store for SqliteStore {
 
     async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
         let (namespace, key) = (namespace.to_owned(), key.to_owned());
-        self.readers.run(move |c| kv::get(c, &namespace, &key)).await
+        self.readers.lookup(move |c| kv::get(c, &namespace, &key)).await
     }
 
     async fn kv_compare_and_set(
