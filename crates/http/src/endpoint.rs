@@ -8,8 +8,13 @@
 //!   where the response can be collected once ([`crate::results`]). A
 //!   client that goes away while its request is held withdraws it.
 //!
-//! A WebSocket upgrade is refused (`501`) before it is decided: it is not
-//! proxied yet.
+//! A WebSocket upgrade is one request, decided once at the upgrade
+//! (its payload says `upgrade: "websocket"`, its facts `websocket`):
+//! allowed, the gateway asks the API to switch with its own credential
+//! and relays the messages both ways ([`crate::websocket`]); denied,
+//! `403`; pending, held up to `hold` then switched once approved, or
+//! withdrawn with `504` (a WebSocket cannot be collected later). Any
+//! other upgrade (`h2c`) is refused (`501`) before it is decided.
 //!
 //! `GET /v1/http/results/<id>` hands over such a response.
 
@@ -33,10 +38,13 @@ use serde_json::json;
 use tokio::sync::{oneshot, Notify};
 
 use crate::config::HttpConfig;
+use crate::cut::Caller;
 use crate::forward::{read_back, stream_back, Record, Upstream};
 use crate::reply::{self, error};
-use crate::request::{check_framing, path_after, prefers_async, Incoming};
+use crate::request::{check_framing, mark_upgrade, path_after, prefers_async, Incoming};
 use crate::results::{Collected, Results, Slot, MAX_KEPT_BYTES};
+use crate::websocket::{self, BadUpgrade};
+use crate::withdraw::Withdraw;
 
 #[derive(Debug, Clone)]
 struct Service(Arc<Inner>);
@@ -155,11 +163,27 @@ async fn endpoint(
         let message = "CONNECT and TRACE are not proxied";
         return refused(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message, Some(&principal));
     }
-    if wants_websocket(request.headers()) {
-        // Not proxied yet: said plainly rather than forwarded as a plain GET.
-        let message = "WebSocket upgrades are not proxied";
-        return refused(StatusCode::NOT_IMPLEMENTED, "upgrade_not_supported", message, Some(&principal));
-    }
+    let mut request = request;
+    let websocket = match websocket::asked(request.method(), request.version(), request.headers()) {
+        Ok(false) => None,
+        Ok(true) => match request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() {
+            Some(client) => Some(client),
+            None => {
+                let message = "this connection cannot be upgraded";
+                return refused(StatusCode::BAD_REQUEST, "bad_request", message, Some(&principal));
+            }
+        },
+        Err(why @ BadUpgrade::NotWebSocket) => {
+            let message = why.to_string();
+            return refused(StatusCode::NOT_IMPLEMENTED, "upgrade_not_supported", &message, Some(&principal));
+        }
+        Err(why @ (BadUpgrade::NotABareGet | BadUpgrade::BadHandshake)) => {
+            let mut response = refused(StatusCode::BAD_REQUEST, "bad_request", &why.to_string(), Some(&principal));
+            // A body may follow that was never meant as a request of its own.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+    };
     let limit = upstream.config.max_body_bytes;
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -167,7 +191,13 @@ async fn endpoint(
         return too_large(limit, &principal);
     }
     let (asynchronous, token) = (prefers_async(request.headers()), call.bearer().unwrap_or_default().to_owned());
-    let headers = Incoming::pick_headers(request.headers(), &upstream.config.forward_headers);
+    let headers = if websocket.is_some() {
+        let mut extra = upstream.config.forward_headers.clone();
+        extra.extend(websocket::HANDSHAKE_HEADERS.map(str::to_owned));
+        Incoming::pick_headers(request.headers(), &extra)
+    } else {
+        Incoming::pick_headers(request.headers(), &upstream.config.forward_headers)
+    };
     let (method, query) = (request.method().clone(), request.uri().query().map(str::to_owned));
     let body = match http_body_util::Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -180,7 +210,22 @@ async fn endpoint(
         }
     };
     let incoming = Incoming { method, path, query, headers, body };
-    let action = incoming.action(&upstream.config.resource);
+    let mut action = incoming.action(&upstream.config.resource);
+    if let Some(client) = websocket {
+        mark_upgrade(&mut action, "websocket");
+        let call = Switch { incoming, client, token };
+        return match gate::submit(&inner.state, &principal, vec![action]).await {
+            Submitted::Run(ids) => {
+                let id = ids.into_iter().next().unwrap_or_default();
+                switch(&service, &upstream, call, principal, id).await
+            }
+            Submitted::Refused(ended) => {
+                let (status, body) = reply::ended(&upstream.config.resource, &ended);
+                reply::json_response(status, &body)
+            }
+            Submitted::Held(held) => hold_switch(&service, &upstream, call, principal, held).await,
+        };
+    }
     match gate::submit(&inner.state, &principal, vec![action]).await {
         Submitted::Run(ids) => {
             let id = ids.into_iter().next().unwrap_or_default();
@@ -194,14 +239,96 @@ async fn endpoint(
     }
 }
 
-/// The request asks to become a WebSocket (`Upgrade: websocket`).
-fn wants_websocket(headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get_all(header::UPGRADE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim().split('/').next().is_some_and(|name| name.eq_ignore_ascii_case("websocket")))
+/// A decided WebSocket upgrade, and the client's side of it.
+struct Switch {
+    incoming: Incoming,
+    client: hyper::upgrade::OnUpgrade,
+    /// The caller's bearer credential (rechecked while the WebSocket is open).
+    token: String,
+}
+
+/// Asks the API to switch to a WebSocket with the gateway's credential;
+/// when it does, switches the client and relays the messages in the
+/// background. An API that does not switch is answered as any request.
+async fn switch(service: &Service, upstream: &Upstream, call: Switch, principal: Principal, id: String) -> Response {
+    let inner = &service.0;
+    let record = Record { state: inner.state.clone(), outcomes: inner.outcomes.clone(), principal, request: id };
+    let Switch { incoming, client, token } = call;
+    let response = match upstream.send_upgrade(&incoming, "websocket").await {
+        Ok(response) => response,
+        Err(why) => {
+            record.unreachable(&why);
+            return error(StatusCode::BAD_GATEWAY, "bad_gateway", &why.to_string());
+        }
+    };
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return stream_back(response, record, token);
+    }
+    let headers = match websocket::switched(response.headers()) {
+        Ok(headers) => headers,
+        Err(why) => {
+            record.stream_ended(countersign_core::OutcomeStatus::Failed, format!("HTTP 101: {why}"));
+            return error(StatusCode::BAD_GATEWAY, "bad_gateway", why);
+        }
+    };
+    let request = HeaderValue::from_str(&record.request).ok();
+    let limits = websocket::Limits { to_api: upstream.config.max_body_bytes, from_api: websocket::MAX_FROM_API };
+    let caller = Caller::new(inner.state.clone(), token);
+    tokio::spawn(async move {
+        match (client.await, response.upgrade().await) {
+            (Ok(client), Ok(api)) => {
+                websocket::relay(hyper_util::rt::TokioIo::new(client), api, caller, limits, record).await;
+            }
+            (Err(_), _) | (_, Err(_)) => record.stream_ended(
+                countersign_core::OutcomeStatus::Failed,
+                "WebSocket (HTTP 101): the connections could not be taken over".to_owned(),
+            ),
+        }
+    });
+    let mut switched = Response::new(Body::empty());
+    *switched.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *switched.headers_mut() = headers;
+    if let Some(request) = request {
+        switched.headers_mut().insert(crate::forward::REQUEST_HEADER, request);
+    }
+    switched
+}
+
+/// Holds a WebSocket upgrade up to the API's `hold` while people decide,
+/// then switches it once approved. It cannot be collected later, so a
+/// hold that runs out withdraws it (`504`), as a client that leaves does.
+async fn hold_switch(service: &Service, upstream: &Upstream, call: Switch, principal: Principal, held: Held) -> Response {
+    let inner = &service.0;
+    let first = held.pending().next().map(|r| r.id.clone()).unwrap_or_default();
+    let mut withdraw = Withdraw::new(inner.state.clone(), principal.clone(), held.requests.clone());
+    let hold_for = upstream.config.hold;
+    let over = async move {
+        tokio::time::sleep(hold_for).await;
+        Interruption::Cancelled
+    };
+    let waited = gate::wait(&inner.state, &principal, held, over).await;
+    withdraw.disarm();
+    match waited {
+        Ok(ids) => {
+            let id = ids.into_iter().next().unwrap_or_default();
+            switch(service, upstream, call, principal, id).await
+        }
+        Err(gate::Ended::Interrupted { interruption: Interruption::Cancelled, request }) => {
+            let id = request.unwrap_or(first);
+            let message = format!(
+                "the WebSocket upgrade still waited for approval after {}s; it was withdrawn and did not run",
+                hold_for.as_secs()
+            );
+            reply::json_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                &json!({"error": {"code": "withdrawn", "message": message, "request": id}}),
+            )
+        }
+        Err(ended) => {
+            let (status, body) = reply::ended(&upstream.config.resource, &ended);
+            reply::json_response(status, &body)
+        }
+    }
 }
 
 fn too_large(limit: usize, by: &Principal) -> Response {

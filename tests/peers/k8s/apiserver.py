@@ -28,10 +28,12 @@ LOCK = threading.Lock()
 NOW = "2026-01-01T00:00:00Z"
 
 CONFIGMAPS = {}
-NAMESPACES = {"default", "web", "prod", "kube-system"}
+NAMESPACES = {"default", "web", "prod", "kube-system", "stream"}
 PODS = {
     ("web", "web-0"): "web",
     ("prod", "api-0"): "api",
+    # Logs and attach go on for a minute (a stream to cut).
+    ("stream", "tail-0"): "forever",
 }
 
 
@@ -64,6 +66,7 @@ API_V1 = {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
     resource("pods", "Pod", True, ["get", "list", "watch", "create", "delete"]),
     resource("pods/log", "Pod", True, ["get"]),
     resource("pods/exec", "PodExecOptions", True, ["create", "get"]),
+    resource("pods/attach", "PodAttachOptions", True, ["create", "get"]),
     resource("configmaps", "ConfigMap", True,
              ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]),
     resource("namespaces", "Namespace", False, ["create", "delete", "get", "list", "patch", "update", "watch"]),
@@ -188,32 +191,36 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(*status(404, "NotFound", f'pods "{name}" not found'))
         if rest[1:] == ["exec"] and self.headers.get("Upgrade", "").lower() == "websocket":
             return self.exec_websocket(name, query.get("command", []))
+        if rest[1:] == ["attach"] and self.headers.get("Upgrade", "").lower() == "websocket":
+            return self.attach_websocket(name, PODS[(ns, name)] == "forever")
         if rest[1:] == ["log"] and method == "GET":
             follow = query.get("follow") == ["true"]
+            forever = PODS[(ns, name)] == "forever"
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            lines = 5 if follow else 2
+            lines = 200 if forever else 5 if follow else 2
             for i in range(lines):
                 chunk = f"log line {i} from {name}\n".encode()
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 self.wfile.flush()
                 if follow:
-                    time.sleep(0.2)
+                    time.sleep(0.3 if forever else 0.2)
             self.wfile.write(b"0\r\n\r\n")
             return None
         if not rest[1:] and method == "GET":
             return self.reply(200, pod(ns, name))
         return self.reply(*status(405, "MethodNotAllowed", "not supported by the stand-in"))
 
-    def exec_websocket(self, name, command):
-        """exec over WebSocket (the v4/v5 channel protocols): the command's
-        "output" on stdout (channel 1), then a Success status (channel 3)."""
+    def switch_websocket(self):
+        """Switches to a channel protocol (v5 or v4) over WebSocket; the
+        frame writer, or None when no protocol was offered (answered)."""
         offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")]
         protocol = next((p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered), None)
         if protocol is None:
-            return self.reply(*status(400, "BadRequest", "no supported stream protocol"))
+            self.reply(*status(400, "BadRequest", "no supported stream protocol"))
+            return None
         key = self.headers["Sec-WebSocket-Key"]
         accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
         self.send_response(101)
@@ -226,13 +233,37 @@ class Handler(BaseHTTPRequestHandler):
         def frame(payload):
             head = bytes([0x82, len(payload)]) if len(payload) < 126 else bytes([0x82, 126]) + len(payload).to_bytes(2, "big")
             self.wfile.write(head + payload)
+            self.wfile.flush()
 
-        frame(b"\x01" + f"ran in {name}: {' '.join(command)}\n".encode())
+        return frame
+
+    def finish_websocket(self, frame):
         frame(b"\x03" + json.dumps({"metadata": {}, "status": "Success"}).encode())
         self.wfile.write(bytes([0x88, 0x02, 0x03, 0xE8]))
         self.wfile.flush()
         self.close_connection = True
-        return None
+
+    def exec_websocket(self, name, command):
+        """exec over WebSocket (the v4/v5 channel protocols): the command's
+        "output" on stdout (channel 1), then a Success status (channel 3)."""
+        frame = self.switch_websocket()
+        if frame is not None:
+            frame(b"\x01" + f"ran in {name}: {' '.join(command)}\n".encode())
+            self.finish_websocket(frame)
+
+    def attach_websocket(self, name, forever):
+        """attach over WebSocket: the container's "output", a line every
+        0.3 s on stdout (channel 1); `tail-0` goes on for a minute, the
+        others stop after three lines (Success status)."""
+        frame = self.switch_websocket()
+        if frame is None:
+            return
+        lines = 200 if forever else 3
+        for i in range(lines):
+            frame(b"\x01" + f"attached to {name}: line {i}\n".encode())
+            self.wfile.flush()
+            time.sleep(0.3)
+        self.finish_websocket(frame)
 
     def configmaps(self, method, ns, name, body, dry):
         if name is None and method == "GET":

@@ -1,0 +1,301 @@
+//! WebSocket upgrades through the proxy: the handshake checked before
+//! anything is decided, the API's answer checked before the client is
+//! switched, and the messages relayed both ways once switched.
+//!
+//! - Only `Upgrade: websocket` on an HTTP/1.1 `GET` without a body, with
+//!   `Connection: Upgrade`, `Sec-WebSocket-Version: 13` and a 16-byte
+//!   `Sec-WebSocket-Key`; any other upgrade (`h2c`, several protocols, a
+//!   body riding along) is refused before the decision.
+//! - No extension is offered to the API (`Sec-WebSocket-Extensions` is
+//!   not forwarded), so messages are never compressed and their sizes
+//!   are what crosses the wire; an API that switches with one anyway is
+//!   refused.
+//! - The relay reads whole messages on each side (at most
+//!   [`Limits::to_api`] from the client, [`Limits::from_api`] from the
+//!   API; a larger one closes both with `1009`), passes pings on and
+//!   answers them, and ends when either side closes, goes away, breaks
+//!   the protocol, or the caller's credential stops being accepted
+//!   ([`crate::cut`]: the client is closed with `1008`). The outcome
+//!   records the messages and bytes each way and how it ended.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Version};
+use base64::Engine as _;
+use countersign_core::OutcomeStatus;
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::cut::{Caller, CUT};
+use crate::forward::Record;
+
+/// The request headers a WebSocket handshake forwards (besides the
+/// allow-list): not `Sec-WebSocket-Extensions`.
+pub const HANDSHAKE_HEADERS: [&str; 3] = ["sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol"];
+
+/// The response headers of the API's switch passed back to the client.
+const SWITCH_HEADERS: [&str; 2] = ["sec-websocket-accept", "sec-websocket-protocol"];
+
+/// The largest message (and frame) the API may send the client.
+pub const MAX_FROM_API: usize = 16 * 1024 * 1024;
+
+/// How long the closing handshake may take on each side.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Why an upgrade is refused before it is decided.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadUpgrade {
+    #[error("only `Upgrade: websocket` is proxied")]
+    NotWebSocket,
+    #[error("a WebSocket upgrade must be an HTTP/1.1 `GET` without a body")]
+    NotABareGet,
+    #[error(
+        "a WebSocket upgrade needs `Connection: Upgrade`, one `Sec-WebSocket-Version: 13` and one `Sec-WebSocket-Key` of 16 bytes"
+    )]
+    BadHandshake,
+}
+
+fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = String> + 'a {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(',').map(|t| t.trim().to_ascii_lowercase()))
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether the request asks to switch protocols: `Ok(true)` for a
+/// well-formed WebSocket handshake, `Ok(false)` for no upgrade at all,
+/// and why it is refused otherwise.
+pub fn asked(method: &Method, version: Version, headers: &HeaderMap) -> Result<bool, BadUpgrade> {
+    let protocols: Vec<String> = tokens(headers, &header::UPGRADE).collect();
+    let connection_upgrade = tokens(headers, &header::CONNECTION).any(|t| t == "upgrade");
+    let h2c = headers.contains_key("http2-settings");
+    if protocols.is_empty() && headers.get(header::UPGRADE).is_none() && !connection_upgrade && !h2c {
+        return Ok(false);
+    }
+    if h2c || protocols.len() != 1 || protocols.first().map(String::as_str) != Some("websocket") {
+        return Err(BadUpgrade::NotWebSocket);
+    }
+    let length = headers.get_all(header::CONTENT_LENGTH).iter().any(|v| v.as_bytes() != b"0");
+    let encoded = headers.contains_key(header::TRANSFER_ENCODING);
+    if *method != Method::GET || version != Version::HTTP_11 || length || encoded {
+        return Err(BadUpgrade::NotABareGet);
+    }
+    let one = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => Some(value.as_bytes()),
+            (None | Some(_), _) => None,
+        }
+    };
+    let version_13 = one("sec-websocket-version") == Some(b"13");
+    let key_ok = one("sec-websocket-key")
+        .and_then(|key| base64::engine::general_purpose::STANDARD.decode(key).ok())
+        .is_some_and(|key| key.len() == 16);
+    if !connection_upgrade || !version_13 || !key_ok {
+        return Err(BadUpgrade::BadHandshake);
+    }
+    Ok(true)
+}
+
+/// The headers of the switch passed back to the client, or why the
+/// API's `101` is not accepted (it must switch to `websocket`, with an
+/// accept key, and no extension since none was offered).
+pub fn switched(api: &HeaderMap) -> Result<HeaderMap, &'static str> {
+    let upgrade: Vec<String> = tokens(api, &header::UPGRADE).collect();
+    if upgrade != ["websocket"] || !api.contains_key("sec-websocket-accept") {
+        return Err("the API switched protocols without a WebSocket handshake");
+    }
+    if api.contains_key("sec-websocket-extensions") {
+        return Err("the API switched to a WebSocket extension that was not offered");
+    }
+    let mut out = HeaderMap::new();
+    for name in SWITCH_HEADERS {
+        for value in api.get_all(name) {
+            out.append(name, value.clone());
+        }
+    }
+    out.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    out.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    Ok(out)
+}
+
+/// The largest message each way.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// From the client (the API's `max_body_bytes`).
+    pub to_api: usize,
+    pub from_api: usize,
+}
+
+/// Messages and bytes one way.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    messages: u64,
+    bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Api,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Client => "the client",
+            Self::Api => "the API",
+        }
+    }
+}
+
+/// How a relayed WebSocket ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum End {
+    /// A close frame (its code, if any).
+    Closed(Side, Option<u16>),
+    /// The connection ended without a close frame.
+    Gone(Side),
+    TooLarge(Side),
+    Broken(Side),
+    Cut,
+}
+
+impl End {
+    fn describe(&self, limits: Limits) -> (OutcomeStatus, String) {
+        match self {
+            Self::Closed(side, code) => {
+                let code = code.map_or_else(|| "no code".to_owned(), |c| c.to_string());
+                (OutcomeStatus::Succeeded, format!("closed by {} ({code})", side.name()))
+            }
+            Self::Gone(side) => (OutcomeStatus::Failed, format!("{} went away without closing", side.name())),
+            Self::TooLarge(side) => {
+                let limit = match side {
+                    Side::Client => limits.to_api,
+                    Side::Api => limits.from_api,
+                };
+                (OutcomeStatus::Failed, format!("a message from {} was over {limit} bytes (closed, 1009)", side.name()))
+            }
+            Self::Broken(side) => (OutcomeStatus::Failed, format!("{} broke the WebSocket protocol", side.name())),
+            Self::Cut => (OutcomeStatus::Failed, CUT.to_owned()),
+        }
+    }
+
+    /// The close frame each side is sent: (client, API).
+    fn farewells(&self) -> (Option<CloseFrame>, Option<CloseFrame>) {
+        let frame = |code: CloseCode, reason: &'static str| Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) });
+        match self {
+            // The side that closed is answered by the library; the other
+            // is sent the same close.
+            Self::Closed(..) => (None, None),
+            Self::Gone(_) | Self::Broken(_) => {
+                (frame(CloseCode::Away, "the other side went away"), frame(CloseCode::Away, "the other side went away"))
+            }
+            Self::TooLarge(_) => (frame(CloseCode::Size, "message too large"), frame(CloseCode::Away, "")),
+            Self::Cut => (frame(CloseCode::Policy, "countersign: credential no longer accepted"), frame(CloseCode::Away, "")),
+        }
+    }
+}
+
+fn failed(side: Side, error: &WsError) -> End {
+    match error {
+        WsError::Capacity(_) => End::TooLarge(side),
+        WsError::Protocol(_) | WsError::Utf8(_) => End::Broken(side),
+        _ => End::Gone(side),
+    }
+}
+
+/// Relays messages between the switched client and API connections until
+/// either ends, then records how it went under `record`.
+pub async fn relay<C, A>(client: C, api: A, caller: Caller, limits: Limits, record: Record)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    A: AsyncRead + AsyncWrite + Unpin,
+{
+    let config = |limit: usize| WebSocketConfig::default().max_message_size(Some(limit)).max_frame_size(Some(limit));
+    let mut client = WebSocketStream::from_raw_socket(client, Role::Server, Some(config(limits.to_api))).await;
+    let mut api = WebSocketStream::from_raw_socket(api, Role::Client, Some(config(limits.from_api))).await;
+    let (up, down, end) = pump(&mut client, &mut api, caller).await;
+    let (to_client, to_api) = end.farewells();
+    tokio::join!(close(&mut client, to_client), close(&mut api, to_api));
+    let (status, how) = end.describe(limits);
+    let summary = format!(
+        "WebSocket (HTTP 101): {} messages ({} bytes) to the API, {} messages ({} bytes) back; {how}",
+        up.messages, up.bytes, down.messages, down.bytes
+    );
+    record.stream_ended(status, summary);
+}
+
+/// Ends one side: sends `farewell` (or completes a closing handshake the
+/// peer began) and waits, a bounded time, for the peer's close.
+async fn close<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, farewell: Option<CloseFrame>) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        let _ = ws.close(farewell).await;
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
+/// Moves messages both ways; what went each way and how it ended.
+async fn pump<C, A>(
+    client: &mut WebSocketStream<C>,
+    api: &mut WebSocketStream<A>,
+    mut caller: Caller,
+) -> (Tally, Tally, End)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    A: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut up, mut down) = (Tally::default(), Tally::default());
+    loop {
+        let ended = tokio::select! {
+            message = client.next() => step(Side::Client, message, &mut up, api).await,
+            message = api.next() => step(Side::Api, message, &mut down, client).await,
+            () = caller.no_longer_accepted() => Some(End::Cut),
+        };
+        if let Some(end) = ended {
+            return (up, down, end);
+        }
+    }
+}
+
+/// Passes one message read `from` one side on `to` the other; how the
+/// relay ends, if it does.
+async fn step<T: AsyncRead + AsyncWrite + Unpin>(
+    from: Side,
+    message: Option<Result<Message, WsError>>,
+    tally: &mut Tally,
+    to: &mut WebSocketStream<T>,
+) -> Option<End> {
+    let other = match from {
+        Side::Client => Side::Api,
+        Side::Api => Side::Client,
+    };
+    let message = match message {
+        Some(Ok(message)) => message,
+        Some(Err(error)) => return Some(failed(from, &error)),
+        None => return Some(End::Gone(from)),
+    };
+    match message {
+        Message::Close(frame) => {
+            let code = frame.as_ref().map(|f| u16::from(f.code));
+            // The other side hears the same close; the library answers
+            // the side that closed.
+            let _ = to.send(Message::Close(frame)).await;
+            Some(End::Closed(from, code))
+        }
+        // Pings are answered here; the other side's answers are its own.
+        Message::Pong(_) | Message::Frame(_) => None,
+        Message::Ping(data) => to.send(Message::Ping(data)).await.err().map(|_| End::Gone(other)),
+        message @ (Message::Text(_) | Message::Binary(_)) => {
+            tally.messages += 1;
+            tally.bytes += message.len() as u64;
+            to.send(message).await.err().map(|_| End::Gone(other))
+        }
+    }
+}
