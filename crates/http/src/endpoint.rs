@@ -166,24 +166,13 @@ async fn endpoint(
     let mut request = request;
     let websocket = match websocket::asked(request.method(), request.version(), request.headers()) {
         Ok(false) => None,
-        Ok(true) => match request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() {
-            Some(client) => Some(client),
-            None => {
-                let message = "this connection cannot be upgraded";
-                return refused(StatusCode::BAD_REQUEST, "bad_request", message, Some(&principal));
-            }
-        },
-        Err(why @ BadUpgrade::NotWebSocket) => {
-            let message = why.to_string();
-            return refused(StatusCode::NOT_IMPLEMENTED, "upgrade_not_supported", &message, Some(&principal));
-        }
-        Err(why @ (BadUpgrade::NotABareGet | BadUpgrade::BadHandshake)) => {
-            let mut response = refused(StatusCode::BAD_REQUEST, "bad_request", &why.to_string(), Some(&principal));
-            // A body may follow that was never meant as a request of its own.
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return response;
-        }
+        Ok(true) => request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>(),
+        Err(why) => return upgrade_refused(&why, &principal),
     };
+    if websocket.is_none() && request.headers().contains_key(header::UPGRADE) {
+        // Asked for, but this connection cannot switch (not HTTP/1.1).
+        return upgrade_refused(&BadUpgrade::NotABareGet, &principal);
+    }
     let limit = upstream.config.max_body_bytes;
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -237,6 +226,23 @@ async fn endpoint(
         }
         Submitted::Held(held) => hold(service, upstream, incoming, principal, held, token, asynchronous).await,
     }
+}
+
+/// An upgrade refused before it is decided: `501` for another protocol
+/// than `websocket`, `400` for a malformed handshake; the connection is
+/// closed, since what follows (a body riding along, another protocol) was
+/// never meant as a request of its own.
+fn upgrade_refused(why: &BadUpgrade, by: &Principal) -> Response {
+    let mut response = match why {
+        BadUpgrade::NotWebSocket => {
+            refused(StatusCode::NOT_IMPLEMENTED, "upgrade_not_supported", &why.to_string(), Some(by))
+        }
+        BadUpgrade::NotABareGet | BadUpgrade::BadHandshake => {
+            refused(StatusCode::BAD_REQUEST, "bad_request", &why.to_string(), Some(by))
+        }
+    };
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// A decided WebSocket upgrade, and the client's side of it.

@@ -59,6 +59,11 @@ def main():
             pass
         return out({"refused": True, "status": e.response.status_code, "body": body,
                     "headers": {k.lower(): v for k, v in e.response.headers.raw_items()}})
+    with ws:
+        return run(ws)
+
+
+def run(ws):
     info = opened(ws)
     if STEP in ("echo", "hold"):
         return out({**info, **echo(ws)})
