@@ -303,7 +303,13 @@ async fn switch(service: &Service, upstream: &Upstream, call: Switch, principal:
 /// Holds a WebSocket upgrade up to the API's `hold` while people decide,
 /// then switches it once approved. It cannot be collected later, so a
 /// hold that runs out withdraws it (`504`), as a client that leaves does.
-async fn hold_switch(service: &Service, upstream: &Upstream, call: Switch, principal: Principal, held: Held) -> Response {
+async fn hold_switch(
+    service: &Service,
+    upstream: &Upstream,
+    call: Switch,
+    principal: Principal,
+    held: Held,
+) -> Response {
     let inner = &service.0;
     let first = held.pending().next().map(|r| r.id.clone()).unwrap_or_default();
     let mut withdraw = Withdraw::new(inner.state.clone(), principal.clone(), held.requests.clone());

@@ -188,8 +188,13 @@ impl Record {
     /// How an upgraded stream (a WebSocket, a Kubernetes exec) ended:
     /// `summary` says what went each way and why it stopped.
     pub fn stream_ended(&self, status: OutcomeStatus, summary: String) {
-        let outcome =
-            Outcome { status, exit_code: None, summary: Some(summary), output_sha256: None, reported_at: self.state.now() };
+        let outcome = Outcome {
+            status,
+            exit_code: None,
+            summary: Some(summary),
+            output_sha256: None,
+            reported_at: self.state.now(),
+        };
         self.outcomes.report(&self.principal, self.request.clone(), outcome);
     }
 
@@ -279,14 +284,8 @@ pub fn stream_back(upstream: reqwest::Response, record: Record, bearer: String) 
         return response;
     }
     let caller = Caller::new(record.state.clone(), bearer);
-    let relay = Relay {
-        upstream,
-        status: status.as_u16(),
-        hasher: Sha256::new(),
-        bytes: 0,
-        record: Some(record),
-        caller,
-    };
+    let relay =
+        Relay { upstream, status: status.as_u16(), hasher: Sha256::new(), bytes: 0, record: Some(record), caller };
     let stream = futures_util::stream::unfold(relay, |mut relay| async move {
         let item = relay.next().await?;
         Some((item, relay))

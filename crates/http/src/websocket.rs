@@ -188,7 +188,8 @@ impl End {
 
     /// The close frame each side is sent: (client, API).
     fn farewells(&self) -> (Option<CloseFrame>, Option<CloseFrame>) {
-        let frame = |code: CloseCode, reason: &'static str| Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) });
+        let frame =
+            |code: CloseCode, reason: &'static str| Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) });
         match self {
             // The side that closed is answered by the library; the other
             // is sent the same close.
@@ -197,7 +198,9 @@ impl End {
                 (frame(CloseCode::Away, "the other side went away"), frame(CloseCode::Away, "the other side went away"))
             }
             Self::TooLarge(_) => (frame(CloseCode::Size, "message too large"), frame(CloseCode::Away, "")),
-            Self::Cut => (frame(CloseCode::Policy, "countersign: credential no longer accepted"), frame(CloseCode::Away, "")),
+            Self::Cut => {
+                (frame(CloseCode::Policy, "countersign: credential no longer accepted"), frame(CloseCode::Away, ""))
+            }
         }
     }
 }

@@ -30,8 +30,8 @@ use countersign_core::Principal;
 use countersign_gateway::gate::{self, Held, Interruption, Outcomes, Submitted};
 use countersign_gateway::refusals::Source;
 use countersign_gateway::AppState;
-use countersign_http::forward::{stream_back, Record};
 use countersign_http::cut::Caller;
+use countersign_http::forward::{stream_back, Record};
 use countersign_http::request::{check_framing, mark_upgrade, Incoming};
 use countersign_http::withdraw::Withdraw;
 use countersign_server::bearer::{account_turned_away, identify, CallHead, TurnedAway, Unidentified};
@@ -327,7 +327,12 @@ async fn run(service: &Service, upstream: &Upstream, call: Call, principal: Prin
 
 /// Passes the upgraded streams through until either side closes or the
 /// caller is no longer accepted, then records how much went each way.
-async fn pass_through(client: hyper::upgrade::OnUpgrade, upstream: reqwest::Response, record: Record, mut caller: Caller) {
+async fn pass_through(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: reqwest::Response,
+    record: Record,
+    mut caller: Caller,
+) {
     let (client, mut upstream) = match (client.await, upstream.upgrade().await) {
         (Ok(client), Ok(upstream)) => (client, upstream),
         (Err(_), _) | (_, Err(_)) => {

@@ -458,3 +458,140 @@ async fn exec_is_decided_at_the_upgrade_then_passed_through() {
     assert!(stderr.contains("no-destructive-agents-in-prod"), "{stderr}");
     assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().contains("api-0/exec")));
 }
+
+/// kubectl as `who` on `cluster`, started with its output piped: the
+/// child, to read while it runs.
+fn kubectl_piped(h: &Harness, who: &str, cluster: &str, args: &[&str]) -> Child {
+    Command::new("kubectl")
+        .env("KUBECONFIG", h.kubeconfig(who, cluster))
+        .env("HOME", h.tmp.path())
+        .arg("--cache-dir")
+        .arg(h.tmp.path().join(format!("cache-{who}-{cluster}")))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads `child`'s stdout lines until it has printed `lines` of them
+/// (then returns the reader, to go on), in the background.
+fn read_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The summaries of every outcome recorded so far.
+async fn outcomes(h: &Harness) -> Vec<String> {
+    countersign_testkit::audit::bodies(h.gateway.store.as_ref(), "outcome.reported")
+        .await
+        .iter()
+        .filter_map(|b| b["outcome"]["summary"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Waits for an outcome whose summary holds `needle`.
+async fn outcome_with(h: &Harness, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = outcomes(h).await.into_iter().find(|s| s.contains(needle)) {
+            return found;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "no outcome with {needle:?}: {:?}", outcomes(h).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (bounded) for `child` to exit; how long it took.
+fn exits_within(child: &mut Child, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "kubectl still runs after {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `kubectl attach` over WebSocket (the exec channel protocol): decided
+/// once at the upgrade (held for an SRE outside production), then the
+/// container's output passes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_is_decided_at_the_upgrade_then_passed_through() {
+    let Some(h) = harness().await else { return };
+    let attach = h.kubectl("bot", "staging", &["attach", "web-0", "-n", "web"]);
+    let pending = h.pending().await;
+    assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/web/pods/web-0/attach", "{pending}");
+    assert_eq!(pending["payload"]["upgrade"], "websocket", "{pending}");
+    assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().ends_with("/attach")));
+    h.gateway.approve("alice", pending["id"].as_str().unwrap()).await;
+    let out = attach.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "attached to web-0: line 0\nattached to web-0: line 1\nattached to web-0: line 2\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let attaches: Vec<Value> =
+        h.received().into_iter().filter(|r| r["path"].as_str().unwrap().ends_with("/attach")).collect();
+    assert_eq!(attaches.len(), 1, "{attaches:?}");
+    assert_eq!(attaches[0]["authorization"], format!("Bearer {API_TOKEN}"));
+    let summary = outcome_with(&h, "stream passed through").await;
+    assert!(summary.ends_with("; closed"), "{summary}");
+}
+
+/// A key revoked while `kubectl logs -f` streams: the stream is cut
+/// within about a second, the cut recorded in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_cuts_logs_follow() {
+    let Some(h) = harness().await else { return };
+    let mut logs = kubectl_piped(&h, "bot", "staging", &["logs", "-f", "tail-0", "-n", "stream"]);
+    let lines = read_lines(&mut logs);
+    // Streaming: the first lines come while the log goes on.
+    for _ in 0..3 {
+        let line = lines.recv_timeout(Duration::from_secs(15)).unwrap();
+        assert!(line.starts_with("log line"), "{line}");
+    }
+    h.gateway.store.revoke_agent("bot", countersign_core::Timestamp::now(), Vec::new()).await.unwrap();
+    let took = tokio::task::block_in_place(|| exits_within(&mut logs, Duration::from_secs(10)));
+    assert!(took < Duration::from_secs(4), "cut after {took:?}");
+    let seen: Vec<String> = lines.try_iter().collect();
+    // 200 lines 0.3 s apart were coming: cut long before the end.
+    assert!(seen.len() < 20, "{seen:?}");
+    let summary = outcome_with(&h, "cut: the caller's credential is no longer accepted").await;
+    assert!(summary.starts_with("HTTP 200;"), "{summary}");
+}
+
+/// A key revoked while `kubectl attach` is open: the switched stream is
+/// dropped at once (the same check as for responses), and recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_cuts_an_open_attach() {
+    let Some(h) = harness().await else { return };
+    let mut attach = kubectl_piped(&h, "ci-bot", "staging", &["attach", "tail-0", "-n", "stream"]);
+    let lines = read_lines(&mut attach);
+    let pending = h.pending().await;
+    assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/stream/pods/tail-0/attach", "{pending}");
+    h.gateway.approve("alice", pending["id"].as_str().unwrap()).await;
+    for _ in 0..3 {
+        let line = lines.recv_timeout(Duration::from_secs(15)).unwrap();
+        assert!(line.starts_with("attached to tail-0"), "{line}");
+    }
+    h.gateway.store.revoke_agent("ci-bot", countersign_core::Timestamp::now(), Vec::new()).await.unwrap();
+    let took = tokio::task::block_in_place(|| exits_within(&mut attach, Duration::from_secs(10)));
+    assert!(took < Duration::from_secs(4), "cut after {took:?}");
+    assert!(lines.try_iter().count() < 20);
+    let summary = outcome_with(&h, "stream passed through").await;
+    assert!(summary.ends_with("cut: the caller's credential is no longer accepted"), "{summary}");
+}

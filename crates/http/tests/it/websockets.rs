@@ -237,18 +237,40 @@ async fn upgrade_smuggling_and_other_upgrades_are_refused_before_any_decision() 
     let smuggled = "DELETE /items/1 HTTP/1.1\r\nHost: x\r\n\r\n";
     let cases: Vec<(String, String, &str)> = vec![
         // h2c (and any protocol but websocket): 501.
-        ("Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n".into(), String::new(), "501"),
+        (
+            "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+                .into(),
+            String::new(),
+            "501",
+        ),
         ("Connection: Upgrade\r\nUpgrade: websocket, h2c\r\n".to_owned() + KEY, String::new(), "501"),
         ("Connection: Upgrade\r\nUpgrade: WebSocket/13\r\n".to_owned() + KEY, String::new(), "501"),
         ("Connection: Upgrade\r\nUpgrade: tls/1.2\r\n".into(), String::new(), "501"),
         // A websocket handshake with a request riding in its body: 400, connection closed.
-        (format!("Connection: Upgrade\r\nUpgrade: websocket\r\n{KEY}Content-Length: {}\r\n", smuggled.len()), smuggled.to_owned(), "400"),
-        (format!("Connection: Upgrade\r\nUpgrade: websocket\r\n{KEY}Transfer-Encoding: chunked\r\n"), format!("{:x}\r\n{smuggled}\r\n0\r\n\r\n", smuggled.len()), "400"),
+        (
+            format!("Connection: Upgrade\r\nUpgrade: websocket\r\n{KEY}Content-Length: {}\r\n", smuggled.len()),
+            smuggled.to_owned(),
+            "400",
+        ),
+        (
+            format!("Connection: Upgrade\r\nUpgrade: websocket\r\n{KEY}Transfer-Encoding: chunked\r\n"),
+            format!("{:x}\r\n{smuggled}\r\n0\r\n\r\n", smuggled.len()),
+            "400",
+        ),
         // A malformed handshake: no `Connection: Upgrade`, no key, a short key, a second version.
         ("Connection: keep-alive\r\nUpgrade: websocket\r\n".to_owned() + KEY, String::new(), "400"),
         ("Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n".into(), String::new(), "400"),
-        ("Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: c2hvcnQ=\r\n".into(), String::new(), "400"),
-        ("Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\n".to_owned() + KEY, String::new(), "400"),
+        (
+            "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: c2hvcnQ=\r\n"
+                .into(),
+            String::new(),
+            "400",
+        ),
+        (
+            "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\n".to_owned() + KEY,
+            String::new(),
+            "400",
+        ),
         // `Connection: Upgrade` alone.
         ("Connection: Upgrade\r\n".into(), String::new(), "501"),
     ];
