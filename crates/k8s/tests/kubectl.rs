@@ -595,3 +595,47 @@ async fn a_revoked_key_cuts_an_open_attach() {
     let summary = outcome_with(&h, "stream passed through").await;
     assert!(summary.ends_with("cut: the caller's credential is no longer accepted"), "{summary}");
 }
+
+/// `kubectl port-forward` (1.31+: SPDY tunneled over WebSocket) decided
+/// once, at the upgrade: held for an SRE outside production, then every
+/// connection to the local port goes through the one approved stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_is_decided_at_the_upgrade_then_passed_through() {
+    use std::io::{Read as _, Write as _};
+    let Some(h) = harness().await else { return };
+    let mut forward = kubectl_piped(&h, "bot", "staging", &["port-forward", "pod/web-0", "-n", "web", "0:8080"]);
+    let lines = read_lines(&mut forward);
+    let pending = h.pending().await;
+    assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/web/pods/web-0/portforward", "{pending}");
+    assert_eq!(pending["payload"]["upgrade"], "websocket", "{pending}");
+    assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().ends_with("/portforward")));
+    h.gateway.approve("alice", pending["id"].as_str().unwrap()).await;
+    let line = tokio::task::block_in_place(|| lines.recv_timeout(Duration::from_secs(20)))
+        .unwrap_or_else(|e| panic!("kubectl printed nothing: {e}"));
+    // "Forwarding from 127.0.0.1:<port> -> 8080"
+    let port: u16 = line
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    for message in ["through the gateway\n", "and once more\n"] {
+        let echoed = tokio::task::block_in_place(|| {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            stream.write_all(message.as_bytes()).unwrap();
+            let mut buf = vec![0u8; message.len()];
+            stream.read_exact(&mut buf).unwrap();
+            String::from_utf8(buf).unwrap()
+        });
+        assert_eq!(echoed, message.to_uppercase());
+    }
+    // One decision for the whole session: one upgrade reached the API server.
+    let forwards: Vec<Value> =
+        h.received().into_iter().filter(|r| r["path"].as_str().unwrap().ends_with("/portforward")).collect();
+    assert_eq!(forwards.len(), 1, "{forwards:?}");
+    assert_eq!(forwards[0]["authorization"], format!("Bearer {API_TOKEN}"));
+    let _ = forward.kill();
+    let _ = forward.wait();
+    let summary = outcome_with(&h, "stream passed through").await;
+    assert!(summary.contains("bytes to the API server"), "{summary}");
+}

@@ -17,9 +17,11 @@ usage: apiserver.py PORT TOKEN LOGFILE
 import base64
 import hashlib
 import json
+import struct
 import sys
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -67,6 +69,7 @@ API_V1 = {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
     resource("pods/log", "Pod", True, ["get"]),
     resource("pods/exec", "PodExecOptions", True, ["create", "get"]),
     resource("pods/attach", "PodAttachOptions", True, ["create", "get"]),
+    resource("pods/portforward", "PodPortForwardOptions", True, ["create", "get"]),
     resource("configmaps", "ConfigMap", True,
              ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]),
     resource("namespaces", "Namespace", False, ["create", "delete", "get", "list", "patch", "update", "watch"]),
@@ -193,6 +196,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.exec_websocket(name, query.get("command", []))
         if rest[1:] == ["attach"] and self.headers.get("Upgrade", "").lower() == "websocket":
             return self.attach_websocket(name, PODS[(ns, name)] == "forever")
+        if rest[1:] == ["portforward"] and self.headers.get("Upgrade", "").lower() == "websocket":
+            return self.portforward_websocket()
         if rest[1:] == ["log"] and method == "GET":
             follow = query.get("follow") == ["true"]
             forever = PODS[(ns, name)] == "forever"
@@ -213,11 +218,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, pod(ns, name))
         return self.reply(*status(405, "MethodNotAllowed", "not supported by the stand-in"))
 
-    def switch_websocket(self):
+    def switch_websocket(self, protocols=("v5.channel.k8s.io", "v4.channel.k8s.io")):
         """Switches to a channel protocol (v5 or v4) over WebSocket; the
         frame writer, or None when no protocol was offered (answered)."""
         offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-        protocol = next((p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered), None)
+        protocol = next((p for p in protocols if p in offered), None)
         if protocol is None:
             self.reply(*status(400, "BadRequest", "no supported stream protocol"))
             return None
@@ -264,6 +269,79 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(0.3)
         self.finish_websocket(frame)
+
+    def read_websocket(self):
+        """The next message from the client: (opcode, payload), masked
+        frames unmasked and fragments joined; None once it is gone."""
+        data, first = b"", None
+        while True:
+            head = self.rfile.read(2)
+            if len(head) < 2:
+                return None
+            fin, opcode, length = head[0] & 0x80, head[0] & 0x0F, head[1] & 0x7F
+            if length == 126:
+                length = struct.unpack(">H", self.rfile.read(2))[0]
+            elif length == 127:
+                length = struct.unpack(">Q", self.rfile.read(8))[0]
+            mask = self.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(length)))
+            if opcode >= 8:
+                return opcode, payload
+            first = opcode if first is None else first
+            data += payload
+            if fin:
+                return first, data
+
+    def portforward_websocket(self):
+        """port-forward as kubectl >= 1.31 asks for it: SPDY/3.1 tunneled
+        in WebSocket binary messages (`SPDY/3.1+portforward.k8s.io`). Every
+        stream kubectl opens (an error stream, then a data stream, per
+        connection) is answered, and what comes on a stream is echoed back
+        on it, upper-cased, as if the pod's port served an echo."""
+        frame = self.switch_websocket(("SPDY/3.1+portforward.k8s.io",))
+        if frame is None:
+            return
+        # Header blocks sent are compressed as one zlib stream (SPDY/3),
+        # without the preset dictionary (the reader ignores it then).
+        # Those received are not read: every stream is treated alike.
+        compress = zlib.compressobj()
+
+        def reply(stream_id):
+            block = compress.compress(b"\0\0\0\0") + compress.flush(zlib.Z_SYNC_FLUSH)
+            body = struct.pack(">I", stream_id) + block
+            frame(struct.pack(">HHI", 0x8003, 2, len(body)) + body)
+
+        def data(stream_id, payload, fin=False):
+            frame(struct.pack(">II", stream_id, (0x01000000 if fin else 0) | len(payload)) + payload)
+
+        buffer = b""
+        while True:
+            message = self.read_websocket()
+            if message is None or message[0] == 8:
+                break
+            if message[0] == 9:
+                self.wfile.write(bytes([0x8A, len(message[1])]) + message[1])
+                continue
+            buffer += message[1]
+            while len(buffer) >= 8:
+                length = int.from_bytes(buffer[5:8], "big")
+                if len(buffer) < 8 + length:
+                    break
+                head, body, buffer = buffer[:8], buffer[8:8 + length], buffer[8 + length:]
+                flags = head[4]
+                if head[0] & 0x80:
+                    kind = struct.unpack(">H", head[2:4])[0]
+                    if kind == 1:  # SYN_STREAM
+                        reply(struct.unpack(">I", body[:4])[0] & 0x7FFFFFFF)
+                    elif kind == 6:  # PING: echoed
+                        frame(head + body)
+                else:
+                    stream_id = struct.unpack(">I", head[:4])[0] & 0x7FFFFFFF
+                    if body:
+                        data(stream_id, body.upper())
+                    if flags & 0x01:
+                        data(stream_id, b"", fin=True)
+        self.close_connection = True
 
     def configmaps(self, method, ns, name, body, dry):
         if name is None and method == "GET":
