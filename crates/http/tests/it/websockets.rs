@@ -175,6 +175,29 @@ async fn a_held_websocket_denied_or_held_past_the_hold_never_switches() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_leaves_while_its_websocket_is_held_withdraws_it() {
+    if !python_peers() {
+        return;
+    }
+    let proxy = Proxy::start("30s").await;
+    let (client, _) = Client::start(&proxy, "/ws/held", "hold", None).next_async().await;
+    let request = proxy.pending().await;
+    drop(client);
+    let mut status = String::new();
+    for _ in 0..100 {
+        status = proxy.kit.status_of(&request.id).await;
+        if status != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "cancelled");
+    let _ = proxy.kit.approve("alice", &request.id).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(proxy.upstream.calls("WS /ws/held").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_key_revoked_while_a_websocket_is_open_closes_it() {
     if !python_peers() {
         return;
