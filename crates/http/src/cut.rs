@@ -1,52 +1,106 @@
 //! The one way every open stream through the gateway learns that its
 //! caller may no longer use it: a streamed HTTP response, a WebSocket,
 //! a Kubernetes watch, `logs -f`, exec, attach or port-forward each
-//! hold a [`Caller`] and select on [`Caller::no_longer_accepted`] beside
+//! hold a [`Caller`] and select on [`Caller::no_longer_allowed`] beside
 //! their own traffic; when it resolves the stream is closed and its
-//! outcome records [`CUT`] (an `outcome.reported` audit event).
+//! outcome records why ([`Cut::note`], in an `outcome.reported` audit
+//! event).
 //!
-//! The caller's bearer credential is checked again every [`RECHECK`]:
-//! a revoked key, a revoked or disabled agent, an expired workload token
-//! all end the stream within about that long. A credential store that
-//! cannot answer ends it too (fail closed).
+//! Every [`RECHECK`] the caller's bearer credential is checked again: a
+//! revoked key, a revoked or disabled agent, an expired workload token all
+//! end the stream within about that long, and so does a credential store
+//! that cannot answer (fail closed). When the policy set in force has
+//! changed since the stream's request was decided, the request is decided
+//! again under it, for the caller as it is now: a stream the new set
+//! denies is cut too. (One that would now need approval goes on: it was
+//! allowed, or approved, under the set that decided it.)
 
 use std::time::Duration;
 
 use countersign_gateway::AppState;
+use countersign_policy::Verdict;
 
-/// How often an open stream checks that its caller's credential is still
-/// accepted.
+/// How often an open stream checks that its caller may still use it.
 pub const RECHECK: Duration = Duration::from_secs(1);
 
-/// What a cut stream's outcome says about why.
+/// What a stream cut because its credential went says about why.
 pub const CUT: &str = "cut: the caller's credential is no longer accepted";
 
-/// The caller of an open stream, as its credential is checked again.
+/// Why an open stream was cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cut {
+    /// The credential it was opened with is no longer accepted.
+    Credential,
+    /// The policy set in force now denies its request (the reason).
+    Policy(String),
+    /// Its request can no longer be read to decide it again.
+    Unknown,
+}
+
+impl Cut {
+    /// The outcome's words for it.
+    pub fn note(&self) -> String {
+        match self {
+            Self::Credential => CUT.to_owned(),
+            Self::Policy(reason) => format!("cut: the policy in force now denies it ({reason})"),
+            Self::Unknown => "cut: its request could not be decided again".to_owned(),
+        }
+    }
+}
+
+/// The caller of an open stream, as it is checked again.
 #[derive(Debug)]
 pub struct Caller {
     state: AppState,
     bearer: String,
+    /// The stream's request, decided again when the policy set changes.
+    request: String,
+    /// The hash of the policy set its request was last decided under.
+    decided_under: String,
     every: tokio::time::Interval,
 }
 
 impl Caller {
-    /// Follows `bearer` (the credential the stream was opened with); the
-    /// first check is one [`RECHECK`] from now.
-    pub fn new(state: AppState, bearer: String) -> Self {
+    /// Follows `bearer` (the credential the stream was opened with) and
+    /// request `request` (the decision it runs under); the first check is
+    /// one [`RECHECK`] from now.
+    pub fn new(state: AppState, bearer: String, request: String) -> Self {
         let mut every = tokio::time::interval(RECHECK);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         every.reset();
-        Self { state, bearer, every }
+        let decided_under = state.policy().engine.hash().to_owned();
+        Self { state, bearer, request, decided_under, every }
     }
 
-    /// Resolves once the credential is no longer accepted; never before.
-    /// Cancel safe: a stream selects on it beside its own reads.
-    pub async fn no_longer_accepted(&mut self) {
+    /// Resolves once the caller may no longer use the stream; never
+    /// before. Cancel safe: a stream selects on it beside its own reads.
+    pub async fn no_longer_allowed(&mut self) -> Cut {
         loop {
             self.every.tick().await;
-            if self.state.authenticate(&self.bearer).await.is_err() {
-                tracing::info!("an open stream is cut: its caller's credential is no longer accepted");
-                return;
+            if let Some(cut) = self.check().await {
+                tracing::info!(request = %self.request, why = %cut.note(), "an open stream is cut");
+                return cut;
+            }
+        }
+    }
+
+    async fn check(&mut self) -> Option<Cut> {
+        let Ok(principal) = self.state.authenticate(&self.bearer).await else {
+            return Some(Cut::Credential);
+        };
+        let policy = self.state.policy();
+        if policy.engine.hash() == self.decided_under {
+            return None;
+        }
+        let Ok(Some(request)) = self.state.request(&self.request).await else {
+            return Some(Cut::Unknown);
+        };
+        let decision = policy.engine.decide(&principal, &request.action);
+        match decision.verdict {
+            Verdict::Deny => Some(Cut::Policy(decision.reason)),
+            Verdict::Allow | Verdict::RequireApproval(_) => {
+                policy.engine.hash().clone_into(&mut self.decided_under);
+                None
             }
         }
     }

@@ -279,7 +279,7 @@ async fn switch(service: &Service, upstream: &Upstream, call: Switch, principal:
     };
     let request = HeaderValue::from_str(&record.request).ok();
     let limits = websocket::Limits { to_api: upstream.config.max_body_bytes, from_api: websocket::MAX_FROM_API };
-    let caller = Caller::new(inner.state.clone(), token);
+    let caller = Caller::new(inner.state.clone(), token, record.request.clone());
     tokio::spawn(async move {
         match (client.await, response.upgrade().await) {
             (Ok(client), Ok(api)) => {

@@ -17,7 +17,7 @@ use countersign_gateway::AppState;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Credential, HttpConfig};
-use crate::cut::{Caller, CUT};
+use crate::cut::Caller;
 use crate::request::Incoming;
 
 /// Response headers never passed back: hop-by-hop ones, and cookies the
@@ -252,9 +252,9 @@ impl Relay {
                     Some(Err(std::io::Error::other("the API broke off the response")))
                 }
             },
-            () = self.caller.no_longer_accepted(), if self.record.is_some() => {
-                self.finish(&format!("; {CUT}"));
-                Some(Err(std::io::Error::other("the caller's credential is no longer accepted")))
+            cut = self.caller.no_longer_allowed(), if self.record.is_some() => {
+                self.finish(&format!("; {}", cut.note()));
+                Some(Err(std::io::Error::other("the stream was cut")))
             }
         }
     }
@@ -283,7 +283,7 @@ pub fn stream_back(upstream: reqwest::Response, record: Record, bearer: String) 
         }
         return response;
     }
-    let caller = Caller::new(record.state.clone(), bearer);
+    let caller = Caller::new(record.state.clone(), bearer, record.request.clone());
     let relay =
         Relay { upstream, status: status.as_u16(), hasher: Sha256::new(), bytes: 0, record: Some(record), caller };
     let stream = futures_util::stream::unfold(relay, |mut relay| async move {

@@ -14,8 +14,8 @@
 //!   [`Limits::to_api`] from the client, [`Limits::from_api`] from the
 //!   API; a larger one closes both with `1009`), passes pings on and
 //!   answers them, and ends when either side closes, goes away, breaks
-//!   the protocol, or the caller's credential stops being accepted
-//!   ([`crate::cut`]: the client is closed with `1008`). The outcome
+//!   the protocol, or the caller may no longer use it ([`crate::cut`]:
+//!   the client is closed with `1008`). The outcome
 //!   records the messages and bytes each way and how it ended.
 
 use std::time::Duration;
@@ -30,7 +30,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::cut::{Caller, CUT};
+use crate::cut::{Caller, Cut};
 use crate::forward::Record;
 
 /// The request headers a WebSocket handshake forwards (besides the
@@ -163,7 +163,7 @@ enum End {
     Gone(Side),
     TooLarge(Side),
     Broken(Side),
-    Cut,
+    Cut(Cut),
 }
 
 impl End {
@@ -182,7 +182,7 @@ impl End {
                 (OutcomeStatus::Failed, format!("a message from {} was over {limit} bytes (closed, 1009)", side.name()))
             }
             Self::Broken(side) => (OutcomeStatus::Failed, format!("{} broke the WebSocket protocol", side.name())),
-            Self::Cut => (OutcomeStatus::Failed, CUT.to_owned()),
+            Self::Cut(cut) => (OutcomeStatus::Failed, cut.note()),
         }
     }
 
@@ -198,8 +198,11 @@ impl End {
                 (frame(CloseCode::Away, "the other side went away"), frame(CloseCode::Away, "the other side went away"))
             }
             Self::TooLarge(_) => (frame(CloseCode::Size, "message too large"), frame(CloseCode::Away, "")),
-            Self::Cut => {
+            Self::Cut(Cut::Credential) => {
                 (frame(CloseCode::Policy, "countersign: credential no longer accepted"), frame(CloseCode::Away, ""))
+            }
+            Self::Cut(Cut::Policy(_) | Cut::Unknown) => {
+                (frame(CloseCode::Policy, "countersign: no longer allowed"), frame(CloseCode::Away, ""))
             }
         }
     }
@@ -259,7 +262,7 @@ where
         let ended = tokio::select! {
             message = client.next() => step(Side::Client, message, &mut up, api).await,
             message = api.next() => step(Side::Api, message, &mut down, client).await,
-            () = caller.no_longer_accepted() => Some(End::Cut),
+            cut = caller.no_longer_allowed() => Some(End::Cut(cut)),
         };
         if let Some(end) = ended {
             return (up, down, end);

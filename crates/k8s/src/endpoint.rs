@@ -320,7 +320,7 @@ async fn run(service: &Service, upstream: &Upstream, call: Call, principal: Prin
         }
     }
     switched.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    let caller = Caller::new(record.state.clone(), token);
+    let caller = Caller::new(record.state.clone(), token, record.request.clone());
     tokio::spawn(pass_through(upgrade.on_upgrade, response, record, caller));
     switched
 }

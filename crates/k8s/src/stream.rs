@@ -1,12 +1,12 @@
 //! A switched stream (exec, attach, port-forward: WebSocket or SPDY)
 //! passed through byte for byte between kubectl and the API server, both
-//! ways, until either side closes — or until the caller's credential stops
-//! being accepted ([`countersign_http::cut`], the same check that cuts a
-//! `watch` or `logs -f`), when both connections are dropped at once. The
+//! ways, until either side closes — or until the caller may no longer use
+//! it ([`countersign_http::cut`], the same check that cuts a `watch` or
+//! `logs -f`), when both connections are dropped at once. The
 //! outcome records the bytes each way and how the stream ended.
 
 use countersign_core::OutcomeStatus;
-use countersign_http::cut::{Caller, CUT};
+use countersign_http::cut::{Caller, Cut};
 use countersign_http::forward::Record;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
@@ -14,13 +14,13 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 const BUFFER: usize = 16 * 1024;
 
 /// How a passed-through stream ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
     /// Both sides closed their half.
     Closed,
     /// A read or write failed on either side.
     Broken,
-    Cut,
+    Cut(Cut),
 }
 
 /// Passes bytes between `client` and `api` until both halves are closed,
@@ -63,7 +63,7 @@ where
                 }
                 Err(_) => return (up, down, Ended::Broken),
             },
-            () = caller.no_longer_accepted() => return (up, down, Ended::Cut),
+            cut = caller.no_longer_allowed() => return (up, down, Ended::Cut(cut)),
         }
     }
     (up, down, Ended::Closed)
@@ -80,9 +80,9 @@ pub fn record(record: &Record, passed: Option<(u64, u64, Ended)>) {
     let (status, summary) = match passed {
         Some((up, down, ended)) => {
             let (status, how) = match ended {
-                Ended::Closed => (OutcomeStatus::Succeeded, "closed"),
-                Ended::Broken => (OutcomeStatus::Failed, "broken off"),
-                Ended::Cut => (OutcomeStatus::Failed, CUT),
+                Ended::Closed => (OutcomeStatus::Succeeded, "closed".to_owned()),
+                Ended::Broken => (OutcomeStatus::Failed, "broken off".to_owned()),
+                Ended::Cut(cut) => (OutcomeStatus::Failed, cut.note()),
             };
             (status, format!("stream passed through: {up} bytes to the API server, {down} bytes back; {how}"))
         }

@@ -321,3 +321,63 @@ async fn upgrade_smuggling_and_other_upgrades_are_refused_before_any_decision() 
     assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
     assert!(answer.to_ascii_lowercase().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{answer}");
 }
+
+/// The policy changes while a WebSocket and a streamed response are open,
+/// so that they would now be denied: both are cut (the same check as a
+/// revoked key), and their outcomes say why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_that_now_denies_an_open_stream_cuts_it() {
+    if !python_peers() {
+        return;
+    }
+    let proxy = Proxy::start("20s").await;
+    let client = countersign_testkit::client();
+    let mut events = client.get(proxy.url("/events?count=40&every=0.25")).bearer_auth(&proxy.key).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    let events_id = events.headers()["countersign-request"].to_str().unwrap().to_owned();
+    let (socket, first) = Client::start(&proxy, "/ws/echo", "cut", None).next_async().await;
+    assert_eq!(first["open"], true, "{first}");
+    let socket_id = first["headers"]["countersign-request"].as_str().unwrap().to_owned();
+    // A reload that leaves other requests alone changes nothing.
+    let file = proxy.kit.dir.path().join("policies").join(countersign_testkit::gateway::POLICY_FILE);
+    let unrelated = format!(
+        "{}\n@id(\"unrelated\")\nforbid (principal, action, resource) when {{ false }};\n",
+        crate::support::POLICY
+    );
+    std::fs::write(&file, unrelated).unwrap();
+    proxy.kit.state.reload_policies("test").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(events.chunk().await.unwrap().is_some(), "cut by a reload that does not deny it");
+    // Now streams and WebSockets on this API are forbidden.
+    let stricter = format!(
+        "{}\n@id(\"no-streams-now\")\nforbid (principal, action == Action::\"http.request\", resource == Resource::\"items\")\nwhen {{ context.facts has http && (context.facts.http.path == \"/events\" || context.facts.http.websocket) }};\n",
+        crate::support::POLICY
+    );
+    std::fs::write(&file, stricter).unwrap();
+    proxy.kit.state.reload_policies("test").await.unwrap();
+    let reloaded = std::time::Instant::now();
+    let cut = loop {
+        match events.chunk().await {
+            Ok(Some(_)) => {}
+            Ok(None) => break false,
+            Err(_) => break true,
+        }
+    };
+    assert!(cut, "the stream ended cleanly");
+    assert!(reloaded.elapsed() < Duration::from_secs(4), "cut after {:?}", reloaded.elapsed());
+    let (_socket, out) = socket.next_async().await;
+    assert_eq!(out["close_code"], 1008, "{out}");
+    assert_eq!(out["close_reason"], "countersign: no longer allowed", "{out}");
+    for id in [&events_id, &socket_id] {
+        let outcome = proxy.with_outcome(id).await.outcome.unwrap();
+        assert_eq!(outcome.status, OutcomeStatus::Failed);
+        let summary = outcome.summary.unwrap();
+        assert!(
+            summary.contains("cut: the policy in force now denies it") && summary.contains("no-streams-now"),
+            "{summary}"
+        );
+    }
+    // The key itself still works: only what the policy now denies was cut.
+    let response = client.get(proxy.url("/items/1")).bearer_auth(&proxy.key).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
