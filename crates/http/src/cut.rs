@@ -6,10 +6,10 @@
 //! outcome records why ([`Cut::note`], in an `outcome.reported` audit
 //! event).
 //!
-//! Every [`RECHECK`] the caller's bearer credential is checked again: a
-//! revoked key, a revoked or disabled agent, an expired workload token all
-//! end the stream within about that long, and so does a credential store
-//! that cannot answer (fail closed). When the policy set in force has
+//! Every [`RECHECK`], in a task of its own, the caller's bearer credential
+//! is checked again: a revoked key, a revoked or disabled agent, an
+//! expired workload token all end the stream within about that long, and
+//! so does a credential store that cannot answer (fail closed). When the policy set in force has
 //! changed since the stream's request was decided, the request is decided
 //! again under it, for the caller as it is now: a stream the new set
 //! denies is cut too. (One that would now need approval goes on: it was
@@ -48,16 +48,24 @@ impl Cut {
     }
 }
 
-/// The caller of an open stream, as it is checked again.
+/// The caller of an open stream, checked again in a task of its own
+/// (so that a busy stream, whose traffic always wins the race, never
+/// starves the check), which ends with the stream.
 #[derive(Debug)]
 pub struct Caller {
+    cut: tokio::sync::oneshot::Receiver<Cut>,
+    /// Once resolved, what it resolved to.
+    seen: Option<Cut>,
+}
+
+/// What the check needs.
+struct Check {
     state: AppState,
     bearer: String,
     /// The stream's request, decided again when the policy set changes.
     request: String,
     /// The hash of the policy set its request was last decided under.
     decided_under: String,
-    every: tokio::time::Interval,
 }
 
 impl Caller {
@@ -65,26 +73,46 @@ impl Caller {
     /// request `request` (the decision it runs under); the first check is
     /// one [`RECHECK`] from now.
     pub fn new(state: AppState, bearer: String, request: String) -> Self {
-        let mut every = tokio::time::interval(RECHECK);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        every.reset();
         let decided_under = state.policy().engine.hash().to_owned();
-        Self { state, bearer, request, decided_under, every }
+        let mut check = Check { state, bearer, request, decided_under };
+        let (tell, cut) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut tell = tell;
+            let mut every = tokio::time::interval(RECHECK);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.reset();
+            loop {
+                tokio::select! {
+                    // The stream ended first.
+                    () = tell.closed() => return,
+                    _ = every.tick() => {}
+                }
+                if let Some(found) = check.run().await {
+                    tracing::info!(request = %check.request, why = %found.note(), "an open stream is cut");
+                    let _ = tell.send(found);
+                    return;
+                }
+            }
+        });
+        Self { cut, seen: None }
     }
 
     /// Resolves once the caller may no longer use the stream; never
     /// before. Cancel safe: a stream selects on it beside its own reads.
     pub async fn no_longer_allowed(&mut self) -> Cut {
-        loop {
-            self.every.tick().await;
-            if let Some(cut) = self.check().await {
-                tracing::info!(request = %self.request, why = %cut.note(), "an open stream is cut");
-                return cut;
-            }
+        if let Some(seen) = &self.seen {
+            return seen.clone();
         }
+        // A check that ended without a word (it cannot) counts as a cut:
+        // fail closed.
+        let cut = (&mut self.cut).await.unwrap_or(Cut::Unknown);
+        self.seen = Some(cut.clone());
+        cut
     }
+}
 
-    async fn check(&mut self) -> Option<Cut> {
+impl Check {
+    async fn run(&mut self) -> Option<Cut> {
         let Ok(principal) = self.state.authenticate(&self.bearer).await else {
             return Some(Cut::Credential);
         };

@@ -2,7 +2,8 @@
 uvicorn on a port of its own choosing (printed as `port N` once bound).
 It serves WebSockets too (`/ws/<name>`, through uvicorn's `websockets`
 implementation): an echo that also answers `close`, `big N` (a binary
-message of N bytes) and `ticks N` (N text messages, 0.25 s apart).
+message of N bytes), `ticks N` (N text messages, 0.25 s apart) and
+`flood N` (N text messages, 1 ms apart).
 
 It checks the gateway's credential itself (UPSTREAM_TOKEN) and remembers,
 for GET /_seen, how often each method and path was called and what the
@@ -138,6 +139,11 @@ async def websocket(ws: WebSocket, name: str):
                 return
             if text is not None and text.startswith("big "):
                 await ws.send_bytes(b"x" * int(text[4:]))
+            elif text is not None and text.startswith("flood "):
+                # A busy stream: a message every millisecond.
+                for i in range(int(text[6:])):
+                    await ws.send_text(f"flood {i}")
+                    await asyncio.sleep(0.001)
             elif text is not None and text.startswith("ticks "):
                 for i in range(int(text[6:])):
                     await ws.send_text(f"tick {i}")

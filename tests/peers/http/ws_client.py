@@ -9,8 +9,9 @@ a first line once connecting or connected, so a test can act then):
 - echo: a text and a binary message echoed, then a normal close;
 - hold: says it connects, then waits (up to 60 s) to be switched, then echo;
 - refused: the handshake fails: the status and the JSON body;
-- cut: after one echo says it is open, then waits for the gateway to
-  close it: the close code, reason, and the ticks seen before;
+- cut [COMMAND]: asks for a stream (`ticks 100`, or COMMAND), says it is
+  open after the first message, then reads until the gateway closes it:
+  the close code, reason, and the messages seen before;
 - big N: sends a message of N bytes: how the gateway closes.
 """
 
@@ -68,7 +69,7 @@ def run(ws):
     if STEP in ("echo", "hold"):
         return out({**info, **echo(ws)})
     if STEP == "cut":
-        ws.send("ticks 100")
+        ws.send(ARG or "ticks 100")
         ticks = [ws.recv(timeout=10)]
         out({"open": True, **info})
         started = time.monotonic()

@@ -322,6 +322,24 @@ async fn upgrade_smuggling_and_other_upgrades_are_refused_before_any_decision() 
     assert!(answer.to_ascii_lowercase().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{answer}");
 }
 
+/// A busy WebSocket (a message every millisecond) is cut as promptly:
+/// its traffic never starves the check.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_websocket_is_cut_as_promptly() {
+    if !python_peers() {
+        return;
+    }
+    let proxy = Proxy::start("20s").await;
+    let (client, first) = Client::start(&proxy, "/ws/echo", "cut", Some("flood 100000")).next_async().await;
+    assert_eq!(first["open"], true, "{first}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.kit.store.revoke_agent("bot", Timestamp::now(), Vec::new()).await.unwrap();
+    let (_client, out) = client.next_async().await;
+    assert_eq!(out["close_code"], 1008, "{out}");
+    assert!(out["after"].as_f64().unwrap() < 6.0, "{out}");
+    assert!(out["ticks"].as_u64().unwrap() < 50_000, "{out}");
+}
+
 /// The policy changes while a WebSocket and a streamed response are open,
 /// so that they would now be denied: both are cut (the same check as a
 /// revoked key), and their outcomes say why.
