@@ -305,3 +305,73 @@ async fn step<T: AsyncRead + AsyncWrite + Unpin>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    const KEY: (&str, &str) = ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    const V13: (&str, &str) = ("sec-websocket-version", "13");
+
+    #[test]
+    fn only_a_bare_websocket_handshake_is_an_upgrade() {
+        let get = |pairs: &[(&str, &str)]| asked(&Method::GET, Version::HTTP_11, &headers(pairs));
+        assert_eq!(get(&[("accept", "*/*")]), Ok(false));
+        assert_eq!(get(&[("connection", "keep-alive, Upgrade"), ("upgrade", "WebSocket"), KEY, V13]), Ok(true));
+        assert_eq!(
+            get(&[("connection", "upgrade"), ("upgrade", "websocket"), KEY, V13, ("content-length", "0")]),
+            Ok(true)
+        );
+        for other in ["h2c", "websocket, h2c", "websocket/13", "tls/1.2", ""] {
+            assert_eq!(
+                get(&[("connection", "upgrade"), ("upgrade", other), KEY, V13]),
+                Err(BadUpgrade::NotWebSocket),
+                "{other}"
+            );
+        }
+        assert_eq!(get(&[("connection", "upgrade")]), Err(BadUpgrade::NotWebSocket));
+        assert_eq!(get(&[("http2-settings", "AAA")]), Err(BadUpgrade::NotWebSocket));
+        let ws = [("connection", "upgrade"), ("upgrade", "websocket"), KEY, V13];
+        let with = |extra: (&'static str, &'static str)| {
+            let mut pairs = ws.to_vec();
+            pairs.push(extra);
+            get(&pairs)
+        };
+        assert_eq!(with(("content-length", "5")), Err(BadUpgrade::NotABareGet));
+        assert_eq!(with(("transfer-encoding", "chunked")), Err(BadUpgrade::NotABareGet));
+        assert_eq!(with(("sec-websocket-version", "8")), Err(BadUpgrade::BadHandshake));
+        assert_eq!(with(("sec-websocket-key", "c2hvcnQ=")), Err(BadUpgrade::BadHandshake));
+        assert_eq!(asked(&Method::POST, Version::HTTP_11, &headers(&ws)), Err(BadUpgrade::NotABareGet));
+        assert_eq!(asked(&Method::GET, Version::HTTP_10, &headers(&ws)), Err(BadUpgrade::NotABareGet));
+        assert_eq!(get(&[("connection", "close"), ("upgrade", "websocket"), KEY, V13]), Err(BadUpgrade::BadHandshake));
+        assert_eq!(get(&[("connection", "upgrade"), ("upgrade", "websocket"), V13]), Err(BadUpgrade::BadHandshake));
+        assert_eq!(get(&[("connection", "upgrade"), ("upgrade", "websocket"), KEY]), Err(BadUpgrade::BadHandshake));
+    }
+
+    #[test]
+    fn the_apis_switch_must_be_a_websocket_without_extensions() {
+        let ok = headers(&[
+            ("upgrade", "websocket"),
+            ("connection", "Upgrade"),
+            ("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+            ("sec-websocket-protocol", "echo.v1"),
+            ("set-cookie", "session=gateway"),
+        ]);
+        let passed = switched(&ok).unwrap();
+        let names: Vec<&str> = passed.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["sec-websocket-accept", "sec-websocket-protocol", "upgrade", "connection"]);
+        let mut extended = ok.clone();
+        extended.insert("sec-websocket-extensions", HeaderValue::from_static("permessage-deflate"));
+        assert!(switched(&extended).is_err());
+        assert!(switched(&headers(&[("upgrade", "h2c"), ("sec-websocket-accept", "x")])).is_err());
+        assert!(switched(&headers(&[("upgrade", "websocket")])).is_err());
+    }
+}
