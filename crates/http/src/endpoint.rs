@@ -38,13 +38,11 @@ use serde_json::json;
 use tokio::sync::{oneshot, Notify};
 
 use crate::config::HttpConfig;
-use crate::cut::Caller;
 use crate::forward::{read_back, stream_back, Record, Upstream};
 use crate::reply::{self, error};
 use crate::request::{check_framing, mark_upgrade, path_after, prefers_async, Incoming};
 use crate::results::{Collected, Results, Slot, MAX_KEPT_BYTES};
-use crate::websocket::{self, BadUpgrade};
-use crate::withdraw::Withdraw;
+use crate::websocket::{self, BadUpgrade, Recorder, Switch};
 
 #[derive(Debug, Clone)]
 struct Service(Arc<Inner>);
@@ -203,16 +201,17 @@ async fn endpoint(
     if let Some(client) = websocket {
         mark_upgrade(&mut action, "websocket");
         let call = Switch { incoming, client, token };
+        let recorder = Recorder { state: inner.state.clone(), outcomes: inner.outcomes.clone() };
         return match gate::submit(&inner.state, &principal, vec![action]).await {
             Submitted::Run(ids) => {
                 let id = ids.into_iter().next().unwrap_or_default();
-                switch(&service, &upstream, call, principal, id).await
+                websocket::switch(&recorder, &upstream, call, principal, id).await
             }
             Submitted::Refused(ended) => {
                 let (status, body) = reply::ended(&upstream.config.resource, &ended);
                 reply::json_response(status, &body)
             }
-            Submitted::Held(held) => hold_switch(&service, &upstream, call, principal, held).await,
+            Submitted::Held(held) => websocket::hold_switch(&recorder, &upstream, call, principal, held).await,
         };
     }
     match gate::submit(&inner.state, &principal, vec![action]).await {
@@ -243,104 +242,6 @@ fn upgrade_refused(why: &BadUpgrade, by: &Principal) -> Response {
     };
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
-}
-
-/// A decided WebSocket upgrade, and the client's side of it.
-struct Switch {
-    incoming: Incoming,
-    client: hyper::upgrade::OnUpgrade,
-    /// The caller's bearer credential (rechecked while the WebSocket is open).
-    token: String,
-}
-
-/// Asks the API to switch to a WebSocket with the gateway's credential;
-/// when it does, switches the client and relays the messages in the
-/// background. An API that does not switch is answered as any request.
-async fn switch(service: &Service, upstream: &Upstream, call: Switch, principal: Principal, id: String) -> Response {
-    let inner = &service.0;
-    let record = Record { state: inner.state.clone(), outcomes: inner.outcomes.clone(), principal, request: id };
-    let Switch { incoming, client, token } = call;
-    let response = match upstream.send_upgrade(&incoming, "websocket").await {
-        Ok(response) => response,
-        Err(why) => {
-            record.unreachable(&why);
-            return error(StatusCode::BAD_GATEWAY, "bad_gateway", &why.to_string());
-        }
-    };
-    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return stream_back(response, record, token);
-    }
-    let headers = match websocket::switched(response.headers()) {
-        Ok(headers) => headers,
-        Err(why) => {
-            record.stream_ended(countersign_core::OutcomeStatus::Failed, format!("HTTP 101: {why}"));
-            return error(StatusCode::BAD_GATEWAY, "bad_gateway", why);
-        }
-    };
-    let request = HeaderValue::from_str(&record.request).ok();
-    let limits = websocket::Limits { to_api: upstream.config.max_body_bytes, from_api: websocket::MAX_FROM_API };
-    let caller = Caller::new(inner.state.clone(), token, record.request.clone());
-    tokio::spawn(async move {
-        match (client.await, response.upgrade().await) {
-            (Ok(client), Ok(api)) => {
-                websocket::relay(hyper_util::rt::TokioIo::new(client), api, caller, limits, record).await;
-            }
-            (Err(_), _) | (_, Err(_)) => record.stream_ended(
-                countersign_core::OutcomeStatus::Failed,
-                "WebSocket (HTTP 101): the connections could not be taken over".to_owned(),
-            ),
-        }
-    });
-    let mut switched = Response::new(Body::empty());
-    *switched.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    *switched.headers_mut() = headers;
-    if let Some(request) = request {
-        switched.headers_mut().insert(crate::forward::REQUEST_HEADER, request);
-    }
-    switched
-}
-
-/// Holds a WebSocket upgrade up to the API's `hold` while people decide,
-/// then switches it once approved. It cannot be collected later, so a
-/// hold that runs out withdraws it (`504`), as a client that leaves does.
-async fn hold_switch(
-    service: &Service,
-    upstream: &Upstream,
-    call: Switch,
-    principal: Principal,
-    held: Held,
-) -> Response {
-    let inner = &service.0;
-    let first = held.pending().next().map(|r| r.id.clone()).unwrap_or_default();
-    let mut withdraw = Withdraw::new(inner.state.clone(), principal.clone(), held.requests.clone());
-    let hold_for = upstream.config.hold;
-    let over = async move {
-        tokio::time::sleep(hold_for).await;
-        Interruption::Cancelled
-    };
-    let waited = gate::wait(&inner.state, &principal, held, over).await;
-    withdraw.disarm();
-    match waited {
-        Ok(ids) => {
-            let id = ids.into_iter().next().unwrap_or_default();
-            switch(service, upstream, call, principal, id).await
-        }
-        Err(gate::Ended::Interrupted { interruption: Interruption::Cancelled, request }) => {
-            let id = request.unwrap_or(first);
-            let message = format!(
-                "the WebSocket upgrade still waited for approval after {}s; it was withdrawn and did not run",
-                hold_for.as_secs()
-            );
-            reply::json_response(
-                StatusCode::GATEWAY_TIMEOUT,
-                &json!({"error": {"code": "withdrawn", "message": message, "request": id}}),
-            )
-        }
-        Err(ended) => {
-            let (status, body) = reply::ended(&upstream.config.resource, &ended);
-            reply::json_response(status, &body)
-        }
-    }
 }
 
 fn too_large(limit: usize, by: &Principal) -> Response {

@@ -1,6 +1,7 @@
 //! WebSocket upgrades through the proxy: the handshake checked before
-//! anything is decided, the API's answer checked before the client is
-//! switched, and the messages relayed both ways once switched.
+//! anything is decided, the switch asked of the API once decided (held up
+//! to the API's `hold` while people decide), the API's answer checked
+//! before the client is switched, and the messages relayed both ways.
 //!
 //! - Only `Upgrade: websocket` on an HTTP/1.1 `GET` without a body, with
 //!   `Connection: Upgrade`, `Sec-WebSocket-Version: 13` and a 16-byte
@@ -20,10 +21,15 @@
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Version};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+use axum::response::Response;
 use base64::Engine as _;
-use countersign_core::OutcomeStatus;
+use countersign_core::{OutcomeStatus, Principal};
+use countersign_gateway::gate::{self, Held, Interruption, Outcomes};
+use countersign_gateway::AppState;
 use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -31,7 +37,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::cut::{Caller, Cut};
-use crate::forward::Record;
+use crate::forward::{stream_back, Record, Upstream, REQUEST_HEADER};
+use crate::reply::{self, error};
+use crate::request::Incoming;
+use crate::withdraw::Withdraw;
 
 /// The request headers a WebSocket handshake forwards (besides the
 /// allow-list): not `Sec-WebSocket-Extensions`.
@@ -213,6 +222,122 @@ fn failed(side: Side, error: &WsError) -> End {
         WsError::Capacity(_) => End::TooLarge(side),
         WsError::Protocol(_) | WsError::Utf8(_) => End::Broken(side),
         _ => End::Gone(side),
+    }
+}
+
+/// Where a switched WebSocket's decision and outcome go.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    pub state: AppState,
+    pub outcomes: Outcomes,
+}
+
+/// A decided WebSocket upgrade, and the client's side of it.
+pub struct Switch {
+    pub incoming: Incoming,
+    pub client: hyper::upgrade::OnUpgrade,
+    /// The caller's bearer credential (rechecked while the WebSocket is open).
+    pub token: String,
+}
+
+impl std::fmt::Debug for Switch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the caller's credential.
+        f.debug_struct("Switch").field("incoming", &self.incoming).finish_non_exhaustive()
+    }
+}
+
+/// Asks the API to switch to a WebSocket with the gateway's credential;
+/// when it does, switches the client and relays the messages in the
+/// background. An API that does not switch is answered as any request.
+pub async fn switch(
+    recorder: &Recorder,
+    upstream: &Upstream,
+    call: Switch,
+    principal: Principal,
+    id: String,
+) -> Response {
+    let record = Record { state: recorder.state.clone(), outcomes: recorder.outcomes.clone(), principal, request: id };
+    let Switch { incoming, client, token } = call;
+    let response = match upstream.send_upgrade(&incoming, "websocket").await {
+        Ok(response) => response,
+        Err(why) => {
+            record.unreachable(&why);
+            return error(StatusCode::BAD_GATEWAY, "bad_gateway", &why.to_string());
+        }
+    };
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return stream_back(response, record, token);
+    }
+    let headers = match switched(response.headers()) {
+        Ok(headers) => headers,
+        Err(why) => {
+            record.stream_ended(countersign_core::OutcomeStatus::Failed, format!("HTTP 101: {why}"));
+            return error(StatusCode::BAD_GATEWAY, "bad_gateway", why);
+        }
+    };
+    let request = HeaderValue::from_str(&record.request).ok();
+    let limits = Limits { to_api: upstream.config.max_body_bytes, from_api: MAX_FROM_API };
+    let caller = Caller::new(recorder.state.clone(), token, record.request.clone());
+    tokio::spawn(async move {
+        match (client.await, response.upgrade().await) {
+            (Ok(client), Ok(api)) => {
+                relay(hyper_util::rt::TokioIo::new(client), api, caller, limits, record).await;
+            }
+            (Err(_), _) | (_, Err(_)) => record.stream_ended(
+                countersign_core::OutcomeStatus::Failed,
+                "WebSocket (HTTP 101): the connections could not be taken over".to_owned(),
+            ),
+        }
+    });
+    let mut switched = Response::new(Body::empty());
+    *switched.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *switched.headers_mut() = headers;
+    if let Some(request) = request {
+        switched.headers_mut().insert(REQUEST_HEADER, request);
+    }
+    switched
+}
+
+/// Holds a WebSocket upgrade up to the API's `hold` while people decide,
+/// then switches it once approved. It cannot be collected later, so a
+/// hold that runs out withdraws it (`504`), as a client that leaves does.
+pub async fn hold_switch(
+    recorder: &Recorder,
+    upstream: &Upstream,
+    call: Switch,
+    principal: Principal,
+    held: Held,
+) -> Response {
+    let first = held.pending().next().map(|r| r.id.clone()).unwrap_or_default();
+    let mut withdraw = Withdraw::new(recorder.state.clone(), principal.clone(), held.requests.clone());
+    let hold_for = upstream.config.hold;
+    let over = async move {
+        tokio::time::sleep(hold_for).await;
+        Interruption::Cancelled
+    };
+    let waited = gate::wait(&recorder.state, &principal, held, over).await;
+    withdraw.disarm();
+    match waited {
+        Ok(ids) => {
+            let id = ids.into_iter().next().unwrap_or_default();
+            switch(recorder, upstream, call, principal, id).await
+        }
+        Err(gate::Ended::Interrupted { interruption: Interruption::Cancelled, request }) => {
+            let id = request.unwrap_or(first);
+            let message = format!(
+                "the WebSocket upgrade still waited for approval after {}s; it was withdrawn and did not run",
+                hold_for.as_secs()
+            );
+            reply::json_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                &json!({"error": {"code": "withdrawn", "message": message, "request": id}}),
+            )
+        }
+        Err(ended) => {
+            let (status, body) = reply::ended(&upstream.config.resource, &ended);
+            reply::json_response(status, &body)
+        }
     }
 }
 
