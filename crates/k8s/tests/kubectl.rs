@@ -462,7 +462,13 @@ async fn exec_is_decided_at_the_upgrade_then_passed_through() {
 /// kubectl as `who` on `cluster`, started with its output piped: the
 /// child, to read while it runs.
 fn kubectl_piped(h: &Harness, who: &str, cluster: &str, args: &[&str]) -> Child {
+    kubectl_piped_with(h, who, cluster, args, &[])
+}
+
+/// [`kubectl_piped`] with more environment variables.
+fn kubectl_piped_with(h: &Harness, who: &str, cluster: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
     Command::new("kubectl")
+        .envs(env.iter().copied())
         .env("KUBECONFIG", h.kubeconfig(who, cluster))
         .env("HOME", h.tmp.path())
         .arg("--cache-dir")
@@ -601,13 +607,27 @@ async fn a_revoked_key_cuts_an_open_attach() {
 /// connection to the local port goes through the one approved stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_forward_is_decided_at_the_upgrade_then_passed_through() {
-    use std::io::{Read as _, Write as _};
     let Some(h) = harness().await else { return };
-    let mut forward = kubectl_piped(&h, "bot", "staging", &["port-forward", "pod/web-0", "-n", "web", "0:8080"]);
+    port_forward(&h, &[], "websocket").await;
+}
+
+/// The same over a plain SPDY upgrade (older kubectl, or its fallback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_over_spdy_is_decided_at_the_upgrade_then_passed_through() {
+    let Some(h) = harness().await else { return };
+    port_forward(&h, &[("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")], "SPDY/3.1").await;
+}
+
+/// Runs `kubectl port-forward` with `env`, expecting an `upgrade` to
+/// `protocol`; approves it and echoes two connections through it.
+async fn port_forward(h: &Harness, env: &[(&str, &str)], protocol: &str) {
+    use std::io::{Read as _, Write as _};
+    let mut forward =
+        kubectl_piped_with(h, "bot", "staging", &["port-forward", "pod/web-0", "-n", "web", "0:8080"], env);
     let lines = read_lines(&mut forward);
     let pending = h.pending().await;
     assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/web/pods/web-0/portforward", "{pending}");
-    assert_eq!(pending["payload"]["upgrade"], "websocket", "{pending}");
+    assert_eq!(pending["payload"]["upgrade"], protocol, "{pending}");
     assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().ends_with("/portforward")));
     h.gateway.approve("alice", pending["id"].as_str().unwrap()).await;
     let line = tokio::task::block_in_place(|| lines.recv_timeout(Duration::from_secs(20)))
@@ -636,6 +656,6 @@ async fn port_forward_is_decided_at_the_upgrade_then_passed_through() {
     assert_eq!(forwards[0]["authorization"], format!("Bearer {API_TOKEN}"));
     let _ = forward.kill();
     let _ = forward.wait();
-    let summary = outcome_with(&h, "stream passed through").await;
+    let summary = outcome_with(h, "stream passed through").await;
     assert!(summary.contains("bytes to the API server"), "{summary}");
 }

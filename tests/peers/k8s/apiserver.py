@@ -198,6 +198,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.attach_websocket(name, PODS[(ns, name)] == "forever")
         if rest[1:] == ["portforward"] and self.headers.get("Upgrade", "").lower() == "websocket":
             return self.portforward_websocket()
+        if rest[1:] == ["portforward"] and self.headers.get("Upgrade", "").lower() == "spdy/3.1":
+            return self.portforward_spdy()
         if rest[1:] == ["log"] and method == "GET":
             follow = query.get("follow") == ["true"]
             forever = PODS[(ns, name)] == "forever"
@@ -294,13 +296,48 @@ class Handler(BaseHTTPRequestHandler):
 
     def portforward_websocket(self):
         """port-forward as kubectl >= 1.31 asks for it: SPDY/3.1 tunneled
-        in WebSocket binary messages (`SPDY/3.1+portforward.k8s.io`). Every
-        stream kubectl opens (an error stream, then a data stream, per
-        connection) is answered, and what comes on a stream is echoed back
-        on it, upper-cased, as if the pod's port served an echo."""
+        in WebSocket binary messages (`SPDY/3.1+portforward.k8s.io`)."""
         frame = self.switch_websocket(("SPDY/3.1+portforward.k8s.io",))
         if frame is None:
             return
+
+        def read():
+            while True:
+                message = self.read_websocket()
+                if message is None or message[0] == 8:
+                    return None
+                if message[0] == 9:
+                    self.wfile.write(bytes([0x8A, len(message[1])]) + message[1])
+                    continue
+                return message[1]
+
+        self.spdy_echo(read, frame)
+
+    def portforward_spdy(self):
+        """port-forward as older kubectl (or KUBECTL_PORT_FORWARD_WEBSOCKETS
+        =false) asks for it: the connection upgraded to SPDY/3.1."""
+        if "portforward.k8s.io" not in self.headers.get("X-Stream-Protocol-Version", ""):
+            return self.reply(*status(400, "BadRequest", "no supported stream protocol"))
+        self.send_response(101)
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Upgrade", "SPDY/3.1")
+        self.send_header("X-Stream-Protocol-Version", "portforward.k8s.io")
+        self.end_headers()
+        self.wfile.flush()
+
+        def write(data):
+            self.wfile.write(data)
+            self.wfile.flush()
+
+        self.spdy_echo(lambda: self.rfile.read1(65536) or None, write)
+        return None
+
+    def spdy_echo(self, read, write):
+        """A SPDY/3.1 session as the pod side of port-forward: every stream
+        kubectl opens (an error stream, then a data stream, per connection)
+        is answered, and what comes on a stream is echoed back on it,
+        upper-cased, as if the pod's port served an echo. `read` gives the
+        next bytes (None at the end), `write` sends bytes."""
         # Header blocks sent are compressed as one zlib stream (SPDY/3),
         # without the preset dictionary (the reader ignores it then).
         # Those received are not read: every stream is treated alike.
@@ -309,20 +346,17 @@ class Handler(BaseHTTPRequestHandler):
         def reply(stream_id):
             block = compress.compress(b"\0\0\0\0") + compress.flush(zlib.Z_SYNC_FLUSH)
             body = struct.pack(">I", stream_id) + block
-            frame(struct.pack(">HHI", 0x8003, 2, len(body)) + body)
+            write(struct.pack(">HHI", 0x8003, 2, len(body)) + body)
 
         def data(stream_id, payload, fin=False):
-            frame(struct.pack(">II", stream_id, (0x01000000 if fin else 0) | len(payload)) + payload)
+            write(struct.pack(">II", stream_id, (0x01000000 if fin else 0) | len(payload)) + payload)
 
         buffer = b""
         while True:
-            message = self.read_websocket()
-            if message is None or message[0] == 8:
+            chunk = read()
+            if chunk is None:
                 break
-            if message[0] == 9:
-                self.wfile.write(bytes([0x8A, len(message[1])]) + message[1])
-                continue
-            buffer += message[1]
+            buffer += chunk
             while len(buffer) >= 8:
                 length = int.from_bytes(buffer[5:8], "big")
                 if len(buffer) < 8 + length:
@@ -334,7 +368,7 @@ class Handler(BaseHTTPRequestHandler):
                     if kind == 1:  # SYN_STREAM
                         reply(struct.unpack(">I", body[:4])[0] & 0x7FFFFFFF)
                     elif kind == 6:  # PING: echoed
-                        frame(head + body)
+                        write(head + body)
                 else:
                     stream_id = struct.unpack(">I", head[:4])[0] & 0x7FFFFFFF
                     if body:
