@@ -659,3 +659,35 @@ async fn port_forward(h: &Harness, env: &[(&str, &str)], protocol: &str) {
     let summary = outcome_with(h, "stream passed through").await;
     assert!(summary.contains("bytes to the API server"), "{summary}");
 }
+
+/// `kubectl exec` over a plain SPDY upgrade (older kubectl, or
+/// `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`): decided at the upgrade like
+/// the WebSocket one, then passed through byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_over_spdy_is_decided_at_the_upgrade_then_passed_through() {
+    let Some(h) = harness().await else { return };
+    let mut exec = kubectl_piped_with(
+        &h,
+        "bot",
+        "staging",
+        &["exec", "web-0", "-n", "web", "--", "ls", "/tmp"],
+        &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")],
+    );
+    let pending = h.pending().await;
+    assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/web/pods/web-0/exec", "{pending}");
+    assert_eq!(pending["payload"]["upgrade"], "SPDY/3.1", "{pending}");
+    h.gateway.approve("alice", pending["id"].as_str().unwrap()).await;
+    let out = tokio::task::block_in_place(|| {
+        exits_within(&mut exec, Duration::from_secs(20));
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        use std::io::Read as _;
+        exec.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+        exec.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        (exec.wait().unwrap(), stdout, stderr)
+    });
+    assert!(out.0.success(), "{}", out.2);
+    assert_eq!(out.1, "ran in web-0 over SPDY: ls /tmp\n", "{}", out.2);
+    let summary = outcome_with(&h, "stream passed through").await;
+    assert!(summary.ends_with("; closed"), "{summary}");
+}

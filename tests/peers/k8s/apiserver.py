@@ -96,6 +96,46 @@ def merge(target, patch):
     return out
 
 
+def spdy_frames(read):
+    """The SPDY/3.1 frames in the bytes `read` gives (None at the end):
+    (control frame type or None for data, stream id, flags, whole frame)."""
+    buffer = b""
+    while True:
+        chunk = read()
+        if chunk is None:
+            return
+        buffer += chunk
+        while len(buffer) >= 8:
+            length = int.from_bytes(buffer[5:8], "big")
+            if len(buffer) < 8 + length:
+                break
+            frame, buffer = buffer[:8 + length], buffer[8 + length:]
+            if frame[0] & 0x80:
+                kind = struct.unpack(">H", frame[2:4])[0]
+                stream_id = struct.unpack(">I", frame[8:12])[0] & 0x7FFFFFFF if length >= 4 else 0
+                yield kind, stream_id, frame[4], frame
+            else:
+                yield None, struct.unpack(">I", frame[:4])[0] & 0x7FFFFFFF, frame[4], frame
+
+
+class Spdy:
+    """What the stand-in sends in a SPDY/3.1 session. Header blocks are
+    compressed as one zlib stream (SPDY/3), without the preset dictionary
+    (a reader ignores it then); those received are never read."""
+
+    def __init__(self, write):
+        self.write = write
+        self.compress = zlib.compressobj()
+
+    def reply(self, stream_id):
+        block = self.compress.compress(b"\0\0\0\0") + self.compress.flush(zlib.Z_SYNC_FLUSH)
+        body = struct.pack(">I", stream_id) + block
+        self.write(struct.pack(">HHI", 0x8003, 2, len(body)) + body)
+
+    def data(self, stream_id, payload, fin=False):
+        self.write(struct.pack(">II", stream_id, (0x01000000 if fin else 0) | len(payload)) + payload)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -194,6 +234,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(*status(404, "NotFound", f'pods "{name}" not found'))
         if rest[1:] == ["exec"] and self.headers.get("Upgrade", "").lower() == "websocket":
             return self.exec_websocket(name, query.get("command", []))
+        if rest[1:] == ["exec"] and self.headers.get("Upgrade", "").lower() == "spdy/3.1":
+            return self.exec_spdy(name, query)
         if rest[1:] == ["attach"] and self.headers.get("Upgrade", "").lower() == "websocket":
             return self.attach_websocket(name, PODS[(ns, name)] == "forever")
         if rest[1:] == ["portforward"] and self.headers.get("Upgrade", "").lower() == "websocket":
@@ -338,44 +380,63 @@ class Handler(BaseHTTPRequestHandler):
         is answered, and what comes on a stream is echoed back on it,
         upper-cased, as if the pod's port served an echo. `read` gives the
         next bytes (None at the end), `write` sends bytes."""
-        # Header blocks sent are compressed as one zlib stream (SPDY/3),
-        # without the preset dictionary (the reader ignores it then).
-        # Those received are not read: every stream is treated alike.
-        compress = zlib.compressobj()
-
-        def reply(stream_id):
-            block = compress.compress(b"\0\0\0\0") + compress.flush(zlib.Z_SYNC_FLUSH)
-            body = struct.pack(">I", stream_id) + block
-            write(struct.pack(">HHI", 0x8003, 2, len(body)) + body)
-
-        def data(stream_id, payload, fin=False):
-            write(struct.pack(">II", stream_id, (0x01000000 if fin else 0) | len(payload)) + payload)
-
-        buffer = b""
-        while True:
-            chunk = read()
-            if chunk is None:
-                break
-            buffer += chunk
-            while len(buffer) >= 8:
-                length = int.from_bytes(buffer[5:8], "big")
-                if len(buffer) < 8 + length:
-                    break
-                head, body, buffer = buffer[:8], buffer[8:8 + length], buffer[8 + length:]
-                flags = head[4]
-                if head[0] & 0x80:
-                    kind = struct.unpack(">H", head[2:4])[0]
-                    if kind == 1:  # SYN_STREAM
-                        reply(struct.unpack(">I", body[:4])[0] & 0x7FFFFFFF)
-                    elif kind == 6:  # PING: echoed
-                        write(head + body)
-                else:
-                    stream_id = struct.unpack(">I", head[:4])[0] & 0x7FFFFFFF
-                    if body:
-                        data(stream_id, body.upper())
-                    if flags & 0x01:
-                        data(stream_id, b"", fin=True)
+        spdy = Spdy(write)
+        for kind, stream_id, flags, frame in spdy_frames(read):
+            if kind == 1:  # SYN_STREAM
+                spdy.reply(stream_id)
+            elif kind == 6:  # PING: echoed
+                write(frame)
+            elif kind is None:
+                body = frame[8:]
+                if body:
+                    spdy.data(stream_id, body.upper())
+                if flags & 0x01:
+                    spdy.data(stream_id, b"", fin=True)
         self.close_connection = True
+
+    def exec_spdy(self, name, query):
+        """exec over a SPDY/3.1 upgrade (KUBECTL_REMOTE_COMMAND_WEBSOCKETS
+        =false): kubectl opens the error stream, then stdin, stdout and
+        stderr as asked (in that order); once they are open the command's
+        "output" goes on stdout and a Success status on the error stream."""
+        offered = [p.strip() for v in self.headers.get_all("X-Stream-Protocol-Version", []) for p in v.split(",")]
+        if "v4.channel.k8s.io" not in offered:
+            return self.reply(*status(400, "BadRequest", "no supported stream protocol"))
+        self.send_response(101)
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Upgrade", "SPDY/3.1")
+        self.send_header("X-Stream-Protocol-Version", "v4.channel.k8s.io")
+        self.end_headers()
+        self.wfile.flush()
+
+        def write(data):
+            self.wfile.write(data)
+            self.wfile.flush()
+
+        asked = lambda key: query.get(key) == ["true"]
+        wanted = ["error"] + [k for k in ("stdin", "stdout") if asked(k)]
+        wanted += ["stderr"] if asked("stderr") and not asked("tty") else []
+        wanted += ["resize"] if asked("tty") else []
+        spdy, opened = Spdy(write), {}
+        for kind, stream_id, _flags, frame in spdy_frames(lambda: self.rfile.read1(65536) or None):
+            if kind == 6:
+                write(frame)
+            if kind != 1:
+                continue
+            spdy.reply(stream_id)
+            opened[wanted[len(opened)]] = stream_id
+            if len(opened) == len(wanted):
+                command = " ".join(query.get("command", []))
+                if "stdout" in opened:
+                    spdy.data(opened["stdout"], f"ran in {name} over SPDY: {command}\n".encode())
+                for stream in ("stdout", "stderr"):
+                    if stream in opened:
+                        spdy.data(opened[stream], b"", fin=True)
+                spdy.data(opened["error"], json.dumps({"metadata": {}, "status": "Success"}).encode(), fin=True)
+                break
+        time.sleep(0.5)
+        self.close_connection = True
+        return None
 
     def configmaps(self, method, ns, name, body, dry):
         if name is None and method == "GET":
