@@ -2,9 +2,12 @@
 
 Serves what kubectl and the Python `kubernetes` client need for the test
 scenarios, as a real API server answers them: discovery (/version, /api,
-/api/v1, /apis), pods (get, list, logs with follow), configmaps (get,
-list, create, patch, update, delete, with dryRun=All), namespaces (get,
-delete). Every request must carry `Authorization: Bearer <token>` (the
+/api/v1, /apis), pods (get, list, watch, logs with follow — `tail-0` in
+`stream` logs a line every 0.3 s for a minute, a stream to cut — exec
+over WebSocket or SPDY, attach over WebSocket, port-forward over SPDY
+tunneled in WebSocket or a plain SPDY upgrade, echoing upper-cased),
+configmaps (get, list, create, patch, update, delete, with dryRun=All),
+namespaces (get, delete). Every request must carry `Authorization: Bearer <token>` (the
 gateway's credential); anything else is a 401 Status.
 
 Every request is appended, as one JSON line, to the log file given on the
