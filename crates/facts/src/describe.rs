@@ -197,6 +197,10 @@ mod tests {
             lines("http.request", json!({"method": "delete", "path": "/v1/x", "body_bytes": 3})),
             ["HTTP DELETE `/v1/x` (writes, 3 body bytes)"]
         );
+        assert_eq!(
+            lines("http.request", json!({"method": "GET", "path": "/ws", "body_bytes": 0, "upgrade": "websocket"})),
+            ["HTTP GET `/ws` opens a WebSocket (messages both ways, decided once)"]
+        );
         assert_eq!(lines("shell.exec", json!({"command": "> /dev/sda"})), ["shell: destructive: write to /dev/sda"]);
     }
 }
