@@ -2,9 +2,10 @@
 # HTTP proxy test peers (crates/http/tests): from PyPI into .venv-http, as
 # tests/peers/http/requirements.txt pins them: FastAPI and uvicorn (the
 # upstream API, with its OpenAPI document), sse-starlette (an SSE stream),
-# httpx and requests (clients); curl (Debian) as a client too; wrk (Debian)
-# for scripts/bench-http. Node's built-in fetch is the Node client (the MCP
-# peers install Node 22).
+# httpx and requests (clients), websockets (the WebSocket client, and what
+# uvicorn serves the upstream's WebSocket endpoint with); curl (Debian) as a
+# client too; wrk (Debian) for scripts/bench-http. Node's built-in fetch is
+# the Node client (the MCP peers install Node 22).
 # Idempotent: skipped when the requirements have not changed since the last install.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,4 +26,4 @@ if [ ! -f "$py_stamp" ] || [ "$(cat "$py_stamp")" != "$(stamp "$requirements")" 
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
     stamp "$requirements" > "$py_stamp"
 fi
-"$venv/bin/python" -c 'import fastapi, uvicorn, sse_starlette, httpx, requests'
+"$venv/bin/python" -c 'import fastapi, uvicorn, sse_starlette, httpx, requests, websockets'

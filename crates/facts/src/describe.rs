@@ -31,8 +31,12 @@ fn http_lines(http: &HttpFacts, out: &mut Vec<String>) {
         out.push("HTTP: the request could not be read".to_owned());
         return;
     }
-    let what = if http.read_only { "reads" } else { "writes" };
-    let mut line = format!("HTTP {} `{}` ({what}, {} body bytes)", http.method, http.path, http.body_bytes);
+    let mut line = if http.websocket {
+        format!("HTTP {} `{}` opens a WebSocket (messages both ways, decided once)", http.method, http.path)
+    } else {
+        let what = if http.read_only { "reads" } else { "writes" };
+        format!("HTTP {} `{}` ({what}, {} body bytes)", http.method, http.path, http.body_bytes)
+    };
     if !http.operation.is_empty() {
         line.push_str(&format!("; operation `{}`", http.operation));
     } else if !http.path_template.is_empty() {
@@ -192,6 +196,10 @@ mod tests {
         assert_eq!(
             lines("http.request", json!({"method": "delete", "path": "/v1/x", "body_bytes": 3})),
             ["HTTP DELETE `/v1/x` (writes, 3 body bytes)"]
+        );
+        assert_eq!(
+            lines("http.request", json!({"method": "GET", "path": "/ws", "body_bytes": 0, "upgrade": "websocket"})),
+            ["HTTP GET `/ws` opens a WebSocket (messages both ways, decided once)"]
         );
         assert_eq!(lines("shell.exec", json!({"command": "> /dev/sda"})), ["shell: destructive: write to /dev/sda"]);
     }

@@ -4,8 +4,8 @@
 //! policy says `context.facts.http.operation == "deleteRepo"` rather than
 //! matching path strings.
 //!
-//! The payload is `{method, path, query?, headers?, body?, body_bytes?}`
-//! as the HTTP proxy describes a request. The OpenAPI document is the
+//! The payload is `{method, path, query?, headers?, body?, body_bytes?,
+//! upgrade?}` as the HTTP proxy describes a request. The OpenAPI document is the
 //! operator's (read from a file by the gateway, never from the payload);
 //! [`HttpApi::from_openapi`] keeps only its path templates and operation
 //! ids, within bounds.
@@ -51,6 +51,11 @@ pub struct HttpFacts {
     pub documented: bool,
     /// The body's size in bytes.
     pub body_bytes: u64,
+    /// The request opens a WebSocket (`upgrade: "websocket"` in the
+    /// payload): decided once, at the upgrade, for every message that
+    /// follows, so it is never `read_only`.
+    #[serde(default)]
+    pub websocket: bool,
     /// The payload lacks a method or a path, or they cannot be read.
     pub parse_error: bool,
 }
@@ -247,8 +252,10 @@ pub fn from_payload(payload: &Value, api: Option<&HttpApi>) -> HttpFacts {
     if !readable {
         return HttpFacts { method: String::new(), body_bytes, parse_error: true, ..HttpFacts::default() };
     }
+    let websocket = payload.get("upgrade").and_then(Value::as_str).is_some_and(|p| p.eq_ignore_ascii_case("websocket"));
     let mut facts = HttpFacts {
-        read_only: READ_ONLY_METHODS.contains(&method.as_str()),
+        read_only: READ_ONLY_METHODS.contains(&method.as_str()) && !websocket,
+        websocket,
         path: path.to_owned(),
         body_bytes,
         ..HttpFacts::default()
@@ -320,6 +327,18 @@ mod tests {
         }
         let f = from_payload(&json!({"method": "GET", "path": "/repos/a/b", "body_bytes": 12}), None);
         assert!(f.read_only && !f.documented && f.body_bytes == 12);
+    }
+
+    #[test]
+    fn a_websocket_upgrade_is_never_read_only() {
+        let f = from_payload(&json!({"method": "GET", "path": "/ws", "upgrade": "websocket"}), None);
+        assert!(f.websocket && !f.read_only && !f.parse_error);
+        let f = from_payload(&json!({"method": "GET", "path": "/ws", "upgrade": "WebSocket"}), None);
+        assert!(f.websocket && !f.read_only);
+        let f = from_payload(&json!({"method": "GET", "path": "/ws"}), None);
+        assert!(!f.websocket && f.read_only);
+        let f = from_payload(&json!({"method": "GET", "path": "/ws", "upgrade": 1}), None);
+        assert!(!f.websocket && f.read_only);
     }
 
     #[test]

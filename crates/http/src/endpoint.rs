@@ -8,8 +8,13 @@
 //!   where the response can be collected once ([`crate::results`]). A
 //!   client that goes away while its request is held withdraws it.
 //!
-//! A WebSocket upgrade is refused (`501`) before it is decided: it is not
-//! proxied yet.
+//! A WebSocket upgrade is one request, decided once at the upgrade
+//! (its payload says `upgrade: "websocket"`, its facts `websocket`):
+//! allowed, the gateway asks the API to switch with its own credential
+//! and relays the messages both ways ([`crate::websocket`]); denied,
+//! `403`; pending, held up to `hold` then switched once approved, or
+//! withdrawn with `504` (a WebSocket cannot be collected later). Any
+//! other upgrade (`h2c`) is refused (`501`) before it is decided.
 //!
 //! `GET /v1/http/results/<id>` hands over such a response.
 
@@ -35,8 +40,9 @@ use tokio::sync::{oneshot, Notify};
 use crate::config::HttpConfig;
 use crate::forward::{read_back, stream_back, Record, Upstream};
 use crate::reply::{self, error};
-use crate::request::{check_framing, path_after, prefers_async, Incoming};
+use crate::request::{check_framing, mark_upgrade, path_after, prefers_async, Incoming};
 use crate::results::{Collected, Results, Slot, MAX_KEPT_BYTES};
+use crate::websocket::{self, BadUpgrade, Recorder, Switch};
 
 #[derive(Debug, Clone)]
 struct Service(Arc<Inner>);
@@ -155,10 +161,15 @@ async fn endpoint(
         let message = "CONNECT and TRACE are not proxied";
         return refused(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message, Some(&principal));
     }
-    if wants_websocket(request.headers()) {
-        // Not proxied yet: said plainly rather than forwarded as a plain GET.
-        let message = "WebSocket upgrades are not proxied";
-        return refused(StatusCode::NOT_IMPLEMENTED, "upgrade_not_supported", message, Some(&principal));
+    let mut request = request;
+    let websocket = match websocket::asked(request.method(), request.version(), request.headers()) {
+        Ok(false) => None,
+        Ok(true) => request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>(),
+        Err(why) => return upgrade_refused(&why, &principal),
+    };
+    if websocket.is_none() && request.headers().contains_key(header::UPGRADE) {
+        // Asked for, but this connection cannot switch (not HTTP/1.1).
+        return upgrade_refused(&BadUpgrade::NotABareGet, &principal);
     }
     let limit = upstream.config.max_body_bytes;
     let declared =
@@ -167,7 +178,13 @@ async fn endpoint(
         return too_large(limit, &principal);
     }
     let (asynchronous, token) = (prefers_async(request.headers()), call.bearer().unwrap_or_default().to_owned());
-    let headers = Incoming::pick_headers(request.headers(), &upstream.config.forward_headers);
+    let headers = if websocket.is_some() {
+        let mut extra = upstream.config.forward_headers.clone();
+        extra.extend(websocket::HANDSHAKE_HEADERS.map(str::to_owned));
+        Incoming::pick_headers(request.headers(), &extra)
+    } else {
+        Incoming::pick_headers(request.headers(), &upstream.config.forward_headers)
+    };
     let (method, query) = (request.method().clone(), request.uri().query().map(str::to_owned));
     let body = match http_body_util::Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -180,7 +197,23 @@ async fn endpoint(
         }
     };
     let incoming = Incoming { method, path, query, headers, body };
-    let action = incoming.action(&upstream.config.resource);
+    let mut action = incoming.action(&upstream.config.resource);
+    if let Some(client) = websocket {
+        mark_upgrade(&mut action, "websocket");
+        let call = Switch { incoming, client, token };
+        let recorder = Recorder { state: inner.state.clone(), outcomes: inner.outcomes.clone() };
+        return match gate::submit(&inner.state, &principal, vec![action]).await {
+            Submitted::Run(ids) => {
+                let id = ids.into_iter().next().unwrap_or_default();
+                websocket::switch(&recorder, &upstream, call, principal, id).await
+            }
+            Submitted::Refused(ended) => {
+                let (status, body) = reply::ended(&upstream.config.resource, &ended);
+                reply::json_response(status, &body)
+            }
+            Submitted::Held(held) => websocket::hold_switch(&recorder, &upstream, call, principal, held).await,
+        };
+    }
     match gate::submit(&inner.state, &principal, vec![action]).await {
         Submitted::Run(ids) => {
             let id = ids.into_iter().next().unwrap_or_default();
@@ -194,14 +227,21 @@ async fn endpoint(
     }
 }
 
-/// The request asks to become a WebSocket (`Upgrade: websocket`).
-fn wants_websocket(headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get_all(header::UPGRADE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim().split('/').next().is_some_and(|name| name.eq_ignore_ascii_case("websocket")))
+/// An upgrade refused before it is decided: `501` for another protocol
+/// than `websocket`, `400` for a malformed handshake; the connection is
+/// closed, since what follows (a body riding along, another protocol) was
+/// never meant as a request of its own.
+fn upgrade_refused(why: &BadUpgrade, by: &Principal) -> Response {
+    let mut response = match why {
+        BadUpgrade::NotWebSocket => {
+            refused(StatusCode::NOT_IMPLEMENTED, "upgrade_not_supported", &why.to_string(), Some(by))
+        }
+        BadUpgrade::NotABareGet | BadUpgrade::BadHandshake => {
+            refused(StatusCode::BAD_REQUEST, "bad_request", &why.to_string(), Some(by))
+        }
+    };
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn too_large(limit: usize, by: &Principal) -> Response {

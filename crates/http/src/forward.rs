@@ -4,9 +4,8 @@
 //! to another host), and the answer streamed back — chunked and SSE
 //! responses as they come — with hop-by-hop headers and cookies left out.
 //! The outcome (status, size, SHA-256 of the body) is recorded when the
-//! body ends; a stream whose caller's key stops being accepted is cut.
-
-use std::time::Duration;
+//! body ends; a stream whose caller's key stops being accepted is cut
+//! ([`crate::cut`]).
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -18,11 +17,8 @@ use countersign_gateway::AppState;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Credential, HttpConfig};
+use crate::cut::Caller;
 use crate::request::Incoming;
-
-/// How often a streaming response checks that its caller's credential is
-/// still accepted.
-const RECHECK: Duration = Duration::from_secs(1);
 
 /// Response headers never passed back: hop-by-hop ones, and cookies the
 /// API sets for the gateway's own credential.
@@ -92,6 +88,24 @@ impl Upstream {
 
     /// Sends `incoming` to the API.
     pub async fn send(&self, incoming: &Incoming) -> Result<reqwest::Response, Unreachable> {
+        self.send_with(incoming, None).await
+    }
+
+    /// Sends `incoming` asking the API to switch to `protocol`
+    /// (`websocket`); the switch is the caller's to check.
+    pub async fn send_upgrade(
+        &self,
+        incoming: &Incoming,
+        protocol: &'static str,
+    ) -> Result<reqwest::Response, Unreachable> {
+        self.send_with(incoming, Some(protocol)).await
+    }
+
+    async fn send_with(
+        &self,
+        incoming: &Incoming,
+        upgrade: Option<&'static str>,
+    ) -> Result<reqwest::Response, Unreachable> {
         let name = &self.config.name;
         let base = &self.config.base_url;
         let mut text = format!("{}{}", base.as_str().trim_end_matches('/'), incoming.path);
@@ -108,6 +122,10 @@ impl Upstream {
         let mut headers = HeaderMap::with_capacity(incoming.headers.len() + 1);
         for (header_name, value) in &incoming.headers {
             headers.append(header_name.clone(), value.clone());
+        }
+        if let Some(protocol) = upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            headers.insert(header::UPGRADE, HeaderValue::from_static(protocol));
         }
         if let Some((header_name, value)) = &self.credential {
             headers.insert(header_name.clone(), value.clone());
@@ -167,6 +185,19 @@ impl Record {
         self.outcomes.report(&self.principal, self.request.clone(), outcome);
     }
 
+    /// How an upgraded stream (a WebSocket, a Kubernetes exec) ended:
+    /// `summary` says what went each way and why it stopped.
+    pub fn stream_ended(&self, status: OutcomeStatus, summary: String) {
+        let outcome = Outcome {
+            status,
+            exit_code: None,
+            summary: Some(summary),
+            output_sha256: None,
+            reported_at: self.state.now(),
+        };
+        self.outcomes.report(&self.principal, self.request.clone(), outcome);
+    }
+
     /// The request was decided but the API could not be asked.
     pub fn unreachable(&self, why: &Unreachable) {
         let outcome = Outcome {
@@ -187,9 +218,8 @@ struct Relay {
     hasher: Sha256,
     bytes: u64,
     record: Option<Record>,
-    /// The caller's bearer credential, checked again while the body flows.
-    bearer: String,
-    recheck: tokio::time::Interval,
+    /// The caller, whose credential is checked again while the body flows.
+    caller: Caller,
 }
 
 impl Relay {
@@ -201,35 +231,30 @@ impl Relay {
     }
 
     async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
-        loop {
-            tokio::select! {
-                chunk = self.upstream.chunk() => return match chunk {
-                    Ok(Some(bytes)) => {
-                        self.hasher.update(&bytes);
-                        self.bytes += bytes.len() as u64;
-                        // A server that knows the length stops reading
-                        // the body there, without asking for its end.
-                        if self.upstream.content_length().is_some_and(|length| self.bytes >= length) {
-                            self.finish("");
-                        }
-                        Some(Ok(bytes))
-                    }
-                    Ok(None) => {
+        tokio::select! {
+            chunk = self.upstream.chunk() => match chunk {
+                Ok(Some(bytes)) => {
+                    self.hasher.update(&bytes);
+                    self.bytes += bytes.len() as u64;
+                    // A server that knows the length stops reading
+                    // the body there, without asking for its end.
+                    if self.upstream.content_length().is_some_and(|length| self.bytes >= length) {
                         self.finish("");
-                        None
                     }
-                    Err(_) => {
-                        self.finish("; the API broke off the response");
-                        Some(Err(std::io::Error::other("the API broke off the response")))
-                    }
-                },
-                _ = self.recheck.tick() => {
-                    let Some(record) = &self.record else { return None };
-                    if record.state.authenticate(&self.bearer).await.is_err() {
-                        self.finish("; cut: the caller's credential is no longer accepted");
-                        return Some(Err(std::io::Error::other("the caller's credential is no longer accepted")));
-                    }
+                    Some(Ok(bytes))
                 }
+                Ok(None) => {
+                    self.finish("");
+                    None
+                }
+                Err(_) => {
+                    self.finish("; the API broke off the response");
+                    Some(Err(std::io::Error::other("the API broke off the response")))
+                }
+            },
+            cut = self.caller.no_longer_allowed(), if self.record.is_some() => {
+                self.finish(&format!("; {}", cut.note()));
+                Some(Err(std::io::Error::other("the stream was cut")))
             }
         }
     }
@@ -258,18 +283,9 @@ pub fn stream_back(upstream: reqwest::Response, record: Record, bearer: String) 
         }
         return response;
     }
-    let mut recheck = tokio::time::interval(RECHECK);
-    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    recheck.reset();
-    let relay = Relay {
-        upstream,
-        status: status.as_u16(),
-        hasher: Sha256::new(),
-        bytes: 0,
-        record: Some(record),
-        bearer,
-        recheck,
-    };
+    let caller = Caller::new(record.state.clone(), bearer, record.request.clone());
+    let relay =
+        Relay { upstream, status: status.as_u16(), hasher: Sha256::new(), bytes: 0, record: Some(record), caller };
     let stream = futures_util::stream::unfold(relay, |mut relay| async move {
         let item = relay.next().await?;
         Some((item, relay))

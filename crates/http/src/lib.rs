@@ -9,6 +9,12 @@
 //!   describing it as an action;
 //! - [`forward`]: the upstream client, and the response streamed back
 //!   with its outcome recorded;
+//! - [`websocket`]: WebSocket upgrades: the handshake checked, the
+//!   messages relayed both ways once decided;
+//! - [`cut`]: the one way an open stream (a streamed response, a
+//!   WebSocket, a Kubernetes exec) is cut when its caller's credential
+//!   stops being accepted;
+//! - [`withdraw`]: held requests withdrawn when their client goes away;
 //! - [`results`]: responses kept for `Prefer: respond-async` clients;
 //! - [`reply`]: what the client is told when a request does not run;
 //! - [`upstream`]: names, URLs and the client of any fronted upstream
@@ -19,12 +25,15 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod config;
+pub mod cut;
 pub mod endpoint;
 pub mod forward;
 pub mod reply;
 pub mod request;
 pub mod results;
 pub mod upstream;
+pub mod websocket;
+pub mod withdraw;
 
 pub use config::{HttpConfig, RawHttp};
 pub use endpoint::router;

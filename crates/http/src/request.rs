@@ -4,7 +4,7 @@
 //! decided, and forwarded exactly as described.
 //!
 //! The payload is `{method, path, query?, headers, body? | body_sha256?,
-//! body_bytes}`: `headers` holds only the allow-listed request headers
+//! body_bytes, upgrade?}`: `headers` holds only the allow-listed request headers
 //! (the only ones forwarded), `body` a JSON body parsed (up to
 //! [`MAX_INLINE_JSON`]), any other body its SHA-256 and size.
 
@@ -209,6 +209,15 @@ fn hop_by_hop_listed(headers: &HeaderMap, name: &str) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case(name))
+}
+
+/// Marks `action` as asking to switch the connection to `protocol`
+/// (`upgrade` in the payload: `websocket`, or SPDY for Kubernetes
+/// streams), which the facts read (`http.websocket`).
+pub fn mark_upgrade(action: &mut Action, protocol: &str) {
+    if let Some(payload) = action.payload.as_object_mut() {
+        payload.insert("upgrade".to_owned(), Value::String(protocol.to_owned()));
+    }
 }
 
 /// The client prefers not to wait (`Prefer: respond-async`, RFC 7240).

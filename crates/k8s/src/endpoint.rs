@@ -13,7 +13,10 @@
 //! WebSocket or SPDY, for exec, attach and port-forward) are decided once,
 //! at the upgrade, like any other request; once allowed the upgrade is
 //! asked of the API server and, when it agrees, the two streams are
-//! passed through untouched until either side closes.
+//! passed through untouched until either side closes ([`crate::stream`]).
+//! Every open stream — a watch, `logs -f`, exec, attach, port-forward — is
+//! cut when the caller's credential stops being accepted
+//! ([`countersign_http::cut`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,12 +26,14 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
-use countersign_core::{Principal, Request};
+use countersign_core::Principal;
 use countersign_gateway::gate::{self, Held, Interruption, Outcomes, Submitted};
 use countersign_gateway::refusals::Source;
 use countersign_gateway::AppState;
+use countersign_http::cut::Caller;
 use countersign_http::forward::{stream_back, Record};
-use countersign_http::request::{check_framing, Incoming};
+use countersign_http::request::{check_framing, mark_upgrade, Incoming};
+use countersign_http::withdraw::Withdraw;
 use countersign_server::bearer::{account_turned_away, identify, CallHead, TurnedAway, Unidentified};
 use http_body_util::BodyExt as _;
 
@@ -227,9 +232,8 @@ async fn endpoint(
     let incoming = Incoming { method, path, query, headers, body };
     let mut action = incoming.action(&upstream.config.resource);
     crate::KIND.clone_into(&mut action.kind);
-    if let (Some(upgrade), Some(payload)) = (&upgrade, action.payload.as_object_mut()) {
-        let protocol = String::from_utf8_lossy(upgrade.protocol.as_bytes()).into_owned();
-        payload.insert("upgrade".to_owned(), serde_json::Value::String(protocol));
+    if let Some(upgrade) = &upgrade {
+        mark_upgrade(&mut action, &String::from_utf8_lossy(upgrade.protocol.as_bytes()));
     }
     let call = Call { incoming, upgrade, token };
     match gate::submit(&inner.state, &principal, vec![action]).await {
@@ -316,61 +320,29 @@ async fn run(service: &Service, upstream: &Upstream, call: Call, principal: Prin
         }
     }
     switched.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    tokio::spawn(pass_through(upgrade.on_upgrade, response, record));
+    let caller = Caller::new(record.state.clone(), token, record.request.clone());
+    tokio::spawn(pass_through(upgrade.on_upgrade, response, record, caller));
     switched
 }
 
-/// Passes the upgraded streams through until either side closes, then
-/// records how much went each way.
-async fn pass_through(client: hyper::upgrade::OnUpgrade, upstream: reqwest::Response, record: Record) {
-    let (client, upstream) = match (client.await, upstream.upgrade().await) {
+/// Passes the upgraded streams through until either side closes or the
+/// caller is no longer accepted, then records how much went each way.
+async fn pass_through(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: reqwest::Response,
+    record: Record,
+    mut caller: Caller,
+) {
+    let (client, mut upstream) = match (client.await, upstream.upgrade().await) {
         (Ok(client), Ok(upstream)) => (client, upstream),
         (Err(_), _) | (_, Err(_)) => {
-            stream_ended(&record, None);
+            crate::stream::record(&record, None);
             return;
         }
     };
     let mut client = hyper_util::rt::TokioIo::new(client);
-    let mut upstream = upstream;
-    let copied = tokio::io::copy_bidirectional(&mut client, &mut upstream).await.ok();
-    stream_ended(&record, copied);
-}
-
-/// Records how a passed-through stream went: bytes each way, or that it
-/// never started.
-fn stream_ended(record: &Record, copied: Option<(u64, u64)>) {
-    let (status, summary) = match copied {
-        Some((up, down)) => (
-            countersign_core::OutcomeStatus::Succeeded,
-            format!("stream passed through: {up} bytes to the API server, {down} bytes back"),
-        ),
-        None => (countersign_core::OutcomeStatus::Failed, "the stream could not be set up or broke off".to_owned()),
-    };
-    let outcome = countersign_core::Outcome {
-        status,
-        exit_code: None,
-        summary: Some(summary),
-        output_sha256: None,
-        reported_at: record.state.now(),
-    };
-    record.outcomes.report(&record.principal, record.request.clone(), outcome);
-}
-
-/// Withdraws the held requests when the client goes away while waiting
-/// (the handler is dropped mid-wait).
-struct Withdraw {
-    state: AppState,
-    principal: Principal,
-    requests: Option<Vec<Request>>,
-}
-
-impl Drop for Withdraw {
-    fn drop(&mut self) {
-        if let Some(requests) = self.requests.take() {
-            let (state, principal) = (self.state.clone(), self.principal.clone());
-            tokio::spawn(async move { gate::cancel_pending(&state, &principal, &requests).await });
-        }
-    }
+    let passed = crate::stream::pass(&mut client, &mut upstream, &mut caller).await;
+    crate::stream::record(&record, Some(passed));
 }
 
 async fn hold(service: &Service, upstream: &Upstream, call: Call, principal: Principal, held: Held) -> Response {
@@ -378,14 +350,13 @@ async fn hold(service: &Service, upstream: &Upstream, call: Call, principal: Pri
     let hold_for = upstream.config.hold;
     let first = held.pending().next().map(|r| r.id.clone()).unwrap_or_default();
     tracing::info!(request = %first, cluster = %upstream.config.name, "a Kubernetes request waits for approval");
-    let mut withdraw =
-        Withdraw { state: inner.state.clone(), principal: principal.clone(), requests: Some(held.requests.clone()) };
+    let mut withdraw = Withdraw::new(inner.state.clone(), principal.clone(), held.requests.clone());
     let over = async move {
         tokio::time::sleep(hold_for).await;
         Interruption::Cancelled
     };
     let waited = gate::wait(&inner.state, &principal, held, over).await;
-    withdraw.requests = None;
+    withdraw.disarm();
     match waited {
         Ok(ids) => {
             let id = ids.into_iter().next().unwrap_or_default();

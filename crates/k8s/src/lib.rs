@@ -10,6 +10,7 @@
 //!   ([`countersign_gateway::gate`]); reading and forwarding reuse
 //!   `countersign-http`'s request and response handling;
 //! - [`upstream`]: the API server's client (token or client certificate);
+//! - [`stream`]: exec, attach and port-forward streams passed through;
 //! - [`status`]: Kubernetes `Status` answers for requests that do not run;
 //! - [`kubeconfig`]: the kubeconfig a client uses.
 //!
@@ -24,6 +25,7 @@ pub mod config;
 pub mod endpoint;
 pub mod kubeconfig;
 pub mod status;
+pub mod stream;
 pub mod upstream;
 
 pub use config::{KubernetesConfig, RawKubernetes};

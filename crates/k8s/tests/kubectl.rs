@@ -458,3 +458,236 @@ async fn exec_is_decided_at_the_upgrade_then_passed_through() {
     assert!(stderr.contains("no-destructive-agents-in-prod"), "{stderr}");
     assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().contains("api-0/exec")));
 }
+
+/// kubectl as `who` on `cluster`, started with its output piped: the
+/// child, to read while it runs.
+fn kubectl_piped(h: &Harness, who: &str, cluster: &str, args: &[&str]) -> Child {
+    kubectl_piped_with(h, who, cluster, args, &[])
+}
+
+/// [`kubectl_piped`] with more environment variables.
+fn kubectl_piped_with(h: &Harness, who: &str, cluster: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
+    Command::new("kubectl")
+        .envs(env.iter().copied())
+        .env("KUBECONFIG", h.kubeconfig(who, cluster))
+        .env("HOME", h.tmp.path())
+        .arg("--cache-dir")
+        .arg(h.tmp.path().join(format!("cache-{who}-{cluster}")))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads `child`'s stdout lines until it has printed `lines` of them
+/// (then returns the reader, to go on), in the background.
+fn read_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The summaries of every outcome recorded so far.
+async fn outcomes(h: &Harness) -> Vec<String> {
+    countersign_testkit::audit::bodies(h.gateway.store.as_ref(), "outcome.reported")
+        .await
+        .iter()
+        .filter_map(|b| b["outcome"]["summary"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Waits for an outcome whose summary holds `needle`.
+async fn outcome_with(h: &Harness, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = outcomes(h).await.into_iter().find(|s| s.contains(needle)) {
+            return found;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "no outcome with {needle:?}: {:?}", outcomes(h).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (bounded) for `child` to exit; how long it took.
+fn exits_within(child: &mut Child, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "kubectl still runs after {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `kubectl attach` over WebSocket (the exec channel protocol): decided
+/// once at the upgrade (held for an SRE outside production), then the
+/// container's output passes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_is_decided_at_the_upgrade_then_passed_through() {
+    let Some(h) = harness().await else { return };
+    let attach = h.kubectl("bot", "staging", &["attach", "web-0", "-n", "web"]);
+    let pending = h.pending().await;
+    assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/web/pods/web-0/attach", "{pending}");
+    assert_eq!(pending["payload"]["upgrade"], "websocket", "{pending}");
+    assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().ends_with("/attach")));
+    h.gateway.approve("alice", pending["id"].as_str().unwrap()).await;
+    let out = attach.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "attached to web-0: line 0\nattached to web-0: line 1\nattached to web-0: line 2\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let attaches: Vec<Value> =
+        h.received().into_iter().filter(|r| r["path"].as_str().unwrap().ends_with("/attach")).collect();
+    assert_eq!(attaches.len(), 1, "{attaches:?}");
+    assert_eq!(attaches[0]["authorization"], format!("Bearer {API_TOKEN}"));
+    let summary = outcome_with(&h, "stream passed through").await;
+    assert!(summary.ends_with("; closed"), "{summary}");
+}
+
+/// A key revoked while `kubectl logs -f` streams: the stream is cut
+/// within about a second, the cut recorded in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_cuts_logs_follow() {
+    let Some(h) = harness().await else { return };
+    let mut logs = kubectl_piped(&h, "bot", "staging", &["logs", "-f", "tail-0", "-n", "stream"]);
+    let lines = read_lines(&mut logs);
+    // Streaming: the first lines come while the log goes on.
+    for _ in 0..3 {
+        let line = lines.recv_timeout(Duration::from_secs(15)).unwrap();
+        assert!(line.starts_with("log line"), "{line}");
+    }
+    h.gateway.store.revoke_agent("bot", countersign_core::Timestamp::now(), Vec::new()).await.unwrap();
+    let took = tokio::task::block_in_place(|| exits_within(&mut logs, Duration::from_secs(10)));
+    assert!(took < Duration::from_secs(4), "cut after {took:?}");
+    let seen: Vec<String> = lines.try_iter().collect();
+    // 200 lines 0.3 s apart were coming: cut long before the end.
+    assert!(seen.len() < 20, "{seen:?}");
+    let summary = outcome_with(&h, "cut: the caller's credential is no longer accepted").await;
+    assert!(summary.starts_with("HTTP 200;"), "{summary}");
+}
+
+/// A key revoked while `kubectl attach` is open: the switched stream is
+/// dropped at once (the same check as for responses), and recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_cuts_an_open_attach() {
+    let Some(h) = harness().await else { return };
+    let mut attach = kubectl_piped(&h, "ci-bot", "staging", &["attach", "tail-0", "-n", "stream"]);
+    let lines = read_lines(&mut attach);
+    let pending = h.pending().await;
+    assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/stream/pods/tail-0/attach", "{pending}");
+    h.gateway.approve("alice", pending["id"].as_str().unwrap()).await;
+    for _ in 0..3 {
+        let line = lines.recv_timeout(Duration::from_secs(15)).unwrap();
+        assert!(line.starts_with("attached to tail-0"), "{line}");
+    }
+    h.gateway.store.revoke_agent("ci-bot", countersign_core::Timestamp::now(), Vec::new()).await.unwrap();
+    let took = tokio::task::block_in_place(|| exits_within(&mut attach, Duration::from_secs(10)));
+    assert!(took < Duration::from_secs(4), "cut after {took:?}");
+    assert!(lines.try_iter().count() < 20);
+    let summary = outcome_with(&h, "stream passed through").await;
+    assert!(summary.ends_with("cut: the caller's credential is no longer accepted"), "{summary}");
+}
+
+/// `kubectl port-forward` (1.31+: SPDY tunneled over WebSocket) decided
+/// once, at the upgrade: held for an SRE outside production, then every
+/// connection to the local port goes through the one approved stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_is_decided_at_the_upgrade_then_passed_through() {
+    let Some(h) = harness().await else { return };
+    port_forward(&h, &[], "websocket").await;
+}
+
+/// The same over a plain SPDY upgrade (older kubectl, or its fallback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_over_spdy_is_decided_at_the_upgrade_then_passed_through() {
+    let Some(h) = harness().await else { return };
+    port_forward(&h, &[("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")], "SPDY/3.1").await;
+}
+
+/// Runs `kubectl port-forward` with `env`, expecting an `upgrade` to
+/// `protocol`; approves it and echoes two connections through it.
+async fn port_forward(h: &Harness, env: &[(&str, &str)], protocol: &str) {
+    use std::io::{Read as _, Write as _};
+    let mut forward =
+        kubectl_piped_with(h, "bot", "staging", &["port-forward", "pod/web-0", "-n", "web", "0:8080"], env);
+    let lines = read_lines(&mut forward);
+    let pending = h.pending().await;
+    assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/web/pods/web-0/portforward", "{pending}");
+    assert_eq!(pending["payload"]["upgrade"], protocol, "{pending}");
+    assert!(h.received().iter().all(|r| !r["path"].as_str().unwrap().ends_with("/portforward")));
+    h.gateway.approve("alice", pending["id"].as_str().unwrap()).await;
+    let line = tokio::task::block_in_place(|| lines.recv_timeout(Duration::from_secs(20)))
+        .unwrap_or_else(|e| panic!("kubectl printed nothing: {e}"));
+    // "Forwarding from 127.0.0.1:<port> -> 8080"
+    let port: u16 = line
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    for message in ["through the gateway\n", "and once more\n"] {
+        let echoed = tokio::task::block_in_place(|| {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            stream.write_all(message.as_bytes()).unwrap();
+            let mut buf = vec![0u8; message.len()];
+            stream.read_exact(&mut buf).unwrap();
+            String::from_utf8(buf).unwrap()
+        });
+        assert_eq!(echoed, message.to_uppercase());
+    }
+    // One decision for the whole session: one upgrade reached the API server.
+    let forwards: Vec<Value> =
+        h.received().into_iter().filter(|r| r["path"].as_str().unwrap().ends_with("/portforward")).collect();
+    assert_eq!(forwards.len(), 1, "{forwards:?}");
+    assert_eq!(forwards[0]["authorization"], format!("Bearer {API_TOKEN}"));
+    let _ = forward.kill();
+    let _ = forward.wait();
+    let summary = outcome_with(h, "stream passed through").await;
+    assert!(summary.contains("bytes to the API server"), "{summary}");
+}
+
+/// `kubectl exec` over a plain SPDY upgrade (older kubectl, or
+/// `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`): decided at the upgrade like
+/// the WebSocket one, then passed through byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_over_spdy_is_decided_at_the_upgrade_then_passed_through() {
+    let Some(h) = harness().await else { return };
+    let mut exec = kubectl_piped_with(
+        &h,
+        "bot",
+        "staging",
+        &["exec", "web-0", "-n", "web", "--", "ls", "/tmp"],
+        &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")],
+    );
+    let pending = h.pending().await;
+    assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/web/pods/web-0/exec", "{pending}");
+    assert_eq!(pending["payload"]["upgrade"], "SPDY/3.1", "{pending}");
+    h.gateway.approve("alice", pending["id"].as_str().unwrap()).await;
+    let out = tokio::task::block_in_place(|| {
+        exits_within(&mut exec, Duration::from_secs(20));
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        use std::io::Read as _;
+        exec.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+        exec.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        (exec.wait().unwrap(), stdout, stderr)
+    });
+    assert!(out.0.success(), "{}", out.2);
+    assert_eq!(out.1, "ran in web-0 over SPDY: ls /tmp\n", "{}", out.2);
+    let summary = outcome_with(&h, "stream passed through").await;
+    assert!(summary.ends_with("; closed"), "{summary}");
+}

@@ -1,5 +1,9 @@
 """The upstream API of the HTTP proxy tests: a FastAPI app served by
 uvicorn on a port of its own choosing (printed as `port N` once bound).
+It serves WebSockets too (`/ws/<name>`, through uvicorn's `websockets`
+implementation): an echo that also answers `close`, `big N` (a binary
+message of N bytes), `ticks N` (N text messages, 0.25 s apart) and
+`flood N` (N text messages, 1 ms apart).
 
 It checks the gateway's credential itself (UPSTREAM_TOKEN) and remembers,
 for GET /_seen, how often each method and path was called and what the
@@ -15,7 +19,7 @@ import socket
 import sys
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from sse_starlette.sse import EventSourceResponse
 
@@ -100,6 +104,56 @@ async def chunks(count: int = 3):
 @app.get("/elsewhere", operation_id="redirectElsewhere")
 async def elsewhere(to: str):
     return RedirectResponse(to, status_code=302)
+
+
+@app.websocket("/ws/{name}")
+async def websocket(ws: WebSocket, name: str):
+    key = f"WS /ws/{name}"
+    calls[key] = calls.get(key, 0) + 1
+    seen.clear()
+    seen.update(
+        {
+            "method": "WS",
+            "path": ws.url.path,
+            "credential_ok": ws.headers.get("authorization") == f"Bearer {TOKEN}",
+            "agent_key_seen": any("csa_" in v for v in ws.headers.values()),
+            "cookie_seen": "cookie" in ws.headers,
+            "headers": sorted(k for k in ws.headers.keys() if k != "authorization"),
+            "subprotocols": ws.scope.get("subprotocols", []),
+        }
+    )
+    if ws.headers.get("authorization") != f"Bearer {TOKEN}":
+        # Before the switch: uvicorn answers 403.
+        await ws.close(code=1008)
+        return
+    offered = ws.scope.get("subprotocols", [])
+    await ws.accept(subprotocol="echo.v1" if "echo.v1" in offered else None)
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text, data = message.get("text"), message.get("bytes")
+            if text == "close":
+                await ws.close(code=1000, reason="asked to")
+                return
+            if text is not None and text.startswith("big "):
+                await ws.send_bytes(b"x" * int(text[4:]))
+            elif text is not None and text.startswith("flood "):
+                # A busy stream: a message every millisecond.
+                for i in range(int(text[6:])):
+                    await ws.send_text(f"flood {i}")
+                    await asyncio.sleep(0.001)
+            elif text is not None and text.startswith("ticks "):
+                for i in range(int(text[6:])):
+                    await ws.send_text(f"tick {i}")
+                    await asyncio.sleep(0.25)
+            elif text is not None:
+                await ws.send_text(text)
+            else:
+                await ws.send_bytes(data)
+    except WebSocketDisconnect:
+        return
 
 
 def main():

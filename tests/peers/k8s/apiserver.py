@@ -2,9 +2,12 @@
 
 Serves what kubectl and the Python `kubernetes` client need for the test
 scenarios, as a real API server answers them: discovery (/version, /api,
-/api/v1, /apis), pods (get, list, logs with follow), configmaps (get,
-list, create, patch, update, delete, with dryRun=All), namespaces (get,
-delete). Every request must carry `Authorization: Bearer <token>` (the
+/api/v1, /apis), pods (get, list, watch, logs with follow — `tail-0` in
+`stream` logs a line every 0.3 s for a minute, a stream to cut — exec
+over WebSocket or SPDY, attach over WebSocket, port-forward over SPDY
+tunneled in WebSocket or a plain SPDY upgrade, echoing upper-cased),
+configmaps (get, list, create, patch, update, delete, with dryRun=All),
+namespaces (get, delete). Every request must carry `Authorization: Bearer <token>` (the
 gateway's credential); anything else is a 401 Status.
 
 Every request is appended, as one JSON line, to the log file given on the
@@ -17,9 +20,11 @@ usage: apiserver.py PORT TOKEN LOGFILE
 import base64
 import hashlib
 import json
+import struct
 import sys
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,10 +33,12 @@ LOCK = threading.Lock()
 NOW = "2026-01-01T00:00:00Z"
 
 CONFIGMAPS = {}
-NAMESPACES = {"default", "web", "prod", "kube-system"}
+NAMESPACES = {"default", "web", "prod", "kube-system", "stream"}
 PODS = {
     ("web", "web-0"): "web",
     ("prod", "api-0"): "api",
+    # Logs and attach go on for a minute (a stream to cut).
+    ("stream", "tail-0"): "forever",
 }
 
 
@@ -64,6 +71,8 @@ API_V1 = {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
     resource("pods", "Pod", True, ["get", "list", "watch", "create", "delete"]),
     resource("pods/log", "Pod", True, ["get"]),
     resource("pods/exec", "PodExecOptions", True, ["create", "get"]),
+    resource("pods/attach", "PodAttachOptions", True, ["create", "get"]),
+    resource("pods/portforward", "PodPortForwardOptions", True, ["create", "get"]),
     resource("configmaps", "ConfigMap", True,
              ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]),
     resource("namespaces", "Namespace", False, ["create", "delete", "get", "list", "patch", "update", "watch"]),
@@ -88,6 +97,46 @@ def merge(target, patch):
         else:
             out[k] = merge(out.get(k), v)
     return out
+
+
+def spdy_frames(read):
+    """The SPDY/3.1 frames in the bytes `read` gives (None at the end):
+    (control frame type or None for data, stream id, flags, whole frame)."""
+    buffer = b""
+    while True:
+        chunk = read()
+        if chunk is None:
+            return
+        buffer += chunk
+        while len(buffer) >= 8:
+            length = int.from_bytes(buffer[5:8], "big")
+            if len(buffer) < 8 + length:
+                break
+            frame, buffer = buffer[:8 + length], buffer[8 + length:]
+            if frame[0] & 0x80:
+                kind = struct.unpack(">H", frame[2:4])[0]
+                stream_id = struct.unpack(">I", frame[8:12])[0] & 0x7FFFFFFF if length >= 4 else 0
+                yield kind, stream_id, frame[4], frame
+            else:
+                yield None, struct.unpack(">I", frame[:4])[0] & 0x7FFFFFFF, frame[4], frame
+
+
+class Spdy:
+    """What the stand-in sends in a SPDY/3.1 session. Header blocks are
+    compressed as one zlib stream (SPDY/3), without the preset dictionary
+    (a reader ignores it then); those received are never read."""
+
+    def __init__(self, write):
+        self.write = write
+        self.compress = zlib.compressobj()
+
+    def reply(self, stream_id):
+        block = self.compress.compress(b"\0\0\0\0") + self.compress.flush(zlib.Z_SYNC_FLUSH)
+        body = struct.pack(">I", stream_id) + block
+        self.write(struct.pack(">HHI", 0x8003, 2, len(body)) + body)
+
+    def data(self, stream_id, payload, fin=False):
+        self.write(struct.pack(">II", stream_id, (0x01000000 if fin else 0) | len(payload)) + payload)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -188,32 +237,42 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(*status(404, "NotFound", f'pods "{name}" not found'))
         if rest[1:] == ["exec"] and self.headers.get("Upgrade", "").lower() == "websocket":
             return self.exec_websocket(name, query.get("command", []))
+        if rest[1:] == ["exec"] and self.headers.get("Upgrade", "").lower() == "spdy/3.1":
+            return self.exec_spdy(name, query)
+        if rest[1:] == ["attach"] and self.headers.get("Upgrade", "").lower() == "websocket":
+            return self.attach_websocket(name, PODS[(ns, name)] == "forever")
+        if rest[1:] == ["portforward"] and self.headers.get("Upgrade", "").lower() == "websocket":
+            return self.portforward_websocket()
+        if rest[1:] == ["portforward"] and self.headers.get("Upgrade", "").lower() == "spdy/3.1":
+            return self.portforward_spdy()
         if rest[1:] == ["log"] and method == "GET":
             follow = query.get("follow") == ["true"]
+            forever = PODS[(ns, name)] == "forever"
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            lines = 5 if follow else 2
+            lines = 200 if forever else 5 if follow else 2
             for i in range(lines):
                 chunk = f"log line {i} from {name}\n".encode()
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 self.wfile.flush()
                 if follow:
-                    time.sleep(0.2)
+                    time.sleep(0.3 if forever else 0.2)
             self.wfile.write(b"0\r\n\r\n")
             return None
         if not rest[1:] and method == "GET":
             return self.reply(200, pod(ns, name))
         return self.reply(*status(405, "MethodNotAllowed", "not supported by the stand-in"))
 
-    def exec_websocket(self, name, command):
-        """exec over WebSocket (the v4/v5 channel protocols): the command's
-        "output" on stdout (channel 1), then a Success status (channel 3)."""
+    def switch_websocket(self, protocols=("v5.channel.k8s.io", "v4.channel.k8s.io")):
+        """Switches to a channel protocol (v5 or v4) over WebSocket; the
+        frame writer, or None when no protocol was offered (answered)."""
         offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-        protocol = next((p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered), None)
+        protocol = next((p for p in protocols if p in offered), None)
         if protocol is None:
-            return self.reply(*status(400, "BadRequest", "no supported stream protocol"))
+            self.reply(*status(400, "BadRequest", "no supported stream protocol"))
+            return None
         key = self.headers["Sec-WebSocket-Key"]
         accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
         self.send_response(101)
@@ -226,11 +285,159 @@ class Handler(BaseHTTPRequestHandler):
         def frame(payload):
             head = bytes([0x82, len(payload)]) if len(payload) < 126 else bytes([0x82, 126]) + len(payload).to_bytes(2, "big")
             self.wfile.write(head + payload)
+            self.wfile.flush()
 
-        frame(b"\x01" + f"ran in {name}: {' '.join(command)}\n".encode())
+        return frame
+
+    def finish_websocket(self, frame):
         frame(b"\x03" + json.dumps({"metadata": {}, "status": "Success"}).encode())
         self.wfile.write(bytes([0x88, 0x02, 0x03, 0xE8]))
         self.wfile.flush()
+        self.close_connection = True
+
+    def exec_websocket(self, name, command):
+        """exec over WebSocket (the v4/v5 channel protocols): the command's
+        "output" on stdout (channel 1), then a Success status (channel 3)."""
+        frame = self.switch_websocket()
+        if frame is not None:
+            frame(b"\x01" + f"ran in {name}: {' '.join(command)}\n".encode())
+            self.finish_websocket(frame)
+
+    def attach_websocket(self, name, forever):
+        """attach over WebSocket: the container's "output", a line every
+        0.3 s on stdout (channel 1); `tail-0` goes on for a minute, the
+        others stop after three lines (Success status)."""
+        frame = self.switch_websocket()
+        if frame is None:
+            return
+        lines = 200 if forever else 3
+        for i in range(lines):
+            frame(b"\x01" + f"attached to {name}: line {i}\n".encode())
+            self.wfile.flush()
+            time.sleep(0.3)
+        self.finish_websocket(frame)
+
+    def read_websocket(self):
+        """The next message from the client: (opcode, payload), masked
+        frames unmasked and fragments joined; None once it is gone."""
+        data, first = b"", None
+        while True:
+            head = self.rfile.read(2)
+            if len(head) < 2:
+                return None
+            fin, opcode, length = head[0] & 0x80, head[0] & 0x0F, head[1] & 0x7F
+            if length == 126:
+                length = struct.unpack(">H", self.rfile.read(2))[0]
+            elif length == 127:
+                length = struct.unpack(">Q", self.rfile.read(8))[0]
+            mask = self.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(length)))
+            if opcode >= 8:
+                return opcode, payload
+            first = opcode if first is None else first
+            data += payload
+            if fin:
+                return first, data
+
+    def portforward_websocket(self):
+        """port-forward as kubectl >= 1.31 asks for it: SPDY/3.1 tunneled
+        in WebSocket binary messages (`SPDY/3.1+portforward.k8s.io`)."""
+        frame = self.switch_websocket(("SPDY/3.1+portforward.k8s.io",))
+        if frame is None:
+            return
+
+        def read():
+            while True:
+                message = self.read_websocket()
+                if message is None or message[0] == 8:
+                    return None
+                if message[0] == 9:
+                    self.wfile.write(bytes([0x8A, len(message[1])]) + message[1])
+                    continue
+                return message[1]
+
+        self.spdy_echo(read, frame)
+
+    def portforward_spdy(self):
+        """port-forward as older kubectl (or KUBECTL_PORT_FORWARD_WEBSOCKETS
+        =false) asks for it: the connection upgraded to SPDY/3.1."""
+        if "portforward.k8s.io" not in self.headers.get("X-Stream-Protocol-Version", ""):
+            return self.reply(*status(400, "BadRequest", "no supported stream protocol"))
+        self.send_response(101)
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Upgrade", "SPDY/3.1")
+        self.send_header("X-Stream-Protocol-Version", "portforward.k8s.io")
+        self.end_headers()
+        self.wfile.flush()
+
+        def write(data):
+            self.wfile.write(data)
+            self.wfile.flush()
+
+        self.spdy_echo(lambda: self.rfile.read1(65536) or None, write)
+        return None
+
+    def spdy_echo(self, read, write):
+        """A SPDY/3.1 session as the pod side of port-forward: every stream
+        kubectl opens (an error stream, then a data stream, per connection)
+        is answered, and what comes on a stream is echoed back on it,
+        upper-cased, as if the pod's port served an echo. `read` gives the
+        next bytes (None at the end), `write` sends bytes."""
+        spdy = Spdy(write)
+        for kind, stream_id, flags, frame in spdy_frames(read):
+            if kind == 1:  # SYN_STREAM
+                spdy.reply(stream_id)
+            elif kind == 6:  # PING: echoed
+                write(frame)
+            elif kind is None:
+                body = frame[8:]
+                if body:
+                    spdy.data(stream_id, body.upper())
+                if flags & 0x01:
+                    spdy.data(stream_id, b"", fin=True)
+        self.close_connection = True
+
+    def exec_spdy(self, name, query):
+        """exec over a SPDY/3.1 upgrade (KUBECTL_REMOTE_COMMAND_WEBSOCKETS
+        =false): kubectl opens the error stream, then stdin, stdout and
+        stderr as asked (in that order); once they are open the command's
+        "output" goes on stdout and a Success status on the error stream."""
+        offered = [p.strip() for v in self.headers.get_all("X-Stream-Protocol-Version", []) for p in v.split(",")]
+        if "v4.channel.k8s.io" not in offered:
+            return self.reply(*status(400, "BadRequest", "no supported stream protocol"))
+        self.send_response(101)
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Upgrade", "SPDY/3.1")
+        self.send_header("X-Stream-Protocol-Version", "v4.channel.k8s.io")
+        self.end_headers()
+        self.wfile.flush()
+
+        def write(data):
+            self.wfile.write(data)
+            self.wfile.flush()
+
+        asked = lambda key: query.get(key) == ["true"]
+        wanted = ["error"] + [k for k in ("stdin", "stdout") if asked(k)]
+        wanted += ["stderr"] if asked("stderr") and not asked("tty") else []
+        wanted += ["resize"] if asked("tty") else []
+        spdy, opened = Spdy(write), {}
+        for kind, stream_id, _flags, frame in spdy_frames(lambda: self.rfile.read1(65536) or None):
+            if kind == 6:
+                write(frame)
+            if kind != 1:
+                continue
+            spdy.reply(stream_id)
+            opened[wanted[len(opened)]] = stream_id
+            if len(opened) == len(wanted):
+                command = " ".join(query.get("command", []))
+                if "stdout" in opened:
+                    spdy.data(opened["stdout"], f"ran in {name} over SPDY: {command}\n".encode())
+                for stream in ("stdout", "stderr"):
+                    if stream in opened:
+                        spdy.data(opened[stream], b"", fin=True)
+                spdy.data(opened["error"], json.dumps({"metadata": {}, "status": "Success"}).encode(), fin=True)
+                break
+        time.sleep(0.5)
         self.close_connection = True
         return None
 

@@ -180,7 +180,7 @@ async fn hop_by_hop_headers_are_stripped_and_host_is_the_apis() {
     let request = format!(
         "GET /http/items/items/1 HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer {}\r\n\
          Connection: close, x-private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n\
-         Upgrade: h2c\r\nX-Forwarded-For: 10.0.0.1\r\nForwarded: for=10.0.0.1\r\nAccept: application/json\r\n\
+         X-Forwarded-For: 10.0.0.1\r\nForwarded: for=10.0.0.1\r\nAccept: application/json\r\n\
          X-Request-Id: r-1\r\nX-Custom: c\r\n\r\n",
         proxy.key
     );
@@ -310,13 +310,22 @@ async fn lookalike_names_and_paths_do_not_reach_the_api() {
         let answer = raw(&proxy.addr(), request.as_bytes()).unwrap();
         assert!(answer.starts_with("HTTP/1.1 404") || answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
     }
-    // A WebSocket upgrade is refused plainly, not forwarded as a plain GET.
+    // A WebSocket upgrade is decided as one (never read-only, so the
+    // routine-reads rule does not let it through), not forwarded as a plain GET;
+    // `h2c` is refused before any decision.
     let upgrade = format!(
-        "GET /http/items/items/1 HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\n\
+        "GET /http/items/undocumented HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\n\
          Upgrade: WebSocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
         proxy.key
     );
     let answer = raw(&proxy.addr(), upgrade.as_bytes()).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403") && answer.contains("\"denied\""), "{answer}");
+    let h2c = format!(
+        "GET /http/items/items/1 HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {}\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+        proxy.key
+    );
+    let answer = raw(&proxy.addr(), h2c.as_bytes()).unwrap();
     assert!(answer.starts_with("HTTP/1.1 501") && answer.contains("upgrade_not_supported"), "{answer}");
     for method in ["TRACE", "CONNECT"] {
         let answer = raw(

@@ -25,7 +25,9 @@ pub const UPSTREAM_TOKEN: &str = "upstream-secret-7f3a9c";
 
 /// Reads are routine; documented writes wait for an SRE; the OpenAPI
 /// operation `deleteItem` on the item `protected` is forbidden, however
-/// the path spells it; nothing else is allowed.
+/// the path spells it; WebSockets (never read-only) are allowed at
+/// `/ws/echo`, wait for an SRE at `/ws/held`, and are forbidden at
+/// `/ws/admin`; nothing else is allowed.
 pub const POLICY: &str = r#"
 @id("items-reads-routine")
 permit (principal, action == Action::"http.request", resource == Resource::"items")
@@ -35,6 +37,19 @@ when { context.facts has http && context.facts.http.read_only };
 @approvers("sre")
 permit (principal, action == Action::"http.request", resource == Resource::"items")
 when { context.facts has http && context.facts.http.documented && !context.facts.http.read_only };
+
+@id("items-websocket-echo")
+permit (principal, action == Action::"http.request", resource == Resource::"items")
+when { context.facts has http && context.facts.http.websocket && context.facts.http.path == "/ws/echo" };
+
+@id("items-websocket-held")
+@approvers("sre")
+permit (principal, action == Action::"http.request", resource == Resource::"items")
+when { context.facts has http && context.facts.http.websocket && context.facts.http.path == "/ws/held" };
+
+@id("never-websocket-admin")
+forbid (principal, action == Action::"http.request", resource == Resource::"items")
+when { context.facts has http && context.facts.http.websocket && context.facts.http.path == "/ws/admin" };
 
 @id("never-delete-protected")
 forbid (principal, action == Action::"http.request", resource == Resource::"items")
@@ -48,7 +63,7 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     repo().join(".venv-http/bin/python")
 }
 
@@ -67,10 +82,10 @@ pub fn present(what: &str, found: bool) -> bool {
 /// The Python peers (FastAPI, uvicorn, httpx, requests) are installed.
 pub fn python_peers() -> bool {
     let found = Command::new(python())
-        .args(["-c", "import fastapi, uvicorn, sse_starlette, httpx, requests"])
+        .args(["-c", "import fastapi, uvicorn, sse_starlette, httpx, requests, websockets"])
         .output()
         .is_ok_and(|o| o.status.success());
-    present("the HTTP peers (.venv-http: fastapi, uvicorn, httpx, requests)", found)
+    present("the HTTP peers (.venv-http: fastapi, uvicorn, httpx, requests, websockets)", found)
 }
 
 /// The upstream API, killed when dropped.
