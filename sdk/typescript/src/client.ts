@@ -124,8 +124,14 @@ export class CountersignClient {
     return document as T;
   }
 
-  submit(action: Action): Promise<Submitted> {
-    return this.#call('POST', '/v1/actions', action);
+  /**
+   * `POST /v1/actions`. With `reuseOpen` (`?reuse=open`), the gateway answers
+   * with this caller's open request for the exact same action (same
+   * fingerprint; `reused: true`, status `pending` or `approved`) instead of
+   * storing a new one.
+   */
+  submit(action: Action, options: { reuseOpen?: boolean } = {}): Promise<Submitted> {
+    return this.#call('POST', options.reuseOpen ? '/v1/actions?reuse=open' : '/v1/actions', action);
   }
 
   get(id: string, waitSeconds = 0, signal?: AbortSignal): Promise<ActionView> {
@@ -178,7 +184,18 @@ export class CountersignClient {
    * submitted one.
    */
   async decide(action: Action, options: GuardOptions = {}): Promise<Decided> {
-    const submitted = await this.submit(action);
+    try {
+      return await this.#decide(action, options, true);
+    } catch (e) {
+      // An identical call released the shared request first: this call is
+      // another run of the action and needs a request of its own.
+      if (e instanceof TakenByAnother) return this.#decide(action, options, false);
+      throw e;
+    }
+  }
+
+  async #decide(action: Action, options: GuardOptions, reuseOpen: boolean): Promise<Decided> {
+    const submitted = await this.submit(action, { reuseOpen });
     switch (submitted.status) {
       case 'allowed':
         return { runAs: submitted.id, via: 'allowed' };
@@ -189,23 +206,27 @@ export class CountersignClient {
           submitted.policies,
         );
       case 'pending':
+      case 'approved':
         break;
       default:
         throw new CountersignError(`unexpected status \`${String((submitted as Submitted).status)}\``, submitted.id);
     }
-    options.onPending?.(submitted);
-    let view: ActionView;
-    try {
-      view = await this.waitForDecision(submitted.id, options.waitMs, options.signal);
-    } catch (e) {
-      if (e instanceof CancelledError) {
-        await this.cancel(submitted.id).catch(() => undefined);
-        throw new CancelledError(`request ${submitted.id} was cancelled: the caller stopped waiting`, submitted.id);
+    let view: Pick<ActionView, 'id' | 'status' | 'reason' | 'denials' | 'policies'> = submitted;
+    if (submitted.status === 'pending') {
+      options.onPending?.(submitted);
+      try {
+        view = await this.waitForDecision(submitted.id, options.waitMs, options.signal);
+      } catch (e) {
+        if (e instanceof CancelledError) {
+          await this.cancel(submitted.id).catch(() => undefined);
+          throw new CancelledError(`request ${submitted.id} was cancelled: the caller stopped waiting`, submitted.id);
+        }
+        throw e;
       }
-      throw e;
     }
     closed(view);
     const released = await this.release(submitted.id).catch((e: unknown) => {
+      if (submitted.reused && e instanceof ApiError && e.code === 'already_released') throw new TakenByAnother();
       if (e instanceof ApiError && ['expired', 'revoked', 'cancelled'].includes(e.code)) {
         closed({ ...view, status: e.code as ActionView['status'], reason: e.message });
       }
@@ -273,6 +294,9 @@ function closed(view: Pick<ActionView, 'id' | 'status' | 'reason' | 'denials' | 
       throw new PendingError(`pending approval ${view.id}, ask again after it is approved`, view.id);
   }
 }
+
+/** A reused request that an identical call released first. */
+class TakenByAnother extends Error {}
 
 let shared: CountersignClient | undefined;
 

@@ -88,6 +88,11 @@ def action_body(
     return body
 
 
+def submit_call(kind: str, resource: str, payload: Any, reuse_open: bool, fields: Mapping[str, Any]) -> Call:
+    params = {"reuse": "open"} if reuse_open else None
+    return Call("POST", "/v1/actions", params, body=action_body(kind, resource, payload, **fields))
+
+
 def outcome_body(
     status: str, exit_code: Optional[int], summary: Optional[str], output_sha256: Optional[str]
 ) -> Dict[str, Any]:

@@ -77,9 +77,14 @@ class Client:
         return _core.read(response, text)
 
     # requester
-    def submit(self, kind: str, resource: str, payload: Any = None, **fields: Any) -> Request:
-        """`POST /v1/actions`: `allowed`, `denied` or `pending`."""
-        return Request.from_json(self._call(Call("POST", "/v1/actions", body=_core.action_body(kind, resource, payload, **fields))))
+    def submit(self, kind: str, resource: str, payload: Any = None, *, reuse_open: bool = False,
+               **fields: Any) -> Request:
+        """`POST /v1/actions`: `allowed`, `denied` or `pending`.
+
+        `reuse_open=True` (`?reuse=open`): when this caller already has an
+        open request for the exact same action, the gateway answers with it
+        (`reused`, and `approved` if it was approved) instead of a new one."""
+        return Request.from_json(self._call(_core.submit_call(kind, resource, payload, reuse_open, fields)))
 
     def get(self, id: str, wait: int = 0) -> Request:
         """`GET /v1/actions/{id}`, holding the answer up to `wait` s while pending."""
@@ -243,8 +248,9 @@ class AsyncClient:
             raise _core.transport_error(e) from e
         return _core.read(response, text)
 
-    async def submit(self, kind: str, resource: str, payload: Any = None, **fields: Any) -> Request:
-        return Request.from_json(await self._call(Call("POST", "/v1/actions", body=_core.action_body(kind, resource, payload, **fields))))
+    async def submit(self, kind: str, resource: str, payload: Any = None, *, reuse_open: bool = False,
+                     **fields: Any) -> Request:
+        return Request.from_json(await self._call(_core.submit_call(kind, resource, payload, reuse_open, fields)))
 
     async def get(self, id: str, wait: int = 0) -> Request:
         return Request.from_json(await self._call(_core.wait_call(id, wait)))

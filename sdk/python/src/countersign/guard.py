@@ -61,6 +61,10 @@ def call_payload(fn: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any])
     return {"function": f"{fn.__module__}.{fn.__qualname__}", "arguments": dict(bound.arguments)}
 
 
+class _TakenByAnother(Exception):
+    """A reused request was released by another identical call first."""
+
+
 class Permit:
     """The clearance to run one action: the `allowed` or `released` request.
 
@@ -159,17 +163,32 @@ class Guard:
         return self.client
 
     def clear(self, payload: Any = None) -> Permit:
-        """Submit, wait, release: a `Permit`, or the error that stops the action."""
+        """Submit, wait, release: a `Permit`, or the error that stops the action.
+
+        The action is submitted with `reuse_open=True`: this caller's open
+        request for the exact same action (asked again, resumed elsewhere)
+        is waited on or taken instead of a new one."""
         client = self._sync_client()
         payload = json_copy(self._payload(payload))
-        submitted = client.submit(self.kind, self.resource, payload, **self.fields)
+        try:
+            return self._clear(client, payload, reuse_open=True)
+        except _TakenByAnother:
+            # An identical call released the shared request first: this one
+            # is another action run, and needs its own request.
+            return self._clear(client, payload, reuse_open=False)
+
+    def _clear(self, client: Client, payload: Any, reuse_open: bool) -> Permit:
+        submitted = client.submit(self.kind, self.resource, payload, reuse_open=reuse_open, **self.fields)
         if submitted.status == "allowed":
             return Permit(submitted)
-        if submitted.status != "pending":
+        if submitted.status == "pending":
+            if self.on_pending is not None:
+                self.on_pending(submitted)
+            decided = client.wait(submitted.id, self.timeout)
+        elif submitted.status == "approved":
+            decided = submitted
+        else:
             raise blocked(submitted)
-        if self.on_pending is not None:
-            self.on_pending(submitted)
-        decided = client.wait(submitted.id, self.timeout)
         if decided.pending:
             try:
                 client.cancel(submitted.id)
@@ -181,6 +200,8 @@ class Guard:
         try:
             released = client.release(submitted.id)
         except ApiError as e:
+            if submitted.reused and e.code == "already_released":
+                raise _TakenByAnother() from e
             if e.code in CLOSED_CODES:
                 raise blocked(client.get(submitted.id)) from e
             raise
@@ -222,21 +243,30 @@ class Guard:
     async def aclear(self, payload: Any = None) -> Permit:
         client = self._async_client()
         payload = json_copy(self._payload(payload))
-        submitted = await client.submit(self.kind, self.resource, payload, **self.fields)
+        try:
+            return await self._aclear(client, payload, reuse_open=True)
+        except _TakenByAnother:
+            return await self._aclear(client, payload, reuse_open=False)
+
+    async def _aclear(self, client: AsyncClient, payload: Any, reuse_open: bool) -> Permit:
+        submitted = await client.submit(self.kind, self.resource, payload, reuse_open=reuse_open, **self.fields)
         if submitted.status == "allowed":
             return Permit(submitted)
-        if submitted.status != "pending":
+        if submitted.status == "approved":
+            decided = submitted
+        elif submitted.status == "pending":
+            if self.on_pending is not None:
+                shown = self.on_pending(submitted)
+                if inspect.isawaitable(shown):
+                    await shown
+            try:
+                decided = await client.wait(submitted.id, self.timeout)
+            except asyncio.CancelledError:
+                # The task was cancelled while waiting: so is the request.
+                await asyncio.shield(self._cancel(client, submitted.id))
+                raise
+        else:
             raise blocked(submitted)
-        if self.on_pending is not None:
-            shown = self.on_pending(submitted)
-            if inspect.isawaitable(shown):
-                await shown
-        try:
-            decided = await client.wait(submitted.id, self.timeout)
-        except asyncio.CancelledError:
-            # The task was cancelled while waiting: so is the request.
-            await asyncio.shield(self._cancel(client, submitted.id))
-            raise
         if decided.pending:
             await self._cancel(client, submitted.id)
             raise StillPending(decided, f"request {decided.id} was still pending after {self.timeout} s; cancelled")
@@ -245,6 +275,8 @@ class Guard:
         try:
             released = await client.release(submitted.id)
         except ApiError as e:
+            if submitted.reused and e.code == "already_released":
+                raise _TakenByAnother() from e
             if e.code in CLOSED_CODES:
                 raise blocked(await client.get(submitted.id)) from e
             raise

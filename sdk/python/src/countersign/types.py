@@ -116,6 +116,11 @@ class Request:
     def pending(self) -> bool:
         return self.status == "pending"
 
+    @property
+    def reused(self) -> bool:
+        """A submission with `reuse_open=True` answered with an earlier open request."""
+        return self.raw.get("reused") is True
+
     def describe(self) -> str:
         """One line for a model or a log: the status, who decided, why."""
         text = f"{self.status}: request {self.id}"

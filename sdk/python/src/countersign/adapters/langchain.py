@@ -150,10 +150,11 @@ class CountersignMiddleware(AgentMiddleware):
         payload = json_copy(guard.payload)
         entry = self._pending.get(call["id"])
         if entry is None:
-            submitted = await client.submit(guard.kind, guard.resource, payload, **guard.fields)
+            # Reused: a run resumed in another process finds its open request.
+            submitted = await client.submit(guard.kind, guard.resource, payload, reuse_open=True, **guard.fields)
             if submitted.status == "allowed":
                 return Permit(submitted)
-            if submitted.status != "pending":
+            if submitted.status not in ("pending", "approved"):
                 raise ActionBlocked(submitted, blocked_message(submitted))
             self._pending[call["id"]] = (submitted, payload)
         else:

@@ -62,7 +62,8 @@ class Gate:
 
         async def needs_approval(ctx: Any, params: Dict[str, Any], call_id: str) -> bool:
             payload = tool_payload(name, params)
-            submitted = await self.client.submit(kind, resource, payload, justification=self.justification)
+            submitted = await self.client.submit(kind, resource, payload, reuse_open=True,
+                                                 justification=self.justification)
             self._calls[call_id] = (submitted, payload)
             return submitted.status != "allowed"
 
@@ -97,7 +98,7 @@ class Gate:
             raise ActionBlocked(submitted, f"tool call {call_id} changed after it was submitted; not running")
         if submitted.status == "allowed":
             return Permit(submitted)
-        if submitted.status != "pending":
+        if submitted.status not in ("pending", "approved"):
             raise ActionBlocked(submitted, blocked_message(submitted))
         try:
             released = await self.client.release(submitted.id)
