@@ -211,7 +211,7 @@ export class CountersignClient {
       default:
         throw new CountersignError(`unexpected status \`${String((submitted as Submitted).status)}\``, submitted.id);
     }
-    let view: Pick<ActionView, 'id' | 'status' | 'reason' | 'denials' | 'policies'> = submitted;
+    let view: Pick<ActionView, 'id' | 'status' | 'reason' | 'denials' | 'policies'> = { ...submitted, denials: [] };
     if (submitted.status === 'pending') {
       options.onPending?.(submitted);
       try {

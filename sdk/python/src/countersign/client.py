@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator, Dict, Iterator, Optional
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional
 
 import httpx
 
 from . import _core
 from ._core import Call
 from .errors import GatewayUnavailable
+from .outcomes import OutcomeSender, Report
 from .types import AuditPage, Page, Request
 
 #: How long a gateway that stops answering mid-wait is retried.
 RECONNECT_FOR = 30.0
+
+
+def _on_recorded(done: Optional[Callable[[Request], None]]) -> Optional[Callable[[Any], None]]:
+    if done is None:
+        return None
+    return lambda answer: done(Request.from_json(answer))
 
 
 def _page(data: Any) -> Page:
@@ -50,15 +57,46 @@ class Client:
         http: Optional[httpx.Client] = None,
     ) -> None:
         self.server, token = _core.settings(server, token)
+        self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"}
+        self._verify = _core.tls(verify)
         self._http = http or httpx.Client(
             base_url=self.server,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"},
-            verify=_core.tls(verify),
+            headers=self._headers,
+            verify=self._verify,
             follow_redirects=False,
             trust_env=False,
         )
+        self._outcomes: Optional[OutcomeSender] = None
+
+    @property
+    def outcomes(self) -> OutcomeSender:
+        """The background sender of outcome reports (see `countersign.outcomes`)."""
+        if self._outcomes is None:
+            self._outcomes = OutcomeSender(self.server, self._headers, self._verify)
+        return self._outcomes
+
+    def report_outcome_later(
+        self,
+        id: str,
+        status: str,
+        *,
+        exit_code: Optional[int] = None,
+        summary: Optional[str] = None,
+        output_sha256: Optional[str] = None,
+        done: Optional[Callable[[Request], None]] = None,
+    ) -> None:
+        """Queues the outcome report for the background sender; returns at once."""
+        body = _core.outcome_body(status, exit_code, summary, output_sha256)
+        _core.segment(id)  # refused here, not later in the sender
+        self.outcomes.send(Report(id, body, _on_recorded(done)))
+
+    def flush_outcomes(self, timeout: Optional[float] = None) -> int:
+        """Waits for queued outcome reports; returns how many are left."""
+        return 0 if self._outcomes is None else self._outcomes.flush(timeout)
 
     def close(self) -> None:
+        if self._outcomes is not None:
+            self._outcomes.close()
         self._http.close()
 
     def __enter__(self) -> "Client":
@@ -222,15 +260,44 @@ class AsyncClient:
         http: Optional[httpx.AsyncClient] = None,
     ) -> None:
         self.server, token = _core.settings(server, token)
+        self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"}
+        self._verify = _core.tls(verify)
         self._http = http or httpx.AsyncClient(
             base_url=self.server,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"},
-            verify=_core.tls(verify),
+            headers=self._headers,
+            verify=self._verify,
             follow_redirects=False,
             trust_env=False,
         )
+        self._outcomes: Optional[OutcomeSender] = None
+
+    @property
+    def outcomes(self) -> OutcomeSender:
+        """The background sender of outcome reports: a thread with its own
+        connection, so a report never waits on this event loop."""
+        if self._outcomes is None:
+            self._outcomes = OutcomeSender(self.server, self._headers, self._verify)
+        return self._outcomes
+
+    def report_outcome_later(self, id: str, status: str, *, exit_code: Optional[int] = None,
+                             summary: Optional[str] = None, output_sha256: Optional[str] = None,
+                             done: Optional[Callable[[Request], None]] = None) -> None:
+        """Queues the outcome report for the background sender; returns at once."""
+        body = _core.outcome_body(status, exit_code, summary, output_sha256)
+        _core.segment(id)  # refused here, not later in the sender
+        self.outcomes.send(Report(id, body, _on_recorded(done)))
+
+    async def flush_outcomes(self, timeout: Optional[float] = None) -> int:
+        """Waits (off the event loop) for queued outcome reports; returns how many are left."""
+        sender = self._outcomes
+        if sender is None:
+            return 0
+        return await asyncio.get_running_loop().run_in_executor(None, sender.flush, timeout)
 
     async def aclose(self) -> None:
+        sender = self._outcomes
+        if sender is not None:
+            await asyncio.get_running_loop().run_in_executor(None, sender.close)
         await self._http.aclose()
 
     async def __aenter__(self) -> "AsyncClient":

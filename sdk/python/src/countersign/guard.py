@@ -25,6 +25,7 @@ import logging
 import time
 from typing import Any, Callable, Iterable, List, Mapping, Optional, TypeVar, Union
 
+from . import outcomes
 from .client import AsyncClient, Client
 from .errors import ApiError, GatewayUnavailable, PayloadMismatch, ProtocolError, StillPending, blocked
 from .types import Request
@@ -35,15 +36,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Codes with which `release` refuses a request that is no longer runnable.
 CLOSED_CODES = {"expired", "not_approved", "not_open", "already_released"}
 SUMMARY_LIMIT = 500
-#: Outcome reports sent in the background (`background_report=True`), kept
-#: referenced until done.
-_reports: "set[asyncio.Task[None]]" = set()
 
 
 async def drain_reports() -> None:
-    """Waits for every outcome report still being sent in the background."""
-    while _reports:
-        await asyncio.gather(*list(_reports), return_exceptions=True)
+    """Waits (off the event loop) for every outcome report still queued in
+    the background senders (`background_report=True`)."""
+    await asyncio.get_running_loop().run_in_executor(None, flush_reports)
+
+
+def flush_reports(timeout: Optional[float] = None) -> int:
+    """Waits for every queued outcome report; returns how many are left."""
+    return sum(sender.flush(timeout) for sender in list(outcomes._open))
 
 
 def json_copy(payload: Any) -> Any:
@@ -144,8 +147,8 @@ class Guard:
         }
         self.timeout = timeout
         self.on_pending = on_pending
-        # asyncio only: the outcome is sent while the caller goes on (one
-        # round trip off its path); `drain_reports()` waits for them.
+        # The outcome is queued for the client's background sender while
+        # the caller goes on (one round trip off its path); see `outcomes`.
         self.background_report = background_report
         self._open: List[Permit] = []
 
@@ -212,6 +215,9 @@ class Guard:
         """Reports the outcome; a failure to report is logged, never raised (the action ran)."""
         client = self._sync_client()
         body = _outcome(permit, error)
+        if self.background_report:
+            client.report_outcome_later(permit.id, **body, done=functools.partial(setattr, permit, "reported"))
+            return
         for attempt in range(3):
             try:
                 permit.reported = client.report_outcome(permit.id, **body)
@@ -291,16 +297,11 @@ class Guard:
             log.warning("cancelling request %s failed: %s", id, e)
 
     async def areport(self, permit: Permit, error: Optional[BaseException] = None) -> None:
-        if self.background_report:
-            task = asyncio.get_running_loop().create_task(self._areport(permit, error))
-            _reports.add(task)
-            task.add_done_callback(_reports.discard)
-            return
-        await self._areport(permit, error)
-
-    async def _areport(self, permit: Permit, error: Optional[BaseException] = None) -> None:
         client = self._async_client()
         body = _outcome(permit, error)
+        if self.background_report:
+            client.report_outcome_later(permit.id, **body, done=functools.partial(setattr, permit, "reported"))
+            return
         for attempt in range(3):
             try:
                 permit.reported = await client.report_outcome(permit.id, **body)
