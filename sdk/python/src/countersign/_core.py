@@ -135,6 +135,13 @@ def read(response: httpx.Response, text: bool = False) -> Any:
         raise ProtocolError("the gateway's answer is not JSON") from e
 
 
+def json_object(value: Any) -> Dict[str, Any]:
+    """An answer that must be a JSON object."""
+    if not isinstance(value, dict):
+        raise ProtocolError("the gateway's answer is not a JSON object")
+    return value
+
+
 def _error(response: httpx.Response) -> "tuple[str, str]":
     try:
         error = response.json().get("error", {})

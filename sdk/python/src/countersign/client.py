@@ -34,7 +34,8 @@ def _page(data: Any) -> Page:
     return Page([Request.from_json(a) for a in data.get("actions", [])], data.get("next_cursor"))
 
 
-def _list_params(status, kind, resource, limit, cursor) -> Dict[str, Any]:
+def _list_params(status: Optional[str], kind: Optional[str], resource: Optional[str], limit: Optional[int],
+                 cursor: Optional[str]) -> Dict[str, Any]:
     params = {"status": status, "kind": kind, "resource": resource, "limit": limit, "cursor": cursor}
     return {k: v for k, v in params.items() if v is not None}
 
@@ -114,6 +115,12 @@ class Client:
             raise _core.transport_error(e) from e
         return _core.read(response, text)
 
+    def _dict(self, call: Call) -> Dict[str, Any]:
+        return _core.json_object(self._call(call))
+
+    def _text(self, call: Call) -> str:
+        return str(self._call(call, text=True))
+
     # requester
     def submit(self, kind: str, resource: str, payload: Any = None, *, reuse_open: bool = False,
                **fields: Any) -> Request:
@@ -190,7 +197,7 @@ class Client:
         return Request.from_json(self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/comments", body={"comment": comment})))
 
     def whoami(self) -> Dict[str, Any]:
-        return self._call(Call("GET", "/v1/whoami"))
+        return self._dict(Call("GET", "/v1/whoami"))
 
     # approvers
     def approve(self, id: str, comment: Optional[str] = None) -> Request:
@@ -206,24 +213,24 @@ class Client:
         return AuditPage(list(data.get("events", [])), int(data.get("next_after", after)))
 
     def audit_checkpoint(self) -> str:
-        return self._call(Call("GET", "/v1/audit/checkpoint"), text=True)
+        return self._text(Call("GET", "/v1/audit/checkpoint"))
 
     def audit_key(self) -> str:
-        return self._call(Call("GET", "/v1/audit/key"), text=True)
+        return self._text(Call("GET", "/v1/audit/key"))
 
     def inclusion_proof(self, seq: int, size: Optional[int] = None) -> Dict[str, Any]:
         params = {"seq": seq} if size is None else {"seq": seq, "size": size}
-        return self._call(Call("GET", "/v1/audit/proof/inclusion", params))
+        return self._dict(Call("GET", "/v1/audit/proof/inclusion", params))
 
     def consistency_proof(self, first: int, to: Optional[int] = None) -> Dict[str, Any]:
         params = {"from": first} if to is None else {"from": first, "to": to}
-        return self._call(Call("GET", "/v1/audit/proof/consistency", params))
+        return self._dict(Call("GET", "/v1/audit/proof/consistency", params))
 
     def policies(self) -> Dict[str, Any]:
-        return self._call(Call("GET", "/v1/policies"))
+        return self._dict(Call("GET", "/v1/policies"))
 
     def reload_policies(self) -> Dict[str, Any]:
-        return self._call(Call("POST", "/v1/policies/reload"))
+        return self._dict(Call("POST", "/v1/policies/reload"))
 
     # operations
     def healthy(self) -> bool:
@@ -241,11 +248,11 @@ class Client:
             return False
 
     def openapi(self) -> Dict[str, Any]:
-        return self._call(Call("GET", "/openapi.json"))
+        return self._dict(Call("GET", "/openapi.json"))
 
     def metrics(self) -> str:
         """Prometheus text."""
-        return self._call(Call("GET", "/metrics"), text=True)
+        return self._text(Call("GET", "/metrics"))
 
 
 class AsyncClient:
@@ -315,6 +322,12 @@ class AsyncClient:
             raise _core.transport_error(e) from e
         return _core.read(response, text)
 
+    async def _dict(self, call: Call) -> Dict[str, Any]:
+        return _core.json_object(await self._call(call))
+
+    async def _text(self, call: Call) -> str:
+        return str(await self._call(call, text=True))
+
     async def submit(self, kind: str, resource: str, payload: Any = None, *, reuse_open: bool = False,
                      **fields: Any) -> Request:
         return Request.from_json(await self._call(_core.submit_call(kind, resource, payload, reuse_open, fields)))
@@ -372,7 +385,7 @@ class AsyncClient:
         return Request.from_json(await self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/comments", body={"comment": comment})))
 
     async def whoami(self) -> Dict[str, Any]:
-        return await self._call(Call("GET", "/v1/whoami"))
+        return await self._dict(Call("GET", "/v1/whoami"))
 
     async def approve(self, id: str, comment: Optional[str] = None) -> Request:
         return Request.from_json(await self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/approve", body={"comment": comment})))
@@ -386,24 +399,24 @@ class AsyncClient:
         return AuditPage(list(data.get("events", [])), int(data.get("next_after", after)))
 
     async def audit_checkpoint(self) -> str:
-        return await self._call(Call("GET", "/v1/audit/checkpoint"), text=True)
+        return await self._text(Call("GET", "/v1/audit/checkpoint"))
 
     async def audit_key(self) -> str:
-        return await self._call(Call("GET", "/v1/audit/key"), text=True)
+        return await self._text(Call("GET", "/v1/audit/key"))
 
     async def inclusion_proof(self, seq: int, size: Optional[int] = None) -> Dict[str, Any]:
         params = {"seq": seq} if size is None else {"seq": seq, "size": size}
-        return await self._call(Call("GET", "/v1/audit/proof/inclusion", params))
+        return await self._dict(Call("GET", "/v1/audit/proof/inclusion", params))
 
     async def consistency_proof(self, first: int, to: Optional[int] = None) -> Dict[str, Any]:
         params = {"from": first} if to is None else {"from": first, "to": to}
-        return await self._call(Call("GET", "/v1/audit/proof/consistency", params))
+        return await self._dict(Call("GET", "/v1/audit/proof/consistency", params))
 
     async def policies(self) -> Dict[str, Any]:
-        return await self._call(Call("GET", "/v1/policies"))
+        return await self._dict(Call("GET", "/v1/policies"))
 
     async def reload_policies(self) -> Dict[str, Any]:
-        return await self._call(Call("POST", "/v1/policies/reload"))
+        return await self._dict(Call("POST", "/v1/policies/reload"))
 
     async def healthy(self) -> bool:
         try:
@@ -420,7 +433,7 @@ class AsyncClient:
             return False
 
     async def openapi(self) -> Dict[str, Any]:
-        return await self._call(Call("GET", "/openapi.json"))
+        return await self._dict(Call("GET", "/openapi.json"))
 
     async def metrics(self) -> str:
-        return await self._call(Call("GET", "/metrics"), text=True)
+        return await self._text(Call("GET", "/metrics"))

@@ -23,7 +23,7 @@ import inspect
 import json
 import logging
 import time
-from typing import Any, Callable, Iterable, List, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from . import outcomes
 from .client import AsyncClient, Client
@@ -57,7 +57,7 @@ def json_copy(payload: Any) -> Any:
         raise TypeError(f"the payload is not plain JSON ({e}); pass `payload=` explicitly") from e
 
 
-def call_payload(fn: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any]) -> Any:
+def call_payload(fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """A decorated call as an action payload: the function and its arguments."""
     bound = inspect.signature(fn).bind(*args, **kwargs)
     bound.apply_defaults()
@@ -105,7 +105,7 @@ def check_released(view: Request, submitted: Request, payload: Any) -> None:
         raise PayloadMismatch(f"the released request {view.id} has another fingerprint; not running")
 
 
-def _outcome(permit: Permit, error: Optional[BaseException]) -> dict:
+def _outcome(permit: Permit, error: Optional[BaseException]) -> Dict[str, Any]:
     summary = permit.summary
     if error is not None and summary is None:
         summary = f"{type(error).__name__}: {error}"
@@ -323,7 +323,7 @@ class Guard:
         await self.areport(self._open.pop(), error)
 
     # the decorator
-    def payload_for(self, fn: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any]) -> Any:
+    def payload_for(self, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         if callable(self.payload):
             return self.payload(*args, **kwargs)
         if self.payload is None:

@@ -89,7 +89,8 @@ class Request:
     def from_json(cls, data: Any) -> "Request":
         if not isinstance(data, dict):
             raise ProtocolError("the gateway's answer is not a JSON object")
-        approval = data.get("approval") if isinstance(data.get("approval"), dict) else {}
+        given = data.get("approval")
+        approval: Dict[str, Any] = given if isinstance(given, dict) else {}
         requirements = data.get("requirements") or approval.get("requirements") or []
         outcome = data.get("outcome")
         return cls(
