@@ -77,6 +77,7 @@ class Gateway:
             "bob": add_identity(self.data, "users", "add", "bob", "--email", "bob@example.com"),
             "ann": add_identity(self.data, "users", "add", "ann", "--email", "ann@example.com", "--group", "auditor"),
             "bot": add_identity(self.data, "agents", "add", "bot", "--owner", "bob"),
+            "bot2": add_identity(self.data, "agents", "add", "bot2", "--owner", "bob"),
         }
         self.policies = policies
         self.tmp = tmp
