@@ -14,7 +14,7 @@ from typing import Any, List
 import pytest
 
 import countersign
-from countersign import ApiError, GatewayUnavailable, StillPending, outcomes
+from countersign import ApiError, StillPending, outcomes
 from countersign.outcomes import OutcomeSender, Report
 
 
