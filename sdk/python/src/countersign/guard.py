@@ -8,7 +8,11 @@
 
 Submit → (if pending) wait, pushed by the gateway → release (single use) →
 check that what was released is what was submitted → run → report the outcome
-(`succeeded`, or `failed` when the body raised). Anything else raises before
+(`succeeded`, or `failed` when the body raised). The outcome is queued for the
+client's background sender (`background_report=True`, the default; see
+`countersign.outcomes`), so the caller does not wait for it;
+`background_report=False` awaits it. The submission asks the gateway to reuse
+this caller's open request for the same action (`reuse_open=True`). Anything else raises before
 the body runs: `Denied`, `Expired`, `Revoked`, `Cancelled`, `StillPending`
 (the caller's own timeout; the request is cancelled), `GatewayUnavailable`
 (fail closed), `PayloadMismatch`.
@@ -133,7 +137,7 @@ class Guard:
         on_behalf_of: Optional[str] = None,
         timeout: Optional[float] = None,
         on_pending: Optional[Callable[[Request], Any]] = None,
-        background_report: bool = False,
+        background_report: bool = True,
     ) -> None:
         self.kind = kind
         self.resource = resource

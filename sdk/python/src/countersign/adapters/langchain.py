@@ -60,7 +60,7 @@ class CountersignMiddleware(AgentMiddleware):
         action_for: Optional[ActionFor] = None,
         timeout: Optional[float] = None,
         justification: Optional[str] = None,
-        background_report: bool = False,
+        background_report: bool = True,
         mode: str = "wait",
     ) -> None:
         super().__init__()

@@ -40,7 +40,7 @@ class Gate:
         *,
         timeout: Optional[float] = None,
         justification: Optional[str] = None,
-        background_report: bool = False,
+        background_report: bool = True,
     ) -> None:
         self.client = client
         self.background_report = background_report

@@ -42,7 +42,7 @@ class CountersignToolset(WrapperToolset):
     timeout: Optional[float] = None
     justification: Optional[str] = None
     #: Send the outcome while the run goes on (see `countersign.guard.drain_reports`).
-    background_report: bool = False
+    background_report: bool = True
 
     def __post_init__(self) -> None:
         if self.client is None:
