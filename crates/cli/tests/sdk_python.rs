@@ -115,7 +115,9 @@ fn python_sdk_wheel_installs_into_a_fresh_venv_and_imports() {
     assert!(name.starts_with("countersign-0.1.0-py3-none-any"), "{name}");
     // What it holds: the package, its adapters and the PEP 561 marker, not the tests.
     let listing = run(
-        Command::new(&python).args(["-c", "import sys, zipfile; print('\\n'.join(zipfile.ZipFile(sys.argv[1]).namelist()))"]).arg(wheel),
+        Command::new(&python)
+            .args(["-c", "import sys, zipfile; print('\\n'.join(zipfile.ZipFile(sys.argv[1]).namelist()))"])
+            .arg(wheel),
         "listing the wheel",
     );
     for file in [

@@ -36,7 +36,12 @@ impl AppState {
         self.submit_with(principal, action, reuse).await
     }
 
-    async fn submit_with(&self, principal: &Principal, action: Action, reuse: Reuse) -> Result<Submission, GatewayError> {
+    async fn submit_with(
+        &self,
+        principal: &Principal,
+        action: Action,
+        reuse: Reuse,
+    ) -> Result<Submission, GatewayError> {
         action.validate()?;
         let fingerprint = Fingerprint::of(&action, &principal.reference())?;
         // Two identical submissions that may reuse must not both miss the

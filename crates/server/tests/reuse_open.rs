@@ -70,7 +70,8 @@ async fn another_agent_with_the_same_payload_gets_its_own_request() {
     }
     // A different action of the same caller (other payload, other
     // `on_behalf_of`) is a different request.
-    let other = json!({"kind": "shell.exec", "resource": "prod-web", "payload": {"argv": ["systemctl", "restart", "api"]}});
+    let other =
+        json!({"kind": "shell.exec", "resource": "prod-web", "payload": {"argv": ["systemctl", "restart", "api"]}});
     let (status, body) = ask(&g, "bot", other).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let mut behalf = shell("prod-web");
@@ -190,8 +191,11 @@ async fn identical_submissions_racing_make_one_request() {
 #[tokio::test]
 async fn bad_reuse_values_are_refused() {
     let g = gateway().await;
-    for query in ["reuse=yes", "reuse=", "reuse=OPEN", "reuse=open&reuse=open", "reuse=open&reuse=never", "reuse=open%00"] {
-        let (status, body) = g.call("POST", &format!("/v1/actions?{query}"), Some("bot"), Some(shell("prod-web"))).await;
+    for query in
+        ["reuse=yes", "reuse=", "reuse=OPEN", "reuse=open&reuse=open", "reuse=open&reuse=never", "reuse=open%00"]
+    {
+        let (status, body) =
+            g.call("POST", &format!("/v1/actions?{query}"), Some("bot"), Some(shell("prod-web"))).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
         assert!(body["error"]["code"].is_string(), "{query}: {body}");
     }

@@ -22,6 +22,7 @@ use countersign_gateway::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SubmitQuery {
     /// `open`: when the caller already has an open request (`pending`, or
     /// `approved` and not yet released) for this exact action (same
