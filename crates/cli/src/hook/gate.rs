@@ -34,7 +34,7 @@ pub async fn decide(client: &Client, action: &Action, wait: Duration) -> Result<
     match submitted.status.as_str() {
         "allowed" => return Ok(Decision::Allow { id, note: "allowed by countersign".to_owned() }),
         "denied" => return Ok(Decision::Deny(denied_text(&id, submitted.reason.as_deref(), &submitted.policies))),
-        "approved" => return Ok(released_or_not(client, &id).await?),
+        "approved" => return released_or_not(client, &id).await,
         "pending" => {}
         other => return Err(CallError::Decode(format!("unexpected status `{other}` for request {id}"))),
     }
