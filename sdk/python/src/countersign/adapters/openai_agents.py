@@ -26,7 +26,7 @@ from agents.tool_context import ToolContext
 
 from ..client import AsyncClient
 from ..errors import ActionBlocked, ApiError, CountersignError
-from ..guard import Guard, Permit, check_released, drain_reports
+from ..guard import Guard, Permit, check_released
 from ..types import Request
 from ._common import blocked_message, error_message, tool_payload
 
@@ -144,8 +144,9 @@ class Gate:
         result = await Runner.run(agent, input, **run_args)
         for _ in range(max_resumes):
             if not result.interruptions:
-                if self.background_report:
-                    await drain_reports()
+                # Background reports are not waited for here: the client's
+                # sender delivers them, and its close (or the interpreter's
+                # exit) flushes them.
                 return result
             result = await Runner.run(agent, await self.resolve(result), **run_args)
         raise CountersignError(f"the run was still interrupted after {max_resumes} resumes")
