@@ -58,7 +58,10 @@ impl AppState {
         // Only an action the policy in force would hold for approval is
         // answered with an earlier open one; allowed and denied actions are
         // decided afresh every time (single use).
-        let held = matches!(decision.verdict, Verdict::RequireApproval(_));
+        let held = match &decision.verdict {
+            Verdict::RequireApproval(_) => true,
+            Verdict::Allow | Verdict::Deny => false,
+        };
         if held && reuse == Reuse::Open {
             if let Some(open) = self.open_request_for(principal, &action, &fingerprint, now).await? {
                 return Ok(Submission { request: open, reused: true });
