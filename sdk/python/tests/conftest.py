@@ -193,3 +193,11 @@ def approver(gateway: Gateway):
     yield start
     for a in started:
         a.thread.join(40)
+
+
+@pytest.fixture(autouse=True)
+def _reports_delivered():
+    """Outcome reports go out in the background: each test's are delivered
+    before the next starts (and before the gateway stops at the end)."""
+    yield
+    countersign.flush_reports(10)

@@ -132,3 +132,22 @@ def test_reports_still_queued_at_exit_are_sent(gateway: Any, tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     id = done.stdout.strip()
     assert gateway.client().get(id).outcome["status"] == "succeeded"
+
+
+def test_a_reused_pending_request_is_left_open_when_the_caller_stops_waiting(gateway: Any, prod: str) -> None:
+    bot = gateway.client()
+    payload = {"order": uuid.uuid4().hex}
+    first = bot.submit("payments.refund", prod, payload, reuse_open=True)
+    # Another identical call may be waiting on it: timing out does not cancel it.
+    with pytest.raises(StillPending) as stopped:
+        with countersign.guard("payments.refund", prod, payload, client=bot, timeout=0.3):
+            raise AssertionError("must not run")
+    assert stopped.value.request.id == first.id
+    assert bot.get(first.id).status == "pending"
+    # A request of the caller's own making is cancelled when it stops waiting, as before.
+    bot.cancel(first.id)
+    with pytest.raises(StillPending) as own:
+        with countersign.guard("payments.refund", prod, payload, client=bot, timeout=0.3):
+            raise AssertionError("must not run")
+    assert own.value.request.id != first.id
+    assert bot.get(own.value.request.id).status == "cancelled"

@@ -14,7 +14,8 @@ client's background sender (`background_report=True`, the default; see
 `background_report=False` awaits it. The submission asks the gateway to reuse
 this caller's open request for the same action (`reuse_open=True`). Anything else raises before
 the body runs: `Denied`, `Expired`, `Revoked`, `Cancelled`, `StillPending`
-(the caller's own timeout; the request is cancelled), `GatewayUnavailable`
+(the caller's own timeout; the request is cancelled unless it was reused, as
+another identical call may wait on it), `GatewayUnavailable`
 (fail closed), `PayloadMismatch`.
 """
 
@@ -197,6 +198,9 @@ class Guard:
         else:
             raise blocked(submitted)
         if decided.pending:
+            if submitted.reused:
+                # Another identical call may be waiting on it: left open.
+                raise StillPending(decided, f"request {decided.id} was still pending after {self.timeout} s")
             try:
                 client.cancel(submitted.id)
             except (ApiError, GatewayUnavailable) as e:
@@ -272,12 +276,16 @@ class Guard:
             try:
                 decided = await client.wait(submitted.id, self.timeout)
             except asyncio.CancelledError:
-                # The task was cancelled while waiting: so is the request.
-                await asyncio.shield(self._cancel(client, submitted.id))
+                # The task was cancelled while waiting: so is the request,
+                # unless it was reused (another identical call may wait on it).
+                if not submitted.reused:
+                    await asyncio.shield(self._cancel(client, submitted.id))
                 raise
         else:
             raise blocked(submitted)
         if decided.pending:
+            if submitted.reused:
+                raise StillPending(decided, f"request {decided.id} was still pending after {self.timeout} s")
             await self._cancel(client, submitted.id)
             raise StillPending(decided, f"request {decided.id} was still pending after {self.timeout} s; cancelled")
         if decided.status != "approved":
