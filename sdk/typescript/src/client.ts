@@ -302,6 +302,8 @@ export class CountersignClient {
         view = await this.waitForDecision(submitted.id, options.waitMs, options.signal);
       } catch (e) {
         if (e instanceof CancelledError) {
+          // A reused request is left open: another identical call may be waiting on it.
+          if (submitted.reused) throw new CancelledError(`the caller stopped waiting for request ${submitted.id}`, submitted.id);
           await this.cancel(submitted.id).catch(() => undefined);
           throw new CancelledError(`request ${submitted.id} was cancelled: the caller stopped waiting`, submitted.id);
         }
