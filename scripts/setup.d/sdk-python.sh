@@ -2,7 +2,11 @@
 # Test peers of the Python SDK (sdk/python, run by crates/cli/tests/sdk_python.rs):
 # PyPI httpx, pytest and the agent frameworks its adapters are tested with —
 # openai-agents, langchain + langgraph, pydantic-ai-slim — into
-# .venv-sdk-python, as sdk/python/requirements-test.txt pins them.
+# .venv-sdk-python, as sdk/python/requirements-test.txt pins them; `build`,
+# `hatchling` (the pyproject's backend) and `mypy` for the wheel and type
+# checks; and, in .venv-sdk-python/wheelhouse, the wheels of the package's
+# own dependencies, so that the test installs the built wheel into a fresh
+# venv offline.
 # Idempotent: skipped when the requirements have not changed since the last install.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,7 +24,11 @@ if [ ! -f "$py_stamp" ] || [ "$(cat "$py_stamp")" != "$(stamp "$requirements")" 
     echo "==> pip install (Python SDK test peers) into $venv"
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    # httpx as pinned, with everything it needs, as wheels.
+    "$venv/bin/pip" download --quiet --disable-pip-version-check --only-binary=:all: \
+        -d "$venv/wheelhouse" "$(grep '^httpx==' "$requirements")"
     stamp "$requirements" > "$py_stamp"
 fi
 # Fail here, not in the middle of the tests, if something is still missing.
-"$venv/bin/python" -c 'import pytest, httpx, agents, langchain, langgraph, pydantic_ai'
+"$venv/bin/python" -c 'import pytest, httpx, agents, langchain, langgraph, pydantic_ai, build, hatchling, mypy'
+ls "$venv"/wheelhouse/httpx-*.whl >/dev/null

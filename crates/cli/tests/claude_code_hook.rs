@@ -43,6 +43,7 @@ permit (principal, action == Action::"mcp.tool_call", resource == Resource::"fs/
 
 struct Env {
     _dir: tempfile::TempDir,
+    data: PathBuf,
     state: PathBuf,
     server: Server,
     agent: String,
@@ -58,7 +59,7 @@ fn start() -> Env {
     let policies = write_policies(dir.path(), "hook.cedar", POLICIES);
     let server = serve_with(&data, "127.0.0.1:0", &[("--policies", policies.as_os_str())]);
     let state = dir.path().join("state");
-    Env { _dir: dir, state, server, agent, alice }
+    Env { _dir: dir, data, state, server, agent, alice }
 }
 
 fn fixture(name: &str) -> Value {
@@ -115,6 +116,14 @@ fn decision(output: &Output) -> (String, String) {
 fn id_after(reason: &str, marker: &str) -> String {
     let rest = &reason[reason.find(marker).unwrap_or_else(|| panic!("no `{marker}` in {reason}")) + marker.len()..];
     rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+}
+
+/// How many audit events of `kind` the gateway has recorded.
+fn audited(env: &Env, kind: &str) -> usize {
+    let output = common::run(&["audit", "export", "--data-dir", env.data.to_str().unwrap()]);
+    assert_code(&output, 0);
+    let text = String::from_utf8(output.stdout).unwrap();
+    text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|e| e["type"] == kind).count()
 }
 
 fn show(env: &Env, id: &str) -> Value {
@@ -177,6 +186,9 @@ fn a_pending_call_is_denied_as_pending_then_goes_through_once_when_approved() {
     let pending = env.server.call(&env.alice, &["pending", "--output", "json"]);
     let pending: Value = serde_json::from_slice(&pending.stdout).unwrap();
     assert_eq!(pending["actions"].as_array().unwrap().len(), 1, "{pending}");
+    // The gateway answered with the open request (`?reuse=open`): nothing
+    // was submitted twice, nothing cancelled.
+    assert_eq!((audited(&env, "action.submitted"), audited(&env, "action.cancelled")), (1, 0));
 
     assert_code(&env.server.call(&env.alice, &["approve", &id, "--comment", "fine"]), 0);
     let (d, reason) = decision(&hook(&env, 1, &call));
@@ -193,6 +205,7 @@ fn a_pending_call_is_denied_as_pending_then_goes_through_once_when_approved() {
     let (d, reason) = decision(&hook(&env, 1, &call));
     assert_eq!(d, "deny");
     assert_ne!(id_after(&reason, "pending approval "), id);
+    assert_eq!((audited(&env, "action.submitted"), audited(&env, "action.cancelled")), (2, 0));
     // A changed command is a different action: the approval never covered it.
     let (d, _) = decision(&hook(&env, 1, &bash("touch /tmp/other", "toolu_touch2")));
     assert_eq!(d, "deny");

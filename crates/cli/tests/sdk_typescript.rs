@@ -116,6 +116,8 @@ fn typescript_sdk_and_adapters_pass_the_shared_scenario() {
         "ai (Vercel AI SDK): the shared scenario",
         "@openai/agents: the shared scenario",
         "claude-agent-sdk canUseTool: the shared scenario",
+        "guard: asking again finds the open request; an approval is taken once",
+        "background outcome reports are retried, flushed, and never lost silently",
     ] {
         assert!(report.lines().any(|l| l.starts_with("ok ") && l.ends_with(name)), "{name} did not pass:\n{report}");
     }

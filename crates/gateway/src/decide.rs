@@ -6,6 +6,7 @@ use countersign_core::{Action, Fingerprint, Principal, Request, Status};
 use countersign_policy::Verdict;
 
 use crate::error::GatewayError;
+use crate::reuse::{Reuse, Submission};
 use crate::state::drafts;
 use crate::AppState;
 
@@ -20,13 +21,52 @@ impl AppState {
     /// Decides on an action and stores the request. The answer is given only
     /// after the submission and decision events are durable.
     pub async fn submit(&self, principal: &Principal, action: Action) -> Result<Request, GatewayError> {
+        Ok(self.submit_with(principal, action, Reuse::Never).await?.request)
+    }
+
+    /// [`AppState::submit_claimed`], answering with the caller's own open
+    /// request for the same action when there is one (see [`Reuse`]).
+    pub async fn submit_claimed_reusing(
+        &self,
+        principal: &Principal,
+        action: Action,
+        reuse: Reuse,
+    ) -> Result<Submission, GatewayError> {
+        action.check_submitter_claims()?;
+        self.submit_with(principal, action, reuse).await
+    }
+
+    async fn submit_with(
+        &self,
+        principal: &Principal,
+        action: Action,
+        reuse: Reuse,
+    ) -> Result<Submission, GatewayError> {
         action.validate()?;
         let fingerprint = Fingerprint::of(&action, &principal.reference())?;
+        // Two identical submissions that may reuse must not both miss the
+        // other and store two requests: one looks and stores at a time.
+        let _same_action = match reuse {
+            Reuse::Never => None,
+            Reuse::Open => Some(self.0.reuse_locks.lock(&fingerprint).await),
+        };
         // Decided and stored under one policy set: a reload waits for this
         // insert, so its re-decision of open requests sees it.
         let (_in_force, policy) = self.policy_in_force().await;
         let decision = policy.engine.decide(principal, &action);
         let now = self.now();
+        // Only an action the policy in force would hold for approval is
+        // answered with an earlier open one; allowed and denied actions are
+        // decided afresh every time (single use).
+        let held = match &decision.verdict {
+            Verdict::RequireApproval(_) => true,
+            Verdict::Allow | Verdict::Deny => false,
+        };
+        if held && reuse == Reuse::Open {
+            if let Some(open) = self.open_request_for(principal, &action, &fingerprint, now).await? {
+                return Ok(Submission { request: open, reused: true });
+            }
+        }
         let (status, requirements) = match decision.verdict {
             Verdict::Allow => (Status::Allowed, Vec::new()),
             Verdict::RequireApproval(requirements) => (Status::Pending, requirements),
@@ -71,6 +111,6 @@ impl AppState {
         self.0.store.insert_request(request.clone(), drafts(events)).await?;
         self.0.metrics.count_decision(status.as_str());
         self.publish_change(&request);
-        Ok(request)
+        Ok(Submission { request, reused: false })
     }
 }

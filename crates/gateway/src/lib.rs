@@ -16,6 +16,8 @@
 //! - [`review`]: people approve, deny and comment;
 //! - [`gate`]: the loop as an entry point that runs actions itself walks it
 //!   (submit, wait, take the approval, record the outcome);
+//! - [`reuse`]: an action asked again is answered with the caller's own open
+//!   request for it;
 //! - [`release`]: the requester takes its approval (once), or cancels, and
 //!   records how the action went;
 //! - record: every move is audited in the same transaction; [`refusals`]
@@ -48,6 +50,7 @@ pub mod record;
 pub mod refusals;
 pub mod release;
 pub mod replication;
+pub mod reuse;
 pub mod review;
 mod state;
 pub mod visibility;

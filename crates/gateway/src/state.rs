@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     policy_gate: tokio::sync::RwLock<()>,
     /// The audit log's Merkle tree and checkpoint signer.
     pub(crate) audit: std::sync::Arc<crate::checkpoints::AuditLog>,
+    /// Serialises identical submissions that may reuse an open request.
+    pub(crate) reuse_locks: crate::reuse::ReuseLocks,
 }
 
 /// Why the gateway could not start.
@@ -129,6 +131,7 @@ impl AppState {
             reload_lock: tokio::sync::Mutex::new(()),
             policy_gate: tokio::sync::RwLock::new(()),
             audit: crate::checkpoints::new_log(),
+            reuse_locks: crate::reuse::ReuseLocks::default(),
         }));
         // With replicas, the set this one loaded is now the one in force.
         state.share_policy(&shared).await?;

@@ -2,12 +2,15 @@
 
 Starts a gateway (the binary given, on a free loopback port, a temporary
 SQLite data dir: every decision and outcome is fsynced before it is
-answered), then times N routine calls each way — gated and not — and prints
-p50/p90/p99 in milliseconds and the p50 difference (the overhead: one
-submit and one outcome report, two loopback round trips).
+answered). For each variant it runs the same framework call with and
+without countersign, alternating in one loop (gated, plain, plain, gated,
+…), so both see the same machine load, and prints p50/p90/p99 in ms and
+the overhead: p50(gated) − p50(plain), and the median of the paired
+differences. `--gap-ms` sleeps between iterations, outside the timed part,
+as a model call separates tool calls in a real run (0: back to back).
 
     .venv-sdk-python/bin/python sdk/python/bench/overhead.py \
-        --bin target/release/countersign --n 500
+        --bin target/release/countersign --n 500 --gap-ms 0
 
 A benchmark, not a test: nothing here asserts a time.
 """
@@ -22,29 +25,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Awaitable, Callable, Dict, List
+from typing import Any, Awaitable, Callable, Dict, List
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "src"), str(HERE.parent / "tests")]
 
 import countersign  # noqa: E402
 
-
-class TimedClient(countersign.AsyncClient):
-    """Counts the time spent inside gateway calls, to split what the
-    gateway costs from what the framework adds around it."""
-
-    spent = 0.0
-
-    async def _call(self, call, text=False):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        try:
-            return await super()._call(call, text)
-        finally:
-            TimedClient.spent += time.perf_counter() - started
-
-
-IN_CALLS: List[float] = []
+Run = Callable[[], Awaitable[Any]]
 
 
 def quantiles(samples: List[float]) -> Dict[str, float]:
@@ -56,79 +44,72 @@ def quantiles(samples: List[float]) -> Dict[str, float]:
     return {"p50": statistics.median(ordered) * 1000, "p90": at(0.9), "p99": at(0.99)}
 
 
-async def timed(n: int, warmup: int, once: Callable[[], Awaitable[None]]) -> List[float]:
-    for _ in range(warmup):
-        await once()
-    samples = []
-    IN_CALLS.clear()
-    for _ in range(n):
-        TimedClient.spent = 0.0
-        started = time.perf_counter()
-        await once()
-        samples.append(time.perf_counter() - started)
-        IN_CALLS.append(TimedClient.spent)
-    return samples
+async def paired(name: str, n: int, warmup: int, gap: float, gated: Run, plain: Run) -> None:
+    """Times `gated` and `plain` alternately (ABBA), `n` times each."""
+    g: List[float] = []
+    p: List[float] = []
+    for i in range(warmup + n):
+        order = [(gated, g), (plain, p)] if i % 2 == 0 else [(plain, p), (gated, g)]
+        for run, into in order:
+            if gap:
+                await asyncio.sleep(gap)
+            started = time.perf_counter()
+            await run()
+            if i >= warmup:
+                into.append(time.perf_counter() - started)
+    gq, pq = quantiles(g), quantiles(p)
+    diffs = statistics.median(a - b for a, b in zip(g, p)) * 1000
+    print(f"{name:34} gated p50 {gq['p50']:6.2f} p90 {gq['p90']:6.2f} p99 {gq['p99']:6.2f} | "
+          f"plain p50 {pq['p50']:6.2f} | overhead p50 {gq['p50'] - pq['p50']:6.2f} ms "
+          f"(paired {diffs:6.2f})", flush=True)
 
 
-def show(name: str, gated: List[float], plain: List[float], in_calls: List[float]) -> None:
-    g, p = quantiles(gated), quantiles(plain)
-    inside = statistics.median(in_calls) * 1000 if in_calls else 0.0
-    print(f"{name:16} gated p50 {g['p50']:7.3f} p90 {g['p90']:7.3f} p99 {g['p99']:7.3f} | "
-          f"plain p50 {p['p50']:7.3f} | overhead p50 {g['p50'] - p['p50']:7.3f} ms | "
-          f"in async gateway calls p50 {inside:6.3f} ms")
-
-
-async def bench(url: str, token: str, n: int, warmup: int) -> None:
+async def bench(url: str, token: str, n: int, warmup: int, gap: float, only: str) -> None:
     resource = "staging-bench"
     sync_client = countersign.Client(url, token)
-    client = TimedClient(url, token)
+    client = countersign.AsyncClient(url, token)
 
     def work() -> str:
         return "done"
 
-    async def as_async(fn: Callable[[], None]) -> None:
-        fn()
+    async def nothing() -> None:
+        work()
 
-    # The floor: the same two calls with bare httpx, no SDK (what the
-    # gateway and loopback cost by themselves).
+    def wanted(name: str) -> bool:
+        return not only or any(o in name for o in only.split(","))
+
+    # The floor: bare httpx, no SDK (what the gateway and loopback cost).
     import httpx
 
     raw = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
 
-    def raw_calls() -> None:
+    async def raw_submit() -> None:
+        raw.post("/v1/actions", json={"kind": "bench.call", "resource": resource, "payload": {"n": 1}})
+
+    async def raw_both() -> None:
         answer = raw.post("/v1/actions", json={"kind": "bench.call", "resource": resource, "payload": {"n": 1}})
         raw.post(f"/v1/actions/{answer.json()['id']}/outcome", json={"status": "succeeded"}).raise_for_status()
 
-    gated_samples = await timed(n, warmup, lambda: as_async(raw_calls))
-    gated_in = list(IN_CALLS)
-    show("httpx (floor)", gated_samples, await timed(n, warmup, lambda: as_async(work)), gated_in)
+    if wanted("floor"):
+        await paired("floor: httpx submit", n, warmup, gap, raw_submit, nothing)
+        await paired("floor: httpx submit + outcome", n, warmup, gap, raw_both, nothing)
 
-    def raw_submit() -> None:
-        raw.post("/v1/actions", json={"kind": "bench.call", "resource": resource, "payload": {"n": 1}})
+    for background in (False, True):
+        tag = " (bg report)" if background else " (awaited report)"
 
-    gated_samples = await timed(n, warmup, lambda: as_async(raw_submit))
-    gated_in = list(IN_CALLS)
-    show("httpx submit", gated_samples, await timed(n, warmup, lambda: as_async(work)), gated_in)
+        async def sync_gated() -> None:
+            with countersign.guard("bench.call", resource, {"n": 1}, client=sync_client,
+                                   background_report=background):
+                work()
 
-    # guard(), blocking and asyncio
-    def sync_gated() -> None:
-        with countersign.guard("bench.call", resource, {"n": 1}, client=sync_client):
-            work()
+        async def async_gated() -> None:
+            async with countersign.guard("bench.call", resource, {"n": 1}, client=client,
+                                         background_report=background):
+                work()
 
-    gated_samples = await timed(n, warmup, lambda: as_async(sync_gated))
-    gated_in = list(IN_CALLS)
-    show("guard (sync)", gated_samples, await timed(n, warmup, lambda: as_async(work)), gated_in)
-
-    async def async_gated() -> None:
-        async with countersign.guard("bench.call", resource, {"n": 1}, client=client):
-            work()
-
-    async def async_plain() -> None:
-        work()
-
-    gated_samples = await timed(n, warmup, async_gated)
-    gated_in = list(IN_CALLS)
-    show("guard (async)", gated_samples, await timed(n, warmup, async_plain), gated_in)
+        if wanted("guard"):
+            await paired("guard sync" + tag, n, warmup, gap, sync_gated, nothing)
+            await paired("guard async" + tag, n, warmup, gap, async_gated, nothing)
 
     # OpenAI Agents SDK
     from agents import Agent, Runner, function_tool, set_tracing_disabled
@@ -145,20 +126,10 @@ async def bench(url: str, token: str, n: int, warmup: int) -> None:
     def script() -> ScriptedModel:
         return ScriptedModel([[function_call("refund", {"order": "o-1"}, call_id="c")], [assistant_message("ok")]])
 
-    gate = Gate(client)
-    gated_tool = gate.tool(refund, resource=resource)
     plain_tool = function_tool(refund)
 
-    async def oa(tool: object, gated: bool) -> None:
-        agent = Agent(name="b", tools=[tool], model=script())
-        if gated:
-            await gate.run(agent, "go")
-        else:
-            await Runner.run(agent, "go")
-
-    gated_samples = await timed(n, warmup, lambda: oa(gated_tool, True))
-    gated_in = list(IN_CALLS)
-    show("openai-agents", gated_samples, await timed(n, warmup, lambda: oa(plain_tool, False)), gated_in)
+    async def oa_plain() -> None:
+        await Runner.run(Agent(name="b", tools=[plain_tool], model=script()), "go")
 
     # LangChain / LangGraph
     from harness_langchain import ScriptedChat
@@ -168,16 +139,8 @@ async def bench(url: str, token: str, n: int, warmup: int) -> None:
     from countersign.adapters.langchain import CountersignMiddleware
 
     lc_refund = lc_tool(refund)
-    lc_gated = create_agent(ScriptedChat(), tools=[lc_refund], middleware=[CountersignMiddleware(client, resource=resource)])
     lc_plain = create_agent(ScriptedChat(), tools=[lc_refund])
     message = {"messages": [{"role": "user", "content": "go"}]}
-
-    async def lc(agent: object) -> None:
-        await agent.ainvoke(message)  # type: ignore[attr-defined]
-
-    gated_samples = await timed(n, warmup, lambda: lc(lc_gated))
-    gated_in = list(IN_CALLS)
-    show("langchain", gated_samples, await timed(n, warmup, lambda: lc(lc_plain)), gated_in)
 
     # Pydantic AI
     from harness_pydantic_ai import scripted
@@ -187,46 +150,29 @@ async def bench(url: str, token: str, n: int, warmup: int) -> None:
 
     from countersign.adapters.pydantic_ai import CountersignToolset
 
-    pa_gated = PAgent(FunctionModel(scripted), toolsets=[CountersignToolset(FunctionToolset([refund]), client=client,
-                                                                           resource=resource)])
     pa_plain = PAgent(FunctionModel(scripted), toolsets=[FunctionToolset([refund])])
 
-    async def pa(agent: PAgent) -> None:
-        await agent.run("go")
+    for background in (False, True):
+        tag = " (bg report)" if background else " (awaited report)"
+        gate = Gate(client, background_report=background)
+        gated_tool = gate.tool(refund, resource=resource)
 
-    gated_samples = await timed(n, warmup, lambda: pa(pa_gated))
-    gated_in = list(IN_CALLS)
-    show("pydantic-ai", gated_samples, await timed(n, warmup, lambda: pa(pa_plain)), gated_in)
+        async def oa_gated() -> None:
+            await gate.run(Agent(name="b", tools=[gated_tool], model=script()), "go")
 
-    # The same with the outcome sent in the background (one round trip off the path).
-    print("background_report=True:")
+        lc_gated = create_agent(ScriptedChat(), tools=[lc_refund], middleware=[
+            CountersignMiddleware(client, resource=resource, background_report=background)])
+        pa_gated = PAgent(FunctionModel(scripted), toolsets=[CountersignToolset(
+            FunctionToolset([refund]), client=client, resource=resource, background_report=background)])
 
-    async def async_gated_bg() -> None:
-        async with countersign.guard("bench.call", resource, {"n": 1}, client=client, background_report=True):
-            work()
+        if wanted("openai"):
+            await paired("openai-agents" + tag, n, warmup, gap, oa_gated, oa_plain)
+        if wanted("langchain"):
+            await paired("langchain" + tag, n, warmup, gap,
+                         lambda: lc_gated.ainvoke(message), lambda: lc_plain.ainvoke(message))
+        if wanted("pydantic"):
+            await paired("pydantic-ai" + tag, n, warmup, gap, lambda: pa_gated.run("go"), lambda: pa_plain.run("go"))
 
-    gated_samples = await timed(n, warmup, async_gated_bg)
-    gated_in = list(IN_CALLS)
-    show("guard (async)", gated_samples, await timed(n, warmup, async_plain), gated_in)
-    gate_bg = Gate(client, background_report=True)
-    gated_bg_tool = gate_bg.tool(refund, resource=resource)
-
-    async def oa_bg() -> None:
-        await gate_bg.run(Agent(name="b", tools=[gated_bg_tool], model=script()), "go")
-
-    gated_samples = await timed(n, warmup, oa_bg)
-    gated_in = list(IN_CALLS)
-    show("openai-agents", gated_samples, await timed(n, warmup, lambda: oa(plain_tool, False)), gated_in)
-    lc_gated_bg = create_agent(ScriptedChat(), tools=[lc_refund],
-                               middleware=[CountersignMiddleware(client, resource=resource, background_report=True)])
-    gated_samples = await timed(n, warmup, lambda: lc(lc_gated_bg))
-    gated_in = list(IN_CALLS)
-    show("langchain", gated_samples, await timed(n, warmup, lambda: lc(lc_plain)), gated_in)
-    pa_gated_bg = PAgent(FunctionModel(scripted), toolsets=[CountersignToolset(
-        FunctionToolset([refund]), client=client, resource=resource, background_report=True)])
-    gated_samples = await timed(n, warmup, lambda: pa(pa_gated_bg))
-    gated_in = list(IN_CALLS)
-    show("pydantic-ai", gated_samples, await timed(n, warmup, lambda: pa(pa_plain)), gated_in)
     await countersign.drain_reports()
     await client.aclose()
     sync_client.close()
@@ -238,6 +184,8 @@ def main() -> None:
     parser.add_argument("--bin", default=str(HERE.parents[2] / "target" / "release" / "countersign"))
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="pause between iterations, untimed")
+    parser.add_argument("--only", default="", help="comma-separated names: floor,guard,openai,langchain,pydantic")
     args = parser.parse_args()
     os.environ["CS_SDK_BIN"] = args.bin
     import conftest
@@ -245,8 +193,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         gateway = conftest.Gateway(Path(tmp))
         try:
-            print(f"gateway {args.bin} at {gateway.url}; {args.n} calls each, {args.warmup} warm-up")
-            asyncio.run(bench(gateway.url, gateway.tokens["bot"], args.n, args.warmup))
+            print(f"gateway {args.bin} at {gateway.url}; {args.n} calls each way, {args.warmup} warm-up, "
+                  f"gap {args.gap_ms} ms")
+            asyncio.run(bench(gateway.url, gateway.tokens["bot"], args.n, args.warmup, args.gap_ms / 1000,
+                              args.only))
         finally:
             gateway.stop()
 

@@ -77,6 +77,7 @@ class Gateway:
             "bob": add_identity(self.data, "users", "add", "bob", "--email", "bob@example.com"),
             "ann": add_identity(self.data, "users", "add", "ann", "--email", "ann@example.com", "--group", "auditor"),
             "bot": add_identity(self.data, "agents", "add", "bot", "--owner", "bob"),
+            "bot2": add_identity(self.data, "agents", "add", "bot2", "--owner", "bob"),
         }
         self.policies = policies
         self.tmp = tmp
@@ -192,3 +193,11 @@ def approver(gateway: Gateway):
     yield start
     for a in started:
         a.thread.join(40)
+
+
+@pytest.fixture(autouse=True)
+def _reports_delivered():
+    """Outcome reports go out in the background: each test's are delivered
+    before the next starts (and before the gateway stops at the end)."""
+    yield
+    countersign.flush_reports(10)

@@ -19,6 +19,8 @@ def test_routine_runs_at_once_and_reports(gateway):
         ran.append(permit.id)
         permit.set_output("listing")
     assert ran == [permit.id] and not permit.waited
+    # Reported in the background (the default): wait for it.
+    assert bot.flush_outcomes(10) == 0
     outcome = bot.get(permit.id).outcome
     assert outcome["status"] == "succeeded"
     assert outcome["output_sha256"] == hashlib.sha256(b"listing").hexdigest()
@@ -38,6 +40,7 @@ def test_sensitive_call_waits_for_an_approver_and_runs_exactly_once(gateway, pro
     assert refund("o-1", cents=250) == "refunded"
     assert ran == [("o-1", 250)]
     assert len(pending) == 1 and pending[0].status == "pending"
+    bot.flush_outcomes(10)
     view = bot.get(pending[0].id)
     assert view.status == "released" and view.outcome["status"] == "succeeded"
     # The approval bound to the exact call.
@@ -71,6 +74,7 @@ def test_a_failure_in_the_body_is_reported_and_raised(gateway):
     with pytest.raises(ZeroDivisionError):
         with countersign.guard("shell.exec", "staging-web", {"x": 3}, client=bot) as permit:
             1 / 0
+    bot.flush_outcomes(10)
     outcome = bot.get(permit.id).outcome
     assert outcome["status"] == "failed" and "ZeroDivisionError" in outcome["summary"]
 
@@ -120,6 +124,7 @@ def test_async_guard_and_decorator(gateway, prod, approver):
         with pytest.raises(Denied):
             async with countersign.guard("shell.exec", "forbidden-z", {}, client=bot):
                 ran.append("no")
+        assert await bot.flush_outcomes(10) == 0
         assert (await bot.get(permit.id)).outcome["status"] == "succeeded"
         await bot.aclose()
 
@@ -142,6 +147,14 @@ def test_a_cancelled_waiting_task_cancels_its_request(gateway, prod):
         return status
 
     assert asyncio.run(scenario()) == "cancelled"
+
+
+def test_an_awaited_report_is_recorded_before_the_block_ends(gateway):
+    bot = gateway.client()
+    with countersign.guard("shell.exec", "staging-aw", {"a": 1}, client=bot, background_report=False) as permit:
+        pass
+    assert permit.reported is not None and permit.reported.outcome["status"] == "succeeded"
+    assert bot._outcomes is None, "no background sender was started"
 
 
 def test_background_report_leaves_the_path_and_still_lands(gateway):

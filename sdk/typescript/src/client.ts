@@ -25,7 +25,26 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** A fetch implementation (default: the global one). */
   fetch?: typeof fetch;
+  /**
+   * Send outcome reports in the background (default true): `guard` and the
+   * adapters return as soon as the action has run, and the report follows
+   * (retried while the gateway is unreachable, for 30 s). `flushOutcomes()`
+   * waits for them; see `reportOutcomeLater`.
+   */
+  backgroundReports?: boolean;
+  /** Told of each report given up (default: `console.error`). */
+  onReportLost?: (lost: LostReport) => void;
 }
+
+/** An outcome report the gateway never recorded. */
+export interface LostReport {
+  id: string;
+  outcome: Outcome;
+  error: unknown;
+}
+
+/** How long a background report is retried while the gateway cannot take it. */
+const REPORT_RETRY_MS = 30_000;
 
 export interface GuardOptions {
   justification?: string;
@@ -75,6 +94,12 @@ export class CountersignClient {
   #token: string;
   #timeoutMs: number;
   #fetch: typeof fetch;
+  #inFlight = new Set<Promise<void>>();
+  #onReportLost: (lost: LostReport) => void;
+  /** Whether `guard` and the adapters report outcomes in the background. */
+  readonly backgroundReports: boolean;
+  /** Reports given up: refused by the gateway, or unreachable past the retry window. */
+  readonly undelivered: LostReport[] = [];
 
   constructor(options: ClientOptions = {}) {
     const env = typeof process !== 'undefined' ? process.env : {};
@@ -85,6 +110,65 @@ export class CountersignClient {
     this.#token = token;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#fetch = options.fetch ?? globalThis.fetch;
+    this.backgroundReports = options.backgroundReports ?? true;
+    this.#onReportLost =
+      options.onReportLost ??
+      ((lost) => console.error(`countersign: the outcome of request ${lost.id} was not recorded: ${String(lost.error)}`));
+  }
+
+  /**
+   * Reports an outcome without the caller waiting. The report is retried
+   * while the gateway is unreachable (30 s); one it refuses, or still
+   * unsent then, goes to `undelivered` and `onReportLost`, never silently.
+   * A pending report keeps Node's event loop alive, so a process that ends
+   * by running out of work sends it first; one that calls `process.exit()`
+   * or is killed loses what is still queued (the gateway then shows the
+   * request without an outcome). `flushOutcomes()` before exiting.
+   */
+  reportOutcomeLater(id: string, outcome: Outcome): void {
+    const sending = this.#sendReport(id, outcome);
+    this.#inFlight.add(sending);
+    void sending.finally(() => this.#inFlight.delete(sending));
+  }
+
+  /** Waits for every background report; resolves with how many were lost so far. */
+  async flushOutcomes(): Promise<number> {
+    while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
+    return this.undelivered.length;
+  }
+
+  async #sendReport(id: string, outcome: Outcome): Promise<void> {
+    const started = Date.now();
+    let backoff = 100;
+    for (;;) {
+      try {
+        await this.reportOutcome(id, outcome);
+        return;
+      } catch (error) {
+        if (error instanceof UnreachableError && Date.now() - started < REPORT_RETRY_MS) {
+          await new Promise((resolve) => setTimeout(resolve, backoff));
+          backoff = Math.min(backoff * 2, 5_000);
+          continue;
+        }
+        const lost = { id, outcome, error };
+        this.undelivered.push(lost);
+        try {
+          this.#onReportLost(lost);
+        } catch {
+          // A caller's callback must not turn a lost report into a crash here.
+        }
+        return;
+      }
+    }
+  }
+
+  /** Reports in the background or awaited, as `backgroundReports` says; never throws. */
+  async reportAfterRun(id: string, outcome: Outcome): Promise<void> {
+    if (this.backgroundReports) {
+      this.reportOutcomeLater(id, outcome);
+      return;
+    }
+    await this.#sendReport(id, outcome);
   }
 
   async #call<T>(method: string, path: string, body?: unknown, timeoutMs?: number, signal?: AbortSignal): Promise<T> {
@@ -124,8 +208,14 @@ export class CountersignClient {
     return document as T;
   }
 
-  submit(action: Action): Promise<Submitted> {
-    return this.#call('POST', '/v1/actions', action);
+  /**
+   * `POST /v1/actions`. With `reuseOpen` (`?reuse=open`), the gateway answers
+   * with this caller's open request for the exact same action (same
+   * fingerprint; `reused: true`, status `pending` or `approved`) instead of
+   * storing a new one.
+   */
+  submit(action: Action, options: { reuseOpen?: boolean } = {}): Promise<Submitted> {
+    return this.#call('POST', options.reuseOpen ? '/v1/actions?reuse=open' : '/v1/actions', action);
   }
 
   get(id: string, waitSeconds = 0, signal?: AbortSignal): Promise<ActionView> {
@@ -178,7 +268,18 @@ export class CountersignClient {
    * submitted one.
    */
   async decide(action: Action, options: GuardOptions = {}): Promise<Decided> {
-    const submitted = await this.submit(action);
+    try {
+      return await this.#decide(action, options, true);
+    } catch (e) {
+      // An identical call released the shared request first: this call is
+      // another run of the action and needs a request of its own.
+      if (e instanceof TakenByAnother) return this.#decide(action, options, false);
+      throw e;
+    }
+  }
+
+  async #decide(action: Action, options: GuardOptions, reuseOpen: boolean): Promise<Decided> {
+    const submitted = await this.submit(action, { reuseOpen });
     switch (submitted.status) {
       case 'allowed':
         return { runAs: submitted.id, via: 'allowed' };
@@ -189,23 +290,29 @@ export class CountersignClient {
           submitted.policies,
         );
       case 'pending':
+      case 'approved':
         break;
       default:
         throw new CountersignError(`unexpected status \`${String((submitted as Submitted).status)}\``, submitted.id);
     }
-    options.onPending?.(submitted);
-    let view: ActionView;
-    try {
-      view = await this.waitForDecision(submitted.id, options.waitMs, options.signal);
-    } catch (e) {
-      if (e instanceof CancelledError) {
-        await this.cancel(submitted.id).catch(() => undefined);
-        throw new CancelledError(`request ${submitted.id} was cancelled: the caller stopped waiting`, submitted.id);
+    let view: Pick<ActionView, 'id' | 'status' | 'reason' | 'denials' | 'policies'> = { ...submitted, denials: [] };
+    if (submitted.status === 'pending') {
+      options.onPending?.(submitted);
+      try {
+        view = await this.waitForDecision(submitted.id, options.waitMs, options.signal);
+      } catch (e) {
+        if (e instanceof CancelledError) {
+          // A reused request is left open: another identical call may be waiting on it.
+          if (submitted.reused) throw new CancelledError(`the caller stopped waiting for request ${submitted.id}`, submitted.id);
+          await this.cancel(submitted.id).catch(() => undefined);
+          throw new CancelledError(`request ${submitted.id} was cancelled: the caller stopped waiting`, submitted.id);
+        }
+        throw e;
       }
-      throw e;
     }
     closed(view);
     const released = await this.release(submitted.id).catch((e: unknown) => {
+      if (submitted.reused && e instanceof ApiError && e.code === 'already_released') throw new TakenByAnother();
       if (e instanceof ApiError && ['expired', 'revoked', 'cancelled'].includes(e.code)) {
         closed({ ...view, status: e.code as ActionView['status'], reason: e.message });
       }
@@ -238,14 +345,14 @@ export class CountersignClient {
       result = await fn();
     } catch (e) {
       const summary = (e instanceof Error ? e.message : String(e)).slice(0, 500);
-      await this.reportOutcome(runAs, { status: 'failed', summary }).catch(() => undefined);
+      await this.reportAfterRun(runAs, { status: 'failed', summary });
       throw e;
     }
     const output = JSON.stringify(result ?? null) ?? 'null';
-    await this.reportOutcome(runAs, {
+    await this.reportAfterRun(runAs, {
       status: 'succeeded',
       output_sha256: createHash('sha256').update(output).digest('hex'),
-    }).catch(() => undefined);
+    });
     return result;
   }
 }
@@ -273,6 +380,9 @@ function closed(view: Pick<ActionView, 'id' | 'status' | 'reason' | 'denials' | 
       throw new PendingError(`pending approval ${view.id}, ask again after it is approved`, view.id);
   }
 }
+
+/** A reused request that an identical call released first. */
+class TakenByAnother extends Error {}
 
 let shared: CountersignClient | undefined;
 

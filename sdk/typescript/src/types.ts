@@ -19,12 +19,15 @@ export interface Requirement {
 
 export interface Submitted {
   id: string;
-  status: 'allowed' | 'denied' | 'pending';
+  /** `approved` only when `reuseOpen` answered with an earlier approved request. */
+  status: 'allowed' | 'denied' | 'pending' | 'approved';
   fingerprint: string;
   reason: string;
   policies: string[];
   policy_hash?: string;
   approval?: { requirements: Requirement[]; expires_at?: string };
+  /** `true` when `reuseOpen` answered with this caller's earlier open request for the same action. */
+  reused?: boolean;
 }
 
 export interface Entry {

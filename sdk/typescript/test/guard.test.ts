@@ -36,6 +36,7 @@ test('guard: typed errors', async () => {
   // A failing function is reported as failed and its error passes through.
   const id = randomUUID();
   await assert.rejects(a.guard('tool.call', 'staging', { id }, () => { throw new Error('boom'); }), /boom/);
+  await a.flushOutcomes();
   const { actions } = await agent().list({ kind: 'tool.call', resource: 'staging' });
   const mine = actions.find((v) => (v.payload as { id?: string }).id === id);
   assert.equal((mine?.outcome as { status?: string } | undefined)?.status, 'failed');
@@ -71,4 +72,54 @@ test('guard: a broken or oversized gateway answer runs nothing', async () => {
     server.close();
   }
   assert.equal(ran, 0);
+});
+
+test('guard: asking again finds the open request; an approval is taken once', async () => {
+  const a = agent();
+  const other = new CountersignClient({ server: gateway.server, token: gateway.approverToken });
+  const payload = { id: randomUUID() };
+  const first = await a.guard('tool.call', 'prod-web', payload, () => 1, { waitMs: 0 }).catch((x: unknown) => x);
+  assert.ok(first instanceof PendingError, String(first));
+  const again = await a.guard('tool.call', 'prod-web', payload, () => 1, { waitMs: 0 }).catch((x: unknown) => x);
+  assert.ok(again instanceof PendingError, String(again));
+  assert.equal(again.requestId, first.requestId, 'the same request, not a second one');
+  const mine = (await a.list({ kind: 'tool.call', resource: 'prod-web' })).actions.filter(
+    (v) => (v.payload as { id?: string }).id === payload.id,
+  );
+  assert.equal(mine.length, 1);
+  // The approver is another principal: the same payload is its own request.
+  const theirs = await other.submit({ kind: 'tool.call', resource: 'prod-web', payload }, { reuseOpen: true });
+  assert.notEqual(theirs.id, first.requestId);
+  assert.notEqual(theirs.reused, true);
+
+  await approver().approve(first.requestId!, 'go');
+  let ran = 0;
+  assert.equal(await a.guard('tool.call', 'prod-web', payload, () => ++ran), 1);
+  assert.equal((await a.get(first.requestId!)).status, 'released');
+  // Replayed after it ran: a new request, pending again, and nothing runs.
+  const replay = await a.guard('tool.call', 'prod-web', payload, () => ++ran, { waitMs: 0 }).catch((x: unknown) => x);
+  assert.ok(replay instanceof PendingError, String(replay));
+  assert.notEqual(replay.requestId, first.requestId);
+  assert.equal(ran, 1);
+});
+
+test('background outcome reports are retried, flushed, and never lost silently', async () => {
+  const lost: string[] = [];
+  const a = new CountersignClient({ server: gateway.server, token: gateway.agentToken, onReportLost: (l) => lost.push(l.id) });
+  const id = randomUUID();
+  assert.equal(await a.guard('tool.call', 'staging', { id }, () => 'ok'), 'ok');
+  assert.equal(await a.flushOutcomes(), 0);
+  const view = (await a.list({ kind: 'tool.call', resource: 'staging' })).actions.find((v) => (v.payload as { id?: string }).id === id);
+  assert.equal((view?.outcome as { status?: string } | undefined)?.status, 'succeeded');
+  // A report the gateway refuses (already reported) is lost loudly, not silently.
+  a.reportOutcomeLater(view!.id, { status: 'failed' });
+  assert.equal(await a.flushOutcomes(), 1);
+  assert.deepEqual(lost, [view!.id]);
+  assert.ok(a.undelivered[0]?.error instanceof ApiError);
+  // Awaited reports when asked for.
+  const awaited = new CountersignClient({ server: gateway.server, token: gateway.agentToken, backgroundReports: false });
+  const id2 = randomUUID();
+  await awaited.guard('tool.call', 'staging', { id: id2 }, () => 1);
+  const view2 = (await awaited.list({ kind: 'tool.call', resource: 'staging' })).actions.find((v) => (v.payload as { id?: string }).id === id2);
+  assert.equal((view2?.outcome as { status?: string } | undefined)?.status, 'succeeded');
 });

@@ -73,7 +73,10 @@ export async function scenario(harness: Harness): Promise<void> {
   const before = { ...runs };
 
   const routine = randomUUID();
-  const seen1 = await harness.call(agent(), 'echo', { id: routine });
+  const reporter = agent();
+  const seen1 = await harness.call(reporter, 'echo', { id: routine });
+  // Outcomes are reported in the background: wait for them before reading.
+  assert.equal(await reporter.flushOutcomes(), 0, 'no report lost');
   assert.equal(runs.echo, before.echo + 1, 'the routine call runs at once, once');
   assert.match(seen1, new RegExp(`echo ran for ${routine}`));
   const r1 = await newest('staging', routine);
@@ -81,7 +84,8 @@ export async function scenario(harness: Harness): Promise<void> {
   assert.equal((r1.outcome as { status?: string } | undefined)?.status, 'succeeded', 'the outcome is reported');
 
   const sensitive = randomUUID();
-  const [seen2, approvedId] = await Promise.all([harness.call(agent(), 'restart', { id: sensitive }), approveWhenPending(sensitive)]);
+  const [seen2, approvedId] = await Promise.all([harness.call(reporter, 'restart', { id: sensitive }), approveWhenPending(sensitive)]);
+  assert.equal(await reporter.flushOutcomes(), 0, 'no report lost');
   assert.equal(runs.restart, before.restart + 1, 'the approved call runs exactly once');
   assert.match(seen2, new RegExp(`restart ran for ${sensitive}`));
   const r2 = await approver().get(approvedId);

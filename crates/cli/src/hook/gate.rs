@@ -1,11 +1,11 @@
-//! The gateway side of the hook: submit, find an earlier identical
-//! request, wait a bounded time, release; and report outcomes.
+//! The gateway side of the hook: submit, wait a bounded time, release; and
+//! report outcomes.
 //!
-//! The gateway does not merge identical submissions, so a call asked again
-//! is matched here by the fingerprint the gateway returns (it covers kind,
-//! resource, payload, principal and `on_behalf_of`): the fresh request is
-//! cancelled and the earlier one is used, released if approved (single
-//! use), waited on if still pending.
+//! A call asked again is submitted with `?reuse=open`: the gateway answers
+//! with this agent's open request for the exact same action (same
+//! fingerprint: kind, resource, payload, principal and `on_behalf_of`)
+//! instead of a new one — waited on if still pending, released if approved
+//! (single use) — so asking again stores nothing twice.
 
 use std::time::{Duration, Instant};
 
@@ -29,30 +29,14 @@ pub enum Decision {
 pub async fn decide(client: &Client, action: &Action, wait: Duration) -> Result<Decision, CallError> {
     let started = Instant::now();
     let body = serde_json::to_value(action).map_err(|e| CallError::Decode(e.to_string()))?;
-    let submitted: Submitted = decode(client.post("/v1/actions", &body, None).await?)?;
-    let fresh = submitted.id.clone();
+    let submitted: Submitted = decode(client.post("/v1/actions?reuse=open", &body, None).await?)?;
+    let id = submitted.id.clone();
     match submitted.status.as_str() {
-        "allowed" => return Ok(Decision::Allow { id: fresh, note: "allowed by countersign".to_owned() }),
-        "denied" => return Ok(Decision::Deny(denied_text(&fresh, submitted.reason.as_deref(), &submitted.policies))),
+        "allowed" => return Ok(Decision::Allow { id, note: "allowed by countersign".to_owned() }),
+        "denied" => return Ok(Decision::Deny(denied_text(&id, submitted.reason.as_deref(), &submitted.policies))),
+        "approved" => return released_or_not(client, &id).await,
         "pending" => {}
-        other => return Err(CallError::Decode(format!("unexpected status `{other}` for request {fresh}"))),
-    }
-    let fingerprint = submitted.fingerprint.clone().unwrap_or_default();
-    let mut id = fresh.clone();
-    if !fingerprint.is_empty() {
-        for candidate in earlier(client, action, "approved", &fingerprint, &fresh).await? {
-            if let Some(released) = take(client, &candidate).await? {
-                cancel(client, &fresh).await;
-                return Ok(Decision::Allow {
-                    id: released,
-                    note: format!("approved in countersign request {candidate}"),
-                });
-            }
-        }
-        if let Some(older) = earlier(client, action, "pending", &fingerprint, &fresh).await?.into_iter().last() {
-            cancel(client, &fresh).await;
-            id = older;
-        }
+        other => return Err(CallError::Decode(format!("unexpected status `{other}` for request {id}"))),
     }
     loop {
         let left = wait.saturating_sub(started.elapsed());
@@ -62,14 +46,7 @@ pub async fn decide(client: &Client, action: &Action, wait: Duration) -> Result<
         match view.status.as_str() {
             "pending" if secs == 0 => return Ok(Decision::Deny(pending_text(&id))),
             "pending" => {}
-            "approved" => {
-                return Ok(match take(client, &id).await? {
-                    Some(released) => Decision::Allow { id: released, note: format!("approved in countersign request {id}") },
-                    None => Decision::Deny(format!(
-                        "countersign request {id} was approved but could not be released (expired or revoked); the call was not made"
-                    )),
-                });
-            }
+            "approved" => return released_or_not(client, &id).await,
             "denied" => return Ok(Decision::Deny(denial_text(&view))),
             "expired" | "revoked" | "cancelled" => {
                 let reason = view.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
@@ -87,26 +64,14 @@ pub async fn decide(client: &Client, action: &Action, wait: Duration) -> Result<
     }
 }
 
-/// Earlier requests of this caller with the same fingerprint, newest first.
-async fn earlier(
-    client: &Client,
-    action: &Action,
-    status: &str,
-    fingerprint: &str,
-    fresh: &str,
-) -> Result<Vec<String>, CallError> {
-    let path = format!(
-        "/v1/actions?status={status}&kind={}&resource={}&limit=50",
-        path_segment(&action.kind),
-        path_segment(&action.resource)
-    );
-    let list = client.get(&path, None).await?;
-    let views: Vec<RequestView> = decode(list.get("actions").cloned().unwrap_or(Value::Null))?;
-    Ok(views
-        .into_iter()
-        .filter(|v| v.id != fresh && v.status == status && v.fingerprint.as_deref() == Some(fingerprint))
-        .map(|v| v.id)
-        .collect())
+/// Takes the approval of request `id`, or says why the call is not made.
+async fn released_or_not(client: &Client, id: &str) -> Result<Decision, CallError> {
+    Ok(match take(client, id).await? {
+        Some(released) => Decision::Allow { id: released, note: format!("approved in countersign request {id}") },
+        None => Decision::Deny(format!(
+            "countersign request {id} was approved but could not be released (expired or revoked); the call was not made"
+        )),
+    })
 }
 
 /// Releases an approved request; `None` when it can no longer be
@@ -121,12 +86,6 @@ async fn take(client: &Client, id: &str) -> Result<Option<String>, CallError> {
         Err(e) if matches!(e.status(), Some(409 | 404)) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-async fn cancel(client: &Client, id: &str) {
-    let path = format!("/v1/actions/{}/cancel", path_segment(id));
-    // A duplicate left pending expires on its own; nothing runs from it.
-    let _ = client.post(&path, &json!({}), Some(Duration::from_secs(5))).await;
 }
 
 /// Reports how the tool call went.

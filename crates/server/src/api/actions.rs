@@ -17,19 +17,42 @@ use super::middleware::Caller;
 use super::views::{ActionBody, ActionList, ActionView, CommentBody, ErrorBody, OutcomeBody, SubmitResponse};
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use countersign_gateway::reuse::Reuse;
 use countersign_gateway::AppState;
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SubmitQuery {
+    /// `open`: when the caller already has an open request (`pending`, or
+    /// `approved` and not yet released) for this exact action (same
+    /// fingerprint) and the policy in force would hold it for approval,
+    /// answer `200` with that request (`"reused": true`) instead of
+    /// creating one. Only the caller's own requests are reused.
+    pub reuse: Option<String>,
+}
+
 /// Submit an action for a decision.
-#[utoipa::path(post, path = "/v1/actions", request_body = ActionBody, tag = "actions",
-    responses((status = 201, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+#[utoipa::path(post, path = "/v1/actions", params(SubmitQuery), request_body = ActionBody, tag = "actions",
+    responses((status = 201, body = SubmitResponse), (status = 200, description = "`?reuse=open`: the caller's open request for the same action", body = SubmitResponse),
+               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
                (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn submit(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
+    ApiQuery(query): ApiQuery<SubmitQuery>,
     ApiJson(body): ApiJson<ActionBody>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
-    let request = state.submit_claimed(&caller, body.into()).await?;
-    Ok((StatusCode::CREATED, Json(SubmitResponse::from(&request))))
+    let reuse = match query.reuse.as_deref() {
+        None => Reuse::Never,
+        Some("open") => Reuse::Open,
+        Some(_) => return Err(ApiError::bad_request("invalid_reuse", "`reuse` may only be `open`")),
+    };
+    let submission = state.submit_claimed_reusing(&caller, body.into(), reuse).await?;
+    let status = if submission.reused { StatusCode::OK } else { StatusCode::CREATED };
+    let mut answer = SubmitResponse::from(&submission.request);
+    answer.reused = submission.reused;
+    Ok((status, Json(answer)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -74,7 +74,7 @@ pub struct ApprovalView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SubmitResponse {
     pub id: String,
-    /// `allowed`, `denied` or `pending`.
+    /// `allowed`, `denied` or `pending`; with `?reuse=open` also `approved`.
     pub status: String,
     /// `sha256:<hex>` of the canonical action.
     pub fingerprint: String,
@@ -84,6 +84,10 @@ pub struct SubmitResponse {
     pub policy_hash: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalView>,
+    /// `true` (with `200`) when `?reuse=open` answered with an earlier
+    /// open request of the caller; absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
 }
 
 /// An approval, denial or comment.
@@ -221,6 +225,7 @@ impl From<&Request> for SubmitResponse {
             policies: request.policies.clone(),
             policy_hash: request.policy_hash.clone(),
             approval,
+            reused: false,
         }
     }
 }

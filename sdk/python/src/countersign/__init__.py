@@ -19,12 +19,12 @@ from .errors import (
     Revoked,
     StillPending,
 )
-from .guard import Guard, Permit, drain_reports, guard
+from .guard import Guard, Permit, drain_reports, flush_reports, guard
 from .types import AuditPage, Entry, Page, Request, Requirement
 
 __all__ = [
     "ActionBlocked", "ApiError", "AsyncClient", "AuditPage", "Cancelled", "Client", "CountersignError",
     "Denied", "Entry", "Expired", "GatewayUnavailable", "Guard", "Page", "PayloadMismatch", "Permit",
-    "ProtocolError", "Request", "Requirement", "Revoked", "StillPending", "drain_reports", "guard",
+    "ProtocolError", "Request", "Requirement", "Revoked", "StillPending", "drain_reports", "flush_reports", "guard",
 ]
 __version__ = "0.1.0"

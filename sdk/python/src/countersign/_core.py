@@ -88,6 +88,11 @@ def action_body(
     return body
 
 
+def submit_call(kind: str, resource: str, payload: Any, reuse_open: bool, fields: Mapping[str, Any]) -> Call:
+    params = {"reuse": "open"} if reuse_open else None
+    return Call("POST", "/v1/actions", params, body=action_body(kind, resource, payload, **fields))
+
+
 def outcome_body(
     status: str, exit_code: Optional[int], summary: Optional[str], output_sha256: Optional[str]
 ) -> Dict[str, Any]:
@@ -128,6 +133,13 @@ def read(response: httpx.Response, text: bool = False) -> Any:
         return response.json()
     except ValueError as e:
         raise ProtocolError("the gateway's answer is not JSON") from e
+
+
+def json_object(value: Any) -> Dict[str, Any]:
+    """An answer that must be a JSON object."""
+    if not isinstance(value, dict):
+        raise ProtocolError("the gateway's answer is not a JSON object")
+    return value
 
 
 def _error(response: httpx.Response) -> "tuple[str, str]":

@@ -10,24 +10,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator, Dict, Iterator, Optional
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional
 
 import httpx
 
 from . import _core
 from ._core import Call
 from .errors import GatewayUnavailable
+from .outcomes import OutcomeSender, Report
 from .types import AuditPage, Page, Request
 
 #: How long a gateway that stops answering mid-wait is retried.
 RECONNECT_FOR = 30.0
 
 
+def _on_recorded(done: Optional[Callable[[Request], None]]) -> Optional[Callable[[Any], None]]:
+    if done is None:
+        return None
+    return lambda answer: done(Request.from_json(answer))
+
+
 def _page(data: Any) -> Page:
     return Page([Request.from_json(a) for a in data.get("actions", [])], data.get("next_cursor"))
 
 
-def _list_params(status, kind, resource, limit, cursor) -> Dict[str, Any]:
+def _list_params(status: Optional[str], kind: Optional[str], resource: Optional[str], limit: Optional[int],
+                 cursor: Optional[str]) -> Dict[str, Any]:
     params = {"status": status, "kind": kind, "resource": resource, "limit": limit, "cursor": cursor}
     return {k: v for k, v in params.items() if v is not None}
 
@@ -50,15 +58,46 @@ class Client:
         http: Optional[httpx.Client] = None,
     ) -> None:
         self.server, token = _core.settings(server, token)
+        self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"}
+        self._verify = _core.tls(verify)
         self._http = http or httpx.Client(
             base_url=self.server,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"},
-            verify=_core.tls(verify),
+            headers=self._headers,
+            verify=self._verify,
             follow_redirects=False,
             trust_env=False,
         )
+        self._outcomes: Optional[OutcomeSender] = None
+
+    @property
+    def outcomes(self) -> OutcomeSender:
+        """The background sender of outcome reports (see `countersign.outcomes`)."""
+        if self._outcomes is None:
+            self._outcomes = OutcomeSender(self.server, self._headers, self._verify)
+        return self._outcomes
+
+    def report_outcome_later(
+        self,
+        id: str,
+        status: str,
+        *,
+        exit_code: Optional[int] = None,
+        summary: Optional[str] = None,
+        output_sha256: Optional[str] = None,
+        done: Optional[Callable[[Request], None]] = None,
+    ) -> None:
+        """Queues the outcome report for the background sender; returns at once."""
+        body = _core.outcome_body(status, exit_code, summary, output_sha256)
+        _core.segment(id)  # refused here, not later in the sender
+        self.outcomes.send(Report(id, body, _on_recorded(done)))
+
+    def flush_outcomes(self, timeout: Optional[float] = None) -> int:
+        """Waits for queued outcome reports; returns how many are left."""
+        return 0 if self._outcomes is None else self._outcomes.flush(timeout)
 
     def close(self) -> None:
+        if self._outcomes is not None:
+            self._outcomes.close()
         self._http.close()
 
     def __enter__(self) -> "Client":
@@ -76,10 +115,21 @@ class Client:
             raise _core.transport_error(e) from e
         return _core.read(response, text)
 
+    def _dict(self, call: Call) -> Dict[str, Any]:
+        return _core.json_object(self._call(call))
+
+    def _text(self, call: Call) -> str:
+        return str(self._call(call, text=True))
+
     # requester
-    def submit(self, kind: str, resource: str, payload: Any = None, **fields: Any) -> Request:
-        """`POST /v1/actions`: `allowed`, `denied` or `pending`."""
-        return Request.from_json(self._call(Call("POST", "/v1/actions", body=_core.action_body(kind, resource, payload, **fields))))
+    def submit(self, kind: str, resource: str, payload: Any = None, *, reuse_open: bool = False,
+               **fields: Any) -> Request:
+        """`POST /v1/actions`: `allowed`, `denied` or `pending`.
+
+        `reuse_open=True` (`?reuse=open`): when this caller already has an
+        open request for the exact same action, the gateway answers with it
+        (`reused`, and `approved` if it was approved) instead of a new one."""
+        return Request.from_json(self._call(_core.submit_call(kind, resource, payload, reuse_open, fields)))
 
     def get(self, id: str, wait: int = 0) -> Request:
         """`GET /v1/actions/{id}`, holding the answer up to `wait` s while pending."""
@@ -147,7 +197,7 @@ class Client:
         return Request.from_json(self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/comments", body={"comment": comment})))
 
     def whoami(self) -> Dict[str, Any]:
-        return self._call(Call("GET", "/v1/whoami"))
+        return self._dict(Call("GET", "/v1/whoami"))
 
     # approvers
     def approve(self, id: str, comment: Optional[str] = None) -> Request:
@@ -163,24 +213,24 @@ class Client:
         return AuditPage(list(data.get("events", [])), int(data.get("next_after", after)))
 
     def audit_checkpoint(self) -> str:
-        return self._call(Call("GET", "/v1/audit/checkpoint"), text=True)
+        return self._text(Call("GET", "/v1/audit/checkpoint"))
 
     def audit_key(self) -> str:
-        return self._call(Call("GET", "/v1/audit/key"), text=True)
+        return self._text(Call("GET", "/v1/audit/key"))
 
     def inclusion_proof(self, seq: int, size: Optional[int] = None) -> Dict[str, Any]:
         params = {"seq": seq} if size is None else {"seq": seq, "size": size}
-        return self._call(Call("GET", "/v1/audit/proof/inclusion", params))
+        return self._dict(Call("GET", "/v1/audit/proof/inclusion", params))
 
     def consistency_proof(self, first: int, to: Optional[int] = None) -> Dict[str, Any]:
         params = {"from": first} if to is None else {"from": first, "to": to}
-        return self._call(Call("GET", "/v1/audit/proof/consistency", params))
+        return self._dict(Call("GET", "/v1/audit/proof/consistency", params))
 
     def policies(self) -> Dict[str, Any]:
-        return self._call(Call("GET", "/v1/policies"))
+        return self._dict(Call("GET", "/v1/policies"))
 
     def reload_policies(self) -> Dict[str, Any]:
-        return self._call(Call("POST", "/v1/policies/reload"))
+        return self._dict(Call("POST", "/v1/policies/reload"))
 
     # operations
     def healthy(self) -> bool:
@@ -198,11 +248,11 @@ class Client:
             return False
 
     def openapi(self) -> Dict[str, Any]:
-        return self._call(Call("GET", "/openapi.json"))
+        return self._dict(Call("GET", "/openapi.json"))
 
     def metrics(self) -> str:
         """Prometheus text."""
-        return self._call(Call("GET", "/metrics"), text=True)
+        return self._text(Call("GET", "/metrics"))
 
 
 class AsyncClient:
@@ -217,15 +267,44 @@ class AsyncClient:
         http: Optional[httpx.AsyncClient] = None,
     ) -> None:
         self.server, token = _core.settings(server, token)
+        self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"}
+        self._verify = _core.tls(verify)
         self._http = http or httpx.AsyncClient(
             base_url=self.server,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"},
-            verify=_core.tls(verify),
+            headers=self._headers,
+            verify=self._verify,
             follow_redirects=False,
             trust_env=False,
         )
+        self._outcomes: Optional[OutcomeSender] = None
+
+    @property
+    def outcomes(self) -> OutcomeSender:
+        """The background sender of outcome reports: a thread with its own
+        connection, so a report never waits on this event loop."""
+        if self._outcomes is None:
+            self._outcomes = OutcomeSender(self.server, self._headers, self._verify)
+        return self._outcomes
+
+    def report_outcome_later(self, id: str, status: str, *, exit_code: Optional[int] = None,
+                             summary: Optional[str] = None, output_sha256: Optional[str] = None,
+                             done: Optional[Callable[[Request], None]] = None) -> None:
+        """Queues the outcome report for the background sender; returns at once."""
+        body = _core.outcome_body(status, exit_code, summary, output_sha256)
+        _core.segment(id)  # refused here, not later in the sender
+        self.outcomes.send(Report(id, body, _on_recorded(done)))
+
+    async def flush_outcomes(self, timeout: Optional[float] = None) -> int:
+        """Waits (off the event loop) for queued outcome reports; returns how many are left."""
+        sender = self._outcomes
+        if sender is None:
+            return 0
+        return await asyncio.get_running_loop().run_in_executor(None, sender.flush, timeout)
 
     async def aclose(self) -> None:
+        sender = self._outcomes
+        if sender is not None:
+            await asyncio.get_running_loop().run_in_executor(None, sender.close)
         await self._http.aclose()
 
     async def __aenter__(self) -> "AsyncClient":
@@ -243,8 +322,15 @@ class AsyncClient:
             raise _core.transport_error(e) from e
         return _core.read(response, text)
 
-    async def submit(self, kind: str, resource: str, payload: Any = None, **fields: Any) -> Request:
-        return Request.from_json(await self._call(Call("POST", "/v1/actions", body=_core.action_body(kind, resource, payload, **fields))))
+    async def _dict(self, call: Call) -> Dict[str, Any]:
+        return _core.json_object(await self._call(call))
+
+    async def _text(self, call: Call) -> str:
+        return str(await self._call(call, text=True))
+
+    async def submit(self, kind: str, resource: str, payload: Any = None, *, reuse_open: bool = False,
+                     **fields: Any) -> Request:
+        return Request.from_json(await self._call(_core.submit_call(kind, resource, payload, reuse_open, fields)))
 
     async def get(self, id: str, wait: int = 0) -> Request:
         return Request.from_json(await self._call(_core.wait_call(id, wait)))
@@ -299,7 +385,7 @@ class AsyncClient:
         return Request.from_json(await self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/comments", body={"comment": comment})))
 
     async def whoami(self) -> Dict[str, Any]:
-        return await self._call(Call("GET", "/v1/whoami"))
+        return await self._dict(Call("GET", "/v1/whoami"))
 
     async def approve(self, id: str, comment: Optional[str] = None) -> Request:
         return Request.from_json(await self._call(Call("POST", f"/v1/actions/{_core.segment(id)}/approve", body={"comment": comment})))
@@ -313,24 +399,24 @@ class AsyncClient:
         return AuditPage(list(data.get("events", [])), int(data.get("next_after", after)))
 
     async def audit_checkpoint(self) -> str:
-        return await self._call(Call("GET", "/v1/audit/checkpoint"), text=True)
+        return await self._text(Call("GET", "/v1/audit/checkpoint"))
 
     async def audit_key(self) -> str:
-        return await self._call(Call("GET", "/v1/audit/key"), text=True)
+        return await self._text(Call("GET", "/v1/audit/key"))
 
     async def inclusion_proof(self, seq: int, size: Optional[int] = None) -> Dict[str, Any]:
         params = {"seq": seq} if size is None else {"seq": seq, "size": size}
-        return await self._call(Call("GET", "/v1/audit/proof/inclusion", params))
+        return await self._dict(Call("GET", "/v1/audit/proof/inclusion", params))
 
     async def consistency_proof(self, first: int, to: Optional[int] = None) -> Dict[str, Any]:
         params = {"from": first} if to is None else {"from": first, "to": to}
-        return await self._call(Call("GET", "/v1/audit/proof/consistency", params))
+        return await self._dict(Call("GET", "/v1/audit/proof/consistency", params))
 
     async def policies(self) -> Dict[str, Any]:
-        return await self._call(Call("GET", "/v1/policies"))
+        return await self._dict(Call("GET", "/v1/policies"))
 
     async def reload_policies(self) -> Dict[str, Any]:
-        return await self._call(Call("POST", "/v1/policies/reload"))
+        return await self._dict(Call("POST", "/v1/policies/reload"))
 
     async def healthy(self) -> bool:
         try:
@@ -347,7 +433,7 @@ class AsyncClient:
             return False
 
     async def openapi(self) -> Dict[str, Any]:
-        return await self._call(Call("GET", "/openapi.json"))
+        return await self._dict(Call("GET", "/openapi.json"))
 
     async def metrics(self) -> str:
-        return await self._call(Call("GET", "/metrics"), text=True)
+        return await self._text(Call("GET", "/metrics"))

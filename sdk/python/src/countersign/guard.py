@@ -8,9 +8,14 @@
 
 Submit → (if pending) wait, pushed by the gateway → release (single use) →
 check that what was released is what was submitted → run → report the outcome
-(`succeeded`, or `failed` when the body raised). Anything else raises before
+(`succeeded`, or `failed` when the body raised). The outcome is queued for the
+client's background sender (`background_report=True`, the default; see
+`countersign.outcomes`), so the caller does not wait for it;
+`background_report=False` awaits it. The submission asks the gateway to reuse
+this caller's open request for the same action (`reuse_open=True`). Anything else raises before
 the body runs: `Denied`, `Expired`, `Revoked`, `Cancelled`, `StillPending`
-(the caller's own timeout; the request is cancelled), `GatewayUnavailable`
+(the caller's own timeout; the request is cancelled unless it was reused, as
+another identical call may wait on it), `GatewayUnavailable`
 (fail closed), `PayloadMismatch`.
 """
 
@@ -23,8 +28,9 @@ import inspect
 import json
 import logging
 import time
-from typing import Any, Callable, Iterable, List, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
+from . import outcomes
 from .client import AsyncClient, Client
 from .errors import ApiError, GatewayUnavailable, PayloadMismatch, ProtocolError, StillPending, blocked
 from .types import Request
@@ -35,15 +41,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Codes with which `release` refuses a request that is no longer runnable.
 CLOSED_CODES = {"expired", "not_approved", "not_open", "already_released"}
 SUMMARY_LIMIT = 500
-#: Outcome reports sent in the background (`background_report=True`), kept
-#: referenced until done.
-_reports: "set[asyncio.Task[None]]" = set()
 
 
 async def drain_reports() -> None:
-    """Waits for every outcome report still being sent in the background."""
-    while _reports:
-        await asyncio.gather(*list(_reports), return_exceptions=True)
+    """Waits (off the event loop) for every outcome report still queued in
+    the background senders (`background_report=True`)."""
+    await asyncio.get_running_loop().run_in_executor(None, flush_reports)
+
+
+def flush_reports(timeout: Optional[float] = None) -> int:
+    """Waits for every queued outcome report; returns how many are left."""
+    return sum(sender.flush(timeout) for sender in list(outcomes._open))
 
 
 def json_copy(payload: Any) -> Any:
@@ -54,11 +62,15 @@ def json_copy(payload: Any) -> Any:
         raise TypeError(f"the payload is not plain JSON ({e}); pass `payload=` explicitly") from e
 
 
-def call_payload(fn: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any]) -> Any:
+def call_payload(fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """A decorated call as an action payload: the function and its arguments."""
     bound = inspect.signature(fn).bind(*args, **kwargs)
     bound.apply_defaults()
     return {"function": f"{fn.__module__}.{fn.__qualname__}", "arguments": dict(bound.arguments)}
+
+
+class _TakenByAnother(Exception):
+    """A reused request was released by another identical call first."""
 
 
 class Permit:
@@ -98,7 +110,7 @@ def check_released(view: Request, submitted: Request, payload: Any) -> None:
         raise PayloadMismatch(f"the released request {view.id} has another fingerprint; not running")
 
 
-def _outcome(permit: Permit, error: Optional[BaseException]) -> dict:
+def _outcome(permit: Permit, error: Optional[BaseException]) -> Dict[str, Any]:
     summary = permit.summary
     if error is not None and summary is None:
         summary = f"{type(error).__name__}: {error}"
@@ -126,7 +138,7 @@ class Guard:
         on_behalf_of: Optional[str] = None,
         timeout: Optional[float] = None,
         on_pending: Optional[Callable[[Request], Any]] = None,
-        background_report: bool = False,
+        background_report: bool = True,
     ) -> None:
         self.kind = kind
         self.resource = resource
@@ -140,8 +152,8 @@ class Guard:
         }
         self.timeout = timeout
         self.on_pending = on_pending
-        # asyncio only: the outcome is sent while the caller goes on (one
-        # round trip off its path); `drain_reports()` waits for them.
+        # The outcome is queued for the client's background sender while
+        # the caller goes on (one round trip off its path); see `outcomes`.
         self.background_report = background_report
         self._open: List[Permit] = []
 
@@ -159,18 +171,36 @@ class Guard:
         return self.client
 
     def clear(self, payload: Any = None) -> Permit:
-        """Submit, wait, release: a `Permit`, or the error that stops the action."""
+        """Submit, wait, release: a `Permit`, or the error that stops the action.
+
+        The action is submitted with `reuse_open=True`: this caller's open
+        request for the exact same action (asked again, resumed elsewhere)
+        is waited on or taken instead of a new one."""
         client = self._sync_client()
         payload = json_copy(self._payload(payload))
-        submitted = client.submit(self.kind, self.resource, payload, **self.fields)
+        try:
+            return self._clear(client, payload, reuse_open=True)
+        except _TakenByAnother:
+            # An identical call released the shared request first: this one
+            # is another action run, and needs its own request.
+            return self._clear(client, payload, reuse_open=False)
+
+    def _clear(self, client: Client, payload: Any, reuse_open: bool) -> Permit:
+        submitted = client.submit(self.kind, self.resource, payload, reuse_open=reuse_open, **self.fields)
         if submitted.status == "allowed":
             return Permit(submitted)
-        if submitted.status != "pending":
+        if submitted.status == "pending":
+            if self.on_pending is not None:
+                self.on_pending(submitted)
+            decided = client.wait(submitted.id, self.timeout)
+        elif submitted.status == "approved":
+            decided = submitted
+        else:
             raise blocked(submitted)
-        if self.on_pending is not None:
-            self.on_pending(submitted)
-        decided = client.wait(submitted.id, self.timeout)
         if decided.pending:
+            if submitted.reused:
+                # Another identical call may be waiting on it: left open.
+                raise StillPending(decided, f"request {decided.id} was still pending after {self.timeout} s")
             try:
                 client.cancel(submitted.id)
             except (ApiError, GatewayUnavailable) as e:
@@ -181,6 +211,8 @@ class Guard:
         try:
             released = client.release(submitted.id)
         except ApiError as e:
+            if submitted.reused and e.code == "already_released":
+                raise _TakenByAnother() from e
             if e.code in CLOSED_CODES:
                 raise blocked(client.get(submitted.id)) from e
             raise
@@ -191,6 +223,9 @@ class Guard:
         """Reports the outcome; a failure to report is logged, never raised (the action ran)."""
         client = self._sync_client()
         body = _outcome(permit, error)
+        if self.background_report:
+            client.report_outcome_later(permit.id, **body, done=functools.partial(setattr, permit, "reported"))
+            return
         for attempt in range(3):
             try:
                 permit.reported = client.report_outcome(permit.id, **body)
@@ -222,22 +257,35 @@ class Guard:
     async def aclear(self, payload: Any = None) -> Permit:
         client = self._async_client()
         payload = json_copy(self._payload(payload))
-        submitted = await client.submit(self.kind, self.resource, payload, **self.fields)
+        try:
+            return await self._aclear(client, payload, reuse_open=True)
+        except _TakenByAnother:
+            return await self._aclear(client, payload, reuse_open=False)
+
+    async def _aclear(self, client: AsyncClient, payload: Any, reuse_open: bool) -> Permit:
+        submitted = await client.submit(self.kind, self.resource, payload, reuse_open=reuse_open, **self.fields)
         if submitted.status == "allowed":
             return Permit(submitted)
-        if submitted.status != "pending":
+        if submitted.status == "approved":
+            decided = submitted
+        elif submitted.status == "pending":
+            if self.on_pending is not None:
+                shown = self.on_pending(submitted)
+                if inspect.isawaitable(shown):
+                    await shown
+            try:
+                decided = await client.wait(submitted.id, self.timeout)
+            except asyncio.CancelledError:
+                # The task was cancelled while waiting: so is the request,
+                # unless it was reused (another identical call may wait on it).
+                if not submitted.reused:
+                    await asyncio.shield(self._cancel(client, submitted.id))
+                raise
+        else:
             raise blocked(submitted)
-        if self.on_pending is not None:
-            shown = self.on_pending(submitted)
-            if inspect.isawaitable(shown):
-                await shown
-        try:
-            decided = await client.wait(submitted.id, self.timeout)
-        except asyncio.CancelledError:
-            # The task was cancelled while waiting: so is the request.
-            await asyncio.shield(self._cancel(client, submitted.id))
-            raise
         if decided.pending:
+            if submitted.reused:
+                raise StillPending(decided, f"request {decided.id} was still pending after {self.timeout} s")
             await self._cancel(client, submitted.id)
             raise StillPending(decided, f"request {decided.id} was still pending after {self.timeout} s; cancelled")
         if decided.status != "approved":
@@ -245,6 +293,8 @@ class Guard:
         try:
             released = await client.release(submitted.id)
         except ApiError as e:
+            if submitted.reused and e.code == "already_released":
+                raise _TakenByAnother() from e
             if e.code in CLOSED_CODES:
                 raise blocked(await client.get(submitted.id)) from e
             raise
@@ -259,16 +309,11 @@ class Guard:
             log.warning("cancelling request %s failed: %s", id, e)
 
     async def areport(self, permit: Permit, error: Optional[BaseException] = None) -> None:
-        if self.background_report:
-            task = asyncio.get_running_loop().create_task(self._areport(permit, error))
-            _reports.add(task)
-            task.add_done_callback(_reports.discard)
-            return
-        await self._areport(permit, error)
-
-    async def _areport(self, permit: Permit, error: Optional[BaseException] = None) -> None:
         client = self._async_client()
         body = _outcome(permit, error)
+        if self.background_report:
+            client.report_outcome_later(permit.id, **body, done=functools.partial(setattr, permit, "reported"))
+            return
         for attempt in range(3):
             try:
                 permit.reported = await client.report_outcome(permit.id, **body)
@@ -290,7 +335,7 @@ class Guard:
         await self.areport(self._open.pop(), error)
 
     # the decorator
-    def payload_for(self, fn: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any]) -> Any:
+    def payload_for(self, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         if callable(self.payload):
             return self.payload(*args, **kwargs)
         if self.payload is None:

@@ -89,7 +89,8 @@ class Request:
     def from_json(cls, data: Any) -> "Request":
         if not isinstance(data, dict):
             raise ProtocolError("the gateway's answer is not a JSON object")
-        approval = data.get("approval") if isinstance(data.get("approval"), dict) else {}
+        given = data.get("approval")
+        approval: Dict[str, Any] = given if isinstance(given, dict) else {}
         requirements = data.get("requirements") or approval.get("requirements") or []
         outcome = data.get("outcome")
         return cls(
@@ -115,6 +116,11 @@ class Request:
     @property
     def pending(self) -> bool:
         return self.status == "pending"
+
+    @property
+    def reused(self) -> bool:
+        """A submission with `reuse_open=True` answered with an earlier open request."""
+        return self.raw.get("reused") is True
 
     def describe(self) -> str:
         """One line for a model or a log: the status, who decided, why."""

@@ -87,12 +87,10 @@ export function countersignCanUseTool(options: ClaudeAdapterOptions = {}) {
     }
     const failed = input.hook_event_name === 'PostToolUseFailure';
     const output = JSON.stringify(input.tool_response ?? input.error ?? null) ?? 'null';
-    await client
-      .reportOutcome(requestId, {
-        status: failed ? 'failed' : 'succeeded',
-        output_sha256: createHash('sha256').update(output).digest('hex'),
-      })
-      .catch(() => undefined);
+    await client.reportAfterRun(requestId, {
+      status: failed ? 'failed' : 'succeeded',
+      output_sha256: createHash('sha256').update(output).digest('hex'),
+    });
     return {};
   };
 

@@ -62,10 +62,10 @@ export async function runReported<T>(client: CountersignClient, requestId: strin
     result = await fn();
   } catch (e) {
     const summary = (e instanceof Error ? e.message : String(e)).slice(0, 500);
-    await client.reportOutcome(requestId, { status: 'failed', summary }).catch(() => undefined);
+    await client.reportAfterRun(requestId, { status: 'failed', summary });
     throw e;
   }
   const digest = createHash('sha256').update(JSON.stringify(result ?? null) ?? 'null').digest('hex');
-  await client.reportOutcome(requestId, { status: 'succeeded', output_sha256: digest }).catch(() => undefined);
+  await client.reportAfterRun(requestId, { status: 'succeeded', output_sha256: digest });
   return result;
 }

@@ -33,19 +33,19 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, Container, Dict, Optional, Tuple, Union
 
 from langchain.agents.middleware import AgentMiddleware
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import ToolCall, ToolMessage
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command, interrupt
 
 from ..client import AsyncClient, Client
-from ..errors import ActionBlocked, ApiError
+from ..errors import ActionBlocked, ApiError, CountersignError
 from ..guard import Guard, Permit, check_released, json_copy
 from ..types import Request
 from ._common import blocked_message, pending_message, tool_payload
 
-Result = Union[ToolMessage, Command]
+Result = Union[ToolMessage, Command[Any]]
 #: A tool call → (kind, resource), or None to let it run ungated.
-ActionFor = Callable[[dict], Optional[Tuple[str, str]]]
+ActionFor = Callable[[ToolCall], Optional[Tuple[str, str]]]
 
 
 class CountersignMiddleware(AgentMiddleware):
@@ -60,7 +60,7 @@ class CountersignMiddleware(AgentMiddleware):
         action_for: Optional[ActionFor] = None,
         timeout: Optional[float] = None,
         justification: Optional[str] = None,
-        background_report: bool = False,
+        background_report: bool = True,
         mode: str = "wait",
     ) -> None:
         super().__init__()
@@ -81,20 +81,20 @@ class CountersignMiddleware(AgentMiddleware):
         self.timeout = timeout
         self.justification = justification
 
-    def _action(self, call: dict) -> Optional[Tuple[str, str]]:
+    def _action(self, call: ToolCall) -> Optional[Tuple[str, str]]:
         if self.action_for is not None:
             return self.action_for(call)
         if self.only is not None and call["name"] not in self.only:
             return None
         return f"tool.{call['name']}", str(self.resource)
 
-    def _guard(self, call: dict, action: Tuple[str, str]) -> Guard:
+    def _guard(self, call: ToolCall, action: Tuple[str, str]) -> Guard:
         return Guard(action[0], action[1], tool_payload(call["name"], call.get("args", {})), client=self.client,
                      timeout=self.timeout, justification=self.justification,
                      background_report=self.background_report)
 
     @staticmethod
-    def _refused(call: dict, error: ActionBlocked) -> ToolMessage:
+    def _refused(call: ToolCall, error: ActionBlocked) -> ToolMessage:
         return ToolMessage(content=blocked_message(error.request), tool_call_id=call["id"], name=call["name"],
                            status="error")
 
@@ -145,25 +145,30 @@ class CountersignMiddleware(AgentMiddleware):
         await guard.areport(permit, self._error_of(result))
         return result
 
-    async def _clear_or_interrupt(self, call: dict, guard: Guard) -> Permit:
+    async def _clear_or_interrupt(self, call: ToolCall, guard: Guard) -> Permit:
         client = guard._async_client()
         payload = json_copy(guard.payload)
-        entry = self._pending.get(call["id"])
+        call_id = call["id"]
+        if call_id is None:
+            # Its interruption could not be matched to its resume: never run it.
+            raise CountersignError("a tool call without an id cannot wait for approval in interrupt mode")
+        entry = self._pending.get(call_id)
         if entry is None:
-            submitted = await client.submit(guard.kind, guard.resource, payload, **guard.fields)
+            # Reused: a run resumed in another process finds its open request.
+            submitted = await client.submit(guard.kind, guard.resource, payload, reuse_open=True, **guard.fields)
             if submitted.status == "allowed":
                 return Permit(submitted)
-            if submitted.status != "pending":
+            if submitted.status not in ("pending", "approved"):
                 raise ActionBlocked(submitted, blocked_message(submitted))
-            self._pending[call["id"]] = (submitted, payload)
+            self._pending[call_id] = (submitted, payload)
         else:
             submitted = entry[0]
             if entry[1] != payload:
-                raise ActionBlocked(submitted, f"tool call {call['id']} changed while it waited; not running")
+                raise ActionBlocked(submitted, f"tool call {call_id} changed while it waited; not running")
         # Raises GraphInterrupt the first time; returns the resume value after.
-        interrupt({"countersign": {"id": submitted.id, "tool_call_id": call["id"],
+        interrupt({"countersign": {"id": submitted.id, "tool_call_id": call_id,
                                    "message": pending_message(submitted)}})
-        self._pending.pop(call["id"], None)
+        self._pending.pop(call_id, None)
         try:
             released = await client.release(submitted.id)
         except ApiError as e:
@@ -172,7 +177,7 @@ class CountersignMiddleware(AgentMiddleware):
         check_released(released, submitted, payload)
         return Permit(released)
 
-    async def resume(self, result: dict) -> Command:
+    async def resume(self, result: Dict[str, Any]) -> Command[Any]:
         """The `Command` that resumes an interrupted run once the gateway decided each held call."""
         resume: Dict[str, Any] = {}
         for pending in result.get("__interrupt__", []):

@@ -26,7 +26,7 @@ from agents.tool_context import ToolContext
 
 from ..client import AsyncClient
 from ..errors import ActionBlocked, ApiError, CountersignError
-from ..guard import Guard, Permit, check_released, drain_reports
+from ..guard import Guard, Permit, check_released
 from ..types import Request
 from ._common import blocked_message, error_message, tool_payload
 
@@ -40,7 +40,7 @@ class Gate:
         *,
         timeout: Optional[float] = None,
         justification: Optional[str] = None,
-        background_report: bool = False,
+        background_report: bool = True,
     ) -> None:
         self.client = client
         self.background_report = background_report
@@ -62,7 +62,8 @@ class Gate:
 
         async def needs_approval(ctx: Any, params: Dict[str, Any], call_id: str) -> bool:
             payload = tool_payload(name, params)
-            submitted = await self.client.submit(kind, resource, payload, justification=self.justification)
+            submitted = await self.client.submit(kind, resource, payload, reuse_open=True,
+                                                 justification=self.justification)
             self._calls[call_id] = (submitted, payload)
             return submitted.status != "allowed"
 
@@ -97,7 +98,7 @@ class Gate:
             raise ActionBlocked(submitted, f"tool call {call_id} changed after it was submitted; not running")
         if submitted.status == "allowed":
             return Permit(submitted)
-        if submitted.status != "pending":
+        if submitted.status not in ("pending", "approved"):
             raise ActionBlocked(submitted, blocked_message(submitted))
         try:
             released = await self.client.release(submitted.id)
@@ -143,8 +144,9 @@ class Gate:
         result = await Runner.run(agent, input, **run_args)
         for _ in range(max_resumes):
             if not result.interruptions:
-                if self.background_report:
-                    await drain_reports()
+                # Background reports are not waited for here: the client's
+                # sender delivers them, and its close (or the interpreter's
+                # exit) flushes them.
                 return result
             result = await Runner.run(agent, await self.resolve(result), **run_args)
         raise CountersignError(f"the run was still interrupted after {max_resumes} resumes")

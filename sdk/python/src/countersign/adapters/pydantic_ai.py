@@ -21,7 +21,7 @@ MCP servers).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from pydantic_ai.toolsets import WrapperToolset
 
@@ -38,11 +38,11 @@ class CountersignToolset(WrapperToolset):
     client: Optional[AsyncClient] = None
     resource: Optional[str] = None
     #: A tool name and its arguments → (kind, resource), or None to run ungated.
-    action_for: Optional[Callable[[str, dict], Optional[Tuple[str, str]]]] = None
+    action_for: Optional[Callable[[str, Dict[str, Any]], Optional[Tuple[str, str]]]] = None
     timeout: Optional[float] = None
     justification: Optional[str] = None
     #: Send the outcome while the run goes on (see `countersign.guard.drain_reports`).
-    background_report: bool = False
+    background_report: bool = True
 
     def __post_init__(self) -> None:
         if self.client is None:
@@ -50,12 +50,12 @@ class CountersignToolset(WrapperToolset):
         if self.action_for is None and self.resource is None:
             raise ValueError("pass `resource=` or `action_for=`")
 
-    def _action(self, name: str, args: dict) -> Optional[Tuple[str, str]]:
+    def _action(self, name: str, args: Dict[str, Any]) -> Optional[Tuple[str, str]]:
         if self.action_for is not None:
             return self.action_for(name, args)
         return f"tool.{name}", str(self.resource)
 
-    async def call_tool(self, name: str, tool_args: dict, ctx: Any, tool: Any) -> Any:
+    async def call_tool(self, name: str, tool_args: Dict[str, Any], ctx: Any, tool: Any) -> Any:
         action = self._action(name, tool_args)
         if action is None:
             return await super().call_tool(name, tool_args, ctx, tool)
