@@ -131,6 +131,21 @@ async fn openapi_health_and_metrics_are_served() {
     for path in ["/v1/actions", "/v1/actions/{id}", "/v1/actions/{id}/approve", "/v1/audit"] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from openapi");
     }
+    // A parameter is `in: path` only when the path template names it;
+    // every other one is read from the query string.
+    let mut checked = 0;
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                let in_template = path.contains(&format!("{{{name}}}"));
+                let expected = if in_template { "path" } else { "query" };
+                assert_eq!(parameter["in"], expected, "{method} {path}: `{name}`");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 5, "only {checked} parameters in the document");
     assert_eq!(g.call("GET", "/healthz", None, None).await.0, StatusCode::OK);
     let (status, ready) = g.call("GET", "/readyz", None, None).await;
     assert_eq!(status, StatusCode::OK, "{ready}");

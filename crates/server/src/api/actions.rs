@@ -57,6 +57,7 @@ pub async fn submit(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetQuery {
     /// Hold the answer up to this many seconds (≤ 60) while the request is pending.
     pub wait: Option<u64>,
@@ -85,6 +86,7 @@ pub async fn get(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub status: Option<String>,
     pub kind: Option<String>,

@@ -16,6 +16,7 @@ use countersign_gateway::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Events with a sequence number above this one (default 0).
     pub after: Option<u64>,

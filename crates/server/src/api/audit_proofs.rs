@@ -78,6 +78,7 @@ pub async fn key(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
     /// The event's sequence number (its leaf index is `seq - 1`).
     pub seq: u64,
@@ -125,6 +126,7 @@ pub async fn inclusion(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
     /// The earlier tree size (at least 1).
     pub from: u64,
