@@ -9,6 +9,8 @@
 //! - [`endpoint`]: the routes, and a request through the approval loop
 //!   ([`countersign_gateway::gate`]); reading and forwarding reuse
 //!   `countersign-http`'s request and response handling;
+//! - [`preview`]: the impact preview of a held write (a server-side dry
+//!   run), and [`diff`]: what it would change, as review cards show it;
 //! - [`upstream`]: the API server's client (token or client certificate);
 //! - [`status`]: Kubernetes `Status` answers for requests that do not run;
 //! - [`kubeconfig`]: the kubeconfig a client uses.
@@ -21,8 +23,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod config;
+pub mod diff;
 pub mod endpoint;
 pub mod kubeconfig;
+pub mod preview;
 pub mod status;
 pub mod upstream;
 
