@@ -464,8 +464,11 @@ fn kubernetes_preview(action: &Action) -> Vec<String> {
     if let Some(why) = text("unavailable") {
         return vec![format!("Impact preview{what} unavailable: {why}")];
     }
-    let changes: Vec<&str> =
-        p.get("changes").and_then(Value::as_array).map(|c| c.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let changes: Vec<&str> = p
+        .get("changes")
+        .and_then(Value::as_array)
+        .map(|c| c.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     let more = p.get("more").and_then(Value::as_u64).unwrap_or(0);
     let mut lines = vec![format!("Impact preview (the API server's dry run){what}:")];
     lines.extend(changes.iter().take(MAX_PREVIEW_LINES).map(|c| format!("  {c}")));
@@ -520,7 +523,8 @@ mod tests {
                 "changes": ["~ data.level: \"info\" → \"debug\""], "more": 3}}),
         );
         let lines = facts(&a, None, &r);
-        let at = lines.iter().position(|l| l == "Impact preview (the API server's dry run) of patch configmaps prod/app:");
+        let at =
+            lines.iter().position(|l| l == "Impact preview (the API server's dry run) of patch configmaps prod/app:");
         let at = at.unwrap_or_else(|| panic!("{lines:?}"));
         assert_eq!(lines[at + 1], "  ~ data.level: \"info\" → \"debug\"");
         assert_eq!(lines[at + 2], "  … and 3 more changes");

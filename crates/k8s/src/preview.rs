@@ -283,7 +283,9 @@ fn dry_run_options(body: &[u8]) -> Result<Vec<u8>, String> {
     } else {
         match serde_json::from_slice::<Value>(body) {
             Ok(value @ Value::Object(_)) => value,
-            Ok(_) | Err(_) => return Err("the delete's options are not a JSON object, so no dry run was asked".to_owned()),
+            Ok(_) | Err(_) => {
+                return Err("the delete's options are not a JSON object, so no dry run was asked".to_owned())
+            }
         }
     };
     if let Some(object) = options.as_object_mut() {

@@ -257,13 +257,16 @@ async fn a_write_waits_for_approval_then_runs_as_approved() {
     let id = pending["id"].as_str().unwrap().to_owned();
     assert_eq!(pending["kind"], "k8s.request", "{pending}");
     assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/web/configmaps", "{pending}");
-    assert!(h.received().iter().all(|r| r["method"] == "GET"), "a write reached the API server before approval");
+    // Only the preview's dry run of the write reached the API server.
+    h.only_dry_runs();
+    let preview = &pending["context"]["impact_preview"];
+    assert!(preview["changes"].as_array().unwrap().contains(&json!("+ data.level: \"debug\"")), "{preview}");
     let (status, body) = h.gateway.approve("alice", &id).await;
     assert!(status.is_success(), "{body}");
     let out = apply.await.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("configmap/app created"), "{}", text(&out.stdout));
-    let created: Vec<Value> = h.received().into_iter().filter(|r| r["method"] == "POST").collect();
+    let created: Vec<Value> = h.received().into_iter().filter(|r| r["wrote"] == true).collect();
     assert_eq!(created.len(), 1, "{created:?}");
     assert!(created[0]["body"].as_str().unwrap().contains("\"level\":\"debug\""), "{created:?}");
     assert_eq!(h.gateway.status_of(&id).await, "released");
@@ -281,7 +284,7 @@ async fn a_denied_write_is_a_forbidden_status_kubectl_prints() {
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("Forbidden") && stderr.contains("countersign") && stderr.contains(&id), "{stderr}");
-    assert!(h.received().iter().all(|r| r["method"] == "GET"), "a denied write reached the API server");
+    h.only_dry_runs();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,7 +306,7 @@ async fn a_delete_held_past_the_hold_is_withdrawn_and_never_runs() {
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("withdrawn") && stderr.contains("did not run"), "{stderr}");
-    assert!(h.received().iter().all(|r| r["method"] != "DELETE"));
+    h.only_dry_runs();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -503,6 +506,15 @@ impl Harness {
         countersign_cards::CardBuilder::new(reader, "https://gw.example", redactor).without_history(&request).facts
     }
 
+    /// Every write that reached the API server was a dry run (a preview's),
+    /// and nothing changed.
+    fn only_dry_runs(&self) {
+        for r in self.received().iter().filter(|r| r["method"] != "GET") {
+            assert!(r["query"].as_str().unwrap().ends_with("dryRun=All"), "a write reached the API server: {r}");
+        }
+        self.nothing_written();
+    }
+
     /// Nothing reached the API server that changed anything.
     fn nothing_written(&self) {
         let wrote: Vec<Value> = self.received().into_iter().filter(|r| r["wrote"] == true).collect();
@@ -621,13 +633,19 @@ async fn a_held_delete_previews_what_would_go_and_nothing_goes_before_approval()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_or_slow_dry_run_leaves_the_preview_unavailable_and_the_write_held() {
     let Some(h) = harness().await else { return };
-    let patch = h.kubectl("bot", "production", &["patch", "configmap", "broken", "-n", "prod", "-p", r#"{"data":{"level":"debug"}}"#]);
+    let patch = h.kubectl(
+        "bot",
+        "production",
+        &["patch", "configmap", "broken", "-n", "prod", "-p", r#"{"data":{"level":"debug"}}"#],
+    );
     let write = h.held_write().await;
     let why = write["context"]["impact_preview"]["unavailable"].as_str().unwrap_or_default().to_owned();
     assert!(why.starts_with("the API server refused the dry run: 500 InternalError: "), "{write}");
     let facts = h.card_facts(write["id"].as_str().unwrap()).await;
     assert!(
-        facts.iter().any(|l| l.starts_with("Impact preview of patch configmaps prod/broken unavailable: the API server refused")),
+        facts.iter().any(
+            |l| l.starts_with("Impact preview of patch configmaps prod/broken unavailable: the API server refused")
+        ),
         "{facts:?}"
     );
     h.nothing_written();
@@ -637,7 +655,11 @@ async fn a_failed_or_slow_dry_run_leaves_the_preview_unavailable_and_the_write_h
 
     // The dry run takes 5s; the write is filed after the 2s bound.
     let started = Instant::now();
-    let patch = h.kubectl("bot", "production", &["patch", "configmap", "slow", "-n", "prod", "-p", r#"{"data":{"level":"debug"}}"#]);
+    let patch = h.kubectl(
+        "bot",
+        "production",
+        &["patch", "configmap", "slow", "-n", "prod", "-p", r#"{"data":{"level":"debug"}}"#],
+    );
     let write = h.held_write().await;
     assert!(started.elapsed() < Duration::from_secs(5), "the hold waited for the slow dry run");
     let why = write["context"]["impact_preview"]["unavailable"].as_str().unwrap_or_default().to_owned();
