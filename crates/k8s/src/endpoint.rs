@@ -258,6 +258,10 @@ async fn add_preview(
     incoming: &Incoming,
     action: &mut countersign_core::Action,
 ) {
+    if matches!(incoming.method, Method::GET | Method::HEAD) {
+        // Reads are never previewed: spare them the facts.
+        return;
+    }
     let Some(plan) = preview::plan(action) else { return };
     if !preview::would_hold(state, principal, action) {
         return;

@@ -36,6 +36,11 @@ const MAX_MESSAGE_CHARS: usize = 160;
 /// Subresources whose dry run the API server handles like the object's.
 const PREVIEWED_SUBRESOURCES: [&str; 2] = ["status", "scale"];
 
+/// API groups whose objects are questions answered, not stored (token
+/// and access reviews): their "dry run" would answer with the gateway's
+/// rights and put that answer on the card.
+const UNPREVIEWED_GROUPS: [&str; 2] = ["authentication.k8s.io", "authorization.k8s.io"];
+
 /// The verbs a preview is made for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verb {
@@ -90,6 +95,11 @@ pub fn plan(action: &Action) -> Option<Result<Plan, String>> {
     }
     if facts.parse_error {
         return Some(Err("the request cannot be read unambiguously, so no dry run was asked".to_owned()));
+    }
+    if let Some(group) = facts.api_groups.iter().find(|g| UNPREVIEWED_GROUPS.contains(&g.as_str())) {
+        return Some(Err(format!(
+            "a request to `{group}` is answered with the gateway's rights, not stored: it is not previewed"
+        )));
     }
     if let Some(sub) = facts.subresources.iter().find(|s| !PREVIEWED_SUBRESOURCES.contains(&s.as_str())) {
         return Some(Err(format!("a write to the `{sub}` subresource is not previewed")));
@@ -359,6 +369,8 @@ mod tests {
         assert!(planned("GET", "/api/v1/namespaces/prod/configmaps/app", None).is_none());
         assert!(planned("POST", "/api/v1/namespaces/prod/configmaps", Some("dryRun=All")).is_none());
         assert!(planned("POST", "/api/v1/namespaces/prod/pods/api-0/exec", Some("command=ls")).is_none());
+        let review = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+        assert!(planned("POST", review, None).unwrap().unwrap_err().contains("not previewed"));
         let refused = planned("POST", "/api/v1/namespaces/prod/pods/api-0/eviction", None).unwrap().unwrap_err();
         assert!(refused.contains("`eviction`"), "{refused}");
         assert!(planned("POST", "/api/v1/namespaces/prod/services/s/proxy/x", None).is_none());
