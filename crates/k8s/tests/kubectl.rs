@@ -667,3 +667,53 @@ async fn a_failed_or_slow_dry_run_leaves_the_preview_unavailable_and_the_write_h
     h.gateway.deny("alice", write["id"].as_str().unwrap()).await;
     assert!(!patch.await.unwrap().status.success());
 }
+
+/// A client's own `dryRun` spellings (escaped, empty, contradicting the
+/// body) never make the preview's request a write: the dry run's query
+/// ends with the one `dryRun=All`, a delete's options say it too, and
+/// the API server changed nothing before the decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_dry_run_tricks_do_not_make_the_preview_write() {
+    let Some(h) = harness().await else { return };
+    let client = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(h.ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let key = h.gateway.token("bot");
+    let base = format!("{}/k8s/production/api/v1/namespaces/prod/configmaps/app", h.url);
+    let patch = client
+        .patch(format!("{base}?dry%52un=None&dryRun=&fieldManager=bot"))
+        .bearer_auth(&key)
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"data":{"level":"debug"}}"#)
+        .send();
+    let patch = tokio::spawn(patch);
+    let write = h.held_write().await;
+    assert_eq!(write["context"]["impact_preview"]["changes"], json!(["~ data.level: \"info\" → \"debug\""]), "{write}");
+    let dry: Vec<Value> = h.received().into_iter().filter(|r| r["method"] == "PATCH").collect();
+    assert_eq!(dry.len(), 1, "{dry:?}");
+    assert_eq!(dry[0]["query"], "fieldManager=bot&dryRun=All", "{dry:?}");
+    h.nothing_written();
+    h.gateway.deny("alice", write["id"].as_str().unwrap()).await;
+    assert_eq!(patch.await.unwrap().unwrap().status().as_u16(), 403);
+
+    // A delete whose own options say "not a dry run": the preview's say it is.
+    let delete = client
+        .delete(format!("{base}?dryRun=None"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(r#"{"kind":"DeleteOptions","apiVersion":"v1","dryRun":[]}"#)
+        .send();
+    let delete = tokio::spawn(delete);
+    let write = h.held_write().await;
+    assert!(write["context"]["impact_preview"]["changes"].to_string().contains("- data.level"), "{write}");
+    let dry: Vec<Value> = h.received().into_iter().filter(|r| r["method"] == "DELETE").collect();
+    assert_eq!(dry.len(), 1, "{dry:?}");
+    assert_eq!(dry[0]["query"], "dryRun=All", "{dry:?}");
+    let options: Value = serde_json::from_str(dry[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(options["dryRun"], json!(["All"]), "{dry:?}");
+    h.nothing_written();
+    h.gateway.deny("alice", write["id"].as_str().unwrap()).await;
+    assert_eq!(delete.await.unwrap().unwrap().status().as_u16(), 403);
+    h.nothing_written();
+}
