@@ -251,6 +251,9 @@ mod tests {
         assert_eq!(config[0].resource, "staging");
         assert_eq!(config[0].server.as_str(), "http://127.0.0.1:6443/");
         assert_eq!(config[0].hold, DEFAULT_HOLD);
+        assert_eq!(config[0].preview_timeout, DEFAULT_PREVIEW_TIMEOUT);
+        let off = RawKubernetes { preview_timeout: Some("0s".into()), ..minimal() };
+        assert!(validate(vec![off], &env()).unwrap()[0].preview_timeout.is_zero(), "`0s` turns previews off");
         assert!(!format!("{config:?}").contains("t0ken"));
     }
 
