@@ -432,7 +432,51 @@ fn facts(action: &Action, sql_dialect: Option<&str>, redactor: &Redactor) -> Vec
             thousands(usize::try_from(rows).unwrap_or(usize::MAX))
         ))
     });
-    derived.into_iter().chain(preview).chain(stated).map(|l| truncate(&redactor.text(&l), 200)).collect()
+    let k8s_preview = kubernetes_preview(action);
+    derived
+        .into_iter()
+        .chain(preview)
+        .chain(k8s_preview)
+        .chain(stated)
+        .map(|l| truncate(&redactor.text(&l), 200))
+        .collect()
+}
+
+/// The most lines of a Kubernetes impact preview a card shows.
+const MAX_PREVIEW_LINES: usize = 20;
+
+/// The lines of a Kubernetes write's impact preview: put there by the
+/// gateway's `/k8s/<cluster>` endpoint, which alone submits
+/// `k8s.request` actions with an `impact_preview` (the API refuses the
+/// key from any submitter, `GATEWAY_CONTEXT_KEYS`).
+fn kubernetes_preview(action: &Action) -> Vec<String> {
+    let Some(p) = action.context.get("impact_preview").filter(|_| action.kind == "k8s.request") else {
+        return Vec::new();
+    };
+    if p.get("source").and_then(Value::as_str) != Some("dry-run") {
+        return Vec::new();
+    }
+    let text = |key: &str| p.get(key).and_then(Value::as_str);
+    let what = match (text("verb"), text("object")) {
+        (Some(verb), Some(object)) => format!(" of {verb} {object}"),
+        (Some(_) | None, Some(_) | None) => String::new(),
+    };
+    if let Some(why) = text("unavailable") {
+        return vec![format!("Impact preview{what} unavailable: {why}")];
+    }
+    let changes: Vec<&str> = p
+        .get("changes")
+        .and_then(Value::as_array)
+        .map(|c| c.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let more = p.get("more").and_then(Value::as_u64).unwrap_or(0);
+    let mut lines = vec![format!("Impact preview (the API server's dry run){what}:")];
+    lines.extend(changes.iter().take(MAX_PREVIEW_LINES).map(|c| format!("  {c}")));
+    let left = more.saturating_add(u64::try_from(changes.len().saturating_sub(MAX_PREVIEW_LINES)).unwrap_or(u64::MAX));
+    if left > 0 {
+        lines.push(format!("  … and {left} more changes"));
+    }
+    lines
 }
 
 fn plain(value: &Value) -> String {
@@ -465,6 +509,39 @@ mod tests {
         );
         let line = "Impact preview (the database's EXPLAIN estimate): Delete on orders: about 1,234,567 rows";
         assert!(facts(&a, Some("postgres"), &r).iter().any(|l| l == line), "{:?}", facts(&a, Some("postgres"), &r));
+        assert!(!facts(&a, None, &r).iter().any(|l| l.contains("Impact preview")));
+    }
+
+    #[test]
+    fn a_kubernetes_preview_shows_its_changes_or_why_there_is_none() {
+        let r = Redactor::new(&[]).unwrap();
+        let payload = serde_json::json!({"method": "PATCH", "path": "/api/v1/namespaces/prod/configmaps/app"});
+        let a = action(
+            "k8s.request",
+            payload.clone(),
+            serde_json::json!({"impact_preview": {"source": "dry-run", "verb": "patch", "object": "configmaps prod/app",
+                "changes": ["~ data.level: \"info\" → \"debug\""], "more": 3}}),
+        );
+        let lines = facts(&a, None, &r);
+        let at =
+            lines.iter().position(|l| l == "Impact preview (the API server's dry run) of patch configmaps prod/app:");
+        let at = at.unwrap_or_else(|| panic!("{lines:?}"));
+        assert_eq!(lines[at + 1], "  ~ data.level: \"info\" → \"debug\"");
+        assert_eq!(lines[at + 2], "  … and 3 more changes");
+        let a = action(
+            "k8s.request",
+            payload.clone(),
+            serde_json::json!({"impact_preview": {"source": "dry-run", "verb": "patch", "object": "configmaps prod/app",
+                "unavailable": "the API server refused the dry run: 500 InternalError: boom"}}),
+        );
+        assert!(facts(&a, None, &r).iter().any(|l| l
+            == "Impact preview of patch configmaps prod/app unavailable: the API server refused the dry run: 500 InternalError: boom"));
+        // Only on the gateway's own Kubernetes requests.
+        let a = action(
+            "deploy.release",
+            payload,
+            serde_json::json!({"impact_preview": {"source": "dry-run", "changes": ["~ x: 1 → 2"]}}),
+        );
         assert!(!facts(&a, None, &r).iter().any(|l| l.contains("Impact preview")));
     }
 

@@ -13,6 +13,7 @@
 //! ca_file = "/etc/countersign/k8s-ca.pem"  # default: the system's roots
 //! hold = "5m"                            # how long a pending request is held open
 //! max_body_bytes = 3145728               # the API server's own limit is 3 MiB
+//! preview_timeout = "2s"                 # the dry run of a held write; "0s": no preview
 //! ```
 //!
 //! The credential crosses the network in clear text only to a loopback
@@ -28,6 +29,10 @@ use serde::Deserialize;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// The default time a pending request is held open.
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(300);
+/// The default bound on a held write's impact preview.
+pub const DEFAULT_PREVIEW_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest a preview may delay filing a held write.
+const MAX_PREVIEW_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest a request may be held open.
 const MAX_HOLD: Duration = Duration::from_secs(3600);
 
@@ -45,6 +50,7 @@ pub struct RawKubernetes {
     pub ca_file: Option<PathBuf>,
     pub hold: Option<String>,
     pub max_body_bytes: Option<usize>,
+    pub preview_timeout: Option<String>,
 }
 
 /// The gateway's own credential for the API server.
@@ -75,6 +81,9 @@ pub struct KubernetesConfig {
     pub ca_pem: Option<Vec<u8>>,
     pub hold: Duration,
     pub max_body_bytes: usize,
+    /// How long a held write's dry run may take ([`crate::preview`]);
+    /// zero: no preview.
+    pub preview_timeout: Duration,
 }
 
 impl std::fmt::Debug for KubernetesConfig {
@@ -87,6 +96,7 @@ impl std::fmt::Debug for KubernetesConfig {
             .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .field("hold", &self.hold)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("preview_timeout", &self.preview_timeout)
             .finish()
     }
 }
@@ -153,7 +163,12 @@ fn validate_one(raw: RawKubernetes, env: &dyn Environment) -> Result<KubernetesC
     if !(1..=64 * 1024 * 1024).contains(&max_body_bytes) {
         return Err(named("`max_body_bytes` must be between 1 and 67108864"));
     }
-    Ok(KubernetesConfig { name, resource, server, credential, ca_pem, hold, max_body_bytes })
+    let preview_timeout =
+        duration("kubernetes.preview_timeout", raw.preview_timeout.as_deref(), DEFAULT_PREVIEW_TIMEOUT)?;
+    if preview_timeout > MAX_PREVIEW_TIMEOUT {
+        return Err(named("`preview_timeout` is at most 10s: a held write is filed only once its preview is made"));
+    }
+    Ok(KubernetesConfig { name, resource, server, credential, ca_pem, hold, max_body_bytes, preview_timeout })
 }
 
 fn holds_pem(bytes: &[u8]) -> bool {
@@ -236,6 +251,9 @@ mod tests {
         assert_eq!(config[0].resource, "staging");
         assert_eq!(config[0].server.as_str(), "http://127.0.0.1:6443/");
         assert_eq!(config[0].hold, DEFAULT_HOLD);
+        assert_eq!(config[0].preview_timeout, DEFAULT_PREVIEW_TIMEOUT);
+        let off = RawKubernetes { preview_timeout: Some("0s".into()), ..minimal() };
+        assert!(validate(vec![off], &env()).unwrap()[0].preview_timeout.is_zero(), "`0s` turns previews off");
         assert!(!format!("{config:?}").contains("t0ken"));
     }
 
@@ -253,6 +271,7 @@ mod tests {
             (RawKubernetes { client_key_file: Some("/x".into()), ..minimal() }, "client_certificate_file"),
             (RawKubernetes { hold: Some("2h".into()), ..minimal() }, "at most 1h"),
             (RawKubernetes { max_body_bytes: Some(0), ..minimal() }, "max_body_bytes"),
+            (RawKubernetes { preview_timeout: Some("1m".into()), ..minimal() }, "at most 10s"),
             (RawKubernetes { resource: Some("PROD".into()), ..minimal() }, "resource"),
         ];
         for (raw, expected) in cases {

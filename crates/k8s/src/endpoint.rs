@@ -9,6 +9,9 @@
 //!   withdrawn and kubectl gets `504` (nothing runs that no one waits
 //!   for). A client that goes away while its request is held withdraws it.
 //!
+//! A write the policy would hold first gets its impact preview: the API
+//! server's dry run of it, shown on the review card ([`crate::preview`]).
+//!
 //! Requests that open a stream into a container (`Connection: Upgrade`,
 //! WebSocket or SPDY, for exec, attach and port-forward) are decided once,
 //! at the upgrade, like any other request; once allowed the upgrade is
@@ -38,6 +41,7 @@ use countersign_server::bearer::{account_turned_away, identify, CallHead, Turned
 use http_body_util::BodyExt as _;
 
 use crate::config::KubernetesConfig;
+use crate::preview;
 use crate::status::{self, failure};
 use crate::upstream::Upstream;
 
@@ -235,6 +239,9 @@ async fn endpoint(
     if let Some(upgrade) = &upgrade {
         mark_upgrade(&mut action, &String::from_utf8_lossy(upgrade.protocol.as_bytes()));
     }
+    if upgrade.is_none() && !upstream.config.preview_timeout.is_zero() {
+        add_preview(&inner.state, &principal, &upstream, &incoming, &mut action).await;
+    }
     let call = Call { incoming, upgrade, token };
     match gate::submit(&inner.state, &principal, vec![action]).await {
         Submitted::Run(ids) => {
@@ -244,6 +251,30 @@ async fn endpoint(
         Submitted::Refused(ended) => status::ended(&upstream.config.resource, &ended),
         Submitted::Held(held) => hold(&service, &upstream, call, principal, held).await,
     }
+}
+
+/// Puts the impact preview of a write the policy would hold on its
+/// context, where the review cards read it ([`crate::preview`]).
+async fn add_preview(
+    state: &AppState,
+    principal: &Principal,
+    upstream: &Upstream,
+    incoming: &Incoming,
+    action: &mut countersign_core::Action,
+) {
+    if matches!(incoming.method, Method::GET | Method::HEAD) {
+        // Reads are never previewed: spare them the facts.
+        return;
+    }
+    let Some(plan) = preview::plan(action) else { return };
+    if !preview::would_hold(state, principal, action) {
+        return;
+    }
+    let value = match plan {
+        Ok(plan) => preview::preview(upstream, incoming, &plan).await,
+        Err(why) => preview::unavailable(&why),
+    };
+    action.context.insert("impact_preview".to_owned(), value);
 }
 
 fn too_large(limit: usize, by: &Principal) -> Response {

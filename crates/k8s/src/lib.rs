@@ -9,6 +9,8 @@
 //! - [`endpoint`]: the routes, and a request through the approval loop
 //!   ([`countersign_gateway::gate`]); reading and forwarding reuse
 //!   `countersign-http`'s request and response handling;
+//! - [`preview`]: the impact preview of a held write (a server-side dry
+//!   run), and [`diff`]: what it would change, as review cards show it;
 //! - [`upstream`]: the API server's client (token or client certificate);
 //! - [`stream`]: exec, attach and port-forward streams passed through;
 //! - [`status`]: Kubernetes `Status` answers for requests that do not run;
@@ -22,8 +24,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod config;
+pub mod diff;
 pub mod endpoint;
 pub mod kubeconfig;
+pub mod preview;
 pub mod status;
 pub mod stream;
 pub mod upstream;

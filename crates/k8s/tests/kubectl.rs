@@ -121,6 +121,13 @@ resource = "prod-cluster"
 server = "http://127.0.0.1:{port}"
 token_file = "{token}"
 hold = "4s"
+
+[[kubernetes]]
+name = "production"
+resource = "prod-main"
+server = "http://127.0.0.1:{port}"
+token_file = "{token}"
+hold = "60s"
 "#,
         token = token_file.display()
     );
@@ -250,13 +257,16 @@ async fn a_write_waits_for_approval_then_runs_as_approved() {
     let id = pending["id"].as_str().unwrap().to_owned();
     assert_eq!(pending["kind"], "k8s.request", "{pending}");
     assert_eq!(pending["payload"]["path"], "/api/v1/namespaces/web/configmaps", "{pending}");
-    assert!(h.received().iter().all(|r| r["method"] == "GET"), "a write reached the API server before approval");
+    // Only the preview's dry run of the write reached the API server.
+    h.only_dry_runs();
+    let preview = &pending["context"]["impact_preview"];
+    assert!(preview["changes"].as_array().unwrap().contains(&json!("+ data.level: \"debug\"")), "{preview}");
     let (status, body) = h.gateway.approve("alice", &id).await;
     assert!(status.is_success(), "{body}");
     let out = apply.await.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("configmap/app created"), "{}", text(&out.stdout));
-    let created: Vec<Value> = h.received().into_iter().filter(|r| r["method"] == "POST").collect();
+    let created: Vec<Value> = h.received().into_iter().filter(|r| r["wrote"] == true).collect();
     assert_eq!(created.len(), 1, "{created:?}");
     assert!(created[0]["body"].as_str().unwrap().contains("\"level\":\"debug\""), "{created:?}");
     assert_eq!(h.gateway.status_of(&id).await, "released");
@@ -274,7 +284,7 @@ async fn a_denied_write_is_a_forbidden_status_kubectl_prints() {
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("Forbidden") && stderr.contains("countersign") && stderr.contains(&id), "{stderr}");
-    assert!(h.received().iter().all(|r| r["method"] == "GET"), "a denied write reached the API server");
+    h.only_dry_runs();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,7 +306,7 @@ async fn a_delete_held_past_the_hold_is_withdrawn_and_never_runs() {
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("withdrawn") && stderr.contains("did not run"), "{stderr}");
-    assert!(h.received().iter().all(|r| r["method"] != "DELETE"));
+    h.only_dry_runs();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -690,4 +700,251 @@ async fn exec_over_spdy_is_decided_at_the_upgrade_then_passed_through() {
     assert_eq!(out.1, "ran in web-0 over SPDY: ls /tmp\n", "{}", out.2);
     let summary = outcome_with(&h, "stream passed through").await;
     assert!(summary.ends_with("; closed"), "{summary}");
+// ---- impact preview ---------------------------------------------------------
+
+impl Harness {
+    /// Approves the reads kubectl makes first on production, and returns
+    /// the write it then waits on (pending, not yet approved).
+    async fn held_write(&self) -> Value {
+        let started = Instant::now();
+        let mut approved = Vec::new();
+        loop {
+            let (_, body) = self.gateway.call("GET", "/v1/actions?status=pending", Some("alice"), None).await;
+            let list = body.get("requests").or_else(|| body.get("actions")).cloned().unwrap_or(body.clone());
+            for r in list.as_array().cloned().unwrap_or_default() {
+                let id = r["id"].as_str().unwrap().to_owned();
+                if r["payload"]["method"] != "GET" {
+                    return r;
+                }
+                if !approved.contains(&id) {
+                    let (status, body) = self.gateway.approve("alice", &id).await;
+                    assert!(status.is_success(), "{body}");
+                    approved.push(id);
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "no write became pending: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The review card's facts for request `id`, as the console and the
+    /// chat channels build them.
+    async fn card_facts(&self, id: &str) -> Vec<String> {
+        let reader = self.gateway.state.request_reader();
+        let filter = countersign_store::RequestFilter { limit: 1000, ..Default::default() };
+        let request = reader.list_requests(&filter).await.unwrap().into_iter().find(|r| r.id == id).unwrap();
+        let redactor = Arc::new(countersign_cards::Redactor::new(&[]).unwrap());
+        countersign_cards::CardBuilder::new(reader, "https://gw.example", redactor).without_history(&request).facts
+    }
+
+    /// Every write that reached the API server was a dry run (a preview's),
+    /// and nothing changed.
+    fn only_dry_runs(&self) {
+        for r in self.received().iter().filter(|r| r["method"] != "GET") {
+            assert!(r["query"].as_str().unwrap().ends_with("dryRun=All"), "a write reached the API server: {r}");
+        }
+        self.nothing_written();
+    }
+
+    /// Nothing reached the API server that changed anything.
+    fn nothing_written(&self) {
+        let wrote: Vec<Value> = self.received().into_iter().filter(|r| r["wrote"] == true).collect();
+        assert!(wrote.is_empty(), "the API server changed something before an approval: {wrote:?}");
+    }
+}
+
+fn yaml(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_apply_to_production_shows_the_dry_run_diff_on_the_card() {
+    let Some(h) = harness().await else { return };
+    let deployment = yaml(
+        h.tmp.path(),
+        "api.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n  namespace: prod\nspec:\n  replicas: 3\n  \
+         selector:\n    matchLabels:\n      app: api\n  template:\n    metadata:\n      labels:\n        app: api\n    \
+         spec:\n      containers:\n      - name: api\n        image: registry.example/api:1.1\n        ports:\n        \
+         - containerPort: 8080\n",
+    );
+    let apply = h.kubectl("bot", "production", &["apply", "--validate=false", "-f", deployment.to_str().unwrap()]);
+    let write = h.held_write().await;
+    let id = write["id"].as_str().unwrap().to_owned();
+    assert_eq!(write["payload"]["method"], "PATCH", "{write}");
+    let preview = &write["context"]["impact_preview"];
+    assert_eq!(preview["verb"], "patch", "{write}");
+    assert_eq!(preview["object"], "deployments prod/api", "{write}");
+    let changes: Vec<&str> = preview["changes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(
+        changes,
+        [
+            "~ spec.replicas: 2 → 3",
+            "~ spec.template.spec.containers[name=api].image: \"registry.example/api:1.0\" → \"registry.example/api:1.1\""
+        ],
+        "{preview}"
+    );
+    // The preview was a dry run with the gateway's credential; nothing changed.
+    h.nothing_written();
+    let dry: Vec<Value> = h.received().into_iter().filter(|r| r["method"] == "PATCH").collect();
+    assert_eq!(dry.len(), 1, "{dry:?}");
+    assert!(dry[0]["query"].as_str().unwrap().ends_with("dryRun=All"), "{dry:?}");
+    assert_eq!(dry[0]["authorization"], format!("Bearer {API_TOKEN}"));
+    let facts = h.card_facts(&id).await;
+    let at = facts.iter().position(|l| l == "Impact preview (the API server's dry run) of patch deployments prod/api:");
+    let at = at.unwrap_or_else(|| panic!("{facts:?}"));
+    assert_eq!(facts[at + 1], "  ~ spec.replicas: 2 → 3", "{facts:?}");
+
+    h.gateway.approve("alice", &id).await;
+    let out = apply.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("deployment.apps/api configured"), "{}", text(&out.stdout));
+    let writes: Vec<Value> = h.received().into_iter().filter(|r| r["wrote"] == true).collect();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(!writes[0]["query"].as_str().unwrap().contains("dryRun"), "{writes:?}");
+
+    // A ConfigMap: the change of one value, kubectl's bookkeeping left out.
+    let file = yaml(
+        h.tmp.path(),
+        "app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: prod\ndata:\n  level: debug\n  \
+         region: eu-west-1\n",
+    );
+    let apply = h.kubectl("bot", "production", &["apply", "--validate=false", "-f", file.to_str().unwrap()]);
+    let write = h.held_write().await;
+    assert_eq!(write["context"]["impact_preview"]["changes"], json!(["~ data.level: \"info\" → \"debug\""]), "{write}");
+    h.gateway.deny("alice", write["id"].as_str().unwrap()).await;
+    assert!(!apply.await.unwrap().status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_delete_previews_what_would_go_and_nothing_goes_before_approval() {
+    let Some(h) = harness().await else { return };
+    let delete = h.kubectl("bot", "production", &["delete", "configmap", "app", "-n", "prod", "--wait=false"]);
+    let write = h.held_write().await;
+    assert_eq!(write["payload"]["method"], "DELETE", "{write}");
+    let preview = &write["context"]["impact_preview"];
+    assert_eq!(preview["verb"], "delete", "{write}");
+    let changes = preview["changes"].to_string();
+    for removed in ["- data.level: \\\"info\\\"", "- data.region: \\\"eu-west-1\\\"", "- metadata.name: \\\"app\\\""] {
+        assert!(changes.contains(removed), "{removed} in {changes}");
+    }
+    // The dry run said `dryRun: ["All"]` in its options too (the stand-in,
+    // as the API server, ignores the query's when a DELETE has a body).
+    h.nothing_written();
+    let dry: Vec<Value> = h.received().into_iter().filter(|r| r["method"] == "DELETE").collect();
+    assert_eq!(dry.len(), 1, "{dry:?}");
+    let options: Value = serde_json::from_str(dry[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(options["dryRun"], json!(["All"]), "{dry:?}");
+    let facts = h.card_facts(write["id"].as_str().unwrap()).await;
+    assert!(facts.iter().any(|l| l == "  - data.level: \"info\""), "{facts:?}");
+    h.gateway.deny("alice", write["id"].as_str().unwrap()).await;
+    let out = delete.await.unwrap();
+    assert!(!out.status.success());
+    h.nothing_written();
+
+    // A Secret: what goes is named, its values never shown.
+    let delete = h.kubectl("bot", "production", &["delete", "secret", "db", "-n", "prod", "--wait=false"]);
+    let write = h.held_write().await;
+    let shown = write["context"]["impact_preview"].to_string();
+    assert!(shown.contains("- data.password: (secret value hidden)"), "{shown}");
+    assert!(!shown.contains("aHVudGVyMi1zM2NyM3Q"), "a Secret's value is on the card: {shown}");
+    let facts = h.card_facts(write["id"].as_str().unwrap()).await.join("\n");
+    assert!(!facts.contains("aHVudGVyMi1zM2NyM3Q"), "{facts}");
+    h.gateway.approve("alice", write["id"].as_str().unwrap()).await;
+    let out = delete.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let writes: Vec<Value> = h.received().into_iter().filter(|r| r["wrote"] == true).collect();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0]["path"], "/api/v1/namespaces/prod/secrets/db");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_or_slow_dry_run_leaves_the_preview_unavailable_and_the_write_held() {
+    let Some(h) = harness().await else { return };
+    let patch = h.kubectl(
+        "bot",
+        "production",
+        &["patch", "configmap", "broken", "-n", "prod", "-p", r#"{"data":{"level":"debug"}}"#],
+    );
+    let write = h.held_write().await;
+    let why = write["context"]["impact_preview"]["unavailable"].as_str().unwrap_or_default().to_owned();
+    assert!(why.starts_with("the API server refused the dry run: 500 InternalError: "), "{write}");
+    let facts = h.card_facts(write["id"].as_str().unwrap()).await;
+    assert!(
+        facts.iter().any(
+            |l| l.starts_with("Impact preview of patch configmaps prod/broken unavailable: the API server refused")
+        ),
+        "{facts:?}"
+    );
+    h.nothing_written();
+    h.gateway.approve("alice", write["id"].as_str().unwrap()).await;
+    let out = patch.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The dry run takes 5s; the write is filed after the 2s bound.
+    let started = Instant::now();
+    let patch = h.kubectl(
+        "bot",
+        "production",
+        &["patch", "configmap", "slow", "-n", "prod", "-p", r#"{"data":{"level":"debug"}}"#],
+    );
+    let write = h.held_write().await;
+    assert!(started.elapsed() < Duration::from_secs(5), "the hold waited for the slow dry run");
+    let why = write["context"]["impact_preview"]["unavailable"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(why, "the API server did not answer the dry run within 2000ms", "{write}");
+    h.gateway.deny("alice", write["id"].as_str().unwrap()).await;
+    assert!(!patch.await.unwrap().status.success());
+}
+
+/// A client's own `dryRun` spellings (escaped, empty, contradicting the
+/// body) never make the preview's request a write: the dry run's query
+/// ends with the one `dryRun=All`, a delete's options say it too, and
+/// the API server changed nothing before the decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_dry_run_tricks_do_not_make_the_preview_write() {
+    let Some(h) = harness().await else { return };
+    let client = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(h.ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let key = h.gateway.token("bot");
+    let base = format!("{}/k8s/production/api/v1/namespaces/prod/configmaps/app", h.url);
+    let patch = client
+        .patch(format!("{base}?dry%52un=None&dryRun=&fieldManager=bot"))
+        .bearer_auth(&key)
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"data":{"level":"debug"}}"#)
+        .send();
+    let patch = tokio::spawn(patch);
+    let write = h.held_write().await;
+    assert_eq!(write["context"]["impact_preview"]["changes"], json!(["~ data.level: \"info\" → \"debug\""]), "{write}");
+    let dry: Vec<Value> = h.received().into_iter().filter(|r| r["method"] == "PATCH").collect();
+    assert_eq!(dry.len(), 1, "{dry:?}");
+    assert_eq!(dry[0]["query"], "fieldManager=bot&dryRun=All", "{dry:?}");
+    h.nothing_written();
+    h.gateway.deny("alice", write["id"].as_str().unwrap()).await;
+    assert_eq!(patch.await.unwrap().unwrap().status().as_u16(), 403);
+
+    // A delete whose own options say "not a dry run": the preview's say it is.
+    let delete = client
+        .delete(format!("{base}?dryRun=None"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(r#"{"kind":"DeleteOptions","apiVersion":"v1","dryRun":[]}"#)
+        .send();
+    let delete = tokio::spawn(delete);
+    let write = h.held_write().await;
+    assert!(write["context"]["impact_preview"]["changes"].to_string().contains("- data.level"), "{write}");
+    let dry: Vec<Value> = h.received().into_iter().filter(|r| r["method"] == "DELETE").collect();
+    assert_eq!(dry.len(), 1, "{dry:?}");
+    assert_eq!(dry[0]["query"], "dryRun=All", "{dry:?}");
+    let options: Value = serde_json::from_str(dry[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(options["dryRun"], json!(["All"]), "{dry:?}");
+    h.nothing_written();
+    h.gateway.deny("alice", write["id"].as_str().unwrap()).await;
+    assert_eq!(delete.await.unwrap().unwrap().status().as_u16(), 403);
+    h.nothing_written();
 }

@@ -5,14 +5,24 @@ scenarios, as a real API server answers them: discovery (/version, /api,
 /api/v1, /apis), pods (get, list, watch, logs with follow — `tail-0` in
 `stream` logs a line every 0.3 s for a minute, a stream to cut — exec
 over WebSocket or SPDY, attach over WebSocket, port-forward over SPDY
-tunneled in WebSocket or a plain SPDY upgrade, echoing upper-cased),
-configmaps (get, list, create, patch, update, delete, with dryRun=All),
-namespaces (get, delete). Every request must carry `Authorization: Bearer <token>` (the
+tunneled in WebSocket or a plain SPDY upgrade, echoing upper-cased), configmaps (get,
+list, create, patch, update, delete, with dryRun=All), namespaces (get,
+delete), deployments (apps/v1) and secrets (get, create, patch, update,
+delete, with dryRun=All). A DELETE that carries a body reads its dryRun
+from the DeleteOptions in the body alone, as the real API server does
+(the query's dryRun is then ignored). A dry run of an object whose name
+starts with `broken` is refused (500), one of an object whose name starts
+with `slow` takes 5 seconds, to test previews that fail.
+Production (namespace `prod`) starts with a ConfigMap `app`, a Deployment
+`api`, a Secret `db` and a ConfigMap `broken`, each as `kubectl apply`
+left it. Every request must carry `Authorization: Bearer <token>` (the
 gateway's credential); anything else is a 401 Status.
 
 Every request is appended, as one JSON line, to the log file given on the
 command line (method, path, query, the Authorization and Impersonate-*
-headers, body), so tests can see exactly what reached the server.
+headers, body, and `wrote`: whether it changed anything), so tests can
+see exactly what reached the server and that nothing was written before
+an approval.
 
 usage: apiserver.py PORT TOKEN LOGFILE
 """
@@ -32,7 +42,30 @@ PORT, TOKEN, LOG = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 LOCK = threading.Lock()
 NOW = "2026-01-01T00:00:00Z"
 
-CONFIGMAPS = {}
+# (resource, namespace, name) -> object, for configmaps, secrets, deployments.
+OBJECTS = {}
+KINDS = {"configmaps": ("ConfigMap", "v1"), "secrets": ("Secret", "v1"), "deployments": ("Deployment", "apps/v1")}
+
+
+def seed(resource, ns, name, body):
+    kind, version = KINDS[resource]
+    manifest = {"apiVersion": version, "kind": kind, "metadata": {"name": name, "namespace": ns}, **body}
+    obj = json.loads(json.dumps(manifest))
+    obj["metadata"].update({"uid": f"uid-{ns}-{name}", "resourceVersion": "1", "creationTimestamp": NOW,
+                            "annotations": {"kubectl.kubernetes.io/last-applied-configuration":
+                                            json.dumps(manifest, sort_keys=True)}})
+    OBJECTS[(resource, ns, name)] = obj
+
+
+seed("configmaps", "prod", "app", {"data": {"level": "info", "region": "eu-west-1"}})
+seed("configmaps", "prod", "broken", {"data": {"level": "info"}})
+seed("configmaps", "prod", "slow", {"data": {"level": "info"}})
+seed("secrets", "prod", "db", {"type": "Opaque", "data": {"password": "aHVudGVyMi1zM2NyM3Q="}})
+seed("deployments", "prod", "api", {"spec": {
+    "replicas": 2, "selector": {"matchLabels": {"app": "api"}},
+    "template": {"metadata": {"labels": {"app": "api"}},
+                 "spec": {"containers": [{"name": "api", "image": "registry.example/api:1.0",
+                                          "ports": [{"containerPort": 8080}]}]}}}})
 NAMESPACES = {"default", "web", "prod", "kube-system", "stream"}
 PODS = {
     ("web", "web-0"): "web",
@@ -75,8 +108,14 @@ API_V1 = {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
     resource("pods/portforward", "PodPortForwardOptions", True, ["create", "get"]),
     resource("configmaps", "ConfigMap", True,
              ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]),
+    resource("secrets", "Secret", True, ["create", "delete", "get", "list", "patch", "update"]),
     resource("namespaces", "Namespace", False, ["create", "delete", "get", "list", "patch", "update", "watch"]),
 ]}
+APPS_V1 = {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1", "resources": [
+    resource("deployments", "Deployment", True, ["create", "delete", "get", "list", "patch", "update"])]}
+APPS_V1["resources"][0]["shortNames"] = ["deploy"]
+APPS_GROUP = {"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+              "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}
 for r in API_V1["resources"]:
     if r["name"] == "pods":
         r["shortNames"] = ["po"]
@@ -86,12 +125,29 @@ for r in API_V1["resources"]:
         r["shortNames"] = ["ns"]
 
 
+def named_list(value):
+    return isinstance(value, list) and value and all(isinstance(i, dict) and "name" in i for i in value)
+
+
 def merge(target, patch):
-    """JSON merge patch (good enough for configmaps' strategic merge)."""
+    """JSON merge patch, with lists of named things (containers) merged by
+    name and `$` directives dropped: enough of a strategic merge for what
+    kubectl apply sends here."""
+    if named_list(patch) and named_list(target):
+        out = [dict(i) for i in target]
+        for item in patch:
+            match = next((i for i, t in enumerate(out) if t["name"] == item["name"]), None)
+            if match is None:
+                out.append(item)
+            else:
+                out[match] = merge(out[match], item)
+        return out
     if not isinstance(patch, dict):
         return patch
     out = dict(target) if isinstance(target, dict) else {}
     for k, v in patch.items():
+        if k.startswith("$"):
+            continue
         if v is None:
             out.pop(k, None)
         else:
@@ -141,11 +197,15 @@ class Spdy:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY every
+    # keep-alive answer waits ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass
 
     def reply(self, code, body):
+        self.record()
         data = json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -153,19 +213,30 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def record(self, body):
+    def record(self):
+        """Logs the request once, before it is answered."""
+        if self.recorded:
+            return
+        self.recorded = True
         entry = {"method": self.command, "path": urlsplit(self.path).path, "query": urlsplit(self.path).query,
                  "authorization": self.headers.get("Authorization"),
                  "impersonate": {k: v for k, v in self.headers.items() if k.lower().startswith("impersonate-")},
                  "cookie": self.headers.get("Cookie"),
-                 "body": body.decode("utf-8", "replace")[:10000]}
+                 "body": self.body.decode("utf-8", "replace")[:10000],
+                 "wrote": self.wrote}
         with LOCK, open(LOG, "a") as f:
             f.write(json.dumps(entry) + "\n")
 
     def handle_any(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        self.record(body)
+        self.body, self.recorded, self.wrote = body, False, False
+        try:
+            return self.dispatch(body)
+        finally:
+            self.record()
+
+    def dispatch(self, body):
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
             return self.reply(*status(401, "Unauthorized", "Unauthorized"))
         url = urlsplit(self.path)
@@ -180,9 +251,22 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
         if parts == ["apis"]:
-            return self.reply(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+            return self.reply(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [APPS_GROUP]})
+        if parts == ["apis", "apps"]:
+            return self.reply(200, {"kind": "APIGroup", "apiVersion": "v1", **APPS_GROUP})
+        if parts == ["apis", "apps", "v1"]:
+            return self.reply(200, APPS_V1)
         if parts == ["api", "v1"]:
             return self.reply(200, API_V1)
+        if method == "DELETE" and body:
+            # A DELETE's options come from its body when it has one: the
+            # query's dryRun is ignored (the gateway must say it twice).
+            try:
+                dry = json.loads(body).get("dryRun") == ["All"]
+            except (ValueError, AttributeError):
+                return self.reply(*status(400, "BadRequest", "the DeleteOptions cannot be read"))
+        if parts[:3] == ["apis", "apps", "v1"] and parts[3:4] == ["namespaces"] and parts[5:6] == ["deployments"]:
+            return self.objects("deployments", method, parts[4], parts[6] if len(parts) > 6 else None, body, dry)
         if parts[:2] != ["api", "v1"]:
             return self.reply(*status(404, "NotFound", "the server could not find the requested resource"))
         rest = parts[2:]
@@ -192,8 +276,8 @@ class Handler(BaseHTTPRequestHandler):
             ns, kind, rest = rest[1], rest[2], rest[3:]
             if kind == "pods":
                 return self.pods(method, ns, rest, query)
-            if kind == "configmaps":
-                return self.configmaps(method, ns, rest[0] if rest else None, body, dry)
+            if kind in ("configmaps", "secrets"):
+                return self.objects(kind, method, ns, rest[0] if rest else None, body, dry)
         return self.reply(*status(404, "NotFound", "the server could not find the requested resource"))
 
     def namespaces(self, method, name, dry):
@@ -207,6 +291,7 @@ class Handler(BaseHTTPRequestHandler):
         if method == "DELETE":
             if not dry:
                 NAMESPACES.discard(name)
+                self.wrote = True
             ns = namespace(name)
             ns["status"]["phase"] = "Terminating"
             return self.reply(200, ns)
@@ -215,6 +300,7 @@ class Handler(BaseHTTPRequestHandler):
     def pods(self, method, ns, rest, query):
         if not rest and query.get("watch", [""])[0] in ("true", "1"):
             # A watch: events as they happen, one JSON object a line.
+            self.record()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
@@ -248,6 +334,7 @@ class Handler(BaseHTTPRequestHandler):
         if rest[1:] == ["log"] and method == "GET":
             follow = query.get("follow") == ["true"]
             forever = PODS[(ns, name)] == "forever"
+            self.record()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Transfer-Encoding", "chunked")
@@ -275,6 +362,7 @@ class Handler(BaseHTTPRequestHandler):
             return None
         key = self.headers["Sec-WebSocket-Key"]
         accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        self.record()
         self.send_response(101)
         self.send_header("Upgrade", "websocket")
         self.send_header("Connection", "Upgrade")
@@ -441,43 +529,62 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         return None
 
-    def configmaps(self, method, ns, name, body, dry):
+    def objects(self, resource, method, ns, name, body, dry):
+        kind, version = KINDS[resource]
+        if dry and (name or "").startswith("slow"):
+            time.sleep(5)
+        if dry and (name or "").startswith("broken"):
+            return self.reply(*status(500, "InternalError",
+                                      'Internal error occurred: failed calling webhook "policy.example": '
+                                      "the stand-in refuses dry runs of this object"))
         if name is None and method == "GET":
-            items = [cm for (n, _), cm in sorted(CONFIGMAPS.items()) if n == ns]
-            return self.reply(200, {"kind": "ConfigMapList", "apiVersion": "v1",
+            items = [o for (r, n, _), o in sorted(OBJECTS.items()) if r == resource and n == ns]
+            return self.reply(200, {"kind": f"{kind}List", "apiVersion": version,
+                                    "metadata": {"resourceVersion": "1"}, "items": items})
+        if name is None and method == "DELETE":
+            keys = [k for k in sorted(OBJECTS) if k[0] == resource and k[1] == ns]
+            items = [OBJECTS[k] for k in keys]
+            if not dry:
+                for k in keys:
+                    del OBJECTS[k]
+                self.wrote = bool(keys)
+            return self.reply(200, {"kind": f"{kind}List", "apiVersion": version,
                                     "metadata": {"resourceVersion": "1"}, "items": items})
         if name is None and method == "POST":
             obj = json.loads(body)
             obj.setdefault("metadata", {})
             obj["metadata"].update({"namespace": ns, "uid": f"uid-{ns}-{obj['metadata'].get('name')}",
                                     "resourceVersion": "1", "creationTimestamp": NOW})
-            key = (ns, obj["metadata"].get("name"))
-            if key in CONFIGMAPS:
-                return self.reply(*status(409, "AlreadyExists", f'configmaps "{key[1]}" already exists'))
+            key = (resource, ns, obj["metadata"].get("name"))
+            if key in OBJECTS:
+                return self.reply(*status(409, "AlreadyExists", f'{resource} "{key[2]}" already exists'))
             if not dry:
-                CONFIGMAPS[key] = obj
+                OBJECTS[key] = obj
+                self.wrote = True
             return self.reply(201, obj)
-        key = (ns, name)
-        if key not in CONFIGMAPS:
-            return self.reply(*status(404, "NotFound", f'configmaps "{name}" not found'))
+        key = (resource, ns, name)
+        if key not in OBJECTS:
+            return self.reply(*status(404, "NotFound", f'{resource} "{name}" not found'))
         if method == "GET":
-            return self.reply(200, CONFIGMAPS[key])
+            return self.reply(200, OBJECTS[key])
         if method == "PATCH":
-            obj = merge(CONFIGMAPS[key], json.loads(body))
+            obj = merge(OBJECTS[key], json.loads(body))
             obj["metadata"]["resourceVersion"] = str(int(obj["metadata"].get("resourceVersion", "1")) + 1)
             if not dry:
-                CONFIGMAPS[key] = obj
+                OBJECTS[key] = obj
+                self.wrote = True
             return self.reply(200, obj)
         if method == "PUT":
             obj = json.loads(body)
             if not dry:
-                CONFIGMAPS[key] = obj
+                OBJECTS[key] = obj
+                self.wrote = True
             return self.reply(200, obj)
         if method == "DELETE":
-            options = json.loads(body) if body else {}
-            obj = CONFIGMAPS[key]
-            if options.get("dryRun") != ["All"] and not dry:
-                del CONFIGMAPS[key]
+            obj = OBJECTS[key]
+            if not dry:
+                del OBJECTS[key]
+                self.wrote = True
             return self.reply(200, obj)
         return self.reply(*status(405, "MethodNotAllowed", "not supported"))
 
