@@ -700,6 +700,8 @@ async fn exec_over_spdy_is_decided_at_the_upgrade_then_passed_through() {
     assert_eq!(out.1, "ran in web-0 over SPDY: ls /tmp\n", "{}", out.2);
     let summary = outcome_with(&h, "stream passed through").await;
     assert!(summary.ends_with("; closed"), "{summary}");
+}
+
 // ---- impact preview ---------------------------------------------------------
 
 impl Harness {

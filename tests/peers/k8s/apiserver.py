@@ -451,6 +451,7 @@ class Handler(BaseHTTPRequestHandler):
         =false) asks for it: the connection upgraded to SPDY/3.1."""
         if "portforward.k8s.io" not in self.headers.get("X-Stream-Protocol-Version", ""):
             return self.reply(*status(400, "BadRequest", "no supported stream protocol"))
+        self.record()
         self.send_response(101)
         self.send_header("Connection", "Upgrade")
         self.send_header("Upgrade", "SPDY/3.1")
@@ -493,6 +494,7 @@ class Handler(BaseHTTPRequestHandler):
         offered = [p.strip() for v in self.headers.get_all("X-Stream-Protocol-Version", []) for p in v.split(",")]
         if "v4.channel.k8s.io" not in offered:
             return self.reply(*status(400, "BadRequest", "no supported stream protocol"))
+        self.record()
         self.send_response(101)
         self.send_header("Connection", "Upgrade")
         self.send_header("Upgrade", "SPDY/3.1")
