@@ -2,7 +2,7 @@
 //! them, admins and auditors. Everyone else is told the request does not
 //! exist, so ids leak nothing.
 
-use countersign_core::{Approver, Principal, Request};
+use countersign_core::{Approver, Principal, Request, GATEWAY_CONTEXT_KEYS};
 use countersign_store::{Audience, Cursor, RequestFilter};
 
 use crate::error::GatewayError;
@@ -97,6 +97,23 @@ impl AppState {
             && (request.principal == caller.reference()
                 || caller.is_auditor()
                 || self.can_decide(caller, request).await?))
+    }
+
+    /// `request` as `caller` may read it. What only the gateway's own
+    /// endpoints write on an action ([`GATEWAY_CONTEXT_KEYS`]: an impact
+    /// preview, the database's or the API server's view of the objects the
+    /// action would touch) is for the people who decide or audit it. The
+    /// requester does not read it back: its policy may not let it read
+    /// those objects, and a held write must not become a way to read them.
+    pub async fn as_read_by(&self, caller: &Principal, mut request: Request) -> Result<Request, GatewayError> {
+        let written_by_gateway = GATEWAY_CONTEXT_KEYS.iter().any(|key| request.action.context.contains_key(*key));
+        if !written_by_gateway || caller.is_auditor() || self.can_decide(caller, &request).await? {
+            return Ok(request);
+        }
+        for key in GATEWAY_CONTEXT_KEYS {
+            request.action.context.remove(key);
+        }
+        Ok(request)
     }
 
     /// `caller` is a person in an approver group who is not excluded.

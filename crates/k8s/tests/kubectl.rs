@@ -842,6 +842,16 @@ async fn a_held_delete_previews_what_would_go_and_nothing_goes_before_approval()
     assert_eq!(options["dryRun"], json!(["All"]), "{dry:?}");
     let facts = h.card_facts(write["id"].as_str().unwrap()).await;
     assert!(facts.iter().any(|l| l == "  - data.level: \"info\""), "{facts:?}");
+    // The requester does not read the preview back: a held delete is not
+    // a way to read an object its policy may not let it read.
+    let id = write["id"].as_str().unwrap();
+    let (status, own) = h.gateway.call("GET", &format!("/v1/actions/{id}"), Some("bot"), None).await;
+    assert_eq!(status, 200, "{own}");
+    assert!(own["context"].get("impact_preview").is_none(), "{own}");
+    let (_, listed) = h.gateway.call("GET", "/v1/actions?status=pending", Some("bot"), None).await;
+    assert!(!listed.to_string().contains("eu-west-1"), "{listed}");
+    let (_, theirs) = h.gateway.call("GET", &format!("/v1/actions/{id}"), Some("alice"), None).await;
+    assert_eq!(theirs["context"]["impact_preview"]["verb"], "delete", "{theirs}");
     h.gateway.deny("alice", write["id"].as_str().unwrap()).await;
     let out = delete.await.unwrap();
     assert!(!out.status.success());

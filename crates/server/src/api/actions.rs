@@ -81,7 +81,7 @@ pub async fn get(
         ));
     }
     let request = state.wait_while_pending(&caller, &id, wait).await?;
-    Ok(Json(ActionView::from(&request)))
+    Ok(Json(ActionView::from(&state.as_read_by(&caller, request).await?)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -129,10 +129,11 @@ pub async fn list(
         limit: query.limit.unwrap_or(100).min(1000),
     };
     let page = state.visible_page(&caller, &filter).await?;
-    Ok(Json(ActionList {
-        actions: page.requests.iter().map(ActionView::from).collect(),
-        next_cursor: page.next.as_ref().map(Cursor::encode),
-    }))
+    let mut actions = Vec::with_capacity(page.requests.len());
+    for request in page.requests {
+        actions.push(ActionView::from(&state.as_read_by(&caller, request).await?));
+    }
+    Ok(Json(ActionList { actions, next_cursor: page.next.as_ref().map(Cursor::encode) }))
 }
 
 /// Approve (humans in an approver group, never the requester's side).
@@ -145,7 +146,7 @@ pub async fn approve(
     ApiJson(body): ApiJson<CommentBody>,
 ) -> Result<Json<ActionView>, ApiError> {
     let request = state.vote(&caller, &id, VoteKind::Approve, body.comment).await?;
-    Ok(Json(ActionView::from(&request)))
+    Ok(Json(ActionView::from(&state.as_read_by(&caller, request).await?)))
 }
 
 /// Deny; any eligible denial ends the request.
@@ -158,7 +159,7 @@ pub async fn deny(
     ApiJson(body): ApiJson<CommentBody>,
 ) -> Result<Json<ActionView>, ApiError> {
     let request = state.vote(&caller, &id, VoteKind::Deny, body.comment).await?;
-    Ok(Json(ActionView::from(&request)))
+    Ok(Json(ActionView::from(&state.as_read_by(&caller, request).await?)))
 }
 
 /// Comment on a request.
@@ -171,7 +172,7 @@ pub async fn comment(
     ApiJson(body): ApiJson<CommentBody>,
 ) -> Result<Json<ActionView>, ApiError> {
     let request = state.comment(&caller, &id, body.comment.unwrap_or_default()).await?;
-    Ok(Json(ActionView::from(&request)))
+    Ok(Json(ActionView::from(&state.as_read_by(&caller, request).await?)))
 }
 
 /// Cancel (the requester).
@@ -183,7 +184,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<ActionView>, ApiError> {
     let request = state.cancel(&caller, &id).await?;
-    Ok(Json(ActionView::from(&request)))
+    Ok(Json(ActionView::from(&state.as_read_by(&caller, request).await?)))
 }
 
 /// Take an approval (the requester; single-use, within `valid_for`).
@@ -195,7 +196,7 @@ pub async fn release(
     Path(id): Path<String>,
 ) -> Result<Json<ActionView>, ApiError> {
     let request = state.release(&caller, &id).await?;
-    Ok(Json(ActionView::from(&request)))
+    Ok(Json(ActionView::from(&state.as_read_by(&caller, request).await?)))
 }
 
 /// Report how the action went (the requester; once, for allowed or released requests).
@@ -209,5 +210,5 @@ pub async fn outcome(
 ) -> Result<Json<ActionView>, ApiError> {
     let outcome = body.into_outcome(state.now())?;
     let request = state.report_outcome(&caller, &id, outcome).await?;
-    Ok(Json(ActionView::from(&request)))
+    Ok(Json(ActionView::from(&state.as_read_by(&caller, request).await?)))
 }
