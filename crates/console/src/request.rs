@@ -37,7 +37,11 @@ pub async fn page(
     Path(id): Path<String>,
     Query(flash): Query<Flash>,
 ) -> Response {
-    let request = match state.app.visible_request(&viewer.principal, &id).await {
+    let seen = match state.app.visible_request(&viewer.principal, &id).await {
+        Ok(r) => state.app.as_read_by(&viewer.principal, r).await,
+        Err(e) => Err(e),
+    };
+    let request = match seen {
         Ok(r) => r,
         Err(e) => {
             return match failure(&e) {
