@@ -31,6 +31,8 @@ pub mod forward;
 pub mod reply;
 pub mod request;
 pub mod results;
+#[cfg(test)]
+mod test_support;
 pub mod upstream;
 pub mod websocket;
 pub mod withdraw;
