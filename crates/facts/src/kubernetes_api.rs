@@ -228,7 +228,11 @@ fn parse_query(query: &str) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
-fn unescape(text: &str) -> Option<String> {
+/// One key or value of a query, unescaped as Go's `url.QueryUnescape`
+/// reads it (`+` is a space); `None` for a bad escape or bytes that are
+/// not UTF-8. The endpoint's dry-run rewrite reads keys with it too, so
+/// the facts and the rewrite cannot disagree on what `dryRun` is.
+pub fn unescape(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

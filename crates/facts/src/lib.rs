@@ -74,6 +74,7 @@ use serde_json::Value;
 
 pub use http::{HttpApi, HttpFacts};
 pub use kubectl::{KubectlFacts, READ_ONLY_VERBS as KUBECTL_READ_ONLY_VERBS};
+pub use kubernetes_api::unescape as kubernetes_query_unescape;
 pub use shell::ShellFacts;
 pub use sql::SqlFacts;
 pub use terraform::TerraformFacts;

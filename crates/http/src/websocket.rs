@@ -40,7 +40,7 @@ use crate::cut::{Caller, Cut};
 use crate::forward::{stream_back, Record, Upstream, REQUEST_HEADER};
 use crate::reply::{self, error};
 use crate::request::Incoming;
-use crate::withdraw::Withdraw;
+use crate::withdraw::wait_held;
 
 /// The request headers a WebSocket handshake forwards (besides the
 /// allow-list): not `Sec-WebSocket-Extensions`.
@@ -310,15 +310,8 @@ pub async fn hold_switch(
     held: Held,
 ) -> Response {
     let first = held.pending().next().map(|r| r.id.clone()).unwrap_or_default();
-    let mut withdraw = Withdraw::new(recorder.state.clone(), principal.clone(), held.requests.clone());
     let hold_for = upstream.config.hold;
-    let over = async move {
-        tokio::time::sleep(hold_for).await;
-        Interruption::Cancelled
-    };
-    let waited = gate::wait(&recorder.state, &principal, held, over).await;
-    withdraw.disarm();
-    match waited {
+    match wait_held(&recorder.state, &principal, held, hold_for).await {
         Ok(ids) => {
             let id = ids.into_iter().next().unwrap_or_default();
             switch(recorder, upstream, call, principal, id).await

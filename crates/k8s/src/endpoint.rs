@@ -36,7 +36,7 @@ use countersign_gateway::AppState;
 use countersign_http::cut::Caller;
 use countersign_http::forward::{stream_back, Record};
 use countersign_http::request::{check_framing, mark_upgrade, Incoming};
-use countersign_http::withdraw::Withdraw;
+use countersign_http::withdraw::wait_held;
 use countersign_server::bearer::{account_turned_away, identify, CallHead, TurnedAway, Unidentified};
 use http_body_util::BodyExt as _;
 
@@ -381,14 +381,7 @@ async fn hold(service: &Service, upstream: &Upstream, call: Call, principal: Pri
     let hold_for = upstream.config.hold;
     let first = held.pending().next().map(|r| r.id.clone()).unwrap_or_default();
     tracing::info!(request = %first, cluster = %upstream.config.name, "a Kubernetes request waits for approval");
-    let mut withdraw = Withdraw::new(inner.state.clone(), principal.clone(), held.requests.clone());
-    let over = async move {
-        tokio::time::sleep(hold_for).await;
-        Interruption::Cancelled
-    };
-    let waited = gate::wait(&inner.state, &principal, held, over).await;
-    withdraw.disarm();
-    match waited {
+    match wait_held(&inner.state, &principal, held, hold_for).await {
         Ok(ids) => {
             let id = ids.into_iter().next().unwrap_or_default();
             run(service, upstream, call, principal, id).await

@@ -251,38 +251,14 @@ pub fn dry_run_query(query: Option<&str>) -> Result<String, String> {
             return Err("the query holds `;`, so no dry run was asked".to_owned());
         }
         let key = pair.split('=').next().unwrap_or_default();
-        let decoded = decode(key).ok_or_else(|| "the query holds a bad escape, so no dry run was asked".to_owned())?;
+        let decoded = countersign_facts::kubernetes_query_unescape(key)
+            .ok_or_else(|| "the query holds a bad escape, so no dry run was asked".to_owned())?;
         if decoded != "dryRun" {
             kept.push(pair);
         }
     }
     kept.push("dryRun=All");
     Ok(kept.join("&"))
-}
-
-/// A query key as the API server (Go's `url.ParseQuery`) decodes it.
-fn decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                let hex = text.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            other => {
-                out.push(other);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// A delete's `DeleteOptions` with `dryRun: ["All"]`: the client's own
