@@ -97,6 +97,16 @@ impl Caller {
         Self { cut, seen: None }
     }
 
+    /// Runs `work` (a write to one side of a stream) unless the caller is
+    /// cut first. A peer that stops reading stalls a write for as long as
+    /// it likes; the cut must not wait for it.
+    pub async fn unless_cut<T>(&mut self, work: impl std::future::Future<Output = T>) -> Result<T, Cut> {
+        tokio::select! {
+            done = work => Ok(done),
+            cut = self.no_longer_allowed() => Err(cut),
+        }
+    }
+
     /// Resolves once the caller may no longer use the stream; never
     /// before. Cancel safe: a stream selects on it beside its own reads.
     pub async fn no_longer_allowed(&mut self) -> Cut {

@@ -378,8 +378,12 @@ where
     let (mut up, mut down) = (Tally::default(), Tally::default());
     loop {
         let ended = tokio::select! {
-            message = client.next() => step(Side::Client, message, &mut up, api).await,
-            message = api.next() => step(Side::Api, message, &mut down, client).await,
+            message = client.next() => {
+                caller.unless_cut(step(Side::Client, message, &mut up, api)).await.unwrap_or_else(|cut| Some(End::Cut(cut)))
+            }
+            message = api.next() => {
+                caller.unless_cut(step(Side::Api, message, &mut down, client)).await.unwrap_or_else(|cut| Some(End::Cut(cut)))
+            }
             cut = caller.no_longer_allowed() => Some(End::Cut(cut)),
         };
         if let Some(end) = ended {

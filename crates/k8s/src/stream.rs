@@ -43,10 +43,11 @@ where
                     let _ = api.shutdown().await;
                 }
                 Ok(n) => {
-                    if send(api, &from_client[..n]).await.is_err() {
-                        return (up, down, Ended::Broken);
+                    match caller.unless_cut(send(api, &from_client[..n])).await {
+                        Ok(Ok(())) => up += n as u64,
+                        Ok(Err(_)) => return (up, down, Ended::Broken),
+                        Err(cut) => return (up, down, Ended::Cut(cut)),
                     }
-                    up += n as u64;
                 }
                 Err(_) => return (up, down, Ended::Broken),
             },
@@ -56,10 +57,11 @@ where
                     let _ = client.shutdown().await;
                 }
                 Ok(n) => {
-                    if send(client, &from_api[..n]).await.is_err() {
-                        return (up, down, Ended::Broken);
+                    match caller.unless_cut(send(client, &from_api[..n])).await {
+                        Ok(Ok(())) => down += n as u64,
+                        Ok(Err(_)) => return (up, down, Ended::Broken),
+                        Err(cut) => return (up, down, Ended::Cut(cut)),
                     }
-                    down += n as u64;
                 }
                 Err(_) => return (up, down, Ended::Broken),
             },

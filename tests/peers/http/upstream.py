@@ -139,6 +139,11 @@ async def websocket(ws: WebSocket, name: str):
                 return
             if text is not None and text.startswith("big "):
                 await ws.send_bytes(b"x" * int(text[4:]))
+            elif text is not None and text.startswith("bulk "):
+                # Megabytes as fast as they go: a reader that stops
+                # reading stalls whoever writes to it.
+                for _ in range(int(text[5:])):
+                    await ws.send_bytes(b"x" * 1_000_000)
             elif text is not None and text.startswith("flood "):
                 # A busy stream: a message every millisecond.
                 for i in range(int(text[6:])):

@@ -12,7 +12,9 @@ a first line once connecting or connected, so a test can act then):
 - cut [COMMAND]: asks for a stream (`ticks 100`, or COMMAND), says it is
   open after the first message, then reads until the gateway closes it:
   the close code, reason, and the messages seen before;
-- big N: sends a message of N bytes: how the gateway closes.
+- big N: sends a message of N bytes: how the gateway closes;
+- stall COMMAND: asks for a stream, says it is open after the first
+  message, then stops reading for 20 s (a peer that never reads).
 """
 
 import json
@@ -51,7 +53,8 @@ def main():
     if STEP == "hold":
         out({"connecting": True})
     try:
-        ws = connect(URL, additional_headers=HEADERS, subprotocols=["echo.v1"], open_timeout=60, max_size=None)
+        ws = connect(URL, additional_headers=HEADERS, subprotocols=["echo.v1"], open_timeout=60, max_size=None,
+                     max_queue=4)
     except InvalidStatus as e:
         body = e.response.body.decode("utf-8", "replace")
         try:
@@ -82,6 +85,12 @@ def run(ws):
                         "close_code": rcvd.code if rcvd else None, "close_reason": rcvd.reason if rcvd else None})
         except TimeoutError:
             return out({"ticks": len(ticks), "timeout": True})
+    if STEP == "stall":
+        ws.send(ARG)
+        ws.recv(timeout=10)
+        out({"open": True, **info})
+        time.sleep(20)
+        return out({"stalled": True})
     if STEP == "big":
         try:
             ws.send(b"y" * int(ARG))

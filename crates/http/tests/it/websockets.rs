@@ -340,6 +340,28 @@ async fn a_busy_websocket_is_cut_as_promptly() {
     assert!(out["ticks"].as_u64().unwrap() < 50_000, "{out}");
 }
 
+/// A client that stops reading stalls the gateway's writes to it; the cut
+/// must not wait for them: the revoked key's stream ends (and its outcome
+/// is recorded) while the client is still not reading.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_websocket_whose_client_stops_reading_is_still_cut() {
+    if !python_peers() {
+        return;
+    }
+    let proxy = Proxy::start("20s").await;
+    let (_client, first) = Client::start(&proxy, "/ws/echo", "stall", Some("bulk 200")).next_async().await;
+    assert_eq!(first["open"], true, "{first}");
+    let id = first["headers"]["countersign-request"].as_str().unwrap().to_owned();
+    // The upstream sends megabyte messages to a client that reads none.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let revoked = std::time::Instant::now();
+    proxy.kit.store.revoke_agent("bot", Timestamp::now(), Vec::new()).await.unwrap();
+    let outcome = proxy.with_outcome(&id).await.outcome.unwrap();
+    assert!(revoked.elapsed() < Duration::from_secs(8), "cut after {:?}", revoked.elapsed());
+    let summary = outcome.summary.unwrap();
+    assert!(summary.ends_with("cut: the caller's credential is no longer accepted"), "{summary}");
+}
+
 /// The policy changes while a WebSocket and a streamed response are open,
 /// so that they would now be denied: both are cut (the same check as a
 /// revoked key), and their outcomes say why.
