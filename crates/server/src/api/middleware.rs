@@ -8,12 +8,16 @@
 //! a [`Rejection`] that the store has not already recorded is accounted
 //! for through [`AppState::refuse`]: a bounded record, or a count.
 
+use std::sync::Arc;
+
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use countersign_core::Principal;
 
 use crate::bearer::{self, CallHead};
+use crate::config::ServerConfig;
 use crate::error::{ApiError, Rejection};
 use countersign_gateway::refusals::{call_record, Source};
 use countersign_gateway::AppState;
@@ -35,6 +39,30 @@ pub async fn stamp_source(State(state): State<AppState>, mut request: Request, n
         request.extensions_mut().insert(source);
     }
     next.run(request).await
+}
+
+/// Reads an authenticated call's whole body (within the body limit) before
+/// its handler runs, for every API route, whether or not the handler takes
+/// a body. Clients send a body after the head (httpx writes them apart); a
+/// handler that answered before the body came would leave it unread, and
+/// the server then closes the kept-alive connection, so the client's next
+/// call on it gets no answer at all.
+pub async fn read_body_first(request: Request, next: Next) -> Response {
+    let limit = request.extensions().get::<Arc<ServerConfig>>().map_or(0, |server| server.body_limit_bytes);
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let too_large = std::iter::successors(std::error::Error::source(&e), |inner| inner.source())
+                .any(|inner| inner.is::<http_body_util::LengthLimitError>());
+            return match too_large {
+                true => ApiError::PayloadTooLarge { limit },
+                false => ApiError::bad_request("invalid_body", "the request body could not be read"),
+            }
+            .into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {

@@ -51,6 +51,7 @@ pub fn router(state: AppState, server: &ServerConfig) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(middleware::read_body_first))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate))
         .layer(Extension(Arc::new(server.clone())))
         .layer(DefaultBodyLimit::max(limit))
