@@ -152,6 +152,41 @@ async def bench(url: str, token: str, n: int, warmup: int, gap: float, only: str
 
     pa_plain = PAgent(FunctionModel(scripted), toolsets=[FunctionToolset([refund])])
 
+    # Each framework's own cost of a hook with nothing in it (no gateway
+    # call): the part of an adapter's overhead no gateway or SDK change
+    # can remove.
+    from langchain.agents.middleware import AgentMiddleware
+    from pydantic_ai.toolsets import WrapperToolset
+
+    hooked_tool = function_tool(refund)
+
+    async def never_needs_approval(ctx: Any, params: Any, call_id: str) -> bool:
+        return False
+
+    hooked_tool.needs_approval = never_needs_approval
+    invoke_plain = hooked_tool.on_invoke_tool
+
+    async def invoke_through(ctx: Any, arguments: str) -> Any:
+        return await invoke_plain(ctx, arguments)
+
+    hooked_tool.on_invoke_tool = invoke_through
+
+    class PassThrough(AgentMiddleware):  # type: ignore[type-arg]
+        async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
+            return await handler(request)
+
+    lc_hooked = create_agent(ScriptedChat(), tools=[lc_refund], middleware=[PassThrough()])
+    pa_hooked = PAgent(FunctionModel(scripted), toolsets=[WrapperToolset(FunctionToolset([refund]))])
+
+    async def oa_hooked() -> None:
+        await Runner.run(Agent(name="b", tools=[hooked_tool], model=script()), "go")
+
+    if wanted("hooks"):
+        await paired("hook alone: openai-agents", n, warmup, gap, oa_hooked, oa_plain)
+        await paired("hook alone: langchain", n, warmup, gap,
+                     lambda: lc_hooked.ainvoke(message), lambda: lc_plain.ainvoke(message))
+        await paired("hook alone: pydantic-ai", n, warmup, gap, lambda: pa_hooked.run("go"), lambda: pa_plain.run("go"))
+
     for background in (False, True):
         tag = " (bg report)" if background else " (awaited report)"
         gate = Gate(client, background_report=background)
@@ -185,7 +220,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--gap-ms", type=float, default=0.0, help="pause between iterations, untimed")
-    parser.add_argument("--only", default="", help="comma-separated names: floor,guard,openai,langchain,pydantic")
+    parser.add_argument("--only", default="", help="comma-separated names: floor,guard,hooks,openai,langchain,pydantic")
     args = parser.parse_args()
     os.environ["CS_SDK_BIN"] = args.bin
     import conftest
