@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_kv.sql")),
     (3, include_str!("../migrations/0003_profiles_expiry.sql")),
     (4, include_str!("../migrations/0004_request_audience.sql")),
+    (5, include_str!("../migrations/0005_request_fingerprint.sql")),
 ];
 
 /// Opens the read-write connection, in WAL mode with full fsync, and
