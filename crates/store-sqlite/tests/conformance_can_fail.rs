@@ -400,6 +400,18 @@ must_fail!(
     "who may see a request is filtered before the limit"
 );
 must_fail!(cursors_keep_ties, Flaw::CursorByTimeOnly, list_requests_pages_with_a_cursor, "page after");
+must_fail!(
+    open_lookup_is_not_a_scan_of_the_newest,
+    Flaw::OpenMatchByScan,
+    open_requests_by_fingerprint_finds_past_a_thousand_others,
+    "past 2,010 newer open ones"
+);
+must_fail!(
+    open_lookup_is_the_requesters_own,
+    Flaw::OpenMatchIgnoresRequester,
+    open_requests_by_fingerprint_are_the_requesters_open_ones,
+    "the requester's open ones, in order"
+);
 must_fail!(duplicate_ids_are_refused, Flaw::DuplicatesAccepted, duplicate_request_already_exists, "duplicate id");
 
 /// The same wrapper without a flaw passes every scenario, so the failures
