@@ -211,7 +211,7 @@ pub(crate) async fn list(client: &Client, filter: &RequestFilter) -> Result<Vec<
 /// is its own range of the partial index of migration 4, read in one
 /// statement so that both come from one snapshot: a request approved
 /// between two reads could otherwise be missed by both.
-const OPEN_BY_FINGERPRINT: &str = "
+pub(crate) const OPEN_BY_FINGERPRINT: &str = "
     SELECT body FROM (
         SELECT 0 AS rank, created_at, id, body FROM (
             SELECT created_at, id, body FROM requests
