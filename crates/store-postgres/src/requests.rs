@@ -242,10 +242,7 @@ pub(crate) async fn open_by_fingerprint(
     let limit = i64::try_from(limit).unwrap_or(100);
     let stmt = client.prepare_cached(OPEN_BY_FINGERPRINT).await.map_err(db)?;
     let rows = client
-        .query(
-            &stmt,
-            &[&fingerprint.as_str(), &requester.kind.as_str(), &requester.name, &now.as_millis(), &limit],
-        )
+        .query(&stmt, &[&fingerprint.as_str(), &requester.kind.as_str(), &requester.name, &now.as_millis(), &limit])
         .await
         .map_err(db)?;
     rows.iter().map(|r| col::<&str>(r, 0).and_then(decode)).collect()

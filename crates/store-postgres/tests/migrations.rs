@@ -135,7 +135,10 @@ async fn migration_4_copies_the_fingerprints_already_stored() {
     client.batch_execute(include_str!("../migrations/0001_init.sql")).await.unwrap();
     client.batch_execute(include_str!("../migrations/0002_profiles_expiry.sql")).await.unwrap();
     client.batch_execute(include_str!("../migrations/0003_request_audience.sql")).await.unwrap();
-    client.batch_execute("INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0), (2, 0), (3, 0)").await.unwrap();
+    client
+        .batch_execute("INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0), (2, 0), (3, 0)")
+        .await
+        .unwrap();
     let request = |id: &str, status: &str, created: &str| -> Request {
         serde_json::from_value(serde_json::json!({
             "id": id, "fingerprint": "sha256:aa", "principal": {"kind": "agent", "name": "bot"},
@@ -196,10 +199,7 @@ async fn migration_4_copies_the_fingerprints_already_stored() {
     client.batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off").await.unwrap();
     let limit: i64 = 1;
     let plan: Vec<String> = client
-        .query(
-            &format!("EXPLAIN {OPEN_BY_FINGERPRINT}"),
-            &[&"sha256:aa", &"agent", &"bot", &0i64, &limit],
-        )
+        .query(&format!("EXPLAIN {OPEN_BY_FINGERPRINT}"), &[&"sha256:aa", &"agent", &"bot", &0i64, &limit])
         .await
         .unwrap()
         .iter()

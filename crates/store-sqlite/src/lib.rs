@@ -245,7 +245,8 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Request>, StoreError> {
         let (requester, fingerprint) = (requester.clone(), fingerprint.clone());
-        let read = move |c: &rusqlite::Connection| requests::open_by_fingerprint(c, &requester, &fingerprint, now, limit);
+        let read =
+            move |c: &rusqlite::Connection| requests::open_by_fingerprint(c, &requester, &fingerprint, now, limit);
         // A few rows of one index range (the gateway asks for one) is a
         // point read; a long page is a scan, off the runtime's threads.
         if (1..=POINT_READ_ROWS).contains(&limit) {

@@ -318,10 +318,7 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         let aa = Some("sha256:aa".to_owned());
-        assert_eq!(
-            rows,
-            vec![("r1".into(), aa.clone()), ("r2".into(), aa), ("r3".into(), None), ("r4".into(), None)]
-        );
+        assert_eq!(rows, vec![("r1".into(), aa.clone()), ("r2".into(), aa), ("r3".into(), None), ("r4".into(), None)]);
 
         // Both halves of the lookup are ranges of the partial index, never
         // a scan of the requester's rows.

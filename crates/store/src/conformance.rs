@@ -42,7 +42,8 @@ mod withdrawals;
 pub use lists::{list_requests_pages_with_a_cursor, list_requests_visible_to_filters_before_the_limit};
 pub use moves::release_racing_approvals_sees_them;
 pub use reuse::{
-    open_requests_by_fingerprint_are_the_requesters_open_ones, open_requests_by_fingerprint_finds_past_a_thousand_others,
+    open_requests_by_fingerprint_are_the_requesters_open_ones,
+    open_requests_by_fingerprint_finds_past_a_thousand_others,
 };
 pub use withdrawals::revoke_user_withdraws_its_votes;
 

@@ -70,8 +70,14 @@ pub async fn open_requests_by_fingerprint_are_the_requesters_open_ones<S: Store>
     all.push(Request { expires_at: None, ..same("p-forever", 25) });
     // Another requester's, even with the same fingerprint (the user `bot`
     // is not the agent `bot`), and another action of the requester.
-    all.push(Request { fingerprint: fingerprint.clone(), ..restart("theirs", PrincipalRef::agent("ci"), "web", at(0)) });
-    all.push(Request { fingerprint: fingerprint.clone(), ..restart("user-bot", PrincipalRef::user("bot"), "web", at(0)) });
+    all.push(Request {
+        fingerprint: fingerprint.clone(),
+        ..restart("theirs", PrincipalRef::agent("ci"), "web", at(0))
+    });
+    all.push(Request {
+        fingerprint: fingerprint.clone(),
+        ..restart("user-bot", PrincipalRef::user("bot"), "web", at(0))
+    });
     all.push(restart("other-unit", bot.clone(), "api", at(0)));
     insert_all(&store, all).await;
 
