@@ -63,7 +63,7 @@ impl AppState {
             Verdict::Allow | Verdict::Deny => false,
         };
         if held && reuse == Reuse::Open {
-            if let Some(open) = self.open_request_for(principal, &action, &fingerprint, now).await? {
+            if let Some(open) = self.open_request_for(principal, &fingerprint, now).await? {
                 return Ok(Submission { request: open, reused: true });
             }
         }

@@ -13,8 +13,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
-use countersign_core::{Action, Fingerprint, Principal, Request, Status, Timestamp};
-use countersign_store::RequestFilter;
+use countersign_core::{Fingerprint, Principal, Request, Timestamp};
 
 use crate::error::GatewayError;
 use crate::AppState;
@@ -37,12 +36,6 @@ pub struct Submission {
     /// An earlier open request, not a new one.
     pub reused: bool,
 }
-
-/// How many of one caller's open requests of one kind on one resource
-/// are read, per status, looking for the same action. Past it a new
-/// request is made: a caller with that many open requests of one kind
-/// pays for its own flood, nobody else's lookups do.
-const SCAN_LIMIT: usize = 1000;
 
 /// Stripes of the lock that serialises identical reusing submissions.
 const STRIPES: usize = 64;
@@ -73,44 +66,24 @@ impl ReuseLocks {
 
 impl AppState {
     /// The caller's oldest open request for exactly this action, still
-    /// within its deadline: approved before pending.
+    /// within its deadline: approved before pending. One lookup by
+    /// fingerprint in the store's index of open requests, however many
+    /// other requests the caller has open.
     pub(crate) async fn open_request_for(
         &self,
         principal: &Principal,
-        action: &Action,
         fingerprint: &Fingerprint,
         now: Timestamp,
     ) -> Result<Option<Request>, GatewayError> {
         let me = principal.reference();
-        for status in [Status::Approved, Status::Pending] {
-            let filter = RequestFilter {
-                status: Some(status),
-                principal: Some(me.clone()),
-                kind: Some(action.kind.clone()),
-                resource: Some(action.resource.clone()),
-                visible_to: None,
-                after: None,
-                limit: SCAN_LIMIT,
-            };
-            let found = self
-                .0
-                .store
-                .list_requests(&filter)
-                .await?
-                .into_iter()
-                // Newest first: the oldest one is the one every later
-                // submission converges on.
-                .rev()
-                .find(|r| {
-                    r.status == status
-                        && r.principal == me
-                        && &r.fingerprint == fingerprint
-                        && r.deadline().is_none_or(|deadline| deadline > now)
-                });
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
+        let found = self.0.store.open_requests_by_fingerprint(&me, fingerprint, now, 1).await?;
+        // The store promises exactly this; checked again because handing
+        // out another's request, or a closed one, is what must never happen.
+        Ok(found.into_iter().find(|r| {
+            r.status.is_open()
+                && r.principal == me
+                && &r.fingerprint == fingerprint
+                && r.deadline().is_none_or(|deadline| deadline > now)
+        }))
     }
 }

@@ -124,6 +124,47 @@ async fn an_approved_request_is_preferred_to_a_pending_duplicate() {
     assert_eq!(again["status"], "approved");
 }
 
+/// Issue 14: the lookup used to read the caller's 1,000 newest open
+/// requests of the action's kind on its resource, per status; past them a
+/// new request was made. It is now one lookup by fingerprint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_open_request_is_found_past_a_thousand_newer_ones_of_that_kind() {
+    const NEWER: usize = 1005;
+    const TASKS: usize = 8;
+    let g = Arc::new(gateway().await);
+    let (status, first) = ask(&g, "bot", shell("prod-web")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    // Newer open requests of the same kind on the same resource, other
+    // payloads, from a few tasks at once.
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let g = g.clone();
+            tokio::spawn(async move {
+                for i in (t..NEWER).step_by(TASKS) {
+                    let action = json!({"kind": "shell.exec", "resource": "prod-web",
+                                        "payload": {"argv": ["systemctl", "restart", format!("unit-{i}")]}});
+                    let (status, body) = g.call("POST", "/v1/actions", Some("bot"), Some(action)).await;
+                    assert_eq!((status, body["status"].as_str()), (StatusCode::CREATED, Some("pending")), "{body}");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let (status, again) = ask(&g, "bot", shell("prod-web")).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!((id(&again), &again["reused"]), (id(&first), &json!(true)));
+    assert_eq!(kinds_of(&g, "action.submitted").await, NEWER + 1, "nothing submitted twice");
+
+    // Approved, it is still found, ahead of nothing else.
+    let (status, body) = g.approve("alice", &id(&first)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, again) = ask(&g, "bot", shell("prod-web")).await;
+    assert_eq!((status, id(&again), again["status"].as_str()), (StatusCode::OK, id(&first), Some("approved")));
+}
+
 #[tokio::test]
 async fn allowed_and_denied_actions_are_decided_afresh_every_time() {
     let g = gateway().await;

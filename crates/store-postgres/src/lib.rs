@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use countersign_audit::{AuditDraft, AuditEvent};
-use countersign_core::{Principal, PrincipalKind, Request, Timestamp};
+use countersign_core::{Fingerprint, Principal, PrincipalKind, PrincipalRef, Request, Timestamp};
 use countersign_store::{
     Agent, Change, NewAgent, NewUser, RequestFilter, Store, StoreError, UpdateFn, Updated, User, UserProfile,
 };
@@ -357,6 +357,19 @@ impl Store for PostgresStore {
 
     async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
         self.bounded(async { requests::list(&self.client().await?, filter).await }).await
+    }
+
+    async fn open_requests_by_fingerprint(
+        &self,
+        requester: &PrincipalRef,
+        fingerprint: &Fingerprint,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Request>, StoreError> {
+        self.bounded(async {
+            requests::open_by_fingerprint(&self.client().await?, requester, fingerprint, now, limit).await
+        })
+        .await
     }
 
     async fn update_request(&self, id: &str, update: UpdateFn) -> Result<Updated, StoreError> {

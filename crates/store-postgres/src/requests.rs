@@ -1,7 +1,7 @@
 //! The requests table: the whole request as JSON text, plus copies of the
 //! fields that lists and the expiry sweep filter on.
 
-use countersign_core::{Request, Timestamp};
+use countersign_core::{Fingerprint, PrincipalRef, Request, Timestamp};
 use countersign_store::{RequestFilter, StoreError, Update, UpdateFn, Updated};
 use deadpool_postgres::Client;
 use tokio_postgres::types::ToSql;
@@ -17,7 +17,7 @@ pub const MAX_LIMIT: usize = 1000;
 pub(crate) use countersign_store::RequestRow as Row;
 
 /// The row's values in column order.
-fn params(row: &Row) -> [&(dyn ToSql + Sync); 9] {
+fn params(row: &Row) -> [&(dyn ToSql + Sync); 10] {
     [
         &row.id,
         &row.status,
@@ -28,6 +28,7 @@ fn params(row: &Row) -> [&(dyn ToSql + Sync); 9] {
         &row.created_at,
         &row.deadline,
         &row.body,
+        &row.fingerprint,
     ]
 }
 
@@ -39,8 +40,9 @@ fn decode(body: &str) -> Result<Request, StoreError> {
 pub(crate) async fn insert(tx: &mut Tx<'_>, row: &Row) -> Result<bool, Fatal> {
     let inserted = tx
         .execute(
-            "INSERT INTO requests (id, status, principal_kind, principal_name, kind, resource, created_at, deadline, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO requests (id, status, principal_kind, principal_name, kind, resource, created_at, deadline, body,
+                                   fingerprint)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
             &params(row),
         )
         .await?;
@@ -75,7 +77,7 @@ pub(crate) async fn save(tx: &mut Tx<'_>, row: &Row) -> Result<u64, Fatal> {
     let changed = tx
         .execute(
             "UPDATE requests SET status = $2, principal_kind = $3, principal_name = $4, kind = $5, resource = $6,
-                    created_at = $7, deadline = $8, body = $9
+                    created_at = $7, deadline = $8, body = $9, fingerprint = $10
               WHERE id = $1",
             &params(row),
         )
@@ -201,6 +203,48 @@ pub(crate) async fn list(client: &Client, filter: &RequestFilter) -> Result<Vec<
     let stmt = client.prepare_cached(&sql).await.map_err(db)?;
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
     let rows = client.query(&stmt, &refs).await.map_err(db)?;
+    rows.iter().map(|r| col::<&str>(r, 0).and_then(decode)).collect()
+}
+
+/// The requester's open requests with this fingerprint, within their
+/// deadline: approved first, then pending, each oldest first. Each status
+/// is its own range of the partial index of migration 4, read in one
+/// statement so that both come from one snapshot: a request approved
+/// between two reads could otherwise be missed by both.
+pub(crate) const OPEN_BY_FINGERPRINT: &str = "
+    SELECT body FROM (
+        SELECT 0 AS rank, created_at, id, body FROM (
+            SELECT created_at, id, body FROM requests
+             WHERE fingerprint = $1 AND principal_kind = $2 AND principal_name = $3
+               AND status = 'approved' AND status IN ('pending', 'approved')
+               AND (deadline IS NULL OR deadline > $4)
+             ORDER BY created_at, id LIMIT $5) AS approved
+        UNION ALL
+        SELECT 1 AS rank, created_at, id, body FROM (
+            SELECT created_at, id, body FROM requests
+             WHERE fingerprint = $1 AND principal_kind = $2 AND principal_name = $3
+               AND status = 'pending' AND status IN ('pending', 'approved')
+               AND (deadline IS NULL OR deadline > $4)
+             ORDER BY created_at, id LIMIT $5) AS pending) AS found
+     ORDER BY rank, created_at, id LIMIT $5";
+
+pub(crate) async fn open_by_fingerprint(
+    client: &Client,
+    requester: &PrincipalRef,
+    fingerprint: &Fingerprint,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<Request>, StoreError> {
+    let limit = match limit {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    };
+    let limit = i64::try_from(limit).unwrap_or(100);
+    let stmt = client.prepare_cached(OPEN_BY_FINGERPRINT).await.map_err(db)?;
+    let rows = client
+        .query(&stmt, &[&fingerprint.as_str(), &requester.kind.as_str(), &requester.name, &now.as_millis(), &limit])
+        .await
+        .map_err(db)?;
     rows.iter().map(|r| col::<&str>(r, 0).and_then(decode)).collect()
 }
 

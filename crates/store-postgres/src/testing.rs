@@ -20,6 +20,11 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+/// The statement behind `Store::open_requests_by_fingerprint`
+/// (`$1` fingerprint, `$2` and `$3` the requester's kind and name, `$4`
+/// now in milliseconds, `$5` the limit), for tests that check its plan.
+pub const OPEN_BY_FINGERPRINT: &str = crate::requests::OPEN_BY_FINGERPRINT;
+
 /// Why a cluster could not be started or driven.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use countersign_audit::{AuditDraft, AuditEvent};
-use countersign_core::{Principal, Request, Timestamp};
+use countersign_core::{Fingerprint, Principal, PrincipalRef, Request, Timestamp};
 use countersign_store::{
     Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, UpdateFn, Updated, User, UserProfile,
 };
@@ -98,6 +98,15 @@ impl Store for Replicas {
     }
     async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
         self.pick().list_requests(filter).await
+    }
+    async fn open_requests_by_fingerprint(
+        &self,
+        requester: &PrincipalRef,
+        fingerprint: &Fingerprint,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Request>, StoreError> {
+        self.pick().open_requests_by_fingerprint(requester, fingerprint, now, limit).await
     }
     async fn update_request(&self, id: &str, update: UpdateFn) -> Result<Updated, StoreError> {
         self.pick().update_request(id, update).await

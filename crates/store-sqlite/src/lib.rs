@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use countersign_audit::{AuditDraft, AuditEvent, Verified};
-use countersign_core::{Principal, PrincipalKind, Request, Timestamp};
+use countersign_core::{Fingerprint, Principal, PrincipalKind, PrincipalRef, Request, Timestamp};
 use countersign_store::{
     Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, UpdateFn, Updated, User, UserProfile,
 };
@@ -42,6 +42,10 @@ use changes::Changes;
 use checkpointer::Checkpointer;
 use readers::Readers;
 use writer::Writer;
+
+/// Up to this many rows, an open-request lookup runs as a point read
+/// (see [`Readers::lookup`]).
+const POINT_READ_ROWS: usize = 8;
 
 /// Tuning for [`SqliteStore::open_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +235,25 @@ impl Store for SqliteStore {
     async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
         let filter = filter.clone();
         self.readers.run(move |c| requests::list(c, &filter)).await
+    }
+
+    async fn open_requests_by_fingerprint(
+        &self,
+        requester: &PrincipalRef,
+        fingerprint: &Fingerprint,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Request>, StoreError> {
+        let (requester, fingerprint) = (requester.clone(), fingerprint.clone());
+        let read =
+            move |c: &rusqlite::Connection| requests::open_by_fingerprint(c, &requester, &fingerprint, now, limit);
+        // A few rows of one index range (the gateway asks for one) is a
+        // point read; a long page is a scan, off the runtime's threads.
+        if (1..=POINT_READ_ROWS).contains(&limit) {
+            self.readers.lookup(read).await
+        } else {
+            self.readers.run(read).await
+        }
     }
 
     async fn update_request(&self, id: &str, update: UpdateFn) -> Result<Updated, StoreError> {

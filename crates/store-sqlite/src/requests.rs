@@ -1,7 +1,7 @@
 //! The requests table: the whole request as JSON, plus copies of the
 //! fields that lists and the expiry sweep filter on.
 
-use countersign_core::{Request, Timestamp};
+use countersign_core::{Fingerprint, PrincipalRef, Request, Timestamp};
 use countersign_store::{RequestFilter, StoreError, Update, UpdateFn, Updated};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
@@ -18,8 +18,9 @@ pub(crate) use countersign_store::RequestRow as Row;
 
 pub(crate) fn insert(conn: &Connection, row: &Row) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO requests (id, status, principal_kind, principal_name, kind, resource, created_at, deadline, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO requests (id, status, principal_kind, principal_name, kind, resource, created_at, deadline, body,
+                               fingerprint)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute((
@@ -32,6 +33,7 @@ pub(crate) fn insert(conn: &Connection, row: &Row) -> Result<(), StoreError> {
             row.created_at,
             row.deadline,
             &row.body,
+            &row.fingerprint,
         ))
     })
     .map_err(|e| insert_error(e, "request", &row.id))?;
@@ -61,7 +63,7 @@ pub(crate) fn save(conn: &Connection, request: &Request) -> Result<(), StoreErro
     let changed = conn
         .prepare_cached(
             "UPDATE requests SET status = ?2, principal_kind = ?3, principal_name = ?4, kind = ?5, resource = ?6,
-                    created_at = ?7, deadline = ?8, body = ?9
+                    created_at = ?7, deadline = ?8, body = ?9, fingerprint = ?10
               WHERE id = ?1",
         )
         .and_then(|mut s| {
@@ -75,6 +77,7 @@ pub(crate) fn save(conn: &Connection, request: &Request) -> Result<(), StoreErro
                 row.created_at,
                 row.deadline,
                 &row.body,
+                &row.fingerprint,
             ))
         })
         .map_err(db)?;
@@ -168,6 +171,56 @@ pub(crate) fn list(conn: &Connection, filter: &RequestFilter) -> Result<Vec<Requ
     let sql = format!("SELECT body FROM requests{filter_sql} ORDER BY created_at DESC, id DESC LIMIT {limit}");
     let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
     let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0)).map_err(db)?;
+    rows.map(|r| decode(&r.map_err(db)?)).collect()
+}
+
+/// The requester's open requests with this fingerprint, within their
+/// deadline: approved first, then pending, each oldest first. Each status
+/// is its own range of the partial index of migration 5 (the repeated
+/// `status IN` lets SQLite see that the index covers the query), read in
+/// one statement so that both come from one snapshot: a request approved
+/// between two reads could otherwise be missed by both.
+pub(crate) const OPEN_BY_FINGERPRINT: &str = "
+    SELECT body FROM (
+        SELECT 0 AS rank, created_at, id, body FROM (
+            SELECT created_at, id, body FROM requests
+             WHERE fingerprint = ?1 AND principal_kind = ?2 AND principal_name = ?3
+               AND status = 'approved' AND status IN ('pending', 'approved')
+               AND (deadline IS NULL OR deadline > ?4)
+             ORDER BY created_at, id LIMIT ?5)
+        UNION ALL
+        SELECT 1 AS rank, created_at, id, body FROM (
+            SELECT created_at, id, body FROM requests
+             WHERE fingerprint = ?1 AND principal_kind = ?2 AND principal_name = ?3
+               AND status = 'pending' AND status IN ('pending', 'approved')
+               AND (deadline IS NULL OR deadline > ?4)
+             ORDER BY created_at, id LIMIT ?5))
+     ORDER BY rank, created_at, id LIMIT ?5";
+
+pub(crate) fn open_by_fingerprint(
+    conn: &Connection,
+    requester: &PrincipalRef,
+    fingerprint: &Fingerprint,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<Request>, StoreError> {
+    let limit = match limit {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    };
+    let mut stmt = conn.prepare_cached(OPEN_BY_FINGERPRINT).map_err(db)?;
+    let rows = stmt
+        .query_map(
+            (
+                fingerprint.as_str(),
+                requester.kind.as_str(),
+                &requester.name,
+                now.as_millis(),
+                i64::try_from(limit).unwrap_or(100),
+            ),
+            |r| r.get::<_, String>(0),
+        )
+        .map_err(db)?;
     rows.map(|r| decode(&r.map_err(db)?)).collect()
 }
 

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_kv.sql")),
     (3, include_str!("../migrations/0003_profiles_expiry.sql")),
     (4, include_str!("../migrations/0004_request_audience.sql")),
+    (5, include_str!("../migrations/0005_request_fingerprint.sql")),
 ];
 
 /// Opens the read-write connection, in WAL mode with full fsync, and
@@ -288,5 +289,60 @@ mod tests {
                 row("r4", "p:agent:bot", "denied", 8),
             ]
         );
+    }
+
+    #[test]
+    fn migration_5_copies_the_fingerprints_already_stored_and_the_lookup_reads_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL, applied_at INTEGER NOT NULL) STRICT;")
+            .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 4) {
+            apply(&conn, *version, sql).unwrap();
+        }
+        conn.execute_batch(
+            r#"INSERT INTO requests (id, status, principal_kind, principal_name, kind, resource, created_at, body) VALUES
+                   ('r1', 'pending', 'agent', 'bot', 'k', 'r', 5, '{"fingerprint":"sha256:aa"}'),
+                   ('r2', 'released', 'agent', 'bot', 'k', 'r', 6, '{"fingerprint":"sha256:aa"}'),
+                   ('r3', 'pending', 'agent', 'bot', 'k', 'r', 7, 'not json'),
+                   ('r4', 'pending', 'agent', 'bot', 'k', 'r', 8, '{"fingerprint":7}');"#,
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let rows: Vec<(String, Option<String>)> = conn
+            .prepare("SELECT id, fingerprint FROM requests ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let aa = Some("sha256:aa".to_owned());
+        assert_eq!(rows, vec![("r1".into(), aa.clone()), ("r2".into(), aa), ("r3".into(), None), ("r4".into(), None)]);
+
+        // Both halves of the lookup are ranges of the partial index, never
+        // a scan of the requester's rows.
+        let reader = open_reader(&path).unwrap();
+        let plan: Vec<String> = reader
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::requests::OPEN_BY_FINGERPRINT))
+            .unwrap()
+            .query_map(("sha256:aa", "agent", "bot", 0, 1), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let searches: Vec<&String> = plan.iter().filter(|step| step.contains("requests")).collect();
+        assert_eq!(searches.len(), 2, "{plan:?}");
+        for step in searches {
+            assert!(step.starts_with("SEARCH") && step.contains("requests_open_fingerprint"), "{plan:?}");
+        }
+        // Each range is read in index order; only the two bounded halves
+        // are merged.
+        assert_eq!(plan.iter().filter(|step| step.contains("TEMP B-TREE")).count(), 1, "{plan:?}");
+        let fingerprint = countersign_core::Fingerprint::from_stored("sha256:aa".to_owned());
+        let bot = countersign_core::PrincipalRef::agent("bot");
+        let found = crate::requests::open_by_fingerprint(&reader, &bot, &fingerprint, Timestamp(0), 0);
+        // r1's body is no request: found through the index, then refused
+        // as corrupt rather than skipped.
+        assert!(matches!(found, Err(StoreError::Corrupt(_))), "{found:?}");
     }
 }

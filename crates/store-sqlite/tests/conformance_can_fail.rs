@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use countersign_audit::{AuditDraft, AuditEvent};
-use countersign_core::{Principal, Request, Timestamp};
+use countersign_core::{Fingerprint, Principal, PrincipalRef, Request, Status, Timestamp};
 use countersign_store::conformance;
 use countersign_store::{
     Agent, Cursor, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, UpdateFn, Updated, User, UserProfile,
@@ -48,6 +48,12 @@ enum Flaw {
     /// Pages by creation time alone, skipping requests that share the
     /// cursor's creation time.
     CursorByTimeOnly,
+    /// Finds open requests by fingerprint among the requester's 1,000
+    /// newest of that kind and resource (the gateway's scan before issue
+    /// 14's follow-up).
+    OpenMatchByScan,
+    /// Finds open requests by fingerprint whoever asked for them.
+    OpenMatchIgnoresRequester,
 }
 
 #[derive(Debug)]
@@ -177,6 +183,58 @@ impl Store for Flawed {
                 self.inner.list_requests(&RequestFilter { after, ..filter.clone() }).await
             }
             _ => self.inner.list_requests(filter).await,
+        }
+    }
+
+    async fn open_requests_by_fingerprint(
+        &self,
+        requester: &PrincipalRef,
+        fingerprint: &Fingerprint,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Request>, StoreError> {
+        match self.flaw {
+            Flaw::OpenMatchByScan => {
+                // What the gateway did before (issue 14): the requester's
+                // 1,000 newest open requests of the action's kind and
+                // resource per status, compared in memory.
+                let Some(sample) =
+                    self.inner.open_requests_by_fingerprint(requester, fingerprint, now, limit).await?.pop()
+                else {
+                    return Ok(Vec::new());
+                };
+                let mut found = Vec::new();
+                for status in [Status::Approved, Status::Pending] {
+                    let filter = RequestFilter {
+                        status: Some(status),
+                        principal: Some(requester.clone()),
+                        kind: Some(sample.action.kind.clone()),
+                        resource: Some(sample.action.resource.clone()),
+                        limit: 1000,
+                        ..RequestFilter::default()
+                    };
+                    let mut page = self.inner.list_requests(&filter).await?;
+                    page.reverse();
+                    found.extend(page.into_iter().filter(|r| {
+                        &r.fingerprint == fingerprint && r.deadline().is_none_or(|deadline| deadline > now)
+                    }));
+                }
+                found.truncate(if limit == 0 { 100 } else { limit });
+                Ok(found)
+            }
+            Flaw::OpenMatchIgnoresRequester => {
+                let all = self.inner.list_requests(&RequestFilter { limit: 1000, ..RequestFilter::default() }).await?;
+                let mut found: Vec<Request> = all
+                    .into_iter()
+                    .rev()
+                    .filter(|r| &r.fingerprint == fingerprint && r.status.is_open())
+                    .filter(|r| r.deadline().is_none_or(|deadline| deadline > now))
+                    .collect();
+                found.sort_by_key(|r| r.status == Status::Pending);
+                found.truncate(if limit == 0 { 100 } else { limit });
+                Ok(found)
+            }
+            _ => self.inner.open_requests_by_fingerprint(requester, fingerprint, now, limit).await,
         }
     }
 
@@ -342,6 +400,18 @@ must_fail!(
     "who may see a request is filtered before the limit"
 );
 must_fail!(cursors_keep_ties, Flaw::CursorByTimeOnly, list_requests_pages_with_a_cursor, "page after");
+must_fail!(
+    open_lookup_is_not_a_scan_of_the_newest,
+    Flaw::OpenMatchByScan,
+    open_requests_by_fingerprint_finds_past_a_thousand_others,
+    "past 2,010 newer open ones"
+);
+must_fail!(
+    open_lookup_is_the_requesters_own,
+    Flaw::OpenMatchIgnoresRequester,
+    open_requests_by_fingerprint_are_the_requesters_open_ones,
+    "the requester's open ones, in order"
+);
 must_fail!(duplicate_ids_are_refused, Flaw::DuplicatesAccepted, duplicate_request_already_exists, "duplicate id");
 
 /// The same wrapper without a flaw passes every scenario, so the failures

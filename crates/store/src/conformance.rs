@@ -36,10 +36,15 @@ use crate::{Agent, NewAgent, NewUser, RequestFilter, Store, StoreError, Update, 
 
 mod lists;
 mod moves;
+mod reuse;
 mod withdrawals;
 
 pub use lists::{list_requests_pages_with_a_cursor, list_requests_visible_to_filters_before_the_limit};
 pub use moves::release_racing_approvals_sees_them;
+pub use reuse::{
+    open_requests_by_fingerprint_are_the_requesters_open_ones,
+    open_requests_by_fingerprint_finds_past_a_thousand_others,
+};
 pub use withdrawals::revoke_user_withdraws_its_votes;
 
 /// Expands to one `#[tokio::test]` per scenario. `$make` is a function or
@@ -88,6 +93,8 @@ macro_rules! conformance_scenarios {
             list_requests_limits,
             list_requests_visible_to_filters_before_the_limit,
             list_requests_pages_with_a_cursor,
+            open_requests_by_fingerprint_are_the_requesters_open_ones,
+            open_requests_by_fingerprint_finds_past_a_thousand_others,
             update_request_saves_and_audits,
             update_request_audits_refusals,
             update_unknown_request_is_not_found,

@@ -22,7 +22,7 @@ mod types;
 
 use async_trait::async_trait;
 use countersign_audit::{AuditDraft, AuditEvent};
-use countersign_core::{Principal, Request, Timestamp};
+use countersign_core::{Fingerprint, Principal, PrincipalRef, Request, Timestamp};
 
 pub use error::StoreError;
 pub use row::RequestRow;
@@ -113,6 +113,24 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Requests matching `filter`, newest first (by creation time, then id,
     /// both descending), every filter applied before the limit.
     async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>, StoreError>;
+
+    /// The requester's open requests for exactly the action `fingerprint`
+    /// names, still within their deadline at `now` (none set, or later
+    /// than `now`): `approved` ones (not yet released) first, then
+    /// `pending` ones, each oldest first (by creation time, then id); at
+    /// most `limit` (0 means the store's default of 100, and never more
+    /// than 1000). Released, allowed and closed requests are never
+    /// returned, nor another requester's, whatever their fingerprint.
+    ///
+    /// A lookup through an index on the fingerprint: its cost does not
+    /// grow with how many other requests the requester has open.
+    async fn open_requests_by_fingerprint(
+        &self,
+        requester: &PrincipalRef,
+        fingerprint: &Fingerprint,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Request>, StoreError>;
 
     /// Applies a transition atomically: `update` sees the current request and
     /// returns what to save, what to audit, and the caller's result.

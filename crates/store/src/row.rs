@@ -15,6 +15,9 @@ pub struct RequestRow {
     pub principal_name: String,
     pub kind: String,
     pub resource: String,
+    /// [`Request::fingerprint`], for the lookup of a requester's open
+    /// requests for one action.
+    pub fingerprint: String,
     pub created_at: i64,
     /// [`Request::deadline`], for the expiry sweep's index.
     pub deadline: Option<i64>,
@@ -32,6 +35,7 @@ impl RequestRow {
             principal_name: request.principal.name.clone(),
             kind: request.action.kind.clone(),
             resource: request.action.resource.clone(),
+            fingerprint: request.fingerprint.as_str().to_owned(),
             created_at: request.created_at.as_millis(),
             deadline: request.deadline().map(Timestamp::as_millis),
             body: serde_json::to_string(request)

@@ -21,7 +21,7 @@ fn for_group(id: &str, by: PrincipalRef, group: &str, millis: u64) -> Request {
 }
 
 /// Inserts `requests` from a few tasks at once.
-async fn insert_all<S: Store>(store: &Arc<S>, requests: Vec<Request>) {
+pub(super) async fn insert_all<S: Store>(store: &Arc<S>, requests: Vec<Request>) {
     const TASKS: usize = 8;
     let requests = Arc::new(requests);
     let mut tasks = Vec::new();
