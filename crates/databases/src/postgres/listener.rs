@@ -29,8 +29,12 @@ use super::{session, upstream, Io, Stream};
 /// The client settings passed on to the database at login. Others
 /// (`options`, `search_path`, `standard_conforming_strings`, …) would
 /// change what a statement means without a statement being decided.
-const PASSED_SETTINGS: [&str; 6] =
-    ["application_name", "client_encoding", "datestyle", "timezone", "intervalstyle", "extra_float_digits"];
+///
+/// `client_encoding` is not passed either: the database's session always
+/// speaks UTF-8, as the proxy reads statements. In Shift-JIS, GBK or Big5 a
+/// byte `\` can end a multi-byte character, so `E'ぁ\'; DELETE …'` would
+/// be one string here and a `DELETE` there.
+const PASSED_SETTINGS: [&str; 5] = ["application_name", "datestyle", "timezone", "intervalstyle", "extra_float_digits"];
 /// How long a client has to log in.
 const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 

@@ -81,6 +81,10 @@ pub(crate) async fn run(state: AppState, config: Arc<PostgresConfig>, login: Log
         ended = session.serve() => ended,
         relay_ended = &mut relay => Err(match relay_ended {
             Ok(relay::Ended::Upstream(why)) => End::Upstream(why),
+            Ok(relay::Ended::Unreadable(why)) => End::Fatal {
+                code: "08P01",
+                message: format!("countersign closed the session: {why}, which it cannot read statements by"),
+            },
             Ok(relay::Ended::Client) | Err(_) => End::Quietly,
         }),
     };
@@ -228,6 +232,21 @@ impl Session {
             self.forward(Some(unit), &wire::query(""));
             return Ok(());
         }
+        // Decided once what was sent before has been answered: a setting
+        // that changes how the database reads text (see `relay`) is seen
+        // before the next text is read here.
+        self.settled().await?;
+        let outright = {
+            let tracker = self.shared.tracker();
+            pieces.iter().find_map(|p| refused_outright(p, &tracker))
+        };
+        if let Some(message) = outright {
+            tracing::warn!(resource = %self.target.resource, principal = %self.principal.reference(), %message, "statement refused unread");
+            let nonce = nonce();
+            let error = relay::refusal_error("42501", message, None, None);
+            self.forward(Some(Unit::Refused { nonce: nonce.clone(), error, simple: true }), &wire::query(&format!("SELECT {nonce}()")));
+            return Ok(());
+        }
         let statements: Vec<Statement> =
             pieces.iter().map(|p| Statement { text: (*p).to_owned(), parameters: None, preview: None }).collect();
         let forgets = pieces.iter().any(|p| forgets_prepared(p));
@@ -270,6 +289,10 @@ impl Session {
                 );
                 self.refuse_execute(error);
             }
+            Portal { text: Some(text), .. } if refused_outright(&text, &self.shared.tracker()).is_some() => {
+                let message = refused_outright(&text, &self.shared.tracker()).unwrap_or_default();
+                self.refuse_execute(relay::refusal_error("42501", message, None, None));
+            }
             Portal { text: Some(text), parameters, released: false } => {
                 let statement = Statement { text: text.clone(), parameters: Some(parameters), preview: None };
                 let forgets = forgets_prepared(&text);
@@ -300,6 +323,21 @@ impl Session {
     /// The portal as the database has it, once every reply to what was
     /// sent before has come back. `None` when the batch has failed.
     async fn confirmed_portal(&mut self, name: &str) -> Result<Option<Portal>, End> {
+        if !self.settled().await? {
+            return Ok(None);
+        }
+        let tracker = self.shared.tracker();
+        Ok(Some(tracker.portals.get(name).cloned().unwrap_or(Portal {
+            text: None,
+            parameters: Vec::new(),
+            released: false,
+        })))
+    }
+
+    /// Waits until every reply to what was sent before has come back;
+    /// `false` when the batch has failed (the database skips what follows
+    /// until a Sync).
+    async fn settled(&mut self) -> Result<bool, End> {
         if !self.shared.tracker().units.is_empty() {
             // The database holds its replies until a Sync or a Flush.
             self.out.extend_from_slice(b"H\0\0\0\x04");
@@ -312,14 +350,10 @@ impl Session {
             {
                 let tracker = self.shared.tracker();
                 if tracker.skipping && !tracker.units.iter().any(|u| matches!(u, Unit::Sync)) {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 if tracker.units.is_empty() {
-                    return Ok(Some(tracker.portals.get(name).cloned().unwrap_or(Portal {
-                        text: None,
-                        parameters: Vec::new(),
-                        released: false,
-                    })));
+                    return Ok(true);
                 }
             }
             tokio::select! {
@@ -428,6 +462,68 @@ fn side_effect_free(text: &str) -> bool {
 /// A name no client can guess, for the message that stands in for a refusal.
 fn nonce() -> String {
     format!("countersign_refused_{:032x}", rand::random::<u128>())
+}
+
+/// Settings that change how the database reads the text of later
+/// statements (where strings end, what bytes mean): the proxy reads text
+/// as UTF-8 with `standard_conforming_strings` on, and keeps it so.
+const READING_SETTINGS: [&str; 2] = ["client_encoding", "standard_conforming_strings"];
+
+/// Why a statement is refused before any policy sees it, if it is:
+/// - it changes how later statements are read (`SET client_encoding`,
+///   `SET NAMES`, `set_config('standard_conforming_strings', …)`), which
+///   would let the next text mean one thing here and another there;
+/// - it runs a statement prepared with SQL `PREPARE` (`EXECUTE`, also in
+///   `EXPLAIN ANALYZE EXECUTE` and `CREATE TABLE … AS EXECUTE`), whose
+///   text the approver would not see, or prepares one;
+/// - it fetches from a portal bound through the protocol (`FETCH`/`MOVE`),
+///   which runs that portal's statement, never decided.
+fn refused_outright(text: &str, tracker: &Tracker) -> Option<String> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let lower = text.to_lowercase();
+    if let Some(setting) = READING_SETTINGS.iter().find(|s| lower.contains(*s)) {
+        return Some(format!(
+            "countersign: a statement naming `{setting}` is refused: it would change how the database reads later statements, and what is decided must be what runs"
+        ));
+    }
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize() else { return None };
+    let words: Vec<(String, bool)> = tokens
+        .iter()
+        .filter_map(|t| match t {
+            Token::Word(w) if w.quote_style.is_none() => Some((w.value.to_lowercase(), false)),
+            Token::Word(w) => Some((w.value.clone(), true)),
+            _ => None,
+        })
+        .collect();
+    let plain = |i: usize| words.get(i).filter(|(_, quoted)| !quoted).map(|(w, _)| w.as_str());
+    let leading: Vec<&str> = (0..3).filter_map(plain).collect();
+    if matches!(leading.first(), Some(&("set" | "reset"))) && leading.contains(&"names") {
+        return Some("countersign: `SET NAMES` is refused: it would change how the database reads later statements".to_owned());
+    }
+    let first = plain(0);
+    let executes = matches!(first, Some("prepare" | "execute"))
+        || (first == Some("explain") && words.iter().any(|(w, q)| !q && w == "execute"))
+        || words.windows(2).any(|w| !w[0].1 && !w[1].1 && w[0].0 == "as" && w[1].0 == "execute");
+    if executes {
+        return Some(
+            "countersign: SQL `PREPARE` and `EXECUTE` are refused: the statement that would run is not the one decided; use the protocol's prepared statements (Parse, Bind, Execute)"
+                .to_owned(),
+        );
+    }
+    if matches!(first, Some("fetch" | "move")) {
+        // The cursor's name ends the statement.
+        let name = words.last().map(|(w, _)| w.as_str()).unwrap_or_default();
+        let bound = tracker.portals.contains_key(name)
+            || tracker.units.iter().any(|u| matches!(u, Unit::Bind { portal, .. } if portal == name));
+        if bound {
+            return Some(format!(
+                "countersign: `{}` on portal `{name}` is refused: it would run the portal's statement, which was bound but never decided; run it with the protocol's Execute",
+                first.unwrap_or_default().to_uppercase()
+            ));
+        }
+    }
+    None
 }
 
 /// Whether a statement changes prepared statements behind the protocol:

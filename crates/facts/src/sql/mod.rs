@@ -20,11 +20,14 @@
 //! - [`dialects`]: the dialects a text is judged in, since the claimed
 //!   one is only a claim;
 //! - [`walk`]: the facts of one parsed text;
-//! - [`functions`]: the functions known to have no side effect.
+//! - [`functions`]: the functions known to have no side effect;
+//! - [`pglex`]: PostgreSQL's own reading of where strings, comments and
+//!   statements are, which `sqlparser`'s must match.
 
 mod bounds;
 mod dialects;
 mod functions;
+pub mod pglex;
 mod walk;
 
 use serde::{Deserialize, Serialize};
