@@ -1,0 +1,169 @@
+//! Texts that would mean one thing to the proxy and another to the
+//! database, and statements that would run another statement than the
+//! one decided: each must be refused or decided on what really runs.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::raw::{bind, log_in, log_in_with, msg, parse, read_until, sync};
+use crate::support::Harness;
+
+fn query(out: &mut BytesMut, text: &[u8]) {
+    let mut body = text.to_vec();
+    body.push(0);
+    msg(out, b'Q', &body);
+}
+
+/// The SQLSTATE and message of the first error among `seen`.
+fn error(seen: &[(u8, Vec<u8>)]) -> Option<(String, String)> {
+    let (_, body) = seen.iter().find(|(t, _)| *t == b'E')?;
+    let field = |code: u8| {
+        body.split(|&b| b == 0).find(|f| f.first() == Some(&code)).map(|f| String::from_utf8_lossy(&f[1..]).into_owned())
+    };
+    Some((field(b'C').unwrap_or_default(), field(b'M').unwrap_or_default()))
+}
+
+/// Runs `text` as one simple query; what the server said up to `Z`.
+async fn simple(s: &mut tokio::net::TcpStream, text: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = BytesMut::new();
+    query(&mut out, text);
+    s.write_all(&out).await.unwrap();
+    read_until(s, b'Z').await
+}
+
+/// `sqlparser` reads `$_€$` as a placeholder and a name, PostgreSQL as
+/// the start of a dollar-quoted string; and it reads the continuation of
+/// an `E'…'` string as a plain string. Either way a `DELETE` hid inside
+/// what looked like one read-only `SELECT`, allowed as routine.
+#[tokio::test]
+async fn a_statement_hidden_from_the_proxys_lexer_is_decided_as_what_it_is() {
+    let h = Harness::start().await;
+    let bot = h.connect("bot").await;
+    for text in [
+        "SELECT $_€$ , $a$ $_€$; DELETE FROM orders; SELECT 1 -- $a$",
+        "SELECT E'x'\n'\\''; DELETE FROM orders; --'",
+    ] {
+        let e = bot.simple_query(text).await.expect_err(text);
+        assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("42501"), "{text}: {e:?}");
+        assert_eq!(h.count().await, 3, "{text}");
+    }
+    // The same texts are split into the statements PostgreSQL runs.
+    let requests = h.requests().await;
+    assert!(requests.iter().any(|r| r["payload"]["statement"] == "DELETE FROM orders"), "{requests:#?}");
+}
+
+/// In Shift-JIS a `\` can end a two-byte character, so `E'ぁ\'; DELETE …'`
+/// is one string in UTF-8 and a `DELETE` in SJIS. The session always
+/// speaks UTF-8, whatever the client asks for at login.
+#[tokio::test]
+async fn a_client_encoding_asked_for_at_login_does_not_change_how_statements_read() {
+    let h = Harness::start().await;
+    let (mut s, said) = log_in_with(&h, "bot", &[("client_encoding", "SJIS")]).await;
+    let encoding = said
+        .iter()
+        .find(|(t, b)| *t == b'S' && b.starts_with(b"client_encoding\0"))
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned());
+    assert_eq!(encoding.as_deref(), Some("client_encoding\0UTF8\0"));
+    let seen = simple(&mut s, "SELECT E'ぁ\\'; DELETE FROM orders; --'".as_bytes()).await;
+    assert!(error(&seen).is_none(), "{:?}", error(&seen));
+    assert_eq!(h.count().await, 3);
+}
+
+/// `standard_conforming_strings = off` makes `'\''` end where the proxy
+/// reads a string going on, and a client encoding other than UTF-8 moves
+/// where strings end too: statements that set them are refused, even for
+/// an agent that may write.
+#[tokio::test]
+async fn settings_that_change_how_later_statements_read_are_refused() {
+    let h = Harness::start().await;
+    let ci = h.connect("ci-bot").await;
+    for text in [
+        "SET standard_conforming_strings = off",
+        "set session STANDARD_CONFORMING_STRINGS to off",
+        "SELECT set_config('standard_conforming_strings', 'off', false)",
+        "SET client_encoding = 'SJIS'",
+        "SET NAMES 'SJIS'",
+        "RESET ALL; SET LOCAL client_encoding TO 'BIG5'",
+    ] {
+        let e = ci.simple_query(text).await.expect_err(text);
+        assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("42501"), "{text}: {e:?}");
+    }
+    // Still on: the DELETE below is one string, as the proxy reads it.
+    let rows = ci.simple_query("SELECT '\\''; DELETE FROM orders; --'").await;
+    assert!(rows.is_err() || h.count().await == 3);
+    assert_eq!(h.count().await, 3);
+}
+
+/// A setting changed by computed SQL (which no text check can see) is
+/// seen in the database's own report of it: the session ends before
+/// another statement is read.
+#[tokio::test]
+async fn a_setting_changed_out_of_sight_ends_the_session() {
+    let h = Harness::start().await;
+    let ci = h.connect("ci-bot").await;
+    let changed = ci
+        .simple_query("DO $$ BEGIN EXECUTE 'SET standard_' || 'conforming_strings = of' || 'f'; END $$")
+        .await;
+    let after = ci.simple_query("SELECT '\\''; DELETE FROM orders; --'").await;
+    assert!(changed.is_err() || after.is_err(), "the session went on: {after:?}");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !ci.is_closed() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the session is closed");
+    assert_eq!(h.count().await, 3);
+}
+
+/// `EXECUTE p` would be decided on its own text, not on the statement it
+/// runs: SQL `PREPARE` and `EXECUTE` are refused (the protocol's own
+/// prepared statements are decided on their text).
+#[tokio::test]
+async fn sql_prepare_and_execute_are_refused() {
+    let h = Harness::start().await;
+    let ci = h.connect("ci-bot").await;
+    for text in [
+        "PREPARE p AS DELETE FROM orders WHERE id > 0",
+        "EXECUTE p",
+        "EXPLAIN ANALYZE EXECUTE p",
+        "CREATE TABLE t AS EXECUTE p",
+    ] {
+        let e = ci.simple_query(text).await.expect_err(text);
+        let db = e.as_db_error().expect("a database error");
+        assert_eq!(db.code().code(), "42501", "{text}: {e:?}");
+        assert!(db.message().contains("PREPARE"), "{text}: {}", db.message());
+    }
+    assert_eq!(h.count().await, 3);
+    // The protocol's prepared statements still work.
+    let row = ci.query_one("SELECT count(*) FROM orders WHERE id > $1", &[&0_i32]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 3);
+}
+
+/// A portal bound through the protocol is decided when it is executed;
+/// SQL `FETCH` would run its statement (a `DELETE … RETURNING`) with only
+/// `FETCH ALL FROM p` decided.
+#[tokio::test]
+async fn fetch_from_a_portal_bound_through_the_protocol_is_refused() {
+    let h = Harness::start().await;
+    let mut s = log_in(&h, "ci-bot").await;
+    for fetch in [&b"FETCH ALL FROM p"[..], b"MOVE FORWARD ALL IN \"p\""] {
+        let seen = simple(&mut s, b"BEGIN").await;
+        assert!(error(&seen).is_none(), "{:?}", error(&seen));
+        let mut out = BytesMut::new();
+        parse(&mut out, "", "DELETE FROM orders RETURNING id");
+        bind(&mut out, "p", "");
+        sync(&mut out);
+        s.write_all(&out).await.unwrap();
+        let seen = read_until(&mut s, b'Z').await;
+        assert!(error(&seen).is_none(), "{:?}", error(&seen));
+        let seen = simple(&mut s, fetch).await;
+        let (code, message) = error(&seen).expect("refused");
+        assert_eq!(code, "42501", "{message}");
+        assert!(message.contains("portal `p`"), "{message}");
+        simple(&mut s, b"COMMIT").await;
+        assert_eq!(h.count().await, 3);
+    }
+}
