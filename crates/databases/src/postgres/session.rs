@@ -244,7 +244,10 @@ impl Session {
             tracing::warn!(resource = %self.target.resource, principal = %self.principal.reference(), %message, "statement refused unread");
             let nonce = nonce();
             let error = relay::refusal_error("42501", message, None, None);
-            self.forward(Some(Unit::Refused { nonce: nonce.clone(), error, simple: true }), &wire::query(&format!("SELECT {nonce}()")));
+            self.forward(
+                Some(Unit::Refused { nonce: nonce.clone(), error, simple: true }),
+                &wire::query(&format!("SELECT {nonce}()")),
+            );
             return Ok(());
         }
         let statements: Vec<Statement> =
@@ -499,7 +502,9 @@ fn refused_outright(text: &str, tracker: &Tracker) -> Option<String> {
     let plain = |i: usize| words.get(i).filter(|(_, quoted)| !quoted).map(|(w, _)| w.as_str());
     let leading: Vec<&str> = (0..3).filter_map(plain).collect();
     if matches!(leading.first(), Some(&("set" | "reset"))) && leading.contains(&"names") {
-        return Some("countersign: `SET NAMES` is refused: it would change how the database reads later statements".to_owned());
+        return Some(
+            "countersign: `SET NAMES` is refused: it would change how the database reads later statements".to_owned(),
+        );
     }
     let first = plain(0);
     let executes = matches!(first, Some("prepare" | "execute"))

@@ -141,7 +141,8 @@ async fn messages_the_database_skipped_do_not_change_what_is_decided() {
 }
 
 /// A statement prepared with SQL `PREPARE` was never seen as a protocol
-/// Parse: executing it through Bind is refused, not run undecided.
+/// Parse: executing it through Bind is refused, not run undecided. SQL
+/// `PREPARE` itself is refused, so it is prepared by computed SQL.
 #[tokio::test]
 async fn a_statement_prepared_behind_the_protocol_is_not_run() {
     let h = Harness::start().await;
@@ -149,7 +150,14 @@ async fn a_statement_prepared_behind_the_protocol_is_not_run() {
     let mut out = BytesMut::new();
     msg(&mut out, b'Q', b"PREPARE sneaky AS DELETE FROM orders WHERE id > 0\0");
     s.write_all(&out).await.unwrap();
-    read_until(&mut s, b'Z').await;
+    let seen = read_until(&mut s, b'Z').await;
+    let error = seen.iter().find(|(t, _)| *t == b'E').expect("a refusal");
+    assert!(String::from_utf8_lossy(&error.1).contains("42501"));
+    let mut out = BytesMut::new();
+    msg(&mut out, b'Q', b"DO $$ BEGIN EXECUTE 'PREP' || 'ARE sneaky AS DELETE FROM orders WHERE id > 0'; END $$\0");
+    s.write_all(&out).await.unwrap();
+    let seen = read_until(&mut s, b'Z').await;
+    assert!(seen.iter().all(|(t, _)| *t != b'E'));
     let mut out = BytesMut::new();
     bind(&mut out, "", "sneaky");
     execute(&mut out, "");

@@ -20,7 +20,9 @@ fn query(out: &mut BytesMut, text: &[u8]) {
 fn error(seen: &[(u8, Vec<u8>)]) -> Option<(String, String)> {
     let (_, body) = seen.iter().find(|(t, _)| *t == b'E')?;
     let field = |code: u8| {
-        body.split(|&b| b == 0).find(|f| f.first() == Some(&code)).map(|f| String::from_utf8_lossy(&f[1..]).into_owned())
+        body.split(|&b| b == 0)
+            .find(|f| f.first() == Some(&code))
+            .map(|f| String::from_utf8_lossy(&f[1..]).into_owned())
     };
     Some((field(b'C').unwrap_or_default(), field(b'M').unwrap_or_default()))
 }
@@ -41,10 +43,9 @@ async fn simple(s: &mut tokio::net::TcpStream, text: &[u8]) -> Vec<(u8, Vec<u8>)
 async fn a_statement_hidden_from_the_proxys_lexer_is_decided_as_what_it_is() {
     let h = Harness::start().await;
     let bot = h.connect("bot").await;
-    for text in [
-        "SELECT $_€$ , $a$ $_€$; DELETE FROM orders; SELECT 1 -- $a$",
-        "SELECT E'x'\n'\\''; DELETE FROM orders; --'",
-    ] {
+    for text in
+        ["SELECT $_€$ , $a$ $_€$; DELETE FROM orders; SELECT 1 -- $a$", "SELECT E'x'\n'\\''; DELETE FROM orders; --'"]
+    {
         let e = bot.simple_query(text).await.expect_err(text);
         assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("42501"), "{text}: {e:?}");
         assert_eq!(h.count().await, 3, "{text}");
@@ -103,9 +104,8 @@ async fn settings_that_change_how_later_statements_read_are_refused() {
 async fn a_setting_changed_out_of_sight_ends_the_session() {
     let h = Harness::start().await;
     let ci = h.connect("ci-bot").await;
-    let changed = ci
-        .simple_query("DO $$ BEGIN EXECUTE 'SET standard_' || 'conforming_strings = of' || 'f'; END $$")
-        .await;
+    let changed =
+        ci.simple_query("DO $$ BEGIN EXECUTE 'SET standard_' || 'conforming_strings = of' || 'f'; END $$").await;
     let after = ci.simple_query("SELECT '\\''; DELETE FROM orders; --'").await;
     assert!(changed.is_err() || after.is_err(), "the session went on: {after:?}");
     tokio::time::timeout(Duration::from_secs(10), async {

@@ -446,7 +446,10 @@ mod tests {
         );
         assert_eq!(statements("SELECT 'x' -- c\n';'; select 2"), ["SELECT 'x' -- c\n';'", "select 2"]);
         // A name may hold `$`; a string after a name is not an `E'…'`.
-        assert_eq!(statements("select a$b$; select xE'\\'; select 3 --'"), ["select a$b$", "select xE'\\'", "select 3 --'"]);
+        assert_eq!(
+            statements("select a$b$; select xE'\\'; select 3 --'"),
+            ["select a$b$", "select xE'\\'", "select 3 --'"]
+        );
     }
 
     #[test]
@@ -489,7 +492,10 @@ mod tests {
         ] {
             assert!(agrees(text, &sqlparser_tokens(text)), "{text}");
         }
-        for text in ["SELECT $_€$ , $a$ $_€$; DELETE FROM orders; SELECT 1 -- $a$", "SELECT E'x'\n'\\''; DELETE FROM orders; --'"] {
+        for text in [
+            "SELECT $_€$ , $a$ $_€$; DELETE FROM orders; SELECT 1 -- $a$",
+            "SELECT E'x'\n'\\''; DELETE FROM orders; --'",
+        ] {
             let tokens = sqlparser::tokenizer::Tokenizer::new(&sqlparser::dialect::PostgreSqlDialect {}, text)
                 .with_unescape(true)
                 .tokenize_with_location();
