@@ -36,6 +36,8 @@ use crate::gate::{self, Interruption, Statement, Submitted, Target, Verdict};
 
 /// The most prepared statements and portals one session may hold.
 const MAX_PREPARED: usize = 10_000;
+/// The most statements one simple query may hold.
+const MAX_STATEMENTS: usize = 1_000;
 /// Text parameters up to this size are shown whole; larger ones by digest.
 const SHOWN_TEXT: usize = 4096;
 /// Binary parameters up to this size are shown in hex.
@@ -236,7 +238,11 @@ impl Session {
         // that changes how the database reads text (see `relay`) is seen
         // before the next text is read here.
         self.settled().await?;
-        let outright = {
+        let outright = if pieces.len() > MAX_STATEMENTS {
+            // Each is a request of its own: a query of a million `SELECT 1;`
+            // would be a million decisions.
+            Some(format!("countersign: more than {MAX_STATEMENTS} statements in one query; send them in several"))
+        } else {
             let tracker = self.shared.tracker();
             pieces.iter().find_map(|p| refused_outright(p, &tracker))
         };

@@ -167,3 +167,20 @@ async fn fetch_from_a_portal_bound_through_the_protocol_is_refused() {
         assert_eq!(h.count().await, 3);
     }
 }
+
+/// A query of many statements is refused before any is decided (each
+/// would be a request of its own); the session goes on.
+#[tokio::test]
+async fn a_query_of_too_many_statements_is_refused_whole() {
+    let h = Harness::start().await;
+    let mut s = log_in(&h, "ci-bot").await;
+    let text = "SELECT 1;".repeat(100_000) + "DELETE FROM orders WHERE id = 1";
+    let seen = simple(&mut s, text.as_bytes()).await;
+    let (code, message) = error(&seen).expect("refused");
+    assert_eq!(code, "42501", "{message}");
+    assert!(message.contains("more than 1000 statements"), "{message}");
+    assert_eq!(h.count().await, 3);
+    assert!(h.requests().await.is_empty(), "nothing was submitted");
+    let seen = simple(&mut s, b"SELECT 1; SELECT 2").await;
+    assert!(error(&seen).is_none(), "{:?}", error(&seen));
+}
