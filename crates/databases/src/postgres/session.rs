@@ -238,7 +238,12 @@ impl Session {
         // that changes how the database reads text (see `relay`) is seen
         // before the next text is read here.
         self.settled().await?;
-        let outright = if pieces.len() > MAX_STATEMENTS {
+        let outright = if countersign_facts::sql::pglex::read(text).is_none() {
+            // An unterminated string or comment, which the database rejects
+            // whole too, or a text PostgreSQL's versions split differently
+            // (`1e$a$` is a number and a name in 14, an error in 15).
+            Some("countersign: this text cannot be read as every PostgreSQL version reads it (an unterminated string, comment or dollar quote, or a number run into a name); nothing of it ran".to_owned())
+        } else if pieces.len() > MAX_STATEMENTS {
             // Each is a request of its own: a query of a million `SELECT 1;`
             // would be a million decisions.
             Some(format!("countersign: more than {MAX_STATEMENTS} statements in one query; send them in several"))
@@ -523,13 +528,18 @@ fn refused_outright(text: &str, tracker: &Tracker) -> Option<String> {
         );
     }
     if matches!(first, Some("fetch" | "move")) {
-        // The cursor's name ends the statement.
-        let name = words.last().map(|(w, _)| w.as_str()).unwrap_or_default();
-        let bound = tracker.portals.contains_key(name)
-            || tracker.units.iter().any(|u| matches!(u, Unit::Bind { portal, .. } if portal == name));
-        if bound {
+        // Whatever name the statement spells (`U&"\0070"` is `p`): while
+        // any named portal bound through the protocol may exist, a SQL
+        // fetch could run it.
+        let bound = tracker.portals.keys().find(|name| !name.is_empty()).cloned().or_else(|| {
+            tracker.units.iter().find_map(|u| match u {
+                Unit::Bind { portal, .. } if !portal.is_empty() => Some(portal.clone()),
+                _ => None,
+            })
+        });
+        if let Some(name) = bound {
             return Some(format!(
-                "countersign: `{}` on portal `{name}` is refused: it would run the portal's statement, which was bound but never decided; run it with the protocol's Execute",
+                "countersign: `{}` is refused while portal `{name}` is bound: SQL `FETCH` and `MOVE` would run a portal's statement, which was bound but never decided; run it with the protocol's Execute",
                 first.unwrap_or_default().to_uppercase()
             ));
         }

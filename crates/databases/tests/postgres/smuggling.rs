@@ -149,7 +149,7 @@ async fn sql_prepare_and_execute_are_refused() {
 async fn fetch_from_a_portal_bound_through_the_protocol_is_refused() {
     let h = Harness::start().await;
     let mut s = log_in(&h, "ci-bot").await;
-    for fetch in [&b"FETCH ALL FROM p"[..], b"MOVE FORWARD ALL IN \"p\""] {
+    for fetch in [&b"FETCH ALL FROM p"[..], b"MOVE FORWARD ALL IN \"p\"", b"FETCH ALL FROM U&\"\\0070\""] {
         let seen = simple(&mut s, b"BEGIN").await;
         assert!(error(&seen).is_none(), "{:?}", error(&seen));
         let mut out = BytesMut::new();
@@ -162,7 +162,7 @@ async fn fetch_from_a_portal_bound_through_the_protocol_is_refused() {
         let seen = simple(&mut s, fetch).await;
         let (code, message) = error(&seen).expect("refused");
         assert_eq!(code, "42501", "{message}");
-        assert!(message.contains("portal `p`"), "{message}");
+        assert!(message.contains("portal `p` is bound"), "{message}");
         simple(&mut s, b"COMMIT").await;
         assert_eq!(h.count().await, 3);
     }
@@ -183,4 +183,20 @@ async fn a_query_of_too_many_statements_is_refused_whole() {
     assert!(h.requests().await.is_empty(), "nothing was submitted");
     let seen = simple(&mut s, b"SELECT 1; SELECT 2").await;
     assert!(error(&seen).is_none(), "{:?}", error(&seen));
+}
+
+/// Where PostgreSQL's versions would split a text differently, or it
+/// cannot be read at all, nothing of it is decided or run.
+#[tokio::test]
+async fn a_text_postgresql_versions_read_differently_is_refused() {
+    let h = Harness::start().await;
+    let mut s = log_in(&h, "ci-bot").await;
+    // PostgreSQL 14 reads `1e` as `1` and a name `e$a$`, so the `DELETE`
+    // runs there; 15 rejects the text.
+    let seen = simple(&mut s, b"SELECT 1e$a$; DELETE FROM orders; SELECT $a$").await;
+    let (code, message) = error(&seen).expect("refused");
+    assert_eq!(code, "42501", "{message}");
+    assert!(message.contains("cannot be read"), "{message}");
+    assert!(h.requests().await.is_empty(), "nothing was submitted");
+    assert_eq!(h.count().await, 3);
 }
