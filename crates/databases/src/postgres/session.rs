@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use countersign_core::Principal;
+use countersign_gateway::refusals::{call_record, Source};
 use countersign_gateway::AppState;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -38,6 +39,8 @@ use crate::gate::{self, Interruption, Statement, Submitted, Target, Verdict};
 const MAX_PREPARED: usize = 10_000;
 /// The most statements one simple query may hold.
 const MAX_STATEMENTS: usize = 1_000;
+/// The refusal code of a statement refused before any policy saw it.
+const UNREAD: &str = "statement_refused_unread";
 /// Text parameters up to this size are shown whole; larger ones by digest.
 const SHOWN_TEXT: usize = 4096;
 /// Binary parameters up to this size are shown in hex.
@@ -78,6 +81,7 @@ pub(crate) async fn run(state: AppState, config: Arc<PostgresConfig>, login: Log
         out: BytesMut::new(),
         previewer: preview::Previewer::default(),
         forwarded: 0,
+        peer,
     };
     let ended = tokio::select! {
         ended = session.serve() => ended,
@@ -151,6 +155,7 @@ struct Session {
     previewer: preview::Previewer,
     /// Statements decided and forwarded.
     forwarded: u64,
+    peer: std::net::SocketAddr,
 }
 
 impl Session {
@@ -252,7 +257,7 @@ impl Session {
             pieces.iter().find_map(|p| refused_outright(p, &tracker))
         };
         if let Some(message) = outright {
-            tracing::warn!(resource = %self.target.resource, principal = %self.principal.reference(), %message, "statement refused unread");
+            self.record_unread(text, &message).await;
             let nonce = nonce();
             let error = relay::refusal_error("42501", message, None, None);
             self.forward(
@@ -305,6 +310,7 @@ impl Session {
             }
             Portal { text: Some(text), .. } if refused_outright(&text, &self.shared.tracker()).is_some() => {
                 let message = refused_outright(&text, &self.shared.tracker()).unwrap_or_default();
+                self.record_unread(&text, &message).await;
                 self.refuse_execute(relay::refusal_error("42501", message, None, None));
             }
             Portal { text: Some(text), parameters, released: false } => {
@@ -327,6 +333,21 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Records a statement refused before any policy saw it, as the
+    /// gateway records every refusal (counted per source and principal).
+    async fn record_unread(&mut self, text: &str, message: &str) {
+        tracing::warn!(resource = %self.target.resource, principal = %self.principal.reference(), %message, "statement refused unread");
+        let actor = self.principal.reference().to_string();
+        let excerpt: String = text.chars().take(SHOWN_TEXT).collect();
+        let source = Source::from_ip(self.peer.ip());
+        let (state, resource) = (self.state.clone(), self.target.resource.clone());
+        state
+            .refuse(source, Some(&actor), UNREAD, false, || {
+                call_record(Some(&actor), "postgres", &resource, Some(&excerpt), UNREAD, message)
+            })
+            .await;
     }
 
     fn refuse_execute(&mut self, error: Bytes) {

@@ -137,6 +137,9 @@ async fn sql_prepare_and_execute_are_refused() {
         assert!(db.message().contains("PREPARE"), "{text}: {}", db.message());
     }
     assert_eq!(h.count().await, 3);
+    // Refused before any policy saw it, and recorded as a refusal.
+    let audit = serde_json::to_string(&h.gateway.audit().await).unwrap();
+    assert!(audit.contains("statement_refused_unread") && audit.contains("PREPARE p AS DELETE"), "{audit}");
     // The protocol's prepared statements still work.
     let row = ci.query_one("SELECT count(*) FROM orders WHERE id > $1", &[&0_i32]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), 3);
