@@ -203,3 +203,28 @@ async fn a_text_postgresql_versions_read_differently_is_refused() {
     assert!(h.requests().await.is_empty(), "nothing was submitted");
     assert_eq!(h.count().await, 3);
 }
+
+/// Held: messages cut into one-byte TCP segments are read whole, and a
+/// statement nested 30,000 parentheses deep fails closed (a refusal, no
+/// overflowed stack); the gateway serves on.
+#[tokio::test]
+async fn split_messages_and_deep_nesting_fail_closed() {
+    let h = Harness::start().await;
+    let mut s = log_in(&h, "bot").await;
+    let mut out = BytesMut::new();
+    query(&mut out, b"SELECT 1; DELETE FROM orders WHERE id = 1");
+    for byte in out.iter() {
+        s.write_all(&[*byte]).await.unwrap();
+        s.flush().await.unwrap();
+    }
+    let seen = read_until(&mut s, b'Z').await;
+    let (code, message) = error(&seen).expect("refused");
+    assert_eq!(code, "42501", "{message}");
+    let deep = format!("SELECT {}1{}", "(".repeat(30_000), ")".repeat(30_000));
+    let seen = simple(&mut s, deep.as_bytes()).await;
+    let (code, message) = error(&seen).expect("refused");
+    assert_eq!(code, "42501", "{message}");
+    let seen = simple(&mut s, b"SELECT count(*) FROM orders").await;
+    assert!(error(&seen).is_none(), "{:?}", error(&seen));
+    assert_eq!(h.count().await, 3);
+}
