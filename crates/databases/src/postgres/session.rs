@@ -504,7 +504,15 @@ fn nonce() -> String {
 /// as UTF-8 with `standard_conforming_strings` on, and keeps it so.
 const READING_SETTINGS: [&str; 2] = ["client_encoding", "standard_conforming_strings"];
 
+/// Catalogs and settings that hold passwords or their hashes: the
+/// gateway's role (`pg_authid.rolpassword`, an md5 hash logs in as it),
+/// foreign servers' (`pg_user_mapping.umoptions`), a standby's
+/// (`primary_conninfo`). Reading them is a read, but not a routine one.
+const CREDENTIAL_CATALOGS: [&str; 4] = ["pg_authid", "pg_shadow", "pg_user_mapping", "primary_conninfo"];
+
 /// Why a statement is refused before any policy sees it, if it is:
+/// - it names a catalog holding credentials (see [`CREDENTIAL_CATALOGS`]),
+///   or spells a name with Unicode escapes, which could hide one;
 /// - it changes how later statements are read (`SET client_encoding`,
 ///   `SET NAMES`, `set_config('standard_conforming_strings', …)`), which
 ///   would let the next text mean one thing here and another there;
@@ -517,6 +525,16 @@ fn refused_outright(text: &str, tracker: &Tracker) -> Option<String> {
     use sqlparser::dialect::PostgreSqlDialect;
     use sqlparser::tokenizer::{Token, Tokenizer};
     let lower = text.to_lowercase();
+    if lower.contains("u&\"") {
+        return Some(
+            "countersign: names with Unicode escapes (`U&\"…\"`) are refused: they could spell a name countersign checks for".to_owned(),
+        );
+    }
+    if let Some(catalog) = CREDENTIAL_CATALOGS.iter().find(|c| lower.contains(*c)) {
+        return Some(format!(
+            "countersign: a statement naming `{catalog}` is refused: it holds credentials (the gateway's own among them), which agents never get"
+        ));
+    }
     if let Some(setting) = READING_SETTINGS.iter().find(|s| lower.contains(*s)) {
         return Some(format!(
             "countersign: a statement naming `{setting}` is refused: it would change how the database reads later statements, and what is decided must be what runs"

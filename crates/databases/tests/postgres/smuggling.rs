@@ -228,3 +228,24 @@ async fn split_messages_and_deep_nesting_fail_closed() {
     assert!(error(&seen).is_none(), "{:?}", error(&seen));
     assert_eq!(h.count().await, 3);
 }
+
+/// The gateway's role may read the catalogs that hold password hashes
+/// (its own among them): those reads are refused, however spelt.
+#[tokio::test]
+async fn the_credential_catalogs_are_not_routine_reads() {
+    let h = Harness::start().await;
+    let bot = h.connect("bot").await;
+    for text in [
+        "SELECT rolpassword FROM pg_authid WHERE rolname = current_user",
+        "SELECT * FROM pg_catalog.\"pg_authid\"",
+        "SELECT passwd FROM PG_SHADOW",
+        "SELECT umoptions FROM pg_user_mappings",
+        "SELECT * FROM U&\"pg\\005fauthid\"",
+        "SHOW primary_conninfo",
+    ] {
+        let e = bot.simple_query(text).await.expect_err(text);
+        let db = e.as_db_error().expect("a database error");
+        assert_eq!(db.code().code(), "42501", "{text}: {e:?}");
+        assert!(db.message().contains("refused"), "{text}: {}", db.message());
+    }
+}
