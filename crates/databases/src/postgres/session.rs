@@ -587,7 +587,9 @@ fn refused_outright(text: &str, tracker: &Tracker) -> Option<String> {
 }
 
 /// Whether a statement changes prepared statements behind the protocol:
-/// `DEALLOCATE` and `DISCARD`.
+/// `DEALLOCATE` and `DISCARD`, and `DO` and `CALL`, whose code can run
+/// `DEALLOCATE s1` and `PREPARE s1 AS …` by computed SQL, so that `s1`
+/// would run another text than the one the proxy knows.
 fn forgets_prepared(text: &str) -> bool {
     use sqlparser::dialect::PostgreSqlDialect;
     use sqlparser::tokenizer::{Token, Tokenizer};
@@ -596,7 +598,7 @@ fn forgets_prepared(text: &str) -> bool {
     match first {
         Some(Token::Word(w)) => {
             let word = w.value.to_ascii_lowercase();
-            word == "deallocate" || word == "discard"
+            matches!(word.as_str(), "deallocate" | "discard" | "do" | "call")
         }
         _ => false,
     }
@@ -650,5 +652,7 @@ mod tests {
         assert!(forgets_prepared("DEALLOCATE s1"));
         assert!(forgets_prepared("  /* x */ discard all"));
         assert!(!forgets_prepared("select 'deallocate'"));
+        assert!(forgets_prepared("DO $$ BEGIN EXECUTE 'DEALLOCATE s1'; END $$"));
+        assert!(forgets_prepared("call p()"));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt as _;
 
-use crate::raw::{bind, log_in, log_in_with, msg, parse, read_until, sync};
+use crate::raw::{bind, execute, log_in, log_in_with, msg, parse, read_until, sync};
 use crate::support::Harness;
 
 fn query(out: &mut BytesMut, text: &[u8]) {
@@ -248,4 +248,34 @@ async fn the_credential_catalogs_are_not_routine_reads() {
         assert_eq!(db.code().code(), "42501", "{text}: {e:?}");
         assert!(db.message().contains("refused"), "{text}: {}", db.message());
     }
+}
+
+/// A `DO` block can drop a prepared statement and prepare another under
+/// its name by computed SQL: the proxy forgets what it knew, so `s1` is
+/// not decided on its old text while it runs the new one.
+#[tokio::test]
+async fn a_statement_replaced_by_computed_sql_is_not_run_on_its_old_decision() {
+    let h = Harness::start().await;
+    let mut s = log_in(&h, "ci-bot").await;
+    let mut out = BytesMut::new();
+    parse(&mut out, "s1", "SELECT 1");
+    sync(&mut out);
+    s.write_all(&out).await.unwrap();
+    read_until(&mut s, b'Z').await;
+    let seen = simple(
+        &mut s,
+        b"DO $$ BEGIN EXECUTE 'DEALLOCATE s1'; EXECUTE 'PREP' || 'ARE s1 AS DELETE FROM orders RETURNING 1'; END $$",
+    )
+    .await;
+    assert!(error(&seen).is_none(), "{:?}", error(&seen));
+    let mut out = BytesMut::new();
+    bind(&mut out, "", "s1");
+    execute(&mut out, "");
+    sync(&mut out);
+    s.write_all(&out).await.unwrap();
+    let seen = read_until(&mut s, b'Z').await;
+    let (code, message) = error(&seen).expect("refused");
+    assert_eq!(code, "42501", "{message}");
+    assert!(message.contains("did not see prepared"), "{message}");
+    assert_eq!(h.count().await, 3);
 }
