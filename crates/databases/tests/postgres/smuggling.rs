@@ -53,6 +53,11 @@ async fn a_statement_hidden_from_the_proxys_lexer_is_decided_as_what_it_is() {
     // The same texts are split into the statements PostgreSQL runs.
     let requests = h.requests().await;
     assert!(requests.iter().any(|r| r["payload"]["statement"] == "DELETE FROM orders"), "{requests:#?}");
+    // A no-break space is part of a name to PostgreSQL: what is decided
+    // keeps it, as the database runs it.
+    bot.simple_query("SELECT 1 AS a\u{a0}; SELECT 2").await.unwrap();
+    let requests = h.requests().await;
+    assert!(requests.iter().any(|r| r["payload"]["statement"] == "SELECT 1 AS a\u{a0}"), "{requests:#?}");
 }
 
 /// In Shift-JIS a `\` can end a two-byte character, so `E'ぁ\'; DELETE …'`

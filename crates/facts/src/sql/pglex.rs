@@ -43,23 +43,29 @@ pub fn read(text: &str) -> Option<Reading> {
 /// database then rejects it before running any of it).
 pub fn statements(text: &str) -> Vec<&str> {
     let Some(reading) = read(text) else {
-        return if text.trim().is_empty() { Vec::new() } else { vec![text.trim()] };
+        return if trim(text).is_empty() { Vec::new() } else { vec![trim(text)] };
     };
     let mut out = Vec::new();
     let mut start = 0;
     for &at in reading.separators.iter().chain(std::iter::once(&text.len())) {
         let piece = &text[start..at];
         if has_code(piece) {
-            out.push(piece.trim());
+            out.push(trim(piece));
         }
         start = (at + 1).min(text.len());
     }
     out
 }
 
+/// `text` trimmed of PostgreSQL's whitespace only: to it a no-break space
+/// is part of a name (`DROP TABLE orders\u{a0}` drops another table).
+fn trim(text: &str) -> &str {
+    text.trim_matches(is_space)
+}
+
 /// Whether `piece` holds anything but whitespace and comments.
 fn has_code(piece: &str) -> bool {
-    let Some(reading) = read(piece) else { return !piece.trim().is_empty() };
+    let Some(reading) = read(piece) else { return !piece.trim_matches(is_space).is_empty() };
     let mut at = 0;
     let bytes = piece.as_bytes();
     let comment = |start: usize| piece[start..].starts_with("--") || piece[start..].starts_with("/*");
@@ -450,6 +456,15 @@ mod tests {
             statements("select a$b$; select xE'\\'; select 3 --'"),
             ["select a$b$", "select xE'\\'", "select 3 --'"]
         );
+    }
+
+    #[test]
+    fn only_postgresqls_whitespace_is_trimmed() {
+        assert_eq!(
+            statements("DROP TABLE orders\u{a0}; \u{3000}select 1 "),
+            ["DROP TABLE orders\u{a0}", "\u{3000}select 1"]
+        );
+        assert_eq!(statements("\u{a0}"), ["\u{a0}"]);
     }
 
     #[test]
