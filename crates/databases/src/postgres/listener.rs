@@ -38,9 +38,28 @@ const PASSED_SETTINGS: [&str; 5] = ["application_name", "datestyle", "timezone",
 /// How long a client has to log in.
 const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Open sessions by the key their clients cancel with.
+/// Open sessions by the key their clients cancel with, and how many each
+/// principal holds.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Sessions(Arc<Mutex<HashMap<CancelKey, Arc<Cancel>>>>);
+pub(crate) struct Sessions(Arc<Mutex<HashMap<CancelKey, Arc<Cancel>>>>, Arc<Mutex<HashMap<String, usize>>>);
+
+/// One principal's place among the open sessions, given back when dropped.
+pub(crate) struct Slot {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    who: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.who) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.who);
+            }
+        }
+    }
+}
 
 /// A process id and secret key, as a client cancels with them.
 type CancelKey = (i32, i32);
@@ -72,6 +91,17 @@ impl Sessions {
 
     fn find(&self, key: (i32, i32)) -> Option<Arc<Cancel>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned()
+    }
+
+    /// A place for one more of `who`'s sessions, unless they hold `max`.
+    fn claim(&self, who: &str, max: usize) -> Option<Slot> {
+        let mut open = self.1.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(who.to_owned()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot { open: self.1.clone(), who: who.to_owned() })
     }
 }
 
@@ -134,6 +164,8 @@ pub(crate) struct Login {
     pub cancel: Arc<Cancel>,
     pub key: (i32, i32),
     pub peer: SocketAddr,
+    /// Held for as long as the session is open.
+    pub slot: Slot,
 }
 
 async fn log_in(
@@ -229,6 +261,14 @@ async fn log_in(
         }
     };
 
+    let Some(slot) = sessions.claim(&principal.name, config.max_sessions_per_principal) else {
+        let message = format!(
+            "too many connections for `{user}`: {} sessions are open (`max_sessions_per_principal`)",
+            config.max_sessions_per_principal
+        );
+        tracing::warn!(resource = %config.resource, principal = %principal.reference(), "{message}");
+        return Err(fatal(&mut client, "53300", &message).await);
+    };
     let settings: Vec<(String, String)> = startup
         .parameters
         .iter()
@@ -286,6 +326,7 @@ async fn log_in(
         cancel,
         key,
         peer,
+        slot,
     })
 }
 

@@ -48,8 +48,18 @@ const SHOWN_BINARY: usize = 256;
 
 /// Runs a logged-in session until the client or the database leaves.
 pub(crate) async fn run(state: AppState, config: Arc<PostgresConfig>, login: Login) {
-    let Login { session: session_id, client, client_buf, principal, credential, upstream, cancel, key: _, peer } =
-        login;
+    let Login {
+        session: session_id,
+        client,
+        client_buf,
+        principal,
+        credential,
+        upstream,
+        cancel,
+        key: _,
+        peer,
+        slot: _slot,
+    } = login;
     let (client_r, client_w) = tokio::io::split(client);
     let (upstream_r, upstream_w) = tokio::io::split(upstream.stream);
     let outcome_state = state.clone();

@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::raw::{bind, execute, log_in, log_in_with, msg, parse, read_until, sync};
-use crate::support::Harness;
+use crate::support::{Harness, Setup};
 
 fn query(out: &mut BytesMut, text: &[u8]) {
     let mut body = text.to_vec();
@@ -283,4 +283,27 @@ async fn a_statement_replaced_by_computed_sql_is_not_run_on_its_old_decision() {
     assert_eq!(code, "42501", "{message}");
     assert!(message.contains("did not see prepared"), "{message}");
     assert_eq!(h.count().await, 3);
+}
+
+/// One agent cannot take every connection the database has: past
+/// `max_sessions_per_principal` its logins are refused (`53300`, as
+/// PostgreSQL's own per-role limit), others still log in, and a closed
+/// session gives its place back.
+#[tokio::test]
+async fn one_principal_cannot_hold_every_connection() {
+    let h = Harness::with(Setup { extra: "max_sessions_per_principal = 2\n", ..Setup::default() }).await;
+    let first = h.connect("bot").await;
+    let _second = h.connect("bot").await;
+    let e = match tokio_postgres::connect(&h.conninfo("bot"), tokio_postgres::NoTls).await {
+        Ok(_) => panic!("a third session was opened"),
+        Err(e) => e,
+    };
+    assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("53300"), "{e:?}");
+    let ci = h.connect("ci-bot").await;
+    ci.simple_query("SELECT 1").await.unwrap();
+    drop(first);
+    countersign_testkit::wait::eventually("the place is given back", || async {
+        tokio_postgres::connect(&h.conninfo("bot"), tokio_postgres::NoTls).await.is_ok()
+    })
+    .await;
 }
