@@ -82,7 +82,7 @@ fn has_code(piece: &str) -> bool {
 /// name, comment and separator where PostgreSQL does.
 pub fn agrees(text: &str, tokens: &[TokenWithSpan]) -> bool {
     let Some(ours) = read(text) else { return false };
-    let lines = LineStarts::new(text);
+    let mut lines = LineStarts::new(text);
     let mut theirs = Reading::default();
     for token in tokens {
         let region = match &token.token {
@@ -130,28 +130,46 @@ pub fn agrees(text: &str, tokens: &[TokenWithSpan]) -> bool {
 }
 
 /// Byte offsets of `sqlparser`'s (line, column) locations: both from 1,
-/// lines ended by `\n` only, columns in characters.
+/// lines ended by `\n` only, columns in characters. Asked in order (as
+/// tokens come), it moves forward only: linear in the text, however many
+/// tokens there are.
 struct LineStarts<'a> {
     text: &'a str,
     starts: Vec<usize>,
+    /// The last location found: line, column, byte.
+    at: (u64, u64, usize),
 }
 
 impl<'a> LineStarts<'a> {
     fn new(text: &'a str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self { text, starts }
+        Self { text, starts, at: (1, 1, 0) }
     }
 
-    fn byte(&self, at: Location) -> Option<usize> {
-        let start = *self.starts.get(usize::try_from(at.line).ok()?.checked_sub(1)?)?;
-        let column = usize::try_from(at.column).ok()?.checked_sub(1)?;
-        let rest = self.text.get(start..)?;
-        match rest.char_indices().nth(column) {
-            Some((i, _)) => Some(start + i),
-            None if rest.chars().count() == column => Some(self.text.len()),
-            None => None,
+    fn byte(&mut self, to: Location) -> Option<usize> {
+        let (line, column, _) = self.at;
+        if (to.line, to.column) < (line, column) {
+            return None;
         }
+        if to.line > line {
+            let start = *self.starts.get(usize::try_from(to.line).ok()?.checked_sub(1)?)?;
+            self.at = (to.line, 1, start);
+        }
+        let (_, column, byte) = self.at;
+        let skip = usize::try_from(to.column.checked_sub(column)?).ok()?;
+        let rest = self.text.get(byte..)?;
+        let offset = match rest.char_indices().nth(skip) {
+            Some((i, _)) => i,
+            None if rest.chars().count() == skip => rest.len(),
+            None => return None,
+        };
+        // Within one line: a `\n` on the way means a column past its end.
+        if rest[..offset].contains('\n') {
+            return None;
+        }
+        self.at = (to.line, to.column, byte + offset);
+        Some(byte + offset)
     }
 }
 
@@ -456,6 +474,16 @@ mod tests {
             statements("select a$b$; select xE'\\'; select 3 --'"),
             ["select a$b$", "select xE'\\'", "select 3 --'"]
         );
+    }
+
+    /// A long line of many strings is compared in one pass (locations are
+    /// found moving forward, not counted from the line's start each time).
+    #[test]
+    fn many_tokens_on_one_line_are_compared() {
+        let text = format!("select {}1", "'a', ".repeat(20_000));
+        assert!(agrees(&text, &sqlparser_tokens(&text)));
+        let text = format!("select 'é', {}\n'ü'; select 2", "$$x$$, ".repeat(1_000));
+        assert!(agrees(&text, &sqlparser_tokens(&text)));
     }
 
     #[test]
