@@ -269,12 +269,17 @@ async fn log_in(
         tracing::warn!(resource = %config.resource, principal = %principal.reference(), "{message}");
         return Err(fatal(&mut client, "53300", &message).await);
     };
-    let settings: Vec<(String, String)> = startup
+    let mut settings: Vec<(String, String)> = startup
         .parameters
         .iter()
         .filter(|(k, _)| PASSED_SETTINGS.contains(&k.to_ascii_lowercase().as_str()))
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("application_name"))
         .cloned()
         .collect();
+    // The database's own view (`pg_stat_activity`, its logs) names who is
+    // behind each session; a client cannot pass itself off as another
+    // principal or as the gateway's preview.
+    settings.push(("application_name".to_owned(), application_name(&principal.name, param("application_name"))));
     let upstream = match upstream::connect(config, &settings).await {
         Ok(upstream) => upstream,
         Err(e) => {
@@ -330,6 +335,19 @@ async fn log_in(
     })
 }
 
+/// `bot: psql` for principal `bot` whose client says `psql`, within
+/// PostgreSQL's 63 bytes.
+fn application_name(principal: &str, client: Option<String>) -> String {
+    let mut name = match client.filter(|c| !c.is_empty()) {
+        Some(client) => format!("{principal}: {client}"),
+        None => principal.to_owned(),
+    };
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}
+
 /// Whether a client may send its credential on this connection: over
 /// TLS, or in clear text from this machine only.
 fn cleartext_allowed(tls: bool, peer: IpAddr) -> bool {
@@ -381,6 +399,14 @@ async fn read_tagged<S: Io>(client: &mut S, buf: &mut BytesMut) -> Result<Bytes,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_application_name_names_the_principal_first() {
+        assert_eq!(application_name("bot", Some("psql".into())), "bot: psql");
+        assert_eq!(application_name("bot", None), "bot");
+        let long = application_name("bot", Some("é".repeat(100)));
+        assert!(long.len() <= 63 && long.starts_with("bot: é"), "{long}");
+    }
 
     #[test]
     fn off_loopback_a_credential_needs_tls() {

@@ -545,7 +545,8 @@ fn refused_outright(text: &str, tracker: &Tracker) -> Option<String> {
             "countersign: a statement naming `{catalog}` is refused: it holds credentials (the gateway's own among them), which agents never get"
         ));
     }
-    if let Some(setting) = READING_SETTINGS.iter().find(|s| lower.contains(*s)) {
+    let shows = lower.trim_start().starts_with("show");
+    if let Some(setting) = READING_SETTINGS.iter().find(|s| lower.contains(*s)).filter(|_| !shows) {
         return Some(format!(
             "countersign: a statement naming `{setting}` is refused: it would change how the database reads later statements, and what is decided must be what runs"
         ));

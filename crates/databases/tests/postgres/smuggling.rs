@@ -307,3 +307,39 @@ async fn one_principal_cannot_hold_every_connection() {
     })
     .await;
 }
+
+/// Startup parameters that would change what statements mean (`options`,
+/// `search_path`, `standard_conforming_strings`, `role`, `replication`)
+/// never reach the database, and `application_name` cannot pass one
+/// principal off as another in the database's own view.
+#[tokio::test]
+async fn startup_parameters_do_not_change_the_session() {
+    let h = Harness::start().await;
+    let (mut s, _) = log_in_with(
+        &h,
+        "ci-bot",
+        &[
+            ("options", "-c search_path=evil -c standard_conforming_strings=off"),
+            ("search_path", "evil"),
+            ("standard_conforming_strings", "off"),
+            ("role", "pg_read_server_files"),
+            ("replication", "database"),
+            ("application_name", "countersign-preview"),
+        ],
+    )
+    .await;
+    let seen = simple(
+        &mut s,
+        b"SELECT current_setting('search_path'), current_setting('application_name'), current_setting('role'); SHOW standard_conforming_strings",
+    )
+    .await;
+    assert!(error(&seen).is_none(), "{:?}", error(&seen));
+    let rows: Vec<String> =
+        seen.iter().filter(|(t, _)| *t == b'D').map(|(_, r)| String::from_utf8_lossy(r).into_owned()).collect();
+    let row = rows.join(" | ");
+    assert!(
+        row.contains("\"$user\", public") && row.contains("on") && row.contains("ci-bot: countersign-preview"),
+        "{row}"
+    );
+    assert!(!row.contains("evil") && !row.contains("pg_read_server_files"), "{row}");
+}
