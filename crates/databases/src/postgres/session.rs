@@ -15,6 +15,12 @@
 //!
 //! Before each decision the client's credential is checked again, so a
 //! revoked key ends the session at its next statement.
+//!
+//! Some statements are refused before any policy sees them, because what
+//! would run is not what was decided (SQL `EXECUTE`, `FETCH` of a portal
+//! bound through the protocol), because they change how the database
+//! reads later text (`SET client_encoding`), or because they read
+//! credentials (`pg_authid`): see `refused_outright`.
 
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
