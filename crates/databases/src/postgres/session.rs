@@ -523,8 +523,10 @@ const READING_SETTINGS: [&str; 2] = ["client_encoding", "standard_conforming_str
 /// Catalogs and settings that hold passwords or their hashes: the
 /// gateway's role (`pg_authid.rolpassword`, an md5 hash logs in as it),
 /// foreign servers' (`pg_user_mapping.umoptions`), a standby's
-/// (`primary_conninfo`). Reading them is a read, but not a routine one.
-const CREDENTIAL_CATALOGS: [&str; 4] = ["pg_authid", "pg_shadow", "pg_user_mapping", "primary_conninfo"];
+/// (`primary_conninfo`), a subscription's (`pg_subscription.subconninfo`).
+/// Reading them is a read, but not a routine one.
+const CREDENTIAL_CATALOGS: [&str; 5] =
+    ["pg_authid", "pg_shadow", "pg_user_mapping", "primary_conninfo", "pg_subscription"];
 
 /// Why a statement is refused before any policy sees it, if it is:
 /// - it names a catalog holding credentials (see [`CREDENTIAL_CATALOGS`]),

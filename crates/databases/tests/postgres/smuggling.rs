@@ -247,6 +247,7 @@ async fn the_credential_catalogs_are_not_routine_reads() {
         "SELECT umoptions FROM pg_user_mappings",
         "SELECT * FROM U&\"pg\\005fauthid\"",
         "SHOW primary_conninfo",
+        "SELECT subconninfo FROM pg_subscription",
     ] {
         let e = bot.simple_query(text).await.expect_err(text);
         let db = e.as_db_error().expect("a database error");
