@@ -14,6 +14,7 @@
 //! password_file = "/run/secrets/orders-db-password"   # or `password_env = "ORDERS_DB_PASSWORD"`
 //! tls = "verify-full"                 # `verify-full` (default) or `disable` (loopback only)
 //! ca_file = "/etc/countersign/orders-ca.pem"          # default: the system's roots
+//! max_sessions_per_principal = 32     # open sessions (database connections) per principal
 //! ```
 //!
 //! Clients log in as their countersign identity: the user name is the
@@ -34,6 +35,9 @@ use serde::Deserialize;
 /// parameter set, a `COPY` chunk): bounds what a connection can make the
 /// gateway buffer.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// How many sessions one principal may hold open at once: an agent with
+/// a valid credential must not take every connection the database has.
+pub const DEFAULT_MAX_SESSIONS_PER_PRINCIPAL: usize = 32;
 /// The largest file read for a secret or a certificate.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -67,6 +71,9 @@ pub struct RawPostgres {
     pub preview_timeout: Option<String>,
     /// The largest client message. Default 16 MiB.
     pub max_message_bytes: Option<usize>,
+    /// How many sessions one principal may hold open at once (each is a
+    /// database connection). Default 32.
+    pub max_sessions_per_principal: Option<usize>,
 }
 
 /// TLS from the gateway to the database.
@@ -109,6 +116,7 @@ pub struct PostgresConfig {
     pub preview: bool,
     pub preview_timeout: Duration,
     pub max_message_bytes: usize,
+    pub max_sessions_per_principal: usize,
 }
 
 /// Validates every `[[postgres]]` section.
@@ -215,6 +223,10 @@ fn validate_one(raw: RawPostgres, env: &dyn Environment) -> Result<PostgresConfi
     if !(1024..=1 << 30).contains(&max_message_bytes) {
         return Err(named("`max_message_bytes` must be between 1024 and 1073741824"));
     }
+    let max_sessions_per_principal = raw.max_sessions_per_principal.unwrap_or(DEFAULT_MAX_SESSIONS_PER_PRINCIPAL);
+    if !(1..=10_000).contains(&max_sessions_per_principal) {
+        return Err(named("`max_sessions_per_principal` must be between 1 and 10000"));
+    }
     Ok(PostgresConfig {
         resource,
         listen,
@@ -230,6 +242,7 @@ fn validate_one(raw: RawPostgres, env: &dyn Environment) -> Result<PostgresConfi
         preview: raw.preview.unwrap_or(true),
         preview_timeout,
         max_message_bytes,
+        max_sessions_per_principal,
     })
 }
 
@@ -332,6 +345,14 @@ mod tests {
         assert!(validate(vec![bad], &MapEnv::new([])).is_err());
         let bad = RawPostgres { listen: Some("six".into()), ..minimal() };
         assert!(validate(vec![bad], &MapEnv::new([])).unwrap_err().to_string().contains("`six`"));
+    }
+
+    #[test]
+    fn sessions_per_principal_are_bounded() {
+        assert_eq!(validate(vec![minimal()], &MapEnv::new([])).unwrap()[0].max_sessions_per_principal, 32);
+        let none = RawPostgres { max_sessions_per_principal: Some(0), ..minimal() };
+        let e = validate(vec![none], &MapEnv::new([])).unwrap_err().to_string();
+        assert!(e.contains("max_sessions_per_principal"), "{e}");
     }
 
     #[test]

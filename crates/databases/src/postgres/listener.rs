@@ -29,14 +29,37 @@ use super::{session, upstream, Io, Stream};
 /// The client settings passed on to the database at login. Others
 /// (`options`, `search_path`, `standard_conforming_strings`, …) would
 /// change what a statement means without a statement being decided.
-const PASSED_SETTINGS: [&str; 6] =
-    ["application_name", "client_encoding", "datestyle", "timezone", "intervalstyle", "extra_float_digits"];
+///
+/// `client_encoding` is not passed either: the database's session always
+/// speaks UTF-8, as the proxy reads statements. In Shift-JIS, GBK or Big5 a
+/// byte `\` can end a multi-byte character, so `E'ぁ\'; DELETE …'` would
+/// be one string here and a `DELETE` there.
+const PASSED_SETTINGS: [&str; 5] = ["application_name", "datestyle", "timezone", "intervalstyle", "extra_float_digits"];
 /// How long a client has to log in.
 const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Open sessions by the key their clients cancel with.
+/// Open sessions by the key their clients cancel with, and how many each
+/// principal holds.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Sessions(Arc<Mutex<HashMap<CancelKey, Arc<Cancel>>>>);
+pub(crate) struct Sessions(Arc<Mutex<HashMap<CancelKey, Arc<Cancel>>>>, Arc<Mutex<HashMap<String, usize>>>);
+
+/// One principal's place among the open sessions, given back when dropped.
+pub(crate) struct Slot {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    who: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.who) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.who);
+            }
+        }
+    }
+}
 
 /// A process id and secret key, as a client cancels with them.
 type CancelKey = (i32, i32);
@@ -68,6 +91,17 @@ impl Sessions {
 
     fn find(&self, key: (i32, i32)) -> Option<Arc<Cancel>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned()
+    }
+
+    /// A place for one more of `who`'s sessions, unless they hold `max`.
+    fn claim(&self, who: &str, max: usize) -> Option<Slot> {
+        let mut open = self.1.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(who.to_owned()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot { open: self.1.clone(), who: who.to_owned() })
     }
 }
 
@@ -130,6 +164,8 @@ pub(crate) struct Login {
     pub cancel: Arc<Cancel>,
     pub key: (i32, i32),
     pub peer: SocketAddr,
+    /// Held for as long as the session is open.
+    pub slot: Slot,
 }
 
 async fn log_in(
@@ -225,12 +261,25 @@ async fn log_in(
         }
     };
 
-    let settings: Vec<(String, String)> = startup
+    let Some(slot) = sessions.claim(&principal.name, config.max_sessions_per_principal) else {
+        let message = format!(
+            "too many connections for `{user}`: {} sessions are open (`max_sessions_per_principal`)",
+            config.max_sessions_per_principal
+        );
+        tracing::warn!(resource = %config.resource, principal = %principal.reference(), "{message}");
+        return Err(fatal(&mut client, "53300", &message).await);
+    };
+    let mut settings: Vec<(String, String)> = startup
         .parameters
         .iter()
         .filter(|(k, _)| PASSED_SETTINGS.contains(&k.to_ascii_lowercase().as_str()))
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("application_name"))
         .cloned()
         .collect();
+    // The database's own view (`pg_stat_activity`, its logs) names who is
+    // behind each session; a client cannot pass itself off as another
+    // principal or as the gateway's preview.
+    settings.push(("application_name".to_owned(), application_name(&principal.name, param("application_name"))));
     let upstream = match upstream::connect(config, &settings).await {
         Ok(upstream) => upstream,
         Err(e) => {
@@ -282,7 +331,21 @@ async fn log_in(
         cancel,
         key,
         peer,
+        slot,
     })
+}
+
+/// `bot: psql` for principal `bot` whose client says `psql`, within
+/// PostgreSQL's 63 bytes.
+fn application_name(principal: &str, client: Option<String>) -> String {
+    let mut name = match client.filter(|c| !c.is_empty()) {
+        Some(client) => format!("{principal}: {client}"),
+        None => principal.to_owned(),
+    };
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
 }
 
 /// Whether a client may send its credential on this connection: over
@@ -336,6 +399,14 @@ async fn read_tagged<S: Io>(client: &mut S, buf: &mut BytesMut) -> Result<Bytes,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_application_name_names_the_principal_first() {
+        assert_eq!(application_name("bot", Some("psql".into())), "bot: psql");
+        assert_eq!(application_name("bot", None), "bot");
+        let long = application_name("bot", Some("é".repeat(100)));
+        assert!(long.len() <= 63 && long.starts_with("bot: é"), "{long}");
+    }
 
     #[test]
     fn off_loopback_a_credential_needs_tls() {

@@ -121,6 +121,10 @@ pub(crate) enum Ended {
     Upstream(String),
     /// The client cannot be written to.
     Client,
+    /// A setting changed how the database reads statements (a computed
+    /// `SET client_encoding` in an approved function): nothing more is
+    /// forwarded, since it would not be read here as it is there.
+    Unreadable(String),
 }
 
 /// Passes the database's messages on until either side goes away.
@@ -129,7 +133,11 @@ pub(crate) async fn run(shared: &Shared, mut upstream: ReadHalf<Stream>, mut buf
     loop {
         loop {
             match wire::take_frame(&mut buf, MAX_BACKEND_MESSAGE) {
-                Ok(Some(frame)) => on_frame(shared, frame, &mut out),
+                Ok(Some(frame)) => {
+                    if let Err(why) = on_frame(shared, frame, &mut out) {
+                        return Ended::Unreadable(why);
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => return Ended::Upstream(e.to_string()),
             }
@@ -150,7 +158,19 @@ pub(crate) async fn run(shared: &Shared, mut upstream: ReadHalf<Stream>, mut buf
     }
 }
 
-fn on_frame(shared: &Shared, frame: Bytes, out: &mut BytesMut) {
+/// Whether a setting the database reports leaves statements read as the
+/// proxy reads them: UTF-8, `standard_conforming_strings` on.
+pub(crate) fn reads_as_decided(name: &[u8], value: &[u8]) -> bool {
+    match name {
+        b"client_encoding" => value.eq_ignore_ascii_case(b"UTF8"),
+        b"standard_conforming_strings" => value == b"on",
+        _ => true,
+    }
+}
+
+/// Reads one message from the database into `out`; an error when the
+/// session can no longer be read as the database reads it.
+fn on_frame(shared: &Shared, frame: Bytes, out: &mut BytesMut) -> Result<(), String> {
     let mut tracker = shared.tracker();
     let tag = frame[0];
     let mut pass = Some(frame);
@@ -233,9 +253,27 @@ fn on_frame(shared: &Shared, frame: Bytes, out: &mut BytesMut) {
                 }
             }
         }
+        b'S' => {
+            let frame = pass.as_deref().unwrap_or_default();
+            let mut parts = frame.get(5..).unwrap_or_default().split(|&b| b == 0);
+            let (name, value) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+            if !reads_as_decided(name, value) {
+                drop(tracker);
+                return Err(format!(
+                    "the database now reads statements with `{}` = `{}`",
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(value)
+                ));
+            }
+        }
         b'Z' => {
             if let Some(&status) = pass.as_deref().and_then(|f| f.get(5)) {
                 shared.status.store(status, Ordering::SeqCst);
+                if status == b'I' {
+                    // Out of a transaction, the database has dropped every
+                    // portal (none bound through the protocol is holdable).
+                    tracker.portals.clear();
+                }
             }
             // Everything before the unit this answers was skipped.
             while let Some(unit) = tracker.units.pop_front() {
@@ -273,6 +311,7 @@ fn on_frame(shared: &Shared, frame: Bytes, out: &mut BytesMut) {
     if let Some(frame) = pass {
         out.extend_from_slice(&frame);
     }
+    Ok(())
 }
 
 /// The front unit succeeded (`ParseComplete`, `BindComplete`, `CloseComplete`).

@@ -15,6 +15,12 @@
 //!
 //! Before each decision the client's credential is checked again, so a
 //! revoked key ends the session at its next statement.
+//!
+//! Some statements are refused before any policy sees them, because what
+//! would run is not what was decided (SQL `EXECUTE`, `FETCH` of a portal
+//! bound through the protocol), because they change how the database
+//! reads later text (`SET client_encoding`), or because they read
+//! credentials (`pg_authid`): see `refused_outright`.
 
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
@@ -22,6 +28,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use countersign_core::Principal;
+use countersign_gateway::refusals::{call_record, Source};
 use countersign_gateway::AppState;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -36,6 +43,10 @@ use crate::gate::{self, Interruption, Statement, Submitted, Target, Verdict};
 
 /// The most prepared statements and portals one session may hold.
 const MAX_PREPARED: usize = 10_000;
+/// The most statements one simple query may hold.
+const MAX_STATEMENTS: usize = 1_000;
+/// The refusal code of a statement refused before any policy saw it.
+const UNREAD: &str = "statement_refused_unread";
 /// Text parameters up to this size are shown whole; larger ones by digest.
 const SHOWN_TEXT: usize = 4096;
 /// Binary parameters up to this size are shown in hex.
@@ -43,8 +54,18 @@ const SHOWN_BINARY: usize = 256;
 
 /// Runs a logged-in session until the client or the database leaves.
 pub(crate) async fn run(state: AppState, config: Arc<PostgresConfig>, login: Login) {
-    let Login { session: session_id, client, client_buf, principal, credential, upstream, cancel, key: _, peer } =
-        login;
+    let Login {
+        session: session_id,
+        client,
+        client_buf,
+        principal,
+        credential,
+        upstream,
+        cancel,
+        key: _,
+        peer,
+        slot: _slot,
+    } = login;
     let (client_r, client_w) = tokio::io::split(client);
     let (upstream_r, upstream_w) = tokio::io::split(upstream.stream);
     let outcome_state = state.clone();
@@ -76,11 +97,16 @@ pub(crate) async fn run(state: AppState, config: Arc<PostgresConfig>, login: Log
         out: BytesMut::new(),
         previewer: preview::Previewer::default(),
         forwarded: 0,
+        peer,
     };
     let ended = tokio::select! {
         ended = session.serve() => ended,
         relay_ended = &mut relay => Err(match relay_ended {
             Ok(relay::Ended::Upstream(why)) => End::Upstream(why),
+            Ok(relay::Ended::Unreadable(why)) => End::Fatal {
+                code: "08P01",
+                message: format!("countersign closed the session: {why}, which it cannot read statements by"),
+            },
             Ok(relay::Ended::Client) | Err(_) => End::Quietly,
         }),
     };
@@ -145,6 +171,7 @@ struct Session {
     previewer: preview::Previewer,
     /// Statements decided and forwarded.
     forwarded: u64,
+    peer: std::net::SocketAddr,
 }
 
 impl Session {
@@ -228,6 +255,33 @@ impl Session {
             self.forward(Some(unit), &wire::query(""));
             return Ok(());
         }
+        // Decided once what was sent before has been answered: a setting
+        // that changes how the database reads text (see `relay`) is seen
+        // before the next text is read here.
+        self.settled().await?;
+        let outright = if countersign_facts::sql::pglex::read(text).is_none() {
+            // An unterminated string or comment, which the database rejects
+            // whole too, or a text PostgreSQL's versions split differently
+            // (`1e$a$` is a number and a name in 14, an error in 15).
+            Some("countersign: this text cannot be read as every PostgreSQL version reads it (an unterminated string, comment or dollar quote, or a number run into a name); nothing of it ran".to_owned())
+        } else if pieces.len() > MAX_STATEMENTS {
+            // Each is a request of its own: a query of a million `SELECT 1;`
+            // would be a million decisions.
+            Some(format!("countersign: more than {MAX_STATEMENTS} statements in one query; send them in several"))
+        } else {
+            let tracker = self.shared.tracker();
+            pieces.iter().find_map(|p| refused_outright(p, &tracker))
+        };
+        if let Some(message) = outright {
+            self.record_unread(text, &message).await;
+            let nonce = nonce();
+            let error = relay::refusal_error("42501", message, None, None);
+            self.forward(
+                Some(Unit::Refused { nonce: nonce.clone(), error, simple: true }),
+                &wire::query(&format!("SELECT {nonce}()")),
+            );
+            return Ok(());
+        }
         let statements: Vec<Statement> =
             pieces.iter().map(|p| Statement { text: (*p).to_owned(), parameters: None, preview: None }).collect();
         let forgets = pieces.iter().any(|p| forgets_prepared(p));
@@ -270,6 +324,11 @@ impl Session {
                 );
                 self.refuse_execute(error);
             }
+            Portal { text: Some(text), .. } if refused_outright(&text, &self.shared.tracker()).is_some() => {
+                let message = refused_outright(&text, &self.shared.tracker()).unwrap_or_default();
+                self.record_unread(&text, &message).await;
+                self.refuse_execute(relay::refusal_error("42501", message, None, None));
+            }
             Portal { text: Some(text), parameters, released: false } => {
                 let statement = Statement { text: text.clone(), parameters: Some(parameters), preview: None };
                 let forgets = forgets_prepared(&text);
@@ -292,6 +351,21 @@ impl Session {
         Ok(())
     }
 
+    /// Records a statement refused before any policy saw it, as the
+    /// gateway records every refusal (counted per source and principal).
+    async fn record_unread(&mut self, text: &str, message: &str) {
+        tracing::warn!(resource = %self.target.resource, principal = %self.principal.reference(), %message, "statement refused unread");
+        let actor = self.principal.reference().to_string();
+        let excerpt: String = text.chars().take(SHOWN_TEXT).collect();
+        let source = Source::from_ip(self.peer.ip());
+        let (state, resource) = (self.state.clone(), self.target.resource.clone());
+        state
+            .refuse(source, Some(&actor), UNREAD, false, || {
+                call_record(Some(&actor), "postgres", &resource, Some(&excerpt), UNREAD, message)
+            })
+            .await;
+    }
+
     fn refuse_execute(&mut self, error: Bytes) {
         let nonce = nonce();
         self.forward(Some(Unit::Refused { nonce: nonce.clone(), error, simple: false }), &wire::execute(&nonce));
@@ -300,6 +374,21 @@ impl Session {
     /// The portal as the database has it, once every reply to what was
     /// sent before has come back. `None` when the batch has failed.
     async fn confirmed_portal(&mut self, name: &str) -> Result<Option<Portal>, End> {
+        if !self.settled().await? {
+            return Ok(None);
+        }
+        let tracker = self.shared.tracker();
+        Ok(Some(tracker.portals.get(name).cloned().unwrap_or(Portal {
+            text: None,
+            parameters: Vec::new(),
+            released: false,
+        })))
+    }
+
+    /// Waits until every reply to what was sent before has come back;
+    /// `false` when the batch has failed (the database skips what follows
+    /// until a Sync).
+    async fn settled(&mut self) -> Result<bool, End> {
         if !self.shared.tracker().units.is_empty() {
             // The database holds its replies until a Sync or a Flush.
             self.out.extend_from_slice(b"H\0\0\0\x04");
@@ -312,14 +401,10 @@ impl Session {
             {
                 let tracker = self.shared.tracker();
                 if tracker.skipping && !tracker.units.iter().any(|u| matches!(u, Unit::Sync)) {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 if tracker.units.is_empty() {
-                    return Ok(Some(tracker.portals.get(name).cloned().unwrap_or(Portal {
-                        text: None,
-                        parameters: Vec::new(),
-                        released: false,
-                    })));
+                    return Ok(true);
                 }
             }
             tokio::select! {
@@ -430,8 +515,100 @@ fn nonce() -> String {
     format!("countersign_refused_{:032x}", rand::random::<u128>())
 }
 
+/// Settings that change how the database reads the text of later
+/// statements (where strings end, what bytes mean): the proxy reads text
+/// as UTF-8 with `standard_conforming_strings` on, and keeps it so.
+const READING_SETTINGS: [&str; 2] = ["client_encoding", "standard_conforming_strings"];
+
+/// Catalogs and settings that hold passwords or their hashes: the
+/// gateway's role (`pg_authid.rolpassword`, an md5 hash logs in as it),
+/// foreign servers' (`pg_user_mapping.umoptions`), a standby's
+/// (`primary_conninfo`), a subscription's (`pg_subscription.subconninfo`).
+/// Reading them is a read, but not a routine one.
+const CREDENTIAL_CATALOGS: [&str; 5] =
+    ["pg_authid", "pg_shadow", "pg_user_mapping", "primary_conninfo", "pg_subscription"];
+
+/// Why a statement is refused before any policy sees it, if it is:
+/// - it names a catalog holding credentials (see [`CREDENTIAL_CATALOGS`]),
+///   or spells a name with Unicode escapes, which could hide one;
+/// - it changes how later statements are read (`SET client_encoding`,
+///   `SET NAMES`, `set_config('standard_conforming_strings', …)`), which
+///   would let the next text mean one thing here and another there;
+/// - it runs a statement prepared with SQL `PREPARE` (`EXECUTE`, also in
+///   `EXPLAIN ANALYZE EXECUTE` and `CREATE TABLE … AS EXECUTE`), whose
+///   text the approver would not see, or prepares one;
+/// - it fetches from a portal bound through the protocol (`FETCH`/`MOVE`),
+///   which runs that portal's statement, never decided.
+fn refused_outright(text: &str, tracker: &Tracker) -> Option<String> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let lower = text.to_lowercase();
+    if lower.contains("u&\"") {
+        return Some(
+            "countersign: names with Unicode escapes (`U&\"…\"`) are refused: they could spell a name countersign checks for".to_owned(),
+        );
+    }
+    if let Some(catalog) = CREDENTIAL_CATALOGS.iter().find(|c| lower.contains(*c)) {
+        return Some(format!(
+            "countersign: a statement naming `{catalog}` is refused: it holds credentials (the gateway's own among them), which agents never get"
+        ));
+    }
+    let shows = lower.trim_start().starts_with("show");
+    if let Some(setting) = READING_SETTINGS.iter().find(|s| lower.contains(*s)).filter(|_| !shows) {
+        return Some(format!(
+            "countersign: a statement naming `{setting}` is refused: it would change how the database reads later statements, and what is decided must be what runs"
+        ));
+    }
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize() else { return None };
+    let words: Vec<(String, bool)> = tokens
+        .iter()
+        .filter_map(|t| match t {
+            Token::Word(w) if w.quote_style.is_none() => Some((w.value.to_lowercase(), false)),
+            Token::Word(w) => Some((w.value.clone(), true)),
+            _ => None,
+        })
+        .collect();
+    let plain = |i: usize| words.get(i).filter(|(_, quoted)| !quoted).map(|(w, _)| w.as_str());
+    let leading: Vec<&str> = (0..3).filter_map(plain).collect();
+    if matches!(leading.first(), Some(&("set" | "reset"))) && leading.contains(&"names") {
+        return Some(
+            "countersign: `SET NAMES` is refused: it would change how the database reads later statements".to_owned(),
+        );
+    }
+    let first = plain(0);
+    let executes = matches!(first, Some("prepare" | "execute"))
+        || (first == Some("explain") && words.iter().any(|(w, q)| !q && w == "execute"))
+        || words.windows(2).any(|w| !w[0].1 && !w[1].1 && w[0].0 == "as" && w[1].0 == "execute");
+    if executes {
+        return Some(
+            "countersign: SQL `PREPARE` and `EXECUTE` are refused: the statement that would run is not the one decided; use the protocol's prepared statements (Parse, Bind, Execute)"
+                .to_owned(),
+        );
+    }
+    if matches!(first, Some("fetch" | "move")) {
+        // Whatever name the statement spells (`U&"\0070"` is `p`): while
+        // any named portal bound through the protocol may exist, a SQL
+        // fetch could run it.
+        let bound = tracker.portals.keys().find(|name| !name.is_empty()).cloned().or_else(|| {
+            tracker.units.iter().find_map(|u| match u {
+                Unit::Bind { portal, .. } if !portal.is_empty() => Some(portal.clone()),
+                _ => None,
+            })
+        });
+        if let Some(name) = bound {
+            return Some(format!(
+                "countersign: `{}` is refused while portal `{name}` is bound: SQL `FETCH` and `MOVE` would run a portal's statement, which was bound but never decided; run it with the protocol's Execute",
+                first.unwrap_or_default().to_uppercase()
+            ));
+        }
+    }
+    None
+}
+
 /// Whether a statement changes prepared statements behind the protocol:
-/// `DEALLOCATE` and `DISCARD`.
+/// `DEALLOCATE` and `DISCARD`, and `DO` and `CALL`, whose code can run
+/// `DEALLOCATE s1` and `PREPARE s1 AS …` by computed SQL, so that `s1`
+/// would run another text than the one the proxy knows.
 fn forgets_prepared(text: &str) -> bool {
     use sqlparser::dialect::PostgreSqlDialect;
     use sqlparser::tokenizer::{Token, Tokenizer};
@@ -440,7 +617,7 @@ fn forgets_prepared(text: &str) -> bool {
     match first {
         Some(Token::Word(w)) => {
             let word = w.value.to_ascii_lowercase();
-            word == "deallocate" || word == "discard"
+            matches!(word.as_str(), "deallocate" | "discard" | "do" | "call")
         }
         _ => false,
     }
@@ -494,5 +671,7 @@ mod tests {
         assert!(forgets_prepared("DEALLOCATE s1"));
         assert!(forgets_prepared("  /* x */ discard all"));
         assert!(!forgets_prepared("select 'deallocate'"));
+        assert!(forgets_prepared("DO $$ BEGIN EXECUTE 'DEALLOCATE s1'; END $$"));
+        assert!(forgets_prepared("call p()"));
     }
 }

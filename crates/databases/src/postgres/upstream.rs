@@ -40,6 +40,8 @@ pub enum UpstreamError {
     NoPassword,
     #[error("the database asks for an authentication method the gateway does not speak ({0})")]
     Method(i32),
+    #[error("the database reads statements with `{0}` = `{1}`, which countersign cannot decide on")]
+    Reading(String, String),
     #[error("the database broke the protocol: {0}")]
     Protocol(String),
 }
@@ -132,7 +134,9 @@ async fn login(
     settings: &[(String, String)],
 ) -> Result<Upstream, UpstreamError> {
     let protocol = |e: std::io::Error| UpstreamError::Protocol(e.to_string());
-    let mut params: Vec<(&str, &str)> = vec![("user", &config.user), ("database", &config.database)];
+    // UTF-8 whatever the client asked for: statements are read here as UTF-8.
+    let mut params: Vec<(&str, &str)> =
+        vec![("user", &config.user), ("database", &config.database), ("client_encoding", "UTF8")];
     params.extend(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut out = BytesMut::new();
     frontend::startup_message(params, &mut out).map_err(protocol)?;
@@ -206,7 +210,17 @@ async fn login(
                 }
                 key = (body.get_i32(), body.get_i32());
             }
-            b'Z' => return Ok(Upstream { stream, parameters, key, leftover: buf }),
+            b'Z' => {
+                // A database (or role) set up to read strings with
+                // backslash escapes would read statements otherwise than
+                // they are decided.
+                for (name, value) in &parameters {
+                    if !super::relay::reads_as_decided(name.as_bytes(), value.as_bytes()) {
+                        return Err(UpstreamError::Reading(name.clone(), value.clone()));
+                    }
+                }
+                return Ok(Upstream { stream, parameters, key, leftover: buf });
+            }
             b'E' => {
                 let fields = wire::fields(&frame);
                 let get = |c: u8| fields.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone()).unwrap_or_default();

@@ -15,5 +15,6 @@ mod psql_scripts;
 mod psycopg;
 mod raw;
 mod scenarios;
+mod smuggling;
 mod support;
 mod tls;

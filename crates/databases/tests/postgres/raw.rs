@@ -8,13 +8,13 @@ use tokio::net::TcpStream;
 
 use crate::support::Harness;
 
-fn msg(out: &mut BytesMut, tag: u8, body: &[u8]) {
+pub(crate) fn msg(out: &mut BytesMut, tag: u8, body: &[u8]) {
     out.put_u8(tag);
     out.put_i32(i32::try_from(body.len() + 4).unwrap());
     out.put_slice(body);
 }
 
-fn parse(out: &mut BytesMut, name: &str, sql: &str) {
+pub(crate) fn parse(out: &mut BytesMut, name: &str, sql: &str) {
     let mut body = BytesMut::new();
     body.put_slice(name.as_bytes());
     body.put_u8(0);
@@ -24,7 +24,7 @@ fn parse(out: &mut BytesMut, name: &str, sql: &str) {
     msg(out, b'P', &body);
 }
 
-fn bind(out: &mut BytesMut, portal: &str, statement: &str) {
+pub(crate) fn bind(out: &mut BytesMut, portal: &str, statement: &str) {
     let mut body = BytesMut::new();
     body.put_slice(portal.as_bytes());
     body.put_u8(0);
@@ -36,7 +36,7 @@ fn bind(out: &mut BytesMut, portal: &str, statement: &str) {
     msg(out, b'B', &body);
 }
 
-fn execute(out: &mut BytesMut, portal: &str) {
+pub(crate) fn execute(out: &mut BytesMut, portal: &str) {
     let mut body = BytesMut::new();
     body.put_slice(portal.as_bytes());
     body.put_u8(0);
@@ -44,7 +44,7 @@ fn execute(out: &mut BytesMut, portal: &str) {
     msg(out, b'E', &body);
 }
 
-fn close_statement(out: &mut BytesMut, name: &str) {
+pub(crate) fn close_statement(out: &mut BytesMut, name: &str) {
     let mut body = BytesMut::new();
     body.put_u8(b'S');
     body.put_slice(name.as_bytes());
@@ -52,16 +52,22 @@ fn close_statement(out: &mut BytesMut, name: &str) {
     msg(out, b'C', &body);
 }
 
-fn sync(out: &mut BytesMut) {
+pub(crate) fn sync(out: &mut BytesMut) {
     msg(out, b'S', &[]);
 }
 
 /// Logs in as `who` and returns the stream once the server is ready.
-async fn log_in(h: &Harness, who: &str) -> TcpStream {
+pub(crate) async fn log_in(h: &Harness, who: &str) -> TcpStream {
+    log_in_with(h, who, &[]).await.0
+}
+
+/// Logs in as `who` with more startup parameters; the stream once the
+/// server is ready, and what it said while logging in.
+pub(crate) async fn log_in_with(h: &Harness, who: &str, extra: &[(&str, &str)]) -> (TcpStream, Vec<(u8, Vec<u8>)>) {
     let mut s = TcpStream::connect(("127.0.0.1", h.port)).await.unwrap();
     let mut body = BytesMut::new();
     body.put_i32(0x0003_0000);
-    for (k, v) in [("user", who), ("database", h.database.as_str())] {
+    for (k, v) in [("user", who), ("database", h.database.as_str())].into_iter().chain(extra.iter().copied()) {
         body.put_slice(k.as_bytes());
         body.put_u8(0);
         body.put_slice(v.as_bytes());
@@ -78,12 +84,12 @@ async fn log_in(h: &Harness, who: &str) -> TcpStream {
     pw.push(0);
     msg(&mut password, b'p', &pw);
     s.write_all(&password).await.unwrap();
-    let _ = read_until(&mut s, b'Z').await;
-    s
+    let said = read_until(&mut s, b'Z').await;
+    (s, said)
 }
 
 /// Reads messages until one tagged `tag`; returns the tags seen.
-async fn read_until(s: &mut TcpStream, tag: u8) -> Vec<(u8, Vec<u8>)> {
+pub(crate) async fn read_until(s: &mut TcpStream, tag: u8) -> Vec<(u8, Vec<u8>)> {
     let mut seen = Vec::new();
     loop {
         let t = tokio::time::timeout(Duration::from_secs(10), s.read_u8()).await.expect("an answer").unwrap();
@@ -135,7 +141,8 @@ async fn messages_the_database_skipped_do_not_change_what_is_decided() {
 }
 
 /// A statement prepared with SQL `PREPARE` was never seen as a protocol
-/// Parse: executing it through Bind is refused, not run undecided.
+/// Parse: executing it through Bind is refused, not run undecided. SQL
+/// `PREPARE` itself is refused, so it is prepared by computed SQL.
 #[tokio::test]
 async fn a_statement_prepared_behind_the_protocol_is_not_run() {
     let h = Harness::start().await;
@@ -143,7 +150,14 @@ async fn a_statement_prepared_behind_the_protocol_is_not_run() {
     let mut out = BytesMut::new();
     msg(&mut out, b'Q', b"PREPARE sneaky AS DELETE FROM orders WHERE id > 0\0");
     s.write_all(&out).await.unwrap();
-    read_until(&mut s, b'Z').await;
+    let seen = read_until(&mut s, b'Z').await;
+    let error = seen.iter().find(|(t, _)| *t == b'E').expect("a refusal");
+    assert!(String::from_utf8_lossy(&error.1).contains("42501"));
+    let mut out = BytesMut::new();
+    msg(&mut out, b'Q', b"DO $$ BEGIN EXECUTE 'PREP' || 'ARE sneaky AS DELETE FROM orders WHERE id > 0'; END $$\0");
+    s.write_all(&out).await.unwrap();
+    let seen = read_until(&mut s, b'Z').await;
+    assert!(seen.iter().all(|(t, _)| *t != b'E'));
     let mut out = BytesMut::new();
     bind(&mut out, "", "sneaky");
     execute(&mut out, "");

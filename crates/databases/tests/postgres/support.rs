@@ -40,11 +40,13 @@ pub struct Setup {
     pub tls: bool,
     /// The address the endpoint listens on.
     pub ip: IpAddr,
+    /// More lines for the `[[postgres]]` section.
+    pub extra: &'static str,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Self { cluster: None, clock: None, tls: false, ip: IpAddr::V4(Ipv4Addr::LOCALHOST) }
+        Self { cluster: None, clock: None, tls: false, ip: IpAddr::V4(Ipv4Addr::LOCALHOST), extra: "" }
     }
 }
 
@@ -102,6 +104,7 @@ impl Harness {
             "[[postgres]]\nresource = \"orders-db\"\nlisten = \"127.0.0.1:0\"\nport = {}\ndatabase = \"{database}\"\nuser = \"postgres\"\ntls = \"disable\"\n",
             cluster.port()
         );
+        toml += setup.extra;
         if let Some(tls) = &tls {
             let file = |name: &str| tls.ca.with_file_name(name).display().to_string();
             toml += &format!("tls_cert_file = {:?}\ntls_key_file = {:?}\n", file("server.pem"), file("server.key"));

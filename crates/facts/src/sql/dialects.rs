@@ -19,11 +19,12 @@
 //! unterminated string in its reading) is a dialect whose database
 //! rejects it too, and is left out.
 
-use sqlparser::dialect::{dialect_from_str, Dialect, MsSqlDialect, MySqlDialect, SQLiteDialect};
+use sqlparser::dialect::{dialect_from_str, Dialect, MsSqlDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{TokenWithSpan, Tokenizer};
 
 use super::bounds::{self, Shape};
+use super::pglex;
 use super::walk::{self, QuotedNames};
 use super::{combine, SqlFacts};
 
@@ -67,10 +68,23 @@ pub(super) fn judge(text: &str, dialects: &Dialects<'_>, facts: &mut SqlFacts) {
     let mut shapes: Vec<Option<Shape>> = Vec::with_capacity(all.len());
     let mut first_tokens = None;
     for (i, dialect) in all.iter().enumerate() {
+        let postgres = dialect.is::<PostgreSqlDialect>();
         let Ok(tokens) = tokenize(dialect.as_ref(), text) else {
+            // PostgreSQL may run what `sqlparser` cannot read.
+            if postgres && pglex::read(text).is_some() {
+                facts.parse_error = true;
+                return;
+            }
             shapes.push(None);
             continue;
         };
+        // `sqlparser`'s reading of a text PostgreSQL runs is trusted only
+        // where it finds the strings, comments and statements PostgreSQL
+        // does (see [`pglex`]).
+        if postgres && !pglex::agrees(text, &tokens) {
+            facts.parse_error = true;
+            return;
+        }
         let Some(shape) = bounds::scan(&tokens) else {
             facts.parse_error = true;
             return;

@@ -20,11 +20,14 @@
 //! - [`dialects`]: the dialects a text is judged in, since the claimed
 //!   one is only a claim;
 //! - [`walk`]: the facts of one parsed text;
-//! - [`functions`]: the functions known to have no side effect.
+//! - [`functions`]: the functions known to have no side effect;
+//! - [`pglex`]: PostgreSQL's own reading of where strings, comments and
+//!   statements are, which `sqlparser`'s must match.
 
 mod bounds;
 mod dialects;
 mod functions;
+pub mod pglex;
 mod walk;
 
 use serde::{Deserialize, Serialize};
@@ -412,6 +415,67 @@ mod tests {
         // Text every dialect reads alike is not ambiguous.
         let f = analyse("SELECT id FROM orders WHERE status = 'open'", "mysql");
         assert!(f.is_read_only && !f.dialect_ambiguous, "{f:?}");
+    }
+
+    /// PostgreSQL statements that look like reads and change something,
+    /// take locks, read server files or run other statements.
+    #[test]
+    fn postgresql_reads_with_effects_are_not_read_only() {
+        for text in [
+            "SELECT * FROM orders FOR UPDATE",
+            "SELECT * FROM orders FOR NO KEY UPDATE",
+            "SELECT * FROM orders FOR SHARE",
+            "SELECT * FROM orders FOR KEY SHARE SKIP LOCKED",
+            "EXPLAIN ANALYZE DELETE FROM orders",
+            "EXPLAIN (ANALYZE, FORMAT JSON) UPDATE orders SET item = 'x'",
+            "WITH x AS (DELETE FROM orders RETURNING *) SELECT * FROM x",
+            "WITH x AS (SELECT 1), y AS (INSERT INTO t VALUES (1) RETURNING 1) SELECT * FROM x",
+            "SELECT nextval('s')",
+            "SELECT nextval('s')::int",
+            "VALUES (nextval('s'))",
+            "SELECT * FROM generate_series(1, 3) g, LATERAL (SELECT nextval('s')) x",
+            "SELECT 1 WHERE EXISTS (SELECT pg_terminate_backend(1))",
+            "SELECT pg_catalog.pg_read_file('/etc/passwd')",
+            "SELECT lo_import('/etc/passwd')",
+            "SELECT set_config('search_path', 'evil', false)",
+            "SELECT * FROM dblink('host=x', 'DELETE FROM orders') AS t(x int)",
+            "SELECT query_to_xml('DELETE FROM orders RETURNING 1', true, true, '')",
+            "SELECT txid_current()",
+            "SELECT pg_advisory_lock(1)",
+            "SELECT pg_sleep(10)",
+            "SELECT * INTO copy_of_orders FROM orders",
+            "TABLE orders; DELETE FROM orders",
+            "SELECT 1 FROM orders WHERE id = ANY (SELECT nextval('s'))",
+            "SELECT CASE WHEN true THEN pg_notify('c', 'x') END",
+            "SELECT 'a' OPERATOR(public.+) 'b'",
+            "DECLARE c CURSOR FOR SELECT 1",
+            "FETCH ALL FROM c",
+            "EXECUTE p",
+            "PREPARE p AS SELECT 1",
+            "LISTEN c",
+            "NOTIFY c",
+            "CALL p()",
+            "DO $$ BEGIN DELETE FROM orders; END $$",
+            "COPY orders TO STDOUT",
+            "SET search_path = evil",
+            "SET ROLE admin",
+            "SET SESSION AUTHORIZATION admin",
+            "RESET ALL",
+            "DISCARD ALL",
+            "LOCK TABLE orders",
+            "VACUUM orders",
+            "ANALYZE orders",
+            "CHECKPOINT",
+            "REFRESH MATERIALIZED VIEW v",
+            "SELECT pg_catalog.setval('s', 1)",
+            "SELECT current_setting('x'), set_config('x', 'y', true)",
+        ] {
+            let f = pg(text);
+            assert!(!f.is_read_only, "{text}: {f:?}");
+        }
+        for text in ["SELECT count(*) FROM orders", "SHOW search_path", "EXPLAIN SELECT 1"] {
+            assert!(pg(text).is_read_only, "{text}");
+        }
     }
 
     #[test]
