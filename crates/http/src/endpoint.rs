@@ -40,7 +40,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::config::HttpConfig;
 use crate::forward::{read_back, stream_back, Record, Upstream};
 use crate::reply::{self, error};
-use crate::request::{check_framing, mark_upgrade, path_after, prefers_async, Incoming};
+use crate::request::{check_framing, check_method, mark_upgrade, path_after, prefers_async, Incoming};
 use crate::results::{Collected, Results, Slot, MAX_KEPT_BYTES};
 use crate::websocket::{self, BadUpgrade, Recorder, Switch};
 
@@ -157,6 +157,9 @@ async fn endpoint(
         Ok(path) => path,
         Err(why) => return refused(StatusCode::BAD_REQUEST, "bad_request", &why.to_string(), Some(&principal)),
     };
+    if let Err(why) = check_method(request.method()) {
+        return refused(StatusCode::BAD_REQUEST, "bad_request", &why.to_string(), Some(&principal));
+    }
     if request.method() == Method::CONNECT || request.method() == Method::TRACE {
         let message = "CONNECT and TRACE are not proxied";
         return refused(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message, Some(&principal));

@@ -352,3 +352,65 @@ async fn lookalike_names_and_paths_do_not_reach_the_api() {
         assert!(event.body.len() < 2048, "{event:?}");
     }
 }
+
+/// Reads are routine, but never of `/items/protected`, matched as a path
+/// string: what an escape, a path parameter, a doubled slash or a
+/// lower-case method could dodge if the policy saw another spelling than
+/// the API resolves.
+const PATH_POLICY: &str = r#"
+@id("items-reads-routine")
+permit (principal, action == Action::"http.request", resource == Resource::"items")
+when { context.facts has http && context.facts.http.read_only };
+
+@id("never-read-protected")
+forbid (principal, action == Action::"http.request", resource == Resource::"items")
+when { context.facts has http && context.facts.http.path == "/items/protected" };
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spellings_the_api_reads_otherwise_are_refused_or_decided_as_it_reads_them() {
+    if !python_peers() {
+        return;
+    }
+    let proxy = Proxy::start_with(PATH_POLICY, "20s").await;
+    let send = |line: &str| {
+        let request =
+            format!("{line} HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", proxy.key);
+        raw(&proxy.addr(), request.as_bytes()).unwrap()
+    };
+    // An escaped letter is the same path to the API: decided as such.
+    for path in ["/items/%70rotected", "/items/prot%65cted", "/items/%70%72%6F%74%65%63%74%65%64"] {
+        let answer = send(&format!("GET /http/items{path}"));
+        assert!(answer.starts_with("HTTP/1.1 403") && answer.contains("never-read-protected"), "{path}: {answer}");
+    }
+    // Spellings a server could resolve to another path, and methods that
+    // are not what the policy would see upper-cased.
+    for line in [
+        "GET /http/items/items/protected;x=1",
+        "GET /http/items/items/..;/_seen",
+        "GET /http/items//items/protected",
+        "GET /http/items/items//protected",
+        "GET /http/items/items/%252e%252e/_seen",
+        "GET /http/items/items/100%",
+        "get /http/items/items/1",
+        "Get /http/items/items/1",
+    ] {
+        let answer = send(line);
+        assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("bad_request"), "{line}: {answer}");
+    }
+    // What was decided is what the API got: the path in its one spelling.
+    let answer = send("GET /http/items/items/%31");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = proxy.upstream.seen().await;
+    assert_eq!(seen["calls"], json!({"GET /openapi.json": 1, "GET /items/1": 1}), "{seen}");
+    let decided: Vec<Value> = proxy
+        .kit
+        .store
+        .list_requests(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action.payload["path"].clone())
+        .collect();
+    assert!(decided.iter().all(|p| p == "/items/protected" || p == "/items/1"), "{decided:?}");
+}
