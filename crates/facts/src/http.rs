@@ -333,6 +333,16 @@ mod tests {
     }
 
     #[test]
+    fn only_a_read_only_method_as_sent_is_read_only() {
+        // `get` is not `GET` to a server that compares methods as sent.
+        for method in ["get", "Get", "head", "options"] {
+            let f = from_payload(&json!({"method": method, "path": "/items/1"}), None);
+            assert!(!f.read_only && !f.parse_error, "{method}");
+        }
+        assert!(from_payload(&json!({"method": "GET", "path": "/items/1"}), None).read_only);
+    }
+
+    #[test]
     fn a_websocket_upgrade_is_never_read_only() {
         let f = from_payload(&json!({"method": "GET", "path": "/ws", "upgrade": "websocket"}), None);
         assert!(f.websocket && !f.read_only && !f.parse_error);
