@@ -272,7 +272,7 @@ async fn run(
     let record =
         Record { state: service.0.state.clone(), outcomes: service.0.outcomes.clone(), principal, request: id };
     match upstream.send(incoming).await {
-        Ok(response) => stream_back(response, record, token),
+        Ok(response) => stream_back(response, record, token, &upstream.secrets),
         Err(why) => {
             record.unreachable(&why);
             error(StatusCode::BAD_GATEWAY, "bad_gateway", &why.to_string())
@@ -389,7 +389,7 @@ async fn run_when_decided(
     let record =
         Record { state: inner.state.clone(), outcomes: inner.outcomes.clone(), principal, request: id.clone() };
     let slot = match upstream.send(&incoming).await {
-        Ok(response) => match read_back(response, &record, MAX_KEPT_BYTES).await {
+        Ok(response) => match read_back(response, &record, MAX_KEPT_BYTES, &upstream.secrets).await {
             Ok(stored) => Slot::Ready(stored),
             Err(status) => Slot::Refused(
                 StatusCode::BAD_GATEWAY,

@@ -325,7 +325,7 @@ async fn run(service: &Service, upstream: &Upstream, call: Call, principal: Prin
     let Call { incoming, upgrade, token } = call;
     let Some(upgrade) = upgrade else {
         return match upstream.send(&incoming).await {
-            Ok(response) => stream_back(response, record, token),
+            Ok(response) => stream_back(response, record, token, &upstream.secrets),
             Err(why) => {
                 record.unreachable(&why);
                 failure(StatusCode::BAD_GATEWAY, "InternalError", &format!("countersign: {why}"))
@@ -341,7 +341,7 @@ async fn run(service: &Service, upstream: &Upstream, call: Call, principal: Prin
     };
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         // The API server said no (or answered plainly): its answer goes back.
-        return stream_back(response, record, token);
+        return stream_back(response, record, token, &upstream.secrets);
     }
     let mut switched = Response::new(axum::body::Body::empty());
     *switched.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -414,3 +414,48 @@ async fn spellings_the_api_reads_otherwise_are_refused_or_decided_as_it_reads_th
         .collect();
     assert!(decided.iter().all(|p| p == "/items/protected" || p == "/items/1"), "{decided:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_that_echoes_the_credential_never_hands_it_to_the_agent() {
+    if !python_peers() {
+        return;
+    }
+    let proxy = Proxy::start("20s").await;
+    let client = countersign_testkit::client();
+    // Streamed back: the header that says it is dropped, the body masked
+    // byte for byte (its declared length still holds).
+    let response = client.get(proxy.url("/echo")).bearer_auth(&proxy.key).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-echo-authorization").is_none(), "{:?}", response.headers());
+    let length: usize = response.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let body = response.text().await.unwrap();
+    assert_eq!(body.len(), length);
+    assert!(!body.contains(UPSTREAM_TOKEN), "{body}");
+    let masked = "*".repeat(UPSTREAM_TOKEN.len());
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["headers"]["authorization"], format!("Bearer {masked}"));
+    // The API did get it (so it was echoed, then masked).
+    assert_eq!(proxy.upstream.seen().await["credential_ok"], true);
+
+    // Kept for a client that did not wait, then collected: masked too.
+    let response =
+        client.post(proxy.url("/echo")).bearer_auth(&proxy.key).header("prefer", "respond-async").send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    let id = body["request"].as_str().unwrap().to_owned();
+    let (status, _) = proxy.kit.approve("alice", &id).await;
+    assert_eq!(status, 200);
+    let result = format!("{}/v1/http/results/{id}", proxy.base);
+    let started = std::time::Instant::now();
+    let collected = loop {
+        let response = client.get(&result).bearer_auth(&proxy.key).send().await.unwrap();
+        if response.status() != 202 {
+            break response;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(collected.status(), 200);
+    assert!(collected.headers().get("x-echo-authorization").is_none());
+    let body = collected.text().await.unwrap();
+    assert!(!body.contains(UPSTREAM_TOKEN) && body.contains(&masked), "{body}");
+}
