@@ -344,7 +344,8 @@ impl Stored {
 }
 
 /// Reads the API's response in full, up to `limit` bytes; `Err` with
-/// the status when it is larger. The outcome is recorded either way.
+/// the status when it is larger (read no further than the chunk that
+/// went over). The outcome is recorded either way.
 pub async fn read_back(
     mut upstream: reqwest::Response,
     record: &Record,
@@ -365,7 +366,10 @@ pub async fn read_back(
                 if body.len() + chunk.len() <= limit {
                     body.extend_from_slice(&chunk);
                 } else {
-                    note = "; too large to keep for the client";
+                    // Not read on: an endless stream (SSE) would hold this
+                    // task, and the API's connection, for ever.
+                    note = "; too large to keep for the client (read no further)";
+                    break;
                 }
             }
             Ok(None) => break,

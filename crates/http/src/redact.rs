@@ -120,7 +120,8 @@ mod tests {
     fn a_secret_is_masked_wherever_the_chunks_split_it() {
         let secrets = Secrets::of(&[b"s3cret-token", b"abc"]);
         let encoded = base64::engine::general_purpose::STANDARD.encode("s3cret-token");
-        let body = format!("{{\"authorization\": \"Bearer s3cret-token\", \"data\": \"{encoded}\", \"short\": \"abc\"}}");
+        let body =
+            format!("{{\"authorization\": \"Bearer s3cret-token\", \"data\": \"{encoded}\", \"short\": \"abc\"}}");
         for split in 0..body.len() {
             for step in [1, 3, split.max(1)] {
                 let mut masking = Masking::new(secrets.clone());

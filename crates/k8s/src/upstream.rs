@@ -114,7 +114,8 @@ impl Upstream {
 
 /// The private key block of a PEM bundle (empty when there is none).
 fn private_key(pem: &str) -> &str {
-    let starts_key = |i: &usize| pem.get(*i..).and_then(|r| r.lines().next()).is_some_and(|l| l.contains("PRIVATE KEY"));
+    let starts_key =
+        |i: &usize| pem.get(*i..).and_then(|r| r.lines().next()).is_some_and(|l| l.contains("PRIVATE KEY"));
     let Some(begin) = pem.match_indices("-----BEGIN").map(|(i, _)| i).find(starts_key) else { return "" };
     let rest = pem.get(begin..).unwrap_or_default();
     let end = rest.find("-----END").and_then(|e| Some(e + rest.get(e..)?.find("KEY-----")? + "KEY-----".len()));
