@@ -481,6 +481,14 @@ mod tests {
     }
 
     #[test]
+    fn a_method_override_is_never_forwarded() {
+        let all =
+            headers(&[("x-http-method-override", "DELETE"), ("x-http-method", "DELETE"), ("x-method-override", "PUT")]);
+        let extra: Vec<String> = all.keys().map(|n| n.as_str().to_owned()).collect();
+        assert!(Incoming::pick_headers(&all, &extra).is_empty());
+    }
+
+    #[test]
     fn methods_are_upper_case_as_sent() {
         for good in ["GET", "POST", "PROPFIND", "M-SEARCH"] {
             assert_eq!(check_method(&Method::from_bytes(good.as_bytes()).unwrap()), Ok(()), "{good}");

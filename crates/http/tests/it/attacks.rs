@@ -459,3 +459,25 @@ async fn an_api_that_echoes_the_credential_never_hands_it_to_the_agent() {
     let body = collected.text().await.unwrap();
     assert!(!body.contains(UPSTREAM_TOKEN) && body.contains(&masked), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_and_many_headers_are_refused_and_the_gateway_keeps_serving() {
+    if !python_peers() {
+        return;
+    }
+    let proxy = Proxy::start("20s").await;
+    let head = format!("GET /http/items/items/1 HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {}\r\n", proxy.key);
+    let many: String = (0..5_000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let huge = format!("X-Huge: {}\r\n", "a".repeat(1024 * 1024));
+    for extra in [many, huge] {
+        let request = format!("{head}{extra}Connection: close\r\n\r\n");
+        // Refused (431/400), or the connection closed on the sender: never answered 200.
+        let answer = raw(&proxy.addr(), request.as_bytes()).unwrap_or_default();
+        assert!(!answer.starts_with("HTTP/1.1 200"), "{}", answer.lines().next().unwrap_or_default());
+    }
+    let seen = proxy.upstream.seen().await;
+    assert_eq!(seen["calls"], json!({"GET /openapi.json": 1}), "{seen}");
+    let response =
+        countersign_testkit::client().get(proxy.url("/items/1")).bearer_auth(&proxy.key).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
