@@ -22,12 +22,15 @@ const MIN_LEN: usize = 6;
 pub struct Secrets(Arc<Vec<Vec<u8>>>);
 
 impl Secrets {
-    /// Each of `values`, and its base64 encoding.
+    /// Each of `values`, and its base64 encoding wherever it starts in
+    /// the encoded bytes (a Secret's `data` may hold a whole kubeconfig
+    /// with the token inside).
     pub fn of(values: &[&[u8]]) -> Self {
         let mut all: Vec<Vec<u8>> = Vec::new();
         for value in values.iter().filter(|v| v.len() >= MIN_LEN) {
             all.push(value.to_vec());
             all.push(base64::engine::general_purpose::STANDARD.encode(value).into_bytes());
+            all.extend((0..3).filter_map(|offset| encoded_at(value, offset)));
         }
         all.sort();
         all.dedup();
@@ -70,6 +73,22 @@ impl Secrets {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// The base64 characters that encode `value` alone when it starts
+/// `offset` bytes into a 3-byte group, whatever bytes surround it: the
+/// characters shared with its neighbours are left out.
+fn encoded_at(value: &[u8], offset: usize) -> Option<Vec<u8>> {
+    let mut bytes = vec![0u8; offset];
+    bytes.extend_from_slice(value);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes).into_bytes();
+    // A character of the front holds bits of the prefix unless it lies
+    // wholly in the value: skip ceil(offset * 8 / 6) characters.
+    let front = (offset * 8).div_ceil(6);
+    // Only whole groups: a last, padded group would change with what follows.
+    let back = bytes.len() / 3 * 4;
+    let inner = encoded.get(front..back)?.to_vec();
+    (inner.len() >= MIN_LEN).then_some(inner)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -144,6 +163,21 @@ mod tests {
         assert_eq!(masking.push(b"data: s3c"), Bytes::from_static(b"data: "));
         assert_eq!(masking.push(b"ond\n"), Bytes::from_static(b"s3cond\n"));
         assert!(secrets.found_in(b"x-echo: Bearer s3cret-token"));
+        // Inside a larger value that is base64-encoded as a whole, at any offset.
+        for prefix in ["", "k", "ke", "key: ", "apiKey: "] {
+            let whole = base64::engine::general_purpose::STANDARD.encode(format!("{prefix}s3cret-token\nrest"));
+            assert!(secrets.found_in(whole.as_bytes()), "{prefix:?} {whole}");
+            let mut masked = whole.clone().into_bytes();
+            secrets.mask(&mut masked);
+            assert!(!secrets.found_in(&masked) && masked.contains(&b'*'), "{prefix:?}");
+            // What is left unmasked holds no three bytes of the secret in a row.
+            let decoded: Vec<u8> = masked
+                .chunks(4)
+                .filter(|group| !group.contains(&b'*'))
+                .flat_map(|group| base64::engine::general_purpose::STANDARD.decode(group).unwrap_or_default())
+                .collect();
+            assert!(!decoded.windows(3).any(|w| b"s3cret-token".windows(3).any(|t| t == w)), "{prefix:?}");
+        }
         assert!(!secrets.found_in(b"x-echo: Bearer s3cret"));
         let none = Secrets::of(&[]);
         let mut masking = Masking::new(none);
