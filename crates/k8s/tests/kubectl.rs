@@ -960,3 +960,31 @@ async fn a_clients_dry_run_tricks_do_not_make_the_preview_write() {
     assert_eq!(delete.await.unwrap().unwrap().status().as_u16(), 403);
     h.nothing_written();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_token_kept_in_a_secret_is_never_handed_to_the_agent() {
+    let Some(h) = harness().await else { return };
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // Reading secrets outside production is routine: the read runs, and
+    // the Secret holding the gateway's own token (alone, and inside a
+    // kubeconfig) comes back with it masked.
+    let out = h.kubectl("bot", "staging", &["get", "secret", "gateway-token", "-n", "web", "-o", "json"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let secret: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = secret.to_string();
+    let token_b64 = b64.encode(API_TOKEN);
+    assert!(!shown.contains(API_TOKEN) && !shown.contains(&token_b64), "{shown}");
+    assert!(secret["data"]["token"].as_str().unwrap().contains('*'), "{shown}");
+    let kubeconfig = secret["data"]["kubeconfig"].as_str().unwrap();
+    let readable: String = kubeconfig
+        .as_bytes()
+        .chunks(4)
+        .filter(|group| !group.contains(&b'*'))
+        .map(|group| String::from_utf8_lossy(&b64.decode(group).unwrap_or_default()).into_owned())
+        .collect();
+    assert!(readable.contains("users:") && !readable.contains("sa-token"), "{readable}");
+    // The API server did send it: it was masked on the way.
+    let received = h.received();
+    assert!(received.iter().any(|r| r["path"] == "/api/v1/namespaces/web/secrets/gateway-token"), "{received:?}");
+}
