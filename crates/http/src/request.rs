@@ -3,10 +3,11 @@
 //! upstream; otherwise described as the `http.request` action that is
 //! decided, and forwarded exactly as described.
 //!
-//! The payload is `{method, path, query?, headers, body? | body_sha256?,
-//! body_bytes, upgrade?}`: `headers` holds only the allow-listed request headers
-//! (the only ones forwarded), `body` a JSON body parsed (up to
-//! [`MAX_INLINE_JSON`]), any other body its SHA-256 and size.
+//! The payload is `{method, path, query?, headers, body? | body_sha256? +
+//! body_text?, body_bytes, upgrade?}`: `headers` holds only the allow-listed
+//! request headers (the only ones forwarded), `body` a JSON body parsed (up
+//! to [`MAX_INLINE_JSON`]), any other body its SHA-256 and size, and its
+//! text when it is text the API reads as such.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use bytes::Bytes;
@@ -254,6 +255,9 @@ impl Incoming {
                 }
                 None => {
                     payload.insert("body_sha256".to_owned(), json!(hex::encode(Sha256::digest(&self.body))));
+                    if let Some(text) = self.text_body() {
+                        payload.insert("body_text".to_owned(), Value::String(text.to_owned()));
+                    }
                 }
             }
         }
@@ -279,22 +283,46 @@ impl Incoming {
     fn json_body(&self) -> Option<Value> {
         let mut types = self.headers.iter().filter(|(n, _)| n == axum::http::header::CONTENT_TYPE);
         let content_type = types.next()?.1.to_str().ok()?;
-        if types.next().is_some() || self.body.len() > MAX_INLINE_JSON {
+        if types.next().is_some() || self.body.len() > MAX_INLINE_JSON || !self.read_as_sent() {
             return None;
         }
-        let encoded = self.headers.iter().any(|(n, v)| {
-            n == axum::http::header::CONTENT_ENCODING && !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity")
-        });
-        let mut parts = content_type.split(';');
-        let essence = parts.next()?.trim().to_ascii_lowercase();
-        let json = essence == "application/json" || essence.ends_with("+json");
-        let other_charset = parts.filter_map(|p| p.split_once('=')).any(|(key, value)| {
-            key.trim().eq_ignore_ascii_case("charset") && !value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
-        });
-        if !json || encoded || other_charset {
+        let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
             return None;
         }
         unambiguous_json(&self.body)
+    }
+
+    /// Any other body, as text, when the API reads these very characters:
+    /// UTF-8 without control characters (bar tab and line ends), small
+    /// enough to show, neither encoded nor declared in another charset.
+    /// A form, YAML (server-side apply), or JSON that is not shown as
+    /// JSON is then read by the approver as sent.
+    fn text_body(&self) -> Option<&str> {
+        if self.body.len() > MAX_INLINE_JSON || !self.read_as_sent() {
+            return None;
+        }
+        let text = std::str::from_utf8(&self.body).ok()?;
+        let plain = text.chars().all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'));
+        plain.then_some(text)
+    }
+
+    /// The body's bytes are what the API reads: no `Content-Encoding`
+    /// (the API would read the decoded bytes) and no charset but UTF-8
+    /// (another charset reads the same bytes as other characters).
+    fn read_as_sent(&self) -> bool {
+        self.headers.iter().all(|(name, value)| {
+            let text = String::from_utf8_lossy(value.as_bytes());
+            if name == axum::http::header::CONTENT_ENCODING {
+                return text.trim().eq_ignore_ascii_case("identity");
+            }
+            let other_charset = name == axum::http::header::CONTENT_TYPE
+                && text.split(';').skip(1).filter_map(|p| p.split_once('=')).any(|(key, value)| {
+                    key.trim().eq_ignore_ascii_case("charset")
+                        && !value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+                });
+            !other_charset
+        })
     }
 }
 
@@ -534,7 +562,18 @@ mod tests {
             let payload = with(&headers, body);
             assert!(payload.get("body").is_none(), "{headers:?} {body}: {payload}");
             assert_eq!(payload["body_sha256"].as_str().unwrap().len(), 64);
+            // Its text, when the API reads these characters: both keys show.
+            let read_as_sent = !headers.iter().any(|(n, v)| *n == "content-encoding" || v.contains("utf-7"));
+            let text = payload.get("body_text").and_then(Value::as_str);
+            assert_eq!(text, read_as_sent.then_some(body), "{headers:?} {body}: {payload}");
         }
+        // A form and YAML read as sent; bytes that are not text are not.
+        let form = with(&[("content-type", "application/x-www-form-urlencoded")], "amount=1&to=acct_1");
+        assert_eq!(form["body_text"], "amount=1&to=acct_1");
+        let yaml = with(&[("content-type", "application/apply-patch+yaml")], "kind: ConfigMap\ndata:\n  a: \"1\"\n");
+        assert_eq!(yaml["body_text"], "kind: ConfigMap\ndata:\n  a: \"1\"\n");
+        assert!(with(&[("content-type", "application/octet-stream")], "\u{0}\u{1}bin").get("body_text").is_none());
+        assert!(with(&[], "\u{1b}[31mred").get("body_text").is_none());
     }
 
     #[test]

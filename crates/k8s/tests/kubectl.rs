@@ -969,7 +969,8 @@ async fn the_gateways_token_kept_in_a_secret_is_never_handed_to_the_agent() {
     // Reading secrets outside production is routine: the read runs, and
     // the Secret holding the gateway's own token (alone, and inside a
     // kubeconfig) comes back with it masked.
-    let out = h.kubectl("bot", "staging", &["get", "secret", "gateway-token", "-n", "web", "-o", "json"]).await.unwrap();
+    let out =
+        h.kubectl("bot", "staging", &["get", "secret", "gateway-token", "-n", "web", "-o", "json"]).await.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let secret: Value = serde_json::from_slice(&out.stdout).unwrap();
     let shown = secret.to_string();
