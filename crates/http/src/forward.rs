@@ -235,6 +235,8 @@ struct Relay {
     caller: Caller,
     /// The gateway's credential, masked wherever the body holds it.
     masking: Masking,
+    /// The API's body has ended (what was held back is passed on last).
+    ended: bool,
 }
 
 impl Relay {
@@ -246,6 +248,9 @@ impl Relay {
     }
 
     async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        if self.ended {
+            return None;
+        }
         tokio::select! {
             chunk = self.upstream.chunk() => match chunk {
                 Ok(Some(bytes)) => {
@@ -260,6 +265,7 @@ impl Relay {
                 }
                 Ok(None) => {
                     self.finish("");
+                    self.ended = true;
                     let held = self.masking.finish();
                     (!held.is_empty()).then_some(Ok(held))
                 }
@@ -309,6 +315,7 @@ pub fn stream_back(upstream: reqwest::Response, record: Record, bearer: String, 
         record: Some(record),
         caller,
         masking,
+        ended: false,
     };
     let stream = futures_util::stream::unfold(relay, |mut relay| async move {
         let item = relay.next().await?;

@@ -123,6 +123,14 @@ async def echo_post(request: Request):
     return echoed(request)
 
 
+@app.get("/echo/text", operation_id="echoText")
+async def echo_text(request: Request, cut: int = 0):
+    """Careless, in plain text, ending with the first `cut` characters of
+    the token: an end that could begin the credential."""
+    auth = request.headers.get("authorization", "")
+    return Response(f"{auth}\n{auth.removeprefix('Bearer ')[:cut]}", media_type="text/plain")
+
+
 @app.websocket("/ws/{name}")
 async def websocket(ws: WebSocket, name: str):
     key = f"WS /ws/{name}"

@@ -435,6 +435,10 @@ async fn an_api_that_echoes_the_credential_never_hands_it_to_the_agent() {
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["headers"]["authorization"], format!("Bearer {masked}"));
     // The API did get it (so it was echoed, then masked).
     assert_eq!(proxy.upstream.seen().await["credential_ok"], true);
+    // A body that ends with what could begin the credential: held back,
+    // then passed on at the end, whole.
+    let response = client.get(proxy.url("/echo/text?cut=6")).bearer_auth(&proxy.key).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), format!("Bearer {masked}\n{}", &UPSTREAM_TOKEN[..6]));
 
     // Kept for a client that did not wait, then collected: masked too.
     let response =
