@@ -989,3 +989,34 @@ async fn the_gateways_token_kept_in_a_secret_is_never_handed_to_the_agent() {
     let received = h.received();
     assert!(received.iter().any(|r| r["path"] == "/api/v1/namespaces/web/secrets/gateway-token"), "{received:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_header_of_the_agents_borrows_or_strips_the_gateways_identity() {
+    let Some(h) = harness().await else { return };
+    let key = h.gateway.token("bot");
+    // Every impersonation header, the agent's own credentials, and hop-by-hop
+    // lists naming the gateway's own `Authorization` (to strip it), sent raw.
+    let request = format!(
+        "GET /k8s/staging/api/v1/namespaces/web/pods HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\n\
+         Impersonate-User: system:admin\r\nImpersonate-Group: system:masters\r\nImpersonate-Uid: 0\r\n\
+         Impersonate-Extra-Scopes: view\r\nImpersonate-Extra-acme.io%2Frole: admin\r\n\
+         Proxy-Authorization: Bearer {API_TOKEN}\r\nCookie: session=x\r\nX-Remote-User: system:admin\r\n\
+         X-Remote-Group: system:masters\r\nConnection: close, Authorization, Impersonate-User\r\n\r\n"
+    );
+    let addr = h.served.url.trim_start_matches("http://").to_owned();
+    let answer = {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let received = h.received();
+    let sent = received.iter().find(|r| r["path"] == "/api/v1/namespaces/web/pods").unwrap();
+    assert_eq!(sent["authorization"], format!("Bearer {API_TOKEN}"), "{sent}");
+    assert_eq!(sent["impersonate"], json!({}), "{sent}");
+    assert!(sent["cookie"].is_null(), "{sent}");
+    assert!(!sent.to_string().contains(&key), "{sent}");
+}
