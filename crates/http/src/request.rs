@@ -290,7 +290,9 @@ impl Incoming {
         if essence != "application/json" && !essence.ends_with("+json") {
             return None;
         }
-        unambiguous_json(&self.body)
+        let value = unambiguous_json(&self.body)?;
+        // Its strings as the card will print them, escapes decoded.
+        (!value.to_string().chars().any(deceptive)).then_some(value)
     }
 
     /// Any other body, as text, when the API reads these very characters:
@@ -303,7 +305,7 @@ impl Incoming {
             return None;
         }
         let text = std::str::from_utf8(&self.body).ok()?;
-        let plain = text.chars().all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'));
+        let plain = text.chars().all(|c| (!c.is_control() || matches!(c, '\t' | '\n' | '\r')) && !deceptive(c));
         plain.then_some(text)
     }
 
@@ -324,6 +326,14 @@ impl Incoming {
             !other_charset
         })
     }
+}
+
+/// A character that changes how the text around it is shown without
+/// showing itself: bidirectional overrides and isolates (which can show
+/// `"amount": 1000` as something else, "Trojan Source"), zero-width and
+/// invisible characters. A body holding one is shown by its digest only.
+fn deceptive(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// `body` as JSON when no two parsers could read it differently: no
@@ -567,6 +577,15 @@ mod tests {
             let text = payload.get("body_text").and_then(Value::as_str);
             assert_eq!(text, read_as_sent.then_some(body), "{headers:?} {body}: {payload}");
         }
+        // Characters that reorder or hide what is shown: digest only.
+        for body in ["{\"to\": \"acct_1\u{202E}0001\u{202C}\"}", "{\"amount\": 1,\u{200B} \"to\": \"a\"}"] {
+            let payload = with(&[json], body);
+            assert!(payload.get("body").is_none() && payload.get("body_text").is_none(), "{body:?}: {payload}");
+        }
+        // Escaped, it is shown as the escape it is written as.
+        let escaped = with(&[json], r#"{"to": "acct_1\u202e0001"}"#);
+        assert!(escaped.get("body").is_none(), "{escaped}");
+        assert_eq!(escaped["body_text"], r#"{"to": "acct_1\u202e0001"}"#);
         // A form and YAML read as sent; bytes that are not text are not.
         let form = with(&[("content-type", "application/x-www-form-urlencoded")], "amount=1&to=acct_1");
         assert_eq!(form["body_text"], "amount=1&to=acct_1");
