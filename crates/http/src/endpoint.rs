@@ -40,7 +40,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::config::HttpConfig;
 use crate::forward::{read_back, stream_back, Record, Upstream};
 use crate::reply::{self, error};
-use crate::request::{check_framing, check_method, mark_upgrade, path_after, prefers_async, Incoming};
+use crate::request::{check_framing, check_method, mark_upgrade, normal_query, path_after, prefers_async, Incoming};
 use crate::results::{Collected, Results, Slot, MAX_KEPT_BYTES};
 use crate::websocket::{self, BadUpgrade, Recorder, Switch};
 
@@ -188,7 +188,7 @@ async fn endpoint(
     } else {
         Incoming::pick_headers(request.headers(), &upstream.config.forward_headers)
     };
-    let (method, query) = (request.method().clone(), request.uri().query().map(str::to_owned));
+    let (method, query) = (request.method().clone(), request.uri().query().map(normal_query));
     let body = match http_body_util::Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {

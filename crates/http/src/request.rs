@@ -187,6 +187,22 @@ fn escapes_a_refused_escape(path: &str) -> bool {
     })
 }
 
+/// `query` as it is decided and forwarded: what an URL parser would
+/// escape on the way (bytes beyond ASCII, space, `"`, `#`, `<`, `>`, `'`)
+/// escaped already, so the query an approver reads is the one the API
+/// gets, in plain ASCII (no character in it can reorder what is shown).
+pub fn normal_query(query: &str) -> String {
+    let mut out = String::with_capacity(query.len());
+    for b in query.bytes() {
+        match b {
+            b' ' | b'"' | b'#' | b'<' | b'>' | b'\'' | 0x80..=0xff => out.push_str(&format!("%{b:02X}")),
+            _ if b.is_ascii_control() => out.push_str(&format!("%{b:02X}")),
+            _ => out.push(char::from(b)),
+        }
+    }
+    out
+}
+
 /// The request's method is not spelled as an API reads it: methods are
 /// case-sensitive (RFC 9110), so `get` is not `GET` to most servers,
 /// though some read it as `GET` and policies would see it upper-cased.
@@ -516,6 +532,13 @@ mod tests {
         }
         // `%2e` is `.`, so an escaped dot segment is still refused.
         assert_eq!(path_after("/http/api/a/%2e", "api"), Err(Malformed::BadPath));
+    }
+
+    #[test]
+    fn a_query_is_decided_as_it_is_forwarded() {
+        assert_eq!(normal_query("a=1&b=x%20y+z"), "a=1&b=x%20y+z");
+        assert_eq!(normal_query("to=acct\u{202E}1&n='x'"), "to=acct%E2%80%AE1&n=%27x%27");
+        assert_eq!(normal_query("q=é"), "q=%C3%A9");
     }
 
     #[test]

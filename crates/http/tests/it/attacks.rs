@@ -398,11 +398,17 @@ async fn spellings_the_api_reads_otherwise_are_refused_or_decided_as_it_reads_th
         let answer = send(line);
         assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("bad_request"), "{line}: {answer}");
     }
-    // What was decided is what the API got: the path in its one spelling.
-    let answer = send("GET /http/items/items/%31");
+    // What was decided is what the API got: the path in its one spelling,
+    // the query escaped as it goes (a character that reorders what the
+    // approver reads cannot hide in it).
+    let answer = send("GET /http/items/items/%31?to=acct\u{202E}1&n='x'");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let seen = proxy.upstream.seen().await;
     assert_eq!(seen["calls"], json!({"GET /openapi.json": 1, "GET /items/1": 1}), "{seen}");
+    assert_eq!(seen["query"], "to=acct%E2%80%AE1&n=%27x%27", "{seen}");
+    let id = answer.lines().find_map(|l| l.strip_prefix("countersign-request: ")).unwrap().trim().to_owned();
+    let request = proxy.kit.store.request(&id).await.unwrap().unwrap();
+    assert_eq!(request.action.payload["query"], seen["query"]);
     let decided: Vec<Value> = proxy
         .kit
         .store
