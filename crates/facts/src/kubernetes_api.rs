@@ -38,13 +38,16 @@ pub(crate) fn facts(payload: &Value) -> (KubectlFacts, Option<ShellFacts>) {
         return (out, None);
     };
     let values = |key: &str| -> Vec<&str> { query.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect() };
+    // A request that asks to switch protocols opens a stream both ways
+    // (a console, a tunnel): whatever the verb, it does not only read.
+    let upgrade = payload.get("upgrade").is_some_and(|u| !u.is_null());
     let Some(resource) = info.resource else {
         // Discovery, `/version`, `/openapi/…`, `/healthz`: only reading
         // when the method only reads.
         let reads = matches!(method, "GET" | "HEAD");
         out.verbs.push(if reads { "get".to_owned() } else { method.to_ascii_lowercase() });
         out.resource_types.extend(info.other_path);
-        out.read_only = reads;
+        out.read_only = reads && !upgrade;
         out.parse_error = !matches!(method, "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS");
         return (out, None);
     };
@@ -70,7 +73,7 @@ pub(crate) fn facts(payload: &Value) -> (KubectlFacts, Option<ShellFacts>) {
             }
         }
     };
-    out.read_only = matches!(verb.as_str(), "get" | "list" | "watch");
+    out.read_only = matches!(verb.as_str(), "get" | "list" | "watch") && !upgrade;
     out.verbs.push(verb.clone());
     out.resource_types.push(normalise_type(&resource));
     out.api_groups.push(info.group.clone());
@@ -380,6 +383,21 @@ mod tests {
         ] {
             assert!(of("GET", "/api/v1/namespaces/prod/secrets", Some(query)).names.is_empty(), "{query}");
         }
+    }
+
+    #[test]
+    fn a_stream_opened_by_an_upgrade_never_only_reads() {
+        // KubeVirt's `console` (or any streaming subresource the verbs do
+        // not name) is a GET that switches to a stream both ways.
+        let console = "/apis/subresources.kubevirt.io/v1/namespaces/web/virtualmachineinstances/vm/console";
+        let f = facts(&json!({"method": "GET", "path": console, "upgrade": "websocket", "body_bytes": 0})).0;
+        assert!(!f.read_only && !f.parse_error && f.subresources == ["console"], "{f:?}");
+        assert!(of("GET", console, None).read_only);
+        let f =
+            facts(&json!({"method": "GET", "path": "/api/v1/namespaces/web/pods/web-0/log", "upgrade": "SPDY/3.1"})).0;
+        assert!(!f.read_only);
+        let f = facts(&json!({"method": "GET", "path": "/version", "upgrade": "websocket"})).0;
+        assert!(!f.read_only);
     }
 
     #[test]

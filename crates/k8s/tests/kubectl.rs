@@ -1020,3 +1020,32 @@ async fn no_header_of_the_agents_borrows_or_strips_the_gateways_identity() {
     assert!(sent["cookie"].is_null(), "{sent}");
     assert!(!sent.to_string().contains(&key), "{sent}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_that_opens_a_stream_is_no_routine_read() {
+    let Some(h) = harness().await else { return };
+    let key = h.gateway.token("bot");
+    // A console (KubeVirt's, or any streaming subresource the verbs do not
+    // name) is a GET that switches to a stream both ways: reads outside
+    // production are routine, this is not one; it waits for an SRE.
+    let path = "/apis/subresources.kubevirt.io/v1/namespaces/web/virtualmachineinstances/vm/console";
+    let request = format!(
+        "GET /k8s/staging{path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\n\
+         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    let addr = h.served.url.trim_start_matches("http://").to_owned();
+    let client = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = stream.read(&mut answer).await.unwrap_or(0);
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    });
+    let pending = h.pending().await;
+    assert_eq!(pending["payload"]["path"], path, "{pending}");
+    assert_eq!(pending["payload"]["upgrade"], "websocket", "{pending}");
+    assert!(!h.received().iter().any(|r| r["path"] == path), "the stream was opened before anyone approved it");
+    client.abort();
+}
