@@ -34,7 +34,7 @@ const OPENAPI_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "
 pub struct HttpFacts {
     /// Upper case, as sent (`GET`, `POST`, …).
     pub method: String,
-    /// `GET`, `HEAD` or `OPTIONS`.
+    /// `GET`, `HEAD` or `OPTIONS`, spelled so (methods are case-sensitive).
     pub read_only: bool,
     /// The path as sent, without the query.
     pub path: String,
@@ -238,7 +238,8 @@ fn percent_decode(text: &str) -> String {
 /// The facts of an HTTP request's payload, matched against `api` when the
 /// gateway holds the API's document.
 pub fn from_payload(payload: &Value, api: Option<&HttpApi>) -> HttpFacts {
-    let method = payload.get("method").and_then(Value::as_str).map(str::to_ascii_uppercase);
+    let sent = payload.get("method").and_then(Value::as_str);
+    let method = sent.map(str::to_ascii_uppercase);
     let path = payload.get("path").and_then(Value::as_str);
     let body_bytes = payload.get("body_bytes").and_then(Value::as_u64).unwrap_or(0);
     let (Some(method), Some(path)) = (method, path) else {
@@ -254,7 +255,9 @@ pub fn from_payload(payload: &Value, api: Option<&HttpApi>) -> HttpFacts {
     }
     let websocket = payload.get("upgrade").and_then(Value::as_str).is_some_and(|p| p.eq_ignore_ascii_case("websocket"));
     let mut facts = HttpFacts {
-        read_only: READ_ONLY_METHODS.contains(&method.as_str()) && !websocket,
+        // Methods are case-sensitive: `get` is not `GET` to most servers,
+        // so only the method as sent counts as one that only reads.
+        read_only: sent.is_some_and(|sent| READ_ONLY_METHODS.contains(&sent)) && !websocket,
         websocket,
         path: path.to_owned(),
         body_bytes,
@@ -327,6 +330,16 @@ mod tests {
         }
         let f = from_payload(&json!({"method": "GET", "path": "/repos/a/b", "body_bytes": 12}), None);
         assert!(f.read_only && !f.documented && f.body_bytes == 12);
+    }
+
+    #[test]
+    fn only_a_read_only_method_as_sent_is_read_only() {
+        // `get` is not `GET` to a server that compares methods as sent.
+        for method in ["get", "Get", "head", "options"] {
+            let f = from_payload(&json!({"method": method, "path": "/items/1"}), None);
+            assert!(!f.read_only && !f.parse_error, "{method}");
+        }
+        assert!(from_payload(&json!({"method": "GET", "path": "/items/1"}), None).read_only);
     }
 
     #[test]

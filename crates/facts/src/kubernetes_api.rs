@@ -38,13 +38,16 @@ pub(crate) fn facts(payload: &Value) -> (KubectlFacts, Option<ShellFacts>) {
         return (out, None);
     };
     let values = |key: &str| -> Vec<&str> { query.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect() };
+    // A request that asks to switch protocols opens a stream both ways
+    // (a console, a tunnel): whatever the verb, it does not only read.
+    let upgrade = payload.get("upgrade").is_some_and(|u| !u.is_null());
     let Some(resource) = info.resource else {
         // Discovery, `/version`, `/openapi/…`, `/healthz`: only reading
         // when the method only reads.
         let reads = matches!(method, "GET" | "HEAD");
         out.verbs.push(if reads { "get".to_owned() } else { method.to_ascii_lowercase() });
         out.resource_types.extend(info.other_path);
-        out.read_only = reads;
+        out.read_only = reads && !upgrade;
         out.parse_error = !matches!(method, "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS");
         return (out, None);
     };
@@ -70,7 +73,7 @@ pub(crate) fn facts(payload: &Value) -> (KubectlFacts, Option<ShellFacts>) {
             }
         }
     };
-    out.read_only = matches!(verb.as_str(), "get" | "list" | "watch");
+    out.read_only = matches!(verb.as_str(), "get" | "list" | "watch") && !upgrade;
     out.verbs.push(verb.clone());
     out.resource_types.push(normalise_type(&resource));
     out.api_groups.push(info.group.clone());
@@ -82,6 +85,11 @@ pub(crate) fn facts(payload: &Value) -> (KubectlFacts, Option<ShellFacts>) {
     }
     if let Some(name) = &info.name {
         out.names.push(name.clone());
+    } else if matches!(verb.as_str(), "list" | "watch") {
+        // A list of one name is that object to the API server (and RBAC).
+        if let Some(name) = values("fieldSelector").first().and_then(|s| selected_name(s)) {
+            out.names.push(name);
+        }
     }
     if !subresource.is_empty() {
         out.subresources.push(subresource.clone());
@@ -185,12 +193,18 @@ fn resolve(path: &str) -> Option<Info> {
         }
         other => other,
     };
+    // The namespace is the one the path names, also when the object is
+    // that namespace (`/namespaces/prod`, its `status` and `finalize`):
+    // a delete of `kube-system` is in `kube-system`, as the API server's
+    // resolver (and RBAC) reads it.
     let rest = match rest {
-        ["namespaces", ns, more @ ..]
-            if !more.is_empty() && !matches!(more.first(), Some(&("status" | "finalize"))) =>
-        {
+        ["namespaces", ns, more @ ..] => {
             info.namespace = Some((*ns).to_owned());
-            more
+            if more.is_empty() || matches!(more.first(), Some(&("status" | "finalize"))) {
+                rest
+            } else {
+                more
+            }
         }
         other => other,
     };
@@ -209,6 +223,23 @@ fn resolve(path: &str) -> Option<Info> {
         }
     }
     Some(info)
+}
+
+/// The name a field selector requires (`metadata.name=web-0`, or `==`),
+/// as the API server's resolver takes it for a list's name; none when the
+/// selector escapes anything (it is not guessed at) or the name could not
+/// be a path segment.
+fn selected_name(selector: &str) -> Option<String> {
+    if selector.contains('\\') {
+        return None;
+    }
+    selector.split(',').find_map(|term| {
+        let term = term.trim();
+        let value = term.strip_prefix("metadata.name==").or_else(|| term.strip_prefix("metadata.name="))?;
+        let value = value.trim();
+        let segment = !value.is_empty() && value != "." && value != ".." && !value.contains(['/', '%']);
+        segment.then(|| value.to_owned())
+    })
 }
 
 /// A query string as Go's `url.ParseQuery` reads it; `None` where Go
@@ -279,7 +310,8 @@ mod tests {
             (f.verbs, f.resource_types, f.names),
             (vec!["delete".into()], vec!["namespaces".into()], vec!["prod".into()])
         );
-        assert!(f.namespaces.is_empty());
+        // In itself, as the API server's resolver reads it.
+        assert_eq!(f.namespaces, ["prod"]);
         let f = of("PUT", "/api/v1/namespaces/prod/finalize", None);
         assert_eq!((f.resource_types, f.subresources), (vec!["namespaces".into()], vec!["finalize".into()]));
         let f = of("DELETE", "/apis/apps/v1/namespaces/web/deployments", None);
@@ -312,6 +344,60 @@ mod tests {
                 assert!(f.read_only && !f.parse_error, "{path}");
             }
         }
+    }
+
+    #[test]
+    fn a_namespace_and_a_selected_name_as_the_api_server_resolves_them() {
+        // The namespace object is in itself: a policy on `kube-system`
+        // sees its delete, its update and its finalizers' removal.
+        for (method, path, verb, sub) in [
+            ("DELETE", "/api/v1/namespaces/kube-system", "delete", None),
+            ("PUT", "/api/v1/namespaces/kube-system", "update", None),
+            ("PUT", "/api/v1/namespaces/kube-system/finalize", "update", Some("finalize")),
+            ("PATCH", "/api/v1/namespaces/kube-system/status", "patch", Some("status")),
+        ] {
+            let f = of(method, path, None);
+            assert_eq!(f.namespaces, ["kube-system"], "{path}");
+            assert_eq!(
+                (f.verbs, f.resource_types, f.names),
+                (vec![verb.into()], vec!["namespaces".into()], vec!["kube-system".into()]),
+                "{path}"
+            );
+            assert_eq!(f.subresources, sub.into_iter().map(str::to_owned).collect::<Vec<_>>(), "{path}");
+        }
+        let f = of("GET", "/api/v1/namespaces", None);
+        assert!(f.namespaces.is_empty() && !f.all_namespaces && f.verbs == ["list"]);
+        // A list with a field selector on the name is that object.
+        for query in [
+            "fieldSelector=metadata.name%3Ddb-root",
+            "fieldSelector=metadata.name==db-root,type=Opaque",
+            "watch=1&fieldSelector=type%3DOpaque,metadata.name%3Ddb-root",
+        ] {
+            let f = of("GET", "/api/v1/namespaces/prod/secrets", Some(query));
+            assert_eq!(f.names, ["db-root"], "{query}");
+        }
+        for query in [
+            "fieldSelector=metadata.name!%3Ddb-root",
+            "fieldSelector=metadata.name%3Ddb%5C,root",
+            "fieldSelector=metadata.name%3D..",
+        ] {
+            assert!(of("GET", "/api/v1/namespaces/prod/secrets", Some(query)).names.is_empty(), "{query}");
+        }
+    }
+
+    #[test]
+    fn a_stream_opened_by_an_upgrade_never_only_reads() {
+        // KubeVirt's `console` (or any streaming subresource the verbs do
+        // not name) is a GET that switches to a stream both ways.
+        let console = "/apis/subresources.kubevirt.io/v1/namespaces/web/virtualmachineinstances/vm/console";
+        let f = facts(&json!({"method": "GET", "path": console, "upgrade": "websocket", "body_bytes": 0})).0;
+        assert!(!f.read_only && !f.parse_error && f.subresources == ["console"], "{f:?}");
+        assert!(of("GET", console, None).read_only);
+        let f =
+            facts(&json!({"method": "GET", "path": "/api/v1/namespaces/web/pods/web-0/log", "upgrade": "SPDY/3.1"})).0;
+        assert!(!f.read_only);
+        let f = facts(&json!({"method": "GET", "path": "/version", "upgrade": "websocket"})).0;
+        assert!(!f.read_only);
     }
 
     #[test]

@@ -36,8 +36,10 @@ pub const DEFAULT_HOLD: Duration = Duration::from_secs(60);
 const MAX_HOLD: Duration = Duration::from_secs(3600);
 
 /// Request headers that are never forwarded, whatever `forward_headers`
-/// says: the agent's credentials, and what the proxy sets itself.
-pub const NEVER_FORWARDED: [&str; 14] = [
+/// says: the agent's credentials, what the proxy sets itself, and what
+/// would make the API run another method than the one decided on (a
+/// `GET` that an API reads as `DELETE` because of `X-HTTP-Method-Override`).
+pub const NEVER_FORWARDED: [&str; 17] = [
     "authorization",
     "proxy-authorization",
     "cookie",
@@ -52,6 +54,9 @@ pub const NEVER_FORWARDED: [&str; 14] = [
     "forwarded",
     "x-forwarded-for",
     "prefer",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
 /// `[[http]]` as written.

@@ -40,7 +40,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::config::HttpConfig;
 use crate::forward::{read_back, stream_back, Record, Upstream};
 use crate::reply::{self, error};
-use crate::request::{check_framing, mark_upgrade, path_after, prefers_async, Incoming};
+use crate::request::{check_framing, check_method, mark_upgrade, normal_query, path_after, prefers_async, Incoming};
 use crate::results::{Collected, Results, Slot, MAX_KEPT_BYTES};
 use crate::websocket::{self, BadUpgrade, Recorder, Switch};
 
@@ -157,6 +157,9 @@ async fn endpoint(
         Ok(path) => path,
         Err(why) => return refused(StatusCode::BAD_REQUEST, "bad_request", &why.to_string(), Some(&principal)),
     };
+    if let Err(why) = check_method(request.method()) {
+        return refused(StatusCode::BAD_REQUEST, "bad_request", &why.to_string(), Some(&principal));
+    }
     if request.method() == Method::CONNECT || request.method() == Method::TRACE {
         let message = "CONNECT and TRACE are not proxied";
         return refused(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message, Some(&principal));
@@ -185,7 +188,7 @@ async fn endpoint(
     } else {
         Incoming::pick_headers(request.headers(), &upstream.config.forward_headers)
     };
-    let (method, query) = (request.method().clone(), request.uri().query().map(str::to_owned));
+    let (method, query) = (request.method().clone(), request.uri().query().map(normal_query));
     let body = match http_body_util::Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
@@ -269,7 +272,7 @@ async fn run(
     let record =
         Record { state: service.0.state.clone(), outcomes: service.0.outcomes.clone(), principal, request: id };
     match upstream.send(incoming).await {
-        Ok(response) => stream_back(response, record, token),
+        Ok(response) => stream_back(response, record, token, &upstream.secrets),
         Err(why) => {
             record.unreachable(&why);
             error(StatusCode::BAD_GATEWAY, "bad_gateway", &why.to_string())
@@ -386,7 +389,7 @@ async fn run_when_decided(
     let record =
         Record { state: inner.state.clone(), outcomes: inner.outcomes.clone(), principal, request: id.clone() };
     let slot = match upstream.send(&incoming).await {
-        Ok(response) => match read_back(response, &record, MAX_KEPT_BYTES).await {
+        Ok(response) => match read_back(response, &record, MAX_KEPT_BYTES, &upstream.secrets).await {
             Ok(stored) => Slot::Ready(stored),
             Err(status) => Slot::Refused(
                 StatusCode::BAD_GATEWAY,

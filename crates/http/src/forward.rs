@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Credential, HttpConfig};
 use crate::cut::Caller;
+use crate::redact::{Masking, Secrets};
 use crate::request::Incoming;
 
 /// Response headers never passed back: hop-by-hop ones, and cookies the
@@ -42,6 +43,8 @@ pub struct Upstream {
     client: reqwest::Client,
     /// The gateway's credential, marked sensitive so it never shows in logs.
     credential: Option<(HeaderName, HeaderValue)>,
+    /// The credential's secret parts, never passed back ([`crate::redact`]).
+    pub secrets: Secrets,
 }
 
 /// Why the API could not be asked; says nothing of its address or credential.
@@ -60,17 +63,21 @@ impl Upstream {
     /// cannot be used.
     pub fn new(config: HttpConfig) -> Result<Self, String> {
         let builder = crate::upstream::client_builder(config.ca_pem.as_deref())?;
-        let credential = match &config.credential {
-            Credential::None => None,
-            Credential::Bearer(token) => Some((header::AUTHORIZATION, format!("Bearer {}", token.expose()))),
+        let (credential, secrets) = match &config.credential {
+            Credential::None => (None, Secrets::default()),
+            Credential::Bearer(token) => (
+                Some((header::AUTHORIZATION, format!("Bearer {}", token.expose()))),
+                Secrets::of(&[token.expose().as_bytes()]),
+            ),
             Credential::Basic { user, password } => {
                 use base64::Engine as _;
                 let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
-                Some((header::AUTHORIZATION, format!("Basic {pair}")))
+                let secrets = Secrets::of(&[password.expose().as_bytes(), pair.as_bytes()]);
+                (Some((header::AUTHORIZATION, format!("Basic {pair}"))), secrets)
             }
             Credential::Header { name, value } => {
                 let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "the credential header".to_owned())?;
-                Some((name, value.expose().to_owned()))
+                (Some((name, value.expose().to_owned())), Secrets::of(&[value.expose().as_bytes()]))
             }
         };
         let credential = match credential {
@@ -83,7 +90,7 @@ impl Upstream {
             }
         };
         let client = builder.build().map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
-        Ok(Self { config, client, credential })
+        Ok(Self { config, client, credential, secrets })
     }
 
     /// Sends `incoming` to the API.
@@ -145,8 +152,10 @@ impl Upstream {
     }
 }
 
-/// The API's response headers that pass back to the client.
-fn passed_back(headers: &HeaderMap) -> HeaderMap {
+/// The API's response headers that pass back to the client: not
+/// hop-by-hop ones, cookies, the gateway's own (`countersign-*`), nor any
+/// that holds the gateway's credential.
+fn passed_back(headers: &HeaderMap, secrets: &Secrets) -> HeaderMap {
     let listed: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -157,7 +166,11 @@ fn passed_back(headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let lower = name.as_str();
-        if !DROPPED_RESPONSE.contains(&lower) && !listed.iter().any(|l| l == lower) {
+        let dropped = DROPPED_RESPONSE.contains(&lower)
+            || listed.iter().any(|l| l == lower)
+            || lower.starts_with("countersign-")
+            || secrets.found_in(value.as_bytes());
+        if !dropped {
             out.append(name.clone(), value.clone());
         }
     }
@@ -220,6 +233,10 @@ struct Relay {
     record: Option<Record>,
     /// The caller, whose credential is checked again while the body flows.
     caller: Caller,
+    /// The gateway's credential, masked wherever the body holds it.
+    masking: Masking,
+    /// The API's body has ended (what was held back is passed on last).
+    ended: bool,
 }
 
 impl Relay {
@@ -231,6 +248,9 @@ impl Relay {
     }
 
     async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        if self.ended {
+            return None;
+        }
         tokio::select! {
             chunk = self.upstream.chunk() => match chunk {
                 Ok(Some(bytes)) => {
@@ -241,11 +261,13 @@ impl Relay {
                     if self.upstream.content_length().is_some_and(|length| self.bytes >= length) {
                         self.finish("");
                     }
-                    Some(Ok(bytes))
+                    Some(Ok(self.masking.push(&bytes)))
                 }
                 Ok(None) => {
                     self.finish("");
-                    None
+                    self.ended = true;
+                    let held = self.masking.finish();
+                    (!held.is_empty()).then_some(Ok(held))
                 }
                 Err(_) => {
                     self.finish("; the API broke off the response");
@@ -268,9 +290,9 @@ impl Drop for Relay {
 
 /// The API's response, streamed back to the client; its outcome is
 /// recorded when the body ends, breaks off or is cut.
-pub fn stream_back(upstream: reqwest::Response, record: Record, bearer: String) -> Response {
+pub fn stream_back(upstream: reqwest::Response, record: Record, bearer: String, secrets: &Secrets) -> Response {
     let status = upstream.status();
-    let headers = passed_back(upstream.headers());
+    let headers = passed_back(upstream.headers(), secrets);
     let request = HeaderValue::from_str(&record.request).ok();
     if upstream.content_length() == Some(0) {
         // Nothing to stream (a redirect, a 204): answered and recorded at once.
@@ -284,8 +306,17 @@ pub fn stream_back(upstream: reqwest::Response, record: Record, bearer: String) 
         return response;
     }
     let caller = Caller::new(record.state.clone(), bearer, record.request.clone());
-    let relay =
-        Relay { upstream, status: status.as_u16(), hasher: Sha256::new(), bytes: 0, record: Some(record), caller };
+    let masking = Masking::new(secrets.clone());
+    let relay = Relay {
+        upstream,
+        status: status.as_u16(),
+        hasher: Sha256::new(),
+        bytes: 0,
+        record: Some(record),
+        caller,
+        masking,
+        ended: false,
+    };
     let stream = futures_util::stream::unfold(relay, |mut relay| async move {
         let item = relay.next().await?;
         Some((item, relay))
@@ -320,10 +351,16 @@ impl Stored {
 }
 
 /// Reads the API's response in full, up to `limit` bytes; `Err` with
-/// the status when it is larger. The outcome is recorded either way.
-pub async fn read_back(mut upstream: reqwest::Response, record: &Record, limit: usize) -> Result<Stored, StatusCode> {
+/// the status when it is larger (read no further than the chunk that
+/// went over). The outcome is recorded either way.
+pub async fn read_back(
+    mut upstream: reqwest::Response,
+    record: &Record,
+    limit: usize,
+    secrets: &Secrets,
+) -> Result<Stored, StatusCode> {
     let status = upstream.status();
-    let mut headers = passed_back(upstream.headers());
+    let mut headers = passed_back(upstream.headers(), secrets);
     let mut hasher = Sha256::new();
     let mut body = Vec::new();
     let mut total: u64 = 0;
@@ -336,7 +373,10 @@ pub async fn read_back(mut upstream: reqwest::Response, record: &Record, limit: 
                 if body.len() + chunk.len() <= limit {
                     body.extend_from_slice(&chunk);
                 } else {
-                    note = "; too large to keep for the client";
+                    // Not read on: an endless stream (SSE) would hold this
+                    // task, and the API's connection, for ever.
+                    note = "; too large to keep for the client (read no further)";
+                    break;
                 }
             }
             Ok(None) => break,
@@ -351,6 +391,7 @@ pub async fn read_back(mut upstream: reqwest::Response, record: &Record, limit: 
         return Err(status);
     }
     headers.remove(header::CONTENT_LENGTH);
+    secrets.mask(&mut body);
     Ok(Stored { status, headers, body: Bytes::from(body) })
 }
 
@@ -372,7 +413,7 @@ mod tests {
         ] {
             headers.append(HeaderName::from_static(n), HeaderValue::from_static(v));
         }
-        let out = passed_back(&headers);
+        let out = passed_back(&headers, &Secrets::default());
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["content-type", "etag"]);
     }

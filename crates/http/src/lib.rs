@@ -16,6 +16,8 @@
 //!   stops being accepted;
 //! - [`withdraw`]: held requests withdrawn when their client goes away;
 //! - [`results`]: responses kept for `Prefer: respond-async` clients;
+//! - [`redact`]: the gateway's credential never passed back, even when
+//!   the upstream echoes it;
 //! - [`reply`]: what the client is told when a request does not run;
 //! - [`upstream`]: names, URLs and the client of any fronted upstream
 //!   (the Kubernetes endpoint uses them too);
@@ -28,6 +30,7 @@ pub mod config;
 pub mod cut;
 pub mod endpoint;
 pub mod forward;
+pub mod redact;
 pub mod reply;
 pub mod request;
 pub mod results;

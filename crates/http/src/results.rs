@@ -19,6 +19,9 @@ pub const KEEP: Duration = Duration::from_secs(300);
 const KEEP_WAITING: Duration = Duration::from_secs(24 * 3600);
 /// The most results kept at once.
 pub const MAX_RESULTS: usize = 10_000;
+/// The most results kept at once for one principal: one agent's flood of
+/// `respond-async` requests does not leave no room for anyone else's.
+pub const MAX_RESULTS_EACH: usize = 1_000;
 /// The largest response body kept.
 pub const MAX_KEPT_BYTES: usize = 8 * 1024 * 1024;
 
@@ -65,7 +68,8 @@ impl Results {
     }
 
     /// Starts keeping request `id` for `owner`, unless it is kept already
-    /// (its result may have come first). False when too many are kept.
+    /// (its result may have come first). False when too many are kept, in
+    /// all or for `owner`.
     pub fn wait_for(&self, id: &str, owner: &PrincipalRef) -> bool {
         let mut entries = self.entries();
         let now = Instant::now();
@@ -73,7 +77,7 @@ impl Results {
         if entries.contains_key(id) {
             return true;
         }
-        if entries.len() >= MAX_RESULTS {
+        if entries.len() >= MAX_RESULTS || entries.values().filter(|e| e.owner == *owner).count() >= MAX_RESULTS_EACH {
             return false;
         }
         entries.insert(id.to_owned(), Entry { owner: owner.clone(), slot: Slot::Waiting, expires: now + KEEP_WAITING });
@@ -132,5 +136,17 @@ mod tests {
         results.complete("r2", &who("a"), Slot::Refused(StatusCode::FORBIDDEN, Value::Null));
         assert!(results.wait_for("r2", &who("a")));
         assert!(matches!(results.collect("r2", &who("a")), Collected::Done(Slot::Refused(..))));
+    }
+
+    #[test]
+    fn one_principal_cannot_take_every_place() {
+        let results = Results::default();
+        for i in 0..MAX_RESULTS_EACH {
+            assert!(results.wait_for(&format!("a{i}"), &who("flood")));
+        }
+        assert!(!results.wait_for("one-more", &who("flood")));
+        assert!(results.wait_for("b0", &who("b")));
+        // A request already kept is still waited for.
+        assert!(results.wait_for("a0", &who("flood")));
     }
 }

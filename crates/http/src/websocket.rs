@@ -38,6 +38,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::cut::{Caller, Cut};
 use crate::forward::{stream_back, Record, Upstream, REQUEST_HEADER};
+use crate::redact::Secrets;
 use crate::reply::{self, error};
 use crate::request::Incoming;
 use crate::withdraw::wait_held;
@@ -267,7 +268,7 @@ pub async fn switch(
         }
     };
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return stream_back(response, record, token);
+        return stream_back(response, record, token, &upstream.secrets);
     }
     let headers = match switched(response.headers()) {
         Ok(headers) => headers,
@@ -279,10 +280,11 @@ pub async fn switch(
     let request = HeaderValue::from_str(&record.request).ok();
     let limits = Limits { to_api: upstream.config.max_body_bytes, from_api: MAX_FROM_API };
     let caller = Caller::new(recorder.state.clone(), token, record.request.clone());
+    let secrets = upstream.secrets.clone();
     tokio::spawn(async move {
         match (client.await, response.upgrade().await) {
             (Ok(client), Ok(api)) => {
-                relay(hyper_util::rt::TokioIo::new(client), api, caller, limits, record).await;
+                relay(hyper_util::rt::TokioIo::new(client), api, caller, secrets, limits, record).await;
             }
             (Err(_), _) | (_, Err(_)) => record.stream_ended(
                 countersign_core::OutcomeStatus::Failed,
@@ -335,8 +337,9 @@ pub async fn hold_switch(
 }
 
 /// Relays messages between the switched client and API connections until
-/// either ends, then records how it went under `record`.
-pub async fn relay<C, A>(client: C, api: A, caller: Caller, limits: Limits, record: Record)
+/// either ends, then records how it went under `record`; the gateway's
+/// credential (`secrets`) is masked in messages from the API.
+pub async fn relay<C, A>(client: C, api: A, caller: Caller, secrets: Secrets, limits: Limits, record: Record)
 where
     C: AsyncRead + AsyncWrite + Unpin,
     A: AsyncRead + AsyncWrite + Unpin,
@@ -344,7 +347,7 @@ where
     let config = |limit: usize| WebSocketConfig::default().max_message_size(Some(limit)).max_frame_size(Some(limit));
     let mut client = WebSocketStream::from_raw_socket(client, Role::Server, Some(config(limits.to_api))).await;
     let mut api = WebSocketStream::from_raw_socket(api, Role::Client, Some(config(limits.from_api))).await;
-    let (up, down, end) = pump(&mut client, &mut api, caller).await;
+    let (up, down, end) = pump(&mut client, &mut api, caller, &secrets).await;
     let (to_client, to_api) = end.farewells();
     tokio::join!(close(&mut client, to_client), close(&mut api, to_api));
     let (status, how) = end.describe(limits);
@@ -370,6 +373,7 @@ async fn pump<C, A>(
     client: &mut WebSocketStream<C>,
     api: &mut WebSocketStream<A>,
     mut caller: Caller,
+    secrets: &Secrets,
 ) -> (Tally, Tally, End)
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -379,10 +383,10 @@ where
     loop {
         let ended = tokio::select! {
             message = client.next() => {
-                caller.unless_cut(step(Side::Client, message, &mut up, api)).await.unwrap_or_else(|cut| Some(End::Cut(cut)))
+                caller.unless_cut(step(Side::Client, message, &mut up, api, &Secrets::default())).await.unwrap_or_else(|cut| Some(End::Cut(cut)))
             }
             message = api.next() => {
-                caller.unless_cut(step(Side::Api, message, &mut down, client)).await.unwrap_or_else(|cut| Some(End::Cut(cut)))
+                caller.unless_cut(step(Side::Api, message, &mut down, client, secrets)).await.unwrap_or_else(|cut| Some(End::Cut(cut)))
             }
             cut = caller.no_longer_allowed() => Some(End::Cut(cut)),
         };
@@ -399,6 +403,7 @@ async fn step<T: AsyncRead + AsyncWrite + Unpin>(
     message: Option<Result<Message, WsError>>,
     tally: &mut Tally,
     to: &mut WebSocketStream<T>,
+    secrets: &Secrets,
 ) -> Option<End> {
     let other = match from {
         Side::Client => Side::Api,
@@ -423,8 +428,35 @@ async fn step<T: AsyncRead + AsyncWrite + Unpin>(
         message @ (Message::Text(_) | Message::Binary(_)) => {
             tally.messages += 1;
             tally.bytes += message.len() as u64;
-            to.send(message).await.err().map(|_| End::Gone(other))
+            to.send(masked(message, secrets)).await.err().map(|_| End::Gone(other))
         }
+    }
+}
+
+/// `message` with every secret masked (a text stays text: the secrets'
+/// bytes, when found in valid UTF-8, are whole characters).
+fn masked(message: Message, secrets: &Secrets) -> Message {
+    let found = |data: &[u8]| secrets.found_in(data);
+    match message {
+        Message::Text(text) if found(text.as_bytes()) => {
+            let mut bytes = text.as_bytes().to_vec();
+            secrets.mask(&mut bytes);
+            match String::from_utf8(bytes) {
+                Ok(text) => Message::Text(text.into()),
+                Err(e) => Message::Binary(e.into_bytes().into()),
+            }
+        }
+        Message::Binary(data) if found(&data) => {
+            let mut bytes = data.to_vec();
+            secrets.mask(&mut bytes);
+            Message::Binary(bytes.into())
+        }
+        other @ (Message::Text(_)
+        | Message::Binary(_)
+        | Message::Ping(_)
+        | Message::Pong(_)
+        | Message::Close(_)
+        | Message::Frame(_)) => other,
     }
 }
 

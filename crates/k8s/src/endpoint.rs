@@ -35,7 +35,7 @@ use countersign_gateway::refusals::Source;
 use countersign_gateway::AppState;
 use countersign_http::cut::Caller;
 use countersign_http::forward::{stream_back, Record};
-use countersign_http::request::{check_framing, mark_upgrade, Incoming};
+use countersign_http::request::{check_framing, mark_upgrade, normal_query, Incoming};
 use countersign_http::withdraw::wait_held;
 use countersign_server::bearer::{account_turned_away, identify, CallHead, TurnedAway, Unidentified};
 use http_body_util::BodyExt as _;
@@ -222,7 +222,7 @@ async fn endpoint(
     }
     let token = call.bearer().unwrap_or_default().to_owned();
     let headers = Incoming::pick_headers(request.headers(), &STREAM_HEADERS.map(str::to_owned));
-    let (method, query) = (request.method().clone(), request.uri().query().map(str::to_owned));
+    let (method, query) = (request.method().clone(), request.uri().query().map(normal_query));
     let body = match http_body_util::Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
@@ -325,7 +325,7 @@ async fn run(service: &Service, upstream: &Upstream, call: Call, principal: Prin
     let Call { incoming, upgrade, token } = call;
     let Some(upgrade) = upgrade else {
         return match upstream.send(&incoming).await {
-            Ok(response) => stream_back(response, record, token),
+            Ok(response) => stream_back(response, record, token, &upstream.secrets),
             Err(why) => {
                 record.unreachable(&why);
                 failure(StatusCode::BAD_GATEWAY, "InternalError", &format!("countersign: {why}"))
@@ -341,7 +341,7 @@ async fn run(service: &Service, upstream: &Upstream, call: Call, principal: Prin
     };
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         // The API server said no (or answered plainly): its answer goes back.
-        return stream_back(response, record, token);
+        return stream_back(response, record, token, &upstream.secrets);
     }
     let mut switched = Response::new(axum::body::Body::empty());
     *switched.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -107,8 +107,9 @@ pub fn plan(action: &Action) -> Option<Result<Plan, String>> {
     let resource = facts.resource_types.first().cloned().unwrap_or_default();
     let name = facts.names.first().map_or("*", String::as_str);
     let object = match facts.namespaces.first() {
-        Some(ns) => format!("{resource} {ns}/{name}"),
-        None => format!("{resource} {name}"),
+        // A namespace is in itself: `namespaces web`, not `namespaces web/web`.
+        Some(ns) if resource != "namespaces" => format!("{resource} {ns}/{name}"),
+        Some(_) | None => format!("{resource} {name}"),
     };
     Some(Ok(Plan { verb, object, resource }))
 }

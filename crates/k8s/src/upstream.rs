@@ -5,6 +5,7 @@
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use countersign_http::forward::Unreachable;
+use countersign_http::redact::Secrets;
 use countersign_http::request::Incoming;
 
 use crate::config::{Credential, KubernetesConfig};
@@ -16,6 +17,9 @@ pub struct Upstream {
     client: reqwest::Client,
     /// `Authorization: Bearer …`, marked sensitive; none with a client certificate.
     authorization: Option<HeaderValue>,
+    /// The token, never passed back, even when the API server answers
+    /// with it (a Secret holding it): [`countersign_http::redact`].
+    pub secrets: Secrets,
 }
 
 impl Upstream {
@@ -23,22 +27,23 @@ impl Upstream {
     /// be used.
     pub fn new(config: KubernetesConfig) -> Result<Self, String> {
         let mut builder = countersign_http::upstream::client_builder(config.ca_pem.as_deref())?;
-        let authorization = match &config.credential {
+        let (authorization, secrets) = match &config.credential {
             Credential::Token(token) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
                     .map_err(|_| "the token is not a valid header value".to_owned())?;
                 value.set_sensitive(true);
-                Some(value)
+                (Some(value), Secrets::of(&[token.expose().as_bytes()]))
             }
             Credential::Certificate(pem) => {
                 let identity = reqwest::Identity::from_pem(pem.expose().as_bytes())
                     .map_err(|_| "the client certificate or key cannot be used".to_owned())?;
                 builder = builder.identity(identity);
-                None
+                // The key never crosses the wire, but a Secret may hold it.
+                (None, Secrets::of(&[private_key(pem.expose()).as_bytes()]))
             }
         };
         let client = builder.build().map_err(|e| format!("cannot set up the Kubernetes client: {e}"))?;
-        Ok(Self { config, client, authorization })
+        Ok(Self { config, client, authorization, secrets })
     }
 
     /// The URL `incoming` goes to; it stays on the API server.
@@ -104,5 +109,27 @@ impl Upstream {
                 Unreachable::Connect(name.clone())
             }
         })
+    }
+}
+
+/// The private key block of a PEM bundle (empty when there is none).
+fn private_key(pem: &str) -> &str {
+    let starts_key =
+        |i: &usize| pem.get(*i..).and_then(|r| r.lines().next()).is_some_and(|l| l.contains("PRIVATE KEY"));
+    let Some(begin) = pem.match_indices("-----BEGIN").map(|(i, _)| i).find(starts_key) else { return "" };
+    let rest = pem.get(begin..).unwrap_or_default();
+    let end = rest.find("-----END").and_then(|e| Some(e + rest.get(e..)?.find("KEY-----")? + "KEY-----".len()));
+    end.and_then(|end| rest.get(..end)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_private_key_of_a_bundle_is_what_is_never_passed_back() {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIc\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nMIIk\n-----END PRIVATE KEY-----\n";
+        assert_eq!(private_key(pem), "-----BEGIN PRIVATE KEY-----\nMIIk\n-----END PRIVATE KEY-----");
+        assert_eq!(private_key("-----BEGIN CERTIFICATE-----\nMIIc\n-----END CERTIFICATE-----\n"), "");
     }
 }

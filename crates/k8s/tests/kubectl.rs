@@ -960,3 +960,92 @@ async fn a_clients_dry_run_tricks_do_not_make_the_preview_write() {
     assert_eq!(delete.await.unwrap().unwrap().status().as_u16(), 403);
     h.nothing_written();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_token_kept_in_a_secret_is_never_handed_to_the_agent() {
+    let Some(h) = harness().await else { return };
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // Reading secrets outside production is routine: the read runs, and
+    // the Secret holding the gateway's own token (alone, and inside a
+    // kubeconfig) comes back with it masked.
+    let out =
+        h.kubectl("bot", "staging", &["get", "secret", "gateway-token", "-n", "web", "-o", "json"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let secret: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = secret.to_string();
+    let token_b64 = b64.encode(API_TOKEN);
+    assert!(!shown.contains(API_TOKEN) && !shown.contains(&token_b64), "{shown}");
+    assert!(secret["data"]["token"].as_str().unwrap().contains('*'), "{shown}");
+    let kubeconfig = secret["data"]["kubeconfig"].as_str().unwrap();
+    let readable: String = kubeconfig
+        .as_bytes()
+        .chunks(4)
+        .filter(|group| !group.contains(&b'*'))
+        .map(|group| String::from_utf8_lossy(&b64.decode(group).unwrap_or_default()).into_owned())
+        .collect();
+    assert!(readable.contains("users:") && !readable.contains("sa-token"), "{readable}");
+    // The API server did send it: it was masked on the way.
+    let received = h.received();
+    assert!(received.iter().any(|r| r["path"] == "/api/v1/namespaces/web/secrets/gateway-token"), "{received:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_header_of_the_agents_borrows_or_strips_the_gateways_identity() {
+    let Some(h) = harness().await else { return };
+    let key = h.gateway.token("bot");
+    // Every impersonation header, the agent's own credentials, and hop-by-hop
+    // lists naming the gateway's own `Authorization` (to strip it), sent raw.
+    let request = format!(
+        "GET /k8s/staging/api/v1/namespaces/web/pods HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\n\
+         Impersonate-User: system:admin\r\nImpersonate-Group: system:masters\r\nImpersonate-Uid: 0\r\n\
+         Impersonate-Extra-Scopes: view\r\nImpersonate-Extra-acme.io%2Frole: admin\r\n\
+         Proxy-Authorization: Bearer {API_TOKEN}\r\nCookie: session=x\r\nX-Remote-User: system:admin\r\n\
+         X-Remote-Group: system:masters\r\nConnection: close, Authorization, Impersonate-User\r\n\r\n"
+    );
+    let addr = h.served.url.trim_start_matches("http://").to_owned();
+    let answer = {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let received = h.received();
+    let sent = received.iter().find(|r| r["path"] == "/api/v1/namespaces/web/pods").unwrap();
+    assert_eq!(sent["authorization"], format!("Bearer {API_TOKEN}"), "{sent}");
+    assert_eq!(sent["impersonate"], json!({}), "{sent}");
+    assert!(sent["cookie"].is_null(), "{sent}");
+    assert!(!sent.to_string().contains(&key), "{sent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_that_opens_a_stream_is_no_routine_read() {
+    let Some(h) = harness().await else { return };
+    let key = h.gateway.token("bot");
+    // A console (KubeVirt's, or any streaming subresource the verbs do not
+    // name) is a GET that switches to a stream both ways: reads outside
+    // production are routine, this is not one; it waits for an SRE.
+    let path = "/apis/subresources.kubevirt.io/v1/namespaces/web/virtualmachineinstances/vm/console";
+    let request = format!(
+        "GET /k8s/staging{path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\n\
+         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    let addr = h.served.url.trim_start_matches("http://").to_owned();
+    let client = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = stream.read(&mut answer).await.unwrap_or(0);
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    });
+    let pending = h.pending().await;
+    assert_eq!(pending["payload"]["path"], path, "{pending}");
+    assert_eq!(pending["payload"]["upgrade"], "websocket", "{pending}");
+    assert!(!h.received().iter().any(|r| r["path"] == path), "the stream was opened before anyone approved it");
+    client.abort();
+}

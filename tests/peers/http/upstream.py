@@ -106,6 +106,31 @@ async def elsewhere(to: str):
     return RedirectResponse(to, status_code=302)
 
 
+def echoed(request: Request):
+    """A careless API: it says back the request's headers, the gateway's
+    credential among them, in its body and in a header."""
+    auth = request.headers.get("authorization", "")
+    return JSONResponse({"headers": dict(request.headers)}, headers={"x-echo-authorization": auth})
+
+
+@app.get("/echo", operation_id="echoRequest")
+async def echo(request: Request):
+    return echoed(request)
+
+
+@app.post("/echo", operation_id="echoPost")
+async def echo_post(request: Request):
+    return echoed(request)
+
+
+@app.get("/echo/text", operation_id="echoText")
+async def echo_text(request: Request, cut: int = 0):
+    """Careless, in plain text, ending with the first `cut` characters of
+    the token: an end that could begin the credential."""
+    auth = request.headers.get("authorization", "")
+    return Response(f"{auth}\n{auth.removeprefix('Bearer ')[:cut]}", media_type="text/plain")
+
+
 @app.websocket("/ws/{name}")
 async def websocket(ws: WebSocket, name: str):
     key = f"WS /ws/{name}"
@@ -134,6 +159,10 @@ async def websocket(ws: WebSocket, name: str):
             if message["type"] == "websocket.disconnect":
                 return
             text, data = message.get("text"), message.get("bytes")
+            if text == "whoami":
+                # Careless too: the handshake's credential, said back.
+                await ws.send_text(ws.headers.get("authorization", ""))
+                continue
             if text == "close":
                 await ws.close(code=1000, reason="asked to")
                 return

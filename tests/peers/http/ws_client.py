@@ -13,6 +13,7 @@ a first line once connecting or connected, so a test can act then):
   open after the first message, then reads until the gateway closes it:
   the close code, reason, and the messages seen before;
 - big N: sends a message of N bytes: how the gateway closes;
+- say TEXT: sends TEXT, prints the API's answer, closes;
 - stall COMMAND: asks for a stream, says it is open after the first
   message, then stops reading for 20 s (a peer that never reads).
 """
@@ -91,6 +92,11 @@ def run(ws):
         out({"open": True, **info})
         time.sleep(20)
         return out({"stalled": True})
+    if STEP == "say":
+        ws.send(ARG)
+        answer = ws.recv(timeout=10)
+        ws.close(code=1000)
+        return out({"answer": answer if isinstance(answer, str) else answer.hex()})
     if STEP == "big":
         try:
             ws.send(b"y" * int(ARG))

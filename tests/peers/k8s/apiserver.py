@@ -61,6 +61,13 @@ seed("configmaps", "prod", "app", {"data": {"level": "info", "region": "eu-west-
 seed("configmaps", "prod", "broken", {"data": {"level": "info"}})
 seed("configmaps", "prod", "slow", {"data": {"level": "info"}})
 seed("secrets", "prod", "db", {"type": "Opaque", "data": {"password": "aHVudGVyMi1zM2NyM3Q="}})
+# The gateway's own token, kept in the cluster (as a ServiceAccount's
+# Secret keeps it), alone and inside a kubeconfig: reading it through the
+# gateway must not hand it to the agent.
+seed("secrets", "web", "gateway-token", {"type": "Opaque", "data": {
+    "token": base64.b64encode(TOKEN.encode()).decode(),
+    "kubeconfig": base64.b64encode(f"users:\n- name: gateway\n  user:\n    token: {TOKEN}\n".encode()).decode(),
+}})
 seed("deployments", "prod", "api", {"spec": {
     "replicas": 2, "selector": {"matchLabels": {"app": "api"}},
     "template": {"metadata": {"labels": {"app": "api"}},

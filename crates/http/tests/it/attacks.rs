@@ -352,3 +352,142 @@ async fn lookalike_names_and_paths_do_not_reach_the_api() {
         assert!(event.body.len() < 2048, "{event:?}");
     }
 }
+
+/// Reads are routine, but never of `/items/protected`, matched as a path
+/// string: what an escape, a path parameter, a doubled slash or a
+/// lower-case method could dodge if the policy saw another spelling than
+/// the API resolves.
+const PATH_POLICY: &str = r#"
+@id("items-reads-routine")
+permit (principal, action == Action::"http.request", resource == Resource::"items")
+when { context.facts has http && context.facts.http.read_only };
+
+@id("never-read-protected")
+forbid (principal, action == Action::"http.request", resource == Resource::"items")
+when { context.facts has http && context.facts.http.path == "/items/protected" };
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spellings_the_api_reads_otherwise_are_refused_or_decided_as_it_reads_them() {
+    if !python_peers() {
+        return;
+    }
+    let proxy = Proxy::start_with(PATH_POLICY, "20s").await;
+    let send = |line: &str| {
+        let request =
+            format!("{line} HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", proxy.key);
+        raw(&proxy.addr(), request.as_bytes()).unwrap()
+    };
+    // An escaped letter is the same path to the API: decided as such.
+    for path in ["/items/%70rotected", "/items/prot%65cted", "/items/%70%72%6F%74%65%63%74%65%64"] {
+        let answer = send(&format!("GET /http/items{path}"));
+        assert!(answer.starts_with("HTTP/1.1 403") && answer.contains("never-read-protected"), "{path}: {answer}");
+    }
+    // Spellings a server could resolve to another path, and methods that
+    // are not what the policy would see upper-cased.
+    for line in [
+        "GET /http/items/items/protected;x=1",
+        "GET /http/items/items/..;/_seen",
+        "GET /http/items//items/protected",
+        "GET /http/items/items//protected",
+        "GET /http/items/items/%252e%252e/_seen",
+        "GET /http/items/items/100%",
+        "get /http/items/items/1",
+        "Get /http/items/items/1",
+    ] {
+        let answer = send(line);
+        assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("bad_request"), "{line}: {answer}");
+    }
+    // What was decided is what the API got: the path in its one spelling,
+    // the query escaped as it goes (a character that reorders what the
+    // approver reads cannot hide in it).
+    let answer = send("GET /http/items/items/%31?to=acct\u{202E}1&n='x'");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = proxy.upstream.seen().await;
+    assert_eq!(seen["calls"], json!({"GET /openapi.json": 1, "GET /items/1": 1}), "{seen}");
+    assert_eq!(seen["query"], "to=acct%E2%80%AE1&n=%27x%27", "{seen}");
+    let id = answer.lines().find_map(|l| l.strip_prefix("countersign-request: ")).unwrap().trim().to_owned();
+    let request = proxy.kit.store.request(&id).await.unwrap().unwrap();
+    assert_eq!(request.action.payload["query"], seen["query"]);
+    let decided: Vec<Value> = proxy
+        .kit
+        .store
+        .list_requests(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action.payload["path"].clone())
+        .collect();
+    assert!(decided.iter().all(|p| p == "/items/protected" || p == "/items/1"), "{decided:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_that_echoes_the_credential_never_hands_it_to_the_agent() {
+    if !python_peers() {
+        return;
+    }
+    let proxy = Proxy::start("20s").await;
+    let client = countersign_testkit::client();
+    // Streamed back: the header that says it is dropped, the body masked
+    // byte for byte (its declared length still holds).
+    let response = client.get(proxy.url("/echo")).bearer_auth(&proxy.key).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-echo-authorization").is_none(), "{:?}", response.headers());
+    let length: usize = response.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let body = response.text().await.unwrap();
+    assert_eq!(body.len(), length);
+    assert!(!body.contains(UPSTREAM_TOKEN), "{body}");
+    let masked = "*".repeat(UPSTREAM_TOKEN.len());
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["headers"]["authorization"], format!("Bearer {masked}"));
+    // The API did get it (so it was echoed, then masked).
+    assert_eq!(proxy.upstream.seen().await["credential_ok"], true);
+    // A body that ends with what could begin the credential: held back,
+    // then passed on at the end, whole.
+    let response = client.get(proxy.url("/echo/text?cut=6")).bearer_auth(&proxy.key).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), format!("Bearer {masked}\n{}", &UPSTREAM_TOKEN[..6]));
+
+    // Kept for a client that did not wait, then collected: masked too.
+    let response =
+        client.post(proxy.url("/echo")).bearer_auth(&proxy.key).header("prefer", "respond-async").send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    let id = body["request"].as_str().unwrap().to_owned();
+    let (status, _) = proxy.kit.approve("alice", &id).await;
+    assert_eq!(status, 200);
+    let result = format!("{}/v1/http/results/{id}", proxy.base);
+    let started = std::time::Instant::now();
+    let collected = loop {
+        let response = client.get(&result).bearer_auth(&proxy.key).send().await.unwrap();
+        if response.status() != 202 {
+            break response;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(collected.status(), 200);
+    assert!(collected.headers().get("x-echo-authorization").is_none());
+    let body = collected.text().await.unwrap();
+    assert!(!body.contains(UPSTREAM_TOKEN) && body.contains(&masked), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_and_many_headers_are_refused_and_the_gateway_keeps_serving() {
+    if !python_peers() {
+        return;
+    }
+    let proxy = Proxy::start("20s").await;
+    let head = format!("GET /http/items/items/1 HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {}\r\n", proxy.key);
+    let many: String = (0..5_000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let huge = format!("X-Huge: {}\r\n", "a".repeat(1024 * 1024));
+    for extra in [many, huge] {
+        let request = format!("{head}{extra}Connection: close\r\n\r\n");
+        // Refused (431/400), or the connection closed on the sender: never answered 200.
+        let answer = raw(&proxy.addr(), request.as_bytes()).unwrap_or_default();
+        assert!(!answer.starts_with("HTTP/1.1 200"), "{}", answer.lines().next().unwrap_or_default());
+    }
+    let seen = proxy.upstream.seen().await;
+    assert_eq!(seen["calls"], json!({"GET /openapi.json": 1}), "{seen}");
+    let response =
+        countersign_testkit::client().get(proxy.url("/items/1")).bearer_auth(&proxy.key).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}

@@ -193,6 +193,11 @@ impl Proxy {
     /// The proxy for `[[http]] items`, holding a pending request up to
     /// `hold`, bodies up to 256 KiB.
     pub async fn start(hold: &str) -> Self {
+        Self::start_with(POLICY, hold).await
+    }
+
+    /// [`Proxy::start`] under `policy` instead of [`POLICY`].
+    pub async fn start_with(policy: &str, hold: &str) -> Self {
         let upstream = Upstream::start();
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("items-token");
@@ -205,7 +210,7 @@ impl Proxy {
             token_file.display(),
             openapi_file.display(),
         );
-        let kit = Builder::new(POLICY).dir(dir).config(&config).cast(standard_cast()).start().await;
+        let kit = Builder::new(policy).dir(dir).config(&config).cast(standard_cast()).start().await;
         let served = kit.serve(countersign_http::router(kit.state.clone(), kit.config.http.clone())).await;
         Self { base: served.url.clone(), key: kit.token("bot"), _served: served, kit, upstream }
     }

@@ -421,3 +421,17 @@ async fn a_policy_that_now_denies_an_open_stream_cuts_it() {
     let response = client.get(proxy.url("/items/1")).bearer_auth(&proxy.key).send().await.unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_that_says_the_credential_in_a_message_has_it_masked() {
+    if !python_peers() {
+        return;
+    }
+    let proxy = Proxy::start("20s").await;
+    // The API answers `whoami` with the handshake's `Authorization`.
+    let out = step(&proxy, "/ws/echo", "say", Some("whoami")).await;
+    assert_eq!(out["answer"], format!("Bearer {}", "*".repeat(UPSTREAM_TOKEN.len())), "{out}");
+    assert!(!out.to_string().contains(UPSTREAM_TOKEN), "{out}");
+    let out = step(&proxy, "/ws/echo", "say", Some("hello")).await;
+    assert_eq!(out["answer"], "hello", "{out}");
+}
