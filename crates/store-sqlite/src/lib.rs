@@ -36,7 +36,6 @@ use countersign_store::{
 };
 
 pub use audit::VerifyError;
-pub use requests::{DEFAULT_LIMIT, MAX_LIMIT};
 
 use changes::Changes;
 use checkpointer::Checkpointer;

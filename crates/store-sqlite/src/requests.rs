@@ -9,10 +9,6 @@ use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use crate::error::{corrupt, db, insert as insert_error};
 use crate::writer::Tx;
 
-/// Lists return this many requests when the caller does not say.
-pub const DEFAULT_LIMIT: usize = 100;
-/// Lists never return more than this many requests.
-pub const MAX_LIMIT: usize = 1000;
 
 pub(crate) use countersign_store::RequestRow as Row;
 
@@ -162,10 +158,7 @@ pub(crate) fn list(conn: &Connection, filter: &RequestFilter) -> Result<Vec<Requ
         }
         clauses.push(format!("id IN (SELECT request_id FROM request_audience WHERE {})", inner.join(" AND ")));
     }
-    let limit = match filter.limit {
-        0 => DEFAULT_LIMIT,
-        n => n.min(MAX_LIMIT),
-    };
+    let limit = countersign_store::page_limit(filter.limit);
     let limit = bind(Value::Integer(i64::try_from(limit).unwrap_or(100)));
     let filter_sql = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
     let sql = format!("SELECT body FROM requests{filter_sql} ORDER BY created_at DESC, id DESC LIMIT {limit}");
@@ -204,10 +197,7 @@ pub(crate) fn open_by_fingerprint(
     now: Timestamp,
     limit: usize,
 ) -> Result<Vec<Request>, StoreError> {
-    let limit = match limit {
-        0 => DEFAULT_LIMIT,
-        n => n.min(MAX_LIMIT),
-    };
+    let limit = countersign_store::page_limit(limit);
     let mut stmt = conn.prepare_cached(OPEN_BY_FINGERPRINT).map_err(db)?;
     let rows = stmt
         .query_map(

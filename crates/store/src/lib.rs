@@ -27,8 +27,8 @@ use countersign_core::{Fingerprint, Principal, PrincipalRef, Request, Timestamp}
 pub use error::StoreError;
 pub use row::RequestRow;
 pub use types::{
-    audience_keys, Agent, Audience, Change, Cursor, NewAgent, NewUser, RequestFilter, Update, UpdateFn, Updated, User,
-    UserProfile,
+    audience_keys, page_limit, Agent, Audience, Change, Cursor, NewAgent, NewUser, RequestFilter, Update, UpdateFn,
+    Updated, User, UserProfile, DEFAULT_LIMIT, MAX_LIMIT,
 };
 
 /// Read-only access to stored requests, for what only reads their history

@@ -95,6 +95,21 @@ pub struct NewAgent {
     pub created_at: Timestamp,
 }
 
+/// Lists return this many requests when the caller does not say.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Lists never return more than this many requests.
+pub const MAX_LIMIT: usize = 1000;
+
+/// How many requests a list asked for `requested` returns at most, the
+/// same in every backend: 0 means [`DEFAULT_LIMIT`], and never more than
+/// [`MAX_LIMIT`].
+pub fn page_limit(requested: usize) -> usize {
+    match requested {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    }
+}
+
 /// Which requests to list. Empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestFilter {

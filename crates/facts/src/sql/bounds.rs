@@ -101,30 +101,12 @@ pub(super) fn scan(tokens: &[TokenWithSpan]) -> Option<Shape> {
             }
             // `a.b.c` is one name (a list), not a nested tree.
             Token::Period => {}
-            Token::SingleQuotedString(_)
-            | Token::DoubleQuotedString(_)
-            | Token::TripleSingleQuotedString(_)
-            | Token::TripleDoubleQuotedString(_)
-            | Token::DollarQuotedString(_)
-            | Token::SingleQuotedByteStringLiteral(_)
-            | Token::DoubleQuotedByteStringLiteral(_)
-            | Token::TripleSingleQuotedByteStringLiteral(_)
-            | Token::TripleDoubleQuotedByteStringLiteral(_)
-            | Token::SingleQuotedRawStringLiteral(_)
-            | Token::DoubleQuotedRawStringLiteral(_)
-            | Token::TripleSingleQuotedRawStringLiteral(_)
-            | Token::TripleDoubleQuotedRawStringLiteral(_)
-            | Token::NationalStringLiteral(_)
-            | Token::QuoteDelimitedStringLiteral(_)
-            | Token::NationalQuoteDelimitedStringLiteral(_)
-            | Token::EscapedStringLiteral(_)
-            | Token::UnicodeStringLiteral(_)
-            | Token::HexStringLiteral(_) => {
+            token if super::quoted::is_quoted_text(token) => {
                 // `"…"` is a string in MySQL and a name elsewhere; only
                 // where it ends matters, and that is the same in both
                 // unless a backslash moves it, which then moves a
                 // separator, comment or single-quoted string too.
-                if !matches!(token.token, Token::DoubleQuotedString(_)) {
+                if !matches!(token, Token::DoubleQuotedString(_)) {
                     signature.push((Mark::String, start));
                 }
             }

@@ -22,12 +22,14 @@
 //! - [`walk`]: the facts of one parsed text;
 //! - [`functions`]: the functions known to have no side effect;
 //! - [`pglex`]: PostgreSQL's own reading of where strings, comments and
-//!   statements are, which `sqlparser`'s must match.
+//!   statements are, which `sqlparser`'s must match;
+//! - [`quoted`]: which of `sqlparser`'s tokens are quoted text.
 
 mod bounds;
 mod dialects;
 mod functions;
 pub mod pglex;
+mod quoted;
 mod walk;
 
 use serde::{Deserialize, Serialize};
