@@ -55,7 +55,6 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-
 use error::{col, db, pool as pool_error};
 use writer::{Op, Output, Writer};
 

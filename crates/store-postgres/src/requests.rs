@@ -9,7 +9,6 @@ use tokio_postgres::types::ToSql;
 use crate::error::{col, corrupt, db};
 use crate::writer::{Fatal, Tx};
 
-
 pub(crate) use countersign_store::RequestRow as Row;
 
 /// The row's values in column order.

@@ -9,7 +9,6 @@ use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use crate::error::{corrupt, db, insert as insert_error};
 use crate::writer::Tx;
 
-
 pub(crate) use countersign_store::RequestRow as Row;
 
 pub(crate) fn insert(conn: &Connection, row: &Row) -> Result<(), StoreError> {
