@@ -151,6 +151,14 @@ hold = "60s"
 }
 
 impl Harness {
+    /// An HTTP client that trusts only the gateway's test CA.
+    fn https_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(self.ca_pem.as_bytes()).unwrap())
+            .build()
+            .unwrap()
+    }
+
     /// A kubeconfig for `who` on `cluster`, as `countersign kubeconfig` prints it.
     fn kubeconfig(&self, who: &str, cluster: &str) -> PathBuf {
         let token = self.gateway.token(who);
@@ -312,10 +320,7 @@ async fn a_delete_held_past_the_hold_is_withdrawn_and_never_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_tricks_lookalike_clusters_and_huge_bodies_are_refused() {
     let Some(h) = harness().await else { return };
-    let client = reqwest::Client::builder()
-        .tls_certs_only(reqwest::Certificate::from_pem_bundle(h.ca_pem.as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let client = h.https_client();
     let key = h.gateway.token("bot");
     // Paths as sent, byte for byte (an HTTP client library would tidy
     // them), to the gateway behind the TLS terminator.
@@ -918,10 +923,7 @@ async fn a_failed_or_slow_dry_run_leaves_the_preview_unavailable_and_the_write_h
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clients_dry_run_tricks_do_not_make_the_preview_write() {
     let Some(h) = harness().await else { return };
-    let client = reqwest::Client::builder()
-        .tls_certs_only(reqwest::Certificate::from_pem_bundle(h.ca_pem.as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let client = h.https_client();
     let key = h.gateway.token("bot");
     let base = format!("{}/k8s/production/api/v1/namespaces/prod/configmaps/app", h.url);
     let patch = client
