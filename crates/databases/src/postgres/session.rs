@@ -324,12 +324,13 @@ impl Session {
                 );
                 self.refuse_execute(error);
             }
-            Portal { text: Some(text), .. } if refused_outright(&text, &self.shared.tracker()).is_some() => {
-                let message = refused_outright(&text, &self.shared.tracker()).unwrap_or_default();
-                self.record_unread(&text, &message).await;
-                self.refuse_execute(relay::refusal_error("42501", message, None, None));
-            }
             Portal { text: Some(text), parameters, released: false } => {
+                let refused = refused_outright(&text, &self.shared.tracker());
+                if let Some(message) = refused {
+                    self.record_unread(&text, &message).await;
+                    self.refuse_execute(relay::refusal_error("42501", message, None, None));
+                    return Ok(());
+                }
                 let statement = Statement { text: text.clone(), parameters: Some(parameters), preview: None };
                 let forgets = forgets_prepared(&text);
                 match self.decide(std::slice::from_ref(&statement)).await? {
