@@ -59,6 +59,12 @@ export interface GuardOptions {
   onPending?: (submitted: Submitted) => void;
 }
 
+/** What a `DeniedError` says: which action, which policies, why, which request. */
+export function deniedMessage(action: Action, submitted: Submitted): string {
+  const policies = submitted.policies.length ? ` (policy ${submitted.policies.join(', ')})` : '';
+  return `countersign denied ${action.kind} on ${action.resource}${policies}: ${submitted.reason} (request ${submitted.id})`;
+}
+
 /** What `decide` found: run under this request, or an error to throw. */
 export type Decided = { runAs: string; via: 'allowed' | 'released' };
 
@@ -284,11 +290,7 @@ export class CountersignClient {
       case 'allowed':
         return { runAs: submitted.id, via: 'allowed' };
       case 'denied':
-        throw new DeniedError(
-          `countersign denied ${action.kind} on ${action.resource}${submitted.policies.length ? ` (policy ${submitted.policies.join(', ')})` : ''}: ${submitted.reason} (request ${submitted.id})`,
-          submitted.id,
-          submitted.policies,
-        );
+        throw new DeniedError(deniedMessage(action, submitted), submitted.id, submitted.policies);
       case 'pending':
       case 'approved':
         break;

@@ -63,9 +63,9 @@ async function approveWhenPending(id: string): Promise<string> {
 
 async function newest(resource: string, id: string) {
   const { actions } = await agent().list({ kind: 'tool.call', resource });
-  const found = actions.find((v) => (v.payload as { id?: string }).id === id);
-  assert.ok(found, `no request on ${resource} for ${id}`);
-  return found;
+  const found = actions.filter((v) => (v.payload as { id?: string }).id === id);
+  assert.equal(found.length, 1, `one call files one request on ${resource} (for ${id})`);
+  return found[0];
 }
 
 /** The shared scenario: routine, sensitive (approved), denied, gateway down. */
@@ -88,6 +88,7 @@ export async function scenario(harness: Harness): Promise<void> {
   assert.equal(await reporter.flushOutcomes(), 0, 'no report lost');
   assert.equal(runs.restart, before.restart + 1, 'the approved call runs exactly once');
   assert.match(seen2, new RegExp(`restart ran for ${sensitive}`));
+  assert.equal((await newest('prod-web', sensitive)).id, approvedId);
   const r2 = await approver().get(approvedId);
   assert.equal(r2.status, 'released');
   assert.equal((r2.outcome as { status?: string } | undefined)?.status, 'succeeded');
@@ -97,6 +98,7 @@ export async function scenario(harness: Harness): Promise<void> {
   assert.equal(runs.drop, before.drop, 'a denied call never runs');
   assert.match(seen3, /denied/);
   assert.match(seen3, /no-drop|forbid/);
+  assert.equal((await newest('prod-db', denied)).status, 'denied');
 
   const down = randomUUID();
   const seen4 = await harness.call(unreachable(), 'echo', { id: down });

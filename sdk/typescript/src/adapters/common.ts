@@ -42,6 +42,10 @@ export async function verdict(client: CountersignClient, action: Action, waitMs:
 export class Ledger {
   #byCall = new Map<string, string>();
 
+  has(callId: string): boolean {
+    return this.#byCall.has(callId);
+  }
+
   grant(callId: string, requestId: string): void {
     this.#byCall.set(callId, requestId);
   }

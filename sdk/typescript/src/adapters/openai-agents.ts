@@ -1,16 +1,19 @@
-// OpenAI Agents SDK for JS (`@openai/agents`): guarded tools always need
-// approval (`needsApproval`), and `run` resolves the run's interruptions
-// through countersign: allowed or approved → `state.approve(item)`, the tool
-// runs under the released request and its outcome is reported; denied,
-// expired, revoked, pending past `waitMs` or gateway unreachable →
+// OpenAI Agents SDK for JS (`@openai/agents`): a guarded tool's
+// `needsApproval` submits the call. Allowed: no approval is needed, and the
+// tool runs at once under that request (no interruption, no resumed run).
+// Anything else interrupts the run, and `run` resolves the interruptions
+// through countersign: approved → `state.approve(item)`, the tool runs under
+// the released request and its outcome is reported; denied, expired,
+// revoked, pending past `waitMs` or gateway unreachable →
 // `state.reject(item, { message })`, the message the model reads.
 //
 //   const cs = countersignForAgents({ describe });
 //   const agent = new Agent({ name, model, tools: [cs.guardTool(myTool)] });
 //   const result = await cs.run(new Runner(), agent, 'do it');
 
-import { CountersignClient } from '../client.ts';
-import { describeToolCall, Ledger, runReported, verdict, type AdapterOptions } from './common.ts';
+import { CountersignClient, deniedMessage } from '../client.ts';
+import type { Action, Submitted } from '../types.ts';
+import { describeToolCall, Ledger, runReported, verdict, type AdapterOptions, type Verdict } from './common.ts';
 
 interface FunctionToolLike {
   type: 'function';
@@ -39,12 +42,40 @@ export function countersignForAgents(options: AdapterOptions = {}) {
   const describe = options.describe ?? describeToolCall;
   const waitMs = options.waitMs ?? 30_000;
   const ledger = new Ledger();
+  // Calls `needsApproval` submitted and countersign did not allow, by call
+  // id: `resolve` decides the same action (the input as the tool will run
+  // it), so a pending call is waited on as the request already filed, and a
+  // denial is answered without being submitted (and recorded) again.
+  const submissions = new Map<string, { action: Action; answer?: Submitted }>();
 
-  /** A copy of `tool` that always interrupts for approval and runs only under a granted request. */
+  /**
+   * Submits the call: `false` (no approval needed) only when countersign
+   * allowed it, and the call is then granted its request. Everything else,
+   * an unreachable gateway included, interrupts the run for `resolve`.
+   */
+  async function submitted(name: string, input: unknown, callId: string | undefined): Promise<boolean> {
+    if (callId === undefined || ledger.has(callId)) return true;
+    const action = describe(name, input);
+    let answer: Submitted;
+    try {
+      answer = await client.submit(action, { reuseOpen: true });
+    } catch {
+      submissions.set(callId, { action });
+      return true;
+    }
+    if (answer.status === 'allowed') {
+      ledger.grant(callId, answer.id);
+      return false;
+    }
+    submissions.set(callId, { action, answer });
+    return true;
+  }
+
+  /** A copy of `tool` that runs only under a request countersign allowed or released. */
   function guardTool<T extends FunctionToolLike>(tool: T): T {
     return {
       ...tool,
-      needsApproval: async () => true,
+      needsApproval: async (_runContext: unknown, input: unknown, callId?: string) => submitted(tool.name, input, callId),
       invoke: (runContext: unknown, input: string, details?: { toolCall?: { callId?: string } }) => {
         const requestId = ledger.take(details?.toolCall?.callId ?? '');
         return runReported(client, requestId, () => tool.invoke(runContext, input, details));
@@ -56,14 +87,23 @@ export function countersignForAgents(options: AdapterOptions = {}) {
   async function resolve(result: ResultLike): Promise<void> {
     for (const item of result.interruptions ?? []) {
       const callId = item.rawItem.callId ?? item.rawItem.id ?? '';
-      let input: unknown;
-      try {
-        input = JSON.parse(item.arguments ?? '{}');
-      } catch {
-        result.state.reject(item, { message: 'countersign cannot read the arguments of this call; the call was not made' });
-        continue;
+      const submission = submissions.get(callId);
+      submissions.delete(callId);
+      let action: Action;
+      if (submission) {
+        action = submission.action;
+      } else {
+        try {
+          action = describe(item.name ?? '', JSON.parse(item.arguments ?? '{}'));
+        } catch {
+          result.state.reject(item, { message: 'countersign cannot read the arguments of this call; the call was not made' });
+          continue;
+        }
       }
-      const v = await verdict(client, describe(item.name ?? '', input), waitMs);
+      const denial = submission?.answer?.status === 'denied' ? submission.answer : undefined;
+      const v: Verdict = denial
+        ? { run: false, message: `${deniedMessage(action, denial)}; the call was not made` }
+        : await verdict(client, action, waitMs);
       if (v.run) {
         ledger.grant(callId, v.requestId);
         result.state.approve(item);
