@@ -30,7 +30,7 @@ import json
 import select
 import socket
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Type
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpcore
@@ -38,7 +38,7 @@ import httpx
 
 #: What a failed exchange raises: every httpcore error (the pool maps OS
 #: and TLS errors to these), as httpx's own transport maps them.
-TRANSPORT_ERRORS: Tuple[type, ...] = (
+TRANSPORT_ERRORS: Tuple[Type[Exception], ...] = (
     httpcore.TimeoutException,
     httpcore.NetworkError,
     httpcore.ProtocolError,
