@@ -105,8 +105,12 @@ class _Target:
         else:
             content = encode(body)
             headers = self.json_headers + [(b"Content-Length", str(len(content)).encode("ascii"))]
-        limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
-        return self.url(path, params), headers, content, {"timeout": limits}
+        return self.url(path, params), headers, content, _extensions(timeout)
+
+
+def _extensions(timeout: float) -> Dict[str, Any]:
+    """The call's timeout on connect, write, read and pool alike (as httpx's `timeout=`)."""
+    return {"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}}
 
 
 def _param(value: Any) -> str:
