@@ -2,17 +2,23 @@
 directly, asyncio streams under it on 3.11+) against a misbehaving
 gateway: a loopback socket server that closes kept-alive connections,
 never answers, or answers garbage — each must be a retry on a fresh
-connection or `GatewayUnavailable`, never an answer or a hang — and what
-goes on the wire (Host, token, JSON body, path prefix, query)."""
+connection or `GatewayUnavailable`, never an answer or a hang — what
+goes on the wire (Host, token, JSON body, path prefix, query), and TLS
+verified as httpx verifies it (a self-signed certificate made with the
+system's `openssl`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
-from typing import Callable, List
+from pathlib import Path
+from typing import Callable, List, Optional
 
 import pytest
 
@@ -53,11 +59,12 @@ def read_request(conn: socket.socket) -> bytes:
 class Server:
     """Accepts connections on a free loopback port; `serve(conn)` runs for each."""
 
-    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
+    def __init__(self, serve: Callable[[socket.socket], None], tls: Optional[ssl.SSLContext] = None) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
-        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.tls = tls
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.sock.getsockname()[1])
         self.connections = 0
         self.requests: List[bytes] = []
         self._serve = serve
@@ -75,8 +82,12 @@ class Server:
     def _one(self, conn: socket.socket) -> None:
         with conn:
             try:
-                self._serve(conn)
-            except OSError:
+                if self.tls is not None:
+                    with self.tls.wrap_socket(conn, server_side=True) as secure:
+                        self._serve(secure)
+                else:
+                    self._serve(conn)
+            except OSError:  # ssl.SSLError too: a client that refused the certificate
                 pass
 
     def close(self) -> None:
@@ -234,5 +245,48 @@ def test_what_goes_on_the_wire():
         assert "staging-ü".encode() in body  # UTF-8, as httpx's json= sends it
         # An id stays one path segment.
         assert get.split(b"\r\n")[0] == b"GET /cs/v1/actions/a%2Fb%3Fc?wait=2 HTTP/1.1"
+    finally:
+        server.close()
+
+
+def test_tls_is_verified_as_httpx_verifies_it(tmp_path: Path):
+    # A self-signed certificate for 127.0.0.1, made with the system's openssl.
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed for this test (Debian package `openssl`)"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+
+    def serve(conn: socket.socket) -> None:
+        while True:
+            request = read_request(conn)
+            if not request:
+                return
+            conn.sendall(answer())
+
+    server = Server(serve, tls=server_side)
+    trusted = ssl.create_default_context(cafile=str(cert))
+    try:
+        # The system's roots do not know this certificate: refused, fail closed.
+        with pytest.raises(GatewayUnavailable):
+            countersign.Client(server.url, "t").whoami()
+        # Trusting exactly it (what COUNTERSIGN_CA_FILE builds): answered.
+        sync = countersign.Client(server.url, "t", verify=trusted)
+        assert sync.whoami() == {"ok": True}
+        assert sync.whoami() == {"ok": True}
+        sync.close()
+
+        async def run() -> None:
+            async with countersign.AsyncClient(server.url, "t") as client:
+                with pytest.raises(GatewayUnavailable):
+                    await client.whoami()
+            async with countersign.AsyncClient(server.url, "t", verify=trusted) as client:
+                assert await client.whoami() == {"ok": True}
+                assert await client.whoami() == {"ok": True}
+
+        asyncio.run(run())
     finally:
         server.close()
