@@ -5,9 +5,12 @@ SQLite data dir: every decision and outcome is fsynced before it is
 answered). For each variant it runs the same framework call with and
 without countersign, alternating in one loop (gated, plain, plain, gated,
 …), so both see the same machine load, and prints p50/p90/p99 in ms and
-the overhead: p50(gated) − p50(plain), and the median of the paired
-differences. `--gap-ms` sleeps between iterations, outside the timed part,
-as a model call separates tool calls in a real run (0: back to back).
+the overhead: p50(gated) − p50(plain), the median of the paired
+differences, and the mean CPU time this process (all its threads) spent
+per gated call over a plain one — the SDK's own work, which a loaded
+machine moves far less than the wall-clock figures. `--gap-ms` sleeps
+between iterations, outside the timed part, as a model call separates
+tool calls in a real run (0: back to back).
 
     .venv-sdk-python/bin/python sdk/python/bench/overhead.py \
         --bin target/release/countersign --n 500 --gap-ms 0
@@ -48,20 +51,26 @@ async def paired(name: str, n: int, warmup: int, gap: float, gated: Run, plain: 
     """Times `gated` and `plain` alternately (ABBA), `n` times each."""
     g: List[float] = []
     p: List[float] = []
+    # CPU seconds of this process (every thread: the outcome sender's too),
+    # gated and plain: what the SDK itself costs, which the machine's load
+    # moves far less than the wall-clock figures.
+    cpu = {id(g): 0.0, id(p): 0.0}
     for i in range(warmup + n):
         order = [(gated, g), (plain, p)] if i % 2 == 0 else [(plain, p), (gated, g)]
         for run, into in order:
             if gap:
                 await asyncio.sleep(gap)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             await run()
             if i >= warmup:
                 into.append(time.perf_counter() - started)
+                cpu[id(into)] += time.process_time() - cpu_started
     gq, pq = quantiles(g), quantiles(p)
     diffs = statistics.median(a - b for a, b in zip(g, p)) * 1000
+    extra_cpu = (cpu[id(g)] - cpu[id(p)]) / n * 1000
     print(f"{name:34} gated p50 {gq['p50']:6.2f} p90 {gq['p90']:6.2f} p99 {gq['p99']:6.2f} | "
           f"plain p50 {pq['p50']:6.2f} | overhead p50 {gq['p50'] - pq['p50']:6.2f} ms "
-          f"(paired {diffs:6.2f})", flush=True)
+          f"(paired {diffs:6.2f}; CPU {extra_cpu:5.2f} ms)", flush=True)
 
 
 async def bench(url: str, token: str, n: int, warmup: int, gap: float, only: str) -> None:

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional
 from urllib.parse import quote
 
-import httpx
-
+from ._http import Answer
 from .errors import ApiError, GatewayUnavailable, ProtocolError
 
 DEFAULT_SERVER = "http://127.0.0.1:8470"
@@ -117,7 +116,7 @@ def transport_error(error: Exception) -> GatewayUnavailable:
     return GatewayUnavailable(f"the gateway could not be reached: {type(error).__name__}: {error}")
 
 
-def read(response: httpx.Response, text: bool = False) -> Any:
+def read(response: Answer, text: bool = False) -> Any:
     """The answer's JSON (or text), or the typed error it stands for."""
     if len(response.content) > MAX_ANSWER:
         raise ProtocolError("the gateway's answer is too large")
@@ -142,7 +141,7 @@ def json_object(value: Any) -> Dict[str, Any]:
     return value
 
 
-def _error(response: httpx.Response) -> "tuple[str, str]":
+def _error(response: Answer) -> "tuple[str, str]":
     try:
         error = response.json().get("error", {})
         return str(error.get("code", "unknown")), str(error.get("message", ""))

@@ -16,6 +16,7 @@ import httpx
 
 from . import _core
 from ._core import Call
+from ._http import TRANSPORT_ERRORS, AsyncHttp, SyncHttp
 from .errors import GatewayUnavailable
 from .outcomes import OutcomeSender, Report
 from .types import AuditPage, Page, Request
@@ -60,13 +61,8 @@ class Client:
         self.server, token = _core.settings(server, token)
         self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"}
         self._verify = _core.tls(verify)
-        self._http = http or httpx.Client(
-            base_url=self.server,
-            headers=self._headers,
-            verify=self._verify,
-            follow_redirects=False,
-            trust_env=False,
-        )
+        # httpcore's pool, driven directly (see `_http`); a given httpx client is used as is.
+        self._http = SyncHttp(self.server, self._headers, self._verify, http)
         self._outcomes: Optional[OutcomeSender] = None
 
     @property
@@ -108,10 +104,8 @@ class Client:
 
     def _call(self, call: Call, text: bool = False) -> Any:
         try:
-            response = self._http.request(
-                call.method, call.path, params=call.params, json=call.body, timeout=call.timeout
-            )
-        except httpx.HTTPError as e:
+            response = self._http.request(call.method, call.path, call.params, call.body, call.timeout)
+        except TRANSPORT_ERRORS as e:
             raise _core.transport_error(e) from e
         return _core.read(response, text)
 
@@ -269,13 +263,7 @@ class AsyncClient:
         self.server, token = _core.settings(server, token)
         self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "countersign-python"}
         self._verify = _core.tls(verify)
-        self._http = http or httpx.AsyncClient(
-            base_url=self.server,
-            headers=self._headers,
-            verify=self._verify,
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._http = AsyncHttp(self.server, self._headers, self._verify, http)
         self._outcomes: Optional[OutcomeSender] = None
 
     @property
@@ -315,10 +303,8 @@ class AsyncClient:
 
     async def _call(self, call: Call, text: bool = False) -> Any:
         try:
-            response = await self._http.request(
-                call.method, call.path, params=call.params, json=call.body, timeout=call.timeout
-            )
-        except httpx.HTTPError as e:
+            response = await self._http.request(call.method, call.path, call.params, call.body, call.timeout)
+        except TRANSPORT_ERRORS as e:
             raise _core.transport_error(e) from e
         return _core.read(response, text)
 

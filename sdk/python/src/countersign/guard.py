@@ -176,8 +176,11 @@ class Guard:
         The action is submitted with `reuse_open=True`: this caller's open
         request for the exact same action (asked again, resumed elsewhere)
         is waited on or taken instead of a new one."""
+        return self._clear_copy(json_copy(self._payload(payload)))
+
+    def _clear_copy(self, payload: Any) -> Permit:
+        """`clear` of a payload that is already a JSON copy (an adapter's `tool_payload`)."""
         client = self._sync_client()
-        payload = json_copy(self._payload(payload))
         try:
             return self._clear(client, payload, reuse_open=True)
         except _TakenByAnother:
@@ -255,8 +258,11 @@ class Guard:
         return self.client
 
     async def aclear(self, payload: Any = None) -> Permit:
+        return await self._aclear_copy(json_copy(self._payload(payload)))
+
+    async def _aclear_copy(self, payload: Any) -> Permit:
+        """`aclear` of a payload that is already a JSON copy (an adapter's `tool_payload`)."""
         client = self._async_client()
-        payload = json_copy(self._payload(payload))
         try:
             return await self._aclear(client, payload, reuse_open=True)
         except _TakenByAnother:

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional
 import httpx
 
 from . import _core
+from ._http import TRANSPORT_ERRORS, SyncHttp
 from .errors import ApiError, GatewayUnavailable, ProtocolError
 
 log = logging.getLogger("countersign")
@@ -54,8 +55,7 @@ class OutcomeSender:
 
     def __init__(self, server: str, headers: Dict[str, str], verify: Any,
                  http: Optional[httpx.Client] = None) -> None:
-        self._http = http or httpx.Client(base_url=server, headers=headers, verify=verify,
-                                          follow_redirects=False, trust_env=False)
+        self._http = SyncHttp(server, headers, verify, http)
         self._queue: "queue.Queue[Optional[Report]]" = queue.Queue()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
@@ -133,8 +133,8 @@ class OutcomeSender:
     def _post(self, report: Report) -> Any:
         path = f"/v1/actions/{_core.segment(report.id)}/outcome"
         try:
-            response = self._http.post(path, json=report.body, timeout=_core.CALL_TIMEOUT)
-        except httpx.HTTPError as e:
+            response = self._http.request("POST", path, None, report.body, _core.CALL_TIMEOUT)
+        except TRANSPORT_ERRORS as e:
             raise _core.transport_error(e) from e
         return _core.read(response)
 

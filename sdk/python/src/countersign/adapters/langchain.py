@@ -39,7 +39,7 @@ from langgraph.types import Command, interrupt
 
 from ..client import AsyncClient, Client
 from ..errors import ActionBlocked, ApiError, CountersignError
-from ..guard import Guard, Permit, check_released, json_copy
+from ..guard import Guard, Permit, check_released
 from ..types import Request
 from ._common import blocked_message, pending_message, tool_payload
 
@@ -111,7 +111,8 @@ class CountersignMiddleware(AgentMiddleware):
             return handler(request)
         guard = self._guard(call, action)
         try:
-            permit: Permit = guard.clear()
+            # tool_payload is already a JSON copy: not copied again.
+            permit: Permit = guard._clear_copy(guard.payload)
         except ActionBlocked as e:
             return self._refused(call, e)
         try:
@@ -134,7 +135,7 @@ class CountersignMiddleware(AgentMiddleware):
             if self.mode == "interrupt":
                 permit = await self._clear_or_interrupt(call, guard)
             else:
-                permit = await guard.aclear()
+                permit = await guard._aclear_copy(guard.payload)
         except ActionBlocked as e:
             return self._refused(call, e)
         try:
@@ -147,7 +148,7 @@ class CountersignMiddleware(AgentMiddleware):
 
     async def _clear_or_interrupt(self, call: ToolCall, guard: Guard) -> Permit:
         client = guard._async_client()
-        payload = json_copy(guard.payload)
+        payload = guard.payload  # tool_payload's JSON copy
         call_id = call["id"]
         if call_id is None:
             # Its interruption could not be matched to its resume: never run it.

@@ -63,7 +63,7 @@ class CountersignToolset(WrapperToolset):
                       timeout=self.timeout, justification=self.justification,
                       background_report=self.background_report)
         try:
-            permit = await guard.aclear()
+            permit = await guard._aclear_copy(guard.payload)  # tool_payload's JSON copy
         except ActionBlocked as e:
             return blocked_message(e.request)
         try:
