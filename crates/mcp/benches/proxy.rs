@@ -659,9 +659,15 @@ async fn throughput_and_memory() {
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(256).build().unwrap();
     let direct = open(&client, &upstream_url, None).await;
     let proxied = open(&client, &proxied_url, Some(&agent_key)).await;
+    // The same callers, each in a session of its own: if this is much
+    // faster than one shared session, something serialises a session.
+    let mut own = Vec::new();
+    for _ in 0..64 {
+        own.push(open(&client, &proxied_url, Some(&agent_key)).await);
+    }
     // Throughput through one gateway, and the CPU it took.
     let mut cpu = Vec::new();
-    for (label, target) in [("direct", &direct), ("proxied", &proxied)] {
+    for (label, target) in [("direct", &direct), ("proxied", &proxied), ("proxied, a session per caller", &proxied)] {
         let started = process_cpu();
         let concurrency = 64;
         let seconds = 5;
@@ -670,8 +676,8 @@ async fn throughput_and_memory() {
         let mut tasks = Vec::new();
         for worker in 0..concurrency {
             let client = client.clone();
-            let endpoint =
-                Endpoint { url: target.url.clone(), session: target.session.clone(), bearer: target.bearer.clone() };
+            let session = if label.ends_with("caller") { &own[worker as usize].session } else { &target.session };
+            let endpoint = Endpoint { url: target.url.clone(), session: session.clone(), bearer: target.bearer.clone() };
             let done = done.clone();
             tasks.push(tokio::spawn(async move {
                 let mut n = worker * 1_000_000;
