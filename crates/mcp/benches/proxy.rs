@@ -603,19 +603,15 @@ async fn main() {
 
 /// Allowed `echo` calls per second through one session (`target`), made
 /// by `concurrency` callers at once for `duration`, each answer checked.
-async fn session_throughput(
-    client: &reqwest::Client,
-    target: &Endpoint,
-    concurrency: u64,
-    duration: Duration,
-) -> f64 {
+async fn session_throughput(client: &reqwest::Client, target: &Endpoint, concurrency: u64, duration: Duration) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
         let client = client.clone();
-        let endpoint = Endpoint { url: target.url.clone(), session: target.session.clone(), bearer: target.bearer.clone() };
+        let endpoint =
+            Endpoint { url: target.url.clone(), session: target.session.clone(), bearer: target.bearer.clone() };
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             let mut n = (worker + 1) * 10_000_000;
@@ -632,7 +628,8 @@ async fn session_throughput(
                 }
                 let response = request.send().await.unwrap();
                 assert!(response.status().is_success(), "{}", response.status());
-                let answer = raw::Answer { status: 200, headers: Vec::new(), body: response.bytes().await.unwrap().to_vec() };
+                let answer =
+                    raw::Answer { status: 200, headers: Vec::new(), body: response.bytes().await.unwrap().to_vec() };
                 check_echo(&answer.message(), n);
                 n += 1;
                 done.fetch_add(1, Ordering::Relaxed);
@@ -677,7 +674,8 @@ async fn throughput_and_memory() {
         for worker in 0..concurrency {
             let client = client.clone();
             let session = if label.ends_with("caller") { &own[worker as usize].session } else { &target.session };
-            let endpoint = Endpoint { url: target.url.clone(), session: session.clone(), bearer: target.bearer.clone() };
+            let endpoint =
+                Endpoint { url: target.url.clone(), session: session.clone(), bearer: target.bearer.clone() };
             let done = done.clone();
             tasks.push(tokio::spawn(async move {
                 let mut n = worker * 1_000_000;

@@ -32,7 +32,8 @@ async fn streaming(body: Bytes) -> Response {
             let tool = message["params"]["name"].as_str().unwrap_or("").to_owned();
             let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
                 "params": {"progressToken": "p", "progress": 1}});
-            let forged = json!({"jsonrpc": "2.0", "id": 999, "result": {"content": [{"type": "text", "text": "forged"}]}});
+            let forged =
+                json!({"jsonrpc": "2.0", "id": 999, "result": {"content": [{"type": "text", "text": "forged"}]}});
             let answer = json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": "done"}]}});
             let events = vec![
                 format!("event: message\ndata: {progress}\n\n"),
