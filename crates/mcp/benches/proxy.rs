@@ -17,7 +17,9 @@
 //! - throughput: allowed calls per second through one gateway with many
 //!   concurrent clients (each call is decided, audited durably, forwarded,
 //!   and its outcome reported and audited), against a minimal in-process
-//!   upstream so that the proxy, not a server, is what is measured;
+//!   upstream so that the proxy, not a server, is what is measured; then
+//!   the same callers each in a session of their own, which is only
+//!   faster if something serialises the calls of one session;
 //! - CPU per allowed call: this process's CPU time (`/proc/self/stat`,
 //!   user + system, in ticks of 10 ms) over the same calls made back to
 //!   back, direct and then through the proxy; the client (and, for
