@@ -10,10 +10,16 @@
 //!   relay, deciding in-process as the gateway does); plus the gateway's
 //!   `command` upstream over HTTP (server-everything on stdio behind
 //!   `/mcp/{upstream}`) for reference. p50, p99, and the differences;
+//! - concurrency in one session against the real upstream: allowed `echo`
+//!   calls per second by 64 callers sharing one MCP session, direct and
+//!   through `/mcp/{url upstream}` (twice each, alternating), so that a
+//!   step that serialises a session's calls shows;
 //! - throughput: allowed calls per second through one gateway with many
 //!   concurrent clients (each call is decided, audited durably, forwarded,
 //!   and its outcome reported and audited), against a minimal in-process
-//!   upstream so that the proxy, not a server, is what is measured;
+//!   upstream so that the proxy, not a server, is what is measured; then
+//!   the same callers each in a session of their own, which is only
+//!   faster if something serialises the calls of one session;
 //! - CPU per allowed call: this process's CPU time (`/proc/self/stat`,
 //!   user + system, in ticks of 10 ms) over the same calls made back to
 //!   back, direct and then through the proxy; the client (and, for
@@ -549,6 +555,18 @@ async fn main() {
     let proxied_cpu = process_cpu() - started;
     report_cpu("the same over stdio", (direct_cpu, rounds), (proxied_cpu, rounds));
 
+    // Many callers in one session against the real upstream: are calls in
+    // one session serialised anywhere on the proxied path?
+    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(256).build().unwrap();
+    let direct_url = format!("http://{everything_addr}/mcp");
+    let proxied_url = format!("{}/mcp/everything", gateway.base);
+    let direct = open(&client, &direct_url, None).await;
+    let proxied = open(&client, &proxied_url, Some(&gateway.agent_key)).await;
+    for (label, target) in [("direct", &direct), ("proxied", &proxied), ("direct", &direct), ("proxied", &proxied)] {
+        let rate = session_throughput(&client, target, 64, Duration::from_secs(3)).await;
+        println!("one session, server-everything over Streamable HTTP, {label}: {rate:.0} allowed echo calls/s (64 concurrent callers, 3 s)");
+    }
+
     // For reference: the command upstream, HTTP in front of stdio.
     let mut direct = RawSession::open(&everything_addr, "/mcp", None).await;
     let mut spawned = RawSession::open(&gateway_addr, "/mcp/spawned", Some(&gateway.agent_key)).await;
@@ -585,6 +603,47 @@ async fn main() {
     throughput_and_memory().await;
 }
 
+/// Allowed `echo` calls per second through one session (`target`), made
+/// by `concurrency` callers at once for `duration`, each answer checked.
+async fn session_throughput(client: &reqwest::Client, target: &Endpoint, concurrency: u64, duration: Duration) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let client = client.clone();
+        let endpoint =
+            Endpoint { url: target.url.clone(), session: target.session.clone(), bearer: target.bearer.clone() };
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = (worker + 1) * 10_000_000;
+            while Instant::now() < deadline {
+                let mut request = client
+                    .post(&endpoint.url)
+                    .header("accept", "application/json, text/event-stream")
+                    .header("content-type", "application/json")
+                    .header("mcp-protocol-version", "2025-06-18")
+                    .header("mcp-session-id", &endpoint.session)
+                    .body(echo_call(n).to_string());
+                if let Some(bearer) = &endpoint.bearer {
+                    request = request.bearer_auth(bearer);
+                }
+                let response = request.send().await.unwrap();
+                assert!(response.status().is_success(), "{}", response.status());
+                let answer =
+                    raw::Answer { status: 200, headers: Vec::new(), body: response.bytes().await.unwrap().to_vec() };
+                check_echo(&answer.message(), n);
+                n += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
 /// Throughput and memory, against a minimal in-process upstream.
 async fn throughput_and_memory() {
     let upstream_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -599,9 +658,15 @@ async fn throughput_and_memory() {
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(256).build().unwrap();
     let direct = open(&client, &upstream_url, None).await;
     let proxied = open(&client, &proxied_url, Some(&agent_key)).await;
+    // The same callers, each in a session of its own: if this is much
+    // faster than one shared session, something serialises a session.
+    let mut own = Vec::new();
+    for _ in 0..64 {
+        own.push(open(&client, &proxied_url, Some(&agent_key)).await);
+    }
     // Throughput through one gateway, and the CPU it took.
     let mut cpu = Vec::new();
-    for (label, target) in [("direct", &direct), ("proxied", &proxied)] {
+    for (label, target) in [("direct", &direct), ("proxied", &proxied), ("proxied, a session per caller", &proxied)] {
         let started = process_cpu();
         let concurrency = 64;
         let seconds = 5;
@@ -610,8 +675,9 @@ async fn throughput_and_memory() {
         let mut tasks = Vec::new();
         for worker in 0..concurrency {
             let client = client.clone();
+            let session = if label.ends_with("caller") { &own[worker as usize].session } else { &target.session };
             let endpoint =
-                Endpoint { url: target.url.clone(), session: target.session.clone(), bearer: target.bearer.clone() };
+                Endpoint { url: target.url.clone(), session: session.clone(), bearer: target.bearer.clone() };
             let done = done.clone();
             tasks.push(tokio::spawn(async move {
                 let mut n = worker * 1_000_000;

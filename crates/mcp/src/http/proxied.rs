@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{json_response, rpc_error, sse, Incoming, Service, SESSION_HEADER};
 use crate::approvals::{Approvals, InProcess};
 use crate::gate;
-use crate::gatekeeper::{self, Fate, Gatekeeper, Held, Options, Scope, Settled, Step};
+use crate::gatekeeper::{self, Fate, Gatekeeper, Held, Options, Outcome, Scope, Settled, Step};
 use crate::jsonrpc::{self, From, Kind, Malformed};
 
 /// Request headers passed to the upstream (besides `Mcp-Param-*`).
@@ -94,16 +94,30 @@ impl Session {
     /// Looks at a message from the upstream (`text` as received) that came
     /// in `scope`: what to do with it.
     fn observe(&self, message: &Value, text: &[u8], scope: &Scope) -> Seen {
+        let (seen, outcome) = self.observe_deferring(message, text, scope);
+        self.report(outcome);
+        seen
+    }
+
+    /// As [`Session::observe`], but a tool call's outcome is handed back,
+    /// to be reported once the message is on its way to the client: the
+    /// report's store work then does not hold up the answer.
+    fn observe_deferring(&self, message: &Value, text: &[u8], scope: &Scope) -> (Seen, Option<Outcome>) {
         let seen = self.gatekeeper().from_upstream(message, text, scope);
-        gatekeeper::report_in_background(&self.approvals(), seen.outcome);
-        match seen.fate {
+        let fate = match seen.fate {
             Fate::Pass => Seen::Pass,
             Fate::Replace(value) => Seen::Replace(value.to_string()),
             Fate::Drop(refusal) => {
                 gatekeeper::audit_in_background(&self.approvals(), refusal);
                 Seen::Drop
             }
-        }
+        };
+        (fate, seen.outcome)
+    }
+
+    /// Reports a forwarded tool call's outcome (in the background).
+    fn report(&self, outcome: Option<Outcome>) {
+        gatekeeper::report_in_background(&self.approvals(), outcome);
     }
 
     /// A forwarded request that will get no answer from the upstream:
@@ -249,6 +263,11 @@ async fn plain_forward(service: &Service, url: &str, request: Incoming, session:
 enum Made {
     /// Forwarded: the upstream's answer, or why it could not be reached.
     Upstream(Result<reqwest::Response, String>),
+    /// Forwarded, and the upstream answers with an SSE stream: its status
+    /// and headers; the call's task copies the events into its own
+    /// channel, which becomes the answer's body (one task and one channel
+    /// fewer than [`pass_back`] per call).
+    Streaming(StatusCode, HeaderMap),
     /// Answered by the gate with this message.
     Reply(Value),
     /// Withdrawn before it was made.
@@ -310,9 +329,18 @@ async fn call_tool(
                 Made::Withdrawn
             }
         };
-        let made = match made_tx {
-            None => made,
-            Some(tx) => match tx.send(made) {
+        let made = match (made_tx, made) {
+            (None, made) => made,
+            (Some(tx), Made::Upstream(Ok(response))) if is_sse(&response) => {
+                let (status, headers) = head(&response);
+                // A client that left does not stop the reading: the
+                // outcome must still be seen and reported.
+                let _ = tx.send(Made::Streaming(status, headers));
+                drop(sink_tx);
+                stream_into(response, session, &events_tx, Scope::Only(id)).await;
+                return;
+            }
+            (Some(tx), made) => match tx.send(made) {
                 Ok(()) => return,
                 // The client left: the answer is still read, so that the
                 // outcome is reported.
@@ -328,6 +356,7 @@ async fn call_tool(
             &jsonrpc::error(Some(&id), jsonrpc::INTERNAL_ERROR, "the tool call was cancelled before it was made"),
         ),
         Ok(Made::Upstream(Ok(response))) => pass_back(response, session, Scope::Only(id)).await,
+        Ok(Made::Streaming(status, headers)) => streaming(status, headers, events_rx),
         Ok(Made::Upstream(Err(e))) => {
             session.unanswered(&id, "the upstream could not be reached");
             upstream_unreachable(&upstream, &e)
@@ -357,7 +386,8 @@ async fn call_tool(
 async fn stream_made(made: Made, session: Arc<Session>, events: &mpsc::Sender<Bytes>, id: &Value) {
     let last = match made {
         Made::Reply(reply) => Some(sse::message_event(&reply.to_string(), None)),
-        Made::Withdrawn => None,
+        // Only ever sent to the handler, which answers with the stream.
+        Made::Withdrawn | Made::Streaming(..) => None,
         Made::Upstream(Ok(response)) => {
             stream_into(response, session, events, Scope::Only(id.clone())).await;
             None
@@ -425,23 +455,11 @@ fn upstream_unreachable(upstream: &str, detail: &str) -> Response {
 /// A forwarded request whose answer this is gets an error if the upstream
 /// fails without answering it.
 async fn pass_back(response: reqwest::Response, session: Arc<Session>, scope: Scope) -> Response {
-    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut headers = HeaderMap::new();
-    for name in RESPONSE_HEADERS {
-        if let Some(value) = response.headers().get(name).and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    }
+    let (status, headers) = head(&response);
     if is_sse(&response) {
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         tokio::spawn(async move { stream_into(response, session, &tx, scope).await });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|bytes| (Ok::<Bytes, std::convert::Infallible>(bytes), rx))
-        });
-        let mut out = Response::new(Body::from_stream(stream));
-        *out.status_mut() = status;
-        *out.headers_mut() = headers;
-        return out;
+        return streaming(status, headers, rx);
     }
     let answer = json_answer(response, &session, &scope).await;
     if let Some(id) = scope.only() {
@@ -456,6 +474,30 @@ async fn pass_back(response: reqwest::Response, session: Arc<Session>, scope: Sc
         }
         Answer::Refused(why) => rpc_error(StatusCode::BAD_GATEWAY, jsonrpc::INTERNAL_ERROR, why),
     }
+}
+
+/// The status and the headers of an upstream answer that are passed back.
+fn head(response: &reqwest::Response) -> (StatusCode, HeaderMap) {
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut headers = HeaderMap::new();
+    for name in RESPONSE_HEADERS {
+        if let Some(value) = response.headers().get(name).and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    (status, headers)
+}
+
+/// An answer whose body is what arrives on `rx` (an upstream's SSE
+/// stream, as [`stream_into`] passes it on).
+fn streaming(status: StatusCode, headers: HeaderMap, rx: mpsc::Receiver<Bytes>) -> Response {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|bytes| (Ok::<Bytes, std::convert::Infallible>(bytes), rx))
+    });
+    let mut out = Response::new(Body::from_stream(stream));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
 }
 
 /// Whether a client reads this answer as an SSE stream (as the SDKs do:
@@ -577,30 +619,35 @@ async fn stream_into(mut response: reqwest::Response, session: Arc<Session>, tx:
             }
         };
         for event in events {
-            let bytes = if event.is_message() {
-                let seen = match jsonrpc::parse(&event.data) {
-                    Ok(value) => session.observe(&value, event.data.as_bytes(), &scope),
+            let (bytes, outcome) = if event.is_message() {
+                let (seen, outcome) = match jsonrpc::parse(&event.data) {
+                    Ok(value) => session.observe_deferring(&value, event.data.as_bytes(), &scope),
                     Err(_) => {
                         session.dropped("an event whose data is not JSON", event.data.as_bytes());
-                        Seen::Drop
+                        (Seen::Drop, None)
                     }
                 };
-                match seen {
-                    Seen::Pass => event.to_bytes(),
-                    Seen::Replace(text) => event.with_data(&text).to_bytes(),
-                    Seen::Drop => continue,
-                }
+                let bytes = match seen {
+                    Seen::Pass => Some(event.to_bytes()),
+                    Seen::Replace(text) => Some(event.with_data(&text).to_bytes()),
+                    Seen::Drop => None,
+                };
+                (bytes, outcome)
             } else if event.data.is_empty() {
                 // A priming event, a keep-alive: no message in it.
-                event.to_bytes()
+                (Some(event.to_bytes()), None)
             } else {
                 // Data a client would not read as a message: not passed on.
                 session.dropped("an event of another type than `message`", event.data.as_bytes());
-                continue;
+                (None, None)
             };
-            // A client that left does not stop the reading: the outcome
-            // must still be seen and reported.
-            let _ = tx.send(bytes).await;
+            if let Some(bytes) = bytes {
+                // A client that left does not stop the reading: the outcome
+                // must still be seen and reported.
+                let _ = tx.send(bytes).await;
+            }
+            // Reported once the answer is on its way, not before.
+            session.report(outcome);
         }
     };
     let unanswered = !gated.is_null() && session.gatekeeper().awaits(gated);
