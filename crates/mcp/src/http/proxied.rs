@@ -641,12 +641,18 @@ async fn stream_into(mut response: reqwest::Response, session: Arc<Session>, tx:
                 session.dropped("an event of another type than `message`", event.data.as_bytes());
                 (None, None)
             };
+            let mut outcome = outcome;
             if let Some(bytes) = bytes {
-                // A client that left does not stop the reading: the outcome
-                // must still be seen and reported.
-                let _ = tx.send(bytes).await;
+                // Reported once the answer is on its way, not before; but a
+                // client that stops reading (the channel full) must not hold
+                // the outcome back, so then it is reported first.
+                if let Err(mpsc::error::TrySendError::Full(bytes)) = tx.try_send(bytes) {
+                    session.report(outcome.take());
+                    // A client that left does not stop the reading: the
+                    // outcome must still be seen and reported.
+                    let _ = tx.send(bytes).await;
+                }
             }
-            // Reported once the answer is on its way, not before.
             session.report(outcome);
         }
     };
