@@ -41,17 +41,17 @@ pub struct Target {
 
 impl Target {
     /// The action the policy decides on.
-    pub fn action(&self, statement: &Statement) -> Action {
+    pub fn action(&self, statement: Statement) -> Action {
         let mut payload = Map::new();
-        payload.insert("statement".to_owned(), json!(statement.text));
+        payload.insert("statement".to_owned(), Value::String(statement.text));
         payload.insert("dialect".to_owned(), json!(self.dialect));
         payload.insert("database".to_owned(), json!(self.database));
-        if let Some(parameters) = &statement.parameters {
-            payload.insert("parameters".to_owned(), Value::Array(parameters.clone()));
+        if let Some(parameters) = statement.parameters {
+            payload.insert("parameters".to_owned(), Value::Array(parameters));
         }
         let mut context = Map::new();
-        if let Some(preview) = &statement.preview {
-            context.insert("impact_preview".to_owned(), preview.clone());
+        if let Some(preview) = statement.preview {
+            context.insert("impact_preview".to_owned(), preview);
         }
         Action {
             kind: KIND.to_owned(),
@@ -112,8 +112,8 @@ pub enum Submitted {
 
 /// Submits `statements` together: all run, or none does. Each is its own
 /// request.
-pub async fn submit(state: &AppState, principal: &Principal, target: &Target, statements: &[Statement]) -> Submitted {
-    let actions = statements.iter().map(|s| target.action(s)).collect();
+pub async fn submit(state: &AppState, principal: &Principal, target: &Target, statements: Vec<Statement>) -> Submitted {
+    let actions = statements.into_iter().map(|s| target.action(s)).collect();
     match gate::submit(state, principal, actions).await {
         gate::Submitted::Run(ids) => Submitted::Decided(Verdict::Run(ids)),
         gate::Submitted::Refused(ended) => Submitted::Decided(Verdict::Refuse(refusal(target, ended))),
@@ -251,7 +251,7 @@ mod tests {
     fn a_statement_is_an_action_on_the_configured_resource() {
         let target = Target { resource: "orders-db".into(), database: "orders".into(), dialect: "postgres" };
         let action =
-            target.action(&Statement { text: "select 1".into(), parameters: Some(vec![json!("42")]), preview: None });
+            target.action(Statement { text: "select 1".into(), parameters: Some(vec![json!("42")]), preview: None });
         assert_eq!(action.kind, "sql.execute");
         assert_eq!(action.resource, "orders-db");
         assert_eq!(

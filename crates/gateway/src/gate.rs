@@ -187,7 +187,7 @@ impl Outcomes {
                 let reports = batch.into_iter().map(|(principal, id, outcome)| {
                     let state = &state;
                     async move {
-                        if let Err(e) = state.report_outcome(&principal, &id, outcome).await {
+                        if let Err(e) = state.record_outcome(&principal, &id, outcome).await {
                             tracing::warn!(request = %id, error = %e, "could not record an action's outcome");
                         }
                     }

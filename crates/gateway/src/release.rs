@@ -99,6 +99,21 @@ impl AppState {
         outcome: Outcome,
     ) -> Result<Request, GatewayError> {
         self.visible_request(caller, id).await?;
+        self.record_outcome(caller, id, outcome).await
+    }
+
+    /// [`AppState::report_outcome`] for a request this gateway submitted
+    /// itself for `caller` (an endpoint that runs the action), so known to
+    /// exist and to be the caller's: the visibility read, which only turns
+    /// someone else's id into `not_found`, is skipped. Whoever reports, the
+    /// transition itself still refuses anyone but the requester, inside the
+    /// store's transaction, and records the refusal.
+    pub(crate) async fn record_outcome(
+        &self,
+        caller: &Principal,
+        id: &str,
+        outcome: Outcome,
+    ) -> Result<Request, GatewayError> {
         let by = caller.reference();
         let updated = self
             .update(

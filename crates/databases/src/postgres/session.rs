@@ -32,6 +32,7 @@ use countersign_gateway::refusals::{call_record, Source};
 use countersign_gateway::AppState;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
+use sqlparser::tokenizer::Token;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, ReadHalf, WriteHalf};
 
 use super::config::PostgresConfig;
@@ -269,8 +270,22 @@ impl Session {
             // would be a million decisions.
             Some(format!("countersign: more than {MAX_STATEMENTS} statements in one query; send them in several"))
         } else {
-            let tracker = self.shared.tracker();
-            pieces.iter().find_map(|p| refused_outright(p, &tracker))
+            None
+        };
+        // Each piece is tokenised once, for both what is refused outright
+        // and whether it forgets prepared statements.
+        let (outright, forgets) = match outright {
+            Some(message) => (Some(message), false),
+            None => {
+                let tracker = self.shared.tracker();
+                let mut forgets = false;
+                let refused = pieces.iter().find_map(|p| {
+                    let screened = screen(p, &tracker);
+                    forgets |= screened.forgets;
+                    screened.refused
+                });
+                (refused, forgets)
+            }
         };
         if let Some(message) = outright {
             self.record_unread(text, &message).await;
@@ -284,8 +299,7 @@ impl Session {
         }
         let statements: Vec<Statement> =
             pieces.iter().map(|p| Statement { text: (*p).to_owned(), parameters: None, preview: None }).collect();
-        let forgets = pieces.iter().any(|p| forgets_prepared(p));
-        match self.decide(&statements).await? {
+        match self.decide(statements).await? {
             Verdict::Run(ids) => {
                 let started = Instant::now();
                 self.forwarded += ids.len() as u64;
@@ -325,15 +339,14 @@ impl Session {
                 self.refuse_execute(error);
             }
             Portal { text: Some(text), parameters, released: false } => {
-                let refused = refused_outright(&text, &self.shared.tracker());
+                let Screened { refused, forgets } = screen(&text, &self.shared.tracker());
                 if let Some(message) = refused {
                     self.record_unread(&text, &message).await;
                     self.refuse_execute(relay::refusal_error("42501", message, None, None));
                     return Ok(());
                 }
-                let statement = Statement { text: text.clone(), parameters: Some(parameters), preview: None };
-                let forgets = forgets_prepared(&text);
-                match self.decide(std::slice::from_ref(&statement)).await? {
+                let statement = Statement { text, parameters: Some(parameters), preview: None };
+                match self.decide(vec![statement]).await? {
                     Verdict::Run(ids) => {
                         if let Some(p) = self.shared.tracker().portals.get_mut(&portal) {
                             p.released = true;
@@ -419,19 +432,17 @@ impl Session {
     }
 
     /// Checks the credential again, then decides.
-    async fn decide(&mut self, statements: &[Statement]) -> Result<Verdict, End> {
-        let mut statements = statements.to_vec();
+    async fn decide(&mut self, mut statements: Vec<Statement>) -> Result<Verdict, End> {
         if self.config.preview {
             for statement in &mut statements {
                 if statement.parameters.as_ref().is_none_or(Vec::is_empty)
-                    && preview::wanted(&statement.text, side_effect_free(&statement.text))
+                    && preview::wanted(&statement.text, side_effect_free)
                 {
                     statement.preview =
                         self.previewer.explain(&self.config, &statement.text).await.map(|p| p.to_json());
                 }
             }
         }
-        let statements = statements.as_slice();
         match self.state.authenticate(&self.credential).await {
             Ok(principal) if principal.name == self.principal.name => self.principal = principal,
             Ok(_) | Err(_) => {
@@ -529,6 +540,26 @@ const READING_SETTINGS: [&str; 2] = ["client_encoding", "standard_conforming_str
 const CREDENTIAL_CATALOGS: [&str; 5] =
     ["pg_authid", "pg_shadow", "pg_user_mapping", "primary_conninfo", "pg_subscription"];
 
+/// What the session must know of a statement before it is decided, from
+/// one tokenisation of it.
+struct Screened {
+    /// Why it is refused before any policy sees it (see [`refused_outright`]).
+    refused: Option<String>,
+    /// Whether it changes prepared statements behind the protocol (see
+    /// [`forgets_prepared`]).
+    forgets: bool,
+}
+
+fn screen(text: &str, tracker: &Tracker) -> Screened {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::tokenizer::Tokenizer;
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize().ok();
+    Screened {
+        refused: refused_outright(text, tokens.as_deref(), tracker),
+        forgets: tokens.as_deref().is_none_or(forgets_prepared_in),
+    }
+}
+
 /// Why a statement is refused before any policy sees it, if it is:
 /// - it names a catalog holding credentials (see [`CREDENTIAL_CATALOGS`]),
 ///   or spells a name with Unicode escapes, which could hide one;
@@ -540,9 +571,10 @@ const CREDENTIAL_CATALOGS: [&str; 5] =
 ///   text the approver would not see, or prepares one;
 /// - it fetches from a portal bound through the protocol (`FETCH`/`MOVE`),
 ///   which runs that portal's statement, never decided.
-fn refused_outright(text: &str, tracker: &Tracker) -> Option<String> {
-    use sqlparser::dialect::PostgreSqlDialect;
-    use sqlparser::tokenizer::{Token, Tokenizer};
+///
+/// `tokens` are `sqlparser`'s tokens of `text` (PostgreSQL dialect), `None`
+/// when it cannot tokenise it.
+fn refused_outright(text: &str, tokens: Option<&[Token]>, tracker: &Tracker) -> Option<String> {
     let lower = text.to_lowercase();
     if lower.contains("u&\"") {
         return Some(
@@ -560,7 +592,7 @@ fn refused_outright(text: &str, tracker: &Tracker) -> Option<String> {
             "countersign: a statement naming `{setting}` is refused: it would change how the database reads later statements, and what is decided must be what runs"
         ));
     }
-    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize() else { return None };
+    let tokens = tokens?;
     let words: Vec<(String, bool)> = tokens
         .iter()
         .filter_map(|t| match t {
@@ -610,10 +642,15 @@ fn refused_outright(text: &str, tracker: &Tracker) -> Option<String> {
 /// `DEALLOCATE` and `DISCARD`, and `DO` and `CALL`, whose code can run
 /// `DEALLOCATE s1` and `PREPARE s1 AS …` by computed SQL, so that `s1`
 /// would run another text than the one the proxy knows.
+#[cfg(test)]
 fn forgets_prepared(text: &str) -> bool {
     use sqlparser::dialect::PostgreSqlDialect;
-    use sqlparser::tokenizer::{Token, Tokenizer};
-    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize() else { return true };
+    use sqlparser::tokenizer::Tokenizer;
+    Tokenizer::new(&PostgreSqlDialect {}, text).tokenize().ok().as_deref().is_none_or(forgets_prepared_in)
+}
+
+/// [`forgets_prepared`] of a statement's tokens.
+fn forgets_prepared_in(tokens: &[Token]) -> bool {
     let first = tokens.iter().find(|t| !matches!(t, Token::Whitespace(_)));
     match first {
         Some(Token::Word(w)) => {

@@ -180,6 +180,13 @@ async fn a_wrong_or_revoked_credential_gets_nothing() {
     h.gateway.state.revoke_agent("bot", "user:adam").await.unwrap();
     let e = bot.simple_query("SELECT 1").await.unwrap_err();
     assert!(e.to_string().contains("no longer accepted") || bot.is_closed(), "{e}");
+    // The same through the extended protocol, decided at `Execute`: the
+    // credential is checked before every statement, however it comes.
+    let ci = h.connect("ci-bot").await;
+    ci.query("SELECT item FROM orders WHERE id = $1", &[&1i32]).await.unwrap();
+    h.gateway.state.revoke_agent("ci-bot", "user:adam").await.unwrap();
+    let e = ci.query("SELECT item FROM orders WHERE id = $1", &[&1i32]).await.unwrap_err();
+    assert!(e.to_string().contains("no longer accepted") || ci.is_closed(), "{e}");
 
     // Sessions are audited, with how they ended.
     countersign_testkit::wait::eventually("the session's end is audited", || async {
