@@ -85,16 +85,7 @@ async fn an_allowed_call_answered_on_sse_streams_back_once_and_its_outcome_is_re
 
     let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
         "params": {"name": "echo", "arguments": {}, "_meta": {"progressToken": "p"}}});
-    let response = client
-        .post(&url)
-        .bearer_auth(&gateway.agent_key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .header("mcp-session-id", &session)
-        .json(&call)
-        .send()
-        .await
-        .unwrap();
+    let response = call_in_session(&client, &url, &gateway.agent_key, &session, &call).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert_eq!(response.headers()["mcp-session-id"], "s1");
@@ -111,16 +102,7 @@ async fn an_allowed_call_answered_on_sse_streams_back_once_and_its_outcome_is_re
     // A client that leaves while the answer streams: the answer is still
     // read, and the outcome recorded.
     let call = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "slow", "arguments": {}}});
-    let mut response = client
-        .post(&url)
-        .bearer_auth(&gateway.agent_key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .header("mcp-session-id", &session)
-        .json(&call)
-        .send()
-        .await
-        .unwrap();
+    let mut response = call_in_session(&client, &url, &gateway.agent_key, &session, &call).await;
     assert_eq!(response.status(), 200);
     let first = response.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("notifications/progress"));
@@ -128,4 +110,24 @@ async fn an_allowed_call_answered_on_sse_streams_back_once_and_its_outcome_is_re
     let reported = outcomes(&gateway, 2).await;
     assert_eq!(reported.len(), 2, "{reported:#?}");
     assert!(reported.iter().all(|r| r["outcome"]["status"] == "succeeded"), "{reported:#?}");
+}
+
+/// Sends `call` in `session` as an SDK client would, accepting an SSE answer.
+async fn call_in_session(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    session: &str,
+    call: &serde_json::Value,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("mcp-session-id", session)
+        .json(call)
+        .send()
+        .await
+        .unwrap()
 }
