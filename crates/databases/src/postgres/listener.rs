@@ -35,6 +35,8 @@ use super::{session, upstream, Io, Stream};
 /// byte `\` can end a multi-byte character, so `E'ぁ\'; DELETE …'` would
 /// be one string here and a `DELETE` there.
 const PASSED_SETTINGS: [&str; 5] = ["application_name", "datestyle", "timezone", "intervalstyle", "extra_float_digits"];
+/// The refusal code of a login past `max_sessions_per_principal`.
+const TOO_MANY_SESSIONS: &str = "too_many_sessions";
 /// How long a client has to log in.
 const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -267,6 +269,12 @@ async fn log_in(
             config.max_sessions_per_principal
         );
         tracing::warn!(resource = %config.resource, principal = %principal.reference(), "{message}");
+        let actor = principal.reference().to_string();
+        state
+            .refuse(source, Some(&actor), TOO_MANY_SESSIONS, false, || {
+                call_record(Some(&actor), "postgres", &config.resource, Some(&user), TOO_MANY_SESSIONS, &message)
+            })
+            .await;
         return Err(fatal(&mut client, "53300", &message).await);
     };
     let mut settings: Vec<(String, String)> = startup

@@ -249,8 +249,8 @@ impl Session {
     }
 
     async fn query(&mut self, frame: Bytes, text: &str) -> Result<(), End> {
-        let pieces = split::statements(text);
-        if pieces.is_empty() {
+        let pieces = split::readable_statements(text);
+        if pieces.as_ref().is_some_and(Vec::is_empty) {
             // Nothing to run: the database answers an empty query itself.
             let unit = Unit::Query { tracked: Vec::new(), done: 0, forgets: false };
             self.forward(Some(unit), &wire::query(""));
@@ -260,18 +260,19 @@ impl Session {
         // that changes how the database reads text (see `relay`) is seen
         // before the next text is read here.
         self.settled().await?;
-        let outright = if countersign_facts::sql::pglex::read(text).is_none() {
+        let outright = match &pieces {
             // An unterminated string or comment, which the database rejects
             // whole too, or a text PostgreSQL's versions split differently
             // (`1e$a$` is a number and a name in 14, an error in 15).
-            Some("countersign: this text cannot be read as every PostgreSQL version reads it (an unterminated string, comment or dollar quote, or a number run into a name); nothing of it ran".to_owned())
-        } else if pieces.len() > MAX_STATEMENTS {
+            None => Some("countersign: this text cannot be read as every PostgreSQL version reads it (an unterminated string, comment or dollar quote, or a number run into a name); nothing of it ran".to_owned()),
             // Each is a request of its own: a query of a million `SELECT 1;`
             // would be a million decisions.
-            Some(format!("countersign: more than {MAX_STATEMENTS} statements in one query; send them in several"))
-        } else {
-            None
+            Some(pieces) if pieces.len() > MAX_STATEMENTS => {
+                Some(format!("countersign: more than {MAX_STATEMENTS} statements in one query; send them in several"))
+            }
+            Some(_) => None,
         };
+        let pieces = pieces.unwrap_or_default();
         // Each piece is tokenised once, for both what is refused outright
         // and whether it forgets prepared statements.
         let (outright, forgets) = match outright {

@@ -13,8 +13,14 @@
 //! whitespace and comments has no statements.
 
 /// The statements of `text`, trimmed, in order.
-pub fn statements(text: &str) -> Vec<&str> {
+#[cfg(test)]
+fn statements(text: &str) -> Vec<&str> {
     countersign_facts::sql::pglex::statements(text)
+}
+
+/// [`statements`], or `None` when PostgreSQL's lexer rejects the text.
+pub fn readable_statements(text: &str) -> Option<Vec<&str>> {
+    countersign_facts::sql::pglex::readable_statements(text)
 }
 
 #[cfg(test)]
@@ -48,5 +54,7 @@ mod tests {
     #[test]
     fn what_does_not_tokenize_stays_whole() {
         assert_eq!(statements("select 'unterminated; drop table x"), ["select 'unterminated; drop table x"]);
+        assert_eq!(readable_statements("select 'unterminated; drop table x"), None);
+        assert_eq!(readable_statements("select 1; select 2"), Some(vec!["select 1", "select 2"]));
     }
 }

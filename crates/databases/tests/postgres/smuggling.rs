@@ -300,6 +300,8 @@ async fn one_principal_cannot_hold_every_connection() {
         Err(e) => e,
     };
     assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("53300"), "{e:?}");
+    let audit = serde_json::to_string(&h.gateway.audit().await).unwrap();
+    assert!(audit.contains("too_many_sessions") && audit.contains("agent:bot"), "the refusal is audited: {audit}");
     let ci = h.connect("ci-bot").await;
     ci.simple_query("SELECT 1").await.unwrap();
     drop(first);

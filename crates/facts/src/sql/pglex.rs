@@ -42,9 +42,13 @@ pub fn read(text: &str) -> Option<Reading> {
 /// ones left out; the whole text, trimmed, when it cannot be read (the
 /// database then rejects it before running any of it).
 pub fn statements(text: &str) -> Vec<&str> {
-    let Some(reading) = read(text) else {
-        return if trim(text).is_empty() { Vec::new() } else { vec![trim(text)] };
-    };
+    readable_statements(text).unwrap_or_else(|| if trim(text).is_empty() { Vec::new() } else { vec![trim(text)] })
+}
+
+/// [`statements`], or `None` when `text` cannot be read: one lexing for
+/// both the split and whether the text reads at all.
+pub fn readable_statements(text: &str) -> Option<Vec<&str>> {
+    let reading = read(text)?;
     let mut out = Vec::new();
     let mut start = 0;
     for &at in reading.separators.iter().chain(std::iter::once(&text.len())) {
@@ -54,7 +58,7 @@ pub fn statements(text: &str) -> Vec<&str> {
         }
         start = (at + 1).min(text.len());
     }
-    out
+    Some(out)
 }
 
 /// `text` trimmed of PostgreSQL's whitespace only: to it a no-break space
