@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_profiles_expiry.sql")),
     (3, include_str!("../migrations/0003_request_audience.sql")),
     (4, include_str!("../migrations/0004_request_fingerprint.sql")),
+    (5, include_str!("../migrations/0005_ascending_indexes.sql")),
 ];
 
 /// The advisory lock key migrations hold ("countersign" in ASCII, truncated).

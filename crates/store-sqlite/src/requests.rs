@@ -35,12 +35,9 @@ pub(crate) fn insert(conn: &Connection, row: &Row) -> Result<(), StoreError> {
     index_audience(conn, row)
 }
 
-/// Writes the request's rows of the visibility index (see migration 4),
-/// replacing any it had.
+/// Writes the request's rows of the visibility index (see migration 4).
+/// A new request has none yet; [`save`] removes the old ones first.
 fn index_audience(conn: &Connection, row: &Row) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM request_audience WHERE request_id = ?1")
-        .and_then(|mut s| s.execute([&row.id]))
-        .map_err(db)?;
     let mut stmt = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO request_audience (audience, request_id, status, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -79,6 +76,9 @@ pub(crate) fn save(conn: &Connection, request: &Request) -> Result<(), StoreErro
     if changed == 0 {
         return Err(StoreError::NotFound { what: "request", name: request.id.clone() });
     }
+    conn.prepare_cached("DELETE FROM request_audience WHERE request_id = ?1")
+        .and_then(|mut s| s.execute([&row.id]))
+        .map_err(db)?;
     index_audience(conn, &row)
 }
 
@@ -116,6 +116,14 @@ pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<Request>, StoreE
 /// audience and the cursor too) is part of the query, so the limit counts
 /// only matching rows.
 pub(crate) fn list(conn: &Connection, filter: &RequestFilter) -> Result<Vec<Request>, StoreError> {
+    let (sql, params) = list_query(filter);
+    let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
+    let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0)).map_err(db)?;
+    rows.map(|r| decode(&r.map_err(db)?)).collect()
+}
+
+/// The statement [`list`] runs for `filter`, and its parameters.
+pub(crate) fn list_query(filter: &RequestFilter) -> (String, Vec<Value>) {
     let mut clauses: Vec<String> = Vec::new();
     let mut params: Vec<Value> = Vec::new();
     let mut bind = |value: Value| {
@@ -160,10 +168,7 @@ pub(crate) fn list(conn: &Connection, filter: &RequestFilter) -> Result<Vec<Requ
     let limit = countersign_store::page_limit(filter.limit);
     let limit = bind(Value::Integer(i64::try_from(limit).unwrap_or(100)));
     let filter_sql = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
-    let sql = format!("SELECT body FROM requests{filter_sql} ORDER BY created_at DESC, id DESC LIMIT {limit}");
-    let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
-    let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0)).map_err(db)?;
-    rows.map(|r| decode(&r.map_err(db)?)).collect()
+    (format!("SELECT body FROM requests{filter_sql} ORDER BY created_at DESC, id DESC LIMIT {limit}"), params)
 }
 
 /// The requester's open requests with this fingerprint, within their

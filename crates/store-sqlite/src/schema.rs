@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_profiles_expiry.sql")),
     (4, include_str!("../migrations/0004_request_audience.sql")),
     (5, include_str!("../migrations/0005_request_fingerprint.sql")),
+    (6, include_str!("../migrations/0006_ascending_indexes.sql")),
 ];
 
 /// Opens the read-write connection, in WAL mode with full fsync, and
@@ -163,6 +164,62 @@ mod tests {
             }
             let stmt = conn.prepare_cached(crate::identities::PRINCIPAL_BY_TOKEN_HASH).unwrap();
             assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+        }
+    }
+
+    /// Every list a filter can ask for is read from its index, in the
+    /// list's order (newest first) where one index serves the whole
+    /// filter: never a scan, whichever way the index is declared.
+    #[test]
+    fn lists_are_read_in_index_order() {
+        use countersign_core::{PrincipalRef, Status};
+        use countersign_store::{Audience, Cursor, RequestFilter};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(open_writer(&path).unwrap());
+        let reader = open_reader(&path).unwrap();
+        let cursor = Some(Cursor { created_at: Timestamp(5), id: "r".to_owned() });
+        let audience = Some(Audience { principal: Some(PrincipalRef::agent("bot")), groups: vec!["sre".to_owned()] });
+        let filters = [
+            (RequestFilter::default(), "requests_created"),
+            (RequestFilter { after: cursor.clone(), ..Default::default() }, "requests_created"),
+            (
+                RequestFilter { status: Some(Status::Pending), after: cursor.clone(), ..Default::default() },
+                "requests_status",
+            ),
+            (RequestFilter { kind: Some("k".to_owned()), ..Default::default() }, "requests_kind"),
+            (RequestFilter { resource: Some("r".to_owned()), ..Default::default() }, "requests_resource"),
+            (RequestFilter { principal: Some(PrincipalRef::agent("bot")), ..Default::default() }, "requests_principal"),
+            (
+                RequestFilter { visible_to: audience.clone(), after: cursor, ..Default::default() },
+                "request_audience_created",
+            ),
+            (
+                RequestFilter { visible_to: audience, status: Some(Status::Pending), ..Default::default() },
+                "request_audience_status",
+            ),
+        ];
+        for (filter, index) in filters {
+            let (sql, params) = crate::requests::list_query(&filter);
+            let plan: Vec<String> = reader
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(plan.iter().any(|step| step.contains(index)), "{filter:?} should read {index}: {plan:?}");
+            assert!(
+                plan.iter().all(|step| !step.starts_with("SCAN") || step.contains("USING")),
+                "{filter:?}: {plan:?}"
+            );
+            // A list for one audience may gather the ids it may see from
+            // each of its keys' ranges and order them; every other list
+            // stops after a page.
+            if filter.visible_to.is_none() {
+                assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{filter:?}: {plan:?}");
+            }
         }
     }
 
