@@ -340,7 +340,7 @@ class _AsyncPool:
         conn = self._take()
         fresh = conn is None
         try:
-            async with asyncio.timeout(timeout):  # type: ignore[attr-defined]
+            async with asyncio.timeout(timeout):
                 if conn is None:
                     conn = await self._connect()
                 fresh = False
