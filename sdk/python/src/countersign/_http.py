@@ -196,8 +196,11 @@ def _request_bytes(conn: h11.Connection, method: str, target: bytes, headers: Li
 
 
 def _reusable(conn: h11.Connection) -> bool:
-    """Whether the exchange ended cleanly with both sides keeping the connection; readies it for the next."""
-    if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+    """Whether the exchange ended cleanly with both sides keeping the connection; readies it for the next.
+
+    Bytes already read past the answer mean the two sides disagree on where
+    it ended (a smuggled or stray answer): never read as the next one."""
+    if conn.our_state is h11.DONE and conn.their_state is h11.DONE and conn.trailing_data == (b"", False):
         conn.start_next_cycle()
         return True
     return False
@@ -266,12 +269,19 @@ class _SyncPool:
                     raise httpcore.ConnectError(str(e)) from e
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn = _SyncConnection(sock)
+            # One deadline for the whole exchange: a server trickling its
+            # answer a byte at a time does not hold the caller past it.
+            deadline = time.monotonic() + timeout
             conn.sock.settimeout(timeout)
             reading = _Reading(conn.h11)
             try:
                 conn.sock.sendall(_request_bytes(conn.h11, method, target, headers, content))
                 answer = None
                 while answer is None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise httpcore.ReadTimeout("the answer did not come within the call's timeout")
+                    conn.sock.settimeout(left)
                     answer = reading.feed(conn.sock.recv(READ_SIZE))
             except socket.timeout as e:
                 raise httpcore.ReadTimeout(str(e)) from e
