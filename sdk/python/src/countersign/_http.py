@@ -315,6 +315,13 @@ class _AsyncConnection:
         self.idle_since = 0.0
 
 
+def _close(writer: asyncio.StreamWriter) -> None:
+    try:
+        writer.close()
+    except RuntimeError:
+        pass  # its loop is closed already (a task dropped with it): the transport's finalizer closes the socket
+
+
 class _AsyncPool:
     """The asyncio twin of `_SyncPool` (one event loop; Python 3.11+ for `asyncio.timeout`)."""
 
@@ -330,7 +337,7 @@ class _AsyncPool:
             if (time.monotonic() - conn.idle_since < KEEPALIVE_EXPIRY and not conn.reader.at_eof()
                     and not _readable(conn.writer.get_extra_info("socket"))):
                 return conn
-            conn.writer.close()
+            _close(conn.writer)
         return None
 
     async def _connect(self) -> _AsyncConnection:
@@ -362,7 +369,7 @@ class _AsyncPool:
                     answer = reading.feed(await conn.reader.read(READ_SIZE))
         except BaseException as e:
             if conn is not None:
-                conn.writer.close()
+                _close(conn.writer)
             if isinstance(e, TimeoutError):
                 raise (httpcore.ConnectTimeout if fresh else httpcore.ReadTimeout)(str(e)) from e
             if isinstance(e, OSError):
@@ -372,14 +379,14 @@ class _AsyncPool:
             conn.idle_since = time.monotonic()
             self._idle.append(conn)
         else:
-            conn.writer.close()
+            _close(conn.writer)
         return answer
 
     async def aclose(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
         for conn in idle:
-            conn.writer.close()
+            _close(conn.writer)
 
 
 class SyncHttp:
