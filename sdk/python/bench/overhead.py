@@ -89,7 +89,7 @@ async def after(name: str, n: int, warmup: int, before: Run, timed: Run) -> None
                 samples.append(time.perf_counter() - started)
                 cpu += time.process_time() - cpu_started
         q = quantiles(samples)
-        print(f"{name + ', ' + label:52} p50 {q['p50']:6.2f} p90 {q['p90']:6.2f} | CPU {cpu / n * 1000:5.2f} ms",
+        print(f"{name + ', ' + label:62} p50 {q['p50']:6.2f} p90 {q['p90']:6.2f} | CPU {cpu / n * 1000:5.2f} ms",
               flush=True)
 
 
