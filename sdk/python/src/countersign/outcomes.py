@@ -1,7 +1,7 @@
 """Outcome reports sent off the caller's path (`background_report=True`).
 
 An `AsyncClient` called on a running event loop sends them as one task on
-that loop (`LoopSender`), in order, over its own connections: no second
+that loop (`LoopSender`), in order, over the client's connections: no second
 thread wakes per report, none takes the GIL from the caller's (measured:
 0.2–0.5 ms less per gated tool call inside an agent framework, see the
 README). Whatever that task has not delivered when the loop ends (the
@@ -10,10 +10,11 @@ be reached, goes on, in order, to the client's sender thread below — a
 report cut off mid-send is sent again, and "already reported" then counts
 as delivered.
 
-Otherwise (a blocking `Client`) one daemon thread per client, with its own
-pooled keep-alive connection, sends the reports in order. A report the gateway cannot take yet (it is
-down, or answers 5xx) is retried with backoff for `RETRY_FOR` seconds; one
-it refuses (4xx: already reported, not the requester's) is not retried.
+Otherwise (a blocking `Client`, or no loop running) one daemon thread per
+client, with its own pooled keep-alive connection, sends the reports in
+order. A report the gateway cannot take yet (it is down, or answers 5xx) is
+retried with backoff for `RETRY_FOR` seconds; one it refuses (4xx: already
+reported, not the requester's) is not retried.
 Either way nothing is lost silently: a report given up is logged as an
 error and kept in `undelivered`, and `flush()` returns how many are left.
 
@@ -187,10 +188,6 @@ class LoopSender:
         #: Whether `_queue[0]` is being sent (it may be recorded already).
         self._sending = False
         _loops.add(self)
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
 
     def send(self, report: Report) -> None:
         """Queues a report; returns at once (called on `loop`)."""
