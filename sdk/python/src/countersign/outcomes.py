@@ -3,7 +3,7 @@
 An `AsyncClient` called on a running event loop sends them as one task on
 that loop (`LoopSender`), in order, over the client's connections: no second
 thread wakes per report, none takes the GIL from the caller's (measured:
-0.2–0.5 ms less per gated tool call inside an agent framework, see the
+0.1–0.6 ms less per gated tool call inside an agent framework, see the
 README). Whatever that task has not delivered when the loop ends (the
 task cancelled by `asyncio.run`, or dropped), or when the gateway cannot
 be reached, goes on, in order, to the client's sender thread below — a
