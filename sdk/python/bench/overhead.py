@@ -10,7 +10,8 @@ differences, and the mean CPU time this process (all its threads) spent
 per gated call over a plain one — the SDK's own work, which a loaded
 machine moves far less than the wall-clock figures. `--gap-ms` sleeps
 between iterations, outside the timed part, as a model call separates
-tool calls in a real run (0: back to back).
+tool calls in a real run (0: back to back). The `cold` rows time one SDK
+call back to back and right after an (untimed) framework run.
 
     .venv-sdk-python/bin/python sdk/python/bench/overhead.py \
         --bin target/release/countersign --n 500 --gap-ms 0
@@ -71,6 +72,25 @@ async def paired(name: str, n: int, warmup: int, gap: float, gated: Run, plain: 
     print(f"{name:34} gated p50 {gq['p50']:6.2f} p90 {gq['p90']:6.2f} p99 {gq['p99']:6.2f} | "
           f"plain p50 {pq['p50']:6.2f} | overhead p50 {gq['p50'] - pq['p50']:6.2f} ms "
           f"(paired {diffs:6.2f}; CPU {extra_cpu:5.2f} ms)", flush=True)
+
+
+async def after(name: str, n: int, warmup: int, before: Run, timed: Run) -> None:
+    """`timed` back to back, then each time right after an untimed `before`
+    (a framework run: the caches hold its code and data, not the SDK's)."""
+    for label, first in (("alone", None), ("after a framework run", before)):
+        samples: List[float] = []
+        cpu = 0.0
+        for i in range(warmup + n):
+            if first is not None:
+                await first()
+            started, cpu_started = time.perf_counter(), time.process_time()
+            await timed()
+            if i >= warmup:
+                samples.append(time.perf_counter() - started)
+                cpu += time.process_time() - cpu_started
+        q = quantiles(samples)
+        print(f"{name + ', ' + label:62} p50 {q['p50']:6.2f} p90 {q['p90']:6.2f} | CPU {cpu / n * 1000:5.2f} ms",
+              flush=True)
 
 
 async def bench(url: str, token: str, n: int, warmup: int, gap: float, only: str) -> None:
@@ -161,6 +181,27 @@ async def bench(url: str, token: str, n: int, warmup: int, gap: float, only: str
 
     pa_plain = PAgent(FunctionModel(scripted), toolsets=[FunctionToolset([refund])])
 
+    # The same SDK call, warm (back to back) and right after a framework
+    # run: what running inside an agent costs the SDK's code, which the
+    # adapters' rows pay and `guard()`'s do not.
+    if wanted("cold"):
+        async def health() -> None:
+            await client.healthy()
+
+        async def submit() -> None:
+            await client.submit("bench.call", resource, {"n": 1})
+
+        async def guard_awaited() -> None:
+            async with countersign.guard("bench.call", resource, {"n": 1}, client=client, background_report=False):
+                work()
+
+        async def framework() -> None:
+            await pa_plain.run("go")
+
+        await after("cold: GET /healthz", n, warmup, framework, health)
+        await after("cold: submit", n, warmup, framework, submit)
+        await after("cold: guard() asyncio, awaited report", n, warmup, framework, guard_awaited)
+
     # Each framework's own cost of a hook with nothing in it (no gateway
     # call): the part of an adapter's overhead no gateway or SDK change
     # can remove.
@@ -229,7 +270,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--gap-ms", type=float, default=0.0, help="pause between iterations, untimed")
-    parser.add_argument("--only", default="", help="comma-separated names: floor,guard,hooks,openai,langchain,pydantic")
+    parser.add_argument("--only", default="",
+                        help="comma-separated names: floor,guard,cold,hooks,openai,langchain,pydantic")
     args = parser.parse_args()
     os.environ["CS_SDK_BIN"] = args.bin
     import conftest

@@ -290,3 +290,149 @@ def test_tls_is_verified_as_httpx_verifies_it(tmp_path: Path):
         asyncio.run(run())
     finally:
         server.close()
+
+
+def both_fail(url: str, call: Call) -> None:
+    """The call is `GatewayUnavailable` through the blocking and the asyncio client."""
+    sync = countersign.Client(url, "t")
+    try:
+        with pytest.raises(GatewayUnavailable):
+            sync._call(call)
+    finally:
+        sync.close()
+
+    async def run() -> None:
+        async with countersign.AsyncClient(url, "t") as client:
+            with pytest.raises(GatewayUnavailable):
+                await client._call(call)
+
+    asyncio.run(run())
+
+
+def test_an_answer_larger_than_the_limit_is_unavailable(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(countersign._http, "MAX_ANSWER", 1000)
+
+    def serve(conn: socket.socket) -> None:
+        read_request(conn)
+        # Chunked, never ending: only the limit stops the reading.
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            while True:
+                conn.sendall(b"100\r\n" + b"x" * 256 + b"\r\n")
+        except OSError:
+            return
+
+    server = Server(serve)
+    try:
+        both_fail(server.url, Call("GET", "/v1/whoami"))
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",  # a header past h11's limit
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",  # two lengths: smuggling
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # a chunk size that is not hex
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}" + b"HTTP/1.1 200 OK\r\n",  # bytes after the answer
+])
+def test_a_malformed_answer_is_unavailable_and_its_connection_is_not_reused(reply: bytes):
+    def serve(conn: socket.socket) -> None:
+        while read_request(conn):
+            conn.sendall(reply)
+            time.sleep(0.05)
+
+    server = Server(serve)
+    try:
+        if reply.endswith(b"HTTP/1.1 200 OK\r\n"):
+            # The first answer is whole; what follows it makes the connection unfit to reuse.
+            sync = countersign.Client(server.url, "t")
+            assert sync._call(Call("GET", "/v1/whoami")) == {}
+            time.sleep(0.1)
+            assert sync._call(Call("GET", "/v1/whoami")) == {}
+            sync.close()
+            assert server.connections == 2
+            return
+        both_fail(server.url, Call("GET", "/v1/whoami"))
+    finally:
+        server.close()
+
+
+def test_a_trickled_answer_ends_at_the_calls_timeout():
+    def serve(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        try:
+            for _ in range(100):
+                conn.sendall(b"x")
+                time.sleep(0.05)
+        except OSError:
+            return
+
+    server = Server(serve)
+    try:
+        started = time.monotonic()
+        both_fail(server.url, Call("GET", "/v1/whoami", timeout=0.5))
+        assert time.monotonic() - started < 2.5
+    finally:
+        server.close()
+
+
+def test_chunked_and_informational_answers_are_read_and_close_is_honoured():
+    def serve(conn: socket.socket) -> None:
+        while read_request(conn):
+            # A 100 Continue first, then the answer in two chunks; then
+            # `Connection: close` while the socket stays open: the client
+            # must still not send a second request on it.
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                         b"Connection: close\r\n\r\n5\r\n{\"ok\"\r\n6\r\n:true}\r\n0\r\n\r\n")
+
+    server = Server(serve)
+    try:
+        assert both(server.url, Call("GET", "/v1/whoami")) == [{"ok": True}, {"ok": True}]
+        assert server.connections == 2
+        sync = countersign.Client(server.url, "t")
+        assert sync.whoami() == {"ok": True}
+        assert sync.whoami() == {"ok": True}
+        sync.close()
+        assert server.connections == 4
+    finally:
+        server.close()
+
+
+def test_a_connection_is_not_reused_after_a_timeout():
+    answered = []
+
+    def serve(conn: socket.socket) -> None:
+        read_request(conn)
+        if not answered:
+            answered.append(1)
+            time.sleep(0.5)  # the first call gives up meanwhile
+            conn.sendall(answer(b'{"late":true}'))  # a late answer must never be read as the next one
+            time.sleep(0.5)
+            return
+        conn.sendall(answer())
+
+    for client_kind in ("sync", "async"):
+        answered.clear()
+        server = Server(serve)
+        try:
+            if client_kind == "sync":
+                sync = countersign.Client(server.url, "t")
+                with pytest.raises(GatewayUnavailable):
+                    sync._call(Call("GET", "/v1/whoami", timeout=0.2))
+                time.sleep(0.4)
+                assert sync.whoami() == {"ok": True}
+                sync.close()
+            else:
+                async def run() -> None:
+                    async with countersign.AsyncClient(server.url, "t") as client:
+                        with pytest.raises(GatewayUnavailable):
+                            await client._call(Call("GET", "/v1/whoami", timeout=0.2))
+                        await asyncio.sleep(0.4)
+                        assert await client.whoami() == {"ok": True}
+
+                asyncio.run(run())
+            assert server.connections == 2
+        finally:
+            server.close()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional
 from urllib.parse import quote
 
-from ._http import Answer
+from ._http import MAX_ANSWER, Answer
 from .errors import ApiError, GatewayUnavailable, ProtocolError
 
 DEFAULT_SERVER = "http://127.0.0.1:8470"
@@ -19,8 +19,6 @@ WAIT_SECS = 30
 WAIT_SLACK = 15.0
 #: Seconds allowed for an ordinary call.
 CALL_TIMEOUT = 10.0
-#: The largest answer read (the gateway's own limits keep answers far below).
-MAX_ANSWER = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from . import _core
 from ._core import Call
 from ._http import TRANSPORT_ERRORS, AsyncHttp, SyncHttp
 from .errors import GatewayUnavailable
-from .outcomes import OutcomeSender, Report
+from .outcomes import LoopSender, OutcomeSender, Report
 from .types import AuditPage, Page, Request
 
 #: How long a gateway that stops answering mid-wait is retried.
@@ -265,11 +265,12 @@ class AsyncClient:
         self._verify = _core.tls(verify)
         self._http = AsyncHttp(self.server, self._headers, self._verify, http)
         self._outcomes: Optional[OutcomeSender] = None
+        self._loop_outcomes: Optional[LoopSender] = None
 
     @property
     def outcomes(self) -> OutcomeSender:
-        """The background sender of outcome reports: a thread with its own
-        connection, so a report never waits on this event loop."""
+        """The background sender thread of outcome reports: what is queued
+        off an event loop, and what the loop's own sender could not send."""
         if self._outcomes is None:
             self._outcomes = OutcomeSender(self.server, self._headers, self._verify)
         return self._outcomes
@@ -277,19 +278,51 @@ class AsyncClient:
     def report_outcome_later(self, id: str, status: str, *, exit_code: Optional[int] = None,
                              summary: Optional[str] = None, output_sha256: Optional[str] = None,
                              done: Optional[Callable[[Request], None]] = None) -> None:
-        """Queues the outcome report for the background sender; returns at once."""
+        """Queues the outcome report; returns at once. On a running event loop
+        it is sent by a task on that loop, else by the sender thread (see
+        `countersign.outcomes`)."""
         body = _core.outcome_body(status, exit_code, summary, output_sha256)
         _core.segment(id)  # refused here, not later in the sender
-        self.outcomes.send(Report(id, body, _on_recorded(done)))
+        report = Report(id, body, _on_recorded(done))
+        try:
+            loop: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or (self._outcomes is not None and self._outcomes.busy):
+            # Off a loop; or behind reports the thread still holds, to keep the order.
+            self.outcomes.send(report)
+            return
+        sender = self._loop_outcomes
+        if sender is None or sender.loop is not loop:
+            if sender is not None:
+                sender.hand_over()  # its loop has ended: the thread sends what it held
+            sender = self._loop_outcomes = LoopSender(loop, self._post_report, lambda: self.outcomes)
+        sender.send(report)
 
-    async def flush_outcomes(self, timeout: Optional[float] = None) -> int:
-        """Waits (off the event loop) for queued outcome reports; returns how many are left."""
-        sender = self._outcomes
+    async def _post_report(self, report: Report) -> Any:
+        return await self._call(Call("POST", f"/v1/actions/{_core.segment(report.id)}/outcome", body=report.body))
+
+    async def _drain_loop(self, timeout: Optional[float]) -> int:
+        sender = self._loop_outcomes
         if sender is None:
             return 0
-        return await asyncio.get_running_loop().run_in_executor(None, sender.flush, timeout)
+        if sender.loop is asyncio.get_running_loop():
+            return await sender.drain(timeout)
+        sender.hand_over()
+        return 0
+
+    async def flush_outcomes(self, timeout: Optional[float] = None) -> int:
+        """Waits for queued outcome reports (the thread's off the event loop); returns how many are left."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = await self._drain_loop(timeout)
+        sender = self._outcomes
+        if sender is None:
+            return left
+        rest = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return left + await asyncio.get_running_loop().run_in_executor(None, sender.flush, rest)
 
     async def aclose(self) -> None:
+        await self._drain_loop(None)
         sender = self._outcomes
         if sender is not None:
             await asyncio.get_running_loop().run_in_executor(None, sender.close)

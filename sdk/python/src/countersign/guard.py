@@ -44,13 +44,19 @@ SUMMARY_LIMIT = 500
 
 
 async def drain_reports() -> None:
-    """Waits (off the event loop) for every outcome report still queued in
-    the background senders (`background_report=True`)."""
-    await asyncio.get_running_loop().run_in_executor(None, flush_reports)
+    """Waits for every outcome report still queued (`background_report=True`):
+    those sent on this event loop, then (off the loop) the sender threads'."""
+    loop = asyncio.get_running_loop()
+    for sender in list(outcomes._loops):
+        if sender.loop is loop:
+            await sender.drain()
+    await loop.run_in_executor(None, flush_reports)
 
 
 def flush_reports(timeout: Optional[float] = None) -> int:
-    """Waits for every queued outcome report; returns how many are left."""
+    """Waits for every report queued in the sender threads (and those left on
+    event loops that ended); returns how many are left."""
+    outcomes.hand_over_stranded()
     return sum(sender.flush(timeout) for sender in list(outcomes._open))
 
 
