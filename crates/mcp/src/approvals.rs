@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use countersign_core::{Action, Outcome, OutcomeStatus, Principal, Request, Status, Timestamp, VoteKind};
+use countersign_gateway::gate::Outcomes;
 use countersign_gateway::{AppState, Blame, GatewayError};
 use countersign_policy::Verdict;
 
@@ -82,7 +83,8 @@ pub trait Approvals: Send + Sync + std::fmt::Debug {
     async fn release(&self, id: &str) -> Result<Ticket, GateError>;
     /// Withdraws a pending request.
     async fn cancel(&self, id: &str) -> Result<(), GateError>;
-    /// Records how the action went.
+    /// Records how the action went (the gateway's own may record it a
+    /// moment later, batched with others).
     async fn report(&self, id: &str, report: Report) -> Result<(), GateError>;
     /// Whether a call to this tool is denied to this caller by a `forbid`
     /// even with empty arguments, so `tools/list` may leave it out.
@@ -100,11 +102,19 @@ pub struct InProcess {
     state: AppState,
     /// Refreshed on every authenticated HTTP request of the session.
     principal: Arc<RwLock<Principal>>,
+    /// Tool calls' outcomes, recorded in batches as the gateway's other
+    /// endpoints record theirs: one commit for the outcomes of many calls
+    /// instead of one each, whose fsync the session's next decision would
+    /// otherwise queue behind.
+    outcomes: Outcomes,
 }
 
 impl InProcess {
+    /// The session's link to the gateway; call it inside the runtime (the
+    /// outcome recorder is a task).
     pub fn new(state: AppState, principal: Principal) -> Self {
-        Self { state, principal: Arc::new(RwLock::new(principal)) }
+        let outcomes = Outcomes::new(&state);
+        Self { state, principal: Arc::new(RwLock::new(principal)), outcomes }
     }
 
     /// The caller as of its latest authenticated request.
@@ -154,7 +164,9 @@ impl Approvals for InProcess {
             output_sha256: Some(report.output_sha256),
             reported_at: self.state.now(),
         };
-        self.state.report_outcome(&self.principal(), id, outcome).await.map_err(gate_error)?;
+        // This session submitted `id` for this caller; the store's
+        // transition still refuses anyone but the requester.
+        self.outcomes.report(&self.principal(), id.to_owned(), outcome);
         Ok(())
     }
 
