@@ -258,6 +258,10 @@ class _SyncPool:
 
     def request(self, method: str, target: bytes, headers: List[Header], content: Optional[bytes],
                 timeout: float) -> Answer:
+        # One deadline for the whole call, connecting included (as the
+        # asyncio twin's single `asyncio.timeout`): a slow connect followed
+        # by a trickled answer does not get the timeout twice.
+        deadline = time.monotonic() + timeout
         conn = self._take()
         try:
             if conn is None:
@@ -269,10 +273,12 @@ class _SyncPool:
                     raise httpcore.ConnectError(str(e)) from e
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn = _SyncConnection(sock)
-            # One deadline for the whole exchange: a server trickling its
-            # answer a byte at a time does not hold the caller past it.
-            deadline = time.monotonic() + timeout
-            conn.sock.settimeout(timeout)
+            # A server trickling its answer a byte at a time does not hold
+            # the caller past the deadline either.
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise httpcore.ConnectTimeout("connecting took the call's whole timeout")
+            conn.sock.settimeout(left)
             reading = _Reading(conn.h11)
             try:
                 conn.sock.sendall(_request_bytes(conn.h11, method, target, headers, content))
