@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{json_response, rpc_error, sse, Incoming, Service, SESSION_HEADER};
 use crate::approvals::{Approvals, InProcess};
 use crate::gate;
-use crate::gatekeeper::{self, Fate, Gatekeeper, Held, Options, Outcome, Scope, Settled, Step};
+use crate::gatekeeper::{self, Fate, Gatekeeper, Held, Options, Scope, Settled, Step};
 use crate::jsonrpc::{self, From, Kind, Malformed};
 
 /// Request headers passed to the upstream (besides `Mcp-Param-*`).
@@ -93,31 +93,21 @@ impl Session {
 
     /// Looks at a message from the upstream (`text` as received) that came
     /// in `scope`: what to do with it.
+    ///
+    /// A tool call's outcome is handed to the gateway's outcome recorder
+    /// (a queue, recorded in batches), so reporting it here, before the
+    /// message is passed on, does not hold up the answer.
     fn observe(&self, message: &Value, text: &[u8], scope: &Scope) -> Seen {
-        let (seen, outcome) = self.observe_deferring(message, text, scope);
-        self.report(outcome);
-        seen
-    }
-
-    /// As [`Session::observe`], but a tool call's outcome is handed back,
-    /// to be reported once the message is on its way to the client: the
-    /// report's store work then does not hold up the answer.
-    fn observe_deferring(&self, message: &Value, text: &[u8], scope: &Scope) -> (Seen, Option<Outcome>) {
         let seen = self.gatekeeper().from_upstream(message, text, scope);
-        let fate = match seen.fate {
+        gatekeeper::report_in_background(&self.approvals(), seen.outcome);
+        match seen.fate {
             Fate::Pass => Seen::Pass,
             Fate::Replace(value) => Seen::Replace(value.to_string()),
             Fate::Drop(refusal) => {
                 gatekeeper::audit_in_background(&self.approvals(), refusal);
                 Seen::Drop
             }
-        };
-        (fate, seen.outcome)
-    }
-
-    /// Reports a forwarded tool call's outcome (in the background).
-    fn report(&self, outcome: Option<Outcome>) {
-        gatekeeper::report_in_background(&self.approvals(), outcome);
+        }
     }
 
     /// A forwarded request that will get no answer from the upstream:
@@ -619,41 +609,30 @@ async fn stream_into(mut response: reqwest::Response, session: Arc<Session>, tx:
             }
         };
         for event in events {
-            let (bytes, outcome) = if event.is_message() {
-                let (seen, outcome) = match jsonrpc::parse(&event.data) {
-                    Ok(value) => session.observe_deferring(&value, event.data.as_bytes(), &scope),
+            let bytes = if event.is_message() {
+                let seen = match jsonrpc::parse(&event.data) {
+                    Ok(value) => session.observe(&value, event.data.as_bytes(), &scope),
                     Err(_) => {
                         session.dropped("an event whose data is not JSON", event.data.as_bytes());
-                        (Seen::Drop, None)
+                        Seen::Drop
                     }
                 };
-                let bytes = match seen {
-                    Seen::Pass => Some(event.to_bytes()),
-                    Seen::Replace(text) => Some(event.with_data(&text).to_bytes()),
-                    Seen::Drop => None,
-                };
-                (bytes, outcome)
+                match seen {
+                    Seen::Pass => event.to_bytes(),
+                    Seen::Replace(text) => event.with_data(&text).to_bytes(),
+                    Seen::Drop => continue,
+                }
             } else if event.data.is_empty() {
                 // A priming event, a keep-alive: no message in it.
-                (Some(event.to_bytes()), None)
+                event.to_bytes()
             } else {
                 // Data a client would not read as a message: not passed on.
                 session.dropped("an event of another type than `message`", event.data.as_bytes());
-                (None, None)
+                continue;
             };
-            let mut outcome = outcome;
-            if let Some(bytes) = bytes {
-                // Reported once the answer is on its way, not before; but a
-                // client that stops reading (the channel full) must not hold
-                // the outcome back, so then it is reported first.
-                if let Err(mpsc::error::TrySendError::Full(bytes)) = tx.try_send(bytes) {
-                    session.report(outcome.take());
-                    // A client that left does not stop the reading: the
-                    // outcome must still be seen and reported.
-                    let _ = tx.send(bytes).await;
-                }
-            }
-            session.report(outcome);
+            // A client that left does not stop the reading: the outcome
+            // must still be seen and reported.
+            let _ = tx.send(bytes).await;
         }
     };
     let unanswered = !gated.is_null() && session.gatekeeper().awaits(gated);
